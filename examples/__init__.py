@@ -1,0 +1,1 @@
+"""Runnable example projects; each has a spec and a deterministic data generator."""

@@ -1,0 +1,5 @@
+"""Allow ``python -m mlship``."""
+
+from mlship.cli.main import main
+
+main()

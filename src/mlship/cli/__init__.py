@@ -1,0 +1,1 @@
+"""The ``mlship`` command line: one module per command group."""

@@ -1,0 +1,48 @@
+"""The ``mlship`` entry point: registers the command groups and turns errors into messages."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.markup import escape
+
+from mlship import __version__
+from mlship.cli import models, runs
+from mlship.cli.console import err, out
+from mlship.cli.predict import predict
+from mlship.cli.quickstart import quickstart
+from mlship.cli.run import run
+from mlship.cli.serve import serve
+from mlship.errors import MlshipError
+
+app = typer.Typer(
+    name="mlship",
+    help="Take a model through its whole life: data in, validated, trained, registered, served.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(run)
+app.command()(predict)
+app.command()(serve)
+app.command()(quickstart)
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+
+
+@app.command()
+def version() -> None:
+    """Print mlship's version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except MlshipError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

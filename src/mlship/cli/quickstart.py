@@ -1,0 +1,74 @@
+"""``mlship quickstart``: write the churn example, run it, and show how to use the model."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from mlship.cli.console import out
+from mlship.cli.run import run_spec
+from mlship.examples.churn import write_project
+from mlship.workspace import Workspace
+
+
+def _program() -> str:
+    """How the user can call mlship: bare when it is on PATH, else by its path."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("mlship")
+    if on_path and Path(on_path).resolve() == invoked.resolve():
+        return "mlship"
+    if invoked.name == "mlship" and invoked.exists():
+        try:
+            return str(invoked.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(invoked.resolve())
+    return "python -m mlship"
+
+
+def quickstart(
+    directory: Path = typer.Option(
+        Path("mlship-quickstart"), "--dir", help="Where to write the example project."
+    ),
+    port: int = typer.Option(8000, help="Port used in the printed serve command."),
+) -> None:
+    """Build the churn example project, train and register a model, print the next commands."""
+    started = time.perf_counter()
+    spec_path = write_project(directory)
+    out.rule("mlship quickstart: customer churn")
+    out.print(f"Wrote the example project to {directory}/ ({spec_path.name} and data/)")
+    workspace = Workspace.open()
+    try:
+        result = run_spec(spec_path, workspace)
+        home = workspace.settings.home_resolved
+    finally:
+        workspace.close()
+
+    ref = f"{result.version.model.name}:{result.version.version}"
+    new_rows = directory / "data" / "new_customers.csv"
+    sample = pd.read_csv(new_rows, nrows=1).drop(columns=["customer_id"]).iloc[0]
+    record = {k: (None if pd.isna(v) else v) for k, v in sample.to_dict().items()}
+    body = json.dumps({"records": [record]}, default=str)
+    mlship = _program()
+    out.rule("Next")
+    out.print(f"Metadata and artifacts are in {home}")
+    out.print("Score a file:", style="bold")
+    out.print(f"  {mlship} predict {ref} {new_rows} -o predictions.csv", soft_wrap=True)
+    out.print("Serve it over HTTP:", style="bold")
+    out.print(f"  {mlship} serve {ref} --port {port}", soft_wrap=True)
+    out.print(
+        f"  curl -s -X POST http://127.0.0.1:{port}/predict "
+        f"-H 'content-type: application/json' -d {shlex.quote(body)}",
+        soft_wrap=True,
+        markup=False,
+    )
+    out.print("Look around:", style="bold")
+    out.print(f"  {mlship} runs list   |  {mlship} runs show {result.run_id[:8]}", soft_wrap=True)
+    out.print(f"  {mlship} models list |  {mlship} models show {ref}", soft_wrap=True)
+    out.print(f"Quickstart finished in {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,88 @@
+"""``mlship run``: execute a pipeline spec with a live progress display."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from mlship.cli.console import out
+from mlship.cli.render import leaderboard_table, metrics_table
+from mlship.spec import load_spec
+from mlship.train.cv import FoldScore
+from mlship.train.run import RunObserver, RunResult, execute
+from mlship.workspace import Workspace
+
+
+class ProgressObserver(RunObserver):
+    """Shows stages as log lines and cross-validation as one progress bar per candidate."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def stage(self, message: str) -> None:
+        self.progress.console.log(message)
+
+    def start_cv(self, candidates: list[str], folds: int) -> None:
+        for name in candidates:
+            self.tasks[name] = self.progress.add_task(f"CV {name}", total=folds)
+
+    def fold_done(self, score: FoldScore) -> None:
+        self.progress.advance(self.tasks[score.candidate])
+
+
+@contextmanager
+def progress_observer() -> Iterator[ProgressObserver]:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("folds"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=False,
+    ) as progress:
+        yield ProgressObserver(progress)
+
+
+def run_spec(spec_path: Path, workspace: Workspace) -> RunResult:
+    """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
+    loaded = load_spec(spec_path)
+    with progress_observer() as observer:
+        result = execute(loaded, workspace, observer)
+    run = workspace.metadata.get_run(result.run_id)
+    reuse = " (already stored, reused)" if result.dataset_reused else ""
+    out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
+    out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
+    out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", result.holdout))
+    version = result.version
+    out.print(
+        f"Registered [bold]{loaded.spec.name}:{version.version}[/] "
+        f"(artifact sha256 {version.artifact_sha256[:12]}, run {result.run_id[:8]}, "
+        f"{result.wall_seconds:.1f} s)"
+    )
+    return result
+
+
+def run(
+    spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
+) -> None:
+    """Ingest, check, cross-validate the candidates, evaluate the best and register it."""
+    workspace = Workspace.open()
+    try:
+        run_spec(spec, workspace)
+    finally:
+        workspace.close()

@@ -1,0 +1,81 @@
+"""``mlship runs list|show``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from mlship.cli.console import out
+from mlship.cli.render import fmt, leaderboard_table, metrics_table
+from mlship.workspace import Workspace
+
+app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_runs(limit: int = typer.Option(50, help="Show at most this many, newest first.")) -> None:
+    """List runs, newest first."""
+    workspace = Workspace.open()
+    try:
+        runs = workspace.metadata.list_runs(limit)
+    finally:
+        workspace.close()
+    table = Table(title="Runs")
+    for name in ("run", "pipeline", "status", "started (UTC)", "wall s", "best", "cv score"):
+        table.add_column(name, justify="right" if name in ("wall s", "cv score") else "left")
+    for run in runs:
+        best = next((c for c in run.candidates if c.selected), None)
+        table.add_row(
+            run.id[:8],
+            run.pipeline,
+            run.status,
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            fmt(run.wall_seconds, 1),
+            run.best_candidate or "-",
+            f"{run.metric} {fmt(best.cv_mean)}" if best else "-",
+        )
+    out.print(table)
+
+
+@app.command("show")
+def show(run_id: str = typer.Argument(..., help="Run id or a unique prefix of it.")) -> None:
+    """Everything recorded about one run."""
+    workspace = Workspace.open()
+    try:
+        run = workspace.metadata.get_run(run_id)
+    finally:
+        workspace.close()
+    facts = Table(title=f"Run {run.id}", show_header=False)
+    facts.add_column("field")
+    facts.add_column("value")
+    dataset = run.dataset
+    rows = [
+        ("pipeline", run.pipeline),
+        ("status", run.status),
+        ("user", run.user),
+        ("task / metric", f"{run.task} / {run.metric}"),
+        ("spec", run.spec_path),
+        ("spec sha256", run.spec_hash),
+        ("dataset sha256", dataset.data_hash if dataset else "-"),
+        ("dataset rows", str(dataset.n_rows) if dataset else "-"),
+        ("started (UTC)", run.started_at.isoformat(timespec="seconds")),
+        ("wall seconds", fmt(run.wall_seconds, 2)),
+        ("git commit", run.git_commit or "-"),
+        ("python", str(run.environment.get("python", "-"))),
+        ("packages", json.dumps(run.environment.get("packages", {}))),
+    ]
+    if run.error:
+        rows.append(("error", run.error))
+    for key, value in rows:
+        facts.add_row(key, value)
+    out.print(facts)
+    if run.candidates:
+        out.print(leaderboard_table(run.metric, run.candidates, "Candidates"))
+        for candidate in run.candidates:
+            if candidate.selected:
+                out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
+    holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
+    if holdout:
+        out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", holdout))

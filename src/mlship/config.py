@@ -1,0 +1,95 @@
+"""Settings: one typed object read from ``MLSHIP_*`` environment variables and ``mlship.toml``.
+
+Environment variables win over the file, so a CI job or a container can override a checked-in
+``mlship.toml`` without editing it. Every path is resolved against the current directory once,
+here, so the rest of the code never guesses where the workspace lives.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mlship.errors import ConfigError
+
+CONFIG_FILE = "mlship.toml"
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Where mlship keeps its metadata and artifacts, and who is acting.
+
+    >>> Settings(home=Path("/tmp/ws")).database_url_resolved
+    'sqlite:////tmp/ws/mlship.db'
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLSHIP_", toml_file=CONFIG_FILE, extra="forbid", frozen=True
+    )
+
+    home: Path = Field(Path(".mlship"), description="Workspace directory of the embedded default.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata store; SQLite in `home` when unset."
+    )
+    artifact_root: Path | None = Field(
+        None, description="Directory of the artifact store; `home`/artifacts when unset."
+    )
+    user: str = Field(default_factory=_default_user, description="Who is acting, for the record.")
+    n_jobs: int = Field(
+        -1, description="Worker processes for cross-validation; -1 means all cores."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def home_resolved(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def database_url_resolved(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_resolved / 'mlship.db'}"
+
+    @property
+    def artifact_root_resolved(self) -> Path:
+        root = self.artifact_root if self.artifact_root is not None else self.home / "artifacts"
+        return root.expanduser().resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning a validation failure into an error that names the source and field."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        where = f"{Path(CONFIG_FILE).resolve()} or MLSHIP_* environment variables"
+        raise ConfigError(f"invalid settings in {where}: {problems}") from exc
+    except (OSError, ValueError) as exc:  # a malformed TOML file
+        raise ConfigError(f"cannot read {os.path.abspath(CONFIG_FILE)}: {exc}") from exc

@@ -1,0 +1,143 @@
+"""Check a raw table against declared columns and give every column its declared type.
+
+All problems of a table are collected before failing, so one run shows every broken column, each
+with the rows (and CSV lines) where it breaks and what was expected there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlship.errors import DataError
+from mlship.spec.models import Column
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+_EXAMPLES = 5
+
+EXPECTED = {
+    "integer": "an integer",
+    "float": "a number",
+    "boolean": "a boolean (true/false, yes/no, 1/0)",
+    "datetime": "a date/time",
+    "string": "text",
+    "category": "a category label",
+}
+
+
+@dataclass
+class Problems:
+    """Collected problems of one table, rendered as one readable error."""
+
+    origin: str
+    row_offset: int
+    line_offset: int | None
+    items: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def where(self, row: int) -> str:
+        text = f"row {row + self.row_offset}"
+        if self.line_offset is not None:
+            text += f" (line {row + self.line_offset})"
+        return text
+
+    def add_rows(self, column: str, rows: np.ndarray, describe: str, values: pd.Series) -> None:
+        self.count += len(rows)
+        for row in rows[:_EXAMPLES]:
+            self.items.append(
+                f"{self.where(int(row))}, column {column!r}: {describe.format(value=values.iloc[row])}"
+            )
+        if len(rows) > _EXAMPLES:
+            self.items.append(f"... and {len(rows) - _EXAMPLES} more rows in column {column!r}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            lines = "\n  ".join(self.items)
+            raise DataError(f"{self.origin}: {self.count} problem(s)\n  {lines}")
+
+
+def _parse_numeric(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype("float64")
+    if pd.api.types.is_numeric_dtype(raw):
+        return raw.astype("float64")
+    return pd.to_numeric(raw.astype("str").str.strip(), errors="coerce").astype("float64")
+
+
+def _parse_boolean(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype("boolean")
+    text = raw.astype("str").str.strip().str.lower()
+    parsed = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+    parsed[text.isin(_TRUE)] = True
+    parsed[text.isin(_FALSE)] = False
+    return parsed
+
+
+def _parse_text(raw: pd.Series) -> pd.Series:
+    text = raw.astype("str") if not pd.api.types.is_string_dtype(raw) else raw
+    return text.where(raw.notna(), None).astype("str")
+
+
+def _coerce_column(raw: pd.Series, column: Column, problems: Problems) -> pd.Series:
+    present = raw.notna().to_numpy()
+    kind = column.type
+    if kind in ("integer", "float"):
+        parsed = _parse_numeric(raw)
+    elif kind == "boolean":
+        parsed = _parse_boolean(raw)
+    elif kind == "datetime":
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+    else:
+        parsed = _parse_text(raw)
+    unparsable = np.flatnonzero(present & parsed.isna().to_numpy())
+    if len(unparsable):
+        problems.add_rows(
+            column.name, unparsable, f"{{value!r}} is not {EXPECTED[kind]}", raw
+        )
+    if kind == "integer":
+        values = parsed.to_numpy()
+        fractional = np.flatnonzero(~np.isnan(values) & (values != np.round(values)))
+        if len(fractional):
+            problems.add_rows(
+                column.name, fractional, "{value!r} is not an integer (it has a fraction)", raw
+            )
+        parsed = parsed.round().astype("Int64") if not len(fractional) else parsed
+    if not column.nullable:
+        empty = np.flatnonzero(~present)
+        if len(empty):
+            problems.add_rows(column.name, empty, "is empty, but the column is not nullable", raw)
+    return parsed
+
+
+def coerce_frame(
+    raw: pd.DataFrame,
+    columns: Sequence[Column],
+    origin: str,
+    *,
+    csv_lines: bool = False,
+) -> pd.DataFrame:
+    """Return the declared ``columns`` of ``raw`` with their declared types.
+
+    Columns that are not declared are left out. Raises :class:`DataError` listing every missing
+    column and every value that cannot be read as its column's type; ``origin`` (a file name)
+    starts the message, and with ``csv_lines`` rows are also given as line numbers of the file.
+    """
+    missing = [c.name for c in columns if c.name not in raw.columns]
+    if missing:
+        available = ", ".join(map(str, raw.columns)) or "none"
+        raise DataError(
+            f"{origin}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"the file has: {available}"
+        )
+    problems = Problems(origin=origin, row_offset=1, line_offset=2 if csv_lines else None)
+    typed = {
+        column.name: _coerce_column(raw[column.name].reset_index(drop=True), column, problems)
+        for column in columns
+    }
+    problems.raise_if_any()
+    return pd.DataFrame(typed)

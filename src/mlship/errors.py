@@ -1,0 +1,30 @@
+"""Errors that users see.
+
+Every error mlship raises on purpose derives from :class:`MlshipError`; the CLI prints its message
+without a traceback, so the message must say where the problem is (file, line, row, column, field)
+and what was expected.
+"""
+
+
+class MlshipError(Exception):
+    """Base class of the errors a user can fix."""
+
+
+class SpecError(MlshipError):
+    """The pipeline spec is malformed or inconsistent."""
+
+
+class DataError(MlshipError):
+    """Input data does not match the declared schema or signature."""
+
+
+class IntegrityError(MlshipError):
+    """A stored artifact does not match its recorded checksum."""
+
+
+class NotFoundError(MlshipError):
+    """A run, model or version that was asked for does not exist."""
+
+
+class ConfigError(MlshipError):
+    """Settings could not be read."""

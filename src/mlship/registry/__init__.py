@@ -1,0 +1,1 @@
+"""The model registry: versions with signatures, metrics, lineage and verified artifacts."""

@@ -1,0 +1,76 @@
+"""Save and load model artifacts.
+
+Model files are pickles, and unpickling runs code, so a model is only unpickled after its bytes
+hash to the checksum the registry recorded for the version. A mismatch is refused with an error
+that names the model, the version and both checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlship.data.schema import coerce_frame
+from mlship.errors import IntegrityError
+from mlship.registry.signature import Signature
+from mlship.store.artifacts import ArtifactRef, ArtifactStore
+from mlship.store.tables import ModelVersion
+
+
+def save_model(pipeline: Any, store: ArtifactStore) -> ArtifactRef:
+    return store.put_bytes(pickle.dumps(pipeline, protocol=5))
+
+
+@dataclass
+class LoadedModel:
+    """A verified, unpickled model version ready to predict."""
+
+    name: str
+    version: int
+    pipeline: Any
+    signature: Signature
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def prepare(self, raw: pd.DataFrame, origin: str, *, csv_lines: bool = False) -> pd.DataFrame:
+        """Check raw input against the signature and type it (raises DataError naming rows)."""
+        return coerce_frame(raw, self.signature.inputs, origin, csv_lines=csv_lines)
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """Predictions, and class probabilities (one column per class) for classifiers."""
+        predictions = self.pipeline.predict(frame)
+        proba = None
+        if self.signature.task == "classification" and hasattr(self.pipeline, "predict_proba"):
+            proba = self.pipeline.predict_proba(frame)
+        return predictions, proba
+
+
+def load_model(version: ModelVersion, store: ArtifactStore) -> LoadedModel:
+    """Fetch, verify and unpickle a registered model version."""
+    name = version.model.name
+    try:
+        data = store.get_bytes(version.artifact_sha256)
+    except IntegrityError as exc:
+        raise IntegrityError(
+            f"refusing to load model {name}:{version.version}: {exc}"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != version.artifact_sha256:  # defence in depth for stores that do not verify
+        raise IntegrityError(
+            f"refusing to load model {name}:{version.version}: artifact checksum {actual} "
+            f"does not match the registry's {version.artifact_sha256}"
+        )
+    pipeline = pickle.loads(data)  # noqa: S301 - bytes verified against the registry above
+    return LoadedModel(
+        name=name,
+        version=version.version,
+        pipeline=pipeline,
+        signature=Signature.from_dict(version.signature),
+    )

@@ -1,0 +1,1 @@
+"""Serving: a FastAPI app that validates requests against the model's signature."""

@@ -1,0 +1,67 @@
+"""Request and response models derived from a model's signature.
+
+Declaring the input record as a pydantic model gives three things from one place: validation that
+names the offending field, OpenAPI documentation of every input, and a typed record to predict on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from mlship.registry.signature import Signature
+
+_PY_TYPES: dict[str, Any] = {
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "string": str,
+    "category": str,
+    "datetime": str,
+}
+
+MAX_RECORDS = 10_000
+
+
+def record_model(signature: Signature) -> type[BaseModel]:
+    """A pydantic model with one field per model input (nullable inputs may be null or omitted)."""
+    fields: dict[str, Any] = {}
+    for column in signature.inputs:
+        kind: Any = _PY_TYPES[column.type]
+        description = f"{column.type}{', may be null' if column.nullable else ''}"
+        if column.type == "category" and column.name in signature.categories:
+            known = signature.categories[column.name]
+            description += f"; seen in training: {', '.join(known[:20])}"
+        if column.nullable:
+            fields[column.name] = (kind | None, Field(None, description=description))
+        else:
+            fields[column.name] = (kind, Field(..., description=description))
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "Record",
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
+
+
+def request_model(record: type[BaseModel]) -> type[BaseModel]:
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        records=(list[record], Field(..., min_length=1, max_length=MAX_RECORDS)),  # type: ignore[valid-type]
+    )
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None = Field(
+        None, description="Per record, the probability of each class (classifiers only)."
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str
+    version: int

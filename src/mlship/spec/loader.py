@@ -1,0 +1,236 @@
+"""Load a pipeline spec from YAML with errors that point at the file, line and field.
+
+YAML is composed into nodes first (safe loader: no Python object tags), so every key and list item
+keeps its line number; pydantic validates the plain data; and each error's location is mapped back
+to the nearest node that exists in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mlship.errors import SpecError
+from mlship.spec.models import PipelineSpec, Source
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec and where it came from."""
+
+    spec: PipelineSpec
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def source_path(self, source: Source) -> Path:
+        path = Path(source.path).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of the spec's content (not its formatting or comments)."""
+        canonical = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _line_index(node: yaml.Node, loc: Loc = ()) -> Iterator[tuple[Loc, int]]:
+    """Yield (location, 1-based line) for every node under ``node``."""
+    yield loc, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            yield (*loc, key), key_node.start_mark.line + 1
+            for sub_loc, line in _line_index(value_node, (*loc, key)):
+                if sub_loc != (*loc, key):
+                    yield sub_loc, line
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _line_index(item, (*loc, index))
+
+
+def _field_name(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at ``loc``, to list the allowed field names."""
+    model: type[BaseModel] | None = PipelineSpec
+    for part in loc[:-1]:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return model
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        owner = _model_at(loc)
+        allowed = ", ".join(owner.model_fields) if owner else "the documented fields"
+        return f"unknown field; expected one of: {allowed}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    given = error.get("input")
+    if not isinstance(given, dict | list):
+        message += f" (got {given!r})"
+    return message
+
+
+class _Locator:
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path = path
+        self.lines = dict(_line_index(root)) if root is not None else {}
+
+    def line_of(self, loc: Loc) -> int:
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(loc[:end])
+            if line is not None:
+                return line
+        return 1
+
+    def error(self, loc: Loc, message: str) -> str:
+        return f"{self.path}, line {self.line_of(loc)}, field {_field_name(loc)}: {message}"
+
+
+def parse_spec(text: str, path: Path) -> LoadedSpec:
+    """Validate spec ``text`` (the content of ``path``) or raise :class:`SpecError`."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise SpecError(f"{path}, line {line}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: invalid YAML: {exc}") from None
+    locator = _Locator(path, root)
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}, line 1: expected a mapping of fields such as name, task, sources")
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [locator.error(tuple(e["loc"]), _describe(e)) for e in exc.errors()]
+        raise SpecError("\n".join(problems)) from None
+    problems = [locator.error(loc, message) for loc, message in check_consistency(spec)]
+    if problems:
+        raise SpecError("\n".join(problems))
+    return LoadedSpec(spec=spec, path=path)
+
+
+def load_spec(path: Path | str) -> LoadedSpec:
+    """Read and validate the spec file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    return parse_spec(text, path.resolve())
+
+
+def check_consistency(spec: PipelineSpec) -> list[tuple[Loc, str]]:
+    """Rules that span fields: one target, known estimators and metrics, usable column types."""
+    from mlship.train.catalog import EstimatorLookupError, build_estimator
+    from mlship.train.metrics import METRICS
+
+    problems: list[tuple[Loc, str]] = []
+    seen: dict[str, int] = {}
+    for index, column in enumerate(spec.columns):
+        if column.name in seen:
+            problems.append(
+                (
+                    ("columns", index, "name"),
+                    f"duplicate column {column.name!r} (see columns[{seen[column.name]}])",
+                )
+            )
+        seen.setdefault(column.name, index)
+        if column.role == "feature" and column.type == "datetime":
+            problems.append(
+                (
+                    ("columns", index, "type"),
+                    "datetime columns cannot be features; use role id or ignore",
+                )
+            )
+    targets = [i for i, c in enumerate(spec.columns) if c.role == "target"]
+    if len(targets) != 1:
+        problems.append(
+            (("columns",), f"expected exactly one column with role target, found {len(targets)}")
+        )
+    elif spec.task == "regression" and spec.columns[targets[0]].type not in ("integer", "float"):
+        problems.append(
+            (
+                ("columns", targets[0], "type"),
+                "a regression target must be of type integer or float",
+            )
+        )
+    if not spec.features:
+        problems.append((("columns",), "expected at least one column with role feature"))
+    for index, source in enumerate(spec.sources):
+        if source.resolved_format is None:
+            problems.append(
+                (
+                    ("sources", index, "path"),
+                    "cannot tell the format from the suffix; set format: csv or parquet",
+                )
+            )
+    known_metrics = METRICS[spec.task]
+    if spec.metric not in known_metrics:
+        problems.append(
+            (
+                ("metric",),
+                f"unknown {spec.task} metric {spec.metric!r}; expected one of: {', '.join(known_metrics)}",
+            )
+        )
+    needs_proba = spec.metric in ("roc_auc", "average_precision", "log_loss")
+    labels: dict[str, int] = {}
+    for index, model in enumerate(spec.models):
+        if model.label in labels:
+            problems.append(
+                (
+                    ("models", index, "name"),
+                    f"two candidates are called {model.label!r}; give each a distinct name",
+                )
+            )
+        labels.setdefault(model.label, index)
+        try:
+            estimator = build_estimator(model.estimator, spec.task, model.params)
+        except EstimatorLookupError as exc:
+            field = "params" if model.params and "parameter" in str(exc) else "estimator"
+            problems.append((("models", index, field), str(exc)))
+            continue
+        if needs_proba and not hasattr(estimator, "predict_proba"):
+            problems.append(
+                (
+                    ("models", index, "estimator"),
+                    f"metric {spec.metric} needs class probabilities, which this estimator does not give with these params",
+                )
+            )
+    return problems

@@ -1,0 +1,230 @@
+"""The metadata repository: the only place that writes or reads rows.
+
+Every method runs in one transaction. A failure inside it rolls everything back, so a crash never
+leaves half a record: either a run's results and its model version are all there, or none are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from mlship.errors import MlshipError, NotFoundError
+from mlship.store.tables import (
+    Candidate,
+    Dataset,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    utcnow,
+)
+
+
+class MetadataStore:
+    """Runs, datasets and model versions in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed at the end of the block or rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- datasets -------------------------------------------------------------------------
+
+    def get_or_add_dataset(
+        self,
+        data_hash: str,
+        artifact_sha256: str,
+        n_rows: int,
+        columns: list[dict[str, Any]],
+        sources: list[dict[str, Any]],
+    ) -> tuple[Dataset, bool]:
+        """Return the dataset with this content hash, recording it first if it is new."""
+        with self.transaction() as session:
+            found = session.scalar(select(Dataset).where(Dataset.data_hash == data_hash))
+            if found is not None:
+                return found, False
+            dataset = Dataset(
+                data_hash=data_hash,
+                artifact_sha256=artifact_sha256,
+                n_rows=n_rows,
+                n_columns=len(columns),
+                columns=columns,
+                sources=sources,
+            )
+            session.add(dataset)
+            session.flush()
+            return dataset, True
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        pipeline: str,
+        user: str,
+        task: str,
+        metric: str,
+        spec_path: str,
+        spec_hash: str,
+        spec: dict[str, Any],
+        git_commit: str | None,
+        environment: dict[str, Any],
+    ) -> str:
+        run_id = uuid.uuid4().hex
+        with self.transaction() as session:
+            session.add(
+                Run(
+                    id=run_id,
+                    pipeline=pipeline,
+                    status="running",
+                    user=user,
+                    task=task,
+                    metric=metric,
+                    spec_path=spec_path,
+                    spec_hash=spec_hash,
+                    spec=spec,
+                    git_commit=git_commit,
+                    environment=environment,
+                )
+            )
+        return run_id
+
+    def fail_run(self, run_id: str, error: str, started: datetime) -> None:
+        with self.transaction() as session:
+            run = session.get_one(Run, run_id)
+            run.status = "failed"
+            run.error = error
+            run.finished_at = utcnow()
+            run.wall_seconds = (run.finished_at - started).total_seconds()
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        dataset_id: int,
+        candidates: Sequence[Candidate],
+        metrics: Sequence[Metric],
+        best_candidate: str,
+        wall_seconds: float,
+        register: NewVersion | None = None,
+    ) -> ModelVersion | None:
+        """Record a run's results, and register its model, in one transaction.
+
+        ``register`` is a :class:`NewVersion` (or None); the version number is allocated inside
+        the same transaction so two runs finishing together cannot take the same number.
+        """
+        with self.transaction() as session:
+            run = session.get_one(Run, run_id)
+            run.dataset_id = dataset_id
+            run.best_candidate = best_candidate
+            run.candidates.extend(candidates)
+            run.metrics.extend(metrics)
+            run.status = "succeeded"
+            run.finished_at = utcnow()
+            run.wall_seconds = wall_seconds
+            if register is None:
+                return None
+            return self._add_version(session, run_id=run_id, new=register)
+
+    def _add_version(self, session: Session, *, run_id: str, new: NewVersion) -> ModelVersion:
+        model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == new.name))
+        if model is None:
+            model = RegisteredModel(name=new.name)
+            session.add(model)
+            session.flush()
+        latest = session.scalar(
+            select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+        )
+        version = ModelVersion(
+            model=model,
+            version=(latest or 0) + 1,
+            run_id=run_id,
+            dataset_hash=new.dataset_hash,
+            estimator=new.estimator,
+            params=new.params,
+            artifact_sha256=new.artifact_sha256,
+            artifact_size=new.artifact_size,
+            signature=new.signature,
+            metrics=new.metrics,
+            created_by=new.created_by,
+        )
+        session.add(version)
+        session.flush()
+        return version
+
+    def list_runs(self, limit: int = 50) -> list[Run]:
+        with self.transaction() as session:
+            query = select(Run).order_by(Run.started_at.desc()).limit(limit)
+            return list(session.scalars(query.options(selectinload(Run.candidates))))
+
+    def get_run(self, run_id: str) -> Run:
+        """Find a run by its id or an unambiguous prefix of it (as git does for commits)."""
+        with self.transaction() as session:
+            query = (
+                select(Run)
+                .where(Run.id.startswith(run_id.lower(), autoescape=True))
+                .options(
+                    selectinload(Run.candidates),
+                    selectinload(Run.metrics),
+                    selectinload(Run.dataset),
+                )
+                .limit(2)
+            )
+            found = list(session.scalars(query))
+        if not found:
+            raise NotFoundError(f"no run with id {run_id!r}; `mlship runs list` shows the runs")
+        if len(found) > 1:
+            raise MlshipError(f"run id prefix {run_id!r} is ambiguous; give more characters")
+        return found[0]
+
+    # -- models ---------------------------------------------------------------------------
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self.transaction() as session:
+            query = select(RegisteredModel).order_by(RegisteredModel.name)
+            return list(session.scalars(query.options(selectinload(RegisteredModel.versions))))
+
+    def get_version(self, name: str, version: int | None = None) -> ModelVersion:
+        """A model version by number, or the newest one when ``version`` is None."""
+        with self.transaction() as session:
+            model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
+            if model is None:
+                known = ", ".join(session.scalars(select(RegisteredModel.name))) or "none yet"
+                raise NotFoundError(f"no model named {name!r} (registered models: {known})")
+            query = select(ModelVersion).where(ModelVersion.model_id == model.id)
+            if version is None:
+                query = query.order_by(ModelVersion.version.desc()).limit(1)
+            else:
+                query = query.where(ModelVersion.version == version)
+            found = session.scalar(query.options(selectinload(ModelVersion.model)))
+            if found is None:
+                raise NotFoundError(f"model {name!r} has no version {version}")
+            return found
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewVersion:
+    """What registering a model version needs; the store assigns the number."""
+
+    name: str
+    dataset_hash: str
+    estimator: str
+    params: dict[str, Any]
+    artifact_sha256: str
+    artifact_size: int
+    signature: dict[str, Any]
+    metrics: dict[str, Any]
+    created_by: str
