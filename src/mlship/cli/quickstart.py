@@ -19,17 +19,17 @@ from mlship.workspace import Workspace
 
 
 def _program() -> str:
-    """How the user can call mlship: bare when it is on PATH, else by its path."""
-    invoked = Path(sys.argv[0])
+    """How the user can call this mlship: bare when it is first on PATH, else by its path."""
+    script = Path(sys.executable).parent / "mlship"
     on_path = shutil.which("mlship")
-    if on_path and Path(on_path).resolve() == invoked.resolve():
+    if on_path and script.exists() and Path(on_path).resolve() == script.resolve():
         return "mlship"
-    if invoked.name == "mlship" and invoked.exists():
+    if script.exists():
         try:
-            return str(invoked.resolve().relative_to(Path.cwd()))
+            return str(script.relative_to(Path.cwd()))
         except ValueError:
-            return str(invoked.resolve())
-    return "python -m mlship"
+            return str(script)
+    return f"{shlex.quote(sys.executable)} -m mlship"
 
 
 def quickstart(

@@ -49,7 +49,8 @@ class Problems:
         self.count += len(rows)
         for row in rows[:_EXAMPLES]:
             self.items.append(
-                f"{self.where(int(row))}, column {column!r}: {describe.format(value=values.iloc[row])}"
+                f"{self.where(int(row))}, column {column!r}: "
+                + describe.format(value=_plain(values.iloc[row]))
             )
         if len(rows) > _EXAMPLES:
             self.items.append(f"... and {len(rows) - _EXAMPLES} more rows in column {column!r}")
@@ -58,6 +59,11 @@ class Problems:
         if self.items:
             lines = "\n  ".join(self.items)
             raise DataError(f"{self.origin}: {self.count} problem(s)\n  {lines}")
+
+
+def _plain(value: object) -> object:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _parse_numeric(raw: pd.Series) -> pd.Series:

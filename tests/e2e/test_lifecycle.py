@@ -1,0 +1,179 @@
+"""The whole lifecycle through the real command line and real HTTP on 127.0.0.1.
+
+run -> runs list/show -> models list/show -> predict -> serve -> good and bad requests -> shutdown.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from mlship.config import Settings
+from mlship.examples.churn import write_project
+from mlship.workspace import Workspace
+from tests.conftest import SMALL_ROWS, mlship_env, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(spec path, workspace home) after one real ``mlship run``."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    spec = write_project(root / "churn", n=SMALL_ROWS)
+    home = root / "home"
+    result = run_cli("run", str(spec), home=home, cwd=root)
+    assert "Registered churn:1" in result.stdout
+    assert "Leaderboard of run" in result.stdout
+    return spec, home
+
+
+@pytest.fixture(scope="module")
+def server(project: tuple[Path, Path]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    _, home = project
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlship", "serve", "churn:1", "--port", str(port)],
+        env=mlship_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"mlship serve exited {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("mlship serve did not become healthy within 60 s")
+        time.sleep(0.2)
+    yield base, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_runs_and_models_are_listed_and_shown(project: tuple[Path, Path]) -> None:
+    spec, home = project
+    listing = run_cli("runs", "list", home=home).stdout
+    assert "churn" in listing and "succeeded" in listing
+    run_id = listing.split("│")[1].strip() if "│" in listing else ""
+    shown = run_cli("runs", "show", run_id, home=home).stdout
+    for expected in ("spec sha256", "dataset sha256", "scikit-learn", "Holdout metrics", "roc_auc"):
+        assert expected in shown
+    assert str(spec) in shown.replace("\n", "")
+    models = run_cli("models", "list", home=home).stdout
+    assert "churn" in models
+    version = run_cli("models", "show", "churn:1", home=home).stdout
+    for expected in ("artifact sha256", "Input signature", "monthly_charges", "classes: no, yes"):
+        assert expected in version
+
+
+def test_predict_scores_a_file(project: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, home = project
+    output = tmp_path / "out.csv"
+    inputs = spec.parent / "data" / "new_customers.csv"
+    result = run_cli("predict", "churn", str(inputs), "-o", str(output), home=home)
+    assert "Scored 200 rows with churn:1" in result.stdout
+    scored = pd.read_csv(output)
+    assert list(scored.columns) == ["customer_id", "prediction", "proba_no", "proba_yes"]
+    assert scored["customer_id"].tolist() == pd.read_csv(inputs)["customer_id"].tolist()
+    assert ((scored["proba_no"] + scored["proba_yes"]).round(9) == 1).all()
+
+
+def test_predict_refuses_a_file_off_the_signature(project: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, home = project
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(spec.parent / "data" / "new_customers.csv", dtype=str)
+    frame.loc[4, "tenure_months"] = "ten"
+    frame.to_csv(bad, index=False)
+    result = run_cli("predict", "churn:1", str(bad), "-o", str(tmp_path / "o.csv"), home=home, check=False)
+    assert result.returncode == 1
+    assert "row 5 (line 6), column 'tenure_months': 'ten' is not an integer" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_unknown_model_and_version(project: tuple[Path, Path], tmp_path: Path) -> None:
+    _, home = project
+    result = run_cli("predict", "churn:9", "x.csv", "-o", str(tmp_path / "o.csv"), home=home, check=False)
+    assert result.returncode == 1
+    assert "model 'churn' has no version 9" in result.stderr
+    result = run_cli("serve", "fraud", home=home, check=False)
+    assert result.returncode == 1
+    assert "no model named 'fraud' (registered models: churn)" in result.stderr
+
+
+def test_served_model_answers_real_http(server: tuple[str, subprocess.Popen[str]], project: tuple[Path, Path]) -> None:
+    base, _ = server
+    spec, _ = project
+    assert httpx.get(f"{base}/health").json() == {"status": "ok", "model": "churn", "version": 1}
+    new = pd.read_csv(spec.parent / "data" / "new_customers.csv").drop(columns=["customer_id"])
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()} for row in new.head(5).to_dict("records")
+    ]
+    for record in records:
+        record["paperless_billing"] = record["paperless_billing"] == "yes"
+    response = httpx.post(f"{base}/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["predictions"]) == 5
+    assert all(set(p) == {"no", "yes"} for p in body["probabilities"])
+
+    bad = dict(records[0], monthly_charges="a lot")
+    response = httpx.post(f"{base}/predict", json={"records": [bad]})
+    assert response.status_code == 422
+    assert any(e.startswith("records[0].monthly_charges: ") for e in response.json()["errors"])
+    assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "mlship model server: churn:1"
+
+
+def test_server_shuts_down_cleanly(server: tuple[str, subprocess.Popen[str]]) -> None:
+    base, process = server
+    process.send_signal(signal.SIGTERM)
+    # uvicorn finishes in-flight work, then re-raises the signal: exit by SIGTERM is the norm.
+    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    output = process.stdout.read() if process.stdout else ""
+    assert "Waiting for application shutdown" in output
+    assert "Finished server process" in output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/health", timeout=2)
+
+
+def test_a_tampered_artifact_is_refused_by_predict_and_serve(tmp_path: Path) -> None:
+    spec = write_project(tmp_path / "churn", n=SMALL_ROWS)
+    home = tmp_path / "home"
+    run_cli("run", str(spec), home=home)
+    workspace = Workspace.open(Settings(home=home))
+    sha256 = workspace.metadata.get_version("churn", 1).artifact_sha256
+    workspace.close()
+    model_file = home / "artifacts" / "objects" / sha256[:2] / sha256[2:]
+    data = bytearray(model_file.read_bytes())
+    data[-10] ^= 0x01
+    model_file.write_bytes(bytes(data))
+    inputs = spec.parent / "data" / "new_customers.csv"
+    result = run_cli("predict", "churn:1", str(inputs), "-o", str(tmp_path / "o.csv"), home=home, check=False)
+    assert result.returncode == 1
+    assert "refusing to load model churn:1" in result.stderr
+    served = run_cli("serve", "churn:1", "--port", str(free_port()), home=home, check=False)
+    assert served.returncode == 1
+    assert "refusing to load model churn:1" in served.stderr

@@ -1,0 +1,91 @@
+"""A run end to end in-process: recorded, registered, reproducible, and honest about failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlship.errors import DataError, IntegrityError
+from mlship.registry.model_io import load_model
+from mlship.spec import load_spec
+from mlship.train.run import execute
+from mlship.workspace import Workspace
+
+
+def test_run_records_everything_and_registers_the_best(churn_spec: Path, workspace: Workspace) -> None:
+    result = execute(load_spec(churn_spec), workspace)
+    run = workspace.metadata.get_run(result.run_id)
+    assert run.status == "succeeded"
+    assert run.spec_hash == load_spec(churn_spec).spec_hash
+    assert run.dataset is not None and run.dataset.n_rows == 1500
+    assert run.environment["packages"]["scikit-learn"]
+    assert run.wall_seconds is not None and run.wall_seconds > 0
+    assert [c.rank for c in run.candidates] == [1, 2, 3]
+    scores = [c.cv_mean for c in run.candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert run.candidates[0].selected and run.best_candidate == run.candidates[0].name
+    holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
+    assert 0.6 < holdout["roc_auc"] <= 1.0
+    assert {m.candidate for m in run.metrics if m.split == "cv"} == {"logistic", "forest", "boosting"}
+
+    version = result.version
+    assert version.version == 1
+    assert version.run_id == run.id
+    assert version.dataset_hash == run.dataset.data_hash
+    assert version.signature["classes"] == ["no", "yes"]
+    assert [c["name"] for c in version.signature["inputs"]][:2] == ["age", "tenure_months"]
+    assert version.metrics["holdout"] == pytest.approx(holdout)
+
+
+def test_unchanged_data_is_stored_once(churn_spec: Path, workspace: Workspace) -> None:
+    first = execute(load_spec(churn_spec), workspace)
+    second = execute(load_spec(churn_spec), workspace)
+    assert not first.dataset_reused and second.dataset_reused
+    assert first.dataset_hash == second.dataset_hash
+    assert second.version.version == 2
+    # Same seeds, same data: the same model bytes.
+    assert first.version.artifact_sha256 == second.version.artifact_sha256
+
+
+def test_broken_data_stops_the_run_and_records_why(churn_spec: Path, workspace: Workspace) -> None:
+    data = churn_spec.parent / "data" / "customers.csv"
+    frame = pd.read_csv(data, dtype=str)
+    frame.loc[9, "monthly_charges"] = "lots"
+    frame.to_csv(data, index=False)
+    with pytest.raises(DataError, match=r"row 10 \(line 11\), column 'monthly_charges': 'lots' is not a number"):
+        execute(load_spec(churn_spec), workspace)
+    run = workspace.metadata.list_runs()[0]
+    assert run.status == "failed"
+    assert run.error is not None and "'lots' is not a number" in run.error
+    assert workspace.metadata.list_models() == []
+
+
+def test_a_missing_column_stops_the_run(churn_spec: Path, workspace: Workspace) -> None:
+    data = churn_spec.parent / "data" / "customers.csv"
+    pd.read_csv(data).drop(columns=["contract"]).to_csv(data, index=False)
+    with pytest.raises(DataError, match=r"customers\.csv: missing column\(s\) 'contract'"):
+        execute(load_spec(churn_spec), workspace)
+
+
+def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace: Workspace) -> None:
+    result = execute(load_spec(churn_spec), workspace)
+    model = load_model(workspace.metadata.get_version("churn"), workspace.artifacts)
+    raw = pd.read_csv(churn_spec.parent / "data" / "new_customers.csv", dtype=str)
+    predictions, proba = model.predict(model.prepare(raw, "new_customers.csv"))
+    assert len(predictions) == len(raw) == 200
+    assert proba is not None and proba.shape == (200, 2)
+    assert set(predictions) <= {"no", "yes"}
+    assert model.ref == f"churn:{result.version.version}"
+
+
+def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Workspace) -> None:
+    execute(load_spec(churn_spec), workspace)
+    version = workspace.metadata.get_version("churn")
+    path = workspace.settings.artifact_root_resolved / "objects" / version.artifact_sha256[:2] / version.artifact_sha256[2:]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=r"refusing to load model churn:1: .*is corrupt"):
+        load_model(version, workspace.artifacts)
