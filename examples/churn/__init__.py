@@ -52,13 +52,13 @@ def make_customers(n: int = 6000, seed: int = 7) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "customer_id": [f"C{100000 + i}" for i in range(n)],
-            "age": pd.array(age, dtype="Int64"),
+            "age": pd.Series(age, dtype="Int64"),
             "tenure_months": tenure,
             "monthly_charges": monthly,
             "total_charges": total,
             "contract": contract,
             "internet_service": internet,
-            "payment_method": pd.array(payment, dtype="object"),
+            "payment_method": pd.Series(payment, dtype="object"),
             "support_calls": support_calls,
             "paperless_billing": np.where(paperless, "yes", "no"),
             "churned": churned,

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -101,13 +102,17 @@ def test_predict_scores_a_file(project: tuple[Path, Path], tmp_path: Path) -> No
     assert ((scored["proba_no"] + scored["proba_yes"]).round(9) == 1).all()
 
 
-def test_predict_refuses_a_file_off_the_signature(project: tuple[Path, Path], tmp_path: Path) -> None:
+def test_predict_refuses_a_file_off_the_signature(
+    project: tuple[Path, Path], tmp_path: Path
+) -> None:
     spec, home = project
     bad = tmp_path / "bad.csv"
     frame = pd.read_csv(spec.parent / "data" / "new_customers.csv", dtype=str)
     frame.loc[4, "tenure_months"] = "ten"
     frame.to_csv(bad, index=False)
-    result = run_cli("predict", "churn:1", str(bad), "-o", str(tmp_path / "o.csv"), home=home, check=False)
+    result = run_cli(
+        "predict", "churn:1", str(bad), "-o", str(tmp_path / "o.csv"), home=home, check=False
+    )
     assert result.returncode == 1
     assert "row 5 (line 6), column 'tenure_months': 'ten' is not an integer" in result.stderr
     assert "Traceback" not in result.stderr
@@ -116,7 +121,9 @@ def test_predict_refuses_a_file_off_the_signature(project: tuple[Path, Path], tm
 
 def test_unknown_model_and_version(project: tuple[Path, Path], tmp_path: Path) -> None:
     _, home = project
-    result = run_cli("predict", "churn:9", "x.csv", "-o", str(tmp_path / "o.csv"), home=home, check=False)
+    result = run_cli(
+        "predict", "churn:9", "x.csv", "-o", str(tmp_path / "o.csv"), home=home, check=False
+    )
     assert result.returncode == 1
     assert "model 'churn' has no version 9" in result.stderr
     result = run_cli("serve", "fraud", home=home, check=False)
@@ -124,13 +131,16 @@ def test_unknown_model_and_version(project: tuple[Path, Path], tmp_path: Path) -
     assert "no model named 'fraud' (registered models: churn)" in result.stderr
 
 
-def test_served_model_answers_real_http(server: tuple[str, subprocess.Popen[str]], project: tuple[Path, Path]) -> None:
+def test_served_model_answers_real_http(
+    server: tuple[str, subprocess.Popen[str]], project: tuple[Path, Path]
+) -> None:
     base, _ = server
     spec, _ = project
     assert httpx.get(f"{base}/health").json() == {"status": "ok", "model": "churn", "version": 1}
     new = pd.read_csv(spec.parent / "data" / "new_customers.csv").drop(columns=["customer_id"])
-    records = [
-        {k: (None if pd.isna(v) else v) for k, v in row.items()} for row in new.head(5).to_dict("records")
+    records: list[dict[str, Any]] = [
+        {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in new.head(5).to_dict("records")
     ]
     for record in records:
         record["paperless_billing"] = record["paperless_billing"] == "yes"
@@ -144,7 +154,9 @@ def test_served_model_answers_real_http(server: tuple[str, subprocess.Popen[str]
     response = httpx.post(f"{base}/predict", json={"records": [bad]})
     assert response.status_code == 422
     assert any(e.startswith("records[0].monthly_charges: ") for e in response.json()["errors"])
-    assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "mlship model server: churn:1"
+    assert (
+        httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "mlship model server: churn:1"
+    )
 
 
 def test_server_shuts_down_cleanly(server: tuple[str, subprocess.Popen[str]]) -> None:
@@ -171,7 +183,9 @@ def test_a_tampered_artifact_is_refused_by_predict_and_serve(tmp_path: Path) -> 
     data[-10] ^= 0x01
     model_file.write_bytes(bytes(data))
     inputs = spec.parent / "data" / "new_customers.csv"
-    result = run_cli("predict", "churn:1", str(inputs), "-o", str(tmp_path / "o.csv"), home=home, check=False)
+    result = run_cli(
+        "predict", "churn:1", str(inputs), "-o", str(tmp_path / "o.csv"), home=home, check=False
+    )
     assert result.returncode == 1
     assert "refusing to load model churn:1" in result.stderr
     served = run_cli("serve", "churn:1", "--port", str(free_port()), home=home, check=False)

@@ -29,7 +29,12 @@ def test_quickstart_trains_registers_and_prints_working_commands(tmp_path: Path)
 
     # Run the printed predict command exactly as a user would paste it.
     done = subprocess.run(
-        shlex.split(predict), cwd=tmp_path, env=mlship_env(home), capture_output=True, text=True, timeout=120
+        shlex.split(predict),
+        cwd=tmp_path,
+        env=mlship_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "predictions.csv").is_file()

@@ -45,14 +45,22 @@ def _new_version(**overrides: Any) -> NewVersion:
     return NewVersion(**values)
 
 
-def _finish(store: MetadataStore, run_id: str, dataset_id: int, **kwargs: Any) -> ModelVersion | None:
+def _finish(
+    store: MetadataStore, run_id: str, dataset_id: int, **kwargs: Any
+) -> ModelVersion | None:
     return store.finish_run(
         run_id,
         dataset_id=dataset_id,
         candidates=[
             Candidate(
-                name="c", estimator="e", params={}, cv_mean=0.5, cv_std=0.1,
-                fit_seconds=1.0, rank=1, selected=True,
+                name="c",
+                estimator="e",
+                params={},
+                cv_mean=0.5,
+                cv_std=0.1,
+                fit_seconds=1.0,
+                rank=1,
+                selected=True,
             )
         ],
         metrics=[Metric(candidate="c", split="holdout", name="accuracy", value=0.5)],
@@ -70,7 +78,14 @@ def _dataset(store: MetadataStore) -> int:
 def test_schema_comes_from_migrations_and_matches_the_models(workspace: Workspace) -> None:
     engine = workspace.metadata.engine
     tables = set(inspect(engine).get_table_names())
-    assert {"runs", "datasets", "candidates", "metrics", "registered_models", "model_versions"} <= tables
+    assert {
+        "runs",
+        "datasets",
+        "candidates",
+        "metrics",
+        "registered_models",
+        "model_versions",
+    } <= tables
     assert "alembic_version" in tables
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)

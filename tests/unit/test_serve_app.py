@@ -57,7 +57,9 @@ def test_nullable_inputs_may_be_omitted(client: TestClient) -> None:
 
 
 def test_unseen_category_still_gets_a_prediction(client: TestClient) -> None:
-    response = client.post("/predict", json={"records": [{**RECORD, "internet_service": "satellite"}]})
+    response = client.post(
+        "/predict", json={"records": [{**RECORD, "internet_service": "satellite"}]}
+    )
     assert response.status_code == 200
 
 
@@ -89,7 +91,12 @@ def test_a_missing_required_field_is_named(client: TestClient) -> None:
 def test_empty_and_malformed_bodies(client: TestClient) -> None:
     assert client.post("/predict", json={"records": []}).status_code == 422
     assert client.post("/predict", json=[RECORD]).status_code == 422
-    assert client.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post(
+            "/predict", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
 
 
 def test_openapi_documents_every_input(client: TestClient) -> None:

@@ -49,13 +49,17 @@ def test_good_spec_loads_with_roles_and_defaults() -> None:
 
 def test_spec_hash_ignores_comments_and_layout() -> None:
     first = parse_spec(GOOD, Path("a.yaml")).spec_hash
-    reformatted = "# a comment\n" + GOOD.replace("{holdout: 0.25, folds: 3, seed: 1}", "\n  holdout: 0.25\n  folds: 3\n  seed: 1")
+    reformatted = "# a comment\n" + GOOD.replace(
+        "{holdout: 0.25, folds: 3, seed: 1}", "\n  holdout: 0.25\n  folds: 3\n  seed: 1"
+    )
     assert parse_spec(reformatted, Path("b.yaml")).spec_hash == first
     assert parse_spec(GOOD.replace("C: 0.5", "C: 0.6"), Path("a.yaml")).spec_hash != first
 
 
 def test_unknown_field_names_line_field_and_allowed_fields() -> None:
-    message = _error(GOOD.replace("    params:\n      n_estimators", "    parms:\n      n_estimators"))
+    message = _error(
+        GOOD.replace("    params:\n      n_estimators", "    parms:\n      n_estimators")
+    )
     assert message.startswith("/project/pipeline.yaml, line 15, field models[1].parms:")
     assert "unknown field; expected one of: name, estimator, params" in message
 
@@ -100,7 +104,9 @@ def test_bad_estimator_parameter_is_caught_before_training() -> None:
 
 
 def test_regressor_for_a_classification_task_is_refused() -> None:
-    message = _error(GOOD.replace("estimator: random_forest", "estimator: sklearn.linear_model.Ridge"))
+    message = _error(
+        GOOD.replace("estimator: random_forest", "estimator: sklearn.linear_model.Ridge")
+    )
     assert "is a regressor, but the task is classification" in message
 
 
@@ -110,7 +116,11 @@ def test_metric_must_suit_the_task() -> None:
 
 
 def test_metric_needing_probabilities_refuses_an_estimator_without_them() -> None:
-    message = _error(GOOD.replace("estimator: random_forest\n    params:\n      n_estimators: 50", "estimator: svm"))
+    message = _error(
+        GOOD.replace(
+            "estimator: random_forest\n    params:\n      n_estimators: 50", "estimator: svm"
+        )
+    )
     assert "field models[1].estimator: metric roc_auc needs class probabilities" in message
 
 

@@ -14,7 +14,9 @@ from mlship.train.run import execute
 from mlship.workspace import Workspace
 
 
-def test_run_records_everything_and_registers_the_best(churn_spec: Path, workspace: Workspace) -> None:
+def test_run_records_everything_and_registers_the_best(
+    churn_spec: Path, workspace: Workspace
+) -> None:
     result = execute(load_spec(churn_spec), workspace)
     run = workspace.metadata.get_run(result.run_id)
     assert run.status == "succeeded"
@@ -28,7 +30,11 @@ def test_run_records_everything_and_registers_the_best(churn_spec: Path, workspa
     assert run.candidates[0].selected and run.best_candidate == run.candidates[0].name
     holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
     assert 0.6 < holdout["roc_auc"] <= 1.0
-    assert {m.candidate for m in run.metrics if m.split == "cv"} == {"logistic", "forest", "boosting"}
+    assert {m.candidate for m in run.metrics if m.split == "cv"} == {
+        "logistic",
+        "forest",
+        "boosting",
+    }
 
     version = result.version
     assert version.version == 1
@@ -54,7 +60,9 @@ def test_broken_data_stops_the_run_and_records_why(churn_spec: Path, workspace: 
     frame = pd.read_csv(data, dtype=str)
     frame.loc[9, "monthly_charges"] = "lots"
     frame.to_csv(data, index=False)
-    with pytest.raises(DataError, match=r"row 10 \(line 11\), column 'monthly_charges': 'lots' is not a number"):
+    with pytest.raises(
+        DataError, match=r"row 10 \(line 11\), column 'monthly_charges': 'lots' is not a number"
+    ):
         execute(load_spec(churn_spec), workspace)
     run = workspace.metadata.list_runs()[0]
     assert run.status == "failed"
@@ -83,7 +91,12 @@ def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace:
 def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Workspace) -> None:
     execute(load_spec(churn_spec), workspace)
     version = workspace.metadata.get_version("churn")
-    path = workspace.settings.artifact_root_resolved / "objects" / version.artifact_sha256[:2] / version.artifact_sha256[2:]
+    path = (
+        workspace.settings.artifact_root_resolved
+        / "objects"
+        / version.artifact_sha256[:2]
+        / version.artifact_sha256[2:]
+    )
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))

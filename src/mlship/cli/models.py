@@ -43,7 +43,9 @@ def list_models() -> None:
 
 
 @app.command("show")
-def show(ref: str = typer.Argument(..., help="MODEL or MODEL:VERSION (newest by default).")) -> None:
+def show(
+    ref: str = typer.Argument(..., help="MODEL or MODEL:VERSION (newest by default)."),
+) -> None:
     """A model version: lineage, signature, metrics and checksum."""
     workspace = Workspace.open()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -42,9 +43,9 @@ def score_frame(model: LoadedModel, raw: pd.DataFrame, origin: str, csv: bool) -
 
 
 def predict(
-    ref: str = typer.Argument(..., help="MODEL or MODEL:VERSION (newest by default)."),
-    input_path: Path = typer.Argument(..., help="CSV or Parquet file with the model's inputs."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write predictions."),
+    ref: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION (newest by default).")],
+    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of model inputs.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions.")],
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     in_format, out_format = _format_of(input_path), _format_of(output)

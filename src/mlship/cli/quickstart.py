@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -33,10 +34,10 @@ def _program() -> str:
 
 
 def quickstart(
-    directory: Path = typer.Option(
-        Path("mlship-quickstart"), "--dir", help="Where to write the example project."
-    ),
-    port: int = typer.Option(8000, help="Port used in the printed serve command."),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write the example project.")
+    ] = Path("mlship-quickstart"),
+    port: Annotated[int, typer.Option(help="Port used in the printed serve command.")] = 8000,
 ) -> None:
     """Build the churn example project, train and register a model, print the next commands."""
     started = time.perf_counter()

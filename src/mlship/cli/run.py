@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -78,7 +79,7 @@ def run_spec(spec_path: Path, workspace: Workspace) -> RunResult:
 
 
 def run(
-    spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
 ) -> None:
     """Ingest, check, cross-validate the candidates, evaluate the best and register it."""
     workspace = Workspace.open()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,7 +16,9 @@ app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_runs(limit: int = typer.Option(50, help="Show at most this many, newest first.")) -> None:
+def list_runs(
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+) -> None:
     """List runs, newest first."""
     workspace = Workspace.open()
     try:
@@ -40,7 +43,7 @@ def list_runs(limit: int = typer.Option(50, help="Show at most this many, newest
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="Run id or a unique prefix of it.")) -> None:
+def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")]) -> None:
     """Everything recorded about one run."""
     workspace = Workspace.open()
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from mlship.cli.console import out
@@ -11,10 +13,10 @@ from mlship.workspace import Workspace
 
 
 def serve(
-    ref: str = typer.Argument(..., help="MODEL or MODEL:VERSION (newest by default)."),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8000, help="TCP port."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    ref: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION (newest by default).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve POST /predict, GET /health and OpenAPI docs at /docs."""
     import uvicorn

@@ -31,9 +31,7 @@ def read_sources(loaded: LoadedSpec) -> tuple[pd.DataFrame, list[dict[str, Any]]
         path = loaded.source_path(source)
         fmt = source.resolved_format or "csv"
         raw = read_source(path, fmt, source.delimiter)
-        frames.append(
-            coerce_frame(raw, loaded.spec.columns, str(path), csv_lines=fmt == "csv")
-        )
+        frames.append(coerce_frame(raw, loaded.spec.columns, str(path), csv_lines=fmt == "csv"))
         lineage.append({"path": str(path), "format": fmt, "rows": len(raw)})
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return frame, lineage

@@ -102,9 +102,7 @@ def _coerce_column(raw: pd.Series, column: Column, problems: Problems) -> pd.Ser
         parsed = _parse_text(raw)
     unparsable = np.flatnonzero(present & parsed.isna().to_numpy())
     if len(unparsable):
-        problems.add_rows(
-            column.name, unparsable, f"{{value!r}} is not {EXPECTED[kind]}", raw
-        )
+        problems.add_rows(column.name, unparsable, f"{{value!r}} is not {EXPECTED[kind]}", raw)
     if kind == "integer":
         values = parsed.to_numpy()
         fractional = np.flatnonzero(~np.isnan(values) & (values != np.round(values)))

@@ -34,10 +34,10 @@ class FrameCaster(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.numeric = numeric
         self.categorical = categorical
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> FrameCaster:  # noqa: N803 - sklearn naming
+    def fit(self, X: pd.DataFrame, y: Any = None) -> FrameCaster:
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         out: dict[str, Any] = {}
         for name in self.numeric:
             out[name] = pd.to_numeric(X[name], errors="coerce").astype("float64").to_numpy()

@@ -20,6 +20,7 @@ from mlship.errors import IntegrityError
 from mlship.registry.signature import Signature
 from mlship.store.artifacts import ArtifactRef, ArtifactStore
 from mlship.store.tables import ModelVersion
+from mlship.train.scoring import predict_outputs
 
 
 def save_model(pipeline: Any, store: ArtifactStore) -> ArtifactRef:
@@ -43,13 +44,11 @@ class LoadedModel:
         """Check raw input against the signature and type it (raises DataError naming rows)."""
         return coerce_frame(raw, self.signature.inputs, origin, csv_lines=csv_lines)
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+    def predict(
+        self, frame: pd.DataFrame
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
         """Predictions, and class probabilities (one column per class) for classifiers."""
-        predictions = self.pipeline.predict(frame)
-        proba = None
-        if self.signature.task == "classification" and hasattr(self.pipeline, "predict_proba"):
-            proba = self.pipeline.predict_proba(frame)
-        return predictions, proba
+        return predict_outputs(self.pipeline, frame, self.signature.task)
 
 
 def load_model(version: ModelVersion, store: ArtifactStore) -> LoadedModel:
@@ -58,9 +57,7 @@ def load_model(version: ModelVersion, store: ArtifactStore) -> LoadedModel:
     try:
         data = store.get_bytes(version.artifact_sha256)
     except IntegrityError as exc:
-        raise IntegrityError(
-            f"refusing to load model {name}:{version.version}: {exc}"
-        ) from None
+        raise IntegrityError(f"refusing to load model {name}:{version.version}: {exc}") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != version.artifact_sha256:  # defence in depth for stores that do not verify
         raise IntegrityError(

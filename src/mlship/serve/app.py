@@ -4,7 +4,6 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoint annot
 and the request model is a local class built from the signature.
 """
 
-
 from typing import Any
 
 import pandas as pd
@@ -35,15 +34,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         if err["type"] == "extra_forbidden":
             line = f"{_field_path(tuple(err['loc']))}: unknown field, not an input of this model"
         readable.append(line)
-    detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg", "input")} for err in errors]
+    detail = [
+        {k: v for k, v in err.items() if k in ("type", "loc", "msg", "input")} for err in errors
+    ]
     return JSONResponse(status_code=422, content={"detail": detail, "errors": readable})
 
 
 def create_app(model: LoadedModel) -> FastAPI:
     """An app serving ``model``; its request schema is generated from the model's signature."""
     signature = model.signature
-    Record = record_model(signature)  # noqa: N806 - a class
-    PredictRequest = request_model(Record)  # noqa: N806
+    Record = record_model(signature)
+    PredictRequest = request_model(Record)
     names = [c.name for c in signature.inputs]
     classes = [str(c) for c in signature.classes] if signature.classes else None
 

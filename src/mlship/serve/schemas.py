@@ -37,7 +37,7 @@ def record_model(signature: Signature) -> type[BaseModel]:
             fields[column.name] = (kind | None, Field(None, description=description))
         else:
             fields[column.name] = (kind, Field(..., description=description))
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "Record",
         __config__=ConfigDict(extra="forbid"),
         **fields,
@@ -45,7 +45,7 @@ def record_model(signature: Signature) -> type[BaseModel]:
 
 
 def request_model(record: type[BaseModel]) -> type[BaseModel]:
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         records=(list[record], Field(..., min_length=1, max_length=MAX_RECORDS)),  # type: ignore[valid-type]

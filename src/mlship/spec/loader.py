@@ -156,81 +156,73 @@ def load_spec(path: Path | str) -> LoadedSpec:
     return parse_spec(text, path.resolve())
 
 
-def check_consistency(spec: PipelineSpec) -> list[tuple[Loc, str]]:
-    """Rules that span fields: one target, known estimators and metrics, usable column types."""
-    from mlship.train.catalog import EstimatorLookupError, build_estimator
-    from mlship.train.metrics import METRICS
+Problem = tuple[Loc, str]
 
-    problems: list[tuple[Loc, str]] = []
+
+def check_consistency(spec: PipelineSpec) -> list[Problem]:
+    """Rules that span fields: one target, known estimators and metrics, usable column types."""
+    return [*_check_columns(spec), *_check_sources(spec), *_check_models(spec)]
+
+
+def _check_columns(spec: PipelineSpec) -> list[Problem]:
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
     for index, column in enumerate(spec.columns):
         if column.name in seen:
-            problems.append(
-                (
-                    ("columns", index, "name"),
-                    f"duplicate column {column.name!r} (see columns[{seen[column.name]}])",
-                )
-            )
+            message = f"duplicate column {column.name!r} (see columns[{seen[column.name]}])"
+            problems.append((("columns", index, "name"), message))
         seen.setdefault(column.name, index)
         if column.role == "feature" and column.type == "datetime":
-            problems.append(
-                (
-                    ("columns", index, "type"),
-                    "datetime columns cannot be features; use role id or ignore",
-                )
-            )
+            message = "datetime columns cannot be features; use role id or ignore"
+            problems.append((("columns", index, "type"), message))
     targets = [i for i, c in enumerate(spec.columns) if c.role == "target"]
     if len(targets) != 1:
-        problems.append(
-            (("columns",), f"expected exactly one column with role target, found {len(targets)}")
-        )
+        message = f"expected exactly one column with role target, found {len(targets)}"
+        problems.append((("columns",), message))
     elif spec.task == "regression" and spec.columns[targets[0]].type not in ("integer", "float"):
-        problems.append(
-            (
-                ("columns", targets[0], "type"),
-                "a regression target must be of type integer or float",
-            )
-        )
+        message = "a regression target must be of type integer or float"
+        problems.append((("columns", targets[0], "type"), message))
     if not spec.features:
         problems.append((("columns",), "expected at least one column with role feature"))
-    for index, source in enumerate(spec.sources):
-        if source.resolved_format is None:
-            problems.append(
-                (
-                    ("sources", index, "path"),
-                    "cannot tell the format from the suffix; set format: csv or parquet",
-                )
-            )
+    return problems
+
+
+def _check_sources(spec: PipelineSpec) -> list[Problem]:
+    return [
+        (
+            ("sources", index, "path"),
+            "cannot tell the format from the suffix; set format: csv or parquet",
+        )
+        for index, source in enumerate(spec.sources)
+        if source.resolved_format is None
+    ]
+
+
+def _check_models(spec: PipelineSpec) -> list[Problem]:
+    from mlship.train.catalog import EstimatorLookupError, build_estimator
+    from mlship.train.metrics import METRICS, PROBABILITY_METRICS
+
+    problems: list[Problem] = []
     known_metrics = METRICS[spec.task]
     if spec.metric not in known_metrics:
-        problems.append(
-            (
-                ("metric",),
-                f"unknown {spec.task} metric {spec.metric!r}; expected one of: {', '.join(known_metrics)}",
-            )
-        )
-    needs_proba = spec.metric in ("roc_auc", "average_precision", "log_loss")
+        expected = ", ".join(known_metrics)
+        message = f"unknown {spec.task} metric {spec.metric!r}; expected one of: {expected}"
+        problems.append((("metric",), message))
     labels: dict[str, int] = {}
     for index, model in enumerate(spec.models):
         if model.label in labels:
-            problems.append(
-                (
-                    ("models", index, "name"),
-                    f"two candidates are called {model.label!r}; give each a distinct name",
-                )
-            )
+            message = f"two candidates are called {model.label!r}; give each a distinct name"
+            problems.append((("models", index, "name"), message))
         labels.setdefault(model.label, index)
         try:
             estimator = build_estimator(model.estimator, spec.task, model.params)
         except EstimatorLookupError as exc:
-            field = "params" if model.params and "parameter" in str(exc) else "estimator"
-            problems.append((("models", index, field), str(exc)))
+            problems.append((("models", index, exc.field), str(exc)))
             continue
-        if needs_proba and not hasattr(estimator, "predict_proba"):
-            problems.append(
-                (
-                    ("models", index, "estimator"),
-                    f"metric {spec.metric} needs class probabilities, which this estimator does not give with these params",
-                )
+        if spec.metric in PROBABILITY_METRICS and not hasattr(estimator, "predict_proba"):
+            message = (
+                f"metric {spec.metric} needs class probabilities, "
+                "which this estimator does not give with these params"
             )
+            problems.append((("models", index, "estimator"), message))
     return problems

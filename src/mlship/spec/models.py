@@ -1,7 +1,7 @@
 """Pydantic models of the pipeline spec.
 
-Types here are the documentation: each field says what it accepts, and pydantic turns a mismatch into
-an error that the loader maps back to a line of the YAML file.
+Types here are the documentation: each field says what it accepts, and pydantic turns a mismatch
+into an error that the loader maps back to a line of the YAML file.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class Source(_Strict):
         if self.format is not None:
             return self.format
         suffix = self.path.rsplit(".", 1)[-1].lower() if "." in self.path else ""
-        return {"csv": "csv", "parquet": "parquet", "pq": "parquet"}.get(suffix)  # type: ignore[return-value]
+        known: dict[str, SourceFormat] = {"csv": "csv", "parquet": "parquet", "pq": "parquet"}
+        return known.get(suffix)
 
 
 class Column(_Strict):
@@ -49,7 +50,7 @@ class Column(_Strict):
 
 
 class ModelSpec(_Strict):
-    """A candidate model: an estimator from the catalog (or a dotted class path) with fixed params."""
+    """A candidate: an estimator from the catalog (or a dotted class path) with fixed params."""
 
     name: str | None = Field(None, pattern=NAME_PATTERN)
     estimator: str = Field(min_length=1)

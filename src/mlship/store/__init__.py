@@ -1,1 +1,1 @@
-"""Where everything a step produces is recorded: metadata (SQL) and artifacts (content-addressed files)."""
+"""Where a step's outputs are recorded: metadata (SQL) and artifacts (content-addressed files)."""

@@ -41,7 +41,14 @@ CATALOG: dict[str, dict[str, str]] = {
 
 
 class EstimatorLookupError(ValueError):
-    """The estimator name or its parameters are not usable; the message says why."""
+    """The estimator name or its parameters are not usable; the message says why.
+
+    ``field`` is the spec field at fault: ``estimator`` or ``params``.
+    """
+
+    def __init__(self, message: str, field: str = "estimator") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def resolve_estimator_class(name: str, task: Task) -> type[Any]:
@@ -78,13 +85,15 @@ def build_estimator(name: str, task: Task, params: dict[str, Any]) -> Any:
     try:
         estimator = cls(**params)
     except TypeError as exc:
-        raise EstimatorLookupError(f"bad parameters for {cls.__name__}: {exc}") from None
+        raise EstimatorLookupError(
+            f"bad parameters for {cls.__name__}: {exc}", field="params"
+        ) from None
     validate = getattr(estimator, "_validate_params", None)
     if callable(validate):
         try:
             validate()
         except (ValueError, TypeError) as exc:
-            raise EstimatorLookupError(str(exc)) from None
+            raise EstimatorLookupError(str(exc), field="params") from None
     return estimator
 
 

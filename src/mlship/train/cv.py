@@ -19,7 +19,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from mlship.spec.models import Task
-from mlship.train.metrics import compute_metrics
+from mlship.train.scoring import score
 
 
 @dataclass(frozen=True)
@@ -31,35 +31,26 @@ class FoldScore:
     fit_seconds: float
 
 
-def _score(task: Task, model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:  # noqa: N803
-    predictions = model.predict(X)
-    proba = None
-    classes = getattr(model, "classes_", None)
-    if task == "classification" and hasattr(model, "predict_proba"):
-        proba = model.predict_proba(X)
-    return compute_metrics(task, y, predictions, proba, classes)
-
-
 def fit_and_score(
     task: Task,
     candidate: str,
     pipeline: Any,
-    X: pd.DataFrame,  # noqa: N803
+    X: pd.DataFrame,
     y: pd.Series,
     fold: int,
     train_index: np.ndarray[Any, Any],
     valid_index: np.ndarray[Any, Any],
 ) -> FoldScore:
     model = clone(pipeline)
-    X_train, y_train = X.iloc[train_index], y.iloc[train_index]  # noqa: N806
+    X_train, y_train = X.iloc[train_index], y.iloc[train_index]
     started = time.perf_counter()
     model.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
     return FoldScore(
         candidate=candidate,
         fold=fold,
-        validation=_score(task, model, X.iloc[valid_index], y.iloc[valid_index]),
-        train=_score(task, model, X_train, y_train),
+        validation=score(task, model, X.iloc[valid_index], y.iloc[valid_index]),
+        train=score(task, model, X_train, y_train),
         fit_seconds=fit_seconds,
     )
 
@@ -78,7 +69,7 @@ def make_folds(
 def cross_validate_all(
     task: Task,
     candidates: Sequence[tuple[str, Any]],
-    X: pd.DataFrame,  # noqa: N803
+    X: pd.DataFrame,
     y: pd.Series,
     folds: Sequence[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
     *,
@@ -93,8 +84,8 @@ def cross_validate_all(
     ]
     results: list[FoldScore] = []
     runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    for score in runner(jobs):
-        results.append(score)
+    for fold_score in runner(jobs):
+        results.append(fold_score)
         if on_fold is not None:
-            on_fold(score)
+            on_fold(fold_score)
     return sorted(results, key=lambda s: (s.candidate, s.fold))

@@ -28,6 +28,9 @@ METRICS: dict[str, dict[str, bool]] = {
     "regression": {"rmse": False, "mae": False, "r2": True},
 }
 
+# Metrics computed from predicted probabilities, so every candidate must offer predict_proba.
+PROBABILITY_METRICS = frozenset({"roc_auc", "average_precision", "log_loss"})
+
 
 def greater_is_better(task: Task, metric: str) -> bool:
     return METRICS[task][metric]

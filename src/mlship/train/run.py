@@ -8,7 +8,6 @@ the very artifact that is served.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +27,8 @@ from mlship.store.tables import Candidate, Metric, ModelVersion
 from mlship.train.catalog import build_estimator, qualified_name
 from mlship.train.cv import FoldScore, cross_validate_all, make_folds
 from mlship.train.environment import describe_environment, git_commit
-from mlship.train.metrics import compute_metrics, greater_is_better
+from mlship.train.metrics import greater_is_better
+from mlship.train.scoring import score
 from mlship.workspace import Workspace
 
 
@@ -132,7 +132,7 @@ def _split(
                 f"the {spec.split.folds} folds plus a holdout need"
             )
     stratify = y if spec.task == "classification" and spec.split.stratify else None
-    X_train, X_test, y_train, y_test = train_test_split(  # noqa: N806
+    X_train, X_test, y_train, y_test = train_test_split(
         frame[feature_names],
         y,
         test_size=spec.split.holdout,
@@ -187,7 +187,7 @@ def _execute(
     spec = loaded.spec
     observer.stage("Ingesting and checking data")
     ingested: Ingested = ingest(loaded, workspace.metadata, workspace.artifacts)
-    X_train, X_test, y_train, y_test = _split(loaded, ingested.frame)  # noqa: N806
+    X_train, X_test, y_train, y_test = _split(loaded, ingested.frame)
 
     candidates = [
         (m.label, build_pipeline(spec.features, build_estimator(m.estimator, spec.task, m.params)))
@@ -212,9 +212,8 @@ def _execute(
     observer.stage(f"Fitting {best.name} on the training part and scoring the holdout")
     model = dict(candidates)[best.name]
     model.fit(X_train, y_train)
-    proba = model.predict_proba(X_test) if hasattr(model, "predict_proba") else None
+    holdout = score(spec.task, model, X_test, y_test)
     classes = getattr(model, "classes_", None)
-    holdout = compute_metrics(spec.task, y_test, model.predict(X_test), proba, classes)
 
     observer.stage("Registering the model")
     class_list = [_plain(c) for c in classes] if classes is not None else None

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection mlship hands over (or the configured URL)."""
+"""Alembic environment: migrate the connection mlship hands over, or the configured URL."""
 
 from __future__ import annotations
 

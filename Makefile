@@ -1,0 +1,53 @@
+# mlship: two commands on a fresh machine.
+#   make quickstart   set up .venv and run the main job (the churn example) end to end
+#   make test         set up .venv with dev tools and run the test suite
+#   make lint         ruff + mypy
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: quickstart test lint format lock bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+quickstart: $(VENV)/.runtime
+	$(BIN)/mlship quickstart
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/bench_predict_latency.py
+
+# Re-resolve the newest versions allowed by pyproject.toml and record them exactly.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions the project is tested with (pip install -c constraints.txt)."; \
+	  echo "# Regenerate with: make lock"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -viE '^(mlship|pip|setuptools|wheel)=='; \
+	} > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mlship mlship-quickstart .pytest_cache .mypy_cache .ruff_cache

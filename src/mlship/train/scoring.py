@@ -1,0 +1,34 @@
+"""Predicting with a fitted pipeline, once, for every consumer: CV folds, holdout, files, HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlship.spec.models import Task
+from mlship.train.metrics import compute_metrics
+
+
+def predict_outputs(
+    pipeline: Any, frame: pd.DataFrame, task: Task
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+    """Predictions, and class probabilities (one column per class) for classifiers.
+
+    The preprocessing steps run once and feed both ``predict`` and ``predict_proba`` of the final
+    estimator: the same numbers as calling the pipeline twice, at half the cost.
+    """
+    features = pipeline[:-1].transform(frame)
+    estimator = pipeline[-1]
+    predictions = estimator.predict(features)
+    proba = None
+    if task == "classification" and hasattr(estimator, "predict_proba"):
+        proba = estimator.predict_proba(features)
+    return predictions, proba
+
+
+def score(task: Task, pipeline: Any, frame: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+    """Every metric of ``task`` for ``pipeline`` on ``frame`` against the true values ``y``."""
+    predictions, proba = predict_outputs(pipeline, frame, task)
+    return compute_metrics(task, y, predictions, proba, getattr(pipeline, "classes_", None))
