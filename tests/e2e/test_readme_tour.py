@@ -1,0 +1,54 @@
+"""The README's tour, run exactly as written, after what ``make quickstart`` does."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import mlship_env
+from tests.e2e.test_lifecycle import free_port
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def tour_script() -> str:
+    text = README.read_text()
+    match = re.search(r"<!-- tour:start -->\s*```bash\n(.*?)```\s*<!-- tour:end -->", text, re.S)
+    assert match, "README.md has no tour block"
+    return match.group(1)
+
+
+def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    venv = Path(sys.prefix)
+    assert (venv / "bin" / "activate").is_file(), "tests must run inside the project's virtualenv"
+    (tmp_path / ".venv").symlink_to(venv)
+    env = mlship_env(tmp_path / ".mlship")
+    del env["MLSHIP_HOME"]  # the tour relies on the default workspace in the current directory
+    quickstart = subprocess.run(
+        [str(venv / "bin" / "mlship"), "quickstart"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert quickstart.returncode == 0, quickstart.stderr
+    assert (tmp_path / ".mlship" / "mlship.db").is_file()
+
+    port = str(free_port())
+    # Stop a server the tour left running if a step fails before its `kill %1`.
+    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
+    script += tour_script().replace("8000", port)
+    tour = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert tour.returncode == 0, f"stdout:\n{tour.stdout}\nstderr:\n{tour.stderr}"
+    out = tour.stdout
+    assert "customer_id,prediction,proba_no,proba_yes" in out
+    assert '"status":"ok"' in out
+    assert '"predictions":[' in out
+    assert "records[0].age: Input should be a valid integer" in out
+    assert "Registered churn:2" in out
+    assert "Model churn:2" in out
