@@ -1,0 +1,232 @@
+"""Spec models of the data side: sources, per-source mapping, combining, checks, transforms.
+
+One concept per class; each field's description is what `mlship` documents to users. Behaviour
+lives elsewhere (``mlship.data.*`` and ``mlship.features.*``); these classes only say what is valid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ColumnType = Literal["integer", "float", "string", "category", "boolean", "datetime"]
+Role = Literal["feature", "target", "id", "ignore", "pii"]
+SourceFormat = Literal["csv", "parquet", "json", "jsonl"]
+Severity = Literal["error", "warn"]
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"
+
+_SUFFIX_FORMATS: dict[str, SourceFormat] = {
+    "csv": "csv",
+    "parquet": "parquet",
+    "pq": "parquet",
+    "json": "json",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- sources and mapping ---------------------------------------------------------------------
+
+
+class UnitConversion(Strict):
+    """Convert a numeric column between units of one dimension (``cents`` -> ``dollars``)."""
+
+    from_unit: str = Field(alias="from", min_length=1)
+    to_unit: str = Field(alias="to", min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Mapping(Strict):
+    """How one source's columns become the dataset's columns, applied in this order."""
+
+    rename: dict[str, str] = Field(
+        default_factory=dict, description="Source column name -> dataset column name."
+    )
+    derive: dict[str, str] = Field(
+        default_factory=dict,
+        description="New column -> SQL expression over the (renamed) columns, e.g. `a / 100`.",
+    )
+    cast: dict[str, ColumnType] = Field(
+        default_factory=dict, description="Column -> type, before the schema check."
+    )
+    units: dict[str, UnitConversion] = Field(
+        default_factory=dict, description="Column -> unit conversion."
+    )
+
+
+class Source(Strict):
+    """A file (local path or any fsspec URL) or a SQL query to ingest.
+
+    Relative paths are relative to the spec file. ``${VAR}`` in ``url`` is replaced by the
+    environment variable VAR, so credentials stay out of the spec.
+    """
+
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="Defaults to the file stem.")
+    path: str | None = Field(None, min_length=1)
+    format: SourceFormat | None = Field(None, description="Taken from the suffix when omitted.")
+    delimiter: str = Field(",", min_length=1, max_length=1, description="CSV field separator.")
+    encoding: str = Field("utf-8", description="Text encoding of CSV and JSON files.")
+    query: str | None = Field(None, min_length=1, description="SQL query (needs `url`).")
+    url: str | None = Field(None, min_length=1, description="SQLAlchemy URL for `query`.")
+    mapping: Mapping = Field(default_factory=Mapping)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if (self.path is None) == (self.query is None):
+            raise ValueError("a source needs exactly one of `path` (a file) or `query` (SQL)")
+        if self.query is not None and self.url is None:
+            raise ValueError("a `query` source needs `url`, the SQLAlchemy URL of the database")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.path:
+            stem = self.path.rstrip("/").rsplit("/", 1)[-1]
+            return stem.split(".", 1)[0] or stem
+        return "query"
+
+    @property
+    def resolved_format(self) -> SourceFormat | None:
+        if self.format is not None or self.path is None:
+            return self.format
+        suffix = self.path.rsplit(".", 1)[-1].lower() if "." in self.path else ""
+        return _SUFFIX_FORMATS.get(suffix)
+
+
+class Join(Strict):
+    """Join one more source onto the table built so far."""
+
+    source: str = Field(description="Name of the source to join.")
+    on: list[str] = Field(min_length=1, description="Key columns present on both sides.")
+    how: Literal["inner", "left"] = "left"
+    asof: str | None = Field(
+        None,
+        description="Timestamp column for a point-in-time join: each row gets the newest "
+        "matching row of `source` at or before its own timestamp (never a later one).",
+    )
+    tolerance: str | None = Field(None, description="Max age of an as-of match, e.g. `30d`.")
+
+
+class Conflicts(Strict):
+    """How rows of several sources with the same key are reduced to one."""
+
+    key: list[str] = Field(min_length=1)
+    rule: Literal["prefer", "newest"]
+    prefer: list[str] = Field(
+        default_factory=list, description="Source names, most trusted first (rule: prefer)."
+    )
+    timestamp: str | None = Field(None, description="Column that orders rows (rule: newest).")
+
+    @model_validator(mode="after")
+    def _rule_inputs(self) -> Conflicts:
+        if self.rule == "prefer" and not self.prefer:
+            raise ValueError("rule prefer needs `prefer`: source names, most trusted first")
+        if self.rule == "newest" and not self.timestamp:
+            raise ValueError("rule newest needs `timestamp`: the column that orders rows")
+        return self
+
+
+class Combine(Strict):
+    """How several sources become one table: stacked (union) or joined on keys."""
+
+    method: Literal["union", "join"] = "union"
+    base: str | None = Field(None, description="Source the joins start from (default: first).")
+    joins: list[Join] = Field(default_factory=list)
+    conflicts: Conflicts | None = None
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+class Outliers(Strict):
+    method: Literal["iqr", "zscore"] = "iqr"
+    threshold: float = Field(
+        1.5, gt=0, description="IQR multiplier (iqr) or number of standard deviations (zscore)."
+    )
+
+
+class Distribution(Strict):
+    """Compare the column with the same column of a reference dataset."""
+
+    reference: str = Field(description="Path of a reference file, or a dataset hash (prefix).")
+    max_psi: float = Field(0.2, gt=0, description="Largest population stability index allowed.")
+
+
+class ColumnCheck(Strict):
+    """One check of a column. Row checks quarantine rows (error) or count them (warn)."""
+
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+    regex: str | None = None
+    unique: bool = False
+    outliers: Outliers | None = None
+    max_missing: float | None = Field(None, ge=0, le=1, description="Largest share of nulls.")
+    distribution: Distribution | None = None
+    severity: Severity = "error"
+
+
+class Rule(Strict):
+    """A cross-column rule: a SQL boolean expression every row must satisfy."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    expr: str = Field(min_length=1)
+    severity: Severity = "error"
+
+
+class RowCount(Strict):
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class TableChecks(Strict):
+    rows: RowCount | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    duplicates: Literal["quarantine", "warn", "allow"] = Field(
+        "quarantine", description="Rows identical to an earlier row."
+    )
+    unique: list[list[str]] = Field(
+        default_factory=list, description="Column combinations that must be unique."
+    )
+    max_quarantine: float = Field(
+        0.05, ge=0, le=1, description="The run fails when a larger share of rows is quarantined."
+    )
+
+
+# -- transforms ------------------------------------------------------------------------------
+
+
+class Transform(Strict):
+    """How a feature column is prepared for the model (compiled into its scikit-learn Pipeline)."""
+
+    impute: Literal["median", "mean", "most_frequent", "constant", "none"] | None = None
+    fill_value: Any = None
+    cap: Outliers | None = Field(None, description="Clip values to the outlier fences.")
+    scale: Literal["standard", "minmax", "robust", "none"] | None = None
+    encode: Literal["onehot", "ordinal", "target"] | None = None
+    parts: list[Literal["year", "month", "day", "dayofweek", "hour", "minute"]] | None = None
+    text: list[Literal["length", "words", "tokens"]] | None = None
+    max_tokens: int = Field(100, ge=1, le=10_000, description="Vocabulary size for `tokens`.")
+
+
+class Column(Strict):
+    """A column of the dataset: its type, role, nullability, checks and transform."""
+
+    name: str = Field(min_length=1)
+    type: ColumnType
+    role: Role = "feature"
+    nullable: bool = True
+    pii: Literal["hash", "drop"] = Field(
+        "hash", description="For role pii: keyed HMAC-SHA256 pseudonym, or drop the column."
+    )
+    checks: list[ColumnCheck] = Field(default_factory=list)
+    transform: Transform | None = None
