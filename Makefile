@@ -25,6 +25,7 @@ quickstart: $(VENV)/.runtime
 	$(BIN)/mlship quickstart
 
 test: $(VENV)/.dev
+	bash scripts/services.sh
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev

@@ -73,3 +73,26 @@ def run_cli(
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL (with a password) of an empty database on a throwaway PostgreSQL server.
+
+    A server that cannot start fails the tests that need it, with the server log: a silent skip
+    would let SQL sources go untested.
+    """
+    from contextlib import ExitStack
+
+    from tests.services import PostgresError, postgres_server
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresError as exc:
+            failure = f"the test PostgreSQL server could not be started:\n{exc}"
+        else:
+            failure = ""
+        if failure:  # outside the handler, so the log is printed once, not twice
+            pytest.fail(failure, pytrace=False)
+        yield url

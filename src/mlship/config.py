@@ -11,7 +11,7 @@ import getpass
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     n_jobs: int = Field(
         -1, description="Worker processes for cross-validation; -1 means all cores."
     )
+    pii_key: SecretStr | None = Field(
+        None, description="Key of the HMAC that pseudonymizes PII columns (32+ characters)."
+    )
+    pii_key_file: Path | None = Field(
+        None, description="File holding that key; `home`/keys/pii.key (created once) when unset."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -74,6 +80,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home_resolved / 'mlship.db'}"
+
+    @property
+    def pii_key_file_resolved(self) -> Path:
+        default = self.home / "keys" / "pii.key"
+        path = self.pii_key_file if self.pii_key_file is not None else default
+        return path.expanduser().resolve()
 
     @property
     def artifact_root_resolved(self) -> Path:

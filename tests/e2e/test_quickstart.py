@@ -14,7 +14,13 @@ def test_quickstart_trains_registers_and_prints_working_commands(tmp_path: Path)
     result = run_cli("quickstart", "--dir", "demo", home=home, cwd=tmp_path)
     out = result.stdout
     assert (tmp_path / "demo" / "pipeline.yaml").is_file()
-    assert (tmp_path / "demo" / "data" / "customers.csv").is_file()
+    for name in ("crm.sqlite", "billing.parquet", "support_events.jsonl", "new_customers.csv"):
+        assert (tmp_path / "demo" / "data" / name).is_file()
+    # The deliberately broken rows are quarantined, with reasons, and the report says where.
+    assert "quarantined" in out
+    assert "'forty' is not an integer" in out.replace("\n", " ")
+    assert (home / "reports" / "churn-quarantine.parquet").is_file()
+    assert (home / "reports" / "churn-data.html").is_file()
     assert "Leaderboard of run" in out
     for candidate in ("logistic", "forest", "boosting"):
         assert candidate in out

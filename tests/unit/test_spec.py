@@ -129,10 +129,17 @@ def test_exactly_one_target() -> None:
     assert "field columns: expected exactly one column with role target, found 0" in message
 
 
-def test_duplicate_columns_and_datetime_features() -> None:
+def test_duplicate_columns() -> None:
     message = _error(GOOD.replace("{name: plan, type: category}", "{name: age, type: datetime}"))
     assert "columns[2].name: duplicate column 'age'" in message
-    assert "columns[2].type: datetime columns cannot be features" in message
+
+
+def test_yaml_words_are_words_not_booleans() -> None:
+    spec = GOOD.replace(
+        "plan, type: category}", "plan, type: category, checks: [{allowed: [yes, no, on]}]}"
+    )
+    loaded = parse_spec(spec, Path("/project/pipeline.yaml"))
+    assert loaded.spec.columns[2].checks[0].allowed == ["yes", "no", "on"]
 
 
 def test_yaml_syntax_error_gives_the_line() -> None:

@@ -21,7 +21,11 @@ def test_run_records_everything_and_registers_the_best(
     run = workspace.metadata.get_run(result.run_id)
     assert run.status == "succeeded"
     assert run.spec_hash == load_spec(churn_spec).spec_hash
-    assert run.dataset is not None and run.dataset.n_rows == 1500
+    assert run.dataset is not None
+    # 1500 customers + 5 duplicated rows, less the deliberately broken ones in quarantine.
+    assert run.dataset.n_quarantined == 17
+    assert run.dataset.n_rows == 1500 + 5 - 17
+    assert result.validation["passed"]
     assert run.environment["packages"]["scikit-learn"]
     assert run.wall_seconds is not None and run.wall_seconds > 0
     assert [c.rank for c in run.candidates] == [1, 2, 3]
@@ -56,24 +60,27 @@ def test_unchanged_data_is_stored_once(churn_spec: Path, workspace: Workspace) -
 
 
 def test_broken_data_stops_the_run_and_records_why(churn_spec: Path, workspace: Workspace) -> None:
-    data = churn_spec.parent / "data" / "customers.csv"
-    frame = pd.read_csv(data, dtype=str)
-    frame.loc[9, "monthly_charges"] = "lots"
-    frame.to_csv(data, index=False)
-    with pytest.raises(
-        DataError, match=r"row 10 \(line 11\), column 'monthly_charges': 'lots' is not a number"
-    ):
+    billing = churn_spec.parent / "data" / "billing.parquet"
+    frame = pd.read_parquet(billing)
+    frame.loc[: len(frame) // 10, "monthly_charges_cents"] = -100
+    frame.to_parquet(billing)
+    with pytest.raises(DataError) as info:
         execute(load_spec(churn_spec), workspace)
+    message = str(info.value)
+    assert message.startswith("data validation failed:")
+    assert "failed error checks, more than the allowed 2.0%" in message
+    assert "monthly_charges: -1.0 is below the minimum 0" in message
+    assert "churn-quarantine.parquet" in message
     run = workspace.metadata.list_runs()[0]
     assert run.status == "failed"
-    assert run.error is not None and "'lots' is not a number" in run.error
+    assert run.error is not None and "below the minimum" in run.error
     assert workspace.metadata.list_models() == []
 
 
 def test_a_missing_column_stops_the_run(churn_spec: Path, workspace: Workspace) -> None:
-    data = churn_spec.parent / "data" / "customers.csv"
-    pd.read_csv(data).drop(columns=["contract"]).to_csv(data, index=False)
-    with pytest.raises(DataError, match=r"customers\.csv: missing column\(s\) 'contract'"):
+    billing = churn_spec.parent / "data" / "billing.parquet"
+    pd.read_parquet(billing).drop(columns=["tenure_months"]).to_parquet(billing)
+    with pytest.raises(DataError, match=r"column\(s\) 'tenure_months' are missing"):
         execute(load_spec(churn_spec), workspace)
 
 

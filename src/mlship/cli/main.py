@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import models, runs
+from mlship.cli import data, models, runs
 from mlship.cli.console import err, out
 from mlship.cli.predict import predict
 from mlship.cli.quickstart import quickstart
@@ -29,6 +29,7 @@ app.command()(serve)
 app.command()(quickstart)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data")
 
 
 @app.command()

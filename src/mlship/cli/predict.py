@@ -12,7 +12,7 @@ import typer
 
 from mlship.cli.console import out
 from mlship.cli.refs import resolve_version
-from mlship.data.sources import read_source
+from mlship.data.sources import read_file
 from mlship.errors import MlshipError
 from mlship.registry.model_io import LoadedModel, load_model
 from mlship.store.artifacts import atomic_write
@@ -55,7 +55,7 @@ def predict(
     finally:
         workspace.close()
     started = time.perf_counter()
-    raw = read_source(input_path, in_format)
+    raw = read_file(input_path, in_format)
     result = score_frame(model, raw, str(input_path), in_format == "csv")
     buffer = io.BytesIO()
     if out_format == "csv":

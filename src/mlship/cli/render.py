@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.table import Table
 
+from mlship.cli.console import out
 from mlship.store.tables import Candidate
 
 
@@ -42,3 +44,36 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     for name, value in metrics.items():
         table.add_row(name, fmt(value))
     return table
+
+
+def print_validation(summary: dict[str, Any]) -> None:
+    """Rows in/out, quarantine and every check that found something."""
+    if not summary:
+        return
+    rows = summary["rows"]
+    share = summary.get("quarantined_share", 0.0)
+    out.print(
+        f"Validation: {rows['in']} rows in, {rows['out']} kept, {rows['quarantined']} quarantined "
+        f"({share:.1%}, allowed {summary['max_quarantine']:.1%}), {rows['warned']} with warnings"
+    )
+    checks = summary.get("checks", [])
+    if checks:
+        table = Table(title="Checks that found problems")
+        for name in ("column", "check", "severity", "rows", "example"):
+            table.add_column(name, justify="right" if name == "rows" else "left")
+        for check in checks:
+            style = "red" if check["severity"] == "error" else "yellow"
+            example = check["examples"][0] if check["examples"] else ""
+            table.add_row(
+                check["column"] or "(table)",
+                check["check"],
+                check["severity"],
+                str(check["failed"]),
+                example,
+                style=style,
+            )
+        out.print(table)
+    if summary.get("quarantine_path"):
+        out.print(f"Quarantined rows, with a reason per failed check: {summary['quarantine_path']}")
+    if summary.get("report_path"):
+        out.print(f"Data report: {summary['report_path']}")

@@ -19,11 +19,29 @@ from rich.progress import (
 )
 
 from mlship.cli.console import out
-from mlship.cli.render import leaderboard_table, metrics_table
+from mlship.cli.render import leaderboard_table, metrics_table, print_validation
+from mlship.data.ingest import IngestObserver
 from mlship.spec import load_spec
 from mlship.train.cv import FoldScore
 from mlship.train.run import RunObserver, RunResult, execute
 from mlship.workspace import Workspace
+
+
+class IngestProgress(IngestObserver):
+    """One progress bar per source while it is read; messages as log lines."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def source_started(self, label: str) -> None:
+        self.tasks[label] = self.progress.add_task(f"Read {label}", total=None)
+
+    def source_progress(self, label: str, done: int, total: int | None) -> None:
+        self.progress.update(self.tasks[label], completed=done, total=total)
+
+    def message(self, text: str) -> None:
+        self.progress.console.log(text)
 
 
 class ProgressObserver(RunObserver):
@@ -32,6 +50,7 @@ class ProgressObserver(RunObserver):
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
+        self.ingest = IngestProgress(progress)
 
     def stage(self, message: str) -> None:
         self.progress.console.log(message)
@@ -51,7 +70,6 @@ def progress_observer() -> Iterator[ProgressObserver]:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("folds"),
         TimeElapsedColumn(),
         console=out,
         transient=False,
@@ -65,8 +83,9 @@ def run_spec(spec_path: Path, workspace: Workspace) -> RunResult:
     with progress_observer() as observer:
         result = execute(loaded, workspace, observer)
     run = workspace.metadata.get_run(result.run_id)
-    reuse = " (already stored, reused)" if result.dataset_reused else ""
+    reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
+    print_validation(result.validation)
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
     out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", result.holdout))
     version = result.version

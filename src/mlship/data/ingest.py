@@ -1,52 +1,321 @@
-"""Ingest: read every source of a spec, type it against the schema, and version the result."""
+"""Ingest: sources in, one validated, pseudonymized, versioned dataset out.
+
+For each source: read -> rename -> pseudonymize PII -> type (unparsable values get a reason) ->
+derive columns -> convert units. Then the sources are combined, every check runs, failing rows are
+quarantined with their reasons, and the clean table is stored once, addressed by its content. An
+ingest whose inputs (data spec, source bytes, code version, PII key) are unchanged is not repeated:
+the stored dataset is reused.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import polars as pl
 
-from mlship.data.schema import coerce_frame
-from mlship.data.sources import read_source
-from mlship.data.versioning import frame_hash, store_frame
+from mlship.data.checks import ROW, SOURCE, Validation, validate
+from mlship.data.combine import combine_sources
+from mlship.data.fingerprint import file_sha256, ingest_key, location_of
+from mlship.data.mapping import convert_units, derive_columns, rename_columns
+from mlship.data.privacy import load_or_create_key, pseudonym, pseudonymize
+from mlship.data.profile import profile_frame
+from mlship.data.report import write_report
+from mlship.data.sources import SourceData, read_source
+from mlship.data.typing import REASONS, TypedColumn, type_columns
+from mlship.data.versioning import frame_hash
+from mlship.errors import DataError
+from mlship.spec.data import Column, Source
 from mlship.spec.loader import LoadedSpec
-from mlship.store.artifacts import ArtifactStore
-from mlship.store.metadata import MetadataStore
+from mlship.store.artifacts import atomic_write
 from mlship.store.tables import Dataset
+from mlship.workspace import Workspace
+
+ProgressHook = Callable[[int, int | None], None]
 
 
-@dataclass(frozen=True)
+class IngestObserver:
+    """Hooks a front end uses to show ingest progress; the defaults do nothing."""
+
+    def source_started(self, label: str) -> None:
+        """Reading of source ``label`` starts."""
+
+    def source_progress(self, label: str, done: int, total: int | None) -> None:
+        """Reading of ``label`` advanced (bytes for files, rows for queries)."""
+
+    def message(self, text: str) -> None:
+        """Something worth telling the user."""
+
+
+@dataclass
 class Ingested:
-    frame: pd.DataFrame
+    """The outcome of an ingest: the clean table and what was recorded about it."""
+
     dataset: Dataset
     reused: bool
+    validation: dict[str, Any]
+    frame: pd.DataFrame
+    combine: dict[str, Any] = field(default_factory=dict)
 
 
-def read_sources(loaded: LoadedSpec) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Read and type every source; sources with the same schema are stacked (a union)."""
-    frames = []
-    lineage = []
-    for source in loaded.spec.sources:
-        path = loaded.source_path(source)
-        fmt = source.resolved_format or "csv"
-        raw = read_source(path, fmt, source.delimiter)
-        frames.append(coerce_frame(raw, loaded.spec.columns, str(path), csv_lines=fmt == "csv"))
-        lineage.append({"path": str(path), "format": fmt, "rows": len(raw)})
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return frame, lineage
-
-
-def ingest(loaded: LoadedSpec, metadata: MetadataStore, artifacts: ArtifactStore) -> Ingested:
-    frame, lineage = read_sources(loaded)
-    data_hash = frame_hash(frame)
-    columns = [c.model_dump() for c in loaded.spec.columns]
-    artifact = store_frame(frame, artifacts)
-    dataset, created = metadata.get_or_add_dataset(
-        data_hash=data_hash,
-        artifact_sha256=artifact.sha256,
-        n_rows=len(frame),
-        columns=columns,
-        sources=lineage,
+def _with_tracking(data: SourceData) -> pl.DataFrame:
+    unit = "line" if data.line_offset is not None else "row"
+    offset = data.line_offset if data.line_offset is not None else 1
+    return data.frame.with_columns(
+        pl.lit(data.label).alias(SOURCE),
+        pl.format(f"{unit} {{}}", pl.int_range(offset, pl.len() + offset)).alias(ROW),
     )
-    return Ingested(frame=frame, dataset=dataset, reused=not created)
+
+
+def _types_for(frame: pl.DataFrame, source: Source, columns: list[Column]) -> list[TypedColumn]:
+    declared = {c.name: c for c in columns}
+    typed = [
+        TypedColumn(c.name, c.type, c.nullable, private=c.role == "pii")
+        for c in columns
+        if c.name in frame.columns and not (c.role == "pii" and c.pii == "hash")
+    ]
+    for name, kind in source.mapping.cast.items():
+        if name in frame.columns and name not in declared:
+            typed.append(TypedColumn(name, kind))
+    return typed
+
+
+def _prepare_source(
+    loaded: LoadedSpec, source: Source, data: SourceData, key: bytes
+) -> pl.DataFrame:
+    columns = loaded.spec.columns
+    frame = rename_columns(_with_tracking(data), source.mapping, data.label)
+    frame = pseudonymize(frame, columns, key)
+    frame = type_columns(frame, _types_for(frame, source, columns))
+    frame = derive_columns(frame, source.mapping, data.label)
+    return convert_units(frame, source.mapping, data.label)
+
+
+def _combine(
+    loaded: LoadedSpec, frames: dict[str, pl.DataFrame]
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    spec = loaded.spec
+    if spec.combine.method == "join":
+        base = spec.combine.base or spec.source_names[0]
+        for label in list(frames):
+            if label != base:
+                frames[label] = (
+                    frames[label].drop(SOURCE, ROW).rename({REASONS: f"{REASONS}:{label}"})
+                )
+    result = combine_sources(frames, spec.combine, spec.source_names)
+    frame = result.frame
+    extra = [c for c in frame.columns if c.startswith(f"{REASONS}:")]
+    if extra:
+        merged = pl.concat_str(
+            [pl.col(REASONS), *map(pl.col, extra)], separator="; ", ignore_nulls=True
+        )
+        frame = frame.with_columns(
+            pl.when(merged == "").then(None).otherwise(merged).alias(REASONS)
+        ).drop(extra)
+    return frame, result.report
+
+
+def _select_schema(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
+    kept = [c for c in columns if not (c.role == "pii" and c.pii == "drop")]
+    missing = [c.name for c in kept if c.name not in frame.columns]
+    if missing:
+        present = ", ".join(c for c in frame.columns if not c.startswith("_"))
+        raise DataError(
+            f"after mapping and combining the sources, column(s) {', '.join(map(repr, missing))} "
+            f"are missing; the combined table has: {present}"
+        )
+    return frame.select(
+        [c.name for c in kept] + [c for c in (SOURCE, ROW, REASONS) if c in frame.columns]
+    )
+
+
+def _store_parquet(frame: pl.DataFrame, workspace: Workspace) -> str:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return workspace.artifacts.put_bytes(buffer.getvalue()).sha256
+
+
+def _read_all(loaded: LoadedSpec, observer: IngestObserver) -> dict[str, SourceData]:
+    found: dict[str, SourceData] = {}
+    for source in loaded.spec.sources:
+        label = source.label
+        observer.source_started(label)
+        found[label] = read_source(
+            source,
+            loaded.base_dir,
+            lambda done, total, label=label: observer.source_progress(label, done, total),  # type: ignore[misc]
+        )
+    return found
+
+
+def _source_hashes(loaded: LoadedSpec) -> list[str] | None:
+    """Content hashes of every file source; None when a query makes reading necessary."""
+    hashes = []
+    for source in loaded.spec.sources:
+        if source.path is None:
+            return None
+        location = location_of(source.path, loaded.base_dir)
+        try:
+            hashes.append(file_sha256(location))
+        except FileNotFoundError:
+            raise DataError(f"source {source.label}: {location} does not exist") from None
+        except OSError as exc:
+            raise DataError(f"source {source.label}: cannot read {location}: {exc}") from None
+    return hashes
+
+
+def ingest(
+    loaded: LoadedSpec, workspace: Workspace, observer: IngestObserver | None = None
+) -> Ingested:
+    """Ingest the spec's sources into a validated dataset (or reuse an identical earlier one)."""
+    observer = observer or IngestObserver()
+    spec = loaded.spec
+    settings = workspace.settings
+    configured = settings.pii_key.get_secret_value() if settings.pii_key else None
+    key = load_or_create_key(configured, settings.pii_key_file_resolved)
+    marker = pseudonym(key, "mlship ingest cache")
+
+    raw: dict[str, SourceData] | None = None
+    hashes = _source_hashes(loaded)
+    if hashes is None:
+        raw = _read_all(loaded, observer)
+        hashes = [frame_hash(d.frame.to_pandas()) for d in raw.values()]
+    cache_key = ingest_key(spec, hashes, marker)
+    cached = workspace.metadata.cached_dataset(cache_key)
+    if cached is not None:
+        observer.message(
+            f"Inputs unchanged: reusing dataset {cached.data_hash[:12]} ({cached.n_rows} rows)"
+        )
+        frame = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(cached.artifact_sha256)))
+        return Ingested(
+            dataset=cached, reused=True, validation=cached.validation or {}, frame=frame.to_pandas()
+        )
+
+    raw = raw if raw is not None else _read_all(loaded, observer)
+    frames = {
+        label: _prepare_source(loaded, source, raw[label], key)
+        for source, label in zip(spec.sources, raw, strict=True)
+    }
+    combined, combine_report = _combine(loaded, frames)
+    combined = _select_schema(combined, spec.columns)
+    validation = validate(combined, spec.columns, spec.checks, _references(loaded, workspace))
+    return _record(loaded, workspace, raw, validation, combine_report, cache_key, observer)
+
+
+def _references(loaded: LoadedSpec, workspace: Workspace) -> dict[str, pl.Series]:
+    references: dict[str, pl.Series] = {}
+    for column in loaded.spec.columns:
+        for check in column.checks:
+            if check.distribution is None:
+                continue
+            ref = check.distribution.reference
+            location = location_of(ref, loaded.base_dir)
+            if "://" in ref or ref.endswith((".parquet", ".csv")):
+                frame = (
+                    pl.read_parquet(location) if ref.endswith(".parquet") else pl.read_csv(location)
+                )
+            else:
+                dataset = workspace.metadata.get_dataset(ref)
+                frame = pl.read_parquet(
+                    io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256))
+                )
+            if column.name not in frame.columns:
+                raise DataError(f"reference {ref} has no column {column.name!r} to compare with")
+            references[column.name] = frame[column.name]
+    return references
+
+
+def _record(
+    loaded: LoadedSpec,
+    workspace: Workspace,
+    raw: dict[str, SourceData],
+    validation: Validation,
+    combine_report: dict[str, Any],
+    cache_key: str,
+    observer: IngestObserver,
+) -> Ingested:
+    spec = loaded.spec
+    summary = validation.summary()
+    summary["sources"] = [d.lineage for d in raw.values()]
+    summary["combine"] = combine_report
+    quarantine_sha = (
+        _store_parquet(validation.quarantine, workspace) if len(validation.quarantine) else None
+    )
+    summary["quarantine_sha256"] = quarantine_sha
+    report_dir = workspace.settings.home_resolved / "reports"
+    summary["quarantine_path"] = _export_quarantine(
+        validation, report_dir / f"{spec.name}-quarantine.parquet"
+    )
+    profile = profile_frame(validation.clean)
+    _, html_path = write_report(report_dir, f"{spec.name}-data", profile, summary)
+    summary["report_path"] = str(html_path)
+    observer.message(f"Data report: {html_path}")
+    if not validation.passed:
+        reasons = list(validation.table_errors)
+        if validation.quarantined_share > validation.max_quarantine:
+            top = sorted(validation.results, key=lambda r: -r.failed)[:3]
+            reasons.append(
+                f"{len(validation.quarantine)} of {validation.rows_in} rows "
+                f"({validation.quarantined_share:.1%}) failed error checks, more than the allowed "
+                f"{validation.max_quarantine:.1%}; most frequent: "
+                + "; ".join(f"{r.examples[0]} ({r.failed} rows)" for r in top if r.examples)
+            )
+        where = f"report: {html_path}"
+        if summary["quarantine_path"]:
+            where += f"; quarantined rows: {summary['quarantine_path']}"
+        raise DataError("data validation failed:\n  " + "\n  ".join([*reasons, where]))
+    clean = validation.clean
+    pandas_frame = clean.to_pandas()
+    data_hash = frame_hash(pandas_frame)
+    profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile)).sha256
+    dataset, created = workspace.metadata.get_or_add_dataset(
+        data_hash=data_hash,
+        artifact_sha256=_store_parquet(clean, workspace),
+        n_rows=len(clean),
+        columns=[c.model_dump() for c in spec.columns],
+        sources=summary["sources"],
+        pipeline=spec.name,
+        spec_hash=loaded.spec_hash,
+        code_version=_code_version(),
+        n_quarantined=len(validation.quarantine),
+        quarantine_sha256=quarantine_sha,
+        profile_sha256=profile_sha,
+        validation=summary,
+    )
+    workspace.metadata.remember_ingest(cache_key, dataset.id)
+    if len(validation.quarantine):
+        observer.message(f"Quarantined {len(validation.quarantine)} of {validation.rows_in} rows")
+    return Ingested(
+        dataset=dataset,
+        reused=not created,
+        validation=summary,
+        frame=pandas_frame,
+        combine=combine_report,
+    )
+
+
+def _export_quarantine(validation: Validation, path: Path) -> str | None:
+    """A readable copy of the quarantined rows next to the report (the artifact is the record)."""
+    if not len(validation.quarantine):
+        path.unlink(missing_ok=True)
+        return None
+    buffer = io.BytesIO()
+    validation.quarantine.write_parquet(buffer)
+    atomic_write(path, [buffer.getvalue()])
+    return str(path)
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(data, sort_keys=True, default=str).encode()
+
+
+def _code_version() -> str:
+    from mlship import __version__
+
+    return __version__

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mlship import __version__
+from mlship.features.transformers import parse_datetimes
 from mlship.registry.model_io import LoadedModel
 from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
 
@@ -46,6 +47,8 @@ def create_app(model: LoadedModel) -> FastAPI:
     Record = record_model(signature)
     PredictRequest = request_model(Record)
     names = [c.name for c in signature.inputs]
+    # Requests bring datetimes with any offset; as UTC timestamps they are typed as in training.
+    datetimes = [c.name for c in signature.inputs if c.type == "datetime"]
     classes = [str(c) for c in signature.classes] if signature.classes else None
 
     app = FastAPI(
@@ -63,6 +66,8 @@ def create_app(model: LoadedModel) -> FastAPI:
     def predict(body: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]
         records = body.records  # type: ignore[attr-defined]
         frame = pd.DataFrame({name: [getattr(r, name) for r in records] for name in names})
+        for name in datetimes:
+            frame[name] = parse_datetimes(frame[name])
         predictions, proba = model.predict(frame)
         probabilities = None
         if proba is not None and classes is not None:

@@ -6,6 +6,7 @@ names the offending field, OpenAPI documentation of every input, and a typed rec
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -18,7 +19,7 @@ _PY_TYPES: dict[str, Any] = {
     "boolean": bool,
     "string": str,
     "category": str,
-    "datetime": str,
+    "datetime": datetime,  # ISO 8601; without an offset it is taken as UTC, as in training
 }
 
 MAX_RECORDS = 10_000
@@ -33,6 +34,8 @@ def record_model(signature: Signature) -> type[BaseModel]:
         if column.type == "category" and column.name in signature.categories:
             known = signature.categories[column.name]
             description += f"; seen in training: {', '.join(known[:20])}"
+        if column.type == "datetime":
+            description += "; ISO 8601 such as 2024-03-01T09:30:00+01:00 (UTC without an offset)"
         if column.nullable:
             fields[column.name] = (kind | None, Field(None, description=description))
         else:

@@ -35,7 +35,7 @@ class Strict(BaseModel):
 
 
 class UnitConversion(Strict):
-    """Convert a numeric column between units of one dimension (``cents`` -> ``dollars``)."""
+    """Convert a numeric column between units of one dimension (``cents`` -> ``units``)."""
 
     from_unit: str = Field(alias="from", min_length=1)
     to_unit: str = Field(alias="to", min_length=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,25 @@ from mlship.errors import SpecError
 from mlship.spec.models import PipelineSpec, Source
 
 Loc = tuple[str | int, ...]
+
+
+class SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader with YAML 1.2 booleans: only true/false.
+
+    YAML 1.1 reads `on`, `off`, `yes`, `no`, `y` and `n` as booleans, which turns the join key
+    `on:` into `True` and the category label `yes` into a boolean. Specs mean the words.
+    """
+
+
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 @dataclass(frozen=True)
@@ -125,8 +145,8 @@ class _Locator:
 def parse_spec(text: str, path: Path) -> LoadedSpec:
     """Validate spec ``text`` (the content of ``path``) or raise :class:`SpecError`."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SpecLoader)
+        data = yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else 1
@@ -175,9 +195,7 @@ def _check_columns(spec: PipelineSpec) -> list[Problem]:
             message = f"duplicate column {column.name!r} (see columns[{seen[column.name]}])"
             problems.append((("columns", index, "name"), message))
         seen.setdefault(column.name, index)
-        if column.role == "feature" and column.type == "datetime":
-            message = "datetime columns cannot be features; use role id or ignore"
-            problems.append((("columns", index, "type"), message))
+    problems.extend(_check_transforms(spec))
     targets = [i for i, c in enumerate(spec.columns) if c.role == "target"]
     if len(targets) != 1:
         message = f"expected exactly one column with role target, found {len(targets)}"
@@ -190,15 +208,106 @@ def _check_columns(spec: PipelineSpec) -> list[Problem]:
     return problems
 
 
-def _check_sources(spec: PipelineSpec) -> list[Problem]:
-    return [
-        (
-            ("sources", index, "path"),
-            "cannot tell the format from the suffix; set format: csv or parquet",
-        )
-        for index, source in enumerate(spec.sources)
-        if source.resolved_format is None
+def _check_transforms(spec: PipelineSpec) -> list[Problem]:
+    """Each transform option fits its column's type, and no estimator is handed missing values.
+
+    Which options fit which column lives with the code that compiles them (``features.plan``),
+    so the loader refuses exactly what the pipeline could not build.
+    """
+    from mlship.features.plan import leaves_missing_values, transform_problems
+
+    problems: list[Problem] = [
+        (("columns", index, *loc), message)
+        for index, column in enumerate(spec.columns)
+        for loc, message in transform_problems(column)
     ]
+    unimputed = [
+        index
+        for index, column in enumerate(spec.columns)
+        if column.role == "feature" and leaves_missing_values(column)
+    ]
+    refusing = _candidates_refusing_missing_values(spec) if unimputed else []
+    if refusing:
+        message = (
+            f"impute: none leaves missing values, which {', '.join(refusing)} cannot take; "
+            "choose an imputation, set nullable: false, or use an estimator that handles "
+            "missing values (such as hist_gradient_boosting)"
+        )
+        problems.extend((("columns", index, "transform", "impute"), message) for index in unimputed)
+    return problems
+
+
+def _candidates_refusing_missing_values(spec: PipelineSpec) -> list[str]:
+    """Candidates whose estimator does not declare that it accepts NaN in its input."""
+    from mlship.train.catalog import EstimatorLookupError, build_estimator
+
+    refusing = []
+    for model in spec.models:
+        try:
+            estimator = build_estimator(model.estimator, spec.task, model.params)
+        except EstimatorLookupError:
+            continue  # reported by _check_models
+        try:
+            allows_nan = bool(estimator.__sklearn_tags__().input_tags.allow_nan)
+        except AttributeError:
+            allows_nan = False
+        if not allows_nan:
+            refusing.append(repr(model.label))
+    return refusing
+
+
+def _check_sources(spec: PipelineSpec) -> list[Problem]:
+    """Formats known, names unique, joins and rules that refer to things that exist and parse."""
+    from mlship.data.mapping import check_expression
+
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for index, source in enumerate(spec.sources):
+        if source.path is not None and source.resolved_format is None:
+            message = (
+                "cannot tell the format from the suffix; set format: csv, parquet, json or jsonl"
+            )
+            problems.append((("sources", index, "path"), message))
+        if source.label in seen:
+            message = f"two sources are called {source.label!r}; give each a distinct name"
+            problems.append((("sources", index, "name"), message))
+        seen.setdefault(source.label, index)
+        for name, expr in source.mapping.derive.items():
+            reason = check_expression(expr)
+            if reason:
+                problems.append((("sources", index, "mapping", "derive", name), reason))
+    for index, rule in enumerate(spec.checks.rules):
+        reason = check_expression(rule.expr)
+        if reason:
+            problems.append((("checks", "rules", index, "expr"), reason))
+    return problems + _check_combine(spec, seen)
+
+
+def _check_combine(spec: PipelineSpec, seen: dict[str, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    combine = spec.combine
+    if combine.base is not None and combine.base not in seen:
+        problems.append((("combine", "base"), _unknown_source(combine.base, seen)))
+    for index, join in enumerate(combine.joins):
+        if join.source not in seen:
+            problems.append(
+                (("combine", "joins", index, "source"), _unknown_source(join.source, seen))
+            )
+    if combine.method == "join" and len(spec.sources) > 1 and not combine.joins:
+        problems.append(
+            (("combine", "joins"), "method join needs `joins`: how each source is joined")
+        )
+    if combine.conflicts is not None:
+        for index, name in enumerate(combine.conflicts.prefer):
+            if name not in seen:
+                problems.append(
+                    (("combine", "conflicts", "prefer", index), _unknown_source(name, seen))
+                )
+    return problems
+
+
+def _unknown_source(name: str, known: dict[str, int]) -> str:
+    return f"no source is called {name!r}; the sources are: {', '.join(known)}"
 
 
 def _check_models(spec: PipelineSpec) -> list[Problem]:

@@ -24,6 +24,7 @@ from mlship.spec.data import (
 
 Task = Literal["classification", "regression"]
 
+
 class ModelSpec(Strict):
     """A candidate: an estimator from the catalog (or a dotted class path) with fixed params."""
 

@@ -20,6 +20,7 @@ from mlship.errors import MlshipError, NotFoundError
 from mlship.store.tables import (
     Candidate,
     Dataset,
+    IngestCache,
     Metric,
     ModelVersion,
     RegisteredModel,
@@ -50,8 +51,13 @@ class MetadataStore:
         n_rows: int,
         columns: list[dict[str, Any]],
         sources: list[dict[str, Any]],
+        **details: Any,
     ) -> tuple[Dataset, bool]:
-        """Return the dataset with this content hash, recording it first if it is new."""
+        """Return the dataset with this content hash, recording it first if it is new.
+
+        ``details`` fills the optional columns (pipeline, spec_hash, code_version, validation,
+        n_quarantined, quarantine_sha256, profile_sha256).
+        """
         with self.transaction() as session:
             found = session.scalar(select(Dataset).where(Dataset.data_hash == data_hash))
             if found is not None:
@@ -63,10 +69,40 @@ class MetadataStore:
                 n_columns=len(columns),
                 columns=columns,
                 sources=sources,
+                **details,
             )
             session.add(dataset)
             session.flush()
             return dataset, True
+
+    def cached_dataset(self, key: str) -> Dataset | None:
+        """The dataset an earlier ingest with the same inputs produced, if any."""
+        with self.transaction() as session:
+            entry = session.get(IngestCache, key)
+            return None if entry is None else session.get(Dataset, entry.dataset_id)
+
+    def remember_ingest(self, key: str, dataset_id: int) -> None:
+        with self.transaction() as session:
+            if session.get(IngestCache, key) is None:
+                session.add(IngestCache(key=key, dataset_id=dataset_id))
+
+    def list_datasets(self, limit: int = 50) -> list[Dataset]:
+        with self.transaction() as session:
+            query = select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id.desc())
+            return list(session.scalars(query.limit(limit)))
+
+    def get_dataset(self, ref: str) -> Dataset:
+        """A dataset by its content hash or an unambiguous prefix of it."""
+        with self.transaction() as session:
+            query = select(Dataset).where(
+                Dataset.data_hash.startswith(ref.lower(), autoescape=True)
+            )
+            found = list(session.scalars(query.limit(2)))
+        if not found:
+            raise NotFoundError(f"no dataset with hash {ref!r}; `mlship data list` shows them")
+        if len(found) > 1:
+            raise MlshipError(f"dataset hash prefix {ref!r} is ambiguous; give more characters")
+        return found[0]
 
     # -- runs -----------------------------------------------------------------------------
 

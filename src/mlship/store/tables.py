@@ -44,6 +44,23 @@ class Dataset(Base):
     columns: Mapped[list[Any]] = mapped_column(JSON)
     sources: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    pipeline: Mapped[str | None] = mapped_column(String(200), index=True)
+    spec_hash: Mapped[str | None] = mapped_column(String(64))
+    code_version: Mapped[str | None] = mapped_column(String(60))
+    n_quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    quarantine_sha256: Mapped[str | None] = mapped_column(String(64))
+    profile_sha256: Mapped[str | None] = mapped_column(String(64))
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class IngestCache(Base):
+    """Which dataset an ingest produced from given inputs (spec, source bytes, code)."""
+
+    __tablename__ = "ingest_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Run(Base):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mlship.data.ingest import Ingested, ingest
+from mlship.data.ingest import Ingested, IngestObserver, ingest
 from mlship.errors import DataError
 from mlship.features.preprocess import build_pipeline
 from mlship.registry.model_io import save_model
@@ -54,10 +54,13 @@ class RunResult:
     holdout: dict[str, float]
     version: ModelVersion
     wall_seconds: float
+    validation: dict[str, Any]
 
 
 class RunObserver:
     """Hooks a front end uses to show progress; the defaults do nothing."""
+
+    ingest: IngestObserver = IngestObserver()
 
     def stage(self, message: str) -> None:
         """A new stage of the run has started."""
@@ -186,7 +189,7 @@ def _execute(
 ) -> RunResult:
     spec = loaded.spec
     observer.stage("Ingesting and checking data")
-    ingested: Ingested = ingest(loaded, workspace.metadata, workspace.artifacts)
+    ingested: Ingested = ingest(loaded, workspace, observer.ingest)
     X_train, X_test, y_train, y_test = _split(loaded, ingested.frame)
 
     candidates = [
@@ -271,6 +274,7 @@ def _execute(
         holdout=holdout,
         version=version,
         wall_seconds=wall,
+        validation=ingested.validation,
     )
 
 

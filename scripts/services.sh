@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Make sure the servers the test suite starts for itself are installed.
+#
+# The tests run a throwaway PostgreSQL cluster (tests/services.py) so that SQL sources are tested
+# against a real server, not a mock. That needs the server binaries (initdb, pg_ctl, postgres) and,
+# when the tests run as root, the `postgres` system user, because PostgreSQL refuses to run as
+# root. Safe to run any number of times: it installs nothing when everything is already there.
+set -euo pipefail
+
+have_server_binaries() {
+    local dir
+    if command -v pg_config >/dev/null 2>&1; then
+        dir="$(pg_config --bindir 2>/dev/null || true)"
+        if [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then
+            return 0
+        fi
+    fi
+    for dir in /usr/lib/postgresql/*/bin; do
+        if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then
+            return 0
+        fi
+    done
+    command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1
+}
+
+postgres_ready() {
+    have_server_binaries || return 1
+    # As root the server is run as the `postgres` user, which the Debian package creates.
+    [[ "$(id -u)" -ne 0 ]] || id postgres >/dev/null 2>&1
+}
+
+if postgres_ready; then
+    exit 0
+fi
+
+if [[ "$(id -u)" -ne 0 ]]; then
+    echo "services.sh: the tests need a PostgreSQL server (initdb and pg_ctl), which is not" >&2
+    echo "installed, and installing it needs root. Run as root, or install it yourself:" >&2
+    echo "    sudo apt-get install -y postgresql" >&2
+    exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "services.sh: PostgreSQL is missing and this machine has no apt-get;" \
+        "install the PostgreSQL server with the system's package manager." >&2
+    exit 1
+fi
+
+echo "services.sh: installing PostgreSQL for the test suite"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq postgresql >/dev/null
+
+if ! postgres_ready; then
+    echo "services.sh: PostgreSQL was installed but initdb/pg_ctl or the postgres user" \
+        "are still missing" >&2
+    exit 1
+fi

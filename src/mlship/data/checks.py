@@ -1,0 +1,367 @@
+"""Declarative data checks compiled to Polars expressions and evaluated in one pass.
+
+Row checks (ranges, allowed values, patterns, uniqueness, outliers, cross-column rules, duplicate
+rows) produce one boolean column each; rows failing an ``error`` check are quarantined with a
+reason per failed check, rows failing only ``warn`` checks are kept and counted. Table checks (row
+count, missing share, distribution against a reference) fail the whole run when their severity is
+``error``. Nothing is dropped without a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mlship.data.profile import psi
+from mlship.data.typing import REASONS
+from mlship.spec.data import Column, ColumnCheck, Severity, TableChecks
+
+SOURCE = "_source"
+ROW = "_row"
+TRACKING = (SOURCE, ROW, REASONS)
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """One compiled row check: ``failed`` is true on rows that break it."""
+
+    key: str
+    column: str | None
+    check: str
+    severity: Severity
+    failed: pl.Expr
+    message: pl.Expr
+
+
+@dataclass
+class CheckResult:
+    column: str | None
+    check: str
+    severity: Severity
+    failed: int
+    examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "check": self.check,
+            "severity": self.severity,
+            "failed": self.failed,
+            "examples": self.examples,
+        }
+
+
+@dataclass
+class Validation:
+    """Outcome of validating a table."""
+
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    results: list[CheckResult]
+    rows_in: int
+    warned: int
+    table_errors: list[str]
+    max_quarantine: float
+
+    @property
+    def quarantined_share(self) -> float:
+        return len(self.quarantine) / self.rows_in if self.rows_in else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.table_errors and self.quarantined_share <= self.max_quarantine
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": {
+                "in": self.rows_in,
+                "quarantined": len(self.quarantine),
+                "warned": self.warned,
+                "out": len(self.clean),
+            },
+            "max_quarantine": self.max_quarantine,
+            "quarantined_share": self.quarantined_share,
+            "passed": self.passed,
+            "table_errors": self.table_errors,
+            "checks": [r.as_dict() for r in self.results],
+        }
+
+
+def _shown(column: Column, expr: pl.Expr) -> pl.Expr:
+    if column.role == "pii":
+        return pl.lit("(private value)")
+    return expr.cast(pl.String)
+
+
+def _message(column: Column, text: str) -> pl.Expr:
+    return pl.concat_str(
+        [pl.lit(f"{column.name}: "), _shown(column, pl.col(column.name)), pl.lit(text)]
+    )
+
+
+def _typed_literals(values: Sequence[Any], dtype: pl.DataType) -> pl.Series:
+    return pl.Series(values).cast(dtype, strict=False)
+
+
+def _column_checks(
+    column: Column, check: ColumnCheck, dtype: pl.DataType, index: int
+) -> list[RowCheck]:
+    col = pl.col(column.name)
+    present = col.is_not_null()
+    key = f"{column.name}.{index}"
+    found: list[RowCheck] = []
+
+    def add(name: str, failed: pl.Expr, text: str) -> None:
+        found.append(
+            RowCheck(
+                f"{key}.{name}",
+                column.name,
+                name,
+                check.severity,
+                present & failed,
+                _message(column, text),
+            )
+        )
+
+    if check.min is not None:
+        add("min", col < check.min, f" is below the minimum {check.min:g}")
+    if check.max is not None:
+        add("max", col > check.max, f" is above the maximum {check.max:g}")
+    if check.allowed is not None:
+        allowed = _typed_literals(check.allowed, dtype)
+        shown = ", ".join(map(str, check.allowed[:10]))
+        add("allowed", ~col.is_in(allowed.implode()), f" is not one of: {shown}")
+    if check.regex is not None:
+        add(
+            "regex",
+            ~col.cast(pl.String).str.contains(f"^(?:{check.regex})$"),
+            f" does not match {check.regex}",
+        )
+    if check.unique:
+        add("unique", ~col.is_first_distinct(), " repeats an earlier row's value")
+    if check.outliers is not None:
+        threshold = check.outliers.threshold
+        if check.outliers.method == "iqr":
+            q1, q3 = col.quantile(0.25), col.quantile(0.75)
+            low, high = q1 - threshold * (q3 - q1), q3 + threshold * (q3 - q1)
+        else:
+            low, high = col.mean() - threshold * col.std(), col.mean() + threshold * col.std()
+        add(
+            "outliers",
+            (col < low) | (col > high),
+            f" is an outlier ({check.outliers.method}, threshold {threshold:g})",
+        )
+    return found
+
+
+def compile_row_checks(
+    columns: Sequence[Column], table: TableChecks, schema: dict[str, pl.DataType]
+) -> list[RowCheck]:
+    """Every row-level check of the spec as Polars expressions."""
+    checks: list[RowCheck] = []
+    for column in columns:
+        if column.name not in schema:
+            continue
+        for index, check in enumerate(column.checks):
+            checks.extend(_column_checks(column, check, schema[column.name], index))
+    for rule in table.rules:
+        holds = pl.sql_expr(rule.expr).fill_null(True)
+        checks.append(
+            RowCheck(
+                f"rule.{rule.name}",
+                None,
+                f"rule {rule.name}",
+                rule.severity,
+                ~holds,
+                pl.lit(f"rule {rule.name} ({rule.expr}) is false"),
+            )
+        )
+    data_columns = [c for c in schema if c not in TRACKING]
+    for index, names in enumerate(table.unique):
+        checks.append(
+            RowCheck(
+                f"unique.{index}",
+                None,
+                f"unique ({', '.join(names)})",
+                "error",
+                ~pl.struct(names).is_first_distinct(),
+                pl.lit(f"({', '.join(names)}) repeats an earlier row's values"),
+            )
+        )
+    if table.duplicates != "allow":
+        severity: Severity = "error" if table.duplicates == "quarantine" else "warn"
+        checks.append(
+            RowCheck(
+                "duplicates",
+                None,
+                "duplicate row",
+                severity,
+                ~pl.struct(data_columns).is_first_distinct(),
+                pl.lit("duplicate of an earlier row"),
+            )
+        )
+    return checks
+
+
+def _where(frame: pl.DataFrame) -> pl.Expr:
+    if SOURCE in frame.columns and ROW in frame.columns:
+        return pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
+    return pl.format("row {}", pl.int_range(1, pl.len() + 1))
+
+
+def _table_errors(
+    clean: pl.DataFrame,
+    frame: pl.DataFrame,
+    columns: Sequence[Column],
+    table: TableChecks,
+    references: dict[str, pl.Series],
+) -> tuple[list[str], list[CheckResult]]:
+    errors: list[str] = []
+    results: list[CheckResult] = []
+    if table.rows is not None:
+        n = len(clean)
+        if table.rows.min is not None and n < table.rows.min:
+            errors.append(f"the dataset has {n} rows, fewer than the minimum {table.rows.min}")
+        if table.rows.max is not None and n > table.rows.max:
+            errors.append(f"the dataset has {n} rows, more than the maximum {table.rows.max}")
+    for column in columns:
+        for check in column.checks:
+            if column.name not in frame.columns:
+                continue
+            if check.max_missing is not None and len(frame):
+                share = frame[column.name].is_null().sum() / len(frame)
+                if share > check.max_missing:
+                    message = (
+                        f"{column.name}: {share:.1%} missing, more than {check.max_missing:.1%}"
+                    )
+                    results.append(
+                        CheckResult(
+                            column.name,
+                            "max_missing",
+                            check.severity,
+                            int(frame[column.name].is_null().sum()),
+                            [message],
+                        )
+                    )
+                    if check.severity == "error":
+                        errors.append(message)
+            if check.distribution is not None and column.name in references:
+                value = population_stability(references[column.name], clean[column.name])
+                if value > check.distribution.max_psi:
+                    message = (
+                        f"{column.name}: distribution shifted from the reference "
+                        f"(PSI {value:.3f} > {check.distribution.max_psi:g})"
+                    )
+                    results.append(
+                        CheckResult(
+                            column.name, "distribution", check.severity, len(clean), [message]
+                        )
+                    )
+                    if check.severity == "error":
+                        errors.append(message)
+    return errors, results
+
+
+def population_stability(reference: pl.Series, current: pl.Series, bins: int = 10) -> float:
+    """PSI of ``current`` against ``reference``: quantile bins for numbers, levels for labels."""
+    reference, current = reference.drop_nulls(), current.drop_nulls()
+    if reference.is_empty() or current.is_empty():
+        return 0.0
+    if reference.dtype.is_numeric() and current.dtype.is_numeric():
+        ref = reference.cast(pl.Float64).to_numpy()
+        cur = current.cast(pl.Float64).to_numpy()
+        cuts = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+        expected = np.bincount(np.searchsorted(cuts, ref, side="right"), minlength=len(cuts) + 1)
+        actual = np.bincount(np.searchsorted(cuts, cur, side="right"), minlength=len(cuts) + 1)
+    else:
+        ref_counts = reference.cast(pl.String).value_counts()
+        cur_counts = current.cast(pl.String).value_counts()
+        name = ref_counts.columns[0]
+        joined = ref_counts.join(cur_counts, on=name, how="full", coalesce=True, suffix="_current")
+        joined = joined.fill_null(0)
+        expected = joined["count"].to_numpy()
+        actual = joined["count_current"].to_numpy()
+    return psi(expected.tolist(), actual.tolist())
+
+
+def validate(
+    frame: pl.DataFrame,
+    columns: Sequence[Column],
+    table: TableChecks,
+    references: dict[str, pl.Series] | None = None,
+) -> Validation:
+    """Run every check on ``frame`` (typed; may carry ``_source``/``_row``/``_reasons``)."""
+    checks = compile_row_checks(columns, table, dict(frame.schema))
+    if REASONS not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(REASONS))
+    where = _where(frame)
+    failed = (
+        frame.select([c.failed.fill_null(False).alias(c.key) for c in checks])
+        if checks
+        else pl.DataFrame()
+    )
+    errors = [c for c in checks if c.severity == "error"]
+    warns = [c for c in checks if c.severity == "warn"]
+    error_reasons = [pl.when(pl.col(f"__{c.key}")).then(c.message) for c in errors]
+    flagged = frame.with_columns([failed[c.key].alias(f"__{c.key}") for c in checks])
+    reasons = pl.concat_str([pl.col(REASONS), *error_reasons], separator="; ", ignore_nulls=True)
+    flagged = flagged.with_columns(
+        pl.when(reasons == "").then(None).otherwise(reasons).alias(REASONS)
+    )
+    bad = pl.col(REASONS).is_not_null()
+
+    results: list[CheckResult] = []
+    typing_failures = frame.filter(pl.col(REASONS).is_not_null())
+    if len(typing_failures):
+        examples = (
+            typing_failures.select(pl.format("{}: {}", where, pl.col(REASONS)))
+            .head(_EXAMPLES)
+            .to_series()
+            .to_list()
+        )
+        results.append(CheckResult(None, "type", "error", len(typing_failures), examples))
+    for check in checks:
+        hits = flagged.filter(pl.col(f"__{check.key}"))
+        if len(hits):
+            examples = (
+                hits.select(pl.format("{}: {}", where, check.message))
+                .head(_EXAMPLES)
+                .to_series()
+                .to_list()
+            )
+            results.append(
+                CheckResult(check.column, check.check, check.severity, len(hits), examples)
+            )
+
+    warned = 0
+    if warns:
+        any_warn = pl.any_horizontal([pl.col(f"__{c.key}") for c in warns])
+        warned = flagged.filter(any_warn & ~bad).height
+    per_check = [
+        pl.when(pl.col(f"__{c.key}")).then(c.message).alias(f"_check:{c.key}") for c in errors
+    ]
+    quarantine = flagged.filter(bad).with_columns(per_check).drop([f"__{c.key}" for c in checks])
+    quarantine = quarantine.select(
+        [
+            c
+            for c in quarantine.columns
+            if not (c.startswith("_check:") and quarantine[c].null_count() == len(quarantine))
+        ]
+    )
+    clean = flagged.filter(~bad).drop([f"__{c.key}" for c in checks])
+    clean = clean.drop([c for c in TRACKING if c in clean.columns])
+    table_errors, table_results = _table_errors(clean, frame, columns, table, references or {})
+    return Validation(
+        clean=clean,
+        quarantine=quarantine,
+        results=results + table_results,
+        rows_in=len(frame),
+        warned=warned,
+        table_errors=table_errors,
+        max_quarantine=table.max_quarantine,
+    )

@@ -1,0 +1,168 @@
+"""Typing with reasons, and the checks engine: every failing row gets a reason, nothing vanishes."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from mlship.data.checks import population_stability, validate
+from mlship.data.typing import REASONS, TypedColumn, type_columns
+from mlship.spec.data import Column, TableChecks
+
+
+def test_typing_keeps_values_and_explains_failures() -> None:
+    raw = pl.DataFrame(
+        {
+            "n": ["1", " 2 ", "x", None, "2.5", "1e3"],
+            "b": ["yes", "FALSE", "maybe", None, "1", "n"],
+            "t": [
+                "2024-01-02",
+                "2024-01-02T10:00:00",
+                "bad",
+                None,
+                "2024-01-02 10:00:00+02:00",
+                "2024-03-01 08:30",
+            ],
+        }
+    )
+    typed = type_columns(
+        raw,
+        [
+            TypedColumn("n", "integer"),
+            TypedColumn("b", "boolean"),
+            TypedColumn("t", "datetime", nullable=False),
+        ],
+    )
+    assert typed["n"].to_list() == [1, 2, None, None, None, 1000]
+    assert typed["b"].to_list() == [True, False, None, None, True, False]
+    assert typed["t"].dt.hour().to_list() == [0, 10, None, None, 8, 8]
+    reasons = typed[REASONS].to_list()
+    assert reasons[0] is None and reasons[1] is None and reasons[5] is None
+    assert reasons[2] == (
+        "n: 'x' is not an integer; b: 'maybe' is not a boolean (true/false, yes/no, 1/0); "
+        "t: 'bad' is not a date/time (ISO 8601)"
+    )
+    assert reasons[3] == "t: is empty, but the column is not nullable"
+    assert reasons[4] == "n: '2.5' is not an integer"
+
+
+def test_private_values_never_appear_in_reasons() -> None:
+    raw = pl.DataFrame({"email": ["secret@example.com"], "age": ["old"]})
+    typed = type_columns(raw, [TypedColumn("age", "integer", private=True)])
+    assert typed[REASONS][0] == "age: (private value) is not an integer"
+
+
+def _columns() -> list[Column]:
+    return [
+        Column.model_validate(
+            {
+                "name": "age",
+                "type": "integer",
+                "checks": [
+                    {"min": 0, "max": 120},
+                    {"outliers": {"method": "iqr"}, "severity": "warn"},
+                ],
+            }
+        ),
+        Column.model_validate(
+            {"name": "plan", "type": "category", "checks": [{"allowed": ["a", "b"]}]}
+        ),
+        Column.model_validate(
+            {
+                "name": "code",
+                "type": "string",
+                "checks": [{"regex": "[A-Z]{2}[0-9]", "severity": "warn"}, {"unique": True}],
+            }
+        ),
+    ]
+
+
+def test_row_checks_quarantine_with_a_reason_per_failed_check() -> None:
+    frame = pl.DataFrame(
+        {
+            "age": [30, 40, -1, 150, 35, 35, 33, 31],
+            "plan": ["a", "b", "a", "c", "a", "a", "b", "a"],
+            "code": ["AB1", "CD2", "EF3", "GH4", "xx", "xx", "KL7", "MN8"],
+            "_source": ["s"] * 8,
+            "_row": [f"line {i}" for i in range(2, 10)],
+        }
+    )
+    result = validate(frame, _columns(), TableChecks(max_quarantine=0.5))
+    assert result.rows_in == 8
+    assert len(result.quarantine) + len(result.clean) == 8  # nothing vanishes
+    assert result.quarantine["_row"].to_list() == ["line 4", "line 5", "line 7"]
+    reasons = result.quarantine[REASONS].to_list()
+    assert reasons[0] == "age: -1 is below the minimum 0"
+    assert reasons[1] == "age: 150 is above the maximum 120; plan: c is not one of: a, b"
+    assert (
+        "duplicate of an earlier row" in reasons[2]
+        and "code: xx repeats an earlier row's value" in reasons[2]
+    )
+    assert "_check:age.0.max" in result.quarantine.columns
+    assert result.warned == 1  # row 6 ('xx' once) breaks only the warn regex
+    assert set(result.clean.columns) == {"age", "plan", "code"}
+    by_check = {(r.column, r.check): r for r in result.results}
+    assert by_check[("age", "min")].failed == 1
+    assert by_check[("age", "min")].examples == ["s line 4: age: -1 is below the minimum 0"]
+    assert by_check[("code", "regex")].severity == "warn"
+    assert result.passed
+
+
+def test_too_many_quarantined_rows_fail_the_table() -> None:
+    frame = pl.DataFrame(
+        {"age": [1, -2, -3, 4], "plan": ["a"] * 4, "code": ["AA1", "AA2", "AA3", "AA4"]}
+    )
+    result = validate(frame, _columns(), TableChecks(max_quarantine=0.25))
+    assert result.quarantined_share == 0.5
+    assert not result.passed
+
+
+def test_cross_column_rules_unique_keys_and_row_counts() -> None:
+    frame = pl.DataFrame({"a": [1, 5, 3, 3], "b": [2, 1, None, 4], "k": [1, 2, 3, 3]})
+    table = TableChecks.model_validate(
+        {
+            "rules": [{"name": "a_below_b", "expr": "a < b"}],
+            "unique": [["k"]],
+            "duplicates": "allow",
+            "rows": {"min": 10},
+            "max_quarantine": 1.0,
+        }
+    )
+    result = validate(frame, [], table)
+    reasons = result.quarantine[REASONS].to_list()
+    assert reasons == ["rule a_below_b (a < b) is false", "(k) repeats an earlier row's values"]
+    assert result.table_errors == ["the dataset has 2 rows, fewer than the minimum 10"]
+    assert not result.passed
+
+
+def test_missing_share_and_distribution_checks() -> None:
+    frame = pl.DataFrame({"x": [1.0, None, None, 4.0] * 25, "y": list(range(100))})
+    columns = [
+        Column.model_validate({"name": "x", "type": "float", "checks": [{"max_missing": 0.1}]}),
+        Column.model_validate(
+            {
+                "name": "y",
+                "type": "float",
+                "checks": [
+                    {
+                        "distribution": {"reference": "ref.parquet", "max_psi": 0.2},
+                        "severity": "warn",
+                    }
+                ],
+            }
+        ),
+    ]
+    reference = pl.Series("y", [float(v) for v in range(1000, 1100)])
+    result = validate(frame, columns, TableChecks(), {"y": reference})
+    assert result.table_errors == ["x: 50.0% missing, more than 10.0%"]
+    warned = [r for r in result.results if r.check == "distribution"]
+    assert warned and warned[0].severity == "warn"
+
+
+def test_population_stability() -> None:
+    same = pl.Series([float(v % 50) for v in range(1000)])
+    assert population_stability(same, same) == pytest.approx(0.0, abs=1e-9)
+    shifted = pl.Series([float(v % 50) + 30 for v in range(1000)])
+    assert population_stability(same, shifted) > 1.0
+    labels = pl.Series(["a"] * 90 + ["b"] * 10)
+    assert population_stability(labels, pl.Series(["a"] * 50 + ["b"] * 50)) > 0.2
