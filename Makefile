@@ -37,13 +37,19 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-bench: $(VENV)/.dev
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) -e '.[dev,bench]'
+	touch $@
+
+# Timing tables: model serving latency, and data validation against pandera on 1,000,000 rows.
+bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
+	$(BIN)/python benchmarks/bench_data.py
 
 # Re-resolve the newest versions allowed by pyproject.toml and record them exactly.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,bench]'
 	{ echo "# Exact versions the project is tested with (pip install -c constraints.txt)."; \
 	  echo "# Regenerate with: make lock"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -viE '^(mlship|pip|setuptools|wheel)=='; \

@@ -10,9 +10,12 @@ against another.
 
 For mlship, reading is ``pl.read_csv(path, infer_schema=False)`` (text, as ingest reads it) or
 ``pl.read_parquet``; checking is ``type_columns`` (types and nullability) followed by ``validate``
-(ranges and allowed values). pandas reads the CSV with its declared dtypes (pyarrow engine), so
-parsing the text is part of pandas' read time but part of mlship's check time: the Parquet rows,
-where both sides start from typed data, are the like-for-like comparison of checking.
+(ranges and allowed values). ``validate`` decides which rows are quarantined and builds the
+quarantine with its reasons; the clean table is built on first use (by ingest, when it stores the
+dataset), so, as with pandera, no filtered copy of the data is part of the check time. pandas
+reads the CSV with its declared dtypes (pyarrow engine), so parsing the text is part of pandas'
+read time but part of mlship's check time: the Parquet rows, where both sides start from typed
+data, are the like-for-like comparison of checking.
 
 The tools must agree: the number of failing rows and the failure count of every check are compared
 between mlship and pandera, and the script exits with status 1 when they differ.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -58,15 +59,30 @@ class CheckResult:
 
 @dataclass
 class Validation:
-    """Outcome of validating a table."""
+    """Outcome of validating a table.
 
-    clean: pl.DataFrame
+    The clean table is the input without its quarantined rows and tracking columns. It is built
+    on first use, so a caller that only needs the verdict, or streams the rows elsewhere, never
+    pays for a copy of the data.
+    """
+
+    frame: pl.DataFrame
+    quarantined: pl.Series
     quarantine: pl.DataFrame
     results: list[CheckResult]
     rows_in: int
     warned: int
     table_errors: list[str]
     max_quarantine: float
+
+    @cached_property
+    def clean(self) -> pl.DataFrame:
+        kept = self.frame.select(c for c in self.frame.columns if c not in TRACKING)
+        return kept.filter(~self.quarantined) if len(self.quarantine) else kept
+
+    @property
+    def rows_out(self) -> int:
+        return self.rows_in - len(self.quarantine)
 
     @property
     def quarantined_share(self) -> float:
@@ -82,7 +98,7 @@ class Validation:
                 "in": self.rows_in,
                 "quarantined": len(self.quarantine),
                 "warned": self.warned,
-                "out": len(self.clean),
+                "out": self.rows_out,
             },
             "max_quarantine": self.max_quarantine,
             "quarantined_share": self.quarantined_share,
@@ -208,15 +224,23 @@ def compile_row_checks(
     return checks
 
 
-def _where(frame: pl.DataFrame) -> pl.Expr:
+def _where(frame: pl.DataFrame, rows: pl.Series) -> pl.Expr:
+    """Where each of ``frame``'s rows came from; ``rows`` are their positions in the input."""
     if SOURCE in frame.columns and ROW in frame.columns:
         return pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
-    return pl.format("row {}", pl.int_range(1, pl.len() + 1))
+    return pl.format("row {}", pl.lit(rows + 1))
+
+
+def _examples(frame: pl.DataFrame, failed: pl.Series, message: pl.Expr) -> list[str]:
+    """The first few failing rows of one check, each with where it came from."""
+    rows = failed.arg_true().head(_EXAMPLES)
+    sample = frame[rows]
+    return sample.select(pl.format("{}: {}", _where(sample, rows), message)).to_series().to_list()
 
 
 def _table_errors(
-    clean: pl.DataFrame,
     frame: pl.DataFrame,
+    bad: pl.Series,
     columns: Sequence[Column],
     table: TableChecks,
     references: dict[str, pl.Series],
@@ -224,7 +248,7 @@ def _table_errors(
     errors: list[str] = []
     results: list[CheckResult] = []
     if table.rows is not None:
-        n = len(clean)
+        n = len(frame) - int(bad.sum())
         if table.rows.min is not None and n < table.rows.min:
             errors.append(f"the dataset has {n} rows, fewer than the minimum {table.rows.min}")
         if table.rows.max is not None and n > table.rows.max:
@@ -251,7 +275,8 @@ def _table_errors(
                     if check.severity == "error":
                         errors.append(message)
             if check.distribution is not None and column.name in references:
-                value = population_stability(references[column.name], clean[column.name])
+                kept = frame[column.name].filter(~bad)
+                value = population_stability(references[column.name], kept)
                 if value > check.distribution.max_psi:
                     message = (
                         f"{column.name}: distribution shifted from the reference "
@@ -259,7 +284,7 @@ def _table_errors(
                     )
                     results.append(
                         CheckResult(
-                            column.name, "distribution", check.severity, len(clean), [message]
+                            column.name, "distribution", check.severity, len(kept), [message]
                         )
                     )
                     if check.severity == "error":
@@ -295,73 +320,73 @@ def validate(
     table: TableChecks,
     references: dict[str, pl.Series] | None = None,
 ) -> Validation:
-    """Run every check on ``frame`` (typed; may carry ``_source``/``_row``/``_reasons``)."""
+    """Run every check on ``frame`` (typed; may carry ``_source``/``_row``/``_reasons``).
+
+    All row checks are evaluated together into boolean columns, one per check; counts come from
+    their sums. Reason strings are built only for the rows that are quarantined, so a clean
+    table costs one parallel pass and no copy.
+    """
     checks = compile_row_checks(columns, table, dict(frame.schema))
     if REASONS not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(REASONS))
-    where = _where(frame)
-    failed = (
-        frame.select([c.failed.fill_null(False).alias(c.key) for c in checks])
-        if checks
-        else pl.DataFrame()
-    )
+    flags = frame.select([c.failed.fill_null(False).alias(c.key) for c in checks])
+    typing_failed = frame[REASONS].is_not_null()
     errors = [c for c in checks if c.severity == "error"]
     warns = [c for c in checks if c.severity == "warn"]
-    error_reasons = [pl.when(pl.col(f"__{c.key}")).then(c.message) for c in errors]
-    flagged = frame.with_columns([failed[c.key].alias(f"__{c.key}") for c in checks])
-    reasons = pl.concat_str([pl.col(REASONS), *error_reasons], separator="; ", ignore_nulls=True)
-    flagged = flagged.with_columns(
-        pl.when(reasons == "").then(None).otherwise(reasons).alias(REASONS)
-    )
-    bad = pl.col(REASONS).is_not_null()
+    bad = typing_failed
+    if errors:
+        bad = bad | flags.select(pl.any_horizontal(c.key for c in errors)).to_series()
+    counts = flags.sum().row(0, named=True) if checks else {}
 
     results: list[CheckResult] = []
-    typing_failures = frame.filter(pl.col(REASONS).is_not_null())
-    if len(typing_failures):
-        examples = (
-            typing_failures.select(pl.format("{}: {}", where, pl.col(REASONS)))
-            .head(_EXAMPLES)
-            .to_series()
-            .to_list()
-        )
-        results.append(CheckResult(None, "type", "error", len(typing_failures), examples))
+    typing_count = int(typing_failed.sum())
+    if typing_count:
+        examples = _examples(frame, typing_failed, pl.col(REASONS))
+        results.append(CheckResult(None, "type", "error", typing_count, examples))
     for check in checks:
-        hits = flagged.filter(pl.col(f"__{check.key}"))
-        if len(hits):
-            examples = (
-                hits.select(pl.format("{}: {}", where, check.message))
-                .head(_EXAMPLES)
-                .to_series()
-                .to_list()
-            )
+        if counts[check.key]:
+            examples = _examples(frame, flags[check.key], check.message)
             results.append(
-                CheckResult(check.column, check.check, check.severity, len(hits), examples)
+                CheckResult(check.column, check.check, check.severity, counts[check.key], examples)
             )
 
     warned = 0
     if warns:
-        any_warn = pl.any_horizontal([pl.col(f"__{c.key}") for c in warns])
-        warned = flagged.filter(any_warn & ~bad).height
-    per_check = [
-        pl.when(pl.col(f"__{c.key}")).then(c.message).alias(f"_check:{c.key}") for c in errors
-    ]
-    quarantine = flagged.filter(bad).with_columns(per_check).drop([f"__{c.key}" for c in checks])
-    quarantine = quarantine.select(
-        [
-            c
-            for c in quarantine.columns
-            if not (c.startswith("_check:") and quarantine[c].null_count() == len(quarantine))
-        ]
-    )
-    clean = flagged.filter(~bad).drop([f"__{c.key}" for c in checks])
-    clean = clean.drop([c for c in TRACKING if c in clean.columns])
-    table_errors, table_results = _table_errors(clean, frame, columns, table, references or {})
+        any_warn = pl.any_horizontal([pl.col(c.key) for c in warns])
+        warned = int(flags.select((any_warn & ~pl.lit(bad)).sum()).item())
+
+    if bad.any():
+        failed = [c for c in errors if counts[c.key]]
+        marks = flags.select(c.key for c in failed)[bad.arg_true()] if failed else pl.DataFrame()
+        quarantine = _quarantine(frame.filter(bad), marks, failed)
+    else:
+        quarantine = frame.clear()
+    table_errors, table_results = _table_errors(frame, bad, columns, table, references or {})
     return Validation(
-        clean=clean,
+        frame=frame,
+        quarantined=bad,
         quarantine=quarantine,
         results=results + table_results,
         rows_in=len(frame),
         warned=warned,
         table_errors=table_errors,
         max_quarantine=table.max_quarantine,
+    )
+
+
+def _quarantine(rows: pl.DataFrame, flags: pl.DataFrame, failed: list[RowCheck]) -> pl.DataFrame:
+    """The quarantined rows with all their reasons, and one column per failed error check."""
+    marked = rows.with_columns([flags[c.key].alias(f"__{c.key}") for c in failed])
+    per_check = [
+        pl.when(pl.col(f"__{c.key}")).then(c.message).alias(f"_check:{c.key}") for c in failed
+    ]
+    reasons = pl.concat_str(
+        [pl.col(REASONS), *(pl.col(f"_check:{c.key}") for c in failed)],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    return (
+        marked.with_columns(per_check)
+        .with_columns(reasons.alias(REASONS))
+        .drop([f"__{c.key}" for c in failed])
     )
