@@ -46,6 +46,12 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     )
     assert tour.returncode == 0, f"stdout:\n{tour.stdout}\nstderr:\n{tour.stderr}"
     out = tour.stdout
+    assert "Sources (lineage)" in out and "support_events.jsonl" in out
+    assert "is not an integer" in out  # the quarantine's reasons
+    assert (
+        "Shared columns (a → b where they differ)" in out
+    )  # data diff of the two dataset versions
+    assert "Inputs unchanged: reusing dataset" in out  # the last run's ingest came from the cache
     assert "customer_id,prediction,proba_no,proba_yes" in out
     assert '"status":"ok"' in out
     assert '"predictions":[' in out

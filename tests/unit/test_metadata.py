@@ -164,3 +164,16 @@ def test_runs_are_found_by_unique_prefix(workspace: Workspace) -> None:
         common += a
     with pytest.raises(MlshipError, match="ambiguous"):
         store.get_run(common)
+
+
+def test_datasets_are_found_by_pipeline_name_newest_first(workspace: Workspace) -> None:
+    """``churn`` is the newest dataset of that pipeline and ``churn~1`` the one before it."""
+    store = workspace.metadata
+    older, _ = store.get_or_add_dataset("a" * 64, "1" * 64, 10, [], [], pipeline="churn")
+    newer, _ = store.get_or_add_dataset("b" * 64, "2" * 64, 12, [], [], pipeline="churn")
+    assert store.get_dataset("churn").id == newer.id
+    assert store.get_dataset("churn~0").id == newer.id
+    assert store.get_dataset("churn~1").id == older.id
+    assert store.get_dataset("aaaa").id == older.id
+    with pytest.raises(NotFoundError, match="churn~2"):
+        store.get_dataset("churn~2")

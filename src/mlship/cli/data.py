@@ -74,7 +74,9 @@ def _read_any(path: Path) -> pl.DataFrame:
 
 @app.command("profile")
 def profile_command(
-    target: Annotated[str, typer.Argument(help="A dataset hash (prefix) or a data file.")],
+    target: Annotated[
+        str, typer.Argument(help="A dataset hash (prefix), PIPELINE[~N], or a data file.")
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Directory for the JSON and HTML.")
     ] = None,
@@ -125,7 +127,12 @@ def list_command(
 
 @app.command("show")
 def show_command(
-    ref: Annotated[str, typer.Argument(help="Dataset hash or a unique prefix of it.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset hash (or prefix), or PIPELINE[~N]: its newest dataset, or N before."
+        ),
+    ],
 ) -> None:
     """A dataset's lineage, schema, validation and statistics."""
     workspace = Workspace.open()
@@ -180,15 +187,21 @@ def show_command(
 
 
 def _num(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return fmt(float(value), 3)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else fmt(value, 3)
     return "" if value is None else str(value)
 
 
 @app.command("diff")
 def diff_command(
-    first: Annotated[str, typer.Argument(help="Dataset hash (prefix): the baseline.")],
-    second: Annotated[str, typer.Argument(help="Dataset hash (prefix) to compare with it.")],
+    first: Annotated[
+        str, typer.Argument(help="Dataset hash (prefix) or PIPELINE[~N]: the baseline.")
+    ],
+    second: Annotated[
+        str, typer.Argument(help="Dataset hash (prefix) or PIPELINE[~N] to compare with it.")
+    ],
 ) -> None:
     """Schema and statistics differences between two datasets."""
     workspace = Workspace.open()
@@ -205,9 +218,9 @@ def diff_command(
             out.print(f"Columns {label}: {', '.join(diff[label])}")
     for change in diff["dtype_changed"]:
         out.print(f"Column {change['column']}: type {change['a']} -> {change['b']}")
-    table = Table(title="Shared columns (a -> b)")
-    for name in ("column", "missing", "distinct", "mean", "PSI", "method"):
-        table.add_column(name, justify="left" if name in ("column", "method") else "right")
+    table = Table(title="Shared columns (a → b where they differ)")
+    for name in ("column", "missing", "distinct", "mean", "min", "max", "PSI"):
+        table.add_column(name, justify="left" if name == "column" else "right")
     for column in diff["columns"]:
         psi = column.get("psi")
         style = "red" if psi is not None and psi > 0.2 else None
@@ -216,8 +229,9 @@ def diff_command(
             _pair(column["missing_share"], share=True),
             _pair(column["distinct"]),
             _pair(column.get("mean")),
+            _pair(column.get("min")),
+            _pair(column.get("max")),
             "-" if psi is None else f"{psi:.3f}",
-            str(column.get("psi_method") or "-"),
             style=style,
         )
     out.print(table)
@@ -233,4 +247,5 @@ def _pair(change: dict[str, Any] | None, share: bool = False) -> str:
             return f"{value:.1%}"
         return _num(value) or "-"
 
-    return f"{one(change.get('a'))} -> {one(change.get('b'))}"
+    before, after = one(change.get("a")), one(change.get("b"))
+    return before if before == after else f"{before} → {after}"

@@ -9,6 +9,7 @@ the stored dataset is reused.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +21,12 @@ import polars as pl
 
 from mlship.data.checks import ROW, SOURCE, Validation, validate
 from mlship.data.combine import combine_sources
-from mlship.data.fingerprint import file_sha256, ingest_key, location_of
+from mlship.data.fingerprint import ingest_key, location_of
 from mlship.data.mapping import convert_units, derive_columns, rename_columns
 from mlship.data.privacy import load_or_create_key, pseudonym, pseudonymize
 from mlship.data.profile import profile_frame
 from mlship.data.report import write_report
-from mlship.data.sources import SourceData, read_source
+from mlship.data.sources import SourceData, read_source, source_sha256
 from mlship.data.typing import REASONS, TypedColumn, type_columns
 from mlship.data.versioning import frame_hash
 from mlship.errors import DataError
@@ -133,10 +134,40 @@ def _select_schema(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
     )
 
 
-def _store_parquet(frame: pl.DataFrame, workspace: Workspace) -> str:
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
-    return workspace.artifacts.put_bytes(buffer.getvalue()).sha256
+    return buffer.getvalue()
+
+
+def _store_parquet(frame: pl.DataFrame, workspace: Workspace) -> str:
+    return workspace.artifacts.put_bytes(_parquet_bytes(frame)).sha256
+
+
+def _shown(data: SourceData) -> str:
+    """How messages name a source: ``label (file or database)``, passwords masked."""
+    return f"{data.label} ({data.lineage.get('path') or data.lineage.get('url')})"
+
+
+def _nothing_to_ingest(raw: dict[str, SourceData], method: str) -> DataError:
+    """Why the combined table has no rows: the sources that have none, or else the combining."""
+    empty = [data for data in raw.values() if data.frame.is_empty()]
+    if empty:
+        reasons = []
+        for data in empty:
+            if data.lineage["kind"] == "query":
+                reason = "the query returned no rows"
+            elif data.lineage["format"] == "csv":
+                reason = "the file has a header but no data rows"
+            else:
+                reason = "the file has no data rows"
+            reasons.append(f"{_shown(data)}: {reason}")
+        return DataError("; ".join(reasons) + "; there is nothing to ingest")
+    rows = ", ".join(f"{data.label} {data.frame.height}" for data in raw.values())
+    return DataError(
+        f"the sources have rows ({rows}), but combining them ({method}) leaves none; "
+        "check the keys the sources are joined on"
+    )
 
 
 def _read_all(loaded: LoadedSpec, observer: IngestObserver) -> dict[str, SourceData]:
@@ -158,13 +189,7 @@ def _source_hashes(loaded: LoadedSpec) -> list[str] | None:
     for source in loaded.spec.sources:
         if source.path is None:
             return None
-        location = location_of(source.path, loaded.base_dir)
-        try:
-            hashes.append(file_sha256(location))
-        except FileNotFoundError:
-            raise DataError(f"source {source.label}: {location} does not exist") from None
-        except OSError as exc:
-            raise DataError(f"source {source.label}: cannot read {location}: {exc}") from None
+        hashes.append(source_sha256(source, loaded.base_dir))
     return hashes
 
 
@@ -201,6 +226,8 @@ def ingest(
         for source, label in zip(spec.sources, raw, strict=True)
     }
     combined, combine_report = _combine(loaded, frames)
+    if combined.is_empty():
+        raise _nothing_to_ingest(raw, spec.combine.method)
     combined = _select_schema(combined, spec.columns)
     validation = validate(combined, spec.columns, spec.checks, _references(loaded, workspace))
     return _record(loaded, workspace, raw, validation, combine_report, cache_key, observer)
@@ -242,13 +269,13 @@ def _record(
     summary = validation.summary()
     summary["sources"] = [d.lineage for d in raw.values()]
     summary["combine"] = combine_report
-    quarantine_sha = (
-        _store_parquet(validation.quarantine, workspace) if len(validation.quarantine) else None
-    )
+    # Stored only once the data has passed: a failed ingest leaves no artifact behind.
+    quarantine = _parquet_bytes(validation.quarantine) if len(validation.quarantine) else None
+    quarantine_sha = hashlib.sha256(quarantine).hexdigest() if quarantine else None
     summary["quarantine_sha256"] = quarantine_sha
     report_dir = workspace.settings.home_resolved / "reports"
     summary["quarantine_path"] = _export_quarantine(
-        validation, report_dir / f"{spec.name}-quarantine.parquet"
+        quarantine, report_dir / f"{spec.name}-quarantine.parquet"
     )
     profile = profile_frame(validation.clean)
     _, html_path = write_report(report_dir, f"{spec.name}-data", profile, summary)
@@ -264,10 +291,13 @@ def _record(
                 f"{validation.max_quarantine:.1%}; most frequent: "
                 + "; ".join(f"{r.examples[0]} ({r.failed} rows)" for r in top if r.examples)
             )
+        sources = "sources: " + ", ".join(_shown(data) for data in raw.values())
         where = f"report: {html_path}"
         if summary["quarantine_path"]:
             where += f"; quarantined rows: {summary['quarantine_path']}"
-        raise DataError("data validation failed:\n  " + "\n  ".join([*reasons, where]))
+        raise DataError("data validation failed:\n  " + "\n  ".join([*reasons, sources, where]))
+    if quarantine:
+        workspace.artifacts.put_bytes(quarantine)
     clean = validation.clean
     pandas_frame = clean.to_pandas()
     data_hash = frame_hash(pandas_frame)
@@ -280,7 +310,7 @@ def _record(
         sources=summary["sources"],
         pipeline=spec.name,
         spec_hash=loaded.spec_hash,
-        code_version=_code_version(),
+        code_version=_code_version(loaded.base_dir),
         n_quarantined=len(validation.quarantine),
         quarantine_sha256=quarantine_sha,
         profile_sha256=profile_sha,
@@ -298,14 +328,12 @@ def _record(
     )
 
 
-def _export_quarantine(validation: Validation, path: Path) -> str | None:
+def _export_quarantine(quarantine: bytes | None, path: Path) -> str | None:
     """A readable copy of the quarantined rows next to the report (the artifact is the record)."""
-    if not len(validation.quarantine):
+    if not quarantine:
         path.unlink(missing_ok=True)
         return None
-    buffer = io.BytesIO()
-    validation.quarantine.write_parquet(buffer)
-    atomic_write(path, [buffer.getvalue()])
+    atomic_write(path, [quarantine])
     return str(path)
 
 
@@ -315,7 +343,13 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data, sort_keys=True, default=str).encode()
 
 
-def _code_version() -> str:
+def _code_version(base_dir: Path) -> str:
+    """mlship's version, and the commit of the project holding the spec when it is in git."""
     from mlship import __version__
+    from mlship.train.environment import git_commit
 
-    return __version__
+    found = f"mlship {__version__}"
+    commit = git_commit(base_dir)
+    if commit:
+        found += f", git {commit[:12]}" + ("-dirty" if commit.endswith("-dirty") else "")
+    return found

@@ -561,6 +561,8 @@ def _numeric_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {
         "mean": _change(a["mean"], b["mean"]),
         "std": _change(a["std"], b["std"]),
+        "min": _change(a["min"], b["min"]),
+        "max": _change(a["max"], b["max"]),
         "quantiles": {q: _change(a["quantiles"][q], b["quantiles"][q]) for q in QUANTILES},
         "psi": value,
         "psi_method": method,

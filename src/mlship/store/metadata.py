@@ -92,14 +92,33 @@ class MetadataStore:
             return list(session.scalars(query.limit(limit)))
 
     def get_dataset(self, ref: str) -> Dataset:
-        """A dataset by its content hash or an unambiguous prefix of it."""
+        """A dataset by its content hash, an unambiguous prefix of it, or ``PIPELINE[~N]``.
+
+        ``churn`` is the newest dataset of pipeline churn and ``churn~1`` the one before it, so
+        the usual comparison needs no hashes: ``mlship data diff churn~1 churn``.
+        """
+        name, _, back = ref.partition("~")
         with self.transaction() as session:
+            if not back or back.isdigit():
+                by_pipeline = (
+                    select(Dataset)
+                    .where(Dataset.pipeline == name)
+                    .order_by(Dataset.created_at.desc(), Dataset.id.desc())
+                    .offset(int(back or 0))
+                    .limit(1)
+                )
+                newest = session.scalars(by_pipeline).first()
+                if newest is not None:
+                    return newest
             query = select(Dataset).where(
                 Dataset.data_hash.startswith(ref.lower(), autoescape=True)
             )
             found = list(session.scalars(query.limit(2)))
         if not found:
-            raise NotFoundError(f"no dataset with hash {ref!r}; `mlship data list` shows them")
+            raise NotFoundError(
+                f"no dataset {ref!r} (a hash prefix, or a pipeline name with an optional ~N); "
+                "`mlship data list` shows them"
+            )
         if len(found) > 1:
             raise MlshipError(f"dataset hash prefix {ref!r} is ambiguous; give more characters")
         return found[0]
