@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 
 from mlship.errors import MlshipError, NotFoundError
+from mlship.store.db import VERSION_TABLE, current_revision, head_revision, upgrade
 from mlship.store.metadata import MetadataStore, NewVersion
 from mlship.store.tables import Base, Candidate, Metric, ModelVersion, Run
 from mlship.workspace import Workspace
@@ -86,9 +87,11 @@ def test_schema_comes_from_migrations_and_matches_the_models(workspace: Workspac
         "registered_models",
         "model_versions",
     } <= tables
-    assert "alembic_version" in tables
+    assert VERSION_TABLE in tables
+    assert "alembic_version" not in tables  # left free for Optuna's studies in the same database
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 
@@ -177,3 +180,14 @@ def test_datasets_are_found_by_pipeline_name_newest_first(workspace: Workspace) 
     assert store.get_dataset("aaaa").id == older.id
     with pytest.raises(NotFoundError, match="churn~2"):
         store.get_dataset("churn~2")
+
+
+def test_a_workspace_with_the_default_version_table_is_adopted(workspace: Workspace) -> None:
+    """Workspaces made before the version table was renamed keep working, and free the name."""
+    engine = workspace.metadata.engine
+    with engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {VERSION_TABLE} RENAME TO alembic_version"))
+    upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert VERSION_TABLE in tables and "alembic_version" not in tables
+    assert current_revision(engine) == head_revision(engine)

@@ -21,29 +21,23 @@ from mlship.spec.data import (
     Strict,
     TableChecks,
 )
+from mlship.spec.training import Imbalance, Selection, Space, Split, Tuning
 
 Task = Literal["classification", "regression"]
 
 
 class ModelSpec(Strict):
-    """A candidate: an estimator from the catalog (or a dotted class path) with fixed params."""
+    """A candidate: an estimator from the catalog (or a dotted class path) with fixed params,
+    and optionally the hyper-parameters to tune (``search: default`` is the catalog's space)."""
 
     name: str | None = Field(None, pattern=NAME_PATTERN)
     estimator: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    search: Literal["default"] | Space | None = None
 
     @property
     def label(self) -> str:
         return self.name or self.estimator
-
-
-class Split(Strict):
-    """How data is divided: a holdout scored once at the end, k-fold CV on the rest."""
-
-    holdout: float = Field(0.2, gt=0.0, lt=0.9)
-    folds: int = Field(5, ge=2, le=50)
-    seed: int = 42
-    stratify: bool = Field(True, description="Keep class proportions in every split.")
 
 
 class PipelineSpec(Strict):
@@ -59,6 +53,14 @@ class PipelineSpec(Strict):
     models: list[ModelSpec] = Field(min_length=1)
     split: Split = Field(default_factory=Split)
     metric: str = Field(description="The CV metric that picks the best candidate.")
+    tuning: Tuning = Field(default_factory=Tuning)
+    imbalance: Imbalance = Field(default_factory=Imbalance)
+    selection: Selection = Field(default_factory=Selection)
+    executor: str = Field(
+        "process",
+        description="Where folds and trials run: inline, process (a local pool of all cores), "
+        "ray (a local Ray instance) or ray://host:port (a Ray cluster).",
+    )
 
     @property
     def target(self) -> Column:

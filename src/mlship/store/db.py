@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -37,6 +37,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+VERSION_TABLE = "mlship_schema_version"
+"""Alembic's bookkeeping table. Not the default ``alembic_version``: Optuna keeps its studies in
+the same database and its own Alembic history in that default table."""
+
+
 def _alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 
@@ -50,7 +55,8 @@ def current_revision(engine: Engine) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        return tuple(MigrationContext.configure(connection).get_current_heads())
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return tuple(context.get_current_heads())
 
 
 def head_revision(engine: Engine) -> tuple[str, ...]:
@@ -59,8 +65,42 @@ def head_revision(engine: Engine) -> tuple[str, ...]:
     return tuple(ScriptDirectory.from_config(_alembic_config(engine)).get_heads())
 
 
+def _adopt_default_version_table(engine: Engine) -> None:
+    """Move mlship's revision out of ``alembic_version``, where workspaces created by mlship
+    0.1.0 kept it, so that table is free for Optuna."""
+    from alembic.script import ScriptDirectory
+
+    tables = set(inspect(engine).get_table_names())
+    if VERSION_TABLE in tables or "alembic_version" not in tables:
+        return
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    ours = {revision.revision for revision in script.walk_revisions()}
+    with engine.begin() as connection:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        found = [row[0] for row in rows]
+        mine = [revision for revision in found if revision in ours]
+        if not mine:
+            return
+        connection.execute(
+            text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        )
+        for revision in mine:
+            connection.execute(
+                text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"),  # noqa: S608 (a constant)
+                {"r": revision},
+            )
+        if len(mine) == len(found):
+            connection.execute(text("DROP TABLE alembic_version"))
+        else:
+            for revision in mine:
+                connection.execute(
+                    text("DELETE FROM alembic_version WHERE version_num = :r"), {"r": revision}
+                )
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the database schema to the newest migration (a no-op when it is already there)."""
+    _adopt_default_version_table(engine)
     if set(current_revision(engine)) == set(head_revision(engine)):
         return
     from alembic import command

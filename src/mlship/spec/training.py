@@ -1,0 +1,164 @@
+"""Spec models of the training side: search spaces, splits, tuning, imbalance, selection.
+
+Like ``mlship.spec.data``, these classes only say what is valid; behaviour lives in
+``mlship.train.*``. Every option has a default that a careful practitioner would pick, so a spec
+that names only its models still trains honestly (stratified k-fold, a holdout scored once).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from mlship.spec.data import Strict
+
+SplitMethod = Literal["kfold", "stratified_kfold", "group_kfold", "timeseries", "holdout"]
+TuningMethod = Literal["grid", "random", "bayes"]
+Pruner = Literal["median", "halving", "none"]
+Resampling = Literal["none", "class_weight", "oversample", "undersample", "smote", "adasyn"]
+
+
+class IntRange(Strict):
+    """Whole numbers from ``low`` to ``high`` (inclusive); ``log`` samples on a log scale."""
+
+    bounds: tuple[int, int] = Field(alias="int")
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        low, high = self.bounds
+        if low > high:
+            raise ValueError(f"int range [{low}, {high}] is empty: low must be <= high")
+        if self.log and low < 1:
+            raise ValueError("a log-scale int range must start at 1 or more")
+        return self
+
+
+class FloatRange(Strict):
+    """Real numbers from ``low`` to ``high``; ``log`` samples on a log scale."""
+
+    bounds: tuple[float, float] = Field(alias="float")
+    log: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        low, high = self.bounds
+        if low >= high:
+            raise ValueError(f"float range [{low}, {high}] is empty: low must be < high")
+        if self.log and low <= 0:
+            raise ValueError("a log-scale float range must start above 0")
+        return self
+
+
+class Choice(Strict):
+    """One of the listed values (numbers, strings, booleans or null)."""
+
+    choice: list[Any] = Field(min_length=1)
+
+
+Dimension = IntRange | FloatRange | Choice
+
+
+Space = dict[str, Dimension | list[Any]]
+"""Hyper-parameter -> its range or choices (a plain list is a choice)."""
+
+
+class Split(Strict):
+    """How data is divided: a test set scored once at the end, cross-validation on the rest."""
+
+    method: SplitMethod | None = Field(
+        None,
+        description="stratified_kfold for classification and kfold for regression when unset; "
+        "group_kfold keeps each `group` in one fold; timeseries trains on the past only.",
+    )
+    holdout: float = Field(0.2, gt=0.0, lt=0.9, description="Share of rows kept as the test set.")
+    folds: int = Field(5, ge=2, le=50)
+    repeats: int = Field(1, ge=1, le=20, description="Repeat k-fold with reshuffled folds.")
+    nested: bool = Field(
+        False, description="Also estimate the tuned model's score with an outer CV loop."
+    )
+    group: str | None = Field(None, description="Column whose values never span two folds.")
+    time: str | None = Field(None, description="Column that orders rows (timeseries).")
+    seed: int = 42
+    stratify: bool = Field(True, description="Keep class proportions in the test split.")
+
+    @model_validator(mode="after")
+    def _inputs(self) -> Split:
+        if self.method == "group_kfold" and not self.group:
+            raise ValueError("split method group_kfold needs `group`: the grouping column")
+        if self.method == "timeseries" and not self.time:
+            raise ValueError("split method timeseries needs `time`: the column that orders rows")
+        if self.method in ("timeseries", "holdout") and self.repeats > 1:
+            raise ValueError(f"split method {self.method} cannot be repeated")
+        return self
+
+
+class Tuning(Strict):
+    """Hyper-parameter search for every candidate that has a `search`, within budgets."""
+
+    method: TuningMethod = "bayes"
+    trials: int = Field(30, ge=1, le=100_000, description="Most trials per candidate.")
+    max_seconds: float | None = Field(None, gt=0, description="Wall-clock budget per candidate.")
+    max_cost: float | None = Field(None, gt=0, description="Money budget per candidate.")
+    pruner: Pruner = Field("median", description="Stop trials whose early folds lag.")
+    batch: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Trials evaluated together. Fixed by the spec, not the machine, so a search "
+        "makes the same choices on a laptop and on a cluster.",
+    )
+    grid_points: int = Field(4, ge=2, le=50, description="Values per range in a grid search.")
+    seed: int = 42
+
+
+class Threshold(Strict):
+    """Tune the decision threshold of a binary classifier on out-of-fold predictions."""
+
+    metric: str = Field("f1", description="The metric the threshold maximises.")
+
+
+class Imbalance(Strict):
+    """How a skewed target is handled; resampling happens inside each training fold only."""
+
+    strategy: Resampling = "none"
+    ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Minority/majority ratio after resampling (imbalanced-learn's "
+        "sampling_strategy); fully balanced when unset.",
+    )
+    threshold: Threshold | None = None
+
+
+class Selection(Strict):
+    """How the winner is picked from the leaderboard."""
+
+    rule: Literal["best", "cheapest_within"] = "best"
+    tolerance: float = Field(
+        0.01,
+        ge=0,
+        description="cheapest_within: the cheapest candidate whose score is at most this far "
+        "from the best (in the metric's units).",
+    )
+
+
+__all__ = [
+    "Choice",
+    "Dimension",
+    "FloatRange",
+    "Imbalance",
+    "IntRange",
+    "Space",
+    "Selection",
+    "Split",
+    "Threshold",
+    "Tuning",
+]
