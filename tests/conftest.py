@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -48,30 +53,91 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     ws.close()
 
 
-def mlship_env(home: Path) -> dict[str, str]:
+def mlship_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any ``MLSHIP_*`` setting, pointed at ``home``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
     env["MLSHIP_HOME"] = str(home)
     env["COLUMNS"] = "200"
+    env.update(extra or {})
     return env
 
 
+def _checked(args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
+    if returncode != 0:
+        raise AssertionError(
+            f"mlship {' '.join(args)} exited {returncode}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        )
+
+
 def run_cli(
-    *args: str, home: Path, cwd: Path | None = None, check: bool = True
+    *args: str,
+    home: Path,
+    cwd: Path | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``mlship`` command line in a subprocess."""
+    """Run the real ``mlship`` command line in a subprocess (``env`` adds variables)."""
     result = subprocess.run(
         [sys.executable, "-m", "mlship", *args],
         cwd=cwd,
-        env=mlship_env(home),
+        env=mlship_env(home, env),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"mlship {' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
+    if check:
+        _checked(args, result.returncode, result.stdout, result.stderr)
+    return result
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """How one command exited and what it printed (the fields of ``CompletedProcess``)."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke_cli(
+    *args: str,
+    home: Path,
+    cwd: Path | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> CliResult:
+    """Run the ``mlship`` entry point, :func:`mlship.cli.main.main`, inside this process.
+
+    It is the function the installed command calls, with the environment :func:`run_cli` gives
+    (``MLSHIP_*`` cleared, ``home`` as the workspace, 200 columns), its own argv, working directory
+    and captured output, so error handling and exit codes are those of the command. What it saves
+    is a fresh interpreter's second of imports per command, which keeps suites that run dozens of
+    commands quick. An exception escaping the entry point is reported the way Python reports it:
+    a traceback on stderr and exit code 1.
+    """
+    from mlship.cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    returncode = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ, mlship_env(home, env), clear=True))
+        stack.enter_context(mock.patch.object(sys, "argv", ["mlship", *args]))
+        stack.enter_context(contextlib.chdir(cwd or Path.cwd()))
+        stack.enter_context(contextlib.redirect_stdout(stdout))
+        stack.enter_context(contextlib.redirect_stderr(stderr))
+        try:
+            main()
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                stderr.write(exc.code + "\n")
+            returncode = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except Exception:
+            traceback.print_exc()
+            returncode = 1
+    result = CliResult(args, returncode, stdout.getvalue(), stderr.getvalue())
+    if check:
+        _checked(args, result.returncode, result.stdout, result.stderr)
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -15,7 +16,7 @@ import polars as pl
 import pytest
 
 from mlship.data import sources
-from mlship.data.sources import SourceData, read_file, read_source
+from mlship.data.sources import SourceData, read_file, read_source, source_sha256
 from mlship.errors import DataError
 from mlship.spec.data import Source
 
@@ -227,6 +228,27 @@ def test_credentials_in_a_file_url_are_masked(tmp_path: Path) -> None:
     assert str(info.value).startswith("x (nosuch://user:***@host/x.csv): ")
 
 
+def test_fingerprint_of_a_file_source(tmp_path: Path) -> None:
+    path = _write(tmp_path, "orders.csv", CSV)
+    digest = source_sha256(Source(path="orders.csv"), tmp_path)
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("nosuch://user:hunter22@host/x.csv", "x (nosuch://user:***@host/x.csv): cannot open"),
+        ("data/nope.csv", "nope (TMP/data/nope.csv): the file does not exist"),
+    ],
+)
+def test_fingerprint_fails_as_reading_does(tmp_path: Path, path: str, expected: str) -> None:
+    """The ingest cache hashes files before reading them: its errors must be as clear."""
+    with pytest.raises(DataError) as info:
+        source_sha256(Source(path=path), tmp_path)
+    assert str(info.value).startswith(expected.replace("TMP", str(tmp_path)))
+    assert "hunter22" not in str(info.value)
+
+
 # -- file errors -------------------------------------------------------------------------------
 
 
@@ -272,9 +294,26 @@ def test_blank_line_between_rows(tmp_path: Path) -> None:
     assert "line 3 is empty" in _error(tmp_path, "gap.csv", "a,b\n1,2\n\n3,4\n")
 
 
-def test_unclosed_quote_names_its_line(tmp_path: Path) -> None:
+def test_unclosed_quote_names_its_line_and_column(tmp_path: Path) -> None:
     message = _error(tmp_path, "quote.csv", 'a,b\n1,2\n3,"open\n')
-    assert "line 3: unexpected end of data" in message
+    assert "line 3, column 'b': the quoted value is never closed" in message
+    assert "truncated" in message
+
+
+def test_unclosed_quote_after_quoted_values_spanning_lines(tmp_path: Path) -> None:
+    message = _error(tmp_path, "quote.csv", 'a,b,c\n"x\ny",1,2\n3,4,"""ok"" then open\n')
+    assert "line 4, column 'c': the quoted value is never closed" in message
+
+
+def test_text_after_a_closing_quote_names_line_and_column(tmp_path: Path) -> None:
+    message = _error(tmp_path, "quote.csv", 'a,b,c\n1,"two"x,3\n')
+    assert "line 2, column 'b': " in message
+    assert "a quoted value must end with a quote followed by ','" in message
+
+
+def test_incomplete_row_names_the_columns_without_a_value(tmp_path: Path) -> None:
+    message = _error(tmp_path, "cut.csv", "a,b,c,d\n1,2,3,4\n5,6")
+    assert "no value for column(s) 'c', 'd'" in message
 
 
 def test_duplicate_column_names(tmp_path: Path) -> None:
@@ -284,8 +323,19 @@ def test_duplicate_column_names(tmp_path: Path) -> None:
 def test_latin1_bytes_in_a_utf8_file(tmp_path: Path) -> None:
     content = "name,city\nAnn,Paris\nJosé,Zürich\n".encode("latin-1")
     message = _error(tmp_path, "people.csv", content)
-    assert "line 3 is not valid UTF-8 (byte 0xe9" in message
+    assert "line 3, column 'name' is not valid UTF-8 (byte 0xe9" in message
     assert "encoding: latin-1" in message
+
+
+def test_wrong_encoding_in_a_quoted_value_names_its_column(tmp_path: Path) -> None:
+    content = 'id;note;city\n1;"a; b";Zürich\n'.encode("cp1252")
+    message = _error(tmp_path, "people.csv", content, delimiter=";")
+    assert "line 2, column 'city' is not valid UTF-8 (byte 0xfc" in message
+
+
+def test_wrong_encoding_in_the_header_names_the_line(tmp_path: Path) -> None:
+    message = _error(tmp_path, "people.csv", "name,straße\nAnn,1\n".encode("latin-1"))
+    assert ": line 1 is not valid UTF-8 (byte 0xdf" in message
 
 
 def test_unknown_encoding(tmp_path: Path) -> None:
@@ -355,9 +405,23 @@ def test_unknown_database_dialect_masks_the_password(tmp_path: Path) -> None:
     assert "s3cret-pw" not in message
 
 
-def test_unreachable_database(tmp_path: Path) -> None:
-    message = _query_error(f"sqlite:///{tmp_path}/missing-dir/x.db", tmp_path)
-    assert message.startswith(f"db (sqlite:///{tmp_path}/missing-dir/x.db): cannot connect")
+def test_missing_sqlite_file_is_neither_created_nor_opened(tmp_path: Path) -> None:
+    message = _query_error("sqlite:///x.db", tmp_path)
+    assert message == f"db (sqlite:///{tmp_path}/x.db): the database file does not exist"
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_sqlite_url_naming_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "x.db").mkdir()
+    message = _query_error("sqlite:///x.db", tmp_path)
+    assert message.endswith(": is a directory; expected a SQLite database file")
+
+
+def test_file_that_is_not_a_database(tmp_path: Path) -> None:
+    (tmp_path / "x.db").write_text("id,name\n1,Ann\n")
+    message = _query_error("sqlite:///x.db", tmp_path, "SELECT * FROM people")
+    assert message.startswith(f"db (sqlite:///{tmp_path}/x.db): ")
+    assert "not a database" in message
 
 
 def test_unset_environment_variable_is_named(
@@ -370,6 +434,7 @@ def test_unset_environment_variable_is_named(
 
 
 def test_sql_syntax_error_from_the_database(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "x.db").close()
     message = _query_error(f"sqlite:///{tmp_path}/x.db", tmp_path, "SELEC 1")
     assert message.startswith(f"db (sqlite:///{tmp_path}/x.db): the query failed: ")
     assert "syntax error" in message

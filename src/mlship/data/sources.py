@@ -22,7 +22,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,17 @@ def read_source(
     return _read_file_source(source, base_dir, on_progress)
 
 
+def source_sha256(source: Source, base_dir: Path) -> str:
+    """The sha256 of a file source's bytes, refused with the same messages as reading it."""
+    location, prefix = _file_location(source, base_dir)
+    handle, _ = _open(location, prefix)
+    digest = hashlib.sha256()
+    with handle:
+        for block in _blocks(handle, prefix):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_file(path: Path, fmt: str, delimiter: str = ",") -> pd.DataFrame:
     """Read a local CSV (values as text) or Parquet file into pandas, for scoring with a model.
 
@@ -97,10 +108,15 @@ def read_file(path: Path, fmt: str, delimiter: str = ",") -> pd.DataFrame:
 # -- files -----------------------------------------------------------------------------------
 
 
-def _read_file_source(source: Source, base_dir: Path, hook: ProgressHook | None) -> SourceData:
+def _file_location(source: Source, base_dir: Path) -> tuple[str, str]:
+    """Where a file source is, and how messages name it: ``label (location)``, password masked."""
     location = _location(source.path or "", base_dir)
+    return location, f"{source.label} ({_mask_text(location)})"
+
+
+def _read_file_source(source: Source, base_dir: Path, hook: ProgressHook | None) -> SourceData:
+    location, prefix = _file_location(source, base_dir)
     shown = _mask_text(location)
-    prefix = f"{source.label} ({shown})"
     fmt = _format_of(source, prefix)
     data, sha256 = _read_bytes(location, prefix, hook)
     if not data:
@@ -109,7 +125,7 @@ def _read_file_source(source: Source, base_dir: Path, hook: ProgressHook | None)
     if fmt == "parquet":
         frame = _parse_parquet(data, prefix)
     else:
-        text = _decode(data, source.encoding, prefix)
+        text = _decode(data, source.encoding, prefix, source.delimiter if fmt == "csv" else None)
         if fmt == "csv":
             frame, line_offset = _parse_csv(text, source.delimiter, prefix)
         elif fmt == "json":
@@ -148,12 +164,12 @@ def _format_of(source: Source, prefix: str) -> str:
     return fmt
 
 
-def _read_bytes(location: str, prefix: str, hook: ProgressHook | None) -> tuple[bytes, str]:
-    """The file's bytes and their sha256, read once in blocks that also drive the progress."""
+def _open(location: str, prefix: str) -> tuple[Any, int | None]:
+    """An open binary handle on the file at ``location`` and its size, if known."""
     try:
         fs, fs_path = fsspec.core.url_to_fs(location)
     except (ValueError, ImportError) as exc:
-        raise DataError(f"{prefix}: cannot open this location: {exc}") from None
+        raise DataError(f"{prefix}: cannot open this location: {_mask_text(str(exc))}") from None
     try:
         if fs.isdir(fs_path):
             raise DataError(f"{prefix}: is a directory; expected a file")
@@ -162,14 +178,31 @@ def _read_bytes(location: str, prefix: str, hook: ProgressHook | None) -> tuple[
     except FileNotFoundError:
         raise DataError(f"{prefix}: the file does not exist") from None
     except OSError as exc:
-        raise DataError(f"{prefix}: the file cannot be read: {exc}") from None
+        raise DataError(f"{prefix}: the file cannot be read: {_mask_text(str(exc))}") from None
+    return handle, total
+
+
+def _blocks(handle: Any, prefix: str) -> Iterator[bytes]:
+    """The handle's bytes in ``BLOCK_BYTES`` blocks; a failing read names the source."""
+    try:
+        while block := handle.read(BLOCK_BYTES):
+            yield block
+    except OSError as exc:
+        raise DataError(
+            f"{prefix}: reading the file failed part way: {_mask_text(str(exc))}"
+        ) from None
+
+
+def _read_bytes(location: str, prefix: str, hook: ProgressHook | None) -> tuple[bytes, str]:
+    """The file's bytes and their sha256, read once in blocks that also drive the progress."""
+    handle, total = _open(location, prefix)
     digest = hashlib.sha256()
     blocks: list[bytes] = []
     done = 0
     if hook:
         hook(0, total)
     with handle:
-        while block := handle.read(BLOCK_BYTES):
+        for block in _blocks(handle, prefix):
             digest.update(block)
             blocks.append(block)
             done += len(block)
@@ -178,8 +211,9 @@ def _read_bytes(location: str, prefix: str, hook: ProgressHook | None) -> tuple[
     return b"".join(blocks), digest.hexdigest()
 
 
-def _decode(data: bytes, encoding: str, prefix: str) -> str:
-    """The file's text; a wrong encoding is reported with its line and the way to fix it."""
+def _decode(data: bytes, encoding: str, prefix: str, delimiter: str | None = None) -> str:
+    """The file's text; a wrong encoding is reported with its line (and, given the CSV
+    ``delimiter``, its column) and the way to fix it."""
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
@@ -191,18 +225,49 @@ def _decode(data: bytes, encoding: str, prefix: str) -> str:
         text = data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].decode(codec, errors="replace").count("\n") + 1
+        where = f"line {line}"
+        column = _csv_column_at(data, exc.start, codec, delimiter) if delimiter else None
+        if column is not None:
+            where += f", column {column!r}"
         byte = data[exc.start]
         if codec == "utf-8":
             raise DataError(
-                f"{prefix}: line {line} is not valid UTF-8 (byte 0x{byte:02x} at offset "
+                f"{prefix}: {where} is not valid UTF-8 (byte 0x{byte:02x} at offset "
                 f"{exc.start}); if the file uses another encoding, set it on the source, "
                 "e.g. `encoding: latin-1` or `encoding: cp1252`"
             ) from None
         raise DataError(
-            f"{prefix}: line {line} is not valid {encoding} (byte 0x{byte:02x} at offset "
+            f"{prefix}: {where} is not valid {encoding} (byte 0x{byte:02x} at offset "
             f"{exc.start}: {exc.reason}); check `encoding:` on the source"
         ) from None
     return text.removeprefix("\ufeff")
+
+
+def _csv_column_at(data: bytes, offset: int, codec: str, delimiter: str) -> str | None:
+    """The header name of the CSV field holding byte ``offset``; None within the header itself.
+
+    Only the line of ``offset`` is looked at (quote-aware), so that locating a bad byte near the
+    end of a large file stays cheap; a quoted value spanning lines may misplace the column.
+    """
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    if line_start == 0:
+        return None
+    header_line = data[: data.find(b"\n")].decode(codec, errors="replace")
+    header_line = header_line.removeprefix("\ufeff").rstrip("\r")
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    index = _field_index(data[line_start:offset].decode(codec, errors="replace"), delimiter)
+    return header[index] if index < len(header) else None
+
+
+def _field_index(text: str, delimiter: str) -> int:
+    """Which field (0-based) the end of ``text``, the start of a CSV line, is in."""
+    index, quoted = 0, False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        elif char == delimiter and not quoted:
+            index += 1
+    return index
 
 
 def _first_line(exc: BaseException) -> str:
@@ -244,6 +309,7 @@ def _parse_csv(text: str, delimiter: str, prefix: str) -> tuple[pl.DataFrame, in
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError as exc:
+        _csv_layout_by_record(body, delimiter, prefix)  # names the line and column, if it can
         raise DataError(f"{prefix}: cannot be read as CSV: {_first_line(exc)}") from None
     line_offset = layout.line_offset if frame.height == layout.rows else None
     return frame, line_offset
@@ -282,7 +348,7 @@ def _csv_layout(body: str, delimiter: str, prefix: str) -> _CsvLayout:
     if bad.height:
         first = bad.row(0, named=True)
         raise _field_count_error(
-            prefix, first["index"] + 1, first["fields"], len(header), first["blank"], delimiter
+            prefix, first["index"] + 1, first["fields"], header, first["blank"], delimiter
         )
     return _CsvLayout(header, rows.height, header_index + 2)
 
@@ -301,35 +367,91 @@ def _csv_layout_by_record(body: str, delimiter: str, prefix: str) -> _CsvLayout:
                 if record:
                     header, header_line = record, start
             elif len(record) != len(header) and (record or len(header) != 1):
-                raise _field_count_error(
-                    prefix, start, len(record), len(header), not record, delimiter
-                )
+                raise _field_count_error(prefix, start, len(record), header, not record, delimiter)
             else:
                 rows += 1
             single_lines = single_lines and end == start
             start = end + 1
     except csv.Error as exc:
-        raise DataError(
-            f"{prefix}: line {start}: {exc}; a quoted value must end with a quote followed by "
-            f"{delimiter!r} or the end of the line"
-        ) from None
+        raise _quote_error(prefix, body, start, header, delimiter, exc) from None
     if header is None:
         raise DataError(f"{prefix}: the file has no header and no rows; expected a CSV header")
     return _CsvLayout(header, rows, header_line + 1 if single_lines else None)
 
 
-def _field_count_error(
-    prefix: str, line: int, found: int, expected: int, blank: bool, delimiter: str
+def _quote_error(
+    prefix: str, body: str, line: int, header: list[str] | None, delimiter: str, exc: csv.Error
 ) -> DataError:
+    """A malformed quoted value, located by line and column.
+
+    ``line`` is where the record starts; its text is scanned for the field whose quoted value
+    never closes (the file ends inside it) or is followed by something other than a delimiter.
+    """
+    record = body.split("\n", line - 1)[-1]
+    index, unclosed = _quoted_field_problem(record, delimiter)
+    where = f"line {line}"
+    if header is None:
+        where += " (the header)"
+    elif index is not None and index < len(header):
+        where += f", column {header[index]!r}"
+    if unclosed:
+        return DataError(
+            f"{prefix}: {where}: the quoted value is never closed, the file ends inside it "
+            "(is the file truncated, or is a closing quote missing?)"
+        )
+    return DataError(
+        f"{prefix}: {where}: {exc}; a quoted value must end with a quote followed by "
+        f"{delimiter!r} or the end of the line"
+    )
+
+
+def _quoted_field_problem(record: str, delimiter: str) -> tuple[int | None, bool]:
+    """Scan the CSV record at the start of ``record`` for its first broken quoted value.
+
+    Returns the value's field index (0-based) and whether it is unclosed (rather than followed by
+    stray text), or ``(None, False)`` when every quoted value is well formed.
+    """
+    index, position, at_field_start = 0, 0, True
+    while position < len(record):
+        char = record[position]
+        if at_field_start and char == '"':
+            end = position + 1
+            while True:
+                end = record.find('"', end)
+                if end == -1:
+                    return index, True
+                if record.startswith('""', end):
+                    end += 2
+                    continue
+                break
+            position = end + 1
+            if position < len(record) and record[position] not in (delimiter, "\r", "\n"):
+                return index, False
+            at_field_start = False
+            continue
+        if char == "\n":
+            break
+        if char == delimiter:
+            index += 1
+        at_field_start = char == delimiter
+        position += 1
+    return None, False
+
+
+def _field_count_error(
+    prefix: str, line: int, found: int, header: list[str], blank: bool, delimiter: str
+) -> DataError:
+    expected = len(header)
     if blank:
         return DataError(
             f"{prefix}: line {line} is empty, but every row needs {expected} fields as in the "
             "header; remove the empty line"
         )
     if found < expected:
+        missing = ", ".join(repr(name) for name in header[found:])
         return DataError(
             f"{prefix}: line {line} has {found} field(s), but the header has {expected}; "
-            "the row is incomplete (is the file truncated?)"
+            f"no value for column(s) {missing}: the row is incomplete (is the file truncated?)"
         )
     return DataError(
         f"{prefix}: line {line} has {found} fields, but the header has {expected}; "
@@ -442,6 +564,7 @@ def _read_query(source: Source, base_dir: Path, hook: ProgressHook | None) -> So
     shown = url.render_as_string(hide_password=True)
     prefix = f"{source.label} ({shown})"
     secrets = _secrets_of(url)
+    _check_sqlite_file(url, prefix)
     try:
         engine = sa.create_engine(url, poolclass=sa.NullPool)
     except (sa.exc.ArgumentError, ImportError) as exc:
@@ -493,6 +616,21 @@ def _sqlite_beside_spec(url: URL, base_dir: Path) -> URL:
     if database.startswith("file:") or Path(database).expanduser().is_absolute():
         return url
     return url.set(database=str(base_dir / database))
+
+
+def _check_sqlite_file(url: URL, prefix: str) -> None:
+    """Refuse a SQLite file that is not there: connecting would create it, and reading a source
+    must never write (a mistyped path would otherwise leave an empty database behind)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if path.is_dir():
+        raise DataError(f"{prefix}: is a directory; expected a SQLite database file")
+    if not path.exists():
+        raise DataError(f"{prefix}: the database file does not exist")
 
 
 def _run_query(
