@@ -37,7 +37,6 @@ import argparse
 import gc
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -310,7 +309,7 @@ def _measure(
 
 def run_mlship(specs: list[Spec], data: Path, source: str, repeat: int) -> Outcome:
     from mlship.data.checks import Validation, validate
-    from mlship.data.typing import REASONS, TypedColumn, type_columns
+    from mlship.data.typing import TypedColumn, type_columns
     from mlship.spec.data import Column, ColumnCheck, TableChecks
 
     columns = []
@@ -358,12 +357,6 @@ def run_mlship(specs: list[Spec], data: Path, source: str, repeat: int) -> Outco
             found[f"{result.column}:{spec.bounds}"] += result.failed
         else:
             found[f"{result.column}:{result.check}"] += result.failed
-    reasons = validation.quarantine[REASONS]
-    for spec in specs:
-        if not spec.nullable:
-            empty = reasons.str.contains(f"(?:^|; ){re.escape(spec.name)}: is empty").sum()
-            if empty:
-                found[f"{spec.name}:nullable"] += int(empty)
     outcome.failing_rows = validation.quarantine.height
     outcome.per_check = dict(found)
     return outcome

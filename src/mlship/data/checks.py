@@ -231,6 +231,37 @@ def _where(frame: pl.DataFrame, rows: pl.Series) -> pl.Expr:
     return pl.format("row {}", pl.lit(rows + 1))
 
 
+_NOT_NULLABLE = "is empty, but the column is not nullable"
+
+
+def _typing_results(
+    frame: pl.DataFrame, failed: pl.Series, known: set[str]
+) -> list[CheckResult]:
+    """Results per column for the reasons typing gave (``type``, or ``nullable`` for empties).
+
+    Each reason starts with its column's name; reasons that name no declared column (from a
+    join, say) are reported for the table.
+    """
+    rows = failed.arg_true()
+    sample = frame[rows]
+    parts = sample.select(
+        _where(sample, rows).alias("where"), pl.col(REASONS).str.split("; ").alias("reason")
+    ).explode("reason")
+    parts = parts.with_columns(
+        pl.col("reason").str.extract(r"^([^:]+): ", 1).alias("column"),
+        pl.when(pl.col("reason").str.ends_with(_NOT_NULLABLE))
+        .then(pl.lit("nullable"))
+        .otherwise(pl.lit("type"))
+        .alias("check"),
+    )
+    results = []
+    for (column, check), group in parts.group_by(["column", "check"], maintain_order=True):
+        name = column if column in known else None
+        examples = [f"{w}: {r}" for w, r in group.select("where", "reason").head(_EXAMPLES).rows()]
+        results.append(CheckResult(name, str(check), "error", group["where"].n_unique(), examples))
+    return results
+
+
 def _examples(frame: pl.DataFrame, failed: pl.Series, message: pl.Expr) -> list[str]:
     """The first few failing rows of one check, each with where it came from."""
     rows = failed.arg_true().head(_EXAMPLES)
@@ -339,10 +370,8 @@ def validate(
     counts = flags.sum().row(0, named=True) if checks else {}
 
     results: list[CheckResult] = []
-    typing_count = int(typing_failed.sum())
-    if typing_count:
-        examples = _examples(frame, typing_failed, pl.col(REASONS))
-        results.append(CheckResult(None, "type", "error", typing_count, examples))
+    if typing_failed.any():
+        results.extend(_typing_results(frame, typing_failed, {c.name for c in columns}))
     for check in checks:
         if counts[check.key]:
             examples = _examples(frame, flags[check.key], check.message)
