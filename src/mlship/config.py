@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from mlship.errors import ConfigError
+from mlship.train.cost import Prices
 
 CONFIG_FILE = "mlship.toml"
 
@@ -39,7 +40,11 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="MLSHIP_", toml_file=CONFIG_FILE, extra="forbid", frozen=True
+        env_prefix="MLSHIP_",
+        env_nested_delimiter="__",  # MLSHIP_PRICES__CPU_HOUR sets prices.cpu_hour
+        toml_file=CONFIG_FILE,
+        extra="forbid",
+        frozen=True,
     )
 
     home: Path = Field(Path(".mlship"), description="Workspace directory of the embedded default.")
@@ -58,6 +63,10 @@ class Settings(BaseSettings):
     )
     pii_key_file: Path | None = Field(
         None, description="File holding that key; `home`/keys/pii.key (created once) when unset."
+    )
+    prices: Prices = Field(
+        default_factory=Prices,
+        description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",
     )
 
     @classmethod

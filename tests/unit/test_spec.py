@@ -118,10 +118,18 @@ def test_metric_must_suit_the_task() -> None:
 def test_metric_needing_probabilities_refuses_an_estimator_without_them() -> None:
     message = _error(
         GOOD.replace(
-            "estimator: random_forest\n    params:\n      n_estimators: 50", "estimator: svm"
+            "estimator: random_forest\n    params:\n      n_estimators: 50",
+            "estimator: sklearn.svm.SVC",
         )
     )
     assert "field models[1].estimator: metric roc_auc needs class probabilities" in message
+
+
+def test_the_catalog_svm_gives_probabilities() -> None:
+    spec = GOOD.replace(
+        "estimator: random_forest\n    params:\n      n_estimators: 50", "estimator: svm"
+    )
+    assert parse_spec(spec, Path("/project/pipeline.yaml")).spec.models[1].estimator == "svm"
 
 
 def test_exactly_one_target() -> None:
@@ -165,3 +173,198 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 def test_the_shipped_example_is_valid(churn_spec: Path) -> None:
     assert load_spec(churn_spec).spec.name == "churn"
+
+
+# ---- search spaces, splits, tuning, imbalance, selection, executor ----------------------------
+
+FOREST = "  - estimator: random_forest\n    params:\n      n_estimators: 50\n"
+
+
+def _with_search(search: str) -> str:
+    """GOOD with ``search`` (YAML lines under the forest, indented by 4) after its params."""
+    return GOOD.replace(FOREST, FOREST + search)
+
+
+def test_search_spaces_load_with_ranges_lists_and_default() -> None:
+    spec = _with_search(
+        "    search:\n"
+        "      max_depth: [null, 4, 8]\n"
+        "      min_samples_leaf: {int: [1, 20], log: true}\n"
+        "      max_features: {float: [0.2, 1.0]}\n"
+    ).replace("params: {C: 0.5}", "params: {C: 0.5}\n    search: default")
+    models = parse_spec(spec, Path("/project/pipeline.yaml")).spec.models
+    assert models[0].search == "default"
+    assert isinstance(models[1].search, dict)
+    assert models[1].search["max_depth"] == [None, 4, 8]
+
+
+def test_unknown_search_parameter_names_its_line_and_a_close_match() -> None:
+    message = _error(_with_search("    search:\n      max_dept: [4, 8]\n"))
+    assert "line 18, field models[1].search.max_dept: not a parameter of " in message
+    assert "did you mean 'max_depth'" in message
+
+
+def test_a_parameter_both_fixed_and_searched_is_refused() -> None:
+    message = _error(_with_search("    search:\n      n_estimators: {int: [10, 100]}\n"))
+    assert "line 18, field models[1].search.n_estimators: fixed in params and also searched" in (
+        message
+    )
+
+
+def test_search_default_leaves_out_the_fixed_params() -> None:
+    spec = _with_search("    search: default\n")
+    loaded = parse_spec(spec, Path("/project/pipeline.yaml"))
+    from mlship.train.spaces import resolve_space
+
+    space = resolve_space(loaded.spec.models[1], "classification")
+    assert "n_estimators" not in space
+    assert "max_depth" in space
+
+
+def test_a_search_value_the_estimator_refuses_is_caught() -> None:
+    message = _error(_with_search("    search:\n      min_samples_leaf: {int: [0, 5]}\n"))
+    assert "line 18, field models[1].search.min_samples_leaf: 0 is not a valid value" in message
+
+
+def test_malformed_search_dimensions_are_reported_plainly() -> None:
+    message = _error(
+        _with_search(
+            "    search:\n"
+            "      max_depth: 5\n"
+            "      min_samples_leaf: {int: [1, 20], lg: true}\n"
+            "      max_features: {float: [0.2]}\n"
+        )
+    )
+    lines = message.splitlines()
+    assert len(lines) == 3
+    assert "line 18, field models[1].search.max_depth: expected {int: [low, high]}" in lines[0]
+    assert "line 19, field models[1].search.min_samples_leaf.lg: unknown field" in lines[1]
+    assert "expected one of: int, log, step" in lines[1]
+    assert "line 20, field models[1].search.max_features.float" in lines[2]
+    assert "expected two numbers: [low, high]" in lines[2]
+    bad_word = _error(_with_search("    search: defaults\n"))
+    assert "line 17, field models[1].search: expected default, or a mapping" in bad_word
+    assert "union" not in bad_word + message
+
+
+def test_log_int_range_cannot_have_a_step() -> None:
+    message = _error(
+        _with_search("    search:\n      max_depth: {int: [1, 64], log: true, step: 2}\n")
+    )
+    assert "line 18, field models[1].search.max_depth: Value error, a log-scale int range" in (
+        message
+    )
+
+
+def test_dotted_estimator_with_default_search_must_give_its_space() -> None:
+    spec = GOOD.replace(
+        FOREST,
+        "  - estimator: sklearn.linear_model.SGDClassifier\n    params: {loss: log_loss}\n"
+        "    search: default\n",
+    )
+    message = _error(spec)
+    assert "line 16, field models[1].search: there is no default search space for " in message
+    assert "give the space" in message
+    own = spec.replace("search: default", "search: {alpha: {float: [0.00001, 0.1], log: true}}")
+    assert parse_spec(own, Path("/project/pipeline.yaml")).spec.models[1].search
+
+
+def test_a_dotted_path_to_a_catalog_class_gets_its_default_space() -> None:
+    spec = GOOD.replace(
+        FOREST, "  - estimator: sklearn.ensemble.RandomForestClassifier\n    search: default\n"
+    )
+    parse_spec(spec, Path("/project/pipeline.yaml"))
+
+
+SPLIT = "split: {holdout: 0.25, folds: 3, seed: 1}"
+
+
+def test_split_group_must_name_a_declared_column() -> None:
+    message = _error(GOOD.replace(SPLIT, "split: {group: customer}"))
+    assert "line 17, field split.group: no column is called 'customer'" in message
+    assert "the columns are: id, age, plan, churned" in message
+    parse_spec(GOOD.replace(SPLIT, "split: {group: id}"), Path("/project/pipeline.yaml"))
+    target = _error(GOOD.replace(SPLIT, "split: {group: churned}"))
+    assert "line 17, field split.group: the target cannot group rows" in target
+
+
+def test_split_time_must_be_a_datetime_or_number_column() -> None:
+    with_time = GOOD.replace(
+        "{name: age, type: integer}",
+        "{name: age, type: integer}\n  - {name: seen_at, type: datetime}",
+    )
+    good = with_time.replace(SPLIT, "split: {method: timeseries, time: seen_at}")
+    assert parse_spec(good, Path("/project/pipeline.yaml")).spec.split.time == "seen_at"
+    assert parse_spec(good.replace("time: seen_at", "time: age"), Path("p.yaml"))
+    wrong_type = _error(with_time.replace(SPLIT, "split: {method: timeseries, time: plan}"))
+    assert "line 18, field split.time: column 'plan' is of type category" in wrong_type
+    unknown = _error(with_time.replace(SPLIT, "split: {method: timeseries, time: when}"))
+    assert "line 18, field split.time: no column is called 'when'" in unknown
+    without_method = _error(with_time.replace(SPLIT, "split: {time: seen_at}"))
+    assert "line 18, field split.time: `time` orders rows for split method timeseries" in (
+        without_method
+    )
+
+
+def _regression(text: str) -> str:
+    return (
+        text.replace("task: classification", "task: regression")
+        .replace(
+            "{name: churned, type: category, role: target}",
+            "{name: churned, type: float, role: target}",
+        )
+        .replace("metric: roc_auc", "metric: rmse")
+        .replace("estimator: logistic_regression", "estimator: ridge")
+        .replace("params: {C: 0.5}", "params: {alpha: 0.5}")
+    )
+
+
+def test_split_methods_that_do_not_fit_the_task_or_each_other() -> None:
+    regression = _regression(GOOD)
+    parse_spec(regression, Path("/project/pipeline.yaml"))
+    stratified = _error(regression.replace(SPLIT, "split: {method: stratified_kfold}"))
+    assert "line 17, field split.method: stratified_kfold keeps class proportions" in stratified
+    both = _error(GOOD.replace(SPLIT, "split: {method: timeseries, time: age, group: id}"))
+    assert "line 17, field split.group: split method timeseries orders rows by `time`" in both
+
+
+def test_imbalance_handling_is_for_classification_only() -> None:
+    spec = GOOD + "imbalance:\n  strategy: smote\n  threshold: {metric: f1}\n"
+    parse_spec(spec, Path("/project/pipeline.yaml"))
+    message = _error(_regression(spec))
+    assert "line 20, field imbalance.strategy: strategy smote balances classes" in message
+    assert "line 21, field imbalance.threshold: a decision threshold applies to classification" in (
+        message
+    )
+
+
+def test_imbalance_ratio_and_threshold_metric() -> None:
+    ratio = _error(GOOD + "imbalance: {strategy: class_weight, ratio: 0.5}\n")
+    assert "line 19, field imbalance.ratio: ratio sets the class balance after resampling" in ratio
+    metric = _error(GOOD + "imbalance:\n  threshold:\n    metric: roc_auc\n")
+    assert "line 21, field imbalance.threshold.metric: the threshold maximises a metric" in metric
+
+
+def test_a_grid_larger_than_the_trial_budget_is_fine() -> None:
+    spec = _with_search("    search: default\n") + "tuning: {method: grid, trials: 3}\n"
+    assert parse_spec(spec, Path("/project/pipeline.yaml")).spec.tuning.trials == 3
+
+
+def test_selection_tolerance_cannot_be_negative() -> None:
+    message = _error(GOOD + "selection:\n  rule: cheapest_within\n  tolerance: -0.1\n")
+    assert "line 21, field selection.tolerance:" in message
+    assert "greater than or equal to 0" in message
+
+
+@pytest.mark.parametrize(
+    "executor", ["inline", "process", "ray", "ray://head-node:10001", "ray://10.0.0.5:10001"]
+)
+def test_known_executors_load(executor: str) -> None:
+    loaded = parse_spec(GOOD + f"executor: {executor}\n", Path("/project/pipeline.yaml"))
+    assert loaded.spec.executor == executor
+
+
+@pytest.mark.parametrize("executor", ["threads", "ray://head", "ray://head:99999", "ray:head:1"])
+def test_unknown_executors_are_refused(executor: str) -> None:
+    message = _error(GOOD + f"executor: {executor}\n")
+    assert "line 19, field executor: expected inline, process, ray, or ray://host:port" in message

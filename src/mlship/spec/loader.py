@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlship.errors import SpecError
-from mlship.spec.models import PipelineSpec, Source
+from mlship.spec.models import Column, PipelineSpec, Source
 
 Loc = tuple[str | int, ...]
 
@@ -126,6 +126,77 @@ def _describe(error: Any) -> str:
     return message
 
 
+def _problems(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
+    """Each validation error as (location, message); a candidate's ``search`` is re-checked on
+    its own, so its errors name the parameter and field instead of every shape it could take."""
+    problems: list[Problem] = []
+    searched: set[int] = set()
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if len(loc) >= 3 and loc[0] == "models" and isinstance(loc[1], int) and loc[2] == "search":
+            if loc[1] not in searched:
+                searched.add(loc[1])
+                raw = _raw_search(data, loc[1])
+                found = [(("models", loc[1], "search", *sub), m) for sub, m in _search_errors(raw)]
+                problems.extend(found or [(loc[:3], "not a valid search space")])
+            continue
+        problems.append((loc, _describe(error)))
+    return problems
+
+
+def _raw_search(data: dict[str, Any], index: int) -> Any:
+    models = data.get("models")
+    if isinstance(models, list) and index < len(models) and isinstance(models[index], dict):
+        return models[index].get("search")
+    return None
+
+
+_SEARCH_VALUE = "{int: [low, high]}, {float: [low, high]}, {choice: [values]} or a list of values"
+
+
+def _search_errors(raw: Any) -> list[Problem]:
+    """Problems of a ``search`` value, located under it."""
+    from mlship.spec.training import Choice, FloatRange, IntRange
+
+    if not isinstance(raw, dict):
+        message = f"expected default, or a mapping of parameter to {_SEARCH_VALUE} (got {raw!r})"
+        return [((), message)]
+    problems: list[Problem] = []
+    for name, value in raw.items():
+        if not isinstance(name, str):
+            problems.append(((str(name),), "a parameter name must be text"))
+            continue
+        if isinstance(value, list):
+            continue
+        kinds = (("int", IntRange), ("float", FloatRange), ("choice", Choice))
+        model = next((m for key, m in kinds if isinstance(value, dict) and key in value), None)
+        if model is None:
+            problems.append(((name,), f"expected {_SEARCH_VALUE} (got {value!r})"))
+            continue
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            problems.extend(
+                ((name, *error["loc"]), _describe_dimension(error, model)) for error in exc.errors()
+            )
+    return problems
+
+
+def _describe_dimension(error: Any, model: type[BaseModel]) -> str:
+    if error["type"] == "extra_forbidden":
+        fields = [field.alias or name for name, field in model.model_fields.items()]
+        return f"unknown field; expected one of: {', '.join(fields)}"
+    loc = tuple(error["loc"])
+    if loc[:1] in (("int",), ("float",)) and error["type"] in (
+        "tuple_type",
+        "missing",
+        "too_long",
+        "too_short",
+    ):
+        return f"expected two numbers: [low, high] (got {error.get('input')!r})"
+    return _describe(error)
+
+
 class _Locator:
     def __init__(self, path: Path, root: yaml.Node | None) -> None:
         self.path = path
@@ -159,7 +230,7 @@ def parse_spec(text: str, path: Path) -> LoadedSpec:
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        problems = [locator.error(tuple(e["loc"]), _describe(e)) for e in exc.errors()]
+        problems = [locator.error(loc, message) for loc, message in _problems(exc, data)]
         raise SpecError("\n".join(problems)) from None
     problems = [locator.error(loc, message) for loc, message in check_consistency(spec)]
     if problems:
@@ -183,8 +254,14 @@ Problem = tuple[Loc, str]
 
 
 def check_consistency(spec: PipelineSpec) -> list[Problem]:
-    """Rules that span fields: one target, known estimators and metrics, usable column types."""
-    return [*_check_columns(spec), *_check_sources(spec), *_check_models(spec)]
+    """Rules that span fields: one target, known estimators and metrics, usable column types,
+    search spaces the estimators take, and splits and options that fit the task and columns."""
+    return [
+        *_check_columns(spec),
+        *_check_sources(spec),
+        *_check_models(spec),
+        *_check_training(spec),
+    ]
 
 
 def _check_columns(spec: PipelineSpec) -> list[Problem]:
@@ -337,4 +414,119 @@ def _check_models(spec: PipelineSpec) -> list[Problem]:
                 "which this estimator does not give with these params"
             )
             problems.append((("models", index, "estimator"), message))
+        problems.extend(_check_search(spec, index, type(estimator)))
+    return problems
+
+
+def _check_search(spec: PipelineSpec, index: int, estimator_class: type[Any]) -> list[Problem]:
+    """The candidate's search space exists and names parameters the estimator takes, with
+    values it accepts, none of them also fixed in ``params``."""
+    from mlship.train.spaces import SpaceError, resolve_space, space_problems
+
+    model = spec.models[index]
+    if model.search is None:
+        return []
+    try:
+        space = resolve_space(model, spec.task)
+    except SpaceError as exc:
+        return [(("models", index, "search"), str(exc))]
+    return [
+        (("models", index, "search", name), message)
+        for name, message in space_problems(space, estimator_class, model.params)
+    ]
+
+
+_EXECUTOR = re.compile(
+    r"^(?:inline|process|ray|ray://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r":(?P<port>[0-9]{1,5}))$"
+)
+
+
+def _check_training(spec: PipelineSpec) -> list[Problem]:
+    """The split names usable columns and suits the task; imbalance handling only for
+    classification; an executor mlship knows."""
+    problems = [*_check_split(spec), *_check_imbalance(spec)]
+    match = _EXECUTOR.match(spec.executor)
+    if match is None or not 0 < int(match.group("port") or 1) < 65536:
+        message = (
+            "expected inline, process, ray, or ray://host:port for a Ray cluster "
+            f"(got {spec.executor!r})"
+        )
+        problems.append((("executor",), message))
+    return problems
+
+
+def _check_split(spec: PipelineSpec) -> list[Problem]:
+    split = spec.split
+    columns = {column.name: column for column in spec.columns}
+    problems: list[Problem] = []
+    if split.method == "stratified_kfold" and spec.task == "regression":
+        message = "stratified_kfold keeps class proportions, which a regression has not; use kfold"
+        problems.append((("split", "method"), message))
+    if split.group is not None:
+        reason = _split_column_problem(columns, split.group, "group rows")
+        if reason is None and split.method == "timeseries":
+            reason = "split method timeseries orders rows by `time` and does not use `group`"
+        if reason is not None:
+            problems.append((("split", "group"), reason))
+    if split.time is not None:
+        reason = _split_column_problem(columns, split.time, "order rows")
+        column = columns.get(split.time)
+        if reason is None and column is not None and column.type not in _TIME_TYPES:
+            reason = (
+                f"column {split.time!r} is of type {column.type}; a time column must be of type "
+                "datetime, integer or float"
+            )
+        if reason is None and split.method != "timeseries":
+            reason = "`time` orders rows for split method timeseries only; set method: timeseries"
+        if reason is not None:
+            problems.append((("split", "time"), reason))
+    return problems
+
+
+_TIME_TYPES = ("datetime", "integer", "float")
+
+
+def _split_column_problem(columns: dict[str, Column], name: str, purpose: str) -> str | None:
+    column = columns.get(name)
+    if column is None:
+        return f"no column is called {name!r}; the columns are: {', '.join(columns)}"
+    if column.role == "target":
+        return f"the target cannot {purpose}; name another column"
+    if column.role == "pii" and column.pii == "drop":
+        return f"column {name!r} is dropped (pii: drop), so it cannot {purpose}"
+    if column.role == "pii" and purpose == "order rows":
+        return f"column {name!r} is pseudonymized (role pii), so it cannot {purpose}"
+    return None
+
+
+def _check_imbalance(spec: PipelineSpec) -> list[Problem]:
+    from mlship.train.metrics import METRICS, PROBABILITY_METRICS
+
+    imbalance = spec.imbalance
+    problems: list[Problem] = []
+    if spec.task != "classification":
+        if imbalance.strategy != "none":
+            message = (
+                f"strategy {imbalance.strategy} balances classes, so it applies to "
+                "classification only; the task is regression"
+            )
+            problems.append((("imbalance", "strategy"), message))
+        if imbalance.threshold is not None:
+            message = "a decision threshold applies to classification only; the task is regression"
+            problems.append((("imbalance", "threshold"), message))
+    if imbalance.ratio is not None and imbalance.strategy in ("none", "class_weight"):
+        message = (
+            "ratio sets the class balance after resampling; it needs strategy oversample, "
+            "undersample, smote or adasyn"
+        )
+        problems.append((("imbalance", "ratio"), message))
+    if imbalance.threshold is not None and spec.task == "classification":
+        label_metrics = [m for m in METRICS["classification"] if m not in PROBABILITY_METRICS]
+        if imbalance.threshold.metric not in label_metrics:
+            message = (
+                f"the threshold maximises a metric of predicted classes; expected one of: "
+                f"{', '.join(label_metrics)} (got {imbalance.threshold.metric!r})"
+            )
+            problems.append((("imbalance", "threshold", "metric"), message))
     return problems

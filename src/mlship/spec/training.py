@@ -35,6 +35,8 @@ class IntRange(Strict):
             raise ValueError(f"int range [{low}, {high}] is empty: low must be <= high")
         if self.log and low < 1:
             raise ValueError("a log-scale int range must start at 1 or more")
+        if self.log and self.step != 1:
+            raise ValueError("a log-scale int range cannot have a step")
         return self
 
 
@@ -103,7 +105,13 @@ class Tuning(Strict):
     """Hyper-parameter search for every candidate that has a `search`, within budgets."""
 
     method: TuningMethod = "bayes"
-    trials: int = Field(30, ge=1, le=100_000, description="Most trials per candidate.")
+    trials: int = Field(
+        30,
+        ge=1,
+        le=100_000,
+        description="Most trials per candidate. A grid with more points than this is visited "
+        "in an order shuffled by `seed` and cut at `trials`.",
+    )
     max_seconds: float | None = Field(None, gt=0, description="Wall-clock budget per candidate.")
     max_cost: float | None = Field(None, gt=0, description="Money budget per candidate.")
     pruner: Pruner = Field("median", description="Stop trials whose early folds lag.")
@@ -114,7 +122,13 @@ class Tuning(Strict):
         description="Trials evaluated together. Fixed by the spec, not the machine, so a search "
         "makes the same choices on a laptop and on a cluster.",
     )
-    grid_points: int = Field(4, ge=2, le=50, description="Values per range in a grid search.")
+    grid_points: int = Field(
+        4,
+        ge=2,
+        le=50,
+        description="Values per range in a grid search (log-spaced on a log scale; whole "
+        "numbers without repeats); choices are taken as they are.",
+    )
     seed: int = 42
 
 
@@ -156,8 +170,8 @@ __all__ = [
     "FloatRange",
     "Imbalance",
     "IntRange",
-    "Space",
     "Selection",
+    "Space",
     "Split",
     "Threshold",
     "Tuning",

@@ -1,0 +1,83 @@
+"""A candidate as a recipe: all it takes to build its pipeline, small enough to ship to a worker.
+
+Workers (local processes or Ray nodes) receive recipes, not fitted objects: a recipe plus a set of
+tuned parameters builds the same pipeline everywhere. Resampling for imbalanced targets is a step
+of that pipeline (imbalanced-learn's Pipeline applies samplers in ``fit`` only), so it happens
+inside each training fold and never touches validation or test rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlship.spec.data import Column
+from mlship.spec.models import ModelSpec, PipelineSpec, Task
+from mlship.spec.training import Imbalance
+from mlship.train.catalog import build_estimator, resolve_estimator_class
+
+RESAMPLERS = {
+    "oversample": "imblearn.over_sampling.RandomOverSampler",
+    "undersample": "imblearn.under_sampling.RandomUnderSampler",
+    "smote": "imblearn.over_sampling.SMOTE",
+    "adasyn": "imblearn.over_sampling.ADASYN",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build one candidate's pipeline, given tuned parameters."""
+
+    name: str
+    estimator: str
+    task: Task
+    params: dict[str, Any]
+    features: tuple[Column, ...]
+    imbalance: Imbalance = field(default_factory=Imbalance)
+    seed: int = 42
+
+    @classmethod
+    def from_spec(cls, spec: PipelineSpec, model: ModelSpec) -> Recipe:
+        return cls(
+            name=model.label,
+            estimator=model.estimator,
+            task=spec.task,
+            params=dict(model.params),
+            features=tuple(spec.features),
+            imbalance=spec.imbalance,
+            seed=spec.split.seed,
+        )
+
+    def build(self, tuned: dict[str, Any] | None = None) -> Any:
+        """A fresh, unfitted pipeline with the fixed params and ``tuned`` applied."""
+        from mlship.features.preprocess import build_pipeline
+
+        params = {**self.params, **(tuned or {})}
+        accepted = resolve_estimator_class(self.estimator, self.task)().get_params()
+        if "random_state" in accepted and params.get("random_state") is None:
+            params["random_state"] = self.seed  # the same model on every machine and executor
+        strategy = self.imbalance.strategy
+        if strategy == "class_weight" and "class_weight" in accepted:
+            params.setdefault("class_weight", "balanced")
+        estimator = build_estimator(self.estimator, self.task, params)
+        pipeline = build_pipeline(list(self.features), estimator)
+        if strategy not in RESAMPLERS:
+            return pipeline
+        return _with_resampler(pipeline, self._resampler())
+
+    def _resampler(self) -> Any:
+        import importlib
+
+        module, _, name = RESAMPLERS[self.imbalance.strategy].rpartition(".")
+        sampler_class = getattr(importlib.import_module(module), name)
+        ratio = self.imbalance.ratio
+        return sampler_class(
+            sampling_strategy="auto" if ratio is None else ratio, random_state=self.seed
+        )
+
+
+def _with_resampler(pipeline: Any, sampler: Any) -> Any:
+    from imblearn.pipeline import Pipeline as ResamplingPipeline
+
+    steps = list(pipeline.steps)
+    return ResamplingPipeline([*steps[:-1], ("resample", sampler), steps[-1]])

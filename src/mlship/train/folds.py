@@ -1,0 +1,87 @@
+"""One unit of training work: fit a candidate on one fold and score it, with what it cost.
+
+Every executor (in-process, a local pool, Ray) runs the same function on the same inputs, so a
+search makes the same choices wherever it runs. A fold that fails (a parameter combination the
+estimator rejects, a numerical error) comes back as a result carrying the error, so one bad trial
+fails alone instead of cancelling its neighbours.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlship.train.candidates import Recipe
+from mlship.train.cost import Usage, measure
+from mlship.train.scoring import score
+
+Folds = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """Fit ``candidate`` with ``params`` on fold ``fold``; ``trial`` is -1 when not tuning."""
+
+    candidate: str
+    fold: int
+    params: dict[str, Any] = field(default_factory=dict)
+    trial: int = -1
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    candidate: str
+    fold: int
+    trial: int
+    validation: dict[str, float]
+    train: dict[str, float]
+    fit_seconds: float
+    usage: Usage
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def shared_inputs(
+    recipes: dict[str, Recipe], X: pd.DataFrame, y: pd.Series, folds: Folds
+) -> dict[str, Any]:
+    """What every fold job reads; executors send it to each worker once."""
+    return {"recipes": recipes, "X": X, "y": y, "folds": folds}
+
+
+def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
+    """Fit and score one fold (runs in a worker)."""
+    recipe: Recipe = shared["recipes"][job.candidate]
+    X: pd.DataFrame = shared["X"]
+    y: pd.Series = shared["y"]
+    train_index, valid_index = shared["folds"][job.fold]
+    X_train, y_train = X.iloc[train_index], y.iloc[train_index]
+    fit_seconds = 0.0
+    with measure() as meter:
+        try:
+            model = recipe.build(job.params)
+            started = time.perf_counter()
+            model.fit(X_train, y_train)
+            fit_seconds = time.perf_counter() - started
+            validation = score(recipe.task, model, X.iloc[valid_index], y.iloc[valid_index])
+            train = score(recipe.task, model, X_train, y_train)
+            error = None
+        except Exception as exc:  # reported with the trial, not raised
+            validation, train = {}, {}
+            error = f"{type(exc).__name__}: {exc}"
+    return FoldResult(
+        candidate=job.candidate,
+        fold=job.fold,
+        trial=job.trial,
+        validation=validation,
+        train=train,
+        fit_seconds=fit_seconds,
+        usage=meter.usage,
+        error=error,
+    )

@@ -1,0 +1,282 @@
+"""Hyper-parameter search: grid, random or Bayesian (TPE), with pruning, budgets and resume.
+
+Optuna decides which parameters to try; mlship decides where they run. Trials are asked for in
+batches of a fixed size (``tuning.batch``, part of the spec, not of the machine) and evaluated fold
+by fold through the executor: after each fold every live trial reports its running mean, and the
+pruner stops the ones that lag. Because the batch size and every seed are fixed, a search makes the
+same choices in-process, on a local pool or on a Ray cluster.
+
+Studies are stored with Optuna's RDB storage in mlship's own metadata database, so a search killed
+mid-way resumes where it stopped: finished trials are kept, trials cut off mid-flight are marked
+failed and asked again, and the wall-clock and money budgets count what was already spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from mlship.spec.training import Space, Tuning
+from mlship.train.cost import Prices, Usage
+from mlship.train.executors import Executor
+from mlship.train.folds import FoldJob, FoldResult, run_fold
+from mlship.train.spaces import decode_optuna, grid_axes, grid_size, sample_optuna
+
+optuna.logging.set_verbosity(logging.WARNING)
+
+_ELAPSED = "mlship:elapsed_seconds"
+_COST = "mlship:cost"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial as the leaderboard and reports need it."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    value: float | None
+    fold_scores: list[float]
+    usage: Usage
+    cost: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """The best parameters of a candidate, the folds that scored them, and every trial."""
+
+    candidate: str
+    best_params: dict[str, Any]
+    best_folds: list[FoldResult] | None
+    best_value: float
+    trials: list[TrialRecord]
+    stopped_by: str
+    resumed_trials: int
+
+
+def storage_for(database_url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage in mlship's database (its tables sit beside mlship's)."""
+    return optuna.storages.RDBStorage(database_url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _sampler(tuning: Tuning, space: Space) -> optuna.samplers.BaseSampler:
+    if tuning.method == "grid":
+        return optuna.samplers.GridSampler(grid_axes(space, tuning.grid_points), seed=tuning.seed)
+    if tuning.method == "random":
+        return optuna.samplers.RandomSampler(seed=tuning.seed)
+    return optuna.samplers.TPESampler(
+        seed=tuning.seed, multivariate=True, constant_liar=True, n_startup_trials=8
+    )
+
+
+def _pruner(tuning: Tuning) -> optuna.pruners.BasePruner:
+    if tuning.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if tuning.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+@dataclass
+class _Live:
+    trial: optuna.trial.Trial
+    params: dict[str, Any]
+    folds: list[FoldResult]
+
+
+class Search:
+    """One candidate's study: ask, evaluate fold by fold, prune, tell, until a budget ends."""
+
+    def __init__(
+        self,
+        *,
+        study_name: str,
+        storage: optuna.storages.BaseStorage | None,
+        candidate: str,
+        space: Space,
+        tuning: Tuning,
+        metric: str,
+        bigger: bool,
+        n_folds: int,
+        prices: Prices,
+    ) -> None:
+        self.candidate = candidate
+        self.space = space
+        self.tuning = tuning
+        self.metric = metric
+        self.n_folds = n_folds
+        self.prices = prices
+        self.study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=_sampler(tuning, space),
+            pruner=_pruner(tuning),
+            direction="maximize" if bigger else "minimize",
+            load_if_exists=True,
+        )
+        self.limit = tuning.trials
+        if tuning.method == "grid":
+            self.limit = min(self.limit, grid_size(space, tuning.grid_points))
+        self.resumed = self._recover()
+
+    def _recover(self) -> int:
+        """Fail the trials a killed session left running; count the ones it finished."""
+        finished = 0
+        for trial in self.study.get_trials(deepcopy=False):
+            if trial.state == TrialState.RUNNING:
+                self.study.tell(trial.number, state=TrialState.FAIL)
+            elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                finished += 1
+        return finished
+
+    def _finished(self) -> list[optuna.trial.FrozenTrial]:
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        return self.study.get_trials(deepcopy=False, states=states)
+
+    def _spent(self) -> tuple[float, float]:
+        attrs = self.study.user_attrs
+        return float(attrs.get(_ELAPSED, 0.0)), float(attrs.get(_COST, 0.0))
+
+    def _budget_left(self) -> tuple[int, str | None]:
+        done = len(self._finished())
+        if done >= self.limit:
+            return 0, "grid exhausted" if self.limit < self.tuning.trials else "trials"
+        elapsed, cost = self._spent()
+        if self.tuning.max_seconds is not None and elapsed >= self.tuning.max_seconds:
+            return 0, "max_seconds"
+        if self.tuning.max_cost is not None and cost >= self.tuning.max_cost:
+            return 0, "max_cost"
+        return min(self.tuning.batch, self.limit - done), None
+
+    def run(
+        self,
+        executor: Executor,
+        shared: dict[str, Any],
+        on_trial: Callable[[TrialRecord], None] | None = None,
+    ) -> SearchOutcome:
+        best_folds: dict[int, list[FoldResult]] = {}
+        stopped_by = "trials"
+        while True:
+            size, reason = self._budget_left()
+            if reason is not None:
+                stopped_by = reason
+                break
+            started = time.perf_counter()
+            batch = [self._ask() for _ in range(size)]
+            finished = self._evaluate(batch, executor, shared)
+            elapsed, cost = self._spent()
+            self.study.set_user_attr(_ELAPSED, elapsed + time.perf_counter() - started)
+            self.study.set_user_attr(_COST, cost + sum(r.cost for r in finished))
+            for live, record in zip(batch, finished, strict=True):
+                if record.state == "COMPLETE":
+                    best_folds[record.number] = live.folds
+                if on_trial is not None:
+                    on_trial(record)
+        return self._outcome(best_folds, stopped_by)
+
+    def _ask(self) -> _Live:
+        trial = self.study.ask()
+        return _Live(trial, sample_optuna(trial, self.space, self.tuning.method), [])
+
+    def _evaluate(
+        self, batch: list[_Live], executor: Executor, shared: dict[str, Any]
+    ) -> list[TrialRecord]:
+        records: dict[int, TrialRecord] = {}
+        live = list(batch)
+        for fold in range(self.n_folds):
+            jobs = [FoldJob(self.candidate, fold, item.params, item.trial.number) for item in live]
+            results = executor.map(run_fold, jobs, shared=shared)
+            still: list[_Live] = []
+            for item, result in zip(live, results, strict=True):
+                item.folds.append(result)
+                if not result.ok:
+                    records[item.trial.number] = self._tell(item, TrialState.FAIL, result.error)
+                    continue
+                running = self._mean(item.folds)
+                item.trial.report(running, step=fold)
+                if fold < self.n_folds - 1 and item.trial.should_prune():
+                    records[item.trial.number] = self._tell(item, TrialState.PRUNED)
+                    continue
+                still.append(item)
+            live = still
+        for item in live:
+            records[item.trial.number] = self._tell(item, TrialState.COMPLETE)
+        return [records[item.trial.number] for item in batch]
+
+    def _mean(self, folds: list[FoldResult]) -> float:
+        return float(np.mean([f.validation[self.metric] for f in folds]))
+
+    def _tell(self, item: _Live, state: TrialState, error: str | None = None) -> TrialRecord:
+        usage = sum((f.usage for f in item.folds), Usage.zero())
+        cost = self.prices.cost(usage)
+        scores = [f.validation[self.metric] for f in item.folds if f.ok]
+        trial = item.trial
+        trial.set_user_attr("fold_scores", scores)
+        trial.set_user_attr("fold_metrics", [f.validation for f in item.folds if f.ok])
+        trial.set_user_attr("train_metrics", [f.train for f in item.folds if f.ok])
+        trial.set_user_attr("usage", usage.as_dict())
+        trial.set_user_attr("cost", cost)
+        if error is not None:
+            trial.set_user_attr("error", error)
+        value = self._mean(item.folds) if state == TrialState.COMPLETE else None
+        if state == TrialState.COMPLETE:
+            self.study.tell(trial, value)
+        else:
+            self.study.tell(trial, state=state)
+        return TrialRecord(
+            number=trial.number,
+            state=state.name,
+            params=item.params,
+            value=value,
+            fold_scores=scores,
+            usage=usage,
+            cost=cost,
+            error=error,
+        )
+
+    def _outcome(self, best_folds: dict[int, list[FoldResult]], stopped_by: str) -> SearchOutcome:
+        completed = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not completed:
+            errors = [t.user_attrs.get("error") for t in self.study.get_trials(deepcopy=False)]
+            first = next((e for e in errors if e), "no trial finished")
+            raise TuningError(f"tuning {self.candidate}: no trial completed ({first})")
+        best = self.study.best_trial
+        return SearchOutcome(
+            candidate=self.candidate,
+            best_params=_params_of(best, self.space),
+            best_folds=best_folds.get(best.number),
+            best_value=float(best.value) if best.value is not None else float("nan"),
+            trials=[_record(t, self.space) for t in self.study.get_trials(deepcopy=False)],
+            stopped_by=stopped_by,
+            resumed_trials=self.resumed,
+        )
+
+
+class TuningError(RuntimeError):
+    """No trial of a search could be completed."""
+
+
+def _params_of(trial: optuna.trial.FrozenTrial, space: Space) -> dict[str, Any]:
+    return decode_optuna(space, {n: trial.params[n] for n in space if n in trial.params})
+
+
+def _record(trial: optuna.trial.FrozenTrial, space: Space) -> TrialRecord:
+    usage = trial.user_attrs.get("usage")
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        params=decode_optuna(space, trial.params),
+        value=trial.value,
+        fold_scores=list(trial.user_attrs.get("fold_scores", [])),
+        usage=Usage.from_dict(usage) if usage else Usage.zero(),
+        cost=float(trial.user_attrs.get("cost", 0.0)),
+        error=trial.user_attrs.get("error"),
+    )
