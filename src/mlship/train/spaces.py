@@ -443,6 +443,17 @@ def sample_optuna(
     return point
 
 
+def encode_optuna(space: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as Optuna stores them: the inverse of :func:`decode_optuna`, for enqueuing."""
+    encoded = dict(params)
+    for name, dim in dimensions(space).items():
+        if isinstance(dim, Choice) and name in encoded:
+            _, labels = _choices(dim)
+            if labels is not None:
+                encoded[name] = _label(_plain(encoded[name]))
+    return encoded
+
+
 def decode_optuna(space: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as an Optuna trial stored them (``trial.params``), as the estimator takes them:
     choices kept as text labels become their values again."""
@@ -462,6 +473,7 @@ __all__ = [
     "decode_optuna",
     "default_space",
     "dimensions",
+    "encode_optuna",
     "grid",
     "grid_axes",
     "grid_size",

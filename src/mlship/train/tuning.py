@@ -6,9 +6,11 @@ by fold through the executor: after each fold every live trial reports its runni
 pruner stops the ones that lag. Because the batch size and every seed are fixed, a search makes the
 same choices in-process, on a local pool or on a Ray cluster.
 
-Studies are stored with Optuna's RDB storage in mlship's own metadata database, so a search killed
-mid-way resumes where it stopped: finished trials are kept, trials cut off mid-flight are marked
-failed and asked again, and the wall-clock and money budgets count what was already spent.
+A grid is queued in a seeded shuffled order and cut at ``tuning.trials``, so a grid larger than
+the budget is sampled evenly. Studies are stored with Optuna's RDB storage in mlship's own metadata
+database, so a search killed mid-way resumes where it stopped: finished trials are kept, trials cut
+off mid-flight are marked failed and asked again, and the wall-clock and money budgets count what
+was already spent.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from mlship.spec.training import Space, Tuning
 from mlship.train.cost import Prices, Usage
 from mlship.train.executors import Executor
 from mlship.train.folds import FoldJob, FoldResult, run_fold
-from mlship.train.spaces import decode_optuna, grid_axes, grid_size, sample_optuna
+from mlship.train.spaces import decode_optuna, encode_optuna, grid, sample_optuna
 
 optuna.logging.set_verbosity(logging.WARNING)
 
 _ELAPSED = "mlship:elapsed_seconds"
 _COST = "mlship:cost"
+_INTERRUPTED = "mlship:interrupted"
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,8 @@ def storage_for(database_url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(database_url, engine_kwargs={"pool_pre_ping": True})
 
 
-def _sampler(tuning: Tuning, space: Space) -> optuna.samplers.BaseSampler:
-    if tuning.method == "grid":
-        return optuna.samplers.GridSampler(grid_axes(space, tuning.grid_points), seed=tuning.seed)
-    if tuning.method == "random":
+def _sampler(tuning: Tuning) -> optuna.samplers.BaseSampler:
+    if tuning.method in ("grid", "random"):  # a grid's points are queued; nothing is sampled
         return optuna.samplers.RandomSampler(seed=tuning.seed)
     return optuna.samplers.TPESampler(
         seed=tuning.seed, multivariate=True, constant_liar=True, n_startup_trials=8
@@ -117,29 +118,36 @@ class Search:
         self.study = optuna.create_study(
             study_name=study_name,
             storage=storage,
-            sampler=_sampler(tuning, space),
+            sampler=_sampler(tuning),
             pruner=_pruner(tuning),
             direction="maximize" if bigger else "minimize",
             load_if_exists=True,
         )
         self.limit = tuning.trials
         if tuning.method == "grid":
-            self.limit = min(self.limit, grid_size(space, tuning.grid_points))
+            points = grid(space, tuning.grid_points, limit=tuning.trials, seed=tuning.seed)
+            self.limit = len(points)
+            if not self.study.get_trials(deepcopy=False):
+                for point in points:
+                    self.study.enqueue_trial(encode_optuna(space, point))
         self.resumed = self._recover()
 
     def _recover(self) -> int:
         """Fail the trials a killed session left running; count the ones it finished."""
-        finished = 0
-        for trial in self.study.get_trials(deepcopy=False):
-            if trial.state == TrialState.RUNNING:
-                self.study.tell(trial.number, state=TrialState.FAIL)
-            elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-                finished += 1
-        return finished
+        interrupted = list(self.study.user_attrs.get(_INTERRUPTED, []))
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)
+            self.study.enqueue_trial(trial.params)  # asked again, not lost
+            interrupted.append(trial.number)
+        self.study.set_user_attr(_INTERRUPTED, interrupted)
+        return len(self._finished())
 
     def _finished(self) -> list[optuna.trial.FrozenTrial]:
-        states = (TrialState.COMPLETE, TrialState.PRUNED)
-        return self.study.get_trials(deepcopy=False, states=states)
+        """Trials that count against the budget: completed, pruned, or failed on their own."""
+        interrupted = set(self.study.user_attrs.get(_INTERRUPTED, []))
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        found = self.study.get_trials(deepcopy=False, states=states)
+        return [t for t in found if t.number not in interrupted]
 
     def _spent(self) -> tuple[float, float]:
         attrs = self.study.user_attrs
