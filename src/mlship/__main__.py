@@ -2,4 +2,6 @@
 
 from mlship.cli.main import main
 
-main()
+# Worker processes (forkserver/spawn) import the parent's main module; they must not run the CLI.
+if __name__ == "__main__":
+    main()

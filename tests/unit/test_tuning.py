@@ -129,7 +129,7 @@ def test_a_failing_configuration_fails_its_trial_only() -> None:
         study_name="bad",
         storage=None,
         candidate="forest",
-        space={"max_features": [0.5, "no-such-option"]},  # type: ignore[dict-item]
+        space={"max_features": [0.5, "no-such-option"]},
         tuning=tuning,
         metric="roc_auc",
         bigger=True,
@@ -149,7 +149,7 @@ def test_a_search_where_nothing_completes_says_why() -> None:
         study_name="hopeless",
         storage=None,
         candidate="forest",
-        space={"max_features": ["nope"]},  # type: ignore[dict-item]
+        space={"max_features": ["nope"]},
         tuning=Tuning(method="grid", trials=3, pruner="none"),
         metric="roc_auc",
         bigger=True,

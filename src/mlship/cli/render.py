@@ -16,22 +16,27 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) -> Table:
+    """Score, fit gap, what it cost and how fast it predicts, side by side."""
     table = Table(title=title)
-    table.add_column("rank", justify="right")
+    table.add_column("#", justify="right")
     table.add_column("candidate")
-    table.add_column("estimator")
     table.add_column(f"cv {metric}", justify="right")
-    table.add_column("± std", justify="right")
-    table.add_column("fit s", justify="right")
+    table.add_column("train", justify="right")
+    table.add_column("trials", justify="right")
+    table.add_column("CPU-s", justify="right")
+    table.add_column("cost", justify="right")
+    table.add_column("predict ms", justify="right")
     for candidate in candidates:
         style = "bold green" if candidate.selected else None
         table.add_row(
             str(candidate.rank),
             candidate.name,
-            candidate.estimator.rsplit(".", 1)[-1],
-            fmt(candidate.cv_mean),
-            fmt(candidate.cv_std),
-            fmt(candidate.fit_seconds, 2),
+            f"{fmt(candidate.cv_mean)} ± {fmt(candidate.cv_std, 3)}",
+            fmt(candidate.train_mean),
+            str(candidate.trials or "-"),
+            fmt(candidate.cpu_seconds, 1),
+            fmt(candidate.cost, 4),
+            fmt(candidate.predict_ms, 2),
             style=style,
         )
     return table

@@ -22,8 +22,9 @@ from mlship.cli.console import out
 from mlship.cli.render import leaderboard_table, metrics_table, print_validation
 from mlship.data.ingest import IngestObserver
 from mlship.spec import load_spec
-from mlship.train.cv import FoldScore
+from mlship.train.folds import FoldResult
 from mlship.train.run import RunObserver, RunResult, execute
+from mlship.train.tuning import SearchOutcome, TrialRecord
 from mlship.workspace import Workspace
 
 
@@ -59,8 +60,21 @@ class ProgressObserver(RunObserver):
         for name in candidates:
             self.tasks[name] = self.progress.add_task(f"CV {name}", total=folds)
 
-    def fold_done(self, score: FoldScore) -> None:
+    def fold_done(self, score: FoldResult) -> None:
         self.progress.advance(self.tasks[score.candidate])
+
+    def start_search(self, candidate: str, trials: int, done: int) -> None:
+        label = f"Tune {candidate}" + (f" (resumed at {done})" if done else "")
+        self.tasks[candidate] = self.progress.add_task(label, total=trials, completed=done)
+
+    def trial_done(self, candidate: str, trial: TrialRecord) -> None:
+        self.progress.advance(self.tasks[candidate])
+
+    def end_search(self, candidate: str, outcome: SearchOutcome) -> None:
+        task = self.tasks[candidate]
+        self.progress.update(task, total=self.progress.tasks[task].completed)
+        if outcome.stopped_by not in ("trials", "grid exhausted"):
+            self.progress.console.log(f"Search of {candidate} stopped by {outcome.stopped_by}")
 
 
 @contextmanager
@@ -77,17 +91,34 @@ def progress_observer() -> Iterator[ProgressObserver]:
         yield ProgressObserver(progress)
 
 
-def run_spec(spec_path: Path, workspace: Workspace) -> RunResult:
+def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> RunResult:
     """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
     loaded = load_spec(spec_path)
     with progress_observer() as observer:
-        result = execute(loaded, workspace, observer)
+        result = execute(loaded, workspace, observer, resume=resume)
     run = workspace.metadata.get_run(result.run_id)
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
-    out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", result.holdout))
+    if "threshold" in result.details:
+        found = result.details["threshold"]
+        out.print(
+            f"Decision threshold of {result.selected} tuned for {found['metric']}: "
+            f"{found['threshold']:.3f} (CV {found['metric']} {found['cv_score_at_0.5']:.4f} at "
+            f"0.5 -> {found['cv_score_tuned']:.4f})"
+        )
+    out.print(
+        metrics_table(
+            f"Test-set metrics of {run.best_candidate} (scored once, after selection)",
+            result.holdout,
+        )
+    )
+    out.print(
+        f"Cost: {result.usage.cpu_seconds:.1f} CPU-s, peak "
+        f"{result.usage.peak_memory_bytes / 2**20:.0f} MiB, "
+        f"{result.cost:.4f} {workspace.settings.prices.currency}"
+    )
     version = result.version
     out.print(
         f"Registered [bold]{loaded.spec.name}:{version.version}[/] "
@@ -99,10 +130,18 @@ def run_spec(spec_path: Path, workspace: Workspace) -> RunResult:
 
 def run(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the newest unfinished run of this spec (its searches keep their "
+            "finished trials).",
+        ),
+    ] = False,
 ) -> None:
-    """Ingest, check, cross-validate the candidates, evaluate the best and register it."""
+    """Ingest, check, cross-validate or tune the candidates, evaluate the best and register it."""
     workspace = Workspace.open()
     try:
-        run_spec(spec, workspace)
+        run_spec(spec, workspace, resume=resume)
     finally:
         workspace.close()

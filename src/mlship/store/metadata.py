@@ -137,6 +137,7 @@ class MetadataStore:
         spec: dict[str, Any],
         git_commit: str | None,
         environment: dict[str, Any],
+        executor: str | None = None,
     ) -> str:
         run_id = uuid.uuid4().hex
         with self.transaction() as session:
@@ -153,9 +154,28 @@ class MetadataStore:
                     spec=spec,
                     git_commit=git_commit,
                     environment=environment,
+                    executor=executor,
                 )
             )
         return run_id
+
+    def reopen_run(self, pipeline: str, spec_hash: str) -> tuple[str, int] | None:
+        """Reopen the newest run of ``pipeline`` if it did not finish and has the same spec.
+
+        Returns the run id and its attempt number, or None when there is nothing to resume (the
+        newest run succeeded, or was made from a different spec).
+        """
+        with self.transaction() as session:
+            newest = session.scalar(
+                select(Run).where(Run.pipeline == pipeline).order_by(Run.started_at.desc()).limit(1)
+            )
+            if newest is None or newest.status == "succeeded" or newest.spec_hash != spec_hash:
+                return None
+            newest.status = "running"
+            newest.error = None
+            newest.finished_at = None
+            newest.attempts = (newest.attempts or 1) + 1
+            return newest.id, newest.attempts
 
     def fail_run(self, run_id: str, error: str, started: datetime) -> None:
         with self.transaction() as session:
@@ -174,6 +194,7 @@ class MetadataStore:
         metrics: Sequence[Metric],
         best_candidate: str,
         wall_seconds: float,
+        usage: dict[str, Any] | None = None,
         register: NewVersion | None = None,
     ) -> ModelVersion | None:
         """Record a run's results, and register its model, in one transaction.
@@ -190,6 +211,10 @@ class MetadataStore:
             run.status = "succeeded"
             run.finished_at = utcnow()
             run.wall_seconds = wall_seconds
+            for key, value in (usage or {}).items():
+                if key not in _RUN_USAGE:
+                    raise ValueError(f"unknown run field {key!r}")
+                setattr(run, key, value)
             if register is None:
                 return None
             return self._add_version(session, run_id=run_id, new=register)
@@ -268,6 +293,9 @@ class MetadataStore:
             if found is None:
                 raise NotFoundError(f"model {name!r} has no version {version}")
             return found
+
+
+_RUN_USAGE = frozenset({"cpu_seconds", "peak_memory_bytes", "cost", "details", "report_sha256"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlship.train.candidates import Recipe
-from mlship.train.cost import Usage, measure
+from mlship.train.cost import Usage, measure, predict_latency
 from mlship.train.scoring import score
 
 Folds = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
@@ -84,4 +84,40 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
         fit_seconds=fit_seconds,
         usage=meter.usage,
         error=error,
+    )
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """Fit ``candidate`` with ``params`` on the whole training part."""
+
+    candidate: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A candidate fitted on the training part: the model, what fitting cost, how fast it is."""
+
+    candidate: str
+    model: Any
+    usage: Usage
+    predict_p50_seconds: float
+    predict_p95_seconds: float
+
+
+def fit_full(job: FitJob, shared: dict[str, Any]) -> Fitted:
+    """Fit on every training row (runs in a worker) and time single-row predictions."""
+    recipe: Recipe = shared["recipes"][job.candidate]
+    X: pd.DataFrame = shared["X"]
+    model = recipe.build(job.params)
+    with measure() as meter:
+        model.fit(X, shared["y"])
+    latency = predict_latency(model, X.iloc[:1], repeats=30)
+    return Fitted(
+        candidate=job.candidate,
+        model=model,
+        usage=meter.usage,
+        predict_p50_seconds=latency["p50_seconds"],
+        predict_p95_seconds=latency["p95_seconds"],
     )

@@ -1,34 +1,50 @@
-"""A run: ingest, check, cross-validate every candidate, evaluate the best once, register it.
+"""A run: ingest, split, cross-validate or tune every candidate, select, evaluate once, register.
 
-The holdout set is split off before anything is fitted and is scored exactly once, by the selected
-model. The registered model is the one fitted on the training part, so its holdout metrics describe
-the very artifact that is served.
+The test set is split off before anything is fitted and is scored exactly once, by the selected
+model, after selection (and after threshold tuning, which uses the CV folds). Every fold and trial
+runs through one executor (in-process, a local pool or Ray) and reports what it cost; the run
+adds it up. A run killed mid-way can be resumed: ``execute(..., resume=True)`` reopens the newest
+unfinished run of the same spec, and tuning continues its studies where they stopped.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from mlship.data.ingest import Ingested, IngestObserver, ingest
 from mlship.errors import DataError
-from mlship.features.preprocess import build_pipeline
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
 from mlship.spec.loader import LoadedSpec
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
-from mlship.train.catalog import build_estimator, qualified_name
-from mlship.train.cv import FoldScore, cross_validate_all, make_folds
+from mlship.train.candidates import Recipe
+from mlship.train.catalog import qualified_name
+from mlship.train.cost import Usage, measure
 from mlship.train.environment import describe_environment, git_commit
+from mlship.train.executors import Executor, make_executor
+from mlship.train.folds import (
+    FitJob,
+    Fitted,
+    FoldJob,
+    FoldResult,
+    fit_full,
+    run_fold,
+    shared_inputs,
+)
 from mlship.train.metrics import greater_is_better
 from mlship.train.scoring import score
+from mlship.train.spaces import resolve_space
+from mlship.train.splits import Fold, cv_folds, train_test_indices
+from mlship.train.threshold import tune_threshold
+from mlship.train.tuning import Search, SearchOutcome, TrialRecord, storage_for
 from mlship.workspace import Workspace
 
 
@@ -42,6 +58,12 @@ class LeaderboardRow:
     train_mean: float
     fit_seconds: float
     cv_metrics: dict[str, float]
+    usage: Usage = field(default_factory=Usage.zero)
+    cost: float = 0.0
+    fit_cost: float = 0.0
+    predict_ms: float | None = None
+    trials: int = 0
+    tuning: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,11 @@ class RunResult:
     version: ModelVersion
     wall_seconds: float
     validation: dict[str, Any]
+    selected: str = ""
+    usage: Usage = field(default_factory=Usage.zero)
+    cost: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
 
 
 class RunObserver:
@@ -68,40 +95,20 @@ class RunObserver:
     def start_cv(self, candidates: list[str], folds: int) -> None:
         """Cross-validation of ``candidates`` with ``folds`` folds each is about to start."""
 
-    def fold_done(self, score: FoldScore) -> None:
+    def fold_done(self, score: FoldResult) -> None:
         """One fold of one candidate has been scored."""
 
     def end_cv(self) -> None:
         """Cross-validation has finished."""
 
+    def start_search(self, candidate: str, trials: int, done: int) -> None:
+        """Tuning of ``candidate`` starts (``done`` trials were finished by an earlier attempt)."""
 
-def _leaderboard(
-    scores: list[FoldScore], spec_models: list[tuple[str, Any]], metric: str, bigger: bool
-) -> list[LeaderboardRow]:
-    rows = []
-    for name, pipeline in spec_models:
-        mine = [s for s in scores if s.candidate == name]
-        names = sorted({k for s in mine for k in s.validation})
-        means = {k: float(np.mean([s.validation.get(k, np.nan) for s in mine])) for k in names}
-        values = [s.validation.get(metric, np.nan) for s in mine]
-        estimator = pipeline.named_steps["model"]
-        rows.append(
-            LeaderboardRow(
-                name=name,
-                estimator=qualified_name(estimator),
-                params=_jsonable(estimator.get_params(deep=False)),
-                cv_mean=float(np.mean(values)),
-                cv_std=float(np.std(values)),
-                train_mean=float(np.mean([s.train.get(metric, np.nan) for s in mine])),
-                fit_seconds=float(np.sum([s.fit_seconds for s in mine])),
-                cv_metrics=means,
-            )
-        )
-    worst = -np.inf if bigger else np.inf
-    return sorted(
-        rows,
-        key=lambda r: (r.cv_mean if not np.isnan(r.cv_mean) else worst) * (-1 if bigger else 1),
-    )
+    def trial_done(self, candidate: str, trial: TrialRecord) -> None:
+        """One trial of a search has finished (completed, pruned or failed)."""
+
+    def end_search(self, candidate: str, outcome: SearchOutcome) -> None:
+        """A search has ended."""
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -116,68 +123,247 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _split(
-    loaded: LoadedSpec, frame: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+def _target(loaded: LoadedSpec, frame: pd.DataFrame) -> pd.Series:
     spec = loaded.spec
     target = spec.target.name
-    feature_names = [c.name for c in spec.features]
     y = frame[target]
-    if spec.task == "classification":
-        y = y.astype("object") if spec.target.type != "boolean" else y.astype(bool)
-        counts = y.value_counts()
-        if len(counts) < 2:
-            raise DataError(f"target column {target!r} has a single class; nothing to learn")
-        rare = counts[counts < spec.split.folds + 1]
-        if spec.split.stratify and len(rare):
-            raise DataError(
-                f"target column {target!r}: class(es) {list(rare.index)} have fewer rows than "
-                f"the {spec.split.folds} folds plus a holdout need"
-            )
-    stratify = y if spec.task == "classification" and spec.split.stratify else None
-    X_train, X_test, y_train, y_test = train_test_split(
-        frame[feature_names],
-        y,
-        test_size=spec.split.holdout,
-        random_state=spec.split.seed,
-        stratify=stratify,
+    if spec.task != "classification":
+        return y
+    y = y.astype("object") if spec.target.type != "boolean" else y.astype(bool)
+    if y.nunique() < 2:
+        raise DataError(f"target column {target!r} has a single class; nothing to learn")
+    return y
+
+
+@dataclass
+class _Scored:
+    """What cross-validation (or a search) found for one candidate."""
+
+    recipe: Recipe
+    params: dict[str, Any]
+    folds: list[FoldResult]
+    usage: Usage
+    trials: int = 0
+    tuning: dict[str, Any] | None = None
+
+
+def _row(scored: _Scored, fitted: Fitted, metric: str, prices: Any, spent: float) -> LeaderboardRow:
+    folds = scored.folds
+    names = sorted({k for f in folds for k in f.validation})
+    means = {k: float(np.mean([f.validation.get(k, np.nan) for f in folds])) for k in names}
+    values = [f.validation.get(metric, np.nan) for f in folds]
+    estimator = fitted.model
+    inner = getattr(estimator, "named_steps", {}).get("model", estimator)
+    return LeaderboardRow(
+        name=scored.recipe.name,
+        estimator=qualified_name(inner),
+        params=_jsonable({**scored.recipe.params, **scored.params}),
+        cv_mean=float(np.mean(values)),
+        cv_std=float(np.std(values)),
+        train_mean=float(np.mean([f.train.get(metric, np.nan) for f in folds])),
+        fit_seconds=float(np.sum([f.fit_seconds for f in folds])),
+        cv_metrics=means,
+        usage=scored.usage + fitted.usage,
+        cost=spent + prices.cost(fitted.usage),
+        fit_cost=prices.cost(fitted.usage),
+        predict_ms=fitted.predict_p50_seconds * 1000,
+        trials=scored.trials,
+        tuning=scored.tuning,
     )
-    return (
-        X_train.reset_index(drop=True),
-        X_test.reset_index(drop=True),
-        y_train.reset_index(drop=True),
-        y_test.reset_index(drop=True),
-    )
+
+
+def _rank(rows: list[LeaderboardRow], bigger: bool) -> list[LeaderboardRow]:
+    worst = -np.inf if bigger else np.inf
+
+    def key(row: LeaderboardRow) -> float:
+        value = row.cv_mean if not np.isnan(row.cv_mean) else worst
+        return -value if bigger else value
+
+    return sorted(rows, key=key)
+
+
+def select(rows: list[LeaderboardRow], rule: str, tolerance: float, bigger: bool) -> str:
+    """The selected candidate: the best, or the cheapest to fit within ``tolerance`` of it."""
+    best = rows[0]
+    if rule != "cheapest_within":
+        return best.name
+    close = [r for r in rows if abs(best.cv_mean - r.cv_mean) <= tolerance + 1e-12]
+    return min(close, key=lambda r: (r.fit_cost, rows.index(r))).name
 
 
 def execute(
     loaded: LoadedSpec,
     workspace: Workspace,
     observer: RunObserver | None = None,
+    *,
+    resume: bool = False,
 ) -> RunResult:
-    """Run the pipeline ``loaded`` describes and record it; raises on bad data or spec."""
+    """Run the pipeline ``loaded`` describes and record it; raises on bad data or spec.
+
+    With ``resume``, the newest unfinished run of the same spec is reopened (its searches keep
+    the trials they finished); with nothing to resume, a new run starts.
+    """
     observer = observer or RunObserver()
     spec = loaded.spec
     metadata = workspace.metadata
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    run_id = metadata.start_run(
-        pipeline=spec.name,
-        user=workspace.settings.user,
-        task=spec.task,
-        metric=spec.metric,
-        spec_path=str(loaded.path),
-        spec_hash=loaded.spec_hash,
-        spec=spec.model_dump(mode="json"),
-        git_commit=git_commit(loaded.base_dir),
-        environment=describe_environment(),
-    )
+    reopened = metadata.reopen_run(spec.name, loaded.spec_hash) if resume else None
+    if reopened is not None:
+        run_id, attempt = reopened
+        observer.stage(f"Resuming run {run_id[:8]} (attempt {attempt})")
+    else:
+        attempt = 1
+        run_id = metadata.start_run(
+            pipeline=spec.name,
+            user=workspace.settings.user,
+            task=spec.task,
+            metric=spec.metric,
+            spec_path=str(loaded.path),
+            spec_hash=loaded.spec_hash,
+            spec=spec.model_dump(mode="json"),
+            git_commit=git_commit(loaded.base_dir),
+            environment=describe_environment(),
+            executor=spec.executor,
+        )
     try:
-        return _execute(loaded, workspace, observer, run_id, started)
+        return _execute(loaded, workspace, observer, run_id, started, attempt)
     except BaseException as exc:
         message = str(exc) or type(exc).__name__
         metadata.fail_run(run_id, message, started_at)
         raise
+
+
+def _cross_validate(
+    recipes: Sequence[Recipe],
+    n_folds: int,
+    executor: Executor,
+    shared: dict[str, Any],
+    observer: RunObserver,
+) -> dict[str, _Scored]:
+    jobs = [FoldJob(r.name, fold) for r in recipes for fold in range(n_folds)]
+    if not jobs:
+        return {}
+    results = executor.map(
+        run_fold, jobs, shared=shared, on_result=lambda _, r: observer.fold_done(r)
+    )
+    scored: dict[str, _Scored] = {}
+    for recipe in recipes:
+        mine = sorted((r for r in results if r.candidate == recipe.name), key=lambda r: r.fold)
+        failed = next((r for r in mine if not r.ok), None)
+        if failed is not None:
+            raise DataError(f"candidate {recipe.name} failed on fold {failed.fold}: {failed.error}")
+        usage = sum((r.usage for r in mine), Usage.zero())
+        scored[recipe.name] = _Scored(recipe, {}, mine, usage)
+    return scored
+
+
+def _search(
+    recipe: Recipe,
+    space: dict[str, Any],
+    loaded: LoadedSpec,
+    workspace: Workspace,
+    run_id: str,
+    n_folds: int,
+    executor: Executor,
+    shared: dict[str, Any],
+    observer: RunObserver,
+) -> _Scored:
+    spec = loaded.spec
+    search = Search(
+        study_name=f"{run_id}:{recipe.name}",
+        storage=storage_for(workspace.settings.database_url_resolved),
+        candidate=recipe.name,
+        space=space,
+        tuning=spec.tuning,
+        metric=spec.metric,
+        bigger=greater_is_better(spec.task, spec.metric),
+        n_folds=n_folds,
+        prices=workspace.settings.prices,
+    )
+    observer.start_search(recipe.name, search.limit, search.resumed)
+    outcome = search.run(executor, shared, lambda t: observer.trial_done(recipe.name, t))
+    observer.end_search(recipe.name, outcome)
+    folds = outcome.best_folds or _folds_from_study(search, outcome)
+    usage = sum((t.usage for t in outcome.trials), Usage.zero())
+    states = [t.state for t in outcome.trials]
+    tuning = {
+        "method": spec.tuning.method,
+        "trials": len(outcome.trials),
+        "completed": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"),
+        "stopped_by": outcome.stopped_by,
+        "resumed_trials": outcome.resumed_trials,
+        "best_value": outcome.best_value,
+        "study": search.study.study_name,
+        "cost": sum(t.cost for t in outcome.trials),
+    }
+    return _Scored(recipe, outcome.best_params, folds, usage, len(outcome.trials), tuning)
+
+
+def _folds_from_study(search: Search, outcome: SearchOutcome) -> list[FoldResult]:
+    """The best trial's folds as an earlier attempt recorded them in the study."""
+    best = search.study.best_trial
+    metrics = best.user_attrs.get("fold_metrics", [])
+    trains = best.user_attrs.get("train_metrics", [])
+    return [
+        FoldResult(search.candidate, i, best.number, v, t, 0.0, Usage.zero())
+        for i, (v, t) in enumerate(zip(metrics, trains, strict=True))
+    ]
+
+
+def _split(
+    loaded: LoadedSpec, frame: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, list[Fold]]:
+    """Training features and target, test features and target, and the CV folds."""
+    spec = loaded.spec
+    frame = frame.reset_index(drop=True)
+    y = _target(loaded, frame)
+    train_rows, test_rows = train_test_indices(frame, y, spec.split, spec.task)
+    train_frame = frame.iloc[train_rows].reset_index(drop=True)
+    y_train = y.iloc[train_rows].reset_index(drop=True)
+    features = [c.name for c in spec.features]
+    X_test = frame.iloc[test_rows][features].reset_index(drop=True)
+    y_test = y.iloc[test_rows].reset_index(drop=True)
+    folds = cv_folds(train_frame, y_train, spec.split, spec.task)
+    return train_frame[features], y_train, X_test, y_test, folds
+
+
+def _train(
+    loaded: LoadedSpec,
+    workspace: Workspace,
+    run_id: str,
+    recipes: dict[str, Recipe],
+    shared: dict[str, Any],
+    n_folds: int,
+    observer: RunObserver,
+) -> tuple[dict[str, _Scored], dict[str, Fitted]]:
+    """Cross-validate the fixed candidates, tune the others, fit each on the training part."""
+    spec = loaded.spec
+    spaces = {m.label: resolve_space(m, spec.task) for m in spec.models}
+    with make_executor(spec.executor, workspace.settings.n_jobs) as executor:
+        fixed = [recipes[name] for name, space in spaces.items() if not space]
+        observer.start_cv([r.name for r in fixed], n_folds)
+        scored = _cross_validate(fixed, n_folds, executor, shared, observer)
+        observer.end_cv()
+        for name, space in spaces.items():
+            if space:
+                scored[name] = _search(
+                    recipes[name],
+                    space,
+                    loaded,
+                    workspace,
+                    run_id,
+                    n_folds,
+                    executor,
+                    shared,
+                    observer,
+                )
+        observer.stage("Fitting every candidate on the training part")
+        jobs = [FitJob(m.label, scored[m.label].params) for m in spec.models]
+        fits = executor.map(fit_full, jobs, shared=shared)
+    return scored, {f.candidate: f for f in fits}
 
 
 def _execute(
@@ -186,36 +372,47 @@ def _execute(
     observer: RunObserver,
     run_id: str,
     started: float,
+    attempt: int,
 ) -> RunResult:
     spec = loaded.spec
+    settings = workspace.settings
+    prices = settings.prices
     observer.stage("Ingesting and checking data")
-    ingested: Ingested = ingest(loaded, workspace, observer.ingest)
-    X_train, X_test, y_train, y_test = _split(loaded, ingested.frame)
-
-    candidates = [
-        (m.label, build_pipeline(spec.features, build_estimator(m.estimator, spec.task, m.params)))
-        for m in spec.models
-    ]
-    folds = make_folds(spec.task, y_train, spec.split.folds, spec.split.seed, spec.split.stratify)
-    observer.start_cv([name for name, _ in candidates], len(folds))
-    scores = cross_validate_all(
-        spec.task,
-        candidates,
-        X_train,
-        y_train,
-        folds,
-        n_jobs=workspace.settings.n_jobs,
-        on_fold=observer.fold_done,
-    )
-    observer.end_cv()
+    with measure() as ingesting:
+        ingested: Ingested = ingest(loaded, workspace, observer.ingest)
+    X_train, y_train, X_test, y_test, folds = _split(loaded, ingested.frame)
+    recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
+    shared = shared_inputs(recipes, X_train, y_train, folds)
     bigger = greater_is_better(spec.task, spec.metric)
-    leaderboard = _leaderboard(scores, candidates, spec.metric, bigger)
-    best = leaderboard[0]
-
-    observer.stage(f"Fitting {best.name} on the training part and scoring the holdout")
-    model = dict(candidates)[best.name]
-    model.fit(X_train, y_train)
-    holdout = score(spec.task, model, X_test, y_test)
+    scored, fitted = _train(loaded, workspace, run_id, recipes, shared, len(folds), observer)
+    order = [m.label for m in spec.models]
+    spent = {name: prices.cost(s.usage) for name, s in scored.items()}
+    leaderboard = _rank(
+        [_row(scored[n], fitted[n], spec.metric, prices, spent[n]) for n in order], bigger
+    )
+    chosen = select(leaderboard, spec.selection.rule, spec.selection.tolerance, bigger)
+    best = next(r for r in leaderboard if r.name == chosen)
+    model = fitted[chosen].model
+    details: dict[str, Any] = {
+        "selection": {"rule": spec.selection.rule, "tolerance": spec.selection.tolerance},
+        "split": {
+            "train_rows": len(X_train),
+            "test_rows": len(X_test),
+            "folds": len(folds),
+            "test_scored": "once, by the selected model, after selection",
+        },
+        "executor": spec.executor,
+    }
+    threshold = spec.imbalance.threshold
+    with measure() as finishing:
+        if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
+            observer.stage(f"Tuning the decision threshold of {chosen} for {threshold.metric}")
+            pipeline = recipes[chosen].build(scored[chosen].params)
+            tuned = tune_threshold(pipeline, X_train, y_train, folds, threshold.metric)
+            model = tuned.model
+            details["threshold"] = tuned.as_dict()
+        observer.stage(f"Scoring {chosen} once on the test set")
+        holdout = score(spec.task, model, X_test, y_test)
     classes = getattr(model, "classes_", None)
 
     observer.stage("Registering the model")
@@ -223,21 +420,16 @@ def _execute(
     signature = Signature.from_spec(spec, X_train, class_list)
     artifact = save_model(model, workspace.artifacts)
     wall = time.perf_counter() - started
+    # What the work used: every fold, trial and fit (measured where it ran), plus ingest, the
+    # threshold search and the test scoring in this process.
+    own = ingesting.usage + finishing.usage
+    run_usage = sum((r.usage for r in leaderboard), own)
+    run_cost = sum(r.cost for r in leaderboard) + prices.cost(own)
     version = workspace.metadata.finish_run(
         run_id,
         dataset_id=ingested.dataset.id,
         candidates=[
-            Candidate(
-                name=row.name,
-                estimator=row.estimator,
-                params=row.params,
-                cv_mean=row.cv_mean,
-                cv_std=row.cv_std,
-                fit_seconds=row.fit_seconds,
-                rank=rank,
-                selected=rank == 1,
-            )
-            for rank, row in enumerate(leaderboard, start=1)
+            _candidate(row, rank, row.name == chosen) for rank, row in enumerate(leaderboard, 1)
         ],
         metrics=[
             *(
@@ -246,12 +438,18 @@ def _execute(
                 for name, value in row.cv_metrics.items()
             ),
             *(
-                Metric(candidate=best.name, split="holdout", name=name, value=value)
+                Metric(candidate=chosen, split="holdout", name=name, value=value)
                 for name, value in holdout.items()
             ),
         ],
-        best_candidate=best.name,
+        best_candidate=chosen,
         wall_seconds=wall,
+        usage={
+            "cpu_seconds": run_usage.cpu_seconds,
+            "peak_memory_bytes": run_usage.peak_memory_bytes,
+            "cost": run_cost,
+            "details": details,
+        },
         register=NewVersion(
             name=spec.name,
             dataset_hash=ingested.dataset.data_hash,
@@ -275,6 +473,31 @@ def _execute(
         version=version,
         wall_seconds=wall,
         validation=ingested.validation,
+        selected=chosen,
+        usage=run_usage,
+        cost=run_cost,
+        details=details,
+        attempt=attempt,
+    )
+
+
+def _candidate(row: LeaderboardRow, rank: int, selected: bool) -> Candidate:
+    return Candidate(
+        name=row.name,
+        estimator=row.estimator,
+        params=row.params,
+        cv_mean=row.cv_mean,
+        cv_std=row.cv_std,
+        fit_seconds=row.fit_seconds,
+        rank=rank,
+        selected=selected,
+        train_mean=row.train_mean,
+        cpu_seconds=row.usage.cpu_seconds,
+        peak_memory_bytes=row.usage.peak_memory_bytes,
+        cost=row.cost,
+        predict_ms=row.predict_ms,
+        trials=row.trials,
+        tuning=row.tuning,
     )
 
 
