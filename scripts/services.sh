@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Make sure the servers the test suite starts for itself are installed.
+# Make sure the servers and programs the test suite starts for itself are installed.
 #
 # The tests run a throwaway PostgreSQL cluster (tests/services.py) so that SQL sources are tested
 # against a real server, not a mock. That needs the server binaries (initdb, pg_ctl, postgres) and,
 # when the tests run as root, the `postgres` system user, because PostgreSQL refuses to run as
-# root. Safe to run any number of times: it installs nothing when everything is already there.
+# root. The browser tests open the HTML reports in Debian's headless Chromium (/usr/bin/chromium),
+# driven by Playwright; Playwright's own browser downloads are not used. Safe to run any number of
+# times: it installs nothing when everything is already there.
 set -euo pipefail
+
+CHROMIUM=/usr/bin/chromium
 
 have_server_binaries() {
     local dir
@@ -29,30 +33,56 @@ postgres_ready() {
     [[ "$(id -u)" -ne 0 ]] || id postgres >/dev/null 2>&1
 }
 
-if postgres_ready; then
+chromium_ready() {
+    [[ -x "$CHROMIUM" ]]
+}
+
+missing=()
+postgres_ready || missing+=(postgresql)
+chromium_ready || missing+=(chromium)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
 fi
 
 if [[ "$(id -u)" -ne 0 ]]; then
-    echo "services.sh: the tests need a PostgreSQL server (initdb and pg_ctl), which is not" >&2
-    echo "installed, and installing it needs root. Run as root, or install it yourself:" >&2
-    echo "    sudo apt-get install -y postgresql" >&2
+    if ! postgres_ready; then
+        echo "services.sh: the tests need a PostgreSQL server (initdb and pg_ctl), which is not" >&2
+        echo "installed, and installing it needs root. Run as root, or install it yourself:" >&2
+        echo "    sudo apt-get install -y postgresql" >&2
+    fi
+    if ! chromium_ready; then
+        echo "services.sh: the browser tests need Chromium at $CHROMIUM, which is not" >&2
+        echo "installed, and installing it needs root. Run as root, or install it yourself:" >&2
+        echo "    sudo apt-get install -y chromium" >&2
+    fi
     exit 1
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "services.sh: PostgreSQL is missing and this machine has no apt-get;" \
-        "install the PostgreSQL server with the system's package manager." >&2
+    if ! postgres_ready; then
+        echo "services.sh: PostgreSQL is missing and this machine has no apt-get;" \
+            "install the PostgreSQL server with the system's package manager." >&2
+    fi
+    if ! chromium_ready; then
+        echo "services.sh: Chromium is missing at $CHROMIUM and this machine has no apt-get;" \
+            "install Chromium with the system's package manager." >&2
+    fi
     exit 1
 fi
 
-echo "services.sh: installing PostgreSQL for the test suite"
+echo "services.sh: installing ${missing[*]} for the test suite"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq postgresql >/dev/null
+apt-get install -y -qq "${missing[@]}" >/dev/null
 
 if ! postgres_ready; then
     echo "services.sh: PostgreSQL was installed but initdb/pg_ctl or the postgres user" \
         "are still missing" >&2
+    exit 1
+fi
+
+if ! chromium_ready; then
+    echo "services.sh: chromium was installed but $CHROMIUM is still missing" >&2
     exit 1
 fi

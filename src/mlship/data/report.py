@@ -8,66 +8,34 @@ check examples) and is escaped.
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlship.data import svg
 from mlship.data.profile import QUANTILES
-from mlship.store.artifacts import atomic_write
+from mlship.html import svg
+from mlship.html.page import (
+    check_report_name,
+    document,
+    esc,
+    fmt_number,
+    fmt_share,
+    fmt_time,
+    table,
+    tag,
+    write_report_pair,
+)
+
+__all__ = ["fmt_number", "fmt_share", "fmt_time", "render_html", "write_report"]
 
 _EXAMPLES_SHOWN = 5
 _SOURCE_FIRST = ("name", "kind", "path", "rows")
 
 _CSS = """
-:root {
-  --bg: #f5f6f8; --card: #ffffff; --ink: #1d2127; --muted: #5f6670; --line: #e2e5ea;
-  --accent: #4c78a8; --ok: #1f7a3d; --ok-bg: #e3f4e8; --warn: #8a5a00; --warn-bg: #fdf0d5;
-  --error: #b3261e; --error-bg: #fbe4e2;
-}
-@media (prefers-color-scheme: dark) {
-  :root {
-    --bg: #15181d; --card: #1e232a; --ink: #e6e8eb; --muted: #9aa3ad; --line: #313843;
-    --accent: #7aa6d6; --ok: #7fd49b; --ok-bg: #1d3526; --warn: #f0c060; --warn-bg: #3a2f14;
-    --error: #ff8a80; --error-bg: #3d1f1d;
-  }
-}
-* { box-sizing: border-box; }
-body {
-  margin: 0; background: var(--bg); color: var(--ink);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-    "Noto Sans", sans-serif;
-}
-.page { max-width: 1280px; margin: 0 auto; padding: 28px 24px 48px; }
-h1 { font-size: 24px; margin: 0; word-break: break-word; }
-h2 { font-size: 17px; margin: 32px 0 12px; }
-h3 { font-size: 15px; margin: 0; word-break: break-all; }
-code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.muted { color: var(--muted); }
-.title-row { display: flex; align-items: center; gap: 14px; flex-wrap: wrap; }
-.badge {
-  display: inline-block; padding: 3px 12px; border-radius: 999px; font-weight: 700;
-  font-size: 13px; letter-spacing: .04em; text-transform: uppercase;
-}
-.badge.pass { color: var(--ok); background: var(--ok-bg); }
-.badge.fail { color: var(--error); background: var(--error-bg); }
-.tiles {
-  display: grid; gap: 12px; margin-top: 18px;
-  grid-template-columns: repeat(auto-fill, minmax(170px, 1fr));
-}
-.tile {
-  background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 12px;
-}
-.tile .label {
-  color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
-}
-.tile .big { font-size: 22px; font-weight: 650; margin-top: 2px; }
-.tile.wide { grid-column: span 2; }
 .meter {
   position: relative; height: 8px; border-radius: 4px; background: var(--line); margin-top: 8px;
 }
@@ -76,138 +44,26 @@ code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospac
 }
 .meter.over .fill { background: var(--error); }
 .meter .limit { position: absolute; top: -4px; bottom: -4px; width: 2px; background: var(--ink); }
-table {
-  width: 100%; border-collapse: separate; border-spacing: 0; background: var(--card);
-  border: 1px solid var(--line); border-radius: 10px; overflow: hidden;
-}
-th, td {
-  text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: top;
-}
-th { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
-tbody tr:last-child td { border-bottom: 0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.path { word-break: break-all; }
 tr.clean td { color: var(--muted); }
 ul.examples { margin: 0; padding-left: 16px; }
 ul.examples li { word-break: break-word; }
-.pill {
-  display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600;
-}
-.pill.error { color: var(--error); background: var(--error-bg); }
-.pill.warn { color: var(--warn); background: var(--warn-bg); }
-.pill.ok { color: var(--ok); background: var(--ok-bg); }
-.pill.kind { color: var(--muted); background: var(--bg); border: 1px solid var(--line); }
-.grid { display: grid; gap: 16px; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); }
-.card {
-  background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 14px 16px;
-}
-.card header {
-  display: flex; align-items: baseline; gap: 8px; flex-wrap: wrap; margin-bottom: 10px;
-}
 .card .dtype { color: var(--muted); font-size: 12px; }
-svg.chart { display: block; width: 100%; height: auto; margin: 4px 0 10px; }
-svg.chart .bar { fill: var(--accent); }
-svg.chart .axis { stroke: var(--muted); }
-svg.chart text { fill: var(--muted); }
-svg.chart .value { fill: var(--ink); }
-svg.chart .empty { stroke: var(--line); }
 dl.stats {
   display: grid; grid-template-columns: auto 1fr auto 1fr; gap: 3px 10px; margin: 0;
   font-size: 13px;
 }
 dl.stats dt { color: var(--muted); }
 dl.stats dd { margin: 0; font-variant-numeric: tabular-nums; word-break: break-word; }
-.scroll { overflow-x: auto; margin-top: 10px; }
 table.quantiles { font-size: 11px; font-variant-numeric: tabular-nums; }
 table.quantiles th, table.quantiles td { padding: 3px 5px; text-align: right; white-space: nowrap; }
-details { margin-top: 12px; }
-summary { cursor: pointer; color: var(--muted); }
-pre {
-  background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px;
-  overflow-x: auto; font-size: 12px;
-}
-a { color: var(--accent); text-decoration: none; }
-a:hover { text-decoration: underline; }
-footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
-
-
-# -- formatting ------------------------------------------------------------------------------
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _fmt_float(value: float) -> str:
-    magnitude = abs(value)
-    if magnitude == 0 or not math.isfinite(value):
-        return "0" if magnitude == 0 else str(value)
-    if magnitude >= 1e12 or magnitude < 1e-4:
-        return f"{value:.4g}"
-    decimals = min(max(4 - math.floor(math.log10(magnitude)), 0), 6)
-    text = f"{value:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_number(value: Any) -> str:
-    """A number as a person reads it: thousands separators, about five significant digits."""
-    if value is None:
-        return "\u2014"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return _fmt_float(value)
-    return str(value)
-
-
-def fmt_share(share: Any) -> str:
-    """A share as a percentage; a tiny non-zero share is not rounded to a misleading 0%."""
-    if not isinstance(share, int | float) or isinstance(share, bool):
-        return "\u2014"
-    if 0 < share < 0.001:
-        return "<0.1%"
-    return f"{share * 100:.1f}%"
-
-
-_TIME_FORMATS = {"day": "%Y-%m-%d", "minute": "%Y-%m-%d %H:%M", "second": "%Y-%m-%d %H:%M:%S"}
-
-
-def fmt_time(text: str | None, precision: str = "second") -> str:
-    """An ISO timestamp shortened for reading (``day``, ``minute`` or ``second``) with its zone."""
-    if not text:
-        return "\u2014"
-    if len(text) == 10:
-        return text
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    shown = moment.strftime(_TIME_FORMATS[precision])
-    zone = moment.tzname()
-    return f"{shown} {zone}" if zone and precision != "day" else shown
-
-
-def _tag(name: str, content: str, css: str | None = None, **attributes: str) -> str:
-    attrs = f' class="{_esc(css)}"' if css else ""
-    attrs += "".join(f' {key}="{_esc(value)}"' for key, value in attributes.items())
-    return f"<{name}{attrs}>{content}</{name}>"
-
-
-def _table(headers: Sequence[tuple[str, str]], rows: Iterable[str]) -> str:
-    head = "".join(_tag("th", _esc(text), css or None) for text, css in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 # -- summary header --------------------------------------------------------------------------
 
 
 def _tile(label: str, value: str, extra: str = "", css: str = "tile") -> str:
-    return _tag(
-        "div", _tag("div", _esc(label), "label") + _tag("div", _esc(value), "big") + extra, css
-    )
+    return tag("div", tag("div", esc(label), "label") + tag("div", esc(value), "big") + extra, css)
 
 
 def _meter(share: float, limit: float) -> str:
@@ -226,9 +82,9 @@ def _quarantine_tile(validation: dict[str, Any]) -> str:
     rows_in, quarantined = rows.get("in") or 0, rows.get("quarantined") or 0
     share = quarantined / rows_in if rows_in else 0.0
     limit = float(validation.get("max_quarantine") or 0.0)
-    note = _tag(
+    note = tag(
         "div",
-        f"{_esc(fmt_share(share))} of rows \u00b7 limit {_esc(fmt_share(limit))}",
+        f"{esc(fmt_share(share))} of rows \u00b7 limit {esc(fmt_share(limit))}",
         "muted",
     )
     return _tile("Quarantined", fmt_number(quarantined), note + _meter(share, limit), "tile wide")
@@ -239,7 +95,7 @@ def _summary(title: str, profile: dict[str, Any], validation: dict[str, Any] | N
     tiles: list[str] = []
     if validation is not None:
         passed = bool(validation.get("passed"))
-        badge = _tag(
+        badge = tag(
             "span", "passed" if passed else "failed", "badge pass" if passed else "badge fail"
         )
         rows = validation.get("rows", {})
@@ -249,10 +105,10 @@ def _summary(title: str, profile: dict[str, Any], validation: dict[str, Any] | N
     else:
         tiles.append(_tile("Rows", fmt_number(profile.get("rows"))))
     tiles.append(_tile("Columns", fmt_number(len(profile.get("columns", [])))))
-    heading = _tag("div", _tag("h1", _esc(title)) + badge, "title-row")
+    heading = tag("div", tag("h1", esc(title)) + badge, "title-row")
     path = (validation or {}).get("quarantine_path")
-    where = _tag("p", "Quarantined rows: " + _tag("code", _esc(path)), "muted") if path else ""
-    return _tag("header", heading + _tag("div", "".join(tiles), "tiles") + where)
+    where = tag("p", "Quarantined rows: " + tag("code", esc(path)), "muted") if path else ""
+    return tag("header", heading + tag("div", "".join(tiles), "tiles") + where)
 
 
 # -- checks and sources ----------------------------------------------------------------------
@@ -261,37 +117,37 @@ def _summary(title: str, profile: dict[str, Any], validation: dict[str, Any] | N
 def _severity(check: dict[str, Any]) -> str:
     failed = check.get("failed") or 0
     if not failed:
-        return _tag("span", "ok", "pill ok")
+        return tag("span", "ok", "pill ok")
     severity = "warn" if check.get("severity") == "warn" else "error"
-    return _tag("span", severity, f"pill {severity}")
+    return tag("span", severity, f"pill {severity}")
 
 
 def _examples(examples: Sequence[Any], failed: int) -> str:
     if not examples:
         return ""
-    items = "".join(_tag("li", _esc(example)) for example in examples[:_EXAMPLES_SHOWN])
+    items = "".join(tag("li", esc(example)) for example in examples[:_EXAMPLES_SHOWN])
     hidden = max(failed, len(examples)) - min(len(examples), _EXAMPLES_SHOWN)
-    more = _tag("li", f"\u2026 and {hidden:,} more", "muted") if hidden > 0 else ""
-    return _tag("ul", items + more, "examples")
+    more = tag("li", f"\u2026 and {hidden:,} more", "muted") if hidden > 0 else ""
+    return tag("ul", items + more, "examples")
 
 
 def _check_row(check: dict[str, Any]) -> str:
     failed = int(check.get("failed") or 0)
     column = check.get("column")
     cells = [
-        _tag("td", _tag("code", _esc(column)) if column is not None else _tag("em", "table")),
-        _tag("td", _esc(check.get("check", ""))),
-        _tag("td", _severity(check)),
-        _tag("td", _esc(fmt_number(failed)), "num"),
-        _tag("td", _examples(check.get("examples") or [], failed)),
+        tag("td", tag("code", esc(column)) if column is not None else tag("em", "table")),
+        tag("td", esc(check.get("check", ""))),
+        tag("td", _severity(check)),
+        tag("td", esc(fmt_number(failed)), "num"),
+        tag("td", _examples(check.get("examples") or [], failed)),
     ]
-    return _tag("tr", "".join(cells), None if failed else "clean")
+    return tag("tr", "".join(cells), None if failed else "clean")
 
 
 def _checks_section(validation: dict[str, Any]) -> str:
     checks = validation.get("checks") or []
     if not checks:
-        body = _tag("p", "No checks were declared.", "muted")
+        body = tag("p", "No checks were declared.", "muted")
     else:
         headers = [
             ("Column", ""),
@@ -300,16 +156,16 @@ def _checks_section(validation: dict[str, Any]) -> str:
             ("Failed", "num"),
             ("Examples", ""),
         ]
-        body = _table(headers, (_check_row(check) for check in checks))
-    return _tag("section", _tag("h2", "Checks") + body, id="checks")
+        body = table(headers, (_check_row(check) for check in checks))
+    return tag("section", tag("h2", "Checks") + body, id="checks")
 
 
 def _cell(key: str, value: Any) -> str:
     if isinstance(value, dict | list):
-        return _tag("td", _tag("code", _esc(json.dumps(value, default=str))))
+        return tag("td", tag("code", esc(json.dumps(value, default=str))))
     if key == "rows" or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return _tag("td", _esc(fmt_number(value)), "num")
-    return _tag("td", _esc("" if value is None else value), "path" if key == "path" else None)
+        return tag("td", esc(fmt_number(value)), "num")
+    return tag("td", esc("" if value is None else value), "path" if key == "path" else None)
 
 
 def _source_keys(sources: Sequence[dict[str, Any]]) -> list[str]:
@@ -322,21 +178,21 @@ def _source_keys(sources: Sequence[dict[str, Any]]) -> list[str]:
 
 def _sources_section(validation: dict[str, Any]) -> str:
     sources = [s for s in validation.get("sources") or [] if isinstance(s, dict)]
-    parts = [_tag("h2", "Sources")]
+    parts = [tag("h2", "Sources")]
     if sources:
         keys = _source_keys(sources)
         headers = [(key, "num" if key == "rows" else "") for key in keys]
-        rows = (_tag("tr", "".join(_cell(k, source.get(k)) for k in keys)) for source in sources)
-        parts.append(_table(headers, rows))
+        rows = (tag("tr", "".join(_cell(k, source.get(k)) for k in keys)) for source in sources)
+        parts.append(table(headers, rows))
     else:
-        parts.append(_tag("p", "No sources recorded.", "muted"))
+        parts.append(tag("p", "No sources recorded.", "muted"))
     combine = validation.get("combine")
     if combine:
         text = json.dumps(combine, indent=2, default=str, ensure_ascii=False)
         parts.append(
-            _tag("details", _tag("summary", "How sources were combined") + _tag("pre", _esc(text)))
+            tag("details", tag("summary", "How sources were combined") + tag("pre", esc(text)))
         )
-    return _tag("section", "".join(parts), id="sources")
+    return tag("section", "".join(parts), id="sources")
 
 
 # -- columns ---------------------------------------------------------------------------------
@@ -351,16 +207,16 @@ def _overview(columns: Sequence[dict[str, Any]]) -> str:
     headers = [("Column", ""), ("Kind", ""), ("Type", ""), ("Missing", "num"), ("Distinct", "num")]
     rows = []
     for index, column in enumerate(columns):
-        link = _tag("a", _esc(column["name"]), href=f"#{_anchor(index)}")
+        link = tag("a", esc(column["name"]), href=f"#{_anchor(index)}")
         cells = [
-            _tag("td", link),
-            _tag("td", _esc(column.get("kind", ""))),
-            _tag("td", _tag("code", _esc(column.get("dtype", "")))),
-            _tag("td", _esc(fmt_share(column.get("missing_share"))), "num"),
-            _tag("td", _esc(fmt_number(column.get("distinct"))), "num"),
+            tag("td", link),
+            tag("td", esc(column.get("kind", ""))),
+            tag("td", tag("code", esc(column.get("dtype", "")))),
+            tag("td", esc(fmt_share(column.get("missing_share"))), "num"),
+            tag("td", esc(fmt_number(column.get("distinct"))), "num"),
         ]
-        rows.append(_tag("tr", "".join(cells)))
-    return _tag("section", _tag("h2", "Columns") + _table(headers, rows), id="overview")
+        rows.append(tag("tr", "".join(cells)))
+    return tag("section", tag("h2", "Columns") + table(headers, rows), id="overview")
 
 
 def _is_unit_bins(edges: Sequence[float]) -> bool:
@@ -501,15 +357,15 @@ def _stat_pairs(column: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _stats(column: dict[str, Any]) -> str:
     items = "".join(
-        _tag("dt", _esc(key)) + _tag("dd", _esc(value)) for key, value in _stat_pairs(column)
+        tag("dt", esc(key)) + tag("dd", esc(value)) for key, value in _stat_pairs(column)
     )
-    block = _tag("dl", items, "stats")
+    block = tag("dl", items, "stats")
     quantiles = column.get("quantiles")
     if column.get("kind") == "numeric" and quantiles and column.get("count"):
-        head = "".join(_tag("th", _esc(label)) for label in QUANTILES)
-        body = "".join(_tag("td", _esc(fmt_number(quantiles.get(label)))) for label in QUANTILES)
-        table = f'<table class="quantiles"><tr>{head}</tr><tr>{body}</tr></table>'
-        block += _tag("div", table, "scroll")
+        head = "".join(tag("th", esc(label)) for label in QUANTILES)
+        body = "".join(tag("td", esc(fmt_number(quantiles.get(label)))) for label in QUANTILES)
+        quantiles_table = f'<table class="quantiles"><tr>{head}</tr><tr>{body}</tr></table>'
+        block += tag("div", quantiles_table, "scroll")
     return block
 
 
@@ -523,15 +379,13 @@ def _failed_checks(validation: dict[str, Any] | None) -> dict[str, int]:
 
 
 def _card(index: int, column: dict[str, Any], failed_checks: int) -> str:
-    header = _tag("h3", _esc(column["name"])) + _tag(
-        "span", _esc(column.get("kind", "")), "pill kind"
-    )
-    header += _tag("code", _esc(column.get("dtype", "")), "dtype")
+    header = tag("h3", esc(column["name"])) + tag("span", esc(column.get("kind", "")), "pill kind")
+    header += tag("code", esc(column.get("dtype", "")), "dtype")
     if failed_checks:
         label = f"{failed_checks} check{'s' if failed_checks > 1 else ''} failed"
-        header += _tag("a", _tag("span", _esc(label), "pill error"), href="#checks")
-    body = _tag("header", header) + _chart(column) + _stats(column)
-    return _tag("article", body, "card", id=_anchor(index))
+        header += tag("a", tag("span", esc(label), "pill error"), href="#checks")
+    body = tag("header", header) + _chart(column) + _stats(column)
+    return tag("article", body, "card", id=_anchor(index))
 
 
 def _columns_section(profile: dict[str, Any], validation: dict[str, Any] | None) -> str:
@@ -540,8 +394,8 @@ def _columns_section(profile: dict[str, Any], validation: dict[str, Any] | None)
         _card(index, column, failures.get(str(column["name"]), 0))
         for index, column in enumerate(profile.get("columns", []))
     ]
-    return _tag(
-        "section", _tag("h2", "Column details") + _tag("div", "".join(cards), "grid"), id="columns"
+    return tag(
+        "section", tag("h2", "Column details") + tag("div", "".join(cards), "grid"), id="columns"
     )
 
 
@@ -559,24 +413,12 @@ def render_html(
     columns = profile.get("columns", [])
     if columns:
         sections += [_overview(columns), _columns_section(profile, validation)]
-    footer = _tag(
+    footer = tag(
         "footer",
-        f"mlship data report \u00b7 {_esc(fmt_number(profile.get('rows')))} rows \u00b7 "
-        f"{_esc(fmt_number(len(columns)))} columns",
+        f"mlship data report \u00b7 {esc(fmt_number(profile.get('rows')))} rows \u00b7 "
+        f"{esc(fmt_number(len(columns)))} columns",
     )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>"
-        f'<body><div class="page">{"".join(sections)}{footer}</div></body></html>\n'
-    )
-
-
-def _check_name(name: str) -> None:
-    """Refuse a name that would put the report anywhere but in the directory asked for."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ValueError(f"a report name must be a plain file name, got {name!r}")
+    return document(title, "".join(sections) + footer, _CSS)
 
 
 def write_report(
@@ -590,10 +432,6 @@ def write_report(
     Each file is written atomically (temporary file, fsync, rename), so a reader never sees half a
     report. The JSON refuses NaN and infinity, which are not JSON and which a profile never holds.
     """
-    _check_name(name)
-    document = {"name": name, "profile": profile, "validation": validation}
-    text = json.dumps(document, indent=2, allow_nan=False, ensure_ascii=False, default=str)
-    json_path, html_path = directory / f"{name}.json", directory / f"{name}.html"
-    atomic_write(json_path, [text.encode("utf-8")])
-    atomic_write(html_path, [render_html(name, profile, validation).encode("utf-8")])
-    return json_path, html_path
+    check_report_name(name)
+    content = {"name": name, "profile": profile, "validation": validation}
+    return write_report_pair(directory, name, content, render_html(name, profile, validation))

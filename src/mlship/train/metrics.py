@@ -1,11 +1,14 @@
 """Metrics: one function computes every score of a task from a single set of predictions.
 
 Predicting once per fold and deriving all metrics from it is cheaper than scikit-learn scorers,
-which predict again for each metric.
+which predict again for each metric. :func:`compute_metric` computes just one, for callers that
+score many times over (learning curves, permutation importance).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,19 +24,174 @@ METRICS: dict[str, dict[str, bool]] = {
         "f1": True,
         "precision": True,
         "recall": True,
+        "mcc": True,
         "roc_auc": True,
         "average_precision": True,
         "log_loss": False,
+        "brier": False,
     },
-    "regression": {"rmse": False, "mae": False, "r2": True},
+    "regression": {"rmse": False, "mae": False, "r2": True, "mape": False, "median_ae": False},
+}
+
+# How reports name each metric for people.
+LABELS: dict[str, str] = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "f1": "F1",
+    "precision": "precision",
+    "recall": "recall",
+    "mcc": "Matthews correlation",
+    "roc_auc": "ROC-AUC",
+    "average_precision": "PR-AUC (average precision)",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "rmse": "RMSE",
+    "mae": "mean absolute error",
+    "r2": "R\u00b2",
+    "mape": "MAPE",
+    "median_ae": "median absolute error",
 }
 
 # Metrics computed from predicted probabilities, so every candidate must offer predict_proba.
-PROBABILITY_METRICS = frozenset({"roc_auc", "average_precision", "log_loss"})
+PROBABILITY_METRICS = frozenset({"roc_auc", "average_precision", "log_loss", "brier"})
 
 
 def greater_is_better(task: Task, metric: str) -> bool:
     return METRICS[task][metric]
+
+
+def metric_label(metric: str) -> str:
+    """The name of ``metric`` in a sentence (``ROC-AUC``, ``mean absolute error``)."""
+    return LABELS.get(metric, metric)
+
+
+def guarded_mape(y_true: Any, y_pred: Any) -> float | None:
+    """Mean absolute percentage error over the rows whose true value is not zero.
+
+    A zero true value has no percentage error; scikit-learn divides by machine epsilon there, which
+    turns one zero into an error of trillions of percent. ``None`` when every true value is zero.
+    """
+    truth = np.asarray(y_true, dtype=float)
+    predicted = np.asarray(y_pred, dtype=float)
+    nonzero = truth != 0
+    if not nonzero.any():
+        return None
+    return float(np.mean(np.abs(truth[nonzero] - predicted[nonzero]) / np.abs(truth[nonzero])))
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """One set of classifier outputs and what the metrics derive from it."""
+
+    y_true: np.ndarray[Any, Any]
+    y_pred: Any
+    proba: np.ndarray[Any, Any] | None
+    classes: list[Any] | None
+
+    @property
+    def binary(self) -> bool:
+        return self.classes is not None and len(self.classes) == 2
+
+    def averaged(self, function: Callable[..., Any]) -> float:
+        """A precision-like score: of the positive class when binary, else the macro average."""
+        average, pos_label = "macro", 1
+        if self.binary and self.classes is not None:
+            average, pos_label = "binary", self.classes[-1]
+        return float(
+            function(
+                self.y_true, self.y_pred, average=average, pos_label=pos_label, zero_division=0
+            )
+        )
+
+    def every_class_present(self) -> bool:
+        return self.classes is not None and len(np.unique(self.y_true)) == len(self.classes)
+
+    def positive(self) -> np.ndarray[Any, Any]:
+        assert self.classes is not None
+        positive: np.ndarray[Any, Any] = (self.y_true == self.classes[-1]).astype(int)
+        return positive
+
+
+def _roc_auc(o: _Outputs) -> float | None:
+    if o.proba is None or o.classes is None:
+        return None
+    if o.binary:
+        positive = o.positive()
+        if positive.min() == positive.max():
+            return None
+        return float(skm.roc_auc_score(positive, o.proba[:, 1]))
+    if not o.every_class_present():
+        return None
+    return float(skm.roc_auc_score(o.y_true, o.proba, multi_class="ovr", labels=o.classes))
+
+
+def _average_precision(o: _Outputs) -> float | None:
+    if o.proba is None or o.classes is None:
+        return None
+    if o.binary:
+        positive = o.positive()
+        if positive.min() == positive.max():
+            return None
+        return float(skm.average_precision_score(positive, o.proba[:, 1]))
+    if not o.every_class_present():
+        return None
+    return float(skm.average_precision_score(o.y_true, o.proba, average="macro"))
+
+
+def _log_loss(o: _Outputs) -> float | None:
+    if o.proba is None or o.classes is None:
+        return None
+    return float(skm.log_loss(o.y_true, o.proba, labels=o.classes))
+
+
+def _brier(o: _Outputs) -> float | None:
+    """The classic Brier score for two classes; the sum over classes (scikit-learn's) for more."""
+    if o.proba is None or o.classes is None:
+        return None
+    if o.binary:
+        return float(np.mean((o.proba[:, 1] - o.positive()) ** 2))
+    return float(skm.brier_score_loss(o.y_true, o.proba, labels=o.classes))
+
+
+_CLASSIFICATION: dict[str, Callable[[_Outputs], float | None]] = {
+    "accuracy": lambda o: float(skm.accuracy_score(o.y_true, o.y_pred)),
+    "balanced_accuracy": lambda o: float(skm.balanced_accuracy_score(o.y_true, o.y_pred)),
+    "f1": lambda o: o.averaged(skm.f1_score),
+    "precision": lambda o: o.averaged(skm.precision_score),
+    "recall": lambda o: o.averaged(skm.recall_score),
+    "mcc": lambda o: float(skm.matthews_corrcoef(o.y_true, o.y_pred)),
+    "roc_auc": _roc_auc,
+    "average_precision": _average_precision,
+    "log_loss": _log_loss,
+    "brier": _brier,
+}
+
+_REGRESSION: dict[str, Callable[[Any, Any], float | None]] = {
+    "rmse": lambda t, p: float(skm.root_mean_squared_error(t, p)),
+    "mae": lambda t, p: float(skm.mean_absolute_error(t, p)),
+    "r2": lambda t, p: float(skm.r2_score(t, p)),
+    "mape": guarded_mape,
+    "median_ae": lambda t, p: float(skm.median_absolute_error(t, p)),
+}
+
+
+def compute_metric(
+    task: Task,
+    name: str,
+    y_true: Any,
+    y_pred: Any,
+    proba: np.ndarray[Any, Any] | None = None,
+    classes: Any = None,
+) -> float | None:
+    """One metric of ``task`` (arguments as for :func:`compute_metrics`); ``None`` where it is
+    not defined: a probability metric without probabilities, an AUC with a single class present,
+    a percentage error with every true value zero."""
+    if task == "regression":
+        return _REGRESSION[name](y_true, y_pred)
+    outputs = _Outputs(
+        np.asarray(y_true), y_pred, proba, list(classes) if classes is not None else None
+    )
+    return _CLASSIFICATION[name](outputs)
 
 
 def compute_metrics(
@@ -43,48 +201,18 @@ def compute_metrics(
     proba: np.ndarray[Any, Any] | None = None,
     classes: Any = None,
 ) -> dict[str, float]:
-    """All metrics of ``task`` for one set of predictions.
+    """All metrics of ``task`` for one set of predictions; those not defined are left out.
 
     For classification, ``proba`` holds one column per entry of ``classes`` (the fitted model's
     ``classes_``); binary metrics treat ``classes[-1]`` as the positive class, as scikit-learn does.
-    Multiclass precision/recall/F1 are macro averages.
+    Multiclass precision/recall/F1 are macro averages, as are ROC-AUC (one class against the rest)
+    and average precision.
     """
     if task == "regression":
-        return {
-            "rmse": float(skm.root_mean_squared_error(y_true, y_pred)),
-            "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-            "r2": float(skm.r2_score(y_true, y_pred)),
-        }
-    binary = classes is not None and len(classes) == 2
-    average = "binary" if binary else "macro"
-    pos_label = classes[-1] if binary else 1
-    result = {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
-        "f1": float(
-            skm.f1_score(y_true, y_pred, average=average, pos_label=pos_label, zero_division=0)
-        ),
-        "precision": float(
-            skm.precision_score(
-                y_true, y_pred, average=average, pos_label=pos_label, zero_division=0
-            )
-        ),
-        "recall": float(
-            skm.recall_score(y_true, y_pred, average=average, pos_label=pos_label, zero_division=0)
-        ),
-    }
-    if proba is not None and classes is not None:
-        y_array = np.asarray(y_true)
-        if binary:
-            positive = (y_array == classes[-1]).astype(int)
-            if positive.min() != positive.max():
-                result["roc_auc"] = float(skm.roc_auc_score(positive, proba[:, 1]))
-                result["average_precision"] = float(
-                    skm.average_precision_score(positive, proba[:, 1])
-                )
-        elif len(np.unique(y_array)) == len(classes):
-            result["roc_auc"] = float(
-                skm.roc_auc_score(y_array, proba, multi_class="ovr", labels=list(classes))
-            )
-        result["log_loss"] = float(skm.log_loss(y_array, proba, labels=list(classes)))
-    return result
+        values = {name: function(y_true, y_pred) for name, function in _REGRESSION.items()}
+    else:
+        outputs = _Outputs(
+            np.asarray(y_true), y_pred, proba, list(classes) if classes is not None else None
+        )
+        values = {name: function(outputs) for name, function in _CLASSIFICATION.items()}
+    return {name: value for name, value in values.items() if value is not None}

@@ -8,27 +8,36 @@ import numpy as np
 import pandas as pd
 
 from mlship.spec.models import Task
-from mlship.train.metrics import compute_metrics
+from mlship.train.metrics import PROBABILITY_METRICS, compute_metric, compute_metrics
 
 
 def predict_outputs(
-    pipeline: Any, frame: pd.DataFrame, task: Task
+    pipeline: Any, frame: pd.DataFrame, task: Task, *, proba: bool = True
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
     """Predictions, and class probabilities (one column per class) for classifiers.
 
     The preprocessing steps run once and feed both ``predict`` and ``predict_proba`` of the final
-    estimator: the same numbers as calling the pipeline twice, at half the cost.
+    estimator: the same numbers as calling the pipeline twice, at half the cost. ``proba=False``
+    skips the probabilities for a caller that has no use for them.
     """
     features = pipeline[:-1].transform(frame)
     estimator = pipeline[-1]
     predictions = estimator.predict(features)
-    proba = None
-    if task == "classification" and hasattr(estimator, "predict_proba"):
-        proba = estimator.predict_proba(features)
-    return predictions, proba
+    probabilities = None
+    if proba and task == "classification" and hasattr(estimator, "predict_proba"):
+        probabilities = estimator.predict_proba(features)
+    return predictions, probabilities
 
 
 def score(task: Task, pipeline: Any, frame: pd.DataFrame, y: pd.Series) -> dict[str, float]:
     """Every metric of ``task`` for ``pipeline`` on ``frame`` against the true values ``y``."""
     predictions, proba = predict_outputs(pipeline, frame, task)
     return compute_metrics(task, y, predictions, proba, getattr(pipeline, "classes_", None))
+
+
+def score_metric(
+    task: Task, metric: str, pipeline: Any, frame: pd.DataFrame, y: pd.Series
+) -> float | None:
+    """One metric of ``pipeline`` on ``frame``; ``None`` where it is not defined."""
+    predictions, proba = predict_outputs(pipeline, frame, task, proba=metric in PROBABILITY_METRICS)
+    return compute_metric(task, metric, y, predictions, proba, getattr(pipeline, "classes_", None))
