@@ -18,10 +18,13 @@ def predict_outputs(
 
     The preprocessing steps run once and feed both ``predict`` and ``predict_proba`` of the final
     estimator: the same numbers as calling the pipeline twice, at half the cost. ``proba=False``
-    skips the probabilities for a caller that has no use for them.
+    skips the probabilities for a caller that has no use for them. A model that is not a
+    Pipeline (a pipeline wrapped in a decision-threshold tuner) is called as a whole.
     """
-    features = pipeline[:-1].transform(frame)
-    estimator = pipeline[-1]
+    if hasattr(pipeline, "steps"):
+        features, estimator = pipeline[:-1].transform(frame), pipeline[-1]
+    else:
+        features, estimator = frame, pipeline
     predictions = estimator.predict(features)
     probabilities = None
     if proba and task == "classification" and hasattr(estimator, "predict_proba"):
