@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,10 @@ from mlship.spec.models import Task
 from mlship.train.cv import FoldScore, cross_validate_all, make_folds
 from mlship.train.metrics import METRICS, compute_metrics
 from mlship.train.scoring import predict_outputs
+from tests.html_structure import parse_page
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_COLUMN = "<img src=x onerror=alert(1)>"
-VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr", "area", "base", "source"}
 RUN = {
     "id": "run-0001",
     "pipeline": "cancer",
@@ -450,41 +449,6 @@ def test_importance_ranks_an_informative_column_above_noise() -> None:
 # -- the report ------------------------------------------------------------------------------
 
 
-class _Structure(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open: list[str] = []
-        self.starts: list[tuple[str, dict[str, str | None]]] = []
-        self.errors: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.starts.append((tag, dict(attrs)))
-        if tag not in VOID:
-            self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.starts.append((tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.open or self.open[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.open[-1:] or 'nothing'}")
-            return
-        self.open.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def _parse(page: str) -> _Structure:
-    parser = _Structure()
-    parser.feed(page)
-    parser.close()
-    assert parser.errors == []
-    assert parser.open == []
-    return parser
-
-
 def test_the_evaluation_is_plain_json_with_stable_keys(
     cancer_evaluation: dict[str, Any], cancer: Case
 ) -> None:
@@ -512,7 +476,7 @@ def test_the_evaluation_is_plain_json_with_stable_keys(
     assert other["curves"]["roc"] is None
     assert "no class probabilities" in other["metrics"]["notes"][0]
     page = render_evaluation_html("svc", other, RUN)
-    _parse(page)
+    parse_page(page)
     assert "the model gives no class probabilities" in page
 
 
@@ -525,7 +489,7 @@ def test_a_multiclass_model_gets_a_curve_per_class() -> None:
     assert len(evaluation["metrics"]["per_class"]["f1"]) == 3
     assert [s["label"] for s in evaluation["curves"]["roc"]["series"]] == list(iris.target_names)
     assert len(evaluation["curves"]["confusion_matrix"]["counts"]) == 3
-    _parse(render_evaluation_html("iris", evaluation, RUN))
+    parse_page(render_evaluation_html("iris", evaluation, RUN))
 
 
 def test_write_evaluation_report_writes_both_files_atomically(
@@ -552,7 +516,7 @@ def test_write_evaluation_report_writes_both_files_atomically(
 
 def test_the_page_shows_the_run_and_every_section(cancer_evaluation: dict[str, Any]) -> None:
     page = render_evaluation_html("cancer-evaluation", cancer_evaluation, RUN)
-    parsed = _parse(page)
+    parsed = parse_page(page)
     text = " ".join(parsed.text)
     for fact in RUN.values():
         assert fact in text or fact.startswith("2026")
@@ -587,7 +551,7 @@ def test_class_labels_and_column_names_are_escaped() -> None:
     assert "<script" not in page.lower()
     assert "<img" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    text = "".join(_parse(page).text)
+    text = "".join(parse_page(page).text)
     assert HOSTILE in text and HOSTILE_COLUMN in text and "<b>bold</b>" in text
 
 
@@ -604,12 +568,12 @@ def test_line_and_scatter_charts_are_well_formed_and_escaped() -> None:
         y=svg.Axis("y <axis>"),
         label="a line chart",
     )
-    parsed = _parse(chart)
+    parsed = parse_page(chart)
     assert HOSTILE not in chart and "y &lt;axis&gt;" in chart
     assert sum(1 for tag, _ in parsed.starts if tag == "polyline") == 2
     assert sum(1 for tag, _ in parsed.starts if tag == "circle") >= 3  # the NaN point is left out
     scatter = svg.scatter_chart([1, 2, 3], [3, 1, 2], x=svg.Axis("a"), y=svg.Axis("b"))
-    assert sum(1 for tag, _ in _parse(scatter).starts if tag == "circle") == 3
+    assert sum(1 for tag, _ in parse_page(scatter).starts if tag == "circle") == 3
     assert "no values" in svg.line_chart([], x=svg.Axis("a"), y=svg.Axis("b"))
 
 

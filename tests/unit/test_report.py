@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -15,46 +14,9 @@ import pytest
 from mlship.data import svg
 from mlship.data.profile import profile_frame
 from mlship.data.report import fmt_number, fmt_share, render_html, write_report
+from tests.html_structure import parse_page
 
 HOSTILE = "<script>alert(1)</script>"
-VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr", "area", "base", "source"}
-
-
-class _Structure(HTMLParser):
-    """Records start tags and checks that every element is closed in order."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open: list[str] = []
-        self.starts: list[tuple[str, dict[str, str | None]]] = []
-        self.errors: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.starts.append((tag, dict(attrs)))
-        if tag not in VOID:
-            self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.starts.append((tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.open or self.open[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.open[-1:] or 'nothing'}")
-            return
-        self.open.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def _parse(page: str) -> _Structure:
-    parser = _Structure()
-    parser.feed(page)
-    parser.close()
-    assert parser.errors == []
-    assert parser.open == []
-    return parser
 
 
 def _frame() -> pl.DataFrame:
@@ -112,7 +74,7 @@ def _validation(passed: bool = True) -> dict[str, Any]:
 
 def test_the_page_is_well_formed_with_one_chart_per_column() -> None:
     profile = profile_frame(_frame())
-    parsed = _parse(render_html("customers", profile, _validation()))
+    parsed = parse_page(render_html("customers", profile, _validation()))
     charts = [tag for tag, _ in parsed.starts if tag == "svg"]
     assert len(charts) == len(profile["columns"]) == 8
     cards = [attrs for tag, attrs in parsed.starts if tag == "article"]
@@ -124,7 +86,7 @@ def test_the_page_references_nothing_outside_itself() -> None:
     lowered = page.lower()
     for needle in ('src="http', 'href="http', "<script", "<link", "@import", "url("):
         assert needle not in lowered
-    for tag, attrs in _parse(page).starts:
+    for tag, attrs in parse_page(page).starts:
         for name in ("src", "href"):
             value = attrs.get(name)
             assert value is None or value.startswith("#"), (tag, name, value)
@@ -138,14 +100,14 @@ def test_user_values_are_escaped() -> None:
     assert "<b>x</b>" not in page
     assert "<i>stacked</i>" not in page
     assert "&lt;odd&gt;" in page
-    text = "".join(_parse(page).text)
+    text = "".join(parse_page(page).text)
     assert HOSTILE in text  # shown to the reader as text
     assert "<img src=x onerror=alert(1)>" in text
 
 
 def test_summary_checks_and_sources() -> None:
     page = render_html("customers", profile_frame(_frame()), _validation(passed=False))
-    text = " ".join(_parse(page).text)
+    text = " ".join(parse_page(page).text)
     assert 'class="badge fail"' in page
     assert "1.2% of rows" in text
     assert "limit 5.0%" in text
@@ -168,7 +130,7 @@ def test_passing_validation_gets_a_pass_badge() -> None:
 def test_a_profile_alone_renders_without_validation_sections() -> None:
     profile = profile_frame(_frame())
     page = render_html("customers", profile)
-    parsed = _parse(page)
+    parsed = parse_page(page)
     assert 'id="checks"' not in page
     assert 'id="sources"' not in page
     assert sum(1 for tag, _ in parsed.starts if tag == "svg") == len(profile["columns"])
@@ -176,7 +138,7 @@ def test_a_profile_alone_renders_without_validation_sections() -> None:
 
 def test_an_empty_frame_still_renders() -> None:
     profile = profile_frame(_frame().clear())
-    parsed = _parse(render_html("nothing", profile, _validation()))
+    parsed = parse_page(render_html("nothing", profile, _validation()))
     assert sum(1 for tag, _ in parsed.starts if tag == "svg") == len(profile["columns"])
 
 
@@ -212,7 +174,7 @@ def test_write_report_refuses_names_that_are_not_file_names(tmp_path: Path, name
 
 def test_histogram_draws_one_bar_per_non_empty_bin() -> None:
     chart = svg.histogram([3, 0, 5], first_label="<0", last_label="9", tooltips=["a", "b", "c"])
-    parsed = _parse(chart)
+    parsed = parse_page(chart)
     bars = [attrs for tag, attrs in parsed.starts if tag == "rect"]
     assert len(bars) == 2
     assert "&lt;0" in chart
@@ -223,7 +185,7 @@ def test_histogram_draws_one_bar_per_non_empty_bin() -> None:
 def test_bar_chart_shortens_long_labels_and_keeps_them_in_tooltips() -> None:
     label = "a-very-long-category-label-that-cannot-fit"
     chart = svg.bar_chart([svg.Bar(label=label, value=2, note="2"), svg.Bar("b", 1, "1")])
-    parsed = _parse(chart)
+    parsed = parse_page(chart)
     assert sum(1 for tag, _ in parsed.starts if tag == "rect") == 2
     assert label in "".join(parsed.text)  # in the tooltip
     assert "\u2026" in chart
