@@ -1,0 +1,164 @@
+"""Training through the command line: a tuned run, a killed search resumed, a Ray-executed search,
+and threshold tuning on an imbalanced target."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from tests.conftest import mlship_env, run_cli
+
+ROWS = 1200
+
+
+def _project(root: Path, *, executor: str, tuning: str, extra: str = "", rows: int = ROWS) -> Path:
+    """A small imbalanced classification project (about 8% positives) with one CSV source."""
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(rows)],
+            "a": rng.normal(size=rows).round(4),
+            "b": rng.normal(size=rows).round(4),
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+        }
+    )
+    logit = -3.2 + 1.5 * frame["a"] + 0.7 * frame["b"] + 0.6 * (frame["plan"] == "pro")
+    frame["label"] = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    root.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / "rows.csv", index=False)
+    spec = root / "pipeline.yaml"
+    spec.write_text(
+        f"""name: tuned
+task: classification
+sources: [{{path: rows.csv}}]
+columns:
+  - {{name: id, type: string, role: id}}
+  - {{name: a, type: float}}
+  - {{name: b, type: float}}
+  - {{name: plan, type: category}}
+  - {{name: label, type: category, role: target}}
+models:
+  - {{name: logistic, estimator: logistic_regression}}
+  - name: forest
+    estimator: random_forest
+    params: {{n_estimators: 20}}
+    search:
+      max_depth: [2, 4, 8, null]
+      min_samples_leaf: {{int: [1, 30], log: true}}
+      max_features: {{float: [0.3, 1.0]}}
+split: {{holdout: 0.25, folds: 3, seed: 5}}
+metric: average_precision
+tuning: {tuning}
+executor: {executor}
+{extra}"""
+    )
+    return spec
+
+
+def test_a_tuned_run_records_every_trial_and_its_cost(tmp_path: Path) -> None:
+    spec = _project(
+        tmp_path / "p", executor="inline", tuning="{method: random, trials: 6, batch: 3}"
+    )
+    home = tmp_path / "home"
+    out = run_cli("run", str(spec), home=home, cwd=tmp_path).stdout
+    assert "Registered tuned:1" in out
+    assert "Cost:" in out and "CPU-s" in out
+    url = f"sqlite:///{home / 'mlship.db'}"
+    studies = optuna.get_all_study_summaries(storage=url)
+    assert [s.n_trials for s in studies] == [6]
+    trials = optuna.load_study(study_name=studies[0].study_name, storage=url).trials
+    assert all(len(t.user_attrs["fold_scores"]) in (1, 2, 3) for t in trials)
+    assert all(t.user_attrs["usage"]["cpu_seconds"] > 0 for t in trials)
+    shown = run_cli("runs", "show", studies[0].study_name.split(":")[0][:8], home=home).stdout
+    assert "forest" in shown
+
+
+def _completed(url: str) -> int:
+    try:
+        summaries = optuna.get_all_study_summaries(storage=url)
+    except Exception:  # the database is being created
+        return 0
+    return sum(
+        len(
+            optuna.load_study(study_name=s.study_name, storage=url).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+            )
+        )
+        for s in summaries
+    )
+
+
+def test_a_killed_search_resumes_where_it_stopped(tmp_path: Path) -> None:
+    spec = _project(
+        tmp_path / "p",
+        executor="inline",
+        tuning="{method: bayes, trials: 30, batch: 2, pruner: none}",
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"sqlite:///{home / 'mlship.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlship", "run", str(spec)],
+        cwd=tmp_path,
+        env=mlship_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while _completed(url) < 4:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no trial completed in time"
+        time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)  # no clean-up: as if the machine went down
+    process.wait(timeout=30)
+    done_before = _completed(url)
+
+    resumed = run_cli("run", str(spec), "--resume", home=home, cwd=tmp_path).stdout
+    assert "Resuming run" in resumed
+    assert f"resumed at {done_before}" in resumed or "resumed at" in resumed
+    assert "Registered tuned:1" in resumed
+    study = optuna.get_all_study_summaries(storage=url)
+    assert len(study) == 1  # the same study, continued
+    trials = optuna.load_study(study_name=study[0].study_name, storage=url).trials
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 30
+    listed = run_cli("runs", "list", home=home).stdout
+    assert "succeeded" in listed and "running" not in listed
+
+
+def test_a_search_on_ray_gives_the_same_choices_as_in_process(tmp_path: Path) -> None:
+    tuning = "{method: bayes, trials: 6, batch: 3, pruner: median}"
+    results = {}
+    for executor in ("inline", "ray"):
+        spec = _project(tmp_path / executor, executor=executor, tuning=tuning)
+        home = tmp_path / f"home-{executor}"
+        run_cli("run", str(spec), home=home, cwd=tmp_path / executor)
+        url = f"sqlite:///{home / 'mlship.db'}"
+        name = optuna.get_all_study_summaries(storage=url)[0].study_name
+        trials = optuna.load_study(study_name=name, storage=url).trials
+        results[executor] = [(t.params, t.value, t.state) for t in trials]
+    assert results["ray"] == results["inline"]
+
+
+def test_threshold_tuning_on_an_imbalanced_target(tmp_path: Path) -> None:
+    spec = _project(
+        tmp_path / "p",
+        executor="process",
+        tuning="{method: random, trials: 3}",
+        extra="imbalance: {strategy: class_weight, threshold: {metric: f1}}\n",
+    )
+    out = run_cli("run", str(spec), home=tmp_path / "home", cwd=tmp_path).stdout
+    flat = " ".join(out.split())  # the console wraps long lines
+    found = re.search(r"tuned for f1: [0-9.]+ \(CV f1 ([0-9.]+) at 0\.5 -> ([0-9.]+)\)", flat)
+    assert found, flat
+    assert float(found.group(2)) > float(found.group(1))
