@@ -16,13 +16,8 @@ from mlship.features.preprocess import build_pipeline
 from mlship.spec.data import Column
 from mlship.spec.models import ModelSpec, Task
 from mlship.spec.training import Choice, FloatRange, IntRange
-from mlship.train.catalog import (
-    CATALOG,
-    CalibratedSVC,
-    XGBLabelClassifier,
-    build_estimator,
-    resolve_estimator_class,
-)
+from mlship.train.catalog import CATALOG, build_estimator, resolve_estimator_class
+from mlship.train.estimators import CalibratedSVC, XGBLabelClassifier
 from mlship.train.spaces import (
     SPACES,
     SpaceError,

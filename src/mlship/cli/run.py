@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -22,10 +22,13 @@ from mlship.cli.console import out
 from mlship.cli.render import leaderboard_table, metrics_table, print_validation
 from mlship.data.ingest import IngestObserver
 from mlship.spec import load_spec
-from mlship.train.folds import FoldResult
-from mlship.train.run import RunObserver, RunResult, execute
-from mlship.train.tuning import SearchOutcome, TrialRecord
+from mlship.train.observer import RunObserver
 from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.train.folds import FoldResult
+    from mlship.train.run import RunResult
+    from mlship.train.tuning import SearchOutcome, TrialRecord
 
 
 class IngestProgress(IngestObserver):
@@ -93,6 +96,8 @@ def progress_observer() -> Iterator[ProgressObserver]:
 
 def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> RunResult:
     """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
+    from mlship.train.run import execute
+
     loaded = load_spec(spec_path)
     with progress_observer() as observer:
         result = execute(loaded, workspace, observer, resume=resume)

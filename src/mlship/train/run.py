@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlship.data.ingest import Ingested, IngestObserver, ingest
+from mlship.data.ingest import Ingested, ingest
 from mlship.errors import DataError
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
@@ -40,11 +40,12 @@ from mlship.train.folds import (
     shared_inputs,
 )
 from mlship.train.metrics import greater_is_better
+from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
 from mlship.train.spaces import resolve_space
 from mlship.train.splits import Fold, cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
-from mlship.train.tuning import Search, SearchOutcome, TrialRecord, storage_for
+from mlship.train.tuning import Search, SearchOutcome, storage_for
 from mlship.workspace import Workspace
 
 
@@ -82,33 +83,6 @@ class RunResult:
     cost: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
-
-
-class RunObserver:
-    """Hooks a front end uses to show progress; the defaults do nothing."""
-
-    ingest: IngestObserver = IngestObserver()
-
-    def stage(self, message: str) -> None:
-        """A new stage of the run has started."""
-
-    def start_cv(self, candidates: list[str], folds: int) -> None:
-        """Cross-validation of ``candidates`` with ``folds`` folds each is about to start."""
-
-    def fold_done(self, score: FoldResult) -> None:
-        """One fold of one candidate has been scored."""
-
-    def end_cv(self) -> None:
-        """Cross-validation has finished."""
-
-    def start_search(self, candidate: str, trials: int, done: int) -> None:
-        """Tuning of ``candidate`` starts (``done`` trials were finished by an earlier attempt)."""
-
-    def trial_done(self, candidate: str, trial: TrialRecord) -> None:
-        """One trial of a search has finished (completed, pruned or failed)."""
-
-    def end_search(self, candidate: str, outcome: SearchOutcome) -> None:
-        """A search has ended."""
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
