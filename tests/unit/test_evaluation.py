@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, make_classification
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -31,9 +32,10 @@ from mlship.features.preprocess import build_pipeline
 from mlship.html import svg
 from mlship.spec.data import Column
 from mlship.spec.models import Task
-from mlship.train.cv import FoldScore, cross_validate_all, make_folds
+from mlship.train.cost import Usage
+from mlship.train.folds import FoldResult
 from mlship.train.metrics import METRICS, compute_metrics
-from mlship.train.scoring import predict_outputs
+from mlship.train.scoring import predict_outputs, score
 from tests.html_structure import parse_page
 
 HOSTILE = "<script>alert(1)</script>"
@@ -60,7 +62,7 @@ class Case:
     X_test: pd.DataFrame
     y_test: pd.Series
     folds: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
-    scores: list[FoldScore]
+    scores: list[FoldResult]
 
     def evaluate(self, metric: str, seed: int = 7, **options: Any) -> dict[str, Any]:
         return evaluate(
@@ -119,10 +121,28 @@ def fit_case(
         for c in X.columns
     ]
     model = build_pipeline(columns, estimator)
-    folds = make_folds(task, y_train, 5, 0, True)
-    scores = cross_validate_all(task, [("candidate", model)], X_train, y_train, folds, n_jobs=1)
+    splitter = StratifiedKFold if task == "classification" else KFold
+    folds = list(splitter(n_splits=5, shuffle=True, random_state=0).split(X_train, y_train))
+    scores = [_fold(task, model, X_train, y_train, i, fold) for i, fold in enumerate(folds)]
     model.fit(X_train, y_train)
     return Case(task, model, X_train, y_train, X_test, y_test, folds, scores)
+
+
+def _fold(
+    task: Task, model: Any, X: pd.DataFrame, y: pd.Series, number: int, fold: Any
+) -> FoldResult:
+    """One fold of cross-validation, scored as a run scores it."""
+    train_index, valid_index = fold
+    fitted = clone(model).fit(X.iloc[train_index], y.iloc[train_index])
+    return FoldResult(
+        candidate="candidate",
+        fold=number,
+        trial=-1,
+        validation=score(task, fitted, X.iloc[valid_index], y.iloc[valid_index]),
+        train=score(task, fitted, X.iloc[train_index], y.iloc[train_index]),
+        fit_seconds=0.0,
+        usage=Usage.zero(),
+    )
 
 
 def cancer_data() -> tuple[pd.DataFrame, pd.Series]:

@@ -34,7 +34,7 @@ from sklearn.model_selection import check_cv, learning_curve
 
 from mlship.evaluation.values import rounded, rounded_list
 from mlship.spec.models import Task
-from mlship.train.cv import FoldScore
+from mlship.train.folds import FoldResult
 from mlship.train.metrics import (
     PROBABILITY_METRICS,
     compute_metric,
@@ -75,7 +75,7 @@ def metric_scorer(task: Task, metric: str, *, higher_is_better: bool = False) ->
 
 def materialize_folds(cv: Any, X: pd.DataFrame, y: pd.Series, task: Task) -> Folds:
     """The (train, validation) index pairs of ``cv``: a splitter, a number of folds, or the pairs
-    themselves (as :func:`mlship.train.cv.make_folds` returns them)."""
+    themselves (as :func:`mlship.train.splits.cv_folds` returns them)."""
     splitter = check_cv(cv, y, classifier=task == "classification")
     return [(np.asarray(train), np.asarray(valid)) for train, valid in splitter.split(X, y)]
 
@@ -282,7 +282,7 @@ def diagnose(
     *,
     metric: str,
     cv: Any,
-    fold_scores: Sequence[FoldScore],
+    fold_scores: Sequence[FoldResult],
     seed: int,
     n_jobs: int,
 ) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from mlship.evaluation.render import render_evaluation_html
 from mlship.evaluation.values import plain
 from mlship.html.page import check_report_name, write_report_pair
 from mlship.spec.models import Task
-from mlship.train.cv import FoldScore
+from mlship.train.folds import FoldResult
 from mlship.train.metrics import METRICS
 from mlship.train.scoring import predict_outputs
 
@@ -38,7 +38,7 @@ def evaluate(
     *,
     metric: str,
     cv: Any,
-    fold_scores: Sequence[FoldScore],
+    fold_scores: Sequence[FoldResult],
     seed: int,
     n_jobs: int,
     positive_label: Any = None,
