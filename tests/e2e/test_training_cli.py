@@ -78,8 +78,14 @@ def test_a_tuned_run_records_every_trial_and_its_cost(tmp_path: Path) -> None:
     trials = optuna.load_study(study_name=studies[0].study_name, storage=url).trials
     assert all(len(t.user_attrs["fold_scores"]) in (1, 2, 3) for t in trials)
     assert all(t.user_attrs["usage"]["cpu_seconds"] > 0 for t in trials)
-    shown = run_cli("runs", "show", studies[0].study_name.split(":")[0][:8], home=home).stdout
+    run_id = studies[0].study_name.split(":")[0][:8]
+    shown = run_cli("runs", "show", run_id, home=home).stdout
     assert "forest" in shown
+    assert (home / "reports" / f"tuned-run-{run_id}.html").is_file()
+    again = run_cli("runs", "report", run_id, "-o", str(tmp_path / "out"), home=home).stdout
+    assert "Fit: " in again
+    page = (tmp_path / "out" / f"tuned-run-{run_id}.html").read_text()
+    assert "<svg" in page and "scored once" in page
 
 
 def _completed(url: str) -> int:

@@ -119,6 +119,8 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
             result.holdout,
         )
     )
+    if "report" in result.details:
+        out.print(f"Evaluation report: {result.details['report']}")
     out.print(
         f"Cost: {result.usage.cpu_seconds:.1f} CPU-s, peak "
         f"{result.usage.peak_memory_bytes / 2**20:.0f} MiB, "

@@ -1,8 +1,9 @@
-"""``mlship runs list|show``."""
+"""``mlship runs list|show|report``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from mlship.cli.console import out
 from mlship.cli.render import fmt, leaderboard_table, metrics_table
+from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 
 app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
@@ -82,3 +84,32 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix o
     holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
     if holdout:
         out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", holdout))
+
+
+@app.command("report")
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory for the JSON and HTML.")
+    ] = None,
+) -> None:
+    """Write a run's evaluation report (JSON and self-contained HTML) from the store."""
+    from mlship.evaluation import write_evaluation_report
+
+    workspace = Workspace.open()
+    try:
+        run = workspace.metadata.get_run(run_id)
+        if not run.report_sha256:
+            raise MlshipError(f"run {run.id[:8]} has no evaluation report (status: {run.status})")
+        stored = json.loads(workspace.artifacts.get_bytes(run.report_sha256))
+        directory = output or workspace.settings.home_resolved / "reports"
+    finally:
+        workspace.close()
+    name = f"{run.pipeline}-run-{run.id[:8]}"
+    json_path, html_path = write_evaluation_report(
+        directory, name, stored["evaluation"], stored["run"]
+    )
+    fit = stored["evaluation"].get("diagnosis", {}).get("fit") or {}
+    if fit:
+        out.print(f"Fit: {fit['verdict']}. {fit['reason']} {fit['advice']}")
+    out.print(f"HTML: {html_path}\nJSON: {json_path}")

@@ -42,8 +42,13 @@ def evaluate(
     seed: int,
     n_jobs: int,
     positive_label: Any = None,
+    refit: Any = None,
 ) -> dict[str, Any]:
     """The evaluation of ``model`` (a fitted Pipeline over the raw input columns).
+
+    ``refit`` is what the learning curve refits on subsets of the training rows, when that is not
+    ``model`` itself (a model wrapped in a threshold tuner holds the run's fold indices, which a
+    subset does not have).
 
     ``metric`` is the selection metric, which the fit verdict, the learning curve and the
     importances use. ``cv`` is the run's splitter or its (train, validation) index pairs;
@@ -84,7 +89,7 @@ def evaluate(
         evaluation["curves"] = {"points": curves.regression_points(y_test, predictions, seed=seed)}
     evaluation["diagnosis"] = diagnose(
         task,
-        model,
+        model if refit is None else refit,
         X_train,
         y_train,
         metric=metric,

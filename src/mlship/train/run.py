@@ -20,6 +20,8 @@ import pandas as pd
 
 from mlship.data.ingest import Ingested, ingest
 from mlship.errors import DataError
+from mlship.evaluation import evaluate
+from mlship.evaluation.report import write_evaluation_report
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
 from mlship.spec.loader import LoadedSpec
@@ -387,6 +389,23 @@ def _execute(
             details["threshold"] = tuned.as_dict()
         observer.stage(f"Scoring {chosen} once on the test set")
         holdout = score(spec.task, model, X_test, y_test)
+        observer.stage("Evaluating: confidence intervals, curves, learning curve, importance")
+        evaluation = evaluate(
+            spec.task,
+            model,
+            X_train,
+            y_train,
+            X_test,
+            y_test,
+            metric=spec.metric,
+            cv=folds,
+            fold_scores=scored[chosen].folds,
+            seed=spec.split.seed,
+            n_jobs=settings.n_jobs,
+            refit=recipes[chosen].build(scored[chosen].params),
+        )
+    report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
+    details["report"] = str(report.html_path)
     classes = getattr(model, "classes_", None)
 
     observer.stage("Registering the model")
@@ -423,6 +442,7 @@ def _execute(
             "peak_memory_bytes": run_usage.peak_memory_bytes,
             "cost": run_cost,
             "details": details,
+            "report_sha256": report.sha256,
         },
         register=NewVersion(
             name=spec.name,
@@ -453,6 +473,56 @@ def _execute(
         details=details,
         attempt=attempt,
     )
+
+
+@dataclass(frozen=True)
+class _Report:
+    sha256: str
+    html_path: Any
+
+
+def report_facts(
+    run_id: str, pipeline: str, row: LeaderboardRow, dataset_hash: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    """The header of a run's evaluation report."""
+    facts = {
+        "id": run_id,
+        "pipeline": pipeline,
+        "model": row.name,
+        "estimator": row.estimator,
+        "dataset_hash": dataset_hash,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "selection": details["selection"]["rule"],
+        "test set": details["split"]["test_scored"],
+    }
+    if "threshold" in details:
+        facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
+    return facts
+
+
+def _write_report(
+    workspace: Workspace,
+    loaded: LoadedSpec,
+    run_id: str,
+    row: LeaderboardRow,
+    ingested: Ingested,
+    evaluation: dict[str, Any],
+    details: dict[str, Any],
+) -> _Report:
+    """Store the evaluation (JSON, content-addressed) and write the HTML report beside the data
+    report, so ``mlship runs report`` can render it again from the store alone."""
+    import json
+
+    facts = report_facts(run_id, loaded.spec.name, row, ingested.dataset.data_hash, details)
+    stored = {"run": facts, "evaluation": evaluation}
+    sha = workspace.artifacts.put_bytes(
+        json.dumps(stored, sort_keys=True, default=str).encode()
+    ).sha256
+    directory = workspace.settings.home_resolved / "reports"
+    _, html_path = write_evaluation_report(
+        directory, f"{loaded.spec.name}-run-{run_id[:8]}", evaluation, facts
+    )
+    return _Report(sha, html_path)
 
 
 def _candidate(row: LeaderboardRow, rank: int, selected: bool) -> Candidate:
