@@ -194,11 +194,12 @@ class MetadataStore:
         metrics: Sequence[Metric],
         best_candidate: str,
         wall_seconds: float,
-        usage: dict[str, Any] | None = None,
+        outcome: dict[str, Any] | None = None,
         register: NewVersion | None = None,
     ) -> ModelVersion | None:
         """Record a run's results, and register its model, in one transaction.
 
+        ``outcome`` sets the run's totals (CPU-seconds, peak memory, cost, details, report).
         ``register`` is a :class:`NewVersion` (or None); the version number is allocated inside
         the same transaction so two runs finishing together cannot take the same number.
         """
@@ -211,8 +212,8 @@ class MetadataStore:
             run.status = "succeeded"
             run.finished_at = utcnow()
             run.wall_seconds = wall_seconds
-            for key, value in (usage or {}).items():
-                if key not in _RUN_USAGE:
+            for key, value in (outcome or {}).items():
+                if key not in _RUN_OUTCOME:
                     raise ValueError(f"unknown run field {key!r}")
                 setattr(run, key, value)
             if register is None:
@@ -295,7 +296,7 @@ class MetadataStore:
             return found
 
 
-_RUN_USAGE = frozenset({"cpu_seconds", "peak_memory_bytes", "cost", "details", "report_sha256"})
+_RUN_OUTCOME = frozenset({"cpu_seconds", "peak_memory_bytes", "cost", "details", "report_sha256"})
 
 
 @dataclass(frozen=True, kw_only=True)

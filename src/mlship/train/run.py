@@ -437,7 +437,7 @@ def _execute(
         ],
         best_candidate=chosen,
         wall_seconds=wall,
-        usage={
+        outcome={
             "cpu_seconds": run_usage.cpu_seconds,
             "peak_memory_bytes": run_usage.peak_memory_bytes,
             "cost": run_cost,
