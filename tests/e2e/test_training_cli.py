@@ -168,3 +168,18 @@ def test_threshold_tuning_on_an_imbalanced_target(tmp_path: Path) -> None:
     found = re.search(r"tuned for f1: [0-9.]+ \(CV f1 ([0-9.]+) at 0\.5 -> ([0-9.]+)\)", flat)
     assert found, flat
     assert float(found.group(2)) > float(found.group(1))
+
+
+def test_a_run_is_reproduced_from_its_record(tmp_path: Path) -> None:
+    spec = _project(
+        tmp_path / "p", executor="process", tuning="{method: bayes, trials: 4, batch: 2}"
+    )
+    home = tmp_path / "home"
+    run_cli("run", str(spec), home=home, cwd=tmp_path)
+    run_id = optuna.get_all_study_summaries(storage=f"sqlite:///{home / 'mlship.db'}")[0]
+    original = run_id.study_name.split(":")[0][:8]
+    spec.write_text("this file may change after the run; the record is what is re-run\n")
+    out = run_cli("runs", "reproduce", original, home=home, cwd=tmp_path).stdout
+    assert "Reproduced: every metric within 1e-09." in out
+    assert "Same data (content hash): yes" in out
+    assert "holdout" in out and "average_precision" in out

@@ -1,4 +1,4 @@
-"""``mlship runs list|show|report``."""
+"""``mlship runs list|show|report|reproduce``."""
 
 from __future__ import annotations
 
@@ -113,3 +113,47 @@ def report(
     if fit:
         out.print(f"Fit: {fit['verdict']}. {fit['reason']} {fit['advice']}")
     out.print(f"HTML: {html_path}\nJSON: {json_path}")
+
+
+@app.command("reproduce")
+def reproduce_command(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Largest difference of any metric that still counts as equal.")
+    ] = 1e-9,
+) -> None:
+    """Re-run a run from its record and compare every metric; exit 1 when any differs."""
+    from mlship.cli.run import progress_observer
+    from mlship.train.reproduce import reproduce
+
+    workspace = Workspace.open()
+    try:
+        with progress_observer() as observer:
+            found = reproduce(workspace, run_id, observer)
+    finally:
+        workspace.close()
+    table = Table(title=f"Run {found.original[:8]} reproduced as {found.reproduced[:8]}")
+    for name in ("split", "candidate", "metric", "recorded", "reproduced", "difference"):
+        table.add_column(
+            name, justify="right" if name in ("recorded", "reproduced", "difference") else "left"
+        )
+    for item in found.compared:
+        style = None if item.difference <= tolerance else "bold red"
+        table.add_row(
+            item.split,
+            item.candidate or "-",
+            item.name,
+            fmt(item.recorded, 6),
+            fmt(item.reproduced, 6),
+            f"{item.difference:.2g}",
+            style=style,
+        )
+    out.print(table)
+    out.print("Same data (content hash): " + ("yes" if found.same_data else "no"))
+    for package, (before, after) in found.changed_packages.items():
+        out.print(f"Package {package}: {before or '-'} -> {after or '-'}")
+    if found.matches(tolerance):
+        out.print(f"Reproduced: every metric within {tolerance:g}.")
+        return
+    out.print(f"[bold red]Not reproduced:[/] metrics differ by more than {tolerance:g}.")
+    raise typer.Exit(1)
