@@ -58,3 +58,4 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert "records[0].age: Input should be a valid integer" in out
     assert "Registered churn:2" in out
     assert "Model churn:2" in out
+    assert "Fit: " in out  # the evaluation report of the last run

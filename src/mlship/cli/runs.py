@@ -45,7 +45,12 @@ def list_runs(
 
 
 @app.command("show")
-def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")]) -> None:
+def show(
+    run_id: Annotated[
+        str,
+        typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
+    ],
+) -> None:
     """Everything recorded about one run."""
     workspace = Workspace.open()
     try:
@@ -88,7 +93,10 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix o
 
 @app.command("report")
 def report(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    run_id: Annotated[
+        str,
+        typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Directory for the JSON and HTML.")
     ] = None,
@@ -117,7 +125,10 @@ def report(
 
 @app.command("reproduce")
 def reproduce_command(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    run_id: Annotated[
+        str,
+        typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
+    ],
     tolerance: Annotated[
         float, typer.Option(help="Largest difference of any metric that still counts as equal.")
     ] = 1e-9,

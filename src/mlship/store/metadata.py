@@ -252,11 +252,18 @@ class MetadataStore:
             return list(session.scalars(query.options(selectinload(Run.candidates))))
 
     def get_run(self, run_id: str) -> Run:
-        """Find a run by its id or an unambiguous prefix of it (as git does for commits)."""
+        """Find a run by its id or an unambiguous prefix of it (as git does for commits), or by
+        a pipeline name for that pipeline's newest run."""
         with self.transaction() as session:
+            newest = session.scalar(
+                select(Run.id)
+                .where(Run.pipeline == run_id)
+                .order_by(Run.started_at.desc())
+                .limit(1)
+            )
             query = (
                 select(Run)
-                .where(Run.id.startswith(run_id.lower(), autoescape=True))
+                .where(Run.id.startswith((newest or run_id).lower(), autoescape=True))
                 .options(
                     selectinload(Run.candidates),
                     selectinload(Run.metrics),
