@@ -2,8 +2,8 @@
 
 Six thousand customers of a subscription service with numeric, categorical and boolean columns,
 some missing values, and a churn label (about 5% positives) that depends on contract, tenure,
-charges and support calls the way it does in real churn data. Generated from a fixed seed, so every machine gets the same
-bytes and the same model.
+charges and support calls the way it does in real churn data. Generated from a fixed seed, so
+every machine gets the same bytes and the same model.
 """
 
 from __future__ import annotations
