@@ -368,3 +368,11 @@ def test_known_executors_load(executor: str) -> None:
 def test_unknown_executors_are_refused(executor: str) -> None:
     message = _error(GOOD + f"executor: {executor}\n")
     assert "line 19, field executor: expected inline, process, ray, or ray://host:port" in message
+
+
+def test_class_weights_need_estimators_that_take_them() -> None:
+    """A strategy that would silently do nothing for some candidate is refused, naming it."""
+    text = GOOD + "imbalance: {strategy: class_weight}\n"
+    text = text.replace("estimator: logistic_regression\n    params: {C: 0.5}", "estimator: knn")
+    message = _error(text)
+    assert "imbalance.strategy" in message and "knn" in message and "smote" in message

@@ -500,6 +500,22 @@ def _split_column_problem(columns: dict[str, Column], name: str, purpose: str) -
     return None
 
 
+def _without_class_weight(spec: PipelineSpec) -> list[str]:
+    """Candidates whose estimator has no ``class_weight`` parameter (unknown ones are skipped:
+    the model checks report them)."""
+    from mlship.train.catalog import EstimatorLookupError, resolve_estimator_class
+
+    found = []
+    for model in spec.models:
+        try:
+            accepted = resolve_estimator_class(model.estimator, spec.task)().get_params()
+        except (EstimatorLookupError, TypeError):
+            continue
+        if "class_weight" not in accepted:
+            found.append(f"{model.label} ({model.estimator})")
+    return found
+
+
 def _check_imbalance(spec: PipelineSpec) -> list[Problem]:
     from mlship.train.metrics import METRICS, PROBABILITY_METRICS
 
@@ -515,6 +531,15 @@ def _check_imbalance(spec: PipelineSpec) -> list[Problem]:
         if imbalance.threshold is not None:
             message = "a decision threshold applies to classification only; the task is regression"
             problems.append((("imbalance", "threshold"), message))
+    if imbalance.strategy == "class_weight" and spec.task == "classification":
+        unweighted = _without_class_weight(spec)
+        if unweighted:
+            message = (
+                f"class_weight needs estimators that take class weights; "
+                f"{', '.join(unweighted)} do(es) not: use oversample, undersample, smote or "
+                "adasyn, which work with any estimator"
+            )
+            problems.append((("imbalance", "strategy"), message))
     if imbalance.ratio is not None and imbalance.strategy in ("none", "class_weight"):
         message = (
             "ratio sets the class balance after resampling; it needs strategy oversample, "
