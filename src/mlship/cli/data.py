@@ -13,6 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from rich.table import Table
 
 from mlship.cli.console import out
+from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt, print_validation
 from mlship.cli.run import IngestProgress
 from mlship.data.ingest import ingest
@@ -77,9 +78,7 @@ def profile_command(
     target: Annotated[
         str, typer.Argument(help="A dataset hash (prefix), PIPELINE[~N], or a data file.")
     ],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Directory for the JSON and HTML.")
-    ] = None,
+    output: OutputDir = None,
 ) -> None:
     """Per-column statistics as JSON and a self-contained HTML report with charts."""
     workspace = Workspace.open()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mlship.cli.console import out
+from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt, leaderboard_table, metrics_table
 from mlship.errors import MlshipError
 from mlship.workspace import Workspace
@@ -97,9 +97,7 @@ def report(
         str,
         typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
     ],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Directory for the JSON and HTML.")
-    ] = None,
+    output: OutputDir = None,
 ) -> None:
     """Write a run's evaluation report (JSON and self-contained HTML) from the store."""
     from mlship.evaluation import write_evaluation_report
