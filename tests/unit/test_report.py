@@ -11,9 +11,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from mlship.data import svg
 from mlship.data.profile import profile_frame
 from mlship.data.report import fmt_number, fmt_share, render_html, write_report
+from mlship.html import svg
 from tests.html_structure import parse_page
 
 HOSTILE = "<script>alert(1)</script>"
