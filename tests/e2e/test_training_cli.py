@@ -1,5 +1,5 @@
 """Training through the command line: a tuned run, a killed search resumed, a Ray-executed search,
-and threshold tuning on an imbalanced target."""
+threshold tuning on an imbalanced target, nested cross-validation with SMOTE inside the folds."""
 
 from __future__ import annotations
 
@@ -20,7 +20,15 @@ from tests.conftest import mlship_env, run_cli
 ROWS = 1200
 
 
-def _project(root: Path, *, executor: str, tuning: str, extra: str = "", rows: int = ROWS) -> Path:
+def _project(
+    root: Path,
+    *,
+    executor: str,
+    tuning: str,
+    extra: str = "",
+    rows: int = ROWS,
+    split: str = "{holdout: 0.25, folds: 3, seed: 5}",
+) -> Path:
     """A small imbalanced classification project (about 8% positives) with one CSV source."""
     rng = np.random.default_rng(11)
     frame = pd.DataFrame(
@@ -55,7 +63,7 @@ models:
       max_depth: [2, 4, 8, null]
       min_samples_leaf: {{int: [1, 30], log: true}}
       max_features: {{float: [0.3, 1.0]}}
-split: {{holdout: 0.25, folds: 3, seed: 5}}
+split: {split}
 metric: average_precision
 tuning: {tuning}
 executor: {executor}
@@ -183,3 +191,39 @@ def test_a_run_is_reproduced_from_its_record(tmp_path: Path) -> None:
     assert "Reproduced: every metric within 1e-09." in out
     assert "Same data (content hash): yes" in out
     assert "holdout" in out and "average_precision" in out
+
+
+def test_nested_cross_validation_with_smote_inside_the_folds(tmp_path: Path) -> None:
+    spec = _project(
+        tmp_path / "p",
+        executor="process",
+        tuning="{method: random, trials: 3, batch: 3}",
+        split="{holdout: 0.25, folds: 3, seed: 5, nested: true}",
+        extra="imbalance: {strategy: smote, ratio: 0.5}\n",
+    )
+    home = tmp_path / "home"
+    out = run_cli("run", str(spec), home=home, cwd=tmp_path).stdout
+    flat = " ".join(out.split())
+    assert re.search(
+        r"Nested cross-validation of \w+: [0-9.]+ ± [0-9.]+ average_precision over 3 outer folds",
+        flat,
+    ), flat
+
+    shown = " ".join(
+        run_cli("runs", "show", "tuned", "--trials", home=home, cwd=tmp_path).stdout.split()
+    )
+    assert "Nested cross-validation (3 outer folds)" in shown
+    # The run's own search and one search inside each outer fold, every trial listed.
+    for study in ("forest", "forest:outer1", "forest:outer2", "forest:outer3"):
+        assert f"Trials of {study}" in shown
+    assert "Trials of logistic" not in shown  # fixed parameters: nothing to tune
+    assert len(re.findall(r"│ [0-2] │ (complete|pruned) ", shown)) == 4 * 3
+
+    # SMOTE resamples while fitting only: the registered model scores every input row.
+    rows = pd.read_csv(tmp_path / "p" / "rows.csv").drop(columns=["label"])
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    run_cli("predict", "tuned", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"),
+            home=home, cwd=tmp_path)  # fmt: skip
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert len(scored) == len(rows)
+    assert scored["id"].tolist() == rows["id"].tolist()

@@ -11,6 +11,7 @@ import pytest
 from mlship.spec.data import Column
 from mlship.spec.training import Imbalance
 from mlship.train.candidates import Recipe
+from mlship.train.scoring import predict_outputs, score
 
 
 def _data(rows: int = 600) -> tuple[pd.DataFrame, pd.Series]:
@@ -47,6 +48,11 @@ def test_resampling_happens_in_fit_only(strategy: str) -> None:
     assert (predictions == "yes").mean() > (plain.predict(X) == "yes").mean()
     again = pickle.loads(pickle.dumps(pipeline))
     assert (again.predict(X) == predictions).all()
+    # The scoring shortcut (preprocess once for predict and predict_proba) skips the sampler too.
+    outputs, proba = predict_outputs(pipeline, X, "classification")
+    assert (outputs == predictions).all()
+    assert proba is not None and np.allclose(proba, pipeline.predict_proba(X))
+    assert 0.0 < score("classification", pipeline, X, y)["f1"] <= 1.0
 
 
 def test_class_weight_is_set_where_the_estimator_takes_it() -> None:

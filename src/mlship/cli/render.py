@@ -42,6 +42,34 @@ def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) 
     return table
 
 
+def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:
+    """Every trial of one search: what it tried, how it ended, what it scored and cost."""
+    table = Table(title=title)
+    for name in ("#", "state", f"cv {metric}", "folds", "CPU-s", "cost", "params"):
+        right = name not in ("state", "params")
+        table.add_column(name, justify="right" if right else "left", overflow="fold")
+    for trial in trials:
+        style = {"PRUNED": "yellow", "FAIL": "red"}.get(trial.state)
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(trial.params.items()))
+        if trial.error:
+            params += f" ({trial.error})"
+        table.add_row(
+            str(trial.number),
+            trial.state.lower(),
+            fmt(trial.value),
+            " ".join(f"{s:.3f}" for s in trial.fold_scores),
+            fmt(trial.usage.cpu_seconds, 1),
+            fmt(trial.cost, 5),
+            params,
+            style=style,
+        )
+    return table
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     table = Table(title=title)
     table.add_column("metric")

@@ -113,6 +113,12 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
             f"{found['threshold']:.3f} (CV {found['metric']} {found['cv_score_at_0.5']:.4f} at "
             f"0.5 -> {found['cv_score_tuned']:.4f})"
         )
+    if result.selected in result.details.get("nested", {}):
+        from mlship.train.run import nested_summary
+
+        estimate = result.details["nested"][result.selected]
+        summary = nested_summary(estimate, result.details["split"])
+        out.print(f"Nested cross-validation of {result.selected}: {summary}")
     out.print(
         metrics_table(
             f"Test-set metrics of {run.best_candidate} (scored once, after selection)",

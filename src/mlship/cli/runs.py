@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mlship.cli.console import out
 from mlship.cli.options import OutputDir
-from mlship.cli.render import fmt, leaderboard_table, metrics_table
+from mlship.cli.render import fmt, leaderboard_table, metrics_table, trials_table
 from mlship.errors import MlshipError
 from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.train.tuning import TrialRecord
 
 app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
 
@@ -50,11 +53,15 @@ def show(
         str,
         typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
     ],
+    trials: Annotated[
+        bool, typer.Option("--trials", help="Also list every trial of every search.")
+    ] = False,
 ) -> None:
     """Everything recorded about one run."""
     workspace = Workspace.open()
     try:
         run = workspace.metadata.get_run(run_id)
+        searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
     facts = Table(title=f"Run {run.id}", show_header=False)
@@ -72,6 +79,11 @@ def show(
         ("dataset rows", str(dataset.n_rows) if dataset else "-"),
         ("started (UTC)", run.started_at.isoformat(timespec="seconds")),
         ("wall seconds", fmt(run.wall_seconds, 2)),
+        ("CPU seconds", fmt(run.cpu_seconds, 2)),
+        ("peak memory MiB", fmt((run.peak_memory_bytes or 0) / 2**20, 0)),
+        ("cost", fmt(run.cost, 4)),
+        ("executor", run.executor or "-"),
+        ("attempts", str(run.attempts)),
         ("git commit", run.git_commit or "-"),
         ("python", str(run.environment.get("python", "-"))),
         ("packages", json.dumps(run.environment.get("packages", {}))),
@@ -86,9 +98,50 @@ def show(
         for candidate in run.candidates:
             if candidate.selected:
                 out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
+    _print_details(run.details or {})
     holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
     if holdout:
         out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", holdout))
+    for study, found in searches.items():
+        out.print(trials_table(f"Trials of {study}", run.metric, found))
+    if trials and not searches:
+        out.print("No search was run: every candidate had fixed parameters.")
+
+
+def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]:
+    from mlship.train.tuning import storage_for, trials_of
+
+    return trials_of(storage_for(workspace.settings.database_url_resolved), run_id)
+
+
+def _print_details(details: dict[str, Any]) -> None:
+    """How the run split its data, what the threshold and nested CV found."""
+    split = details.get("split") or {}
+    if split:
+        out.print(
+            f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
+            f"{split['test_rows']} test rows scored {split['test_scored']}"
+        )
+    found = details.get("threshold")
+    if found:
+        out.print(
+            f"Decision threshold tuned for {found['metric']}: {found['threshold']:.4f} "
+            f"(CV {found['cv_score_at_0.5']:.4f} at 0.5 -> {found['cv_score_tuned']:.4f})"
+        )
+    nested = details.get("nested")
+    if nested:
+        table = Table(title=f"Nested cross-validation ({split.get('outer_folds')} outer folds)")
+        for name in ("candidate", "mean", "std", "outer scores", "tuned"):
+            table.add_column(name, justify="right" if name in ("mean", "std") else "left")
+        for name, estimate in nested.items():
+            table.add_row(
+                name,
+                fmt(estimate["mean"]),
+                fmt(estimate["std"], 3),
+                " ".join(f"{s:.3f}" for s in estimate["scores"]),
+                "yes" if estimate["tuned"] else "no",
+            )
+        out.print(table)
 
 
 @app.command("report")

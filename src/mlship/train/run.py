@@ -42,10 +42,11 @@ from mlship.train.folds import (
     shared_inputs,
 )
 from mlship.train.metrics import greater_is_better
+from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
-from mlship.train.spaces import resolve_space
-from mlship.train.splits import Fold, cv_folds, train_test_indices
+from mlship.train.spaces import plain, resolve_space
+from mlship.train.splits import Fold, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome, storage_for
 from mlship.workspace import Workspace
@@ -93,7 +94,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
         if value is None or isinstance(value, bool | int | float | str):
             out[key] = value
         elif isinstance(value, np.generic):
-            out[key] = value.item()
+            out[key] = plain(value)
         else:
             out[key] = repr(value)
     return out
@@ -244,10 +245,14 @@ def _search(
     executor: Executor,
     shared: dict[str, Any],
     observer: RunObserver,
+    outer: OuterFold | None = None,
 ) -> _Scored:
+    """Tune ``recipe`` on the run's folds, or on the inner folds of ``outer`` (nested CV)."""
     spec = loaded.spec
+    suffix = "" if outer is None else f":outer{outer.number + 1}"
+    label = recipe.name if outer is None else f"{recipe.name} (outer fold {outer.number + 1})"
     search = Search(
-        study_name=f"{run_id}:{recipe.name}",
+        study_name=f"{run_id}:{recipe.name}{suffix}",
         storage=storage_for(workspace.settings.database_url_resolved),
         candidate=recipe.name,
         space=space,
@@ -256,10 +261,11 @@ def _search(
         bigger=greater_is_better(spec.task, spec.metric),
         n_folds=n_folds,
         prices=workspace.settings.prices,
+        fold_ids=None if outer is None else outer.inner,
     )
-    observer.start_search(recipe.name, search.limit, search.resumed)
-    outcome = search.run(executor, shared, lambda t: observer.trial_done(recipe.name, t))
-    observer.end_search(recipe.name, outcome)
+    observer.start_search(label, search.limit, search.resumed)
+    outcome = search.run(executor, shared, lambda t: observer.trial_done(label, t))
+    observer.end_search(label, outcome)
     folds = outcome.best_folds or _folds_from_study(search, outcome)
     usage = sum((t.usage for t in outcome.trials), Usage.zero())
     states = [t.state for t in outcome.trials]
@@ -289,9 +295,22 @@ def _folds_from_study(search: Search, outcome: SearchOutcome) -> list[FoldResult
     ]
 
 
-def _split(
-    loaded: LoadedSpec, frame: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, list[Fold]]:
+@dataclass(frozen=True)
+class _Parts:
+    """The training part with its folds, and the test set."""
+
+    X_train: pd.DataFrame
+    y_train: pd.Series
+    X_test: pd.DataFrame
+    y_test: pd.Series
+    folds: list[Fold]
+    outer: list[OuterFold]
+    """Nested cross-validation's outer folds (empty unless the split asks for it); their folds
+    follow the run's own in ``every_fold``."""
+    every_fold: list[Fold]
+
+
+def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     """Training features and target, test features and target, and the CV folds."""
     spec = loaded.spec
     frame = frame.reset_index(drop=True)
@@ -303,7 +322,11 @@ def _split(
     X_test = frame.iloc[test_rows][features].reset_index(drop=True)
     y_test = y.iloc[test_rows].reset_index(drop=True)
     folds = cv_folds(train_frame, y_train, spec.split, spec.task)
-    return train_frame[features], y_train, X_test, y_test, folds
+    nested = []
+    if spec.split.nested:
+        nested = nested_cv_folds(train_frame, y_train, spec.split, spec.task)
+    every_fold, outer = lay_out(folds, nested)
+    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold)
 
 
 def _train(
@@ -314,8 +337,10 @@ def _train(
     shared: dict[str, Any],
     n_folds: int,
     observer: RunObserver,
-) -> tuple[dict[str, _Scored], dict[str, Fitted]]:
-    """Cross-validate the fixed candidates, tune the others, fit each on the training part."""
+    outer: list[OuterFold],
+) -> tuple[dict[str, _Scored], dict[str, Fitted], dict[str, NestedScore]]:
+    """Cross-validate the fixed candidates, tune the others, fit each on the training part, and
+    (with ``outer`` folds) estimate each candidate's score by nested cross-validation."""
     spec = loaded.spec
     spaces = {m.label: resolve_space(m, spec.task) for m in spec.models}
     with make_executor(spec.executor, workspace.settings.n_jobs) as executor:
@@ -339,7 +364,35 @@ def _train(
         observer.stage("Fitting every candidate on the training part")
         jobs = [FitJob(m.label, scored[m.label].params) for m in spec.models]
         fits = executor.map(fit_full, jobs, shared=shared)
-    return scored, {f.candidate: f for f in fits}
+        nested: dict[str, NestedScore] = {}
+        if outer:
+            observer.stage(f"Nested cross-validation: {len(outer)} outer folds")
+
+            def tune(name: str, part: OuterFold) -> tuple[dict[str, Any], Usage]:
+                found = _search(
+                    recipes[name],
+                    spaces[name],
+                    loaded,
+                    workspace,
+                    run_id,
+                    n_folds,
+                    executor,
+                    shared,
+                    observer,
+                    outer=part,
+                )
+                return found.params, found.usage
+
+            nested = nested_scores(
+                [m.label for m in spec.models],
+                {name for name, space in spaces.items() if space},
+                outer,
+                tune,
+                executor,
+                shared,
+                spec.metric,
+            )
+    return scored, {f.candidate: f for f in fits}, nested
 
 
 def _execute(
@@ -356,11 +409,15 @@ def _execute(
     observer.stage("Ingesting and checking data")
     with measure() as ingesting:
         ingested: Ingested = ingest(loaded, workspace, observer.ingest)
-    X_train, y_train, X_test, y_test, folds = _split(loaded, ingested.frame)
+    parts = _split(loaded, ingested.frame)
+    X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
+    folds = parts.folds
     recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
-    shared = shared_inputs(recipes, X_train, y_train, folds)
+    shared = shared_inputs(recipes, X_train, y_train, parts.every_fold)
     bigger = greater_is_better(spec.task, spec.metric)
-    scored, fitted = _train(loaded, workspace, run_id, recipes, shared, len(folds), observer)
+    scored, fitted, nested = _train(
+        loaded, workspace, run_id, recipes, shared, len(folds), observer, parts.outer
+    )
     order = [m.label for m in spec.models]
     spent = {name: prices.cost(s.usage) for name, s in scored.items()}
     leaderboard = _rank(
@@ -379,6 +436,9 @@ def _execute(
         },
         "executor": spec.executor,
     }
+    if nested:
+        details["nested"] = {name: score.as_dict() for name, score in nested.items()}
+        details["split"]["outer_folds"] = len(parts.outer)
     threshold = spec.imbalance.threshold
     with measure() as finishing:
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
@@ -409,13 +469,13 @@ def _execute(
     classes = getattr(model, "classes_", None)
 
     observer.stage("Registering the model")
-    class_list = [_plain(c) for c in classes] if classes is not None else None
+    class_list = [plain(c) for c in classes] if classes is not None else None
     signature = Signature.from_spec(spec, X_train, class_list)
     artifact = save_model(model, workspace.artifacts)
     wall = time.perf_counter() - started
     # What the work used: every fold, trial and fit (measured where it ran), plus ingest, the
     # threshold search and the test scoring in this process.
-    own = ingesting.usage + finishing.usage
+    own = ingesting.usage + finishing.usage + sum((n.usage for n in nested.values()), Usage())
     run_usage = sum((r.usage for r in leaderboard), own)
     run_cost = sum(r.cost for r in leaderboard) + prices.cost(own)
     version = workspace.metadata.finish_run(
@@ -497,7 +557,18 @@ def report_facts(
     }
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
+    if row.name in details.get("nested", {}):
+        facts["nested CV"] = nested_summary(details["nested"][row.name], details["split"])
     return facts
+
+
+def nested_summary(estimate: dict[str, Any], split: dict[str, Any]) -> str:
+    """``0.8123 ± 0.0110 roc_auc over 5 outer folds, tuned inside each``, for reports."""
+    how = "tuned inside each" if estimate["tuned"] else "no tuning"
+    return (
+        f"{estimate['mean']:.4f} ± {estimate['std']:.4f} {estimate['metric']} over "
+        f"{split['outer_folds']} outer folds, {how}"
+    )
 
 
 def _write_report(
@@ -543,7 +614,3 @@ def _candidate(row: LeaderboardRow, rank: int, selected: bool) -> Candidate:
         trials=row.trials,
         tuning=row.tuning,
     )
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

@@ -18,11 +18,16 @@ def predict_outputs(
 
     The preprocessing steps run once and feed both ``predict`` and ``predict_proba`` of the final
     estimator: the same numbers as calling the pipeline twice, at half the cost. ``proba=False``
-    skips the probabilities for a caller that has no use for them. A model that is not a
+    skips the probabilities for a caller that has no use for them. Resampling steps are skipped,
+    as imbalanced-learn's Pipeline skips them when predicting. A model that is not a
     Pipeline (a pipeline wrapped in a decision-threshold tuner) is called as a whole.
     """
     if hasattr(pipeline, "steps"):
-        features, estimator = pipeline[:-1].transform(frame), pipeline[-1]
+        features: Any = frame
+        for _, step in pipeline.steps[:-1]:
+            if hasattr(step, "transform"):  # samplers only resample in fit; predict skips them
+                features = step.transform(features)
+        estimator = pipeline.steps[-1][1]
     else:
         features, estimator = frame, pipeline
     predictions = estimator.predict(features)

@@ -367,7 +367,8 @@ def grid(
 _OPTUNA_TYPES = (type(None), bool, int, float, str)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as JSON and Optuna hold it: numpy scalars become Python ones."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -394,7 +395,7 @@ def _label(value: Any) -> str:
 
 def _choices(dim: Choice) -> tuple[list[Any], dict[Any, Any] | None]:
     """The values Optuna is given for a choice, and the way back when they are labels."""
-    values = [_plain(v) for v in dim.choice]
+    values = [plain(v) for v in dim.choice]
     if not _needs_labels(values):
         return values, None
     labels = {_label(v): v for v in values}
@@ -450,7 +451,7 @@ def encode_optuna(space: Mapping[str, Any], params: Mapping[str, Any]) -> dict[s
         if isinstance(dim, Choice) and name in encoded:
             _, labels = _choices(dim)
             if labels is not None:
-                encoded[name] = _label(_plain(encoded[name]))
+                encoded[name] = _label(plain(encoded[name]))
     return encoded
 
 
@@ -477,6 +478,7 @@ __all__ = [
     "grid",
     "grid_axes",
     "grid_size",
+    "plain",
     "resolve_space",
     "sample_optuna",
     "space_problems",

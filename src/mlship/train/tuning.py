@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from mlship.spec.training import Space, Tuning
 from mlship.train.cost import Prices, Usage
 from mlship.train.executors import Executor
 from mlship.train.folds import FoldJob, FoldResult, run_fold
-from mlship.train.spaces import decode_optuna, encode_optuna, grid, sample_optuna
+from mlship.train.spaces import decode_optuna, encode_optuna, grid, plain, sample_optuna
 
 optuna.logging.set_verbosity(logging.WARNING)
 
@@ -108,12 +108,16 @@ class Search:
         bigger: bool,
         n_folds: int,
         prices: Prices,
+        fold_ids: Sequence[int] | None = None,
     ) -> None:
+        """``fold_ids`` are the positions in ``shared["folds"]`` to evaluate on (the first
+        ``n_folds`` when not given; nested cross-validation tunes on an outer fold's inner ones)."""
         self.candidate = candidate
         self.space = space
         self.tuning = tuning
         self.metric = metric
-        self.n_folds = n_folds
+        self.fold_ids = list(fold_ids) if fold_ids is not None else list(range(n_folds))
+        self.n_folds = len(self.fold_ids)
         self.prices = prices
         self.study = optuna.create_study(
             study_name=study_name,
@@ -199,7 +203,7 @@ class Search:
     ) -> list[TrialRecord]:
         records: dict[int, TrialRecord] = {}
         live = list(batch)
-        for fold in range(self.n_folds):
+        for step, fold in enumerate(self.fold_ids):
             jobs = [FoldJob(self.candidate, fold, item.params, item.trial.number) for item in live]
             results = executor.map(run_fold, jobs, shared=shared)
             still: list[_Live] = []
@@ -209,8 +213,8 @@ class Search:
                     records[item.trial.number] = self._tell(item, TrialState.FAIL, result.error)
                     continue
                 running = self._mean(item.folds)
-                item.trial.report(running, step=fold)
-                if fold < self.n_folds - 1 and item.trial.should_prune():
+                item.trial.report(running, step=step)
+                if step < self.n_folds - 1 and item.trial.should_prune():
                     records[item.trial.number] = self._tell(item, TrialState.PRUNED)
                     continue
                 still.append(item)
@@ -227,6 +231,7 @@ class Search:
         cost = self.prices.cost(usage)
         scores = [f.validation[self.metric] for f in item.folds if f.ok]
         trial = item.trial
+        trial.set_user_attr("params", {k: plain(v) for k, v in item.params.items()})
         trial.set_user_attr("fold_scores", scores)
         trial.set_user_attr("fold_metrics", [f.validation for f in item.folds if f.ok])
         trial.set_user_attr("train_metrics", [f.train for f in item.folds if f.ok])
@@ -276,15 +281,32 @@ def _params_of(trial: optuna.trial.FrozenTrial, space: Space) -> dict[str, Any]:
     return decode_optuna(space, {n: trial.params[n] for n in space if n in trial.params})
 
 
-def _record(trial: optuna.trial.FrozenTrial, space: Space) -> TrialRecord:
+def _record(trial: optuna.trial.FrozenTrial, space: Space | None) -> TrialRecord:
     usage = trial.user_attrs.get("usage")
+    if "params" in trial.user_attrs or space is None:
+        params = dict(trial.user_attrs.get("params", trial.params))
+    else:
+        params = decode_optuna(space, trial.params)
     return TrialRecord(
         number=trial.number,
         state=trial.state.name,
-        params=decode_optuna(space, trial.params),
+        params=params,
         value=trial.value,
         fold_scores=list(trial.user_attrs.get("fold_scores", [])),
         usage=Usage.from_dict(usage) if usage else Usage.zero(),
         cost=float(trial.user_attrs.get("cost", 0.0)),
         error=trial.user_attrs.get("error"),
     )
+
+
+def trials_of(storage: optuna.storages.BaseStorage, run_id: str) -> dict[str, list[TrialRecord]]:
+    """Every trial of every search of run ``run_id``, by study (``candidate`` for the run's own
+    search, ``candidate:outerN`` for nested cross-validation's), in the order they were asked."""
+    prefix = f"{run_id}:"
+    found: dict[str, list[TrialRecord]] = {}
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name.startswith(prefix):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            trials = study.get_trials(deepcopy=False)
+            found[summary.study_name[len(prefix) :]] = [_record(t, None) for t in trials]
+    return dict(sorted(found.items()))
