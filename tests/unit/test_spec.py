@@ -376,3 +376,13 @@ def test_class_weights_need_estimators_that_take_them() -> None:
     text = text.replace("estimator: logistic_regression\n    params: {C: 0.5}", "estimator: knn")
     message = _error(text)
     assert "imbalance.strategy" in message and "knn" in message and "smote" in message
+
+
+def test_positive_class_belongs_to_a_classification_target() -> None:
+    message = _error(
+        GOOD.replace("{name: plan, type: category}", "{name: plan, type: category, positive: x}")
+    )
+    assert (
+        "columns[2].positive: positive names the positive class of a classification target"
+        in message
+    )

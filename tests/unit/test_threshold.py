@@ -40,3 +40,30 @@ def test_a_tuned_threshold_improves_f1_of_the_minority_class() -> None:
     after = score("classification", tuned.model, X_test, y_test)
     assert after["f1"] > before["f1"]
     assert after["roc_auc"] == before["roc_auc"]  # the ranking is the same model's
+
+
+def test_a_declared_positive_class_that_sorts_first_is_the_one_tuned_for() -> None:
+    X, y = _imbalanced(4000, 1)
+    X_test, y_test = _imbalanced(4000, 2)
+    labels = {"yes": "churn", "no": "stay"}  # the minority class now sorts first
+    y, y_test = y.map(labels), y_test.map(labels)
+    recipe = Recipe(
+        name="logistic",
+        estimator="logistic_regression",
+        task="classification",
+        params={},
+        features=(Column(name="a", type="float"), Column(name="b", type="float")),
+        positive="churn",
+    )
+    positions = np.arange(len(X))
+    folds = [(positions[positions % 5 != k], positions[positions % 5 == k]) for k in range(5)]
+    plain = recipe.build().fit(X, y)
+    tuned = tune_threshold(recipe.build(), X, y, folds, "f1", positive="churn")
+    assert (tuned.model.predict(X_test) == "churn").sum() > (plain.predict(X_test) == "churn").sum()
+    assert tuned.threshold < 0.5  # a lower bar on P(churn), as for "yes" above
+    before = score("classification", plain, X_test, y_test, positive="churn")
+    after = score("classification", tuned.model, X_test, y_test, positive="churn")
+    assert after["f1"] > before["f1"]
+    # The default (last class, "stay") describes the majority: a very different F1.
+    assert score("classification", plain, X_test, y_test)["f1"] > 0.9 > before["f1"]
+    assert after["recall"] > before["recall"]

@@ -109,3 +109,25 @@ def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Worksp
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match=r"refusing to load model churn:1: .*is corrupt"):
         load_model(version, workspace.artifacts)
+
+
+def test_the_declared_positive_class_is_what_binary_metrics_describe(
+    churn_spec: Path, workspace: Workspace
+) -> None:
+    import json
+
+    text = churn_spec.read_text()
+    assert 'positive: "yes"' in text
+    churn_spec.write_text(text.replace('positive: "yes"', 'positive: "no"'))
+    result = execute(load_spec(churn_spec), workspace)
+    # "no" is about 95% of the rows: its F1 is high where the churners' is far lower.
+    assert result.holdout["f1"] > 0.9
+    run = workspace.metadata.get_run(result.run_id)
+    stored = json.loads(workspace.artifacts.get_bytes(run.report_sha256 or ""))
+    assert stored["evaluation"]["metrics"]["positive_label"] == "no"
+
+    churn_spec.write_text(text.replace('positive: "yes"', 'positive: "maybe"'))
+    with pytest.raises(
+        DataError, match="positive class 'maybe' never occurs; the classes are no, yes"
+    ):
+        execute(load_spec(churn_spec), workspace)

@@ -56,13 +56,21 @@ Folds = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
 
 
 def _scorer(
-    task: Task, metric: str, sign: float, estimator: Any, X: pd.DataFrame, y: pd.Series
+    task: Task,
+    metric: str,
+    sign: float,
+    positive: Any,
+    estimator: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
 ) -> float:
-    value = score_metric(task, metric, estimator, X, y)
+    value = score_metric(task, metric, estimator, X, y, positive)
     return math.nan if value is None else sign * value
 
 
-def metric_scorer(task: Task, metric: str, *, higher_is_better: bool = False) -> Any:
+def metric_scorer(
+    task: Task, metric: str, *, higher_is_better: bool = False, positive: Any = None
+) -> Any:
     """A scikit-learn scorer (``scorer(estimator, X, y)``) of one mlship metric.
 
     It returns the metric itself, or with ``higher_is_better`` the metric negated when smaller is
@@ -70,7 +78,7 @@ def metric_scorer(task: Task, metric: str, *, higher_is_better: bool = False) ->
     processes.
     """
     sign = -1.0 if higher_is_better and not greater_is_better(task, metric) else 1.0
-    return functools.partial(_scorer, task, metric, sign)
+    return functools.partial(_scorer, task, metric, sign, positive)
 
 
 def materialize_folds(cv: Any, X: pd.DataFrame, y: pd.Series, task: Task) -> Folds:
@@ -90,6 +98,7 @@ def learning_curve_scores(
     folds: Folds,
     seed: int,
     n_jobs: int,
+    positive: Any = None,
 ) -> dict[str, Any]:
     """Training and validation scores of the metric for five training-set sizes, on ``folds``.
 
@@ -105,7 +114,7 @@ def learning_curve_scores(
             y,
             train_sizes=np.array(TRAIN_SIZES),
             cv=folds,
-            scoring=metric_scorer(task, metric),
+            scoring=metric_scorer(task, metric, positive=positive),
             n_jobs=n_jobs,
             shuffle=True,
             random_state=seed,
@@ -132,7 +141,9 @@ def learning_curve_scores(
     }
 
 
-def baseline_scores(task: Task, y: pd.Series, folds: Folds, *, metric: str) -> list[float | None]:
+def baseline_scores(
+    task: Task, y: pd.Series, folds: Folds, *, metric: str, positive: Any = None
+) -> list[float | None]:
     """The validation score of a dummy model on each fold: the class priors for a classifier,
     the mean for a regressor. It ignores the inputs, so it needs only the target."""
     values: list[float | None] = []
@@ -152,7 +163,9 @@ def baseline_scores(task: Task, y: pd.Series, folds: Folds, *, metric: str) -> l
         else:
             regressor = DummyRegressor(strategy="mean").fit(placeholder_train, target[train])
             predictions, proba, classes = regressor.predict(placeholder_valid), None, None
-        values.append(compute_metric(task, metric, target[valid], predictions, proba, classes))
+        values.append(
+            compute_metric(task, metric, target[valid], predictions, proba, classes, positive)
+        )
     return values
 
 
@@ -285,6 +298,7 @@ def diagnose(
     fold_scores: Sequence[FoldResult],
     seed: int,
     n_jobs: int,
+    positive: Any = None,
 ) -> dict[str, Any]:
     """The learning curve, the baseline and the fit verdict of ``model`` on the training part.
 
@@ -298,9 +312,17 @@ def diagnose(
         )
     folds = materialize_folds(cv, X_train, y_train, task)
     curve = learning_curve_scores(
-        task, model, X_train, y_train, metric=metric, folds=folds, seed=seed, n_jobs=n_jobs
+        task,
+        model,
+        X_train,
+        y_train,
+        metric=metric,
+        folds=folds,
+        seed=seed,
+        n_jobs=n_jobs,
+        positive=positive,
     )
-    baseline = baseline_scores(task, y_train, folds, metric=metric)
+    baseline = baseline_scores(task, y_train, folds, metric=metric, positive=positive)
     if fold_scores:
         train = [s.train.get(metric) for s in fold_scores]
         validation = [s.validation.get(metric) for s in fold_scores]
@@ -332,6 +354,7 @@ def permutation_importances(
     seed: int,
     n_jobs: int,
     repeats: int = IMPORTANCE_REPEATS,
+    positive: Any = None,
 ) -> dict[str, Any]:
     """How much the metric worsens on the test set when one input column is shuffled.
 
@@ -344,7 +367,7 @@ def permutation_importances(
             model,
             X_test,
             y_test,
-            scoring=metric_scorer(task, metric, higher_is_better=True),
+            scoring=metric_scorer(task, metric, higher_is_better=True, positive=positive),
             n_repeats=repeats,
             random_state=seed,
             n_jobs=n_jobs,

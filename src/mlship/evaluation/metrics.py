@@ -25,7 +25,7 @@ import numpy as np
 
 from mlship.evaluation.values import plain, rounded
 from mlship.spec.models import Task
-from mlship.train.metrics import METRICS
+from mlship.train.metrics import METRICS, positive_index
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -260,11 +260,9 @@ def classification_metrics(
     predicted = _codes(np.asarray(y_pred, dtype=object), class_list, "predictions")
     k = len(class_list)
     binary = k == 2
-    if positive_label is None:
-        positive_label = class_list[-1]
-    if plain(positive_label) not in class_list:
-        raise ValueError(f"positive label {positive_label!r} is not one of the classes")
-    positive = class_list.index(plain(positive_label)) if binary else None
+    index = positive_index(class_list, positive_label)
+    positive_label = class_list[index]
+    positive = index if binary else None
     notes: list[str] = []
     row_log_loss = row_brier = None
     rankings: list[_Ranking] | None = None

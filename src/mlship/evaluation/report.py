@@ -97,9 +97,17 @@ def evaluate(
         fold_scores=fold_scores,
         seed=seed,
         n_jobs=n_jobs,
+        positive=positive_label,
     )
     evaluation["importance"] = permutation_importances(
-        task, model, X_test, y_test, metric=metric, seed=seed, n_jobs=n_jobs
+        task,
+        model,
+        X_test,
+        y_test,
+        metric=metric,
+        seed=seed,
+        n_jobs=n_jobs,
+        positive=positive_label,
     )
     return evaluation
 

@@ -230,3 +230,9 @@ class Column(Strict):
     )
     checks: list[ColumnCheck] = Field(default_factory=list)
     transform: Transform | None = None
+    positive: str | int | bool | None = Field(
+        None,
+        description="For the target of a binary classification: the class that precision, "
+        "recall, F1, PR-AUC and the decision threshold are about (the last class in sorted "
+        "order when unset, as in scikit-learn).",
+    )

@@ -280,6 +280,12 @@ def _check_columns(spec: PipelineSpec) -> list[Problem]:
     elif spec.task == "regression" and spec.columns[targets[0]].type not in ("integer", "float"):
         message = "a regression target must be of type integer or float"
         problems.append((("columns", targets[0], "type"), message))
+    for index, column in enumerate(spec.columns):
+        if column.positive is None:
+            continue
+        if column.role != "target" or spec.task != "classification":
+            message = "positive names the positive class of a classification target only"
+            problems.append((("columns", index, "positive"), message))
     if not spec.features:
         problems.append((("columns",), "expected at least one column with role feature"))
     return problems

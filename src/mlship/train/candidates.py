@@ -35,6 +35,8 @@ class Recipe:
     features: tuple[Column, ...]
     imbalance: Imbalance = field(default_factory=Imbalance)
     seed: int = 42
+    positive: Any = None
+    """The positive class that binary metrics are about (``None``: the last class)."""
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec, model: ModelSpec) -> Recipe:
@@ -46,6 +48,7 @@ class Recipe:
             features=tuple(spec.features),
             imbalance=spec.imbalance,
             seed=spec.split.seed,
+            positive=spec.target.positive,
         )
 
     def build(self, tuned: dict[str, Any] | None = None) -> Any:

@@ -69,8 +69,9 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
             started = time.perf_counter()
             model.fit(X_train, y_train)
             fit_seconds = time.perf_counter() - started
-            validation = score(recipe.task, model, X.iloc[valid_index], y.iloc[valid_index])
-            train = score(recipe.task, model, X_train, y_train)
+            valid_X, valid_y = X.iloc[valid_index], y.iloc[valid_index]
+            validation = score(recipe.task, model, valid_X, valid_y, recipe.positive)
+            train = score(recipe.task, model, X_train, y_train, recipe.positive)
             error = None
         except Exception as exc:  # reported with the trial, not raised
             validation, train = {}, {}

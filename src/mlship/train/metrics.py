@@ -7,7 +7,7 @@ score many times over (learning curves, permutation importance).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,16 +87,23 @@ class _Outputs:
     y_pred: Any
     proba: np.ndarray[Any, Any] | None
     classes: list[Any] | None
+    positive_label: Any = None
 
     @property
     def binary(self) -> bool:
         return self.classes is not None and len(self.classes) == 2
 
+    @property
+    def column(self) -> int:
+        """The positive class's position in ``classes`` (and column of ``proba``)."""
+        assert self.classes is not None
+        return positive_index(self.classes, self.positive_label)
+
     def averaged(self, function: Callable[..., Any]) -> float:
         """A precision-like score: of the positive class when binary, else the macro average."""
         average, pos_label = "macro", 1
         if self.binary and self.classes is not None:
-            average, pos_label = "binary", self.classes[-1]
+            average, pos_label = "binary", self.classes[self.column]
         return float(
             function(
                 self.y_true, self.y_pred, average=average, pos_label=pos_label, zero_division=0
@@ -108,8 +115,22 @@ class _Outputs:
 
     def positive(self) -> np.ndarray[Any, Any]:
         assert self.classes is not None
-        positive: np.ndarray[Any, Any] = (self.y_true == self.classes[-1]).astype(int)
+        positive: np.ndarray[Any, Any] = (self.y_true == self.classes[self.column]).astype(int)
         return positive
+
+
+def positive_index(classes: Sequence[Any], positive: Any = None) -> int:
+    """Where the positive class sits in ``classes``: ``positive`` when declared, else the last
+    class (scikit-learn's convention). A declared label matches a class equal to it or written
+    the same (the spec's ``"1"`` is the class ``1``)."""
+    if positive is None:
+        return len(classes) - 1
+    for index, value in enumerate(classes):
+        if value == positive or str(value) == str(positive):
+            return index
+    raise ValueError(
+        f"positive class {positive!r} is not one of the classes {[str(c) for c in classes]}"
+    )
 
 
 def _roc_auc(o: _Outputs) -> float | None:
@@ -119,7 +140,7 @@ def _roc_auc(o: _Outputs) -> float | None:
         positive = o.positive()
         if positive.min() == positive.max():
             return None
-        return float(skm.roc_auc_score(positive, o.proba[:, 1]))
+        return float(skm.roc_auc_score(positive, o.proba[:, o.column]))
     if not o.every_class_present():
         return None
     return float(skm.roc_auc_score(o.y_true, o.proba, multi_class="ovr", labels=o.classes))
@@ -132,7 +153,7 @@ def _average_precision(o: _Outputs) -> float | None:
         positive = o.positive()
         if positive.min() == positive.max():
             return None
-        return float(skm.average_precision_score(positive, o.proba[:, 1]))
+        return float(skm.average_precision_score(positive, o.proba[:, o.column]))
     if not o.every_class_present():
         return None
     return float(skm.average_precision_score(o.y_true, o.proba, average="macro"))
@@ -149,7 +170,7 @@ def _brier(o: _Outputs) -> float | None:
     if o.proba is None or o.classes is None:
         return None
     if o.binary:
-        return float(np.mean((o.proba[:, 1] - o.positive()) ** 2))
+        return float(np.mean((o.proba[:, o.column] - o.positive()) ** 2))
     return float(skm.brier_score_loss(o.y_true, o.proba, labels=o.classes))
 
 
@@ -182,6 +203,7 @@ def compute_metric(
     y_pred: Any,
     proba: np.ndarray[Any, Any] | None = None,
     classes: Any = None,
+    positive: Any = None,
 ) -> float | None:
     """One metric of ``task`` (arguments as for :func:`compute_metrics`); ``None`` where it is
     not defined: a probability metric without probabilities, an AUC with a single class present,
@@ -189,7 +211,7 @@ def compute_metric(
     if task == "regression":
         return _REGRESSION[name](y_true, y_pred)
     outputs = _Outputs(
-        np.asarray(y_true), y_pred, proba, list(classes) if classes is not None else None
+        np.asarray(y_true), y_pred, proba, list(classes) if classes is not None else None, positive
     )
     return _CLASSIFICATION[name](outputs)
 
@@ -200,11 +222,13 @@ def compute_metrics(
     y_pred: Any,
     proba: np.ndarray[Any, Any] | None = None,
     classes: Any = None,
+    positive: Any = None,
 ) -> dict[str, float]:
     """All metrics of ``task`` for one set of predictions; those not defined are left out.
 
     For classification, ``proba`` holds one column per entry of ``classes`` (the fitted model's
-    ``classes_``); binary metrics treat ``classes[-1]`` as the positive class, as scikit-learn does.
+    ``classes_``); binary metrics are about the ``positive`` class, by default ``classes[-1]`` as in
+    scikit-learn.
     Multiclass precision/recall/F1 are macro averages, as are ROC-AUC (one class against the rest)
     and average precision.
     """
@@ -212,7 +236,11 @@ def compute_metrics(
         values = {name: function(y_true, y_pred) for name, function in _REGRESSION.items()}
     else:
         outputs = _Outputs(
-            np.asarray(y_true), y_pred, proba, list(classes) if classes is not None else None
+            np.asarray(y_true),
+            y_pred,
+            proba,
+            list(classes) if classes is not None else None,
+            positive,
         )
         values = {name: function(outputs) for name, function in _CLASSIFICATION.items()}
     return {name: value for name, value in values.items() if value is not None}

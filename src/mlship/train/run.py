@@ -41,7 +41,7 @@ from mlship.train.folds import (
     run_fold,
     shared_inputs,
 )
-from mlship.train.metrics import greater_is_better
+from mlship.train.metrics import greater_is_better, positive_index
 from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
@@ -109,6 +109,21 @@ def _target(loaded: LoadedSpec, frame: pd.DataFrame) -> pd.Series:
     y = y.astype("object") if spec.target.type != "boolean" else y.astype(bool)
     if y.nunique() < 2:
         raise DataError(f"target column {target!r} has a single class; nothing to learn")
+    positive = spec.target.positive
+    if positive is not None:
+        classes = sorted(y.unique().tolist(), key=str)
+        try:
+            positive_index(classes, positive)
+        except ValueError:
+            raise DataError(
+                f"target column {target!r}: positive class {positive!r} never occurs; "
+                f"the classes are {', '.join(map(str, classes))}"
+            ) from None
+        if len(classes) != 2:
+            raise DataError(
+                f"target column {target!r}: a positive class is for two classes; "
+                f"found {len(classes)}"
+            )
     return y
 
 
@@ -444,11 +459,13 @@ def _execute(
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
             observer.stage(f"Tuning the decision threshold of {chosen} for {threshold.metric}")
             pipeline = recipes[chosen].build(scored[chosen].params)
-            tuned = tune_threshold(pipeline, X_train, y_train, folds, threshold.metric)
+            tuned = tune_threshold(
+                pipeline, X_train, y_train, folds, threshold.metric, spec.target.positive
+            )
             model = tuned.model
             details["threshold"] = tuned.as_dict()
         observer.stage(f"Scoring {chosen} once on the test set")
-        holdout = score(spec.task, model, X_test, y_test)
+        holdout = score(spec.task, model, X_test, y_test, spec.target.positive)
         observer.stage("Evaluating: confidence intervals, curves, learning curve, importance")
         evaluation = evaluate(
             spec.task,
@@ -462,6 +479,7 @@ def _execute(
             fold_scores=scored[chosen].folds,
             seed=spec.split.seed,
             n_jobs=settings.n_jobs,
+            positive_label=spec.target.positive,
             refit=recipes[chosen].build(scored[chosen].params),
         )
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)

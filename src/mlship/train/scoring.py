@@ -37,15 +37,25 @@ def predict_outputs(
     return predictions, probabilities
 
 
-def score(task: Task, pipeline: Any, frame: pd.DataFrame, y: pd.Series) -> dict[str, float]:
-    """Every metric of ``task`` for ``pipeline`` on ``frame`` against the true values ``y``."""
+def score(
+    task: Task, pipeline: Any, frame: pd.DataFrame, y: pd.Series, positive: Any = None
+) -> dict[str, float]:
+    """Every metric of ``task`` for ``pipeline`` on ``frame`` against the true values ``y``
+    (binary ones about the ``positive`` class; the last class when it is ``None``)."""
     predictions, proba = predict_outputs(pipeline, frame, task)
-    return compute_metrics(task, y, predictions, proba, getattr(pipeline, "classes_", None))
+    classes = getattr(pipeline, "classes_", None)
+    return compute_metrics(task, y, predictions, proba, classes, positive)
 
 
 def score_metric(
-    task: Task, metric: str, pipeline: Any, frame: pd.DataFrame, y: pd.Series
+    task: Task,
+    metric: str,
+    pipeline: Any,
+    frame: pd.DataFrame,
+    y: pd.Series,
+    positive: Any = None,
 ) -> float | None:
     """One metric of ``pipeline`` on ``frame``; ``None`` where it is not defined."""
     predictions, proba = predict_outputs(pipeline, frame, task, proba=metric in PROBABILITY_METRICS)
-    return compute_metric(task, metric, y, predictions, proba, getattr(pipeline, "classes_", None))
+    classes = getattr(pipeline, "classes_", None)
+    return compute_metric(task, metric, y, predictions, proba, classes, positive)

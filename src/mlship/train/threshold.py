@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlship.train.folds import Folds
+from mlship.train.metrics import positive_index
 
 _FUNCTIONS = {
     "accuracy": "accuracy_score",
@@ -56,17 +57,28 @@ def _scorer(metric: str, positive: Any) -> Any:
 
 
 def tune_threshold(
-    pipeline: Any, X: pd.DataFrame, y: pd.Series, folds: Folds, metric: str
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: Folds,
+    metric: str,
+    positive: Any = None,
 ) -> TunedThreshold:
-    """Fit ``pipeline`` wrapped in a threshold tuner on ``X``/``y`` with the run's folds."""
+    """Fit ``pipeline`` wrapped in a threshold tuner on ``X``/``y`` with the run's folds.
+
+    For F1, precision and recall the threshold applies to the probability of the ``positive``
+    class (by default the last); the other metrics treat both classes alike, and scikit-learn
+    thresholds the last class's probability for them.
+    """
     from sklearn.model_selection import TunedThresholdClassifierCV
 
-    classes = sorted(pd.unique(y).tolist(), key=str)
+    classes = np.unique(np.asarray(y)).tolist()
     if len(classes) != 2:
         raise ValueError(f"threshold tuning needs two classes, found {len(classes)}")
+    label = classes[positive_index(classes, positive)]
     tuner = TunedThresholdClassifierCV(
         pipeline,
-        scoring=_scorer(metric, classes[1]),
+        scoring=_scorer(metric, label),  # the scorer's pos_label is the class thresholded
         cv=list(folds),
         thresholds=200,
         store_cv_results=True,
