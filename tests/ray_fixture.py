@@ -10,7 +10,15 @@ Import the fixture into a test module with ``from tests.ray_fixture import ray_f
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +33,60 @@ def ray_fixture() -> Iterator[RayExecutor]:
         yield executor
     finally:
         executor.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def ray_cluster(workdir: Path, cpus: int = 2) -> Iterator[str]:
+    """A separate Ray cluster started with ``ray start --head`` (as an operator would), with a Ray
+    Client server; yields its ``ray://127.0.0.1:port`` address and stops it afterwards.
+
+    It does not touch the session's local instance: its own ports, stopped by signalling its
+    own process group rather than with ``ray stop`` (which stops every Ray on the machine).
+    """
+    client_port = _free_port()
+    log = (workdir / "ray-head.log").open("w")
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            f"--port={_free_port()}",
+            f"--ray-client-server-port={client_port}",
+            f"--num-cpus={cpus}",
+            "--include-dashboard=false",
+            "--block",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if head.poll() is not None:
+                raise RuntimeError(f"ray start --head exited {head.returncode}; see {log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", client_port), timeout=1).close()
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    message = f"the Ray head did not listen in 90 s; see {log.name}"
+                    raise RuntimeError(message) from exc
+                time.sleep(0.5)
+        yield f"ray://127.0.0.1:{client_port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=5)
+        # The head drains for up to 30 s after SIGTERM; a test cluster has nothing to drain.
+        with suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+        log.close()

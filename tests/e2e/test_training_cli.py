@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 
 from tests.conftest import mlship_env, run_cli
+from tests.ray_fixture import ray_cluster
 
 ROWS = 1200
 
@@ -150,18 +152,34 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert "succeeded" in listed and "running" not in listed
 
 
-def test_a_search_on_ray_gives_the_same_choices_as_in_process(tmp_path: Path) -> None:
+def _trials_run_on(root: Path, executor: str, label: str) -> list[Any]:
     tuning = "{method: bayes, trials: 6, batch: 3, pruner: median}"
-    results = {}
-    for executor in ("inline", "ray"):
-        spec = _project(tmp_path / executor, executor=executor, tuning=tuning)
-        home = tmp_path / f"home-{executor}"
-        run_cli("run", str(spec), home=home, cwd=tmp_path / executor)
-        url = f"sqlite:///{home / 'mlship.db'}"
-        name = optuna.get_all_study_summaries(storage=url)[0].study_name
-        trials = optuna.load_study(study_name=name, storage=url).trials
-        results[executor] = [(t.params, t.value, t.state) for t in trials]
-    assert results["ray"] == results["inline"]
+    spec = _project(root / label, executor=executor, tuning=tuning)
+    home = root / f"home-{label}"
+    run_cli("run", str(spec), home=home, cwd=root / label)
+    url = f"sqlite:///{home / 'mlship.db'}"
+    name = optuna.get_all_study_summaries(storage=url)[0].study_name
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    return [(t.params, t.value, t.state) for t in trials]
+
+
+def test_a_search_on_ray_gives_the_same_choices_as_in_process(tmp_path: Path) -> None:
+    inline = _trials_run_on(tmp_path, "inline", "inline")
+    assert _trials_run_on(tmp_path, "ray", "ray") == inline
+
+
+def test_a_search_on_a_ray_cluster_through_the_ray_client(tmp_path: Path) -> None:
+    with ray_cluster(tmp_path) as address:
+        on_cluster = _trials_run_on(tmp_path, address, "cluster")
+    assert on_cluster == _trials_run_on(tmp_path, "inline", "inline")
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error(tmp_path: Path) -> None:
+    spec = _project(tmp_path / "p", executor="ray://127.0.0.1:9", tuning="{trials: 2}")
+    failed = run_cli("run", str(spec), home=tmp_path / "home", cwd=tmp_path, check=False)
+    assert failed.returncode == 1
+    assert "executor ray://127.0.0.1:9: cannot connect to the Ray cluster" in failed.stderr
+    assert "Traceback" not in failed.stderr
 
 
 def test_threshold_tuning_on_an_imbalanced_target(tmp_path: Path) -> None:

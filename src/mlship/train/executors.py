@@ -282,6 +282,8 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        if address is not None and address.startswith("ray://"):
+            _present_token()  # before Ray is imported: it reads its authentication mode then
         import ray
 
         self.address = address
@@ -379,7 +381,47 @@ def _init_ray(address: str | None, workers: int | None) -> None:
                 f"executor {address}: connecting to a Ray cluster needs the Ray Client; "
                 "install ray[client]"
             )
-    ray.init(address=address, **options)
+        _check_reachable(address)
+    try:
+        ray.init(address=address, **options)
+    except ConnectionError as exc:
+        raise SpecError(
+            f"executor {address}: cannot connect to the Ray cluster ({exc}). Is its head "
+            "running with a client server on that port, and, when the cluster requires "
+            "token authentication, is its token in RAY_AUTH_TOKEN or ~/.ray/auth_token?"
+        ) from None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at a ``ray://`` address (the Ray Client retries for
+    half a minute before giving up)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise SpecError(
+            f"executor {address}: cannot connect to the Ray cluster ({exc.strerror or exc}); "
+            "is its head running with a Ray Client server on that port?"
+        ) from None
+
+
+def _present_token() -> None:
+    """Send the Ray authentication token to a cluster when one is at hand.
+
+    Ray enables token authentication on new clusters and keeps the token in
+    ``~/.ray/auth_token``, but a Ray Client only sends it when ``RAY_AUTH_MODE=token`` is set.
+    Setting it whenever a token is available lets ``executor: ray://host:port`` work the way
+    ``ray start`` left the cluster; an explicit ``RAY_AUTH_MODE`` is left alone.
+    """
+    from pathlib import Path
+
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def make_executor(kind: str, workers: int | None = None) -> Executor:
