@@ -605,3 +605,26 @@ def test_axis_ranges_are_round() -> None:
     assert low <= 37.2 and high >= 81.9 and ticks[0] >= low and ticks[-1] <= high
     assert [svg.tick_label(t, ticks) for t in ticks] == [f"{t:,.0f}" for t in ticks]
     assert svg.tick_label(0.25, [0, 0.25, 0.5]) == "0.25"
+
+
+def test_fold_metrics_match_scikit_learn_on_labels_as_they_are() -> None:
+    from sklearn import metrics as skm
+
+    from mlship.train.metrics import compute_metric, compute_metrics
+
+    rng = np.random.default_rng(5)
+    truth = np.where(rng.random(500) < 0.2, "churn", "stay").astype(object)
+    predicted = np.where(rng.random(500) < 0.2, "churn", "stay").astype(object)
+    proba = rng.random((500, 2))
+    proba /= proba.sum(axis=1, keepdims=True)
+    found = compute_metrics("classification", truth, predicted, proba, ["churn", "stay"], "churn")
+    assert found["f1"] == pytest.approx(skm.f1_score(truth, predicted, pos_label="churn"))
+    assert found["recall"] == pytest.approx(skm.recall_score(truth, predicted, pos_label="churn"))
+    assert found["mcc"] == pytest.approx(skm.matthews_corrcoef(truth, predicted))
+    expected_ap = skm.average_precision_score(truth == "churn", proba[:, 0])
+    assert found["average_precision"] == pytest.approx(expected_ap)
+    assert found["log_loss"] == pytest.approx(skm.log_loss(truth, proba, labels=["churn", "stay"]))
+    # A label the model never saw (not among its classes) is scored as it is, not mistaken.
+    truth[0] = "unknown"
+    odd = compute_metric("classification", "accuracy", truth, predicted, None, ["churn", "stay"])
+    assert odd == pytest.approx(skm.accuracy_score(truth, predicted))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from mlship.train.candidates import Recipe
 from mlship.train.cost import Usage, measure, predict_latency
-from mlship.train.scoring import score
+from mlship.train.scoring import score, score_metric
 
 Folds = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
 
@@ -49,10 +49,19 @@ class FoldResult:
 
 
 def shared_inputs(
-    recipes: dict[str, Recipe], X: pd.DataFrame, y: pd.Series, folds: Folds
+    recipes: dict[str, Recipe],
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: Folds,
+    metric: str | None = None,
 ) -> dict[str, Any]:
-    """What every fold job reads; executors send it to each worker once."""
-    return {"recipes": recipes, "X": X, "y": y, "folds": folds}
+    """What every fold job reads; executors send it to each worker once.
+
+    With ``metric``, a fold scores its training rows on that metric alone (the fit gap needs no
+    more, and scoring the larger part on every metric costs as much as a small fit); without it,
+    on every metric, as the validation rows always are.
+    """
+    return {"recipes": recipes, "X": X, "y": y, "folds": folds, "metric": metric}
 
 
 def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
@@ -71,7 +80,7 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
             fit_seconds = time.perf_counter() - started
             valid_X, valid_y = X.iloc[valid_index], y.iloc[valid_index]
             validation = score(recipe.task, model, valid_X, valid_y, recipe.positive)
-            train = score(recipe.task, model, X_train, y_train, recipe.positive)
+            train = _train_scores(recipe, model, X_train, y_train, shared.get("metric"))
             error = None
         except Exception as exc:  # reported with the trial, not raised
             validation, train = {}, {}
@@ -86,6 +95,15 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
         usage=meter.usage,
         error=error,
     )
+
+
+def _train_scores(
+    recipe: Recipe, model: Any, X: pd.DataFrame, y: pd.Series, metric: str | None
+) -> dict[str, float]:
+    if metric is None:
+        return score(recipe.task, model, X, y, recipe.positive)
+    value = score_metric(recipe.task, metric, model, X, y, recipe.positive)
+    return {} if value is None else {metric: value}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 from mlship.spec.models import Task
@@ -119,6 +120,29 @@ class _Outputs:
         return positive
 
 
+def _outputs(
+    y_true: Any, y_pred: Any, proba: np.ndarray[Any, Any] | None, classes: Any, positive: Any
+) -> _Outputs:
+    """The outputs with labels turned into class positions when every label is a class.
+
+    scikit-learn's metrics check the type of their targets on every call, which on strings costs
+    more than the metric itself; on integer codes the same metrics take a third of the time. A
+    label outside ``classes`` (a class the fold's model never saw) keeps the labels as they are.
+    """
+    truth = np.asarray(y_true)
+    if classes is None:
+        return _Outputs(truth, y_pred, proba, None, positive)
+    class_list = list(classes)
+    column = positive_index(class_list, positive)
+    index = pd.Index(class_list)
+    true_codes = index.get_indexer(truth)
+    pred_codes = index.get_indexer(np.asarray(y_pred))
+    if (true_codes < 0).any() or (pred_codes < 0).any():
+        return _Outputs(truth, y_pred, proba, class_list, class_list[column])
+    codes = list(range(len(class_list)))
+    return _Outputs(true_codes.astype(np.intp), pred_codes.astype(np.intp), proba, codes, column)
+
+
 def positive_index(classes: Sequence[Any], positive: Any = None) -> int:
     """Where the positive class sits in ``classes``: ``positive`` when declared, else the last
     class (scikit-learn's convention). A declared label matches a class equal to it or written
@@ -210,10 +234,7 @@ def compute_metric(
     a percentage error with every true value zero."""
     if task == "regression":
         return _REGRESSION[name](y_true, y_pred)
-    outputs = _Outputs(
-        np.asarray(y_true), y_pred, proba, list(classes) if classes is not None else None, positive
-    )
-    return _CLASSIFICATION[name](outputs)
+    return _CLASSIFICATION[name](_outputs(y_true, y_pred, proba, classes, positive))
 
 
 def compute_metrics(
@@ -235,12 +256,6 @@ def compute_metrics(
     if task == "regression":
         values = {name: function(y_true, y_pred) for name, function in _REGRESSION.items()}
     else:
-        outputs = _Outputs(
-            np.asarray(y_true),
-            y_pred,
-            proba,
-            list(classes) if classes is not None else None,
-            positive,
-        )
+        outputs = _outputs(y_true, y_pred, proba, classes, positive)
         values = {name: function(outputs) for name, function in _CLASSIFICATION.items()}
     return {name: value for name, value in values.items() if value is not None}

@@ -428,7 +428,7 @@ def _execute(
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
     recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
-    shared = shared_inputs(recipes, X_train, y_train, parts.every_fold)
+    shared = shared_inputs(recipes, X_train, y_train, parts.every_fold, spec.metric)
     bigger = greater_is_better(spec.task, spec.metric)
     scored, fitted, nested = _train(
         loaded, workspace, run_id, recipes, shared, len(folds), observer, parts.outer
