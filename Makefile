@@ -45,6 +45,7 @@ $(VENV)/.bench: $(VENV)/.dev
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_tuning.py
 
 # Re-resolve the newest versions allowed by pyproject.toml and record them exactly.
 lock:
