@@ -42,6 +42,25 @@ def _free_port() -> int:
         return port
 
 
+def _wait_until_ready(gcs_port: int, deadline: float) -> None:
+    """Until ``ray status`` sees the head node with its CPUs: the client server's port opens
+    before the node has registered, and a client that connects then can fail to start."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    while True:
+        status = subprocess.run(
+            [ray, "status", f"--address=127.0.0.1:{gcs_port}"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RAY_AUTH_MODE": "token"},
+            check=False,
+        )
+        if status.returncode == 0 and "CPU" in status.stdout:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Ray head was not ready in time: {status.stderr[-500:]}")
+        time.sleep(1)
+
+
 @contextmanager
 def ray_cluster(workdir: Path, cpus: int = 2) -> Iterator[str]:
     """A separate Ray cluster started with ``ray start --head`` (as an operator would), with a Ray
@@ -50,14 +69,14 @@ def ray_cluster(workdir: Path, cpus: int = 2) -> Iterator[str]:
     It does not touch the session's local instance: its own ports, stopped by signalling its
     own process group rather than with ``ray stop`` (which stops every Ray on the machine).
     """
-    client_port = _free_port()
+    client_port, gcs_port = _free_port(), _free_port()
     log = (workdir / "ray-head.log").open("w")
     head = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("ray")),
             "start",
             "--head",
-            f"--port={_free_port()}",
+            f"--port={gcs_port}",
             f"--ray-client-server-port={client_port}",
             f"--num-cpus={cpus}",
             "--include-dashboard=false",
@@ -80,6 +99,7 @@ def ray_cluster(workdir: Path, cpus: int = 2) -> Iterator[str]:
                     message = f"the Ray head did not listen in 90 s; see {log.name}"
                     raise RuntimeError(message) from exc
                 time.sleep(0.5)
+        _wait_until_ready(gcs_port, deadline)
         yield f"ray://127.0.0.1:{client_port}"
     finally:
         os.killpg(head.pid, signal.SIGTERM)
