@@ -45,7 +45,7 @@ def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) 
 def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:
     """Every trial of one search: what it tried, how it ended, what it scored and cost."""
     table = Table(title=title)
-    for name in ("#", "state", f"cv {metric}", "folds", "CPU-s", "cost", "params"):
+    for name in ("#", "state", f"cv {metric}", "folds", "wall s", "CPU-s", "cost", "params"):
         right = name not in ("state", "params")
         table.add_column(name, justify="right" if right else "left", overflow="fold")
     for trial in trials:
@@ -58,6 +58,7 @@ def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:
             trial.state.lower(),
             fmt(trial.value),
             " ".join(f"{s:.3f}" for s in trial.fold_scores),
+            fmt(trial.usage.wall_seconds, 2),
             fmt(trial.usage.cpu_seconds, 1),
             fmt(trial.cost, 5),
             params,
