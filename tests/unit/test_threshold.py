@@ -19,17 +19,22 @@ def _imbalanced(rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
     return X, y
 
 
-def test_a_tuned_threshold_improves_f1_of_the_minority_class() -> None:
-    X, y = _imbalanced(4000, 1)
-    X_test, y_test = _imbalanced(4000, 2)
-    assert 0.02 < (y == "yes").mean() < 0.1  # "yes", the last class, is the positive one
-    recipe = Recipe(
+def _logistic(positive: str | None = None) -> Recipe:
+    return Recipe(
         name="logistic",
         estimator="logistic_regression",
         task="classification",
         params={},
         features=(Column(name="a", type="float"), Column(name="b", type="float")),
+        positive=positive,
     )
+
+
+def test_a_tuned_threshold_improves_f1_of_the_minority_class() -> None:
+    X, y = _imbalanced(4000, 1)
+    X_test, y_test = _imbalanced(4000, 2)
+    assert 0.02 < (y == "yes").mean() < 0.1  # "yes", the last class, is the positive one
+    recipe = _logistic()
     positions = np.arange(len(X))
     folds = [(positions[positions % 5 != k], positions[positions % 5 == k]) for k in range(5)]
     plain = recipe.build().fit(X, y)
@@ -47,14 +52,7 @@ def test_a_declared_positive_class_that_sorts_first_is_the_one_tuned_for() -> No
     X_test, y_test = _imbalanced(4000, 2)
     labels = {"yes": "churn", "no": "stay"}  # the minority class now sorts first
     y, y_test = y.map(labels), y_test.map(labels)
-    recipe = Recipe(
-        name="logistic",
-        estimator="logistic_regression",
-        task="classification",
-        params={},
-        features=(Column(name="a", type="float"), Column(name="b", type="float")),
-        positive="churn",
-    )
+    recipe = _logistic(positive="churn")
     positions = np.arange(len(X))
     folds = [(positions[positions % 5 != k], positions[positions % 5 == k]) for k in range(5)]
     plain = recipe.build().fit(X, y)

@@ -363,19 +363,24 @@ def _train(
         observer.start_cv([r.name for r in fixed], n_folds)
         scored = _cross_validate(fixed, n_folds, executor, shared, observer)
         observer.end_cv()
+
+        def search(name: str, outer_fold: OuterFold | None = None) -> _Scored:
+            return _search(
+                recipes[name],
+                spaces[name],
+                loaded,
+                workspace,
+                run_id,
+                n_folds,
+                executor,
+                shared,
+                observer,
+                outer=outer_fold,
+            )
+
         for name, space in spaces.items():
             if space:
-                scored[name] = _search(
-                    recipes[name],
-                    space,
-                    loaded,
-                    workspace,
-                    run_id,
-                    n_folds,
-                    executor,
-                    shared,
-                    observer,
-                )
+                scored[name] = search(name)
         observer.stage("Fitting every candidate on the training part")
         jobs = [FitJob(m.label, scored[m.label].params) for m in spec.models]
         fits = executor.map(fit_full, jobs, shared=shared)
@@ -384,18 +389,7 @@ def _train(
             observer.stage(f"Nested cross-validation: {len(outer)} outer folds")
 
             def tune(name: str, part: OuterFold) -> tuple[dict[str, Any], Usage]:
-                found = _search(
-                    recipes[name],
-                    spaces[name],
-                    loaded,
-                    workspace,
-                    run_id,
-                    n_folds,
-                    executor,
-                    shared,
-                    observer,
-                    outer=part,
-                )
+                found = search(name, part)
                 return found.params, found.usage
 
             nested = nested_scores(
