@@ -157,30 +157,40 @@ def positive_index(classes: Sequence[Any], positive: Any = None) -> int:
     )
 
 
-def _roc_auc(o: _Outputs) -> float | None:
+def _ranked(
+    o: _Outputs,
+    binary: Callable[[Any, Any], Any],
+    multiclass: Callable[[_Outputs], Any],
+) -> float | None:
+    """A metric of how probabilities rank rows: of the positive class's probability when binary
+    (undefined when the rows hold one class only), else over every class (undefined unless every
+    class is present)."""
     if o.proba is None or o.classes is None:
         return None
     if o.binary:
         positive = o.positive()
         if positive.min() == positive.max():
             return None
-        return float(skm.roc_auc_score(positive, o.proba[:, o.column]))
+        return float(binary(positive, o.proba[:, o.column]))
     if not o.every_class_present():
         return None
-    return float(skm.roc_auc_score(o.y_true, o.proba, multi_class="ovr", labels=o.classes))
+    return float(multiclass(o))
+
+
+def _roc_auc(o: _Outputs) -> float | None:
+    return _ranked(
+        o,
+        skm.roc_auc_score,
+        lambda o: skm.roc_auc_score(o.y_true, o.proba, multi_class="ovr", labels=o.classes),
+    )
 
 
 def _average_precision(o: _Outputs) -> float | None:
-    if o.proba is None or o.classes is None:
-        return None
-    if o.binary:
-        positive = o.positive()
-        if positive.min() == positive.max():
-            return None
-        return float(skm.average_precision_score(positive, o.proba[:, o.column]))
-    if not o.every_class_present():
-        return None
-    return float(skm.average_precision_score(o.y_true, o.proba, average="macro"))
+    return _ranked(
+        o,
+        skm.average_precision_score,
+        lambda o: skm.average_precision_score(o.y_true, o.proba, average="macro"),
+    )
 
 
 def _log_loss(o: _Outputs) -> float | None:
