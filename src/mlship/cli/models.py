@@ -1,18 +1,25 @@
-"""``mlship models list|show``."""
+"""``mlship models``: look at registered models, move versions through their stages, review."""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mlship.cli.console import out
-from mlship.cli.refs import resolve_version
+from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.cli.render import fmt, metrics_table
+from mlship.errors import MlshipError
+from mlship.registry.diff import diff_versions
+from mlship.registry.lifecycle import Change, Registry
+from mlship.store.tables import ModelVersion
 from mlship.workspace import Workspace
 
-app = typer.Typer(help="Look at registered models.", no_args_is_help=True)
+app = typer.Typer(
+    help="Registered models: look, stage, review, roll back, compare.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -24,16 +31,23 @@ def list_models() -> None:
     finally:
         workspace.close()
     table = Table(title="Models")
-    for name in ("model", "versions", "latest", "estimator", "holdout", "created (UTC)", "by"):
+    columns = ("model", "versions", "latest", "production", "staging", "estimator", "holdout")
+    for name in (*columns, "created (UTC)", "by"):
         table.add_column(name)
     for model in models:
         latest = model.versions[-1]
         holdout = latest.metrics.get("holdout", {})
         first = next(iter(holdout.items()), None)
+
+        def in_stage(stage: str, versions: list[ModelVersion] = model.versions) -> str:
+            return ", ".join(str(v.version) for v in versions if v.stage == stage) or "-"
+
         table.add_row(
             model.name,
             str(len(model.versions)),
             str(latest.version),
+            in_stage("production"),
+            in_stage("staging"),
             latest.estimator,
             f"{first[0]} {fmt(first[1])}" if first else "-",
             latest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -64,6 +78,9 @@ def show(
         ("artifact bytes", str(version.artifact_size)),
         ("created (UTC)", version.created_at.isoformat(timespec="seconds")),
         ("created by", version.created_by),
+        ("stage", version.stage),
+        ("description", version.description or "-"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(version.tags.items())) or "-"),
     ):
         facts.add_row(key, value)
     out.print(facts)
@@ -88,3 +105,187 @@ def show(
     )
     for split, values in version.metrics.items():
         out.print(metrics_table(f"{split} metrics", values))
+
+
+def _registry(workspace: Workspace) -> Registry:
+    return Registry(workspace.metadata)
+
+
+def _report(change: Change) -> None:
+    where = f"{change.model}:{change.version}" if change.version else change.model
+    if change.action == "promotion requested":
+        out.print(
+            f"Promotion of {where} to production requested (#{change.request_id}); another "
+            f"user approves it with `mlship models approve {where}`"
+        )
+        return
+    moved = f" ({change.from_stage} -> {change.to_stage})" if change.to_stage else ""
+    replaced = f"; {change.model}:{change.replaced} archived" if change.replaced else ""
+    out.print(f"{where}: {change.action}{moved}{replaced}")
+
+
+@app.command("promote")
+def promote(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION.")],
+    to: Annotated[
+        str, typer.Option("--to", help="staging, production (needs an approval) or archived.")
+    ] = "staging",
+    reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+) -> None:
+    """Move a version to staging or archived, or request its promotion to production."""
+    name, version = parse_version_ref(ref)
+    workspace = Workspace.open()
+    try:
+        registry, user = _registry(workspace), workspace.settings.user
+        if to == "production":
+            change = registry.request_promotion(name, version, user, reason)
+        else:
+            change = registry.set_stage(name, version, to, user, reason)  # type: ignore[arg-type]
+    finally:
+        workspace.close()
+    _report(change)
+
+
+@app.command("approve")
+def approve(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION with a pending promotion request.")],
+    note: Annotated[str | None, typer.Option(help="A note for the history.")] = None,
+) -> None:
+    """Approve a pending promotion (not your own): the version goes to production."""
+    name, version = parse_version_ref(ref)
+    workspace = Workspace.open()
+    try:
+        change = _registry(workspace).approve(name, version, workspace.settings.user, note)
+    finally:
+        workspace.close()
+    _report(change)
+
+
+@app.command("reject")
+def reject(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION with a pending promotion request.")],
+    note: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+) -> None:
+    """Turn down a pending promotion (the requester withdraws it the same way)."""
+    name, version = parse_version_ref(ref)
+    workspace = Workspace.open()
+    try:
+        change = _registry(workspace).reject(name, version, workspace.settings.user, note)
+    finally:
+        workspace.close()
+    _report(change)
+
+
+@app.command("rollback")
+def rollback(
+    model: Annotated[str, typer.Argument(help="MODEL.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+) -> None:
+    """Put back the version that was in production before the current one."""
+    workspace = Workspace.open()
+    try:
+        change = _registry(workspace).rollback(model, workspace.settings.user, reason)
+    finally:
+        workspace.close()
+    _report(change)
+
+
+@app.command("tag")
+def tag(
+    ref: Annotated[str, typer.Argument(help="MODEL (the model) or MODEL:VERSION.")],
+    tags: Annotated[list[str], typer.Argument(help="KEY=VALUE to set, KEY- to remove.")],
+) -> None:
+    """Set or remove tags of a model or a version."""
+    name, version = parse_model_ref(ref)
+    changes: dict[str, str | None] = {}
+    for item in tags:
+        key, sep, value = item.partition("=")
+        if sep:
+            changes[key] = value
+        elif item.endswith("-") and len(item) > 1:
+            changes[item[:-1]] = None
+        else:
+            raise MlshipError(f"bad tag {item!r}: expected KEY=VALUE, or KEY- to remove one")
+    workspace = Workspace.open()
+    try:
+        change = _registry(workspace).tag(name, version, changes, workspace.settings.user)
+    finally:
+        workspace.close()
+    _report(change)
+
+
+@app.command("describe")
+def describe(
+    ref: Annotated[str, typer.Argument(help="MODEL (the model) or MODEL:VERSION.")],
+    text: Annotated[str, typer.Argument(help="The description.")],
+) -> None:
+    """Set the description of a model or a version."""
+    name, version = parse_model_ref(ref)
+    workspace = Workspace.open()
+    try:
+        change = _registry(workspace).describe(name, version, text, workspace.settings.user)
+    finally:
+        workspace.close()
+    _report(change)
+
+
+@app.command("history")
+def history(model: Annotated[str, typer.Argument(help="MODEL.")]) -> None:
+    """Every change of a model: registrations, stage moves, reviews, tags; who and when."""
+    workspace = Workspace.open()
+    try:
+        events = _registry(workspace).history(model)
+    finally:
+        workspace.close()
+    table = Table(title=f"History of {model}")
+    for name in ("when (UTC)", "version", "action", "stage", "by", "details"):
+        table.add_column(name)
+    for event in events:
+        moved = f"{event.from_stage or '-'} -> {event.to_stage}" if event.to_stage else ""
+        details = ", ".join(f"{k}={v}" for k, v in event.details.items())
+        table.add_row(
+            event.at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(event.version or "-"),
+            event.action,
+            moved,
+            event.user,
+            details,
+        )
+    out.print(table)
+
+
+@app.command("diff")
+def diff(
+    a: Annotated[str, typer.Argument(help="MODEL:VERSION or MODEL@STAGE.")],
+    b: Annotated[str, typer.Argument(help="MODEL:VERSION or MODEL@STAGE.")],
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also list the fields that are the same.")
+    ] = False,
+) -> None:
+    """Compare two versions: estimator and parameters, metrics, data lineage, inputs."""
+    workspace = Workspace.open()
+    try:
+        found = diff_versions(
+            workspace.metadata, resolve_version(workspace, a), resolve_version(workspace, b)
+        )
+    finally:
+        workspace.close()
+    table = Table(title=f"{found.a} -> {found.b}")
+    for name in ("section", "field", found.a, found.b, "change"):
+        table.add_column(name, overflow="fold")
+    rows = found.rows if everything else found.changed()
+    for row in rows:
+        delta = row.delta
+        change = f"{delta:+.4g}" if delta is not None else ("changed" if row.changed else "")
+        table.add_row(row.section, row.name, _cell(row.a), _cell(row.b), change)
+    out.print(table)
+    if not rows:
+        out.print("The two versions are the same in every compared field.")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

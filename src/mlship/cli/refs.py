@@ -1,8 +1,9 @@
-"""Parsing ``MODEL[:VERSION]`` references and opening the workspace they live in."""
+"""Parsing ``MODEL[:VERSION]`` and ``MODEL@STAGE`` references to registered versions."""
 
 from __future__ import annotations
 
 from mlship.errors import MlshipError
+from mlship.registry.lifecycle import STAGES, Registry
 from mlship.store.tables import ModelVersion
 from mlship.workspace import Workspace
 
@@ -21,6 +22,22 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
+def parse_version_ref(ref: str) -> tuple[str, int]:
+    """``churn:3`` -> ("churn", 3); for commands that act on one exact version."""
+    name, version = parse_model_ref(ref)
+    if version is None:
+        raise MlshipError(f"{ref!r} names no version; expected MODEL:VERSION, e.g. {name}:1")
+    return name, version
+
+
 def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
+    """``MODEL`` (newest), ``MODEL:VERSION`` or ``MODEL@STAGE`` (e.g. ``churn@production``)."""
+    if "@" in ref:
+        name, _, stage = ref.partition("@")
+        if stage not in STAGES or stage == "none":
+            raise MlshipError(
+                f"bad model reference {ref!r}: the stage must be staging, production or archived"
+            )
+        return Registry(workspace.metadata).in_stage(name, stage)
     name, version = parse_model_ref(ref)
     return workspace.metadata.get_version(name, version)

@@ -22,6 +22,7 @@ from mlship.store.tables import (
     Dataset,
     IngestCache,
     Metric,
+    ModelEvent,
     ModelVersion,
     RegisteredModel,
     Run,
@@ -243,6 +244,16 @@ class MetadataStore:
             created_by=new.created_by,
         )
         session.add(version)
+        session.add(
+            ModelEvent(
+                model_id=model.id,
+                version=version.version,
+                action="registered",
+                to_stage="none",
+                user=new.created_by,
+                details={"run": run_id},
+            )
+        )
         session.flush()
         return version
 

@@ -1,0 +1,359 @@
+"""The life of a model version: stages, review before production, rollback, tags and history.
+
+A version is in one stage: ``none`` (just registered), ``staging``, ``production`` or
+``archived``; a model has at most one version in production. Moving to staging or archiving is
+immediate. Production takes two people: one *requests* the promotion, another *approves* it
+(four eyes); the approval moves the version to production and archives the one it replaces.
+``rollback`` puts back the version that was in production before the current one, in one
+command and without review, because it is what someone does while production is failing; it is
+recorded like everything else.
+
+Every change (registration, stage moves, requests and decisions, tags, descriptions) appends a
+:class:`~mlship.store.tables.ModelEvent` with who and when, in the same transaction as the change
+itself, so the history never disagrees with the state. The acting user comes from settings until
+the tracking server authenticates people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from mlship.errors import MlshipError, NotFoundError
+from mlship.store.metadata import MetadataStore
+from mlship.store.tables import (
+    ModelEvent,
+    ModelVersion,
+    PromotionRequest,
+    RegisteredModel,
+    utcnow,
+)
+
+Stage = Literal["none", "staging", "production", "archived"]
+STAGES: tuple[Stage, ...] = ("none", "staging", "production", "archived")
+
+
+class ReviewError(MlshipError):
+    """A promotion that the review rules do not allow (self-approval, nothing pending)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one registry command did, for the command line to report."""
+
+    model: str
+    version: int | None
+    action: str
+    from_stage: str | None = None
+    to_stage: str | None = None
+    replaced: int | None = None
+    """The version that left production because of this change, if any."""
+    request_id: int | None = None
+
+
+class Registry:
+    """Registry commands over the metadata store; each one is a single transaction."""
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self.metadata = metadata
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def set_stage(
+        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
+    ) -> Change:
+        """Move a version to ``staging``, ``archived`` or back to ``none`` at once.
+
+        Production is refused here: it needs :meth:`request_promotion` and :meth:`approve`.
+        """
+        if stage not in STAGES:
+            raise MlshipError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        if stage == "production":
+            raise ReviewError(
+                f"{name}:{version} needs a review to reach production: `mlship models promote "
+                f"{name}:{version} --to production` asks for it, and someone else approves"
+            )
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            found = _version(session, model, version)
+            before = found.stage
+            if before == stage:
+                raise MlshipError(f"{name}:{version} is already in {stage}")
+            found.stage = stage
+            _record(session, model, version, "stage", user, before, stage, reason=reason)
+            return Change(name, version, "stage", before, stage)
+
+    def request_promotion(
+        self, name: str, version: int, user: str, reason: str | None = None
+    ) -> Change:
+        """Ask for ``name:version`` to go to production; someone other than ``user`` approves."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            found = _version(session, model, version)
+            if found.stage == "production":
+                raise MlshipError(f"{name}:{version} is already in production")
+            if found.stage == "archived":
+                raise MlshipError(
+                    f"{name}:{version} is archived; move it to staging first if it should serve"
+                )
+            pending = _pending(session, model, version)
+            if pending is not None:
+                raise ReviewError(
+                    f"{name}:{version} already has a pending request (#{pending.id}, by "
+                    f"{pending.requested_by}); it waits for an approval"
+                )
+            request = PromotionRequest(
+                model_id=model.id, version=version, requested_by=user, reason=reason
+            )
+            session.add(request)
+            session.flush()
+            _record(
+                session,
+                model,
+                version,
+                "promotion requested",
+                user,
+                found.stage,
+                "production",
+                reason=reason,
+                request=request.id,
+            )
+            return Change(name, version, "promotion requested", request_id=request.id)
+
+    def approve(self, name: str, version: int, user: str, note: str | None = None) -> Change:
+        """Approve the pending request of ``name:version``: it goes to production and the
+        version it replaces is archived. The approver must not be the requester."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            found = _version(session, model, version)
+            request = _pending(session, model, version)
+            if request is None:
+                raise ReviewError(
+                    f"{name}:{version} has no pending promotion request; "
+                    f"`mlship models promote {name}:{version} --to production` makes one"
+                )
+            if request.requested_by == user:
+                raise ReviewError(
+                    f"{user} requested the promotion of {name}:{version} and cannot also approve "
+                    "it: production needs a second person"
+                )
+            request.status, request.decided_by = "approved", user
+            request.decided_at, request.note = utcnow(), note
+            _record(session, model, version, "approved", user, note=note, request=request.id)
+            before = found.stage
+            replaced = _to_production(session, model, found, user, "promoted", request.id)
+            return Change(name, version, "promoted", before, "production", replaced, request.id)
+
+    def reject(self, name: str, version: int, user: str, note: str | None = None) -> Change:
+        """Turn down the pending request of ``name:version`` (anyone but the requester)."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            _version(session, model, version)
+            request = _pending(session, model, version)
+            if request is None:
+                raise ReviewError(f"{name}:{version} has no pending promotion request")
+            # The requester may take their own request back; anyone else rejects it.
+            action = "withdrawn" if request.requested_by == user else "rejected"
+            request.status, request.decided_by = action, user
+            request.decided_at, request.note = utcnow(), note
+            _record(session, model, version, action, user, note=note, request=request.id)
+            return Change(name, version, action, request_id=request.id)
+
+    def rollback(self, name: str, user: str, reason: str | None = None) -> Change:
+        """Put back the version that was in production before the current one."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            current = session.scalar(
+                select(ModelVersion).where(
+                    ModelVersion.model_id == model.id, ModelVersion.stage == "production"
+                )
+            )
+            if current is None:
+                raise MlshipError(f"{name} has no version in production to roll back")
+            earlier = _previous_production(session, model, current.version)
+            if earlier is None:
+                raise MlshipError(
+                    f"{name}:{current.version} is the first version {name} had in production; "
+                    "there is nothing to roll back to"
+                )
+            target = _version(session, model, earlier)
+            before = target.stage
+            _to_production(session, model, target, user, "rollback", None, reason=reason)
+            return Change(name, earlier, "rollback", before, "production", current.version)
+
+    # -- tags, descriptions, history ------------------------------------------------------------
+
+    def tag(self, name: str, version: int | None, tags: dict[str, str | None], user: str) -> Change:
+        """Set tags (a ``None`` value removes the tag) on a model or one of its versions."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            target: RegisteredModel | ModelVersion = (
+                model if version is None else _version(session, model, version)
+            )
+            updated = dict(target.tags or {})
+            for key, value in tags.items():
+                if value is None:
+                    updated.pop(key, None)
+                else:
+                    updated[key] = value
+            target.tags = updated
+            _record(session, model, version, "tagged", user, tags=tags)
+            return Change(name, version, "tagged")
+
+    def describe(self, name: str, version: int | None, text: str, user: str) -> Change:
+        """Set the description of a model or of one of its versions."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            target: RegisteredModel | ModelVersion = (
+                model if version is None else _version(session, model, version)
+            )
+            target.description = text
+            _record(session, model, version, "described", user)
+            return Change(name, version, "described")
+
+    def history(self, name: str) -> list[ModelEvent]:
+        """Every change of a model, oldest first."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name)
+            query = (
+                select(ModelEvent).where(ModelEvent.model_id == model.id).order_by(ModelEvent.id)
+            )
+            return list(session.scalars(query))
+
+    def requests(self, name: str) -> list[PromotionRequest]:
+        with self.metadata.transaction() as session:
+            model = _model(session, name)
+            query = (
+                select(PromotionRequest)
+                .where(PromotionRequest.model_id == model.id)
+                .order_by(PromotionRequest.id)
+            )
+            return list(session.scalars(query))
+
+    def in_stage(self, name: str, stage: Stage) -> ModelVersion:
+        """The version of ``name`` in ``stage`` (the newest one, for stages that hold several)."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name)
+            found = session.scalar(
+                select(ModelVersion)
+                .where(ModelVersion.model_id == model.id, ModelVersion.stage == stage)
+                .order_by(ModelVersion.version.desc())
+                .limit(1)
+                .options(selectinload(ModelVersion.model))
+            )
+            if found is None:
+                raise NotFoundError(f"model {name!r} has no version in {stage}")
+            return found
+
+
+def _model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:
+    query = select(RegisteredModel).where(RegisteredModel.name == name)
+    if lock:  # one registry change of a model at a time (PostgreSQL; SQLite serialises writes)
+        query = query.with_for_update()
+    model = session.scalar(query)
+    if model is None:
+        known = ", ".join(session.scalars(select(RegisteredModel.name))) or "none yet"
+        raise NotFoundError(f"no model named {name!r} (registered models: {known})")
+    return model
+
+
+def _version(session: Session, model: RegisteredModel, version: int) -> ModelVersion:
+    found = session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.model_id == model.id, ModelVersion.version == version
+        )
+    )
+    if found is None:
+        raise NotFoundError(f"model {model.name!r} has no version {version}")
+    return found
+
+
+def _pending(session: Session, model: RegisteredModel, version: int) -> PromotionRequest | None:
+    return session.scalar(
+        select(PromotionRequest).where(
+            PromotionRequest.model_id == model.id,
+            PromotionRequest.version == version,
+            PromotionRequest.status == "pending",
+        )
+    )
+
+
+def _to_production(
+    session: Session,
+    model: RegisteredModel,
+    version: ModelVersion,
+    user: str,
+    action: str,
+    request: int | None,
+    reason: str | None = None,
+) -> int | None:
+    """Make ``version`` the production one; the current one is archived. Its number or None."""
+    current = session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.model_id == model.id, ModelVersion.stage == "production"
+        )
+    )
+    replaced = None
+    if current is not None and current.id != version.id:
+        current.stage = "archived"
+        replaced = current.version
+        _record(session, model, current.version, "archived", user, "production", "archived")
+    before = version.stage
+    version.stage = "production"
+    _record(
+        session,
+        model,
+        version.version,
+        action,
+        user,
+        before,
+        "production",
+        reason=reason,
+        request=request,
+        replaced=replaced,
+    )
+    return replaced
+
+
+def _previous_production(session: Session, model: RegisteredModel, current: int) -> int | None:
+    """The version that entered production most recently before ``current`` did."""
+    entries = session.scalars(
+        select(ModelEvent)
+        .where(ModelEvent.model_id == model.id, ModelEvent.to_stage == "production")
+        .where(ModelEvent.action.in_(("promoted", "rollback")))
+        .order_by(ModelEvent.id.desc())
+    )
+    seen_current = False
+    for event in entries:
+        if event.version == current and not seen_current:
+            seen_current = True
+            continue
+        if seen_current and event.version != current:
+            return event.version
+    return None
+
+
+def _record(
+    session: Session,
+    model: RegisteredModel,
+    version: int | None,
+    action: str,
+    user: str,
+    from_stage: str | None = None,
+    to_stage: str | None = None,
+    **details: Any,
+) -> None:
+    session.add(
+        ModelEvent(
+            model_id=model.id,
+            version=version,
+            action=action,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            user=user,
+            details={k: v for k, v in details.items() if v is not None},
+        )
+    )
