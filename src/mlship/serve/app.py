@@ -1,20 +1,50 @@
-"""The model server: ``POST /predict``, ``GET /health`` and OpenAPI docs for one model version.
+"""The model server: one deployment behind three protocols, with metrics, logs and a prediction log.
+
+Endpoints: the native ``POST /predict``; MLflow's scoring protocol ``POST /invocations``
+(``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``); the Open Inference
+Protocol v2 (``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}``,
+``/v2/models/{name}/infer``); ``GET /health``, Prometheus ``GET /metrics`` and OpenAPI docs.
+All of them score through one path: pick a route of the current table (by weight, or pinned by
+the request key), validate the records against that version's signature (422 naming the field),
+predict, answer; then copy the request to the shadows off the request path, and log every answer.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime,
 and the request model is a local class built from the signature.
 """
 
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from mlship import __version__
 from mlship.features.transformers import parse_datetimes
 from mlship.registry.model_io import LoadedModel
+from mlship.serve import protocols
+from mlship.serve.live import LiveModels, Served, Table
+from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
+
+access = logging.getLogger("mlship.serve.access")
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -25,58 +55,366 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+def readable_errors(errors: list[Any], prefix: tuple[Any, ...] = ()) -> list[str]:
+    """One line per problem: ``records[0].age: Input should be a valid integer``."""
+    lines = []
+    for err in errors:
+        path = _field_path((*prefix, *tuple(err["loc"])))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field, not an input of this model"
+        lines.append(f"{path}: {message}")
+    return lines
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """422 with the standard ``detail`` list plus one readable line per problem."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    readable = []
-    for err in errors:
-        line = f"{_field_path(tuple(err['loc']))}: {err['msg']}"
-        if err["type"] == "extra_forbidden":
-            line = f"{_field_path(tuple(err['loc']))}: unknown field, not an input of this model"
-        readable.append(line)
     detail = [
         {k: v for k, v in err.items() if k in ("type", "loc", "msg", "input")} for err in errors
     ]
-    return JSONResponse(status_code=422, content={"detail": detail, "errors": readable})
+    return JSONResponse(
+        status_code=422, content={"detail": detail, "errors": readable_errors(list(errors))}
+    )
 
 
-def create_app(model: LoadedModel) -> FastAPI:
-    """An app serving ``model``; its request schema is generated from the model's signature."""
-    signature = model.signature
-    Record = record_model(signature)
-    PredictRequest = request_model(Record)
-    names = [c.name for c in signature.inputs]
-    # Requests bring datetimes with any offset; as UTC timestamps they are typed as in training.
-    datetimes = [c.name for c in signature.inputs if c.type == "datetime"]
-    classes = [str(c) for c in signature.classes] if signature.classes else None
+class _Static:
+    """A fixed table for one loaded model (tests and embedding; nothing to refresh)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        from pydantic import TypeAdapter
+
+        record = record_model(model.signature)
+        served = Served(model.ref, model, 1.0, record, TypeAdapter(list[record]))  # type: ignore[valid-type]
+        self.table = Table((served,), ())
+        self.deployment_name = model.ref
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("route", "model", "version", "status")
+        self.requests = Counter(
+            "mlship_requests", "Requests answered", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "mlship_request_seconds",
+            "Time to answer a request",
+            ("route", "model", "version"),
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.rows = Counter(
+            "mlship_rows_scored", "Records scored", ("model", "version", "role"),
+            registry=self.registry,
+        )  # fmt: skip
+        self.errors = Counter(
+            "mlship_errors", "Requests refused or failed", ("route", "reason"),
+            registry=self.registry,
+        )  # fmt: skip
+
+
+class ScoringError(Exception):
+    """A request the server cannot score: its status and readable lines."""
+
+    def __init__(self, status: int, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.status = status
+        self.errors = errors
+
+
+class Scorer:
+    """The one scoring path every endpoint uses, with the metrics and logs it feeds."""
+
+    def __init__(self, live: Any, prediction_log: PredictionLog | None, sticky_header: str) -> None:
+        self.live = live
+        self.prediction_log = prediction_log
+        self.sticky_header = sticky_header
+        self.metrics = _Metrics()
+        self.shadows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-shadow")
+
+    @property
+    def table(self) -> Table:
+        table: Table = self.live.table
+        return table
+
+    def choose(self, request: Request, key: str | None = None) -> Served:
+        served = self.table.choose(key or request.headers.get(self.sticky_header))
+        request.state.served_by = served.label
+        return served
+
+    async def run(self, route: str, request: Request, served: Served, records: list[Any]) -> Any:
+        """Score in a worker thread, so the event loop keeps taking requests."""
+        try:
+            return await run_in_threadpool(
+                self.score, route, served, records, request.state.request_id
+            )
+        except ScoringError:
+            raise
+        except Exception as exc:
+            self.metrics.errors.labels(route, type(exc).__name__).inc()
+            raise
+
+    def score(
+        self, route: str, served: Served, records: list[dict[str, Any]], request_id: str
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """Validate against ``served``'s signature, predict, log; then feed the shadows."""
+        started = time.perf_counter()
+        try:
+            typed = served.records.validate_python(records)
+        except ValidationError as exc:
+            self.metrics.errors.labels(route, "invalid input").inc()
+            raise ScoringError(422, readable_errors(exc.errors(), ("records",))) from None
+        predictions, proba = served.model.predict(_frame(served, typed))
+        elapsed = time.perf_counter() - started
+        name, version = served.model.name, str(served.model.version)
+        self.metrics.latency.labels(route, name, version).observe(elapsed)
+        self.metrics.requests.labels(route, name, version, "200").inc()
+        self.metrics.rows.labels(name, version, "route").inc(len(records))
+        self._log(served, "route", elapsed, records, request_id, predictions, proba)
+        for shadow in self.table.shadows:
+            self.shadows.submit(self._shadow, shadow, records, request_id)
+        return predictions, proba
+
+    def _shadow(self, shadow: Served, records: list[dict[str, Any]], request_id: str) -> None:
+        started = time.perf_counter()
+        try:
+            typed = shadow.records.validate_python(records)
+            predictions, proba = shadow.model.predict(_frame(shadow, typed))
+        except Exception as exc:  # a shadow never affects the answer; it is counted
+            self.metrics.errors.labels("shadow", type(exc).__name__).inc()
+            return
+        name, version = shadow.model.name, str(shadow.model.version)
+        self.metrics.rows.labels(name, version, "shadow").inc(len(records))
+        elapsed = time.perf_counter() - started
+        self._log(shadow, "shadow", elapsed, records, request_id, predictions, proba)
+
+    def _log(
+        self,
+        served: Served,
+        role: str,
+        seconds: float,
+        records: list[dict[str, Any]],
+        request_id: str,
+        predictions: np.ndarray[Any, Any],
+        proba: np.ndarray[Any, Any] | None,
+    ) -> None:
+        if self.prediction_log is None:
+            return
+        outputs = _outputs(served, predictions, proba)
+        model = served.model
+        entry = Entry(request_id, model.name, model.version, role, seconds * 1000, records, outputs)
+        self.prediction_log.append(entry)
+
+    def close(self) -> None:
+        """Stop refreshing, finish the shadows, then write the prediction log's last rows."""
+        self.live.stop()
+        self.shadows.shutdown(wait=True)
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+
+
+def create_app(
+    source: LoadedModel | LiveModels,
+    *,
+    prediction_log: PredictionLog | None = None,
+    sticky_header: str = "X-Request-Key",
+) -> FastAPI:
+    """An app serving ``source``: one model version, or a deployment's live routing table."""
+    live: Any = _Static(source) if isinstance(source, LoadedModel) else source
+    deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
+    scorer = Scorer(live, prediction_log, sticky_header)
+    first = scorer.table.routes[0]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        live.start()
+        if prediction_log is not None:
+            prediction_log.start()
+        try:
+            yield
+        finally:
+            scorer.close()
 
     app = FastAPI(
-        title=f"mlship model server: {model.ref}",
+        title=f"mlship model server: {deployment}",
         version=__version__,
-        description=f"Serves {signature.task} model {model.ref}.",
+        description=f"Serves {first.model.signature.task} deployment {deployment}.",
+        lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ScoringError, _scoring_error)
+    app.middleware("http")(_request_ids)
+    _add_operations(app, scorer)
+    _add_native(app, scorer, request_model(first.record))
+    _add_mlflow(app, scorer)
+    _add_v2(app, scorer)
+    return app
 
+
+async def _request_ids(request: Request, call_next: Callable[[Request], Any]) -> Response:
+    """Every request gets an id (the caller's X-Request-Id, or a new one) and one log line."""
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request.state.request_id = request_id
+    started = time.perf_counter()
+    response: Response = await call_next(request)
+    response.headers["X-Request-Id"] = request_id
+    access.info(
+        "%s %s %s",
+        request.method,
+        request.url.path,
+        response.status_code,
+        extra={
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.url.path,
+            "status": response.status_code,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "served_by": getattr(request.state, "served_by", None),
+        },
+    )
+    return response
+
+
+async def _scoring_error(request: Request, exc: Exception) -> Response:
+    """The error in the shape of the protocol that was spoken."""
+    assert isinstance(exc, ScoringError)
+    path = request.url.path
+    if path.startswith("/v2/"):
+        return _json_response({"error": "; ".join(exc.errors)}, status_code=exc.status)
+    if path == "/invocations":
+        body = {"error_code": "BAD_REQUEST", "message": "; ".join(exc.errors)}
+        return _json_response({**body, "errors": exc.errors}, status_code=exc.status)
+    return _json_response({"errors": exc.errors}, status_code=exc.status)
+
+
+def _add_operations(app: FastAPI, scorer: Scorer) -> None:
     @app.get("/health", response_model=Health)
     def health() -> Health:
+        model = scorer.table.routes[0].model
         return Health(status="ok", model=model.name, version=model.version)
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        registry = scorer.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_native(app: FastAPI, scorer: Scorer, PredictRequest: Any) -> None:
     @app.post("/predict", response_model=PredictResponse)
-    def predict(body: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]
-        records = body.records  # type: ignore[attr-defined]
-        frame = pd.DataFrame({name: [getattr(r, name) for r in records] for name in names})
-        for name in datetimes:
-            frame[name] = parse_datetimes(frame[name])
-        predictions, proba = model.predict(frame)
-        probabilities = None
-        if proba is not None and classes is not None:
-            probabilities = [dict(zip(classes, map(float, row), strict=True)) for row in proba]
+    async def predict(body: PredictRequest, request: Request) -> PredictResponse:
+        records = [r.model_dump() for r in body.records]
+        served = scorer.choose(request, body.key)
+        predictions, proba = await scorer.run("/predict", request, served, records)
         return PredictResponse(
-            model=model.name,
-            version=model.version,
-            predictions=[p.item() if hasattr(p, "item") else p for p in predictions],
-            probabilities=probabilities,
+            model=served.model.name,
+            version=served.model.version,
+            request_id=request.state.request_id,
+            predictions=_plain_list(predictions),
+            probabilities=_probability_dicts(served, proba),
         )
 
-    return app
+
+def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        """MLflow's scoring protocol (what ``mlflow models serve`` accepts)."""
+        payload = _json(await request.body())
+        served = scorer.choose(request)
+        columns = [c.name for c in served.model.signature.inputs]
+        records = protocols.mlflow_records(payload, columns)
+        predictions, _ = await scorer.run("/invocations", request, served, records)
+        return _json_response({"predictions": _plain_list(predictions)})
+
+
+def _add_v2(app: FastAPI, scorer: Scorer) -> None:
+    @app.get("/v2/health/live")
+    def live_check() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    def ready_check() -> dict[str, bool]:
+        return {"ready": bool(scorer.table.routes)}
+
+    @app.get("/v2/models/{name}")
+    def model_metadata(name: str) -> Response:
+        table = scorer.table
+        return _json_response(protocols.v2_metadata(name, table, _by_name(table, name)))
+
+    @app.get("/v2/models/{name}/ready")
+    def model_ready(name: str) -> dict[str, Any]:
+        _by_name(scorer.table, name)
+        return {"name": name, "ready": True}
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        """Open Inference Protocol v2 inference: one tensor per input column."""
+        payload = _json(await request.body())
+        _by_name(scorer.table, name)
+        served = scorer.choose(request)
+        records = protocols.v2_records(payload, served.model.signature)
+        predictions, proba = await scorer.run("/v2/infer", request, served, records)
+        return _json_response(protocols.v2_response(name, served, payload, predictions, proba))
+
+
+def _by_name(table: Table, name: str) -> Served:
+    for served in table.routes:
+        if served.model.name == name:
+            return served
+    known = ", ".join(sorted({s.model.name for s in table.routes}))
+    raise ScoringError(404, [f"no model named {name!r} is served here (served: {known})"])
+
+
+def _json_response(content: Any, status_code: int = 200) -> Response:
+    """A JSON answer serialised by orjson (numbers, strings and lists of them: no model needed)."""
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ScoringError(400, [f"body: not valid JSON ({exc})"]) from None
+
+
+def _frame(served: Served, typed: list[Any]) -> pd.DataFrame:
+    names = [c.name for c in served.model.signature.inputs]
+    frame = pd.DataFrame({name: [getattr(r, name) for r in typed] for name in names})
+    for column in served.model.signature.inputs:
+        if column.type == "datetime":  # any offset in, UTC timestamps as in training
+            frame[column.name] = parse_datetimes(frame[column.name])
+    return frame
+
+
+def _plain_list(values: Any) -> list[Any]:
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def _probability_dicts(
+    served: Served, proba: np.ndarray[Any, Any] | None
+) -> list[dict[str, float]] | None:
+    classes = served.model.signature.classes
+    if proba is None or not classes:
+        return None
+    labels = [str(c) for c in classes]
+    return [dict(zip(labels, map(float, row), strict=True)) for row in proba]
+
+
+def _outputs(
+    served: Served, predictions: np.ndarray[Any, Any], proba: np.ndarray[Any, Any] | None
+) -> list[dict[str, Any]]:
+    values = _plain_list(predictions)
+    probabilities = _probability_dicts(served, proba)
+    if probabilities is None:
+        return [{"prediction": value} for value in values]
+    return [
+        {"prediction": value, "probabilities": p}
+        for value, p in zip(values, probabilities, strict=True)
+    ]

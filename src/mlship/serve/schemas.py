@@ -52,12 +52,17 @@ def request_model(record: type[BaseModel]) -> type[BaseModel]:
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         records=(list[record], Field(..., min_length=1, max_length=MAX_RECORDS)),  # type: ignore[valid-type]
+        key=(
+            str | None,
+            Field(None, description="Pins the request to one route of a split deployment."),
+        ),
     )
 
 
 class PredictResponse(BaseModel):
     model: str
     version: int
+    request_id: str | None = None
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = Field(
         None, description="Per record, the probability of each class (classifiers only)."

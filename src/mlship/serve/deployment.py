@@ -1,0 +1,84 @@
+"""A deployment: which model versions a server answers with, in what shares, and who shadows them.
+
+A deployment file names one or more *routes* — model references (``churn:3``, or a stage such as
+``churn@production`` that follows the registry) with traffic weights — and optional *shadows*,
+which receive a copy of every request and whose answers are logged, never returned. A request
+that carries a key (the ``X-Request-Key`` header, or ``key`` in a native request) always lands
+on the same route while the weights stay the same; other requests are spread at random.
+
+``mlship serve MODEL`` is the one-route deployment of that model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlship.errors import SpecError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Route(_Strict):
+    model: str = Field(description="MODEL:VERSION, MODEL@STAGE, or MODEL for its newest version.")
+    weight: float = Field(1.0, ge=0, description="Share of traffic, relative to the other routes.")
+
+
+class PredictionLogSpec(_Strict):
+    enabled: bool = True
+    directory: Path | None = Field(
+        None, description="Where Parquet parts go; <home>/predictions/<deployment> by default."
+    )
+    flush_rows: int = Field(1000, ge=1, description="Write a part when this many rows wait.")
+    flush_seconds: float = Field(5.0, gt=0, description="Write what waits at least this often.")
+
+
+class Deployment(_Strict):
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    routes: list[Route] = Field(min_length=1)
+    shadows: list[str] = Field(default_factory=list)
+    sticky_header: str = Field("X-Request-Key", description="Header whose value pins a route.")
+    refresh_seconds: float = Field(
+        2.0, gt=0, description="How often stage references are looked up again (hot swap)."
+    )
+    log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Deployment:
+        if sum(route.weight for route in self.routes) <= 0:
+            raise ValueError("at least one route needs a weight above 0")
+        return self
+
+    @classmethod
+    def single(cls, ref: str, **options: Any) -> Deployment:
+        """One model reference taking all the traffic."""
+        name = ref.replace(":", "-").replace("@", "-")
+        return cls(name=name, routes=[Route(model=ref)], **options)
+
+
+def load_deployment(path: Path) -> Deployment:
+    """Read a deployment file; errors name the file and the field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"deployment file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"cannot read deployment file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping with `routes` (and optionally `shadows`)")
+    try:
+        return Deployment.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown field"
+            lines.append(f"{path}, field {where}: {message}")
+        raise SpecError("\n".join(lines)) from None

@@ -1,0 +1,149 @@
+"""The prediction log: every answer a server (or ``mlship predict``) gave, as Parquet parts.
+
+Rows wait in memory and are written as one Parquet part when ``flush_rows`` have gathered, at
+least every ``flush_seconds``, and when the log is closed (a server closes it on a graceful
+shutdown, SIGTERM included), so a stopped server loses nothing it answered. A part is written to a
+temporary file, synced and renamed, so a reader never sees half a part and a crash loses at most
+the rows still waiting. Parts are named by time, process and sequence, so several workers can
+write to one directory.
+
+Each row: request id, time, deployment, model, version, role (``route`` or ``shadow``), latency,
+the input record and the output (prediction and class probabilities) as JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("at", pa.timestamp("us", tz="UTC")),
+        ("deployment", pa.string()),
+        ("model", pa.string()),
+        ("version", pa.int32()),
+        ("role", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("input", pa.string()),
+        ("output", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    request_id: str
+    model: str
+    version: int
+    role: str
+    latency_ms: float
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+
+
+class PredictionLog:
+    """A buffered, append-only log of predictions in ``directory``."""
+
+    def __init__(
+        self, directory: Path, deployment: str, flush_rows: int = 1000, flush_seconds: float = 5.0
+    ) -> None:
+        self.directory = directory
+        self.deployment = deployment
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._rows: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._sequence = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.written = 0
+
+    def append(self, entry: Entry) -> None:
+        """Add one request's rows (one per record); may write a part."""
+        at = datetime.now(UTC)
+        rows = [
+            (
+                entry.request_id,
+                at,
+                self.deployment,
+                entry.model,
+                entry.version,
+                entry.role,
+                entry.latency_ms,
+                orjson.dumps(record, default=str).decode(),
+                orjson.dumps(output, default=str).decode(),
+            )
+            for record, output in zip(entry.inputs, entry.outputs, strict=True)
+        ]
+        with self._lock:
+            self._rows.extend(rows)
+            full = len(self._rows) >= self.flush_rows
+        if full:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write the waiting rows as one part; how many were written."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return 0
+        with self._write_lock:
+            self._sequence += 1
+            name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.parquet"
+            _write_part(self.directory, name, rows)
+            self.written += len(rows)
+        return len(rows)
+
+    def start(self) -> None:
+        """Flush at least every ``flush_seconds`` in the background, until :meth:`close`."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.flush_seconds):
+                self.flush()
+
+        self._thread = threading.Thread(target=loop, name="mlship-prediction-log", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the background flushing and write everything that waits."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+
+def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    columns = list(zip(*rows, strict=True))
+    table = pa.Table.from_arrays(
+        [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMA, strict=True)],
+        schema=SCHEMA,
+    )
+    temporary = directory / f".{name}.tmp"
+    with temporary.open("wb") as handle:
+        pq.write_table(table, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(directory / name)
+
+
+def read_log(directory: Path) -> pa.Table:
+    """Every part written so far, as one table (empty when there is none)."""
+    parts = sorted(directory.glob("part-*.parquet"))
+    if not parts:
+        return SCHEMA.empty_table()
+    return pa.concat_tables(pq.read_table(part) for part in parts)

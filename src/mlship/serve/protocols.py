@@ -1,0 +1,191 @@
+"""Request and response shapes of the protocols other tools speak: MLflow's scoring server and
+the Open Inference Protocol v2 (KServe, Triton, Seldon). Each turns its payload into records
+(one dict per row, keyed by input name) for the one scoring path, or says precisely what is
+wrong with the payload (:class:`~mlship.serve.app.ScoringError`, 400 or 422).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlship.registry.signature import Signature
+
+if TYPE_CHECKING:
+    from mlship.serve.live import Served, Table
+
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+# Open Inference Protocol datatypes of mlship's column types.
+V2_TYPES = {
+    "integer": "INT64",
+    "float": "FP64",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "category": "BYTES",
+    "datetime": "BYTES",
+}
+
+
+def _error(status: int, message: str) -> Exception:
+    from mlship.serve.app import ScoringError
+
+    return ScoringError(status, [message])
+
+
+def mlflow_records(payload: Any, columns: list[str]) -> list[dict[str, Any]]:
+    """Records from one of MLflow's four request formats."""
+    if not isinstance(payload, dict):
+        raise _error(400, f"body: expected an object with one of {', '.join(MLFLOW_FORMATS)}")
+    given = [key for key in MLFLOW_FORMATS if key in payload]
+    if len(given) != 1:
+        raise _error(
+            400,
+            f"body: expected exactly one of {', '.join(MLFLOW_FORMATS)}"
+            + (f"; got {', '.join(given)}" if given else ""),
+        )
+    key = given[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or "data" not in value:
+            raise _error(400, "dataframe_split: expected {columns: [...], data: [[...], ...]}")
+        names = value.get("columns", columns)
+        return [
+            _row(names, row, f"dataframe_split.data[{i}]") for i, row in enumerate(value["data"])
+        ]
+    if key == "inputs" and isinstance(value, dict):  # columns of values
+        lengths = {len(v) for v in value.values() if isinstance(v, list)}
+        if len(lengths) != 1 or not all(isinstance(v, list) for v in value.values()):
+            raise _error(400, "inputs: expected lists of values of the same length per column")
+        size = lengths.pop()
+        return [{name: value[name][i] for name in value} for i in range(size)]
+    if not isinstance(value, list):
+        raise _error(400, f"{key}: expected a list of records")
+    records = []
+    for index, row in enumerate(value):
+        if isinstance(row, dict):
+            records.append(row)
+        elif isinstance(row, list):
+            records.append(_row(columns, row, f"{key}[{index}]"))
+        else:
+            raise _error(400, f"{key}[{index}]: expected a record (object) or a list of values")
+    return records
+
+
+def _row(names: list[str], row: Any, where: str) -> dict[str, Any]:
+    if not isinstance(row, list) or len(row) != len(names):
+        raise _error(400, f"{where}: expected a list of {len(names)} values ({', '.join(names)})")
+    return dict(zip(names, row, strict=True))
+
+
+def v2_records(payload: Any, signature: Signature) -> list[dict[str, Any]]:
+    """Records from an inference request: one tensor per input, all with the same length."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise _error(400, "body: expected {inputs: [{name, shape, datatype, data}, ...]}")
+    known = {column.name: column for column in signature.inputs}
+    columns: dict[str, list[Any]] = {}
+    for index, tensor in enumerate(payload["inputs"]):
+        if not isinstance(tensor, dict) or "name" not in tensor or "data" not in tensor:
+            raise _error(400, f"inputs[{index}]: expected {{name, shape, datatype, data}}")
+        name = tensor["name"]
+        if name not in known:
+            raise _error(422, f"inputs[{index}].name: {name!r} is not an input of this model")
+        data = tensor["data"]
+        if not isinstance(data, list):
+            raise _error(400, f"inputs[{index}].data ({name}): expected a list")
+        shape = tensor.get("shape")
+        flat = list(np.asarray(data, dtype=object).reshape(-1)) if data else []
+        if isinstance(shape, list) and shape and int(np.prod(shape)) != len(flat):
+            raise _error(
+                400, f"inputs[{index}] ({name}): shape {shape} does not hold {len(flat)} values"
+            )
+        columns[name] = [_plain(value) for value in flat]
+    sizes = {len(values) for values in columns.values()}
+    if len(sizes) > 1:
+        raise _error(400, "inputs: every tensor must hold the same number of rows")
+    size = sizes.pop() if sizes else 0
+    return [{name: values[i] for name, values in columns.items()} for i in range(size)]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def v2_metadata(name: str, table: Table, served: Served) -> dict[str, Any]:
+    signature = served.model.signature
+    versions = sorted(
+        {str(s.model.version) for s in (*table.routes, *table.shadows) if s.model.name == name}
+    )
+    outputs = [{"name": "predict", "datatype": _output_type(signature), "shape": [-1]}]
+    if signature.classes:
+        outputs.append(
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(signature.classes)]}
+        )
+    return {
+        "name": name,
+        "versions": versions,
+        "platform": "mlship",
+        "inputs": [
+            {"name": c.name, "datatype": V2_TYPES[c.type], "shape": [-1]} for c in signature.inputs
+        ],
+        "outputs": outputs,
+    }
+
+
+def _output_type(signature: Signature) -> str:
+    if signature.task == "regression":
+        return "FP64"
+    classes = signature.classes or []
+    if all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    return "BYTES"
+
+
+def v2_response(
+    name: str,
+    served: Served,
+    payload: dict[str, Any],
+    predictions: np.ndarray[Any, Any],
+    proba: np.ndarray[Any, Any] | None,
+) -> dict[str, Any]:
+    signature = served.model.signature
+    values = [_plain(v) for v in predictions]
+    if _output_type(signature) == "BYTES":
+        values = [str(v) for v in values]
+    outputs: list[dict[str, Any]] = [
+        {
+            "name": "predict",
+            "datatype": _output_type(signature),
+            "shape": [len(values)],
+            "data": values,
+        }
+    ]
+    if proba is not None and signature.classes:
+        outputs.append(
+            {
+                "name": "probabilities",
+                "datatype": "FP64",
+                "shape": [len(values), len(signature.classes)],
+                "data": [float(x) for x in np.asarray(proba, dtype=float).reshape(-1)],
+                "parameters": {"classes": ",".join(str(c) for c in signature.classes)},
+            }
+        )
+    response: dict[str, Any] = {
+        "model_name": name,
+        "model_version": str(served.model.version),
+        "outputs": outputs,
+    }
+    if "id" in payload:
+        response["id"] = payload["id"]
+    requested = payload.get("outputs")
+    if isinstance(requested, list) and requested:
+        wanted = {o.get("name") for o in requested if isinstance(o, dict)}
+        response["outputs"] = [o for o in outputs if o["name"] in wanted]
+    return response
