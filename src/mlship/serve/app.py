@@ -244,7 +244,7 @@ def create_app(
             scorer.close()
 
     app = FastAPI(
-        title=f"mlship model server: {deployment}",
+        title=f"mlship model server: {', '.join(s.label for s in scorer.table.routes)}",
         version=__version__,
         description=f"Serves {first.model.signature.task} deployment {deployment}.",
         lifespan=lifespan,

@@ -146,3 +146,40 @@ class XGBLabelClassifier(XGBClassifier):
         if kwargs.get("output_margin"):
             return predicted
         return self.label_encoder_.inverse_transform(np.asarray(predicted).astype(np.intp))
+
+
+class DecisionThreshold(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A fitted binary classifier that predicts ``positive`` when that class's probability
+    reaches ``threshold``: what a tuned threshold leaves behind to serve.
+
+    Unlike the tuner it replaces, it holds no cross-validation state, and its probabilities and
+    decisions come from one pass through the pipeline (:func:`mlship.train.scoring.predict_outputs`
+    asks for the probabilities once and calls :meth:`decide`).
+    """
+
+    def __init__(self, pipeline: Any, threshold: float = 0.5, positive: Any = None) -> None:
+        self.pipeline = pipeline
+        self.threshold = threshold
+        self.positive = positive
+
+    @property
+    def classes_(self) -> Any:
+        return self.pipeline.classes_
+
+    def fit(self, X: Any, y: Any) -> DecisionThreshold:
+        """Refit the pipeline, keeping the threshold (what a learning curve or a refit needs)."""
+        self.pipeline.fit(X, y)
+        return self
+
+    def predict_proba(self, X: Any) -> Any:
+        return self.pipeline.predict_proba(X)
+
+    def decide(self, proba: Any) -> Any:
+        """Class labels from probabilities (one column per class, as ``classes_``)."""
+        classes = list(self.classes_)
+        column = classes.index(self.positive)
+        other = classes[1 - column]
+        return np.where(np.asarray(proba)[:, column] >= self.threshold, self.positive, other)
+
+    def predict(self, X: Any) -> Any:
+        return self.decide(self.predict_proba(X))

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlship.spec.models import Task
+from mlship.train.estimators import DecisionThreshold
 from mlship.train.metrics import PROBABILITY_METRICS, compute_metric, compute_metrics
 
 
@@ -22,6 +23,9 @@ def predict_outputs(
     as imbalanced-learn's Pipeline skips them when predicting. A model that is not a
     Pipeline (a pipeline wrapped in a decision-threshold tuner) is called as a whole.
     """
+    decide = None
+    if isinstance(pipeline, DecisionThreshold):  # one pass: probabilities, then the decision
+        decide, pipeline = pipeline.decide, pipeline.pipeline
     if hasattr(pipeline, "steps"):
         features: Any = frame
         for _, step in pipeline.steps[:-1]:
@@ -30,6 +34,9 @@ def predict_outputs(
         estimator = pipeline.steps[-1][1]
     else:
         features, estimator = frame, pipeline
+    if decide is not None:
+        probabilities = estimator.predict_proba(features)
+        return decide(probabilities), probabilities
     predictions = estimator.predict(features)
     probabilities = None
     if proba and task == "classification" and hasattr(estimator, "predict_proba"):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlship.train.estimators import DecisionThreshold
 from mlship.train.folds import Folds
 from mlship.train.metrics import positive_index
 
@@ -87,8 +88,11 @@ def tune_threshold(
     results = tuner.cv_results_
     thresholds, scores = np.asarray(results["thresholds"]), np.asarray(results["scores"])
     at_default = float(scores[int(np.argmin(np.abs(thresholds - 0.5)))])
+    # scikit-learn thresholds the scorer's positive class, or the last class for metrics that
+    # have none; the served model decides the same way without carrying the tuner.
+    decided = label if metric in ("f1", "precision", "recall") else classes[-1]
     return TunedThreshold(
-        model=tuner,
+        model=DecisionThreshold(tuner.estimator_, float(tuner.best_threshold_), decided),
         threshold=float(tuner.best_threshold_),
         metric=metric,
         cv_score_at_default=at_default,
