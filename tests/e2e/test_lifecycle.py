@@ -165,8 +165,7 @@ def test_server_shuts_down_cleanly(server: tuple[str, subprocess.Popen[str]]) ->
     # uvicorn finishes in-flight work, then re-raises the signal: exit by SIGTERM is the norm.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
     output = process.stdout.read() if process.stdout else ""
-    assert "Waiting for application shutdown" in output
-    assert "Finished server process" in output
+    assert '"event": "shutdown"' in output  # the lifespan ran: shadows done, log flushed
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=2)
 

@@ -217,8 +217,13 @@ class Scorer:
         """Stop refreshing, finish the shadows, then write the prediction log's last rows."""
         self.live.stop()
         self.shadows.shutdown(wait=True)
+        written = 0
         if self.prediction_log is not None:
             self.prediction_log.close()
+            written = self.prediction_log.written
+        logging.getLogger("mlship.serve").info(
+            "shut down; %d prediction log rows written", written, extra={"event": "shutdown"}
+        )
 
 
 def create_app(
