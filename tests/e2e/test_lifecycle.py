@@ -20,6 +20,7 @@ import pytest
 
 from mlship.config import Settings
 from mlship.examples.churn import write_project
+from mlship.serve.predlog import read_log
 from mlship.workspace import Workspace
 from tests.conftest import SMALL_ROWS, mlship_env, run_cli
 
@@ -94,12 +95,21 @@ def test_predict_scores_a_file(project: tuple[Path, Path], tmp_path: Path) -> No
     spec, home = project
     output = tmp_path / "out.csv"
     inputs = spec.parent / "data" / "new_customers.csv"
-    result = run_cli("predict", "churn", str(inputs), "-o", str(output), home=home)
+    result = run_cli(
+        "predict", "churn", str(inputs), "-o", str(output), "--chunk-rows", "64", home=home
+    )
     assert "Scored 200 rows with churn:1" in result.stdout
     scored = pd.read_csv(output)
     assert list(scored.columns) == ["customer_id", "prediction", "proba_no", "proba_yes"]
     assert scored["customer_id"].tolist() == pd.read_csv(inputs)["customer_id"].tolist()
     assert ((scored["proba_no"] + scored["proba_yes"]).round(9) == 1).all()
+    # Scored in chunks, the same answers as in one piece; every row is in the prediction log.
+    whole = tmp_path / "whole.csv"
+    run_cli("predict", "churn", str(inputs), "-o", str(whole), "--no-prediction-log", home=home)
+    pd.testing.assert_frame_equal(pd.read_csv(whole), scored)
+    log = read_log(home / "predictions" / "batch").to_pandas()
+    assert len(log) == 200 and set(log["role"]) == {"batch"} and log["request_id"].nunique() == 1
+    assert sorted(log["output"].str.contains('"prediction"')) == [True] * 200
 
 
 def test_predict_refuses_a_file_off_the_signature(

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlship.cli.console import out
 from mlship.cli.refs import resolve_version
 from mlship.data.sources import read_file
 from mlship.errors import MlshipError
 from mlship.registry.model_io import LoadedModel, load_model
+from mlship.serve.predlog import Entry, PredictionLog
 from mlship.store.artifacts import atomic_write
 from mlship.workspace import Workspace
 
@@ -28,35 +32,112 @@ def _format_of(path: Path) -> str:
     raise MlshipError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
 
 
-def score_frame(model: LoadedModel, raw: pd.DataFrame, origin: str, csv: bool) -> pd.DataFrame:
-    """Predictions for ``raw``, with its id columns in front and class probabilities after."""
+def score_frame(
+    model: LoadedModel,
+    raw: pd.DataFrame,
+    origin: str,
+    csv: bool,
+    *,
+    chunk_rows: int = 50_000,
+    log: PredictionLog | None = None,
+    batch_id: str = "",
+) -> pd.DataFrame:
+    """Predictions for ``raw``, with its id columns in front and class probabilities after.
+
+    Every row is checked against the signature first (a bad row stops the job before anything is
+    scored); then rows are scored ``chunk_rows`` at a time with a progress bar, and each chunk's
+    answers go to the prediction ``log`` when one is given.
+    """
     frame = model.prepare(raw, origin, csv_lines=csv)
-    predictions, proba = model.predict(frame)
+    predictions: list[Any] = []
+    probabilities: list[Any] = []
+    with Progress(
+        TextColumn("Scoring {task.fields[ref]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("score", total=len(frame), ref=model.ref)
+        for start in range(0, len(frame), chunk_rows):
+            chunk = frame.iloc[start : start + chunk_rows]
+            began = time.perf_counter()
+            labels, proba = model.predict(chunk)
+            predictions.extend(labels)
+            if proba is not None:
+                probabilities.append(proba)
+            if log is not None:
+                _log_chunk(
+                    log, model, batch_id, raw.iloc[start : start + chunk_rows], labels, proba, began
+                )
+            progress.advance(task, len(chunk))
     result = pd.DataFrame(
         {name: raw[name].to_numpy() for name in model.signature.id_columns if name in raw}
     )
     result["prediction"] = predictions
-    if proba is not None and model.signature.classes:
+    if probabilities and model.signature.classes:
+        stacked = np.vstack(probabilities)
         for index, label in enumerate(model.signature.classes):
-            result[f"proba_{label}"] = proba[:, index]
+            result[f"proba_{label}"] = stacked[:, index]
     return result
 
 
+def _log_chunk(
+    log: PredictionLog,
+    model: LoadedModel,
+    batch_id: str,
+    raw: pd.DataFrame,
+    labels: Any,
+    proba: Any,
+    began: float,
+) -> None:
+    classes = [str(c) for c in model.signature.classes or []]
+    outputs: list[dict[str, Any]] = []
+    for index, label in enumerate(labels):
+        output: dict[str, Any] = {"prediction": label.item() if hasattr(label, "item") else label}
+        if proba is not None and classes:
+            output["probabilities"] = dict(zip(classes, map(float, proba[index]), strict=True))
+        outputs.append(output)
+    seconds = time.perf_counter() - began
+    inputs = [
+        {str(k): v for k, v in row.items()}
+        for row in raw.astype(object).where(raw.notna(), None).to_dict("records")
+    ]
+    log.append(Entry(batch_id, model.name, model.version, "batch", seconds * 1000, inputs, outputs))
+
+
 def predict(
-    ref: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION (newest by default).")],
+    ref: Annotated[
+        str, typer.Argument(help="MODEL, MODEL:VERSION or MODEL@STAGE (newest by default).")
+    ],
     input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of model inputs.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows scored at a time.", min=1)] = 50_000,
+    prediction_log: Annotated[
+        bool, typer.Option(help="Append the answers to the prediction log.")
+    ] = True,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     in_format, out_format = _format_of(input_path), _format_of(output)
     workspace = Workspace.open()
     try:
         model = load_model(resolve_version(workspace, ref), workspace.artifacts)
+        home = workspace.settings.home_resolved
     finally:
         workspace.close()
     started = time.perf_counter()
     raw = read_file(input_path, in_format)
-    result = score_frame(model, raw, str(input_path), in_format == "csv")
+    log = PredictionLog(home / "predictions" / "batch", "batch") if prediction_log else None
+    batch_id = f"batch-{uuid.uuid4().hex}"
+    try:
+        result = score_frame(
+            model, raw, str(input_path), in_format == "csv", chunk_rows=chunk_rows, log=log,
+            batch_id=batch_id,
+        )  # fmt: skip
+    finally:
+        if log is not None:
+            log.close()  # what was scored is logged even when a later step fails
     buffer = io.BytesIO()
     if out_format == "csv":
         result.to_csv(buffer, index=False)
@@ -65,3 +146,5 @@ def predict(
     atomic_write(output, [buffer.getvalue()])
     elapsed = time.perf_counter() - started
     out.print(f"Scored {len(result)} rows with {model.ref} in {elapsed:.2f} s -> {output}")
+    if log is not None:
+        out.print(f"Prediction log: {log.directory} ({batch_id})")
