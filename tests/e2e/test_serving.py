@@ -231,3 +231,43 @@ def test_mlflow_and_v2_protocols_and_metrics(home: Path) -> None:
     assert any(
         '"path": "/v2/models/churn/infer"' in line and '"request_id"' in line for line in lines
     )
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(home: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [
+        {"records": [{**RECORD, "tenure_months": i, "support_calls": j} for j in range(i % 3 + 1)]}
+        for i in range(240)
+    ]
+    with serving("churn:1", home, "--no-prediction-log") as server:
+        with httpx.Client(base_url=server.base) as client:
+            alone = [client.post("/predict", json=body).json() for body in bodies[:40]]
+
+        def send(body: dict[str, Any]) -> dict[str, Any]:
+            with httpx.Client(base_url=server.base, timeout=30) as client:
+                return client.post("/predict", json=body).json()
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            together = list(pool.map(send, bodies))
+        metrics = httpx.get(f"{server.base}/metrics").text
+    for single, batched in zip(alone, together[:40], strict=True):
+        assert batched["predictions"] == single["predictions"]
+        for mine, reference in zip(batched["probabilities"], single["probabilities"], strict=True):
+            assert mine == pytest.approx(reference)
+    assert [len(t["predictions"]) for t in together] == [i % 3 + 1 for i in range(240)]
+    count = float(
+        next(
+            line.split()[-1]
+            for line in metrics.splitlines()
+            if line.startswith("mlship_batch_requests_count")
+        )
+    )
+    total = float(
+        next(
+            line.split()[-1]
+            for line in metrics.splitlines()
+            if line.startswith("mlship_batch_requests_sum")
+        )
+    )
+    assert total == 280 and count < total, (count, total)  # some predict calls served several

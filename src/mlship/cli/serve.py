@@ -83,7 +83,12 @@ def serve(
             log = PredictionLog(
                 directory, deployment.name, deployment.log.flush_rows, deployment.log.flush_seconds
             )
-        app = create_app(live, prediction_log=log, sticky_header=deployment.sticky_header)
+        app = create_app(
+            live,
+            prediction_log=log,
+            sticky_header=deployment.sticky_header,
+            batching=deployment.batching,
+        )
         shadows = f"; shadows {', '.join(live.table.versions()[len(deployment.routes) :])}"
         routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
         out.print(

@@ -34,12 +34,13 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from mlship import __version__
 from mlship.features.transformers import parse_datetimes
 from mlship.registry.model_io import LoadedModel
 from mlship.serve import protocols
+from mlship.serve.batching import Batcher
+from mlship.serve.deployment import Batching
 from mlship.serve.live import LiveModels, Served, Table
 from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
@@ -111,6 +112,18 @@ class _Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.batch_requests = Histogram(
+            "mlship_batch_requests",
+            "Requests scored together in one predict call",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        self.batch_rows = Histogram(
+            "mlship_batch_rows",
+            "Rows scored in one predict call",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )
         self.rows = Counter(
             "mlship_rows_scored", "Records scored", ("model", "version", "role"),
             registry=self.registry,
@@ -133,12 +146,34 @@ class ScoringError(Exception):
 class Scorer:
     """The one scoring path every endpoint uses, with the metrics and logs it feeds."""
 
-    def __init__(self, live: Any, prediction_log: PredictionLog | None, sticky_header: str) -> None:
+    def __init__(
+        self,
+        live: Any,
+        prediction_log: PredictionLog | None,
+        sticky_header: str,
+        batching: Batching | None = None,
+    ) -> None:
         self.live = live
         self.prediction_log = prediction_log
         self.sticky_header = sticky_header
+        self.batching = batching or Batching()
         self.metrics = _Metrics()
         self.shadows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-shadow")
+        self.batchers: dict[str, Batcher] = {}
+
+    def _batcher(self, served: Served) -> Batcher:
+        batcher = self.batchers.get(served.label)
+        if batcher is None:
+
+            def observe(requests: int, rows: int) -> None:
+                self.metrics.batch_requests.observe(requests)
+                self.metrics.batch_rows.observe(rows)
+
+            batcher = Batcher(
+                served.model, self.batching.max_rows, self.batching.max_wait_ms, observe
+            )
+            self.batchers[served.label] = batcher
+        return batcher
 
     @property
     def table(self) -> Table:
@@ -150,29 +185,22 @@ class Scorer:
         request.state.served_by = served.label
         return served
 
-    async def run(self, route: str, request: Request, served: Served, records: list[Any]) -> Any:
-        """Score in a worker thread, so the event loop keeps taking requests."""
-        try:
-            return await run_in_threadpool(
-                self.score, route, served, records, request.state.request_id
-            )
-        except ScoringError:
-            raise
-        except Exception as exc:
-            self.metrics.errors.labels(route, type(exc).__name__).inc()
-            raise
-
-    def score(
-        self, route: str, served: Served, records: list[dict[str, Any]], request_id: str
+    async def run(
+        self, route: str, request: Request, served: Served, records: list[dict[str, Any]]
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
-        """Validate against ``served``'s signature, predict, log; then feed the shadows."""
+        """Validate against ``served``'s signature, predict in a batch, log; feed the shadows."""
+        request_id: str = request.state.request_id
         started = time.perf_counter()
         try:
             typed = served.records.validate_python(records)
         except ValidationError as exc:
             self.metrics.errors.labels(route, "invalid input").inc()
             raise ScoringError(422, readable_errors(exc.errors(), ("records",))) from None
-        predictions, proba = served.model.predict(_frame(served, typed))
+        try:
+            predictions, proba = await self._batcher(served).predict(_frame(served, typed))
+        except Exception as exc:
+            self.metrics.errors.labels(route, type(exc).__name__).inc()
+            raise
         elapsed = time.perf_counter() - started
         name, version = served.model.name, str(served.model.version)
         self.metrics.latency.labels(route, name, version).observe(elapsed)
@@ -231,11 +259,12 @@ def create_app(
     *,
     prediction_log: PredictionLog | None = None,
     sticky_header: str = "X-Request-Key",
+    batching: Batching | None = None,
 ) -> FastAPI:
     """An app serving ``source``: one model version, or a deployment's live routing table."""
     live: Any = _Static(source) if isinstance(source, LoadedModel) else source
     deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
-    scorer = Scorer(live, prediction_log, sticky_header)
+    scorer = Scorer(live, prediction_log, sticky_header, batching)
     first = scorer.table.routes[0]
 
     @contextlib.asynccontextmanager
@@ -246,6 +275,8 @@ def create_app(
         try:
             yield
         finally:
+            for batcher in scorer.batchers.values():
+                await batcher.close()
             scorer.close()
 
     app = FastAPI(

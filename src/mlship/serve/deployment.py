@@ -38,6 +38,13 @@ class PredictionLogSpec(_Strict):
     flush_seconds: float = Field(5.0, gt=0, description="Write what waits at least this often.")
 
 
+class Batching(_Strict):
+    max_rows: int = Field(256, ge=1, description="Most rows scored in one predict call.")
+    max_wait_ms: float = Field(
+        0.0, ge=0, description="Hold a batch open this long for more rows (0: never wait)."
+    )
+
+
 class Deployment(_Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     routes: list[Route] = Field(min_length=1)
@@ -47,6 +54,7 @@ class Deployment(_Strict):
         2.0, gt=0, description="How often stage references are looked up again (hot swap)."
     )
     log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
+    batching: Batching = Field(default_factory=Batching)
 
     @model_validator(mode="after")
     def _some_weight(self) -> Deployment:

@@ -66,6 +66,7 @@ class PredictionLog:
         self._write_lock = threading.Lock()
         self._sequence = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
 
@@ -90,7 +91,10 @@ class PredictionLog:
             self._rows.extend(rows)
             full = len(self._rows) >= self.flush_rows
         if full:
-            self.flush()
+            if self._thread is not None:
+                self._wake.set()  # the writer thread writes it; the caller does not wait
+            else:
+                self.flush()
 
     def flush(self) -> int:
         """Write the waiting rows as one part; how many were written."""
@@ -111,8 +115,11 @@ class PredictionLog:
             return
 
         def loop() -> None:
-            while not self._stop.wait(self.flush_seconds):
-                self.flush()
+            while not self._stop.is_set():
+                self._wake.wait(self.flush_seconds)
+                self._wake.clear()
+                if not self._stop.is_set():
+                    self.flush()
 
         self._thread = threading.Thread(target=loop, name="mlship-prediction-log", daemon=True)
         self._thread.start()
@@ -120,6 +127,7 @@ class PredictionLog:
     def close(self) -> None:
         """Stop the background flushing and write everything that waits."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
