@@ -246,7 +246,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(home: Path
 
         def send(body: dict[str, Any]) -> dict[str, Any]:
             with httpx.Client(base_url=server.base, timeout=30) as client:
-                return client.post("/predict", json=body).json()
+                answer: dict[str, Any] = client.post("/predict", json=body).json()
+                return answer
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             together = list(pool.map(send, bodies))

@@ -371,6 +371,11 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
 
 
 def _add_v2(app: FastAPI, scorer: Scorer) -> None:
+    @app.get("/ping", include_in_schema=False)
+    def ping() -> Response:
+        """MLflow's liveness check (its clients wait on it)."""
+        return Response("\n", media_type="application/json")
+
     @app.get("/v2/health/live")
     def live_check() -> dict[str, bool]:
         return {"live": True}
@@ -392,7 +397,8 @@ def _add_v2(app: FastAPI, scorer: Scorer) -> None:
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
         """Open Inference Protocol v2 inference: one tensor per input column."""
-        payload = _json(await request.body())
+        header = request.headers.get("inference-header-content-length")
+        payload = protocols.v2_payload(await request.body(), header)
         _by_name(scorer.table, name)
         served = scorer.choose(request)
         records = protocols.v2_records(payload, served.model.signature)

@@ -79,6 +79,72 @@ def _row(names: list[str], row: Any, where: str) -> dict[str, Any]:
     return dict(zip(names, row, strict=True))
 
 
+_NUMPY_TYPES = {
+    "BOOL": "?",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+
+def v2_payload(body: bytes, header_length: str | None) -> Any:
+    """The request as JSON, with tensors sent in the binary extension decoded into ``data``.
+
+    With ``Inference-Header-Content-Length``, the body is that many bytes of JSON followed by
+    the raw tensors, in input order, each ``parameters.binary_data_size`` bytes long: numbers as
+    little-endian arrays, BYTES as 4-byte little-endian lengths each followed by the bytes.
+    """
+    if header_length is None:
+        return _loads(body)
+    try:
+        size = int(header_length)
+    except ValueError:
+        raise _error(400, "Inference-Header-Content-Length: not a number") from None
+    payload = _loads(body[:size])
+    rest = memoryview(body)[size:]
+    for index, tensor in enumerate(payload.get("inputs", []) if isinstance(payload, dict) else []):
+        length = (tensor.get("parameters") or {}).get("binary_data_size")
+        if length is None:
+            continue
+        chunk, rest = bytes(rest[:length]), rest[length:]
+        if len(chunk) != length:
+            raise _error(400, f"inputs[{index}]: the body ends before its {length} bytes")
+        tensor["data"] = _decode(chunk, str(tensor.get("datatype")), index)
+    return payload
+
+
+def _loads(data: bytes) -> Any:
+    import orjson
+
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _error(400, f"body: not valid JSON ({exc})") from None
+
+
+def _decode(chunk: bytes, datatype: str, index: int) -> list[Any]:
+    if datatype == "BYTES":
+        values: list[Any] = []
+        position = 0
+        while position < len(chunk):
+            size = int.from_bytes(chunk[position : position + 4], "little")
+            values.append(chunk[position + 4 : position + 4 + size].decode())
+            position += 4 + size
+        return values
+    if datatype not in _NUMPY_TYPES:
+        raise _error(400, f"inputs[{index}]: unsupported datatype {datatype!r}")
+    decoded: list[Any] = np.frombuffer(chunk, dtype=_NUMPY_TYPES[datatype]).tolist()
+    return decoded
+
+
 def v2_records(payload: Any, signature: Signature) -> list[dict[str, Any]]:
     """Records from an inference request: one tensor per input, all with the same length."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
