@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -186,16 +186,26 @@ class Scorer:
         return served
 
     async def run(
-        self, route: str, request: Request, served: Served, records: list[dict[str, Any]]
+        self,
+        route: str,
+        request: Request,
+        served: Served,
+        records: list[dict[str, Any]] | None,
+        typed: list[Any] | None = None,
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
-        """Validate against ``served``'s signature, predict in a batch, log; feed the shadows."""
+        """Validate against ``served``'s signature (unless ``typed`` already was), predict in a
+        batch, log; feed the shadows. ``records`` may be None when ``typed`` is given."""
         request_id: str = request.state.request_id
         started = time.perf_counter()
-        try:
-            typed = served.records.validate_python(records)
-        except ValidationError as exc:
-            self.metrics.errors.labels(route, "invalid input").inc()
-            raise ScoringError(422, readable_errors(exc.errors(), ("records",))) from None
+        if typed is None:
+            try:
+                typed = served.records.validate_python(records)
+            except ValidationError as exc:
+                self.metrics.errors.labels(route, "invalid input").inc()
+                raise ScoringError(422, readable_errors(exc.errors(), ("records",))) from None
+        if records is None:
+            needed = self.prediction_log is not None or self.table.shadows
+            records = [record.model_dump() for record in typed] if needed else []
         try:
             predictions, proba = await self._batcher(served).predict(_frame(served, typed))
         except Exception as exc:
@@ -287,36 +297,60 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ScoringError, _scoring_error)
-    app.middleware("http")(_request_ids)
+    app.add_middleware(RequestIds)
     _add_operations(app, scorer)
-    _add_native(app, scorer, request_model(first.record))
+    _add_native(app, scorer, first.record)
     _add_mlflow(app, scorer)
     _add_v2(app, scorer)
     return app
 
 
-async def _request_ids(request: Request, call_next: Callable[[Request], Any]) -> Response:
-    """Every request gets an id (the caller's X-Request-Id, or a new one) and one log line."""
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    request.state.request_id = request_id
-    started = time.perf_counter()
-    response: Response = await call_next(request)
-    response.headers["X-Request-Id"] = request_id
-    access.info(
-        "%s %s %s",
-        request.method,
-        request.url.path,
-        response.status_code,
-        extra={
-            "request_id": request_id,
-            "method": request.method,
-            "path": request.url.path,
-            "status": response.status_code,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "served_by": getattr(request.state, "served_by", None),
-        },
-    )
-    return response
+class RequestIds:
+    """Every request gets an id (the caller's X-Request-Id, or a new one), echoed in the response,
+    and one JSON log line. A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs about
+    a millisecond per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = given.decode("latin-1") or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access.isEnabledFor(logging.INFO):
+                access.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "served_by": state.get("served_by"),
+                    },
+                )
 
 
 async def _scoring_error(request: Request, exc: Exception) -> Response:
@@ -343,12 +377,18 @@ def _add_operations(app: FastAPI, scorer: Scorer) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _add_native(app: FastAPI, scorer: Scorer, PredictRequest: Any) -> None:
+def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
+    PredictRequest = request_model(record)
+
     @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest, request: Request) -> PredictResponse:
-        records = [r.model_dump() for r in body.records]
-        served = scorer.choose(request, body.key)
-        predictions, proba = await scorer.run("/predict", request, served, records)
+    async def predict(body: PredictRequest, request: Request) -> PredictResponse:  # type: ignore[valid-type]
+        served = scorer.choose(request, body.key)  # type: ignore[attr-defined]
+        given = body.records  # type: ignore[attr-defined]
+        if served.record is record:  # validated by FastAPI against this very signature
+            predictions, proba = await scorer.run("/predict", request, served, None, given)
+        else:  # another version's signature: check the records against it
+            records = [r.model_dump() for r in given]
+            predictions, proba = await scorer.run("/predict", request, served, records)
         return PredictResponse(
             model=served.model.name,
             version=served.model.version,

@@ -1,0 +1,269 @@
+"""Serving: mlship's server vs MLflow's scoring server, on the same scikit-learn model.
+
+The model is the churn example's, trained by mlship (a pipeline with its preprocessing and a tuned
+decision threshold). mlship serves it with ``mlship serve``; MLflow serves the very same fitted
+pipeline, saved with ``mlflow.sklearn.save_model``, with ``mlflow models serve --env-manager
+local``. Both listen on 127.0.0.1 with their default logging (each writes a line per request) to a
+file. An asyncio client keeps ``concurrency`` requests in flight for a fixed time per cell, with
+one row or 100 rows per request, and records every latency; errors are counted and must be 0.
+Client and servers share this machine's cores, as they would on one host.
+
+The floor is the raw in-process ``predict`` of the same pipeline on the same rows.
+
+    python benchmarks/bench_serving.py [--seconds 5] [--concurrency 1 8 32] [--rows 1 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from mlship.config import Settings
+from mlship.examples.churn import write_project
+from mlship.registry.model_io import load_model
+from mlship.spec import load_spec
+from mlship.train.run import execute
+from mlship.workspace import Workspace
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Cell:
+    tool: str
+    concurrency: int
+    rows: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}; see {log}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server did not answer {url} within 90 s; see {log}")
+
+
+def _start(
+    command: list[str], env: dict[str, str], log: Path, ready: str
+) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    _wait(ready, process, log)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        headers = {"content-type": "application/json"}
+        for _ in range(min(concurrency, 4)):  # warm the connections and the server
+            await client.post(url, content=body, headers=headers)
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < end:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(url, content=body, headers=headers)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _cell(tool: str, url: str, body: bytes, concurrency: int, rows: int, seconds: float) -> Cell:
+    started = time.perf_counter()
+    latencies, errors = asyncio.run(_load(url, body, concurrency, seconds))
+    elapsed = time.perf_counter() - started
+    return Cell(
+        tool,
+        concurrency,
+        rows,
+        len(latencies),
+        errors,
+        elapsed,
+        _percentile(latencies, 0.5),
+        _percentile(latencies, 0.99),
+    )
+
+
+def _raw_floor(pipeline: Any, frame: pd.DataFrame, repeats: int = 200) -> float:
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pipeline.predict(frame)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, print
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="Load time per cell.")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    args = parser.parse_args()
+    console = Console()
+    import mlflow.sklearn
+
+    with tempfile.TemporaryDirectory(prefix="mlship-bench-serving-") as tmp:
+        root = Path(tmp)
+        home = root / "home"
+        console.log("Training the churn example with mlship ...")
+        workspace = Workspace.open(Settings(home=home, n_jobs=1))
+        try:
+            spec = write_project(root / "churn", n=3000)
+            execute(load_spec(spec), workspace)
+            model = load_model(workspace.metadata.get_version("churn", 1), workspace.artifacts)
+        finally:
+            workspace.close()
+        inputs = pd.read_csv(spec.parent / "data" / "new_customers.csv")
+        columns = [c.name for c in model.signature.inputs]
+        typed = model.prepare(inputs, "new_customers.csv", csv_lines=True)
+        mlflow_dir = root / "mlflow-model"
+        mlflow.sklearn.save_model(model.pipeline, str(mlflow_dir), serialization_format="pickle")
+
+        env = {**os.environ, "MLSHIP_HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+        mlship_port, mlflow_port = _free_port(), _free_port()
+        servers = {
+            "mlship": _start(
+                [str(VENV_BIN / "mlship"), "serve", "churn:1", "--port", str(mlship_port),
+                 "--no-prediction-log"],
+                env, root / "mlship.log", f"http://127.0.0.1:{mlship_port}/health",
+            ),
+            "MLflow": _start(
+                [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(mlflow_dir),
+                 "--env-manager", "local", "-p", str(mlflow_port)],
+                env, root / "mlflow.log", f"http://127.0.0.1:{mlflow_port}/ping",
+            ),
+        }  # fmt: skip
+        cells: list[Cell] = []
+        floors: dict[int, float] = {}
+        try:
+            for rows in args.rows:
+                sample = inputs[columns].head(rows)
+                while len(sample) < rows:
+                    sample = pd.concat([sample, inputs[columns]]).head(rows)
+                records = sample.astype(object).where(sample.notna(), None).to_dict("records")
+                import orjson
+
+                bodies = {
+                    "mlship": orjson.dumps({"records": records}),
+                    "MLflow": orjson.dumps({"dataframe_records": records}),
+                }
+                urls = {
+                    "mlship": f"http://127.0.0.1:{mlship_port}/predict",
+                    "MLflow": f"http://127.0.0.1:{mlflow_port}/invocations",
+                }
+                floors[rows] = _raw_floor(model.pipeline, typed.head(rows))
+                for concurrency in args.concurrency:
+                    for tool in ("mlship", "MLflow"):
+                        console.log(f"{tool}: {rows} row(s) per request, concurrency {concurrency}")
+                        cells.append(
+                            _cell(tool, urls[tool], bodies[tool], concurrency, rows, args.seconds)
+                        )
+        finally:
+            for process in servers.values():
+                _stop(process)
+    _print(console, cells, floors, args.seconds)
+
+
+def _print(console: Console, cells: list[Cell], floors: dict[int, float], seconds: float) -> None:
+    table = Table(title=f"Serving the churn model on 127.0.0.1 ({seconds:g} s per cell)")
+    for name in (
+        "rows/request", "concurrency", "tool", "requests/s", "p50 ms", "p99 ms", "errors",
+        "x MLflow", "raw predict p50 ms",
+    ):  # fmt: skip
+        table.add_column(name, justify="left" if name == "tool" else "right")
+    for cell in cells:
+        peer = next(
+            c for c in cells
+            if c.tool == "MLflow" and c.rows == cell.rows and c.concurrency == cell.concurrency
+        )  # fmt: skip
+        table.add_row(
+            str(cell.rows),
+            str(cell.concurrency),
+            cell.tool,
+            f"{cell.throughput:.0f}",
+            f"{cell.p50_ms:.2f}",
+            f"{cell.p99_ms:.2f}",
+            str(cell.errors),
+            f"{cell.throughput / peer.throughput:.2f}x",
+            f"{floors[cell.rows]:.2f}",
+        )
+    console.print(table)
+    for rows in floors:
+        ones = [c for c in cells if c.tool == "mlship" and c.rows == rows and c.concurrency == 1]
+        for cell in ones:
+            console.print(
+                f"{rows} row(s), concurrency 1: mlship p50 {cell.p50_ms:.2f} ms vs raw predict "
+                f"{floors[rows]:.2f} ms (+{cell.p50_ms - floors[rows]:.2f} ms)"
+            )
+
+
+if __name__ == "__main__":
+    main()
