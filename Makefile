@@ -46,6 +46,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_tuning.py
+	$(BIN)/python benchmarks/bench_serving.py
 
 # Re-resolve the newest versions allowed by pyproject.toml and record them exactly.
 lock:

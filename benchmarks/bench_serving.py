@@ -103,14 +103,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> tuple[list[float], int]:
+async def _load(
+    url: str, body: bytes | None, concurrency: int, seconds: float
+) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         headers = {"content-type": "application/json"}
+
+        async def call() -> httpx.Response:
+            if body is None:
+                return await client.get(url)
+            return await client.post(url, content=body, headers=headers)
+
         for _ in range(min(concurrency, 4)):  # warm the connections and the server
-            await client.post(url, content=body, headers=headers)
+            await call()
         end = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -118,7 +126,7 @@ async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> tupl
             while time.perf_counter() < end:
                 started = time.perf_counter()
                 try:
-                    response = await client.post(url, content=body, headers=headers)
+                    response = await call()
                     ok = response.status_code == 200
                 except httpx.HTTPError:
                     ok = False
@@ -136,7 +144,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def _cell(tool: str, url: str, body: bytes, concurrency: int, rows: int, seconds: float) -> Cell:
+def _cell(
+    tool: str, url: str, body: bytes | None, concurrency: int, rows: int, seconds: float
+) -> Cell:
     started = time.perf_counter()
     latencies, errors = asyncio.run(_load(url, body, concurrency, seconds))
     elapsed = time.perf_counter() - started
@@ -161,7 +171,7 @@ def _raw_floor(pipeline: Any, frame: pd.DataFrame, repeats: int = 200) -> float:
     return statistics.median(timings) * 1000
 
 
-def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, print
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="Load time per cell.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -204,6 +214,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, print
         cells: list[Cell] = []
         floors: dict[int, float] = {}
         try:
+            # The client's and HTTP's own cost: a GET that does no work, at concurrency 1.
+            live = f"http://127.0.0.1:{mlship_port}/v2/health/live"
+            echo = _cell("mlship", live, None, 1, 0, min(args.seconds, 3))
             for rows in args.rows:
                 sample = inputs[columns].head(rows)
                 while len(sample) < rows:
@@ -230,6 +243,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, print
             for process in servers.values():
                 _stop(process)
     _print(console, cells, floors, args.seconds)
+    console.print(
+        f"HTTP and client floor (GET /v2/health/live, concurrency 1): p50 {echo.p50_ms:.2f} ms"
+    )
 
 
 def _print(console: Console, cells: list[Cell], floors: dict[int, float], seconds: float) -> None:
@@ -256,12 +272,12 @@ def _print(console: Console, cells: list[Cell], floors: dict[int, float], second
             f"{floors[cell.rows]:.2f}",
         )
     console.print(table)
-    for rows in floors:
+    for rows, floor in floors.items():
         ones = [c for c in cells if c.tool == "mlship" and c.rows == rows and c.concurrency == 1]
         for cell in ones:
             console.print(
                 f"{rows} row(s), concurrency 1: mlship p50 {cell.p50_ms:.2f} ms vs raw predict "
-                f"{floors[rows]:.2f} ms (+{cell.p50_ms - floors[rows]:.2f} ms)"
+                f"{floor:.2f} ms (+{cell.p50_ms - floor:.2f} ms)"
             )
 
 
