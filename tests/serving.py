@@ -12,10 +12,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.conftest import mlship_env
+
+RECORD: dict[str, Any] = {
+    "age": 45,
+    "tenure_months": 16,
+    "monthly_charges": 87.33,
+    "total_charges": 1390.73,
+    "contract": "month-to-month",
+    "internet_service": "fiber",
+    "payment_method": "mailed-check",
+    "support_calls": 0,
+    "paperless_billing": True,
+}
+"""One valid input of the churn example's model."""
 
 
 def free_port() -> int:

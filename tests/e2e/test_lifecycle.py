@@ -6,10 +6,6 @@ run -> runs list/show -> models list/show -> predict -> serve -> good and bad re
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +18,8 @@ from mlship.config import Settings
 from mlship.examples.churn import write_project
 from mlship.serve.predlog import read_log
 from mlship.workspace import Workspace
-from tests.conftest import SMALL_ROWS, mlship_env, run_cli
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import SMALL_ROWS, run_cli
+from tests.serving import Server, free_port, serving
 
 
 @pytest.fixture(scope="module")
@@ -44,35 +35,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(project: tuple[Path, Path]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def server(project: tuple[Path, Path]) -> Iterator[Server]:
     _, home = project
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlship", "serve", "churn:1", "--port", str(port)],
-        env=mlship_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"mlship serve exited {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("mlship serve did not become healthy within 60 s")
-        time.sleep(0.2)
-    yield base, process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with serving("churn:1", home) as running:
+        yield running
 
 
 def test_runs_and_models_are_listed_and_shown(project: tuple[Path, Path]) -> None:
@@ -141,10 +107,8 @@ def test_unknown_model_and_version(project: tuple[Path, Path], tmp_path: Path) -
     assert "no model named 'fraud' (registered models: churn)" in result.stderr
 
 
-def test_served_model_answers_real_http(
-    server: tuple[str, subprocess.Popen[str]], project: tuple[Path, Path]
-) -> None:
-    base, _ = server
+def test_served_model_answers_real_http(server: Server, project: tuple[Path, Path]) -> None:
+    base = server.base
     spec, _ = project
     assert httpx.get(f"{base}/health").json() == {"status": "ok", "model": "churn", "version": 1}
     new = pd.read_csv(spec.parent / "data" / "new_customers.csv").drop(columns=["customer_id"])
@@ -169,15 +133,15 @@ def test_served_model_answers_real_http(
     )
 
 
-def test_server_shuts_down_cleanly(server: tuple[str, subprocess.Popen[str]]) -> None:
-    base, process = server
+def test_server_shuts_down_cleanly(server: Server) -> None:
+    process = server.process
     process.send_signal(signal.SIGTERM)
     # uvicorn finishes in-flight work, then re-raises the signal: exit by SIGTERM is the norm.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-    output = process.stdout.read() if process.stdout else ""
+    output = server.stop()
     assert '"event": "shutdown"' in output  # the lifespan ran: shadows done, log flushed
     with pytest.raises(httpx.TransportError):
-        httpx.get(f"{base}/health", timeout=2)
+        httpx.get(f"{server.base}/health", timeout=2)
 
 
 def test_a_tampered_artifact_is_refused_by_predict_and_serve(tmp_path: Path) -> None:

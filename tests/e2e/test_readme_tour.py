@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import mlship_env
-from tests.e2e.test_lifecycle import free_port
+from tests.serving import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -17,19 +17,7 @@ import pytest
 from mlship.examples.churn import write_project
 from mlship.serve.predlog import read_log
 from tests.conftest import SMALL_ROWS, run_cli
-from tests.serving import serving
-
-RECORD: dict[str, Any] = {
-    "age": 45,
-    "tenure_months": 16,
-    "monthly_charges": 87.33,
-    "total_charges": 1390.73,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "mailed-check",
-    "support_calls": 0,
-    "paperless_billing": True,
-}
+from tests.serving import RECORD, serving
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,7 @@ from fastapi.testclient import TestClient
 from mlship.registry.model_io import load_model
 from mlship.serve.app import create_app
 from mlship.workspace import Workspace
-
-RECORD: dict[str, Any] = {
-    "age": 45,
-    "tenure_months": 16,
-    "monthly_charges": 87.33,
-    "total_charges": 1390.73,
-    "contract": "month-to-month",
-    "internet_service": "fiber",
-    "payment_method": "mailed-check",
-    "support_calls": 0,
-    "paperless_billing": True,
-}
+from tests.serving import RECORD
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -107,8 +108,14 @@ def show(
         out.print(metrics_table(f"{split} metrics", values))
 
 
-def _registry(workspace: Workspace) -> Registry:
-    return Registry(workspace.metadata)
+def _change(act: Callable[[Registry, str], Change]) -> None:
+    """Run one registry change as the settings' user, and say what it did."""
+    workspace = Workspace.open()
+    try:
+        change = act(Registry(workspace.metadata), workspace.settings.user)
+    finally:
+        workspace.close()
+    _report(change)
 
 
 def _report(change: Change) -> None:
@@ -134,16 +141,10 @@ def promote(
 ) -> None:
     """Move a version to staging or archived, or request its promotion to production."""
     name, version = parse_version_ref(ref)
-    workspace = Workspace.open()
-    try:
-        registry, user = _registry(workspace), workspace.settings.user
-        if to == "production":
-            change = registry.request_promotion(name, version, user, reason)
-        else:
-            change = registry.set_stage(name, version, to, user, reason)  # type: ignore[arg-type]
-    finally:
-        workspace.close()
-    _report(change)
+    if to == "production":
+        _change(lambda registry, user: registry.request_promotion(name, version, user, reason))
+    else:
+        _change(lambda registry, user: registry.set_stage(name, version, to, user, reason))  # type: ignore[arg-type]
 
 
 @app.command("approve")
@@ -153,12 +154,7 @@ def approve(
 ) -> None:
     """Approve a pending promotion (not your own): the version goes to production."""
     name, version = parse_version_ref(ref)
-    workspace = Workspace.open()
-    try:
-        change = _registry(workspace).approve(name, version, workspace.settings.user, note)
-    finally:
-        workspace.close()
-    _report(change)
+    _change(lambda registry, user: registry.approve(name, version, user, note))
 
 
 @app.command("reject")
@@ -168,12 +164,7 @@ def reject(
 ) -> None:
     """Turn down a pending promotion (the requester withdraws it the same way)."""
     name, version = parse_version_ref(ref)
-    workspace = Workspace.open()
-    try:
-        change = _registry(workspace).reject(name, version, workspace.settings.user, note)
-    finally:
-        workspace.close()
-    _report(change)
+    _change(lambda registry, user: registry.reject(name, version, user, note))
 
 
 @app.command("rollback")
@@ -182,12 +173,7 @@ def rollback(
     reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
 ) -> None:
     """Put back the version that was in production before the current one."""
-    workspace = Workspace.open()
-    try:
-        change = _registry(workspace).rollback(model, workspace.settings.user, reason)
-    finally:
-        workspace.close()
-    _report(change)
+    _change(lambda registry, user: registry.rollback(model, user, reason))
 
 
 @app.command("tag")
@@ -206,12 +192,7 @@ def tag(
             changes[item[:-1]] = None
         else:
             raise MlshipError(f"bad tag {item!r}: expected KEY=VALUE, or KEY- to remove one")
-    workspace = Workspace.open()
-    try:
-        change = _registry(workspace).tag(name, version, changes, workspace.settings.user)
-    finally:
-        workspace.close()
-    _report(change)
+    _change(lambda registry, user: registry.tag(name, version, changes, user))
 
 
 @app.command("describe")
@@ -221,12 +202,7 @@ def describe(
 ) -> None:
     """Set the description of a model or a version."""
     name, version = parse_model_ref(ref)
-    workspace = Workspace.open()
-    try:
-        change = _registry(workspace).describe(name, version, text, workspace.settings.user)
-    finally:
-        workspace.close()
-    _report(change)
+    _change(lambda registry, user: registry.describe(name, version, text, user))
 
 
 @app.command("history")
@@ -234,7 +210,7 @@ def history(model: Annotated[str, typer.Argument(help="MODEL.")]) -> None:
     """Every change of a model: registrations, stage moves, reviews, tags; who and when."""
     workspace = Workspace.open()
     try:
-        events = _registry(workspace).history(model)
+        events = Registry(workspace.metadata).history(model)
     finally:
         workspace.close()
     table = Table(title=f"History of {model}")
