@@ -41,6 +41,7 @@ from mlship.registry.model_io import LoadedModel
 from mlship.serve import protocols
 from mlship.serve.batching import Batcher
 from mlship.serve.deployment import Batching
+from mlship.serve.errors import ScoringError
 from mlship.serve.live import LiveModels, Served, Table
 from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
@@ -132,15 +133,6 @@ class _Metrics:
             "mlship_errors", "Requests refused or failed", ("route", "reason"),
             registry=self.registry,
         )  # fmt: skip
-
-
-class ScoringError(Exception):
-    """A request the server cannot score: its status and readable lines."""
-
-    def __init__(self, status: int, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.status = status
-        self.errors = errors
 
 
 class Scorer:
@@ -399,10 +391,15 @@ def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
 
 
 def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
+    @app.get("/ping", include_in_schema=False)
+    def ping() -> Response:
+        """MLflow's liveness check (its clients wait on it)."""
+        return Response("\n", media_type="application/json")
+
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol (what ``mlflow models serve`` accepts)."""
-        payload = _json(await request.body())
+        payload = protocols.loads_json(await request.body())
         served = scorer.choose(request)
         columns = [c.name for c in served.model.signature.inputs]
         records = protocols.mlflow_records(payload, columns)
@@ -411,11 +408,6 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
 
 
 def _add_v2(app: FastAPI, scorer: Scorer) -> None:
-    @app.get("/ping", include_in_schema=False)
-    def ping() -> Response:
-        """MLflow's liveness check (its clients wait on it)."""
-        return Response("\n", media_type="application/json")
-
     @app.get("/v2/health/live")
     def live_check() -> dict[str, bool]:
         return {"live": True}
@@ -457,13 +449,6 @@ def _by_name(table: Table, name: str) -> Served:
 def _json_response(content: Any, status_code: int = 200) -> Response:
     """A JSON answer serialised by orjson (numbers, strings and lists of them: no model needed)."""
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ScoringError(400, [f"body: not valid JSON ({exc})"]) from None
 
 
 def _frame(served: Served, typed: list[Any]) -> pd.DataFrame:

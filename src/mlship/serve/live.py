@@ -15,7 +15,7 @@ import hashlib
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,8 +137,3 @@ class LiveModels:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-
-
-def names(table: Table) -> Sequence[str]:
-    """The model names a table serves (for the v2 protocol's model lookups)."""
-    return sorted({served.model.name for served in (*table.routes, *table.shadows)})

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlship.registry.signature import Signature
+from mlship.serve.errors import ScoringError
 
 if TYPE_CHECKING:
     from mlship.serve.live import Served, Table
@@ -28,9 +29,7 @@ V2_TYPES = {
 }
 
 
-def _error(status: int, message: str) -> Exception:
-    from mlship.serve.app import ScoringError
-
+def _error(status: int, message: str) -> ScoringError:
     return ScoringError(status, [message])
 
 
@@ -103,12 +102,12 @@ def v2_payload(body: bytes, header_length: str | None) -> Any:
     little-endian arrays, BYTES as 4-byte little-endian lengths each followed by the bytes.
     """
     if header_length is None:
-        return _loads(body)
+        return loads_json(body)
     try:
         size = int(header_length)
     except ValueError:
         raise _error(400, "Inference-Header-Content-Length: not a number") from None
-    payload = _loads(body[:size])
+    payload = loads_json(body[:size])
     rest = memoryview(body)[size:]
     for index, tensor in enumerate(payload.get("inputs", []) if isinstance(payload, dict) else []):
         length = (tensor.get("parameters") or {}).get("binary_data_size")
@@ -121,7 +120,8 @@ def v2_payload(body: bytes, header_length: str | None) -> Any:
     return payload
 
 
-def _loads(data: bytes) -> Any:
+def loads_json(data: bytes) -> Any:
+    """The body as JSON, or a 400 that says why it is not."""
     import orjson
 
     try:
