@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,6 +37,8 @@ Task = Callable[[T, dict[str, Any]], R]
 OnResult = Callable[[int, R], None]
 
 EXECUTOR_KINDS = ("inline", "process", "ray", "ray://host:port")
+CLIENT_ATTEMPTS = 3
+"""Connections tried before a Ray cluster counts as unreachable."""
 
 
 def available_cores() -> int:
@@ -382,14 +385,23 @@ def _init_ray(address: str | None, workers: int | None) -> None:
                 "install ray[client]"
             )
         _check_reachable(address)
-    try:
-        ray.init(address=address, **options)
-    except ConnectionError as exc:
-        raise SpecError(
-            f"executor {address}: cannot connect to the Ray cluster ({exc}). Is its head "
-            "running with a client server on that port, and, when the cluster requires "
-            "token authentication, is its token in RAY_AUTH_TOKEN or ~/.ray/auth_token?"
-        ) from None
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionError as exc:
+            # The client server starts one process per client; when that process dies while
+            # starting (a busy head), the next connection gets a fresh one.
+            transient = "Initialization failure from server" in str(exc)
+            if transient and attempt < CLIENT_ATTEMPTS:
+                ray.shutdown()
+                time.sleep(attempt)
+                continue
+            raise SpecError(
+                f"executor {address}: cannot connect to the Ray cluster ({exc}). Is its head "
+                "running with a client server on that port, and, when the cluster requires "
+                "token authentication, is its token in RAY_AUTH_TOKEN or ~/.ray/auth_token?"
+            ) from None
 
 
 def _check_reachable(address: str) -> None:
