@@ -260,3 +260,34 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(home: Path
         )
     )
     assert total == 280 and count < total, (count, total)  # some predict calls served several
+
+
+def test_several_workers_share_the_port_the_metrics_and_the_log(home: Path, tmp_path: Path) -> None:
+    import psutil
+
+    logs = tmp_path / "predictions"
+    spec = _deployment(
+        tmp_path / "workers.yaml",
+        f"""name: workers
+routes: [{{model: "churn:1"}}]
+log: {{directory: {logs}, flush_rows: 100000, flush_seconds: 600}}
+""",
+    )
+    with serving(str(spec), home, "--workers", "2") as server:
+        children = psutil.Process(server.process.pid).children()
+        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        for _ in range(120):  # a new connection each time: the kernel spreads them
+            assert (
+                httpx.post(f"{server.base}/predict", json={"records": [RECORD]}).status_code == 200
+            )
+        metrics = httpx.get(f"{server.base}/metrics").text
+        server.stop()
+    served = sum(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("mlship_requests_total{")
+    )
+    assert served == 120  # every worker's requests, whichever worker answered /metrics
+    log = read_log(logs).to_pandas()
+    assert len(log) == 120 and set(log["version"]) == {1}

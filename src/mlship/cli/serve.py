@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,7 +31,7 @@ class JsonLines(logging.Formatter):
         return json.dumps(line)
 
 
-def _json_logging(level: str) -> None:
+def json_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines())
     for name in ("mlship.serve", "mlship.serve.access"):
@@ -55,49 +54,62 @@ def serve(
     prediction_log: Annotated[
         bool, typer.Option(help="Keep the prediction log (Parquet, flushed on shutdown).")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(help="Worker processes sharing the port (and metrics, and the log).", min=1),
+    ] = 1,
 ) -> None:
     """Serve /predict, MLflow's /invocations, the v2 inference protocol, /metrics and /docs."""
     import uvicorn
 
-    from mlship.cli.refs import resolve_version
-    from mlship.serve.app import create_app
-    from mlship.serve.deployment import Deployment, load_deployment
-    from mlship.serve.live import LiveModels
-    from mlship.serve.predlog import PredictionLog
+    from mlship.serve.factory import build
     from mlship.workspace import Workspace
 
-    path = Path(target)
-    if target.endswith((".yaml", ".yml")) or path.is_file():
-        deployment = load_deployment(path)
-    else:
-        deployment = Deployment.single(target)
-    _json_logging(log_level)
+    if workers > 1:
+        _serve_workers(target, host, port, log_level, prediction_log, workers)
+        return
+    json_logging(log_level)
     workspace = Workspace.open()
     try:
-        live = LiveModels(deployment, workspace, resolve_version)
-        log = None
-        if prediction_log and deployment.log.enabled:
-            directory = deployment.log.directory or (
-                workspace.settings.home_resolved / "predictions" / deployment.name
-            )
-            log = PredictionLog(
-                directory, deployment.name, deployment.log.flush_rows, deployment.log.flush_seconds
-            )
-        app = create_app(
-            live,
-            prediction_log=log,
-            sticky_header=deployment.sticky_header,
-            batching=deployment.batching,
-        )
-        shadows = f"; shadows {', '.join(live.table.versions()[len(deployment.routes) :])}"
-        routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
+        built = build(target, workspace, prediction_log=prediction_log)
         out.print(
-            f"Serving deployment {deployment.name}: {routes}"
-            + (shadows if deployment.shadows else "")
-            + f" on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
+            f"Serving {built.summary} on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
         )
-        if log is not None:
-            out.print(f"Prediction log: {log.directory}")
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        if built.log_directory is not None:
+            out.print(f"Prediction log: {built.log_directory}")
+        uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         workspace.close()
+
+
+def _serve_workers(
+    target: str, host: str, port: int, log_level: str, prediction_log: bool, workers: int
+) -> None:
+    """Several uvicorn worker processes on one socket, sharing metrics and the log directory."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from mlship.serve.factory import PREDICTION_LOG, TARGET, deployment_for
+
+    deployment_for(target)  # a bad deployment file fails here, once, not in every worker
+    with tempfile.TemporaryDirectory(prefix="mlship-metrics-") as metrics:
+        os.environ.update(
+            {
+                TARGET: target,
+                PREDICTION_LOG: "1" if prediction_log else "0",
+                "MLSHIP_SERVE_LOG_LEVEL": log_level,
+                "PROMETHEUS_MULTIPROC_DIR": metrics,
+            }
+        )
+        out.print(f"Serving {target} with {workers} workers on http://{host}:{port}")
+        uvicorn.run(
+            "mlship.serve.factory:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )

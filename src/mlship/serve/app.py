@@ -14,6 +14,7 @@ and the request model is a local class built from the signature.
 
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -280,6 +281,10 @@ def create_app(
             for batcher in scorer.batchers.values():
                 await batcher.close()
             scorer.close()
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app = FastAPI(
         title=f"mlship model server: {', '.join(s.label for s in scorer.table.routes)}",
@@ -366,6 +371,11 @@ def _add_operations(app: FastAPI, scorer: Scorer) -> None:
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
         registry = scorer.metrics.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: add up their files
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,0 +1,80 @@
+"""Building a server from a target (a model reference or a deployment file), in this process or
+in each of several uvicorn worker processes.
+
+Workers are fresh interpreters started by uvicorn: they learn what to serve from environment
+variables the parent sets (``MLSHIP_SERVE_TARGET``, ``MLSHIP_SERVE_PREDICTION_LOG``), build the
+same app, and share the listening socket, the prediction log directory (parts are named by
+process) and, through ``PROMETHEUS_MULTIPROC_DIR``, one set of metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from mlship.serve.deployment import Deployment, load_deployment
+from mlship.workspace import Workspace
+
+TARGET = "MLSHIP_SERVE_TARGET"
+PREDICTION_LOG = "MLSHIP_SERVE_PREDICTION_LOG"
+
+
+@dataclass(frozen=True)
+class Built:
+    app: FastAPI
+    deployment: Deployment
+    summary: str
+    log_directory: Path | None
+
+
+def deployment_for(target: str) -> Deployment:
+    """A deployment file, or the one-route deployment of a model reference."""
+    path = Path(target)
+    if target.endswith((".yaml", ".yml")) or path.is_file():
+        return load_deployment(path)
+    return Deployment.single(target)
+
+
+def build(target: str, workspace: Workspace, *, prediction_log: bool = True) -> Built:
+    """The app serving ``target`` from ``workspace`` (which must stay open while it serves)."""
+    from mlship.cli.refs import resolve_version
+    from mlship.serve.app import create_app
+    from mlship.serve.live import LiveModels
+    from mlship.serve.predlog import PredictionLog
+
+    deployment = deployment_for(target)
+    live = LiveModels(deployment, workspace, resolve_version)
+    log = None
+    if prediction_log and deployment.log.enabled:
+        directory = deployment.log.directory or (
+            workspace.settings.home_resolved / "predictions" / deployment.name
+        )
+        log = PredictionLog(
+            directory, deployment.name, deployment.log.flush_rows, deployment.log.flush_seconds
+        )
+    app = create_app(
+        live,
+        prediction_log=log,
+        sticky_header=deployment.sticky_header,
+        batching=deployment.batching,
+    )
+    routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
+    shadows = ", ".join(served.label for served in live.table.shadows)
+    summary = f"deployment {deployment.name}: {routes}" + (
+        f"; shadows {shadows}" if shadows else ""
+    )
+    return Built(app, deployment, summary, log.directory if log is not None else None)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker (``uvicorn ... --factory``)."""
+    from mlship.cli.serve import json_logging
+
+    json_logging(os.environ.get("MLSHIP_SERVE_LOG_LEVEL", "info"))
+    workspace = Workspace.open()  # open for the worker's life; the process ends with it
+    return build(
+        os.environ[TARGET], workspace, prediction_log=os.environ.get(PREDICTION_LOG) != "0"
+    ).app
