@@ -17,7 +17,7 @@ from mlship.spec.data import Column
 from mlship.spec.models import ModelSpec, Task
 from mlship.spec.training import Choice, FloatRange, IntRange
 from mlship.train.catalog import CATALOG, build_estimator, resolve_estimator_class
-from mlship.train.estimators import CalibratedSVC, XGBLabelClassifier
+from mlship.train.estimators import CalibratedSVC
 from mlship.train.spaces import (
     SPACES,
     SpaceError,
@@ -30,6 +30,7 @@ from mlship.train.spaces import (
     resolve_space,
     sample_optuna,
 )
+from mlship.train.xgb import XGBLabelClassifier
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
@@ -15,14 +14,14 @@ from rich.table import Table
 from mlship.cli.console import out
 from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt, print_validation
-from mlship.cli.run import IngestProgress
-from mlship.data.ingest import ingest
-from mlship.data.profile import diff_profiles, profile_frame
-from mlship.data.report import write_report
 from mlship.errors import DataError
 from mlship.spec import load_spec
-from mlship.store.tables import Dataset
 from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from mlship.store.tables import Dataset
 
 app = typer.Typer(help="Validate, profile and compare datasets.", no_args_is_help=True)
 
@@ -32,6 +31,9 @@ def validate_command(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
 ) -> None:
     """Ingest and check the spec's sources; store the dataset and write the data report."""
+    from mlship.cli.progress import IngestProgress
+    from mlship.data.ingest import ingest
+
     loaded = load_spec(spec)
     workspace = Workspace.open()
     try:
@@ -51,6 +53,10 @@ def validate_command(
 
 
 def _profile_of(workspace: Workspace, dataset: Dataset) -> dict[str, Any]:
+    import polars as pl
+
+    from mlship.data.profile import profile_frame
+
     if dataset.profile_sha256:
         return dict(json.loads(workspace.artifacts.get_bytes(dataset.profile_sha256)))
     frame = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
@@ -58,6 +64,8 @@ def _profile_of(workspace: Workspace, dataset: Dataset) -> dict[str, Any]:
 
 
 def _read_any(path: Path) -> pl.DataFrame:
+    import polars as pl
+
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -81,6 +89,9 @@ def profile_command(
     output: OutputDir = None,
 ) -> None:
     """Per-column statistics as JSON and a self-contained HTML report with charts."""
+    from mlship.data.profile import profile_frame
+    from mlship.data.report import write_report
+
     workspace = Workspace.open()
     try:
         path = Path(target)
@@ -203,6 +214,8 @@ def diff_command(
     ],
 ) -> None:
     """Schema and statistics differences between two datasets."""
+    from mlship.data.profile import diff_profiles
+
     workspace = Workspace.open()
     try:
         a, b = workspace.metadata.get_dataset(first), workspace.metadata.get_dataset(second)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,10 +13,11 @@ from mlship.cli.console import out
 from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.cli.render import fmt, metrics_table
 from mlship.errors import MlshipError
-from mlship.registry.diff import diff_versions
-from mlship.registry.lifecycle import Change, Registry
-from mlship.store.tables import ModelVersion
 from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.registry.lifecycle import Change, Registry
+    from mlship.store.tables import ModelVersion
 
 app = typer.Typer(
     help="Registered models: look, stage, review, roll back, compare.", no_args_is_help=True
@@ -110,6 +111,8 @@ def show(
 
 def _change(act: Callable[[Registry, str], Change]) -> None:
     """Run one registry change as the settings' user, and say what it did."""
+    from mlship.registry.lifecycle import Registry
+
     workspace = Workspace.open()
     try:
         change = act(Registry(workspace.metadata), workspace.settings.user)
@@ -208,6 +211,8 @@ def describe(
 @app.command("history")
 def history(model: Annotated[str, typer.Argument(help="MODEL.")]) -> None:
     """Every change of a model: registrations, stage moves, reviews, tags; who and when."""
+    from mlship.registry.lifecycle import Registry
+
     workspace = Workspace.open()
     try:
         events = Registry(workspace.metadata).history(model)
@@ -239,6 +244,8 @@ def diff(
     ] = False,
 ) -> None:
     """Compare two versions: estimator and parameters, metrics, data lineage, inputs."""
+    from mlship.registry.diff import diff_versions
+
     workspace = Workspace.open()
     try:
         found = diff_versions(

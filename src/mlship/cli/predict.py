@@ -6,21 +6,21 @@ import io
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlship.cli.console import out
 from mlship.cli.refs import resolve_version
-from mlship.data.sources import read_file
 from mlship.errors import MlshipError
-from mlship.registry.model_io import LoadedModel, load_model
-from mlship.serve.predlog import Entry, PredictionLog
-from mlship.store.artifacts import atomic_write
 from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlship.registry.model_io import LoadedModel
+    from mlship.serve.predlog import PredictionLog
 
 
 def _format_of(path: Path) -> str:
@@ -48,6 +48,9 @@ def score_frame(
     scored); then rows are scored ``chunk_rows`` at a time with a progress bar, and each chunk's
     answers go to the prediction ``log`` when one is given.
     """
+    import numpy as np
+    import pandas as pd
+
     frame = model.prepare(raw, origin, csv_lines=csv)
     predictions: list[Any] = []
     probabilities: list[Any] = []
@@ -92,6 +95,8 @@ def _log_chunk(
     proba: Any,
     began: float,
 ) -> None:
+    from mlship.serve.predlog import Entry
+
     classes = [str(c) for c in model.signature.classes or []]
     outputs: list[dict[str, Any]] = []
     for index, label in enumerate(labels):
@@ -119,6 +124,11 @@ def predict(
     ] = True,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
+    from mlship.data.sources import read_file
+    from mlship.registry.model_io import load_model
+    from mlship.serve.predlog import PredictionLog
+    from mlship.store.artifacts import atomic_write
+
     in_format, out_format = _format_of(input_path), _format_of(output)
     workspace = Workspace.open()
     try:

@@ -10,12 +10,10 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from mlship.cli.console import out
 from mlship.cli.run import run_spec
-from mlship.examples.churn import write_project
 from mlship.workspace import Workspace
 
 
@@ -40,6 +38,10 @@ def quickstart(
     port: Annotated[int, typer.Option(help="Port used in the printed serve command.")] = 8000,
 ) -> None:
     """Build the churn example project, train and register a model, print the next commands."""
+    import pandas as pd
+
+    from mlship.examples.churn import write_project
+
     started = time.perf_counter()
     spec_path = write_project(directory)
     out.rule("mlship quickstart: customer churn")

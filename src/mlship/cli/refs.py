@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlship.errors import MlshipError
-from mlship.registry.lifecycle import STAGES, Registry
-from mlship.store.tables import ModelVersion
-from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.store.tables import ModelVersion
+    from mlship.workspace import Workspace
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
@@ -32,6 +35,8 @@ def parse_version_ref(ref: str) -> tuple[str, int]:
 
 def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
     """``MODEL`` (newest), ``MODEL:VERSION`` or ``MODEL@STAGE`` (e.g. ``churn@production``)."""
+    from mlship.registry.lifecycle import STAGES, Registry
+
     if "@" in ref:
         name, _, stage = ref.partition("@")
         if stage not in STAGES or stage == "none":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from mlship.cli.console import out
-from mlship.store.tables import Candidate
+
+if TYPE_CHECKING:
+    from mlship.store.tables import Candidate
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

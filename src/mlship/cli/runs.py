@@ -185,7 +185,7 @@ def reproduce_command(
     ] = 1e-9,
 ) -> None:
     """Re-run a run from its record and compare every metric; exit 1 when any differs."""
-    from mlship.cli.run import progress_observer
+    from mlship.cli.progress import progress_observer
     from mlship.train.reproduce import reproduce
 
     workspace = Workspace.open()

@@ -10,7 +10,7 @@ project's Pipeline:
 * ``svm`` (classification) is ``CalibratedSVC``: SVC with calibrated class probabilities;
 * ``xgboost`` (classification) is ``XGBLabelClassifier``: XGBoost's classifier for any labels.
 
-Both are in :mod:`mlship.train.estimators`, imported only when named.
+They are in :mod:`mlship.train.estimators` and :mod:`mlship.train.xgb`, imported only when named.
 
 Thread use: LightGBM and XGBoost use every core by default (``n_jobs``). When folds or trials run
 in parallel worker processes, the caller should pass ``n_jobs=1`` (XGBoost's ``nthread``) so the
@@ -35,7 +35,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "gradient_boosting": "sklearn.ensemble.GradientBoostingClassifier",
         "hist_gradient_boosting": "sklearn.ensemble.HistGradientBoostingClassifier",
         "lightgbm": "lightgbm.LGBMClassifier",
-        "xgboost": "mlship.train.estimators.XGBLabelClassifier",
+        "xgboost": "mlship.train.xgb.XGBLabelClassifier",
         "dummy": "sklearn.dummy.DummyClassifier",
     },
     "regression": {

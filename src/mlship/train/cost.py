@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:  # settings import this module; they should not have to import pandas
+if TYPE_CHECKING:  # settings import this module; they should not have to import pandas or psutil
     import pandas as pd
+    import psutil
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,6 +87,8 @@ class Measurement:
 
 
 def _rss(process: psutil.Process, children: bool) -> int:
+    import psutil
+
     total = int(process.memory_info().rss)
     if children:
         for child in process.children(recursive=True):
@@ -134,6 +136,8 @@ def measure(*, children: bool = False) -> Iterator[Measurement]:
     size seen by a thread that reads it every 10 ms and at both ends of the block: a spike shorter
     than that can be missed, which is accepted to keep the sampler cheap.
     """
+    import psutil
+
     process = psutil.Process()
     measurement = Measurement()
     sampler = _PeakSampler(process, children)

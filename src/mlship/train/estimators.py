@@ -1,12 +1,13 @@
-"""Two estimators of the catalog that wrap others, so they behave like every other entry.
+"""Estimators that wrap others: the catalog's ``svm`` and what a tuned threshold leaves behind.
 
 * :class:`CalibratedSVC`: scikit-learn's SVC, whose probabilities come from Platt scaling on
   internal cross-validation (what ``SVC(probability=True)`` did before scikit-learn deprecated
   that parameter), so probability metrics such as ROC AUC work.
-* :class:`XGBLabelClassifier`: XGBoost's classifier, which only accepts the labels 0..n-1, taught to
-  take any labels (strings, booleans) and to give them back.
+* :class:`DecisionThreshold`: a fitted binary classifier with a tuned decision threshold.
 
-They live apart from the catalog so that naming an estimator does not import XGBoost.
+The catalog's ``xgboost`` classifier, :class:`~mlship.train.xgb.XGBLabelClassifier`, is in
+:mod:`mlship.train.xgb`, so that importing this module (as scoring any model does) does not import
+XGBoost. It was defined here once; models pickled then still find it here (see ``__getattr__``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import SVC
 from sklearn.utils._param_validation import Interval
-from xgboost import XGBClassifier
 
 
 class CalibratedSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -104,50 +103,6 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return tags
 
 
-class XGBLabelClassifier(XGBClassifier):
-    """XGBoost's classifier for any class labels.
-
-    XGBoost learns from the labels 0..n-1 only. This classifier encodes the labels it is given
-    (strings, booleans, numbers) with a LabelEncoder before fitting, predicts the original labels,
-    and keeps them in ``classes_``, in the order of ``predict_proba``'s columns. It takes exactly
-    XGBClassifier's parameters and pickles like it; unlike XGBClassifier, fitting does not change
-    its parameters, so a fitted model can be cloned and refitted on any classes.
-    """
-
-    def fit(self, X: Any, y: Any, **kwargs: Any) -> XGBLabelClassifier:
-        for fitted in ("label_encoder_", "_Booster", "n_classes_"):
-            self.__dict__.pop(fitted, None)  # a refit starts afresh, whatever the classes were
-        encoder = LabelEncoder().fit(np.asarray(y))
-        eval_set = kwargs.get("eval_set")
-        if eval_set is not None:
-            kwargs["eval_set"] = [
-                (X_eval, encoder.transform(y_eval)) for X_eval, y_eval in eval_set
-            ]
-        objective = self.objective
-        try:
-            super().fit(X, encoder.transform(np.asarray(y)), **kwargs)
-        finally:
-            # XGBoost switches ``objective`` to multi:softprob for three or more classes; the
-            # booster keeps what it trained with, and the parameter stays what was asked for, so
-            # a clone of this model can be fitted on two classes again.
-            self.objective = objective
-        self.label_encoder_ = encoder
-        return self
-
-    @property
-    def classes_(self) -> np.ndarray[Any, Any]:
-        encoder: LabelEncoder | None = self.__dict__.get("label_encoder_")
-        if encoder is None:
-            return np.arange(self.n_classes_)
-        return encoder.classes_  # type: ignore[no-any-return]
-
-    def predict(self, X: Any, **kwargs: Any) -> Any:
-        predicted = super().predict(X, **kwargs)
-        if kwargs.get("output_margin"):
-            return predicted
-        return self.label_encoder_.inverse_transform(np.asarray(predicted).astype(np.intp))
-
-
 class DecisionThreshold(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A fitted binary classifier that predicts ``positive`` when that class's probability
     reaches ``threshold``: what a tuned threshold leaves behind to serve.
@@ -183,3 +138,12 @@ class DecisionThreshold(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: Any) -> Any:
         return self.decide(self.predict_proba(X))
+
+
+def __getattr__(name: str) -> Any:
+    """``XGBLabelClassifier``, from :mod:`mlship.train.xgb`, for models pickled when it was here."""
+    if name == "XGBLabelClassifier":
+        from mlship.train.xgb import XGBLabelClassifier
+
+        return XGBLabelClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
