@@ -4,13 +4,16 @@ The model is the churn example's, trained by mlship (a pipeline with its preproc
 decision threshold). mlship serves it with ``mlship serve``; MLflow serves the very same fitted
 pipeline, saved with ``mlflow.sklearn.save_model``, with ``mlflow models serve --env-manager
 local``. Both listen on 127.0.0.1 with their default logging (each writes a line per request) to a
-file. An asyncio client keeps ``concurrency`` requests in flight for a fixed time per cell, with
-one row or 100 rows per request, and records every latency; errors are counted and must be 0.
+file. The load generator keeps ``concurrency`` requests in flight for a fixed time per cell, with
+one row or 100 rows per request; errors are counted and must be 0. It is ``wrk`` (C, one
+connection per request in flight, latency percentiles from every request) when installed, so that
+the client takes little of the CPU the servers need, and otherwise an asyncio httpx client.
 Client and servers share this machine's cores, as they would on one host.
 
 The floor is the raw in-process ``predict`` of the same pipeline on the same rows.
 
     python benchmarks/bench_serving.py [--seconds 5] [--concurrency 1 8 32] [--rows 1 100]
+        [--client wrk|httpx]
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -139,14 +144,71 @@ async def _load(
     return latencies, errors
 
 
+_WRK_SCRIPT = """
+wrk.method = "{method}"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("{body}", "rb")
+wrk.body = file and file:read("*a") or nil
+if file then file:close() end
+"""
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(
+    url: str, body: bytes | None, concurrency: int, seconds: float, scratch: Path
+) -> tuple[int, int, float, float, float]:
+    """Requests, errors, seconds, p50 ms and p99 ms of one ``wrk`` run."""
+    body_file = scratch / "body.json"
+    body_file.write_bytes(body or b"")
+    script = scratch / "load.lua"
+    script.write_text(
+        _WRK_SCRIPT.format(method="POST" if body is not None else "GET", body=body_file)
+    )
+    threads = min(concurrency, 2)
+    for duration in (1, seconds):  # a short run warms the connections and the server
+        done = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration:g}s", "--latency",
+             "--timeout", "30s", "-s", str(script), url],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    text = done.stdout
+    match = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", text)
+    assert match is not None, text
+    requests = int(match.group(1))
+    elapsed = float(match.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(3)]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if sockets:
+        errors += sum(int(n) for n in sockets.groups())
+
+    def percentile(label: str) -> float:
+        found = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+        assert found is not None, text
+        return float(found.group(1)) * _UNITS[found.group(2)]
+
+    return requests, errors, elapsed, percentile("50"), percentile("99")
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def _cell(
-    tool: str, url: str, body: bytes | None, concurrency: int, rows: int, seconds: float
+    tool: str,
+    url: str,
+    body: bytes | None,
+    concurrency: int,
+    rows: int,
+    seconds: float,
+    scratch: Path | None = None,
 ) -> Cell:
+    """One load run; with ``scratch`` (a directory for its script) by wrk, else by httpx."""
+    if scratch is not None:
+        requests, errors, elapsed, p50, p99 = _wrk(url, body, concurrency, seconds, scratch)
+        return Cell(tool, concurrency, rows, requests, errors, elapsed, p50, p99)
     started = time.perf_counter()
     latencies, errors = asyncio.run(_load(url, body, concurrency, seconds))
     elapsed = time.perf_counter() - started
@@ -176,6 +238,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="Load time per cell.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="Load generator (wrk when installed).",
+    )
     args = parser.parse_args()
     console = Console()
     import mlflow.sklearn
@@ -216,7 +284,8 @@ def main() -> None:
         try:
             # The client's and HTTP's own cost: a GET that does no work, at concurrency 1.
             live = f"http://127.0.0.1:{mlship_port}/v2/health/live"
-            echo = _cell("mlship", live, None, 1, 0, min(args.seconds, 3))
+            scratch = root if args.client == "wrk" else None
+            echo = _cell("mlship", live, None, 1, 0, min(args.seconds, 3), scratch)
             for rows in args.rows:
                 sample = inputs[columns].head(rows)
                 while len(sample) < rows:
@@ -237,19 +306,31 @@ def main() -> None:
                     for tool in ("mlship", "MLflow"):
                         console.log(f"{tool}: {rows} row(s) per request, concurrency {concurrency}")
                         cells.append(
-                            _cell(tool, urls[tool], bodies[tool], concurrency, rows, args.seconds)
+                            _cell(
+                                tool,
+                                urls[tool],
+                                bodies[tool],
+                                concurrency,
+                                rows,
+                                args.seconds,
+                                scratch,
+                            )
                         )
         finally:
             for process in servers.values():
                 _stop(process)
-    _print(console, cells, floors, args.seconds)
+    _print(console, cells, floors, args.seconds, args.client)
     console.print(
         f"HTTP and client floor (GET /v2/health/live, concurrency 1): p50 {echo.p50_ms:.2f} ms"
     )
 
 
-def _print(console: Console, cells: list[Cell], floors: dict[int, float], seconds: float) -> None:
-    table = Table(title=f"Serving the churn model on 127.0.0.1 ({seconds:g} s per cell)")
+def _print(
+    console: Console, cells: list[Cell], floors: dict[int, float], seconds: float, client: str
+) -> None:
+    table = Table(
+        title=f"Serving the churn model on 127.0.0.1 ({seconds:g} s per cell, client {client})"
+    )
     for name in (
         "rows/request", "concurrency", "tool", "requests/s", "p50 ms", "p99 ms", "errors",
         "x MLflow", "raw predict p50 ms",

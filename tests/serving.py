@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,11 +66,18 @@ class Server:
 
 
 @contextmanager
-def serving(target: str, home: Path, *args: str, cwd: Path | None = None) -> Iterator[Server]:
-    """``mlship serve target`` on a free port, healthy before the block runs."""
+def serving(
+    target: str,
+    home: Path,
+    *args: str,
+    cwd: Path | None = None,
+    program: Sequence[str] = (sys.executable, "-m", "mlship"),
+) -> Iterator[Server]:
+    """``mlship serve target`` (``program`` is the mlship to run) on a free port, healthy before
+    the block runs."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlship", "serve", target, "--port", str(port), *args],
+        [*program, "serve", target, "--port", str(port), *args],
         env=mlship_env(home),
         cwd=cwd,
         stdout=subprocess.PIPE,

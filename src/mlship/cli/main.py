@@ -10,6 +10,7 @@ from rich.markup import escape
 from mlship import __version__
 from mlship.cli import data, models, runs
 from mlship.cli.console import err, out
+from mlship.cli.package import package
 from mlship.cli.predict import predict
 from mlship.cli.quickstart import quickstart
 from mlship.cli.run import run
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command()(run)
 app.command()(predict)
 app.command()(serve)
+app.command()(package)
 app.command()(quickstart)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")

@@ -45,7 +45,8 @@ def serve(
     target: Annotated[
         str,
         typer.Argument(
-            help="MODEL, MODEL:VERSION, MODEL@STAGE (follows promotions), or a deployment YAML."
+            help="MODEL, MODEL:VERSION, MODEL@STAGE (follows promotions), a deployment YAML, "
+            "or a bundle directory written by `mlship package`."
         ),
     ],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -62,14 +63,17 @@ def serve(
     """Serve /predict, MLflow's /invocations, the v2 inference protocol, /metrics and /docs."""
     import uvicorn
 
-    from mlship.serve.factory import build
-    from mlship.workspace import Workspace
+    from mlship.serve.factory import build, is_bundle_target
 
     if workers > 1:
         _serve_workers(target, host, port, log_level, prediction_log, workers)
         return
     json_logging(log_level)
-    workspace = Workspace.open()
+    workspace = None
+    if not is_bundle_target(target):  # a bundle needs no registry or database
+        from mlship.workspace import Workspace
+
+        workspace = Workspace.open()
     try:
         built = build(target, workspace, prediction_log=prediction_log)
         out.print(
@@ -79,7 +83,8 @@ def serve(
             out.print(f"Prediction log: {built.log_directory}")
         uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False)
     finally:
-        workspace.close()
+        if workspace is not None:
+            workspace.close()
 
 
 def _serve_workers(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,11 @@ import pandas as pd
 from mlship.data.schema import coerce_frame
 from mlship.errors import IntegrityError
 from mlship.registry.signature import Signature
-from mlship.store.artifacts import ArtifactRef, ArtifactStore
-from mlship.store.tables import ModelVersion
 from mlship.train.scoring import predict_outputs
+
+if TYPE_CHECKING:
+    from mlship.store.artifacts import ArtifactRef, ArtifactStore
+    from mlship.store.tables import ModelVersion
 
 
 def save_model(pipeline: Any, store: ArtifactStore) -> ArtifactRef:
@@ -58,16 +60,23 @@ def load_model(version: ModelVersion, store: ArtifactStore) -> LoadedModel:
         data = store.get_bytes(version.artifact_sha256)
     except IntegrityError as exc:
         raise IntegrityError(f"refusing to load model {name}:{version.version}: {exc}") from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != version.artifact_sha256:  # defence in depth for stores that do not verify
-        raise IntegrityError(
-            f"refusing to load model {name}:{version.version}: artifact checksum {actual} "
-            f"does not match the registry's {version.artifact_sha256}"
-        )
-    pipeline = pickle.loads(data)  # noqa: S301 - bytes verified against the registry above
+    # Defence in depth for stores that do not verify.
+    pipeline = unpickle_verified(
+        data, version.artifact_sha256, f"model {name}:{version.version}", "the registry's"
+    )
     return LoadedModel(
         name=name,
         version=version.version,
         pipeline=pipeline,
         signature=Signature.from_dict(version.signature),
     )
+
+
+def unpickle_verified(data: bytes, sha256: str, what: str, whose: str) -> Any:
+    """Unpickle ``data`` only if it hashes to ``sha256`` (``whose`` checksum, for the message)."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise IntegrityError(
+            f"refusing to load {what}: artifact checksum {actual} does not match {whose} {sha256}"
+        )
+    return pickle.loads(data)  # noqa: S301 - the bytes are the ones whose checksum was recorded

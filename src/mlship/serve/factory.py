@@ -1,5 +1,5 @@
-"""Building a server from a target (a model reference or a deployment file), in this process or
-in each of several uvicorn worker processes.
+"""Building a server from a target (a model reference, a deployment file or a packaged bundle
+directory), in this process or in each of several uvicorn worker processes.
 
 Workers are fresh interpreters started by uvicorn: they learn what to serve from environment
 variables the parent sets (``MLSHIP_SERVE_TARGET``, ``MLSHIP_SERVE_PREDICTION_LOG``), build the
@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from mlship.serve.deployment import Deployment, load_deployment
-from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.workspace import Workspace
 
 TARGET = "MLSHIP_SERVE_TARGET"
 PREDICTION_LOG = "MLSHIP_SERVE_PREDICTION_LOG"
@@ -30,28 +33,47 @@ class Built:
     log_directory: Path | None
 
 
+def is_bundle_target(target: str) -> bool:
+    """A directory is served as a packaged bundle (no registry or database needed)."""
+    return Path(target).is_dir()
+
+
 def deployment_for(target: str) -> Deployment:
-    """A deployment file, or the one-route deployment of a model reference."""
+    """A bundle's or a file's deployment, or the one-route deployment of a model reference."""
     path = Path(target)
+    if is_bundle_target(target):
+        from mlship.package.bundle import open_bundle
+
+        return load_deployment(open_bundle(path).deployment_file)
     if target.endswith((".yaml", ".yml")) or path.is_file():
         return load_deployment(path)
     return Deployment.single(target)
 
 
-def build(target: str, workspace: Workspace, *, prediction_log: bool = True) -> Built:
-    """The app serving ``target`` from ``workspace`` (which must stay open while it serves)."""
-    from mlship.cli.refs import resolve_version
+def build(target: str, workspace: Workspace | None, *, prediction_log: bool = True) -> Built:
+    """The app serving ``target``: a bundle directory, or a reference or deployment file in
+    ``workspace`` (which must stay open while it serves)."""
     from mlship.serve.app import create_app
-    from mlship.serve.live import LiveModels
+    from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
     from mlship.serve.predlog import PredictionLog
 
     deployment = deployment_for(target)
-    live = LiveModels(deployment, workspace, resolve_version)
+    source: ModelSource
+    if is_bundle_target(target):
+        from mlship.config import load_settings
+        from mlship.package.bundle import open_bundle
+
+        source = BundleSource(open_bundle(Path(target)))
+        home = load_settings().home_resolved
+    elif workspace is None:
+        raise ValueError(f"serving {target} needs an open workspace")
+    else:
+        source = RegistrySource(workspace)
+        home = workspace.settings.home_resolved
+    live = LiveModels(deployment, source)
     log = None
     if prediction_log and deployment.log.enabled:
-        directory = deployment.log.directory or (
-            workspace.settings.home_resolved / "predictions" / deployment.name
-        )
+        directory = deployment.log.directory or (home / "predictions" / deployment.name)
         log = PredictionLog(
             directory, deployment.name, deployment.log.flush_rows, deployment.log.flush_seconds
         )
@@ -74,7 +96,10 @@ def app_from_environment() -> FastAPI:
     from mlship.cli.serve import json_logging
 
     json_logging(os.environ.get("MLSHIP_SERVE_LOG_LEVEL", "info"))
-    workspace = Workspace.open()  # open for the worker's life; the process ends with it
-    return build(
-        os.environ[TARGET], workspace, prediction_log=os.environ.get(PREDICTION_LOG) != "0"
-    ).app
+    target = os.environ[TARGET]
+    workspace = None
+    if not is_bundle_target(target):
+        from mlship.workspace import Workspace
+
+        workspace = Workspace.open()  # open for the worker's life; the process ends with it
+    return build(target, workspace, prediction_log=os.environ.get(PREDICTION_LOG) != "0").app

@@ -1,7 +1,8 @@
 """The versions a server answers with right now, and swapping them while it runs.
 
-Every route and shadow of a deployment is a model reference. :meth:`LiveModels.refresh` resolves
-each one against the registry (a stage reference such as ``churn@production`` follows promotions
+Every route and shadow of a deployment is a model reference, looked up in a
+:class:`ModelSource`: the registry, or a packaged bundle. :meth:`LiveModels.refresh` resolves
+each one (in the registry, a stage reference such as ``churn@production`` follows promotions
 and rollbacks), loads any version it does not hold yet (verified against its checksum before
 unpickling), and then replaces the whole routing table in one assignment. A request takes the
 table once, at its start, and finishes on the models it took, so a swap never fails or drops a
@@ -17,19 +18,73 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
-from mlship.registry.model_io import LoadedModel, load_model
+from mlship.errors import NotFoundError
+from mlship.registry.model_io import LoadedModel
 from mlship.serve.deployment import Deployment
 from mlship.serve.schemas import record_model
-from mlship.store.tables import ModelVersion
-from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.package.bundle import Bundle
+    from mlship.workspace import Workspace
 
 log = logging.getLogger("mlship.serve")
 
-Resolve = Callable[[Workspace, str], ModelVersion]
+VersionKey = tuple[str, int, str]  # model name, version, artifact sha256
+
+
+@dataclass(frozen=True)
+class Located:
+    """What a reference names right now, and how to load it (only done when not yet held)."""
+
+    key: VersionKey
+    load: Callable[[], LoadedModel]
+
+
+class ModelSource(Protocol):
+    """Where a server's model versions come from."""
+
+    #: Whether looking a reference up again can give another version (stages in a registry).
+    changes: bool
+
+    def locate(self, ref: str) -> Located: ...
+
+
+class RegistrySource:
+    """Versions in a workspace's registry; stage references follow promotions."""
+
+    changes = True
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    def locate(self, ref: str) -> Located:
+        from mlship.cli.refs import resolve_version
+        from mlship.registry.model_io import load_model
+
+        version = resolve_version(self.workspace, ref)
+        key = (version.model.name, version.version, version.artifact_sha256)
+        return Located(key, lambda: load_model(version, self.workspace.artifacts))
+
+
+class BundleSource:
+    """The one version of a packaged bundle; no registry, nothing changes."""
+
+    changes = False
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    def locate(self, ref: str) -> Located:
+        if not self.bundle.names(ref):
+            raise NotFoundError(
+                f"the bundle {self.bundle.root} holds {self.bundle.ref} only, not {ref}"
+            )
+        key = (self.bundle.name, self.bundle.version, self.bundle.sha256)
+        return Located(key, self.bundle.load_model)
 
 
 @dataclass(frozen=True)
@@ -73,25 +128,23 @@ class Table:
 class LiveModels:
     """The deployment's routing table, refreshed from the registry in the background."""
 
-    def __init__(self, deployment: Deployment, workspace: Workspace, resolve: Resolve) -> None:
+    def __init__(self, deployment: Deployment, source: ModelSource) -> None:
         self.deployment = deployment
-        self.workspace = workspace
-        self.resolve = resolve
-        self._loaded: dict[tuple[str, int, str], Served] = {}
+        self.source = source
+        self._loaded: dict[VersionKey, Served] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.table = self._build()
 
     def _served(self, ref: str, weight: float) -> Served:
-        version = self.resolve(self.workspace, ref)
-        key = (version.model.name, version.version, version.artifact_sha256)
-        cached = self._loaded.get(key)
+        located = self.source.locate(ref)
+        cached = self._loaded.get(located.key)
         if cached is None:
-            model = load_model(version, self.workspace.artifacts)
+            model = located.load()
             record = record_model(model.signature)
             cached = Served(ref, model, weight, record, TypeAdapter(list[record]))  # type: ignore[valid-type]
-            self._loaded[key] = cached
+            self._loaded[located.key] = cached
         if cached.ref != ref or cached.weight != weight:
             cached = Served(ref, cached.model, weight, cached.record, cached.records)
         return cached
@@ -118,8 +171,8 @@ class LiveModels:
         return changes
 
     def start(self) -> None:
-        """Refresh every ``refresh_seconds`` until :meth:`stop`."""
-        if self._thread is not None:
+        """Refresh every ``refresh_seconds`` until :meth:`stop` (if the source can change)."""
+        if self._thread is not None or not self.source.changes:
             return
 
         def loop() -> None:

@@ -1,0 +1,69 @@
+"""``mlship package``: a self-contained bundle of one model version, to serve anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlship.cli.console import err, out
+
+
+def package(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION, MODEL@STAGE, or MODEL (newest).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New directory for the bundle.")],
+    image: Annotated[
+        str | None,
+        typer.Option(help="Container image name in the manifests; mlship-MODEL:VERSION if unset."),
+    ] = None,
+    replicas: Annotated[int, typer.Option(help="Pods at least (and to start with).", min=1)] = 2,
+    max_replicas: Annotated[int, typer.Option(help="Pods at most (autoscaler).", min=1)] = 10,
+    cpu: Annotated[str, typer.Option(help="CPU request per pod.")] = "500m",
+    memory: Annotated[str, typer.Option(help="Memory request per pod.")] = "512Mi",
+    memory_limit: Annotated[str, typer.Option(help="Memory limit per pod.")] = "1Gi",
+    workers: Annotated[int, typer.Option(help="Server worker processes per pod.", min=1)] = 1,
+) -> None:
+    """Write MODEL's bundle: model, signature, pinned requirements, server config, Dockerfile
+    and Kubernetes manifests. `mlship serve DIR` serves it with no registry or database."""
+    from rich.table import Table
+
+    from mlship.cli.refs import resolve_version
+    from mlship.errors import MlshipError
+    from mlship.package.manifests import Shape
+    from mlship.package.writer import write_bundle
+    from mlship.workspace import Workspace
+
+    if max_replicas < replicas:
+        raise MlshipError(f"--max-replicas {max_replicas} is below --replicas {replicas}")
+    workspace = Workspace.open()
+    try:
+        version = resolve_version(workspace, ref)
+        shape = Shape(
+            image=image or f"mlship-{version.model.name}:{version.version}",
+            replicas=replicas,
+            max_replicas=max_replicas,
+            cpu=cpu,
+            memory=memory,
+            memory_limit=memory_limit,
+            workers=workers,
+        )
+        with out.status("packaging") as status:
+            written = write_bundle(workspace, version, output, shape, step=status.update)
+    finally:
+        workspace.close()
+
+    table = Table(title=f"Bundle of {version.model.name}:{version.version} in {written.root}")
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for name, size in written.files.items():
+        table.add_row(name, f"{size:,}")
+    out.print(table)
+    out.print(f"{len(written.pins)} pinned requirements.")
+    for warning in written.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    out.print(
+        f"Serve it: mlship serve {written.root}\n"
+        f"Container: docker build -t {shape.image} {written.root}\n"
+        f"Kubernetes: kubectl apply -f {written.root / 'kubernetes.yaml'}"
+    )

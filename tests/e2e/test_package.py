@@ -1,0 +1,192 @@
+"""``mlship package``: a bundle that serves from a fresh virtualenv, refuses a tampered model,
+and carries valid Kubernetes manifests.
+
+The virtualenv is made and filled the way the bundle's Dockerfile fills its image (its ``RUN pip
+install`` line, run from the bundle directory), and the server is started with the Dockerfile's
+``CMD``: the steps of the image, without a container engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from mlship.cli.refs import resolve_version
+from mlship.package.bundle import MANIFEST, open_bundle
+from mlship.package.manifests import WORKDIR
+from mlship.registry.model_io import load_model
+from mlship.workspace import Workspace
+from tests.conftest import run_cli
+from tests.serving import RECORD, serving
+
+# What training needs and serving does not: none of it may reach a bundle's environment.
+NOT_FOR_SERVING = ("sqlalchemy", "alembic", "optuna", "ray", "polars", "psycopg", "fsspec")
+
+
+@pytest.fixture(scope="module")
+def bundle(trained: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("package") / "churn-bundle"
+    result = run_cli("package", "churn:1", "-o", str(out), home=trained.settings.home)
+    assert "pinned requirements" in result.stdout
+    return out
+
+
+def _records() -> list[dict[str, Any]]:
+    return [
+        {**RECORD, "age": 20 + 7 * i, "tenure_months": 1 + 5 * i, "support_calls": i % 4}
+        for i in range(8)
+    ]
+
+
+def _dockerfile(bundle: Path) -> tuple[list[str], list[str]]:
+    """The Dockerfile's ``RUN pip install`` command and its ``CMD``."""
+    lines = (bundle / "Dockerfile").read_text().splitlines()
+    install = next(line for line in lines if line.startswith("RUN pip install"))
+    command = next(line for line in lines if line.startswith("CMD "))
+    return shlex.split(install.removeprefix("RUN ")), json.loads(command.removeprefix("CMD "))
+
+
+def test_a_bundle_serves_from_a_fresh_virtualenv(
+    bundle: Path, trained: Workspace, tmp_path: Path
+) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install, command = _dockerfile(bundle)
+    assert install[:2] == ["pip", "install"] and "--no-deps" in install
+    # The image skips pip's cache to stay small; here the machine's cache saves the downloads.
+    install = [str(venv / "bin" / "pip"), *(a for a in install[1:] if a != "--no-cache-dir")]
+    subprocess.run(install, cwd=bundle, check=True, timeout=600, capture_output=True)
+
+    listed = subprocess.run(
+        [str(venv / "bin" / "pip"), "list", "--format=json"], capture_output=True, text=True
+    )
+    installed = {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}
+    assert "mlship" in installed and "scikit-learn" in installed
+    assert not [name for name in NOT_FOR_SERVING if name in installed]
+
+    assert command[:3] == ["mlship", "serve", WORKDIR]
+    options = command[3:]
+    kept = [a for i, a in enumerate(options) if a not in ("--host", "--port")
+            and options[i - 1] not in ("--host", "--port")]  # fmt: skip
+    home = tmp_path / "state"
+    with serving(str(bundle), home, *kept, program=[str(venv / "bin" / "mlship")]) as server:
+        records = _records()
+        answer = httpx.post(f"{server.base}/predict", json={"records": records}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["model"], body["version"]) == ("churn", 1)
+
+        model = load_model(resolve_version(trained, "churn:1"), trained.artifacts)
+        labels, probabilities = model.predict(model.prepare(pd.DataFrame(records), "records"))
+        assert probabilities is not None
+        assert body["predictions"] == [str(label) for label in labels]
+        served = [
+            [row[str(c)] for c in model.signature.classes or []] for row in body["probabilities"]
+        ]
+        np.testing.assert_allclose(served, probabilities, rtol=0, atol=1e-12)
+
+        bad = httpx.post(f"{server.base}/predict", json={"records": [{"age": 3}]}, timeout=30)
+        assert bad.status_code == 422 and "tenure_months" in bad.text
+
+        manifests = list(yaml.safe_load_all((bundle / "kubernetes.yaml").read_text()))
+        container = manifests[0]["spec"]["template"]["spec"]["containers"][0]
+        annotations = manifests[0]["spec"]["template"]["metadata"]["annotations"]
+        paths = [
+            container[probe]["httpGet"]["path"]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe")
+        ] + [annotations["prometheus.io/path"]]
+        for path in paths:
+            assert httpx.get(f"{server.base}{path}", timeout=10).status_code == 200, path
+        output = server.stop()
+    assert "8 prediction log rows written" in output
+    parts = sorted((home / "predictions" / "churn-1").glob("*.parquet"))
+    assert sum(pq.read_metadata(part).num_rows for part in parts) == 8
+
+
+def test_the_manifest_describes_the_version_and_every_file(
+    bundle: Path, trained: Workspace
+) -> None:
+    opened = open_bundle(bundle)
+    version = resolve_version(trained, "churn:1")
+    assert opened.ref == "churn:1" and opened.sha256 == version.artifact_sha256
+    assert opened.manifest["signature"] == version.signature
+    assert opened.manifest["metrics"] == version.metrics
+    assert opened.manifest["lineage"]["dataset_sha256"] == version.dataset_hash
+    for name, sha256 in opened.manifest["files"].items():
+        assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == sha256, name
+    assert MANIFEST not in opened.manifest["files"]
+
+    requirements = (bundle / "requirements.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in requirements if "==" in line)
+    from importlib.metadata import version as installed
+
+    assert pins["scikit-learn"] == installed("scikit-learn")
+    assert pins["fastapi"] == installed("fastapi")
+    assert not [name for name in NOT_FOR_SERVING if name in {p.lower() for p in pins}]
+    assert any(line.startswith("./wheels/mlship-") for line in requirements)
+
+
+def test_a_tampered_bundle_is_refused_before_unpickling(bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "tampered"
+    shutil.copytree(bundle, copy)
+    model = copy / "model.pkl"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    result = run_cli("serve", str(copy), home=tmp_path / "ws", check=False)
+    assert result.returncode == 1
+    assert "refusing to load model churn:1" in result.stderr
+    assert f"does not match the checksum in {MANIFEST}" in result.stderr
+
+    empty = tmp_path / "not-a-bundle"
+    empty.mkdir()
+    result = run_cli("serve", str(empty), home=tmp_path / "ws", check=False)
+    assert result.returncode == 1 and f"{MANIFEST} is missing" in result.stderr
+
+
+def test_the_kubernetes_manifests_are_valid_and_consistent(bundle: Path) -> None:
+    documents = list(yaml.safe_load_all((bundle / "kubernetes.yaml").read_text()))
+    assert [d["kind"] for d in documents] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    kubernetes = kubernetes_validate.utils.latest_version()
+    for document in documents:
+        kubernetes_validate.validate(document, kubernetes, strict=True)  # raises when invalid
+    deployment, service, autoscaler = documents
+    template = deployment["spec"]["template"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= template["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == selector
+    port_names = {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
+    assert autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert template["spec"]["containers"][0]["image"] == "mlship-churn:1"
+
+
+def test_packaging_never_overwrites_and_leaves_nothing_behind(
+    bundle: Path, trained: Workspace, tmp_path: Path
+) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    result = run_cli("package", "churn:1", "-o", str(used), home=trained.settings.home, check=False)
+    assert result.returncode == 1 and "not an empty directory" in result.stderr
+    assert [p.name for p in used.iterdir()] == ["keep.txt"]
+
+    result = run_cli(
+        "package", "churn:9", "-o", str(tmp_path / "b"), home=trained.settings.home, check=False
+    )
+    assert result.returncode == 1 and "churn" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]  # no temporary directory left
