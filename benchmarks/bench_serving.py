@@ -245,7 +245,7 @@ def main() -> None:
         help="Load generator (wrk when installed).",
     )
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
     import mlflow.sklearn
 
     with tempfile.TemporaryDirectory(prefix="mlship-bench-serving-") as tmp:

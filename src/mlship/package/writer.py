@@ -28,6 +28,7 @@ from mlship.package import manifests
 from mlship.package.bundle import DEPLOYMENT_FILE, FORMAT, KIND, MANIFEST, MODEL_FILE
 from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
+from mlship.serve.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
 from mlship.store.tables import ModelVersion
 from mlship.workspace import Workspace
@@ -142,8 +143,8 @@ def _deployment(name: str, version: int) -> str:
     deployment = {
         "name": f"{name}-{version}",
         "routes": [{"model": f"{name}:{version}", "weight": 1.0}],
-        "batching": {"max_rows": 256, "max_wait_ms": 0.0},
-        "log": {"enabled": True, "flush_rows": 1000, "flush_seconds": 5.0},
+        "batching": Batching().model_dump(),
+        "log": PredictionLogSpec().model_dump(exclude={"directory"}),
     }
     return (
         "# How `mlship serve` serves this bundle (the same fields as any deployment file).\n"

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,7 +43,7 @@ from mlship.serve import protocols
 from mlship.serve.batching import Batcher
 from mlship.serve.deployment import Batching
 from mlship.serve.errors import ScoringError
-from mlship.serve.live import LiveModels, Served, Table
+from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
 
@@ -124,7 +124,7 @@ class _Metrics:
             "mlship_batch_rows",
             "Rows scored in one predict call",
             registry=self.registry,
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
         )
         self.rows = Counter(
             "mlship_rows_scored", "Records scored", ("model", "version", "role"),
@@ -163,7 +163,11 @@ class Scorer:
                 self.metrics.batch_rows.observe(rows)
 
             batcher = Batcher(
-                served.model, self.batching.max_rows, self.batching.max_wait_ms, observe
+                served.model,
+                lambda typed: _frame(served, typed),
+                self.batching.max_rows,
+                self.batching.max_wait_ms,
+                observe,
             )
             self.batchers[served.label] = batcher
         return batcher
@@ -200,7 +204,7 @@ class Scorer:
             needed = self.prediction_log is not None or self.table.shadows
             records = [record.model_dump() for record in typed] if needed else []
         try:
-            predictions, proba = await self._batcher(served).predict(_frame(served, typed))
+            predictions, proba = await self._batcher(served).predict(typed)
         except Exception as exc:
             self.metrics.errors.labels(route, type(exc).__name__).inc()
             raise
@@ -273,6 +277,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         live.start()
+        settle_memory()
         if prediction_log is not None:
             prediction_log.start()
         try:
@@ -461,7 +466,7 @@ def _json_response(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
 
 
-def _frame(served: Served, typed: list[Any]) -> pd.DataFrame:
+def _frame(served: Served, typed: Sequence[Any]) -> pd.DataFrame:
     names = [c.name for c in served.model.signature.inputs]
     frame = pd.DataFrame({name: [getattr(r, name) for r in typed] for name in names})
     for column in served.model.signature.inputs:

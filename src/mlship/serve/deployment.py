@@ -39,7 +39,11 @@ class PredictionLogSpec(_Strict):
 
 
 class Batching(_Strict):
-    max_rows: int = Field(256, ge=1, description="Most rows scored in one predict call.")
+    max_rows: int = Field(
+        4096,
+        ge=1,
+        description="Most rows scored in one predict call (a pipeline's cost is mostly per call).",
+    )
     max_wait_ms: float = Field(
         0.0, ge=0, description="Hold a batch open this long for more rows (0: never wait)."
     )
