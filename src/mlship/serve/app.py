@@ -388,7 +388,7 @@ def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
     PredictRequest = request_model(record)
 
     @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest, request: Request) -> PredictResponse:  # type: ignore[valid-type]
+    async def predict(body: PredictRequest, request: Request) -> Response:  # type: ignore[valid-type]
         served = scorer.choose(request, body.key)  # type: ignore[attr-defined]
         given = body.records  # type: ignore[attr-defined]
         if served.record is record:  # validated by FastAPI against this very signature
@@ -396,12 +396,15 @@ def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
         else:  # another version's signature: check the records against it
             records = [r.model_dump() for r in given]
             predictions, proba = await scorer.run("/predict", request, served, records)
-        return PredictResponse(
-            model=served.model.name,
-            version=served.model.version,
-            request_id=request.state.request_id,
-            predictions=_plain_list(predictions),
-            probabilities=_probability_dicts(served, proba),
+        # Serialised here by orjson; ``response_model`` documents the same shape.
+        return _json_response(
+            {
+                "model": served.model.name,
+                "version": served.model.version,
+                "request_id": request.state.request_id,
+                "predictions": _plain_list(predictions),
+                "probabilities": _probability_dicts(served, proba),
+            }
         )
 
 
