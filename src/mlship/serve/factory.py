@@ -57,17 +57,19 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
     from mlship.serve.predlog import PredictionLog
 
-    deployment = deployment_for(target)
     source: ModelSource
     if is_bundle_target(target):
         from mlship.config import load_settings
         from mlship.package.bundle import open_bundle
 
-        source = BundleSource(open_bundle(Path(target)))
+        bundle = open_bundle(Path(target))  # read once: its deployment and its model
+        deployment = load_deployment(bundle.deployment_file)
+        source = BundleSource(bundle)
         home = load_settings().home_resolved
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
     else:
+        deployment = deployment_for(target)
         source = RegistrySource(workspace)
         home = workspace.settings.home_resolved
     live = LiveModels(deployment, source)
