@@ -1,19 +1,29 @@
-"""Monitoring: how far the data a model sees in production has moved from its training data."""
+"""Monitoring: how far the data a model sees in production has moved from its training data, how
+good its answers are once the true labels arrive, how healthy its server is, and the alerts and
+retraining that follow.
 
-from mlship.monitor.drift import (
-    DEFAULT_THRESHOLDS,
-    ColumnDrift,
-    DatasetDrift,
-    Method,
-    column_drift,
-    dataset_drift,
-)
+The drift functions are importable from here; they are loaded on first use, so that the server
+(which imports :mod:`mlship.monitor.feedback`) does not import SciPy's statistics at start-up.
+"""
 
-__all__ = [
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_DRIFT = (
     "DEFAULT_THRESHOLDS",
     "ColumnDrift",
     "DatasetDrift",
     "Method",
     "column_drift",
     "dataset_drift",
-]
+)
+
+__all__ = list(_DRIFT)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DRIFT:
+        return getattr(importlib.import_module("mlship.monitor.drift"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,11 +38,13 @@ from pydantic import ValidationError
 
 from mlship import __version__
 from mlship.features.transformers import parse_datetimes
+from mlship.monitor.feedback import FeedbackStore
 from mlship.registry.model_io import LoadedModel
 from mlship.serve import protocols
 from mlship.serve.batching import Batcher
 from mlship.serve.deployment import Batching
 from mlship.serve.errors import ScoringError
+from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
@@ -267,8 +269,10 @@ def create_app(
     prediction_log: PredictionLog | None = None,
     sticky_header: str = "X-Request-Key",
     batching: Batching | None = None,
+    feedback: FeedbackStore | None = None,
 ) -> FastAPI:
-    """An app serving ``source``: one model version, or a deployment's live routing table."""
+    """An app serving ``source``: one model version, or a deployment's live routing table;
+    with ``feedback``, ``POST /feedback`` stores true labels there."""
     live: Any = _Static(source) if isinstance(source, LoadedModel) else source
     deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
     scorer = Scorer(live, prediction_log, sticky_header, batching)
@@ -304,6 +308,8 @@ def create_app(
     _add_native(app, scorer, first.record)
     _add_mlflow(app, scorer)
     _add_v2(app, scorer)
+    if feedback is not None:
+        add_feedback(app, first.model.signature, feedback)
     return app
 
 

@@ -53,6 +53,7 @@ def deployment_for(target: str) -> Deployment:
 def build(target: str, workspace: Workspace | None, *, prediction_log: bool = True) -> Built:
     """The app serving ``target``: a bundle directory, or a reference or deployment file in
     ``workspace`` (which must stay open while it serves)."""
+    from mlship.monitor.feedback import FeedbackStore, feedback_directory
     from mlship.serve.app import create_app
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
     from mlship.serve.predlog import PredictionLog
@@ -84,6 +85,7 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
         prediction_log=log,
         sticky_header=deployment.sticky_header,
         batching=deployment.batching,
+        feedback=FeedbackStore(feedback_directory(home)),
     )
     routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
     shadows = ", ".join(served.label for served in live.table.shadows)

@@ -1,0 +1,181 @@
+"""One monitoring pass over a model: its traffic in a window against its reference.
+
+:class:`Monitor` reads the window's traffic from the prediction logs, picks the version to judge
+(the one that answered most of the window: with a canary, the stable version; after a swap, the
+new one), loads that version's reference once per process, and computes drift, live data quality,
+performance against delayed labels and operational health. :meth:`MonitorResult.metrics` flattens
+the figures into the names alert rules use (``drift.share``, ``quality.missing_rate``,
+``performance.accuracy.drop``, ``health.latency_p99_ms``, ...); a figure that cannot be computed
+(no traffic, no labels yet) is None, which rules read as "no data" rather than as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlship.monitor.drift import DatasetDrift, Method, dataset_drift
+from mlship.monitor.feedback import feedback_directory, read_labels
+from mlship.monitor.performance import Performance, performance
+from mlship.monitor.quality import Quality, live_quality
+from mlship.monitor.reference import Reference, load_reference
+from mlship.monitor.traffic import PREDICTION, Traffic, read_traffic
+from mlship.monitor.window import Window
+
+if TYPE_CHECKING:
+    from mlship.workspace import Workspace
+
+MIN_DRIFT_ROWS = 30
+"""Fewer live rows than this say too little about a distribution to call drift either way."""
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    model: str
+    version: int
+    window: Window
+    at: datetime
+    rows: int
+    requests: int
+    reference: Reference
+    drift: DatasetDrift | None
+    prediction_drift: Any | None
+    quality: Quality
+    performance: Performance
+    traffic: Traffic
+
+    def metrics(self) -> dict[str, float | None]:
+        """Every figure under the name alert rules use (None: not computable in this window)."""
+        figures: dict[str, float | None] = {"traffic.rows": float(self.rows)}
+        if self.drift is None:
+            figures |= {"drift.share": None, "drift.drifted_columns": None, "drift.dataset": None}
+        else:
+            figures |= {
+                "drift.share": self.drift.share,
+                "drift.drifted_columns": float(len(self.drift.drifted_columns)),
+                "drift.dataset": float(self.drift.drifted),
+            }
+            for column in self.drift.columns:
+                figures[f"drift.column.{column.column}"] = float(column.drifted)
+        figures["drift.prediction"] = (
+            None if self.prediction_drift is None else float(self.prediction_drift.drifted)
+        )
+        figures |= self.quality.metrics()
+        figures |= self.performance.metrics()
+        return figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "window": self.window.label,
+            "at": self.at.isoformat(),
+            "rows": self.rows,
+            "requests": self.requests,
+            "reference": {
+                "version": self.reference.version,
+                "dataset": self.reference.dataset_hash,
+                "rows": self.reference.rows,
+                "compared_rows": self.reference.frame.height,
+            },
+            "drift": None if self.drift is None else self.drift.to_dict(),
+            "prediction_drift": (
+                None if self.prediction_drift is None else self.prediction_drift.to_dict()
+            ),
+            "quality": self.quality.to_dict(),
+            "performance": self.performance.to_dict(),
+            "metrics": self.metrics(),
+        }
+
+
+class Monitor:
+    """Monitoring passes over a workspace's models; references are loaded once and kept."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        methods: Mapping[str, Method] | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        drift_share: float = 0.5,
+        every: str = "1h",
+    ) -> None:
+        self.workspace = workspace
+        self.methods = dict(methods or {})
+        self.thresholds = dict(thresholds or {})
+        self.drift_share = drift_share
+        self.every = every
+        self._references: dict[tuple[str, int], Reference] = {}
+
+    @property
+    def home(self) -> Any:
+        return self.workspace.settings.home_resolved
+
+    def reference(self, model: str, version: int) -> Reference:
+        key = (model, version)
+        if key not in self._references:
+            found = self.workspace.metadata.get_version(model, version)
+            self._references[key] = load_reference(self.workspace, found)
+        return self._references[key]
+
+    def _judged_version(self, model: str, window: Window, now: datetime) -> int:
+        """The version answering most of the window, else production, else the newest."""
+        newest = self.workspace.metadata.get_version(model)
+        probe = read_traffic(self.home, model, self.reference(model, newest.version).signature,
+                             window=window, now=now)  # fmt: skip
+        primary = probe.primary_version()
+        if primary is not None:
+            return primary
+        from mlship.errors import NotFoundError
+        from mlship.registry.lifecycle import Registry
+
+        try:
+            return Registry(self.workspace.metadata).in_stage(model, "production").version
+        except NotFoundError:
+            return newest.version
+
+    def measure(self, model: str, window: Window, *, now: datetime | None = None) -> MonitorResult:
+        at = now or datetime.now(UTC)
+        version = self._judged_version(model, window, at)
+        reference = self.reference(model, version)
+        traffic = read_traffic(self.home, model, reference.signature, window=window, now=at)
+        live = traffic.inputs
+        requests = traffic.answered.select("request_id").n_unique()
+        drift = prediction = None
+        if live.height >= MIN_DRIFT_ROWS:
+            features = [
+                c.name
+                for c in reference.signature.inputs
+                if c.type != "datetime" and c.name in reference.frame.columns
+            ]
+            drift = dataset_drift(
+                reference.frame,
+                live,
+                columns=features,
+                methods={k: v for k, v in self.methods.items() if k in features},
+                thresholds={k: v for k, v in self.thresholds.items() if k in features},
+                drift_share=self.drift_share,
+            )
+            if live.get_column(PREDICTION).drop_nulls().len():
+                prediction = dataset_drift(
+                    reference.frame.select(PREDICTION),
+                    live.select(PREDICTION),
+                    columns=[PREDICTION],
+                ).columns[0]
+        labels = read_labels(feedback_directory(self.home))
+        return MonitorResult(
+            model=model,
+            version=version,
+            window=window,
+            at=at,
+            rows=live.height,
+            requests=requests,
+            reference=reference,
+            drift=drift,
+            prediction_drift=prediction,
+            quality=live_quality(live, reference, requests=requests),
+            performance=performance(traffic, labels, reference.baseline, every=self.every),
+            traffic=traffic,
+        )

@@ -1,0 +1,100 @@
+"""What live traffic is compared with: the data a model version was trained on.
+
+By default the reference of ``churn:3`` is the dataset version its run trained on (recorded in the
+registry as ``dataset_hash``), restricted to the model's input columns, plus the model's own
+predictions on those rows (so that the drift of the predictions is measured like any column's),
+plus the dataset's stored profile (for the quality checks: training ranges and missing shares)
+and the version's test-set metrics (the baseline that live performance is held against).
+
+Very large training sets are sampled (``max_rows``, a fixed seed): drift statistics on 200,000
+rows are as decisive as on millions, and predicting the reference costs time on every pass.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from mlship.monitor.traffic import PREDICTION, input_dtype, prediction_dtype
+from mlship.registry.signature import Signature
+
+if TYPE_CHECKING:
+    from mlship.store.tables import ModelVersion
+    from mlship.workspace import Workspace
+
+MAX_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class Reference:
+    model: str
+    version: int
+    dataset_hash: str
+    signature: Signature
+    frame: pl.DataFrame
+    """Input columns (typed as traffic is decoded) and ``prediction``."""
+    profile: dict[str, Any] | None
+    baseline: dict[str, float]
+    """The version's test-set ("holdout") metrics."""
+    rows: int
+    """Rows of the training dataset (before any sampling)."""
+
+    def profile_column(self, name: str) -> dict[str, Any] | None:
+        if self.profile is None:
+            return None
+        return next((c for c in self.profile["columns"] if c["name"] == name), None)
+
+
+def typed_inputs(frame: pl.DataFrame, signature: Signature) -> pl.DataFrame:
+    """``frame``'s input columns cast to the types traffic decodes to (categories as text)."""
+    fields = input_dtype(signature).to_schema()
+    columns = []
+    for column in signature.inputs:
+        if column.type == "datetime":
+            columns.append(pl.col(column.name).cast(pl.Datetime("us", "UTC")))
+        else:
+            columns.append(pl.col(column.name).cast(fields[column.name]))
+    return frame.select(columns)
+
+
+def load_reference(
+    workspace: Workspace, version: ModelVersion, *, max_rows: int = MAX_ROWS
+) -> Reference:
+    """The reference of a registered version (see the module docstring)."""
+    from mlship.data.versioning import load_frame
+    from mlship.registry.model_io import load_model
+
+    name = version.model.name
+    dataset = workspace.metadata.get_dataset(version.dataset_hash)
+    data = load_frame(dataset.artifact_sha256, workspace.artifacts)
+    rows = len(data)
+    if rows > max_rows:
+        data = data.sample(n=max_rows, random_state=0).sort_index()
+    loaded = load_model(version, workspace.artifacts)
+    signature = loaded.signature
+    names = [column.name for column in signature.inputs]
+    predictions, _ = loaded.predict(data[names])
+    frame = typed_inputs(pl.from_pandas(data[names]), signature).with_columns(
+        pl.Series(PREDICTION, [_plain(v) for v in predictions]).cast(prediction_dtype(signature))
+    )
+    profile = None
+    if dataset.profile_sha256:
+        profile = dict(json.loads(workspace.artifacts.get_bytes(dataset.profile_sha256)))
+    baseline = {k: float(v) for k, v in (version.metrics or {}).get("holdout", {}).items()}
+    return Reference(
+        model=name,
+        version=version.version,
+        dataset_hash=version.dataset_hash,
+        signature=signature,
+        frame=frame,
+        profile=profile,
+        baseline=baseline,
+        rows=rows,
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
