@@ -1,8 +1,8 @@
 """Load a pipeline spec from YAML with errors that point at the file, line and field.
 
-YAML is composed into nodes first (safe loader: no Python object tags), so every key and list item
-keeps its line number; pydantic validates the plain data; and each error's location is mapped back
-to the nearest node that exists in the file.
+The YAML side (safe loader, line numbers, error sentences) is :mod:`mlship.yamlfile`, shared with
+the other files users write; this module holds what is particular to specs: the search-space
+errors and the checks that span fields.
 """
 
 from __future__ import annotations
@@ -10,37 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlship.errors import SpecError
 from mlship.spec.models import Column, PipelineSpec, Source
-
-Loc = tuple[str | int, ...]
-
-
-class SpecLoader(yaml.SafeLoader):
-    """YAML's safe loader with YAML 1.2 booleans: only true/false.
-
-    YAML 1.1 reads `on`, `off`, `yes`, `no`, `y` and `n` as booleans, which turns the join key
-    `on:` into `True` and the category label `yes` into a boolean. Specs mean the words.
-    """
-
-
-SpecLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
+from mlship.yamlfile import Problem, describe, parse, read_text
 
 
 @dataclass(frozen=True)
@@ -68,62 +46,8 @@ class LoadedSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _line_index(node: yaml.Node, loc: Loc = ()) -> Iterator[tuple[Loc, int]]:
-    """Yield (location, 1-based line) for every node under ``node``."""
-    yield loc, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            yield (*loc, key), key_node.start_mark.line + 1
-            for sub_loc, line in _line_index(value_node, (*loc, key)):
-                if sub_loc != (*loc, key):
-                    yield sub_loc, line
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _line_index(item, (*loc, index))
-
-
-def _field_name(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at ``loc``, to list the allowed field names."""
-    model: type[BaseModel] | None = PipelineSpec
-    for part in loc[:-1]:
-        if model is None:
-            return None
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-    return model
-
-
 def _describe(error: Any) -> str:
-    kind = error["type"]
-    loc = tuple(error["loc"])
-    if kind == "extra_forbidden":
-        owner = _model_at(loc)
-        allowed = ", ".join(owner.model_fields) if owner else "the documented fields"
-        return f"unknown field; expected one of: {allowed}"
-    if kind == "missing":
-        return "required field is missing"
-    message = str(error["msg"])
-    given = error.get("input")
-    if not isinstance(given, dict | list):
-        message += f" (got {given!r})"
-    return message
+    return describe(error, PipelineSpec)
 
 
 def _problems(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
@@ -197,60 +121,26 @@ def _describe_dimension(error: Any, model: type[BaseModel]) -> str:
     return _describe(error)
 
 
-class _Locator:
-    def __init__(self, path: Path, root: yaml.Node | None) -> None:
-        self.path = path
-        self.lines = dict(_line_index(root)) if root is not None else {}
-
-    def line_of(self, loc: Loc) -> int:
-        for end in range(len(loc), -1, -1):
-            line = self.lines.get(loc[:end])
-            if line is not None:
-                return line
-        return 1
-
-    def error(self, loc: Loc, message: str) -> str:
-        return f"{self.path}, line {self.line_of(loc)}, field {_field_name(loc)}: {message}"
-
-
 def parse_spec(text: str, path: Path) -> LoadedSpec:
     """Validate spec ``text`` (the content of ``path``) or raise :class:`SpecError`."""
-    try:
-        root = yaml.compose(text, Loader=SpecLoader)
-        data = yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise SpecError(f"{path}, line {line}: invalid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: invalid YAML: {exc}") from None
-    locator = _Locator(path, root)
+    data, locator = parse(text, path, SpecError)
     if not isinstance(data, dict):
         raise SpecError(f"{path}, line 1: expected a mapping of fields such as name, task, sources")
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        problems = [locator.error(loc, message) for loc, message in _problems(exc, data)]
-        raise SpecError("\n".join(problems)) from None
-    problems = [locator.error(loc, message) for loc, message in check_consistency(spec)]
+        raise SpecError(locator.errors(_problems(exc, data))) from None
+    problems = check_consistency(spec)
     if problems:
-        raise SpecError("\n".join(problems))
+        raise SpecError(locator.errors(problems))
     return LoadedSpec(spec=spec, path=path)
 
 
 def load_spec(path: Path | str) -> LoadedSpec:
     """Read and validate the spec file at ``path``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"spec file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    text = read_text(path, "spec file", SpecError)
     return parse_spec(text, path.resolve())
-
-
-Problem = tuple[Loc, str]
 
 
 def check_consistency(spec: PipelineSpec) -> list[Problem]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -215,3 +216,26 @@ class PromotionRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class Alert(Base):
+    """An alert rule that held for a model: delivered (``fired``) or held back by its cool-down
+    (``suppressed``). Rules that did not hold leave no row."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_model_rule_at", "model", "rule", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float] = mapped_column(Float)
+    condition: Mapped[str] = mapped_column(String(60))
+    severity: Mapped[str] = mapped_column(String(20))
+    window: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20))
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+    """At least one action succeeded: the firing that starts the rule's cool-down."""
+    deliveries: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,108 @@
+"""The alert history: every rule that held, in the metadata store.
+
+It lives in the database, not in memory, because cool-downs must hold across processes: a
+``mlship monitor run`` from cron every five minutes and a ``watch`` loop started by someone else
+read the same rows, so neither repeats an alert the other has just delivered.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from mlship.store.metadata import MetadataStore
+from mlship.store.tables import Alert
+
+AlertStatus = Literal["fired", "suppressed"]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time; naive times are taken to be UTC already (SQLite returns
+    them so, having stored UTC wall-clock times)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class AlertHistory:
+    """Alerts that held, fired or suppressed; each method is one transaction.
+
+    >>> history = AlertHistory(workspace.metadata)  # doctest: +SKIP
+    >>> history.list(model="churn", limit=10)  # doctest: +SKIP
+    """
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self.metadata = metadata
+
+    def last_delivered(self, model: str, rule: str) -> datetime | None:
+        """When ``rule`` last reached someone about ``model``: the newest firing in which at
+        least one action succeeded. A firing whose every action failed does not count, so the
+        next evaluation tries again instead of keeping quiet for a whole cool-down."""
+        with self.metadata.transaction() as session:
+            found = session.scalar(
+                select(Alert.at)
+                .where(
+                    Alert.model == model,
+                    Alert.rule == rule,
+                    Alert.status == "fired",
+                    Alert.delivered.is_(True),
+                )
+                .order_by(Alert.at.desc())
+                .limit(1)
+            )
+        return None if found is None else as_utc(found)
+
+    def record(
+        self,
+        *,
+        model: str,
+        rule: str,
+        metric: str,
+        value: float,
+        condition: str,
+        severity: str,
+        window: str,
+        status: AlertStatus,
+        deliveries: Sequence[Mapping[str, Any]] = (),
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Alert:
+        """Append one alert. ``deliveries`` are the actions' results, each with an ``ok`` flag;
+        a ``fired`` alert with any ``ok`` one is *delivered* and starts the cool-down."""
+        row = Alert(
+            at=as_utc(at or datetime.now(UTC)),
+            model=model,
+            rule=rule,
+            metric=metric,
+            value=value,
+            condition=condition,
+            severity=severity,
+            window=window,
+            status=status,
+            delivered=status == "fired" and any(bool(d.get("ok")) for d in deliveries),
+            deliveries=[dict(d) for d in deliveries],
+            details=dict(details or {}),
+        )
+        with self.metadata.transaction() as session:
+            session.add(row)
+        return row
+
+    def list(
+        self, model: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> builtins.list[Alert]:
+        """The newest alerts first, of one model or all, at or after ``since``; times in UTC."""
+        query = select(Alert)
+        if model is not None:
+            query = query.where(Alert.model == model)
+        if since is not None:
+            query = query.where(Alert.at >= as_utc(since))
+        query = query.order_by(Alert.at.desc(), Alert.id.desc()).limit(limit)
+        with self.metadata.transaction() as session:
+            rows = builtins.list(session.scalars(query))
+        for row in rows:  # detached rows: this only changes what the caller reads
+            row.at = as_utc(row.at)
+        return rows

@@ -1,0 +1,383 @@
+"""Alert rules: which monitored metric, over which window of traffic, crossing what, tells whom.
+
+A rules file is YAML::
+
+    webhook:                          # optional; where `webhook` actions post
+      url: http://127.0.0.1:9000/hook
+      timeout_seconds: 5
+      headers: {Authorization: "Bearer ..."}
+    rules:
+      - name: feature-drift           # unique
+        model: churn                  # optional: every monitored model when left out
+        metric: drift.share           # drift.*, quality.*, performance.* or health.*
+        window: 500 rows              # or a duration: 45s, 30m, 1h, 2d (default 1h)
+        condition: "> 0.3"            # > >= < <= == != and a number (quoted: `>` is YAML syntax)
+        severity: warning             # info | warning | critical
+        cooldown: 30m                 # no repeat delivery for this long; 0 disables (default 1h)
+        actions: [log, webhook, retrain]
+        description: more than 30% of the features drifted
+
+Mistakes are reported the way spec mistakes are (:mod:`mlship.yamlfile`): file, line and field.
+Durations are strict (a whole number and one of s, m, h, d) because a cool-down of "5" could mean
+seconds or minutes, and an alert that repeats every 5 seconds instead of 5 minutes is a pager storm.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from mlship.errors import MlshipError
+from mlship.yamlfile import Problem, describe, field_name, parse, read_text
+
+METRIC_GROUPS = ("drift", "quality", "performance", "health")
+"""The groups every metric name starts with: ``drift.share``, ``health.anomalies``."""
+
+Severity = Literal["info", "warning", "critical"]
+Action = Literal["log", "webhook", "retrain"]
+
+
+class RulesError(MlshipError):
+    """The alert rules file is malformed or inconsistent."""
+
+
+# -- durations and windows ------------------------------------------------------------------------
+
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_ROWS = re.compile(r"^(\d+)\s*rows?$")
+_DURATION_HINT = "a whole number and a unit: 45s, 30m, 1h or 2d"
+
+
+def parse_duration(text: str | int) -> float:
+    """Seconds in ``"45s"``, ``"30m"``, ``"1h"`` or ``"2d"``; ``"0"`` (or 0) is zero.
+
+    >>> parse_duration("30m")
+    1800.0
+    """
+    if isinstance(text, int) and not isinstance(text, bool) and text == 0:
+        return 0.0
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration: {_DURATION_HINT}")
+    cleaned = text.strip()
+    if cleaned == "0":
+        return 0.0
+    match = _DURATION.match(cleaned)
+    if match is None:
+        raise ValueError(f"expected a duration: {_DURATION_HINT}")
+    return float(int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling of ``seconds`` in the units :func:`parse_duration` reads.
+
+    >>> format_duration(5400)
+    '90m'
+    """
+    if seconds == 0:
+        return "0"
+    if float(seconds).is_integer():
+        for unit, size in _UNITS.items():
+            if int(seconds) % size == 0:
+                return f"{int(seconds) // size}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The slice of live traffic a metric is measured over: the last N rows or the last duration.
+
+    Hashable, so rules over the same window share one measurement.
+
+    >>> Window.parse("500 rows").label, Window.parse("1h").label
+    ('last 500 rows', 'last 1h')
+    """
+
+    rows: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rows is None) == (self.seconds is None):
+            raise ValueError("a window is either a number of rows or a duration, exactly one")
+        if self.rows is not None and self.rows <= 0:
+            raise ValueError("a window needs at least 1 row")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ValueError("a window must be longer than 0")
+
+    @classmethod
+    def parse(cls, text: str | Window) -> Window:
+        """``"500 rows"`` or a duration (``"30m"``)."""
+        if isinstance(text, Window):
+            return text
+        if isinstance(text, str):
+            rows = _ROWS.match(text.strip())
+            if rows is not None:
+                return cls(rows=int(rows.group(1)))
+            if _DURATION.match(text.strip()):
+                return cls(seconds=parse_duration(text))
+        raise ValueError(f"expected a number of rows such as '500 rows' or {_DURATION_HINT}")
+
+    @property
+    def label(self) -> str:
+        if self.rows is not None:
+            return f"last {self.rows} row{'s' if self.rows != 1 else ''}"
+        return f"last {format_duration(self.seconds or 0)}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+DEFAULT_WINDOW = Window(seconds=3600)
+
+
+# -- conditions -----------------------------------------------------------------------------------
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_CONDITION = re.compile(
+    r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A comparison of the measured value with a threshold: ``> 0.3``.
+
+    >>> Condition.parse("> 0.3").holds(0.5)
+    True
+    """
+
+    op: Literal[">", ">=", "<", "<=", "==", "!="]
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str | Condition) -> Condition:
+        if isinstance(text, Condition):
+            return text
+        match = _CONDITION.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(
+                "expected a comparison and a number, such as '> 0.3' "
+                "(one of > >= < <= == !=; quote it: a bare > starts a YAML block)"
+            )
+        op: Any = match.group(1)
+        return cls(op=op, threshold=float(match.group(2)))
+
+    def holds(self, value: float) -> bool:
+        return _OPERATORS[self.op](value, self.threshold)
+
+    def __str__(self) -> str:
+        number = self.threshold
+        text = str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+        return f"{self.op} {text}"
+
+
+# -- the file's shape -----------------------------------------------------------------------------
+
+
+def _validator(parse: Callable[[Any], Any], kind: str) -> PlainValidator:
+    """A pydantic validator from a parse function whose ValueError says what was expected."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise PydanticCustomError(kind, str(exc)) from None
+
+    return PlainValidator(validate)
+
+
+def _cooldown(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=parse_duration(value))
+
+
+WindowField = Annotated[
+    Window, _validator(Window.parse, "window"), PlainSerializer(lambda w: w.label)
+]
+ConditionField = Annotated[
+    Condition, _validator(Condition.parse, "condition"), PlainSerializer(str)
+]
+Cooldown = Annotated[
+    timedelta,
+    _validator(_cooldown, "duration"),
+    PlainSerializer(lambda d: format_duration(d.total_seconds())),
+]
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_INCONSISTENT = "inconsistent_rules"
+"""The error type of :meth:`RuleSet.problems`; its context keeps each problem's location."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Webhook(_Strict):
+    """Where ``webhook`` actions POST their JSON."""
+
+    url: str = Field(description="http:// or https:// address that receives the alerts.")
+    timeout_seconds: float = Field(5.0, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("url", "expected an http:// or https:// address")
+        return url
+
+
+class Rule(_Strict):
+    """One alert: when ``metric`` over ``window`` meets ``condition``, run ``actions``."""
+
+    name: str = Field(max_length=200)
+    model: str | None = Field(None, min_length=1, max_length=200)
+    metric: str = Field(max_length=200)
+    window: WindowField = DEFAULT_WINDOW
+    condition: ConditionField
+    severity: Severity = "warning"
+    cooldown: Cooldown = timedelta(hours=1)
+    actions: tuple[Action, ...] = Field(("log",), min_length=1)
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise PydanticCustomError(
+                "name",
+                "a rule name is letters, digits, '-', '_' and '.', "
+                "and starts with a letter or a digit",
+            )
+        return name
+
+    @field_validator("metric")
+    @classmethod
+    def _known_group(cls, metric: str) -> str:
+        group, dot, rest = metric.partition(".")
+        if group not in METRIC_GROUPS or not dot or not rest:
+            raise PydanticCustomError(
+                "metric",
+                "unknown metric '{name}': a metric name is one of {groups} and then the "
+                "measure, such as drift.share",
+                {"name": metric, "groups": ", ".join(f"{g}." for g in METRIC_GROUPS)},
+            )
+        return metric
+
+    def applies_to(self, model: str) -> bool:
+        return self.model is None or self.model == model
+
+
+class RuleSet(_Strict):
+    """Every rule of a file, and the webhook they share."""
+
+    webhook: Webhook | None = None
+    rules: tuple[Rule, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleSet:
+        problems = self.problems()
+        if problems:
+            message = "; ".join(f"{field_name(loc)}: {text}" for loc, text in problems)
+            raise PydanticCustomError(
+                _INCONSISTENT, "{message}", {"message": message, "problems": problems}
+            )
+        return self
+
+    def problems(self) -> list[Problem]:
+        """What no single field shows: rule names repeated, webhook actions with nowhere to go."""
+        problems: list[Problem] = []
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.name in seen:
+                message = f"two rules are called {rule.name!r} (see rules[{seen[rule.name]}])"
+                problems.append((("rules", index, "name"), message))
+            seen.setdefault(rule.name, index)
+            for position, action in enumerate(rule.actions):
+                if action == "webhook" and self.webhook is None:
+                    message = "action webhook needs a top-level `webhook:` section with its url"
+                    problems.append((("rules", index, "actions", position), message))
+                if action in rule.actions[:position]:
+                    message = f"action {action} is listed twice"
+                    problems.append((("rules", index, "actions", position), message))
+        return problems
+
+    def for_model(self, model: str) -> list[Rule]:
+        """The rules that watch ``model``: those naming it and those naming no model."""
+        return [rule for rule in self.rules if rule.applies_to(model)]
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def parse_rules(text: str, path: Path) -> RuleSet:
+    """Validate rules ``text`` (the content of ``path``) or raise :class:`RulesError`."""
+    try:
+        data, locator = parse(text, path, RulesError)
+    except RulesError as exc:
+        raise _unquoted_condition(text, path) or exc from None
+    if not isinstance(data, dict):
+        raise RulesError(f"{path}, line 1: expected a mapping with `rules` (and maybe `webhook`)")
+    try:
+        return RuleSet.model_validate(data)
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        for error in exc.errors():
+            if error["type"] == _INCONSISTENT:
+                problems.extend(error["ctx"]["problems"])
+            else:
+                problems.append((tuple(error["loc"]), describe(error, RuleSet)))
+        raise RulesError(locator.errors(problems)) from None
+
+
+_BARE_CONDITION = re.compile(r"^\s*(?:-\s+)?condition:\s*[>!]")
+
+
+def _unquoted_condition(text: str, path: Path) -> RulesError | None:
+    """The likeliest cause of invalid YAML in a rules file, said plainly: in YAML, a bare ``>``
+    starts a folded block and ``!`` a tag, so ``condition: > 0.3`` must be quoted."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _BARE_CONDITION.match(line):
+            return RulesError(
+                f"{path}, line {number}, field condition: quote the comparison, as in "
+                'condition: "> 0.3" (YAML reads a bare > as a folded block and ! as a tag)'
+            )
+    return None
+
+
+def load_rules(path: Path | str) -> RuleSet:
+    """Read and validate the rules file at ``path``.
+
+    >>> load_rules("rules.yaml").rules[0].window.label  # doctest: +SKIP
+    'last 500 rows'
+    """
+    path = Path(path)
+    return parse_rules(read_text(path, "rules file", RulesError), path.resolve())
