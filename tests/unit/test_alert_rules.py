@@ -8,16 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlship.monitor.rules import (
-    DEFAULT_WINDOW,
-    Condition,
-    RulesError,
-    Window,
-    format_duration,
-    load_rules,
-    parse_duration,
-    parse_rules,
-)
+from mlship.monitor.rules import Condition, RulesError, load_rules, parse_rules
+from mlship.monitor.window import DEFAULT_WINDOW, Window, format_duration, parse_duration
 
 FULL = """\
 webhook:

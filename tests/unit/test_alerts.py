@@ -21,7 +21,8 @@ from mlship.config import Settings
 from mlship.errors import MlshipError
 from mlship.monitor.alerts import Firing, Outcome, evaluate
 from mlship.monitor.history import AlertHistory
-from mlship.monitor.rules import RuleSet, Window, parse_rules
+from mlship.monitor.rules import RuleSet, parse_rules
+from mlship.monitor.window import Window
 from mlship.workspace import Workspace
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -162,7 +162,7 @@ def test_a_labels_file_names_the_rows_it_refuses(tmp_path: Path, signature: Sign
     with pytest.raises(DataError, match=r"row 1 \(line 2\), column label: 'maybe' is not a class"):
         read_labels_file(path, tmp_path, lambda _: signature)
     path.write_text("id,label\n")
-    with pytest.raises(DataError, match="missing column.s. request_id"):
+    with pytest.raises(DataError, match=r"missing column\(s\) request_id"):
         read_labels_file(path, tmp_path, lambda _: signature)
     path.write_text("request_id,label\nknown,yes\nlater,no\n")
     grouped = read_labels_file(path, tmp_path, lambda _: signature, model="churn")
@@ -284,7 +284,8 @@ def test_post_feedback_stores_one_or_many_labels(client: TestClient, tmp_path: P
     [
         ({"request_id": "a", "label": "maybe"}, "feedback[0].label: 'maybe' is not a class"),
         ({"request_id": "a"}, "feedback[0].label: Field required"),
-        ({"feedback": [{"request_id": "a", "label": "no"}, {"request_id": "b", "row": -1, "label": "no"}]},
+        ({"feedback": [{"request_id": "a", "label": "no"},
+                       {"request_id": "b", "row": -1, "label": "no"}]},
          "feedback[1].row: Input should be greater than or equal to 0"),
         ({"feedback": []}, "feedback: List should have at least 1 item"),
         ({"request_id": "a", "label": "no", "extra": 1}, "feedback[0].extra: Extra inputs"),

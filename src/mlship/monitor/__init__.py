@@ -9,7 +9,17 @@ The drift functions are importable from here; they are loaded on first use, so t
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlship.monitor.drift import (
+        DEFAULT_THRESHOLDS,
+        ColumnDrift,
+        DatasetDrift,
+        Method,
+        column_drift,
+        dataset_drift,
+    )
 
 _DRIFT = (
     "DEFAULT_THRESHOLDS",
@@ -20,7 +30,14 @@ _DRIFT = (
     "dataset_drift",
 )
 
-__all__ = list(_DRIFT)
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "ColumnDrift",
+    "DatasetDrift",
+    "Method",
+    "column_drift",
+    "dataset_drift",
+]
 
 
 def __getattr__(name: str) -> Any:

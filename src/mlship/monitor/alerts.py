@@ -37,7 +37,8 @@ from typing import Any, Literal
 
 from mlship.errors import MlshipError
 from mlship.monitor.history import AlertHistory, as_utc
-from mlship.monitor.rules import Action, Rule, RuleSet, Webhook, Window
+from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
+from mlship.monitor.window import Window
 
 log = logging.getLogger(__name__)
 

@@ -1,66 +1,97 @@
-"""Windows of live traffic: the last N rows, or the rows of the last so many seconds."""
+"""Windows of live traffic (the last N rows, or the rows of the last so many seconds) and the
+durations they and cool-downs are written in.
+
+Durations are strict (a whole number and one of s, m, h, d) because a cool-down of "5" could mean
+seconds or minutes, and an alert that repeats every 5 seconds instead of 5 minutes is a pager storm.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_ROWS = re.compile(r"^\s*(\d+)\s*rows?\s*$")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_ROWS = re.compile(r"^(\d+)\s*rows?$")
+_DURATION_HINT = "a whole number and a unit: 45s, 30m, 1h or 2d"
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90s"``, ``"30m"``, ``"1h"``, ``"2d"`` (``"0"`` is zero)."""
-    if text.strip() == "0":
+def parse_duration(text: str | int) -> float:
+    """Seconds in ``"45s"``, ``"30m"``, ``"1h"`` or ``"2d"``; ``"0"`` (or 0) is zero.
+
+    >>> parse_duration("30m")
+    1800.0
+    """
+    if isinstance(text, int) and not isinstance(text, bool) and text == 0:
         return 0.0
-    match = _DURATION.match(text)
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration: {_DURATION_HINT}")
+    cleaned = text.strip()
+    if cleaned == "0":
+        return 0.0
+    match = _DURATION.match(cleaned)
     if match is None:
-        raise ValueError(
-            f"{text!r} is not a duration; expected a number and s, m, h or d (30m, 1h)"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+        raise ValueError(f"expected a duration: {_DURATION_HINT}")
+    return float(int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
+    """The shortest exact spelling of ``seconds`` in the units :func:`parse_duration` reads.
+
+    >>> format_duration(5400)
+    '90m'
+    """
+    if seconds == 0:
+        return "0"
+    if float(seconds).is_integer():
+        for unit, size in _UNITS.items():
+            if int(seconds) % size == 0:
+                return f"{int(seconds) // size}{unit}"
     return f"{seconds:g}s"
 
 
 @dataclass(frozen=True)
 class Window:
-    """Exactly one of ``rows`` (the newest rows) or ``seconds`` (rows newer than now minus this)."""
+    """The slice of live traffic a metric is measured over: the last N rows or the last duration.
+
+    Hashable, so rules over the same window share one measurement.
+
+    >>> Window.parse("500 rows").label, Window.parse("1h").label
+    ('last 500 rows', 'last 1h')
+    """
 
     rows: int | None = None
     seconds: float | None = None
 
     def __post_init__(self) -> None:
         if (self.rows is None) == (self.seconds is None):
-            raise ValueError("a window is either a number of rows or a duration, not both or none")
-        if self.rows is not None and self.rows < 1:
-            raise ValueError(f"a window needs at least 1 row, got {self.rows}")
-        if self.seconds is not None and self.seconds <= 0:
-            raise ValueError(f"a window needs a positive duration, got {self.seconds} s")
+            raise ValueError("a window is either a number of rows or a duration, exactly one")
+        if self.rows is not None and self.rows <= 0:
+            raise ValueError("a window needs at least 1 row")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ValueError("a window must be longer than 0")
 
     @classmethod
-    def parse(cls, text: str) -> Window:
-        """``"500 rows"`` or a duration such as ``"1h"``."""
-        match = _ROWS.match(text)
-        if match is not None:
-            return cls(rows=int(match.group(1)))
-        try:
-            return cls(seconds=parse_duration(text))
-        except ValueError:
-            raise ValueError(
-                f"{text!r} is not a window; expected a number of rows (500 rows) or a duration "
-                "(30m, 1h, 7d)"
-            ) from None
+    def parse(cls, text: str | Window) -> Window:
+        """``"500 rows"`` or a duration (``"30m"``)."""
+        if isinstance(text, Window):
+            return text
+        if isinstance(text, str):
+            rows = _ROWS.match(text.strip())
+            if rows is not None:
+                return cls(rows=int(rows.group(1)))
+            if _DURATION.match(text.strip()):
+                return cls(seconds=parse_duration(text))
+        raise ValueError(f"expected a number of rows such as '500 rows' or {_DURATION_HINT}")
 
     @property
     def label(self) -> str:
         if self.rows is not None:
-            return f"last {self.rows} rows"
-        assert self.seconds is not None
-        return f"last {format_duration(self.seconds)}"
+            return f"last {self.rows} row{'s' if self.rows != 1 else ''}"
+        return f"last {format_duration(self.seconds or 0)}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+DEFAULT_WINDOW = Window(seconds=3600)
