@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +17,9 @@ from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlship.monitor.measure import MonitorResult
+    from mlship.monitor.alerts import Outcome
+    from mlship.monitor.measure import Monitor, MonitorResult
+    from mlship.monitor.rules import RuleSet
     from mlship.monitor.window import Window
 
 app = typer.Typer(
@@ -166,3 +170,160 @@ def feedback(
     stored = store.append(labels, f"file:{path.name}")
     per_model = ", ".join(f"{name} {len(items)}" for name, items in sorted(grouped.items()))
     out.print(f"Stored {stored} labels from {path} ({per_model}) in {store.directory}")
+
+
+RulesOption = Annotated[Path, typer.Option("--rules", "-r", help="Alert rules (YAML).")]
+ModelsOption = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help="Model to watch (repeatable; default: the models the "
+                 "rules name, else every registered model)."),
+]  # fmt: skip
+SpecOption = Annotated[
+    Path | None,
+    typer.Option("--spec", help="Pipeline spec that `retrain` actions run (default: the spec "
+                 "recorded on the model's newest run)."),
+]  # fmt: skip
+
+
+def _models(workspace: Workspace, rules: RuleSet, given: list[str] | None) -> list[str]:
+    if given:
+        return list(dict.fromkeys(given))
+    named = [rule.model for rule in rules.rules if rule.model is not None]
+    if named and len(named) == len(rules.rules):
+        return list(dict.fromkeys(named))
+    return [model.name for model in workspace.metadata.list_models()]
+
+
+def _outcome_table(outcomes: list[Outcome], title: str) -> Table:
+    table = Table(title=title)
+    for name in ("model", "rule", "metric", "value", "condition", "severity", "status", "detail"):
+        table.add_column(name)
+    styles = {"fired": "bold red", "suppressed": "yellow", "ok": "green", "no data": "dim"}
+    for outcome in outcomes:
+        detail = "; ".join(str(d) for d in outcome.deliveries) or outcome.note
+        table.add_row(
+            outcome.model,
+            outcome.rule.name,
+            outcome.metric,
+            "-" if outcome.value is None else fmt(outcome.value),
+            str(outcome.rule.condition),
+            outcome.rule.severity,
+            f"[{styles[outcome.status]}]{outcome.status}[/]",
+            detail or "-",
+        )
+    return table
+
+
+def _one_pass(
+    workspace: Workspace, monitor: Monitor, rules: RuleSet, models: list[str], spec: Path | None
+) -> list[Outcome]:
+    from mlship.monitor.alerts import evaluate
+    from mlship.monitor.history import AlertHistory
+    from mlship.monitor.retrain import retrainer
+
+    def measure(model: str, window: Window) -> dict[str, float | None]:
+        return monitor.measure(model, window).metrics()
+
+    return evaluate(
+        rules,
+        models,
+        measure,
+        AlertHistory(workspace.metadata),
+        retrain=retrainer(workspace, spec=spec),
+    )
+
+
+@app.command("run")
+def run_rules(
+    rules_path: RulesOption,
+    model: ModelsOption = None,
+    spec: SpecOption = None,
+) -> None:
+    """Evaluate the alert rules once (for cron): deliver what holds, respecting cool-downs."""
+    from mlship.monitor.measure import Monitor
+    from mlship.monitor.rules import load_rules
+
+    rules = load_rules(rules_path)
+    workspace = Workspace.open()
+    try:
+        models = _models(workspace, rules, model)
+        outcomes = _one_pass(workspace, Monitor(workspace), rules, models, spec)
+    finally:
+        workspace.close()
+    out.print(_outcome_table(outcomes, f"Alert rules of {rules_path.name}"))
+    fired = sum(o.status == "fired" for o in outcomes)
+    out.print(f"{fired} fired, {sum(o.status == 'suppressed' for o in outcomes)} suppressed")
+
+
+@app.command("watch")
+def watch(
+    rules_path: RulesOption,
+    model: ModelsOption = None,
+    spec: SpecOption = None,
+    every: Annotated[str, typer.Option("--every", help="Time between passes (30s, 5m).")] = "1m",
+    passes: Annotated[
+        int, typer.Option("--passes", help="Stop after this many passes (0: until interrupted).")
+    ] = 0,
+) -> None:
+    """Evaluate the alert rules in a loop; references stay loaded between passes."""
+    from mlship.monitor.measure import Monitor
+    from mlship.monitor.rules import load_rules
+    from mlship.monitor.window import parse_duration
+
+    try:
+        interval = parse_duration(every)
+    except ValueError as exc:
+        raise MlshipError(f"--every: {exc}") from None
+    rules = load_rules(rules_path)
+    workspace = Workspace.open()
+    monitor = Monitor(workspace)
+    done = 0
+    try:
+        while True:
+            started = time.monotonic()
+            models = _models(workspace, rules, model)
+            outcomes = _one_pass(workspace, monitor, rules, models, spec)
+            done += 1
+            stamp = datetime.now(UTC).strftime("%H:%M:%S")
+            out.print(_outcome_table(outcomes, f"Pass {done} at {stamp} UTC"))
+            if passes and done >= passes:
+                break
+            time.sleep(max(interval - (time.monotonic() - started), 0.0))
+    finally:
+        workspace.close()
+
+
+@app.command("alerts")
+def alerts(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 50,
+) -> None:
+    """The alert history: rules that held, delivered or suppressed by their cool-down."""
+    from mlship.monitor.history import AlertHistory
+
+    workspace = Workspace.open()
+    try:
+        rows = AlertHistory(workspace.metadata).list(model=model, limit=limit)
+    finally:
+        workspace.close()
+    table = Table(title="Alerts")
+    for name in ("at (UTC)", "model", "rule", "metric", "value", "condition", "severity",
+                 "status", "deliveries"):  # fmt: skip
+        table.add_column(name)
+    for row in rows:
+        deliveries = "; ".join(
+            f"{d['channel']}: {'ok' if d['ok'] else 'failed'} ({d['detail']})"
+            for d in row.deliveries
+        )
+        table.add_row(
+            row.at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.model,
+            row.rule,
+            row.metric,
+            fmt(row.value),
+            row.condition,
+            row.severity,
+            row.status,
+            deliveries or "-",
+        )
+    out.print(table)

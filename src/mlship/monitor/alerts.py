@@ -24,6 +24,7 @@ succeeded; when all failed, the next evaluation tries again.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -163,8 +164,9 @@ def _check(
     if isinstance(metrics, str):
         return Outcome(rule, model, "no data", note=metrics)
     if rule.metric not in metrics:
-        known = ", ".join(sorted(metrics)) or "nothing"
-        note = f"unknown metric {rule.metric!r} (the monitor measured {known})"
+        close = difflib.get_close_matches(rule.metric, list(metrics), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        note = f"unknown metric {rule.metric!r}{hint} (`mlship monitor status --json` lists them)"
         return Outcome(rule, model, "no data", note=note)
     raw = metrics[rule.metric]
     if raw is None or math.isnan(raw):

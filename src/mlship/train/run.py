@@ -211,7 +211,7 @@ def execute(
             user=workspace.settings.user,
             task=spec.task,
             metric=spec.metric,
-            spec_path=str(loaded.path),
+            spec_path=str(loaded.path.resolve()),
             spec_hash=loaded.spec_hash,
             spec=spec.model_dump(mode="json"),
             git_commit=git_commit(loaded.base_dir),
