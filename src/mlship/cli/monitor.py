@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from mlship.cli.console import out
+from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt
 from mlship.errors import MlshipError
 from mlship.workspace import Workspace
@@ -327,3 +328,41 @@ def alerts(
             deliveries or "-",
         )
     out.print(table)
+
+
+@app.command("report")
+def report(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    window: WindowOption = "1d",
+    output: OutputDir = None,
+) -> None:
+    """Write the monitoring report (HTML and JSON): drift, quality, performance, health, alerts."""
+    from mlship.monitor.history import AlertHistory
+    from mlship.monitor.measure import Monitor
+    from mlship.monitor.report import write_monitor_report
+
+    workspace = Workspace.open()
+    try:
+        result = Monitor(workspace).measure(model, parse_window(window))
+        alerts = [
+            {
+                "at": row.at.isoformat(),
+                "rule": row.rule,
+                "metric": row.metric,
+                "value": row.value,
+                "condition": row.condition,
+                "severity": row.severity,
+                "window": row.window,
+                "status": row.status,
+                "deliveries": row.deliveries,
+            }
+            for row in AlertHistory(workspace.metadata).list(model=model, limit=200)
+        ]
+        directory = output or workspace.settings.home_resolved / "reports"
+        json_path, html_path = write_monitor_report(
+            result, directory, health=result.health, alerts=alerts
+        )
+    finally:
+        workspace.close()
+    out.print(f"Monitoring report: {html_path}")
+    out.print(f"Figures as JSON: {json_path}")

@@ -137,6 +137,63 @@ def histogram(
     return "".join(parts)
 
 
+def paired_histogram(
+    first: Sequence[float],
+    second: Sequence[float],
+    *,
+    names: tuple[str, str],
+    first_label: str,
+    last_label: str,
+    tooltips: Sequence[str] | None = None,
+    label: str = "paired histogram",
+    width: float = WIDTH,
+    height: float = 160,
+) -> str:
+    """Two distributions over the same bins, side by side in each bin, as shares of their own
+    totals (so a sample of 500 rows and one of 200,000 compare directly), with a two-entry legend.
+
+    Used to show a reference sample against a current one: where the bars of a bin differ in
+    height, the data moved. The x axis is labelled at its ends; each bar's tooltip has its bin.
+    """
+    if not first or len(first) != len(second):
+        return placeholder("no values to chart", width=width)
+    left, right, top, bottom = 40.0, 6.0, 22.0, 18.0
+    plot_width, plot_height = width - left - right, height - top - bottom
+    tallest = max(*first, *second, 1e-12)
+    step = plot_width / len(first)
+    bar = max(step / 2 - (0.5 if step > 6 else 0.0), 0.5)
+    baseline = top + plot_height
+    colours = (PALETTE[0], PALETTE[1])
+    parts = [_open(width, height, label)]
+    x = left
+    for name, colour in zip(names, colours, strict=True):
+        parts.append(
+            f'<rect x="{_num(x)}" y="4" width="10" height="10" fill="{colour}"/>'
+            + _text(x + 14, 13, name, css="legend")
+        )
+        x += 24 + len(name) * _char_width()
+    parts.append(_line(left, top, width - right, top, dashed=True))
+    parts.append(_text(left - 4, top + 3.5, f"{tallest:.0%}", anchor="end"))
+    parts.append(_text(left - 4, baseline, "0", anchor="end"))
+    for index, pair in enumerate(zip(first, second, strict=True)):
+        for offset, (share, colour, name) in enumerate(zip(pair, colours, names, strict=True)):
+            if share <= 0:
+                continue
+            bar_height = max(plot_height * share / tallest, 1.0)
+            where = tooltips[index] if tooltips else f"bin {index + 1}"
+            parts.append(
+                f'<rect class="pair" x="{_num(left + index * step + offset * bar)}" '
+                f'y="{_num(baseline - bar_height)}" width="{_num(bar)}" '
+                f'height="{_num(bar_height)}" fill="{colour}">'
+                f"<title>{_esc(f'{name}, {where}: {share:.1%}')}</title></rect>"
+            )
+    parts.append(_line(left, baseline, width - right, baseline))
+    parts.append(_text(left, height - 4, first_label))
+    parts.append(_text(width - right, height - 4, last_label, anchor="end"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def bar_chart(
     bars: Sequence[Bar],
     *,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+
 from mlship.monitor.drift import DatasetDrift, Method, dataset_drift
 from mlship.monitor.feedback import feedback_directory, read_labels
 from mlship.monitor.performance import Performance, performance
@@ -45,6 +47,9 @@ class MonitorResult:
     quality: Quality
     performance: Performance
     traffic: Traffic
+    health: dict[str, Any] | None = None
+    """``summary`` (the ``health.*`` figures), ``series`` per version and time bucket, and
+    ``anomalies``; None without served requests."""
 
     def metrics(self) -> dict[str, float | None]:
         """Every figure under the name alert rules use (None: not computable in this window)."""
@@ -90,6 +95,24 @@ class MonitorResult:
         }
 
 
+BUCKETS = (
+    ("10s", 10), ("30s", 30), ("1m", 60), ("5m", 300), ("15m", 900), ("30m", 1800),
+    ("1h", 3600), ("3h", 10800), ("6h", 21600), ("12h", 43200), ("1d", 86400),
+)  # fmt: skip
+
+
+def bucket_size(times: pl.Series, buckets: int = 12) -> str:
+    """The shortest of :data:`BUCKETS` that splits the span of ``times`` into at most about
+    ``buckets`` points: series over minutes get 10-second points, over weeks daily ones."""
+    if times.len() < 2:
+        return "1m"
+    span = (times.max() - times.min()).total_seconds()  # type: ignore[operator, union-attr]
+    for name, seconds in BUCKETS:
+        if span / seconds <= buckets:
+            return name
+    return BUCKETS[-1][0]
+
+
 class Monitor:
     """Monitoring passes over a workspace's models; references are loaded once and kept."""
 
@@ -100,7 +123,7 @@ class Monitor:
         methods: Mapping[str, Method] | None = None,
         thresholds: Mapping[str, float] | None = None,
         drift_share: float = 0.5,
-        every: str = "1h",
+        every: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.methods = dict(methods or {})
@@ -165,6 +188,7 @@ class Monitor:
                     columns=[PREDICTION],
                 ).columns[0]
         labels = read_labels(feedback_directory(self.home))
+        every = self.every or bucket_size(traffic.frame.get_column("at"))
         return MonitorResult(
             model=model,
             version=version,
@@ -176,6 +200,6 @@ class Monitor:
             drift=drift,
             prediction_drift=prediction,
             quality=live_quality(live, reference, requests=requests),
-            performance=performance(traffic, labels, reference.baseline, every=self.every),
+            performance=performance(traffic, labels, reference.baseline, every=every),
             traffic=traffic,
         )

@@ -39,6 +39,8 @@ class Reference:
     profile: dict[str, Any] | None
     baseline: dict[str, float]
     """The version's test-set ("holdout") metrics."""
+    metric: str | None
+    """The metric its pipeline selects models by (what reports lead with)."""
     rows: int
     """Rows of the training dataset (before any sampling)."""
 
@@ -92,6 +94,7 @@ def load_reference(
         frame=frame,
         profile=profile,
         baseline=baseline,
+        metric=workspace.metadata.get_run(version.run_id).metric,
         rows=rows,
     )
 
