@@ -7,6 +7,8 @@ Protocol v2 (``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}``,
 All of them score through one path: pick a route of the current table (by weight, or pinned by
 the request key), validate the records against that version's signature (422 naming the field),
 predict, answer; then copy the request to the shadows off the request path, and log every answer.
+A request routed to a version and then refused (422, ...) or failed (500) is logged as one ``error``
+row of that version, so error rates can be read from the prediction log.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime,
 and the request model is a local class built from the signature.
@@ -51,6 +53,9 @@ from mlship.serve.schemas import Health, PredictResponse, record_model, request_
 
 access = logging.getLogger("mlship.serve.access")
 
+MAX_ERROR_CHARS = 2000
+"""Longest error text kept in the prediction log (a large batch can fail on every record)."""
+
 
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p != "body"]
@@ -72,9 +77,8 @@ def readable_errors(errors: list[Any], prefix: tuple[Any, ...] = ()) -> list[str
     return lines
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
     """422 with the standard ``detail`` list plus one readable line per problem."""
-    assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     detail = [
         {k: v for k, v in err.items() if k in ("type", "loc", "msg", "input")} for err in errors
@@ -181,8 +185,35 @@ class Scorer:
 
     def choose(self, request: Request, key: str | None = None) -> Served:
         served = self.table.choose(key or request.headers.get(self.sticky_header))
-        request.state.served_by = served.label
+        request.state.served = served  # for the access log and an error row
         return served
+
+    def log_error(self, request: Request, served: Served | None, status: int, error: str) -> None:
+        """One ``error`` row for a request routed to ``served`` and then refused or failed; none
+        for a request refused before a route was chosen (``served`` None): no version to blame.
+        Its latency runs from the request's arrival to now."""
+        if self.prediction_log is None or served is None:
+            return
+        started: float | None = getattr(request.state, "started", None)
+        latency = 0.0 if started is None else (time.perf_counter() - started) * 1000
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        model = served.model
+        request_id: str = request.state.request_id
+        self.prediction_log.append_error(
+            request_id, model.name, model.version, latency, status, error
+        )
+
+    def log_invalid_body(self, request: Request, exc: RequestValidationError) -> None:
+        """Log a native ``/predict`` body refused by FastAPI's validation (against the first
+        route's signature, before the endpoint ran), blamed on the route the request would have
+        taken (its ``key``, else the sticky header, else by weight), so every version's error rate
+        gets its share. A body that is not a JSON object is not logged, as elsewhere."""
+        if self.prediction_log is None or not isinstance(exc.body, dict):
+            return
+        key = exc.body.get("key")
+        served = self.choose(request, key if isinstance(key, str) else None)
+        self.log_error(request, served, 422, "; ".join(readable_errors(list(exc.errors()))))
 
     async def run(
         self,
@@ -209,6 +240,7 @@ class Scorer:
             predictions, proba = await self._batcher(served).predict(typed)
         except Exception as exc:
             self.metrics.errors.labels(route, type(exc).__name__).inc()
+            self.log_error(request, served, 500, f"{type(exc).__name__}: {exc}")
             raise
         elapsed = time.perf_counter() - started
         name, version = served.model.name, str(served.model.version)
@@ -301,8 +333,7 @@ def create_app(
         description=f"Serves {first.model.signature.task} deployment {deployment}.",
         lifespan=lifespan,
     )
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ScoringError, _scoring_error)
+    _add_error_handlers(app, scorer)
     app.add_middleware(RequestIds)
     _add_operations(app, scorer)
     _add_native(app, scorer, first.record)
@@ -330,6 +361,7 @@ class RequestIds:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
+        state["started"] = started
         status = 500
 
         async def send_with_id(message: Any) -> None:
@@ -356,14 +388,36 @@ class RequestIds:
                         "path": scope["path"],
                         "status": status,
                         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "served_by": state.get("served_by"),
+                        "served_by": _label(state.get("served")),
                     },
                 )
 
 
-async def _scoring_error(request: Request, exc: Exception) -> Response:
+def _label(served: Served | None) -> str | None:
+    return None if served is None else served.label
+
+
+def _add_error_handlers(app: FastAPI, scorer: Scorer) -> None:
+    """Errors answered in each protocol's shape, and logged when a version was chosen."""
+
+    async def invalid_body(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if request.url.path == "/predict":
+            scorer.log_invalid_body(request, exc)
+        return _validation_error(exc)
+
+    async def scoring_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ScoringError)
+        served = getattr(request.state, "served", None)
+        scorer.log_error(request, served, exc.status, "; ".join(exc.errors))
+        return _scoring_error(request, exc)
+
+    app.add_exception_handler(RequestValidationError, invalid_body)
+    app.add_exception_handler(ScoringError, scoring_error)
+
+
+def _scoring_error(request: Request, exc: ScoringError) -> Response:
     """The error in the shape of the protocol that was spoken."""
-    assert isinstance(exc, ScoringError)
     path = request.url.path
     if path.startswith("/v2/"):
         return _json_response({"error": "; ".join(exc.errors)}, status_code=exc.status)

@@ -7,8 +7,15 @@ temporary file, synced and renamed, so a reader never sees half a part and a cra
 the rows still waiting. Parts are named by time, process and sequence, so several workers can
 write to one directory.
 
-Each row: request id, time, deployment, model, version, role (``route`` or ``shadow``), latency,
-the input record and the output (prediction and class probabilities) as JSON.
+Each row: request id, time, deployment, model, version, role, latency, the input record and the
+output (prediction and class probabilities) as JSON, the HTTP status and the error. The role says
+what the row is: ``route`` (the answer a caller got), ``shadow`` (a shadow's answer, never sent),
+``batch`` (``mlship predict``), one row per record for each; or ``error`` (a request routed to a
+version and then refused or failed), one row per request, with empty input and output, the status
+(422, 500, ...) and the error text. Answers have status 200 and no error.
+
+``status`` and ``error`` came later than the other columns: :func:`read_log` gives parts written
+before them status 200 and no error (they held answers only), so old and new parts read as one.
 """
 
 from __future__ import annotations
@@ -36,8 +43,13 @@ SCHEMA = pa.schema(
         ("latency_ms", pa.float64()),
         ("input", pa.string()),
         ("output", pa.string()),
+        ("status", pa.int16()),
+        ("error", pa.string()),
     ]
 )
+
+OK = 200
+ERROR_ROLE = "error"
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,24 @@ class PredictionLog:
                 entry.latency_ms,
                 orjson.dumps(record, default=str).decode(),
                 orjson.dumps(output, default=str).decode(),
+                OK,
+                None,
             )
             for record, output in zip(entry.inputs, entry.outputs, strict=True)
         ]
+        self._add(rows)
+
+    def append_error(
+        self, request_id: str, model: str, version: int, latency_ms: float, status: int, error: str
+    ) -> None:
+        """Add one row for a request routed to ``model`` ``version`` and then refused (4xx) or
+        failed (5xx), so error rates can be read from the log; may write a part."""
+        at = datetime.now(UTC)
+        row = (request_id, at, self.deployment, model, version, ERROR_ROLE, latency_ms, "", "",
+               status, error)  # fmt: skip
+        self._add([row])
+
+    def _add(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
             self._rows.extend(rows)
             full = len(self._rows) >= self.flush_rows
@@ -150,8 +177,22 @@ def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]]) -> None
 
 
 def read_log(directory: Path) -> pa.Table:
-    """Every part written so far, as one table (empty when there is none)."""
+    """Every part written so far, as one table in :data:`SCHEMA` (empty when there is none)."""
     parts = sorted(directory.glob("part-*.parquet"))
     if not parts:
         return SCHEMA.empty_table()
-    return pa.concat_tables(pq.read_table(part) for part in parts)
+    return pa.concat_tables(_conform(pq.read_table(part)) for part in parts)
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """A part in :data:`SCHEMA`: one written before ``status`` and ``error`` held answers only."""
+    if table.schema.equals(SCHEMA):
+        return table
+    rows = table.num_rows
+    if "status" not in table.column_names:
+        table = table.append_column(
+            SCHEMA.field("status"), pa.repeat(pa.scalar(OK, pa.int16()), rows)
+        )
+    if "error" not in table.column_names:
+        table = table.append_column(SCHEMA.field("error"), pa.nulls(rows, pa.string()))
+    return table.select(SCHEMA.names).cast(SCHEMA)
