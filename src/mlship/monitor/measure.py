@@ -13,17 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from mlship.monitor.drift import DatasetDrift, Method, dataset_drift
 from mlship.monitor.feedback import feedback_directory, read_labels
+from mlship.monitor.health import (
+    METRICS,
+    REQUEST_ROLES,
+    flag_anomalies,
+    health_series,
+    health_summary,
+)
 from mlship.monitor.performance import Performance, performance
 from mlship.monitor.quality import Quality, live_quality
 from mlship.monitor.reference import Reference, load_reference
-from mlship.monitor.traffic import PREDICTION, Traffic, read_traffic
+from mlship.monitor.traffic import PREDICTION, Traffic, read_request_log, read_traffic
 from mlship.monitor.window import Window
 
 if TYPE_CHECKING:
@@ -69,6 +76,7 @@ class MonitorResult:
         )
         figures |= self.quality.metrics()
         figures |= self.performance.metrics()
+        figures |= (self.health or {}).get("summary") or dict.fromkeys(HEALTH_KEYS)
         return figures
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +101,72 @@ class MonitorResult:
             "performance": self.performance.to_dict(),
             "metrics": self.metrics(),
         }
+
+
+HEALTH_KEYS = tuple(f"health.{name}" for name in (*METRICS, "anomalies"))
+
+HISTORY_BUCKETS = 30
+"""Buckets of history before the window that the anomaly detector learns its level from."""
+
+
+def _window_start(traffic: Traffic, window: Window, now: datetime) -> datetime | None:
+    """Where the window begins in time: its duration back from now, or its oldest row."""
+    if window.seconds is not None:
+        return now - timedelta(seconds=window.seconds)
+    if traffic.frame.is_empty():
+        return None
+    oldest: datetime = traffic.frame.get_column("at").min()  # type: ignore[assignment]
+    return oldest
+
+
+def _bucket_seconds(every: str) -> float:
+    return dict(BUCKETS).get(every, 60)
+
+
+def _history_start(traffic: Traffic, window: Window, now: datetime, every: str) -> datetime | None:
+    start = _window_start(traffic, window, now)
+    if start is None:
+        return None
+    return start - timedelta(seconds=HISTORY_BUCKETS * _bucket_seconds(every))
+
+
+def _refused(log: pl.DataFrame, traffic: Traffic, window: Window, now: datetime) -> int:
+    """Requests refused for invalid input (4xx) in the window."""
+    start = _window_start(traffic, window, now)
+    if start is None:
+        return 0
+    refused = log.filter(
+        (pl.col("role") == "error") & (pl.col("status") < 500) & (pl.col("at") >= start)
+    )
+    return refused.select("request_id").n_unique()
+
+
+def _health(
+    log: pl.DataFrame, model: str, window: Window, traffic: Traffic, now: datetime, every: str
+) -> dict[str, Any] | None:
+    """The ``health.*`` figures of the window, and its series per version with anomalies."""
+    start = _window_start(traffic, window, now)
+    if start is None or log.filter(pl.col("role").is_in(REQUEST_ROLES)).is_empty():
+        return None
+    summary = health_summary(log, model, now - start, now=now, every=every)
+    series = flag_anomalies(health_series(log, model=model, every=every, until=now))
+    flags = [column for column in series.columns if column.endswith("_anomaly")]
+    rows = []
+    found = []
+    for row in series.filter(
+        pl.col("at") >= start - timedelta(seconds=_bucket_seconds(every))
+    ).iter_rows(named=True):
+        entry = {key: value for key, value in row.items() if key not in ("model", "at")}
+        entry["start"] = row["at"].isoformat()
+        rows.append(entry)
+        for flag in flags:
+            if row[flag]:
+                metric = flag.removesuffix("_anomaly")
+                found.append(
+                    {"start": entry["start"], "version": row["version"], "metric": metric,
+                     "value": row[metric]}
+                )  # fmt: skip
+    return {"summary": summary, "every": every, "series": rows, "anomalies": found}
 
 
 BUCKETS = (
@@ -189,6 +263,11 @@ class Monitor:
                 ).columns[0]
         labels = read_labels(feedback_directory(self.home))
         every = self.every or bucket_size(traffic.frame.get_column("at"))
+        requests_log = read_request_log(
+            self.home, model, since=_history_start(traffic, window, at, every)
+        )
+        health = _health(requests_log, model, window, traffic, at, every)
+        refused = _refused(requests_log, traffic, window, at)
         return MonitorResult(
             model=model,
             version=version,
@@ -199,7 +278,8 @@ class Monitor:
             reference=reference,
             drift=drift,
             prediction_drift=prediction,
-            quality=live_quality(live, reference, requests=requests),
+            quality=live_quality(live, reference, requests=requests, refused=refused),
             performance=performance(traffic, labels, reference.baseline, every=every),
             traffic=traffic,
+            health=health,
         )

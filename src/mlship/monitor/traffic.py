@@ -212,3 +212,30 @@ def _empty(signature: Signature) -> pl.DataFrame:
     for c in signature.classes or []:
         schema[f"proba:{c}"] = pl.Float64()
     return pl.DataFrame(schema=schema)
+
+
+def read_request_log(
+    home: Path, model: str, *, since: datetime | None = None, parts: Sequence[Path] | None = None
+) -> pl.DataFrame:
+    """The columns operational health reads (no records), for every row of ``model`` logged at
+    or after ``since``: answers, shadows and refused or failed requests (role ``error``)."""
+    found = list(parts) if parts is not None else log_parts(home)
+    columns = ["request_id", "at", "model", "version", "role", "latency_ms", "status"]
+    if not found:
+        return pl.DataFrame(
+            schema={
+                "request_id": pl.String(),
+                "at": pl.Datetime("us", "UTC"),
+                "model": pl.String(),
+                "version": pl.Int32(),
+                "role": pl.String(),
+                "latency_ms": pl.Float64(),
+                "status": pl.Int16(),
+            }
+        )
+    lazy = pl.scan_parquet(found, missing_columns="insert").select(columns)
+    lazy = lazy.filter(pl.col("model") == model)
+    if since is not None:
+        lazy = lazy.filter(pl.col("at") >= since)
+    # Parts written before the status column existed hold answers only.
+    return lazy.with_columns(pl.col("status").fill_null(200).cast(pl.Int16)).collect()
