@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import numpy as np
@@ -14,7 +15,7 @@ from scipy.spatial import distance
 
 from mlship.data.profile import psi
 from mlship.errors import DataError
-from mlship.monitor import ColumnDrift, column_drift, dataset_drift
+from mlship.monitor import ColumnDrift, Method, column_drift, dataset_drift
 from mlship.monitor.drift import wasserstein_sorted
 
 SMALL = 400  # both samples at most 1000 values: tests (KS, chi-square)
@@ -108,6 +109,125 @@ def test_category_unseen_in_reference_counts(rows: int) -> None:
         assert result.p_value == pytest.approx(expected.pvalue)
     else:
         assert result.statistic == pytest.approx(distance.jensenshannon(ref_counts, cur_counts))
+
+
+# -- choosing the method (Evidently's data-drift preset) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref_rows", "cur_rows", "numeric", "categorical"),
+    [
+        (LARGE, SMALL, "wasserstein", "jensenshannon"),
+        (1001, 50, "wasserstein", "jensenshannon"),
+        (SMALL, LARGE, "ks", "chisquare"),
+        (1000, LARGE, "ks", "chisquare"),
+    ],
+)
+def test_reference_size_alone_chooses_test_or_distance(
+    ref_rows: int, cur_rows: int, numeric: str, categorical: str
+) -> None:
+    result = _by_column(dataset_drift(_frame(ref_rows, 1), _frame(cur_rows, 2)).columns)
+    assert (result["x"].method, result["city"].method) == (numeric, categorical)
+
+
+def test_reference_size_counts_values_not_rows() -> None:
+    # 1200 rows of which 300 are missing: 900 values, so a test, not a distance.
+    values = np.random.default_rng(6).normal(size=3000)
+    reference = pl.DataFrame({"x": [*values[:900].tolist(), *[None] * 300]})
+    current = pl.DataFrame({"x": values[900:]})
+    assert column_drift(reference, current, "x").method == "ks"
+
+
+def _two_proportion_z_p_value(reference: np.ndarray, current: np.ndarray) -> float:
+    """Textbook pooled two-proportion z-test, two-sided: the peer's test for two values."""
+    first = np.unique(np.concatenate([reference, current]))[0]
+    n1, n2 = reference.size, current.size
+    p1, p2 = np.mean(reference == first), np.mean(current == first)
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+@pytest.mark.parametrize("values", [(0, 1), (1, 2, 3), (1, 2, 3, 4, 5)])
+def test_numeric_column_with_few_values_is_compared_like_a_category(
+    values: tuple[int, ...],
+) -> None:
+    rng = np.random.default_rng(len(values))
+    ref_small, cur_small = rng.choice(values, SMALL), rng.choice(values, SMALL + 50)
+    small = column_drift(pl.DataFrame({"n": ref_small}), pl.DataFrame({"n": cur_small}), "n")
+    ref_counts = [int(np.sum(ref_small == v)) for v in values]
+    cur_counts = [int(np.sum(cur_small == v)) for v in values]
+    expected = stats.chi2_contingency([ref_counts, cur_counts], correction=False)
+    assert (small.kind, small.method) == ("numeric", "chisquare")
+    assert small.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    if len(values) == 2:  # the chi-square of a 2 x 2 table is the two-proportion z-test
+        assert small.p_value == pytest.approx(_two_proportion_z_p_value(ref_small, cur_small))
+    ref_large, cur_large = rng.choice(values, LARGE), rng.choice(values, 700)
+    large = column_drift(pl.DataFrame({"n": ref_large}), pl.DataFrame({"n": cur_large}), "n")
+    ref_counts = [int(np.sum(ref_large == v)) for v in values]
+    cur_counts = [int(np.sum(cur_large == v)) for v in values]
+    assert large.method == "jensenshannon"
+    assert large.statistic == pytest.approx(distance.jensenshannon(ref_counts, cur_counts))
+
+
+def test_few_values_are_counted_over_both_samples() -> None:
+    # Three values on each side, six together: a numeric column again.
+    reference = pl.DataFrame({"n": [1, 2, 3] * 100})
+    current = pl.DataFrame({"n": [4, 5, 6] * 100})
+    assert column_drift(reference, current, "n").method == "ks"
+    big_reference = pl.DataFrame({"n": [1, 2, 3] * 1000})
+    assert column_drift(big_reference, current, "n").method == "wasserstein"
+    # Five values together (floats too): compared like a category.
+    floats = pl.DataFrame({"n": [0.5, 1.5, 2.5] * 100})
+    assert column_drift(floats, pl.DataFrame({"n": [0.5, 3.5, 4.5] * 100}), "n").method == (
+        "chisquare"
+    )
+
+
+def test_constant_column_equal_on_both_sides_does_not_drift() -> None:
+    reference, current = pl.DataFrame({"n": [7] * 300}), pl.DataFrame({"n": [7] * 200})
+    result = column_drift(reference, current, "n")
+    assert (result.method, result.p_value, result.drifted) == ("chisquare", 1.0, False)
+
+
+def test_chisquare_applies_to_numeric_columns_on_their_buckets() -> None:
+    reference, current = _frame(LARGE, 1), _frame(3000, 2, shift=0.3)
+    ref, cur = reference["x"].to_numpy(), current["x"].to_numpy()
+    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+    table = [np.histogram(ref, edges)[0], np.histogram(cur, edges)[0]]
+    result = column_drift(reference, current, "x", method="chisquare")
+    assert result.p_value == pytest.approx(
+        stats.chi2_contingency(table, correction=False).pvalue, rel=1e-9, abs=1e-300
+    )
+    assert result.drifted
+
+
+# -- where the threshold falls ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["wasserstein", "jensenshannon", "psi"])
+def test_distance_equal_to_threshold_is_drift(method: Method) -> None:
+    reference, current = _frame(LARGE, 1), _frame(LARGE, 2, shift=0.2)
+    value = column_drift(reference, current, "x", method=method).statistic
+    assert column_drift(reference, current, "x", method=method, threshold=value).drifted
+    above = math.nextafter(value, math.inf)
+    assert not column_drift(reference, current, "x", method=method, threshold=above).drifted
+
+
+def test_ks_p_value_equal_to_threshold_is_drift_but_chisquare_is_not() -> None:
+    reference, current = _frame(SMALL, 1), _frame(SMALL, 2, shift=0.1, mix=(0.35, 0.3, 0.2, 0.15))
+    ks = column_drift(reference, current, "x")
+    assert ks.method == "ks" and ks.p_value is not None
+    assert column_drift(reference, current, "x", threshold=ks.p_value).drifted
+    assert not column_drift(
+        reference, current, "x", threshold=math.nextafter(ks.p_value, 0.0)
+    ).drifted
+    chi = column_drift(reference, current, "city")
+    assert chi.method == "chisquare" and chi.p_value is not None
+    assert not column_drift(reference, current, "city", threshold=chi.p_value).drifted
+    assert column_drift(
+        reference, current, "city", threshold=math.nextafter(chi.p_value, 1.0)
+    ).drifted
 
 
 def test_boolean_share_change_is_flagged() -> None:

@@ -1,35 +1,56 @@
 """Data drift: does a current sample still look like the reference sample, column by column?
 
-Each column is compared with one method, chosen by its kind and by the size of the samples (the
-defaults follow Evidently's data-drift preset, so its reports and ours flag the same columns):
+Each column is compared with one method, chosen by its kind, by the number of values in the
+reference sample and, for numeric columns, by the number of distinct values in both samples
+together. The defaults follow Evidently's data-drift preset, so its reports and ours choose the
+same method and flag the same columns, but for one deliberate difference in the chi-square test
+(small references, more than two categories; see ``chisquare`` below):
 
-=============  ==============================  ===================================================
-kind           both samples > 1000 values      otherwise
-=============  ==============================  ===================================================
-numeric        ``wasserstein`` (> 0.1)         ``ks``: Kolmogorov-Smirnov, drift when p < 0.05
-categorical    ``jensenshannon`` (> 0.1)       ``chisquare``: chi-square, drift when p < 0.05
-=============  ==============================  ===================================================
+==========================  ==========================  ========================================
+column                      reference > 1000 values     reference <= 1000 values
+==========================  ==========================  ========================================
+numeric, > 5 distinct       ``wasserstein`` (>= 0.1)    ``ks``: Kolmogorov-Smirnov, p <= 0.05
+numeric, <= 5 distinct      ``jensenshannon`` (>= 0.1)  ``chisquare``: chi-square, p < 0.05
+categorical                 ``jensenshannon`` (>= 0.1)  ``chisquare``: chi-square, p < 0.05
+==========================  ==========================  ========================================
 
-Small samples get a test, because a distance between two small samples is mostly noise; large
-samples get a distance, because with enough rows a test finds every shift significant, however
-small. ``psi`` and ``jensenshannon`` are available for both kinds, and any method's threshold can
-be set per column.
+Only the reference's size decides (its values, missing ones left out): the reference is the
+sample the monitor is configured on, so a column keeps its method whatever the size of each
+current window. Small references get a test, because a distance between two small samples is
+mostly noise; large ones get a distance, because with enough rows a test finds every shift
+significant, however small. A numeric column with at most 5 distinct values over both samples (a
+flag, a rating) is compared value by value, like a category. ``psi`` and ``jensenshannon`` are
+available for both kinds, ``chisquare`` for numeric columns too (on the buckets below), and any
+method's threshold can be set per column.
+
+Where the verdict falls on the threshold follows the peer as well: a distance equal to the
+threshold is drift, ``ks`` drifts when the p-value is at most the threshold and ``chisquare``
+when it is below it.
 
 - ``ks``: :func:`scipy.stats.ks_2samp`; the statistic is the largest gap between the two
   empirical distribution functions.
 - ``wasserstein``: the first Wasserstein distance (:func:`scipy.stats.wasserstein_distance`, the
   area between the two distribution functions) divided by the reference's standard deviation
   (ddof=0, at least 0.001), so it reads as "shifted by this many standard deviations".
-- ``chisquare``: Pearson's chi-square test of homogeneity on the 2 x k table of category counts
-  (:func:`scipy.stats.chi2_contingency` without continuity correction; for two categories this is
-  the two-proportion z-test). A category seen on one side only is a column of that table.
+- ``chisquare``: Pearson's chi-square test of homogeneity on the 2 x k table of bucket counts
+  (:func:`scipy.stats.chi2_contingency` without continuity correction). A category seen on one
+  side only is a column of that table. Evidently tests goodness of fit instead: the current counts
+  against the reference's counts scaled to the current size, which treats the reference shares as
+  exact and gives p = 0 as soon as the current sample has a category the reference lacks. By
+  ignoring the reference's own sampling noise its statistic is about twice ours for samples of
+  equal size, so its p-values are smaller and on a small reference it flags columns that this
+  test does not. For two categories the test of homogeneity is exactly the pooled two-proportion
+  z-test that Evidently uses there (the statistic is z squared, the p-values are equal), and a
+  column with one and the same value on both sides has p = 1.
 - ``jensenshannon``: :func:`scipy.spatial.distance.jensenshannon` (natural logarithm, so between
   0 and sqrt(ln 2) ~ 0.83) of the two samples' bucket shares.
 - ``psi``: :func:`mlship.data.profile.psi` of the bucket counts.
 
-Buckets (``psi``, ``jensenshannon``): categories are buckets, every category of either side
-included. Numeric columns with at most 20 distinct reference values are bucketed per value, others
-into Sturges' number of equal-width bins over the range of both samples together.
+Buckets (``chisquare``, ``jensenshannon``, ``psi``): categories are buckets, every category of
+either side included. Numeric columns with at most 20 distinct reference values are bucketed per
+value (every value of either side), others into Sturges' number of equal-width bins over the range
+of both samples together (:func:`numpy.histogram_bin_edges` with ``bins="sturges"``), as
+Evidently does.
 
 Missing values (null, and NaN in float columns) are left out of every test: how much is missing is
 a data-quality question, reported per column as the reference and current null shares. Infinite
@@ -74,18 +95,22 @@ DEFAULT_THRESHOLDS: dict[Method, float] = {
     "psi": 0.1,
     "jensenshannon": 0.1,
 }
-"""Threshold of each method: a p-value below it (``ks``, ``chisquare``) or a distance above it
-(the others) is drift."""
+"""Threshold of each method: a p-value at most it (``ks``) or below it (``chisquare``), or a
+distance at least it (the others) is drift."""
 
 P_VALUE_METHODS: frozenset[Method] = frozenset({"ks", "chisquare"})
 
 APPLICABLE: dict[Kind, tuple[Method, ...]] = {
-    "numeric": ("ks", "wasserstein", "psi", "jensenshannon"),
+    "numeric": ("ks", "wasserstein", "chisquare", "psi", "jensenshannon"),
     "categorical": ("chisquare", "jensenshannon", "psi"),
 }
 
 LARGE_SAMPLE = 1000
-"""Samples with more values than this (both of them) are compared by a distance, not a test."""
+"""Columns whose reference has more values than this are compared by a distance, not a test."""
+
+FEW_DISTINCT = 5
+"""Numeric columns with at most this many distinct values (both samples together) are compared
+value by value, like categories."""
 
 DATASET_DRIFT_SHARE = 0.5
 
@@ -94,7 +119,8 @@ STD_FLOOR = 0.001
 reference column gives a large finite distance instead of a division by zero."""
 
 FEW_VALUES = 20
-"""Numeric columns with at most this many distinct reference values are bucketed per value."""
+"""Numeric columns with at most this many distinct reference values are bucketed per value (for
+``chisquare``, ``jensenshannon`` and ``psi``)."""
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -256,11 +282,28 @@ def _wasserstein(reference: Floats, current: Floats) -> tuple[float, float | Non
     return wasserstein_sorted(reference, current) / scale, None
 
 
+def _distinct_sorted(values: Floats) -> Floats:
+    """The distinct values of a sorted, non-empty sample (linear, where np.unique sorts again)."""
+    keep = np.empty(values.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+def _distinct_count(reference: Floats, current: Floats, limit: int) -> int:
+    """Distinct values of two sorted samples together, exact up to ``limit`` (above it, a number
+    above ``limit``): the reference alone tells when it has more."""
+    reference_distinct = int(np.count_nonzero(np.diff(reference))) + 1
+    if reference_distinct > limit:
+        return reference_distinct
+    return int(np.union1d(_distinct_sorted(reference), _distinct_sorted(current)).size)
+
+
 def _numeric_buckets(reference: Floats, current: Floats) -> tuple[Counts, Counts]:
     """Bucket counts of two sorted samples: per value for few values, else Sturges' bins."""
     reference_distinct = np.count_nonzero(np.diff(reference)) + 1
     if reference_distinct <= FEW_VALUES:
-        values = np.union1d(np.unique(reference), np.unique(current))
+        values = np.union1d(_distinct_sorted(reference), _distinct_sorted(current))
         return _value_counts(reference, values), _value_counts(current, values)
     edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
     return np.histogram(reference, edges)[0], np.histogram(current, edges)[0]
@@ -282,7 +325,11 @@ def _jensenshannon(reference: Counts, current: Counts) -> tuple[float, float | N
 
 
 def _chisquare(reference: Counts, current: Counts) -> tuple[float, float | None]:
-    result = stats.chi2_contingency(np.vstack([reference, current]), correction=False)
+    # A bucket empty on both sides (a Sturges bin between outliers) carries no information and
+    # would make an expected count zero.
+    seen = (reference + current) > 0
+    table = np.vstack([reference[seen], current[seen]])
+    result = stats.chi2_contingency(table, correction=False)
     return float(result.statistic), float(result.pvalue)
 
 
@@ -294,6 +341,8 @@ def _numeric_statistic(
     if method == "wasserstein":
         return _wasserstein(reference, current)
     buckets = _numeric_buckets(reference, current)
+    if method == "chisquare":
+        return _chisquare(*buckets)
     return _psi(*buckets) if method == "psi" else _jensenshannon(*buckets)
 
 
@@ -308,10 +357,12 @@ def _categorical_statistic(
 # -- choosing the method ---------------------------------------------------------------------
 
 
-def default_method(kind: Kind, reference_size: int, current_size: int) -> Method:
-    """The test for small samples, the distance once both have more than 1000 values."""
-    large = reference_size > LARGE_SAMPLE and current_size > LARGE_SAMPLE
-    if kind == "numeric":
+def default_method(kind: Kind, reference_size: int, distinct: int) -> Method:
+    """The test while the reference has at most 1000 values, a distance above that; numeric
+    columns with at most 5 ``distinct`` values (over both samples) are compared like categories.
+    ``distinct`` is not read for categorical columns."""
+    large = reference_size > LARGE_SAMPLE
+    if kind == "numeric" and distinct > FEW_DISTINCT:
         return "wasserstein" if large else "ks"
     return "jensenshannon" if large else "chisquare"
 
@@ -344,8 +395,11 @@ def _check_threshold(column: str, method: Method, threshold: float) -> float:
 
 def _is_drift(method: Method, statistic: float, p_value: float | None, threshold: float) -> bool:
     if method in P_VALUE_METHODS:
-        return p_value is not None and p_value < threshold
-    return statistic > threshold
+        if p_value is None:
+            return False
+        # As in Evidently's preset: the KS p-value drifts at the threshold, chi-square below it.
+        return p_value <= threshold if method == "ks" else p_value < threshold
+    return statistic >= threshold
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -363,18 +417,22 @@ def _column_drift(
     if kind == "numeric":
         ref_values, ref_nulls = _numeric_sample(reference.get_column(column))
         cur_values, cur_nulls = _numeric_sample(current.get_column(column))
-        sizes = (ref_values.size, cur_values.size)
-        _check_not_empty(column, *sizes)
-        chosen = _check_method(column, kind, method or default_method(kind, *sizes))
+        _check_not_empty(column, ref_values.size, cur_values.size)
+        if method is None:
+            distinct = _distinct_count(ref_values, cur_values, FEW_DISTINCT)
+            method = default_method(kind, ref_values.size, distinct)
+        chosen = _check_method(column, kind, method)
         statistic = _numeric_statistic(chosen, ref_values, cur_values)
     else:
         ref_series, cur_series = reference.get_column(column), current.get_column(column)
         ref_nulls = _null_share(ref_series.null_count(), ref_series.len())
         cur_nulls = _null_share(cur_series.null_count(), cur_series.len())
         ref_counts, cur_counts = _category_counts(ref_series, cur_series)
-        sizes = (int(ref_counts.sum()), int(cur_counts.sum()))
-        _check_not_empty(column, *sizes)
-        chosen = _check_method(column, kind, method or default_method(kind, *sizes))
+        reference_size = int(ref_counts.sum())
+        _check_not_empty(column, reference_size, int(cur_counts.sum()))
+        chosen = _check_method(
+            column, kind, method or default_method(kind, reference_size, ref_counts.size)
+        )
         statistic = _categorical_statistic(chosen, ref_counts, cur_counts)
     limit = _check_threshold(
         column, chosen, DEFAULT_THRESHOLDS[chosen] if threshold is None else threshold
