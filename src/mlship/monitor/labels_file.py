@@ -17,7 +17,7 @@ import polars as pl
 
 from mlship.errors import DataError
 from mlship.monitor.feedback import Label, check_labels
-from mlship.monitor.traffic import log_parts
+from mlship.monitor.traffic import log_parts, scan_log
 from mlship.registry.signature import Signature
 
 REQUIRED = ("request_id", "label")
@@ -115,7 +115,7 @@ def _owners(home: Path, request_ids: pl.Series) -> dict[str, str]:
         return {}
     wanted = request_ids.drop_nulls().unique()
     found = (
-        pl.scan_parquet(parts, missing_columns="insert")
+        scan_log(parts)
         .select("request_id", "model")
         .filter(pl.col("request_id").is_in(wanted.implode()))
         .unique("request_id")

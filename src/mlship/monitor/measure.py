@@ -149,7 +149,9 @@ def _health(
     if start is None or log.filter(pl.col("role").is_in(REQUEST_ROLES)).is_empty():
         return None
     summary = health_summary(log, model, now - start, now=now, every=every)
-    series = flag_anomalies(health_series(log, model=model, every=every, until=now))
+    # Up to the newest request: the last bucket may still be filling (anomalies are judged by
+    # health_summary on finished buckets only).
+    series = flag_anomalies(health_series(log, model=model, every=every))
     flags = [column for column in series.columns if column.endswith("_anomaly")]
     rows = []
     found = []

@@ -23,6 +23,7 @@ import polars as pl
 
 from mlship.monitor.window import Window
 from mlship.registry.signature import Signature
+from mlship.serve import predlog
 
 ANSWERED = ("route", "batch")
 """Roles of rows that are answers someone received."""
@@ -104,9 +105,16 @@ class Traffic:
         return int(counts.get_column("version")[0])
 
 
+def scan_log(parts: Sequence[Path]) -> pl.LazyFrame:
+    """The parts as one lazy frame in the log's current schema: columns added to the log since
+    a part was written read as null there."""
+    schema = pl.from_arrow(predlog.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
+    return pl.scan_parquet(list(parts), schema=schema, missing_columns="insert")
+
+
 def _scan(parts: Sequence[Path], model: str) -> pl.LazyFrame:
     return (
-        pl.scan_parquet(list(parts), missing_columns="insert")
+        scan_log(parts)
         .select(_LOG_COLUMNS)
         .filter((pl.col("model") == model) & pl.col("role").is_in(SCORED))
     )
@@ -233,7 +241,7 @@ def read_request_log(
                 "status": pl.Int16(),
             }
         )
-    lazy = pl.scan_parquet(found, missing_columns="insert").select(columns)
+    lazy = scan_log(found).select(columns)
     lazy = lazy.filter(pl.col("model") == model)
     if since is not None:
         lazy = lazy.filter(pl.col("at") >= since)
