@@ -1,0 +1,287 @@
+"""Monitoring end to end: a real server answers normal and then drifted traffic, true labels come
+back through ``POST /feedback`` and ``mlship monitor feedback``, and the monitor flags the drifted
+columns and the degraded accuracy, delivers a webhook once (not again within its cool-down),
+registers a retrained candidate in staging, and writes a report that renders in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from mlship.config import Settings
+from mlship.data.versioning import load_frame
+from mlship.examples.churn import write_project
+from mlship.monitor.history import AlertHistory
+from mlship.registry.lifecycle import Registry
+from mlship.workspace import Workspace
+from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
+from tests.e2e.test_evaluation_browser import CHROMIUM, CHROMIUM_ARGS, KEPT, VIEWPORT, _png_size
+from tests.serving import serving
+
+FEATURES = [
+    "age",
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "contract",
+    "internet_service",
+    "payment_method",
+    "support_calls",
+    "paperless_billing",
+]
+NORMAL, DRIFTED, PER_REQUEST = 300, 1000, 10
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that keeps what it was sent."""
+
+    url: str
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    bodies: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies)
+    server.shutdown()
+    server.server_close()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None)
+    return [
+        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in rows.to_dict("records")
+    ]
+
+
+@dataclass(frozen=True)
+class Monitored:
+    home: Path
+    root: Path
+    rules: Path
+    labels_sent: int
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Monitored:
+    """churn:1 trained and served; 300 normal then 1,000 drifted records (age +20 years,
+    monthly charges x1.8 + 30) in requests of 10, 5 refused requests; every record's label sent
+    back, the drifted ones 60% wrong (the world changed: the model's answers no longer hold)."""
+    root = tmp_path_factory.mktemp("monitoring")
+    spec = write_project(root / "churn", n=SMALL_ROWS)
+    home = root / "home"
+    run_cli("run", str(spec), home=home, cwd=root)
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        version = workspace.metadata.get_version("churn", 1)
+        dataset = workspace.metadata.get_dataset(version.dataset_hash)
+        data = load_frame(dataset.artifact_sha256, workspace.artifacts)
+    finally:
+        workspace.close()
+    sample = data.sample(n=NORMAL + DRIFTED, random_state=3).reset_index(drop=True)
+    normal, drifted = sample.iloc[:NORMAL], sample.iloc[NORMAL:].copy()
+    drifted["age"] = drifted["age"] + 20
+    drifted["monthly_charges"] = drifted["monthly_charges"] * 1.8 + 30
+    records = _records(normal) + _records(drifted)
+    truth = sample["churned"].astype(str).tolist()
+    rng = np.random.default_rng(0)
+    for index in range(NORMAL, NORMAL + DRIFTED):
+        if rng.random() < 0.6:
+            truth[index] = "no" if truth[index] == "yes" else "yes"
+
+    labels: list[dict[str, Any]] = []
+    with serving("churn:1", home) as server, httpx.Client(base_url=server.base) as client:
+        for start in range(0, len(records), PER_REQUEST):
+            answer = client.post("/predict", json={"records": records[start : start + PER_REQUEST]})
+            assert answer.status_code == 200, answer.text
+            request_id = answer.json()["request_id"]
+            labels += [
+                {"request_id": request_id, "row": row, "label": truth[start + row]}
+                for row in range(PER_REQUEST)
+            ]
+        for _ in range(5):
+            refused = client.post("/predict", json={"records": [{**records[0], "age": "old"}]})
+            assert refused.status_code == 422
+        half = len(labels) // 2
+        stored = client.post("/feedback", json={"feedback": labels[:half]})
+        assert stored.json() == {"stored": half}
+    server.stop()  # SIGTERM: the prediction log is written out
+    csv = root / "labels.csv"
+    pd.DataFrame(labels[half:]).to_csv(csv, index=False)
+    result = run_cli("monitor", "feedback", str(csv), home=home)
+    assert f"Stored {len(labels) - half} labels" in result.stdout
+
+    rules = root / "rules.yaml"
+    rules.write_text(
+        f"""\
+webhook:
+  url: {receiver.url}
+rules:
+  - name: feature-drift
+    metric: drift.share
+    window: {DRIFTED} rows
+    condition: ">= 0.2"
+    severity: warning
+    cooldown: 1h
+    actions: [log, webhook]
+  - name: accuracy-drop
+    metric: performance.accuracy.drop
+    window: {DRIFTED} rows
+    condition: "> 0.1"
+    severity: critical
+    cooldown: 1h
+    actions: [log, retrain]
+  - name: latency
+    metric: health.latency_p99_ms
+    window: 1h
+    condition: "> 5000"
+""",
+        encoding="utf-8",
+    )
+    return Monitored(home, root, rules, len(labels))
+
+
+def test_the_drifted_columns_the_refusals_and_the_degraded_metric_are_found(
+    monitored: Monitored,
+) -> None:
+    shown = invoke_cli("monitor", "status", "churn", "--window", f"{DRIFTED} rows", "--json",
+                       home=monitored.home)  # fmt: skip
+    result = json.loads(shown.stdout)
+    assert result["rows"] == DRIFTED and result["requests"] == DRIFTED // PER_REQUEST
+    drifted = {c["column"] for c in result["drift"]["columns"] if c["drifted"]}
+    assert drifted == {"age", "monthly_charges"}
+    assert {c["method"] for c in result["drift"]["columns"]} <= {"wasserstein", "jensenshannon"}
+    quality = {c["column"]: c for c in result["quality"]["columns"]}
+    assert quality["monthly_charges"]["out_of_range"] > 0.3
+    assert quality["contract"]["issues"] == []
+    (answered,) = result["performance"]["versions"]
+    assert answered["labelled"] == DRIFTED
+    metrics = result["metrics"]
+    assert metrics["performance.accuracy.drop"] > 0.3
+    assert metrics["performance.label_share"] == 1.0
+    assert metrics["quality.schema_violation_rate"] == pytest.approx(5 / (5 + DRIFTED // 10))
+    assert metrics["health.requests"] == DRIFTED // PER_REQUEST + 5
+    assert metrics["health.error_rate"] == pytest.approx(5 / (5 + DRIFTED // 10))
+    everything = json.loads(
+        invoke_cli(
+            "monitor", "status", "churn", "--window", "1h", "--json", home=monitored.home
+        ).stdout
+    )
+    assert everything["rows"] == NORMAL + DRIFTED
+
+
+def test_alerts_are_delivered_once_and_a_candidate_waits_in_staging(
+    monitored: Monitored, receiver: Receiver
+) -> None:
+    first = run_cli("monitor", "run", "--rules", str(monitored.rules), home=monitored.home)
+    assert "2 fired, 0 suppressed" in first.stdout, first.stdout
+    assert [body["rule"] for body in receiver.bodies] == ["feature-drift"]
+    (body,) = receiver.bodies
+    assert body["model"] == "churn" and body["metric"] == "drift.share"
+    assert body["value"] == pytest.approx(2 / 9) and body["condition"] == ">= 0.2"
+
+    second = invoke_cli("monitor", "run", "--rules", str(monitored.rules), home=monitored.home)
+    assert "0 fired, 2 suppressed" in second.stdout, second.stdout
+    assert len(receiver.bodies) == 1  # within the cool-down: not delivered again
+
+    workspace = Workspace.open(Settings(home=monitored.home))
+    try:
+        candidate = workspace.metadata.get_version("churn", 2)
+        assert candidate.stage == "staging"
+        assert workspace.metadata.get_version("churn", 1).stage == "none"
+        history = Registry(workspace.metadata).history("churn")
+        staged = [event for event in history if event.to_stage == "staging"]
+        assert len(staged) == 1 and "accuracy-drop" in str(staged[0].details)
+        alerts = AlertHistory(workspace.metadata).list(model="churn")
+    finally:
+        workspace.close()
+    assert sorted((a.rule, a.status) for a in alerts) == [
+        ("accuracy-drop", "fired"),
+        ("accuracy-drop", "suppressed"),
+        ("feature-drift", "fired"),
+        ("feature-drift", "suppressed"),
+    ]
+    (retrained,) = [a for a in alerts if a.rule == "accuracy-drop" and a.status == "fired"]
+    assert [d["channel"] for d in retrained.deliveries] == ["log", "retrain"]
+    assert retrained.deliveries[1]["result"]["version"] == 2
+    listed = invoke_cli("monitor", "alerts", "--model", "churn", home=monitored.home).stdout
+    assert "feature-drift" in listed and "accuracy-drop" in listed
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}; `bash scripts/services.sh` installs it")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_the_report_renders_in_chromium(
+    monitored: Monitored, browser: Browser, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    invoke_cli("monitor", "report", "churn", "--window", f"{DRIFTED} rows", "-o", str(out),
+               home=monitored.home)  # fmt: skip
+    html_path = out / "churn-monitoring.html"
+    content = json.loads((out / "churn-monitoring.json").read_text())
+    assert content["drift"]["share"] == pytest.approx(2 / 9)
+    assert set(content["distributions"]) == {*FEATURES, "prediction"}
+
+    page = browser.new_page(viewport=VIEWPORT)
+    problems: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(html_path.as_uri(), wait_until="load")
+    assert problems == []
+    assert requests == [html_path.as_uri()]
+    assert page.evaluate("document.scripts.length") == 0
+    for column in ("age", "monthly_charges"):
+        card = page.locator(f"#drift-{column}")
+        assert card.is_visible()
+        assert card.locator(".pill.error").inner_text() == "drift"
+    assert page.locator("#drift-contract .pill.ok").inner_text() == "stable"
+    charts = page.locator("svg.chart")
+    assert charts.count() >= len(FEATURES) + 1 + 1 + 3  # features, prediction, performance, health
+    for index in range(charts.count()):
+        box = charts.nth(index).bounding_box()
+        assert box is not None and box["width"] > 0 and box["height"] > 0
+    shot = tmp_path / "monitoring-report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    width, height = _png_size(shot)
+    assert width == VIEWPORT["width"] and height > VIEWPORT["height"]
+    if os.environ.get("MLSHIP_KEEP_SCREENSHOTS") == "1":
+        KEPT.mkdir(parents=True, exist_ok=True)
+        (KEPT / shot.name).write_bytes(shot.read_bytes())
