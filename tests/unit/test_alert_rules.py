@@ -245,7 +245,7 @@ def test_unknown_fields_list_the_known_ones() -> None:
     assert message.startswith("/project/rules.yaml, line 18, field rules[1].treshold: ")
     assert "unknown field; expected one of: name, model, metric, window, condition" in message
     top = _error("alerts: []\n" + FULL)
-    assert "line 1, field alerts: unknown field; expected one of: webhook, rules" in top
+    assert "line 1, field alerts: unknown field; expected one of: webhook, drift, rules" in top
     hook = _error(FULL.replace("timeout_seconds: 2.5", "timeout: 2.5"))
     assert "line 3, field webhook.timeout: unknown field; expected one of: url" in hook
 
@@ -269,7 +269,6 @@ def test_other_mistakes_name_their_line() -> None:
     assert "line 15, field rules[1].condition: required field is missing" in (
         _error(FULL.replace('    condition: ">= 250"\n', ""))
     )
-    assert "field rules: required field is missing" in _error("webhook: {url: http://x}\n")
     assert _error("- a rule\n") == (
         "/project/rules.yaml, line 1: expected a mapping with `rules` (and maybe `webhook`)"
     )
@@ -287,3 +286,18 @@ def test_every_mistake_is_reported_at_once() -> None:
         "/project/rules.yaml, line 11",
         "/project/rules.yaml, line 17",
     ]
+
+
+def test_the_drift_section_sets_methods_thresholds_and_the_share(tmp_path: Path) -> None:
+    text = (
+        "drift:\n  share: 0.3\n  columns:\n"
+        "    age: {method: psi, threshold: 0.2}\n    x: {threshold: 0.01}\n"
+    )
+    rules = parse_rules(text, tmp_path / "rules.yaml")
+    assert rules.rules == ()
+    assert rules.drift.share == 0.3
+    assert rules.drift.methods == {"age": "psi"}
+    assert rules.drift.thresholds == {"age": 0.2, "x": 0.01}
+    bad = "drift:\n  columns:\n    age:\n      method: tvd\n"
+    with pytest.raises(RulesError, match=r"line 4, field drift.columns.age.method: "):
+        parse_rules(bad, tmp_path / "rules.yaml")

@@ -100,18 +100,42 @@ def _performance_table(result: MonitorResult) -> Table:
     return table
 
 
+DriftRulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", "-r", help="Rules file whose `drift:` section sets per-column "
+                 "methods, thresholds and the dataset share."),
+]  # fmt: skip
+ReferenceOption = Annotated[
+    str | None,
+    typer.Option("--reference", help="Dataset to compare with (hash prefix or PIPELINE~N; "
+                 "default: the judged version's training data)."),
+]  # fmt: skip
+
+
+def _monitor(workspace: Workspace, rules_path: Path | None, reference: str | None) -> Monitor:
+    from mlship.monitor.measure import Monitor
+    from mlship.monitor.rules import load_rules
+
+    monitor = Monitor(workspace, reference=reference)
+    if rules_path is not None:
+        drift = load_rules(rules_path).drift
+        monitor.methods, monitor.thresholds = drift.methods, drift.thresholds
+        monitor.drift_share = drift.share
+    return monitor
+
+
 @app.command("status")
 def status(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     window: WindowOption = "1h",
+    rules_path: DriftRulesOption = None,
+    reference: ReferenceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Drift, quality and performance of a model's live traffic in one window."""
-    from mlship.monitor.measure import Monitor
-
+    """Drift, quality, performance and health of a model's live traffic in one window."""
     workspace = Workspace.open()
     try:
-        result = Monitor(workspace).measure(model, parse_window(window))
+        result = _monitor(workspace, rules_path, reference).measure(model, parse_window(window))
     finally:
         workspace.close()
     if as_json:
@@ -186,6 +210,12 @@ SpecOption = Annotated[
 ]  # fmt: skip
 
 
+def _with_rules(rules: RuleSet, path: Path) -> RuleSet:
+    if not rules.rules:
+        raise MlshipError(f"{path} has no `rules:` to evaluate")
+    return rules
+
+
 def _models(workspace: Workspace, rules: RuleSet, given: list[str] | None) -> list[str]:
     if given:
         return list(dict.fromkeys(given))
@@ -225,6 +255,8 @@ def _one_pass(
     def measure(model: str, window: Window) -> dict[str, float | None]:
         return monitor.measure(model, window).metrics()
 
+    monitor.methods, monitor.thresholds = rules.drift.methods, rules.drift.thresholds
+    monitor.drift_share = rules.drift.share
     return evaluate(
         rules,
         models,
@@ -244,7 +276,7 @@ def run_rules(
     from mlship.monitor.measure import Monitor
     from mlship.monitor.rules import load_rules
 
-    rules = load_rules(rules_path)
+    rules = _with_rules(load_rules(rules_path), rules_path)
     workspace = Workspace.open()
     try:
         models = _models(workspace, rules, model)
@@ -275,7 +307,7 @@ def watch(
         interval = parse_duration(every)
     except ValueError as exc:
         raise MlshipError(f"--every: {exc}") from None
-    rules = load_rules(rules_path)
+    rules = _with_rules(load_rules(rules_path), rules_path)
     workspace = Workspace.open()
     monitor = Monitor(workspace)
     done = 0
@@ -335,15 +367,16 @@ def report(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     window: WindowOption = "1d",
     output: OutputDir = None,
+    rules_path: DriftRulesOption = None,
+    reference: ReferenceOption = None,
 ) -> None:
     """Write the monitoring report (HTML and JSON): drift, quality, performance, health, alerts."""
     from mlship.monitor.history import AlertHistory
-    from mlship.monitor.measure import Monitor
     from mlship.monitor.report import write_monitor_report
 
     workspace = Workspace.open()
     try:
-        result = Monitor(workspace).measure(model, parse_window(window))
+        result = _monitor(workspace, rules_path, reference).measure(model, parse_window(window))
         alerts = [
             {
                 "at": row.at.isoformat(),

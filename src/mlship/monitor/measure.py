@@ -200,12 +200,16 @@ class Monitor:
         thresholds: Mapping[str, float] | None = None,
         drift_share: float = 0.5,
         every: str | None = None,
+        reference: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.methods = dict(methods or {})
         self.thresholds = dict(thresholds or {})
         self.drift_share = drift_share
         self.every = every
+        self.reference_dataset = reference
+        """A dataset reference (hash prefix, ``PIPELINE~N``) to compare with instead of each
+        version's training data."""
         self._references: dict[tuple[str, int], Reference] = {}
 
     @property
@@ -216,7 +220,9 @@ class Monitor:
         key = (model, version)
         if key not in self._references:
             found = self.workspace.metadata.get_version(model, version)
-            self._references[key] = load_reference(self.workspace, found)
+            self._references[key] = load_reference(
+                self.workspace, found, dataset=self.reference_dataset
+            )
         return self._references[key]
 
     def _judged_version(self, model: str, window: Window, now: datetime) -> int:

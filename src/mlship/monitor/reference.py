@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from mlship.errors import DataError
 from mlship.monitor.traffic import PREDICTION, input_dtype, prediction_dtype
 from mlship.registry.signature import Signature
 
@@ -63,15 +64,28 @@ def typed_inputs(frame: pl.DataFrame, signature: Signature) -> pl.DataFrame:
 
 
 def load_reference(
-    workspace: Workspace, version: ModelVersion, *, max_rows: int = MAX_ROWS
+    workspace: Workspace,
+    version: ModelVersion,
+    *,
+    dataset: str | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> Reference:
-    """The reference of a registered version (see the module docstring)."""
+    """The reference of a registered version (see the module docstring); ``dataset`` (a hash
+    prefix or ``PIPELINE~N``) compares with another dataset version instead, such as last
+    month's data."""
     from mlship.data.versioning import load_frame
     from mlship.registry.model_io import load_model
 
     name = version.model.name
-    dataset = workspace.metadata.get_dataset(version.dataset_hash)
-    data = load_frame(dataset.artifact_sha256, workspace.artifacts)
+    stored = workspace.metadata.get_dataset(dataset or version.dataset_hash)
+    data = load_frame(stored.artifact_sha256, workspace.artifacts)
+    signature = Signature.from_dict(version.signature)
+    missing = [c.name for c in signature.inputs if c.name not in data.columns]
+    if missing:
+        raise DataError(
+            f"dataset {stored.data_hash[:12]} cannot be the reference of {name}:"
+            f"{version.version}: it lacks the input column(s) {', '.join(missing)}"
+        )
     rows = len(data)
     if rows > max_rows:
         data = data.sample(n=max_rows, random_state=0).sort_index()
@@ -83,13 +97,13 @@ def load_reference(
         pl.Series(PREDICTION, [_plain(v) for v in predictions]).cast(prediction_dtype(signature))
     )
     profile = None
-    if dataset.profile_sha256:
-        profile = dict(json.loads(workspace.artifacts.get_bytes(dataset.profile_sha256)))
+    if stored.profile_sha256:
+        profile = dict(json.loads(workspace.artifacts.get_bytes(stored.profile_sha256)))
     baseline = {k: float(v) for k, v in (version.metrics or {}).get("holdout", {}).items()}
     return Reference(
         model=name,
         version=version.version,
-        dataset_hash=version.dataset_hash,
+        dataset_hash=stored.data_hash,
         signature=signature,
         frame=frame,
         profile=profile,

@@ -6,6 +6,10 @@ A rules file is YAML::
       url: http://127.0.0.1:9000/hook
       timeout_seconds: 5
       headers: {Authorization: "Bearer ..."}
+    drift:                            # optional: how drift is judged
+      share: 0.5                      # share of drifted columns that makes the dataset drift
+      columns:                        # per-column method and threshold (defaults by kind/size)
+        monthly_charges: {method: psi, threshold: 0.2}
     rules:
       - name: feature-drift           # unique
         model: churn                  # optional: every monitored model when left out
@@ -46,6 +50,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mlship.errors import MlshipError
+from mlship.monitor.drift import Method as DriftMethod
 from mlship.monitor.window import DEFAULT_WINDOW, Window, format_duration, parse_duration
 from mlship.yamlfile import Problem, describe, field_name, parse, read_text
 
@@ -208,11 +213,35 @@ class Rule(_Strict):
         return self.model is None or self.model == model
 
 
+class ColumnDriftSetting(_Strict):
+    """How one column's drift is judged, instead of the defaults chosen by kind and size."""
+
+    method: DriftMethod | None = None
+    threshold: float | None = Field(None, gt=0)
+
+
+class DriftSettings(_Strict):
+    """The ``drift:`` section: the share of drifted columns that makes the dataset drift, and
+    per-column methods and thresholds."""
+
+    share: float = Field(0.5, gt=0, le=1)
+    columns: dict[str, ColumnDriftSetting] = Field(default_factory=dict)
+
+    @property
+    def methods(self) -> dict[str, DriftMethod]:
+        return {name: s.method for name, s in self.columns.items() if s.method is not None}
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {name: s.threshold for name, s in self.columns.items() if s.threshold is not None}
+
+
 class RuleSet(_Strict):
-    """Every rule of a file, and the webhook they share."""
+    """Every rule of a file, the webhook they share and how drift is judged."""
 
     webhook: Webhook | None = None
-    rules: tuple[Rule, ...]
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    rules: tuple[Rule, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:
