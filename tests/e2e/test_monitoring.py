@@ -6,7 +6,6 @@ registers a retrained candidate in staging, and writes a report that renders in 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from mlship.config import Settings
 from mlship.data.versioning import load_frame
@@ -26,8 +25,8 @@ from mlship.examples.churn import write_project
 from mlship.monitor.history import AlertHistory
 from mlship.registry.lifecycle import Registry
 from mlship.workspace import Workspace
+from tests.browser import charts_have_size, chromium, open_report, screenshot
 from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
-from tests.e2e.test_evaluation_browser import CHROMIUM, CHROMIUM_ARGS, KEPT, VIEWPORT, _png_size
 from tests.serving import serving
 
 FEATURES = [
@@ -259,12 +258,8 @@ def test_alerts_are_delivered_once_and_a_candidate_waits_in_staging(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}; `bash scripts/services.sh` installs it")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_the_report_renders_in_chromium(
@@ -278,31 +273,13 @@ def test_the_report_renders_in_chromium(
     assert content["drift"]["share"] == pytest.approx(2 / 9)
     assert set(content["distributions"]) == {*FEATURES, "prediction"}
 
-    page = browser.new_page(viewport=VIEWPORT)
-    problems: list[str] = []
-    requests: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(html_path.as_uri(), wait_until="load")
-    assert problems == []
-    assert requests == [html_path.as_uri()]
-    assert page.evaluate("document.scripts.length") == 0
+    page = open_report(browser, html_path)
     for column in ("age", "monthly_charges"):
         card = page.locator(f"#drift-{column}")
         assert card.is_visible()
         assert card.locator(".pill.error").inner_text() == "drift"
     assert page.locator("#drift-contract .pill.ok").inner_text() == "stable"
-    charts = page.locator("svg.chart")
-    assert charts.count() >= len(FEATURES) + 1 + 1 + 3  # features, prediction, performance, health
-    for index in range(charts.count()):
-        box = charts.nth(index).bounding_box()
-        assert box is not None and box["width"] > 0 and box["height"] > 0
-    shot = tmp_path / "monitoring-report.png"
-    page.screenshot(path=str(shot), full_page=True)
+    labels = charts_have_size(page)
+    assert len(labels) >= len(FEATURES) + 1 + 1 + 3  # features, prediction, performance, health
+    screenshot(page, tmp_path / "monitoring-report.png")
     page.close()
-    width, height = _png_size(shot)
-    assert width == VIEWPORT["width"] and height > VIEWPORT["height"]
-    if os.environ.get("MLSHIP_KEEP_SCREENSHOTS") == "1":
-        KEPT.mkdir(parents=True, exist_ok=True)
-        (KEPT / shot.name).write_bytes(shot.read_bytes())

@@ -29,6 +29,7 @@ from mlship.cli.refs import resolve_version
 from mlship.package.bundle import MANIFEST, open_bundle
 from mlship.package.manifests import WORKDIR
 from mlship.registry.model_io import load_model
+from mlship.serve.predlog import read_log
 from mlship.workspace import Workspace
 from tests.conftest import run_cli
 from tests.serving import RECORD, serving
@@ -112,9 +113,14 @@ def test_a_bundle_serves_from_a_fresh_virtualenv(
         for path in paths:
             assert httpx.get(f"{server.base}{path}", timeout=10).status_code == 200, path
         output = server.stop()
-    assert "8 prediction log rows written" in output
+    assert "9 prediction log rows written" in output  # 8 answers and the refused request
     parts = sorted((home / "predictions" / "churn-1").glob("*.parquet"))
-    assert sum(pq.read_metadata(part).num_rows for part in parts) == 8
+    assert sum(pq.read_metadata(part).num_rows for part in parts) == 9
+    logged = read_log(home / "predictions" / "churn-1")
+    assert sorted(zip(logged["role"].to_pylist(), logged["status"].to_pylist(), strict=True)) == [
+        ("error", 422),
+        *[("route", 200)] * 8,
+    ]
 
 
 def test_the_manifest_describes_the_version_and_every_file(

@@ -118,10 +118,14 @@ def _monitor(workspace: Workspace, rules_path: Path | None, reference: str | Non
 
     monitor = Monitor(workspace, reference=reference)
     if rules_path is not None:
-        drift = load_rules(rules_path).drift
-        monitor.methods, monitor.thresholds = drift.methods, drift.thresholds
-        monitor.drift_share = drift.share
+        _judge_drift_as(monitor, load_rules(rules_path))
     return monitor
+
+
+def _judge_drift_as(monitor: Monitor, rules: RuleSet) -> None:
+    """Apply the rules file's ``drift:`` section (per-column methods, thresholds, share)."""
+    monitor.methods, monitor.thresholds = rules.drift.methods, rules.drift.thresholds
+    monitor.drift_share = rules.drift.share
 
 
 @app.command("status")
@@ -146,6 +150,9 @@ def status(
         f"({result.requests} requests, {result.window.label}) against dataset "
         f"{result.reference.dataset_hash[:12]} ({result.reference.rows} rows)"
     )
+    if result.rows == 0:
+        out.print(f"No traffic for {result.model} in the {result.window.label}.")
+        return
     if result.drift is None:
         out.print("Drift: too few rows in this window to judge")
     else:
@@ -255,8 +262,7 @@ def _one_pass(
     def measure(model: str, window: Window) -> dict[str, float | None]:
         return monitor.measure(model, window).metrics()
 
-    monitor.methods, monitor.thresholds = rules.drift.methods, rules.drift.thresholds
-    monitor.drift_share = rules.drift.share
+    _judge_drift_as(monitor, rules)
     return evaluate(
         rules,
         models,
