@@ -32,6 +32,7 @@ from mlship.monitor.quality import Quality, live_quality
 from mlship.monitor.reference import Reference, load_reference
 from mlship.monitor.traffic import PREDICTION, Traffic, read_request_log, read_traffic
 from mlship.monitor.window import Window
+from mlship.registry.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.workspace import Workspace
@@ -225,27 +226,37 @@ class Monitor:
             )
         return self._references[key]
 
-    def _judged_version(self, model: str, window: Window, now: datetime) -> int:
-        """The version answering most of the window, else production, else the newest."""
-        newest = self.workspace.metadata.get_version(model)
-        probe = read_traffic(self.home, model, self.reference(model, newest.version).signature,
-                             window=window, now=now)  # fmt: skip
-        primary = probe.primary_version()
-        if primary is not None:
-            return primary
+    def _judged(self, model: str, window: Window, now: datetime) -> tuple[int, Traffic]:
+        """The version answering most of the window (else production, else the newest) and the
+        window's traffic decoded with its signature.
+
+        The window is read with the newest version's signature first (from the registry: no
+        reference is loaded for it); it is read again only when another version with other
+        inputs turns out to be the judged one.
+        """
         from mlship.errors import NotFoundError
         from mlship.registry.lifecycle import Registry
 
-        try:
-            return Registry(self.workspace.metadata).in_stage(model, "production").version
-        except NotFoundError:
-            return newest.version
+        newest = self.workspace.metadata.get_version(model)
+        traffic = read_traffic(self.home, model, Signature.from_dict(newest.signature),
+                               window=window, now=now)  # fmt: skip
+        version = traffic.primary_version()
+        if version is None:
+            try:
+                version = Registry(self.workspace.metadata).in_stage(model, "production").version
+            except NotFoundError:
+                version = newest.version
+        if version != newest.version:
+            judged = self.workspace.metadata.get_version(model, version)
+            if judged.signature != newest.signature:
+                signature = Signature.from_dict(judged.signature)
+                traffic = read_traffic(self.home, model, signature, window=window, now=now)
+        return version, traffic
 
     def measure(self, model: str, window: Window, *, now: datetime | None = None) -> MonitorResult:
         at = now or datetime.now(UTC)
-        version = self._judged_version(model, window, at)
+        version, traffic = self._judged(model, window, at)
         reference = self.reference(model, version)
-        traffic = read_traffic(self.home, model, reference.signature, window=window, now=at)
         live = traffic.inputs
         requests = traffic.answered.select("request_id").n_unique()
         drift = prediction = None
