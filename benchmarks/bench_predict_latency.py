@@ -27,7 +27,6 @@ from rich.table import Table
 
 from mlship.config import Settings
 from mlship.examples.churn import write_project
-from mlship.registry.model_io import load_model
 from mlship.spec import load_spec
 from mlship.train.run import execute
 from mlship.workspace import Workspace
@@ -62,7 +61,7 @@ def main() -> None:
         workspace = Workspace.open(Settings(home=home))
         console.log("Training the churn example")
         execute(load_spec(write_project(root / "churn")), workspace)
-        model = load_model(workspace.metadata.get_version("churn"), workspace.artifacts)
+        model = workspace.load_model(workspace.metadata.get_version("churn"))
         workspace.close()
 
         raw = pd.read_csv(root / "churn" / "data" / "new_customers.csv", dtype=str).head(1)

@@ -40,7 +40,6 @@ from rich.table import Table
 
 from mlship.config import Settings
 from mlship.examples.churn import write_project
-from mlship.registry.model_io import load_model
 from mlship.spec import load_spec
 from mlship.train.run import execute
 from mlship.workspace import Workspace
@@ -256,7 +255,7 @@ def main() -> None:
         try:
             spec = write_project(root / "churn", n=3000)
             execute(load_spec(spec), workspace)
-            model = load_model(workspace.metadata.get_version("churn", 1), workspace.artifacts)
+            model = workspace.load_model(workspace.metadata.get_version("churn", 1))
         finally:
             workspace.close()
         inputs = pd.read_csv(spec.parent / "data" / "new_customers.csv")

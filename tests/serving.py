@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +72,14 @@ def serving(
     *args: str,
     cwd: Path | None = None,
     program: Sequence[str] = (sys.executable, "-m", "mlship"),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """``mlship serve target`` (``program`` is the mlship to run) on a free port, healthy before
     the block runs."""
     port = free_port()
     process = subprocess.Popen(
         [*program, "serve", target, "--port", str(port), *args],
-        env=mlship_env(home),
+        env=mlship_env(home, env),
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     pii_key_file: Path | None = Field(
         None, description="File holding that key; `home`/keys/pii.key (created once) when unset."
     )
+    signing_key: SecretStr | None = Field(
+        None, description="Key that signs model artifacts (32+ characters)."
+    )
+    signing_key_file: Path | None = Field(
+        None,
+        description="File holding that key; `home`/keys/signing.key (created once) when unset.",
+    )
     prices: Prices = Field(
         default_factory=Prices,
         description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",
@@ -94,6 +101,12 @@ class Settings(BaseSettings):
     def pii_key_file_resolved(self) -> Path:
         default = self.home / "keys" / "pii.key"
         path = self.pii_key_file if self.pii_key_file is not None else default
+        return path.expanduser().resolve()
+
+    @property
+    def signing_key_file_resolved(self) -> Path:
+        default = self.home / "keys" / "signing.key"
+        path = self.signing_key_file if self.signing_key_file is not None else default
         return path.expanduser().resolve()
 
     @property

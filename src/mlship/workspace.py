@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 from mlship.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from mlship.registry.model_io import LoadedModel
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.metadata import MetadataStore
+    from mlship.store.tables import ModelVersion
 
 
 @dataclass
@@ -34,6 +36,19 @@ class Workspace:
         engine = make_engine(self.settings.database_url_resolved)
         upgrade(engine)
         return MetadataStore(engine)
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """The key that signs and verifies model artifacts (created with the workspace)."""
+        from mlship.security.signing import signing_key
+
+        return signing_key(self.settings)
+
+    def load_model(self, version: ModelVersion) -> LoadedModel:
+        """A registered version, unpickled only after its signature and checksum verify."""
+        from mlship.registry.model_io import load_model
+
+        return load_model(version, self.artifacts, self.signing_key)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

@@ -28,10 +28,9 @@ import yaml
 from mlship.cli.refs import resolve_version
 from mlship.package.bundle import MANIFEST, open_bundle
 from mlship.package.manifests import WORKDIR
-from mlship.registry.model_io import load_model
 from mlship.serve.predlog import read_log
 from mlship.workspace import Workspace
-from tests.conftest import run_cli
+from tests.conftest import mlship_env, run_cli
 from tests.serving import RECORD, serving
 
 # What training needs and serving does not: none of it may reach a bundle's environment.
@@ -84,14 +83,27 @@ def test_a_bundle_serves_from_a_fresh_virtualenv(
     kept = [a for i, a in enumerate(options) if a not in ("--host", "--port")
             and options[i - 1] not in ("--host", "--port")]  # fmt: skip
     home = tmp_path / "state"
-    with serving(str(bundle), home, *kept, program=[str(venv / "bin" / "mlship")]) as server:
+    # Without the key that signed the model, or with another one, the bundle does not serve.
+    program = [str(venv / "bin" / "mlship")]
+    refused = subprocess.run(
+        [*program, "serve", str(bundle)], env=mlship_env(home), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "no signing key" in refused.stderr
+    wrong = subprocess.run(
+        [*program, "serve", str(bundle)], env=mlship_env(home, {"MLSHIP_SIGNING_KEY": "k" * 64}),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "signature does not verify" in wrong.stderr
+    key = {"MLSHIP_SIGNING_KEY": trained.signing_key.decode()}
+    with serving(str(bundle), home, *kept, program=program, env=key) as server:
         records = _records()
         answer = httpx.post(f"{server.base}/predict", json={"records": records}, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert (body["model"], body["version"]) == ("churn", 1)
 
-        model = load_model(resolve_version(trained, "churn:1"), trained.artifacts)
+        model = trained.load_model(resolve_version(trained, "churn:1"))
         labels, probabilities = model.predict(model.prepare(pd.DataFrame(records), "records"))
         assert probabilities is not None
         assert body["predictions"] == [str(label) for label in labels]
@@ -146,17 +158,26 @@ def test_the_manifest_describes_the_version_and_every_file(
     assert any(line.startswith("./wheels/mlship-") for line in requirements)
 
 
-def test_a_tampered_bundle_is_refused_before_unpickling(bundle: Path, tmp_path: Path) -> None:
+def test_a_tampered_bundle_is_refused_before_unpickling(
+    bundle: Path, tmp_path: Path, trained: Workspace
+) -> None:
+    key = {"MLSHIP_SIGNING_KEY": trained.signing_key.decode()}
     copy = tmp_path / "tampered"
     shutil.copytree(bundle, copy)
     model = copy / "model.pkl"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0x01
     model.write_bytes(bytes(data))
-    result = run_cli("serve", str(copy), home=tmp_path / "ws", check=False)
+    result = run_cli("serve", str(copy), home=tmp_path / "ws", check=False, env=key)
     assert result.returncode == 1
     assert "refusing to load model churn:1" in result.stderr
     assert f"does not match the checksum in {MANIFEST}" in result.stderr
+    # A new model with its own checksum in the manifest: the signature gives it away.
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["artifact"]["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    result = run_cli("serve", str(copy), home=tmp_path / "ws", check=False, env=key)
+    assert result.returncode == 1 and "its signature does not verify" in result.stderr
 
     empty = tmp_path / "not-a-bundle"
     empty.mkdir()

@@ -21,7 +21,6 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from mlship.features.preprocess import FrameCaster, build_pipeline
 from mlship.features.transformers import DateParts, OutlierCapper, TextStats, TextTokens
-from mlship.registry.model_io import load_model
 from mlship.serve.app import create_app
 from mlship.spec import load_spec
 from mlship.spec.data import Column, Transform
@@ -503,7 +502,7 @@ def test_a_run_with_datetime_text_and_target_encoding_trains_and_serves(
         "amount": "float",
     }
 
-    model = load_model(workspace.metadata.get_version("orders"), workspace.artifacts)
+    model = workspace.load_model(workspace.metadata.get_version("orders"))
     preprocess: Pipeline = model.pipeline["preprocess"]
     assert {name for name, _, _ in preprocess.transformers} >= {"datetime", "text", "tokens"}
 

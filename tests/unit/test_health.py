@@ -29,7 +29,7 @@ from mlship.monitor.health import (
     health_series,
     health_summary,
 )
-from mlship.registry.model_io import LoadedModel, load_model
+from mlship.registry.model_io import LoadedModel
 from mlship.serve.app import create_app
 from mlship.serve.batching import Batcher
 from mlship.serve.predlog import SCHEMA, Entry, PredictionLog, read_log
@@ -363,7 +363,7 @@ def test_old_parts_read_as_answers_beside_new_ones(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def model(trained: Workspace) -> LoadedModel:
-    return load_model(trained.metadata.get_version("churn", 1), trained.artifacts)
+    return trained.load_model(trained.metadata.get_version("churn", 1))
 
 
 @contextmanager

@@ -38,6 +38,7 @@ def _new_version(**overrides: Any) -> NewVersion:
         "params": {},
         "artifact_sha256": "a" * 64,
         "artifact_size": 1,
+        "artifact_signature": "hmac-sha256:" + "0" * 64,
         "signature": {},
         "metrics": {},
         "created_by": "u",

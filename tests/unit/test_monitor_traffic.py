@@ -26,7 +26,6 @@ from mlship.monitor.quality import live_quality
 from mlship.monitor.reference import Reference, load_reference
 from mlship.monitor.traffic import read_traffic
 from mlship.monitor.window import Window
-from mlship.registry.model_io import load_model
 from mlship.registry.signature import Signature
 from mlship.serve.app import create_app
 from mlship.workspace import Workspace
@@ -251,7 +250,7 @@ def test_no_labels_means_no_data_not_zero(tmp_path: Path, reference: Reference) 
 
 @pytest.fixture
 def client(trained: Workspace, tmp_path: Path) -> Iterator[TestClient]:
-    model = load_model(trained.metadata.get_version("churn", 1), trained.artifacts)
+    model = trained.load_model(trained.metadata.get_version("churn", 1))
     with TestClient(create_app(model, feedback=FeedbackStore(tmp_path / "fb"))) as test_client:
         yield test_client
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mlship.data.privacy import load_or_create_key, pseudonym, pseudonymize
+from mlship.data.privacy import pseudonym, pseudonymize
 from mlship.errors import ConfigError
+from mlship.security.keys import load_or_create_key
 from mlship.spec.data import Column
 
 KEY = b"k" * 32

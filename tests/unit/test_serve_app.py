@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlship.registry.model_io import load_model
 from mlship.serve.app import create_app
 from mlship.workspace import Workspace
 from tests.serving import RECORD
@@ -16,7 +15,7 @@ from tests.serving import RECORD
 
 @pytest.fixture(scope="module")
 def client(trained: Workspace) -> Iterator[TestClient]:
-    model = load_model(trained.metadata.get_version("churn", 1), trained.artifacts)
+    model = trained.load_model(trained.metadata.get_version("churn", 1))
     with TestClient(create_app(model)) as test_client:
         yield test_client
 

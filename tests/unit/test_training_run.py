@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from mlship.errors import DataError, IntegrityError
-from mlship.registry.model_io import load_model
 from mlship.spec import load_spec
 from mlship.train.run import execute
 from mlship.workspace import Workspace
@@ -86,7 +85,7 @@ def test_a_missing_column_stops_the_run(churn_spec: Path, workspace: Workspace) 
 
 def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace: Workspace) -> None:
     result = execute(load_spec(churn_spec), workspace)
-    model = load_model(workspace.metadata.get_version("churn"), workspace.artifacts)
+    model = workspace.load_model(workspace.metadata.get_version("churn"))
     raw = pd.read_csv(churn_spec.parent / "data" / "new_customers.csv", dtype=str)
     predictions, proba = model.predict(model.prepare(raw, "new_customers.csv"))
     assert len(predictions) == len(raw) == 200
@@ -108,7 +107,7 @@ def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Worksp
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match=r"refusing to load model churn:1: .*is corrupt"):
-        load_model(version, workspace.artifacts)
+        workspace.load_model(version)
 
 
 def test_the_declared_positive_class_is_what_binary_metrics_describe(

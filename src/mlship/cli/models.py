@@ -272,3 +272,48 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+@app.command("sign")
+def sign_versions(
+    refs: Annotated[list[str] | None, typer.Argument(help="MODEL:VERSION to sign.")] = None,
+    unsigned: Annotated[
+        bool, typer.Option("--all-unsigned", help="Sign every version that has no signature.")
+    ] = False,
+) -> None:
+    """Sign versions registered before artifacts were signed, after checking their checksums."""
+    import hashlib
+
+    from mlship.registry.lifecycle import Registry
+    from mlship.security.signing import sign, verify
+
+    workspace = Workspace.open()
+    try:
+        if unsigned:
+            versions = [
+                workspace.metadata.get_version(m.name, v.version)
+                for m in workspace.metadata.list_models() for v in m.versions
+                if v.artifact_signature is None
+            ]  # fmt: skip
+        else:
+            versions = [workspace.metadata.get_version(*parse_version_ref(r)) for r in refs or []]
+        if not versions:
+            raise MlshipError("nothing to sign: give MODEL:VERSION or --all-unsigned")
+        registry = Registry(workspace.metadata)
+        for version in versions:
+            ref = f"{version.model.name}:{version.version}"
+            key = workspace.signing_key
+            if version.artifact_signature is not None:
+                verify(key, version.artifact_sha256, version.artifact_signature, f"model {ref}")
+                out.print(f"{ref}: already signed")
+                continue
+            data = workspace.artifacts.get_bytes(version.artifact_sha256)
+            if hashlib.sha256(data).hexdigest() != version.artifact_sha256:
+                raise MlshipError(f"{ref}: the artifact does not match its checksum; not signed")
+            change = registry.record_signature(
+                version.model.name, version.version,
+                sign(key, version.artifact_sha256), workspace.settings.user,
+            )  # fmt: skip
+            _report(change)
+    finally:
+        workspace.close()

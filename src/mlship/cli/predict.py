@@ -125,14 +125,13 @@ def predict(
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.data.sources import read_file
-    from mlship.registry.model_io import load_model
     from mlship.serve.predlog import PredictionLog
     from mlship.store.artifacts import atomic_write
 
     in_format, out_format = _format_of(input_path), _format_of(output)
     workspace = Workspace.open()
     try:
-        model = load_model(resolve_version(workspace, ref), workspace.artifacts)
+        model = workspace.load_model(resolve_version(workspace, ref))
         home = workspace.settings.home_resolved
     finally:
         workspace.close()

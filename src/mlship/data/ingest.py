@@ -23,13 +23,14 @@ from mlship.data.checks import ROW, SOURCE, Validation, validate
 from mlship.data.combine import combine_sources
 from mlship.data.fingerprint import ingest_key, location_of
 from mlship.data.mapping import convert_units, derive_columns, rename_columns
-from mlship.data.privacy import load_or_create_key, pseudonym, pseudonymize
+from mlship.data.privacy import pseudonym, pseudonymize
 from mlship.data.profile import profile_frame
 from mlship.data.report import write_report
 from mlship.data.sources import SourceData, read_source, source_sha256
 from mlship.data.typing import REASONS, TypedColumn, type_columns
 from mlship.data.versioning import frame_hash
 from mlship.errors import DataError
+from mlship.security.keys import load_or_create_key
 from mlship.spec.data import Column, Source
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Sequence
-from pathlib import Path
 
 import polars as pl
 
-from mlship.errors import ConfigError
 from mlship.spec.data import Column
 
 PSEUDONYM_CHARS = 32
@@ -46,28 +42,3 @@ def pseudonymize(frame: pl.DataFrame, columns: Sequence[Column], key: bytes) -> 
         )
         frame = frame.with_columns(hashed.alias(column.name))
     return frame
-
-
-def load_or_create_key(configured: str | None, key_file: Path) -> bytes:
-    """The pseudonymization key: from settings, else from ``key_file`` (created on first use).
-
-    A created key file is readable by its owner only. Losing it changes every pseudonym, so the
-    message that announces it says to back it up.
-    """
-    if configured:
-        if len(configured) < 32:
-            raise ConfigError("the PII key (MLSHIP_PII_KEY) must be at least 32 characters")
-        return configured.encode("utf-8")
-    try:
-        data = key_file.read_bytes().strip()
-    except FileNotFoundError:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_hex(32).encode())
-        data = key_file.read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the PII key file {key_file}: {exc}") from None
-    if len(data) < 32:
-        raise ConfigError(f"the PII key in {key_file} is shorter than 32 characters")
-    return data

@@ -74,7 +74,6 @@ def load_reference(
     prefix or ``PIPELINE~N``) compares with another dataset version instead, such as last
     month's data."""
     from mlship.data.versioning import load_frame
-    from mlship.registry.model_io import load_model
 
     name = version.model.name
     stored = workspace.metadata.get_dataset(dataset or version.dataset_hash)
@@ -89,7 +88,7 @@ def load_reference(
     rows = len(data)
     if rows > max_rows:
         data = data.sample(n=max_rows, random_state=0).sort_index()
-    loaded = load_model(version, workspace.artifacts)
+    loaded = workspace.load_model(version)
     signature = loaded.signature
     names = [column.name for column in signature.inputs]
     predictions, _ = loaded.predict(data[names])

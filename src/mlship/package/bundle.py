@@ -74,10 +74,16 @@ class Bundle:
         version = ref.partition(":")[2]
         return version in ("", "latest", str(self.version))
 
-    def load_model(self) -> LoadedModel:
-        """The bundled model, unpickled only after its bytes match the manifest's checksum."""
+    def load_model(self, key: bytes) -> LoadedModel:
+        """The bundled model, unpickled only after the manifest's signature of its checksum
+        verifies under ``key`` (the signing key of the workspace that registered it) and its
+        bytes match that checksum."""
         from mlship.registry.model_io import LoadedModel, unpickle_verified
         from mlship.registry.signature import Signature
+        from mlship.security.signing import verify
+
+        signature = self.manifest["artifact"].get("signature")
+        verify(key, self.sha256, signature, f"model {self.ref} from bundle {self.root}")
 
         path = self.root / str(self.manifest["artifact"]["file"])
         try:

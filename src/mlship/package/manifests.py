@@ -49,7 +49,9 @@ def dockerfile(ref: str, shape: Shape, *, has_wheels: bool) -> str:
     return f"""\
 # The model server of {ref}.
 #   docker build -t {shape.image} .
-#   docker run --rm -p {PORT}:{PORT} {shape.image}
+#   docker run --rm -e MLSHIP_SIGNING_KEY -p {PORT}:{PORT} {shape.image}
+# The model is loaded only if its signature verifies under MLSHIP_SIGNING_KEY, the signing key of
+# the workspace that registered it (a secret: pass it at run time, never bake it into the image).
 FROM python:{python}-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \\
@@ -75,6 +77,11 @@ CMD {command}
 
 def dockerignore() -> str:
     return "Dockerfile\n.dockerignore\nkubernetes.yaml\n"
+
+
+SIGNING_SECRET = "mlship-signing-key"  # noqa: S105 - the name of a Secret, not a secret
+"""The Kubernetes Secret holding the workspace's signing key:
+``kubectl create secret generic mlship-signing-key --from-file=key=.mlship/keys/signing.key``."""
 
 
 def kubernetes(name: str, version: int, shape: Shape) -> str:
@@ -119,7 +126,16 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
                             "name": "model",
                             "image": shape.image,
                             "ports": [{"name": "http", "containerPort": PORT}],
-                            "env": [{"name": "MLSHIP_HOME", "value": STATE}],
+                            "env": [
+                                {"name": "MLSHIP_HOME", "value": STATE},
+                                {
+                                    # The key the model's signature is checked with.
+                                    "name": "MLSHIP_SIGNING_KEY",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": SIGNING_SECRET, "key": "key"}
+                                    },
+                                },
+                            ],
                             "startupProbe": {**probe, "failureThreshold": 60},
                             "readinessProbe": probe,
                             "livenessProbe": {

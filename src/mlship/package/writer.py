@@ -28,6 +28,7 @@ from mlship.package import manifests
 from mlship.package.bundle import DEPLOYMENT_FILE, FORMAT, KIND, MANIFEST, MODEL_FILE
 from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
+from mlship.security.signing import verify
 from mlship.serve.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
 from mlship.store.tables import ModelVersion
@@ -57,7 +58,11 @@ def write_bundle(
         raise MlshipError(f"{out} already exists and is not an empty directory; choose a new one")
     name, number = version.model.name, version.version
     ref = f"{name}:{number}"
-    step(f"reading {ref} from the registry (checksum verified)")
+    step(f"reading {ref} from the registry (signature and checksum verified)")
+    # Before anything reads the pickle (pinning lists the modules it names).
+    verify(
+        workspace.signing_key, version.artifact_sha256, version.artifact_signature, f"model {ref}"
+    )
     model_bytes = workspace.artifacts.get_bytes(version.artifact_sha256)
     step("pinning what serving it needs")
     pins, model_distributions = bundle_requirements(model_bytes)
@@ -206,6 +211,7 @@ def _manifest(
             "file": MODEL_FILE,
             "sha256": version.artifact_sha256,
             "size": len(files[MODEL_FILE]),
+            "signature": version.artifact_signature,
         },
         "signature": version.signature,
         "metrics": version.metrics,

@@ -214,6 +214,18 @@ class Registry:
             _record(session, model, version, "described", user)
             return Change(name, version, "described")
 
+    def record_signature(self, name: str, version: int, signature: str, user: str) -> Change:
+        """Sign a version registered before artifacts were signed (never replaces a signature:
+        a version whose signature fails is refused, not re-signed)."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            found = _version(session, model, version)
+            if found.artifact_signature is not None:
+                raise MlshipError(f"{name}:{version} is already signed")
+            found.artifact_signature = signature
+            _record(session, model, version, "signed", user)
+        return Change(name, version, "signed")
+
     def history(self, name: str) -> list[ModelEvent]:
         """Every change of a model, oldest first."""
         with self.metadata.transaction() as session:

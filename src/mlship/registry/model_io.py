@@ -18,6 +18,7 @@ import pandas as pd
 from mlship.data.schema import coerce_frame
 from mlship.errors import IntegrityError
 from mlship.registry.signature import Signature
+from mlship.security.signing import verify
 from mlship.train.scoring import predict_outputs
 
 if TYPE_CHECKING:
@@ -53,9 +54,12 @@ class LoadedModel:
         return predict_outputs(self.pipeline, frame, self.signature.task)
 
 
-def load_model(version: ModelVersion, store: ArtifactStore) -> LoadedModel:
-    """Fetch, verify and unpickle a registered model version."""
+def load_model(version: ModelVersion, store: ArtifactStore, key: bytes) -> LoadedModel:
+    """Fetch, verify (signature under ``key``, then checksum) and unpickle a registered version."""
     name = version.model.name
+    verify(
+        key, version.artifact_sha256, version.artifact_signature, f"model {name}:{version.version}"
+    )
     try:
         data = store.get_bytes(version.artifact_sha256)
     except IntegrityError as exc:

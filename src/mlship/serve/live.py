@@ -80,11 +80,10 @@ class RegistrySource:
 
     def locate(self, ref: str) -> Located:
         from mlship.cli.refs import resolve_version
-        from mlship.registry.model_io import load_model
 
         version = resolve_version(self.workspace, ref)
         key = (version.model.name, version.version, version.artifact_sha256)
-        return Located(key, lambda: load_model(version, self.workspace.artifacts))
+        return Located(key, lambda: self.workspace.load_model(version))
 
 
 class BundleSource:
@@ -92,8 +91,9 @@ class BundleSource:
 
     changes = False
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, key: bytes) -> None:
         self.bundle = bundle
+        self.key = key
 
     def locate(self, ref: str) -> Located:
         if not self.bundle.names(ref):
@@ -101,7 +101,7 @@ class BundleSource:
                 f"the bundle {self.bundle.root} holds {self.bundle.ref} only, not {ref}"
             )
         key = (self.bundle.name, self.bundle.version, self.bundle.sha256)
-        return Located(key, self.bundle.load_model)
+        return Located(key, lambda: self.bundle.load_model(self.key))
 
 
 @dataclass(frozen=True)

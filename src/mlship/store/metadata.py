@@ -239,6 +239,7 @@ class MetadataStore:
             params=new.params,
             artifact_sha256=new.artifact_sha256,
             artifact_size=new.artifact_size,
+            artifact_signature=new.artifact_signature,
             signature=new.signature,
             metrics=new.metrics,
             created_by=new.created_by,
@@ -327,6 +328,7 @@ class NewVersion:
     params: dict[str, Any]
     artifact_sha256: str
     artifact_size: int
+    artifact_signature: str
     signature: dict[str, Any]
     metrics: dict[str, Any]
     created_by: str

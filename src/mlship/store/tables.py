@@ -173,6 +173,8 @@ class ModelVersion(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     artifact_size: Mapped[int] = mapped_column(Integer)
+    artifact_signature: Mapped[str | None] = mapped_column(String(200))
+    """HMAC of the artifact's sha256 under the workspace's signing key (see security.signing)."""
     signature: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by: Mapped[str] = mapped_column(String(200))

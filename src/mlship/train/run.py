@@ -24,6 +24,7 @@ from mlship.evaluation import evaluate
 from mlship.evaluation.report import write_evaluation_report
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
+from mlship.security.signing import sign
 from mlship.spec.loader import LoadedSpec
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
@@ -523,6 +524,7 @@ def _execute(
             params=best.params,
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size,
+            artifact_signature=sign(workspace.signing_key, artifact.sha256),
             signature=signature.to_dict(),
             metrics={"holdout": holdout, "cv": best.cv_metrics},
             created_by=workspace.settings.user,

@@ -1,0 +1,1 @@
+"""Security: keys, signed artifacts."""
