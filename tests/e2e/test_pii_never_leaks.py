@@ -172,7 +172,7 @@ def test_pseudonyms_are_keyed_hashes_stable_per_key(churn_run: Run, tmp_path: Pa
 def test_the_key_is_kept_apart_from_the_data(churn_run: Run, tmp_path: Path) -> None:
     """A configured key is written nowhere; a generated one lives in its own owner-only file,
     outside the artifact store, and in no other file of the workspace."""
-    assert not (churn_run.home / "keys").exists()
+    assert not (churn_run.home / "keys" / "pii.key").exists()  # (the signing key lives there)
     for path in files_under(churn_run.home):
         assert KEY_A.encode() not in path.read_bytes(), path
     assert KEY_A not in churn_run.output
