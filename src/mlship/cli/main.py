@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import data, models, monitor, runs
+from mlship.cli import data, models, monitor, runs, users
 from mlship.cli.console import err, out
 from mlship.cli.package import package
 from mlship.cli.predict import predict
@@ -33,6 +33,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(users.users_app, name="users")
+app.add_typer(users.tokens_app, name="tokens")
 
 
 @app.command()

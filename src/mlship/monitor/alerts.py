@@ -37,9 +37,10 @@ from http.client import HTTPException
 from typing import Any, Literal
 
 from mlship.errors import MlshipError
-from mlship.monitor.history import AlertHistory, as_utc
+from mlship.monitor.history import AlertHistory
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
 from mlship.monitor.window import Window
+from mlship.store.tables import as_utc
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,9 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from mlship.store.metadata import MetadataStore
-from mlship.store.tables import Alert
+from mlship.store.tables import Alert, as_utc
 
 AlertStatus = Literal["fired", "suppressed"]
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time; naive times are taken to be UTC already (SQLite returns
-    them so, having stored UTC wall-clock times)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 class AlertHistory:
