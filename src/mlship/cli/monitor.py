@@ -338,7 +338,7 @@ def alerts(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 50,
 ) -> None:
     """The alert history: rules that held, delivered or suppressed by their cool-down."""
-    from mlship.monitor.history import AlertHistory
+    from mlship.monitor.history import AlertHistory, deliveries_text
 
     workspace = Workspace.open()
     try:
@@ -350,10 +350,7 @@ def alerts(
                  "status", "deliveries"):  # fmt: skip
         table.add_column(name)
     for row in rows:
-        deliveries = "; ".join(
-            f"{d['channel']}: {'ok' if d['ok'] else 'failed'} ({d['detail']})"
-            for d in row.deliveries
-        )
+        deliveries = deliveries_text(row.deliveries)
         table.add_row(
             row.at.strftime("%Y-%m-%d %H:%M:%S"),
             row.model,
@@ -377,26 +374,14 @@ def report(
     reference: ReferenceOption = None,
 ) -> None:
     """Write the monitoring report (HTML and JSON): drift, quality, performance, health, alerts."""
-    from mlship.monitor.history import AlertHistory
+    from mlship.monitor.history import AlertHistory, alert_record
     from mlship.monitor.report import write_monitor_report
 
     workspace = Workspace.open()
     try:
         result = _monitor(workspace, rules_path, reference).measure(model, parse_window(window))
-        alerts = [
-            {
-                "at": row.at.isoformat(),
-                "rule": row.rule,
-                "metric": row.metric,
-                "value": row.value,
-                "condition": row.condition,
-                "severity": row.severity,
-                "window": row.window,
-                "status": row.status,
-                "deliveries": row.deliveries,
-            }
-            for row in AlertHistory(workspace.metadata).list(model=model, limit=200)
-        ]
+        history = AlertHistory(workspace.metadata).list(model=model, limit=200)
+        alerts = [alert_record(row) for row in history]
         directory = output or workspace.settings.home_resolved / "reports"
         json_path, html_path = write_monitor_report(
             result, directory, health=result.health, alerts=alerts

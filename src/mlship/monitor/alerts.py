@@ -37,7 +37,7 @@ from http.client import HTTPException
 from typing import Any, Literal
 
 from mlship.errors import MlshipError
-from mlship.monitor.history import AlertHistory
+from mlship.monitor.history import AlertHistory, delivery_line
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
 from mlship.monitor.window import Window
 from mlship.store.tables import as_utc
@@ -96,7 +96,7 @@ class Delivery:
         return asdict(self)
 
     def __str__(self) -> str:
-        return f"{self.channel}: {'ok' if self.ok else 'failed'} ({self.detail})"
+        return delivery_line(self.channel, self.ok, self.detail)
 
 
 @dataclass(frozen=True)

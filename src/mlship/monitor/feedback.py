@@ -148,20 +148,14 @@ def read_labels(directory: Path) -> Any:
     ``received_at``), the newest label of each record only."""
     import polars as pl
 
+    columns = ["request_id", "row", "label", "received_at"]
     parts = sorted(directory.glob("part-*.parquet"))
     if not parts:
-        return pl.DataFrame(
-            schema={
-                "request_id": pl.String(),
-                "row": pl.Int64(),
-                "label": pl.String(),
-                "received_at": pl.Datetime("us", "UTC"),
-            }
-        )
+        return pl.from_arrow(SCHEMA.empty_table()).select(columns)  # type: ignore[union-attr]
     # Part names start with the time they were written, so the scan's order is arrival order.
     return (
         pl.scan_parquet(parts)
-        .select("request_id", "row", "label", "received_at")
+        .select(columns)
         .unique(["request_id", "row"], keep="last", maintain_order=True)
         .collect()
     )

@@ -20,6 +20,31 @@ from mlship.store.tables import Alert, as_utc
 AlertStatus = Literal["fired", "suppressed"]
 
 
+def delivery_line(channel: str, ok: bool, detail: str) -> str:
+    """One delivery as people read it: ``webhook: failed (HTTP 500)``."""
+    return f"{channel}: {'ok' if ok else 'failed'} ({detail})"
+
+
+def deliveries_text(deliveries: Sequence[Mapping[str, Any]]) -> str:
+    """The stored deliveries of an alert (``Delivery.to_json`` dicts) on one line."""
+    return "; ".join(delivery_line(d["channel"], d["ok"], d["detail"]) for d in deliveries)
+
+
+def alert_record(row: Alert) -> dict[str, Any]:
+    """An alert row as plain JSON (for reports)."""
+    return {
+        "at": as_utc(row.at).isoformat(),
+        "rule": row.rule,
+        "metric": row.metric,
+        "value": row.value,
+        "condition": row.condition,
+        "severity": row.severity,
+        "window": row.window,
+        "status": row.status,
+        "deliveries": row.deliveries,
+    }
+
+
 class AlertHistory:
     """Alerts that held, fired or suppressed; each method is one transaction.
 

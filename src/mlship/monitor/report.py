@@ -29,6 +29,7 @@ from mlship.html.page import (
     write_report_pair,
 )
 from mlship.html.svg import Axis, Series, guide, line_chart, paired_histogram, placeholder
+from mlship.monitor.history import deliveries_text
 from mlship.monitor.measure import MonitorResult
 from mlship.monitor.traffic import PREDICTION
 
@@ -455,10 +456,7 @@ def _alerts_section(alerts: Sequence[dict[str, Any]]) -> str:
     rows = []
     for alert in alerts:
         kind = {"critical": "error", "warning": "warn"}.get(alert["severity"], "kind")
-        deliveries = "; ".join(
-            f"{d['channel']}: {'ok' if d['ok'] else 'failed'} ({d['detail']})"
-            for d in alert.get("deliveries", [])
-        )
+        deliveries = deliveries_text(alert.get("deliveries", []))
         rows.append(
             "<tr>"
             + tag("td", esc(fmt_time(alert["at"])))

@@ -108,8 +108,12 @@ class Traffic:
 def scan_log(parts: Sequence[Path]) -> pl.LazyFrame:
     """The parts as one lazy frame in the log's current schema: columns added to the log since
     a part was written read as null there."""
-    schema = pl.from_arrow(predlog.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
-    return pl.scan_parquet(list(parts), schema=schema, missing_columns="insert")
+    return pl.scan_parquet(list(parts), schema=_log_schema(), missing_columns="insert")
+
+
+def _log_schema() -> pl.Schema:
+    """The prediction log's columns as Polars types (from its Arrow schema, the one source)."""
+    return pl.from_arrow(predlog.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
 
 
 def _scan(parts: Sequence[Path], model: str) -> pl.LazyFrame:
@@ -230,17 +234,7 @@ def read_request_log(
     found = list(parts) if parts is not None else log_parts(home)
     columns = ["request_id", "at", "model", "version", "role", "latency_ms", "status"]
     if not found:
-        return pl.DataFrame(
-            schema={
-                "request_id": pl.String(),
-                "at": pl.Datetime("us", "UTC"),
-                "model": pl.String(),
-                "version": pl.Int32(),
-                "role": pl.String(),
-                "latency_ms": pl.Float64(),
-                "status": pl.Int16(),
-            }
-        )
+        return pl.DataFrame(schema=_log_schema()).select(columns)
     lazy = scan_log(found).select(columns)
     lazy = lazy.filter(pl.col("model") == model)
     if since is not None:
