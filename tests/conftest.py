@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -162,3 +163,15 @@ def postgres_url() -> Iterator[str]:
         if failure:  # outside the handler, so the log is printed once, not twice
             pytest.fail(failure, pytrace=False)
         yield url
+
+
+@pytest.fixture(scope="session")
+def team(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real ``mlship server`` on its own PostgreSQL database, with the users of
+    ``tests.tracking.TEAM`` and a token each (shared by the tests of a session)."""
+    from tests.services import create_database
+    from tests.tracking import team_server
+
+    database = create_database(postgres_url, "mlship_team")
+    with team_server(tmp_path_factory.mktemp("team"), database) as found:
+        yield found

@@ -206,3 +206,10 @@ def _create_database(admin_url: str, name: str) -> None:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
         engine.dispose()
+
+
+def create_database(url: str, name: str) -> str:
+    """A new empty database called ``name`` on the server of ``url``; its URL."""
+    parsed = sa.engine.make_url(url)
+    _create_database(parsed.set(database="postgres").render_as_string(hide_password=False), name)
+    return parsed.set(database=name).render_as_string(hide_password=False)

@@ -51,6 +51,10 @@ class Server:
         for line in self.process.stdout:
             self.output.append(line)
 
+    def output_text(self) -> str:
+        """What the server has printed so far."""
+        return "".join(self.output)
+
     def stop(self) -> str:
         """SIGTERM (a graceful shutdown) and what the server printed; fails if it hangs."""
         if self.process.poll() is None:

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         None,
         description="File holding that key; `home`/keys/signing.key (created once) when unset.",
     )
+    url: str | None = Field(
+        None,
+        description="A tracking server (`mlship server`) to use instead of the local stores.",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
+    token: SecretStr | None = Field(None, description="API token for the tracking server.")
+    ca_bundle: Path | None = Field(
+        None, description="CA certificate(s) to check the tracking server's TLS certificate."
+    )
     prices: Prices = Field(
         default_factory=Prices,
         description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",

@@ -1,8 +1,11 @@
 """A workspace: the settings plus the metadata and artifact stores they point at.
 
-Opening one applies pending schema migrations, so every command sees the schema it was written for.
-The stores are imported when first used, so importing this module (as every command does) does not
-import SQLAlchemy.
+The stores are local (a database and a directory, the embedded default) or, when ``MLSHIP_URL``
+names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``. Either way the
+rest of mlship sees the same repository classes (the remote ones override every method), so every
+command works against both. Opening a local store applies pending schema migrations, so every
+command sees the schema it was written for. The stores are imported when first used, so importing
+this module (as every command does) does not import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from typing import TYPE_CHECKING
 from mlship.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    import optuna
+
+    from mlship.monitor.history import AlertHistory
+    from mlship.registry.lifecycle import Registry
     from mlship.registry.model_io import LoadedModel
+    from mlship.remote.client import Client
+    from mlship.security.audit import AuditLog
+    from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.metadata import MetadataStore
     from mlship.store.tables import ModelVersion
@@ -29,33 +39,125 @@ class Workspace:
         return cls(settings or load_settings())
 
     @cached_property
+    def remote(self) -> Client | None:
+        """The tracking server's client, or None for the local stores."""
+        if not self.settings.url:
+            return None
+        from mlship.remote.client import Client
+
+        token = self.settings.token.get_secret_value() if self.settings.token else None
+        return Client(self.settings.url, token, ca_bundle=self.settings.ca_bundle)
+
+    @cached_property
     def metadata(self) -> MetadataStore:
+        if self.remote is not None:
+            from mlship.remote.metadata import RemoteMetadata
+
+            return RemoteMetadata(self.remote)
+        from mlship.security.audit import local_actor
         from mlship.store.db import make_engine, upgrade
         from mlship.store.metadata import MetadataStore
 
         engine = make_engine(self.settings.database_url_resolved)
         upgrade(engine)
-        return MetadataStore(engine)
+        return MetadataStore(engine, local_actor(self.settings.user))
 
     @cached_property
-    def signing_key(self) -> bytes:
-        """The key that signs and verifies model artifacts (created with the workspace)."""
-        from mlship.security.signing import signing_key
+    def registry(self) -> Registry:
+        if self.remote is not None:
+            from mlship.remote.registry import RemoteRegistry
 
-        return signing_key(self.settings)
+            return RemoteRegistry(self.remote)
+        from mlship.registry.lifecycle import Registry
 
-    def load_model(self, version: ModelVersion) -> LoadedModel:
-        """A registered version, unpickled only after its signature and checksum verify."""
-        from mlship.registry.model_io import load_model
+        return Registry(self.metadata)
 
-        return load_model(version, self.artifacts, self.signing_key)
+    @cached_property
+    def users(self) -> Users:
+        if self.remote is not None:
+            from mlship.remote.admin import RemoteUsers
+
+            return RemoteUsers(self.remote)
+        from mlship.security.users import Users
+
+        return Users(self.metadata)
+
+    @cached_property
+    def alert_history(self) -> AlertHistory:
+        if self.remote is not None:
+            from mlship.remote.admin import RemoteAlertHistory
+
+            return RemoteAlertHistory(self.remote)
+        from mlship.monitor.history import AlertHistory
+
+        return AlertHistory(self.metadata)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        if self.remote is not None:
+            from mlship.remote.admin import RemoteAuditLog
+
+            return RemoteAuditLog(self.remote)
+        from mlship.security.audit import AuditLog
+
+        return AuditLog(self.metadata)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
+        if self.remote is not None:
+            from mlship.remote.artifacts import RemoteArtifactStore
+
+            return RemoteArtifactStore(self.remote)
         from mlship.store.artifacts import LocalArtifactStore
 
         return LocalArtifactStore(self.settings.artifact_root_resolved)
 
+    def tuning_storage(self, run_id: str) -> optuna.storages.BaseStorage:
+        """Where the studies of run ``run_id`` live: Optuna's tables in the local database, or
+        the run's journal on the tracking server."""
+        if self.remote is not None:
+            from optuna.storages import JournalStorage
+
+            from mlship.remote.metadata import RemoteJournal
+
+            return JournalStorage(RemoteJournal(self.metadata, run_id))
+        from mlship.train.tuning import storage_for
+
+        return storage_for(self.settings.database_url_resolved)
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """The key that signs and verifies model artifacts (created with a local workspace; a
+        client of a server only has one if it is configured)."""
+        from mlship.security.signing import signing_key
+
+        return signing_key(self.settings, create=self.remote is None)
+
+    def artifact_signature(self, sha256: str) -> str:
+        """The signature a new model version carries (a server signs with its own key)."""
+        if self.remote is not None:
+            return ""
+        from mlship.security.signing import sign
+
+        return sign(self.signing_key, sha256)
+
+    def load_model(self, version: ModelVersion) -> LoadedModel:
+        """A registered version, unpickled only after its signature and checksum verify.
+
+        From a server, the server checks the signature with its key before it sends the file,
+        and the client checks the bytes against the version's checksum before unpickling.
+        """
+        from mlship.registry.model_io import load_model, load_model_bytes
+
+        if self.remote is None:
+            return load_model(version, self.artifacts, self.signing_key)
+        from mlship.remote.metadata import part
+
+        path = f"/models/{part(version.model.name)}/versions/{version.version}/artifact"
+        return load_model_bytes(version, self.remote.get_bytes(path))
+
     def close(self) -> None:
-        if "metadata" in self.__dict__:
+        if self.remote is not None:
+            self.remote.close()
+        elif "metadata" in self.__dict__:
             self.metadata.engine.dispose()

@@ -9,12 +9,14 @@ from rich.markup import escape
 
 from mlship import __version__
 from mlship.cli import data, models, monitor, runs, users
+from mlship.cli.audit import audit
 from mlship.cli.console import err, out
 from mlship.cli.package import package
 from mlship.cli.predict import predict
 from mlship.cli.quickstart import quickstart
 from mlship.cli.run import run
 from mlship.cli.serve import serve
+from mlship.cli.server import server
 from mlship.errors import MlshipError
 
 app = typer.Typer(
@@ -29,6 +31,8 @@ app.command()(predict)
 app.command()(serve)
 app.command()(package)
 app.command()(quickstart)
+app.command()(server)
+app.command()(audit)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")

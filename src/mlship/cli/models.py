@@ -111,11 +111,10 @@ def show(
 
 def _change(act: Callable[[Registry, str], Change]) -> None:
     """Run one registry change as the settings' user, and say what it did."""
-    from mlship.registry.lifecycle import Registry
 
     workspace = Workspace.open()
     try:
-        change = act(Registry(workspace.metadata), workspace.settings.user)
+        change = act(workspace.registry, workspace.settings.user)
     finally:
         workspace.close()
     _report(change)
@@ -211,11 +210,10 @@ def describe(
 @app.command("history")
 def history(model: Annotated[str, typer.Argument(help="MODEL.")]) -> None:
     """Every change of a model: registrations, stage moves, reviews, tags; who and when."""
-    from mlship.registry.lifecycle import Registry
 
     workspace = Workspace.open()
     try:
-        events = Registry(workspace.metadata).history(model)
+        events = workspace.registry.history(model)
     finally:
         workspace.close()
     table = Table(title=f"History of {model}")
@@ -284,8 +282,7 @@ def sign_versions(
     """Sign versions registered before artifacts were signed, after checking their checksums."""
     import hashlib
 
-    from mlship.registry.lifecycle import Registry
-    from mlship.security.signing import sign, verify
+    from mlship.security.signing import verify
 
     workspace = Workspace.open()
     try:
@@ -299,12 +296,14 @@ def sign_versions(
             versions = [workspace.metadata.get_version(*parse_version_ref(r)) for r in refs or []]
         if not versions:
             raise MlshipError("nothing to sign: give MODEL:VERSION or --all-unsigned")
-        registry = Registry(workspace.metadata)
+        registry = workspace.registry
         for version in versions:
             ref = f"{version.model.name}:{version.version}"
-            key = workspace.signing_key
             if version.artifact_signature is not None:
-                verify(key, version.artifact_sha256, version.artifact_signature, f"model {ref}")
+                if workspace.remote is None:  # a server checks signatures with its own key
+                    what = f"model {ref}"
+                    key = workspace.signing_key
+                    verify(key, version.artifact_sha256, version.artifact_signature, what)
                 out.print(f"{ref}: already signed")
                 continue
             data = workspace.artifacts.get_bytes(version.artifact_sha256)
@@ -312,7 +311,7 @@ def sign_versions(
                 raise MlshipError(f"{ref}: the artifact does not match its checksum; not signed")
             change = registry.record_signature(
                 version.model.name, version.version,
-                sign(key, version.artifact_sha256), workspace.settings.user,
+                workspace.artifact_signature(version.artifact_sha256), workspace.settings.user,
             )  # fmt: skip
             _report(change)
     finally:

@@ -256,7 +256,6 @@ def _one_pass(
     workspace: Workspace, monitor: Monitor, rules: RuleSet, models: list[str], spec: Path | None
 ) -> list[Outcome]:
     from mlship.monitor.alerts import evaluate
-    from mlship.monitor.history import AlertHistory
     from mlship.monitor.retrain import retrainer
 
     def measure(model: str, window: Window) -> dict[str, float | None]:
@@ -267,7 +266,7 @@ def _one_pass(
         rules,
         models,
         measure,
-        AlertHistory(workspace.metadata),
+        workspace.alert_history,
         retrain=retrainer(workspace, spec=spec),
     )
 
@@ -338,11 +337,11 @@ def alerts(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 50,
 ) -> None:
     """The alert history: rules that held, delivered or suppressed by their cool-down."""
-    from mlship.monitor.history import AlertHistory, deliveries_text
+    from mlship.monitor.history import deliveries_text
 
     workspace = Workspace.open()
     try:
-        rows = AlertHistory(workspace.metadata).list(model=model, limit=limit)
+        rows = workspace.alert_history.list(model=model, limit=limit)
     finally:
         workspace.close()
     table = Table(title="Alerts")
@@ -374,13 +373,13 @@ def report(
     reference: ReferenceOption = None,
 ) -> None:
     """Write the monitoring report (HTML and JSON): drift, quality, performance, health, alerts."""
-    from mlship.monitor.history import AlertHistory, alert_record
+    from mlship.monitor.history import alert_record
     from mlship.monitor.report import write_monitor_report
 
     workspace = Workspace.open()
     try:
         result = _monitor(workspace, rules_path, reference).measure(model, parse_window(window))
-        history = AlertHistory(workspace.metadata).list(model=model, limit=200)
+        history = workspace.alert_history.list(model=model, limit=200)
         alerts = [alert_record(row) for row in history]
         directory = output or workspace.settings.home_resolved / "reports"
         json_path, html_path = write_monitor_report(

@@ -109,9 +109,9 @@ def show(
 
 
 def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]:
-    from mlship.train.tuning import storage_for, trials_of
+    from mlship.train.tuning import trials_of
 
-    return trials_of(storage_for(workspace.settings.database_url_resolved), run_id)
+    return trials_of(workspace.tuning_storage(run_id), run_id)
 
 
 def _print_details(details: dict[str, Any]) -> None:

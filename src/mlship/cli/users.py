@@ -34,11 +34,10 @@ def add_user(
     ] = "viewer",
 ) -> None:
     """Add a user with one role."""
-    from mlship.security.users import Users
 
     workspace = Workspace.open()
     try:
-        user = Users(workspace.metadata).add(name, role, workspace.settings.user)
+        user = workspace.users.add(name, role, workspace.settings.user)
     finally:
         workspace.close()
     out.print(
@@ -49,12 +48,11 @@ def add_user(
 @users_app.command("list")
 def list_users() -> None:
     """Users, their roles and how many live tokens they have."""
-    from mlship.security.users import Users
     from mlship.store.tables import as_utc, utcnow
 
     workspace = Workspace.open()
     try:
-        users = Users(workspace.metadata).all()
+        users = workspace.users.all()
     finally:
         workspace.close()
     now = utcnow()
@@ -78,11 +76,10 @@ def list_users() -> None:
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
-    from mlship.security.users import Users
 
     workspace = Workspace.open()
     try:
-        user = Users(workspace.metadata).set_disabled(name, disabled)
+        user = workspace.users.set_disabled(name, disabled)
     finally:
         workspace.close()
     out.print(
@@ -112,7 +109,6 @@ def create_token(
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
     from mlship.monitor.window import parse_duration
-    from mlship.security.users import Users
 
     lifetime = None
     if expires is not None:
@@ -122,7 +118,7 @@ def create_token(
             raise MlshipError(f"--expires: {exc}") from None
     workspace = Workspace.open()
     try:
-        token = Users(workspace.metadata).create_token(user, name, lifetime)
+        token = workspace.users.create_token(user, name, lifetime)
     finally:
         workspace.close()
     until = f", expires {_when(token.expires_at)} UTC" if token.expires_at else ""
@@ -135,12 +131,11 @@ def list_tokens(
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's.")] = None,
 ) -> None:
     """Tokens by their first characters (the secrets themselves are not stored)."""
-    from mlship.security.users import Users
     from mlship.store.tables import as_utc, utcnow
 
     workspace = Workspace.open()
     try:
-        tokens = Users(workspace.metadata).tokens(user)
+        tokens = workspace.users.tokens(user)
     finally:
         workspace.close()
     now = utcnow()
@@ -181,11 +176,10 @@ def revoke_token(
     token_id: Annotated[int, typer.Argument(help="Token id (`tokens list`).")],
 ) -> None:
     """Revoke a token at once (it stays listed, as revoked)."""
-    from mlship.security.users import Users
 
     workspace = Workspace.open()
     try:
-        token = Users(workspace.metadata).revoke(token_id)
+        token = workspace.users.revoke(token_id)
     finally:
         workspace.close()
     out.print(f"Token #{token.id} ({token.prefix}...) revoked")

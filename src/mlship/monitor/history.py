@@ -48,7 +48,7 @@ def alert_record(row: Alert) -> dict[str, Any]:
 class AlertHistory:
     """Alerts that held, fired or suppressed; each method is one transaction.
 
-    >>> history = AlertHistory(workspace.metadata)  # doctest: +SKIP
+    >>> history = workspace.alert_history  # doctest: +SKIP
     >>> history.list(model="churn", limit=10)  # doctest: +SKIP
     """
 

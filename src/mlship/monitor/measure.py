@@ -235,7 +235,6 @@ class Monitor:
         inputs turns out to be the judged one.
         """
         from mlship.errors import NotFoundError
-        from mlship.registry.lifecycle import Registry
 
         newest = self.workspace.metadata.get_version(model)
         traffic = read_traffic(self.home, model, Signature.from_dict(newest.signature),
@@ -243,7 +242,7 @@ class Monitor:
         version = traffic.primary_version()
         if version is None:
             try:
-                version = Registry(self.workspace.metadata).in_stage(model, "production").version
+                version = self.workspace.registry.in_stage(model, "production").version
             except NotFoundError:
                 version = newest.version
         if version != newest.version:

@@ -38,7 +38,6 @@ def retrain_to_staging(
     workspace: Workspace, firing: Firing, *, spec: Path | None = None
 ) -> dict[str, Any]:
     """Train a candidate for ``firing.model`` and move it to staging; what was done."""
-    from mlship.registry.lifecycle import Registry
     from mlship.spec import load_spec
     from mlship.train.run import execute
 
@@ -52,9 +51,7 @@ def retrain_to_staging(
         f"retrained after alert {firing.rule.name!r}: {firing.rule.metric} = {firing.value:.4g} "
         f"({firing.rule.condition})"
     )
-    Registry(workspace.metadata).set_stage(
-        firing.model, version, "staging", workspace.settings.user, reason
-    )
+    workspace.registry.set_stage(firing.model, version, "staging", workspace.settings.user, reason)
     run = workspace.metadata.get_run(result.run_id)
     return {
         "model": firing.model,

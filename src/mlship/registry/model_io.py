@@ -64,6 +64,13 @@ def load_model(version: ModelVersion, store: ArtifactStore, key: bytes) -> Loade
         data = store.get_bytes(version.artifact_sha256)
     except IntegrityError as exc:
         raise IntegrityError(f"refusing to load model {name}:{version.version}: {exc}") from None
+    return load_model_bytes(version, data)
+
+
+def load_model_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
+    """Unpickle ``data`` as ``version`` if it hashes to the version's checksum (the caller has
+    checked the signature: :func:`load_model` here, a tracking server for its clients)."""
+    name = version.model.name
     # Defence in depth for stores that do not verify.
     pipeline = unpickle_verified(
         data, version.artifact_sha256, f"model {name}:{version.version}", "the registry's"

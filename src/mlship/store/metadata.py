@@ -6,6 +6,7 @@ leaves half a record: either a run's results and its model version are all there
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,13 +15,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mlship.errors import MlshipError, NotFoundError
+from mlship.security.audit import Actor, local_actor
+from mlship.security.audit import install as install_audit
 from mlship.store.tables import (
     Candidate,
     Dataset,
     IngestCache,
+    JournalEntry,
     Metric,
     ModelEvent,
     ModelVersion,
@@ -33,9 +38,12 @@ from mlship.store.tables import (
 class MetadataStore:
     """Runs, datasets and model versions in one SQL database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, actor: Actor | None = None) -> None:
+        """``actor`` is who changes are attributed to in the audit log when no request sets
+        one (see :mod:`mlship.security.audit`)."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        install_audit(self._sessions, actor or local_actor("unknown"))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -160,8 +168,11 @@ class MetadataStore:
             )
         return run_id
 
-    def reopen_run(self, pipeline: str, spec_hash: str) -> tuple[str, int] | None:
-        """Reopen the newest run of ``pipeline`` if it did not finish and has the same spec.
+    def reopen_run(
+        self, pipeline: str, spec_hash: str, *, user: str | None = None
+    ) -> tuple[str, int] | None:
+        """Reopen the newest run of ``pipeline`` if it did not finish and has the same spec
+        (and, given ``user``, was started by that user: a shared server resumes only your own).
 
         Returns the run id and its attempt number, or None when there is nothing to resume (the
         newest run succeeded, or was made from a different spec).
@@ -171,6 +182,8 @@ class MetadataStore:
                 select(Run).where(Run.pipeline == pipeline).order_by(Run.started_at.desc()).limit(1)
             )
             if newest is None or newest.status == "succeeded" or newest.spec_hash != spec_hash:
+                return None
+            if user is not None and newest.user != user:
                 return None
             newest.status = "running"
             newest.error = None
@@ -222,11 +235,7 @@ class MetadataStore:
             return self._add_version(session, run_id=run_id, new=register)
 
     def _add_version(self, session: Session, *, run_id: str, new: NewVersion) -> ModelVersion:
-        model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == new.name))
-        if model is None:
-            model = RegisteredModel(name=new.name)
-            session.add(model)
-            session.flush()
+        model = _locked_model(session, new.name)
         latest = session.scalar(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
         )
@@ -257,6 +266,41 @@ class MetadataStore:
         )
         session.flush()
         return version
+
+    # -- tuning journals ------------------------------------------------------------------
+
+    def read_journal(self, run_id: str, start: int = 0) -> list[dict[str, Any]]:
+        """Entries ``start`` onwards of a run's tuning journal (Optuna's journal format)."""
+        with self.transaction() as session:
+            query = (
+                select(JournalEntry.entry)
+                .where(JournalEntry.run_id == run_id, JournalEntry.seq >= start)
+                .order_by(JournalEntry.seq)
+            )
+            return list(session.scalars(query))
+
+    def append_journal(self, run_id: str, entries: Sequence[dict[str, Any]]) -> None:
+        """Append ``entries`` to a run's journal, in order and after everything already there.
+
+        Several workers of one run may append at once: each takes the next numbers inside its
+        transaction, and one that loses the race to the same numbers retries from a fresh read.
+        """
+        for attempt in range(_JOURNAL_RETRIES):
+            try:
+                with self.transaction() as session:
+                    last = session.scalar(
+                        select(func.max(JournalEntry.seq)).where(JournalEntry.run_id == run_id)
+                    )
+                    first = -1 if last is None else last
+                    session.add_all(
+                        JournalEntry(run_id=run_id, seq=first + 1 + i, entry=entry)
+                        for i, entry in enumerate(entries)
+                    )
+                return
+            except DBIntegrityError:
+                if attempt == _JOURNAL_RETRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
 
     def list_runs(self, limit: int = 50) -> list[Run]:
         with self.transaction() as session:
@@ -313,6 +357,34 @@ class MetadataStore:
             if found is None:
                 raise NotFoundError(f"model {name!r} has no version {version}")
             return found
+
+
+_JOURNAL_RETRIES = 20
+
+
+def _locked_model(session: Session, name: str) -> RegisteredModel:
+    """The model called ``name``, created if new, locked for the rest of the transaction.
+
+    The lock serialises registrations of one model, so two runs finishing at once on PostgreSQL
+    take versions one after the other instead of both reading the same newest number. Creating the
+    model is a savepoint: if another transaction creates it first, the name's unique constraint
+    fails this insert alone and the existing row is read and locked instead.
+    """
+    query = select(RegisteredModel).where(RegisteredModel.name == name).with_for_update()
+    model = session.scalar(query)
+    if model is not None:
+        return model
+    if session.get_bind().dialect.name == "sqlite":  # one writer at a time: no race to lose
+        model = RegisteredModel(name=name)
+        session.add(model)
+        session.flush()
+        return model
+    try:
+        with session.begin_nested():
+            session.add(RegisteredModel(name=name))
+    except DBIntegrityError:
+        pass
+    return session.scalars(query).one()
 
 
 _RUN_OUTCOME = frozenset({"cpu_seconds", "peak_memory_bytes", "cost", "details", "report_sha256"})

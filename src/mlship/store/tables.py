@@ -283,3 +283,39 @@ class Token(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class AuditEntry(Base):
+    """One committed change to the metadata store: who, from where, what, and the rows it touched.
+
+    Appended in the transaction of the change itself and never edited: the migration puts
+    triggers on the table that refuse UPDATE and DELETE, and no code path issues either.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_user_at", "user", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(20))
+    origin: Mapped[str] = mapped_column(String(300))
+    """Where the change came from: ``http 10.0.0.7`` through the server, ``local <host>`` else."""
+    action: Mapped[str] = mapped_column(String(300))
+    """What was asked: the HTTP method and path, or the command line."""
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    """``ok`` for a committed change, ``denied`` for a refused mutation (no rows touched)."""
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Per table: ids inserted and deleted, and before/after values of updated columns."""
+
+
+class JournalEntry(Base):
+    """One entry of a run's tuning journal (Optuna's journal format), kept by a shared server so
+    that clients of it tune without a database connection of their own."""
+
+    __tablename__ = "tuning_journal"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -24,7 +24,6 @@ from mlship.evaluation import evaluate
 from mlship.evaluation.report import write_evaluation_report
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
-from mlship.security.signing import sign
 from mlship.spec.loader import LoadedSpec
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
@@ -49,7 +48,7 @@ from mlship.train.scoring import score
 from mlship.train.spaces import plain, resolve_space
 from mlship.train.splits import Fold, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
-from mlship.train.tuning import Search, SearchOutcome, storage_for
+from mlship.train.tuning import Search, SearchOutcome
 from mlship.workspace import Workspace
 
 
@@ -269,7 +268,7 @@ def _search(
     label = recipe.name if outer is None else f"{recipe.name} (outer fold {outer.number + 1})"
     search = Search(
         study_name=f"{run_id}:{recipe.name}{suffix}",
-        storage=storage_for(workspace.settings.database_url_resolved),
+        storage=workspace.tuning_storage(run_id),
         candidate=recipe.name,
         space=space,
         tuning=spec.tuning,
@@ -524,7 +523,7 @@ def _execute(
             params=best.params,
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size,
-            artifact_signature=sign(workspace.signing_key, artifact.sha256),
+            artifact_signature=workspace.artifact_signature(artifact.sha256),
             signature=signature.to_dict(),
             metrics={"holdout": holdout, "cv": best.cv_metrics},
             created_by=workspace.settings.user,

@@ -1,0 +1,1 @@
+"""Clients of ``mlship server``: the same repositories as the local store, over HTTP."""

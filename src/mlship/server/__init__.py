@@ -1,0 +1,1 @@
+"""``mlship server``: the metadata and artifact stores of a workspace, shared over HTTP."""

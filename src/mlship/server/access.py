@@ -1,0 +1,120 @@
+"""Who may call what: tokens, roles, rate limits, and the audit of refused mutations.
+
+Every route declares the least role it needs with :func:`role_route`; the declaration is both the
+check (a dependency) and documentation (``x-mlship-role`` in the OpenAPI spec, which the role
+matrix test walks). Roles are ordered, each including the ones before it: a ``viewer`` reads, a
+``scientist`` also runs and registers, a ``reviewer`` also decides promotions and rolls back, an
+``admin`` also manages users and tokens and reads the audit log.
+
+A request without a valid ``Authorization: Bearer`` token gets 401 without saying why (unknown,
+expired, revoked, disabled user), and one whose role is too low gets 403; both are recorded in the
+audit log when they tried to change something. The token itself is never logged: the access log
+shows the path, and the audit log the user.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from mlship.security.audit import ACTOR, Actor, AuditLog
+from mlship.security.users import ROLES, Identity, Role, Users
+
+RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
+ROLE_KEY = "x-mlship-role"
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RateLimiter:
+    """A token bucket per API token: ``per_minute`` requests on average, bursts up to that."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, token_id: int) -> float | None:
+        """None when the request may go on, else the seconds to wait."""
+        if self.rate <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            level, last = self._buckets.get(token_id, (self.capacity, now))
+            level = min(self.capacity, level + (now - last) * self.rate)
+            if level < 1.0:
+                self._buckets[token_id] = (level, now)
+                return (1.0 - level) / self.rate
+            self._buckets[token_id] = (level - 1.0, now)
+            return None
+
+
+def _client(request: Request) -> str:
+    return f"http {request.client.host}" if request.client else "http unknown"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+
+
+async def _deny(request: Request, status: int, detail: str, actor: Actor) -> None:
+    if request.method in MUTATING:
+        audit: AuditLog = request.app.state.audit
+        await run_in_threadpool(audit.denied, actor, f"{status}: {detail}")
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    raise HTTPException(status_code=status, detail=detail, headers=headers)
+
+
+def requires(role: Role) -> Callable[[Request], Awaitable[Identity]]:
+    """A dependency that admits requests whose token's role is ``role`` or above.
+
+    It is async on purpose: the actor it sets for the audit log then lives in the request's own
+    context, which the route's worker thread inherits.
+    """
+
+    async def check(request: Request) -> Identity:
+        action = f"{request.method} {request.url.path}"
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        anonymous = Actor("anonymous", _client(request), action, None, request_id[:64])
+        secret = _bearer(request)
+        users: Users = request.app.state.users
+        identity = None if secret is None else await run_in_threadpool(users.authenticate, secret)
+        if identity is None:
+            await _deny(request, 401, "a valid API token is required", anonymous)
+        assert identity is not None
+        actor = Actor(identity.user, _client(request), action, identity.role, request_id[:64])
+        if RANK[identity.role] < RANK[role]:
+            detail = f"{identity.user} is a {identity.role}; this needs the {role} role or above"
+            await _deny(request, 403, detail, actor)
+        limiter: RateLimiter = request.app.state.limiter
+        wait = limiter.allow(identity.token_id)
+        if wait is not None:
+            raise HTTPException(
+                status_code=429,
+                detail=f"too many requests for this token; retry in {wait:.1f} s",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
+        ACTOR.set(actor)
+        request.state.identity = identity
+        return identity
+
+    return check
+
+
+def role_route(role: Role) -> dict[str, Any]:
+    """The keyword arguments that make a route require ``role`` and say so in OpenAPI."""
+    return {"dependencies": [Depends(requires(role))], "openapi_extra": {ROLE_KEY: role}}
+
+
+def identity(request: Request) -> Identity:
+    """The caller, as checked by the route's role dependency."""
+    found: Identity = request.state.identity
+    return found

@@ -1,0 +1,217 @@
+"""Datasets, runs and their tuning journals over HTTP: the tracking half of the metadata store.
+
+Each route calls the same repository method the command line calls locally, so a client gets the
+same rows, rebuilt by :mod:`mlship.store.records`. What the server decides itself, it decides here:
+who a run belongs to is the caller, not what the client says, and only that person (or an admin)
+may finish it; a version is signed with the server's key, over an artifact the server holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from mlship.security.signing import sign
+from mlship.security.users import Identity
+from mlship.server.access import RANK, role_route
+from mlship.server.deps import Caller, WorkspaceDep
+from mlship.store.metadata import NewVersion
+from mlship.store.records import from_record, to_record, to_records
+from mlship.store.tables import Candidate, Metric
+from mlship.workspace import Workspace
+
+router = APIRouter(prefix="/api/v1", tags=["tracking"])
+
+SHA256 = r"^[0-9a-f]{64}$"
+Limit = Query(50, ge=1, le=1000)
+
+
+class NewDataset(BaseModel):
+    data_hash: str = Field(pattern=SHA256)
+    artifact_sha256: str = Field(pattern=SHA256)
+    n_rows: int = Field(ge=0)
+    columns: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class IngestEntry(BaseModel):
+    dataset_id: int = Field(ge=1)
+
+
+class NewRun(BaseModel):
+    pipeline: str = Field(min_length=1, max_length=200)
+    task: str = Field(max_length=40)
+    metric: str = Field(max_length=60)
+    spec_path: str
+    spec_hash: str = Field(max_length=64)
+    spec: dict[str, Any]
+    git_commit: str | None = Field(None, max_length=64)
+    environment: dict[str, Any]
+    executor: str | None = Field(None, max_length=200)
+
+
+class Reopen(BaseModel):
+    pipeline: str = Field(min_length=1, max_length=200)
+    spec_hash: str = Field(max_length=64)
+
+
+class Failure(BaseModel):
+    error: str
+    started: datetime
+
+
+class Registration(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    dataset_hash: str = Field(max_length=64)
+    estimator: str = Field(max_length=300)
+    params: dict[str, Any]
+    artifact_sha256: str = Field(pattern=SHA256)
+    artifact_size: int = Field(ge=0)
+    signature: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+class Results(BaseModel):
+    dataset_id: int = Field(ge=1)
+    candidates: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    best_candidate: str = Field(max_length=200)
+    wall_seconds: float
+    outcome: dict[str, Any] | None = None
+    register: Registration | None = None
+
+
+class Journal(BaseModel):
+    logs: list[dict[str, Any]] = Field(max_length=10_000)
+
+
+def _missing_artifact(workspace: Workspace, sha256: str) -> None:
+    if not workspace.artifacts.exists(sha256):
+        raise HTTPException(400, f"artifact {sha256} is not on the server; upload it first")
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+
+@router.post("/datasets", **role_route("scientist"))
+def add_dataset(body: NewDataset, workspace: WorkspaceDep) -> dict[str, Any]:
+    _missing_artifact(workspace, body.artifact_sha256)
+    dataset, created = workspace.metadata.get_or_add_dataset(
+        body.data_hash, body.artifact_sha256, body.n_rows, body.columns, body.sources,
+        **body.details,
+    )  # fmt: skip
+    return {"dataset": to_record(dataset), "created": created}
+
+
+@router.get("/datasets", **role_route("viewer"))
+def list_datasets(workspace: WorkspaceDep, limit: int = Limit) -> list[dict[str, Any]]:
+    return to_records(workspace.metadata.list_datasets(limit))
+
+
+@router.get("/datasets/{ref}", **role_route("viewer"))
+def get_dataset(ref: str, workspace: WorkspaceDep) -> dict[str, Any]:
+    return to_record(workspace.metadata.get_dataset(ref))
+
+
+@router.get("/ingest-cache/{key}", **role_route("viewer"))
+def cached_dataset(key: str, workspace: WorkspaceDep) -> dict[str, Any]:
+    found = workspace.metadata.cached_dataset(key)
+    return {"dataset": None if found is None else to_record(found)}
+
+
+@router.put("/ingest-cache/{key}", **role_route("scientist"))
+def remember_ingest(key: str, body: IngestEntry, workspace: WorkspaceDep) -> dict[str, Any]:
+    workspace.metadata.remember_ingest(key[:64], body.dataset_id)
+    return {"key": key[:64], "dataset_id": body.dataset_id}
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+@router.post("/runs", **role_route("scientist"))
+def start_run(body: NewRun, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    run_id = workspace.metadata.start_run(user=caller.user, **body.model_dump())
+    return {"id": run_id}
+
+
+@router.post("/runs/reopen", **role_route("scientist"))
+def reopen_run(body: Reopen, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    found = workspace.metadata.reopen_run(body.pipeline, body.spec_hash, user=caller.user)
+    return {"run": None if found is None else {"id": found[0], "attempts": found[1]}}
+
+
+def _own(owner: str, caller: Identity, run_id: str) -> None:
+    if owner != caller.user and RANK[caller.role] < RANK["admin"]:
+        detail = f"run {run_id} belongs to {owner}; only they or an admin may change it"
+        raise HTTPException(403, detail)
+
+
+@router.post("/runs/{run_id}/fail", **role_route("scientist"))
+def fail_run(run_id: str, body: Failure, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    run = workspace.metadata.get_run(run_id)
+    _own(run.user, caller, run.id)
+    workspace.metadata.fail_run(run.id, body.error, body.started)
+    return {"id": run.id}
+
+
+@router.post("/runs/{run_id}/finish", **role_route("scientist"))
+def finish_run(
+    run_id: str, body: Results, workspace: WorkspaceDep, caller: Caller
+) -> dict[str, Any]:
+    run = workspace.metadata.get_run(run_id)
+    _own(run.user, caller, run.id)
+    register = None
+    if body.register is not None:
+        _missing_artifact(workspace, body.register.artifact_sha256)
+        register = NewVersion(
+            **body.register.model_dump(),
+            artifact_signature=sign(workspace.signing_key, body.register.artifact_sha256),
+            created_by=caller.user,
+        )
+    version = workspace.metadata.finish_run(
+        run.id,
+        dataset_id=body.dataset_id,
+        candidates=[from_record(Candidate, _fresh(c)) for c in body.candidates],
+        metrics=[from_record(Metric, _fresh(m)) for m in body.metrics],
+        best_candidate=body.best_candidate,
+        wall_seconds=body.wall_seconds,
+        outcome=body.outcome,
+        register=register,
+    )
+    return {"version": None if version is None else to_record(version)}
+
+
+def _fresh(record: dict[str, Any]) -> dict[str, Any]:
+    """A child row as a new row of this run: ids and the run are the server's to assign."""
+    return {k: v for k, v in record.items() if k not in ("id", "run_id", "run")}
+
+
+@router.get("/runs", **role_route("viewer"))
+def list_runs(workspace: WorkspaceDep, limit: int = Limit) -> list[dict[str, Any]]:
+    return to_records(workspace.metadata.list_runs(limit))
+
+
+@router.get("/runs/{ref}", **role_route("viewer"))
+def get_run(ref: str, workspace: WorkspaceDep) -> dict[str, Any]:
+    return to_record(workspace.metadata.get_run(ref))
+
+
+@router.get("/runs/{run_id}/journal", **role_route("viewer"))
+def read_journal(
+    run_id: str, workspace: WorkspaceDep, start: int = Query(0, ge=0, alias="from")
+) -> list[dict[str, Any]]:
+    return workspace.metadata.read_journal(run_id, start)
+
+
+@router.post("/runs/{run_id}/journal", **role_route("scientist"))
+def append_journal(
+    run_id: str, body: Journal, workspace: WorkspaceDep, caller: Caller
+) -> dict[str, Any]:
+    run = workspace.metadata.get_run(run_id)
+    _own(run.user, caller, run.id)
+    workspace.metadata.append_journal(run.id, body.logs)
+    return {"appended": len(body.logs)}

@@ -1,0 +1,96 @@
+"""A real ``mlship server`` on 127.0.0.1 backed by PostgreSQL, with a team of users and tokens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import invoke_cli, mlship_env
+from tests.serving import Server, free_port
+
+TEAM = {"admin": "admin", "alice": "scientist", "sam": "scientist", "bob": "reviewer",
+        "victor": "viewer"}  # fmt: skip
+"""Who is on the test team, and their roles."""
+
+
+@dataclass
+class Team:
+    server: Server
+    url: str
+    home: Path
+    """The server's workspace (its keys, artifacts); the metadata is in PostgreSQL."""
+    database_url: str
+    tokens: dict[str, str]
+
+    def env(self, user: str | None) -> dict[str, str]:
+        """Client settings of ``user`` (None: no token at all)."""
+        env = {"MLSHIP_URL": self.url}
+        if user is not None:
+            env["MLSHIP_TOKEN"] = self.tokens[user]
+        return env
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+
+def _secret(output: str) -> str:
+    return next(line.strip() for line in output.splitlines() if line.strip().startswith("mls_"))
+
+
+@contextmanager
+def team_server(root: Path, database_url: str) -> Iterator[Team]:
+    """Bootstrap the first admin on the server's host, start the server, and let the admin add
+    the rest of :data:`TEAM` through it."""
+    home = root / "server"
+    server_env = {"MLSHIP_DATABASE_URL": database_url, "MLSHIP_USER": "ops"}
+    invoke_cli("users", "add", "admin", "--role", "admin", home=home, env=server_env)
+    tokens = {
+        "admin": _secret(invoke_cli("tokens", "create", "admin", home=home, env=server_env).stdout)
+    }
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
+        env=mlship_env(home, server_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process)
+    server.reader = threading.Thread(target=server.drain, daemon=True)
+    server.reader.start()
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            server.reader.join(timeout=10)
+            raise AssertionError(f"mlship server exited {process.returncode}:\n{server.output}")
+        try:
+            if httpx.get(f"{server.base}/api/v1/health", timeout=1).status_code == 401:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("mlship server did not answer within 60 s")
+        time.sleep(0.2)
+    team = Team(server, server.base, home, database_url, tokens)
+    client_home = root / "admin-client"
+    try:
+        for user, role in TEAM.items():
+            if user == "admin":
+                continue
+            admin = team.env("admin")
+            invoke_cli("users", "add", user, "--role", role, home=client_home, env=admin)
+            created = invoke_cli("tokens", "create", user, home=client_home, env=admin)
+            tokens[user] = _secret(created.stdout)
+        yield team
+    finally:
+        if process.poll() is None:
+            server.stop()
