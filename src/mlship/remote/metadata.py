@@ -151,7 +151,7 @@ class RemoteMetadata(MetadataStore):
             "best_candidate": best_candidate,
             "wall_seconds": wall_seconds,
             "outcome": outcome,
-            "register": registration,
+            "registration": registration,
         }
         found = self.client.post(f"/runs/{part(run_id)}/finish", body)["version"]
         return None if found is None else from_record(ModelVersion, found)

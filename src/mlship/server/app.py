@@ -31,10 +31,6 @@ _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
 )
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse request bodies over a size (413) before a route reads them whole.
 
@@ -57,27 +53,34 @@ class BodyLimit:
             await self._refuse(send)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counting() -> Message:
-            nonlocal seen
+            # Over the limit, the answer is sent here and the route is told the client left:
+            # raising instead would reach the route's body parser, which answers 400.
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
+                if seen > self.limit and not refused:
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting, tracking)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
+        except Exception:
+            if not refused:  # a route failing on the cut-off body is expected; others are not
+                raise
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(

@@ -82,7 +82,7 @@ class Results(BaseModel):
     best_candidate: str = Field(max_length=200)
     wall_seconds: float
     outcome: dict[str, Any] | None = None
-    register: Registration | None = None
+    registration: Registration | None = None
 
 
 class Journal(BaseModel):
@@ -165,11 +165,12 @@ def finish_run(
     run = workspace.metadata.get_run(run_id)
     _own(run.user, caller, run.id)
     register = None
-    if body.register is not None:
-        _missing_artifact(workspace, body.register.artifact_sha256)
+    if body.registration is not None:
+        sha256 = body.registration.artifact_sha256
+        _missing_artifact(workspace, sha256)
         register = NewVersion(
-            **body.register.model_dump(),
-            artifact_signature=sign(workspace.signing_key, body.register.artifact_sha256),
+            **body.registration.model_dump(),
+            artifact_signature=sign(workspace.signing_key, sha256),
             created_by=caller.user,
         )
     version = workspace.metadata.finish_run(

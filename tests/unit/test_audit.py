@@ -1,0 +1,57 @@
+"""The audit log: every committed change leaves one entry, in its own transaction, that nothing
+can edit; a rolled-back change leaves none."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from mlship.errors import MlshipError
+from mlship.security.audit import Actor, acting
+from mlship.workspace import Workspace
+
+
+def test_changes_are_attributed_to_the_local_user_and_command(workspace: Workspace) -> None:
+    workspace.users.add("bob", "viewer", "tester")
+    workspace.users.set_disabled("bob", True)
+    entries = workspace.audit.list()
+    assert [e.user for e in entries] == ["tester", "tester"]
+    assert entries[0].origin.startswith("local ") and entries[0].outcome == "ok"
+    assert entries[0].changes == {"users": {"update": {"1": {"disabled": [False, True]}}}}
+    assert entries[1].changes == {"users": {"inserted": 1, "insert": ["1"]}}
+
+
+def test_the_actor_of_a_request_wins_over_the_default(workspace: Workspace) -> None:
+    with acting(Actor("carol", "http 10.0.0.7", "POST /api/v1/users", "admin", "r1")):
+        workspace.users.add("dave", "scientist", "ignored")
+    (entry,) = workspace.audit.list()
+    assert (entry.user, entry.role, entry.origin, entry.action, entry.request_id) == (
+        "carol", "admin", "http 10.0.0.7", "POST /api/v1/users", "r1"
+    )  # fmt: skip
+
+
+def test_a_failed_change_leaves_no_entry_and_reads_leave_none(workspace: Workspace) -> None:
+    workspace.users.add("erin", "viewer", "tester")
+    with pytest.raises(MlshipError):
+        workspace.users.add("erin", "viewer", "tester")
+    workspace.users.all()
+    token = workspace.users.create_token("erin", "cli")
+    assert workspace.users.authenticate(token.secret) is not None  # writes last_used_at
+    assert [sorted(e.changes) for e in workspace.audit.list()] == [["tokens"], ["users"]]
+
+
+def test_the_table_refuses_updates_and_deletes(workspace: Workspace) -> None:
+    workspace.users.add("frank", "viewer", "tester")
+    engine = workspace.metadata.engine
+    for statement in ("UPDATE audit_log SET user = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as c:
+            c.execute(sa.text(statement))
+    assert len(workspace.audit.list()) == 1
+
+
+def test_filters(workspace: Workspace) -> None:
+    workspace.users.add("gina", "viewer", "tester")
+    workspace.users.create_token("gina", "cli")
+    assert len(workspace.audit.list(table="tokens")) == 1
+    assert workspace.audit.list(user="nobody") == []
+    assert len(workspace.audit.list(limit=1)) == 1
