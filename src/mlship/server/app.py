@@ -12,6 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError as DBDataError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlship import __version__
@@ -29,6 +32,10 @@ _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
     (IntegrityError, 409),
     (MlshipError, 400),
 )
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
 
 
 class BodyLimit:
@@ -129,6 +136,18 @@ def create_app(
     async def known(_request: Request, exc: MlshipError) -> JSONResponse:
         status = next(code for kind, code in _STATUS if isinstance(exc, kind))
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(DBDataError)
+    async def unstorable(_request: Request, exc: DBDataError) -> JSONResponse:
+        # A value the database cannot hold (a NUL character, a number out of range): the
+        # client's input, so a 422 with the driver's first line, never the statement.
+        detail = f"a value the database cannot store: {_first_line(exc)}"
+        return JSONResponse({"error": "DataError", "detail": detail}, status_code=422)
+
+    @app.exception_handler(DBIntegrityError)
+    async def conflict(_request: Request, exc: DBIntegrityError) -> JSONResponse:
+        detail = f"conflicts with stored rows: {_first_line(exc)}"
+        return JSONResponse({"error": "ConflictError", "detail": detail}, status_code=409)
 
     app.add_middleware(BodyLimit, limit=max_body_bytes, exempt_prefix="/api/v1/artifacts/")
     return app

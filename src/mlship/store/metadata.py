@@ -92,6 +92,8 @@ class MetadataStore:
 
     def remember_ingest(self, key: str, dataset_id: int) -> None:
         with self.transaction() as session:
+            if session.get(Dataset, dataset_id) is None:
+                raise NotFoundError(f"no dataset with id {dataset_id}")
             if session.get(IngestCache, key) is None:
                 session.add(IngestCache(key=key, dataset_id=dataset_id))
 
