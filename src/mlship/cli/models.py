@@ -7,9 +7,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from mlship.cli.annotate import (
+    NoteFile,
+    OwnerFilter,
+    TagFilter,
+    note_text,
+    parse_pairs,
+    print_notes,
+    show_tags,
+)
 from mlship.cli.console import out
+from mlship.cli.options import OutputDir
 from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.cli.render import fmt, metrics_table
 from mlship.errors import MlshipError
@@ -20,21 +31,22 @@ if TYPE_CHECKING:
     from mlship.store.tables import ModelVersion
 
 app = typer.Typer(
-    help="Registered models: look, stage, review, roll back, compare.", no_args_is_help=True
+    help="Registered models: look, stage, review, roll back, compare, annotate, document.",
+    no_args_is_help=True,
 )
 
 
 @app.command("list")
-def list_models() -> None:
+def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
     """Registered models with their newest version."""
     workspace = Workspace.open()
     try:
-        models = workspace.metadata.list_models()
+        models = workspace.metadata.list_models(owner=owner, tags=parse_pairs(tag or []))
     finally:
         workspace.close()
     table = Table(title="Models")
-    columns = ("model", "versions", "latest", "production", "staging", "estimator", "holdout")
-    for name in (*columns, "created (UTC)", "by"):
+    columns = ("model", "owner", "tags", "versions", "latest", "production", "staging")
+    for name in (*columns, "estimator", "holdout", "created (UTC)", "by"):
         table.add_column(name)
     for model in models:
         latest = model.versions[-1]
@@ -46,6 +58,8 @@ def list_models() -> None:
 
         table.add_row(
             model.name,
+            model.owner,
+            show_tags(model.tags),
             str(len(model.versions)),
             str(latest.version),
             in_stage("production"),
@@ -63,9 +77,12 @@ def show(
     ref: str = typer.Argument(..., help="MODEL or MODEL:VERSION (newest by default)."),
 ) -> None:
     """A model version: lineage, signature, metrics and checksum."""
+    from mlship.registry.lifecycle import Registry
+
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, ref)
+        notes = Registry(workspace.metadata).version_notes(version.model.name, version.version)
     finally:
         workspace.close()
     facts = Table(title=f"Model {version.model.name}:{version.version}", show_header=False)
@@ -80,9 +97,10 @@ def show(
         ("artifact bytes", str(version.artifact_size)),
         ("created (UTC)", version.created_at.isoformat(timespec="seconds")),
         ("created by", version.created_by),
+        ("model owner", version.model.owner),
         ("stage", version.stage),
         ("description", version.description or "-"),
-        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(version.tags.items())) or "-"),
+        ("tags", show_tags(version.tags)),
     ):
         facts.add_row(key, value)
     out.print(facts)
@@ -107,6 +125,7 @@ def show(
     )
     for split, values in version.metrics.items():
         out.print(metrics_table(f"{split} metrics", values))
+    print_notes(notes)
 
 
 def _change(act: Callable[[Registry, str], Change]) -> None:
@@ -206,6 +225,62 @@ def describe(
     """Set the description of a model or a version."""
     name, version = parse_model_ref(ref)
     _change(lambda registry, user: registry.describe(name, version, text, user))
+
+
+@app.command("owner")
+def owner(
+    model: Annotated[str, typer.Argument(help="MODEL.")],
+    user: Annotated[str, typer.Argument(help="Who owns the model from now on.")],
+) -> None:
+    """Hand a model over to another owner (recorded in its history)."""
+    _change(lambda registry, acting: registry.set_owner(model, user, acting))
+
+
+@app.command("note")
+def note(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION.")],
+    text: Annotated[str | None, typer.Argument(help="The note, in markdown.")] = None,
+    file: NoteFile = None,
+) -> None:
+    """Add a markdown note to a version (notes are kept in order and never edited)."""
+    from mlship.registry.lifecycle import Registry
+
+    name, version = parse_version_ref(ref)
+    body = note_text(text, file)
+    workspace = Workspace.open()
+    try:
+        added = Registry(workspace.metadata).add_note(name, version, body, workspace.settings.user)
+    finally:
+        workspace.close()
+    out.print(f"Note #{added.id} added to {name}:{version} by {added.author}")
+
+
+@app.command("card")
+def card(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION, MODEL (newest) or MODEL@STAGE.")],
+    output: OutputDir = None,
+) -> None:
+    """Write a version's model card (Markdown and self-contained HTML) from the stored data:
+    intended use, limitations, lineage, metrics and fairness slices."""
+    from mlship.registry.card import build_card
+    from mlship.registry.card_page import write_card
+
+    workspace = Workspace.open()
+    try:
+        found = build_card(workspace, resolve_version(workspace, ref))
+        directory = output or workspace.settings.home_resolved / "reports"
+    finally:
+        workspace.close()
+    md_path, html_path = write_card(directory, found)
+    flagged = [piece for piece in (found.slices.slices if found.slices else []) if piece.flagged]
+    if found.slices is not None:
+        out.print(
+            f"Fairness: {len(found.slices.slices)} slices over {', '.join(found.slices.columns)}"
+            f"; {len(flagged)} flagged"
+        )
+    for item in found.measured:
+        out.print(f"- {escape(item)}")
+    out.print(f"Markdown: {md_path}\nHTML: {html_path}")
 
 
 @app.command("history")
