@@ -45,8 +45,8 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
     finally:
         workspace.close()
     table = Table(title="Models")
-    columns = ("model", "owner", "tags", "versions", "latest", "production", "staging")
-    for name in (*columns, "estimator", "holdout", "created (UTC)", "by"):
+    columns = ("model", "versions", "latest", "production", "staging", "estimator", "holdout")
+    for name in (*columns, "created (UTC)", "by", "owner", "tags"):
         table.add_column(name)
     for model in models:
         latest = model.versions[-1]
@@ -58,8 +58,6 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
 
         table.add_row(
             model.name,
-            model.owner,
-            show_tags(model.tags),
             str(len(model.versions)),
             str(latest.version),
             in_stage("production"),
@@ -68,6 +66,8 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
             f"{first[0]} {fmt(first[1])}" if first else "-",
             latest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             latest.created_by,
+            model.owner,
+            show_tags(model.tags),
         )
     out.print(table)
 

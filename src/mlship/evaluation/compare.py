@@ -157,11 +157,11 @@ def _number(value: Any) -> float | None:
 
 
 def _best(values: tuple[Any, ...], bigger: bool | None) -> tuple[bool, ...]:
-    """Which values are the best (ties all count); nothing is marked with fewer than two
-    numbers to compare or no direction."""
+    """Which values are the best (ties all count); nothing is marked without a direction, with
+    fewer than two numbers to compare, or when they are all the same."""
     numbers = [_number(value) for value in values]
     present = [number for number in numbers if number is not None]
-    if bigger is None or len(present) < 2:
+    if bigger is None or len(present) < 2 or len(set(present)) == 1:
         return ()
     target = max(present) if bigger else min(present)
     return tuple(number is not None and number == target for number in numbers)

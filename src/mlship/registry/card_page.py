@@ -39,7 +39,8 @@ tr.flagged td { background: var(--warn-bg); }
 td.worse { color: var(--error); font-weight: 700; }
 .note { margin: 12px 0 0; }
 .note header { color: var(--muted); font-size: 12px; }
-.grid.charts { grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); }
+.card.slice-chart { margin-top: 12px; }
+.card.slice-chart svg.chart { max-width: 640px; }
 """
 
 _NONE = "\u2014"
@@ -275,7 +276,11 @@ def _fairness(card: ModelCard) -> str:
         overall = _value(report.overall[report.metric])
         caption = f"overall {metric_label(report.metric)}: {overall}"
         parts.append(
-            tag("div", _slice_chart(report, column) + tag("p", esc(caption), "muted"), "card")
+            tag(
+                "div",
+                _slice_chart(report, column) + tag("p", esc(caption), "muted"),
+                "card slice-chart",
+            )
         )
     return "".join(parts)
 
