@@ -17,6 +17,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Ok
 
 from tests.services import create_database
 from tests.tracking import Team, team_server
@@ -67,11 +68,12 @@ def test_no_generated_request_makes_the_server_fail(fuzz_team: Team, tmp_path: P
         send()
 
     for found in schema.get_all_operations():
+        assert isinstance(found, Ok), found
         fuzz(found.ok())
 
     total = sum(sent.values())
     print(f"fuzzing: {len(sent)} operations, {total} cases, {len(failures)} failures")
     assert len(sent) >= 40 and total >= len(sent) * 5
-    assert not failures, "\n".join(sorted(set(failures))[:30]) + fuzz_team.server.output_text()[-8000:]
+    assert not failures, "\n".join(sorted(set(failures))[:30])
     output = fuzz_team.server.output_text()
     assert "Traceback" not in output, output[-3000:]

@@ -386,3 +386,35 @@ def test_positive_class_belongs_to_a_classification_target() -> None:
         "columns[2].positive: positive names the positive class of a classification target"
         in message
     )
+
+
+CARD = """\
+card:
+  intended_use: Rank customers for a retention call.
+  limitations: [Trained on one country only]
+  sensitive: [plan, age]
+"""
+
+
+def test_a_card_section_loads() -> None:
+    card = parse_spec(GOOD + CARD, Path("/project/pipeline.yaml")).spec.card
+    assert card is not None
+    assert card.intended_use == "Rank customers for a retention call."
+    assert card.limitations == ["Trained on one country only"]
+    assert card.sensitive == ["plan", "age"]
+    assert parse_spec(GOOD, Path("/project/pipeline.yaml")).spec.card is None
+
+
+def test_card_mistakes_name_the_field() -> None:
+    unknown = _error(GOOD + CARD.replace("[plan, age]", "[plan, region]"))
+    assert "line 22, field card.sensitive[1]: no column is called 'region'" in unknown
+    assert "the columns are: id, age, plan, churned" in unknown
+    target = _error(GOOD + CARD.replace("[plan, age]", "[churned]"))
+    assert "field card.sensitive[0]: the target cannot be a sensitive column" in target
+    twice = _error(GOOD + CARD.replace("[plan, age]", "[plan, plan]"))
+    assert "field card.sensitive[1]: column 'plan' is listed twice" in twice
+    misspelt = _error(GOOD + CARD.replace("intended_use", "intended-use"))
+    assert "line 20, field card.intended-use: unknown field" in misspelt
+    assert "intended_use, limitations, sensitive" in misspelt
+    not_a_list = _error(GOOD + CARD.replace("[Trained on one country only]", "one country"))
+    assert "line 21, field card.limitations" in not_a_list

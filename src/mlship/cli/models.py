@@ -7,9 +7,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from mlship.cli.annotate import (
+    NoteFile,
+    OwnerFilter,
+    TagFilter,
+    note_text,
+    parse_pairs,
+    print_notes,
+    show_tags,
+)
 from mlship.cli.console import out
+from mlship.cli.options import OutputDir
 from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.cli.render import fmt, metrics_table
 from mlship.errors import MlshipError
@@ -20,21 +31,22 @@ if TYPE_CHECKING:
     from mlship.store.tables import ModelVersion
 
 app = typer.Typer(
-    help="Registered models: look, stage, review, roll back, compare.", no_args_is_help=True
+    help="Registered models: look, stage, review, roll back, compare, annotate, document.",
+    no_args_is_help=True,
 )
 
 
 @app.command("list")
-def list_models() -> None:
+def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
     """Registered models with their newest version."""
     workspace = Workspace.open()
     try:
-        models = workspace.metadata.list_models()
+        models = workspace.metadata.list_models(owner=owner, tags=parse_pairs(tag or []))
     finally:
         workspace.close()
     table = Table(title="Models")
     columns = ("model", "versions", "latest", "production", "staging", "estimator", "holdout")
-    for name in (*columns, "created (UTC)", "by"):
+    for name in (*columns, "created (UTC)", "by", "owner", "tags"):
         table.add_column(name)
     for model in models:
         latest = model.versions[-1]
@@ -54,6 +66,8 @@ def list_models() -> None:
             f"{first[0]} {fmt(first[1])}" if first else "-",
             latest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             latest.created_by,
+            model.owner,
+            show_tags(model.tags),
         )
     out.print(table)
 
@@ -63,9 +77,11 @@ def show(
     ref: str = typer.Argument(..., help="MODEL or MODEL:VERSION (newest by default)."),
 ) -> None:
     """A model version: lineage, signature, metrics and checksum."""
+
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, ref)
+        notes = workspace.registry.version_notes(version.model.name, version.version)
     finally:
         workspace.close()
     facts = Table(title=f"Model {version.model.name}:{version.version}", show_header=False)
@@ -80,9 +96,10 @@ def show(
         ("artifact bytes", str(version.artifact_size)),
         ("created (UTC)", version.created_at.isoformat(timespec="seconds")),
         ("created by", version.created_by),
+        ("model owner", version.model.owner),
         ("stage", version.stage),
         ("description", version.description or "-"),
-        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(version.tags.items())) or "-"),
+        ("tags", show_tags(version.tags)),
     ):
         facts.add_row(key, value)
     out.print(facts)
@@ -107,6 +124,7 @@ def show(
     )
     for split, values in version.metrics.items():
         out.print(metrics_table(f"{split} metrics", values))
+    print_notes(notes)
 
 
 def _change(act: Callable[[Registry, str], Change]) -> None:
@@ -205,6 +223,61 @@ def describe(
     """Set the description of a model or a version."""
     name, version = parse_model_ref(ref)
     _change(lambda registry, user: registry.describe(name, version, text, user))
+
+
+@app.command("owner")
+def owner(
+    model: Annotated[str, typer.Argument(help="MODEL.")],
+    user: Annotated[str, typer.Argument(help="Who owns the model from now on.")],
+) -> None:
+    """Hand a model over to another owner (recorded in its history)."""
+    _change(lambda registry, acting: registry.set_owner(model, user, acting))
+
+
+@app.command("note")
+def note(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION.")],
+    text: Annotated[str | None, typer.Argument(help="The note, in markdown.")] = None,
+    file: NoteFile = None,
+) -> None:
+    """Add a markdown note to a version (notes are kept in order and never edited)."""
+
+    name, version = parse_version_ref(ref)
+    body = note_text(text, file)
+    workspace = Workspace.open()
+    try:
+        added = workspace.registry.add_note(name, version, body, workspace.settings.user)
+    finally:
+        workspace.close()
+    out.print(f"Note #{added.id} added to {name}:{version} by {added.author}")
+
+
+@app.command("card")
+def card(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION, MODEL (newest) or MODEL@STAGE.")],
+    output: OutputDir = None,
+) -> None:
+    """Write a version's model card (Markdown and self-contained HTML) from the stored data:
+    intended use, limitations, lineage, metrics and fairness slices."""
+    from mlship.registry.card import build_card
+    from mlship.registry.card_page import write_card
+
+    workspace = Workspace.open()
+    try:
+        found = build_card(workspace, resolve_version(workspace, ref))
+        directory = output or workspace.settings.home_resolved / "reports"
+    finally:
+        workspace.close()
+    md_path, html_path = write_card(directory, found)
+    flagged = [piece for piece in (found.slices.slices if found.slices else []) if piece.flagged]
+    if found.slices is not None:
+        out.print(
+            f"Fairness: {len(found.slices.slices)} slices over {', '.join(found.slices.columns)}"
+            f"; {len(flagged)} flagged"
+        )
+    for item in found.measured:
+        out.print(f"- {escape(item)}")
+    out.print(f"Markdown: {md_path}\nHTML: {html_path}")
 
 
 @app.command("history")

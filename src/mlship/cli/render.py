@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.console import out
 
 if TYPE_CHECKING:
+    from mlship.evaluation.compare import RunComparison
     from mlship.store.tables import Candidate
 
 
@@ -71,6 +73,54 @@ def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+_SECTION_TITLES = {
+    "run": "run",
+    "params": "params",
+    "holdout": "test set",
+    "cv": "cv",
+    "resources": "resources",
+}
+
+
+def _compared(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
+    return str(value)
+
+
+def comparison_table(comparison: RunComparison) -> Table:
+    """One column per run; rows that differ in yellow, the best value of a metric in bold green
+    with a star."""
+    from mlship.evaluation.compare import SECTIONS
+
+    table = Table(title="Runs " + " vs ".join(comparison.labels))
+    table.add_column("section")
+    table.add_column("field")
+    for label in comparison.labels:
+        table.add_column(label, justify="right", overflow="fold")
+    for section in SECTIONS:
+        rows = comparison.section(section)
+        for index, row in enumerate(rows):
+            cells = []
+            for position, value in enumerate(row.values):
+                text = _compared(value)
+                if row.best and row.best[position]:
+                    text = f"[bold green]{escape(text)} *[/]"
+                else:
+                    text = escape(text)
+                cells.append(text)
+            table.add_row(
+                _SECTION_TITLES[section] if index == 0 else "",
+                escape(row.name),
+                *cells,
+                style="yellow" if row.differs else None,
+                end_section=index == len(rows) - 1,
+            )
+    return table
 
 
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:

@@ -1,37 +1,61 @@
-"""``mlship runs list|show|report|reproduce``."""
+"""``mlship runs list|show|report|reproduce|compare|tag|owner|note``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from mlship.cli.annotate import (
+    NoteFile,
+    OwnerFilter,
+    TagFilter,
+    note_text,
+    parse_pairs,
+    print_notes,
+    show_tags,
+)
 from mlship.cli.console import out
 from mlship.cli.options import OutputDir
-from mlship.cli.render import fmt, leaderboard_table, metrics_table, trials_table
+from mlship.cli.render import (
+    comparison_table,
+    fmt,
+    leaderboard_table,
+    metrics_table,
+    trials_table,
+)
 from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
     from mlship.train.tuning import TrialRecord
 
-app = typer.Typer(help="Look at recorded runs.", no_args_is_help=True)
+app = typer.Typer(help="Look at recorded runs, compare and annotate them.", no_args_is_help=True)
+
+RunRef = Annotated[
+    str,
+    typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
+]
 
 
 @app.command("list")
 def list_runs(
     limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+    owner: OwnerFilter = None,
+    tag: TagFilter = None,
 ) -> None:
     """List runs, newest first."""
     workspace = Workspace.open()
     try:
-        runs = workspace.metadata.list_runs(limit)
+        runs = workspace.metadata.list_runs(limit, owner=owner, tags=parse_pairs(tag or []))
     finally:
         workspace.close()
     table = Table(title="Runs")
-    for name in ("run", "pipeline", "status", "started (UTC)", "wall s", "best", "cv score"):
+    columns = ("run", "pipeline", "status", "owner", "tags", "started (UTC)", "wall s", "best")
+    for name in (*columns, "cv score"):
         table.add_column(name, justify="right" if name in ("wall s", "cv score") else "left")
     for run in runs:
         best = next((c for c in run.candidates if c.selected), None)
@@ -39,6 +63,8 @@ def list_runs(
             run.id[:8],
             run.pipeline,
             run.status,
+            run.owner,
+            show_tags(run.tags),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             fmt(run.wall_seconds, 1),
             run.best_candidate or "-",
@@ -49,10 +75,7 @@ def list_runs(
 
 @app.command("show")
 def show(
-    run_id: Annotated[
-        str,
-        typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
-    ],
+    run_id: RunRef,
     trials: Annotated[
         bool, typer.Option("--trials", help="Also list every trial of every search.")
     ] = False,
@@ -61,6 +84,7 @@ def show(
     workspace = Workspace.open()
     try:
         run = workspace.metadata.get_run(run_id)
+        notes = workspace.metadata.notes("run", run.id)
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
@@ -72,6 +96,8 @@ def show(
         ("pipeline", run.pipeline),
         ("status", run.status),
         ("user", run.user),
+        ("owner", run.owner),
+        ("tags", show_tags(run.tags)),
         ("task / metric", f"{run.task} / {run.metric}"),
         ("spec", run.spec_path),
         ("spec sha256", run.spec_hash),
@@ -106,6 +132,7 @@ def show(
         out.print(trials_table(f"Trials of {study}", run.metric, found))
     if trials and not searches:
         out.print("No search was run: every candidate had fixed parameters.")
+    print_notes(notes)
 
 
 def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]:
@@ -146,10 +173,7 @@ def _print_details(details: dict[str, Any]) -> None:
 
 @app.command("report")
 def report(
-    run_id: Annotated[
-        str,
-        typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
-    ],
+    run_id: RunRef,
     output: OutputDir = None,
 ) -> None:
     """Write a run's evaluation report (JSON and self-contained HTML) from the store."""
@@ -176,10 +200,7 @@ def report(
 
 @app.command("reproduce")
 def reproduce_command(
-    run_id: Annotated[
-        str,
-        typer.Argument(help="Run id (or a unique prefix), or a pipeline name for its newest run."),
-    ],
+    run_id: RunRef,
     tolerance: Annotated[
         float, typer.Option(help="Largest difference of any metric that still counts as equal.")
     ] = 1e-9,
@@ -219,3 +240,81 @@ def reproduce_command(
         return
     out.print(f"[bold red]Not reproduced:[/] metrics differ by more than {tolerance:g}.")
     raise typer.Exit(1)
+
+
+@app.command("tag")
+def tag_run(
+    run_id: RunRef,
+    tags: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE to set.")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="A tag KEY to remove (repeatable).")
+    ] = None,
+) -> None:
+    """Set or remove tags of a run."""
+    changes: dict[str, str | None] = {**parse_pairs(tags or [])}
+    changes.update(dict.fromkeys(remove or []))
+    if not changes:
+        raise MlshipError("nothing to change: give KEY=VALUE tags or --remove KEY")
+    workspace = Workspace.open()
+    try:
+        run = workspace.metadata.tag_run(run_id, changes)
+    finally:
+        workspace.close()
+    out.print(f"Run {run.id[:8]} tags: {show_tags(run.tags)}")
+
+
+@app.command("owner")
+def set_owner(
+    run_id: RunRef,
+    user: Annotated[str, typer.Argument(help="Who owns the run from now on.")],
+) -> None:
+    """Hand a run over to another owner."""
+    workspace = Workspace.open()
+    try:
+        run = workspace.metadata.set_run_owner(run_id, user)
+    finally:
+        workspace.close()
+    out.print(f"Run {run.id[:8]} is owned by {run.owner}")
+
+
+@app.command("note")
+def note(
+    run_id: RunRef,
+    text: Annotated[str | None, typer.Argument(help="The note, in markdown.")] = None,
+    file: NoteFile = None,
+) -> None:
+    """Add a markdown note to a run (notes are kept in order and never edited)."""
+    body = note_text(text, file)
+    workspace = Workspace.open()
+    try:
+        added = workspace.metadata.add_run_note(run_id, body, workspace.settings.user)
+    finally:
+        workspace.close()
+    out.print(f"Note #{added.id} added to run {added.target_id[:8]} by {added.author}")
+
+
+@app.command("compare")
+def compare(
+    runs: Annotated[
+        list[str],
+        typer.Argument(help="Two or more runs: ids, unique prefixes or pipeline names."),
+    ],
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the comparison as an HTML page in this directory."),
+    ] = None,
+) -> None:
+    """Runs side by side: data, spec, selected candidate and params, metrics, time and cost."""
+    from mlship.evaluation.compare import compare_runs
+
+    workspace = Workspace.open()
+    try:
+        found = compare_runs([workspace.metadata.get_run(ref) for ref in runs])
+    finally:
+        workspace.close()
+    out.print(comparison_table(found))
+    if html is not None:
+        from mlship.evaluation.compare_page import write_comparison
+
+        _, html_path = write_comparison(html, found)
+        out.print(f"HTML: {html_path}")

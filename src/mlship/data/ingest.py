@@ -216,9 +216,11 @@ def ingest(
         observer.message(
             f"Inputs unchanged: reusing dataset {cached.data_hash[:12]} ({cached.n_rows} rows)"
         )
-        frame = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(cached.artifact_sha256)))
         return Ingested(
-            dataset=cached, reused=True, validation=cached.validation or {}, frame=frame.to_pandas()
+            dataset=cached,
+            reused=True,
+            validation=cached.validation or {},
+            frame=dataset_frame(cached, workspace),
         )
 
     raw = raw if raw is not None else _read_all(loaded, observer)
@@ -232,6 +234,13 @@ def ingest(
     combined = _select_schema(combined, spec.columns)
     validation = validate(combined, spec.columns, spec.checks, _references(loaded, workspace))
     return _record(loaded, workspace, raw, validation, combine_report, cache_key, observer)
+
+
+def dataset_frame(dataset: Dataset, workspace: Workspace) -> pd.DataFrame:
+    """A stored dataset as the pandas frame training gets, with the same column types whether
+    the dataset was just ingested or read back from the store."""
+    stored = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
+    return stored.to_pandas()
 
 
 def _references(loaded: LoadedSpec, workspace: Workspace) -> dict[str, pl.Series]:

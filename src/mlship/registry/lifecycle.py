@@ -23,10 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.store.metadata import MetadataStore
+from mlship.store.metadata import MetadataStore, note_text
 from mlship.store.tables import (
     ModelEvent,
     ModelVersion,
+    Note,
     PromotionRequest,
     RegisteredModel,
     utcnow,
@@ -213,6 +214,44 @@ class Registry:
             target.description = text
             _record(session, model, version, "described", user)
             return Change(name, version, "described")
+
+    def set_owner(self, name: str, owner: str, user: str) -> Change:
+        """Hand model ``name`` over to ``owner``; the history says who did it and from whom."""
+        owner = owner.strip()
+        if not owner:
+            raise MlshipError("an owner needs a name")
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            before = model.owner
+            if before == owner:
+                raise MlshipError(f"{name} is already owned by {owner}")
+            model.owner = owner
+            _record(session, model, None, "owner", user, previous=before, owner=owner)
+            return Change(name, None, "owner")
+
+    def add_note(self, name: str, version: int, body: str, user: str) -> Note:
+        """Append a markdown note by ``user`` to ``name:version``."""
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            found = _version(session, model, version)
+            note = Note(
+                target_kind="version", target_id=str(found.id), author=user, body=note_text(body)
+            )
+            session.add(note)
+            session.flush()
+            _record(session, model, version, "noted", user, note=note.id)
+            return note
+
+    def version_notes(self, name: str, version: int) -> list[Note]:
+        """The notes on ``name:version``, oldest first."""
+        with self.metadata.transaction() as session:
+            found = _version(session, _model(session, name), version)
+            query = (
+                select(Note)
+                .where(Note.target_kind == "version", Note.target_id == str(found.id))
+                .order_by(Note.id)
+            )
+            return list(session.scalars(query))
 
     def record_signature(self, name: str, version: int, signature: str, user: str) -> Change:
         """Sign a version registered before artifacts were signed (never replaces a signature:

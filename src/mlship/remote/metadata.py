@@ -27,6 +27,7 @@ from mlship.store.tables import (
     Dataset,
     Metric,
     ModelVersion,
+    Note,
     RegisteredModel,
     Run,
 )
@@ -156,8 +157,24 @@ class RemoteMetadata(MetadataStore):
         found = self.client.post(f"/runs/{part(run_id)}/finish", body)["version"]
         return None if found is None else from_record(ModelVersion, found)
 
-    def list_runs(self, limit: int = 50) -> list[Run]:
-        return [from_record(Run, r) for r in self.client.get("/runs", limit=limit)]
+    def list_runs(
+        self, limit: int = 50, owner: str | None = None, tags: dict[str, str] | None = None
+    ) -> list[Run]:
+        found = self.client.get("/runs", limit=limit, owner=owner, tag=_tag_query(tags))
+        return [from_record(Run, r) for r in found]
+
+    def tag_run(self, run_id: str, tags: dict[str, str | None]) -> Run:
+        return from_record(Run, self.client.post(f"/runs/{part(run_id)}/tags", {"tags": tags}))
+
+    def set_run_owner(self, run_id: str, owner: str) -> Run:
+        return from_record(Run, self.client.post(f"/runs/{part(run_id)}/owner", {"owner": owner}))
+
+    def add_run_note(self, run_id: str, body: str, author: str) -> Note:
+        return from_record(Note, self.client.post(f"/runs/{part(run_id)}/notes", {"body": body}))
+
+    def notes(self, target_kind: str, target_id: str) -> list[Note]:
+        found = self.client.get("/notes", kind=target_kind, target=target_id)
+        return [from_record(Note, r) for r in found]
 
     def get_run(self, run_id: str) -> Run:
         return from_record(Run, self.client.get(f"/runs/{part(run_id)}"))
@@ -170,12 +187,19 @@ class RemoteMetadata(MetadataStore):
 
     # -- models ---------------------------------------------------------------------------------
 
-    def list_models(self) -> list[RegisteredModel]:
-        return [from_record(RegisteredModel, r) for r in self.client.get("/models")]
+    def list_models(
+        self, owner: str | None = None, tags: dict[str, str] | None = None
+    ) -> list[RegisteredModel]:
+        found = self.client.get("/models", owner=owner, tag=_tag_query(tags))
+        return [from_record(RegisteredModel, r) for r in found]
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
         number = "latest" if version is None else str(version)
         return from_record(ModelVersion, self.client.get(f"/models/{part(name)}/versions/{number}"))
+
+
+def _tag_query(tags: dict[str, str] | None) -> list[str] | None:
+    return None if not tags else [f"{key}={value}" for key, value in tags.items()]
 
 
 class RemoteJournal(BaseJournalBackend):

@@ -8,7 +8,7 @@ from mlship.registry.lifecycle import Change, Registry, Stage
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
 from mlship.store.records import from_record
-from mlship.store.tables import ModelEvent, ModelVersion, PromotionRequest
+from mlship.store.tables import ModelEvent, ModelVersion, Note, PromotionRequest
 
 
 def _change(answer: dict[str, Any]) -> Change:
@@ -62,6 +62,17 @@ class RemoteRegistry(Registry):
     def record_signature(self, name: str, version: int, signature: str, user: str) -> Change:
         """The server signs with its own key, after checking the stored bytes' checksum."""
         return _change(self.client.post(f"{self._version(name, version)}/signature"))
+
+    def set_owner(self, name: str, owner: str, user: str) -> Change:
+        return _change(self.client.post(f"/models/{part(name)}/owner", {"owner": owner}))
+
+    def add_note(self, name: str, version: int, body: str, user: str) -> Note:
+        found = self.client.post(f"{self._version(name, version)}/notes", {"body": body})
+        return from_record(Note, found)
+
+    def version_notes(self, name: str, version: int) -> list[Note]:
+        found = self.client.get(f"{self._version(name, version)}/notes")
+        return [from_record(Note, r) for r in found]
 
     def history(self, name: str) -> list[ModelEvent]:
         found = self.client.get(f"/models/{part(name)}/history")

@@ -20,6 +20,7 @@ from mlship.registry.lifecycle import Change, ReviewError
 from mlship.security.signing import sign, verify
 from mlship.server.access import role_route
 from mlship.server.deps import Caller, WorkspaceDep
+from mlship.server.tracking import TagQuery, tag_filter
 from mlship.store.records import to_record, to_records
 
 router = APIRouter(prefix="/api/v1/models", tags=["registry"])
@@ -64,8 +65,35 @@ def _number(version: VersionRef) -> int | None:
 
 
 @router.get("", **role_route("viewer"))
-def list_models(workspace: WorkspaceDep) -> list[dict[str, Any]]:
-    return to_records(workspace.metadata.list_models())
+def list_models(
+    workspace: WorkspaceDep, owner: str | None = None, tag: list[str] = TagQuery
+) -> list[dict[str, Any]]:
+    return to_records(workspace.metadata.list_models(owner=owner, tags=tag_filter(tag)))
+
+
+class Owner(BaseModel):
+    owner: str = Field(min_length=1, max_length=200)
+
+
+class NoteBody(BaseModel):
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+@router.post("/{name}/owner", **role_route("scientist"))
+def set_owner(name: str, body: Owner, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    return _change(workspace.registry.set_owner(name, body.owner, caller.user))
+
+
+@router.post("/{name}/versions/{version}/notes", **role_route("scientist"))
+def add_note(
+    name: str, version: int, body: NoteBody, workspace: WorkspaceDep, caller: Caller
+) -> dict[str, Any]:
+    return to_record(workspace.registry.add_note(name, version, body.body, caller.user))
+
+
+@router.get("/{name}/versions/{version}/notes", **role_route("viewer"))
+def version_notes(name: str, version: int, workspace: WorkspaceDep) -> list[dict[str, Any]]:
+    return to_records(workspace.registry.version_notes(name, version))
 
 
 @router.get("/{name}/versions/{version}", **role_route("viewer"))

@@ -9,7 +9,7 @@ may finish it; a version is signed with the server's key, over an artifact the s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -27,6 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["tracking"])
 
 SHA256 = r"^[0-9a-f]{64}$"
 Limit = Query(50, ge=1, le=1000)
+TagQuery = Query([], description="key=value; several must all match")
 
 
 class NewDataset(BaseModel):
@@ -191,9 +192,62 @@ def _fresh(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("id", "run_id", "run")}
 
 
+class RunTags(BaseModel):
+    tags: dict[str, str | None]
+
+
+class Owner(BaseModel):
+    owner: str = Field(min_length=1, max_length=200)
+
+
+class NoteBody(BaseModel):
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+def tag_filter(tag: list[str]) -> dict[str, str] | None:
+    """``key=value`` query values as the repositories' tag filter."""
+    if not tag:
+        return None
+    pairs = [item.partition("=") for item in tag]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise HTTPException(422, "a tag filter is key=value")
+    return {key: value for key, _, value in pairs}
+
+
 @router.get("/runs", **role_route("viewer"))
-def list_runs(workspace: WorkspaceDep, limit: int = Limit) -> list[dict[str, Any]]:
-    return to_records(workspace.metadata.list_runs(limit))
+def list_runs(
+    workspace: WorkspaceDep,
+    limit: int = Limit,
+    owner: str | None = None,
+    tag: list[str] = TagQuery,
+) -> list[dict[str, Any]]:
+    return to_records(workspace.metadata.list_runs(limit, owner=owner, tags=tag_filter(tag)))
+
+
+@router.post("/runs/{ref}/tags", **role_route("scientist"))
+def tag_run(ref: str, body: RunTags, workspace: WorkspaceDep) -> dict[str, Any]:
+    return to_record(workspace.metadata.tag_run(ref, body.tags), depth=0)
+
+
+@router.post("/runs/{ref}/owner", **role_route("scientist"))
+def set_run_owner(ref: str, body: Owner, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    run = workspace.metadata.get_run(ref)
+    _own(run.owner or run.user, caller, run.id)
+    return to_record(workspace.metadata.set_run_owner(run.id, body.owner), depth=0)
+
+
+@router.post("/runs/{ref}/notes", **role_route("scientist"))
+def add_run_note(
+    ref: str, body: NoteBody, workspace: WorkspaceDep, caller: Caller
+) -> dict[str, Any]:
+    return to_record(workspace.metadata.add_run_note(ref, body.body, caller.user))
+
+
+@router.get("/notes", **role_route("viewer"))
+def notes(
+    workspace: WorkspaceDep, kind: Literal["run", "version"], target: str
+) -> list[dict[str, Any]]:
+    return to_records(workspace.metadata.notes(kind, target))
 
 
 @router.get("/runs/{ref}", **role_route("viewer"))

@@ -151,6 +151,7 @@ def check_consistency(spec: PipelineSpec) -> list[Problem]:
         *_check_sources(spec),
         *_check_models(spec),
         *_check_training(spec),
+        *_check_card(spec),
     ]
 
 
@@ -394,6 +395,30 @@ def _split_column_problem(columns: dict[str, Column], name: str, purpose: str) -
     if column.role == "pii" and purpose == "order rows":
         return f"column {name!r} is pseudonymized (role pii), so it cannot {purpose}"
     return None
+
+
+def _check_card(spec: PipelineSpec) -> list[Problem]:
+    """Sensitive columns are declared, kept in the dataset, and not the target; each once."""
+    if spec.card is None:
+        return []
+    columns = {column.name: column for column in spec.columns}
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, name in enumerate(spec.card.sensitive):
+        column = columns.get(name)
+        if column is None:
+            reason = f"no column is called {name!r}; the columns are: {', '.join(columns)}"
+        elif column.role == "target":
+            reason = "the target cannot be a sensitive column: slices compare its predictions"
+        elif column.role == "pii" and column.pii == "drop":
+            reason = f"column {name!r} is dropped (pii: drop), so the card cannot slice by it"
+        elif name in seen:
+            reason = f"column {name!r} is listed twice"
+        else:
+            seen.add(name)
+            continue
+        problems.append((("card", "sensitive", index), reason))
+    return problems
 
 
 def _without_class_weight(spec: PipelineSpec) -> list[str]:

@@ -40,6 +40,22 @@ class ModelSpec(Strict):
         return self.name or self.estimator
 
 
+class CardSpec(Strict):
+    """What a model card says that only people know: what the model is for, where it must not be
+    trusted, and which columns describe groups of people whose results are compared."""
+
+    intended_use: str = Field(
+        "", description="Who uses the predictions, for what decision (a sentence or two)."
+    )
+    limitations: list[str] = Field(
+        default_factory=list, description="Known limits, one per item; the card adds measured ones."
+    )
+    sensitive: list[str] = Field(
+        default_factory=list,
+        description="Columns whose groups get their own test-set metrics (fairness slices).",
+    )
+
+
 class PipelineSpec(Strict):
     """What a run ingests, how it trains and what it registers."""
 
@@ -56,6 +72,7 @@ class PipelineSpec(Strict):
     tuning: Tuning = Field(default_factory=Tuning)
     imbalance: Imbalance = Field(default_factory=Imbalance)
     selection: Selection = Field(default_factory=Selection)
+    card: CardSpec | None = Field(None, description="The model card's own words (optional).")
     executor: str = Field(
         "process",
         description="Where folds and trials run: inline, process (a local pool of all cores), "
@@ -81,6 +98,7 @@ class PipelineSpec(Strict):
 
 __all__ = [
     "NAME_PATTERN",
+    "CardSpec",
     "Column",
     "ColumnType",
     "ModelSpec",

@@ -29,10 +29,14 @@ from mlship.store.tables import (
     Metric,
     ModelEvent,
     ModelVersion,
+    Note,
     RegisteredModel,
     Run,
     utcnow,
 )
+
+NOTE_KINDS = ("run", "version")
+"""What a note can be written on."""
 
 
 class MetadataStore:
@@ -158,6 +162,7 @@ class MetadataStore:
                     pipeline=pipeline,
                     status="running",
                     user=user,
+                    owner=user,
                     task=task,
                     metric=metric,
                     spec_path=spec_path,
@@ -237,7 +242,7 @@ class MetadataStore:
             return self._add_version(session, run_id=run_id, new=register)
 
     def _add_version(self, session: Session, *, run_id: str, new: NewVersion) -> ModelVersion:
-        model = _locked_model(session, new.name)
+        model = _locked_model(session, new.name, owner=new.created_by)
         latest = session.scalar(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
         )
@@ -304,43 +309,89 @@ class MetadataStore:
                     raise
                 time.sleep(0.01 * (attempt + 1))
 
-    def list_runs(self, limit: int = 50) -> list[Run]:
+    def list_runs(
+        self, limit: int = 50, owner: str | None = None, tags: dict[str, str] | None = None
+    ) -> list[Run]:
+        """Runs newest first; only those of ``owner`` and carrying every one of ``tags`` (each
+        key with that value) when given."""
         with self.transaction() as session:
-            query = select(Run).order_by(Run.started_at.desc()).limit(limit)
+            query = select(Run)
+            if owner is not None:
+                query = query.where(Run.owner == owner)
+            for key, value in (tags or {}).items():
+                query = query.where(Run.tags[key].as_string() == value)
+            query = query.order_by(Run.started_at.desc()).limit(limit)
             return list(session.scalars(query.options(selectinload(Run.candidates))))
 
     def get_run(self, run_id: str) -> Run:
         """Find a run by its id or an unambiguous prefix of it (as git does for commits), or by
         a pipeline name for that pipeline's newest run."""
         with self.transaction() as session:
-            newest = session.scalar(
-                select(Run.id)
-                .where(Run.pipeline == run_id)
-                .order_by(Run.started_at.desc())
-                .limit(1)
+            return _find_run(session, run_id, everything=True)
+
+    def tag_run(self, run_id: str, tags: dict[str, str | None]) -> Run:
+        """Set tags of a run (a ``None`` value removes the tag); ``run_id`` as for
+        :meth:`get_run`. Returns the run with its tags after the change."""
+        with self.transaction() as session:
+            run = _find_run(session, run_id)
+            updated = dict(run.tags or {})
+            for key, value in tags.items():
+                if not key:
+                    raise MlshipError("a tag needs a key")
+                if value is None:
+                    updated.pop(key, None)
+                else:
+                    updated[key] = value
+            run.tags = updated
+            return run
+
+    def set_run_owner(self, run_id: str, owner: str) -> Run:
+        """Hand a run over to ``owner`` (``run_id`` as for :meth:`get_run`)."""
+        if not owner.strip():
+            raise MlshipError("an owner needs a name")
+        with self.transaction() as session:
+            run = _find_run(session, run_id)
+            run.owner = owner.strip()
+            return run
+
+    def add_run_note(self, run_id: str, body: str, author: str) -> Note:
+        """Append a markdown note to a run (``run_id`` as for :meth:`get_run`)."""
+        with self.transaction() as session:
+            run = _find_run(session, run_id)
+            note = Note(target_kind="run", target_id=run.id, author=author, body=note_text(body))
+            session.add(note)
+            session.flush()
+            return note
+
+    def notes(self, target_kind: str, target_id: str) -> list[Note]:
+        """The notes on one target, oldest first: ``run`` and a full run id, or ``version`` and
+        a version's row id (``Registry.version_notes`` finds it from a model and number)."""
+        if target_kind not in NOTE_KINDS:
+            raise MlshipError(
+                f"unknown note target {target_kind!r}; expected one of {', '.join(NOTE_KINDS)}"
             )
+        with self.transaction() as session:
             query = (
-                select(Run)
-                .where(Run.id.startswith((newest or run_id).lower(), autoescape=True))
-                .options(
-                    selectinload(Run.candidates),
-                    selectinload(Run.metrics),
-                    selectinload(Run.dataset),
-                )
-                .limit(2)
+                select(Note)
+                .where(Note.target_kind == target_kind, Note.target_id == target_id)
+                .order_by(Note.id)
             )
-            found = list(session.scalars(query))
-        if not found:
-            raise NotFoundError(f"no run with id {run_id!r}; `mlship runs list` shows the runs")
-        if len(found) > 1:
-            raise MlshipError(f"run id prefix {run_id!r} is ambiguous; give more characters")
-        return found[0]
+            return list(session.scalars(query))
 
     # -- models ---------------------------------------------------------------------------
 
-    def list_models(self) -> list[RegisteredModel]:
+    def list_models(
+        self, owner: str | None = None, tags: dict[str, str] | None = None
+    ) -> list[RegisteredModel]:
+        """Registered models by name; only those of ``owner`` and carrying every one of the
+        model tags ``tags`` when given."""
         with self.transaction() as session:
-            query = select(RegisteredModel).order_by(RegisteredModel.name)
+            query = select(RegisteredModel)
+            if owner is not None:
+                query = query.where(RegisteredModel.owner == owner)
+            for key, value in (tags or {}).items():
+                query = query.where(RegisteredModel.tags[key].as_string() == value)
+            query = query.order_by(RegisteredModel.name)
             return list(session.scalars(query.options(selectinload(RegisteredModel.versions))))
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
@@ -364,7 +415,7 @@ class MetadataStore:
 _JOURNAL_RETRIES = 20
 
 
-def _locked_model(session: Session, name: str) -> RegisteredModel:
+def _locked_model(session: Session, name: str, *, owner: str) -> RegisteredModel:
     """The model called ``name``, created if new, locked for the rest of the transaction.
 
     The lock serialises registrations of one model, so two runs finishing at once on PostgreSQL
@@ -377,16 +428,43 @@ def _locked_model(session: Session, name: str) -> RegisteredModel:
     if model is not None:
         return model
     if session.get_bind().dialect.name == "sqlite":  # one writer at a time: no race to lose
-        model = RegisteredModel(name=name)
+        model = RegisteredModel(name=name, owner=owner)
         session.add(model)
         session.flush()
         return model
     try:
         with session.begin_nested():
-            session.add(RegisteredModel(name=name))
+            session.add(RegisteredModel(name=name, owner=owner))
     except DBIntegrityError:
         pass
     return session.scalars(query).one()
+
+
+def _find_run(session: Session, ref: str, *, everything: bool = False) -> Run:
+    """The run ``ref`` names (an id, an unambiguous id prefix, or a pipeline for its newest
+    run); with ``everything``, its candidates, metrics and dataset are loaded too."""
+    newest = session.scalar(
+        select(Run.id).where(Run.pipeline == ref).order_by(Run.started_at.desc()).limit(1)
+    )
+    query = select(Run).where(Run.id.startswith((newest or ref).lower(), autoescape=True))
+    if everything:
+        query = query.options(
+            selectinload(Run.candidates), selectinload(Run.metrics), selectinload(Run.dataset)
+        )
+    found = list(session.scalars(query.limit(2)))
+    if not found:
+        raise NotFoundError(f"no run with id {ref!r}; `mlship runs list` shows the runs")
+    if len(found) > 1:
+        raise MlshipError(f"run id prefix {ref!r} is ambiguous; give more characters")
+    return found[0]
+
+
+def note_text(body: str) -> str:
+    """A note's text without surrounding blank lines; an empty note is refused."""
+    text = body.strip("\n").rstrip()
+    if not text.strip():
+        raise MlshipError("a note needs some text")
+    return text
 
 
 _RUN_OUTCOME = frozenset({"cpu_seconds", "peak_memory_bytes", "cost", "details", "report_sha256"})

@@ -82,6 +82,10 @@ class Run(Base):
     pipeline: Mapped[str] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     user: Mapped[str] = mapped_column(String(200))
+    """Who started the run; it never changes."""
+    owner: Mapped[str] = mapped_column(String(200), index=True, server_default="")
+    """Who answers for the run now: the user who started it, until it is handed over."""
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     task: Mapped[str] = mapped_column(String(40))
     metric: Mapped[str] = mapped_column(String(60))
     spec_path: Mapped[str] = mapped_column(Text)
@@ -160,6 +164,8 @@ class RegisteredModel(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     description: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    owner: Mapped[str] = mapped_column(String(200), server_default="")
+    """Who answers for the model: whoever registered its first version, until handed over."""
 
     versions: Mapped[list[ModelVersion]] = relationship(
         back_populates="model", order_by="ModelVersion.version"
@@ -209,6 +215,24 @@ class ModelEvent(Base):
     user: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Note(Base):
+    """A markdown note on a run or a model version, appended and never edited.
+
+    ``target_kind`` is ``run`` (``target_id`` is the run id) or ``version`` (``target_id`` is the
+    version's row id, which stays the same whatever happens to the version's stage or tags).
+    """
+
+    __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_target", "target_kind", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_kind: Mapped[str] = mapped_column(String(20))
+    target_id: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    body: Mapped[str] = mapped_column(Text)
 
 
 class PromotionRequest(Base):

@@ -34,6 +34,13 @@ METRICS: dict[str, dict[str, bool]] = {
     "regression": {"rmse": False, "mae": False, "r2": True, "mape": False, "median_ae": False},
 }
 
+# The metrics that say most about a model of each task, shown where there is no room for all of
+# them (the groups of a model card); binary ones are about the positive class.
+KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
 # How reports name each metric for people.
 LABELS: dict[str, str] = {
     "accuracy": "accuracy",

@@ -25,6 +25,7 @@ from mlship.evaluation.report import write_evaluation_report
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
 from mlship.spec.loader import LoadedSpec
+from mlship.spec.models import PipelineSpec
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
 from mlship.train.candidates import Recipe
@@ -46,7 +47,7 @@ from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
 from mlship.train.spaces import plain, resolve_space
-from mlship.train.splits import Fold, cv_folds, nested_cv_folds, train_test_indices
+from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome
 from mlship.workspace import Workspace
@@ -100,8 +101,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _target(loaded: LoadedSpec, frame: pd.DataFrame) -> pd.Series:
-    spec = loaded.spec
+def _target(spec: PipelineSpec, frame: pd.DataFrame) -> pd.Series:
     target = spec.target.name
     y = frame[target]
     if spec.task != "classification":
@@ -325,12 +325,41 @@ class _Parts:
     every_fold: list[Fold]
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """The test rows of a dataset, every column of them, and their target."""
+
+    frame: pd.DataFrame
+    y: pd.Series
+
+
+def _divide(
+    spec: PipelineSpec, frame: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series, Index, Index]:
+    """The frame (positions as index), its target, and the positions of the training rows and
+    of the test rows: the one place that decides which rows a run of ``spec`` tests on."""
+    frame = frame.reset_index(drop=True)
+    y = _target(spec, frame)
+    train_rows, test_rows = train_test_indices(frame, y, spec.split, spec.task)
+    return frame, y, train_rows, test_rows
+
+
+def holdout_part(spec: PipelineSpec, frame: pd.DataFrame) -> Holdout:
+    """The test set a run of ``spec`` on the dataset ``frame`` scored its model on.
+
+    The split depends on the spec and the rows only, so the stored dataset gives back the very
+    rows the run held out: what a model card needs to score groups of them after the fact.
+    """
+    frame, y, _, test_rows = _divide(spec, frame)
+    return Holdout(
+        frame.iloc[test_rows].reset_index(drop=True), y.iloc[test_rows].reset_index(drop=True)
+    )
+
+
 def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     """Training features and target, test features and target, and the CV folds."""
     spec = loaded.spec
-    frame = frame.reset_index(drop=True)
-    y = _target(loaded, frame)
-    train_rows, test_rows = train_test_indices(frame, y, spec.split, spec.task)
+    frame, y, train_rows, test_rows = _divide(spec, frame)
     train_frame = frame.iloc[train_rows].reset_index(drop=True)
     y_train = y.iloc[train_rows].reset_index(drop=True)
     features = [c.name for c in spec.features]
