@@ -52,9 +52,26 @@ class Workspace:
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
+        """The artifact store; encrypting when ``encrypt_artifacts`` is on, and decrypting
+        whenever there is a key (encryption may have been on before)."""
         from mlship.store.artifacts import LocalArtifactStore
 
-        return LocalArtifactStore(self.settings.artifact_root_resolved)
+        settings = self.settings
+        cipher = None
+        if (
+            settings.encrypt_artifacts
+            or settings.encryption_key is not None
+            or settings.encryption_key_file_resolved.is_file()
+        ):
+            from mlship.security.keyring import artifact_cipher
+
+            cipher = artifact_cipher(settings)
+        return LocalArtifactStore(
+            settings.artifact_root_resolved,
+            cipher,
+            encrypt=settings.encrypt_artifacts,
+            allow_plaintext=not settings.refuse_plaintext_artifacts,
+        )
 
     def close(self) -> None:
         if "metadata" in self.__dict__:
