@@ -227,4 +227,3 @@ class ArtifactCipher:
                 )
             self._aeads[kid] = AESGCM(key)
         return self._aeads[kid]
-
