@@ -30,7 +30,7 @@ def _artifact_keys(home: Path) -> dict[str, str]:
         assert not data.startswith(b"PAR1") and not data.startswith(b"\x80")
         shown = [marker for marker in MARKERS if marker in data]
         assert shown == [], f"{path} shows {shown}"
-        header = read_header(data[:HEADER_SIZE])
+        header = read_header(data[:HEADER_SIZE], str(path))
         assert header is not None
         keys[path.parent.name + path.name] = header.key_id
     return keys

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ from mlship.config import Settings
 from mlship.errors import ConfigError, IntegrityError
 from mlship.security.encryption import MAGIC, new_key
 from mlship.security.keyring import load_keyring, read_keyring_file
-from mlship.security.rotation import RotationObserver, census, encrypt_all, rotate
+from mlship.security.rotation import DAMAGED, RotationObserver, census, encrypt_all, rotate
 from mlship.store.artifacts import LocalArtifactStore
 from mlship.workspace import Workspace
+from tests.conftest import invoke_cli
 
 
 class Recorder(RotationObserver):
@@ -129,6 +131,18 @@ def test_a_corrupt_file_keeps_the_old_key_and_is_left_as_it_was(on: Settings) ->
     assert keyring is not None and keyring.older == (old.current,)
 
 
+def test_a_cut_off_header_is_reported_and_counted_not_a_crash(on: Settings) -> None:
+    stored = _fill(on, 2)
+    bad = sorted(stored)[0]
+    path = _store(on).path_for(bad)
+    path.write_bytes(path.read_bytes()[:20])
+    assert census(on).files[DAMAGED] == 1
+    done = rotate(on)
+    assert [sha256 for sha256, _ in done.failed] == [bad]
+    assert f"artifact {bad}: its encryption header is cut short" in done.failed[0][1]
+    assert done.remaining == {DAMAGED: 1} and done.retired == ()
+
+
 def test_encrypt_all_encrypts_plaintext_stored_before(tmp_path: Path) -> None:
     home = tmp_path / "ws"
     stored = _fill(Settings(home=home), 3)
@@ -183,3 +197,27 @@ def test_moving_to_a_configured_key_keeps_the_keyring_file(tmp_path: Path) -> No
     keyring_only = Settings(home=home)
     with pytest.raises(IntegrityError, match="is encrypted under key"):
         _store(keyring_only).get_bytes(next(iter(stored)))
+
+
+def test_the_commands_report_and_fail_without_a_traceback(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    stored = _fill(Settings(home=home), 2)
+    off = invoke_cli("keys", "rotate", home=home, check=False)
+    assert off.returncode == 1 and "Traceback" not in off.stderr
+    assert "encryption is off" in off.stderr
+    on = {"MLSHIP_ENCRYPT_ARTIFACTS": "true"}
+    status = invoke_cli("keys", "status", home=home, env=on).stdout
+    assert "Current key: none (no keyring)" in status
+    assert re.search(r"plaintext\s*│\s*-\s*│\s*2\b", status), status
+    encrypted = invoke_cli("keys", "encrypt-all", home=home, env=on).stdout
+    assert re.search(r"Artifacts under key [0-9a-f]{16}: 2 re-encrypted, 0 already", encrypted)
+
+    bad = sorted(stored)[0]
+    path = _store(Settings(home=home)).path_for(bad)
+    path.write_bytes(path.read_bytes()[:-1])
+    failed = invoke_cli("keys", "rotate", home=home, env=on, check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert f"failed {bad}: artifact {bad}: authentication failed at segment 0" in " ".join(
+        failed.stdout.split()
+    )
+    assert "not every artifact is under key" in " ".join(failed.stderr.split())

@@ -23,7 +23,7 @@ app = typer.Typer(help="Artifact encryption keys: status, rotation.", no_args_is
 @app.command("status")
 def status() -> None:
     """The current key, the keyring, and how many artifacts are under each key or in plaintext."""
-    from mlship.security.rotation import census
+    from mlship.security.rotation import DAMAGED, census
 
     settings = load_settings()
     found = census(settings)
@@ -37,7 +37,11 @@ def status() -> None:
         role = "current" if held == found.current else "kept for reading"
         table.add_row(held, role, str(found.files.get(held, 0)))
     for kid, count in sorted(found.files.items(), key=lambda item: str(item[0])):
-        if kid is not None and kid not in found.keyring:
+        if kid == DAMAGED:
+            table.add_row(
+                kid, "[red]unreadable: `mlship keys encrypt-all` lists them[/]", str(count)
+            )
+        elif kid is not None and kid not in found.keyring:
             table.add_row(kid, "[red]not in the keyring[/]", str(count))
     table.add_row("plaintext", "-", str(found.files.get(None, 0)))
     out.print(table)

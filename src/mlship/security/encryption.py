@@ -104,12 +104,13 @@ class Header:
     raw: bytes
 
 
-def read_header(head: bytes) -> Header | None:
-    """The header at the start of a file, or None when the file is not encrypted (plaintext)."""
+def read_header(head: bytes, what: str) -> Header | None:
+    """The header at the start of a file, or None when the file is not encrypted (plaintext);
+    ``what`` names the file in errors."""
     if not head.startswith(MAGIC):
         return None
     if len(head) < HEADER_SIZE:
-        raise DecryptionError("the header is cut short")
+        raise DecryptionError(f"{what}: its encryption header is cut short")
     _, version, segment_size, kid, _ = _HEADER.unpack(head[:HEADER_SIZE])
     return Header(version, segment_size, kid.hex(), head[:HEADER_SIZE])
 
@@ -170,11 +171,7 @@ class ArtifactCipher:
     def decrypt(self, handle: BinaryIO, what: str) -> Iterator[bytes]:
         """The plaintext of the encrypted file open in ``handle``, segment by segment, each
         returned only after its tag verifies; ``what`` names the file in errors."""
-        head = handle.read(HEADER_SIZE)
-        try:
-            header = read_header(head)
-        except DecryptionError as exc:
-            raise DecryptionError(f"{what}: {exc}") from None
+        header = read_header(handle.read(HEADER_SIZE), what)
         if header is None:
             raise DecryptionError(f"{what} is not an encrypted file")
         if header.version != VERSION:

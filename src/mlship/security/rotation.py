@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlship.errors import ConfigError, MlshipError
+from mlship.errors import ConfigError, DecryptionError, MlshipError
 from mlship.security.keyring import (
     add_current_key,
     artifact_cipher,
@@ -34,6 +34,10 @@ from mlship.store.artifacts import LocalArtifactStore
 
 if TYPE_CHECKING:
     from mlship.config import Settings
+
+
+DAMAGED = "damaged header"
+"""Where files whose encryption header cannot be read are counted."""
 
 
 class RotationObserver:
@@ -74,11 +78,22 @@ def census(settings: Settings) -> Census:
     keyring = load_keyring(settings)
     cipher = artifact_cipher(settings) if keyring is not None else None
     store = LocalArtifactStore(settings.artifact_root_resolved, cipher)
-    files = Counter(store.key_id(sha256) for sha256 in store.addresses())
+    files = _count(store)
     if keyring is None:
         return Census(None, (), files, "no keyring")
     ids = (keyring.current_id, *sorted(set(keyring.by_id) - {keyring.current_id}))
     return Census(keyring.current_id, ids, files, keyring.source)
+
+
+def _count(store: LocalArtifactStore) -> Counter[str | None]:
+    """Artifacts by the id of their key; None counts plaintext, DAMAGED unreadable headers."""
+    files: Counter[str | None] = Counter()
+    for sha256 in store.addresses():
+        try:
+            files[store.key_id(sha256)] += 1
+        except DecryptionError:
+            files[DAMAGED] += 1
+    return files
 
 
 @contextmanager
@@ -137,19 +152,18 @@ def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) 
     observer.started(len(addresses), current)
     for sha256 in addresses:
         moved = False
-        if store.key_id(sha256) == current:
-            done.skipped += 1
-        else:
-            try:
-                store.reencrypt(sha256)
-            except MlshipError as exc:
-                done.failed.append((sha256, str(exc)))
+        try:
+            if store.key_id(sha256) == current:
+                done.skipped += 1
             else:
+                store.reencrypt(sha256)
                 moved = True
                 done.moved += 1
+        except MlshipError as exc:
+            done.failed.append((sha256, str(exc)))
         observer.advanced(sha256, moved)
     # Count again: a file another process added meanwhile under an older key keeps that key.
-    left = Counter(store.key_id(sha256) for sha256 in store.addresses())
+    left = _count(store)
     del left[current]
     done.remaining = left
     if not left:

@@ -196,7 +196,7 @@ class LocalArtifactStore(ArtifactStore):
             if head == MAGIC:
                 if self.cipher is None:
                     handle.seek(0)
-                    header = read_header(handle.read(HEADER_SIZE))
+                    header = read_header(handle.read(HEADER_SIZE), f"artifact {sha256}")
                     needed = f"key {header.key_id}" if header is not None else "a key"
                     raise IntegrityError(
                         f"artifact {sha256} is encrypted (under {needed}), but no artifact key "
@@ -230,7 +230,7 @@ class LocalArtifactStore(ArtifactStore):
     def key_id(self, sha256: str) -> str | None:
         """The id of the key the artifact is encrypted under; None when it is plaintext."""
         with self.path_for(sha256).open("rb") as handle:
-            header = read_header(handle.read(HEADER_SIZE))
+            header = read_header(handle.read(HEADER_SIZE), f"artifact {sha256}")
         return header.key_id if header is not None else None
 
     def reencrypt(self, sha256: str) -> None:
