@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -77,9 +78,11 @@ def serving(
     cwd: Path | None = None,
     program: Sequence[str] = (sys.executable, "-m", "mlship"),
     env: Mapping[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[Server]:
     """``mlship serve target`` (``program`` is the mlship to run) on a free port, healthy before
-    the block runs."""
+    the block runs; over HTTPS, checked with the client context ``tls``, when it is given (the
+    certificate options are then among ``args``)."""
     port = free_port()
     process = subprocess.Popen(
         [*program, "serve", target, "--port", str(port), *args],
@@ -89,7 +92,8 @@ def serving(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = Server(f"http://127.0.0.1:{port}", process)
+    scheme = "https" if tls is not None else "http"
+    server = Server(f"{scheme}://127.0.0.1:{port}", process)
     server.reader = threading.Thread(target=server.drain, daemon=True)
     server.reader.start()
     deadline = time.monotonic() + 60
@@ -99,7 +103,8 @@ def serving(
             output = "".join(server.output)
             raise AssertionError(f"mlship serve exited {process.returncode}:\n{output}")
         try:
-            if httpx.get(f"{server.base}/health", timeout=1).status_code == 200:
+            health = httpx.get(f"{server.base}/health", timeout=1, verify=tls or True)
+            if health.status_code == 200:
                 break
         except httpx.TransportError:
             pass

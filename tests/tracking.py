@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,10 +30,14 @@ class Team:
     """The server's workspace (its keys, artifacts); the metadata is in PostgreSQL."""
     database_url: str
     tokens: dict[str, str]
+    ca: Path | None = None
+    """The certificate clients trust, when the server speaks HTTPS."""
 
     def env(self, user: str | None) -> dict[str, str]:
         """Client settings of ``user`` (None: no token at all)."""
         env = {"MLSHIP_URL": self.url}
+        if self.ca is not None:
+            env["MLSHIP_CA_BUNDLE"] = str(self.ca)
         if user is not None:
             env["MLSHIP_TOKEN"] = self.tokens[user]
         return env
@@ -46,9 +51,11 @@ def _secret(output: str) -> str:
 
 
 @contextmanager
-def team_server(root: Path, database_url: str) -> Iterator[Team]:
-    """Bootstrap the first admin on the server's host, start the server, and let the admin add
-    the rest of :data:`TEAM` through it."""
+def team_server(
+    root: Path, database_url: str, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[Team]:
+    """Bootstrap the first admin on the server's host, start the server (over HTTPS with
+    ``tls``, a certificate and its key), and let the admin add the rest of :data:`TEAM`."""
     home = root / "server"
     server_env = {"MLSHIP_DATABASE_URL": database_url, "MLSHIP_USER": "ops"}
     invoke_cli("users", "add", "admin", "--role", "admin", home=home, env=server_env)
@@ -56,14 +63,16 @@ def team_server(root: Path, database_url: str) -> Iterator[Team]:
         "admin": _secret(invoke_cli("tokens", "create", "admin", home=home, env=server_env).stdout)
     }
     port = free_port()
+    https = [] if tls is None else ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
+        [sys.executable, "-m", "mlship", "server", "--port", str(port), *https],
         env=mlship_env(home, server_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = Server(f"http://127.0.0.1:{port}", process)
+    scheme = "http" if tls is None else "https"
+    server = Server(f"{scheme}://127.0.0.1:{port}", process)
     server.reader = threading.Thread(target=server.drain, daemon=True)
     server.reader.start()
     deadline = time.monotonic() + 60
@@ -72,7 +81,9 @@ def team_server(root: Path, database_url: str) -> Iterator[Team]:
             server.reader.join(timeout=10)
             raise AssertionError(f"mlship server exited {process.returncode}:\n{server.output}")
         try:
-            if httpx.get(f"{server.base}/api/v1/health", timeout=1).status_code == 401:
+            verify = True if tls is None else ssl.create_default_context(cafile=str(tls[0]))
+            answer = httpx.get(f"{server.base}/api/v1/health", timeout=1, verify=verify)
+            if answer.status_code == 401:
                 break
         except httpx.TransportError:
             pass
@@ -80,7 +91,7 @@ def team_server(root: Path, database_url: str) -> Iterator[Team]:
             process.kill()
             raise AssertionError("mlship server did not answer within 60 s")
         time.sleep(0.2)
-    team = Team(server, server.base, home, database_url, tokens)
+    team = Team(server, server.base, home, database_url, tokens, None if tls is None else tls[0])
     client_home = root / "admin-client"
     try:
         for user, role in TEAM.items():

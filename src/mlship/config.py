@@ -11,7 +11,7 @@ import getpass
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,10 +80,33 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = Field(
         None, description="CA certificate(s) to check the tracking server's TLS certificate."
     )
+    encrypt_artifacts: bool = Field(
+        False, description="Encrypt new artifacts (AES-256-GCM) under the keyring's current key."
+    )
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="The current artifact key (base64 of 32 bytes); the keyring's when unset.",
+    )
+    encryption_key_file: Path | None = Field(
+        None,
+        description="The keyring of artifact keys; `home`/keys/artifacts.keyring when unset.",
+    )
+    refuse_plaintext_artifacts: bool = Field(
+        False, description="Refuse to read an artifact that is not encrypted."
+    )
     prices: Prices = Field(
         default_factory=Prices,
         description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",
     )
+
+    @model_validator(mode="after")
+    def _plaintext_refused_only_when_encrypting(self) -> Settings:
+        if self.refuse_plaintext_artifacts and not self.encrypt_artifacts:
+            raise ValueError(
+                "refuse_plaintext_artifacts needs encrypt_artifacts: new artifacts would be "
+                "written in plaintext and then refused"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -116,6 +139,12 @@ class Settings(BaseSettings):
     def signing_key_file_resolved(self) -> Path:
         default = self.home / "keys" / "signing.key"
         path = self.signing_key_file if self.signing_key_file is not None else default
+        return path.expanduser().resolve()
+
+    @property
+    def encryption_key_file_resolved(self) -> Path:
+        default = self.home / "keys" / "artifacts.keyring"
+        path = self.encryption_key_file if self.encryption_key_file is not None else default
         return path.expanduser().resolve()
 
     @property

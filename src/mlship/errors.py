@@ -22,6 +22,11 @@ class IntegrityError(MlshipError):
     """A stored artifact does not match its recorded checksum."""
 
 
+class DecryptionError(IntegrityError):
+    """An encrypted artifact cannot be read: its key is not in the keyring, or it fails
+    authentication (altered, truncated or reordered)."""
+
+
 class NotFoundError(MlshipError):
     """A run, model or version that was asked for does not exist."""
 

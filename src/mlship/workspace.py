@@ -104,13 +104,31 @@ class Workspace:
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
+        """The artifact store: the server's, or the local one, encrypting when
+        ``encrypt_artifacts`` is on and decrypting whenever there is a key (encryption may have
+        been on before). A server encrypts at rest with its own settings."""
         if self.remote is not None:
             from mlship.remote.artifacts import RemoteArtifactStore
 
             return RemoteArtifactStore(self.remote)
         from mlship.store.artifacts import LocalArtifactStore
 
-        return LocalArtifactStore(self.settings.artifact_root_resolved)
+        settings = self.settings
+        cipher = None
+        if (
+            settings.encrypt_artifacts
+            or settings.encryption_key is not None
+            or settings.encryption_key_file_resolved.is_file()
+        ):
+            from mlship.security.keyring import artifact_cipher
+
+            cipher = artifact_cipher(settings)
+        return LocalArtifactStore(
+            settings.artifact_root_resolved,
+            cipher,
+            encrypt=settings.encrypt_artifacts,
+            allow_plaintext=not settings.refuse_plaintext_artifacts,
+        )
 
     def tuning_storage(self, run_id: str) -> optuna.storages.BaseStorage:
         """Where the studies of run ``run_id`` live: Optuna's tables in the local database, or

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import data, models, monitor, runs, users
+from mlship.cli import data, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
 from mlship.cli.package import package
@@ -39,6 +39,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlship.cli.console import out
+from mlship.cli.options import TlsCert, TlsKey
+
+if TYPE_CHECKING:
+    from mlship.security.tls import UvicornTls
 
 
 class JsonLines(logging.Formatter):
@@ -59,14 +63,20 @@ def serve(
         int,
         typer.Option(help="Worker processes sharing the port (and metrics, and the log).", min=1),
     ] = 1,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
-    """Serve /predict, MLflow's /invocations, the v2 inference protocol, /metrics and /docs."""
+    """Serve /predict, MLflow's /invocations, the v2 inference protocol, /metrics and /docs;
+    over HTTPS when given a certificate and its key."""
     import uvicorn
 
+    from mlship.security.tls import uvicorn_tls
     from mlship.serve.factory import build, is_bundle_target
 
+    tls = uvicorn_tls(tls_cert, tls_key)  # before any model loads: a bad file fails at once
+    scheme = "https" if tls else "http"
     if workers > 1:
-        _serve_workers(target, host, port, log_level, prediction_log, workers)
+        _serve_workers(target, host, port, log_level, prediction_log, workers, tls)
         return
     json_logging(log_level)
     workspace = None
@@ -76,19 +86,24 @@ def serve(
         workspace = Workspace.open()
     try:
         built = build(target, workspace, prediction_log=prediction_log)
-        out.print(
-            f"Serving {built.summary} on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
-        )
+        url = f"{scheme}://{host}:{port}"
+        out.print(f"Serving {built.summary} on {url}  (docs: {url}/docs)")
         if built.log_directory is not None:
             out.print(f"Prediction log: {built.log_directory}")
-        uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         if workspace is not None:
             workspace.close()
 
 
 def _serve_workers(
-    target: str, host: str, port: int, log_level: str, prediction_log: bool, workers: int
+    target: str,
+    host: str,
+    port: int,
+    log_level: str,
+    prediction_log: bool,
+    workers: int,
+    tls: UvicornTls,
 ) -> None:
     """Several uvicorn worker processes on one socket, sharing metrics and the log directory."""
     import os
@@ -108,7 +123,8 @@ def _serve_workers(
                 "PROMETHEUS_MULTIPROC_DIR": metrics,
             }
         )
-        out.print(f"Serving {target} with {workers} workers on http://{host}:{port}")
+        scheme = "https" if tls else "http"
+        out.print(f"Serving {target} with {workers} workers on {scheme}://{host}:{port}")
         uvicorn.run(
             "mlship.serve.factory:app_from_environment",
             factory=True,
@@ -117,4 +133,5 @@ def _serve_workers(
             port=port,
             log_level="warning",
             access_log=False,
+            **tls,
         )

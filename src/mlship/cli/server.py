@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlship.cli.console import err
+from mlship.cli.options import TlsCert, TlsKey
 from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 
@@ -24,6 +25,8 @@ def server(
         int, typer.Option(help="Requests per minute per token (0: unlimited).", min=0)
     ] = 6000,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
 ) -> None:
     """Serve this workspace's metadata and artifacts to clients that set MLSHIP_URL.
 
@@ -32,8 +35,11 @@ def server(
     """
     import uvicorn
 
+    from mlship.security.tls import uvicorn_tls
     from mlship.server.app import MiB, create_app
 
+    tls = uvicorn_tls(tls_cert, tls_key)
+    scheme = "https" if tls else "http"
     workspace = Workspace.open()
     try:
         if workspace.remote is not None:
@@ -52,8 +58,8 @@ def server(
                 "[yellow]No users yet:[/] every request will be refused until an admin exists "
                 "(`mlship users add NAME --role admin`, then `mlship tokens create NAME`)"
             )
-        err.print(f"mlship server on http://{host}:{port} (database {_safe_url(workspace)})")
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        err.print(f"mlship server on {scheme}://{host}:{port} (database {_safe_url(workspace)})")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **tls)
     finally:
         workspace.close()
 

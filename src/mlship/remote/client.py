@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import ssl
+
 import httpx
 
 from mlship.errors import ConfigError, IntegrityError, MlshipError, NotFoundError
@@ -39,7 +41,11 @@ class Client:
     ) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify: Any = str(ca_bundle) if ca_bundle is not None else True
+        verify: Any = True
+        if ca_bundle is not None:
+            if not ca_bundle.is_file():
+                raise ConfigError(f"MLSHIP_CA_BUNDLE {ca_bundle}: no such file")
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout, verify=verify
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from mlship.errors import ConfigError
@@ -53,3 +54,36 @@ def load_or_create_key(
     if len(data) < MIN_CHARS:
         raise ConfigError(f"the {what} in {key_file} is shorter than {MIN_CHARS} characters")
     return data
+
+
+def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
+    """Write a file only its owner can read (mode 0600 from the first byte), atomically.
+
+    With ``replace`` the file is replaced; without, it is created only if it does not exist yet,
+    and False says another process created it first (its content is then the one to use).
+    """
+    from mlship.store.artifacts import fsync_directory
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails, unlike a rename, when the file exists
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+    return True

@@ -4,6 +4,12 @@ An artifact is a byte string named by its sha256. Writes are atomic: bytes go to
 the same directory tree, are fsynced, then renamed into place, and the directory is fsynced, so a
 crash leaves either the whole artifact or nothing. Reads re-hash the bytes and refuse a file whose
 hash differs from its name: a flipped bit on disk never reaches the unpickler.
+
+Given a cipher, the local store encrypts what it writes (``security/encryption.py``) and decrypts
+what it reads. The address stays the sha256 of the plaintext, so addresses, signatures and
+deduplication do not depend on whether, or under which key, a file is encrypted. A file without
+the encryption header is read as plaintext (it was stored before encryption was turned on) unless
+the store is told to refuse plaintext.
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ import abc
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from mlship.errors import IntegrityError, NotFoundError
+from mlship.security.encryption import HEADER_SIZE, MAGIC, ArtifactCipher, read_header
 
 _CHUNK = 1 << 20
 
@@ -71,16 +78,29 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _write_synced(handle: BinaryIO, chunks: Iterable[bytes]) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
+class _Digest:
+    """Passes chunks through, hashing and counting them on the way."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._hash.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _write_synced(handle: BinaryIO, chunks: Iterable[bytes]) -> None:
     for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
         handle.write(chunk)
     handle.flush()
     os.fsync(handle.fileno())
-    return digest.hexdigest(), size
 
 
 def atomic_write(path: Path, chunks: Iterable[bytes]) -> str:
@@ -90,22 +110,38 @@ def atomic_write(path: Path, chunks: Iterable[bytes]) -> str:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    written = _Digest(chunks)
     try:
         with os.fdopen(fd, "wb") as handle:
-            sha256, _ = _write_synced(handle, chunks)
+            _write_synced(handle, written)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
-    return sha256
+    return written.hexdigest()
 
 
 class LocalArtifactStore(ArtifactStore):
-    """Artifacts as files under ``root/objects/ab/cdef...``."""
+    """Artifacts as files under ``root/objects/ab/cdef...``, encrypted when given a cipher.
 
-    def __init__(self, root: Path) -> None:
+    ``cipher`` decrypts what was encrypted, and encrypts new artifacts unless ``encrypt`` is
+    False (encryption turned off again: older encrypted files still read). ``allow_plaintext``
+    False refuses files that are not encrypted.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        cipher: ArtifactCipher | None = None,
+        *,
+        encrypt: bool = True,
+        allow_plaintext: bool = True,
+    ) -> None:
         self.root = root
+        self.cipher = cipher
+        self.encrypt = encrypt and cipher is not None
+        self.allow_plaintext = allow_plaintext
         self._objects = root / "objects"
         self._incoming = root / "incoming"
 
@@ -113,15 +149,20 @@ class LocalArtifactStore(ArtifactStore):
         _check_address(sha256)
         return self._objects / sha256[:2] / sha256[2:]
 
+    def _sealed(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        return self.cipher.encrypt(chunks) if self.encrypt and self.cipher else chunks
+
     def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
         # The address is only known once every byte has been hashed, so the bytes land in an
         # incoming file first and are renamed to their address afterwards (same filesystem).
         self._incoming.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix="artifact.", suffix=".tmp", dir=self._incoming)
         tmp = Path(tmp_name)
+        plain = _Digest(chunks)
         try:
             with os.fdopen(fd, "wb") as handle:
-                sha256, size = _write_synced(handle, chunks)
+                _write_synced(handle, self._sealed(plain))
+            sha256 = plain.hexdigest()
             final = self.path_for(sha256)
             if final.is_file():
                 tmp.unlink()
@@ -132,21 +173,86 @@ class LocalArtifactStore(ArtifactStore):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return ArtifactRef(sha256=sha256, size=size)
+        return ArtifactRef(sha256=sha256, size=plain.size)
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
 
     def get_bytes(self, sha256: str) -> bytes:
+        digest = _Digest(self._plaintext(sha256))
+        data = b"".join(digest)
+        _verify(digest, sha256, self.path_for(sha256))
+        return data
+
+    def _plaintext(self, sha256: str) -> Iterator[bytes]:
+        """The plaintext of the stored file, streamed (not yet checked against its address)."""
         path = self.path_for(sha256)
         try:
-            data = path.read_bytes()
+            handle = path.open("rb")
         except FileNotFoundError:
             raise NotFoundError(f"artifact {sha256} is missing from {self._objects}") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise IntegrityError(
-                f"artifact {path} is corrupt: its sha256 is {actual}, expected {sha256}; "
-                "refusing to use it"
-            )
-        return data
+        with handle:
+            head = handle.read(len(MAGIC))
+            if head == MAGIC:
+                if self.cipher is None:
+                    handle.seek(0)
+                    header = read_header(handle.read(HEADER_SIZE), f"artifact {sha256}")
+                    needed = f"key {header.key_id}" if header is not None else "a key"
+                    raise IntegrityError(
+                        f"artifact {sha256} is encrypted (under {needed}), but no artifact key "
+                        "is configured: set MLSHIP_ENCRYPTION_KEY or restore the keyring "
+                        "(MLSHIP_ENCRYPTION_KEY_FILE)"
+                    )
+                handle.seek(0)
+                yield from self.cipher.decrypt(handle, f"artifact {sha256}")
+                return
+            if not self.allow_plaintext:
+                raise IntegrityError(
+                    f"artifact {sha256} ({path}) is not encrypted and plaintext artifacts are "
+                    "refused (refuse_plaintext_artifacts); `mlship keys encrypt-all` encrypts "
+                    "files stored before encryption was turned on"
+                )
+            yield head
+            yield from iter(lambda: handle.read(_CHUNK), b"")
+
+    def addresses(self) -> Iterator[str]:
+        """The address of every stored artifact (temporary files left by a crash are skipped)."""
+        if not self._objects.is_dir():
+            return
+        for folder in sorted(self._objects.iterdir()):
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                name = folder.name + path.name
+                if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+                    yield name
+
+    def key_id(self, sha256: str) -> str | None:
+        """The id of the key the artifact is encrypted under; None when it is plaintext."""
+        with self.path_for(sha256).open("rb") as handle:
+            header = read_header(handle.read(HEADER_SIZE), f"artifact {sha256}")
+        return header.key_id if header is not None else None
+
+    def reencrypt(self, sha256: str) -> None:
+        """Rewrite one artifact under the cipher's current key, atomically: decrypted (or read
+        as plaintext), checked against its address, encrypted, then renamed over the old file. A
+        file that fails any check is left as it was."""
+        if self.cipher is None:
+            raise ValueError("re-encrypting needs a cipher")
+        path = self.path_for(sha256)
+        plain = _Digest(self._plaintext(sha256))
+
+        def checked() -> Iterator[bytes]:
+            yield from plain
+            _verify(plain, sha256, path)  # before the rename: a corrupt file is not laundered
+
+        atomic_write(path, self.cipher.encrypt(checked()))
+
+
+def _verify(digest: _Digest, sha256: str, path: Path) -> None:
+    actual = digest.hexdigest()
+    if actual != sha256:
+        raise IntegrityError(
+            f"artifact {path} is corrupt: its sha256 is {actual}, expected {sha256}; "
+            "refusing to use it"
+        )

@@ -1,0 +1,115 @@
+"""``mlship keys``: the keys artifacts are encrypted under, their rotation, and encrypting
+artifacts stored before encryption was turned on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from mlship.cli.console import out
+from mlship.config import load_settings
+from mlship.errors import MlshipError
+
+if TYPE_CHECKING:
+    from mlship.security.rotation import Moved, RotationObserver
+
+app = typer.Typer(help="Artifact encryption keys: status, rotation.", no_args_is_help=True)
+
+
+@app.command("status")
+def status() -> None:
+    """The current key, the keyring, and how many artifacts are under each key or in plaintext."""
+    from mlship.security.rotation import DAMAGED, census
+
+    settings = load_settings()
+    found = census(settings)
+    state = "on" if settings.encrypt_artifacts else "off"
+    out.print(f"Encryption of new artifacts: {state}")
+    out.print(f"Current key: {found.current or 'none'} ({found.source})")
+    table = Table(title="Artifacts by key")
+    for column in ("key", "role", "artifacts"):
+        table.add_column(column)
+    for held in found.keyring:
+        role = "current" if held == found.current else "kept for reading"
+        table.add_row(held, role, str(found.files.get(held, 0)))
+    for kid, count in sorted(found.files.items(), key=lambda item: str(item[0])):
+        if kid == DAMAGED:
+            table.add_row(
+                kid, "[red]unreadable: `mlship keys encrypt-all` lists them[/]", str(count)
+            )
+        elif kid is not None and kid not in found.keyring:
+            table.add_row(kid, "[red]not in the keyring[/]", str(count))
+    table.add_row("plaintext", "-", str(found.files.get(None, 0)))
+    out.print(table)
+
+
+@app.command("rotate")
+def rotate() -> None:
+    """Make a new key current and re-encrypt every artifact under it; the old key is retired
+    when every file has moved. Interrupted, run it again: it resumes."""
+    from mlship.security.rotation import rotate as rotate_keys
+
+    settings = load_settings()
+    with _progress() as observer:
+        done = rotate_keys(settings, observer)
+    _report(done)
+
+
+@app.command("encrypt-all")
+def encrypt_all() -> None:
+    """Re-encrypt under the current key every artifact not under it yet (plaintext files
+    stored before encryption was turned on, and files under older keys)."""
+    from mlship.security.rotation import encrypt_all as encrypt_everything
+
+    settings = load_settings()
+    with _progress() as observer:
+        done = encrypt_everything(settings, observer)
+    _report(done)
+
+
+@contextmanager
+def _progress() -> Iterator[RotationObserver]:
+    """A progress bar over the artifacts (rich and the rotation code load when a command runs)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mlship.security.rotation import RotationObserver
+
+    class Bar(RotationObserver):
+        def __init__(self, progress: Progress) -> None:
+            self.progress = progress
+
+        def started(self, total: int, key: str) -> None:
+            self.task = self.progress.add_task(f"Re-encrypt under {key}", total=total)
+
+        def advanced(self, sha256: str, moved: bool) -> None:
+            self.progress.advance(self.task)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=out) as progress:
+        yield Bar(progress)
+
+
+def _report(done: Moved) -> None:
+    made = "new key" if done.new_key else "key"
+    out.print(
+        f"Artifacts under {made} {done.key}: {done.moved} re-encrypted, "
+        f"{done.skipped} already under it"
+    )
+    if done.retired:
+        out.print(f"Retired from the keyring: {', '.join(done.retired)}")
+    if done.failed:
+        for sha256, message in done.failed:
+            out.print(f"[red]failed[/] {sha256}: {message}", highlight=False)
+    if done.remaining:
+        left = ", ".join(
+            f"{count} {'in plaintext' if kid is None else f'under {kid}'}"
+            for kid, count in done.remaining.items()
+        )
+        raise MlshipError(
+            f"not every artifact is under key {done.key} yet ({left}); older keys stay in the "
+            "keyring. Fix what failed and run the command again: it resumes"
+        )

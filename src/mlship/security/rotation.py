@@ -1,0 +1,171 @@
+"""Key rotation: every artifact moved under the current key, older keys retired only after.
+
+A rotation first saves the keyring with a new current key (the old ones kept for reading), then
+re-encrypts the artifacts one file at a time, each atomically (temp file, fsync, rename), so an
+interrupted rotation leaves every file readable under one of the keyring's keys. Running it again
+resumes: a keyring that still holds older keys means the last rotation did not finish, so no new
+key is made, and files already under the current key are skipped. Only when a final count finds
+no file under any other key are the older keys dropped from the keyring.
+
+Moving plaintext files (stored before encryption was turned on) is the same walk without a new
+key (:func:`encrypt_all`). Both hold a lock beside the keyring, so two never interleave. Writers
+that loaded the keyring before a rotation may still add files under the old key; the final count
+sees them and keeps the old key, so run a rotation when nothing else writes to the workspace.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mlship.errors import ConfigError, DecryptionError, MlshipError
+from mlship.security.keyring import (
+    add_current_key,
+    artifact_cipher,
+    load_keyring,
+    read_keyring_file,
+    retire_older_keys,
+)
+from mlship.store.artifacts import LocalArtifactStore
+
+if TYPE_CHECKING:
+    from mlship.config import Settings
+
+
+DAMAGED = "damaged header"
+"""Where files whose encryption header cannot be read are counted."""
+
+
+class RotationObserver:
+    """Hooks a front end uses to show a rotation's progress; the defaults do nothing."""
+
+    def started(self, total: int, key: str) -> None:
+        """``total`` artifacts will be looked at; ``key`` is the id they move under."""
+
+    def advanced(self, sha256: str, moved: bool) -> None:
+        """One artifact is done: re-encrypted (``moved``) or already under the key."""
+
+
+@dataclass(frozen=True)
+class Census:
+    """How many artifacts are under each key id (None: plaintext), and the keyring's ids."""
+
+    current: str | None
+    keyring: tuple[str, ...]
+    files: Counter[str | None]
+    source: str
+
+
+@dataclass
+class Moved:
+    """What a rotation or an encrypt-all did."""
+
+    key: str
+    new_key: bool
+    moved: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    retired: tuple[str, ...] = ()
+    remaining: Counter[str | None] = field(default_factory=Counter)
+
+
+def census(settings: Settings) -> Census:
+    """The keys of the workspace and the artifacts under each (read-only: no key is created)."""
+    keyring = load_keyring(settings)
+    cipher = artifact_cipher(settings) if keyring is not None else None
+    store = LocalArtifactStore(settings.artifact_root_resolved, cipher)
+    files = _count(store)
+    if keyring is None:
+        return Census(None, (), files, "no keyring")
+    ids = (keyring.current_id, *sorted(set(keyring.by_id) - {keyring.current_id}))
+    return Census(keyring.current_id, ids, files, keyring.source)
+
+
+def _count(store: LocalArtifactStore) -> Counter[str | None]:
+    """Artifacts by the id of their key; None counts plaintext, DAMAGED unreadable headers."""
+    files: Counter[str | None] = Counter()
+    for sha256 in store.addresses():
+        try:
+            files[store.key_id(sha256)] += 1
+        except DecryptionError:
+            files[DAMAGED] += 1
+    return files
+
+
+@contextmanager
+def _exclusive(settings: Settings) -> Iterator[None]:
+    keyring = settings.encryption_key_file_resolved
+    lock = keyring.with_name(keyring.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MlshipError(f"another key rotation holds {lock}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _require_encryption(settings: Settings, command: str) -> None:
+    if not settings.encrypt_artifacts:
+        raise ConfigError(
+            f"`mlship keys {command}` moves artifacts under the current key, but encryption is "
+            "off: set MLSHIP_ENCRYPT_ARTIFACTS=true (or encrypt_artifacts = true in mlship.toml)"
+        )
+
+
+def rotate(settings: Settings, observer: RotationObserver | None = None) -> Moved:
+    """Make a new key current (unless the last rotation is unfinished: then resume it),
+    re-encrypt every artifact under it, and retire the older keys once none is needed."""
+    _require_encryption(settings, "rotate")
+    with _exclusive(settings):
+        stored = read_keyring_file(settings.encryption_key_file_resolved)
+        resume = settings.encryption_key is None and stored is not None and bool(stored.older)
+        if stored is None and settings.encryption_key is None:
+            load_keyring(settings, create=True)  # the first key: nothing to rotate from yet
+        elif not resume:
+            add_current_key(settings)
+        return _move_all(settings, observer or RotationObserver(), new_key=not resume)
+
+
+def encrypt_all(settings: Settings, observer: RotationObserver | None = None) -> Moved:
+    """Re-encrypt under the current key every artifact that is not under it: plaintext files
+    stored before encryption was turned on, and files under older keys."""
+    _require_encryption(settings, "encrypt-all")
+    with _exclusive(settings):
+        return _move_all(settings, observer or RotationObserver(), new_key=False)
+
+
+def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) -> Moved:
+    cipher = artifact_cipher(settings)
+    assert cipher is not None  # encryption is on, so the keyring exists
+    store = LocalArtifactStore(settings.artifact_root_resolved, cipher)
+    current = cipher.current_id
+    done = Moved(key=current, new_key=new_key)
+    addresses = list(store.addresses())
+    observer.started(len(addresses), current)
+    for sha256 in addresses:
+        moved = False
+        try:
+            if store.key_id(sha256) == current:
+                done.skipped += 1
+            else:
+                store.reencrypt(sha256)
+                moved = True
+                done.moved += 1
+        except MlshipError as exc:
+            done.failed.append((sha256, str(exc)))
+        observer.advanced(sha256, moved)
+    # Count again: a file another process added meanwhile under an older key keeps that key.
+    left = _count(store)
+    del left[current]
+    done.remaining = left
+    if not left:
+        done.retired = retire_older_keys(settings)
+    return done
