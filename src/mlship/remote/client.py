@@ -8,11 +8,10 @@ token, a missing role) become :class:`~mlship.errors.MlshipError` messages that 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-
-import ssl
 
 import httpx
 
