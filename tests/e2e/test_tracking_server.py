@@ -63,6 +63,22 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
     cli("victor", "predict", "churn:1", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
     assert len(pd.read_csv(tmp_path / "out.csv")) == 2
 
+    # Team features through the server: tags, notes, comparison, the model card.
+    cli("alice", "runs", "tag", "churn", "team=retention")
+    cli("alice", "runs", "note", "churn", "First **baseline**.")
+    cli("alice", "models", "note", "churn:1", "Checked the slices.")
+    tagged = _text(cli("victor", "runs", "list", "--tag", "team=retention"))
+    assert "churn" in tagged and "retention" in tagged
+    assert "baseline" in _text(cli("victor", "runs", "show", "churn"))
+    assert "Checked the slices." in _text(cli("victor", "models", "show", "churn:1"))
+    other = _second_run(team, homes["alice"], run.dataset_id)
+    compared = _text(cli("victor", "runs", "compare", run.id, other))
+    assert "accuracy" in compared and "0.9" in compared
+    carded = cli("victor", "models", "card", "churn:1", "-o", str(tmp_path / "card"))
+    assert (tmp_path / "card" / "churn-1-card.html").is_file(), carded.stdout
+    refused_owner = cli("sam", "runs", "owner", "churn", "sam", check=False)
+    assert "belongs to alice" in _text(refused_owner)
+
     # Roles: a viewer reads but does not run; a scientist requests but does not approve.
     refused = cli("victor", "run", str(spec), check=False)
     assert refused.returncode == 1
@@ -144,6 +160,29 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
         assert secret_value not in output
         assert not any(secret_value.encode() in blob for blob in files)
         assert not any(secret_value in row for row in rows)
+
+
+def _second_run(team: Team, home: Path, dataset_id: int | None) -> str:
+    """A quick second run of alice's through the Python API, to compare with."""
+    assert dataset_id is not None
+    workspace = Workspace.open(Settings(home=home, url=team.url, token=team.tokens["alice"]))
+    try:
+        run_id = workspace.metadata.start_run(
+            pipeline="churn-baseline", user="alice", task="classification", metric="accuracy",
+            spec_path="b.yaml", spec_hash="b", spec={}, git_commit=None, environment={},
+        )  # fmt: skip
+        workspace.metadata.finish_run(
+            run_id,
+            dataset_id=dataset_id,
+            candidates=[Candidate(name="constant", estimator="e", params={}, cv_mean=0.8,
+                                  cv_std=0.0, fit_seconds=0.1, rank=1, selected=True)],
+            metrics=[Metric(split="holdout", name="accuracy", value=0.85)],
+            best_candidate="constant",
+            wall_seconds=0.1,
+        )  # fmt: skip
+    finally:
+        workspace.close()
+    return run_id
 
 
 def test_concurrent_clients_lose_and_duplicate_nothing(team: Team, tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
-from mlship.registry.lifecycle import Registry
 from mlship.spec.models import CardSpec, PipelineSpec
 from mlship.store.tables import Dataset, ModelVersion, Run
 from mlship.train.metrics import KEY_METRICS, metric_label
@@ -75,7 +74,7 @@ def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
     dataset = metadata.get_dataset(version.dataset_hash)
     declared = CardSpec.model_validate((run.spec or {}).get("card") or {})
     slices = _fairness(workspace, version, run, dataset) if declared.sensitive else None
-    notes = Registry(metadata).version_notes(name, version.version)
+    notes = workspace.registry.version_notes(name, version.version)
     evaluation = _stored_evaluation(workspace, run)
     return ModelCard(
         model=name,
