@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -70,6 +71,19 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = Field(
         None,
         description="File holding that key; `home`/keys/signing.key (created once) when unset.",
+    )
+    signing_scheme: Literal["hmac-sha256", "ed25519"] = Field(
+        "hmac-sha256", description="How new model versions are signed."
+    )
+    signing_private_key: SecretStr | None = Field(
+        None, description="The Ed25519 private key (base64 of 32 bytes), for `ed25519` signing."
+    )
+    signing_private_key_file: Path | None = Field(
+        None,
+        description="File holding that key; `home`/keys/signing.ed25519 (created once) when unset.",
+    )
+    verify_key: str | None = Field(
+        None, description="An Ed25519 public key (base64) that verifies without signing."
     )
     url: str | None = Field(
         None,
@@ -145,6 +159,12 @@ class Settings(BaseSettings):
     def encryption_key_file_resolved(self) -> Path:
         default = self.home / "keys" / "artifacts.keyring"
         path = self.encryption_key_file if self.encryption_key_file is not None else default
+        return path.expanduser().resolve()
+
+    @property
+    def signing_private_key_file_resolved(self) -> Path:
+        default = self.home / "keys" / "signing.ed25519"
+        path = self.signing_private_key_file if self.signing_private_key_file else default
         return path.expanduser().resolve()
 
     @property

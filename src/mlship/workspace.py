@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlship.registry.model_io import LoadedModel
     from mlship.remote.client import Client
     from mlship.security.audit import AuditLog
+    from mlship.security.signing import Signer
     from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.metadata import MetadataStore
@@ -151,13 +152,19 @@ class Workspace:
 
         return signing_key(self.settings, create=self.remote is None)
 
+    @cached_property
+    def signer(self) -> Signer:
+        """The keys that sign and verify model artifacts (HMAC or Ed25519, see
+        :mod:`mlship.security.signing`); a client of a server has only what is configured."""
+        from mlship.security.signing import signer
+
+        return signer(self.settings, create=self.remote is None)
+
     def artifact_signature(self, sha256: str) -> str:
         """The signature a new model version carries (a server signs with its own key)."""
         if self.remote is not None:
             return ""
-        from mlship.security.signing import sign
-
-        return sign(self.signing_key, sha256)
+        return self.signer.sign(sha256)
 
     def load_model(self, version: ModelVersion) -> LoadedModel:
         """A registered version, unpickled only after its signature and checksum verify.
@@ -168,9 +175,12 @@ class Workspace:
         from mlship.registry.model_io import load_model, load_model_bytes
 
         if self.remote is None:
-            return load_model(version, self.artifacts, self.signing_key)
+            return load_model(version, self.artifacts, self.signer)
         from mlship.remote.metadata import part
 
+        if self.settings.verify_key:  # a pinned public key: check the server's signature too
+            what = f"model {version.model.name}:{version.version}"
+            self.signer.verify(version.artifact_sha256, version.artifact_signature, what)
         path = f"/models/{part(version.model.name)}/versions/{version.version}/artifact"
         return load_model_bytes(version, self.remote.get_bytes(path))
 

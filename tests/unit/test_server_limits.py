@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -82,3 +83,19 @@ def test_a_server_does_not_serve_another_server(workspace: Workspace) -> None:
     remote = Workspace.open(Settings(home=workspace.settings.home, url="http://127.0.0.1:1"))
     with pytest.raises(MlshipError, match="unset MLSHIP_URL"):
         create_app(remote)
+
+
+def test_the_server_publishes_its_ed25519_public_key(tmp_path: Path) -> None:
+    from mlship.config import Settings
+
+    settings = Settings(home=tmp_path / "ws", signing_scheme="ed25519")
+    workspace = Workspace.open(settings)
+    try:
+        workspace.users.add("v", "viewer", "tester")
+        secret = workspace.users.create_token("v", "t").secret
+        answer = _client(workspace).get(
+            "/api/v1/models/signing-key", headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert answer.json() == {"scheme": "ed25519", "public_key": workspace.signer.public_text()}
+    finally:
+        workspace.close()

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from mlship.config import Settings
 from mlship.errors import ConfigError, IntegrityError
 from mlship.registry.model_io import save_model
-from mlship.security.signing import sign, signing_key, verify
+from mlship.security.signing import Signer, sign, signing_key, verify
 from mlship.store.artifacts import LocalArtifactStore
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import ModelVersion
@@ -53,7 +53,7 @@ def _register(workspace: Workspace, signed: bool = True) -> ModelVersion:
             params={},
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size,
-            artifact_signature=sign(workspace.signing_key, artifact.sha256),
+            artifact_signature=workspace.artifact_signature(artifact.sha256),
             signature=SIGNATURE,
             metrics={},
             created_by="u",
@@ -141,3 +141,75 @@ def test_the_key_file_is_created_once_private_and_never_by_a_verifier(tmp_path: 
     with pytest.raises(ConfigError, match=r"MLSHIP_SIGNING_KEY\) must be at least 32"):
         signing_key(Settings(home=tmp_path, signing_key="short"))
     verify(key, "a" * 64, sign(key, "a" * 64), "x")
+
+
+def _ed25519(tmp_path: Path, **extra: object) -> Settings:
+    return Settings(home=tmp_path / "ws", signing_scheme="ed25519", **extra)  # type: ignore[arg-type]
+
+
+def test_an_ed25519_workspace_signs_and_a_public_key_alone_verifies(tmp_path: Path) -> None:
+    from mlship.security.signing import signer
+
+    workspace = Workspace.open(_ed25519(tmp_path))
+    try:
+        version = _register(workspace)
+        assert version.artifact_signature is not None
+        assert version.artifact_signature.startswith("ed25519:")
+        assert workspace.load_model(version).pipeline.predict([[1.0]]).tolist() == ["a"]
+        key_file = workspace.settings.signing_private_key_file_resolved
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        public = workspace.signer.public_text()
+        assert public is not None
+        env = {"MLSHIP_SIGNING_SCHEME": "ed25519"}
+        printed = invoke_cli("keys", "public", home=workspace.settings.home, env=env)
+        assert printed.stdout.strip() == public
+
+        # A verifier with the public key only: it checks, and it cannot sign.
+        verifier = signer(Settings(home=tmp_path / "elsewhere", verify_key=public), create=False)
+        verifier.verify(version.artifact_sha256, version.artifact_signature, "m:1")
+        with pytest.raises(ConfigError, match="cannot sign"):
+            Signer(public=verifier.public).sign(version.artifact_sha256)
+        tail = "00" if not version.artifact_signature.endswith("00") else "11"
+        forged = version.artifact_signature[:-2] + tail
+        with pytest.raises(IntegrityError, match="does not verify"):
+            verifier.verify(version.artifact_sha256, forged, "m:1")
+        with pytest.raises(IntegrityError, match="does not verify"):
+            verifier.verify("0" * 64, version.artifact_signature, "m:1")
+        # Another pair's public key does not vouch for it; no public key at all says so.
+        other = Workspace.open(_ed25519(tmp_path / "other"))
+        with pytest.raises(IntegrityError, match="does not verify"):
+            other.signer.verify(version.artifact_sha256, version.artifact_signature, "m:1")
+        other.close()
+        with pytest.raises(IntegrityError, match="set MLSHIP_VERIFY_KEY"):
+            Signer(hmac_key=b"k" * 32).verify(
+                version.artifact_sha256, version.artifact_signature, "m:1"
+            )
+    finally:
+        workspace.close()
+
+
+def test_versions_signed_before_switching_to_ed25519_still_load(tmp_path: Path) -> None:
+    before = Workspace.open(Settings(home=tmp_path / "ws"))
+    try:
+        old = _register(before)
+        assert old.artifact_signature is not None
+        assert old.artifact_signature.startswith("hmac-sha256:")
+    finally:
+        before.close()
+    after = Workspace.open(_ed25519(tmp_path))
+    try:
+        assert after.load_model(after.metadata.get_version("m", 1)).version == 1
+        assert after.signer.sign(old.artifact_sha256).startswith("ed25519:")
+    finally:
+        after.close()
+
+
+def test_bad_ed25519_keys_are_named(tmp_path: Path) -> None:
+    from mlship.security.signing import signer
+
+    with pytest.raises(ConfigError, match="MLSHIP_VERIFY_KEY: expected the base64"):
+        signer(Settings(home=tmp_path, verify_key="not a key"), create=False)
+    with pytest.raises(ConfigError, match="no Ed25519 signing key"):
+        signer(_ed25519(tmp_path), create=False)
+    with pytest.raises(ConfigError, match="MLSHIP_SIGNING_PRIVATE_KEY: expected"):
+        signer(_ed25519(tmp_path, signing_private_key="short"))

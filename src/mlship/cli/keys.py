@@ -17,7 +17,32 @@ from mlship.errors import MlshipError
 if TYPE_CHECKING:
     from mlship.security.rotation import Moved, RotationObserver
 
-app = typer.Typer(help="Artifact encryption keys: status, rotation.", no_args_is_help=True)
+app = typer.Typer(
+    help="Artifact encryption keys (status, rotation) and the public signing key.",
+    no_args_is_help=True,
+)
+
+
+@app.command("public")
+def public() -> None:
+    """Print the Ed25519 public key that verifies this workspace's models (MLSHIP_VERIFY_KEY
+    for a bundle's server or a client); only with signing_scheme = "ed25519"."""
+    from mlship.workspace import Workspace
+
+    workspace = Workspace.open()
+    try:
+        if workspace.remote is not None:
+            text = workspace.remote.get("/models/signing-key")["public_key"]
+        else:
+            text = workspace.signer.public_text()
+    finally:
+        workspace.close()
+    if text is None:
+        raise MlshipError(
+            "this workspace signs with an HMAC key, which has no public half; set "
+            'MLSHIP_SIGNING_SCHEME=ed25519 (or signing_scheme = "ed25519" in mlship.toml)'
+        )
+    out.print(text)
 
 
 @app.command("status")

@@ -355,8 +355,6 @@ def sign_versions(
     """Sign versions registered before artifacts were signed, after checking their checksums."""
     import hashlib
 
-    from mlship.security.signing import verify
-
     workspace = Workspace.open()
     try:
         if unsigned:
@@ -375,8 +373,8 @@ def sign_versions(
             if version.artifact_signature is not None:
                 if workspace.remote is None:  # a server checks signatures with its own key
                     what = f"model {ref}"
-                    key = workspace.signing_key
-                    verify(key, version.artifact_sha256, version.artifact_signature, what)
+                    signature = version.artifact_signature
+                    workspace.signer.verify(version.artifact_sha256, signature, what)
                 out.print(f"{ref}: already signed")
                 continue
             data = workspace.artifacts.get_bytes(version.artifact_sha256)

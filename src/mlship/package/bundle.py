@@ -20,6 +20,7 @@ from mlship.errors import MlshipError, NotFoundError
 
 if TYPE_CHECKING:
     from mlship.registry.model_io import LoadedModel
+    from mlship.security.signing import Signer
 
 MANIFEST = "mlship-bundle.json"
 MODEL_FILE = "model.pkl"
@@ -74,16 +75,15 @@ class Bundle:
         version = ref.partition(":")[2]
         return version in ("", "latest", str(self.version))
 
-    def load_model(self, key: bytes) -> LoadedModel:
+    def load_model(self, signer: Signer) -> LoadedModel:
         """The bundled model, unpickled only after the manifest's signature of its checksum
-        verifies under ``key`` (the signing key of the workspace that registered it) and its
-        bytes match that checksum."""
+        verifies by ``signer`` (the registering workspace's HMAC key, or its Ed25519 public key)
+        and its bytes match that checksum."""
         from mlship.registry.model_io import LoadedModel, unpickle_verified
         from mlship.registry.signature import Signature
-        from mlship.security.signing import verify
 
         signature = self.manifest["artifact"].get("signature")
-        verify(key, self.sha256, signature, f"model {self.ref} from bundle {self.root}")
+        signer.verify(self.sha256, signature, f"model {self.ref} from bundle {self.root}")
 
         path = self.root / str(self.manifest["artifact"]["file"])
         try:

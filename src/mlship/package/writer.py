@@ -28,7 +28,6 @@ from mlship.package import manifests
 from mlship.package.bundle import DEPLOYMENT_FILE, FORMAT, KIND, MANIFEST, MODEL_FILE
 from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
-from mlship.security.signing import verify
 from mlship.serve.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
 from mlship.store.tables import ModelVersion
@@ -60,9 +59,7 @@ def write_bundle(
     ref = f"{name}:{number}"
     step(f"reading {ref} from the registry (signature and checksum verified)")
     # Before anything reads the pickle (pinning lists the modules it names).
-    verify(
-        workspace.signing_key, version.artifact_sha256, version.artifact_signature, f"model {ref}"
-    )
+    workspace.signer.verify(version.artifact_sha256, version.artifact_signature, f"model {ref}")
     model_bytes = workspace.artifacts.get_bytes(version.artifact_sha256)
     step("pinning what serving it needs")
     pins, model_distributions = bundle_requirements(model_bytes)

@@ -18,10 +18,10 @@ import pandas as pd
 from mlship.data.schema import coerce_frame
 from mlship.errors import IntegrityError
 from mlship.registry.signature import Signature
-from mlship.security.signing import verify
 from mlship.train.scoring import predict_outputs
 
 if TYPE_CHECKING:
+    from mlship.security.signing import Signer
     from mlship.store.artifacts import ArtifactRef, ArtifactStore
     from mlship.store.tables import ModelVersion
 
@@ -54,12 +54,11 @@ class LoadedModel:
         return predict_outputs(self.pipeline, frame, self.signature.task)
 
 
-def load_model(version: ModelVersion, store: ArtifactStore, key: bytes) -> LoadedModel:
-    """Fetch, verify (signature under ``key``, then checksum) and unpickle a registered version."""
+def load_model(version: ModelVersion, store: ArtifactStore, signer: Signer) -> LoadedModel:
+    """Fetch, verify (signature by ``signer``'s keys, then checksum) and unpickle a version."""
     name = version.model.name
-    verify(
-        key, version.artifact_sha256, version.artifact_signature, f"model {name}:{version.version}"
-    )
+    what = f"model {name}:{version.version}"
+    signer.verify(version.artifact_sha256, version.artifact_signature, what)
     try:
         data = store.get_bytes(version.artifact_sha256)
     except IntegrityError as exc:

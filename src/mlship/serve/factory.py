@@ -62,13 +62,13 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
     if is_bundle_target(target):
         from mlship.config import load_settings
         from mlship.package.bundle import open_bundle
-        from mlship.security.signing import signing_key
+        from mlship.security.signing import signer
 
         bundle = open_bundle(Path(target))  # read once: its deployment and its model
         deployment = load_deployment(bundle.deployment_file)
         settings = load_settings()
         # The key that signed the bundle's model: a secret of the serving machine, never created.
-        source = BundleSource(bundle, signing_key(settings, create=False))
+        source = BundleSource(bundle, signer(settings, create=False))
         home = settings.home_resolved
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")

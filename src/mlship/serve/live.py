@@ -30,6 +30,7 @@ from mlship.serve.schemas import record_model
 
 if TYPE_CHECKING:
     from mlship.package.bundle import Bundle
+    from mlship.security.signing import Signer
     from mlship.workspace import Workspace
 
 log = logging.getLogger("mlship.serve")
@@ -91,9 +92,9 @@ class BundleSource:
 
     changes = False
 
-    def __init__(self, bundle: Bundle, key: bytes) -> None:
+    def __init__(self, bundle: Bundle, signer: Signer) -> None:
         self.bundle = bundle
-        self.key = key
+        self.signer = signer
 
     def locate(self, ref: str) -> Located:
         if not self.bundle.names(ref):
@@ -101,7 +102,7 @@ class BundleSource:
                 f"the bundle {self.bundle.root} holds {self.bundle.ref} only, not {ref}"
             )
         key = (self.bundle.name, self.bundle.version, self.bundle.sha256)
-        return Located(key, lambda: self.bundle.load_model(self.key))
+        return Located(key, lambda: self.bundle.load_model(self.signer))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from mlship.errors import IntegrityError
 from mlship.registry.lifecycle import Change, ReviewError
-from mlship.security.signing import sign, verify
 from mlship.server.access import role_route
 from mlship.server.deps import Caller, WorkspaceDep
 from mlship.server.tracking import TagQuery, tag_filter
@@ -64,6 +63,13 @@ def _number(version: VersionRef) -> int | None:
     return int(version)
 
 
+@router.get("/signing-key", **role_route("viewer"))
+def signing_key(workspace: WorkspaceDep) -> dict[str, str | None]:
+    """How the server signs versions, and its Ed25519 public key (clients may pin it as
+    MLSHIP_VERIFY_KEY to check signatures themselves)."""
+    return {"scheme": workspace.signer.scheme, "public_key": workspace.signer.public_text()}
+
+
 @router.get("", **role_route("viewer"))
 def list_models(
     workspace: WorkspaceDep, owner: str | None = None, tag: list[str] = TagQuery
@@ -106,7 +112,7 @@ def model_artifact(name: str, version: VersionRef, workspace: WorkspaceDep) -> R
     """The model file, sent only after the server verified its signature and checksum."""
     found = workspace.metadata.get_version(name, _number(version))
     what = f"model {name}:{found.version}"
-    verify(workspace.signing_key, found.artifact_sha256, found.artifact_signature, what)
+    workspace.signer.verify(found.artifact_sha256, found.artifact_signature, what)
     data = workspace.artifacts.get_bytes(found.artifact_sha256)
     if hashlib.sha256(data).hexdigest() != found.artifact_sha256:
         raise IntegrityError(f"refusing to send {what}: its artifact does not match its checksum")
@@ -197,5 +203,5 @@ def record_signature(
     data = workspace.artifacts.get_bytes(found.artifact_sha256)
     if hashlib.sha256(data).hexdigest() != found.artifact_sha256:
         raise IntegrityError(f"{name}:{version}: the artifact does not match its checksum")
-    signature = sign(workspace.signing_key, found.artifact_sha256)
+    signature = workspace.signer.sign(found.artifact_sha256)
     return _change(workspace.registry.record_signature(name, version, signature, caller.user))

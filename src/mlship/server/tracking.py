@@ -14,7 +14,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from mlship.security.signing import sign
 from mlship.security.users import Identity
 from mlship.server.access import RANK, role_route
 from mlship.server.deps import Caller, WorkspaceDep
@@ -171,7 +170,7 @@ def finish_run(
         _missing_artifact(workspace, sha256)
         register = NewVersion(
             **body.registration.model_dump(),
-            artifact_signature=sign(workspace.signing_key, sha256),
+            artifact_signature=workspace.signer.sign(sha256),
             created_by=caller.user,
         )
     version = workspace.metadata.finish_run(
