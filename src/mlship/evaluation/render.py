@@ -31,17 +31,6 @@ _IMPORTANCE_SHOWN = 15
 SCORED_ONCE = "The test set was scored once, by the selected model, after selection."
 
 _CSS = """
-.subtitle { margin: 6px 0 0; }
-dl.facts {
-  display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 10px 20px;
-  margin: 18px 0 0; padding: 12px 16px; background: var(--card); border: 1px solid var(--line);
-  border-radius: 10px;
-}
-dl.facts div { min-width: 0; }
-dl.facts dt {
-  color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
-}
-dl.facts dd { margin: 2px 0 0; word-break: break-all; }
 .callout {
   margin: 12px 0 0; padding: 8px 12px; background: var(--card); border: 1px solid var(--line);
   border-left: 4px solid var(--accent); border-radius: 6px;

@@ -106,6 +106,18 @@ pre {
 a { color: var(--accent); text-decoration: none; }
 a:hover { text-decoration: underline; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+/* a title's subtitle, and a grid of key facts (a model's, a card's) */
+.subtitle { margin: 6px 0 0; }
+dl.facts {
+  display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 10px 20px;
+  margin: 18px 0 0; padding: 12px 16px; background: var(--card); border: 1px solid var(--line);
+  border-radius: 10px;
+}
+dl.facts div { min-width: 0; }
+dl.facts dt {
+  color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
+}
+dl.facts dd { margin: 2px 0 0; word-break: break-all; }
 """
 
 

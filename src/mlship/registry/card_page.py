@@ -21,17 +21,6 @@ from mlship.store.artifacts import atomic_write
 from mlship.train.metrics import metric_label
 
 _CSS = """
-.subtitle { margin: 6px 0 0; }
-dl.facts {
-  display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 10px 20px;
-  margin: 18px 0 0; padding: 12px 16px; background: var(--card); border: 1px solid var(--line);
-  border-radius: 10px;
-}
-dl.facts div { min-width: 0; }
-dl.facts dt {
-  color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
-}
-dl.facts dd { margin: 2px 0 0; word-break: break-all; }
 .prose { white-space: pre-wrap; margin: 0; }
 ul.limits li { margin: 4px 0; }
 td.flag, tr.flagged td:first-child { color: var(--warn); }
