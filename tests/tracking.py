@@ -57,7 +57,12 @@ def team_server(
     """Bootstrap the first admin on the server's host, start the server (over HTTPS with
     ``tls``, a certificate and its key), and let the admin add the rest of :data:`TEAM`."""
     home = root / "server"
-    server_env = {"MLSHIP_DATABASE_URL": database_url, "MLSHIP_USER": "ops"}
+    # The server keeps its artifacts encrypted at rest; clients never see a key.
+    server_env = {
+        "MLSHIP_DATABASE_URL": database_url,
+        "MLSHIP_USER": "ops",
+        "MLSHIP_ENCRYPT_ARTIFACTS": "true",
+    }
     invoke_cli("users", "add", "admin", "--role", "admin", home=home, env=server_env)
     tokens = {
         "admin": _secret(invoke_cli("tokens", "create", "admin", home=home, env=server_env).stdout)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from mlship.config import Settings
 from mlship.examples.churn import write_project
+from mlship.security.encryption import MAGIC
 from mlship.security.signing import sign
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric
@@ -149,6 +150,12 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
                 {"s": version.artifact_signature},
             )  # fmt: skip
         engine.dispose()
+
+    # Everything the server stored is encrypted at rest; no client holds the artifact key.
+    stored = [p for p in (team.home / "artifacts" / "objects").rglob("*") if p.is_file()]
+    assert len(stored) >= 5
+    assert all(p.read_bytes().startswith(MAGIC) for p in stored)
+    assert not any((home / "keys" / "artifacts.keyring").exists() for home in homes.values())
 
     # No token is ever written down by the server: not in its output, files or database.
     output = team.server.output_text()

@@ -45,6 +45,7 @@ SERVING = (
     "orjson",
     "prometheus-client",
     "packaging",
+    "cryptography",  # checking the model's signature (HMAC or Ed25519) before unpickling
 )
 
 
