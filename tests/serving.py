@@ -70,6 +70,46 @@ class Server:
         return "".join(self.output)
 
 
+def start_server(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    base: str,
+    *,
+    cwd: Path | None = None,
+    ready: str = "/health",
+    ready_status: int = 200,
+    verify: ssl.SSLContext | bool = True,
+) -> Server:
+    """Start ``command`` (an mlship server listening at ``base``), drain its output, and return
+    once ``ready`` answers ``ready_status``; fails with the output if it exits or hangs."""
+    process = subprocess.Popen(
+        list(command), env=dict(env), cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    server = Server(base, process)
+    server.reader = threading.Thread(target=server.drain, daemon=True)
+    server.reader.start()
+    what = "mlship " + _verb(command)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            server.reader.join(timeout=10)
+            raise AssertionError(f"{what} exited {process.returncode}:\n{server.output_text()}")
+        try:
+            if httpx.get(f"{base}{ready}", timeout=1, verify=verify).status_code == ready_status:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{what} did not answer {ready} within 60 s")
+        time.sleep(0.2)
+
+
+def _verb(command: Sequence[str]) -> str:
+    return next((word for word in command if word in ("serve", "server")), "server")
+
+
 @contextmanager
 def serving(
     target: str,
@@ -84,34 +124,15 @@ def serving(
     the block runs; over HTTPS, checked with the client context ``tls``, when it is given (the
     certificate options are then among ``args``)."""
     port = free_port()
-    process = subprocess.Popen(
-        [*program, "serve", target, "--port", str(port), *args],
-        env=mlship_env(home, env),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     scheme = "https" if tls is not None else "http"
-    server = Server(f"{scheme}://127.0.0.1:{port}", process)
-    server.reader = threading.Thread(target=server.drain, daemon=True)
-    server.reader.start()
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            server.reader.join(timeout=10)
-            output = "".join(server.output)
-            raise AssertionError(f"mlship serve exited {process.returncode}:\n{output}")
-        try:
-            health = httpx.get(f"{server.base}/health", timeout=1, verify=tls or True)
-            if health.status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("mlship serve did not become healthy within 60 s")
-        time.sleep(0.2)
+    server = start_server(
+        [*program, "serve", target, "--port", str(port), *args],
+        mlship_env(home, env),
+        f"{scheme}://127.0.0.1:{port}",
+        cwd=cwd,
+        verify=tls or True,
+    )
+    process = server.process
     try:
         yield server
     finally:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import invoke_cli, mlship_env
-from tests.serving import Server, free_port
+from tests.serving import Server, free_port, start_server
 
 TEAM = {"admin": "admin", "alice": "scientist", "sam": "scientist", "bob": "reviewer",
         "victor": "viewer"}  # fmt: skip
@@ -69,33 +64,16 @@ def team_server(
     }
     port = free_port()
     https = [] if tls is None else ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlship", "server", "--port", str(port), *https],
-        env=mlship_env(home, server_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     scheme = "http" if tls is None else "https"
-    server = Server(f"{scheme}://127.0.0.1:{port}", process)
-    server.reader = threading.Thread(target=server.drain, daemon=True)
-    server.reader.start()
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            server.reader.join(timeout=10)
-            raise AssertionError(f"mlship server exited {process.returncode}:\n{server.output}")
-        try:
-            verify = True if tls is None else ssl.create_default_context(cafile=str(tls[0]))
-            answer = httpx.get(f"{server.base}/api/v1/health", timeout=1, verify=verify)
-            if answer.status_code == 401:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("mlship server did not answer within 60 s")
-        time.sleep(0.2)
+    server = start_server(
+        [sys.executable, "-m", "mlship", "server", "--port", str(port), *https],
+        mlship_env(home, server_env),
+        f"{scheme}://127.0.0.1:{port}",
+        ready="/api/v1/health",
+        ready_status=401,  # up, and refusing a request without a token
+        verify=True if tls is None else ssl.create_default_context(cafile=str(tls[0])),
+    )
+    process = server.process
     team = Team(server, server.base, home, database_url, tokens, None if tls is None else tls[0])
     client_home = root / "admin-client"
     try:
