@@ -17,6 +17,10 @@ TEAM = {"admin": "admin", "alice": "scientist", "sam": "scientist", "bob": "revi
 """Who is on the test team, and their roles."""
 
 
+TEAM_PII_KEY = "team-pseudonym-key-" + "0" * 32
+"""The key every client of the team pseudonymizes PII with (clients never invent one)."""
+
+
 @dataclass
 class Team:
     server: Server
@@ -30,7 +34,7 @@ class Team:
 
     def env(self, user: str | None) -> dict[str, str]:
         """Client settings of ``user`` (None: no token at all)."""
-        env = {"MLSHIP_URL": self.url}
+        env = {"MLSHIP_URL": self.url, "MLSHIP_PII_KEY": TEAM_PII_KEY}
         if self.ca is not None:
             env["MLSHIP_CA_BUNDLE"] = str(self.ca)
         if user is not None:

@@ -38,8 +38,16 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
         home = homes[user or "admin"]
         return invoke_cli(*args, home=home, cwd=tmp_path, env=team.env(user), check=check)
 
-    # A real process, as people run it: ingest, tune (its journal on the server), register.
-    run_cli("run", str(spec), home=homes["alice"], cwd=tmp_path, env=team.env("alice"))
+    # Without the team's PII key a client refuses to ingest rather than invent a key of its own.
+    keyless = {k: v for k, v in team.env("alice").items() if k != "MLSHIP_PII_KEY"}
+    refused = invoke_cli("run", str(spec), home=homes["alice"], env=keyless, check=False)
+    assert refused.returncode == 1 and "set the same MLSHIP_PII_KEY" in _text(refused)
+
+    # A real process, as people run it: ingest, tune (its journal on the server), register. With
+    # the key the local workspace used, the dataset is the very same one.
+    local_key = trained.settings.pii_key_file_resolved.read_text().strip()
+    alice = {**team.env("alice"), "MLSHIP_PII_KEY": local_key}
+    run_cli("run", str(spec), home=homes["alice"], cwd=tmp_path, env=alice)
 
     remote = Workspace.open(Settings(home=homes["alice"], url=team.url, token=team.tokens["alice"]))
     try:
@@ -47,10 +55,7 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
         local = trained.metadata.get_version("churn", 1)
         assert version.created_by == "alice"
         assert version.metrics["holdout"] == pytest.approx(local.metrics["holdout"])
-        # Same rows; the hashes differ because each workspace pseudonymizes PII with its own key.
-        assert remote.metadata.get_dataset(version.dataset_hash).n_rows == (
-            trained.metadata.get_dataset(local.dataset_hash).n_rows
-        )
+        assert version.dataset_hash == local.dataset_hash
         run = remote.metadata.get_run("churn")
         assert run.user == "alice" and run.status == "succeeded"
         expected = trained.metadata.get_run("churn").candidates

@@ -202,7 +202,14 @@ def ingest(
     spec = loaded.spec
     settings = workspace.settings
     configured = settings.pii_key.get_secret_value() if settings.pii_key else None
-    key = load_or_create_key(configured, settings.pii_key_file_resolved)
+    # A client of a shared server never invents a key: pseudonyms made with a key of its own
+    # would not match the ones everybody else writes to the same datasets.
+    key = load_or_create_key(
+        configured,
+        settings.pii_key_file_resolved,
+        what="PII key (a team shares one: set the same MLSHIP_PII_KEY on every client)",
+        create=workspace.remote is None,
+    )
     marker = pseudonym(key, "mlship ingest cache")
 
     raw: dict[str, SourceData] | None = None
