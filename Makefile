@@ -1,7 +1,7 @@
 # mlship: two commands on a fresh machine.
 #   make quickstart   set up .venv and run the main job (the churn example) end to end
 #   make test         set up .venv with dev tools and run the test suite
-#   make lint         ruff + mypy
+#   make lint         ruff + mypy (over the benchmarks too, so with their extras)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -28,7 +28,7 @@ test: $(VENV)/.dev
 	bash scripts/services.sh
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.bench
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy

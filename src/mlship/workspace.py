@@ -105,9 +105,10 @@ class Workspace:
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
-        """The artifact store: the server's, or the local one, encrypting when
-        ``encrypt_artifacts`` is on and decrypting whenever there is a key (encryption may have
-        been on before). A server encrypts at rest with its own settings."""
+        """The artifact store: the server's, or the local one, signing what it writes and checking
+        what it reads with :attr:`signer`, encrypting when ``encrypt_artifacts`` is on and
+        decrypting whenever there is a key (encryption may have been on before). A server signs
+        and encrypts at rest with its own settings."""
         if self.remote is not None:
             from mlship.remote.artifacts import RemoteArtifactStore
 
@@ -127,6 +128,7 @@ class Workspace:
         return LocalArtifactStore(
             settings.artifact_root_resolved,
             cipher,
+            signer=self.signer,
             encrypt=settings.encrypt_artifacts,
             allow_plaintext=not settings.refuse_plaintext_artifacts,
         )

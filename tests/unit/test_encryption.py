@@ -26,6 +26,7 @@ from mlship.security.encryption import (
     new_key,
 )
 from mlship.security.keyring import artifact_cipher, load_keyring
+from mlship.security.signing import Signer
 from mlship.store.artifacts import LocalArtifactStore
 from mlship.workspace import Workspace
 
@@ -40,7 +41,7 @@ def _cipher(key: bytes | None = None, segment_size: int = SMALL) -> ArtifactCiph
 
 
 def _store(root: Path, cipher: ArtifactCipher | None, **options: bool) -> LocalArtifactStore:
-    return LocalArtifactStore(root, cipher, **options)
+    return LocalArtifactStore(root, cipher, signer=Signer(hmac_key=b"k" * 32), **options)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_the_ciphertext_shows_nothing_of_the_plaintext_and_dedup_still_holds(
     raw = store.path_for(first.sha256).read_bytes()
     assert b"PAR1" not in raw
     assert b"customer_id" not in raw
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    files = [p for p in (tmp_path / "objects").rglob("*") if p.is_file()]
     assert files == [store.path_for(first.sha256)]
 
 

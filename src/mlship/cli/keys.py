@@ -1,5 +1,5 @@
-"""``mlship keys``: the keys artifacts are encrypted under, their rotation, and encrypting
-artifacts stored before encryption was turned on."""
+"""``mlship keys``: the keys artifacts are encrypted under, their rotation, encrypting
+artifacts stored before encryption was turned on, and signing those stored before signing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from mlship.security.rotation import Moved, RotationObserver
 
 app = typer.Typer(
-    help="Artifact encryption keys (status, rotation) and the public signing key.",
+    help="Artifact encryption keys (status, rotation), artifact signatures and the public "
+    "signing key.",
     no_args_is_help=True,
 )
 
@@ -70,6 +71,14 @@ def status() -> None:
             table.add_row(kid, "[red]not in the keyring[/]", str(count))
     table.add_row("plaintext", "-", str(found.files.get(None, 0)))
     out.print(table)
+    unsigned, total = found.unsigned, sum(found.files.values())
+    if unsigned:
+        out.print(
+            f"[red]Unsigned artifacts: {unsigned} of {total}[/] (refused when read; "
+            "`mlship keys sign-all` signs them)"
+        )
+    else:
+        out.print(f"Signed artifacts: {total} of {total}")
 
 
 @app.command("rotate")
@@ -79,7 +88,7 @@ def rotate() -> None:
     from mlship.security.rotation import rotate as rotate_keys
 
     settings = load_settings()
-    with _progress() as observer:
+    with _progress("Re-encrypt under") as observer:
         done = rotate_keys(settings, observer)
     _report(done)
 
@@ -91,13 +100,42 @@ def encrypt_all() -> None:
     from mlship.security.rotation import encrypt_all as encrypt_everything
 
     settings = load_settings()
-    with _progress() as observer:
+    with _progress("Re-encrypt under") as observer:
         done = encrypt_everything(settings, observer)
     _report(done)
 
 
+@app.command("sign-all")
+def sign_all() -> None:
+    """Sign every artifact stored before the store signed what it wrote, after checking its
+    checksum; the store refuses to read an unsigned artifact. A signature that does not verify
+    is reported and left as it is."""
+    from mlship.security.store_signing import sign_all as sign_everything
+    from mlship.store.artifacts import LocalArtifactStore
+    from mlship.workspace import Workspace
+
+    workspace = Workspace.open()
+    try:
+        if workspace.remote is not None:
+            raise MlshipError(
+                "`mlship keys sign-all` signs a local artifact store; run it on the tracking "
+                "server's host (without MLSHIP_URL)"
+            )
+        store = workspace.artifacts
+        assert isinstance(store, LocalArtifactStore)
+        with _progress("Sign with") as observer:
+            done = sign_everything(store, observer)
+    finally:
+        workspace.close()
+    out.print(f"Artifacts signed: {done.signed}; already signed: {done.already}")
+    for sha256, message in done.failed:
+        out.print(f"[red]failed[/] {sha256}: {message}", highlight=False)
+    if done.failed:
+        raise MlshipError(f"{len(done.failed)} artifact(s) could not be signed (listed above)")
+
+
 @contextmanager
-def _progress() -> Iterator[RotationObserver]:
+def _progress(verb: str) -> Iterator[RotationObserver]:
     """A progress bar over the artifacts (rich and the rotation code load when a command runs)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -108,7 +146,7 @@ def _progress() -> Iterator[RotationObserver]:
             self.progress = progress
 
         def started(self, total: int, key: str) -> None:
-            self.task = self.progress.add_task(f"Re-encrypt under {key}", total=total)
+            self.task = self.progress.add_task(f"{verb} {key}", total=total)
 
         def advanced(self, sha256: str, moved: bool) -> None:
             self.progress.advance(self.task)

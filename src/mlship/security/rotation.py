@@ -30,6 +30,7 @@ from mlship.security.keyring import (
     read_keyring_file,
     retire_older_keys,
 )
+from mlship.security.store_signing import unsigned_count
 from mlship.store.artifacts import LocalArtifactStore
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Census:
     keyring: tuple[str, ...]
     files: Counter[str | None]
     source: str
+    unsigned: int = 0
+    """Artifacts without a signature (see :mod:`mlship.security.store_signing`)."""
 
 
 @dataclass
@@ -77,12 +80,13 @@ def census(settings: Settings) -> Census:
     """The keys of the workspace and the artifacts under each (read-only: no key is created)."""
     keyring = load_keyring(settings)
     cipher = artifact_cipher(settings) if keyring is not None else None
-    store = LocalArtifactStore(settings.artifact_root_resolved, cipher)
+    store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
     files = _count(store)
+    unsigned, _ = unsigned_count(store)
     if keyring is None:
-        return Census(None, (), files, "no keyring")
+        return Census(None, (), files, "no keyring", unsigned)
     ids = (keyring.current_id, *sorted(set(keyring.by_id) - {keyring.current_id}))
-    return Census(keyring.current_id, ids, files, keyring.source)
+    return Census(keyring.current_id, ids, files, keyring.source, unsigned)
 
 
 def _count(store: LocalArtifactStore) -> Counter[str | None]:
@@ -145,7 +149,7 @@ def encrypt_all(settings: Settings, observer: RotationObserver | None = None) ->
 def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) -> Moved:
     cipher = artifact_cipher(settings)
     assert cipher is not None  # encryption is on, so the keyring exists
-    store = LocalArtifactStore(settings.artifact_root_resolved, cipher)
+    store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
     current = cipher.current_id
     done = Moved(key=current, new_key=new_key)
     addresses = list(store.addresses())

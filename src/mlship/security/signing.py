@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 
 SCHEME = "hmac-sha256"
 ED25519 = "ed25519"
-_CONTEXT = b"mlship model artifact v1\0"
+MODEL = b"mlship model artifact v1\0"
+"""What a model version's signature vouches for: the model file the registry recorded."""
+STORED = b"mlship stored artifact v1\0"
+"""What an artifact store's signature vouches for: content this workspace stored. A different
+context, so that bytes anyone may store (a dataset, an upload) never carry a model signature."""
 
 
 def signing_key(settings: Settings, *, create: bool = True) -> bytes:
@@ -51,20 +55,22 @@ def signing_key(settings: Settings, *, create: bool = True) -> bytes:
     )
 
 
-def sign(key: bytes, sha256: str) -> str:
-    """The signature of the artifact whose content hashes to ``sha256``."""
-    digest = hmac.new(key, _CONTEXT + sha256.encode("ascii"), hashlib.sha256).hexdigest()
+def sign(key: bytes, sha256: str, context: bytes = MODEL) -> str:
+    """The signature of the artifact whose content hashes to ``sha256``, for ``context``."""
+    digest = hmac.new(key, context + sha256.encode("ascii"), hashlib.sha256).hexdigest()
     return f"{SCHEME}:{digest}"
 
 
-def verify(key: bytes, sha256: str, signature: str | None, what: str) -> None:
+def verify(
+    key: bytes, sha256: str, signature: str | None, what: str, context: bytes = MODEL
+) -> None:
     """Raise IntegrityError unless ``signature`` is ``key``'s signature of ``sha256``."""
     if not signature:
         raise IntegrityError(
             f"refusing to load {what}: it is not signed (`mlship models sign` signs versions "
             "registered before signing, after checking their checksum)"
         )
-    if not hmac.compare_digest(signature, sign(key, sha256)):
+    if not hmac.compare_digest(signature, sign(key, sha256, context)):
         raise IntegrityError(
             f"refusing to load {what}: its signature does not verify (it was signed with another "
             "key, or the artifact's record was altered)"
@@ -84,27 +90,27 @@ class Signer:
     def scheme(self) -> str:
         return ED25519 if self.private is not None or self.hmac_key is None else SCHEME
 
-    def sign(self, sha256: str) -> str:
+    def sign(self, sha256: str, context: bytes = MODEL) -> str:
         if self.private is not None:
-            return f"{ED25519}:{self.private.sign(_CONTEXT + sha256.encode('ascii')).hex()}"
+            return f"{ED25519}:{self.private.sign(context + sha256.encode('ascii')).hex()}"
         if self.hmac_key is not None:
-            return sign(self.hmac_key, sha256)
+            return sign(self.hmac_key, sha256, context)
         raise ConfigError("this process has only the public verify key; it cannot sign")
 
-    def verify(self, sha256: str, signature: str | None, what: str) -> None:
+    def verify(self, sha256: str, signature: str | None, what: str, context: bytes = MODEL) -> None:
         """Raise IntegrityError unless ``signature`` vouches for ``sha256`` under the keys here."""
         scheme = (signature or "").partition(":")[0]
         if signature and scheme == ED25519:
-            self._verify_ed25519(sha256, signature, what)
+            self._verify_ed25519(sha256, signature, what, context)
             return
         if signature and scheme == SCHEME and self.hmac_key is None:
             raise IntegrityError(
                 f"refusing to load {what}: it is signed with an HMAC key, which this process does "
                 "not have (set MLSHIP_SIGNING_KEY)"
             )
-        verify(self.hmac_key or b"", sha256, signature, what)
+        verify(self.hmac_key or b"", sha256, signature, what, context)
 
-    def _verify_ed25519(self, sha256: str, signature: str, what: str) -> None:
+    def _verify_ed25519(self, sha256: str, signature: str, what: str, context: bytes) -> None:
         if self.public is None:
             raise IntegrityError(
                 f"refusing to load {what}: it is signed with an Ed25519 key, and this process has "
@@ -112,7 +118,7 @@ class Signer:
             )
         try:
             raw = bytes.fromhex(signature.partition(":")[2])
-            self.public.verify(raw, _CONTEXT + sha256.encode("ascii"))
+            self.public.verify(raw, context + sha256.encode("ascii"))
         except (ValueError, InvalidSignature):
             raise IntegrityError(
                 f"refusing to load {what}: its signature does not verify (it was signed with "

@@ -10,6 +10,14 @@ what it reads. The address stays the sha256 of the plaintext, so addresses, sign
 deduplication do not depend on whether, or under which key, a file is encrypted. A file without
 the encryption header is read as plaintext (it was stored before encryption was turned on) unless
 the store is told to refuse plaintext.
+
+Given a signer, the local store also signs every artifact it writes and refuses to read one whose
+signature is missing or does not verify (``security/signing.py``, a context of its own so that no
+stored artifact carries a model's signature). A checksum proves the bytes are the ones named; the
+signature proves this workspace's key stored that name, so whoever can write the directory and
+the metadata but lacks the key cannot slip in a dataset, a profile or a report of their own. The
+signature of ``objects/ab/cdef...`` is the text file ``signatures/ab/cdef...``, written atomically
+before the object is renamed into place, so a crash never leaves an unsigned object behind.
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from mlship.errors import IntegrityError, NotFoundError
 from mlship.security.encryption import HEADER_SIZE, MAGIC, ArtifactCipher, read_header
+
+if TYPE_CHECKING:
+    from mlship.security.signing import Signer
 
 _CHUNK = 1 << 20
 
@@ -46,7 +57,8 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def get_bytes(self, sha256: str) -> bytes:
-        """Return the artifact's bytes after checking they still hash to ``sha256``."""
+        """Return the artifact's bytes after checking they still hash to ``sha256`` (and, in a
+        signing store, that the workspace's key signed ``sha256``)."""
 
     @abc.abstractmethod
     def exists(self, sha256: str) -> bool:
@@ -123,11 +135,14 @@ def atomic_write(path: Path, chunks: Iterable[bytes]) -> str:
 
 
 class LocalArtifactStore(ArtifactStore):
-    """Artifacts as files under ``root/objects/ab/cdef...``, encrypted when given a cipher.
+    """Artifacts as files under ``root/objects/ab/cdef...``, signed by ``signer`` and encrypted
+    when given a cipher.
 
-    ``cipher`` decrypts what was encrypted, and encrypts new artifacts unless ``encrypt`` is
-    False (encryption turned off again: older encrypted files still read). ``allow_plaintext``
-    False refuses files that are not encrypted.
+    ``signer`` signs what is written and checks what is read; every store that hands artifacts
+    to the rest of mlship has one, and only the key-maintenance walks, which read nothing out,
+    pass None. ``cipher`` decrypts what was encrypted, and encrypts new artifacts unless
+    ``encrypt`` is False (encryption turned off again: older encrypted files still read).
+    ``allow_plaintext`` False refuses files that are not encrypted.
     """
 
     def __init__(
@@ -135,19 +150,72 @@ class LocalArtifactStore(ArtifactStore):
         root: Path,
         cipher: ArtifactCipher | None = None,
         *,
+        signer: Signer | None,
         encrypt: bool = True,
         allow_plaintext: bool = True,
     ) -> None:
         self.root = root
         self.cipher = cipher
+        self.signer = signer
         self.encrypt = encrypt and cipher is not None
         self.allow_plaintext = allow_plaintext
         self._objects = root / "objects"
+        self._signatures = root / "signatures"
         self._incoming = root / "incoming"
 
     def path_for(self, sha256: str) -> Path:
         _check_address(sha256)
         return self._objects / sha256[:2] / sha256[2:]
+
+    def signature_path(self, sha256: str) -> Path:
+        _check_address(sha256)
+        return self._signatures / sha256[:2] / sha256[2:]
+
+    def signature_of(self, sha256: str) -> str | None:
+        """The stored signature of ``sha256``, or None when it has none."""
+        try:
+            return self.signature_path(sha256).read_text(encoding="ascii").strip() or None
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+
+    def check_signature(self, sha256: str) -> None:
+        """Raise IntegrityError unless the workspace's key signed ``sha256``."""
+        if self.signer is None:
+            raise ValueError("checking signatures needs a signer")
+        from mlship.security.signing import STORED
+
+        signature = self.signature_of(sha256)
+        if signature is None:
+            raise IntegrityError(
+                f"refusing to read artifact {sha256}: it is not signed (no "
+                f"{self.signature_path(sha256)}); `mlship keys sign-all` signs artifacts stored "
+                "before signing, after checking their checksum"
+            )
+        self.signer.verify(sha256, signature, f"artifact {sha256}", STORED)
+
+    def _sign(self, sha256: str) -> None:
+        """Write the signature of ``sha256`` unless a valid one is already there."""
+        if self.signer is None:
+            return
+        from mlship.security.signing import STORED
+
+        signature = self.signer.sign(sha256, STORED)
+        if self.signature_of(sha256) != signature:
+            atomic_write(self.signature_path(sha256), [signature.encode("ascii") + b"\n"])
+
+    def sign_existing(self, sha256: str) -> bool:
+        """Sign an artifact stored before signing, after checking its bytes against its address;
+        False when it is signed already. A signature that does not verify is never replaced (a
+        forged file is not signed away): it raises IntegrityError."""
+        if self.signature_of(sha256) is not None:
+            self.check_signature(sha256)
+            return False
+        plain = _Digest(self._plaintext(sha256))
+        for _ in plain:
+            pass
+        _verify(plain, sha256, self.path_for(sha256))
+        self._sign(sha256)
+        return True
 
     def _sealed(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
         return self.cipher.encrypt(chunks) if self.encrypt and self.cipher else chunks
@@ -163,6 +231,7 @@ class LocalArtifactStore(ArtifactStore):
             with os.fdopen(fd, "wb") as handle:
                 _write_synced(handle, self._sealed(plain))
             sha256 = plain.hexdigest()
+            self._sign(sha256)  # before the object appears: no crash leaves it unsigned
             final = self.path_for(sha256)
             if final.is_file():
                 tmp.unlink()
@@ -179,6 +248,8 @@ class LocalArtifactStore(ArtifactStore):
         return self.path_for(sha256).is_file()
 
     def get_bytes(self, sha256: str) -> bytes:
+        if self.signer is not None and self.path_for(sha256).is_file():
+            self.check_signature(sha256)  # a missing file is reported as missing, below
         digest = _Digest(self._plaintext(sha256))
         data = b"".join(digest)
         _verify(digest, sha256, self.path_for(sha256))
