@@ -8,6 +8,8 @@ bytes, the HMAC covers the hash). Loading checks, in order: the signature agains
 sha256 (a wrong or missing signature is refused), then the bytes against that sha256, and only
 then unpickles. The key is kept out of the stores: ``MLSHIP_SIGNING_KEY`` (a secret mounted in
 production), else ``<home>/keys/signing.key``, created with the workspace.
+The same keys sign every file the artifact store writes (``store/artifacts.py``), under a context
+of their own (:data:`STORED`), so a stored file's signature never passes for a model's.
 
 Signatures read ``hmac-sha256:<hex>``. A workspace may sign with an Ed25519 key pair instead
 (``signing_scheme = "ed25519"``; signatures read ``ed25519:<hex>``): the private key signs where
