@@ -49,7 +49,7 @@ from mlship.serve.errors import ScoringError
 from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.predlog import Entry, PredictionLog
-from mlship.serve.schemas import Health, PredictResponse, record_model, request_model
+from mlship.serve.schemas import Health, PredictResponse, request_model
 
 access = logging.getLogger("mlship.serve.access")
 
@@ -92,11 +92,7 @@ class _Static:
     """A fixed table for one loaded model (tests and embedding; nothing to refresh)."""
 
     def __init__(self, model: LoadedModel) -> None:
-        from pydantic import TypeAdapter
-
-        record = record_model(model.signature)
-        served = Served(model.ref, model, 1.0, record, TypeAdapter(list[record]))  # type: ignore[valid-type]
-        self.table = Table((served,), ())
+        self.table = Table((Served.of(model.ref, model, 1.0),), ())
         self.deployment_name = model.ref
 
     def start(self) -> None:

@@ -119,6 +119,12 @@ class Served:
     def label(self) -> str:
         return self.model.ref
 
+    @classmethod
+    def of(cls, ref: str, model: LoadedModel, weight: float) -> Served:
+        """``model`` in a role, with the request record its signature declares."""
+        record = record_model(model.signature)
+        return cls(ref, model, weight, record, TypeAdapter(list[record]))  # type: ignore[valid-type]
+
 
 @dataclass(frozen=True)
 class Table:
@@ -159,9 +165,7 @@ class LiveModels:
         located = self.source.locate(ref)
         cached = self._loaded.get(located.key)
         if cached is None:
-            model = located.load()
-            record = record_model(model.signature)
-            cached = Served(ref, model, weight, record, TypeAdapter(list[record]))  # type: ignore[valid-type]
+            cached = Served.of(ref, located.load(), weight)
             self._loaded[located.key] = cached
         if cached.ref != ref or cached.weight != weight:
             cached = Served(ref, cached.model, weight, cached.record, cached.records)

@@ -22,6 +22,7 @@ from mlship.data.ingest import Ingested, ingest
 from mlship.errors import DataError
 from mlship.evaluation import evaluate
 from mlship.evaluation.report import write_evaluation_report
+from mlship.evaluation.values import plain
 from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
 from mlship.spec.loader import LoadedSpec
@@ -46,7 +47,7 @@ from mlship.train.metrics import greater_is_better, positive_index
 from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
-from mlship.train.spaces import plain, resolve_space
+from mlship.train.spaces import resolve_space
 from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from mlship.evaluation.values import plain
 from mlship.spec.models import ModelSpec, Task
 from mlship.spec.training import Choice, Dimension, FloatRange, IntRange, Space
 from mlship.train.catalog import (
@@ -367,11 +368,6 @@ def grid(
 _OPTUNA_TYPES = (type(None), bool, int, float, str)
 
 
-def plain(value: Any) -> Any:
-    """A value as JSON and Optuna hold it: numpy scalars become Python ones."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _needs_labels(values: list[Any]) -> bool:
     """Whether Optuna cannot store these choices as they are.
 
@@ -478,7 +474,6 @@ __all__ = [
     "grid",
     "grid_axes",
     "grid_size",
-    "plain",
     "resolve_space",
     "sample_optuna",
     "space_problems",

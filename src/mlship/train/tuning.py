@@ -25,11 +25,12 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from mlship.evaluation.values import plain
 from mlship.spec.training import Space, Tuning
 from mlship.train.cost import Prices, Usage
 from mlship.train.executors import Executor
 from mlship.train.folds import FoldJob, FoldResult, run_fold
-from mlship.train.spaces import decode_optuna, encode_optuna, grid, plain, sample_optuna
+from mlship.train.spaces import decode_optuna, encode_optuna, grid, sample_optuna
 
 optuna.logging.set_verbosity(logging.WARNING)
 
