@@ -3,12 +3,16 @@ can edit; a rolled-back change leaves none."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
+from mlship.config import Settings
 from mlship.errors import MlshipError
 from mlship.security.audit import Actor, acting
 from mlship.workspace import Workspace
+from tests.services import create_database
 
 
 def test_changes_are_attributed_to_the_local_user_and_command(workspace: Workspace) -> None:
@@ -40,13 +44,30 @@ def test_a_failed_change_leaves_no_entry_and_reads_leave_none(workspace: Workspa
     assert [sorted(e.changes) for e in workspace.audit.list()] == [["tokens"], ["users"]]
 
 
-def test_the_table_refuses_updates_and_deletes(workspace: Workspace) -> None:
+def _refuses_updates_and_deletes(workspace: Workspace) -> None:
     workspace.users.add("frank", "viewer", "tester")
     engine = workspace.metadata.engine
-    for statement in ("UPDATE audit_log SET user = 'x'", "DELETE FROM audit_log"):
+    statements = ("UPDATE audit_log SET \"user\" = 'x'", "DELETE FROM audit_log")
+    for statement in statements:
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as c:
             c.execute(sa.text(statement))
     assert len(workspace.audit.list()) == 1
+
+
+def test_the_table_refuses_updates_and_deletes(workspace: Workspace) -> None:
+    _refuses_updates_and_deletes(workspace)
+
+
+def test_the_table_refuses_updates_and_deletes_on_postgresql(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    database = create_database(postgres_url, "mlship_audit_append_only")
+    workspace = Workspace.open(Settings(home=tmp_path / "ws", database_url=database, user="t"))
+    try:
+        assert workspace.metadata.engine.dialect.name == "postgresql"
+        _refuses_updates_and_deletes(workspace)
+    finally:
+        workspace.close()
 
 
 def test_filters(workspace: Workspace) -> None:
