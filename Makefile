@@ -41,15 +41,17 @@ $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) -e '.[dev,bench]'
 	touch $@
 
-# Timing tables: model serving latency, data validation against pandera on 1,000,000 rows, and
-# data drift against Evidently on 200,000 rows (Evidently in a virtualenv of its own, made on
-# first use from benchmarks/evidently-requirements.txt: it does not run with our pandas).
+# Timing tables: model serving latency, data validation against pandera on 1,000,000 rows, data
+# drift against Evidently on 200,000 rows (Evidently in a virtualenv of its own, made on first use
+# from benchmarks/evidently-requirements.txt: it does not run with our pandas), and the artifact
+# store against MLflow's local artifact repository.
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python benchmarks/bench_artifacts.py
 
 # Re-resolve the newest versions allowed by pyproject.toml and record them exactly.
 lock:

@@ -250,13 +250,14 @@ class LocalArtifactStore(ArtifactStore):
     def get_bytes(self, sha256: str) -> bytes:
         if self.signer is not None and self.path_for(sha256).is_file():
             self.check_signature(sha256)  # a missing file is reported as missing, below
-        digest = _Digest(self._plaintext(sha256))
-        data = b"".join(digest)
+        digest = _Digest(self._plaintext(sha256, whole=True))
+        data = b"".join(digest)  # one piece for a plaintext file: no second copy
         _verify(digest, sha256, self.path_for(sha256))
         return data
 
-    def _plaintext(self, sha256: str) -> Iterator[bytes]:
-        """The plaintext of the stored file, streamed (not yet checked against its address)."""
+    def _plaintext(self, sha256: str, *, whole: bool = False) -> Iterator[bytes]:
+        """The plaintext of the stored file, streamed (not yet checked against its address);
+        ``whole`` reads a plaintext file in one piece, for a caller that holds it all anyway."""
         path = self.path_for(sha256)
         try:
             handle = path.open("rb")
@@ -283,6 +284,9 @@ class LocalArtifactStore(ArtifactStore):
                     "refused (refuse_plaintext_artifacts); `mlship keys encrypt-all` encrypts "
                     "files stored before encryption was turned on"
                 )
+            if whole:  # a fresh read sizes its buffer from the file: one allocation, no copy
+                yield path.read_bytes()
+                return
             yield head
             yield from iter(lambda: handle.read(_CHUNK), b"")
 

@@ -1,0 +1,155 @@
+"""Artifact store throughput: what checksums, signatures and encryption cost, against MLflow.
+
+Stores and reads back the same files through MLflow's local artifact repository (a plain file
+copy in, a plain file copy out: no checksum, no signature, no encryption) and through mlship's
+local store in three configurations:
+
+* ``signed``: the default (content address by sha256, a signature per artifact, the checksum
+  and the signature checked on every read);
+* ``signed + encrypted``: the same with ``encrypt_artifacts`` on (AES-256-GCM, 1 MiB segments);
+* ``unsigned``: the store without a signer, to show what the signature alone costs.
+
+Two workloads: one large file (a dataset version, ``--large-mb``) and many small ones (profiles
+and reports, ``--small`` files of ``--small-kb``). Reads are cold only in the sense that nothing
+is cached by mlship; the operating system's page cache serves every tool alike. mlship syncs each
+file and its directory before a write returns (a crash keeps an artifact whole or not at all) and
+signs in a second synced file; MLflow's copy syncs nothing, which is most of the gap on writes of
+small files. Each cell is the best of ``--repeat`` runs; the MLflow ratio columns are MLflow's time
+over mlship's (above 1: mlship faster).
+
+    python benchmarks/bench_artifacts.py [--large-mb 256] [--small 500] [--small-kb 64] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mlship import __version__
+from mlship.security.encryption import ArtifactCipher, Keyring, new_key
+from mlship.security.signing import Signer
+from mlship.store.artifacts import LocalArtifactStore
+
+
+@dataclass(frozen=True)
+class Timing:
+    write: float
+    read: float
+
+
+def _best(repeat: int, run: Callable[[Path], Timing], root: Path) -> Timing:
+    """The best write and the best read of ``repeat`` runs, each into a fresh directory."""
+    timings = []
+    for attempt in range(repeat):
+        where = root / f"run-{attempt}"
+        timings.append(run(where))
+        shutil.rmtree(where)
+    return Timing(min(t.write for t in timings), min(t.read for t in timings))
+
+
+def _mlflow(files: list[Path]) -> Callable[[Path], Timing]:
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    def run(where: Path) -> Timing:
+        repository = LocalArtifactRepository(str(where / "artifacts"))
+        started = time.perf_counter()
+        for path in files:
+            repository.log_artifact(str(path))  # type: ignore[no-untyped-call]
+        written = time.perf_counter()
+        out = where / "out"
+        out.mkdir()
+        for path in files:
+            local = repository.download_artifacts(path.name, dst_path=str(out))  # type: ignore[no-untyped-call]
+            Path(local).read_bytes()  # hand the bytes to the caller, as mlship's read does
+        return Timing(written - started, time.perf_counter() - written)
+
+    return run
+
+
+def _mlship(files: list[Path], signer: Signer | None, encrypt: bool) -> Callable[[Path], Timing]:
+    def run(where: Path) -> Timing:
+        cipher = ArtifactCipher(Keyring(new_key())) if encrypt else None
+        store = LocalArtifactStore(where / "artifacts", cipher, signer=signer)
+        started = time.perf_counter()
+        refs = [store.put_file(path) for path in files]
+        written = time.perf_counter()
+        for ref in refs:
+            store.get_bytes(ref.sha256)
+        return Timing(written - started, time.perf_counter() - written)
+
+    return run
+
+
+def _files(directory: Path, count: int, size: int, stem: str) -> list[Path]:
+    directory.mkdir(parents=True)
+    paths = []
+    for number in range(count):
+        path = directory / f"{stem}-{number:05d}.bin"
+        path.write_bytes(os.urandom(size))
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--large-mb", type=int, default=256)
+    parser.add_argument("--small", type=int, default=500)
+    parser.add_argument("--small-kb", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    console = Console(width=160)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    import mlflow
+
+    signer = Signer(hmac_key=new_key())
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        workloads = {
+            f"1 file × {args.large_mb} MiB": _files(
+                root / "large", 1, args.large_mb << 20, "dataset"
+            ),
+            f"{args.small} files × {args.small_kb} KiB": _files(
+                root / "small", args.small, args.small_kb << 10, "report"
+            ),
+        }
+        tools: dict[str, Callable[[list[Path]], Callable[[Path], Timing]]] = {
+            f"MLflow LocalArtifactRepository {mlflow.__version__}": _mlflow,
+            f"mlship {__version__} signed": lambda f: _mlship(f, signer, encrypt=False),
+            f"mlship {__version__} signed + encrypted": lambda f: _mlship(f, signer, encrypt=True),
+            f"mlship {__version__} unsigned": lambda f: _mlship(f, None, encrypt=False),
+        }
+        table = Table(title="Artifact store: store then read back (best of runs)")
+        for name in ("workload", "tool", "write s", "read s", "MiB/s write", "MiB/s read",
+                     "× MLflow write", "× MLflow read"):  # fmt: skip
+            table.add_column(name, justify="left" if name in ("workload", "tool") else "right")
+        for workload, files in workloads.items():
+            mib = sum(path.stat().st_size for path in files) / (1 << 20)
+            baseline: Timing | None = None
+            for tool, make in tools.items():
+                console.log(f"{workload}: {tool}")
+                timing = _best(args.repeat, make(files), root / "runs")
+                baseline = baseline or timing
+                table.add_row(
+                    workload,
+                    tool,
+                    f"{timing.write:.3f}",
+                    f"{timing.read:.3f}",
+                    f"{mib / timing.write:,.0f}",
+                    f"{mib / timing.read:,.0f}",
+                    f"{baseline.write / timing.write:.2f}×",
+                    f"{baseline.read / timing.read:.2f}×",
+                )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
