@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.metadata import MetadataStore
+    from mlship.store.parts import Sealing
     from mlship.store.tables import ModelVersion
 
 
@@ -116,22 +117,22 @@ class Workspace:
         from mlship.store.artifacts import LocalArtifactStore
 
         settings = self.settings
-        cipher = None
-        if (
-            settings.encrypt_artifacts
-            or settings.encryption_key is not None
-            or settings.encryption_key_file_resolved.is_file()
-        ):
-            from mlship.security.keyring import artifact_cipher
-
-            cipher = artifact_cipher(settings)
         return LocalArtifactStore(
             settings.artifact_root_resolved,
-            cipher,
+            self.sealing.cipher,
             signer=self.signer,
             encrypt=settings.encrypt_artifacts,
             allow_plaintext=not settings.refuse_plaintext_artifacts,
         )
+
+    @cached_property
+    def sealing(self) -> Sealing:
+        """How this process encrypts and decrypts what it keeps on its own disk: the local
+        artifact store, and the prediction logs and labels under ``home`` (also with a server,
+        whose store follows the server's settings)."""
+        from mlship.store.parts import Sealing
+
+        return Sealing.of(self.settings)
 
     def tuning_storage(self, run_id: str) -> optuna.storages.BaseStorage:
         """Where the studies of run ``run_id`` live: Optuna's tables in the local database, or

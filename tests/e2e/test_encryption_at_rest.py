@@ -36,6 +36,22 @@ def _artifact_keys(home: Path) -> dict[str, str]:
     return keys
 
 
+def _part_keys(home: Path) -> dict[str, str]:
+    """Every prediction-log and label part by name, with the key id it is encrypted under; fails
+    on any part that is not encrypted or that shows a logged value."""
+    parts = [*(home / "predictions").rglob("part-*.parquet"), *(home / "feedback").rglob("part-*")]
+    keys = {}
+    for path in parts:
+        data = path.read_bytes()
+        assert data.startswith(MAGIC), f"{path} is not encrypted"
+        shown = [marker for marker in (*MARKERS, b"PAR1") if marker in data]
+        assert shown == [], f"{path} shows {shown}"
+        header = read_header(data[:HEADER_SIZE], str(path))
+        assert header is not None
+        keys[path.name] = header.key_id
+    return keys
+
+
 def _reads_work(spec: Path, home: Path, run_id: str, out: Path) -> None:
     inputs = spec.parent / "data" / "new_customers.csv"
     scored = run_cli("predict", "churn", str(inputs), "-o", str(out), home=home, env=ON)
@@ -63,13 +79,20 @@ def test_encrypted_workspace_end_to_end(churn_spec: Path, tmp_path: Path) -> Non
     assert re.search(rf"{old}\s*│\s*current\s*│\s*{len(before)}\b", status), status
     assert re.search(r"plaintext\s*│\s*-\s*│\s*0\b", status), status
     _reads_work(churn_spec, home, run_id.group(1), tmp_path / "scored-1.csv")
+    # What was scored is logged, and the log is as unreadable on disk as the artifacts.
+    parts = _part_keys(home)
+    assert len(parts) == 1 and set(parts.values()) == {old}
+    watched = run_cli("monitor", "status", "churn", home=home, env=ON)
+    assert "churn" in watched.stdout and "Traceback" not in watched.stderr
 
     rotated = run_cli("keys", "rotate", home=home, env=ON).stdout
     after = _artifact_keys(home)
     assert after.keys() == before.keys()
     (new,) = set(after.values())
     assert new != old
-    assert f"Artifacts under new key {new}: {len(before)} re-encrypted, 0 already" in rotated
+    moved = len(before) + len(parts)
+    assert f"Artifacts under new key {new}: {moved} re-encrypted, 0 already" in rotated
+    assert set(_part_keys(home).values()) == {new}
     assert f"Retired from the keyring: {old}" in rotated
     status = run_cli("keys", "status", home=home, env=ON).stdout
     assert f"Current key: {new}" in status and old not in status

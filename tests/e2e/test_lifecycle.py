@@ -5,6 +5,7 @@ run -> runs list/show -> models list/show -> predict -> serve -> good and bad re
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,13 @@ def test_predict_scores_a_file(project: tuple[Path, Path], tmp_path: Path) -> No
     log = read_log(home / "predictions" / "batch").to_pandas()
     assert len(log) == 200 and set(log["role"]) == {"batch"} and log["request_id"].nunique() == 1
     assert sorted(log["output"].str.contains('"prediction"')) == [True] * 200
+    # The log holds the inputs as the model took them (typed by its signature, not the file's
+    # text), so monitoring reads batch traffic as it reads served traffic.
+    first = json.loads(log["input"].iloc[0])
+    assert isinstance(first["age"], int) and isinstance(first["monthly_charges"], float)
+    watched = run_cli("monitor", "status", "churn", "--window", "200 rows", home=home, check=False)
+    assert watched.returncode == 0, watched.stderr
+    assert "Traceback" not in watched.stderr
 
 
 def test_predict_refuses_a_file_off_the_signature(

@@ -194,10 +194,11 @@ def feedback(
         def signature_of(name: str) -> Signature:
             return Signature.from_dict(workspace.metadata.get_version(name).signature)
 
-        grouped = read_labels_file(path, home, signature_of, model)
+        sealing = workspace.sealing
+        grouped = read_labels_file(path, home, signature_of, model, sealing)
     finally:
         workspace.close()
-    store = FeedbackStore(feedback_directory(home))
+    store = FeedbackStore(feedback_directory(home), sealing)
     labels = [label for items in grouped.values() for label in items]
     stored = store.append(labels, f"file:{path.name}")
     per_model = ", ".join(f"{name} {len(items)}" for name, items in sorted(grouped.items()))

@@ -46,7 +46,8 @@ def score_frame(
 
     Every row is checked against the signature first (a bad row stops the job before anything is
     scored); then rows are scored ``chunk_rows`` at a time with a progress bar, and each chunk's
-    answers go to the prediction ``log`` when one is given.
+    answers go to the prediction ``log`` when one is given, with the inputs as the model took them
+    (typed by its signature), as a server logs them.
     """
     import numpy as np
     import pandas as pd
@@ -71,9 +72,7 @@ def score_frame(
             if proba is not None:
                 probabilities.append(proba)
             if log is not None:
-                _log_chunk(
-                    log, model, batch_id, raw.iloc[start : start + chunk_rows], labels, proba, began
-                )
+                _log_chunk(log, model, batch_id, chunk, labels, proba, began)
             progress.advance(task, len(chunk))
     result = pd.DataFrame(
         {name: raw[name].to_numpy() for name in model.signature.id_columns if name in raw}
@@ -133,11 +132,16 @@ def predict(
     try:
         model = workspace.load_model(resolve_version(workspace, ref))
         home = workspace.settings.home_resolved
+        sealing = workspace.sealing
     finally:
         workspace.close()
     started = time.perf_counter()
     raw = read_file(input_path, in_format)
-    log = PredictionLog(home / "predictions" / "batch", "batch") if prediction_log else None
+    log = (
+        PredictionLog(home / "predictions" / "batch", "batch", sealing=sealing)
+        if prediction_log
+        else None
+    )
     batch_id = f"batch-{uuid.uuid4().hex}"
     try:
         result = score_frame(

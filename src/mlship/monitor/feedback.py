@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mlship.errors import DataError
 from mlship.registry.signature import Signature
+from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources, write_part
 
 SCHEMA = pa.schema(
     [
@@ -109,8 +109,9 @@ def check_labels(
 class FeedbackStore:
     """Labels in ``directory`` as Parquet parts."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, sealing: Sealing = PLAIN) -> None:
         self.directory = directory
+        self.sealing = sealing
         self._sequence = 0
 
     def append(self, labels: Sequence[Label], source: str) -> int:
@@ -130,31 +131,25 @@ class FeedbackStore:
         )
         self._sequence += 1
         name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.parquet"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.directory / f".{name}.tmp"
-        with temporary.open("wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(self.directory / name)
+        write_part(self.directory / name, table, self.sealing)
         return len(labels)
 
     def parts(self) -> list[Path]:
-        return sorted(self.directory.glob("part-*.parquet"))
+        return sorted(self.directory.glob(PART_GLOB))
 
 
-def read_labels(directory: Path) -> Any:
+def read_labels(directory: Path, sealing: Sealing = PLAIN) -> Any:
     """Every stored label as a Polars frame (``request_id``, ``row``, ``label`` as JSON text,
     ``received_at``), the newest label of each record only."""
     import polars as pl
 
     columns = ["request_id", "row", "label", "received_at"]
-    parts = sorted(directory.glob("part-*.parquet"))
+    parts = sorted(directory.glob(PART_GLOB))
     if not parts:
         return pl.from_arrow(SCHEMA.empty_table()).select(columns)  # type: ignore[union-attr]
     # Part names start with the time they were written, so the scan's order is arrival order.
     return (
-        pl.scan_parquet(parts)
+        pl.scan_parquet(part_sources(parts, sealing))
         .select(columns)
         .unique(["request_id", "row"], keep="last", maintain_order=True)
         .collect()

@@ -19,6 +19,7 @@ from mlship.errors import DataError
 from mlship.monitor.feedback import Label, check_labels
 from mlship.monitor.traffic import log_parts, scan_log
 from mlship.registry.signature import Signature
+from mlship.store.parts import PLAIN, Sealing
 
 REQUIRED = ("request_id", "label")
 
@@ -47,6 +48,7 @@ def read_labels_file(
     home: Path,
     signature_of: Callable[[str], Signature],
     model: str | None = None,
+    sealing: Sealing = PLAIN,
 ) -> dict[str, list[Label]]:
     """The file's labels, checked, grouped by model name (see the module docstring)."""
     frame = _read(path)
@@ -61,7 +63,7 @@ def read_labels_file(
     csv = path.suffix.lower() not in (".parquet", ".jsonl", ".ndjson")
     request_ids = frame.get_column("request_id").cast(pl.String)
     rows = _rows(frame, path, csv)
-    owners = _owners(home, request_ids) if model is None else {}
+    owners = _owners(home, request_ids, sealing) if model is None else {}
     grouped: dict[str, list[tuple[int, Label]]] = {}
     unknown = []
     for index, (request_id, row, label) in enumerate(
@@ -108,14 +110,14 @@ def _rows(frame: pl.DataFrame, path: Path, csv: bool) -> list[int]:
     return rows
 
 
-def _owners(home: Path, request_ids: pl.Series) -> dict[str, str]:
+def _owners(home: Path, request_ids: pl.Series, sealing: Sealing) -> dict[str, str]:
     """Which model answered each request id, from every prediction log."""
     parts = log_parts(home)
     if not parts:
         return {}
     wanted = request_ids.drop_nulls().unique()
     found = (
-        scan_log(parts)
+        scan_log(parts, sealing)
         .select("request_id", "model")
         .filter(pl.col("request_id").is_in(wanted.implode()))
         .unique("request_id")

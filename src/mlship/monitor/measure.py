@@ -33,6 +33,7 @@ from mlship.monitor.reference import Reference, load_reference
 from mlship.monitor.traffic import PREDICTION, Traffic, read_request_log, read_traffic
 from mlship.monitor.window import Window
 from mlship.registry.signature import Signature
+from mlship.store.parts import Sealing
 
 if TYPE_CHECKING:
     from mlship.workspace import Workspace
@@ -217,6 +218,11 @@ class Monitor:
     def home(self) -> Any:
         return self.workspace.settings.home_resolved
 
+    @property
+    def sealing(self) -> Sealing:
+        """How the logs under :attr:`home` are encrypted (see ``store/parts.py``)."""
+        return self.workspace.sealing
+
     def reference(self, model: str, version: int) -> Reference:
         key = (model, version)
         if key not in self._references:
@@ -238,7 +244,7 @@ class Monitor:
 
         newest = self.workspace.metadata.get_version(model)
         traffic = read_traffic(self.home, model, Signature.from_dict(newest.signature),
-                               window=window, now=now)  # fmt: skip
+                               window=window, now=now, sealing=self.sealing)  # fmt: skip
         version = traffic.primary_version()
         if version is None:
             try:
@@ -249,7 +255,9 @@ class Monitor:
             judged = self.workspace.metadata.get_version(model, version)
             if judged.signature != newest.signature:
                 signature = Signature.from_dict(judged.signature)
-                traffic = read_traffic(self.home, model, signature, window=window, now=now)
+                traffic = read_traffic(
+                    self.home, model, signature, window=window, now=now, sealing=self.sealing
+                )
         return version, traffic
 
     def measure(self, model: str, window: Window, *, now: datetime | None = None) -> MonitorResult:
@@ -279,10 +287,10 @@ class Monitor:
                     live.select(PREDICTION),
                     columns=[PREDICTION],
                 ).columns[0]
-        labels = read_labels(feedback_directory(self.home))
+        labels = read_labels(feedback_directory(self.home), self.sealing)
         every = self.every or bucket_size(traffic.frame.get_column("at"))
         requests_log = read_request_log(
-            self.home, model, since=_history_start(traffic, window, at, every)
+            self.home, model, since=_history_start(traffic, window, at, every), sealing=self.sealing
         )
         health = _health(requests_log, model, window, traffic, at, every)
         refused = _refused(requests_log, traffic, window, at)

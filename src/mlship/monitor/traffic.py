@@ -24,6 +24,7 @@ import polars as pl
 from mlship.monitor.window import Window
 from mlship.registry.signature import Signature
 from mlship.serve import predlog
+from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources
 
 ANSWERED = ("route", "batch")
 """Roles of rows that are answers someone received."""
@@ -47,7 +48,7 @@ _DTYPES: dict[str, pl.DataType] = {
 
 def log_parts(home: Path) -> list[Path]:
     """Every prediction-log part under ``home`` (all deployments and batch scoring)."""
-    return sorted((home / "predictions").glob("*/part-*.parquet"))
+    return sorted((home / "predictions").glob(f"*/{PART_GLOB}"))
 
 
 def input_dtype(signature: Signature) -> pl.Struct:
@@ -105,10 +106,11 @@ class Traffic:
         return int(counts.get_column("version")[0])
 
 
-def scan_log(parts: Sequence[Path]) -> pl.LazyFrame:
+def scan_log(parts: Sequence[Path], sealing: Sealing = PLAIN) -> pl.LazyFrame:
     """The parts as one lazy frame in the log's current schema: columns added to the log since
-    a part was written read as null there."""
-    return pl.scan_parquet(list(parts), schema=_log_schema(), missing_columns="insert")
+    a part was written read as null there. Encrypted parts are decrypted with ``sealing``."""
+    sources = part_sources(parts, sealing)
+    return pl.scan_parquet(sources, schema=_log_schema(), missing_columns="insert")
 
 
 def _log_schema() -> pl.Schema:
@@ -116,9 +118,9 @@ def _log_schema() -> pl.Schema:
     return pl.from_arrow(predlog.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
 
 
-def _scan(parts: Sequence[Path], model: str) -> pl.LazyFrame:
+def _scan(parts: Sequence[Path], model: str, sealing: Sealing) -> pl.LazyFrame:
     return (
-        scan_log(parts)
+        scan_log(parts, sealing)
         .select(_LOG_COLUMNS)
         .filter((pl.col("model") == model) & pl.col("role").is_in(SCORED))
     )
@@ -190,6 +192,7 @@ def read_traffic(
     window: Window | None = None,
     now: datetime | None = None,
     parts: Sequence[Path] | None = None,
+    sealing: Sealing = PLAIN,
 ) -> Traffic:
     """The traffic of ``model`` in ``window`` (all of it when None), decoded with ``signature``.
 
@@ -201,7 +204,7 @@ def read_traffic(
     empty = _empty(signature)
     if not found:
         return Traffic(model, empty, signature)
-    frame = _windowed(_scan(found, model), window, now or datetime.now(UTC))
+    frame = _windowed(_scan(found, model, sealing), window, now or datetime.now(UTC))
     if frame.is_empty():
         return Traffic(model, empty, signature)
     return Traffic(model, _decode(frame, signature), signature)
@@ -227,7 +230,12 @@ def _empty(signature: Signature) -> pl.DataFrame:
 
 
 def read_request_log(
-    home: Path, model: str, *, since: datetime | None = None, parts: Sequence[Path] | None = None
+    home: Path,
+    model: str,
+    *,
+    since: datetime | None = None,
+    parts: Sequence[Path] | None = None,
+    sealing: Sealing = PLAIN,
 ) -> pl.DataFrame:
     """The columns operational health reads (no records), for every row of ``model`` logged at
     or after ``since``: answers, shadows and refused or failed requests (role ``error``)."""
@@ -235,7 +243,7 @@ def read_request_log(
     columns = ["request_id", "at", "model", "version", "role", "latency_ms", "status"]
     if not found:
         return pl.DataFrame(schema=_log_schema()).select(columns)
-    lazy = scan_log(found).select(columns)
+    lazy = scan_log(found, sealing).select(columns)
     lazy = lazy.filter(pl.col("model") == model)
     if since is not None:
         lazy = lazy.filter(pl.col("at") >= since)

@@ -7,10 +7,12 @@ resumes: a keyring that still holds older keys means the last rotation did not f
 key is made, and files already under the current key are skipped. Only when a final count finds
 no file under any other key are the older keys dropped from the keyring.
 
-Moving plaintext files (stored before encryption was turned on) is the same walk without a new
-key (:func:`encrypt_all`). Both hold a lock beside the keyring, so two never interleave. Writers
-that loaded the keyring before a rotation may still add files under the old key; the final count
-sees them and keeps the old key, so run a rotation when nothing else writes to the workspace.
+The walk covers the log parts under ``home`` (prediction logs and labels, ``store/parts.py``)
+as well as the artifacts. Moving plaintext files (stored before encryption was turned on) is the
+same walk without a new key (:func:`encrypt_all`). Both hold a lock beside the keyring, so two
+never interleave. Writers that loaded the keyring before a rotation may still add files under
+the old key; the final count sees them and keeps the old key, so run a rotation when nothing
+else writes to the workspace.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mlship.security.keyring import (
 )
 from mlship.security.store_signing import unsigned_count
 from mlship.store.artifacts import LocalArtifactStore
+from mlship.store.parts import part_key_id, reseal, stored_parts
 
 if TYPE_CHECKING:
     from mlship.config import Settings
@@ -81,7 +84,7 @@ def census(settings: Settings) -> Census:
     keyring = load_keyring(settings)
     cipher = artifact_cipher(settings) if keyring is not None else None
     store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
-    files = _count(store)
+    files = _count(store, settings)
     unsigned, _ = unsigned_count(store)
     if keyring is None:
         return Census(None, (), files, "no keyring", unsigned)
@@ -89,12 +92,18 @@ def census(settings: Settings) -> Census:
     return Census(keyring.current_id, ids, files, keyring.source, unsigned)
 
 
-def _count(store: LocalArtifactStore) -> Counter[str | None]:
-    """Artifacts by the id of their key; None counts plaintext, DAMAGED unreadable headers."""
+def _count(store: LocalArtifactStore, settings: Settings) -> Counter[str | None]:
+    """Artifacts and log parts by the id of their key; None counts plaintext, DAMAGED
+    unreadable headers."""
     files: Counter[str | None] = Counter()
     for sha256 in store.addresses():
         try:
             files[store.key_id(sha256)] += 1
+        except DecryptionError:
+            files[DAMAGED] += 1
+    for part in stored_parts(settings.home_resolved):
+        try:
+            files[part_key_id(part)] += 1
         except DecryptionError:
             files[DAMAGED] += 1
     return files
@@ -153,7 +162,8 @@ def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) 
     current = cipher.current_id
     done = Moved(key=current, new_key=new_key)
     addresses = list(store.addresses())
-    observer.started(len(addresses), current)
+    parts = stored_parts(settings.home_resolved)
+    observer.started(len(addresses) + len(parts), current)
     for sha256 in addresses:
         moved = False
         try:
@@ -166,8 +176,20 @@ def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) 
         except MlshipError as exc:
             done.failed.append((sha256, str(exc)))
         observer.advanced(sha256, moved)
+    for part in parts:  # the prediction logs and labels (see store/parts.py)
+        moved = False
+        try:
+            if part_key_id(part) == current:
+                done.skipped += 1
+            else:
+                reseal(part, cipher)
+                moved = True
+                done.moved += 1
+        except MlshipError as exc:
+            done.failed.append((str(part), str(exc)))
+        observer.advanced(str(part), moved)
     # Count again: a file another process added meanwhile under an older key keeps that key.
-    left = _count(store)
+    left = _count(store, settings)
     del left[current]
     done.remaining = left
     if not left:

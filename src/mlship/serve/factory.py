@@ -57,6 +57,7 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
     from mlship.serve.app import create_app
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
     from mlship.serve.predlog import PredictionLog
+    from mlship.store.parts import Sealing
 
     source: ModelSource
     if is_bundle_target(target):
@@ -70,25 +71,31 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
         # The key that signed the bundle's model: a secret of the serving machine, never created.
         source = BundleSource(bundle, signer(settings, create=False))
         home = settings.home_resolved
+        sealing = Sealing.of(settings)
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
     else:
         deployment = deployment_for(target)
         source = RegistrySource(workspace)
         home = workspace.settings.home_resolved
+        sealing = workspace.sealing
     live = LiveModels(deployment, source)
     log = None
     if prediction_log and deployment.log.enabled:
         directory = deployment.log.directory or (home / "predictions" / deployment.name)
         log = PredictionLog(
-            directory, deployment.name, deployment.log.flush_rows, deployment.log.flush_seconds
+            directory,
+            deployment.name,
+            deployment.log.flush_rows,
+            deployment.log.flush_seconds,
+            sealing,
         )
     app = create_app(
         live,
         prediction_log=log,
         sticky_header=deployment.sticky_header,
         batching=deployment.batching,
-        feedback=FeedbackStore(feedback_directory(home)),
+        feedback=FeedbackStore(feedback_directory(home), sealing),
     )
     routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
     shadows = ", ".join(served.label for served in live.table.shadows)

@@ -16,6 +16,8 @@ version and then refused or failed), one row per request, with empty input and o
 
 ``status`` and ``error`` came later than the other columns: :func:`read_log` gives parts written
 before them status 200 and no error (they held answers only), so old and new parts read as one.
+
+With ``encrypt_artifacts`` on, parts are encrypted like artifacts (``store/parts.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from mlship.store.parts import PART_GLOB, PLAIN, Sealing, read_part, write_part
 
 SCHEMA = pa.schema(
     [
@@ -67,9 +70,15 @@ class PredictionLog:
     """A buffered, append-only log of predictions in ``directory``."""
 
     def __init__(
-        self, directory: Path, deployment: str, flush_rows: int = 1000, flush_seconds: float = 5.0
+        self,
+        directory: Path,
+        deployment: str,
+        flush_rows: int = 1000,
+        flush_seconds: float = 5.0,
+        sealing: Sealing = PLAIN,
     ) -> None:
         self.directory = directory
+        self.sealing = sealing
         self.deployment = deployment
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -132,7 +141,7 @@ class PredictionLog:
         with self._write_lock:
             self._sequence += 1
             name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.parquet"
-            _write_part(self.directory, name, rows)
+            _write_part(self.directory, name, rows, self.sealing)
             self.written += len(rows)
         return len(rows)
 
@@ -161,27 +170,21 @@ class PredictionLog:
         self.flush()
 
 
-def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]], sealing: Sealing) -> None:
     columns = list(zip(*rows, strict=True))
     table = pa.Table.from_arrays(
         [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMA, strict=True)],
         schema=SCHEMA,
     )
-    temporary = directory / f".{name}.tmp"
-    with temporary.open("wb") as handle:
-        pq.write_table(table, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(directory / name)
+    write_part(directory / name, table, sealing)
 
 
-def read_log(directory: Path) -> pa.Table:
+def read_log(directory: Path, sealing: Sealing = PLAIN) -> pa.Table:
     """Every part written so far, as one table in :data:`SCHEMA` (empty when there is none)."""
-    parts = sorted(directory.glob("part-*.parquet"))
+    parts = sorted(directory.glob(PART_GLOB))
     if not parts:
         return SCHEMA.empty_table()
-    return pa.concat_tables(_conform(pq.read_table(part)) for part in parts)
+    return pa.concat_tables(_conform(read_part(part, sealing)) for part in parts)
 
 
 def _conform(table: pa.Table) -> pa.Table:

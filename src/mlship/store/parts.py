@@ -1,0 +1,124 @@
+"""Parquet parts of the logs (predictions and labels): written atomically, sealed at rest.
+
+The prediction log and the stored labels hold what live callers sent, so they are as sensitive
+as the datasets in the artifact store. With ``encrypt_artifacts`` on, every part is encrypted with
+the artifact cipher (the same file format and keyring, so ``mlship keys rotate`` moves them too);
+readers decrypt parts that carry the encryption header and read older plaintext parts as they
+are. A part is written to a temporary file, synced and renamed, so a reader never sees half of
+one. Encrypted parts are decrypted into memory before Parquet reads them: a part is one flush of
+the log (about a thousand rows), never a whole dataset.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlship.errors import IntegrityError
+from mlship.security.encryption import HEADER_SIZE, MAGIC, ArtifactCipher, read_header
+from mlship.store.artifacts import atomic_write
+
+if TYPE_CHECKING:
+    from mlship.config import Settings
+
+PART_GLOB = "part-*.parquet"
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """How a process writes and reads sealed files: the cipher it decrypts with (None: no key)
+    and whether it encrypts what it writes."""
+
+    cipher: ArtifactCipher | None = None
+    encrypt: bool = False
+
+    @classmethod
+    def of(cls, settings: Settings) -> Sealing:
+        """The workspace's: a cipher whenever there is a key (encryption may have been on
+        before), encrypting when ``encrypt_artifacts`` is on."""
+        if not (
+            settings.encrypt_artifacts
+            or settings.encryption_key is not None
+            or settings.encryption_key_file_resolved.is_file()
+        ):
+            return cls()
+        from mlship.security.keyring import artifact_cipher
+
+        return cls(artifact_cipher(settings), settings.encrypt_artifacts)
+
+
+PLAIN = Sealing()
+"""Neither encrypts nor decrypts (an encrypted part is then refused with a clear error)."""
+
+
+def write_part(path: Path, table: pa.Table, sealing: Sealing = PLAIN) -> None:
+    """Write ``table`` as the Parquet file ``path``, encrypted when ``sealing`` says so."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    data = buffer.getvalue().to_pybytes()
+    cipher = sealing.cipher if sealing.encrypt else None
+    atomic_write(path, cipher.encrypt([data]) if cipher is not None else [data])
+
+
+def part_source(path: Path, sealing: Sealing = PLAIN) -> Path | io.BytesIO:
+    """What a Parquet reader opens for ``path``: the file itself when it is plaintext, its
+    decrypted bytes when it is encrypted."""
+    with path.open("rb") as handle:
+        if handle.read(len(MAGIC)) != MAGIC:
+            return path
+        if sealing.cipher is None:
+            handle.seek(0)
+            header = read_header(handle.read(HEADER_SIZE), str(path))
+            needed = f"key {header.key_id}" if header is not None else "a key"
+            raise IntegrityError(
+                f"{path} is encrypted (under {needed}), but no artifact key is configured: set "
+                "MLSHIP_ENCRYPTION_KEY or restore the keyring (MLSHIP_ENCRYPTION_KEY_FILE)"
+            )
+        handle.seek(0)
+        return io.BytesIO(b"".join(sealing.cipher.decrypt(handle, str(path))))
+
+
+def part_sources(parts: Sequence[Path], sealing: Sealing = PLAIN) -> list[Path] | list[IO[bytes]]:
+    """What a Parquet scan opens for ``parts``: the files themselves when all are plaintext (so
+    the scan reads only what it needs), else every part's bytes (a scan takes one kind)."""
+    sources = [part_source(part, sealing) for part in parts]
+    if all(isinstance(source, Path) for source in sources):
+        return list(parts)
+    opened: list[IO[bytes]] = [
+        source if isinstance(source, io.BytesIO) else io.BytesIO(source.read_bytes())
+        for source in sources
+    ]
+    return opened
+
+
+def read_part(path: Path, sealing: Sealing = PLAIN) -> pa.Table:
+    return pq.read_table(part_source(path, sealing))
+
+
+def stored_parts(home: Path) -> list[Path]:
+    """Every log part of the workspace at ``home``: the prediction logs of every deployment
+    and of batch scoring, and the stored labels."""
+    return sorted(
+        [*(home / "predictions").glob(f"*/{PART_GLOB}"), *(home / "feedback").glob(PART_GLOB)]
+    )
+
+
+def part_key_id(path: Path) -> str | None:
+    """The id of the key a part is encrypted under; None when it is plaintext."""
+    with path.open("rb") as handle:
+        header = read_header(handle.read(HEADER_SIZE), str(path))
+    return header.key_id if header is not None else None
+
+
+def reseal(path: Path, cipher: ArtifactCipher) -> None:
+    """Rewrite one part under the cipher's current key, atomically (decrypted first if it was
+    encrypted; its authentication is checked before anything is renamed)."""
+    source = part_source(path, Sealing(cipher))
+    data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
+    atomic_write(path, cipher.encrypt([data]))

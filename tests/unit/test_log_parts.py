@@ -1,0 +1,117 @@
+"""Prediction logs and stored labels at rest: encrypted like artifacts when encryption is on,
+read back by every reader with the workspace's key, refused with the file and key named without
+it, readable beside parts written before encryption, and moved by key rotation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mlship.config import Settings
+from mlship.errors import IntegrityError
+from mlship.monitor.feedback import FeedbackStore, Label, feedback_directory, read_labels
+from mlship.monitor.traffic import log_parts, scan_log
+from mlship.security.encryption import MAGIC
+from mlship.security.keyring import load_keyring
+from mlship.security.rotation import census, encrypt_all, rotate
+from mlship.serve.predlog import Entry, PredictionLog, read_log
+from mlship.store.parts import PLAIN, Sealing, part_key_id, stored_parts
+
+SECRET = "4111-1111-1111-1111"
+"""A value a caller sent that must not be readable on disk."""
+
+
+def _entry(request_id: str) -> Entry:
+    return Entry(
+        request_id=request_id,
+        model="churn",
+        version=1,
+        role="route",
+        latency_ms=1.5,
+        inputs=[{"card": SECRET, "age": 40}],
+        outputs=[{"prediction": "yes"}],
+    )
+
+
+def _log(directory: Path, sealing: Sealing, *request_ids: str) -> None:
+    log = PredictionLog(directory, "churn", sealing=sealing)
+    for request_id in request_ids:
+        log.append(_entry(request_id))
+    log.close()
+
+
+@pytest.fixture
+def on(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "ws", encrypt_artifacts=True)
+
+
+def test_parts_are_encrypted_and_every_reader_reads_them(on: Settings) -> None:
+    sealing = Sealing.of(on)
+    directory = on.home_resolved / "predictions" / "churn"
+    _log(directory, sealing, "r1", "r2")
+    FeedbackStore(feedback_directory(on.home_resolved), sealing).append(
+        [Label("r1", 0, "yes")], "test"
+    )
+    parts = stored_parts(on.home_resolved)
+    assert len(parts) == 2
+    for part in parts:
+        data = part.read_bytes()
+        assert data.startswith(MAGIC) and SECRET.encode() not in data and b"PAR1" not in data
+
+    assert read_log(directory, sealing).column("request_id").to_pylist() == ["r1", "r2"]
+    scanned = scan_log(log_parts(on.home_resolved), sealing).collect()
+    assert scanned.get_column("request_id").to_list() == ["r1", "r2"]
+    assert SECRET in scanned.get_column("input")[0]
+    labels = read_labels(feedback_directory(on.home_resolved), sealing)
+    assert labels.get_column("request_id").to_list() == ["r1"]
+
+
+def test_without_the_key_a_reader_names_the_file_and_the_key(on: Settings) -> None:
+    sealing = Sealing.of(on)
+    directory = on.home_resolved / "predictions" / "churn"
+    _log(directory, sealing, "r1")
+    (part,) = log_parts(on.home_resolved)
+    assert sealing.cipher is not None
+    key = sealing.cipher.current_id
+    with pytest.raises(IntegrityError, match=rf"{part} is encrypted \(under key {key}\)"):
+        read_log(directory)
+    with pytest.raises(IntegrityError, match="MLSHIP_ENCRYPTION_KEY"):
+        scan_log([part], PLAIN)
+
+
+def test_parts_from_before_encryption_still_read_and_encrypt_all_seals_them(
+    on: Settings,
+) -> None:
+    directory = on.home_resolved / "predictions" / "churn"
+    _log(directory, PLAIN, "old")
+    sealing = Sealing.of(on)
+    _log(directory, sealing, "new")
+    scanned = scan_log(log_parts(on.home_resolved), sealing).collect()
+    assert sorted(scanned.get_column("request_id").to_list()) == ["new", "old"]
+    assert census(on).files[None] == 1
+
+    done = encrypt_all(on)
+    assert (done.moved, done.skipped, done.failed) == (1, 1, [])
+    assert {part_key_id(p) for p in log_parts(on.home_resolved)} == {sealing.cipher.current_id}  # type: ignore[union-attr]
+    assert read_log(directory, sealing).num_rows == 2
+
+
+def test_rotation_moves_the_parts_and_retires_the_old_key(on: Settings) -> None:
+    sealing = Sealing.of(on)
+    _log(on.home_resolved / "predictions" / "churn", sealing, "r1")
+    FeedbackStore(feedback_directory(on.home_resolved), sealing).append(
+        [Label("r1", 0, "yes")], "test"
+    )
+    old = load_keyring(on)
+    assert old is not None
+    done = rotate(on)
+    assert (done.moved, done.failed) == (2, [])
+    assert done.retired == (old.current_id,)
+    assert {part_key_id(p) for p in stored_parts(on.home_resolved)} == {done.key}
+    fresh = Sealing.of(on)
+    frame = scan_log(log_parts(on.home_resolved), fresh).collect()
+    assert frame.get_column("request_id").to_list() == ["r1"]
+    labels = read_labels(feedback_directory(on.home_resolved), fresh)
+    assert isinstance(labels, pl.DataFrame) and labels.height == 1
