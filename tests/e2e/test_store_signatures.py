@@ -63,3 +63,8 @@ def test_unsigned_and_forged_artifacts_are_refused_and_sign_all_signs_the_rest(
     inputs = trained.settings.home_resolved.parent / "churn" / "data" / "new_customers.csv"
     scored = run_cli("predict", "churn:1", str(inputs), "-o", str(tmp_path / "o.csv"), home=home)
     assert "Scored" in scored.stdout
+    # The prediction log is not an artifact: the count of signed artifacts does not change.
+    assert list((home / "predictions").rglob("part-*.parquet"))
+    assert f"Signed artifacts: {len(objects)} of {len(objects)}" in _text(
+        run_cli("keys", "status", home=home)
+    )

@@ -48,7 +48,8 @@ def public() -> None:
 
 @app.command("status")
 def status() -> None:
-    """The current key, the keyring, and how many artifacts are under each key or in plaintext."""
+    """The current key, the keyring, how many artifacts and log parts are under each key or in
+    plaintext, and how many artifacts are unsigned."""
     from mlship.security.rotation import DAMAGED, census
 
     settings = load_settings()
@@ -56,7 +57,7 @@ def status() -> None:
     state = "on" if settings.encrypt_artifacts else "off"
     out.print(f"Encryption of new artifacts: {state}")
     out.print(f"Current key: {found.current or 'none'} ({found.source})")
-    table = Table(title="Artifacts by key")
+    table = Table(title="Artifacts and log parts by key")
     for column in ("key", "role", "artifacts"):
         table.add_column(column)
     for held in found.keyring:
@@ -71,7 +72,7 @@ def status() -> None:
             table.add_row(kid, "[red]not in the keyring[/]", str(count))
     table.add_row("plaintext", "-", str(found.files.get(None, 0)))
     out.print(table)
-    unsigned, total = found.unsigned, sum(found.files.values())
+    unsigned, total = found.unsigned, found.artifacts
     if unsigned:
         out.print(
             f"[red]Unsigned artifacts: {unsigned} of {total}[/] (refused when read; "

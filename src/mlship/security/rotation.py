@@ -64,6 +64,8 @@ class Census:
     source: str
     unsigned: int = 0
     """Artifacts without a signature (see :mod:`mlship.security.store_signing`)."""
+    artifacts: int = 0
+    """Artifacts in the store (``files`` also counts the log parts)."""
 
 
 @dataclass
@@ -85,11 +87,11 @@ def census(settings: Settings) -> Census:
     cipher = artifact_cipher(settings) if keyring is not None else None
     store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
     files = _count(store, settings)
-    unsigned, _ = unsigned_count(store)
+    unsigned, artifacts = unsigned_count(store)
     if keyring is None:
-        return Census(None, (), files, "no keyring", unsigned)
+        return Census(None, (), files, "no keyring", unsigned, artifacts)
     ids = (keyring.current_id, *sorted(set(keyring.by_id) - {keyring.current_id}))
-    return Census(keyring.current_id, ids, files, keyring.source, unsigned)
+    return Census(keyring.current_id, ids, files, keyring.source, unsigned, artifacts)
 
 
 def _count(store: LocalArtifactStore, settings: Settings) -> Counter[str | None]:
