@@ -30,7 +30,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mlship.errors import ConfigError, DecryptionError
+from mlship.errors import ConfigError, DecryptionError, IntegrityError
 
 MAGIC = b"\x89MLSENC\n"
 VERSION = 1
@@ -113,6 +113,18 @@ def read_header(head: bytes, what: str) -> Header | None:
         raise DecryptionError(f"{what}: its encryption header is cut short")
     _, version, segment_size, kid, _ = _HEADER.unpack(head[:HEADER_SIZE])
     return Header(version, segment_size, kid.hex(), head[:HEADER_SIZE])
+
+
+def no_key_error(handle: BinaryIO, what: str) -> IntegrityError:
+    """The error for an encrypted file (``handle``, read from its start) that a process without
+    any artifact key was asked to read; names the file (``what``) and the key it needs."""
+    handle.seek(0)
+    header = read_header(handle.read(HEADER_SIZE), what)
+    needed = f"key {header.key_id}" if header is not None else "a key"
+    return IntegrityError(
+        f"{what} is encrypted (under {needed}), but no artifact key is configured: set "
+        "MLSHIP_ENCRYPTION_KEY or restore the keyring (MLSHIP_ENCRYPTION_KEY_FILE)"
+    )
 
 
 def _associated(header: bytes, index: int, last: bool) -> bytes:

@@ -34,7 +34,7 @@ from mlship.security.keyring import (
 )
 from mlship.security.store_signing import unsigned_count
 from mlship.store.artifacts import LocalArtifactStore
-from mlship.store.parts import part_key_id, reseal, stored_parts
+from mlship.store.parts import LogParts
 
 if TYPE_CHECKING:
     from mlship.config import Settings
@@ -94,20 +94,23 @@ def census(settings: Settings) -> Census:
     return Census(keyring.current_id, ids, files, keyring.source, unsigned, artifacts)
 
 
+def _sealed(
+    store: LocalArtifactStore, settings: Settings
+) -> tuple[LocalArtifactStore | LogParts, ...]:
+    """What key maintenance walks: the artifact store and the log parts beside it."""
+    return (store, LogParts(settings.home_resolved, store.cipher))
+
+
 def _count(store: LocalArtifactStore, settings: Settings) -> Counter[str | None]:
     """Artifacts and log parts by the id of their key; None counts plaintext, DAMAGED
     unreadable headers."""
     files: Counter[str | None] = Counter()
-    for sha256 in store.addresses():
-        try:
-            files[store.key_id(sha256)] += 1
-        except DecryptionError:
-            files[DAMAGED] += 1
-    for part in stored_parts(settings.home_resolved):
-        try:
-            files[part_key_id(part)] += 1
-        except DecryptionError:
-            files[DAMAGED] += 1
+    for holder in _sealed(store, settings):
+        for name in holder.addresses():
+            try:
+                files[holder.key_id(name)] += 1
+            except DecryptionError:
+                files[DAMAGED] += 1
     return files
 
 
@@ -163,33 +166,20 @@ def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) 
     store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
     current = cipher.current_id
     done = Moved(key=current, new_key=new_key)
-    addresses = list(store.addresses())
-    parts = stored_parts(settings.home_resolved)
-    observer.started(len(addresses) + len(parts), current)
-    for sha256 in addresses:
+    files = [(holder, name) for holder in _sealed(store, settings) for name in holder.addresses()]
+    observer.started(len(files), current)
+    for holder, name in files:
         moved = False
         try:
-            if store.key_id(sha256) == current:
+            if holder.key_id(name) == current:
                 done.skipped += 1
             else:
-                store.reencrypt(sha256)
+                holder.reencrypt(name)
                 moved = True
                 done.moved += 1
         except MlshipError as exc:
-            done.failed.append((sha256, str(exc)))
-        observer.advanced(sha256, moved)
-    for part in parts:  # the prediction logs and labels (see store/parts.py)
-        moved = False
-        try:
-            if part_key_id(part) == current:
-                done.skipped += 1
-            else:
-                reseal(part, cipher)
-                moved = True
-                done.moved += 1
-        except MlshipError as exc:
-            done.failed.append((str(part), str(exc)))
-        observer.advanced(str(part), moved)
+            done.failed.append((name, str(exc)))
+        observer.advanced(name, moved)
     # Count again: a file another process added meanwhile under an older key keeps that key.
     left = _count(store, settings)
     del left[current]

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mlship.errors import IntegrityError, NotFoundError
-from mlship.security.encryption import HEADER_SIZE, MAGIC, ArtifactCipher, read_header
+from mlship.security.encryption import (
+    HEADER_SIZE,
+    MAGIC,
+    ArtifactCipher,
+    no_key_error,
+    read_header,
+)
+from mlship.security.signing import STORED
 
 if TYPE_CHECKING:
     from mlship.security.signing import Signer
@@ -182,8 +189,6 @@ class LocalArtifactStore(ArtifactStore):
         """Raise IntegrityError unless the workspace's key signed ``sha256``."""
         if self.signer is None:
             raise ValueError("checking signatures needs a signer")
-        from mlship.security.signing import STORED
-
         signature = self.signature_of(sha256)
         if signature is None:
             raise IntegrityError(
@@ -197,8 +202,6 @@ class LocalArtifactStore(ArtifactStore):
         """Write the signature of ``sha256`` unless a valid one is already there."""
         if self.signer is None:
             return
-        from mlship.security.signing import STORED
-
         signature = self.signer.sign(sha256, STORED)
         if self.signature_of(sha256) != signature:
             atomic_write(self.signature_path(sha256), [signature.encode("ascii") + b"\n"])
@@ -267,14 +270,7 @@ class LocalArtifactStore(ArtifactStore):
             head = handle.read(len(MAGIC))
             if head == MAGIC:
                 if self.cipher is None:
-                    handle.seek(0)
-                    header = read_header(handle.read(HEADER_SIZE), f"artifact {sha256}")
-                    needed = f"key {header.key_id}" if header is not None else "a key"
-                    raise IntegrityError(
-                        f"artifact {sha256} is encrypted (under {needed}), but no artifact key "
-                        "is configured: set MLSHIP_ENCRYPTION_KEY or restore the keyring "
-                        "(MLSHIP_ENCRYPTION_KEY_FILE)"
-                    )
+                    raise no_key_error(handle, f"artifact {sha256}")
                 handle.seek(0)
                 yield from self.cipher.decrypt(handle, f"artifact {sha256}")
                 return

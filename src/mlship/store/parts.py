@@ -12,7 +12,7 @@ the log (about a thousand rows), never a whole dataset.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -20,8 +20,13 @@ from typing import IO, TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlship.errors import IntegrityError
-from mlship.security.encryption import HEADER_SIZE, MAGIC, ArtifactCipher, read_header
+from mlship.security.encryption import (
+    HEADER_SIZE,
+    MAGIC,
+    ArtifactCipher,
+    no_key_error,
+    read_header,
+)
 from mlship.store.artifacts import atomic_write
 
 if TYPE_CHECKING:
@@ -73,13 +78,7 @@ def part_source(path: Path, sealing: Sealing = PLAIN) -> Path | io.BytesIO:
         if handle.read(len(MAGIC)) != MAGIC:
             return path
         if sealing.cipher is None:
-            handle.seek(0)
-            header = read_header(handle.read(HEADER_SIZE), str(path))
-            needed = f"key {header.key_id}" if header is not None else "a key"
-            raise IntegrityError(
-                f"{path} is encrypted (under {needed}), but no artifact key is configured: set "
-                "MLSHIP_ENCRYPTION_KEY or restore the keyring (MLSHIP_ENCRYPTION_KEY_FILE)"
-            )
+            raise no_key_error(handle, str(path))
         handle.seek(0)
         return io.BytesIO(b"".join(sealing.cipher.decrypt(handle, str(path))))
 
@@ -116,9 +115,27 @@ def part_key_id(path: Path) -> str | None:
     return header.key_id if header is not None else None
 
 
-def reseal(path: Path, cipher: ArtifactCipher) -> None:
-    """Rewrite one part under the cipher's current key, atomically (decrypted first if it was
-    encrypted; its authentication is checked before anything is renamed)."""
-    source = part_source(path, Sealing(cipher))
-    data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
-    atomic_write(path, cipher.encrypt([data]))
+class LogParts:
+    """The log parts under ``home`` as key maintenance walks them: the artifact store's
+    ``addresses``, ``key_id`` and ``reencrypt``, with a part named by its path, so a rotation
+    treats both alike."""
+
+    def __init__(self, home: Path, cipher: ArtifactCipher | None) -> None:
+        self.home = home
+        self.cipher = cipher
+
+    def addresses(self) -> Iterator[str]:
+        return (str(path) for path in stored_parts(self.home))
+
+    def key_id(self, name: str) -> str | None:
+        return part_key_id(Path(name))
+
+    def reencrypt(self, name: str) -> None:
+        """Rewrite one part under the cipher's current key, atomically (decrypted first if it
+        was encrypted; its authentication is checked before anything is renamed)."""
+        if self.cipher is None:
+            raise ValueError("re-encrypting needs a cipher")
+        path = Path(name)
+        source = part_source(path, Sealing(self.cipher))
+        data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
+        atomic_write(path, self.cipher.encrypt([data]))
