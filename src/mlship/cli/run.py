@@ -1,19 +1,63 @@
-"""``mlship run``: execute a pipeline spec with a live progress display."""
+"""``mlship run``: execute a pipeline spec with a live progress display.
+
+SIGTERM is what CI runners, Kubernetes and service managers send to cancel a job, and by default
+it ends Python on the spot, leaving the run ``running`` and its workers behind. While a command
+here trains, SIGTERM is raised as :class:`Terminated`, a ``KeyboardInterrupt``, so it takes the
+path Ctrl-C takes: the workers are stopped, the run is marked failed with the reason, and the
+command exits 143 (130 for Ctrl-C), as a shell reports a process ended by that signal.
+"""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlship.cli.console import out
+from mlship.cli.console import err, out
 from mlship.cli.render import leaderboard_table, metrics_table, print_validation
 from mlship.spec import load_spec
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
     from mlship.train.run import RunResult
+
+SIGTERM_EXIT = 128 + signal.SIGTERM
+SIGINT_EXIT = 128 + signal.SIGINT
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop the way an interrupt stops."""
+
+    def __str__(self) -> str:
+        return "terminated by SIGTERM"
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    # A second SIGTERM while the first is being handled ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated
+
+
+@contextmanager
+def stopping_cleanly() -> Iterator[None]:
+    """Inside the block SIGTERM raises :class:`Terminated`; leaving it by SIGTERM or Ctrl-C says
+    so on stderr and exits 143 or 130 (the run itself was marked failed on the way out)."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except Terminated:
+        err.print("terminated (SIGTERM): workers stopped, run marked failed")
+        raise typer.Exit(SIGTERM_EXIT) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: workers stopped, run marked failed")
+        raise typer.Exit(SIGINT_EXIT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> RunResult:
@@ -22,7 +66,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     from mlship.train.run import execute
 
     loaded = load_spec(spec_path)
-    with progress_observer() as observer:
+    with stopping_cleanly(), progress_observer() as observer:
         result = execute(loaded, workspace, observer, resume=resume)
     run = workspace.metadata.get_run(result.run_id)
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""

@@ -1,4 +1,4 @@
-"""``mlship runs list|show|report|reproduce|compare|tag|owner|note``."""
+"""``mlship runs list|show|abandon|report|reproduce|compare|tag|owner|note``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,11 @@ def show(
         ("cost", fmt(run.cost, 4)),
         ("executor", run.executor or "-"),
         ("attempts", str(run.attempts)),
+        ("process", f"pid {run.pid} on {run.host}" if run.pid is not None else "-"),
+        (
+            "heartbeat (UTC)",
+            run.heartbeat_at.isoformat(timespec="seconds") if run.heartbeat_at else "-",
+        ),
         ("git commit", run.git_commit or "-"),
         ("python", str(run.environment.get("python", "-"))),
         ("packages", json.dumps(run.environment.get("packages", {}))),
@@ -133,6 +138,28 @@ def show(
     if trials and not searches:
         out.print("No search was run: every candidate had fixed parameters.")
     print_notes(notes)
+
+
+@app.command("abandon")
+def abandon(
+    run_id: RunRef,
+    reason: Annotated[
+        str, typer.Option(help="Why, for the record (by default: what shows the process is gone).")
+    ] = "",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Close the record even though the run's process looks alive."),
+    ] = False,
+) -> None:
+    """Close a run whose process is gone (killed, its machine lost): it is marked abandoned."""
+    workspace = Workspace.open()
+    try:
+        run = workspace.metadata.abandon_run(
+            run_id, reason=reason, user=workspace.settings.user, force=force
+        )
+    finally:
+        workspace.close()
+    out.print(f"Run {run.id[:8]} is abandoned ({run.error})")
 
 
 def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]:
@@ -207,11 +234,12 @@ def reproduce_command(
 ) -> None:
     """Re-run a run from its record and compare every metric; exit 1 when any differs."""
     from mlship.cli.progress import progress_observer
+    from mlship.cli.run import stopping_cleanly
     from mlship.train.reproduce import reproduce
 
     workspace = Workspace.open()
     try:
-        with progress_observer() as observer:
+        with stopping_cleanly(), progress_observer() as observer:
             found = reproduce(workspace, run_id, observer)
     finally:
         workspace.close()

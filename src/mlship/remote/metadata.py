@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from mlship.errors import MlshipError
 from mlship.remote.client import Client
+from mlship.store.liveness import Worker
 from mlship.store.metadata import MetadataStore, NewVersion
 from mlship.store.records import from_record, to_record
 from mlship.store.tables import (
@@ -100,6 +101,7 @@ class RemoteMetadata(MetadataStore):
         git_commit: str | None,
         environment: dict[str, Any],
         executor: str | None = None,
+        worker: Worker | None = None,
     ) -> str:
         body = {
             "pipeline": pipeline,
@@ -111,13 +113,20 @@ class RemoteMetadata(MetadataStore):
             "git_commit": git_commit,
             "environment": environment,
             "executor": executor,
+            **_process(worker),
         }
         return str(self.client.post("/runs", body)["id"])
 
     def reopen_run(
-        self, pipeline: str, spec_hash: str, *, user: str | None = None
+        self,
+        pipeline: str,
+        spec_hash: str,
+        *,
+        user: str | None = None,
+        worker: Worker | None = None,
     ) -> tuple[str, int] | None:
-        found = self.client.post("/runs/reopen", {"pipeline": pipeline, "spec_hash": spec_hash})
+        body = {"pipeline": pipeline, "spec_hash": spec_hash, **_process(worker)}
+        found = self.client.post("/runs/reopen", body)
         run = found["run"]
         return None if run is None else (str(run["id"]), int(run["attempts"]))
 
@@ -125,6 +134,13 @@ class RemoteMetadata(MetadataStore):
         self.client.post(
             f"/runs/{part(run_id)}/fail", {"error": error, "started": started.isoformat()}
         )
+
+    def heartbeat(self, run_id: str) -> bool:
+        return bool(self.client.post(f"/runs/{part(run_id)}/heartbeat")["running"])
+
+    def abandon_run(self, ref: str, *, reason: str, user: str, force: bool = False) -> Run:
+        body = {"reason": reason, "force": force}
+        return from_record(Run, self.client.post(f"/runs/{part(ref)}/abandon", body))
 
     def finish_run(
         self,
@@ -196,6 +212,10 @@ class RemoteMetadata(MetadataStore):
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
         number = "latest" if version is None else str(version)
         return from_record(ModelVersion, self.client.get(f"/models/{part(name)}/versions/{number}"))
+
+
+def _process(worker: Worker | None) -> dict[str, Any]:
+    return {} if worker is None else {"host": worker.host, "pid": worker.pid}
 
 
 def _tag_query(tags: dict[str, str] | None) -> list[str] | None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from mlship.security.users import Identity
 from mlship.server.access import RANK, role_route
 from mlship.server.deps import Caller, WorkspaceDep
+from mlship.store.liveness import RunStateError, Worker
 from mlship.store.metadata import NewVersion
 from mlship.store.records import from_record, to_record, to_records
 from mlship.store.tables import Candidate, Metric
@@ -52,11 +53,35 @@ class NewRun(BaseModel):
     git_commit: str | None = Field(None, max_length=64)
     environment: dict[str, Any]
     executor: str | None = Field(None, max_length=200)
+    host: str | None = Field(None, min_length=1, max_length=255)
+    pid: int | None = Field(None, ge=1, le=2**31 - 1)
+
+    def worker(self) -> Worker | None:
+        return _worker(self.host, self.pid)
 
 
 class Reopen(BaseModel):
     pipeline: str = Field(min_length=1, max_length=200)
     spec_hash: str = Field(max_length=64)
+    host: str | None = Field(None, min_length=1, max_length=255)
+    pid: int | None = Field(None, ge=1, le=2**31 - 1)
+
+    def worker(self) -> Worker | None:
+        return _worker(self.host, self.pid)
+
+
+def _worker(host: str | None, pid: int | None) -> Worker | None:
+    """The process a client says works on a run: both its host and pid, or nothing."""
+    if (host is None) != (pid is None):
+        raise HTTPException(
+            422, "host and pid of a run's process go together: give both or neither"
+        )
+    return None if host is None or pid is None else Worker(host, pid)
+
+
+class Abandon(BaseModel):
+    reason: str = Field("", max_length=2000)
+    force: bool = False
 
 
 class Failure(BaseModel):
@@ -134,13 +159,19 @@ def remember_ingest(key: str, body: IngestEntry, workspace: WorkspaceDep) -> dic
 
 @router.post("/runs", **role_route("scientist"))
 def start_run(body: NewRun, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
-    run_id = workspace.metadata.start_run(user=caller.user, **body.model_dump())
+    fields = body.model_dump(exclude={"host", "pid"})
+    run_id = workspace.metadata.start_run(user=caller.user, worker=body.worker(), **fields)
     return {"id": run_id}
 
 
 @router.post("/runs/reopen", **role_route("scientist"))
 def reopen_run(body: Reopen, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
-    found = workspace.metadata.reopen_run(body.pipeline, body.spec_hash, user=caller.user)
+    try:
+        found = workspace.metadata.reopen_run(
+            body.pipeline, body.spec_hash, user=caller.user, worker=body.worker()
+        )
+    except RunStateError as exc:
+        raise HTTPException(409, str(exc)) from None
     return {"run": None if found is None else {"id": found[0], "attempts": found[1]}}
 
 
@@ -156,6 +187,27 @@ def fail_run(run_id: str, body: Failure, workspace: WorkspaceDep, caller: Caller
     _own(run.user, caller, run.id)
     workspace.metadata.fail_run(run.id, body.error, body.started)
     return {"id": run.id}
+
+
+@router.post("/runs/{run_id}/heartbeat", **role_route("scientist"))
+def heartbeat(run_id: str, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    """Renew a running run's lease, by the server's clock (a client's may be off)."""
+    run = workspace.metadata.get_run(run_id)
+    _own(run.user, caller, run.id)
+    return {"id": run.id, "running": workspace.metadata.heartbeat(run.id)}
+
+
+@router.post("/runs/{ref}/abandon", **role_route("scientist"))
+def abandon_run(ref: str, body: Abandon, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
+    run = workspace.metadata.get_run(ref)
+    _own(run.owner or run.user, caller, run.id)
+    try:
+        found = workspace.metadata.abandon_run(
+            run.id, reason=body.reason, user=caller.user, force=body.force
+        )
+    except RunStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return to_record(found, depth=0)
 
 
 @router.post("/runs/{run_id}/finish", **role_route("scientist"))

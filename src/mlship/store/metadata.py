@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from mlship.errors import MlshipError, NotFoundError
 from mlship.security.audit import Actor, local_actor
 from mlship.security.audit import install as install_audit
+from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
 from mlship.store.tables import (
     Candidate,
     Dataset,
@@ -32,6 +33,7 @@ from mlship.store.tables import (
     Note,
     RegisteredModel,
     Run,
+    as_utc,
     utcnow,
 )
 
@@ -153,7 +155,10 @@ class MetadataStore:
         git_commit: str | None,
         environment: dict[str, Any],
         executor: str | None = None,
+        worker: Worker | None = None,
     ) -> str:
+        """Record a new ``running`` run; ``worker`` is the process that works on it (None when
+        not known: then only its heartbeat tells whether it is alive)."""
         run_id = uuid.uuid4().hex
         with self.transaction() as session:
             session.add(
@@ -171,18 +176,28 @@ class MetadataStore:
                     git_commit=git_commit,
                     environment=environment,
                     executor=executor,
+                    host=worker.host if worker else None,
+                    pid=worker.pid if worker else None,
+                    heartbeat_at=utcnow(),
                 )
             )
         return run_id
 
     def reopen_run(
-        self, pipeline: str, spec_hash: str, *, user: str | None = None
+        self,
+        pipeline: str,
+        spec_hash: str,
+        *,
+        user: str | None = None,
+        worker: Worker | None = None,
     ) -> tuple[str, int] | None:
         """Reopen the newest run of ``pipeline`` if it did not finish and has the same spec
         (and, given ``user``, was started by that user: a shared server resumes only your own).
+        ``worker`` is the process that takes it over.
 
         Returns the run id and its attempt number, or None when there is nothing to resume (the
-        newest run succeeded, or was made from a different spec).
+        newest run succeeded, or was made from a different spec). A run whose process is still
+        alive is refused (:class:`RunStateError`): two processes would write the same run.
         """
         with self.transaction() as session:
             newest = session.scalar(
@@ -192,19 +207,69 @@ class MetadataStore:
                 return None
             if user is not None and newest.user != user:
                 return None
+            found = judge(newest)
+            if found is not None and found.alive:
+                raise RunStateError(
+                    f"run {newest.id[:8]} of {pipeline} is still running ({found.reason}); "
+                    f"wait for it, stop it, or close it with `mlship runs abandon {newest.id[:8]}`"
+                )
             newest.status = "running"
+            newest.host = worker.host if worker else None
+            newest.pid = worker.pid if worker else None
+            newest.heartbeat_at = utcnow()
             newest.error = None
             newest.finished_at = None
             newest.attempts = (newest.attempts or 1) + 1
             return newest.id, newest.attempts
 
     def fail_run(self, run_id: str, error: str, started: datetime) -> None:
+        """Record that a run stopped with ``error``; a run that already succeeded keeps its
+        results (the failure came after they were committed)."""
         with self.transaction() as session:
             run = session.get_one(Run, run_id)
+            if run.status == "succeeded":
+                return
             run.status = "failed"
             run.error = error
             run.finished_at = utcnow()
             run.wall_seconds = (run.finished_at - started).total_seconds()
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Renew the heartbeat of a ``running`` run; False when it is not running any more (it
+        was abandoned by hand, say), so whoever beats can stop."""
+        with self.transaction() as session:
+            run = session.get_one(Run, run_id)
+            if run.status != "running":
+                return False
+            run.heartbeat_at = utcnow()
+            return True
+
+    def abandon_run(self, ref: str, *, reason: str, user: str, force: bool = False) -> Run:
+        """Close a ``running`` run whose process is gone (``ref`` as for :meth:`get_run`).
+
+        A run whose process looks alive (it is on this host, or its heartbeat is fresh) is refused
+        unless ``force``; a finished run is always refused.
+        """
+        with self.transaction() as session:
+            run = _find_run(session, ref)
+            if run.status in FINISHED:
+                when = run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "?"
+                raise RunStateError(
+                    f"run {run.id[:8]} already finished ({run.status} at {when} UTC); only a "
+                    "running run can be abandoned"
+                )
+            found = judge(run)
+            if found is not None and found.alive and not force:
+                raise RunStateError(
+                    f"run {run.id[:8]} looks alive: {found.reason}. Stop that process first "
+                    "(it marks the run failed), or pass --force to close the record anyway"
+                )
+            why = reason.strip() or (found.reason if found is not None else "closed by hand")
+            run.status = ABANDONED
+            run.error = f"abandoned by {user}: {why}"
+            run.finished_at = utcnow()
+            run.wall_seconds = (run.finished_at - as_utc(run.started_at)).total_seconds()
+            return run
 
     def finish_run(
         self,
@@ -321,13 +386,15 @@ class MetadataStore:
             for key, value in (tags or {}).items():
                 query = query.where(Run.tags[key].as_string() == value)
             query = query.order_by(Run.started_at.desc()).limit(limit)
-            return list(session.scalars(query.options(selectinload(Run.candidates))))
+            found = list(session.scalars(query.options(selectinload(Run.candidates))))
+        return [shown(run) for run in found]
 
     def get_run(self, run_id: str) -> Run:
         """Find a run by its id or an unambiguous prefix of it (as git does for commits), or by
         a pipeline name for that pipeline's newest run."""
         with self.transaction() as session:
-            return _find_run(session, run_id, everything=True)
+            found = _find_run(session, run_id, everything=True)
+        return shown(found)
 
     def tag_run(self, run_id: str, tags: dict[str, str | None]) -> Run:
         """Set tags of a run (a ``None`` value removes the tag); ``run_id`` as for

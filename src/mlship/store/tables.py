@@ -106,6 +106,12 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     report_sha256: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    host: Mapped[str | None] = mapped_column(String(255))
+    """The machine whose process works on the run (the newest attempt's)."""
+    pid: Mapped[int | None] = mapped_column(Integer)
+    """That process's id on ``host``."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When that process last said it was alive; see :mod:`mlship.store.liveness`."""
 
     dataset: Mapped[Dataset | None] = relationship()
     candidates: Mapped[list[Candidate]] = relationship(

@@ -13,6 +13,10 @@ anywhere the spec's ``executor`` says:
   (the worker's traceback is chained to it), and the tasks that have not started are cancelled.
 * Executors never create randomness: every task carries its seed, so the same task list gives the
   same results wherever it runs, in whatever order the tasks finish.
+* Leaving the ``with`` block of an executor on an exception (a failed task, Ctrl-C, SIGTERM)
+  stops its workers at once instead of waiting for their tasks (:meth:`Executor.abort`), and
+  local workers end by themselves when the process that owns them is killed
+  (:mod:`mlship.train.lifeline`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from mlship.errors import SpecError
+from mlship.train import lifeline
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,6 +82,10 @@ class Executor(ABC):
     def close(self) -> None:
         """Release the workers; the executor must not be used afterwards."""
 
+    def abort(self) -> None:
+        """Stop the workers without waiting for the tasks they run, and release them."""
+        self.close()
+
     def __enter__(self) -> Self:
         return self
 
@@ -86,7 +95,10 @@ class Executor(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        else:
+            self.abort()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(workers={self.workers})"
@@ -195,8 +207,13 @@ class ProcessExecutor(Executor):
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=_pool_context(),
-                initializer=_install_shared,
-                initargs=(shared, max(1, available_cores() // self.workers)),
+                initializer=lifeline.install,
+                initargs=(
+                    _install_shared,
+                    os.getpid(),
+                    shared,
+                    max(1, available_cores() // self.workers),
+                ),
             )
             self._pool_shared = shared
         return self._pool
@@ -229,21 +246,30 @@ class ProcessExecutor(Executor):
                         on_result(index, results[index])
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this pool cannot run anything any more.
-            self._shutdown_pool()
+            self._shutdown_pool(terminate=True)
             raise
         finally:
             for future in pending:
                 future.cancel()
         return results
 
-    def _shutdown_pool(self) -> None:
+    def _shutdown_pool(self, *, terminate: bool = False) -> None:
         if self._pool is not None:
+            if terminate:
+                # The standard pool has no public way to stop running tasks before Python 3.14
+                # (terminate_workers); until then its worker processes are in _processes.
+                workers = getattr(self._pool, "_processes", None) or {}
+                for process in list(workers.values()):
+                    process.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
         self._pool_shared = None
 
     def close(self) -> None:
         self._shutdown_pool()
+
+    def abort(self) -> None:
+        self._shutdown_pool(terminate=True)
 
 
 def _call_with_shared(fn: Task[T, R], item: T, shared: dict[str, Any]) -> R:

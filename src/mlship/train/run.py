@@ -5,6 +5,10 @@ model, after selection (and after threshold tuning, which uses the CV folds). Ev
 runs through one executor (in-process, a local pool or Ray) and reports what it cost; the run
 adds it up. A run killed mid-way can be resumed: ``execute(..., resume=True)`` reopens the newest
 unfinished run of the same spec, and tuning continues its studies where they stopped.
+
+While it works, a run renews its heartbeat (:mod:`mlship.train.heartbeat`), so a run whose process
+was killed without a word shows as ``abandoned``; any exception, ``KeyboardInterrupt`` and the
+CLI's SIGTERM included, stops the workers and marks the run ``failed`` with its message.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mlship.registry.model_io import save_model
 from mlship.registry.signature import Signature
 from mlship.spec.loader import LoadedSpec
 from mlship.spec.models import PipelineSpec
+from mlship.store.liveness import Worker
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
 from mlship.train.candidates import Recipe
@@ -43,6 +48,8 @@ from mlship.train.folds import (
     run_fold,
     shared_inputs,
 )
+from mlship.train.heartbeat import Heartbeat
+from mlship.train.lifeline import joblib_workers
 from mlship.train.metrics import greater_is_better, positive_index
 from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
@@ -201,7 +208,8 @@ def execute(
     metadata = workspace.metadata
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    reopened = metadata.reopen_run(spec.name, loaded.spec_hash) if resume else None
+    worker = Worker.this_process()
+    reopened = metadata.reopen_run(spec.name, loaded.spec_hash, worker=worker) if resume else None
     if reopened is not None:
         run_id, attempt = reopened
         observer.stage(f"Resuming run {run_id[:8]} (attempt {attempt})")
@@ -218,9 +226,12 @@ def execute(
             git_commit=git_commit(loaded.base_dir),
             environment=describe_environment(),
             executor=spec.executor,
+            worker=worker,
         )
+        observer.stage(f"Started run {run_id[:8]}")
     try:
-        return _execute(loaded, workspace, observer, run_id, started, attempt)
+        with Heartbeat(metadata, run_id):
+            return _execute(loaded, workspace, observer, run_id, started, attempt)
     except BaseException as exc:
         message = str(exc) or type(exc).__name__
         metadata.fail_run(run_id, message, started_at)
@@ -491,21 +502,22 @@ def _execute(
         observer.stage(f"Scoring {chosen} once on the test set")
         holdout = score(spec.task, model, X_test, y_test, spec.target.positive)
         observer.stage("Evaluating: confidence intervals, curves, learning curve, importance")
-        evaluation = evaluate(
-            spec.task,
-            model,
-            X_train,
-            y_train,
-            X_test,
-            y_test,
-            metric=spec.metric,
-            cv=folds,
-            fold_scores=scored[chosen].folds,
-            seed=spec.split.seed,
-            n_jobs=settings.n_jobs,
-            positive_label=spec.target.positive,
-            refit=recipes[chosen].build(scored[chosen].params),
-        )
+        with joblib_workers():
+            evaluation = evaluate(
+                spec.task,
+                model,
+                X_train,
+                y_train,
+                X_test,
+                y_test,
+                metric=spec.metric,
+                cv=folds,
+                fold_scores=scored[chosen].folds,
+                seed=spec.split.seed,
+                n_jobs=settings.n_jobs,
+                positive_label=spec.target.positive,
+                refit=recipes[chosen].build(scored[chosen].params),
+            )
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
     classes = getattr(model, "classes_", None)
