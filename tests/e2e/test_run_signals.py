@@ -79,7 +79,8 @@ class Running:
             time.sleep(0.05)
 
     def tree(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children(recursive=True)
+        found: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
+        return found
 
     def run_id(self) -> str:
         found = re.search(r"Started run ([0-9a-f]{8})", self.output)
@@ -99,9 +100,10 @@ def _pool_workers(running: Running) -> int:
 
 def _cmdline(process: psutil.Process) -> list[str]:
     try:
-        return process.cmdline()
+        found: list[str] = process.cmdline()
     except psutil.Error:
         return []
+    return found
 
 
 def _reach(running: Running, stage: str) -> None:
