@@ -10,138 +10,23 @@ Only the killed process is signalled, never its group: its workers must go on th
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.conftest import mlship_env, run_cli
-
-GRACE_SECONDS = 10.0
-STAGE_TIMEOUT = 120.0
-
-
-def _light(spec: Path) -> Path:
-    """The churn example with a shorter search, so that a kill and a resume stay quick."""
-    text = spec.read_text()
-    lighter = text.replace("trials: 12, batch: 4", "trials: 4, batch: 2")
-    assert lighter != text
-    spec.write_text(lighter.replace("n_estimators: 200", "n_estimators: 40"))
-    return spec
-
-
-@dataclass
-class Running:
-    """An ``mlship run`` subprocess whose output (stdout and stderr, one pipe) is read live."""
-
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    eof: threading.Event = field(default_factory=threading.Event)
-
-    @classmethod
-    def start(cls, spec: Path, home: Path, *args: str) -> Running:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlship", "run", str(spec), *args],
-            cwd=spec.parent,
-            env=mlship_env(home, {"MLSHIP_N_JOBS": "2"}),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        running = cls(process)
-        threading.Thread(target=running._read, daemon=True).start()
-        return running
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-        self.eof.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, what: str, ready: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + STAGE_TIMEOUT
-        while not ready():
-            assert self.process.poll() is None, f"the run ended before {what}:\n{self.output}"
-            assert time.monotonic() < deadline, f"no {what} in time:\n{self.output}"
-            time.sleep(0.05)
-
-    def tree(self) -> list[psutil.Process]:
-        found: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
-        return found
-
-    def run_id(self) -> str:
-        found = re.search(r"Started run ([0-9a-f]{8})", self.output)
-        assert found, self.output
-        return found.group(1)
-
-
-def _pool_workers(running: Running) -> int:
-    """Worker processes of the run's pool: the forkserver's children."""
-    servers = [
-        p
-        for p in running.tree()
-        if "multiprocessing.forkserver" in " ".join(_cmdline(p)) and p.ppid() == running.process.pid
-    ]
-    return sum(len(server.children()) for server in servers)
-
-
-def _cmdline(process: psutil.Process) -> list[str]:
-    try:
-        found: list[str] = process.cmdline()
-    except psutil.Error:
-        return []
-    return found
+from tests.conftest import run_cli
+from tests.killing import Running, kill_and_check_nothing_survives, light, pool_workers
 
 
 def _reach(running: Running, stage: str) -> None:
     if stage == "ingest":
         running.wait_for("ingest", lambda: "Ingesting and checking data" in running.output)
     elif stage == "training":
-        running.wait_for("pool workers", lambda: _pool_workers(running) >= 2)
+        running.wait_for("pool workers", lambda: pool_workers(running) >= 2)
     else:  # evaluation, on joblib's workers, and registration
         running.wait_for("evaluation", lambda: "Evaluating:" in running.output)
-
-
-def _alive(processes: list[psutil.Process]) -> list[str]:
-    left = []
-    for process in processes:
-        try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                left.append(f"{process.pid} {' '.join(_cmdline(process))[:120]}")
-        except psutil.NoSuchProcess:
-            continue
-    return left
-
-
-def _kill_and_check_nothing_survives(running: Running, sig: signal.Signals) -> int:
-    """Send ``sig`` to the run alone; its whole tree must be gone, and its output closed, within
-    the grace period. Returns the exit code."""
-    tree = running.tree()
-    running.process.send_signal(sig)
-    code = running.process.wait(timeout=60)
-    deadline = time.monotonic() + GRACE_SECONDS
-    while _alive(tree) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    survivors = _alive(tree)
-    for process in tree:  # never leave them to the next test, whatever the assertions say
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    assert not survivors, f"still running {GRACE_SECONDS:.0f} s after {sig.name}: {survivors}"
-    assert running.eof.wait(1), "the output pipe is still held open"
-    return code
 
 
 def _flat(text: str) -> str:
@@ -162,12 +47,12 @@ def _status(home: Path, run_id: str) -> tuple[str, str]:
 def test_a_killed_run_is_recorded_and_leaves_nothing_running(
     churn_spec: Path, tmp_path: Path, stage: str, sig: signal.Signals
 ) -> None:
-    spec, home = _light(churn_spec), tmp_path / "home"
+    spec, home = light(churn_spec), tmp_path / "home"
     running = Running.start(spec, home)
     _reach(running, stage)
     run_id = running.run_id()
 
-    code = _kill_and_check_nothing_survives(running, sig)
+    code = kill_and_check_nothing_survives(running, sig)
 
     status, error = _status(home, run_id)
     if sig == signal.SIGTERM:
@@ -192,11 +77,11 @@ def test_a_killed_run_is_recorded_and_leaves_nothing_running(
 
 
 def test_the_next_run_after_a_kill_is_a_new_run(churn_spec: Path, tmp_path: Path) -> None:
-    spec, home = _light(churn_spec), tmp_path / "home"
+    spec, home = light(churn_spec), tmp_path / "home"
     running = Running.start(spec, home)
     _reach(running, "training")
     killed = running.run_id()
-    _kill_and_check_nothing_survives(running, signal.SIGKILL)
+    kill_and_check_nothing_survives(running, signal.SIGKILL)
 
     again = run_cli("run", str(spec), home=home, cwd=spec.parent).stdout
     assert "Registered churn:1" in again
@@ -220,7 +105,7 @@ def test_the_next_run_after_a_kill_is_a_new_run(churn_spec: Path, tmp_path: Path
 def test_a_live_run_cannot_be_abandoned_or_resumed_by_another(
     churn_spec: Path, tmp_path: Path
 ) -> None:
-    spec, home = _light(churn_spec), tmp_path / "home"
+    spec, home = light(churn_spec), tmp_path / "home"
     running = Running.start(spec, home)
     _reach(running, "ingest")
     run_id = running.run_id()
@@ -236,5 +121,5 @@ def test_a_live_run_cannot_be_abandoned_or_resumed_by_another(
         assert f"run {run_id} of churn is still running (pid {running.process.pid}" in message
         assert _status(home, run_id)[0] == "running"
     finally:
-        _kill_and_check_nothing_survives(running, signal.SIGTERM)
+        kill_and_check_nothing_survives(running, signal.SIGTERM)
     assert _status(home, run_id) == ("failed", "terminated by SIGTERM")
