@@ -99,30 +99,45 @@ def _cmdline(process: psutil.Process) -> list[str]:
     return found
 
 
-def _alive(processes: list[psutil.Process]) -> list[str]:
+def _alive(processes: list[psutil.Process], spared: tuple[str, ...]) -> list[str]:
     left = []
     for process in processes:
         try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+            if process.status() == psutil.STATUS_ZOMBIE or process.name() in spared:
+                continue
+            if process.is_running():
                 left.append(f"{process.pid} {' '.join(_cmdline(process))[:120]}")
         except psutil.NoSuchProcess:
             continue
     return left
 
 
-def kill_and_check_nothing_survives(running: Running, sig: signal.Signals) -> int:
+def kill_and_check_nothing_survives(
+    running: Running, sig: signal.Signals, *, spared: tuple[str, ...] = ()
+) -> int:
     """Send ``sig`` to the run alone; its whole tree must be gone, and its output closed, within
-    the grace period. Returns the exit code."""
+    the grace period (processes named in ``spared`` only need to have closed the output).
+    Returns the exit code."""
     tree = running.tree()
     running.process.send_signal(sig)
     code = running.process.wait(timeout=60)
     deadline = time.monotonic() + GRACE_SECONDS
-    while _alive(tree) and time.monotonic() < deadline:
+    while _alive(tree, spared) and time.monotonic() < deadline:
         time.sleep(0.1)
-    survivors = _alive(tree)
+    survivors = _alive(tree, spared)
+    output_closed = running.eof.wait(max(0.0, deadline - time.monotonic()) + 1)
     for process in tree:  # never leave them to the next test, whatever the assertions say
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     assert not survivors, f"still running {GRACE_SECONDS:.0f} s after {sig.name}: {survivors}"
-    assert running.eof.wait(1), "the output pipe is still held open"
+    assert output_closed, "the output pipe is still held open"
     return code
+
+
+def ray_tasks(running: Running) -> int:
+    """Ray worker processes of the run that are running one of its tasks."""
+    count = 0
+    for process in running.tree():
+        with contextlib.suppress(psutil.Error):
+            count += process.name() == "ray::_call_with_shared"
+    return count

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.killing import Running, kill_and_check_nothing_survives, light, pool_workers
+from tests.killing import (
+    Running,
+    kill_and_check_nothing_survives,
+    light,
+    pool_workers,
+    ray_tasks,
+)
 
 
 def _reach(running: Running, stage: str) -> None:
@@ -123,3 +129,33 @@ def test_a_live_run_cannot_be_abandoned_or_resumed_by_another(
     finally:
         kill_and_check_nothing_survives(running, signal.SIGTERM)
     assert _status(home, run_id) == ("failed", "terminated by SIGTERM")
+
+
+RAY_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+"""Helpers of a local Ray's node. After a kill -9 of the driver they see their raylet go at once,
+but then try to report its death to the (also dead) GCS for about a minute before they exit;
+they do not hold the run's output open."""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+def test_a_run_on_ray_killed_while_its_tasks_run(
+    churn_spec: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    spec, home = light(churn_spec), tmp_path / "home"
+    spec.write_text(
+        spec.read_text().replace("task: classification", "task: classification\nexecutor: ray")
+    )
+    running = Running.start(spec, home, env={"RAY_ADDRESS": ""})
+    running.wait_for("Ray tasks", lambda: ray_tasks(running) >= 1)
+    run_id = running.run_id()
+
+    # The driver's tasks, its raylet and GCS go with it (Ray shares their fate with the driver).
+    spared = RAY_AGENTS if sig == signal.SIGKILL else ()
+    code = kill_and_check_nothing_survives(running, sig, spared=spared)
+
+    if sig == signal.SIGTERM:
+        assert code == 143, running.output
+        assert _status(home, run_id) == ("failed", "terminated by SIGTERM")
+    else:
+        assert code == -signal.SIGKILL
+        assert _status(home, run_id)[0] == "abandoned"

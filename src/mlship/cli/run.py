@@ -2,9 +2,10 @@
 
 SIGTERM is what CI runners, Kubernetes and service managers send to cancel a job, and by default
 it ends Python on the spot, leaving the run ``running`` and its workers behind. While a command
-here trains, SIGTERM is raised as :class:`Terminated`, a ``KeyboardInterrupt``, so it takes the
-path Ctrl-C takes: the workers are stopped, the run is marked failed with the reason, and the
-command exits 143 (130 for Ctrl-C), as a shell reports a process ended by that signal.
+here trains, SIGTERM is raised as :class:`~mlship.train.lifeline.Terminated`, a
+``KeyboardInterrupt``, so it takes the path Ctrl-C takes: the workers are stopped, the run is
+marked failed with the reason, and the command exits 143 (130 for Ctrl-C), as a shell reports a
+process ended by that signal.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -30,34 +30,21 @@ SIGTERM_EXIT = 128 + signal.SIGTERM
 SIGINT_EXIT = 128 + signal.SIGINT
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: stop the way an interrupt stops."""
-
-    def __str__(self) -> str:
-        return "terminated by SIGTERM"
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    # A second SIGTERM while the first is being handled ends the process at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    raise Terminated
-
-
 @contextmanager
 def stopping_cleanly() -> Iterator[None]:
-    """Inside the block SIGTERM raises :class:`Terminated`; leaving it by SIGTERM or Ctrl-C says
-    so on stderr and exits 143 or 130 (the run itself was marked failed on the way out)."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    except Terminated:
-        err.print("terminated (SIGTERM): workers stopped, run marked failed")
-        raise typer.Exit(SIGTERM_EXIT) from None
-    except KeyboardInterrupt:
-        err.print("interrupted: workers stopped, run marked failed")
-        raise typer.Exit(SIGINT_EXIT) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    """Inside the block SIGTERM raises ``Terminated``; leaving it by SIGTERM or Ctrl-C says so on
+    stderr and exits 143 or 130 (the run itself was marked failed on the way out)."""
+    from mlship.train.lifeline import sigterm_interrupts
+
+    with sigterm_interrupts() as received:
+        try:
+            yield
+        except KeyboardInterrupt:
+            if received.is_set():
+                err.print("terminated (SIGTERM): workers stopped, run marked failed")
+                raise typer.Exit(SIGTERM_EXIT) from None
+            err.print("interrupted: workers stopped, run marked failed")
+            raise typer.Exit(SIGINT_EXIT) from None
 
 
 def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> RunResult:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -318,8 +320,10 @@ class RayExecutor(Executor):
         self.address = address
         self._owns = False
         if not ray.is_initialized():
+            handler = signal.getsignal(signal.SIGTERM)
             _init_ray(address, workers)
             self._owns = True
+            _keep_sigterm_handler(handler)
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self.workers = _resolve_workers(workers) if workers is not None else max(1, cluster_cpus)
         self._shared: dict[str, Any] | None = None
@@ -361,7 +365,13 @@ class RayExecutor(Executor):
                     ref = remote.remote(fn, items[next_index], shared_ref)
                     in_flight[ref] = next_index
                     next_index += 1
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                try:
+                    ready, _ = ray.wait(list(in_flight), num_returns=1)
+                except KeyboardInterrupt as exc:
+                    # Ray raises a plain KeyboardInterrupt for any signal handler that raised.
+                    if lifeline.sigterm_received() and not isinstance(exc, lifeline.Terminated):
+                        raise lifeline.Terminated from exc
+                    raise
                 for ref in ready:
                     index = in_flight.pop(ref)
                     try:
@@ -428,6 +438,17 @@ def _init_ray(address: str | None, workers: int | None) -> None:
                 "running with a client server on that port, and, when the cluster requires "
                 "token authentication, is its token in RAY_AUTH_TOKEN or ~/.ray/auth_token?"
             ) from None
+
+
+def _keep_sigterm_handler(handler: Any) -> None:
+    """Put back a SIGTERM handler the program had set before Ray started.
+
+    Ray installs its own native SIGTERM handler in the driver (it logs a stack trace and aborts),
+    which bypasses Python's: ``mlship run`` would die with SIGABRT instead of marking its run
+    failed and stopping its tasks. A program that never set one keeps Ray's.
+    """
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _check_reachable(address: str) -> None:

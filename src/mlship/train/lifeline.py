@@ -1,4 +1,4 @@
-"""Worker processes die with the process that started them.
+"""Worker processes die with the process that started them; SIGTERM stops a run like Ctrl-C.
 
 A pool worker waits for its next task on a pipe whose write end it holds itself, so it never sees
 its parent go: after the parent was killed (``kill -9``, an out-of-memory kill, a CI job cancelled)
@@ -11,6 +11,11 @@ SIGKILL when its parent process ends (``PR_SET_PDEATHSIG``), and on every platfo
 ends it as soon as the process that owns the pool (which for a forkserver worker is not its parent)
 is gone. With the workers gone, the forkserver and the resource tracker see their pipes close and
 exit on their own.
+
+SIGTERM, which CI runners and Kubernetes send to cancel, ends Python at once by default: no
+``finally`` runs, so neither the run's record nor its workers are seen to. Inside
+:func:`sigterm_interrupts` it raises :class:`Terminated` instead, a ``KeyboardInterrupt``, which
+takes the path Ctrl-C takes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import psutil
@@ -99,3 +105,38 @@ def joblib_workers() -> Iterator[None]:
 
     with joblib.parallel_config(backend="loky", initializer=arm, initargs=(os.getpid(),)):
         yield
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop the way an interrupt stops."""
+
+    def __str__(self) -> str:
+        return "terminated by SIGTERM"
+
+
+_sigterm = threading.Event()
+
+
+def sigterm_received() -> bool:
+    """Whether SIGTERM arrived inside :func:`sigterm_interrupts`: libraries that turn a signal
+    into a plain ``KeyboardInterrupt`` (Ray does) lose :class:`Terminated` on the way."""
+    return _sigterm.is_set()
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    _sigterm.set()
+    # A second SIGTERM while the first is being handled ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[threading.Event]:
+    """SIGTERM raises :class:`Terminated` in the main thread inside the block; the event yielded
+    is set once it has arrived. Only for the main thread of a program (as signal handlers are)."""
+    _sigterm.clear()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield _sigterm
+    finally:
+        signal.signal(signal.SIGTERM, previous)
