@@ -13,11 +13,11 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from mlship.store.liveness import LEASE_SECONDS, RunStateError, Worker, this_host
 from mlship.store.metadata import MetadataStore
-from mlship.store.tables import Run, utcnow
+from mlship.store.tables import AuditEntry, Run, utcnow
 from mlship.train.executors import ProcessExecutor
 from mlship.train.heartbeat import Heartbeat
 from mlship.workspace import Workspace
@@ -145,6 +145,21 @@ def test_a_failure_after_the_results_were_committed_keeps_them(workspace: Worksp
     )  # fmt: skip
     store.fail_run(run_id, "terminated by SIGTERM", utcnow())  # e.g. SIGTERM right after commit
     assert (store.get_run(run_id).status, store.get_run(run_id).error) == ("succeeded", None)
+
+
+def test_heartbeats_are_bookkeeping_not_audited_changes(workspace: Workspace) -> None:
+    store = workspace.metadata
+    run_id = _start(store, Worker.this_process())
+
+    def entries() -> int:
+        with store.transaction() as session:
+            return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+    before = entries()
+    assert store.heartbeat(run_id) is True
+    assert entries() == before
+    store.abandon_run(run_id, reason="", user="ops", force=True)
+    assert entries() == before + 1  # closing a run is a change, and audited
 
 
 def test_the_heartbeat_thread_renews_and_stops(workspace: Workspace) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlship.store.tables import AuditEntry, JournalEntry, Token, as_utc, utcnow
+from mlship.store.tables import AuditEntry, JournalEntry, Run, Token, as_utc, utcnow
 
 if TYPE_CHECKING:
     from mlship.store.metadata import MetadataStore
@@ -37,8 +37,9 @@ _VALUE_CHARS = 200
 
 _LISTED_IDS = 50
 
-_QUIET_UPDATES = {Token: {"last_used_at"}}
-"""Updates that are bookkeeping, not changes: a token's last use is written by reading."""
+_QUIET_UPDATES = {Token: {"last_used_at"}, Run: {"heartbeat_at"}}
+"""Updates that are bookkeeping, not changes: a token's last use is written by reading, a running
+run's heartbeat every few seconds."""
 
 
 @dataclass(frozen=True)
