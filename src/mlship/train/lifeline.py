@@ -36,8 +36,9 @@ import psutil
 WATCH_SECONDS = 0.5
 """How often the watchdog thread looks for the owner where it cannot wait for it."""
 _PR_SET_PDEATHSIG = 1
-_EXIT_CODE = 128 + signal.SIGKILL
-"""What a worker whose owner died exits with: as if it had been killed with it."""
+_EXIT_CODE = 128 + 9
+"""What a worker whose owner died exits with: as if it had been killed with SIGKILL (a number, as
+the constant is missing where there is no such signal)."""
 
 
 def arm(owner_pid: int) -> None:
