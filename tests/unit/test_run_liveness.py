@@ -13,9 +13,11 @@ from typing import Any
 
 import psutil
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from mlship.store.liveness import LEASE_SECONDS, RunStateError, Worker, this_host
+from mlship.store.liveness import LEASE_SECONDS, RunStateError, Worker, judge, this_host
 from mlship.store.metadata import MetadataStore
 from mlship.store.tables import AuditEntry, Run, utcnow
 from mlship.train.executors import ProcessExecutor
@@ -219,3 +221,36 @@ def test_leaving_a_pool_on_an_exception_stops_running_tasks(tmp_path: Path) -> N
         )
     assert not (tmp_path / "finished").exists()
     assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    age=st.floats(-120, 10 * LEASE_SECONDS, allow_nan=False),
+    here=st.booleans(),
+    pid_alive=st.booleans(),
+    status=st.sampled_from(["running", "succeeded", "failed", "abandoned"]),
+)
+def test_the_verdict_is_the_lease_and_on_this_host_the_process(
+    age: float, here: bool, pid_alive: bool, status: str
+) -> None:
+    now = utcnow()
+    pid = os.getpid() if pid_alive else _GONE_PID
+    run = Run(
+        status=status,
+        host=this_host() if here else "elsewhere.example",
+        pid=pid,
+        heartbeat_at=now - timedelta(seconds=age),
+    )
+    found = judge(run, now)
+    if status != "running":
+        assert found is None
+        return
+    assert found is not None
+    # This process started before any heartbeat in the past; one "from the future" (a clock
+    # ahead) is still within the lease.
+    reused = here and pid_alive and age > time.time() - psutil.Process().create_time() + 1
+    expected = age <= LEASE_SECONDS and (not here or (pid_alive and not reused))
+    assert found.alive is expected, found.reason
+
+
+_GONE_PID = _ended_pid()
