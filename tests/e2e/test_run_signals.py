@@ -25,6 +25,14 @@ from tests.killing import (
     ray_tasks,
 )
 
+RESUMED = {
+    (signal.SIGTERM, "training"),
+    (signal.SIGKILL, "training"),
+    (signal.SIGKILL, "evaluation"),
+}
+"""The cases that go on to resume: a failed and an abandoned run, one with its search half done;
+resuming is the same after every stage, and each resume is a whole run."""
+
 
 def _reach(running: Running, stage: str) -> None:
     if stage == "ingest":
@@ -72,8 +80,8 @@ def test_a_killed_run_is_recorded_and_leaves_nothing_running(
         assert "is gone" in error
     listed = run_cli("runs", "list", home=home).stdout
     assert re.search(rf"{run_id}.*{status}", listed), listed
-    if sig == signal.SIGTERM and stage != "training":
-        return  # resuming is the same after every stage; kept to a few cases for time
+    if (sig, stage) not in RESUMED:
+        return
 
     # The same spec again: --resume takes the killed run over and finishes it.
     resumed = run_cli("run", str(spec), "--resume", home=home, cwd=spec.parent).stdout
