@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from mlship.data.profile import psi
+from mlship.data.stability import stability
 from mlship.data.typing import REASONS
 from mlship.spec.data import Column, ColumnCheck, Severity, TableChecks
 
@@ -345,11 +344,12 @@ def _table_errors(
                         errors.append(message)
             if check.distribution is not None and column.name in references:
                 kept = frame[column.name].filter(~bad)
-                value = population_stability(references[column.name], kept)
-                if value > check.distribution.max_psi:
+                index = stability(references[column.name], kept)
+                if index is not None and index.value > check.distribution.max_psi:
                     message = (
                         f"{column.name}: distribution shifted from the reference "
-                        f"(PSI {value:.3f} > {check.distribution.max_psi:g})"
+                        f"(PSI {index.value:.3f} > {check.distribution.max_psi:g}, "
+                        f"{index.binning})"
                     )
                     results.append(
                         CheckResult(
@@ -359,28 +359,6 @@ def _table_errors(
                     if check.severity == "error":
                         errors.append(message)
     return errors, results
-
-
-def population_stability(reference: pl.Series, current: pl.Series, bins: int = 10) -> float:
-    """PSI of ``current`` against ``reference``: quantile bins for numbers, levels for labels."""
-    reference, current = reference.drop_nulls(), current.drop_nulls()
-    if reference.is_empty() or current.is_empty():
-        return 0.0
-    if reference.dtype.is_numeric() and current.dtype.is_numeric():
-        ref = reference.cast(pl.Float64).to_numpy()
-        cur = current.cast(pl.Float64).to_numpy()
-        cuts = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-        expected = np.bincount(np.searchsorted(cuts, ref, side="right"), minlength=len(cuts) + 1)
-        actual = np.bincount(np.searchsorted(cuts, cur, side="right"), minlength=len(cuts) + 1)
-    else:
-        ref_counts = reference.cast(pl.String).value_counts()
-        cur_counts = current.cast(pl.String).value_counts()
-        name = ref_counts.columns[0]
-        joined = ref_counts.join(cur_counts, on=name, how="full", coalesce=True, suffix="_current")
-        joined = joined.fill_null(0)
-        expected = joined["count"].to_numpy()
-        actual = joined["count_current"].to_numpy()
-    return psi(expected.tolist(), actual.tolist())
 
 
 def validate(
