@@ -32,10 +32,16 @@ _RIGHT = f"{_HELPER}right."
 
 @dataclass(frozen=True)
 class CombineResult:
-    """The combined table and a JSON-able report of how it was made."""
+    """The combined table, a JSON-able report of how it was made, and where columns came from.
+
+    ``origin`` maps each column of a join to the source it came from (for a column several
+    sources have, the one whose values it mostly holds: see the conflicts rule); a union's
+    columns come from the source of each row, so its ``origin`` is empty.
+    """
 
     frame: pl.DataFrame
     report: dict[str, Any]
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def combine_sources(
@@ -266,7 +272,7 @@ def _join_all(frames: dict[str, pl.DataFrame], combine: Combine, order: list[str
         "joins": entries,
         "conflicts": tally.as_dict() if tally else None,
     }
-    return CombineResult(frame=table.frame, report=report)
+    return CombineResult(frame=table.frame, report=report, origin=dict(table.origin))
 
 
 def _check_join_plan(base: str, joins: list[Join], order: list[str]) -> None:
