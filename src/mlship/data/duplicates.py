@@ -222,7 +222,7 @@ def _groups(
             if name in key or group[name].n_unique() < 2:
                 continue
             if name in private:
-                differing.append(f"{name} ({PRIVATE})")
+                differing.append(f"{name} (private values)")
                 continue
             held: dict[str, list[str]] = {}
             for value, row in zip(group[name].to_list(), rows, strict=True):

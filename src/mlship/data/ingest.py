@@ -141,7 +141,9 @@ def _joinable(frame: pl.DataFrame, label: str, found: Deduplicated, on: set[str]
     where = pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
     located = pl.concat_str(
         [
-            pl.col(REASONS).str.replace_all("; ", pl.format(" (from {}); ", where), literal=True),
+            pl.col(REASONS).str.replace_all(
+                "; ", pl.format(" (from {}); ", where).fill_null("; "), literal=True
+            ),
             pl.format(" (from {})", where),
         ]
     )
@@ -270,15 +272,16 @@ def ingest(
     }
     frames = {label: result.frame for label, result in found.items()}
     combined, combine_report, origins = _combine(loaded, frames, found)
-    if combined.is_empty():
-        raise _nothing_to_ingest(raw, spec.combine.method)
-    combined = _select_schema(combined, spec.columns)
-    duplicates = [result.counts for result in found.values() if result.counts is not None]
     set_aside = [
         _select_set_aside(result.quarantined, spec.columns)
         for result in found.values()
         if result.quarantined.height
     ]
+    # Rows all set aside as conflicting copies are quarantined rows, not "nothing to ingest".
+    if combined.is_empty() and not set_aside:
+        raise _nothing_to_ingest(raw, spec.combine.method)
+    combined = _select_schema(combined, spec.columns)
+    duplicates = [result.counts for result in found.values() if result.counts is not None]
     validation = validate(
         combined,
         spec.columns,
