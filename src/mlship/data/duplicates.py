@@ -52,6 +52,7 @@ class DuplicateCounts:
             "quarantine": "quarantined",
             "keep_first": "kept first",
             "keep_last": "kept last",
+            "fail": "failed",
         }.get(self.policy, "kept newest")
 
     def as_dict(self) -> dict[str, Any]:
