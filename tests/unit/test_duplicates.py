@@ -197,7 +197,7 @@ def test_unique_checks_tell_conflicting_copies_from_exact_repeats() -> None:
         "line 5": "k: 1 repeats an earlier row's value, with different values in other columns; "
         "(k) repeats an earlier row's values, with different values in other columns",
     }
-    declared = {(d["column"], d["check"]): (d["tested"], d["failed"]) for d in result.declared}
+    declared = {(d.column, d.check): (d.tested, d.failed) for d in result.declared}
     assert declared == {
         ("k", "unique"): (5, 1),
         ("k", "unique (exact copy)"): (5, 1),
@@ -220,9 +220,7 @@ def test_every_declared_check_is_listed_even_when_all_pass() -> None:
     )
     result = validate(frame, columns, table)
     assert result.results == []
-    assert [
-        (d["column"], d["check"], d["tested"], d["failed"], d["passed"]) for d in result.declared
-    ] == [
+    assert [(d.column, d.check, d.tested, d.failed, d.passed) for d in result.declared] == [
         ("x", "min", 3, 0, True),
         ("y", "max", 4, 0, True),
         (None, "rule small", 4, 0, True),

@@ -45,6 +45,33 @@ class RowCheck:
     message: pl.Expr
 
 
+@dataclass(frozen=True)
+class DeclaredCheck:
+    """A check the spec declares, with the rows it tested and failed, passed or not.
+
+    ``passed`` is whether a row check found nothing, or whether a table check held.
+    """
+
+    column: str | None
+    check: str
+    severity: str
+    tested: int
+    failed: int
+    passed: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "check": self.check,
+            "severity": self.severity,
+            "tested": self.tested,
+            "failed": self.failed,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
+
+
 @dataclass
 class CheckResult:
     column: str | None
@@ -80,7 +107,7 @@ class Validation:
     warned: int
     table_errors: list[str]
     max_quarantine: float
-    declared: list[dict[str, Any]] = field(default_factory=list)
+    declared: list[DeclaredCheck] = field(default_factory=list)
     duplicates: list[DuplicateCounts] = field(default_factory=list)
 
     @cached_property
@@ -113,7 +140,7 @@ class Validation:
             "passed": self.passed,
             "table_errors": self.table_errors,
             "checks": [r.as_dict() for r in self.results],
-            "declared": self.declared,
+            "declared": [d.as_dict() for d in self.declared],
             "duplicates": [d.as_dict() for d in self.duplicates],
         }
 
@@ -526,14 +553,14 @@ def _declared(
     table: TableChecks,
     table_results: Sequence[CheckResult],
     validation: Validation,
-) -> list[dict[str, Any]]:
+) -> list[DeclaredCheck]:
     """Every declared check with the rows it tested and the rows that failed it.
 
     Row checks test the rows where their column has a value (every row for rules, ``unique``
     and ``duplicates``); table checks test the whole table. ``passed`` is whether the check
     found nothing (for a table check: whether it held).
     """
-    declared: list[dict[str, Any]] = []
+    declared: list[DeclaredCheck] = []
 
     def add(
         column: str | None,
@@ -545,15 +572,15 @@ def _declared(
         detail: str = "",
     ) -> None:
         declared.append(
-            {
-                "column": column,
-                "check": check,
-                "severity": severity,
-                "tested": tested,
-                "failed": failed,
-                "passed": failed == 0 if passed is None else passed,
-                "detail": detail,
-            }
+            DeclaredCheck(
+                column,
+                check,
+                severity,
+                tested,
+                failed,
+                failed == 0 if passed is None else passed,
+                detail,
+            )
         )
 
     for found in validation.duplicates:
