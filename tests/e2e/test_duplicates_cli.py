@@ -217,3 +217,49 @@ def test_data_diff_psi_matches_the_monitor_on_ties_and_is_maximal_without_overla
     assert float(columns["x"]["PSI"]) < 0.1  # two samples of one distribution
     assert float(columns["label"]["PSI"]) == pytest.approx(PSI_MAX, abs=5e-4)
     assert f"{PSI_MAX:.1f} means the values do not overlap at all" in diff
+
+
+MERGED_SPEC = """\
+name: merged
+task: classification
+sources:
+  - {name: crm, path: crm.csv}
+  - {name: billing, path: billing.csv}
+combine:
+  method: join
+  base: crm
+  joins:
+    - {source: billing, on: [id], how: left}
+  conflicts: {key: [id], rule: prefer, prefer: [crm, billing]}
+columns:
+  - {name: id, type: integer, role: id}
+  - {name: plan, type: category, checks: [{allowed: [basic, pro]}]}
+  - {name: churned, type: category, role: target}
+checks:
+  max_quarantine: 1.0
+models:
+  - {estimator: logistic_regression}
+metric: accuracy
+"""
+
+
+def test_a_column_merged_from_two_sources_names_the_line_of_the_value_kept(
+    tmp_path: Path,
+) -> None:
+    """crm is preferred for ``plan``; where it has none, billing's value fills in: a failing
+    value names the line of whichever source it came from."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "crm.csv").write_text(
+        "id,plan,churned\n1,basic,yes\n2,gold,no\n3,,no\n", encoding="utf-8"
+    )
+    (root / "billing.csv").write_text("id,plan\n3,silver\n2,pro\n", encoding="utf-8")
+    (root / "pipeline.yaml").write_text(MERGED_SPEC, encoding="utf-8")
+    home = tmp_path / "home"
+    invoke_cli("data", "validate", str(root / "pipeline.yaml"), home=home)
+    quarantine = pl.read_parquet(home / "reports" / "merged-quarantine.parquet")
+    reasons = dict(zip(quarantine["_row"], quarantine["_reasons"], strict=True))
+    assert reasons == {
+        "line 3": "plan: gold is not one of: basic, pro",
+        "line 4": "plan: silver is not one of: basic, pro (from billing line 2)",
+    }

@@ -9,7 +9,7 @@ count, missing share, distribution against a reference) fail the whole run when 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -18,7 +18,16 @@ import polars as pl
 
 from mlship.data.duplicates import DuplicateCounts
 from mlship.data.stability import stability
-from mlship.data.tracking import DUPLICATE_KEY, ROW, SOURCE, is_provenance, provenance_column
+from mlship.data.tracking import (
+    DUPLICATE_KEY,
+    PROVENANCE,
+    ROW,
+    SOURCE,
+    from_column,
+    is_provenance,
+    provenance_column,
+    source_of,
+)
 from mlship.data.typing import REASONS
 from mlship.spec.data import Column, ColumnCheck, Severity, TableChecks
 
@@ -157,19 +166,36 @@ def _message(column: Column, text: str) -> pl.Expr:
     )
 
 
-def _located(message: pl.Expr, columns: Collection[str], origins: Mapping[str, str]) -> pl.Expr:
+def _located(
+    message: pl.Expr,
+    columns: Collection[str],
+    origins: Mapping[str, str],
+    schema: Collection[str] = (),
+) -> pl.Expr:
     """``message``, naming the line of each joined source that ``columns`` came from.
 
     A row's own ``_source``/``_row`` name its base source; a value a join brought in came from
-    another file, whose line is in ``_row:<source>`` (null where the join found no match).
+    another file, whose line is in ``_row:<source>`` (null where the join found no match). A
+    column merged row by row from several sources names, per row, the one in ``_from:<column>``.
     """
-    labels = sorted({origins[name] for name in columns if name in origins})
-    if not labels:
+    lines = sorted(source_of(name) for name in schema if name.startswith(PROVENANCE))
+    parts: list[pl.Expr] = []
+    fixed: set[str] = set()
+    for name in columns:
+        if from_column(name) in schema:
+            chosen = pl.col(from_column(name))
+            for label in lines:
+                parts.append(
+                    pl.when(chosen == label).then(
+                        pl.format(" (from {} {})", pl.lit(label), pl.col(provenance_column(label)))
+                    )
+                )
+        elif name in origins:
+            fixed.add(origins[name])
+    for label in sorted(fixed):
+        parts.append(pl.format(" (from {} {})", pl.lit(label), pl.col(provenance_column(label))))
+    if not parts:
         return message
-    parts = [
-        pl.format(" (from {} {})", pl.lit(label), pl.col(provenance_column(label)))
-        for label in labels
-    ]
     return pl.concat_str([message, *parts], ignore_nulls=True)
 
 
@@ -187,7 +213,7 @@ def _column_checks(
     dtype: pl.DataType,
     index: int,
     exact: pl.Expr,
-    origins: Mapping[str, str],
+    locate: Callable[[pl.Expr, Collection[str]], pl.Expr],
 ) -> list[RowCheck]:
     col = pl.col(column.name)
     present = col.is_not_null()
@@ -202,7 +228,7 @@ def _column_checks(
                 name,
                 check.severity,
                 present & failed,
-                _located(_message(column, text), [column.name], origins),
+                locate(_message(column, text), [column.name]),
             )
         )
 
@@ -250,7 +276,11 @@ def compile_row_checks(
     ``origins`` maps the columns a join brought in to their source, so that a failure on such a
     column names the line of that source.
     """
-    origins = origins or {}
+    known = origins or {}
+
+    def locate(message: pl.Expr, columns: Collection[str]) -> pl.Expr:
+        return _located(message, columns, known, schema)
+
     data_columns = [c for c in schema if not is_tracking(c)]
     exact = ~pl.struct(data_columns).is_first_distinct()
     checks: list[RowCheck] = []
@@ -258,7 +288,7 @@ def compile_row_checks(
         if column.name not in schema:
             continue
         for index, check in enumerate(column.checks):
-            checks.extend(_column_checks(column, check, schema[column.name], index, exact, origins))
+            checks.extend(_column_checks(column, check, schema[column.name], index, exact, locate))
     for rule in table.rules:
         parsed = pl.sql_expr(rule.expr)
         holds = parsed.fill_null(True)
@@ -269,10 +299,8 @@ def compile_row_checks(
                 f"rule {rule.name}",
                 rule.severity,
                 ~holds,
-                _located(
-                    pl.lit(f"rule {rule.name} ({rule.expr}) is false"),
-                    parsed.meta.root_names(),
-                    origins,
+                locate(
+                    pl.lit(f"rule {rule.name} ({rule.expr}) is false"), parsed.meta.root_names()
                 ),
             )
         )
@@ -290,7 +318,7 @@ def compile_row_checks(
                     f"unique ({listed}){suffix}",
                     "error",
                     failed,
-                    _located(pl.lit(f"({listed}) {text}"), names, origins),
+                    locate(pl.lit(f"({listed}) {text}"), names),
                 )
             )
     if table.duplicates != "allow":

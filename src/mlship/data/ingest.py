@@ -114,7 +114,7 @@ def _combine(
                 frames[label] = _joinable(
                     frames[label], label, found[label], joined_on.get(label, set())
                 )
-    result = combine_sources(frames, spec.combine, spec.source_names)
+    result = combine_sources(frames, spec.combine, spec.source_names, track_origin=True)
     frame = result.frame
     extra = [c for c in frame.columns if c.startswith(f"{REASONS}:")]
     if extra:
