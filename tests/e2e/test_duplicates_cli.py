@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import polars as pl
 import pytest
 
 from mlship.data.stability import PSI_MAX
+from mlship.monitor.drift import column_drift
 from tests.conftest import invoke_cli
-from tests.e2e.test_data_cli import dataset_hash, table_rows
+from tests.e2e.test_data_cli import dataset_hash, stored_frame, table_rows
 
 SPEC = """\
 name: accounts
@@ -148,8 +150,6 @@ def test_a_declared_policy_keeps_one_copy(tmp_path: Path, policy: str, kept_age:
     assert "C4" not in dataset["customer_id"].to_list()
     shown = invoke_cli("data", "show", dataset_hash(out), home=home).stdout
     assert "Duplicate keys in customers (customer_id)" in shown
-    from tests.e2e.test_data_cli import stored_frame
-
     clean = stored_frame(home, dataset_hash(out))
     assert clean.filter(pl.col("customer_id") == "C4")["age"].to_list() == [kept_age]
 
@@ -200,9 +200,6 @@ def _levels(root: Path, seed: int, labels: str) -> Path:
 def test_data_diff_psi_matches_the_monitor_on_ties_and_is_maximal_without_overlap(
     tmp_path: Path,
 ) -> None:
-    from mlship.monitor.drift import column_drift
-    from tests.e2e.test_data_cli import stored_frame
-
     home = tmp_path / "home"
     first = dataset_hash(
         invoke_cli("data", "validate", str(_levels(tmp_path / "a", 1, "old")), home=home).stdout
@@ -263,3 +260,14 @@ def test_a_column_merged_from_two_sources_names_the_line_of_the_value_kept(
         "line 3": "plan: gold is not one of: basic, pro",
         "line 4": "plan: silver is not one of: basic, pro (from billing line 2)",
     }
+
+
+def test_the_combine_report_counts_rows_read_not_stand_ins(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    invoke_cli("data", "validate", str(_project(tmp_path / "p")), home=home)
+    report = json.loads((home / "reports" / "accounts-data.json").read_text(encoding="utf-8"))
+    combine = report["validation"]["combine"]
+    # customers: 7 lines, 1 exact copy collapsed, 2 conflicting copies set aside; plans: 4 lines,
+    # 2 conflicting copies set aside.
+    assert combine["rows_in"] == {"customers": 4, "plans": 2}
+    assert combine["joins"][0]["rows_right"] == 2

@@ -115,6 +115,7 @@ def _combine(
                     frames[label], label, found[label], joined_on.get(label, set())
                 )
     result = combine_sources(frames, spec.combine, spec.source_names, track_origin=True)
+    _uncount_stand_ins(result.report, frames)
     frame = result.frame
     extra = [c for c in frame.columns if c.startswith(f"{REASONS}:")]
     if extra:
@@ -130,6 +131,19 @@ def _combine(
         if label != base and not name.startswith("_")
     }
     return frame, result.report, origins
+
+
+def _uncount_stand_ins(report: dict[str, Any], frames: dict[str, pl.DataFrame]) -> None:
+    """The combine report counts a joined source's rows as read, not its stand-in rows."""
+    for label, frame in frames.items():
+        column = provenance_column(label)
+        if column not in frame.columns:
+            continue
+        stand_ins = frame[column].null_count()
+        report["rows_in"][label] -= stand_ins
+        for entry in report.get("joins", []):
+            if entry["source"] == label:
+                entry["rows_right"] -= stand_ins
 
 
 def _joinable(frame: pl.DataFrame, label: str, found: Deduplicated, on: set[str]) -> pl.DataFrame:
