@@ -55,12 +55,13 @@ models:
   - {estimator: logistic_regression}
 metric: accuracy
 """
-# The broken rows of customers.csv (line = row number + 2) and the check each one fails.
+# The broken rows of customers.csv (line = row number + 2) and the check each one fails; a value
+# joined from usage.jsonl names the record of usage it came from (the 10th: K009).
 BROKEN = {
     "K003": "age: 'forty' is not an integer",
     "K005": "age: 150 is above the maximum 110",
     "K007": "plan: gold is not one of: basic, pro",
-    "K009": "minutes: -3.0 is below the minimum 0",
+    "K009": "minutes: -3.0 is below the minimum 0 (from usage {} 10)",
 }
 DUPLICATED = "K001"
 
@@ -196,7 +197,10 @@ def test_validate_quarantines_with_reasons_and_loses_no_row(validated: Validated
     for column in per_check:  # one broken row per check, and its reason is in its row
         assert quarantine[column].null_count() == quarantined - 1
     reasons = dict(zip(quarantine["customer_id"], quarantine["_reasons"], strict=True))
-    assert {key: reasons[key] for key in BROKEN} == BROKEN
+    usage_unit = quarantine.filter(pl.col("customer_id") == "K009")["_row:usage"][0].split()[0]
+    assert {key: reasons[key] for key in BROKEN} == {
+        key: reason.format(usage_unit) for key, reason in BROKEN.items()
+    }
     assert reasons[DUPLICATED] == "duplicate of an earlier row"
     typed = quarantine.filter(pl.col("customer_id") == "K003").row(0, named=True)
     assert (typed["_source"], typed["_row"], typed["age"]) == ("customers", "line 5", None)

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from mlship.data.profile import psi
+from mlship.data.stability import DECILES, psi
 from mlship.errors import DataError
 from mlship.monitor import ColumnDrift, Method, column_drift, dataset_drift
 from mlship.monitor.drift import wasserstein_sorted
@@ -438,11 +438,17 @@ def test_numeric_buckets_for_psi_and_jensenshannon() -> None:
     current = pl.DataFrame({"n": [1, 2, 3, 4] * 30})
     result = column_drift(reference, current, "n", method="jensenshannon")
     assert result.statistic == pytest.approx(distance.jensenshannon([40, 40, 40, 0], [1, 1, 1, 1]))
-    # Many distinct values: Sturges' bins over both samples together.
+    # Many distinct values: Sturges' bins over both samples together for jensenshannon...
     big_ref, big_cur = _frame(LARGE, 1), _frame(3000, 2, shift=0.3)
     ref, cur = big_ref["x"].to_numpy(), big_cur["x"].to_numpy()
     edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
     ref_counts, cur_counts = np.histogram(ref, edges)[0], np.histogram(cur, edges)[0]
+    result = column_drift(big_ref, big_cur, "x", method="jensenshannon")
+    assert result.statistic == pytest.approx(distance.jensenshannon(ref_counts, cur_counts))
+    # ... and the reference's deciles for psi, as everywhere a PSI is computed.
+    cuts = np.quantile(ref, DECILES)
+    ref_counts = np.bincount(np.searchsorted(cuts, ref, side="left"), minlength=10)
+    cur_counts = np.bincount(np.searchsorted(cuts, cur, side="left"), minlength=10)
     index = column_drift(big_ref, big_cur, "x", method="psi")
     assert index.statistic == pytest.approx(psi(ref_counts.tolist(), cur_counts.tolist()))
 

@@ -11,7 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlship.data.profile import QUANTILES, diff_profiles, profile_frame, psi
+from mlship.data.profile import QUANTILES, column_stabilities, diff_profiles, profile_frame
+from mlship.data.stability import PSI_MAX, psi
 
 
 def _column(profile: dict[str, Any], name: str) -> dict[str, Any]:
@@ -196,36 +197,14 @@ def test_bad_arguments_are_refused() -> None:
         profile_frame(pl.DataFrame({"x": [1]}), top=-1)
 
 
-# -- psi -------------------------------------------------------------------------------------
-
-
-def test_psi_known_answers() -> None:
-    assert psi([10, 20, 30], [10, 20, 30]) == 0.0
-    assert psi([1, 2, 3], [10, 20, 30]) == pytest.approx(0.0)
-    expected = (0.25 - 0.5) * math.log(0.25 / 0.5) + (0.75 - 0.5) * math.log(0.75 / 0.5)
-    assert psi([50, 50], [25, 75]) == pytest.approx(expected)
-
-
-def test_psi_smooths_empty_buckets() -> None:
-    value = psi([10, 0], [5, 5])
-    assert math.isfinite(value)
-    assert value == pytest.approx((0.5 - 1.0) * math.log(0.5) + (0.5 - 1e-4) * math.log(0.5 / 1e-4))
-
-
-def test_psi_refuses_mismatched_or_empty_inputs() -> None:
-    with pytest.raises(ValueError, match="same buckets"):
-        psi([1, 2], [1, 2, 3])
-    with pytest.raises(ValueError, match="at least one"):
-        psi([0, 0], [1, 1])
-    with pytest.raises(ValueError, match="non-negative"):
-        psi([1, -1], [1, 1])
-
-
 # -- diff ------------------------------------------------------------------------------------
 
 
 def _profiles(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    return diff_profiles(profile_frame(pl.DataFrame(a)), profile_frame(pl.DataFrame(b)))
+    frame_a, frame_b = pl.DataFrame(a), pl.DataFrame(b)
+    return diff_profiles(
+        profile_frame(frame_a), profile_frame(frame_b), column_stabilities(frame_a, frame_b)
+    )
 
 
 def _diff_column(diff: dict[str, Any], name: str) -> dict[str, Any]:
@@ -258,7 +237,7 @@ def test_identical_data_has_zero_psi_and_no_change() -> None:
         assert column["psi"] == 0.0, column["name"]
         assert column["missing_share"]["change"] == 0.0
     x = _diff_column(diff, "x")
-    assert x["psi_method"] == "histogram"
+    assert x["psi_method"] == "deciles"
     assert x["mean"]["change"] == 0.0
     assert all(q["change"] == 0.0 for q in x["quantiles"].values())
     assert all(t["change"] == 0.0 for t in _diff_column(diff, "s")["top_values"])
@@ -268,23 +247,23 @@ def test_shifted_numeric_data_has_a_large_psi() -> None:
     rng = np.random.default_rng(1)
     diff = _profiles({"x": rng.normal(0, 1, 5000)}, {"x": rng.normal(3, 1, 5000)})
     x = _diff_column(diff, "x")
-    assert x["psi_method"] == "quantiles"
+    assert x["psi_method"] == "deciles"
     assert x["psi"] > 2
     assert x["mean"]["change"] == pytest.approx(3, abs=0.1)
 
 
-def test_resampled_numeric_data_has_a_small_psi_over_quantile_buckets() -> None:
+def test_resampled_numeric_data_has_a_small_psi_over_decile_buckets() -> None:
     rng = np.random.default_rng(2)
     diff = _profiles({"x": rng.normal(0, 1, 5000)}, {"x": rng.normal(0, 1, 5000)})
     x = _diff_column(diff, "x")
-    assert x["psi_method"] == "quantiles"
+    assert x["psi_method"] == "deciles"
     assert x["psi"] < 0.05
 
 
-def test_equal_histogram_edges_give_the_histogram_psi() -> None:
+def test_few_values_get_one_bucket_each() -> None:
     diff = _profiles({"n": [0, 1, 1, 2, 2, 2]}, {"n": [0, 0, 0, 1, 2, 2]})
     n = _diff_column(diff, "n")
-    assert n["psi_method"] == "histogram"
+    assert n["psi_method"] == "values"
     assert n["psi"] == pytest.approx(psi([1, 2, 3], [3, 1, 2]))
 
 
@@ -304,24 +283,22 @@ def test_categorical_share_changes_and_psi() -> None:
     assert s["psi"] > 1
 
 
-def test_categorical_psi_puts_unlisted_values_in_one_bucket() -> None:
-    a = profile_frame(pl.DataFrame({"s": ["a"] * 5 + ["b"] * 3 + ["c", "d"]}), top=2)
-    b = profile_frame(pl.DataFrame({"s": ["a"] * 5 + ["b"] * 3 + ["e", "f"]}), top=2)
-    s = _diff_column(diff_profiles(a, b), "s")
-    assert s["psi"] == 0.0
-    b_shifted = profile_frame(pl.DataFrame({"s": ["a"] * 2 + ["e"] * 6 + ["g", "h"]}), top=2)
-    shifted = _diff_column(diff_profiles(a, b_shifted), "s")
-    # Only "a" is known on both sides ("b" is not listed in the new, incomplete top list):
-    # buckets are "a" and everything else.
-    assert shifted["psi"] == pytest.approx(psi([5, 5], [2, 8]))
-    complete = profile_frame(pl.DataFrame({"s": ["a"] * 2 + ["e"] * 8}), top=2)
-    # Both values of the new data are listed, so "b" is known to be absent there.
-    assert _diff_column(diff_profiles(a, complete), "s")["psi"] == pytest.approx(
-        psi([5, 3, 2], [2, 0, 8])
+def test_categorical_psi_counts_every_value_even_beyond_the_top_list() -> None:
+    a = pl.DataFrame({"s": ["a"] * 5 + ["b"] * 3 + ["c", "d"]})
+    b = pl.DataFrame({"s": ["a"] * 5 + ["b"] * 3 + ["e", "f"]})
+    s = _diff_column(
+        diff_profiles(profile_frame(a, top=2), profile_frame(b, top=2), column_stabilities(a, b)),
+        "s",
     )
-    unknown = {t["value"]: t for t in shifted["top_values"]}["b"]
-    assert unknown["b"] is None
-    assert unknown["change"] is None
+    assert s["psi"] == pytest.approx(psi([5, 3, 1, 1, 0, 0], [5, 3, 0, 0, 1, 1]))
+    unknown = {t["value"]: t for t in s["top_values"]}
+    assert set(unknown) == {"a", "b"}
+
+
+def test_categories_that_do_not_overlap_have_the_largest_psi() -> None:
+    diff = _profiles({"s": [f"old{i}" for i in range(30)]}, {"s": [f"new{i}" for i in range(30)]})
+    assert _diff_column(diff, "s")["psi"] == PSI_MAX
+    assert 18 < PSI_MAX < 19
 
 
 def test_boolean_and_datetime_diffs() -> None:
@@ -334,7 +311,7 @@ def test_boolean_and_datetime_diffs() -> None:
     assert flag["true_share"]["change"] == pytest.approx(-0.25)
     assert flag["psi"] == pytest.approx(psi([14, 14], [7, 21]))
     at = _diff_column(diff, "at")
-    assert at["psi_method"] == "histogram-rebinned"
+    assert at["psi_method"] == "deciles"
     assert at["psi"] > 2
     assert at["max"]["b"] == "2024-03-28T00:00:00"
 

@@ -11,9 +11,11 @@ from typing import Any
 import polars as pl
 import pytest
 
+from mlship.data.checks import validate
 from mlship.data.profile import profile_frame
 from mlship.data.report import fmt_number, fmt_share, render_html, write_report
 from mlship.html import svg
+from mlship.spec.data import Column, TableChecks
 from tests.html_structure import parse_page
 
 HOSTILE = "<script>alert(1)</script>"
@@ -205,3 +207,44 @@ def test_number_formatting() -> None:
     assert fmt_number(2.0) == "2"
     assert fmt_share(0.0004) == "<0.1%"
     assert fmt_share(0.25) == "25.0%"
+
+
+def test_every_declared_check_is_listed_with_rows_tested_and_failed() -> None:
+    """A validation whose checks all passed lists them, not "No checks were declared"."""
+    frame = pl.DataFrame({"age": [30, 40, None]})
+    columns = [Column.model_validate({"name": "age", "type": "integer", "checks": [{"min": 0}]})]
+    summary = validate(frame, columns, TableChecks(unique=[["age"]])).summary()
+    summary["duplicates"] = [
+        {
+            "source": "crm",
+            "key": ["customer_id"],
+            "policy": "keep_last",
+            "outcome": "kept last",
+            "rows": 5,
+            "exact_copies": 1,
+            "conflicting_keys": 1,
+            "quarantined_rows": 0,
+            "dropped_rows": 1,
+            "examples": [],
+        }
+    ]
+    page = render_html("customers", profile_frame(frame), summary)
+    text = " ".join(parse_page(page).text)
+    assert "No checks were declared" not in text
+    for check in ("min", "unique (age)", "unique (age) (exact copy)", "duplicate row"):
+        assert re.search(rf"<td>{re.escape(check)}</td>", page.replace("&#x27;", "'")), check
+    row = re.search(r"<tr[^>]*><td><code>age</code></td><td>min</td>(.*?)</tr>", page)
+    assert row is not None
+    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(1)) == ["2", "0"]
+    assert '<span class="pill ok">passed</span>' in row.group(1)
+    assert "Duplicate keys" in text and "kept last" in text
+    assert "0.0% quarantined, at most 5.0% allowed" in text
+
+
+def test_a_validation_without_checks_says_so() -> None:
+    page = render_html(
+        "customers",
+        profile_frame(_frame()),
+        {"rows": {"in": 1, "quarantined": 0, "warned": 0, "out": 1}, "max_quarantine": 0.05},
+    )
+    assert "No checks were declared." in " ".join(parse_page(page).text)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from mlship.data.checks import population_stability, validate
+from mlship.data.checks import validate
+from mlship.data.stability import stability
 from mlship.data.typing import REASONS, TypedColumn, type_columns
 from mlship.spec.data import Column, TableChecks
 
@@ -130,7 +131,10 @@ def test_cross_column_rules_unique_keys_and_row_counts() -> None:
     )
     result = validate(frame, [], table)
     reasons = result.quarantine[REASONS].to_list()
-    assert reasons == ["rule a_below_b (a < b) is false", "(k) repeats an earlier row's values"]
+    assert reasons == [
+        "rule a_below_b (a < b) is false",
+        "(k) repeats an earlier row's values, with different values in other columns",
+    ]
     assert result.table_errors == ["the dataset has 2 rows, fewer than the minimum 10"]
     assert not result.passed
 
@@ -159,10 +163,16 @@ def test_missing_share_and_distribution_checks() -> None:
     assert warned and warned[0].severity == "warn"
 
 
+def _psi(reference: pl.Series, current: pl.Series) -> float:
+    found = stability(reference, current)
+    assert found is not None
+    return found.value
+
+
 def test_population_stability() -> None:
     same = pl.Series([float(v % 50) for v in range(1000)])
-    assert population_stability(same, same) == pytest.approx(0.0, abs=1e-9)
+    assert _psi(same, same) == pytest.approx(0.0, abs=1e-9)
     shifted = pl.Series([float(v % 50) + 30 for v in range(1000)])
-    assert population_stability(same, shifted) > 1.0
+    assert _psi(same, shifted) > 1.0
     labels = pl.Series(["a"] * 90 + ["b"] * 10)
-    assert population_stability(labels, pl.Series(["a"] * 50 + ["b"] * 50)) > 0.2
+    assert _psi(labels, pl.Series(["a"] * 50 + ["b"] * 50)) > 0.2

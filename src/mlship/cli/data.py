@@ -63,6 +63,12 @@ def _profile_of(workspace: Workspace, dataset: Dataset) -> dict[str, Any]:
     return profile_frame(frame)
 
 
+def _frame_of(workspace: Workspace, dataset: Dataset) -> pl.DataFrame:
+    import polars as pl
+
+    return pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
+
+
 def _read_any(path: Path) -> pl.DataFrame:
     import polars as pl
 
@@ -214,12 +220,15 @@ def diff_command(
     ],
 ) -> None:
     """Schema and statistics differences between two datasets."""
-    from mlship.data.profile import diff_profiles
+    from mlship.data.profile import column_stabilities, diff_profiles
+    from mlship.data.stability import PSI_MAX
 
     workspace = Workspace.open()
     try:
         a, b = workspace.metadata.get_dataset(first), workspace.metadata.get_dataset(second)
-        diff = diff_profiles(_profile_of(workspace, a), _profile_of(workspace, b))
+        # The index needs the values (deciles, every label), not just the stored profiles.
+        stabilities = column_stabilities(_frame_of(workspace, a), _frame_of(workspace, b))
+        diff = diff_profiles(_profile_of(workspace, a), _profile_of(workspace, b), stabilities)
     finally:
         workspace.close()
     out.print(
@@ -247,7 +256,10 @@ def diff_command(
             style=style,
         )
     out.print(table)
-    out.print("PSI above 0.2 (red) is usually read as a significant shift.")
+    out.print(
+        "PSI above 0.2 (red) is usually read as a significant shift; "
+        f"{PSI_MAX:.1f} means the values do not overlap at all."
+    )
 
 
 def _pair(change: dict[str, Any] | None, share: bool = False) -> str:

@@ -133,7 +133,7 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
 
 
 def print_validation(summary: dict[str, Any]) -> None:
-    """Rows in/out, quarantine and every check that found something."""
+    """Rows in/out, quarantine, every declared check, and every check that found something."""
     if not summary:
         return
     rows = summary["rows"]
@@ -142,6 +142,31 @@ def print_validation(summary: dict[str, Any]) -> None:
         f"Validation: {rows['in']} rows in, {rows['out']} kept, {rows['quarantined']} quarantined "
         f"({share:.1%}, allowed {summary['max_quarantine']:.1%}), {rows['warned']} with warnings"
     )
+    for found in summary.get("duplicates") or []:
+        outcome = f", {found['outcome']}" if found["conflicting_keys"] else ""
+        out.print(
+            f"Duplicate keys in {found['source']} ({', '.join(found['key'])}): "
+            f"{found['exact_copies']} exact copies collapsed, {found['conflicting_keys']} "
+            f"conflicting keys{outcome}"
+        )
+    declared = summary.get("declared") or []
+    if declared:
+        table = Table(title="Declared checks")
+        for name in ("column", "check", "result", "tested", "failed", "detail"):
+            table.add_column(name, justify="right" if name in ("tested", "failed") else "left")
+        for check in declared:
+            passed = check["passed"]
+            result = "passed" if passed else ("warn" if check["severity"] == "warn" else "failed")
+            table.add_row(
+                check["column"] or "(table)",
+                check["check"],
+                result,
+                str(check["tested"]),
+                str(check["failed"]),
+                check.get("detail") or "",
+                style=None if passed else ("yellow" if result == "warn" else "red"),
+            )
+        out.print(table)
     checks = summary.get("checks", [])
     if checks:
         table = Table(title="Checks that found problems")

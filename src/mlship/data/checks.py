@@ -9,22 +9,37 @@ count, missing share, distribution against a reference) fail the whole run when 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from mlship.data.profile import psi
+from mlship.data.duplicates import DuplicateCounts
+from mlship.data.stability import stability
+from mlship.data.tracking import (
+    DUPLICATE_KEY,
+    PROVENANCE,
+    ROW,
+    SOURCE,
+    from_column,
+    is_provenance,
+    provenance_column,
+    source_of,
+)
 from mlship.data.typing import REASONS
 from mlship.spec.data import Column, ColumnCheck, Severity, TableChecks
 
-SOURCE = "_source"
-ROW = "_row"
+__all__ = ["ROW", "SOURCE", "TRACKING", "Validation", "compile_row_checks", "validate"]
+
 TRACKING = (SOURCE, ROW, REASONS)
 _EXAMPLES = 3
+
+
+def is_tracking(name: str) -> bool:
+    """Bookkeeping, not data: where a row and its joined values came from, and its reasons."""
+    return name in TRACKING or is_provenance(name)
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,33 @@ class RowCheck:
     severity: Severity
     failed: pl.Expr
     message: pl.Expr
+
+
+@dataclass(frozen=True)
+class DeclaredCheck:
+    """A check the spec declares, with the rows it tested and failed, passed or not.
+
+    ``passed`` is whether a row check found nothing, or whether a table check held.
+    """
+
+    column: str | None
+    check: str
+    severity: str
+    tested: int
+    failed: int
+    passed: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "check": self.check,
+            "severity": self.severity,
+            "tested": self.tested,
+            "failed": self.failed,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -74,11 +116,13 @@ class Validation:
     warned: int
     table_errors: list[str]
     max_quarantine: float
+    declared: list[DeclaredCheck] = field(default_factory=list)
+    duplicates: list[DuplicateCounts] = field(default_factory=list)
 
     @cached_property
     def clean(self) -> pl.DataFrame:
-        kept = self.frame.select(c for c in self.frame.columns if c not in TRACKING)
-        return kept.filter(~self.quarantined) if len(self.quarantine) else kept
+        kept = self.frame.select(c for c in self.frame.columns if not is_tracking(c))
+        return kept.filter(~self.quarantined) if self.quarantined.any() else kept
 
     @property
     def rows_out(self) -> int:
@@ -105,6 +149,8 @@ class Validation:
             "passed": self.passed,
             "table_errors": self.table_errors,
             "checks": [r.as_dict() for r in self.results],
+            "declared": [d.as_dict() for d in self.declared],
+            "duplicates": [d.as_dict() for d in self.duplicates],
         }
 
 
@@ -120,12 +166,54 @@ def _message(column: Column, text: str) -> pl.Expr:
     )
 
 
+def _located(
+    message: pl.Expr,
+    columns: Collection[str],
+    origins: Mapping[str, str],
+    schema: Collection[str] = (),
+) -> pl.Expr:
+    """``message``, naming the line of each joined source that ``columns`` came from.
+
+    A row's own ``_source``/``_row`` name its base source; a value a join brought in came from
+    another file, whose line is in ``_row:<source>`` (null where the join found no match). A
+    column merged row by row from several sources names, per row, the one in ``_from:<column>``.
+    """
+    lines = sorted(source_of(name) for name in schema if name.startswith(PROVENANCE))
+    parts: list[pl.Expr] = []
+    fixed: set[str] = set()
+    for name in columns:
+        if from_column(name) in schema:
+            chosen = pl.col(from_column(name))
+            for label in lines:
+                parts.append(
+                    pl.when(chosen == label).then(
+                        pl.format(" (from {} {})", pl.lit(label), pl.col(provenance_column(label)))
+                    )
+                )
+        elif name in origins:
+            fixed.add(origins[name])
+    for label in sorted(fixed):
+        parts.append(pl.format(" (from {} {})", pl.lit(label), pl.col(provenance_column(label))))
+    if not parts:
+        return message
+    return pl.concat_str([message, *parts], ignore_nulls=True)
+
+
 def _typed_literals(values: Sequence[Any], dtype: pl.DataType) -> pl.Series:
     return pl.Series(values).cast(dtype, strict=False)
 
 
+_CONFLICTING = ", with different values in other columns"
+_EXACT = ", as an exact copy of that row"
+
+
 def _column_checks(
-    column: Column, check: ColumnCheck, dtype: pl.DataType, index: int
+    column: Column,
+    check: ColumnCheck,
+    dtype: pl.DataType,
+    index: int,
+    exact: pl.Expr,
+    locate: Callable[[pl.Expr, Collection[str]], pl.Expr],
 ) -> list[RowCheck]:
     col = pl.col(column.name)
     present = col.is_not_null()
@@ -140,7 +228,7 @@ def _column_checks(
                 name,
                 check.severity,
                 present & failed,
-                _message(column, text),
+                locate(_message(column, text), [column.name]),
             )
         )
 
@@ -159,7 +247,9 @@ def _column_checks(
             f" does not match {check.regex}",
         )
     if check.unique:
-        add("unique", ~col.is_first_distinct(), " repeats an earlier row's value")
+        repeats = ~col.is_first_distinct()
+        add("unique", repeats & ~exact, f" repeats an earlier row's value{_CONFLICTING}")
+        add("unique (exact copy)", repeats & exact, f" repeats an earlier row's value{_EXACT}")
     if check.outliers is not None:
         threshold = check.outliers.threshold
         if check.outliers.method == "iqr":
@@ -176,17 +266,32 @@ def _column_checks(
 
 
 def compile_row_checks(
-    columns: Sequence[Column], table: TableChecks, schema: dict[str, pl.DataType]
+    columns: Sequence[Column],
+    table: TableChecks,
+    schema: dict[str, pl.DataType],
+    origins: Mapping[str, str] | None = None,
 ) -> list[RowCheck]:
-    """Every row-level check of the spec as Polars expressions."""
+    """Every row-level check of the spec as Polars expressions.
+
+    ``origins`` maps the columns a join brought in to their source, so that a failure on such a
+    column names the line of that source.
+    """
+    known = origins or {}
+
+    def locate(message: pl.Expr, columns: Collection[str]) -> pl.Expr:
+        return _located(message, columns, known, schema)
+
+    data_columns = [c for c in schema if not is_tracking(c)]
+    exact = ~pl.struct(data_columns).is_first_distinct()
     checks: list[RowCheck] = []
     for column in columns:
         if column.name not in schema:
             continue
         for index, check in enumerate(column.checks):
-            checks.extend(_column_checks(column, check, schema[column.name], index))
+            checks.extend(_column_checks(column, check, schema[column.name], index, exact, locate))
     for rule in table.rules:
-        holds = pl.sql_expr(rule.expr).fill_null(True)
+        parsed = pl.sql_expr(rule.expr)
+        holds = parsed.fill_null(True)
         checks.append(
             RowCheck(
                 f"rule.{rule.name}",
@@ -194,21 +299,28 @@ def compile_row_checks(
                 f"rule {rule.name}",
                 rule.severity,
                 ~holds,
-                pl.lit(f"rule {rule.name} ({rule.expr}) is false"),
+                locate(
+                    pl.lit(f"rule {rule.name} ({rule.expr}) is false"), parsed.meta.root_names()
+                ),
             )
         )
-    data_columns = [c for c in schema if c not in TRACKING]
     for index, names in enumerate(table.unique):
-        checks.append(
-            RowCheck(
-                f"unique.{index}",
-                None,
-                f"unique ({', '.join(names)})",
-                "error",
-                ~pl.struct(names).is_first_distinct(),
-                pl.lit(f"({', '.join(names)}) repeats an earlier row's values"),
+        listed = ", ".join(names)
+        repeats = ~pl.struct(names).is_first_distinct()
+        for suffix, failed, text in (
+            ("", repeats & ~exact, f"repeats an earlier row's values{_CONFLICTING}"),
+            (" (exact copy)", repeats & exact, f"repeats an earlier row's values{_EXACT}"),
+        ):
+            checks.append(
+                RowCheck(
+                    f"unique.{index}{'.exact' if suffix else ''}",
+                    None,
+                    f"unique ({listed}){suffix}",
+                    "error",
+                    failed,
+                    locate(pl.lit(f"({listed}) {text}"), names),
+                )
             )
-        )
     if table.duplicates != "allow":
         severity: Severity = "error" if table.duplicates == "quarantine" else "warn"
         checks.append(
@@ -217,7 +329,7 @@ def compile_row_checks(
                 None,
                 "duplicate row",
                 severity,
-                ~pl.struct(data_columns).is_first_distinct(),
+                exact,
                 pl.lit("duplicate of an earlier row"),
             )
         )
@@ -261,16 +373,23 @@ def _typing_results(frame: pl.DataFrame, failed: pl.Series, known: set[str]) -> 
     """Results per column for the reasons typing gave (``type``, or ``nullable`` for empties).
 
     Each reason starts with its column's name; reasons that name no declared column (from a
-    join, say) are reported for the table.
+    join, say) are reported for the table, as are rows matching a key whose copies in a joined
+    source were quarantined.
     """
     rows = failed.arg_true()
     sample = _gather(frame, rows, [REASONS])
     parts = sample.select(
         _where(sample, rows).alias("where"), pl.col(REASONS).str.split("; ").alias("reason")
     ).explode("reason")
+    duplicate = pl.col("reason").str.starts_with(DUPLICATE_KEY)
     parts = parts.with_columns(
-        pl.col("reason").str.extract(r"^([^:]+): ", 1).alias("column"),
-        pl.when(pl.col("reason").str.ends_with(_NOT_NULLABLE))
+        pl.when(duplicate)
+        .then(pl.lit(None, dtype=pl.String))
+        .otherwise(pl.col("reason").str.extract(r"^([^:]+): ", 1))
+        .alias("column"),
+        pl.when(duplicate)
+        .then(pl.lit("duplicate key (joined source)"))
+        .when(pl.col("reason").str.contains(_NOT_NULLABLE, literal=True))
         .then(pl.lit("nullable"))
         .otherwise(pl.lit("type"))
         .alias("check"),
@@ -345,11 +464,12 @@ def _table_errors(
                         errors.append(message)
             if check.distribution is not None and column.name in references:
                 kept = frame[column.name].filter(~bad)
-                value = population_stability(references[column.name], kept)
-                if value > check.distribution.max_psi:
+                index = stability(references[column.name], kept)
+                if index is not None and index.value > check.distribution.max_psi:
                     message = (
                         f"{column.name}: distribution shifted from the reference "
-                        f"(PSI {value:.3f} > {check.distribution.max_psi:g})"
+                        f"(PSI {index.value:.3f} > {check.distribution.max_psi:g}, "
+                        f"{index.binning})"
                     )
                     results.append(
                         CheckResult(
@@ -361,41 +481,28 @@ def _table_errors(
     return errors, results
 
 
-def population_stability(reference: pl.Series, current: pl.Series, bins: int = 10) -> float:
-    """PSI of ``current`` against ``reference``: quantile bins for numbers, levels for labels."""
-    reference, current = reference.drop_nulls(), current.drop_nulls()
-    if reference.is_empty() or current.is_empty():
-        return 0.0
-    if reference.dtype.is_numeric() and current.dtype.is_numeric():
-        ref = reference.cast(pl.Float64).to_numpy()
-        cur = current.cast(pl.Float64).to_numpy()
-        cuts = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-        expected = np.bincount(np.searchsorted(cuts, ref, side="right"), minlength=len(cuts) + 1)
-        actual = np.bincount(np.searchsorted(cuts, cur, side="right"), minlength=len(cuts) + 1)
-    else:
-        ref_counts = reference.cast(pl.String).value_counts()
-        cur_counts = current.cast(pl.String).value_counts()
-        name = ref_counts.columns[0]
-        joined = ref_counts.join(cur_counts, on=name, how="full", coalesce=True, suffix="_current")
-        joined = joined.fill_null(0)
-        expected = joined["count"].to_numpy()
-        actual = joined["count_current"].to_numpy()
-    return psi(expected.tolist(), actual.tolist())
-
-
 def validate(
     frame: pl.DataFrame,
     columns: Sequence[Column],
     table: TableChecks,
     references: dict[str, pl.Series] | None = None,
+    *,
+    origins: Mapping[str, str] | None = None,
+    duplicates: Sequence[DuplicateCounts] = (),
+    set_aside: Sequence[pl.DataFrame] = (),
 ) -> Validation:
     """Run every check on ``frame`` (typed; may carry ``_source``/``_row``/``_reasons``).
 
     All row checks are evaluated together into boolean columns, one per check; counts come from
     their sums. Reason strings are built only for the rows that are quarantined, so a clean
     table costs one parallel pass and no copy.
+
+    ``origins`` names the source of each column a join brought in (its lines are in
+    ``_row:<source>``); ``duplicates`` is what each source's duplicate keys came to, and
+    ``set_aside`` the rows that were quarantined before combining (conflicting copies of a key,
+    each with its reason): they count as rows in and quarantined, and no check runs on them.
     """
-    checks = compile_row_checks(columns, table, dict(frame.schema))
+    checks = compile_row_checks(columns, table, dict(frame.schema), origins)
     if REASONS not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(REASONS))
     flags = _flags(frame, checks)
@@ -415,6 +522,7 @@ def validate(
     results.extend(
         CheckResult(c.column, c.check, c.severity, counts[c.key], examples[c.key]) for c in failing
     )
+    results.extend(_duplicate_results(duplicates))
 
     warned = 0
     if warns:
@@ -427,17 +535,157 @@ def validate(
         quarantine = _quarantine(frame.filter(bad), marks, failed)
     else:
         quarantine = frame.clear()
+    aside = [rows for rows in set_aside if rows.height]
+    if aside:
+        quarantine = pl.concat([quarantine, *aside], how="diagonal_relaxed")
     table_errors, table_results = _table_errors(frame, bad, columns, table, references or {})
-    return Validation(
+    validation = Validation(
         frame=frame,
         quarantined=bad,
         quarantine=quarantine,
         results=results + table_results,
-        rows_in=len(frame),
+        rows_in=len(frame) + sum(rows.height for rows in aside),
         warned=warned,
         table_errors=table_errors,
         max_quarantine=table.max_quarantine,
+        duplicates=list(duplicates),
     )
+    validation.declared = _declared(
+        frame, checks, counts, columns, table, table_results, validation
+    )
+    return validation
+
+
+def _duplicate_results(duplicates: Sequence[DuplicateCounts]) -> list[CheckResult]:
+    """One result per source whose conflicting copies were quarantined before combining."""
+    results = []
+    for found in duplicates:
+        if found.quarantined_rows:
+            results.append(
+                CheckResult(
+                    None,
+                    f"{DUPLICATE_KEY} ({', '.join(found.key)}) in {found.source}",
+                    "error",
+                    found.quarantined_rows,
+                    list(found.examples),
+                )
+            )
+    return results
+
+
+def _declared(
+    frame: pl.DataFrame,
+    checks: Sequence[RowCheck],
+    counts: dict[str, int],
+    columns: Sequence[Column],
+    table: TableChecks,
+    table_results: Sequence[CheckResult],
+    validation: Validation,
+) -> list[DeclaredCheck]:
+    """Every declared check with the rows it tested and the rows that failed it.
+
+    Row checks test the rows where their column has a value (every row for rules, ``unique``
+    and ``duplicates``); table checks test the whole table. ``passed`` is whether the check
+    found nothing (for a table check: whether it held).
+    """
+    declared: list[DeclaredCheck] = []
+
+    def add(
+        column: str | None,
+        check: str,
+        severity: str,
+        tested: int,
+        failed: int,
+        passed: bool | None = None,
+        detail: str = "",
+    ) -> None:
+        declared.append(
+            DeclaredCheck(
+                column,
+                check,
+                severity,
+                tested,
+                failed,
+                failed == 0 if passed is None else passed,
+                detail,
+            )
+        )
+
+    for found in validation.duplicates:
+        conflicting = found.quarantined_rows + found.dropped_rows
+        add(
+            None,
+            f"on_duplicate {found.policy} ({', '.join(found.key)}) in {found.source}",
+            "error" if found.policy in ("quarantine", "fail") else "warn",
+            found.rows,
+            found.quarantined_rows,
+            passed=found.conflicting_keys == 0,
+            detail=f"{found.exact_copies} exact copies collapsed, {found.conflicting_keys} "
+            f"conflicting keys {found.outcome} ({conflicting} rows)",
+        )
+    present = {name: frame.height - frame[name].null_count() for name in frame.columns}
+    for row_check in checks:
+        name = row_check.column
+        tested = present[name] if name is not None else frame.height
+        add(name, row_check.check, row_check.severity, tested, counts.get(row_check.key, 0))
+    shifted = {(r.column, r.check): r for r in table_results}
+    for column in columns:
+        if column.name not in frame.columns:
+            continue
+        for check in column.checks:
+            if check.max_missing is not None:
+                missing = frame[column.name].null_count()
+                add(
+                    column.name,
+                    "max_missing",
+                    check.severity,
+                    frame.height,
+                    missing,
+                    passed=(column.name, "max_missing") not in shifted,
+                    detail=f"at most {check.max_missing:.1%} missing",
+                )
+            if check.distribution is not None:
+                result = shifted.get((column.name, "distribution"))
+                add(
+                    column.name,
+                    "distribution",
+                    check.severity,
+                    validation.rows_out,
+                    result.failed if result else 0,
+                    passed=result is None,
+                    detail=result.examples[0]
+                    if result
+                    else f"PSI at most {check.distribution.max_psi:g} against "
+                    f"{check.distribution.reference}",
+                )
+    if table.rows is not None:
+        bounds = [
+            f"at least {table.rows.min}" if table.rows.min is not None else "",
+            f"at most {table.rows.max}" if table.rows.max is not None else "",
+        ]
+        held = (table.rows.min is None or validation.rows_out >= table.rows.min) and (
+            table.rows.max is None or validation.rows_out <= table.rows.max
+        )
+        add(
+            None,
+            "rows",
+            "error",
+            validation.rows_out,
+            0 if held else validation.rows_out,
+            passed=held,
+            detail=f"{validation.rows_out} rows kept; {' and '.join(b for b in bounds if b)}",
+        )
+    add(
+        None,
+        "max_quarantine",
+        "error",
+        validation.rows_in,
+        len(validation.quarantine),
+        passed=validation.quarantined_share <= validation.max_quarantine,
+        detail=f"{validation.quarantined_share:.1%} quarantined, at most "
+        f"{validation.max_quarantine:.1%} allowed",
+    )
+    return declared
 
 
 def _quarantine(rows: pl.DataFrame, flags: pl.DataFrame, failed: list[RowCheck]) -> pl.DataFrame:

@@ -8,7 +8,9 @@ returned as a JSON-able report for the run's lineage.
 
 Helper columns used on the way all start with ``__mlship_`` and never reach the result. Columns
 whose names start with ``_`` are the caller's bookkeeping (which file and line a row came from), not
-data: they are carried along but never counted as conflicting values.
+data: they are carried along but never counted as conflicting values. A column that two joined
+sources have and the conflicts rule merges row by row gets one such column, ``_from:<column>``: the
+source each row's value came from.
 """
 
 from __future__ import annotations
@@ -28,30 +30,42 @@ _RANK = f"{_HELPER}rank"
 _COUNT = f"{_HELPER}count"
 _MATCHED = f"{_HELPER}matched"
 _RIGHT = f"{_HELPER}right."
+_FROM = "_from:"  # per merged column, the source of each row's value (see mlship.data.tracking)
 
 
 @dataclass(frozen=True)
 class CombineResult:
-    """The combined table and a JSON-able report of how it was made."""
+    """The combined table, a JSON-able report of how it was made, and where columns came from.
+
+    ``origin`` maps each column of a join to the source it came from (for a column several
+    sources have, the one whose values it mostly holds: see the conflicts rule); a union's
+    columns come from the source of each row, so its ``origin`` is empty.
+    """
 
     frame: pl.DataFrame
     report: dict[str, Any]
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def combine_sources(
-    frames: dict[str, pl.DataFrame], combine: Combine, order: list[str]
+    frames: dict[str, pl.DataFrame],
+    combine: Combine,
+    order: list[str],
+    *,
+    track_origin: bool = False,
 ) -> CombineResult:
     """Combine ``frames`` (source label -> mapped frame) as ``combine`` says.
 
     ``order`` lists the sources in spec order; it breaks ties (earlier wins) and orders the
-    stacked rows of a union.
+    stacked rows of a union. With ``track_origin``, a column merged row by row from two joined
+    sources gets a ``_from:<column>`` column naming each row's source.
     """
     _check_sources(frames, order)
     if combine.conflicts is not None:
         _check_prefer(combine.conflicts, order)
     if combine.method == "union":
         return _union(frames, combine.conflicts, order)
-    return _join_all(frames, combine, order)
+    return _join_all(frames, combine, order, track_origin)
 
 
 # -- shared ----------------------------------------------------------------------------------
@@ -243,17 +257,20 @@ class _Table:
     frame: pl.DataFrame
     origin: dict[str, str]
     sources: list[str]
+    track_origin: bool = False
 
     @property
     def name(self) -> str:
         return " + ".join(map(repr, self.sources))
 
 
-def _join_all(frames: dict[str, pl.DataFrame], combine: Combine, order: list[str]) -> CombineResult:
+def _join_all(
+    frames: dict[str, pl.DataFrame], combine: Combine, order: list[str], track_origin: bool
+) -> CombineResult:
     """Start from the base source and join the others onto it, one by one."""
     base = combine.base or order[0]
     _check_join_plan(base, combine.joins, order)
-    table = _Table(frames[base], dict.fromkeys(frames[base].columns, base), [base])
+    table = _Table(frames[base], dict.fromkeys(frames[base].columns, base), [base], track_origin)
     tally = _Tally(rule=combine.conflicts.rule, sources=order) if combine.conflicts else None
     entries = []
     for join in combine.joins:
@@ -266,7 +283,7 @@ def _join_all(frames: dict[str, pl.DataFrame], combine: Combine, order: list[str
         "joins": entries,
         "conflicts": tally.as_dict() if tally else None,
     }
-    return CombineResult(frame=table.frame, report=report)
+    return CombineResult(frame=table.frame, report=report, origin=dict(table.origin))
 
 
 def _check_join_plan(base: str, joins: list[Join], order: list[str]) -> None:
@@ -498,6 +515,14 @@ def _resolve_overlap(
             .otherwise(pl.coalesce(left, right))
             .alias(name)
         )
+        if table.track_origin and not name.startswith("_"):
+            # Which source each merged cell came from, for reasons that name its line.
+            came_from = _FROM + name
+            before = pl.col(came_from) if came_from in joined.columns else pl.lit(origin)
+            from_right = right.is_not_null() & (right_wins | left.is_null())
+            merged.append(
+                pl.when(from_right).then(pl.lit(join.source)).otherwise(before).alias(came_from)
+            )
         differs = left.is_not_null() & right.is_not_null() & (left != right)
         if name.startswith("_"):
             differs = pl.lit(False)

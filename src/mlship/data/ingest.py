@@ -19,14 +19,16 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
-from mlship.data.checks import ROW, SOURCE, Validation, validate
+from mlship.data.checks import Validation, validate
 from mlship.data.combine import combine_sources
+from mlship.data.duplicates import Deduplicated, resolve_duplicates
 from mlship.data.fingerprint import ingest_key, location_of
 from mlship.data.mapping import convert_units, derive_columns, rename_columns
 from mlship.data.privacy import pseudonym, pseudonymize
 from mlship.data.profile import profile_frame
 from mlship.data.report import write_report
 from mlship.data.sources import SourceData, read_source, source_sha256
+from mlship.data.tracking import ROW, SOURCE, is_provenance, provenance_column
 from mlship.data.typing import REASONS, TypedColumn, type_columns
 from mlship.data.versioning import frame_hash
 from mlship.errors import DataError
@@ -98,17 +100,22 @@ def _prepare_source(
 
 
 def _combine(
-    loaded: LoadedSpec, frames: dict[str, pl.DataFrame]
-) -> tuple[pl.DataFrame, dict[str, Any]]:
+    loaded: LoadedSpec, frames: dict[str, pl.DataFrame], found: dict[str, Deduplicated]
+) -> tuple[pl.DataFrame, dict[str, Any], dict[str, str]]:
+    """Combine the sources; returns the table, the combine report and, for every column that a
+    joined source brought, that source (whose ``_row:<source>`` column says where each value
+    came from)."""
     spec = loaded.spec
+    base = spec.combine.base or spec.source_names[0]
     if spec.combine.method == "join":
-        base = spec.combine.base or spec.source_names[0]
+        joined_on = {join.source: set(join.on) for join in spec.combine.joins}
         for label in list(frames):
             if label != base:
-                frames[label] = (
-                    frames[label].drop(SOURCE, ROW).rename({REASONS: f"{REASONS}:{label}"})
+                frames[label] = _joinable(
+                    frames[label], label, found[label], joined_on.get(label, set())
                 )
-    result = combine_sources(frames, spec.combine, spec.source_names)
+    result = combine_sources(frames, spec.combine, spec.source_names, track_origin=True)
+    _uncount_stand_ins(result.report, frames)
     frame = result.frame
     extra = [c for c in frame.columns if c.startswith(f"{REASONS}:")]
     if extra:
@@ -118,7 +125,48 @@ def _combine(
         frame = frame.with_columns(
             pl.when(merged == "").then(None).otherwise(merged).alias(REASONS)
         ).drop(extra)
-    return frame, result.report
+    origins = {
+        name: label
+        for name, label in result.origin.items()
+        if label != base and not name.startswith("_")
+    }
+    return frame, result.report, origins
+
+
+def _uncount_stand_ins(report: dict[str, Any], frames: dict[str, pl.DataFrame]) -> None:
+    """The combine report counts a joined source's rows as read, not its stand-in rows."""
+    for label, frame in frames.items():
+        column = provenance_column(label)
+        if column not in frame.columns:
+            continue
+        stand_ins = frame[column].null_count()
+        report["rows_in"][label] -= stand_ins
+        for entry in report.get("joins", []):
+            if entry["source"] == label:
+                entry["rows_right"] -= stand_ins
+
+
+def _joinable(frame: pl.DataFrame, label: str, found: Deduplicated, on: set[str]) -> pl.DataFrame:
+    """A joined source as the join takes it: its line as ``_row:<label>``, its reasons naming
+    that line, and a stand-in row for each key whose copies were quarantined, so that the rows
+    of the table matching such a key are quarantined with a reason too."""
+    if found.counts is not None and set(found.counts.key) == on and found.stand_ins.height:
+        frame = pl.concat([frame, found.stand_ins], how="diagonal_relaxed")
+    where = pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
+    located = pl.concat_str(
+        [
+            pl.col(REASONS).str.replace_all(
+                "; ", pl.format(" (from {}); ", where).fill_null("; "), literal=True
+            ),
+            pl.format(" (from {})", where),
+        ]
+    )
+    reasons = pl.when(pl.col(ROW).is_null()).then(pl.col(REASONS)).otherwise(located)
+    return (
+        frame.with_columns(reasons.alias(f"{REASONS}:{label}"))
+        .drop(SOURCE, REASONS)
+        .rename({ROW: provenance_column(label)})
+    )
 
 
 def _select_schema(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
@@ -130,9 +178,8 @@ def _select_schema(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
             f"after mapping and combining the sources, column(s) {', '.join(map(repr, missing))} "
             f"are missing; the combined table has: {present}"
         )
-    return frame.select(
-        [c.name for c in kept] + [c for c in (SOURCE, ROW, REASONS) if c in frame.columns]
-    )
+    tracking = [c for c in frame.columns if c in (SOURCE, ROW, REASONS) or is_provenance(c)]
+    return frame.select([c.name for c in kept] + tracking)
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
@@ -231,16 +278,40 @@ def ingest(
         )
 
     raw = raw if raw is not None else _read_all(loaded, observer)
-    frames = {
-        label: _prepare_source(loaded, source, raw[label], key)
+    found = {
+        label: resolve_duplicates(
+            _prepare_source(loaded, source, raw[label], key), source, spec.columns
+        )
         for source, label in zip(spec.sources, raw, strict=True)
     }
-    combined, combine_report = _combine(loaded, frames)
-    if combined.is_empty():
+    frames = {label: result.frame for label, result in found.items()}
+    combined, combine_report, origins = _combine(loaded, frames, found)
+    set_aside = [
+        _select_set_aside(result.quarantined, spec.columns)
+        for result in found.values()
+        if result.quarantined.height
+    ]
+    # Rows all set aside as conflicting copies are quarantined rows, not "nothing to ingest".
+    if combined.is_empty() and not set_aside:
         raise _nothing_to_ingest(raw, spec.combine.method)
     combined = _select_schema(combined, spec.columns)
-    validation = validate(combined, spec.columns, spec.checks, _references(loaded, workspace))
+    duplicates = [result.counts for result in found.values() if result.counts is not None]
+    validation = validate(
+        combined,
+        spec.columns,
+        spec.checks,
+        _references(loaded, workspace),
+        origins=origins,
+        duplicates=duplicates,
+        set_aside=set_aside,
+    )
     return _record(loaded, workspace, raw, validation, combine_report, cache_key, observer)
+
+
+def _select_set_aside(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
+    """A source's quarantined copies, cut to the dataset's columns it has."""
+    kept = {c.name for c in columns if not (c.role == "pii" and c.pii == "drop")}
+    return frame.select(c for c in frame.columns if c in kept or c in (SOURCE, ROW, REASONS))
 
 
 def dataset_frame(dataset: Dataset, workspace: Workspace) -> pd.DataFrame:

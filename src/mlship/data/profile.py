@@ -27,13 +27,14 @@ parallel and reads each column once per pass instead of once per statistic.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import Any, Literal
 
 import polars as pl
+
+from mlship.data.stability import Stability, stability
 
 Kind = Literal["numeric", "string", "boolean", "datetime", "other"]
 
@@ -46,11 +47,6 @@ QUANTILES: dict[str, float] = {
     "p95": 0.95,
     "p99": 0.99,
 }
-
-PSI_EPSILON = 1e-4
-"""Share given to an empty bucket in :func:`psi`, so that an empty bucket costs a large but finite
-amount instead of an infinite one."""
-
 
 # -- kinds -----------------------------------------------------------------------------------
 
@@ -372,164 +368,6 @@ def profile_frame(frame: pl.DataFrame, *, bins: int = 20, top: int = 10) -> dict
     return {"rows": frame.height, "columns": columns}
 
 
-# -- population stability index --------------------------------------------------------------
-
-
-def psi(
-    expected_counts: Sequence[float],
-    actual_counts: Sequence[float],
-    *,
-    epsilon: float = PSI_EPSILON,
-) -> float:
-    """Population stability index of ``actual`` against ``expected`` over the same buckets.
-
-    ``sum((a - e) * ln(a / e))`` over the buckets' shares. Counts or shares may be passed; each
-    side is normalised to sum to one. A share below ``epsilon`` (an empty bucket) is raised to
-    ``epsilon`` so that a bucket that empties or appears gives a large, finite index. Common
-    reading: below 0.1 stable, 0.1-0.25 a moderate shift, above 0.25 a major shift.
-    """
-    if len(expected_counts) != len(actual_counts):
-        raise ValueError(
-            f"psi needs the same buckets on both sides, got {len(expected_counts)} "
-            f"and {len(actual_counts)}"
-        )
-    if any(c < 0 for c in expected_counts) or any(c < 0 for c in actual_counts):
-        raise ValueError("psi needs non-negative counts")
-    expected_total, actual_total = float(sum(expected_counts)), float(sum(actual_counts))
-    if expected_total <= 0 or actual_total <= 0:
-        raise ValueError("psi needs at least one counted value on each side")
-    index = 0.0
-    for expected, actual in zip(expected_counts, actual_counts, strict=True):
-        e = max(expected / expected_total, epsilon)
-        a = max(actual / actual_total, epsilon)
-        index += (a - e) * math.log(a / e)
-    return index
-
-
-def _cdf(knots: Sequence[tuple[float, float]], x: float) -> float:
-    """Share of values at or below ``x``, linearly interpolated between (value, share) knots.
-
-    Knots are sorted by value; where several share one value (ties in the data) the largest share
-    applies, which makes the function right-continuous like a true distribution function.
-    """
-    below = [(value, share) for value, share in knots if value <= x]
-    above = [(value, share) for value, share in knots if value > x]
-    if not below:
-        return 0.0
-    low_value, low_share = below[-1]
-    if not above:
-        return low_share
-    high_value, high_share = above[0]
-    return low_share + (high_share - low_share) * (x - low_value) / (high_value - low_value)
-
-
-def _bucket_shares(knots: Sequence[tuple[float, float]], edges: Sequence[float]) -> list[float]:
-    """Shares of the buckets (-inf, e1], (e1, e2], ..., (ek, inf) under the knots' distribution."""
-    cumulative = [0.0, *(_cdf(knots, edge) for edge in edges), 1.0]
-    return [max(high - low, 0.0) for low, high in itertools.pairwise(cumulative)]
-
-
-def _quantile_knots(column: dict[str, Any]) -> list[tuple[float, float]]:
-    points = [(column.get("min"), 0.0)]
-    points += [(column["quantiles"].get(label), share) for label, share in QUANTILES.items()]
-    points.append((column.get("max"), 1.0))
-    return [(float(value), share) for value, share in points if value is not None]
-
-
-def _timestamp(text: str) -> float:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _histogram_knots(
-    histogram: dict[str, list[Any]], timestamps: bool
-) -> list[tuple[float, float]]:
-    edges = [_timestamp(e) if timestamps else float(e) for e in histogram["edges"]]
-    total = sum(histogram["counts"])
-    if not edges or total <= 0:
-        return []
-    knots, running = [(edges[0], 0.0)], 0
-    for edge, count in zip(edges[1:], histogram["counts"], strict=True):
-        running += count
-        knots.append((edge, running / total))
-    return knots
-
-
-def _psi_of_histograms(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, str | None]:
-    counts_a, counts_b = a["histogram"]["counts"], b["histogram"]["counts"]
-    if not sum(counts_a) or not sum(counts_b):
-        return None, None
-    return psi(counts_a, counts_b), "histogram"
-
-
-def _psi_of_knots(knots_a: list[tuple[float, float]], knots_b: list[tuple[float, float]]) -> float:
-    # Buckets are bounded by a's interior knots: for quantile knots each holds a known share of a.
-    edges = sorted({value for value, share in knots_a if 0.0 < share < 1.0})
-    return psi(_bucket_shares(knots_a, edges), _bucket_shares(knots_b, edges))
-
-
-def _numeric_psi(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, str | None]:
-    if a["histogram"]["edges"] and a["histogram"]["edges"] == b["histogram"]["edges"]:
-        return _psi_of_histograms(a, b)
-    knots_a, knots_b = _quantile_knots(a), _quantile_knots(b)
-    if len(knots_a) < 2 or len(knots_b) < 2:
-        return None, None
-    return _psi_of_knots(knots_a, knots_b), "quantiles"
-
-
-def _datetime_psi(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, str | None]:
-    if a["histogram"]["edges"] and a["histogram"]["edges"] == b["histogram"]["edges"]:
-        return _psi_of_histograms(a, b)
-    knots_a = _histogram_knots(a["histogram"], timestamps=True)
-    knots_b = _histogram_knots(b["histogram"], timestamps=True)
-    if len(knots_a) < 2 or len(knots_b) < 2:
-        return None, None
-    return _psi_of_knots(knots_a, knots_b), "histogram-rebinned"
-
-
-def _known_counts(column: dict[str, Any]) -> tuple[dict[str, int], bool]:
-    """A column's listed top counts, and whether the list holds every distinct value."""
-    counts = {item["value"]: item["count"] for item in column.get("top", [])}
-    return counts, column.get("distinct") is not None and column["distinct"] <= len(counts)
-
-
-def _count_of(value: str, counts: dict[str, int], complete: bool) -> int | None:
-    if value in counts:
-        return counts[value]
-    return 0 if complete else None
-
-
-def _categorical_psi(a: dict[str, Any], b: dict[str, Any]) -> float | None:
-    """PSI over the values whose counts both profiles know, plus one bucket for all the rest.
-
-    A value's count is known where it is listed among the top values, or is zero where the list
-    holds every distinct value. The "rest" bucket is exact on each side (present values minus the
-    known counts), so the index needs no guess about values that fell below the top-N cut.
-    """
-    if not a["count"] or not b["count"]:
-        return None
-    counts_a, complete_a = _known_counts(a)
-    counts_b, complete_b = _known_counts(b)
-    expected, actual = [], []
-    for value in {**counts_a, **counts_b}:
-        count_a = _count_of(value, counts_a, complete_a)
-        count_b = _count_of(value, counts_b, complete_b)
-        if count_a is not None and count_b is not None:
-            expected.append(count_a)
-            actual.append(count_b)
-    expected.append(a["count"] - sum(expected))
-    actual.append(b["count"] - sum(actual))
-    return psi(expected, actual)
-
-
-def _boolean_psi(a: dict[str, Any], b: dict[str, Any]) -> float | None:
-    if not a["count"] or not b["count"]:
-        return None
-    return psi([a["true"], a["false"]], [b["true"], b["false"]])
-
-
 # -- diff ------------------------------------------------------------------------------------
 
 
@@ -544,6 +382,18 @@ def _share(count: int | None, total: int) -> float | None:
     return count / total if total else 0.0
 
 
+def _known_counts(column: dict[str, Any]) -> tuple[dict[str, int], bool]:
+    """A column's listed top counts, and whether the list holds every distinct value."""
+    counts = {item["value"]: item["count"] for item in column.get("top", [])}
+    return counts, column.get("distinct") is not None and column["distinct"] <= len(counts)
+
+
+def _count_of(value: str, counts: dict[str, int], complete: bool) -> int | None:
+    if value in counts:
+        return counts[value]
+    return 0 if complete else None
+
+
 def _top_value_changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Share of present values for each top value of either side; ``None`` where unknown."""
     counts_a, complete_a = _known_counts(a)
@@ -556,48 +406,25 @@ def _top_value_changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, A
     return changes
 
 
-def _numeric_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    value, method = _numeric_psi(a, b)
-    return {
-        "mean": _change(a["mean"], b["mean"]),
-        "std": _change(a["std"], b["std"]),
-        "min": _change(a["min"], b["min"]),
-        "max": _change(a["max"], b["max"]),
-        "quantiles": {q: _change(a["quantiles"][q], b["quantiles"][q]) for q in QUANTILES},
-        "psi": value,
-        "psi_method": method,
-    }
-
-
 def _kind_diff(kind: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if kind == "numeric":
-        return _numeric_diff(a, b)
-    if kind == "string":
-        value = _categorical_psi(a, b)
         return {
-            "top_values": _top_value_changes(a, b),
-            "psi": value,
-            "psi_method": "categories" if value is not None else None,
-        }
-    if kind == "boolean":
-        value = _boolean_psi(a, b)
-        return {
-            "true_share": _change(_share(a["true"], a["count"]), _share(b["true"], b["count"])),
-            "psi": value,
-            "psi_method": "categories" if value is not None else None,
-        }
-    if kind == "datetime":
-        value, method = _datetime_psi(a, b)
-        return {
+            "mean": _change(a["mean"], b["mean"]),
+            "std": _change(a["std"], b["std"]),
             "min": _change(a["min"], b["min"]),
             "max": _change(a["max"], b["max"]),
-            "psi": value,
-            "psi_method": method,
+            "quantiles": {q: _change(a["quantiles"][q], b["quantiles"][q]) for q in QUANTILES},
         }
-    return {"psi": None, "psi_method": None}
+    if kind == "string":
+        return {"top_values": _top_value_changes(a, b)}
+    if kind == "boolean":
+        return {"true_share": _change(_share(a["true"], a["count"]), _share(b["true"], b["count"]))}
+    if kind == "datetime":
+        return {"min": _change(a["min"], b["min"]), "max": _change(a["max"], b["max"])}
+    return {}
 
 
-def _column_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def _column_diff(a: dict[str, Any], b: dict[str, Any], index: Stability | None) -> dict[str, Any]:
     same_kind = a["kind"] == b["kind"]
     column: dict[str, Any] = {
         "name": a["name"],
@@ -607,7 +434,11 @@ def _column_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "missing_share": _change(a["missing_share"], b["missing_share"]),
         "distinct": _change(a["distinct"], b["distinct"]),
     }
-    column |= _kind_diff(a["kind"], a, b) if same_kind else {"psi": None, "psi_method": None}
+    column |= _kind_diff(a["kind"], a, b) if same_kind else {}
+    # Numbers turned into text (say) are a schema change, not a distribution to compare.
+    compared = index if same_kind else None
+    column["psi"] = compared.value if compared is not None else None
+    column["psi_method"] = compared.binning if compared is not None else None
     return column
 
 
@@ -615,33 +446,29 @@ def _by_name(columns: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {column["name"]: column for column in columns}
 
 
-def diff_profiles(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def diff_profiles(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    stabilities: Mapping[str, Stability | None] | None = None,
+) -> dict[str, Any]:
     """What changed from profile ``a`` (the reference) to profile ``b`` (the new data).
 
     Schema: columns ``added`` (in b only), ``removed`` (in a only) and ``dtype_changed``. For each
     shared column, ``{"a", "b", "change"}`` triples of count, missing share, distinct and the
-    kind's statistics, and ``psi`` with the ``psi_method`` that produced it:
+    kind's statistics, and ``psi`` with the ``psi_method`` (binning) that produced it.
 
-    - ``histogram``: numeric or datetime columns whose histograms have identical edges. Edges
-      follow each dataset's own min and max, so this holds for identical ranges only (and always
-      for integer columns binned one bin per value over the same range);
-    - ``quantiles``: numeric columns otherwise. Buckets are bounded by a's quantiles
-      (p01 ... p99), so each holds a known share of a; b's share of each bucket is read from b's
-      distribution function, interpolated linearly between its min, quantiles and max. This is an
-      approximation whose resolution is that of the seven quantiles;
-    - ``histogram-rebinned``: datetime columns with different edges, the same method with knots
-      from the histograms (values assumed evenly spread within a bin);
-    - ``categories``: strings, categoricals and booleans, over values whose counts are known on
-      both sides plus one exact bucket for all other values.
+    A profile keeps too little to bin a column the way :mod:`mlship.data.stability` does (its
+    deciles, every distinct label), so the index is computed from the data by the caller
+    (:func:`column_stabilities`) and passed as ``stabilities``; a column missing there gets
+    ``psi: None``.
 
     Strings and categoricals also get ``top_values``: every value listed on either side with its
     share of the present values on each side (``None`` where a profile cannot tell, because the
     value fell below its top-N cut); booleans get ``true_share``.
-
-    Columns whose kind changed get only the generic fields and ``psi: None``.
     """
     columns_a, columns_b = _by_name(a["columns"]), _by_name(b["columns"])
     shared = [name for name in columns_a if name in columns_b]
+    found = stabilities or {}
     return {
         "rows": _change(a["rows"], b["rows"]),
         "added": [name for name in columns_b if name not in columns_a],
@@ -651,5 +478,33 @@ def diff_profiles(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             for name in shared
             if columns_a[name]["dtype"] != columns_b[name]["dtype"]
         ],
-        "columns": [_column_diff(columns_a[name], columns_b[name]) for name in shared],
+        "columns": [
+            _column_diff(columns_a[name], columns_b[name], found.get(name)) for name in shared
+        ],
     }
+
+
+def column_stabilities(
+    reference: pl.DataFrame, current: pl.DataFrame
+) -> dict[str, Stability | None]:
+    """The PSI of every column the two frames share, binned as everywhere else in mlship.
+
+    Datetimes are compared as timestamps; other columns by :func:`mlship.data.stability.stability`.
+    """
+    found: dict[str, Stability | None] = {}
+    for name in reference.columns:
+        if name not in current.columns:
+            continue
+        ref, cur = reference[name], current[name]
+        if ref.dtype.is_temporal() and cur.dtype.is_temporal():
+            ref, cur = _as_epoch(ref), _as_epoch(cur)
+        found[name] = stability(ref, cur)
+    return found
+
+
+def _as_epoch(series: pl.Series) -> pl.Series:
+    if series.dtype == pl.Date:
+        series = series.cast(pl.Datetime("ms"))
+    if isinstance(series.dtype, pl.Datetime):
+        return series.dt.epoch("ms")
+    return series.to_physical()

@@ -144,11 +144,51 @@ def _check_row(check: dict[str, Any]) -> str:
     return tag("tr", "".join(cells), None if failed else "clean")
 
 
-def _checks_section(validation: dict[str, Any]) -> str:
-    checks = validation.get("checks") or []
-    if not checks:
-        body = tag("p", "No checks were declared.", "muted")
+def _declared_row(check: dict[str, Any], examples: Sequence[Any]) -> str:
+    failed = int(check.get("failed") or 0)
+    passed = bool(check.get("passed"))
+    column = check.get("column")
+    if passed:
+        result = tag("span", "passed", "pill ok")
     else:
+        severity = "warn" if check.get("severity") == "warn" else "error"
+        result = tag("span", "failed" if severity == "error" else "warn", f"pill {severity}")
+    detail = tag("div", esc(check.get("detail") or ""), "muted") if check.get("detail") else ""
+    cells = [
+        tag("td", tag("code", esc(column)) if column is not None else tag("em", "table")),
+        tag("td", esc(check.get("check", ""))),
+        tag("td", result),
+        tag("td", esc(fmt_number(check.get("tested"))), "num"),
+        tag("td", esc(fmt_number(failed)), "num"),
+        tag("td", detail + _examples(examples, failed)),
+    ]
+    return tag("tr", "".join(cells), "clean" if passed and not failed else None)
+
+
+def _checks_section(validation: dict[str, Any]) -> str:
+    """Every declared check with the rows it tested and failed, then what else was found
+    (values of the wrong type, duplicate keys) that no declared check accounts for."""
+    checks = validation.get("checks") or []
+    declared = validation.get("declared") or []
+    parts = [tag("h2", "Checks")]
+    if declared:
+        found = {(c.get("column"), c.get("check")): c for c in checks}
+        headers = [
+            ("Column", ""),
+            ("Check", ""),
+            ("Result", ""),
+            ("Tested", "num"),
+            ("Failed", "num"),
+            ("Details", ""),
+        ]
+        rows = (
+            _declared_row(c, found.get((c.get("column"), c.get("check")), {}).get("examples", []))
+            for c in declared
+        )
+        parts.append(table(headers, rows))
+        listed = {(c.get("column"), c.get("check")) for c in declared}
+        checks = [c for c in checks if (c.get("column"), c.get("check")) not in listed]
+    if checks:
         headers = [
             ("Column", ""),
             ("Check", ""),
@@ -156,8 +196,50 @@ def _checks_section(validation: dict[str, Any]) -> str:
             ("Failed", "num"),
             ("Examples", ""),
         ]
-        body = table(headers, (_check_row(check) for check in checks))
-    return tag("section", tag("h2", "Checks") + body, id="checks")
+        if declared:
+            parts.append(tag("h3", "Other problems found"))
+        parts.append(table(headers, (_check_row(check) for check in checks)))
+    if not declared and not checks:
+        parts.append(tag("p", "No checks were declared.", "muted"))
+    parts.append(_duplicates_part(validation.get("duplicates") or []))
+    return tag("section", "".join(parts), id="checks")
+
+
+def _duplicates_part(duplicates: Sequence[dict[str, Any]]) -> str:
+    """Per source with a key: exact copies collapsed, conflicting keys and what became of them."""
+    if not duplicates:
+        return ""
+    headers = [
+        ("Source", ""),
+        ("Key", ""),
+        ("on_duplicate", ""),
+        ("Rows", "num"),
+        ("Exact copies collapsed", "num"),
+        ("Conflicting keys", "num"),
+        ("Outcome", ""),
+        ("Rows quarantined", "num"),
+        ("Rows dropped", "num"),
+    ]
+    rows = (
+        tag(
+            "tr",
+            "".join(
+                [
+                    tag("td", esc(d.get("source", ""))),
+                    tag("td", tag("code", esc(", ".join(d.get("key") or [])))),
+                    tag("td", esc(d.get("policy", ""))),
+                    tag("td", esc(fmt_number(d.get("rows"))), "num"),
+                    tag("td", esc(fmt_number(d.get("exact_copies"))), "num"),
+                    tag("td", esc(fmt_number(d.get("conflicting_keys"))), "num"),
+                    tag("td", esc(d.get("outcome", "") if d.get("conflicting_keys") else "-")),
+                    tag("td", esc(fmt_number(d.get("quarantined_rows"))), "num"),
+                    tag("td", esc(fmt_number(d.get("dropped_rows"))), "num"),
+                ]
+            ),
+        )
+        for d in duplicates
+    )
+    return tag("h3", "Duplicate keys") + table(headers, rows)
 
 
 def _cell(key: str, value: Any) -> str:

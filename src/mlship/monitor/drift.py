@@ -44,13 +44,16 @@ when it is below it.
   column with one and the same value on both sides has p = 1.
 - ``jensenshannon``: :func:`scipy.spatial.distance.jensenshannon` (natural logarithm, so between
   0 and sqrt(ln 2) ~ 0.83) of the two samples' bucket shares.
-- ``psi``: :func:`mlship.data.profile.psi` of the bucket counts.
+- ``psi``: :func:`mlship.data.stability.psi`, over the buckets every PSI of mlship uses (one
+  per value for few values, else the reference's deciles; see :mod:`mlship.data.stability`), so
+  the index a monitor reports equals the one ``mlship data diff`` and the ingest
+  ``distribution`` check report for the same data.
 
-Buckets (``chisquare``, ``jensenshannon``, ``psi``): categories are buckets, every category of
-either side included. Numeric columns with at most 20 distinct reference values are bucketed per
-value (every value of either side), others into Sturges' number of equal-width bins over the range
-of both samples together (:func:`numpy.histogram_bin_edges` with ``bins="sturges"``), as
-Evidently does.
+Buckets (``chisquare``, ``jensenshannon``; ``psi`` of categories): categories are buckets, every
+category of either side included. For ``chisquare`` and ``jensenshannon``, numeric columns with at
+most 20 distinct reference values are bucketed per value (every value of either side), others
+into Sturges' number of equal-width bins over the range of both samples together
+(:func:`numpy.histogram_bin_edges` with ``bins="sturges"``), as Evidently does.
 
 Missing values (null, and NaN in float columns) are left out of every test: how much is missing is
 a data-quality question, reported per column as the reference and current null shares. Infinite
@@ -78,7 +81,8 @@ import polars as pl
 from scipy import stats
 from scipy.spatial import distance
 
-from mlship.data.profile import column_kind, psi
+from mlship.data.profile import column_kind
+from mlship.data.stability import numeric_buckets, psi
 from mlship.errors import DataError
 
 Kind = Literal["numeric", "categorical"]
@@ -120,7 +124,8 @@ reference column gives a large finite distance instead of a division by zero."""
 
 FEW_VALUES = 20
 """Numeric columns with at most this many distinct reference values are bucketed per value (for
-``chisquare``, ``jensenshannon`` and ``psi``)."""
+``chisquare`` and ``jensenshannon``; ``psi`` follows :data:`mlship.data.stability.FEW_VALUES`,
+the same number)."""
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -340,10 +345,13 @@ def _numeric_statistic(
         return _ks(reference, current)
     if method == "wasserstein":
         return _wasserstein(reference, current)
+    if method == "psi":
+        expected, actual, _ = numeric_buckets(reference, current)
+        return _psi(expected, actual)
     buckets = _numeric_buckets(reference, current)
     if method == "chisquare":
         return _chisquare(*buckets)
-    return _psi(*buckets) if method == "psi" else _jensenshannon(*buckets)
+    return _jensenshannon(*buckets)
 
 
 def _categorical_statistic(

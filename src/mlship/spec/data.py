@@ -61,6 +61,15 @@ class Mapping(Strict):
     )
 
 
+class NewestBy(Strict):
+    """Of the copies of a key, keep the one with the newest value of a column."""
+
+    newest_by: str = Field(min_length=1, description="Column that orders the copies (newest wins).")
+
+
+DuplicatePolicy = Literal["quarantine", "keep_first", "keep_last", "fail"] | NewestBy
+
+
 class Source(Strict):
     """A file (local path or any fsspec URL) or a SQL query to ingest.
 
@@ -76,6 +85,19 @@ class Source(Strict):
     query: str | None = Field(None, min_length=1, description="SQL query (needs `url`).")
     url: str | None = Field(None, min_length=1, description="SQLAlchemy URL for `query`.")
     mapping: Mapping = Field(default_factory=Mapping)
+    # -- duplicate keys within the source
+    key: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Columns (after mapping) that identify a record of this source. Rows "
+        "sharing a key are resolved by `on_duplicate`; no key, no such step.",
+    )
+    on_duplicate: DuplicatePolicy = Field(
+        "quarantine",
+        description="Rows sharing a key whose values differ: `quarantine` every copy, "
+        "`keep_first` or `keep_last` (file order), `{newest_by: column}`, or `fail`. Exact "
+        "copies always collapse into one.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
