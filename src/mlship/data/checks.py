@@ -18,12 +18,12 @@ import numpy as np
 import polars as pl
 
 from mlship.data.profile import psi
-from mlship.data.typing import REASONS
+from mlship.data.typing import REASONS, WARNINGS
 from mlship.spec.data import Column, ColumnCheck, Severity, TableChecks
 
 SOURCE = "_source"
 ROW = "_row"
-TRACKING = (SOURCE, ROW, REASONS)
+TRACKING = (SOURCE, ROW, REASONS, WARNINGS)
 _EXAMPLES = 3
 
 
@@ -257,16 +257,24 @@ def _where(frame: pl.DataFrame, rows: pl.Series) -> pl.Expr:
 _NOT_NULLABLE = "is empty, but the column is not nullable"
 
 
-def _typing_results(frame: pl.DataFrame, failed: pl.Series, known: set[str]) -> list[CheckResult]:
-    """Results per column for the reasons typing gave (``type``, or ``nullable`` for empties).
+def _typing_results(
+    frame: pl.DataFrame,
+    failed: pl.Series,
+    known: set[str],
+    severity: Severity = "error",
+    found_in: str = REASONS,
+) -> list[CheckResult]:
+    """Results per column for the reasons typing gave (``type``, or ``nullable`` for empties);
+    with ``found_in=WARNINGS``, for the values typing made null with a warning.
 
     Each reason starts with its column's name; reasons that name no declared column (from a
-    join, say) are reported for the table.
+    join, say) are reported for the table. A reason that already says where its row is (typing
+    ends it with ``(source line N ...)``) is shown as it is.
     """
     rows = failed.arg_true()
-    sample = _gather(frame, rows, [REASONS])
+    sample = _gather(frame, rows, [found_in])
     parts = sample.select(
-        _where(sample, rows).alias("where"), pl.col(REASONS).str.split("; ").alias("reason")
+        _where(sample, rows).alias("where"), pl.col(found_in).str.split("; ").alias("reason")
     ).explode("reason")
     parts = parts.with_columns(
         pl.col("reason").str.extract(r"^([^:]+): ", 1).alias("column"),
@@ -278,8 +286,11 @@ def _typing_results(frame: pl.DataFrame, failed: pl.Series, known: set[str]) -> 
     results = []
     for (column, check), group in parts.group_by(["column", "check"], maintain_order=True):
         name = column if column in known else None
-        examples = [f"{w}: {r}" for w, r in group.select("where", "reason").head(_EXAMPLES).rows()]
-        results.append(CheckResult(name, str(check), "error", group["where"].n_unique(), examples))
+        examples = [
+            r if f"({w}" in r else f"{w}: {r}"
+            for w, r in group.select("where", "reason").head(_EXAMPLES).rows()
+        ]
+        results.append(CheckResult(name, str(check), severity, group["where"].n_unique(), examples))
     return results
 
 
@@ -410,15 +421,23 @@ def validate(
     results: list[CheckResult] = []
     if typing_failed.any():
         results.extend(_typing_results(frame, typing_failed, {c.name for c in columns}))
+    typing_warned = (
+        frame[WARNINGS].is_not_null()
+        if WARNINGS in frame.columns
+        else pl.repeat(False, len(frame), eager=True)
+    )
+    if typing_warned.any():
+        known = {c.name for c in columns}
+        results.extend(_typing_results(frame, typing_warned, known, "warn", WARNINGS))
     failing = [c for c in checks if counts[c.key]]
     examples = _examples(frame, flags, failing)
     results.extend(
         CheckResult(c.column, c.check, c.severity, counts[c.key], examples[c.key]) for c in failing
     )
 
-    warned = 0
+    warned = int((typing_warned & ~bad).sum())
     if warns:
-        any_warn = pl.any_horizontal([pl.col(c.key) for c in warns])
+        any_warn = pl.any_horizontal([pl.col(c.key) for c in warns]) | pl.lit(typing_warned)
         warned = int(flags.select((any_warn & ~pl.lit(bad)).sum()).item())
 
     if bad.any():
