@@ -9,6 +9,7 @@ count, missing share, distribution against a reference) fail the whole run when 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -255,6 +256,8 @@ def _where(frame: pl.DataFrame, rows: pl.Series) -> pl.Expr:
 
 
 _NOT_NULLABLE = "is empty, but the column is not nullable"
+_LOCATED = r"^[^:]+ (?:line|row) \d+: "
+_LOCATED_RE = re.compile(_LOCATED)
 
 
 def _typing_results(
@@ -269,7 +272,7 @@ def _typing_results(
 
     Each reason starts with its column's name; reasons that name no declared column (from a
     join, say) are reported for the table. A reason that already says where its row is (typing
-    ends it with ``(source line N ...)``) is shown as it is.
+    starts it with ``source line N: ``) is shown as it is.
     """
     rows = failed.arg_true()
     sample = _gather(frame, rows, [found_in])
@@ -277,8 +280,8 @@ def _typing_results(
         _where(sample, rows).alias("where"), pl.col(found_in).str.split("; ").alias("reason")
     ).explode("reason")
     parts = parts.with_columns(
-        pl.col("reason").str.extract(r"^([^:]+): ", 1).alias("column"),
-        pl.when(pl.col("reason").str.ends_with(_NOT_NULLABLE))
+        pl.col("reason").str.replace(_LOCATED, "").str.extract(r"^([^:]+): ", 1).alias("column"),
+        pl.when(pl.col("reason").str.contains(_NOT_NULLABLE, literal=True))
         .then(pl.lit("nullable"))
         .otherwise(pl.lit("type"))
         .alias("check"),
@@ -287,7 +290,7 @@ def _typing_results(
     for (column, check), group in parts.group_by(["column", "check"], maintain_order=True):
         name = column if column in known else None
         examples = [
-            r if f"({w}" in r else f"{w}: {r}"
+            r if _LOCATED_RE.match(r) else f"{w}: {r}"
             for w, r in group.select("where", "reason").head(_EXAMPLES).rows()
         ]
         results.append(CheckResult(name, str(check), severity, group["where"].n_unique(), examples))

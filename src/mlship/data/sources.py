@@ -108,16 +108,12 @@ def source_sha256(source: Source, base_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def read_file(
-    path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8"
-) -> pd.DataFrame:
+def read_file(path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
     """Read a local file into pandas (CSV values as text), as :func:`read_rows` does."""
     return read_rows(path, fmt, delimiter, encoding).frame.to_pandas()
 
 
-def read_rows(
-    path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8"
-) -> SourceData:
+def read_rows(path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8") -> SourceData:
     """Read a local file to score with a model exactly as ingest reads a source: the same
     formats, encodings, line numbers and messages (which name the file by its path).
 
@@ -125,7 +121,7 @@ def read_rows(
     """
     if fmt not in FORMATS:
         raise DataError(f"{path}: unsupported format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    source = Source(path=str(path), format=fmt, delimiter=delimiter, encoding=encoding)  # type: ignore[arg-type]
+    source = Source(path=str(path), format=fmt, delimiter=delimiter, encoding=encoding)
     data = _read_file_source(source, Path.cwd(), None, prefix=str(path))
     if data.frame.is_empty():
         what = "a header but no data rows" if fmt == "csv" else "no data rows"

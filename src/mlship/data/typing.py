@@ -127,7 +127,9 @@ def _escaped(char: str) -> str:
     return "\\" + char if not char.isalnum() and char != " " else char
 
 
-def _parse_float(raw: pl.Expr, dtype: pl.DataType, forgiving: bool, formats: ValueFormats) -> pl.Expr:
+def _parse_float(
+    raw: pl.Expr, dtype: pl.DataType, forgiving: bool, formats: ValueFormats
+) -> pl.Expr:
     if dtype.is_numeric() or dtype == pl.Boolean:
         return raw.cast(pl.Float64)
     text, fraction = _number_text(raw, formats, forgiving)
@@ -178,9 +180,7 @@ def _parse_datetime(
 ) -> pl.Expr:
     zone = formats.timezone
     if isinstance(dtype, pl.Datetime):
-        zoned = (
-            _in_utc(raw, zone) if dtype.time_zone is None else raw.dt.convert_time_zone("UTC")
-        )
+        zoned = _in_utc(raw, zone) if dtype.time_zone is None else raw.dt.convert_time_zone("UTC")
         return zoned.dt.cast_time_unit("us")
     if dtype == pl.Date:
         return _in_utc(raw.cast(pl.Datetime("us")), zone)
@@ -188,10 +188,9 @@ def _parse_datetime(
     # Rust's %z does not read the ``Z`` of UTC that ISO 8601 allows.
     text = text.str.replace(r"[Zz]$", "+00:00")
     if formats.format is not None:
-        naive_formats, zoned_formats = (
-            ((), (formats.format,)) if "%z" in formats.format or "%#z" in formats.format
-            else ((formats.format,), ())
-        )
+        has_offset = "%z" in formats.format or "%#z" in formats.format
+        naive_formats: tuple[str, ...] = () if has_offset else (formats.format,)
+        zoned_formats: tuple[str, ...] = (formats.format,) if has_offset else ()
     elif forgiving:
         naive_formats, zoned_formats = _NAIVE_FORMATS, _ZONED_FORMATS
     else:
@@ -206,7 +205,9 @@ def _parse_datetime(
     return pl.coalesce(parsed)
 
 
-def _parse_text(raw: pl.Expr, dtype: pl.DataType, forgiving: bool, formats: ValueFormats) -> pl.Expr:
+def _parse_text(
+    raw: pl.Expr, dtype: pl.DataType, forgiving: bool, formats: ValueFormats
+) -> pl.Expr:
     return raw.cast(pl.String)
 
 
@@ -274,6 +275,15 @@ def _expected(column: TypedColumn) -> str:
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where a row is, as expressions over the frame being typed: ``where`` starts each reason
+    (``orders line 7``), ``key`` ends it (``id=42``) when the row has id columns."""
+
+    where: pl.Expr
+    key: pl.Expr | None = None
+
+
+@dataclass(frozen=True)
 class _Found:
     """Rows that failed typing (positions) and their reasons; likewise for warnings."""
 
@@ -288,7 +298,7 @@ def _failures(
     typed: pl.DataFrame,
     lost: list[TypedColumn],
     required: list[TypedColumn],
-    location: pl.Expr | None,
+    location: Location | None,
 ) -> _Found:
     """Positions of the rows that failed typing (or only warn), and the reason for each."""
     work = pl.DataFrame(
@@ -309,7 +319,9 @@ def _failures(
             flags.append(pl.lit(False).alias(f"lost{i}"))
             marks.append(lost_value.alias(f"warn{i}"))
             note = _reason(
-                column.name, raw, f"is not {_expected(column)}, so `mapping.cast` made it null",
+                column.name,
+                raw,
+                f"is not {_expected(column)}, so `mapping.cast` made it null",
                 column.private,
             )
         else:
@@ -317,13 +329,20 @@ def _failures(
             flags.append((lost_value & ~to_null).alias(f"lost{i}"))
             marks.append((lost_value & to_null).alias(f"warn{i}"))
             note = _reason(
-                column.name, raw, "was read as missing: a common missing-value marker that "
-                "`null_values` does not declare (declare it to silence this)", column.private,
+                column.name,
+                raw,
+                "was read as missing: a common missing-value marker that "
+                "`null_values` does not declare (declare it to silence this)",
+                column.private,
             )
-        message = pl.when(marker).then(
-            pl.lit("is a missing-value marker, but the column is not nullable")
-        ).otherwise(pl.lit(f"is not {_expected(column)}"))
-        shown = pl.lit("(private value)") if column.private else pl.format("'{}'", raw.cast(pl.String))
+        message = (
+            pl.when(marker)
+            .then(pl.lit("is a missing-value marker, but the column is not nullable"))
+            .otherwise(pl.lit(f"is not {_expected(column)}"))
+        )
+        shown = (
+            pl.lit("(private value)") if column.private else pl.format("'{}'", raw.cast(pl.String))
+        )
         reason = pl.concat_str([pl.lit(f"{column.name}: "), shown, pl.lit(" "), message])
         texts.append(pl.when(pl.col(f"lost{i}")).then(reason))
         notes.append(pl.when(pl.col(f"warn{i}")).then(note))
@@ -339,7 +358,10 @@ def _failures(
     names = [f"lost{i}" for i in range(len(lost))] + [f"empty{i}" for i in range(len(required))]
     warn_names = [f"warn{i}" for i in range(len(lost))]
     if location is not None:
-        work = work.with_columns(frame.select(location.alias("where")).to_series())
+        key = location.key if location.key is not None else pl.lit(None, dtype=pl.String)
+        work = work.with_columns(
+            frame.select(location.where.alias("where"), key.alias("key")).get_columns()
+        )
     rows = work.select(pl.any_horizontal(names).arg_true()).to_series() if names else _NONE
     warned = (
         work.select(pl.any_horizontal(warn_names).arg_true()).to_series() if warn_names else _NONE
@@ -356,15 +378,29 @@ _NONE = pl.Series([], dtype=pl.get_index_type())
 
 
 def _located(rows: pl.DataFrame, texts: list[pl.Expr], located: bool) -> pl.Series:
-    """Each row's reasons joined, each followed by where the row is (when known)."""
+    """Each row's reasons joined, each preceded by where the row is and followed by its key
+    (when known): ``orders line 7: amount: 'x' is not a number (id=42)``."""
     if not texts or rows.is_empty():
         return pl.Series([], dtype=pl.String)
     if located:
-        texts = [pl.format("{} ({})", text, pl.col("where")) for text in texts]
+        texts = [
+            pl.concat_str(
+                [
+                    pl.col("where"),
+                    pl.lit(": "),
+                    text,
+                    pl.when(pl.col("key").is_not_null()).then(pl.format(" ({})", pl.col("key"))),
+                ],
+                ignore_nulls=True,
+            )
+            for text in texts
+        ]
     return rows.select(pl.concat_str(texts, separator="; ", ignore_nulls=True)).to_series()
 
 
-def _extend(existing: pl.Series | None, height: int, rows: pl.Series, found: pl.Series) -> pl.Series:
+def _extend(
+    existing: pl.Series | None, height: int, rows: pl.Series, found: pl.Series
+) -> pl.Series:
     """``existing`` (or an all-null column) with ``found`` appended at ``rows``."""
     if existing is None:
         existing = pl.repeat(None, height, dtype=pl.String, eager=True)
@@ -378,13 +414,13 @@ def _extend(existing: pl.Series | None, height: int, rows: pl.Series, found: pl.
 
 
 def type_columns(
-    frame: pl.DataFrame, columns: Iterable[TypedColumn], location: pl.Expr | None = None
+    frame: pl.DataFrame, columns: Iterable[TypedColumn], location: Location | None = None
 ) -> pl.DataFrame:
     """Cast ``columns`` of ``frame`` to their types; add a ``_reasons`` column (null = fine) and a
     ``_warnings`` column (values made null without being declared missing).
 
-    ``location`` (an expression over ``frame``) says where a row is, e.g. ``orders line 7, id
-    42``; each reason ends with it. Columns not listed are left as they are. Existing
+    ``location`` says where a row is; each reason then reads ``orders line 7: amount: 'x' is not a
+    number (id=42)``. Columns not listed are left as they are. Existing
     ``_reasons``/``_warnings`` columns are extended.
     """
     columns = [c for c in columns if c.name in frame.columns]
