@@ -331,8 +331,8 @@ def _failures(
             note = _reason(
                 column.name,
                 raw,
-                "was read as missing: a common missing-value marker that "
-                "`null_values` does not declare (declare it to silence this)",
+                "was read as missing, being a common missing-value marker (declare it in "
+                "`null_values` if that is what it means)",
                 column.private,
             )
         message = (
@@ -383,15 +383,10 @@ def _located(rows: pl.DataFrame, texts: list[pl.Expr], located: bool) -> pl.Seri
     if not texts or rows.is_empty():
         return pl.Series([], dtype=pl.String)
     if located:
+        key = pl.when(pl.col("key").is_not_null()).then(pl.format(" ({})", pl.col("key")))
         texts = [
-            pl.concat_str(
-                [
-                    pl.col("where"),
-                    pl.lit(": "),
-                    text,
-                    pl.when(pl.col("key").is_not_null()).then(pl.format(" ({})", pl.col("key"))),
-                ],
-                ignore_nulls=True,
+            pl.when(text.is_not_null()).then(
+                pl.concat_str([pl.col("where"), pl.lit(": "), text, key], ignore_nulls=True)
             )
             for text in texts
         ]
