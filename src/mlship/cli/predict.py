@@ -159,7 +159,7 @@ def predict(
     finally:
         workspace.close()
     started = time.perf_counter()
-    data = read_rows(input_path, in_format, delimiter, encoding)
+    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
     raw = data.frame.to_pandas()
     lines = data.places().to_list() if data.unit == "line" else None
     log = (

@@ -113,16 +113,23 @@ def read_file(path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8
     return read_rows(path, fmt, delimiter, encoding).frame.to_pandas()
 
 
-def read_rows(path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8") -> SourceData:
+def read_rows(
+    path: Path,
+    fmt: str,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    encoding_option: str | None = None,
+) -> SourceData:
     """Read a local file to score with a model exactly as ingest reads a source: the same
-    formats, encodings, line numbers and messages (which name the file by its path).
+    formats, encodings, line numbers and messages (which name the file by its path, and the
+    command's ``encoding_option`` as the way to change the encoding).
 
     A file without data rows is refused: there is nothing to score.
     """
     if fmt not in FORMATS:
         raise DataError(f"{path}: unsupported format {fmt!r}; expected one of {', '.join(FORMATS)}")
     source = Source(path=str(path), format=fmt, delimiter=delimiter, encoding=encoding)
-    data = _read_file_source(source, Path.cwd(), None, prefix=str(path))
+    data = _read_file_source(source, Path.cwd(), None, str(path), encoding_option)
     if data.frame.is_empty():
         what = "a header but no data rows" if fmt == "csv" else "no data rows"
         raise DataError(f"{path}: the file has {what}; there is nothing to score")
@@ -139,7 +146,11 @@ def _file_location(source: Source, base_dir: Path) -> tuple[str, str]:
 
 
 def _read_file_source(
-    source: Source, base_dir: Path, hook: ProgressHook | None, prefix: str | None = None
+    source: Source,
+    base_dir: Path,
+    hook: ProgressHook | None,
+    prefix: str | None = None,
+    encoding_option: str | None = None,
 ) -> SourceData:
     location, shown_as = _file_location(source, base_dir)
     prefix = prefix or shown_as
@@ -153,7 +164,8 @@ def _read_file_source(
     if fmt == "parquet":
         frame = _parse_parquet(data, prefix)
     else:
-        text = _decode(data, source.encoding, prefix, source.delimiter if fmt == "csv" else None)
+        delimiter = source.delimiter if fmt == "csv" else None
+        text = _decode(data, source.encoding, prefix, delimiter, encoding_option)
         if fmt == "csv":
             frame, line_offset, lines = _parse_csv(text, source.delimiter, prefix)
         elif fmt == "json":
@@ -239,14 +251,18 @@ def _read_bytes(location: str, prefix: str, hook: ProgressHook | None) -> tuple[
     return b"".join(blocks), digest.hexdigest()
 
 
-def _decode(data: bytes, encoding: str, prefix: str, delimiter: str | None = None) -> str:
+def _decode(
+    data: bytes, encoding: str, prefix: str, delimiter: str | None = None, option: str | None = None
+) -> str:
     """The file's text; a wrong encoding is reported with its line (and, given the CSV
-    ``delimiter``, its column) and the way to fix it."""
+    ``delimiter``, its column), its byte offset and the way to fix it: the source's
+    ``encoding:``, or the command-line ``option`` when one is given."""
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
+        setting = f"`{option}`" if option else "`encoding:`"
         raise DataError(
-            f"{prefix}: unknown encoding {encoding!r}; set `encoding:` to a codec name such as "
+            f"{prefix}: unknown encoding {encoding!r}; set {setting} to a codec name such as "
             "utf-8, latin-1 or cp1252"
         ) from None
     try:
@@ -259,14 +275,19 @@ def _decode(data: bytes, encoding: str, prefix: str, delimiter: str | None = Non
             where += f", column {column!r}"
         byte = data[exc.start]
         if codec == "utf-8":
+            fix = (
+                f"pass it, e.g. `{option} latin-1` or `{option} cp1252`"
+                if option
+                else "set it on the source, e.g. `encoding: latin-1` or `encoding: cp1252`"
+            )
             raise DataError(
                 f"{prefix}: {where} is not valid UTF-8 (byte 0x{byte:02x} at offset "
-                f"{exc.start}); if the file uses another encoding, set it on the source, "
-                "e.g. `encoding: latin-1` or `encoding: cp1252`"
+                f"{exc.start}); if the file uses another encoding, {fix}"
             ) from None
+        check = f"`{option}`" if option else "`encoding:` on the source"
         raise DataError(
             f"{prefix}: {where} is not valid {encoding} (byte 0x{byte:02x} at offset "
-            f"{exc.start}: {exc.reason}); check `encoding:` on the source"
+            f"{exc.start}: {exc.reason}); check {check}"
         ) from None
     return text.removeprefix("\ufeff")
 
