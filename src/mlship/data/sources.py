@@ -611,7 +611,7 @@ def _parse_jsonl(text: str, prefix: str) -> tuple[pl.DataFrame, pl.Series]:
     except pl.exceptions.PolarsError:
         frame = None
     if frame is not None and frame.height == len(lines):
-        return frame, lines
+        return _nested_as_text(frame), lines
     records: list[dict[str, Any]] = []
     for number, line in zip(lines, split.gather(lines - 1), strict=True):
         try:
@@ -628,6 +628,18 @@ def _parse_jsonl(text: str, prefix: str) -> tuple[pl.DataFrame, pl.Series]:
     return _records_frame(records), lines
 
 
+def _nested_as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Objects and arrays as their JSON text: no declared type holds them, and typing quotes
+    them as written when it refuses them."""
+    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
+    if not nested:
+        return frame
+    return frame.with_columns(
+        pl.Series(name, [None if v is None else _text(v) for v in frame[name].to_list()], pl.String)
+        for name in nested
+    )
+
+
 def _records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
     """Rows given as objects (keys in order of first appearance), each column typed by
     :func:`_column`."""
@@ -642,7 +654,7 @@ def _column(name: str, values: list[Any]) -> pl.Series:
     """A column of Python values: typed when they share a type (integers and floats share one),
     else text, every value as written (``true``, ``2.5``, ``{"a": 1}``), for typing to judge."""
     kinds = {type(value) for value in values if value is not None}
-    if len(kinds) == 1 or kinds == _NUMBERS:
+    if (len(kinds) == 1 and not kinds & {dict, list}) or kinds == _NUMBERS:
         try:
             series = pl.Series(name, values, strict=True)
         except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):

@@ -130,7 +130,7 @@ def _escaped(char: str) -> str:
 def _parse_float(
     raw: pl.Expr, dtype: pl.DataType, forgiving: bool, formats: ValueFormats
 ) -> pl.Expr:
-    if dtype.is_numeric() or dtype == pl.Boolean:
+    if dtype.is_numeric():
         return raw.cast(pl.Float64)
     text, fraction = _number_text(raw, formats, forgiving)
     value = text.cast(pl.Float64, strict=False)
