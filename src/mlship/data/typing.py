@@ -335,9 +335,22 @@ def _failures(
                 "`null_values` if that is what it means)",
                 column.private,
             )
+        zone = column.formats.timezone
+        if column.type == "datetime" and zone not in (None, "UTC"):
+            in_utc = column.formats.model_copy(update={"timezone": None})
+            skipped = _parse_datetime(raw, dtype, True, in_utc).is_not_null()
+        else:
+            skipped = pl.lit(False)
         message = (
             pl.when(marker)
             .then(pl.lit("is a missing-value marker, but the column is not nullable"))
+            .when(skipped)
+            .then(
+                pl.lit(
+                    f"does not name one instant in {zone} (a daylight-saving change skips or "
+                    "repeats that hour)"
+                )
+            )
             .otherwise(pl.lit(f"is not {_expected(column)}"))
         )
         shown = (
