@@ -307,3 +307,9 @@ def test_a_column_overrides_its_source_and_number_marks_go_together() -> None:
     merged = column.over(source)
     assert (merged.thousands, merged.decimal) == (None, ",")
     assert merged.null_values == ["?"] and merged.timezone == "Europe/Paris"
+
+
+def test_large_integers_keep_every_digit_with_formats_declared() -> None:
+    typed = _typed(["9007199254740993", "1,000,000,000,000,000,001", "2.0"], "integer",
+                   thousands=",", null_values=["?"])  # fmt: skip
+    assert typed["v"].to_list() == [9007199254740993, 1000000000000000001, 2]

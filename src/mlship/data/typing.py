@@ -148,7 +148,12 @@ def _parse_integer(
         return raw.cast(pl.String).cast(pl.Int64, strict=False)
     as_float = _parse_float(raw, dtype, forgiving, formats)
     whole = as_float.is_finite() & (as_float == as_float.round(0))
-    return pl.when(whole).then(as_float).otherwise(None).cast(pl.Int64, strict=False)
+    from_float = pl.when(whole).then(as_float).otherwise(None).cast(pl.Int64, strict=False)
+    if not _is_text(dtype):
+        return from_float
+    # Digits are read as an integer first: through a float, ids past 2**53 would change.
+    text, fraction = _number_text(raw, formats, forgiving)
+    return pl.coalesce(pl.when(~fraction).then(text.cast(pl.Int64, strict=False)), from_float)
 
 
 def _parse_boolean(

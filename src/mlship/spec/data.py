@@ -82,7 +82,7 @@ class ValueFormats(Strict):
         None, min_length=1, max_length=1, description='Decimal mark (default "."), e.g. ",".'
     )
     currency: list[str] | None = Field(
-        None, description='Currency signs or codes removed before or after a number, e.g. ["$"].'
+        None, description='Currency signs or codes removed from numbers, e.g. ["$", "EUR"].'
     )
     percent: Literal["number", "fraction"] | None = Field(
         None,
