@@ -528,3 +528,28 @@ def test_a_sqlite_column_mixing_types_is_text(tmp_path: Path) -> None:
     )
     assert data.frame.rows() == [("1", "1"), ("n/a", "0"), ("2.5", "yes")]
     assert data.unit == "row" and data.places().to_list() == [1, 2, 3]
+
+
+def test_query_batches_that_disagree_on_a_type_are_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from mlship.data import sources
+
+    monkeypatch.setattr(sources, "BATCH_ROWS", 2)
+    with sqlite3.connect(tmp_path / "db.sqlite") as connection:
+        connection.execute("CREATE TABLE t (n, flag)")
+        connection.executemany(
+            "INSERT INTO t VALUES (?, ?)",
+            [(1, "yes"), (2, "no"), ("n/a", 1), ("x", 0), (2.5, None), (None, "true")],
+        )
+    connection.close()
+    data = read_source(
+        Source(name="db", query="SELECT * FROM t ORDER BY rowid", url="sqlite:///db.sqlite"),
+        tmp_path,
+    )
+    assert data.frame.schema == pl.Schema({"n": pl.String, "flag": pl.String})
+    assert data.frame.rows() == [
+        ("1", "yes"), ("2", "no"), ("n/a", "1"), ("x", "0"), ("2.5", None), (None, "true"),
+    ]  # fmt: skip
