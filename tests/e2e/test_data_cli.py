@@ -58,7 +58,7 @@ metric: accuracy
 # The broken rows of customers.csv (line = row number + 2) and the check each one fails; a value
 # joined from usage.jsonl names the record of usage it came from (the 10th: K009).
 BROKEN = {
-    "K003": "age: 'forty' is not an integer",
+    "K003": "customers line 5: age: 'forty' is not an integer (customer_id=K003)",
     "K005": "age: 150 is above the maximum 110",
     "K007": "plan: gold is not one of: basic, pro",
     "K009": "minutes: -3.0 is below the minimum 0 (from usage {} 10)",

@@ -102,5 +102,43 @@ def test_unreadable_and_missing_files(tmp_path: Path) -> None:
         read_file(tmp_path / "nope.csv", "csv")
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet at all")
-    with pytest.raises(DataError, match=r"cannot read .*broken\.parquet as parquet"):
+    # Scoring reads files with ingest's readers, so the message is ingest's.
+    with pytest.raises(DataError, match=r"broken\.parquet: is not a valid Parquet file"):
         read_file(broken, "parquet")
+
+
+def test_declared_value_formats_apply_to_scored_files(tmp_path: Path) -> None:
+    """Scoring reads a column written as its training data was: null tokens, digit groups,
+    decimal mark, percent, a date/time format and a zone."""
+    values = {"null_values": ["n/a", "-"], "thousands": ".", "decimal": ","}
+    columns = [
+        Column.model_validate({"name": "n", "type": "integer", "values": values}),
+        Column.model_validate(
+            {"name": "x", "type": "float", "values": {**values, "percent": "fraction"}}
+        ),
+        Column.model_validate({"name": "ok", "type": "boolean", "values": {"null_values": ["-"]}}),
+        Column.model_validate({"name": "at", "type": "datetime",
+                               "values": {"format": "%d/%m/%Y %H:%M", "timezone": "Europe/Paris"}}),
+        Column.model_validate({"name": "s", "type": "string", "values": {"null_values": ["-"]}}),
+    ]  # fmt: skip
+    raw = _csv(
+        tmp_path,
+        'n,x,ok,at,s\n1.234,"12,5%",yes,02/07/2024 10:00,a\nn/a,-,-,01/01/2024 00:00,-\n',
+    )
+    frame = coerce_frame(raw, columns, "in.csv", csv_lines=True)
+    assert frame["n"].tolist()[0] == 1234 and pd.isna(frame["n"].iloc[1])
+    assert frame["x"].iloc[0] == pytest.approx(0.125) and pd.isna(frame["x"].iloc[1])
+    assert bool(frame["ok"].iloc[0]) is True
+    assert pd.isna(frame["ok"].iloc[1])
+    assert frame["at"].tolist() == [
+        pd.Timestamp("2024-07-02 08:00", tz="UTC"),
+        pd.Timestamp("2023-12-31 23:00", tz="UTC"),
+    ]
+    assert frame["s"].iloc[0] == "a"
+    bad = _csv(tmp_path, "n,x,ok,at,s\n12.34,1,yes,2024-07-02,a\n")
+    with pytest.raises(DataError) as refused:
+        coerce_frame(bad, columns, "in.csv", csv_lines=True)
+    assert str(refused.value) == (
+        "in.csv: 2 problem(s)\n  row 1 (line 2), column 'n': '12.34' is not an integer\n"
+        "  row 1 (line 2), column 'at': '2024-07-02' is not a date/time"
+    )

@@ -455,3 +455,101 @@ def test_read_file_takes_a_delimiter(tmp_path: Path) -> None:
     path = _write(tmp_path, "semi.csv", "a;b\n1;2\n")
     frame = read_file(path, "csv", ";")
     assert frame.to_dict("list") == {"a": ["1"], "b": ["2"]}
+
+
+# -- mixed types and line provenance -----------------------------------------------------------
+
+
+def test_json_rows_know_the_line_their_object_starts_on(tmp_path: Path) -> None:
+    data = _read(
+        tmp_path,
+        "items.json",
+        '[\n  {"id": 1},\n  {\n    "id": 2\n  },\n\n  {"id": 3}\n]\n',
+    )
+    assert data.frame["id"].to_list() == [1, 2, 3]
+    assert data.unit == "line"
+    assert data.places().to_list() == [2, 3, 7]
+
+
+def test_jsonl_rows_know_their_line_past_blank_lines(tmp_path: Path) -> None:
+    data = _read(tmp_path, "events.jsonl", '\n{"n": 1}\n\n\n{"n": 2}\n')
+    assert data.places().to_list() == [2, 5]
+
+
+def test_csv_rows_know_their_line_when_a_value_spans_lines(tmp_path: Path) -> None:
+    data = _read(tmp_path, "notes.csv", 'id,note\n1,"a\nb"\n2,c\n3,"d\n\ne"\n4,f\n')
+    assert data.line_offset is None
+    assert data.places().to_list() == [2, 4, 5, 8]
+
+
+def test_json_columns_mixing_types_are_text_as_written(tmp_path: Path) -> None:
+    """Polars refuses these files whole; each column that mixes types is text instead."""
+    content = (
+        '{"n": 1, "b": true, "o": {"x": 1}, "s": "a"}\n'
+        '{"n": "n/a", "b": 2, "o": [1, 2], "s": "b"}\n'
+        '{"n": 2.5, "b": null, "o": null, "s": "c"}\n'
+    )
+    for name, text in (
+        ("mixed.jsonl", content),
+        ("mixed.json", "[" + ",".join(content.strip().split("\n")) + "]"),
+    ):
+        frame = _read(tmp_path, name, text).frame
+        assert frame.schema == pl.Schema(
+            {"n": pl.String, "b": pl.String, "o": pl.String, "s": pl.String}
+        ), name
+        assert frame.rows() == [
+            ("1", "true", '{"x": 1}', "a"),
+            ("n/a", "2", "[1, 2]", "b"),
+            ("2.5", None, None, "c"),
+        ], name
+
+
+def test_broken_json_arrays_name_line_and_column(tmp_path: Path) -> None:
+    trailing = _error(tmp_path, "t.json", '[\n  {"a": 1},\n]\n')
+    assert "invalid JSON at line 3, column 1: Expecting value" in trailing
+    unclosed = _error(tmp_path, "u.json", '[\n  {"a": 1}\n  {"a": 2}\n]')
+    assert "invalid JSON at line 3, column 3: Expecting ',' delimiter" in unclosed
+    after = _error(tmp_path, "x.json", '[{"a": 1}]\n{"b": 2}\n')
+    assert "invalid JSON at line 2, column 1: Extra data" in after
+    item = _error(tmp_path, "i.json", '[\n  {"a": 1},\n  "x"\n]')
+    assert "item 1 of the array is a string (line 3); expected an object per row" in item
+
+
+def test_a_sqlite_column_mixing_types_is_text(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "db.sqlite") as connection:
+        connection.execute("CREATE TABLE t (n INTEGER, ok INTEGER)")
+        connection.executemany("INSERT INTO t VALUES (?, ?)", [(1, 1), ("n/a", 0), (2.5, "yes")])
+    connection.close()
+    data = read_source(
+        Source(name="db", query="SELECT * FROM t ORDER BY rowid", url="sqlite:///db.sqlite"),
+        tmp_path,
+    )
+    assert data.frame.rows() == [("1", "1"), ("n/a", "0"), ("2.5", "yes")]
+    assert data.unit == "row" and data.places().to_list() == [1, 2, 3]
+
+
+def test_query_batches_that_disagree_on_a_type_are_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from mlship.data import sources
+
+    monkeypatch.setattr(sources, "BATCH_ROWS", 2)
+    with sqlite3.connect(tmp_path / "db.sqlite") as connection:
+        connection.execute("CREATE TABLE t (n, flag)")
+        connection.executemany(
+            "INSERT INTO t VALUES (?, ?)",
+            [(1, "yes"), (2, "no"), ("n/a", 1), ("x", 0), (2.5, None), (None, "true")],
+        )
+    connection.close()
+    data = read_source(
+        Source(name="db", query="SELECT * FROM t ORDER BY rowid", url="sqlite:///db.sqlite"),
+        tmp_path,
+    )
+    assert data.frame.schema == pl.Schema({"n": pl.String, "flag": pl.String})
+    assert data.frame.rows() == [
+        ("1", "yes"), ("2", "no"), ("n/a", "1"), ("x", "0"), ("2.5", None), (None, "true"),
+    ]  # fmt: skip

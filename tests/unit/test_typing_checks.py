@@ -176,3 +176,150 @@ def test_population_stability() -> None:
     assert _psi(same, shifted) > 1.0
     labels = pl.Series(["a"] * 90 + ["b"] * 10)
     assert _psi(labels, pl.Series(["a"] * 50 + ["b"] * 50)) > 0.2
+
+
+# -- value formats -------------------------------------------------------------------------------
+
+
+def _typed(values: list[str | None], kind: str, **formats: object) -> pl.DataFrame:
+    from mlship.spec.data import ValueFormats
+
+    column = TypedColumn("v", kind, formats=ValueFormats.model_validate(formats))  # type: ignore[arg-type]
+    return type_columns(pl.DataFrame({"v": values}, schema={"v": pl.String}), [column])
+
+
+def test_number_formats_read_groups_marks_currency_and_percent() -> None:
+    typed = _typed(
+        ["1.234,5", "€ 12", "7,25 €", "3%", "1.23", "12,3,4", "1.234.567", "?", ""],
+        "float",
+        thousands=".",
+        decimal=",",
+        currency=["€"],
+        percent="fraction",
+        null_values=["?"],
+    )
+    assert typed["v"].to_list()[:5] == [1234.5, 12.0, 7.25, 0.03, None]
+    assert typed["v"].to_list()[5:] == [None, 1234567.0, None, None]
+    reasons = typed[REASONS].to_list()
+    assert reasons[4] == "v: '1.23' is not a number (digit groups '.', decimal mark ',')"
+    assert reasons[5] == "v: '12,3,4' is not a number (digit groups '.', decimal mark ',')"
+    assert reasons[:4] + reasons[6:] == [None] * 7
+    assert typed["_warnings"].null_count() == typed.height
+
+
+def test_percent_as_number_and_integers_with_digit_groups() -> None:
+    assert _typed(["12%", "12", "5.5%"], "float", percent="number")["v"].to_list() == [
+        12.0,
+        12.0,
+        5.5,
+    ]
+    assert _typed(["12%"], "float")[REASONS][0] == "v: '12%' is not a number"
+    typed = _typed(["1,234", "12,34", "1,234.5"], "integer", thousands=",")
+    assert typed["v"].to_list() == [1234, None, None]
+
+
+def test_iso_date_times_with_z_or_offsets_are_utc() -> None:
+    from datetime import UTC, datetime
+
+    typed = _typed(
+        ["2024-01-02T03:04:05Z", "2024-01-02T03:04:05+02:00", "2024-01-02 03:04:05+0200",
+         "2024-01-02T03:04:05.5z", "2024-01-02T03:04"],
+        "datetime",
+    )  # fmt: skip
+    assert typed["v"].to_list() == [
+        datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC),
+        datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC),
+        datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=UTC),
+        datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
+    ]
+
+
+def test_a_declared_format_and_zone_and_the_hours_a_zone_skips() -> None:
+    from datetime import UTC, datetime
+
+    typed = _typed(
+        ["02/07/2024 10:00", "31/03/2024 02:30", "2024-07-02 10:00"],
+        "datetime",
+        format="%d/%m/%Y %H:%M",
+        timezone="Europe/Paris",
+    )
+    assert typed["v"].to_list() == [datetime(2024, 7, 2, 8, 0, tzinfo=UTC), None, None]
+    assert typed[REASONS].to_list()[1:] == [
+        "v: '31/03/2024 02:30' does not name one instant in Europe/Paris (a daylight-saving "
+        "change skips or repeats that hour)",
+        "v: '2024-07-02 10:00' is not a date/time in the format %d/%m/%Y %H:%M",
+    ]
+
+
+def test_undeclared_markers_warn_in_nullable_columns_and_fail_in_required_ones() -> None:
+    raw = pl.DataFrame({"a": ["N/A", "1", "-"], "b": ["2", "null", "3"]})
+    typed = type_columns(raw, [TypedColumn("a", "float"), TypedColumn("b", "float", False)])
+    assert typed["a"].to_list() == [None, 1.0, None]
+    assert typed[REASONS].to_list() == [
+        None,
+        "b: 'null' is a missing-value marker, but the column is not nullable",
+        None,
+    ]
+    warnings = typed["_warnings"].to_list()
+    assert warnings[0] == (
+        "a: 'N/A' was read as missing, being a common missing-value marker (declare it in "
+        "`null_values` if that is what it means)"
+    )
+    assert warnings[1] is None and warnings[2] is not None
+
+
+def test_a_lenient_cast_warns_and_keeps_the_row() -> None:
+    raw = pl.DataFrame({"cents": ["150", "abc"]})
+    typed = type_columns(raw, [TypedColumn("cents", "integer", lenient=True)])
+    assert typed["cents"].to_list() == [150, None]
+    assert typed[REASONS].to_list() == [None, None]
+    assert typed["_warnings"][1] == (
+        "cents: 'abc' is not an integer, so `mapping.cast` made it null"
+    )
+
+
+def test_reasons_say_where_the_row_is_and_its_key() -> None:
+    from mlship.data.typing import Location
+
+    raw = pl.DataFrame({"id": ["7", "8"], "where": ["orders line 2", "orders line 5"],
+                        "n": ["1", "x"]})  # fmt: skip
+    location = Location(pl.col("where"), pl.format("id={}", pl.col("id")))
+    typed = type_columns(raw, [TypedColumn("n", "integer")], location)
+    assert typed[REASONS].to_list() == [None, "orders line 5: n: 'x' is not an integer (id=8)"]
+
+
+@pytest.mark.parametrize(
+    ("formats", "message"),
+    [
+        ({"thousands": ",", "decimal": ","}, "`thousands` and `decimal` are both ','"),
+        ({"thousands": "."}, "`decimal` defaults to '.'"),
+        ({"decimal": "5"}, "cannot separate digits"),
+        ({"currency": ["1$"]}, "is not a currency sign"),
+        ({"timezone": "Nowhere/Land"}, "unknown time zone 'Nowhere/Land'"),
+        ({"null_values": ["?", "?"]}, "lists each value more than once"),
+    ],
+)
+def test_value_formats_refuse_what_cannot_be_read(formats: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    from mlship.spec.data import ValueFormats
+
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace("$", r"\$")):
+        ValueFormats.model_validate(formats)
+
+
+def test_a_column_overrides_its_source_and_number_marks_go_together() -> None:
+    from mlship.spec.data import ValueFormats
+
+    source = ValueFormats(thousands=",", null_values=["n/a"], timezone="Europe/Paris")
+    column = ValueFormats(decimal=",", null_values=["?"])
+    merged = column.over(source)
+    assert (merged.thousands, merged.decimal) == (None, ",")
+    assert merged.null_values == ["?"] and merged.timezone == "Europe/Paris"
+
+
+def test_large_integers_keep_every_digit_with_formats_declared() -> None:
+    typed = _typed(["9007199254740993", "1,000,000,000,000,000,001", "2.0"], "integer",
+                   thousands=",", null_values=["?"])  # fmt: skip
+    assert typed["v"].to_list() == [9007199254740993, 1000000000000000001, 2]

@@ -1,10 +1,16 @@
-"""``mlship predict``: score a CSV or Parquet file with a registered model."""
+"""``mlship predict``: score a CSV, JSON, JSON lines or Parquet file with a registered model.
+
+The file is read by ingest's own readers (same formats, encodings, line numbers and messages), and
+its values are read as the model's training data declared them (null tokens, number and date
+formats are part of the model's signature).
+"""
 
 from __future__ import annotations
 
 import io
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,13 +29,23 @@ if TYPE_CHECKING:
     from mlship.serve.predlog import PredictionLog
 
 
-def _format_of(path: Path) -> str:
+_INPUT_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def _format_of(path: Path, inputs: bool = False) -> str:
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    raise MlshipError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
+    fmt = _INPUT_FORMATS.get(suffix)
+    if fmt in ("csv", "parquet") or (inputs and fmt is not None):
+        return fmt
+    kinds = ".csv, .parquet, .json or .jsonl" if inputs else ".csv or .parquet"
+    raise MlshipError(f"{path}: unsupported file type {suffix!r}; use {kinds}")
 
 
 def score_frame(
@@ -38,6 +54,7 @@ def score_frame(
     origin: str,
     csv: bool,
     *,
+    lines: Sequence[int] | None = None,
     chunk_rows: int = 50_000,
     log: PredictionLog | None = None,
     batch_id: str = "",
@@ -52,7 +69,7 @@ def score_frame(
     import numpy as np
     import pandas as pd
 
-    frame = model.prepare(raw, origin, csv_lines=csv)
+    frame = model.prepare(raw, origin, csv_lines=csv and lines is None, lines=lines)
     predictions: list[Any] = []
     probabilities: list[Any] = []
     with Progress(
@@ -115,19 +132,25 @@ def predict(
     ref: Annotated[
         str, typer.Argument(help="MODEL, MODEL:VERSION or MODEL@STAGE (newest by default).")
     ],
-    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file of model inputs.")],
+    input_path: Annotated[
+        Path, typer.Argument(help="CSV, JSON, JSON lines or Parquet file of model inputs.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write predictions.")],
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of a CSV or JSON input, e.g. latin-1.")
+    ] = "utf-8",
+    delimiter: Annotated[str, typer.Option(help="CSV field separator.")] = ",",
     chunk_rows: Annotated[int, typer.Option(help="Rows scored at a time.", min=1)] = 50_000,
     prediction_log: Annotated[
         bool, typer.Option(help="Append the answers to the prediction log.")
     ] = True,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
-    from mlship.data.sources import read_file
+    from mlship.data.sources import read_rows
     from mlship.serve.predlog import PredictionLog
     from mlship.store.artifacts import atomic_write
 
-    in_format, out_format = _format_of(input_path), _format_of(output)
+    in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)
     workspace = Workspace.open()
     try:
         model = workspace.load_model(resolve_version(workspace, ref))
@@ -136,7 +159,9 @@ def predict(
     finally:
         workspace.close()
     started = time.perf_counter()
-    raw = read_file(input_path, in_format)
+    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
+    raw = data.frame.to_pandas()
+    lines = data.places().to_list() if data.unit == "line" else None
     log = (
         PredictionLog(home / "predictions" / "batch", "batch", sealing=sealing)
         if prediction_log
@@ -145,8 +170,8 @@ def predict(
     batch_id = f"batch-{uuid.uuid4().hex}"
     try:
         result = score_frame(
-            model, raw, str(input_path), in_format == "csv", chunk_rows=chunk_rows, log=log,
-            batch_id=batch_id,
+            model, raw, str(input_path), in_format == "csv", lines=lines, chunk_rows=chunk_rows,
+            log=log, batch_id=batch_id,
         )  # fmt: skip
     finally:
         if log is not None:

@@ -9,6 +9,7 @@ count, missing share, distribution against a reference) fail the whole run when 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,12 +29,12 @@ from mlship.data.tracking import (
     provenance_column,
     source_of,
 )
-from mlship.data.typing import REASONS
+from mlship.data.typing import REASONS, WARNINGS
 from mlship.spec.data import Column, ColumnCheck, Severity, TableChecks
 
 __all__ = ["ROW", "SOURCE", "TRACKING", "Validation", "compile_row_checks", "validate"]
 
-TRACKING = (SOURCE, ROW, REASONS)
+TRACKING = (SOURCE, ROW, REASONS, WARNINGS)
 _EXAMPLES = 3
 
 
@@ -367,25 +368,35 @@ def _where(frame: pl.DataFrame, rows: pl.Series) -> pl.Expr:
 
 
 _NOT_NULLABLE = "is empty, but the column is not nullable"
+_LOCATED = r"^[^:]+ (?:line|row) \d+: "
+_LOCATED_RE = re.compile(_LOCATED)
 
 
-def _typing_results(frame: pl.DataFrame, failed: pl.Series, known: set[str]) -> list[CheckResult]:
-    """Results per column for the reasons typing gave (``type``, or ``nullable`` for empties).
+def _typing_results(
+    frame: pl.DataFrame,
+    failed: pl.Series,
+    known: set[str],
+    severity: Severity = "error",
+    found_in: str = REASONS,
+) -> list[CheckResult]:
+    """Results per column for the reasons typing gave (``type``, or ``nullable`` for empties);
+    with ``found_in=WARNINGS``, for the values typing made null with a warning.
 
     Each reason starts with its column's name; reasons that name no declared column (from a
     join, say) are reported for the table, as are rows matching a key whose copies in a joined
-    source were quarantined.
+    source were quarantined. A reason that already says where its row is (typing starts it with
+    ``source line N: ``) is shown as it is.
     """
     rows = failed.arg_true()
-    sample = _gather(frame, rows, [REASONS])
+    sample = _gather(frame, rows, [found_in])
     parts = sample.select(
-        _where(sample, rows).alias("where"), pl.col(REASONS).str.split("; ").alias("reason")
+        _where(sample, rows).alias("where"), pl.col(found_in).str.split("; ").alias("reason")
     ).explode("reason")
     duplicate = pl.col("reason").str.starts_with(DUPLICATE_KEY)
     parts = parts.with_columns(
         pl.when(duplicate)
         .then(pl.lit(None, dtype=pl.String))
-        .otherwise(pl.col("reason").str.extract(r"^([^:]+): ", 1))
+        .otherwise(pl.col("reason").str.replace(_LOCATED, "").str.extract(r"^([^:]+): ", 1))
         .alias("column"),
         pl.when(duplicate)
         .then(pl.lit("duplicate key (joined source)"))
@@ -397,8 +408,11 @@ def _typing_results(frame: pl.DataFrame, failed: pl.Series, known: set[str]) -> 
     results = []
     for (column, check), group in parts.group_by(["column", "check"], maintain_order=True):
         name = column if column in known else None
-        examples = [f"{w}: {r}" for w, r in group.select("where", "reason").head(_EXAMPLES).rows()]
-        results.append(CheckResult(name, str(check), "error", group["where"].n_unique(), examples))
+        examples = [
+            r if _LOCATED_RE.match(r) else f"{w}: {r}"
+            for w, r in group.select("where", "reason").head(_EXAMPLES).rows()
+        ]
+        results.append(CheckResult(name, str(check), severity, group["where"].n_unique(), examples))
     return results
 
 
@@ -517,6 +531,14 @@ def validate(
     results: list[CheckResult] = []
     if typing_failed.any():
         results.extend(_typing_results(frame, typing_failed, {c.name for c in columns}))
+    typing_warned = (
+        frame[WARNINGS].is_not_null()
+        if WARNINGS in frame.columns
+        else pl.repeat(False, len(frame), eager=True)
+    )
+    if typing_warned.any():
+        known = {c.name for c in columns}
+        results.extend(_typing_results(frame, typing_warned, known, "warn", WARNINGS))
     failing = [c for c in checks if counts[c.key]]
     examples = _examples(frame, flags, failing)
     results.extend(
@@ -524,9 +546,9 @@ def validate(
     )
     results.extend(_duplicate_results(duplicates))
 
-    warned = 0
+    warned = int((typing_warned & ~bad).sum())
     if warns:
-        any_warn = pl.any_horizontal([pl.col(c.key) for c in warns])
+        any_warn = pl.any_horizontal([pl.col(c.key) for c in warns]) | pl.lit(typing_warned)
         warned = int(flags.select((any_warn & ~pl.lit(bad)).sum()).item())
 
     if bad.any():

@@ -29,11 +29,11 @@ from mlship.data.profile import profile_frame
 from mlship.data.report import write_report
 from mlship.data.sources import SourceData, read_source, source_sha256
 from mlship.data.tracking import ROW, SOURCE, is_provenance, provenance_column
-from mlship.data.typing import REASONS, TypedColumn, type_columns
+from mlship.data.typing import REASONS, WARNINGS, Location, TypedColumn, type_columns
 from mlship.data.versioning import frame_hash
 from mlship.errors import DataError
 from mlship.security.keys import load_or_create_key
-from mlship.spec.data import Column, Source
+from mlship.spec.data import Column, Source, ValueFormats
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write
 from mlship.store.tables import Dataset
@@ -67,25 +67,41 @@ class Ingested:
 
 
 def _with_tracking(data: SourceData) -> pl.DataFrame:
-    unit = "line" if data.line_offset is not None else "row"
-    offset = data.line_offset if data.line_offset is not None else 1
     return data.frame.with_columns(
         pl.lit(data.label).alias(SOURCE),
-        pl.format(f"{unit} {{}}", pl.int_range(offset, pl.len() + offset)).alias(ROW),
+        pl.format(f"{data.unit} {{}}", data.places()).alias(ROW),
     )
 
 
 def _types_for(frame: pl.DataFrame, source: Source, columns: list[Column]) -> list[TypedColumn]:
+    """The columns to type, each with its value formats (the column's over the source's).
+
+    A column only ``mapping.cast`` names is lenient: a value it cannot read is null, with a
+    warning."""
     declared = {c.name: c for c in columns}
+    base = source.values or ValueFormats()
     typed = [
-        TypedColumn(c.name, c.type, c.nullable, private=c.role == "pii")
+        TypedColumn(
+            c.name, c.type, c.nullable, c.role == "pii", c.values.over(base) if c.values else base
+        )
         for c in columns
         if c.name in frame.columns and not (c.role == "pii" and c.pii == "hash")
     ]
     for name, kind in source.mapping.cast.items():
         if name in frame.columns and name not in declared:
-            typed.append(TypedColumn(name, kind))
+            typed.append(TypedColumn(name, kind, formats=base, lenient=True))
     return typed
+
+
+def _location(frame: pl.DataFrame, columns: list[Column]) -> Location:
+    """Where a row is, for reasons: ``orders line 7``, and its id columns' values as read."""
+    keys = [
+        pl.format(f"{c.name}={{}}", pl.col(c.name).cast(pl.String).fill_null("(empty)"))
+        for c in columns
+        if c.role == "id" and c.name in frame.columns
+    ]
+    where = pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
+    return Location(where, pl.concat_str(keys, separator=", ") if keys else None)
 
 
 def _prepare_source(
@@ -94,7 +110,7 @@ def _prepare_source(
     columns = loaded.spec.columns
     frame = rename_columns(_with_tracking(data), source.mapping, data.label)
     frame = pseudonymize(frame, columns, key)
-    frame = type_columns(frame, _types_for(frame, source, columns))
+    frame = type_columns(frame, _types_for(frame, source, columns), _location(frame, columns))
     frame = derive_columns(frame, source.mapping, data.label)
     return convert_units(frame, source.mapping, data.label)
 
@@ -117,14 +133,15 @@ def _combine(
     result = combine_sources(frames, spec.combine, spec.source_names, track_origin=True)
     _uncount_stand_ins(result.report, frames)
     frame = result.frame
-    extra = [c for c in frame.columns if c.startswith(f"{REASONS}:")]
-    if extra:
-        merged = pl.concat_str(
-            [pl.col(REASONS), *map(pl.col, extra)], separator="; ", ignore_nulls=True
-        )
-        frame = frame.with_columns(
-            pl.when(merged == "").then(None).otherwise(merged).alias(REASONS)
-        ).drop(extra)
+    for kept in (REASONS, WARNINGS):
+        extra = [c for c in frame.columns if c.startswith(f"{kept}:")]
+        if extra:
+            merged = pl.concat_str(
+                [pl.col(kept), *map(pl.col, extra)], separator="; ", ignore_nulls=True
+            )
+            frame = frame.with_columns(
+                pl.when(merged == "").then(None).otherwise(merged).alias(kept)
+            ).drop(extra)
     origins = {
         name: label
         for name, label in result.origin.items()
@@ -147,25 +164,18 @@ def _uncount_stand_ins(report: dict[str, Any], frames: dict[str, pl.DataFrame]) 
 
 
 def _joinable(frame: pl.DataFrame, label: str, found: Deduplicated, on: set[str]) -> pl.DataFrame:
-    """A joined source as the join takes it: its line as ``_row:<label>``, its reasons naming
-    that line, and a stand-in row for each key whose copies were quarantined, so that the rows
-    of the table matching such a key are quarantined with a reason too."""
+    """A joined source as the join takes it: its line as ``_row:<label>``, its reasons and
+    warnings kept apart (each already says which line of ``label`` it is about), and a stand-in
+    row for each key whose copies were quarantined, so that the rows of the table matching such
+    a key are quarantined with a reason too."""
     if found.counts is not None and set(found.counts.key) == on and found.stand_ins.height:
         frame = pl.concat([frame, found.stand_ins], how="diagonal_relaxed")
-    where = pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
-    located = pl.concat_str(
-        [
-            pl.col(REASONS).str.replace_all(
-                "; ", pl.format(" (from {}); ", where).fill_null("; "), literal=True
-            ),
-            pl.format(" (from {})", where),
-        ]
-    )
-    reasons = pl.when(pl.col(ROW).is_null()).then(pl.col(REASONS)).otherwise(located)
-    return (
-        frame.with_columns(reasons.alias(f"{REASONS}:{label}"))
-        .drop(SOURCE, REASONS)
-        .rename({ROW: provenance_column(label)})
+    return frame.drop(SOURCE).rename(
+        {
+            REASONS: f"{REASONS}:{label}",
+            WARNINGS: f"{WARNINGS}:{label}",
+            ROW: provenance_column(label),
+        }
     )
 
 
@@ -178,7 +188,8 @@ def _select_schema(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
             f"after mapping and combining the sources, column(s) {', '.join(map(repr, missing))} "
             f"are missing; the combined table has: {present}"
         )
-    tracking = [c for c in frame.columns if c in (SOURCE, ROW, REASONS) or is_provenance(c)]
+    bookkeeping = (SOURCE, ROW, REASONS, WARNINGS)
+    tracking = [c for c in frame.columns if c in bookkeeping or is_provenance(c)]
     return frame.select([c.name for c in kept] + tracking)
 
 

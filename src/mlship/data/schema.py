@@ -1,7 +1,11 @@
 """Check a raw table against declared columns and give every column its declared type.
 
 All problems of a table are collected before failing, so one run shows every broken column, each
-with the rows (and CSV lines) where it breaks and what was expected there.
+with the rows (and file lines) where it breaks and what was expected there.
+
+A column that declares how its values are written (``values``: null tokens, digit groups, decimal
+mark, currency, percent, date/time format and zone) is read with the same expressions ingest
+uses, so a model scores text written the way its training data was.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
+from mlship.data.typing import parse_values, without_null_tokens
 from mlship.errors import DataError
+from mlship.spec.data import ValueFormats
 from mlship.spec.models import Column
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -38,10 +45,14 @@ class Problems:
     line_offset: int | None
     items: list[str] = field(default_factory=list)
     count: int = 0
+    lines: Sequence[int] | None = None
+    """Each row's line in the file, when known row by row (JSON, multi-line CSV values)."""
 
     def where(self, row: int) -> str:
         text = f"row {row + self.row_offset}"
-        if self.line_offset is not None:
+        if self.lines is not None:
+            text += f" (line {self.lines[row]})"
+        elif self.line_offset is not None:
             text += f" (line {row + self.line_offset})"
         return text
 
@@ -89,17 +100,48 @@ def _parse_text(raw: pd.Series) -> pd.Series:
     return text.where(raw.notna(), None).astype("str")
 
 
-def _coerce_column(raw: pd.Series, column: Column, problems: Problems) -> pd.Series:
-    present = raw.notna().to_numpy()
-    kind = column.type
-    if kind in ("integer", "float"):
-        parsed = _parse_numeric(raw)
-    elif kind == "boolean":
-        parsed = _parse_boolean(raw)
+def _as_text(raw: pd.Series) -> pl.Series:
+    """A pandas column of text (or values mixing types) as Polars text, missing kept missing."""
+    values = [None if pd.isna(v) else str(v) for v in raw.astype(object)]
+    return pl.Series("raw", values, dtype=pl.String)
+
+
+def _with_formats(raw: pd.Series, kind: str, formats: ValueFormats) -> tuple[pd.Series, pd.Series]:
+    """``raw`` without its declared null tokens, and its values read as ingest reads them."""
+    text = _as_text(raw)
+    nulled = pl.select(without_null_tokens(pl.lit(text), pl.String(), formats)).to_series()
+    present = pd.Series(nulled.to_list(), index=raw.index, dtype=object)
+    present = present.where(nulled.str.strip_chars().ne("").fill_null(False).to_numpy(), None)
+    parsing = "float" if kind == "integer" else kind
+    parsed = pl.select(parse_values(pl.lit(nulled), parsing, pl.String(), formats)).to_series()
+    values = pd.Series(parsed.to_pandas().to_numpy(), index=raw.index)
+    if kind == "boolean":
+        values = values.astype("boolean")
     elif kind == "datetime":
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        values = pd.to_datetime(values, utc=True)
+    elif kind in ("integer", "float"):
+        values = values.astype("float64")
     else:
-        parsed = _parse_text(raw)
+        values = present.astype("str").where(present.notna(), None).astype("str")
+    return present, values
+
+
+def _coerce_column(raw: pd.Series, column: Column, problems: Problems) -> pd.Series:
+    kind = column.type
+    textual = pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw)
+    if column.values is not None and textual:
+        raw, parsed = _with_formats(raw, kind, column.values)
+        present = raw.notna().to_numpy()
+    else:
+        present = raw.notna().to_numpy()
+        if kind in ("integer", "float"):
+            parsed = _parse_numeric(raw)
+        elif kind == "boolean":
+            parsed = _parse_boolean(raw)
+        elif kind == "datetime":
+            parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        else:
+            parsed = _parse_text(raw)
     unparsable = np.flatnonzero(present & parsed.isna().to_numpy())
     if len(unparsable):
         problems.add_rows(column.name, unparsable, f"{{value!r}} is not {EXPECTED[kind]}", raw)
@@ -124,12 +166,14 @@ def coerce_frame(
     origin: str,
     *,
     csv_lines: bool = False,
+    lines: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Return the declared ``columns`` of ``raw`` with their declared types.
 
     Columns that are not declared are left out. Raises :class:`DataError` listing every missing
     column and every value that cannot be read as its column's type; ``origin`` (a file name)
-    starts the message, and with ``csv_lines`` rows are also given as line numbers of the file.
+    starts the message, and with ``csv_lines`` rows are also given as line numbers of the file
+    (or with ``lines``, each row's line as the reader found it).
     """
     missing = [c.name for c in columns if c.name not in raw.columns]
     if missing:
@@ -138,7 +182,9 @@ def coerce_frame(
             f"{origin}: missing column(s) {', '.join(map(repr, missing))}; "
             f"the file has: {available}"
         )
-    problems = Problems(origin=origin, row_offset=1, line_offset=2 if csv_lines else None)
+    problems = Problems(
+        origin=origin, row_offset=1, line_offset=2 if csv_lines else None, lines=lines
+    )
     typed = {
         column.name: _coerce_column(raw[column.name].reset_index(drop=True), column, problems)
         for column in columns

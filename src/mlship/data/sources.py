@@ -2,7 +2,14 @@
 
 CSV values stay text: typing happens later, against the declared schema, and must see exactly what
 the file says so that an unparsable value can be quoted with its line. JSON, JSON lines, Parquet
-and SQL keep the types their format or database gives them.
+and SQL keep the types their format or database gives them, except in a column whose values mix
+types (numbers and ``"n/a"``, an object among numbers, ``true`` in an integer column): that column
+is read as text, each value as written, and typing decides value by value. One odd value thus
+quarantines one row instead of failing the whole source.
+
+Every row knows its physical place: its line in a CSV (a quoted value may span lines), JSON lines
+or JSON array file (the line where its object starts), or its row number in a query's result or a
+Parquet file.
 
 Every failure is a :class:`DataError` whose message starts with the source's label and location
 (``customers (/data/customers.csv): line 7 has 2 field(s) ...``), so a spec with many sources
@@ -64,6 +71,21 @@ class SourceData:
     line_offset: int | None
     """CSV only: data row ``i`` (0-based) is on file line ``i + line_offset``. None when that does
     not hold for every row (a quoted value spans lines) and for other formats."""
+    lines: pl.Series | None = None
+    """The file line of each row when ``line_offset`` cannot say it (JSON, JSON lines, a CSV
+    whose quoted values span lines); None for Parquet and queries, whose rows are numbered."""
+
+    @property
+    def unit(self) -> str:
+        """What a row's place is counted in: ``line`` of the file, or ``row`` of the result."""
+        return "line" if self.line_offset is not None or self.lines is not None else "row"
+
+    def places(self) -> pl.Series:
+        """Each row's line (or row number, from 1)."""
+        if self.lines is not None:
+            return self.lines
+        start = self.line_offset if self.line_offset is not None else 1
+        return pl.int_range(start, start + self.frame.height, eager=True, dtype=pl.Int64)
 
 
 def read_source(
@@ -86,23 +108,32 @@ def source_sha256(source: Source, base_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def read_file(path: Path, fmt: str, delimiter: str = ",") -> pd.DataFrame:
-    """Read a local CSV (values as text) or Parquet file into pandas, for scoring with a model.
+def read_file(path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a local file into pandas (CSV values as text), as :func:`read_rows` does."""
+    return read_rows(path, fmt, delimiter, encoding).frame.to_pandas()
 
-    Scoring feeds the model's pandas pipeline directly, so this keeps pandas end to end.
+
+def read_rows(
+    path: Path,
+    fmt: str,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    encoding_option: str | None = None,
+) -> SourceData:
+    """Read a local file to score with a model exactly as ingest reads a source: the same
+    formats, encodings, line numbers and messages (which name the file by its path, and the
+    command's ``encoding_option`` as the way to change the encoding).
+
+    A file without data rows is refused: there is nothing to score.
     """
-    if not path.is_file():
-        raise DataError(f"source file {path} does not exist")
-    try:
-        if fmt == "csv":
-            return pd.read_csv(
-                path, dtype=str, sep=delimiter, keep_default_na=False, na_values=[""]
-            )
-        if fmt == "parquet":
-            return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read {path} as {fmt}: {exc}") from None
-    raise DataError(f"unsupported source format {fmt!r} for {path}")
+    if fmt not in FORMATS:
+        raise DataError(f"{path}: unsupported format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    source = Source(path=str(path), format=fmt, delimiter=delimiter, encoding=encoding)
+    data = _read_file_source(source, Path.cwd(), None, str(path), encoding_option)
+    if data.frame.is_empty():
+        what = "a header but no data rows" if fmt == "csv" else "no data rows"
+        raise DataError(f"{path}: the file has {what}; there is nothing to score")
+    return data
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -114,24 +145,33 @@ def _file_location(source: Source, base_dir: Path) -> tuple[str, str]:
     return location, f"{source.label} ({_mask_text(location)})"
 
 
-def _read_file_source(source: Source, base_dir: Path, hook: ProgressHook | None) -> SourceData:
-    location, prefix = _file_location(source, base_dir)
+def _read_file_source(
+    source: Source,
+    base_dir: Path,
+    hook: ProgressHook | None,
+    prefix: str | None = None,
+    encoding_option: str | None = None,
+) -> SourceData:
+    location, shown_as = _file_location(source, base_dir)
+    prefix = prefix or shown_as
     shown = _mask_text(location)
     fmt = _format_of(source, prefix)
     data, sha256 = _read_bytes(location, prefix, hook)
     if not data:
         raise DataError(f"{prefix}: the file is empty (0 bytes), so it has no rows")
     line_offset: int | None = None
+    lines: pl.Series | None = None
     if fmt == "parquet":
         frame = _parse_parquet(data, prefix)
     else:
-        text = _decode(data, source.encoding, prefix, source.delimiter if fmt == "csv" else None)
+        delimiter = source.delimiter if fmt == "csv" else None
+        text = _decode(data, source.encoding, prefix, delimiter, encoding_option)
         if fmt == "csv":
-            frame, line_offset = _parse_csv(text, source.delimiter, prefix)
+            frame, line_offset, lines = _parse_csv(text, source.delimiter, prefix)
         elif fmt == "json":
-            frame = _parse_json(text, prefix)
+            frame, lines = _parse_json(text, prefix)
         else:
-            frame = _parse_jsonl(text, prefix)
+            frame, lines = _parse_jsonl(text, prefix)
     lineage = {
         "name": source.label,
         "kind": "file",
@@ -141,7 +181,7 @@ def _read_file_source(source: Source, base_dir: Path, hook: ProgressHook | None)
         "sha256": sha256,
         "bytes": len(data),
     }
-    return SourceData(source.label, frame, lineage, line_offset)
+    return SourceData(source.label, frame, lineage, line_offset, lines)
 
 
 def _location(path: str, base_dir: Path) -> str:
@@ -211,14 +251,18 @@ def _read_bytes(location: str, prefix: str, hook: ProgressHook | None) -> tuple[
     return b"".join(blocks), digest.hexdigest()
 
 
-def _decode(data: bytes, encoding: str, prefix: str, delimiter: str | None = None) -> str:
+def _decode(
+    data: bytes, encoding: str, prefix: str, delimiter: str | None = None, option: str | None = None
+) -> str:
     """The file's text; a wrong encoding is reported with its line (and, given the CSV
-    ``delimiter``, its column) and the way to fix it."""
+    ``delimiter``, its column), its byte offset and the way to fix it: the source's
+    ``encoding:``, or the command-line ``option`` when one is given."""
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
+        setting = f"`{option}`" if option else "`encoding:`"
         raise DataError(
-            f"{prefix}: unknown encoding {encoding!r}; set `encoding:` to a codec name such as "
+            f"{prefix}: unknown encoding {encoding!r}; set {setting} to a codec name such as "
             "utf-8, latin-1 or cp1252"
         ) from None
     try:
@@ -231,14 +275,19 @@ def _decode(data: bytes, encoding: str, prefix: str, delimiter: str | None = Non
             where += f", column {column!r}"
         byte = data[exc.start]
         if codec == "utf-8":
+            fix = (
+                f"pass it, e.g. `{option} latin-1` or `{option} cp1252`"
+                if option
+                else "set it on the source, e.g. `encoding: latin-1` or `encoding: cp1252`"
+            )
             raise DataError(
                 f"{prefix}: {where} is not valid UTF-8 (byte 0x{byte:02x} at offset "
-                f"{exc.start}); if the file uses another encoding, set it on the source, "
-                "e.g. `encoding: latin-1` or `encoding: cp1252`"
+                f"{exc.start}); if the file uses another encoding, {fix}"
             ) from None
+        check = f"`{option}`" if option else "`encoding:` on the source"
         raise DataError(
             f"{prefix}: {where} is not valid {encoding} (byte 0x{byte:02x} at offset "
-            f"{exc.start}: {exc.reason}); check `encoding:` on the source"
+            f"{exc.start}: {exc.reason}); check {check}"
         ) from None
     return text.removeprefix("\ufeff")
 
@@ -285,9 +334,13 @@ class _CsvLayout:
     header: list[str]
     rows: int
     line_offset: int | None
+    lines: list[int] | None = None
+    """The line each data row starts on, when a quoted value spans lines."""
 
 
-def _parse_csv(text: str, delimiter: str, prefix: str) -> tuple[pl.DataFrame, int | None]:
+def _parse_csv(
+    text: str, delimiter: str, prefix: str
+) -> tuple[pl.DataFrame, int | None, pl.Series | None]:
     """Every column as text; rows with a wrong number of fields are refused with their line.
 
     Polars fills a short row with nulls without complaint, so a truncated file would pass as
@@ -311,8 +364,10 @@ def _parse_csv(text: str, delimiter: str, prefix: str) -> tuple[pl.DataFrame, in
     except pl.exceptions.PolarsError as exc:
         _csv_layout_by_record(body, delimiter, prefix)  # names the line and column, if it can
         raise DataError(f"{prefix}: cannot be read as CSV: {_first_line(exc)}") from None
-    line_offset = layout.line_offset if frame.height == layout.rows else None
-    return frame, line_offset
+    if frame.height != layout.rows:
+        return frame, None, None
+    lines = pl.Series("line", layout.lines, dtype=pl.Int64) if layout.lines is not None else None
+    return frame, layout.line_offset, lines
 
 
 def _csv_layout(body: str, delimiter: str, prefix: str) -> _CsvLayout:
@@ -360,6 +415,7 @@ def _csv_layout_by_record(body: str, delimiter: str, prefix: str) -> _CsvLayout:
     header_line = rows = 0
     single_lines = True
     start = 1
+    starts: list[int] = []
     try:
         for record in reader:
             end = reader.line_num
@@ -370,13 +426,16 @@ def _csv_layout_by_record(body: str, delimiter: str, prefix: str) -> _CsvLayout:
                 raise _field_count_error(prefix, start, len(record), header, not record, delimiter)
             else:
                 rows += 1
+                starts.append(start)
             single_lines = single_lines and end == start
             start = end + 1
     except csv.Error as exc:
         raise _quote_error(prefix, body, start, header, delimiter, exc) from None
     if header is None:
         raise DataError(f"{prefix}: the file has no header and no rows; expected a CSV header")
-    return _CsvLayout(header, rows, header_line + 1 if single_lines else None)
+    if single_lines:
+        return _CsvLayout(header, rows, header_line + 1)
+    return _CsvLayout(header, rows, None, starts)
 
 
 def _quote_error(
@@ -473,8 +532,12 @@ def _check_header(header: list[str], prefix: str) -> None:
 # -- JSON, JSON lines, Parquet -----------------------------------------------------------------
 
 
-def _parse_json(text: str, prefix: str) -> pl.DataFrame:
-    """An array of objects, one row per object."""
+def _parse_json(text: str, prefix: str) -> tuple[pl.DataFrame, pl.Series]:
+    """An array of objects, one row per object, with the line each object starts on.
+
+    The array is walked object by object with the standard parser, which says where each one
+    starts and, for broken JSON, the line and column of the fault.
+    """
     start = text.lstrip()[:1]
     if not start:
         raise DataError(f"{prefix}: the file has only whitespace; expected a JSON array")
@@ -483,54 +546,135 @@ def _parse_json(text: str, prefix: str) -> pl.DataFrame:
         raise DataError(
             f"{prefix}: expected a JSON array of objects, but the file starts with {start!r}{hint}"
         )
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    decoder = json.JSONDecoder()
+    position = text.index("[") + 1
+    line = 1 + text.count("\n", 0, position)
+    expect_item = True
     try:
-        return pl.read_json(text.encode("utf-8"))
-    except pl.exceptions.PolarsError as exc:
-        raise _json_error(text, prefix, exc) from None
-
-
-def _json_error(text: str, prefix: str, exc: Exception) -> DataError:
-    """Locate what Polars refused with the standard parser, which knows lines and columns."""
-    try:
-        value = json.loads(text)
+        while True:
+            after = _skip_space(text, position)
+            line += text.count("\n", position, after)
+            position = after
+            char = text[position : position + 1]
+            if char == "]" and (not records or not expect_item):
+                break
+            if not expect_item:
+                if char != ",":
+                    raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
+                position += 1
+                expect_item = True
+                continue
+            item, end = decoder.raw_decode(text, position)
+            if not isinstance(item, dict):
+                raise DataError(
+                    f"{prefix}: item {len(records)} of the array is {_json_kind(item)} "
+                    f"(line {line}); expected an object per row"
+                )
+            records.append(item)
+            lines.append(line)
+            line += text.count("\n", position, end)
+            position, expect_item = end, False
+        if text[position + 1 :].strip():
+            raise json.JSONDecodeError("Extra data", text, _skip_space(text, position + 1))
     except json.JSONDecodeError as bad:
-        return DataError(
+        raise DataError(
             f"{prefix}: invalid JSON at line {bad.lineno}, column {bad.colno}: {bad.msg}"
-        )
-    for index, item in enumerate(value if isinstance(value, list) else []):
-        if not isinstance(item, dict):
-            return DataError(
-                f"{prefix}: item {index} of the array is {_json_kind(item)}; "
-                "expected an object per row"
-            )
-    return DataError(f"{prefix}: cannot be read as an array of objects: {_first_line(exc)}")
+        ) from None
+    return _records_frame(records), pl.Series("line", lines, dtype=pl.Int64)
 
 
-def _parse_jsonl(text: str, prefix: str) -> pl.DataFrame:
-    """One object per line; blank lines are ignored."""
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _parse_jsonl(text: str, prefix: str) -> tuple[pl.DataFrame, pl.Series]:
+    """One object per line, with its line number; blank lines are ignored.
+
+    Polars reads the common case fast; a file it refuses (a column mixing numbers with booleans
+    or objects, say) is read line by line, its mixed columns as text.
+    """
     if not text.strip():
         raise DataError(f"{prefix}: the file has only whitespace; expected one object per line")
+    split = pl.Series("text", text.split("\n"))
+    lines = (
+        split.to_frame()
+        .with_row_index("line", offset=1)
+        .filter(pl.col("text").str.strip_chars() != "")["line"]
+        .cast(pl.Int64)
+    )
     try:
-        return pl.read_ndjson(text.encode("utf-8"))
-    except pl.exceptions.PolarsError as exc:
-        raise _jsonl_error(text.split("\n"), prefix, exc) from None
-
-
-def _jsonl_error(lines: Iterable[str], prefix: str, exc: Exception) -> DataError:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+        frame = pl.read_ndjson(text.encode("utf-8"), infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        frame = None
+    if frame is not None and frame.height == len(lines):
+        return _nested_as_text(frame), lines
+    records: list[dict[str, Any]] = []
+    for number, line in zip(lines, split.gather(lines - 1), strict=True):
         try:
             value = json.loads(line)
         except json.JSONDecodeError as bad:
-            return DataError(
+            raise DataError(
                 f"{prefix}: line {number} is not valid JSON (column {bad.colno}: {bad.msg})"
-            )
+            ) from None
         if not isinstance(value, dict):
-            return DataError(
+            raise DataError(
                 f"{prefix}: line {number} is {_json_kind(value)}; expected one object per line"
             )
-    return DataError(f"{prefix}: cannot be read as JSON lines: {_first_line(exc)}")
+        records.append(value)
+    return _records_frame(records), lines
+
+
+def _nested_as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Objects and arrays as their JSON text: no declared type holds them, and typing quotes
+    them as written when it refuses them."""
+    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
+    if not nested:
+        return frame
+    return frame.with_columns(
+        pl.Series(name, [None if v is None else _text(v) for v in frame[name].to_list()], pl.String)
+        for name in nested
+    )
+
+
+def _records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows given as objects (keys in order of first appearance), each column typed by
+    :func:`_column`."""
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return pl.DataFrame([_column(name, [r.get(name) for r in records]) for name in names])
+
+
+_NUMBERS = {int, float}
+
+
+def _column(name: str, values: list[Any]) -> pl.Series:
+    """A column of Python values: typed when they share a type (integers and floats share one),
+    else text, every value as written (``true``, ``2.5``, ``{"a": 1}``), for typing to judge."""
+    kinds = {type(value) for value in values if value is not None}
+    if (len(kinds) == 1 and not kinds & {dict, list}) or kinds == _NUMBERS:
+        try:
+            series = pl.Series(name, values, strict=True)
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+            pass
+        else:
+            if series.dtype != pl.Object:
+                return series
+    elif not kinds:
+        return pl.Series(name, values, dtype=pl.Null)
+    return pl.Series(name, [None if v is None else _text(v) for v in values], dtype=pl.String)
+
+
+def _text(value: Any) -> str:
+    """How a value is written: JSON for booleans, objects and arrays, ISO 8601 for dates."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | dict | list):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat() if callable(isoformat) else value)
 
 
 def _json_kind(value: object) -> str:
@@ -669,13 +813,35 @@ def _fetch_batches(
     frames: list[pl.DataFrame] = []
     done = 0
     for rows in result.partitions(BATCH_ROWS):
-        frames.append(_batch_frame(rows, columns, prefix))
+        frames.append(_batch_frame(rows, columns))
         done += len(rows)
         if hook:
             hook(done, None)
     if not frames:
         return pl.DataFrame(schema=dict.fromkeys(columns, pl.Null))
-    return pl.concat(frames, how="vertical_relaxed")
+    try:
+        return pl.concat(frames, how="vertical_relaxed")
+    except pl.exceptions.PolarsError:
+        return pl.concat(_as_text_where_types_differ(frames), how="vertical_relaxed")
+
+
+def _as_text_where_types_differ(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Batches whose columns disagree on a type that cannot be widened (integers in one batch,
+    text in the next) with those columns as text, as one batch mixing them would have."""
+    mixed = [
+        name
+        for name in frames[0].columns
+        if len({f.schema[name] for f in frames if f.schema[name] != pl.Null}) > 1
+    ]
+    return [
+        frame.with_columns(
+            pl.col(name).map_elements(_text, return_dtype=pl.String)
+            if frame.schema[name] == pl.Boolean
+            else pl.col(name).cast(pl.String)
+            for name in mixed
+        )
+        for frame in frames
+    ]
 
 
 def _check_columns(columns: list[str], prefix: str) -> None:
@@ -689,16 +855,13 @@ def _check_columns(columns: list[str], prefix: str) -> None:
         seen.add(name)
 
 
-def _batch_frame(rows: Iterable[Any], columns: list[str], prefix: str) -> pl.DataFrame:
-    try:
-        frame = pl.DataFrame(
-            [tuple(row) for row in rows], schema=columns, orient="row", infer_schema_length=None
-        )
-    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-        raise DataError(
-            f"{prefix}: the query's values cannot be made into columns (does a column mix "
-            f"types?): {_first_line(exc)}"
-        ) from None
+def _batch_frame(rows: Iterable[Any], columns: list[str]) -> pl.DataFrame:
+    """A batch of rows as columns; a column whose values mix types (SQLite lets an INTEGER
+    column hold ``'n/a'``) is text, each value as written, for typing to judge value by value."""
+    values = list(zip(*rows, strict=True)) or [() for _ in columns]
+    frame = pl.DataFrame(
+        [_column(name, list(column)) for name, column in zip(columns, values, strict=True)]
+    )
     return _objects_as_text(frame)
 
 

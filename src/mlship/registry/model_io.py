@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +44,17 @@ class LoadedModel:
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
-    def prepare(self, raw: pd.DataFrame, origin: str, *, csv_lines: bool = False) -> pd.DataFrame:
-        """Check raw input against the signature and type it (raises DataError naming rows)."""
-        return coerce_frame(raw, self.signature.inputs, origin, csv_lines=csv_lines)
+    def prepare(
+        self,
+        raw: pd.DataFrame,
+        origin: str,
+        *,
+        csv_lines: bool = False,
+        lines: Sequence[int] | None = None,
+    ) -> pd.DataFrame:
+        """Check raw input against the signature and type it (raises DataError naming rows, and
+        their lines when ``csv_lines`` or ``lines`` say them)."""
+        return coerce_frame(raw, self.signature.inputs, origin, csv_lines=csv_lines, lines=lines)
 
     def predict(
         self, frame: pd.DataFrame

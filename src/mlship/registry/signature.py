@@ -34,7 +34,7 @@ class Signature:
         }
         return cls(
             task=spec.task,
-            inputs=list(spec.features),
+            inputs=[_with_source_formats(c, spec) for c in spec.features],
             target=spec.target,
             id_columns=[c.name for c in spec.id_columns],
             classes=classes,
@@ -57,3 +57,14 @@ class Signature:
             classes=data.get("classes"),
             categories=dict(data.get("categories", {})),
         )
+
+
+def _with_source_formats(column: Column, spec: PipelineSpec) -> Column:
+    """``column`` with the value formats it was read with, so that files scored later are read
+    the same way: its own, over those every source declares alike (sources that disagree leave
+    only the column's own, since a scored file cannot say which source it resembles)."""
+    declared = [source.values for source in spec.sources]
+    base = declared[0] if declared and all(v == declared[0] for v in declared) else None
+    if base is None:
+        return column
+    return column.model_copy(update={"values": column.values.over(base) if column.values else base})

@@ -7,8 +7,9 @@ lives elsewhere (``mlship.data.*`` and ``mlship.features.*``); these classes onl
 from __future__ import annotations
 
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ColumnType = Literal["integer", "float", "string", "category", "boolean", "datetime"]
 Role = Literal["feature", "target", "id", "ignore", "pii"]
@@ -70,6 +71,106 @@ class NewestBy(Strict):
 DuplicatePolicy = Literal["quarantine", "keep_first", "keep_last", "fail"] | NewestBy
 
 
+class ValueFormats(Strict):
+    """How a source's (or a column's) text values are written, for reading them as typed values.
+
+    Every field is optional: a field left out on a column takes the source's setting, and one
+    left out on the source takes the default. Only text values are affected; numbers, booleans and
+    timestamps that the file format or database already types are taken as they are.
+    """
+
+    null_values: list[str] | None = Field(
+        None,
+        description='Values read as missing (compared after trimming spaces), e.g. ["n/a", "?", '
+        '"-"]. Empty text is always missing for numbers, booleans and dates.',
+    )
+    thousands: str | None = Field(
+        None, min_length=1, max_length=1, description='Digit-group separator removed, e.g. ",".'
+    )
+    decimal: str | None = Field(
+        None, min_length=1, max_length=1, description='Decimal mark (default "."), e.g. ",".'
+    )
+    currency: list[str] | None = Field(
+        None, description='Currency signs or codes removed from numbers, e.g. ["$", "EUR"].'
+    )
+    percent: Literal["number", "fraction"] | None = Field(
+        None,
+        description='A trailing "%" is accepted: `number` reads "12%" as 12, `fraction` as 0.12. '
+        'Without it, "12%" is not a number.',
+    )
+    format: str | None = Field(
+        None,
+        min_length=1,
+        description='strftime format of date/times, e.g. "%d/%m/%Y %H:%M" (default: ISO 8601).',
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of date/times written without an offset, e.g. Europe/Paris "
+        "(default UTC). Values are always stored in UTC.",
+    )
+
+    @field_validator("null_values", "currency")
+    @classmethod
+    def _distinct(cls, values: list[str] | None) -> list[str] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("lists each value more than once")
+        return values
+
+    @field_validator("currency")
+    @classmethod
+    def _signs(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if not value.strip() or any(char.isdigit() for char in value):
+                raise ValueError(f"{value!r} is not a currency sign or code (no digits, not blank)")
+        return values
+
+    @field_validator("thousands", "decimal")
+    @classmethod
+    def _separator(cls, value: str | None) -> str | None:
+        if value is not None and (value.isdigit() or value in "+-eE"):
+            raise ValueError(f"{value!r} cannot separate digits; use e.g. ',' '.' ' ' or \"'\"")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as UTC or Europe/Paris"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> ValueFormats:
+        if self.thousands is not None and self.thousands == (self.decimal or "."):
+            default = "" if self.decimal else " (`decimal` defaults to '.'; set it, e.g. ',')"
+            raise ValueError(
+                f"`thousands` and `decimal` are both {self.thousands!r}{default}; a number "
+                "could not be read unambiguously, so they must differ"
+            )
+        return self
+
+    def over(self, base: ValueFormats | None) -> ValueFormats:
+        """These settings, with the ones left out taken from ``base`` (a column over its source).
+
+        ``thousands`` and ``decimal`` go together: a column that sets either takes neither from
+        the source, so a column written ``1.234,5`` in a source of ``1,234.5`` never ends up with
+        the same mark for both.
+        """
+        if base is None:
+            return self
+        own = self.model_dump(exclude_unset=True, exclude_none=True)
+        inherited = base.model_dump(exclude_none=True)
+        if "thousands" in own or "decimal" in own:
+            inherited.pop("thousands", None)
+            inherited.pop("decimal", None)
+        return ValueFormats.model_validate({**inherited, **own})
+
+
 class Source(Strict):
     """A file (local path or any fsspec URL) or a SQL query to ingest.
 
@@ -82,6 +183,9 @@ class Source(Strict):
     format: SourceFormat | None = Field(None, description="Taken from the suffix when omitted.")
     delimiter: str = Field(",", min_length=1, max_length=1, description="CSV field separator.")
     encoding: str = Field("utf-8", description="Text encoding of CSV and JSON files.")
+    values: ValueFormats | None = Field(
+        None, description="How text values are written (null tokens, numbers, dates)."
+    )
     query: str | None = Field(None, min_length=1, description="SQL query (needs `url`).")
     url: str | None = Field(None, min_length=1, description="SQLAlchemy URL for `query`.")
     mapping: Mapping = Field(default_factory=Mapping)
@@ -247,6 +351,9 @@ class Column(Strict):
     type: ColumnType
     role: Role = "feature"
     nullable: bool = True
+    values: ValueFormats | None = Field(
+        None, description="How this column's text values are written; overrides the source's."
+    )
     pii: Literal["hash", "drop"] = Field(
         "hash", description="For role pii: keyed HMAC-SHA256 pseudonym, or drop the column."
     )
