@@ -37,15 +37,16 @@ def is_storage_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _PROBLEMS
 
 
-def _remedy(code: int | None, setting: str) -> str:
+def _remedy(code: int | None, setting: str | None) -> str:
+    move = f"set {setting} to" if setting else "use"
     if code == errno.EROFS:
-        return f"remount it read-write, or set {setting} to a writable directory"
+        return f"remount it read-write, or {move} a writable directory"
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return f"free some space there, or set {setting} to a directory on a larger disk"
+        return f"free some space there, or {move} a directory on a larger disk"
     if code in (errno.EACCES, errno.EPERM):
         return (
             f"fix its permissions (the user running mlship must be able to read and write it), "
-            f"or set {setting} to a directory this user can write"
+            f"or {move} a directory this user can write"
         )
     return "check the disk or the mount, then run the command again"
 
@@ -62,7 +63,8 @@ read-write, or set MLSHIP_ARTIFACT_ROOT to a writable directory'
 
     what: str
     path: Path
-    setting: str
+    setting: str | None = None
+    """The setting that moves the store elsewhere (None: the user chose the path directly)."""
 
     def describe(self, exc: OSError, doing: str = "writing") -> str:
         """What went wrong here and what to do; ``doing`` is what failed (writing, reading)."""
@@ -91,10 +93,11 @@ def anywhere(exc: OSError) -> StorageError:
     and what to do, with the directory as the place."""
     where = Path(os.fsdecode(exc.filename)) if exc.filename is not None else None
     if where is None:
-        problem = _PROBLEMS.get(exc.errno or 0, str(exc))
-        return StorageError(f"a file mlship needed {problem}: {exc}")
-    place = Place("the directory", where.parent, "MLSHIP_HOME")
-    return StorageError(place.describe(exc, "using"))
+        problem = _PROBLEMS.get(exc.errno or 0, "failed")
+        return StorageError(
+            f"the filesystem mlship was using {problem}: {_remedy(exc.errno, None)}"
+        )
+    return StorageError(Place("the directory", where.parent).describe(exc, "using"))
 
 
 def probe(place: Place, directory: Path | None = None) -> None:

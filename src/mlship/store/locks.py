@@ -25,7 +25,7 @@ def file_lock(path: Path, place: Place | None = None) -> Iterator[None]:
 
     Blocks until the lock is free. ``place`` names the store in the error raised when the lock
     file cannot be created (a read-only or full home)."""
-    where = place or Place("the directory", path.parent, "MLSHIP_HOME")
+    where = place or Place("the workspace home", path.parent, "MLSHIP_HOME")
     with where.guard():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
