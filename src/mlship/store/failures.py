@@ -28,6 +28,7 @@ _PROBLEMS = {
     errno.EACCES: "refuses this user (permission denied)",
     errno.EPERM: "refuses this user (operation not permitted)",
     errno.EIO: "failed with an I/O error (a failing disk or a lost network mount)",
+    errno.ENOTDIR: "is not a directory (a file is in its way)",
 }
 """The errors that say a store cannot be used as it is, and how each is described."""
 
@@ -43,6 +44,8 @@ def _remedy(code: int | None, setting: str | None) -> str:
         return f"remount it read-write, or {move} a writable directory"
     if code in (errno.ENOSPC, errno.EDQUOT):
         return f"free some space there, or {move} a directory on a larger disk"
+    if code == errno.ENOTDIR:
+        return f"move the file away, or {move} a directory"
     if code in (errno.EACCES, errno.EPERM):
         return (
             f"fix its permissions (the user running mlship must be able to read and write it), "
@@ -111,6 +114,8 @@ def probe(place: Place, directory: Path | None = None) -> None:
     folder = directory if directory is not None else place.path
     name = f".mlship-probe-{os.getpid()}-{secrets.token_hex(4)}"
     with place.guard():
+        if folder.exists() and not folder.is_dir():
+            raise OSError(errno.ENOTDIR, "Not a directory", str(folder))
         folder.mkdir(parents=True, exist_ok=True)
         first, second = folder / f"{name}.tmp", folder / name
         try:
