@@ -131,9 +131,11 @@ class Workspace:
         so a read-only, full or refused store stops a command before it spends time on work it
         could not keep (:class:`~mlship.errors.StorageError` names the store and what to do). A
         server's store is the server's to check."""
+        from mlship.store.artifacts import LocalArtifactStore
         from mlship.store.failures import Place, probe
 
-        self.artifacts.probe()
+        if isinstance(self.artifacts, LocalArtifactStore):
+            self.artifacts.probe()
         reports = self.settings.home_resolved / "reports"
         probe(Place("the reports folder", reports, "MLSHIP_HOME"))
 

@@ -21,7 +21,7 @@ before the object is renamed into place, so a crash never leaves an unsigned obj
 
 A store whose disk refuses a write or a read (read-only, full, over quota, permissions, I/O
 errors) raises :class:`~mlship.errors.StorageError` naming the store's root and what to do, and
-:meth:`ArtifactStore.probe` finds a store that cannot be written before a command starts work
+:meth:`LocalArtifactStore.probe` finds a store that cannot be written before a command starts work
 it could not keep.
 """
 
@@ -76,11 +76,6 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, sha256: str) -> bool:
         """Whether an artifact with this address is stored."""
-
-    def probe(self) -> None:
-        """Raise StorageError unless a small object can be written, synced, renamed and
-        deleted; a store that checks its disk itself (a server's) does nothing here."""
-        return
 
     def put_bytes(self, data: bytes) -> ArtifactRef:
         return self.put_chunks([data])
@@ -183,6 +178,8 @@ class LocalArtifactStore(ArtifactStore):
         self.place = Place("the artifact store", root, "MLSHIP_ARTIFACT_ROOT")
 
     def probe(self) -> None:
+        """Raise StorageError unless a small object can be written, synced, renamed and
+        deleted where new artifacts land."""
         probe(self.place, self._incoming)
 
     def path_for(self, sha256: str) -> Path:
