@@ -214,3 +214,16 @@ def test_an_output_folder_that_cannot_be_written_is_named(tmp_path: Path) -> Non
         f"error: the directory at {out} is read-only",
         "remount it read-write, or use a writable directory",
     )
+
+
+def test_a_read_only_keys_directory_is_named_with_the_settings_that_move_the_key(
+    tmp_path: Path,
+) -> None:
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    result = run_mounted(read_only(home / "keys"), "run", str(spec), home=home, cwd=tmp_path)
+    assert_refused(
+        result,
+        f"error: the keys directory at {home / 'keys'} is read-only",
+        "or set MLSHIP_SIGNING_KEY, or point MLSHIP_SIGNING_KEY_FILE into a writable directory",
+    )
+    assert reports(home) == []

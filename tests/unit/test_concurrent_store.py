@@ -106,4 +106,4 @@ def test_a_key_file_found_is_used_as_it_is_or_refused_by_name(
         with pytest.raises(ConfigError, match=f"in {key_file} is shorter than 32 characters"):
             load_or_create_key(None, key_file)
     assert key_file.read_bytes() == content
-    assert create_once(key_file, lambda: b"another key", "MLSHIP_PII_KEY_FILE") == content
+    assert create_once(key_file, lambda: b"another key", "set MLSHIP_PII_KEY") == content

@@ -83,7 +83,9 @@ def load_keyring(settings: Settings, *, create: bool = False) -> Keyring | None:
     if stored is not None or not create:
         return stored
     # Created once under the keys directory's lock; a process that finds it made reads it.
-    create_once(path, lambda: _dump(Keyring(new_key())), f"{VARIABLE}_FILE (or {VARIABLE})")
+    create_once(
+        path, lambda: _dump(Keyring(new_key())), f"set {VARIABLE}, or point {VARIABLE}_FILE into"
+    )
     return read_keyring_file(path)
 
 

@@ -41,8 +41,8 @@ def load_or_create_key(
         return configured.encode("utf-8")
     try:
         if create:
-            setting = f"{variable}_FILE (or {variable})"
-            data = create_once(key_file, lambda: secrets.token_hex(32).encode(), setting).strip()
+            move = f"set {variable}, or point {variable}_FILE into"
+            data = create_once(key_file, lambda: secrets.token_hex(32).encode(), move).strip()
         else:
             data = key_file.read_bytes().strip()
     except FileNotFoundError:
@@ -60,18 +60,18 @@ LOCK_FILE = ".keys.lock"
 """The lock file that serialises key creation in a keys directory."""
 
 
-def create_once(path: Path, make: Callable[[], bytes], setting: str) -> bytes:
+def create_once(path: Path, make: Callable[[], bytes], move: str) -> bytes:
     """The content of the key file ``path``, created with ``make()`` when it does not exist.
 
     The file is read first, without a lock, the usual case. Otherwise the keys directory is
     locked, the file looked for again (another process may have just created it), and only then
-    written, atomically. A directory that cannot be written is reported naming ``setting``, the
-    setting that moves the file."""
+    written, atomically. A directory that cannot be written is reported with ``move``, how to
+    put the key elsewhere ("set MLSHIP_PII_KEY, or point MLSHIP_PII_KEY_FILE into")."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    place = Place("the keys directory", path.parent, setting)
+    place = Place("the keys directory", path.parent, move=move)
     with file_lock(path.parent / LOCK_FILE, place):
         try:
             return path.read_bytes()

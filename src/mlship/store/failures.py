@@ -38,8 +38,7 @@ def is_storage_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _PROBLEMS
 
 
-def _remedy(code: int | None, setting: str | None) -> str:
-    move = f"set {setting} to" if setting else "use"
+def _remedy(code: int | None, move: str) -> str:
     if code == errno.EROFS:
         return f"remount it read-write, or {move} a writable directory"
     if code in (errno.ENOSPC, errno.EDQUOT):
@@ -68,13 +67,22 @@ read-write, or set MLSHIP_ARTIFACT_ROOT to a writable directory'
     path: Path
     setting: str | None = None
     """The setting that moves the store elsewhere (None: the user chose the path directly)."""
+    move: str | None = None
+    """How to move it, when setting one variable to a directory does not say it (completed by
+    "a writable directory" and the like)."""
+
+    @property
+    def _move(self) -> str:
+        if self.move:
+            return self.move
+        return f"set {self.setting} to" if self.setting else "use"
 
     def describe(self, exc: OSError, doing: str = "writing") -> str:
         """What went wrong here and what to do; ``doing`` is what failed (writing, reading)."""
         problem = _PROBLEMS.get(exc.errno or 0, f"cannot be used ({exc.strerror or exc})")
         failed = os.fsdecode(exc.filename) if exc.filename is not None else str(self.path)
         detail = f" ({doing} {failed} failed)" if failed != str(self.path) else ""
-        return f"{self.what} at {self.path} {problem}{detail}: {_remedy(exc.errno, self.setting)}"
+        return f"{self.what} at {self.path} {problem}{detail}: {_remedy(exc.errno, self._move)}"
 
     def error(self, exc: OSError, doing: str = "writing") -> StorageError:
         return StorageError(self.describe(exc, doing))
@@ -98,7 +106,7 @@ def anywhere(exc: OSError) -> StorageError:
     if where is None:
         problem = _PROBLEMS.get(exc.errno or 0, "failed")
         return StorageError(
-            f"the filesystem mlship was using {problem}: {_remedy(exc.errno, None)}"
+            f"the filesystem mlship was using {problem}: {_remedy(exc.errno, 'use')}"
         )
     return StorageError(Place("the directory", where.parent).describe(exc, "using"))
 
