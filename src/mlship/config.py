@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
     @property
+    def lock_file(self) -> Path:
+        """The lock that serialises setting the workspace up (schema, keys) between processes."""
+        return self.home_resolved / ".lock"
+
+    @property
     def database_url_resolved(self) -> str:
         if self.database_url:
             return self.database_url

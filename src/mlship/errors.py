@@ -33,3 +33,8 @@ class NotFoundError(MlshipError):
 
 class ConfigError(MlshipError):
     """Settings could not be read."""
+
+
+class StorageError(MlshipError):
+    """A store cannot be written or read: read-only, full, over quota, refused or failing. The
+    message names the store, the path and what to do."""

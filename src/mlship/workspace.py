@@ -4,8 +4,9 @@ The stores are local (a database and a directory, the embedded default) or, when
 names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``. Either way the
 rest of mlship sees the same repository classes (the remote ones override every method), so every
 command works against both. Opening a local store applies pending schema migrations, so every
-command sees the schema it was written for. The stores are imported when first used, so importing
-this module (as every command does) does not import SQLAlchemy.
+command sees the schema it was written for, under the workspace's lock (``<home>/.lock``), so
+processes that start together on a new workspace create it once. The stores are imported when
+first used, so importing this module (as every command does) does not import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Workspace:
         from mlship.store.metadata import MetadataStore
 
         engine = make_engine(self.settings.database_url_resolved)
-        upgrade(engine)
+        upgrade(engine, self.settings.lock_file)
         return MetadataStore(engine, local_actor(self.settings.user))
 
     @cached_property
@@ -125,6 +126,19 @@ class Workspace:
             allow_plaintext=not settings.refuse_plaintext_artifacts,
         )
 
+    def check_writable(self) -> None:
+        """Write, sync, rename and delete a small file in the artifact store and in ``reports/``,
+        so a read-only, full or refused store stops a command before it spends time on work it
+        could not keep (:class:`~mlship.errors.StorageError` names the store and what to do). A
+        server's store is the server's to check."""
+        from mlship.store.artifacts import LocalArtifactStore
+        from mlship.store.failures import Place, probe
+
+        if isinstance(self.artifacts, LocalArtifactStore):
+            self.artifacts.probe()
+        reports = self.settings.home_resolved / "reports"
+        probe(Place("the reports folder", reports, "MLSHIP_HOME"))
+
     @cached_property
     def sealing(self) -> Sealing:
         """How this process encrypts and decrypts what it keeps on its own disk: the local
@@ -143,9 +157,11 @@ class Workspace:
             from mlship.remote.metadata import RemoteJournal
 
             return JournalStorage(RemoteJournal(self.metadata, run_id))
+        from mlship.store.locks import file_lock
         from mlship.train.tuning import storage_for
 
-        return storage_for(self.settings.database_url_resolved)
+        with file_lock(self.settings.lock_file):  # Optuna creates its tables on first use
+            return storage_for(self.settings.database_url_resolved)
 
     @cached_property
     def signing_key(self) -> bytes:

@@ -18,6 +18,7 @@ from mlship.cli.run import run
 from mlship.cli.serve import serve
 from mlship.cli.server import server
 from mlship.errors import MlshipError
+from mlship.store.failures import anywhere, is_storage_failure
 
 app = typer.Typer(
     name="mlship",
@@ -53,6 +54,11 @@ def main() -> None:
         app()
     except MlshipError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except OSError as exc:  # a disk that refused a write no store claimed: say which and why
+        if not is_storage_failure(exc):
+            raise
+        err.print(f"[bold red]error:[/] {escape(str(anywhere(exc)))}")
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -373,14 +373,21 @@ def _record(
     quarantine_sha = hashlib.sha256(quarantine).hexdigest() if quarantine else None
     summary["quarantine_sha256"] = quarantine_sha
     report_dir = workspace.settings.home_resolved / "reports"
-    summary["quarantine_path"] = _export_quarantine(
-        quarantine, report_dir / f"{spec.name}-quarantine.parquet"
-    )
+    quarantine_file = report_dir / f"{spec.name}-quarantine.parquet"
+    summary["quarantine_path"] = str(quarantine_file) if quarantine else None
     profile = profile_frame(validation.clean)
-    _, html_path = write_report(report_dir, f"{spec.name}-data", profile, summary)
+    html_path = report_dir / f"{spec.name}-data.html"
     summary["report_path"] = str(html_path)
-    observer.message(f"Data report: {html_path}")
+
+    def write_reports() -> None:
+        """Written once the dataset is stored, or to say why it was not (failed checks): a
+        store that failed leaves no report claiming a dataset."""
+        _export_quarantine(quarantine, quarantine_file)
+        write_report(report_dir, f"{spec.name}-data", profile, summary)
+        observer.message(f"Data report: {html_path}")
+
     if not validation.passed:
+        write_reports()
         reasons = list(validation.table_errors)
         if validation.quarantined_share > validation.max_quarantine:
             top = sorted(validation.results, key=lambda r: -r.failed)[:3]
@@ -416,6 +423,7 @@ def _record(
         validation=summary,
     )
     workspace.metadata.remember_ingest(cache_key, dataset.id)
+    write_reports()
     if len(validation.quarantine):
         observer.message(f"Quarantined {len(validation.quarantine)} of {validation.rows_in} rows")
     return Ingested(
@@ -427,13 +435,12 @@ def _record(
     )
 
 
-def _export_quarantine(quarantine: bytes | None, path: Path) -> str | None:
+def _export_quarantine(quarantine: bytes | None, path: Path) -> None:
     """A readable copy of the quarantined rows next to the report (the artifact is the record)."""
     if not quarantine:
         path.unlink(missing_ok=True)
-        return None
+        return
     atomic_write(path, [quarantine])
-    return str(path)
 
 
 def _json_bytes(data: dict[str, Any]) -> bytes:

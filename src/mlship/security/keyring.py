@@ -25,7 +25,7 @@ from mlship.security.encryption import (
     key_id,
     new_key,
 )
-from mlship.security.keys import write_private
+from mlship.security.keys import create_once, write_private
 
 if TYPE_CHECKING:
     from mlship.config import Settings
@@ -82,10 +82,11 @@ def load_keyring(settings: Settings, *, create: bool = False) -> Keyring | None:
         return Keyring(current, older, source=where)
     if stored is not None or not create:
         return stored
-    fresh = Keyring(new_key(), source=f"the keyring {path}")
-    if write_private(path, _dump(fresh), replace=False):
-        return fresh
-    return read_keyring_file(path)  # another process created it first: use theirs
+    # Created once under the keys directory's lock; a process that finds it made reads it.
+    create_once(
+        path, lambda: _dump(Keyring(new_key())), f"set {VARIABLE}, or point {VARIABLE}_FILE into"
+    )
+    return read_keyring_file(path)
 
 
 def artifact_cipher(settings: Settings) -> ArtifactCipher | None:

@@ -18,6 +18,11 @@ signature proves this workspace's key stored that name, so whoever can write the
 the metadata but lacks the key cannot slip in a dataset, a profile or a report of their own. The
 signature of ``objects/ab/cdef...`` is the text file ``signatures/ab/cdef...``, written atomically
 before the object is renamed into place, so a crash never leaves an unsigned object behind.
+
+A store whose disk refuses a write or a read (read-only, full, over quota, permissions, I/O
+errors) raises :class:`~mlship.errors.StorageError` naming the store's root and what to do, and
+:meth:`LocalArtifactStore.probe` finds a store that cannot be written before a command starts work
+it could not keep.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from mlship.security.encryption import (
     read_header,
 )
 from mlship.security.signing import STORED
+from mlship.store.failures import Place, probe
 
 if TYPE_CHECKING:
     from mlship.security.signing import Signer
@@ -169,6 +175,12 @@ class LocalArtifactStore(ArtifactStore):
         self._objects = root / "objects"
         self._signatures = root / "signatures"
         self._incoming = root / "incoming"
+        self.place = Place("the artifact store", root, "MLSHIP_ARTIFACT_ROOT")
+
+    def probe(self) -> None:
+        """Raise StorageError unless a small object can be written, synced, renamed and
+        deleted where new artifacts land."""
+        probe(self.place, self._incoming)
 
     def path_for(self, sha256: str) -> Path:
         _check_address(sha256)
@@ -217,13 +229,18 @@ class LocalArtifactStore(ArtifactStore):
         for _ in plain:
             pass
         _verify(plain, sha256, self.path_for(sha256))
-        self._sign(sha256)
+        with self.place.guard():
+            self._sign(sha256)
         return True
 
     def _sealed(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
         return self.cipher.encrypt(chunks) if self.encrypt and self.cipher else chunks
 
     def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
+        with self.place.guard():
+            return self._put(chunks)
+
+    def _put(self, chunks: Iterable[bytes]) -> ArtifactRef:
         # The address is only known once every byte has been hashed, so the bytes land in an
         # incoming file first and are renamed to their address afterwards (same filesystem).
         self._incoming.mkdir(parents=True, exist_ok=True)
@@ -251,6 +268,10 @@ class LocalArtifactStore(ArtifactStore):
         return self.path_for(sha256).is_file()
 
     def get_bytes(self, sha256: str) -> bytes:
+        with self.place.guard("reading"):
+            return self._get(sha256)
+
+    def _get(self, sha256: str) -> bytes:
         if self.signer is not None and self.path_for(sha256).is_file():
             self.check_signature(sha256)  # a missing file is reported as missing, below
         digest = _Digest(self._plaintext(sha256, whole=True))
@@ -317,7 +338,8 @@ class LocalArtifactStore(ArtifactStore):
             yield from plain
             _verify(plain, sha256, path)  # before the rename: a corrupt file is not laundered
 
-        atomic_write(path, self.cipher.encrypt(checked()))
+        with self.place.guard():
+            atomic_write(path, self.cipher.encrypt(checked()))
 
 
 def _verify(digest: _Digest, sha256: str, path: Path) -> None:

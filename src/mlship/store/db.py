@@ -3,26 +3,87 @@
 SQLite is the embedded default and is opened in WAL mode, so a server reading while a training run
 writes does not block, with foreign keys enforced. Any other SQLAlchemy URL (PostgreSQL for teams)
 goes through the same code; the schema always comes from the Alembic migrations.
+
+Several processes may use one SQLite file at once (parallel runs, a server beside them), so:
+every SQLite transaction starts with ``BEGIN IMMEDIATE``, taking the write lock up front. A
+transaction that reads and then writes (the dataset of a content hash, the next version number)
+would otherwise read in one snapshot and then fail with ``database is locked`` when it tries to
+write after another process has; waiting for the lock at the start (``busy_timeout``, 30 s)
+serialises the writers instead, each reading what the previous one committed. Migrations run
+once, under a lock: a file lock in the workspace home, and inside the database (the same
+``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), re-checking the schema version
+once the lock is held, so concurrent first commands on a new workspace do not each create the
+tables. A read-only, full or failing database is reported as such (:mod:`mlship.store.failures`).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import ExceptionContext, make_url
+
+from mlship.store.failures import Place
+from mlship.store.locks import file_lock
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_SECONDS = 30
+MIGRATION_LOCK_KEY = 0x6D6C73686970  # "mlship": the advisory lock migrations take on PostgreSQL
+DATABASE_SETTING = "MLSHIP_DATABASE_URL (or MLSHIP_HOME)"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # No implicit BEGIN from the driver: _sqlite_begin issues BEGIN IMMEDIATE (see above).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")  # before WAL: it locks
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_SQLITE_CODES = {"SQLITE_FULL": errno.ENOSPC, "SQLITE_IOERR": errno.EIO}
+_SQLITE_REFUSED = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+
+
+def _sqlite_code(path: Path, name: str) -> int | None:
+    """The errno that matches SQLite's error ``name`` for the database at ``path``, or None."""
+    for prefix, code in _SQLITE_CODES.items():
+        if name.startswith(prefix):
+            return code
+    if not name.startswith(_SQLITE_REFUSED):
+        return None
+    try:  # refused: by a read-only filesystem, by permissions, or (None) for another reason
+        read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return None  # the folder itself is missing or unreadable: SQLite's text says more
+    if read_only:
+        return errno.EROFS
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return errno.EACCES
+    return errno.EROFS if name.startswith("SQLITE_READONLY") else None
+
+
+def _sqlite_failures(path: Path) -> Any:
+    """A ``handle_error`` hook that names the database file when the disk refuses it."""
+    place = Place("the metadata database", path, DATABASE_SETTING)
+
+    def handle(context: ExceptionContext) -> None:
+        name = getattr(context.original_exception, "sqlite_errorname", "") or ""
+        code = _sqlite_code(path, name)
+        if code is not None:
+            raise place.error(OSError(code, name, str(path))) from context.original_exception
+
+    return handle
 
 
 def make_engine(url: str) -> Engine:
@@ -30,9 +91,14 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+            path = Path(parsed.database)
+            with Place("the metadata database", path, DATABASE_SETTING).guard():
+                path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        if parsed.database and parsed.database != ":memory:":
+            event.listen(engine, "handle_error", _sqlite_failures(Path(parsed.database)))
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -51,10 +117,10 @@ def _alembic_config(engine: Engine) -> Any:
     return config
 
 
-def current_revision(engine: Engine) -> tuple[str, ...]:
+def current_revision(bind: Engine | Connection) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
+    with nullcontext(bind) if isinstance(bind, Connection) else bind.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return tuple(context.get_current_heads())
 
@@ -65,47 +131,57 @@ def head_revision(engine: Engine) -> tuple[str, ...]:
     return tuple(ScriptDirectory.from_config(_alembic_config(engine)).get_heads())
 
 
-def _adopt_default_version_table(engine: Engine) -> None:
+def _adopt_default_version_table(connection: Connection) -> None:
     """Move mlship's revision out of ``alembic_version``, where workspaces created by mlship
-    0.1.0 kept it, so that table is free for Optuna."""
+    0.1.0 kept it, so that table is free for Optuna (inside the caller's transaction)."""
     from alembic.script import ScriptDirectory
 
-    tables = set(inspect(engine).get_table_names())
+    tables = set(inspect(connection).get_table_names())
     if VERSION_TABLE in tables or "alembic_version" not in tables:
         return
-    script = ScriptDirectory.from_config(_alembic_config(engine))
+    script = ScriptDirectory.from_config(_alembic_config(connection.engine))
     ours = {revision.revision for revision in script.walk_revisions()}
-    with engine.begin() as connection:
-        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-        found = [row[0] for row in rows]
-        mine = [revision for revision in found if revision in ours]
-        if not mine:
-            return
+    rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    found = [row[0] for row in rows]
+    mine = [revision for revision in found if revision in ours]
+    if not mine:
+        return
+    connection.execute(
+        text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    )
+    for revision in mine:
         connection.execute(
-            text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"),  # noqa: S608 (a constant)
+            {"r": revision},
         )
+    if len(mine) == len(found):
+        connection.execute(text("DROP TABLE alembic_version"))
+    else:
         for revision in mine:
             connection.execute(
-                text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"),  # noqa: S608 (a constant)
-                {"r": revision},
+                text("DELETE FROM alembic_version WHERE version_num = :r"), {"r": revision}
             )
-        if len(mine) == len(found):
-            connection.execute(text("DROP TABLE alembic_version"))
-        else:
-            for revision in mine:
-                connection.execute(
-                    text("DELETE FROM alembic_version WHERE version_num = :r"), {"r": revision}
-                )
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database schema to the newest migration (a no-op when it is already there)."""
-    _adopt_default_version_table(engine)
+def upgrade(engine: Engine, lock_file: Path | None = None) -> None:
+    """Bring the database schema to the newest migration (a no-op when it is already there).
+
+    When there is work to do, it is done by one process at a time: under ``lock_file`` (the
+    workspace's lock) and the database's own lock, with the version read again once both are
+    held, so a process that waited finds the schema done and returns."""
     if set(current_revision(engine)) == set(head_revision(engine)):
-        return
+        return  # the usual case: no lock taken
     from alembic import command
 
     config = _alembic_config(engine)
-    with engine.begin() as connection:
+    locked = file_lock(lock_file) if lock_file is not None else nullcontext()
+    with locked, engine.begin() as connection:  # BEGIN IMMEDIATE on SQLite: the write lock
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        _adopt_default_version_table(connection)
+        if set(current_revision(connection)) == set(head_revision(engine)):
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -204,6 +204,7 @@ def execute(
     the trials they finished); with nothing to resume, a new run starts.
     """
     observer = observer or RunObserver()
+    workspace.check_writable()  # a read-only or full store stops the run here, not after training
     spec = loaded.spec
     metadata = workspace.metadata
     started_at = datetime.now(UTC)
