@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from mlship.evaluation.values import plain
 from mlship.spec.training import Space, Tuning
+from mlship.store.db import BUSY_TIMEOUT_SECONDS
 from mlship.train.cost import Prices, Usage
 from mlship.train.executors import Executor
 from mlship.train.folds import FoldJob, FoldResult, run_fold
@@ -67,8 +68,14 @@ class SearchOutcome:
 
 
 def storage_for(database_url: str) -> optuna.storages.RDBStorage:
-    """Optuna's storage in mlship's database (its tables sit beside mlship's)."""
-    return optuna.storages.RDBStorage(database_url, engine_kwargs={"pool_pre_ping": True})
+    """Optuna's storage in mlship's database (its tables sit beside mlship's).
+
+    On SQLite it waits for the write lock as long as mlship's own engine does: with the driver's
+    default of 5 s, tuned runs sharing a workspace fail with ``database is locked``."""
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if database_url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_SECONDS}
+    return optuna.storages.RDBStorage(database_url, engine_kwargs=kwargs)
 
 
 def _sampler(tuning: Tuning) -> optuna.samplers.BaseSampler:
