@@ -115,23 +115,28 @@ MAX_PROBLEMS = 20
 
 
 def unusable_values(payload: Any) -> list[str]:
-    """One line per unusable value (or key) in ``payload``, by path, in document order."""
+    """One line per unusable value (or key) in ``payload``, by path, in document order; inside
+    an object with a ``name`` (a v2 tensor), the line names it too: ``inputs[2].data[0] (age)``."""
     problems: list[str] = []
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(payload, ())]
+    stack: list[tuple[Any, tuple[Any, ...], str]] = [(payload, (), "")]
     while stack and len(problems) < MAX_PROBLEMS:
-        value, path = stack.pop()
+        value, path, name = stack.pop()
+        where = path_text(path) + (f" ({name})" if name else "")
         if isinstance(value, Unusable):
-            problems.append(f"{path_text(path)}: {value.reason}")
+            problems.append(f"{where}: {value.reason}")
         elif isinstance(value, str) and not _is_text(value):
-            problems.append(f"{path_text(path)}: holds a lone UTF-16 surrogate, which is no text")
+            problems.append(f"{where}: holds a lone UTF-16 surrogate, which is no text")
         elif isinstance(value, dict):
+            own = value.get("name")
+            if isinstance(own, str) and _is_text(own):
+                name = own[:60]
             for key in reversed(list(value)):
                 if not _is_text(key):
-                    problems.append(f"{path_text(path)}: a key holds a lone UTF-16 surrogate")
+                    problems.append(f"{where}: a key holds a lone UTF-16 surrogate")
                     continue
-                stack.append((value[key], (*path, key)))
+                stack.append((value[key], (*path, key), name))
         elif isinstance(value, list):
-            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(value))))
+            stack.extend((item, (*path, i), name) for i, item in reversed(list(enumerate(value))))
     return problems
 
 
