@@ -476,8 +476,10 @@ def _error_body(path: str, errors: list[str]) -> dict[str, Any]:
 
 def _too_large(limit: int, path: str) -> dict[str, Any]:
     """The 413 of a body over ``limit`` bytes, in the shape of the protocol at ``path``."""
-    size = f"{limit / MiB:g} MiB" if limit % (MiB // 16) == 0 else f"{limit} bytes"
-    message = f"body: larger than {size}, the most this server takes (limits.max_body_mib)"
+    message = (
+        f"body: larger than {limit} bytes ({limit / MiB:.3g} MiB), the most this server takes "
+        "(limits.max_body_mib, --max-body-mib)"
+    )
     return _error_body(path, [message])
 
 
