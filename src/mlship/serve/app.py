@@ -580,7 +580,7 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
         """MLflow's liveness check (its clients wait on it)."""
         return Response("\n", media_type="application/json")
 
-    @app.post("/invocations")
+    @app.post("/invocations", openapi_extra=protocols.request_body(protocols.MLFLOW_BODY))
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol (what ``mlflow models serve`` accepts)."""
         check_content_type(request.headers.get("content-type"))
@@ -617,7 +617,7 @@ def _add_v2(app: FastAPI, scorer: Scorer) -> None:
         _by_name(scorer.table, name)
         return {"name": name, "ready": True}
 
-    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/infer", openapi_extra=protocols.request_body(protocols.V2_BODY))
     async def infer(name: str, request: Request) -> Response:
         """Open Inference Protocol v2 inference: one tensor per input column."""
         header = request.headers.get("inference-header-content-length")

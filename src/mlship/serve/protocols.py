@@ -34,6 +34,84 @@ def _error(status: int, message: str) -> ScoringError:
     return ScoringError(status, [message])
 
 
+_VALUE: dict[str, Any] = {"type": ["string", "number", "integer", "boolean", "null"]}
+_RECORD: dict[str, Any] = {"type": "object", "additionalProperties": _VALUE}
+
+MLFLOW_BODY: dict[str, Any] = {
+    "description": "One of MLflow's four request formats.",
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["dataframe_split"],
+            "properties": {
+                "dataframe_split": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array", "items": _VALUE}},
+                    },
+                }
+            },
+        },
+        {
+            "type": "object",
+            "required": ["dataframe_records"],
+            "properties": {"dataframe_records": {"type": "array", "items": _RECORD}},
+        },
+        {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {"instances": {"type": "array", "items": _RECORD}},
+        },
+        {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "inputs": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": _VALUE},
+                }
+            },
+        },
+    ],
+}
+"""The body of ``POST /invocations``, for the OpenAPI document (the body is read by hand)."""
+
+V2_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "datatype": {"type": "string", "enum": sorted(set(V2_TYPES.values()))},
+                    "data": {"type": "array", "items": _VALUE},
+                    "parameters": {"type": "object"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
+"""The JSON body of ``POST /v2/models/{name}/infer`` (the binary extension adds raw tensors
+after it), for the OpenAPI document."""
+
+
+def request_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` declaring a JSON request body of ``schema``."""
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
+
+
 def mlflow_records(
     payload: Any, columns: list[str], id_columns: list[str] | None = None
 ) -> list[dict[str, Any]]:
