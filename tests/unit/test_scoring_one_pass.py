@@ -77,6 +77,7 @@ def test_a_tuned_threshold_decides_as_the_model_does(threshold: float) -> None:
     )
     model = DecisionThreshold(inner.fit(X, y.to_numpy()), threshold, "yes")
     predictions, proba = predict_outputs(model, fresh, "classification")
+    assert proba is not None
     np.testing.assert_array_equal(predictions, model.predict(fresh))
     np.testing.assert_allclose(proba, model.predict_proba(fresh))
 

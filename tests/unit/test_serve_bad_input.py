@@ -77,10 +77,6 @@ def client(trained: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield test_client
 
 
-def _text(response: Any) -> str:
-    return response.text
-
-
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 @pytest.mark.parametrize(("case", "column", "value", "says"), VALUES, ids=[v[0] for v in VALUES])
 def test_a_bad_value_gets_a_4xx_naming_its_field(
@@ -90,7 +86,7 @@ def test_a_bad_value_gets_a_4xx_naming_its_field(
     response = client.post(path, content=body, headers=headers)
     assert 400 <= response.status_code < 500, (case, response.status_code, response.text)
     assert response.status_code == 422, response.text
-    text = _text(response)
+    text = response.text
     assert says in text, text
     assert column in text and ("[0]" in text), text  # the column and the record
 
