@@ -271,7 +271,7 @@ class Scorer:
         self.metrics.latency.labels(route, name, version).observe(elapsed)
         self.metrics.requests.labels(route, name, version, "200").inc()
         self.metrics.rows.labels(name, version, "route").inc(len(records))
-        scored = Scored(predictions, proba, flags, _ids(served, typed))
+        scored = Scored(predictions, proba, flags, _ids(served, records, typed))
         self._log(served, "route", elapsed, records, request_id, predictions, proba, flags)
         for shadow in self.table.shadows:
             self.shadows.submit(self._shadow, shadow, records, request_id)
@@ -646,9 +646,16 @@ def _json_response(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
 
 
-def _ids(served: Served, typed: Sequence[Any]) -> list[dict[str, Any]] | None:
-    """Each record's id columns as sent, or None when the model has none."""
-    names = served.model.signature.id_columns
+def _ids(
+    served: Served, records: list[dict[str, Any]], typed: Sequence[Any]
+) -> list[dict[str, Any]] | None:
+    """Each record's id columns, or None when no record sent any (answers stay as they were
+    for callers that send none)."""
+    names = [
+        name
+        for name in served.model.signature.id_columns
+        if any(name in record for record in records)
+    ]
     if not names:
         return None
     return [{name: getattr(record, name, None) for name in names} for record in typed]
