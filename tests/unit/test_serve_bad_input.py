@@ -17,9 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlship.monitor.feedback import FeedbackStore
 from mlship.serve.app import create_app
+from mlship.serve.bodies import decode_json
+from mlship.serve.errors import ScoringError
 from mlship.workspace import Workspace
 from tests.serving import RECORD
 
@@ -59,8 +63,8 @@ def _invocations(column: str, value: str) -> tuple[str, bytes, dict[str, str]]:
 
 def _v2_json(column: str, value: str) -> tuple[str, bytes, dict[str, str]]:
     tensors = []
-    for name, given in RECORD.items():
-        data = value if name == column else json.dumps(given)
+    for name, sent in RECORD.items():
+        data = value if name == column else json.dumps(sent)
         tensors.append(f'{{"name": "{name}", "shape": [1], "datatype": "BYTES", "data": [{data}]}}')
     return "/v2/models/churn/infer", f'{{"inputs": [{", ".join(tensors)}]}}'.encode(), JSON
 
@@ -303,3 +307,69 @@ def test_a_422_never_echoes_the_request(client: TestClient) -> None:
     response = client.post("/predict", json=many)
     assert response.status_code == 422 and len(response.text) < 4000
     assert "more problems" in response.text
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(codec=None), max_size=8)
+)
+_JSON_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(value=_JSON_VALUES)
+def test_the_reader_takes_clean_json_and_names_every_unusable_value(value: Any) -> None:
+    text = json.dumps(value).encode()  # writes NaN, Infinity, wide integers and \\ud800 as is
+    try:
+        decoded = decode_json(text)
+    except ScoringError as exc:
+        refused = exc
+    else:
+        assert decoded == value  # what is read is what was sent
+        return
+    assert refused.status == 422 and refused.errors, refused.errors
+    assert all(": " in line for line in refused.errors)
+    assert _unusable(value), (value, refused.errors)  # nothing clean is refused
+
+
+def _unusable(value: Any) -> bool:
+    if isinstance(value, float):
+        return not np.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, list):
+        return any(_unusable(v) for v in value)
+    if isinstance(value, dict):
+        return any(_unusable(k) or _unusable(v) for k, v in value.items())
+    return False
+
+
+@settings(
+    derandomize=True,
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    changes=st.dictionaries(st.sampled_from([*COLUMNS, "customer_id", "x"]), _LEAVES, max_size=4)
+)
+def test_generated_records_never_get_a_5xx(client: TestClient, changes: dict[str, Any]) -> None:
+    record = {**RECORD, **changes}
+    body = json.dumps({"records": [record]}).encode()
+    for path, payload in (
+        ("/predict", body),
+        ("/invocations", json.dumps({"dataframe_records": [record]}).encode()),
+    ):
+        response = client.post(path, content=payload, headers=JSON)
+        assert response.status_code < 500, (path, record, response.text)
