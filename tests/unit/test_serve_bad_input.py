@@ -373,3 +373,17 @@ def test_generated_records_never_get_a_5xx(client: TestClient, changes: dict[str
     ):
         response = client.post(path, content=payload, headers=JSON)
         assert response.status_code < 500, (path, record, response.text)
+
+
+def test_strict_refusals_and_warnings_quote_an_excerpt_only(trained: Workspace) -> None:
+    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    long = "satellite-" + "z" * 5000
+    with TestClient(create_app(model, strict=True)) as strict:
+        refused = strict.post("/predict", json={"records": [{**RECORD, "contract": long}]})
+    assert refused.status_code == 422 and len(refused.text) < 300, refused.text
+    assert "records[0].contract: 'satellite-zzz" in refused.text
+    with TestClient(create_app(model)) as lenient:
+        answered = lenient.post("/predict", json={"records": [{**RECORD, "contract": long}]})
+    assert answered.status_code == 200
+    (warning,) = answered.json()["warnings"][0]
+    assert warning["kind"] == "unseen_category" and len(warning["value"]) == 40

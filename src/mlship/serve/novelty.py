@@ -29,7 +29,7 @@ class Flag:
     value: Any
 
     def as_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "kind": self.kind, "value": self.value}
+        return {"column": self.column, "kind": self.kind, "value": _excerpt(self.value)}
 
     def describe(self, row: int) -> str:
         if self.kind == "unseen_category":
@@ -37,7 +37,17 @@ class Flag:
         else:
             side = "below" if self.kind == "below_training_range" else "above"
             what = f"{side} the range seen in training"
-        return f"records[{row}].{self.column}: {self.value!r} is {what}"
+        return f"records[{row}].{self.column}: {_excerpt(self.value)!r} is {what}"
+
+
+EXCERPT = 40
+"""Longest text of a value repeated in an answer: enough to recognise it, not to echo it."""
+
+
+def _excerpt(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > EXCERPT:
+        return value[: EXCERPT - 1] + "…"
+    return value
 
 
 @dataclass(frozen=True)
