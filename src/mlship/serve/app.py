@@ -518,8 +518,13 @@ def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
         """Predictions for ``records`` (objects keyed by input name), with per-record
         ``warnings`` for inputs outside what training saw and the id columns echoed in ``ids``."""
         check_content_type(request.headers.get("content-type"))
-        records, key = _native_request(decode_json(await request.body()))
-        served = scorer.choose(request, key)
+        payload = decode_json(await request.body())
+        if not isinstance(payload, dict):
+            raise ScoringError(422, ["body: expected an object {records: [...], key: ...}"])
+        # Routed before the records are checked, so a refusal is logged against a version.
+        key = payload.get("key")
+        served = scorer.choose(request, key if isinstance(key, str) else None)
+        records = _native_records(payload)
         scored = await scorer.run("/predict", request, served, records)
         # Serialised here by orjson; ``response_model`` documents the same shape.
         return _json_response(
@@ -548,10 +553,8 @@ def _add_components(app: FastAPI, schemas: dict[str, Any]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _native_request(payload: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """``{"records": [...], "key": ...}``'s records and key, or a 422 naming what is wrong."""
-    if not isinstance(payload, dict):
-        raise ScoringError(422, ["body: expected an object {records: [...], key: ...}"])
+def _native_records(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """``{"records": [...], "key": ...}``'s records, or a 422 naming what is wrong."""
     unknown = [name for name in payload if name not in ("records", "key")]
     problems = [f"{name}: unknown field; expected records and key" for name in unknown[:5]]
     records = payload.get("records")
@@ -571,7 +574,7 @@ def _native_request(payload: Any) -> tuple[list[dict[str, Any]], str | None]:
     if problems:
         raise ScoringError(422, problems)
     assert isinstance(records, list)
-    return records, key
+    return records
 
 
 def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
