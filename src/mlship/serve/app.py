@@ -28,12 +28,12 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
 import pandas as pd
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -602,6 +602,10 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
 
 
 def _add_v2(app: FastAPI, scorer: Scorer) -> None:
+    # The names served when the app was built, documented (not enforced: a 404 names the
+    # served ones), so that clients and generated tests find the model.
+    names = sorted({served.model.name for served in scorer.table.routes})
+    Name = Annotated[str, Path(json_schema_extra={"examples": names, "enum": names})]
     @app.get("/v2/health/live")
     def live_check() -> dict[str, bool]:
         return {"live": True}
@@ -611,17 +615,17 @@ def _add_v2(app: FastAPI, scorer: Scorer) -> None:
         return {"ready": bool(scorer.table.routes)}
 
     @app.get("/v2/models/{name}")
-    def model_metadata(name: str) -> Response:
+    def model_metadata(name: Name) -> Response:
         table = scorer.table
         return _json_response(protocols.v2_metadata(name, table, _by_name(table, name)))
 
     @app.get("/v2/models/{name}/ready")
-    def model_ready(name: str) -> dict[str, Any]:
+    def model_ready(name: Name) -> dict[str, Any]:
         _by_name(scorer.table, name)
         return {"name": name, "ready": True}
 
     @app.post("/v2/models/{name}/infer", openapi_extra=protocols.request_body(protocols.V2_BODY))
-    async def infer(name: str, request: Request) -> Response:
+    async def infer(name: Name, request: Request) -> Response:
         """Open Inference Protocol v2 inference: one tensor per input column."""
         header = request.headers.get("inference-header-content-length")
         content_type = request.headers.get("content-type")
