@@ -606,6 +606,7 @@ def _add_v2(app: FastAPI, scorer: Scorer) -> None:
     # served ones), so that clients and generated tests find the model.
     names = sorted({served.model.name for served in scorer.table.routes})
     Name = Annotated[str, Path(json_schema_extra={"examples": names, "enum": names})]
+
     @app.get("/v2/health/live")
     def live_check() -> dict[str, bool]:
         return {"live": True}
