@@ -388,7 +388,7 @@ def test_the_server_logs_refused_requests_and_health_reads_them(
         garbage = client.post(
             "/predict", content=b"{no", headers={"content-type": "application/json"}
         )
-        assert garbage.status_code == 422
+        assert garbage.status_code == 400
         assert client.post("/v2/models/nope/infer", json={"inputs": []}).status_code == 404
     table = read_log(tmp_path)
     errors = table.filter(pc.equal(table["role"], "error")).to_pylist()

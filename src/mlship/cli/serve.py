@@ -63,6 +63,22 @@ def serve(
         int,
         typer.Option(help="Worker processes sharing the port (and metrics, and the log).", min=1),
     ] = 1,
+    max_body_mib: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest request body in MiB (413 above it); the deployment's "
+            "limits.max_body_mib, 4 by default.",
+            min=0.001,
+        ),
+    ] = None,
+    max_records: Annotated[
+        int | None,
+        typer.Option(
+            help="Most records in one request (413 above it); the deployment's "
+            "limits.max_records, 10000 by default.",
+            min=1,
+        ),
+    ] = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
@@ -76,7 +92,8 @@ def serve(
     tls = uvicorn_tls(tls_cert, tls_key)  # before any model loads: a bad file fails at once
     scheme = "https" if tls else "http"
     if workers > 1:
-        _serve_workers(target, host, port, log_level, prediction_log, workers, tls)
+        limits = (max_body_mib, max_records)
+        _serve_workers(target, host, port, log_level, prediction_log, workers, tls, limits)
         return
     json_logging(log_level)
     workspace = None
@@ -85,7 +102,13 @@ def serve(
 
         workspace = Workspace.open()
     try:
-        built = build(target, workspace, prediction_log=prediction_log)
+        built = build(
+            target,
+            workspace,
+            prediction_log=prediction_log,
+            max_body_mib=max_body_mib,
+            max_records=max_records,
+        )
         url = f"{scheme}://{host}:{port}"
         out.print(f"Serving {built.summary} on {url}  (docs: {url}/docs)")
         if built.log_directory is not None:
@@ -104,6 +127,7 @@ def _serve_workers(
     prediction_log: bool,
     workers: int,
     tls: UvicornTls,
+    limits: tuple[float | None, int | None],
 ) -> None:
     """Several uvicorn worker processes on one socket, sharing metrics and the log directory."""
     import os
@@ -111,7 +135,13 @@ def _serve_workers(
 
     import uvicorn
 
-    from mlship.serve.factory import PREDICTION_LOG, TARGET, deployment_for
+    from mlship.serve.factory import (
+        MAX_BODY_MIB,
+        MAX_RECORDS,
+        PREDICTION_LOG,
+        TARGET,
+        deployment_for,
+    )
 
     deployment_for(target)  # a bad deployment file fails here, once, not in every worker
     with tempfile.TemporaryDirectory(prefix="mlship-metrics-") as metrics:
@@ -121,6 +151,8 @@ def _serve_workers(
                 PREDICTION_LOG: "1" if prediction_log else "0",
                 "MLSHIP_SERVE_LOG_LEVEL": log_level,
                 "PROMETHEUS_MULTIPROC_DIR": metrics,
+                MAX_BODY_MIB: "" if limits[0] is None else str(limits[0]),
+                MAX_RECORDS: "" if limits[1] is None else str(limits[1]),
             }
         )
         scheme = "https" if tls else "http"

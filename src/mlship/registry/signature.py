@@ -1,7 +1,10 @@
 """A model's input signature: the columns it needs, their types, and what it predicts.
 
 The signature is derived from the spec at training time, stored with the model version, and used to
-validate every input at prediction time (files and HTTP requests alike).
+validate every input at prediction time (files and HTTP requests alike). It also records what the
+model saw in training, the range of every numeric input and the categories of every categorical
+one, so that a server can flag inputs the model never learned from. Versions registered before
+``ranges`` was recorded have none: nothing is flagged for them.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlship.spec.models import Column, PipelineSpec, Task
@@ -22,6 +26,8 @@ class Signature:
     id_columns: list[str] = field(default_factory=list)
     classes: list[Any] | None = None
     categories: dict[str, list[str]] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Numeric inputs' smallest and largest value in the training rows."""
 
     @classmethod
     def from_spec(
@@ -32,6 +38,13 @@ class Signature:
             for c in spec.features
             if c.type == "category"
         }
+        ranges: dict[str, tuple[float, float]] = {}
+        for c in spec.features:
+            if c.type in ("integer", "float"):
+                seen = pd.to_numeric(train[c.name], errors="coerce").astype(float)
+                seen = seen[np.isfinite(seen)]
+                if len(seen):
+                    ranges[c.name] = (float(seen.min()), float(seen.max()))
         return cls(
             task=spec.task,
             inputs=[_with_source_formats(c, spec) for c in spec.features],
@@ -39,12 +52,14 @@ class Signature:
             id_columns=[c.name for c in spec.id_columns],
             classes=classes,
             categories=categories,
+            ranges=ranges,
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["inputs"] = [c.model_dump() for c in self.inputs]
         data["target"] = self.target.model_dump()
+        data["ranges"] = {name: list(bounds) for name, bounds in self.ranges.items()}
         return data
 
     @classmethod
@@ -56,6 +71,10 @@ class Signature:
             id_columns=list(data.get("id_columns", [])),
             classes=data.get("classes"),
             categories=dict(data.get("categories", {})),
+            ranges={
+                name: (float(low), float(high))
+                for name, (low, high) in dict(data.get("ranges", {})).items()
+            },
         )
 
 

@@ -10,6 +10,12 @@ predict, answer; then copy the request to the shadows off the request path, and 
 A request routed to a version and then refused (422, ...) or failed (500) is logged as one ``error``
 row of that version, so error rates can be read from the prediction log.
 
+Bad input never gets a 5xx: every body is read by one strict JSON reader
+(:mod:`mlship.serve.bodies`: 415 for a body that is not JSON by its Content-Type, 400 for one
+that does not parse, 422 naming each value no model can take), bodies over ``max_body_bytes``
+get a 413 before they are read, requests over ``max_records`` records a 413, and records outside
+what training saw are answered with per-record ``warnings`` (or refused, ``strict``).
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime,
 and the request model is a local class built from the signature.
 """
@@ -21,12 +27,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
 import pandas as pd
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -39,17 +46,20 @@ from prometheus_client import (
 from pydantic import ValidationError
 
 from mlship import __version__
+from mlship.bodylimit import BodyLimit, MiB
 from mlship.features.transformers import parse_datetimes
 from mlship.monitor.feedback import FeedbackStore
 from mlship.registry.model_io import LoadedModel
 from mlship.serve import protocols
 from mlship.serve.batching import Batcher
-from mlship.serve.deployment import Batching
+from mlship.serve.bodies import check_content_type, decode_json, path_text
+from mlship.serve.deployment import Batching, Limits
 from mlship.serve.errors import ScoringError
 from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
+from mlship.serve.novelty import Flag
 from mlship.serve.predlog import Entry, PredictionLog
-from mlship.serve.schemas import Health, PredictResponse, request_model
+from mlship.serve.schemas import Health, PredictResponse, body_schema, request_model
 
 access = logging.getLogger("mlship.serve.access")
 
@@ -57,35 +67,54 @@ MAX_ERROR_CHARS = 2000
 """Longest error text kept in the prediction log (a large batch can fail on every record)."""
 
 
+MAX_ERRORS = 20
+"""Most problems listed in one answer (a large batch can have one in every record)."""
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p != "body"]
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
+    return path_text(tuple(p for p in loc if p != "body"))
 
 
 def readable_errors(errors: list[Any], prefix: tuple[Any, ...] = ()) -> list[str]:
-    """One line per problem: ``records[0].age: Input should be a valid integer``."""
+    """One line per problem: ``records[0].age: Input should be a valid integer``. The value
+    sent is never repeated (it may be large, or personal): the path names it."""
     lines = []
-    for err in errors:
+    for err in errors[:MAX_ERRORS]:
         path = _field_path((*prefix, *tuple(err["loc"])))
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field, not an input of this model"
         lines.append(f"{path}: {message}")
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"... and {len(errors) - MAX_ERRORS} more problems")
     return lines
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
-    """422 with the standard ``detail`` list plus one readable line per problem."""
-    errors = exc.errors()
-    detail = [
-        {k: v for k, v in err.items() if k in ("type", "loc", "msg", "input")} for err in errors
-    ]
+    """422 with the standard ``detail`` list (without FastAPI's ``input``, which echoes the
+    request) plus one readable line per problem."""
+    errors = list(exc.errors())[:MAX_ERRORS]
+    detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in errors]
     return JSONResponse(
-        status_code=422, content={"detail": detail, "errors": readable_errors(list(errors))}
+        status_code=422, content={"detail": detail, "errors": readable_errors(errors)}
     )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the scoring path gives an endpoint for one request's records."""
+
+    predictions: np.ndarray[Any, Any]
+    proba: np.ndarray[Any, Any] | None
+    flags: list[list[Flag]]
+    ids: list[dict[str, Any]] | None
+
+    def warnings(self) -> list[list[dict[str, Any]]]:
+        return [[flag.as_dict() for flag in row] for row in self.flags]
+
+    @property
+    def flagged(self) -> bool:
+        return any(self.flags)
 
 
 class _Static:
@@ -136,6 +165,12 @@ class _Metrics:
             "mlship_errors", "Requests refused or failed", ("route", "reason"),
             registry=self.registry,
         )  # fmt: skip
+        self.input_warnings = Counter(
+            "mlship_input_warnings",
+            "Record inputs outside what training saw (answered, or refused when strict)",
+            ("model", "version", "column", "kind"),
+            registry=self.registry,
+        )
 
 
 class Scorer:
@@ -147,11 +182,15 @@ class Scorer:
         prediction_log: PredictionLog | None,
         sticky_header: str,
         batching: Batching | None = None,
+        limits: Limits | None = None,
+        strict: bool = False,
     ) -> None:
         self.live = live
         self.prediction_log = prediction_log
         self.sticky_header = sticky_header
         self.batching = batching or Batching()
+        self.limits = limits or Limits()
+        self.strict = strict
         self.metrics = _Metrics()
         self.shadows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlship-shadow")
         self.batchers: dict[str, Batcher] = {}
@@ -200,38 +239,28 @@ class Scorer:
             request_id, model.name, model.version, latency, status, error
         )
 
-    def log_invalid_body(self, request: Request, exc: RequestValidationError) -> None:
-        """Log a native ``/predict`` body refused by FastAPI's validation (against the first
-        route's signature, before the endpoint ran), blamed on the route the request would have
-        taken (its ``key``, else the sticky header, else by weight), so every version's error rate
-        gets its share. A body that is not a JSON object is not logged, as elsewhere."""
-        if self.prediction_log is None or not isinstance(exc.body, dict):
-            return
-        key = exc.body.get("key")
-        served = self.choose(request, key if isinstance(key, str) else None)
-        self.log_error(request, served, 422, "; ".join(readable_errors(list(exc.errors()))))
-
     async def run(
-        self,
-        route: str,
-        request: Request,
-        served: Served,
-        records: list[dict[str, Any]] | None,
-        typed: list[Any] | None = None,
-    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
-        """Validate against ``served``'s signature (unless ``typed`` already was), predict in a
-        batch, log; feed the shadows. ``records`` may be None when ``typed`` is given."""
+        self, route: str, request: Request, served: Served, records: list[dict[str, Any]]
+    ) -> Scored:
+        """Check ``records`` (count, ``served``'s signature, what training saw when strict),
+        predict in a batch, log; feed the shadows."""
         request_id: str = request.state.request_id
         started = time.perf_counter()
-        if typed is None:
-            try:
-                typed = served.records.validate_python(records)
-            except ValidationError as exc:
-                self.metrics.errors.labels(route, "invalid input").inc()
-                raise ScoringError(422, readable_errors(exc.errors(), ("records",))) from None
-        if records is None:
-            needed = self.prediction_log is not None or self.table.shadows
-            records = [record.model_dump() for record in typed] if needed else []
+        self._check_count(route, len(records))
+        try:
+            typed = served.records.validate_python(records)
+        except ValidationError as exc:
+            self.metrics.errors.labels(route, "invalid input").inc()
+            raise ScoringError(422, readable_errors(exc.errors(), ("records",))) from None
+        flags = served.support.flags(typed)
+        name, version = served.model.name, str(served.model.version)
+        for row in flags:
+            for flag in row:
+                self.metrics.input_warnings.labels(name, version, flag.column, flag.kind).inc()
+        if self.strict and any(flags):
+            self.metrics.errors.labels(route, "outside training").inc()
+            lines = [flag.describe(i) for i, row in enumerate(flags) for flag in row]
+            raise ScoringError(422, lines[:MAX_ERRORS])
         try:
             predictions, proba = await self._batcher(served).predict(typed)
         except Exception as exc:
@@ -239,14 +268,27 @@ class Scorer:
             self.log_error(request, served, 500, f"{type(exc).__name__}: {exc}")
             raise
         elapsed = time.perf_counter() - started
-        name, version = served.model.name, str(served.model.version)
         self.metrics.latency.labels(route, name, version).observe(elapsed)
         self.metrics.requests.labels(route, name, version, "200").inc()
         self.metrics.rows.labels(name, version, "route").inc(len(records))
-        self._log(served, "route", elapsed, records, request_id, predictions, proba)
+        scored = Scored(predictions, proba, flags, _ids(served, records, typed))
+        self._log(served, "route", elapsed, records, request_id, predictions, proba, flags)
         for shadow in self.table.shadows:
             self.shadows.submit(self._shadow, shadow, records, request_id)
-        return predictions, proba
+        return scored
+
+    def _check_count(self, route: str, count: int) -> None:
+        if count == 0:
+            self.metrics.errors.labels(route, "invalid input").inc()
+            raise ScoringError(422, ["records: none given; send at least one record"])
+        limit = self.limits.max_records
+        if count > limit:
+            self.metrics.errors.labels(route, "too many records").inc()
+            raise ScoringError(
+                413,
+                [f"records: {count} in one request; this server takes at most {limit} "
+                 "(limits.max_records, --max-records)"],
+            )  # fmt: skip
 
     def _shadow(self, shadow: Served, records: list[dict[str, Any]], request_id: str) -> None:
         started = time.perf_counter()
@@ -259,7 +301,8 @@ class Scorer:
         name, version = shadow.model.name, str(shadow.model.version)
         self.metrics.rows.labels(name, version, "shadow").inc(len(records))
         elapsed = time.perf_counter() - started
-        self._log(shadow, "shadow", elapsed, records, request_id, predictions, proba)
+        flags = shadow.support.flags(typed)
+        self._log(shadow, "shadow", elapsed, records, request_id, predictions, proba, flags)
 
     def _log(
         self,
@@ -270,10 +313,14 @@ class Scorer:
         request_id: str,
         predictions: np.ndarray[Any, Any],
         proba: np.ndarray[Any, Any] | None,
+        flags: list[list[Flag]],
     ) -> None:
         if self.prediction_log is None:
             return
         outputs = _outputs(served, predictions, proba)
+        for output, row in zip(outputs, flags, strict=True):
+            if row:
+                output["warnings"] = [flag.as_dict() for flag in row]
         model = served.model
         entry = Entry(request_id, model.name, model.version, role, seconds * 1000, records, outputs)
         self.prediction_log.append(entry)
@@ -298,12 +345,15 @@ def create_app(
     sticky_header: str = "X-Request-Key",
     batching: Batching | None = None,
     feedback: FeedbackStore | None = None,
+    limits: Limits | None = None,
+    strict: bool = False,
 ) -> FastAPI:
     """An app serving ``source``: one model version, or a deployment's live routing table;
-    with ``feedback``, ``POST /feedback`` stores true labels there."""
+    with ``feedback``, ``POST /feedback`` stores true labels there. ``limits`` bound a request's
+    body and records; ``strict`` refuses records outside what training saw."""
     live: Any = _Static(source) if isinstance(source, LoadedModel) else source
     deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
-    scorer = Scorer(live, prediction_log, sticky_header, batching)
+    scorer = Scorer(live, prediction_log, sticky_header, batching, limits, strict)
     first = scorer.table.routes[0]
 
     @contextlib.asynccontextmanager
@@ -330,6 +380,7 @@ def create_app(
         lifespan=lifespan,
     )
     _add_error_handlers(app, scorer)
+    app.add_middleware(BodyLimit, limit=scorer.limits.max_body_bytes, refusal=_too_large)
     app.add_middleware(RequestIds)
     _add_operations(app, scorer)
     _add_native(app, scorer, first.record)
@@ -396,10 +447,8 @@ def _label(served: Served | None) -> str | None:
 def _add_error_handlers(app: FastAPI, scorer: Scorer) -> None:
     """Errors answered in each protocol's shape, and logged when a version was chosen."""
 
-    async def invalid_body(request: Request, exc: Exception) -> Response:
+    async def invalid_body(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        if request.url.path == "/predict":
-            scorer.log_invalid_body(request, exc)
         return _validation_error(exc)
 
     async def scoring_error(request: Request, exc: Exception) -> Response:
@@ -414,13 +463,24 @@ def _add_error_handlers(app: FastAPI, scorer: Scorer) -> None:
 
 def _scoring_error(request: Request, exc: ScoringError) -> Response:
     """The error in the shape of the protocol that was spoken."""
-    path = request.url.path
+    return _json_response(_error_body(request.url.path, exc.errors), status_code=exc.status)
+
+
+def _error_body(path: str, errors: list[str]) -> dict[str, Any]:
     if path.startswith("/v2/"):
-        return _json_response({"error": "; ".join(exc.errors)}, status_code=exc.status)
+        return {"error": "; ".join(errors)}
     if path == "/invocations":
-        body = {"error_code": "BAD_REQUEST", "message": "; ".join(exc.errors)}
-        return _json_response({**body, "errors": exc.errors}, status_code=exc.status)
-    return _json_response({"errors": exc.errors}, status_code=exc.status)
+        return {"error_code": "BAD_REQUEST", "message": "; ".join(errors), "errors": errors}
+    return {"errors": errors}
+
+
+def _too_large(limit: int, path: str) -> dict[str, Any]:
+    """The 413 of a body over ``limit`` bytes, in the shape of the protocol at ``path``."""
+    message = (
+        f"body: larger than {limit} bytes ({limit / MiB:.3g} MiB), the most this server takes "
+        "(limits.max_body_mib, --max-body-mib)"
+    )
+    return _error_body(path, [message])
 
 
 def _add_operations(app: FastAPI, scorer: Scorer) -> None:
@@ -441,27 +501,80 @@ def _add_operations(app: FastAPI, scorer: Scorer) -> None:
 
 
 def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
-    PredictRequest = request_model(record)
+    documented, components = body_schema(request_model(record, scorer.limits.max_records))
+    _add_components(app, components)
 
-    @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest, request: Request) -> Response:  # type: ignore[valid-type]
-        served = scorer.choose(request, body.key)  # type: ignore[attr-defined]
-        given = body.records  # type: ignore[attr-defined]
-        if served.record is record:  # validated by FastAPI against this very signature
-            predictions, proba = await scorer.run("/predict", request, served, None, given)
-        else:  # another version's signature: check the records against it
-            records = [r.model_dump() for r in given]
-            predictions, proba = await scorer.run("/predict", request, served, records)
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/json": {"schema": documented}},
+                "required": True,
+            }
+        },
+    )
+    async def predict(request: Request) -> Response:
+        """Predictions for ``records`` (objects keyed by input name), with per-record
+        ``warnings`` for inputs outside what training saw and the id columns echoed in ``ids``."""
+        check_content_type(request.headers.get("content-type"))
+        payload = decode_json(await request.body())
+        if not isinstance(payload, dict):
+            raise ScoringError(422, ["body: expected an object {records: [...], key: ...}"])
+        # Routed before the records are checked, so a refusal is logged against a version.
+        key = payload.get("key")
+        served = scorer.choose(request, key if isinstance(key, str) else None)
+        records = _native_records(payload)
+        scored = await scorer.run("/predict", request, served, records)
         # Serialised here by orjson; ``response_model`` documents the same shape.
         return _json_response(
             {
                 "model": served.model.name,
                 "version": served.model.version,
                 "request_id": request.state.request_id,
-                "predictions": _plain_list(predictions),
-                "probabilities": _probability_dicts(served, proba),
+                "predictions": _plain_list(scored.predictions),
+                "probabilities": _probability_dicts(served, scored.proba),
+                "ids": scored.ids,
+                "warnings": scored.warnings(),
             }
         )
+
+
+def _add_components(app: FastAPI, schemas: dict[str, Any]) -> None:
+    """Add ``schemas`` to the OpenAPI document's components (where ``$ref`` points)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _native_records(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """``{"records": [...], "key": ...}``'s records, or a 422 naming what is wrong."""
+    unknown = [name for name in payload if name not in ("records", "key")]
+    problems = [f"{name}: unknown field; expected records and key" for name in unknown[:5]]
+    records = payload.get("records")
+    if "records" not in payload:
+        problems.append("records: Field required")
+    elif not isinstance(records, list):
+        problems.append("records: expected a list of records (objects keyed by input name)")
+    else:
+        problems += [
+            f"records[{i}]: expected an object keyed by input name"
+            for i, item in enumerate(records)
+            if not isinstance(item, dict)
+        ][:MAX_ERRORS]
+    key = payload.get("key")
+    if key is not None and not isinstance(key, str):
+        problems.append("key: expected a string")
+    if problems:
+        raise ScoringError(422, problems)
+    assert isinstance(records, list)
+    return records
 
 
 def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
@@ -470,18 +583,30 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
         """MLflow's liveness check (its clients wait on it)."""
         return Response("\n", media_type="application/json")
 
-    @app.post("/invocations")
+    @app.post("/invocations", openapi_extra=protocols.request_body(protocols.MLFLOW_BODY))
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol (what ``mlflow models serve`` accepts)."""
-        payload = protocols.loads_json(await request.body())
+        check_content_type(request.headers.get("content-type"))
+        payload = decode_json(await request.body())
         served = scorer.choose(request)
-        columns = [c.name for c in served.model.signature.inputs]
-        records = protocols.mlflow_records(payload, columns)
-        predictions, _ = await scorer.run("/invocations", request, served, records)
-        return _json_response({"predictions": _plain_list(predictions)})
+        signature = served.model.signature
+        columns = [c.name for c in signature.inputs]
+        records = protocols.mlflow_records(payload, columns, signature.id_columns)
+        scored = await scorer.run("/invocations", request, served, records)
+        answer: dict[str, Any] = {"predictions": _plain_list(scored.predictions)}
+        if scored.ids is not None:
+            answer["ids"] = scored.ids
+        if scored.flagged:
+            answer["warnings"] = scored.warnings()
+        return _json_response(answer)
 
 
 def _add_v2(app: FastAPI, scorer: Scorer) -> None:
+    # The names served when the app was built, documented (not enforced: a 404 names the
+    # served ones), so that clients and generated tests find the model.
+    names = sorted({served.model.name for served in scorer.table.routes})
+    Name = Annotated[str, Path(json_schema_extra={"examples": names, "enum": names})]
+
     @app.get("/v2/health/live")
     def live_check() -> dict[str, bool]:
         return {"live": True}
@@ -491,25 +616,29 @@ def _add_v2(app: FastAPI, scorer: Scorer) -> None:
         return {"ready": bool(scorer.table.routes)}
 
     @app.get("/v2/models/{name}")
-    def model_metadata(name: str) -> Response:
+    def model_metadata(name: Name) -> Response:
         table = scorer.table
         return _json_response(protocols.v2_metadata(name, table, _by_name(table, name)))
 
     @app.get("/v2/models/{name}/ready")
-    def model_ready(name: str) -> dict[str, Any]:
+    def model_ready(name: Name) -> dict[str, Any]:
         _by_name(scorer.table, name)
         return {"name": name, "ready": True}
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request) -> Response:
+    @app.post("/v2/models/{name}/infer", openapi_extra=protocols.request_body(protocols.V2_BODY))
+    async def infer(name: Name, request: Request) -> Response:
         """Open Inference Protocol v2 inference: one tensor per input column."""
         header = request.headers.get("inference-header-content-length")
+        content_type = request.headers.get("content-type")
+        if header is None or content_type != "application/octet-stream":
+            check_content_type(content_type, missing_is_json=True)
         payload = protocols.v2_payload(await request.body(), header)
         _by_name(scorer.table, name)
         served = scorer.choose(request)
         records = protocols.v2_records(payload, served.model.signature)
-        predictions, proba = await scorer.run("/v2/infer", request, served, records)
-        return _json_response(protocols.v2_response(name, served, payload, predictions, proba))
+        scored = await scorer.run("/v2/infer", request, served, records)
+        answer = protocols.v2_response(name, served, payload, scored.predictions, scored.proba)
+        return _json_response(protocols.v2_extras(answer, records, scored.ids, scored.warnings()))
 
 
 def _by_name(table: Table, name: str) -> Served:
@@ -523,6 +652,21 @@ def _by_name(table: Table, name: str) -> Served:
 def _json_response(content: Any, status_code: int = 200) -> Response:
     """A JSON answer serialised by orjson (numbers, strings and lists of them: no model needed)."""
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def _ids(
+    served: Served, records: list[dict[str, Any]], typed: Sequence[Any]
+) -> list[dict[str, Any]] | None:
+    """Each record's id columns, or None when no record sent any (answers stay as they were
+    for callers that send none)."""
+    names = [
+        name
+        for name in served.model.signature.id_columns
+        if any(name in record for record in records)
+    ]
+    if not names:
+        return None
+    return [{name: getattr(record, name, None) for name in names} for record in typed]
 
 
 def _frame(served: Served, typed: Sequence[Any]) -> pd.DataFrame:

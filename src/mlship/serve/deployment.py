@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlship.errors import SpecError
 
+MiB = 1024 * 1024
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +51,19 @@ class Batching(_Strict):
     )
 
 
+class Limits(_Strict):
+    max_body_mib: float = Field(
+        4.0, gt=0, description="Largest request body, in MiB; a larger one gets a 413."
+    )
+    max_records: int = Field(
+        10_000, ge=1, description="Most records in one request; more get a 413."
+    )
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mib * MiB)
+
+
 class Deployment(_Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     routes: list[Route] = Field(min_length=1)
@@ -59,6 +74,12 @@ class Deployment(_Strict):
     )
     log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
     batching: Batching = Field(default_factory=Batching)
+    limits: Limits = Field(default_factory=Limits)
+    strict: bool = Field(
+        False,
+        description="Refuse (422) records with numbers outside the training range or unseen "
+        "categories, instead of answering them with warnings.",
+    )
 
     @model_validator(mode="after")
     def _some_weight(self) -> Deployment:

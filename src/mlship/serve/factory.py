@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mlship.serve.deployment import Deployment, load_deployment
+from mlship.serve.deployment import Deployment, Limits, load_deployment
 
 if TYPE_CHECKING:
     from mlship.workspace import Workspace
 
 TARGET = "MLSHIP_SERVE_TARGET"
 PREDICTION_LOG = "MLSHIP_SERVE_PREDICTION_LOG"
+MAX_BODY_MIB = "MLSHIP_SERVE_MAX_BODY_MIB"
+MAX_RECORDS = "MLSHIP_SERVE_MAX_RECORDS"
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,29 @@ def deployment_for(target: str) -> Deployment:
     return Deployment.single(target)
 
 
-def build(target: str, workspace: Workspace | None, *, prediction_log: bool = True) -> Built:
+def with_limits(
+    deployment: Deployment, max_body_mib: float | None, max_records: int | None
+) -> Deployment:
+    """``deployment`` with the request limits given on the command line (they win)."""
+    given = {"max_body_mib": max_body_mib, "max_records": max_records}
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        return deployment
+    limits = Limits.model_validate({**deployment.limits.model_dump(), **changes})
+    return deployment.model_copy(update={"limits": limits})
+
+
+def build(
+    target: str,
+    workspace: Workspace | None,
+    *,
+    prediction_log: bool = True,
+    max_body_mib: float | None = None,
+    max_records: int | None = None,
+) -> Built:
     """The app serving ``target``: a bundle directory, or a reference or deployment file in
-    ``workspace`` (which must stay open while it serves)."""
+    ``workspace`` (which must stay open while it serves); the limits given override the
+    deployment's."""
     from mlship.monitor.feedback import FeedbackStore, feedback_directory
     from mlship.serve.app import create_app
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
@@ -79,6 +101,7 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
         source = RegistrySource(workspace)
         home = workspace.settings.home_resolved
         sealing = workspace.sealing
+    deployment = with_limits(deployment, max_body_mib, max_records)
     live = LiveModels(deployment, source)
     log = None
     if prediction_log and deployment.log.enabled:
@@ -96,6 +119,8 @@ def build(target: str, workspace: Workspace | None, *, prediction_log: bool = Tr
         sticky_header=deployment.sticky_header,
         batching=deployment.batching,
         feedback=FeedbackStore(feedback_directory(home), sealing),
+        limits=deployment.limits,
+        strict=deployment.strict,
     )
     routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
     shadows = ", ".join(served.label for served in live.table.shadows)
@@ -116,4 +141,11 @@ def app_from_environment() -> FastAPI:
         from mlship.workspace import Workspace
 
         workspace = Workspace.open()  # open for the worker's life; the process ends with it
-    return build(target, workspace, prediction_log=os.environ.get(PREDICTION_LOG) != "0").app
+    body, records = os.environ.get(MAX_BODY_MIB), os.environ.get(MAX_RECORDS)
+    return build(
+        target,
+        workspace,
+        prediction_log=os.environ.get(PREDICTION_LOG) != "0",
+        max_body_mib=float(body) if body else None,
+        max_records=int(records) if records else None,
+    ).app

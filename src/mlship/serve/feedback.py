@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlship.errors import DataError
 from mlship.monitor.feedback import FeedbackStore, Label, check_labels
+from mlship.serve.bodies import check_content_type, decode_json
 from mlship.serve.errors import ScoringError
 
 MAX_ITEMS = 100_000
@@ -25,7 +26,9 @@ MAX_ITEMS = 100_000
 
 class FeedbackItem(BaseModel, extra="forbid"):
     request_id: StrictStr = Field(min_length=1, description="The X-Request-Id of the answer.")
-    row: StrictInt = Field(0, ge=0, description="Index of the record within that request.")
+    row: StrictInt = Field(
+        0, ge=0, le=2**63 - 1, description="Index of the record within that request."
+    )
     label: StrictStr | StrictInt | StrictFloat | StrictBool = Field(description="The true label.")
 
 
@@ -50,18 +53,19 @@ def _where(loc: tuple[Any, ...], batch: bool) -> str:
 
 
 def parse_feedback(body: bytes) -> list[FeedbackItem]:
-    """The items of a body (one or many), or a ScoringError(422) naming each bad field."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ScoringError(422, [f"body: not valid JSON ({exc})"]) from None
+    """The items of a body (one or many), or a ScoringError naming each bad field (400 for a
+    body that is not JSON, 422 otherwise)."""
+    payload = decode_json(body)
     batch = isinstance(payload, dict) and "feedback" in payload
     try:
         if batch:
             return _BATCH.validate_python(payload).feedback
         return [_ITEM.validate_python(payload)]
     except PydanticError as exc:
-        lines = [f"{_where(tuple(e['loc']), batch)}: {e['msg']}" for e in exc.errors()]
+        errors = exc.errors()
+        lines = [f"{_where(tuple(e['loc']), batch)}: {e['msg']}" for e in errors[:20]]
+        if len(errors) > 20:
+            lines.append(f"... and {len(errors) - 20} more problems")
         raise ScoringError(422, lines) from None
 
 
@@ -94,6 +98,7 @@ def add_feedback(app: FastAPI, signature: Any, store: FeedbackStore) -> None:
     )
     async def feedback(request: Request) -> Response:
         """Store true labels of earlier answers (by request id), for performance monitoring."""
+        check_content_type(request.headers.get("content-type"))
         items = parse_feedback(await request.body())
         labels = [Label(item.request_id, item.row, item.label) for item in items]
         try:

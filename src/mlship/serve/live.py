@@ -12,6 +12,7 @@ tampered artifact) keeps the current table and is reported, so serving goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -26,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter
 from mlship.errors import NotFoundError
 from mlship.registry.model_io import LoadedModel
 from mlship.serve.deployment import Deployment
+from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
 
 if TYPE_CHECKING:
@@ -114,6 +116,7 @@ class Served:
     weight: float
     record: type[BaseModel]
     records: TypeAdapter[list[Any]]
+    support: TrainingSupport
 
     @property
     def label(self) -> str:
@@ -123,7 +126,8 @@ class Served:
     def of(cls, ref: str, model: LoadedModel, weight: float) -> Served:
         """``model`` in a role, with the request record its signature declares."""
         record = record_model(model.signature)
-        return cls(ref, model, weight, record, TypeAdapter(list[record]))  # type: ignore[valid-type]
+        records = TypeAdapter(list[record])  # type: ignore[valid-type]
+        return cls(ref, model, weight, record, records, TrainingSupport.of(model.signature))
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class LiveModels:
             cached = Served.of(ref, located.load(), weight)
             self._loaded[located.key] = cached
         if cached.ref != ref or cached.weight != weight:
-            cached = Served(ref, cached.model, weight, cached.record, cached.records)
+            cached = dataclasses.replace(cached, ref=ref, weight=weight)
         return cached
 
     def _build(self) -> Table:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlship.registry.signature import Signature
+from mlship.serve.bodies import decode_json
 from mlship.serve.errors import ScoringError
 
 if TYPE_CHECKING:
@@ -33,8 +34,89 @@ def _error(status: int, message: str) -> ScoringError:
     return ScoringError(status, [message])
 
 
-def mlflow_records(payload: Any, columns: list[str]) -> list[dict[str, Any]]:
-    """Records from one of MLflow's four request formats."""
+_VALUE: dict[str, Any] = {"type": ["string", "number", "integer", "boolean", "null"]}
+_RECORD: dict[str, Any] = {"type": "object", "additionalProperties": _VALUE}
+
+MLFLOW_BODY: dict[str, Any] = {
+    "description": "One of MLflow's four request formats.",
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["dataframe_split"],
+            "properties": {
+                "dataframe_split": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array", "items": _VALUE}},
+                    },
+                }
+            },
+        },
+        {
+            "type": "object",
+            "required": ["dataframe_records"],
+            "properties": {"dataframe_records": {"type": "array", "items": _RECORD}},
+        },
+        {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {"instances": {"type": "array", "items": _RECORD}},
+        },
+        {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "inputs": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": _VALUE},
+                }
+            },
+        },
+    ],
+}
+"""The body of ``POST /invocations``, for the OpenAPI document (the body is read by hand)."""
+
+V2_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "datatype": {"type": "string", "enum": sorted(set(V2_TYPES.values()))},
+                    "data": {"type": "array", "items": _VALUE},
+                    "parameters": {"type": "object"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
+"""The JSON body of ``POST /v2/models/{name}/infer`` (the binary extension adds raw tensors
+after it), for the OpenAPI document."""
+
+
+def request_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` declaring a JSON request body of ``schema``."""
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
+
+
+def mlflow_records(
+    payload: Any, columns: list[str], id_columns: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Records from one of MLflow's four request formats (``columns``: the model's inputs, the
+    order of a row given as a list; ``id_columns`` may come along in named formats)."""
     if not isinstance(payload, dict):
         raise _error(400, f"body: expected an object with one of {', '.join(MLFLOW_FORMATS)}")
     given = [key for key in MLFLOW_FORMATS if key in payload]
@@ -47,9 +129,11 @@ def mlflow_records(payload: Any, columns: list[str]) -> list[dict[str, Any]]:
     key = given[0]
     value = payload[key]
     if key == "dataframe_split":
-        if not isinstance(value, dict) or "data" not in value:
+        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
             raise _error(400, "dataframe_split: expected {columns: [...], data: [[...], ...]}")
         names = value.get("columns", columns)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _error(400, "dataframe_split.columns: expected a list of column names")
         return [
             _row(names, row, f"dataframe_split.data[{i}]") for i, row in enumerate(value["data"])
         ]
@@ -74,7 +158,8 @@ def mlflow_records(payload: Any, columns: list[str]) -> list[dict[str, Any]]:
 
 def _row(names: list[str], row: Any, where: str) -> dict[str, Any]:
     if not isinstance(row, list) or len(row) != len(names):
-        raise _error(400, f"{where}: expected a list of {len(names)} values ({', '.join(names)})")
+        shown = ", ".join(names[:20])
+        raise _error(400, f"{where}: expected a list of {len(names)} values ({shown})")
     return dict(zip(names, row, strict=True))
 
 
@@ -100,78 +185,134 @@ def v2_payload(body: bytes, header_length: str | None) -> Any:
     With ``Inference-Header-Content-Length``, the body is that many bytes of JSON followed by
     the raw tensors, in input order, each ``parameters.binary_data_size`` bytes long: numbers as
     little-endian arrays, BYTES as 4-byte little-endian lengths each followed by the bytes.
+    Every length is checked against what is there (400 naming the input).
     """
     if header_length is None:
-        return loads_json(body)
-    try:
-        size = int(header_length)
-    except ValueError:
-        raise _error(400, "Inference-Header-Content-Length: not a number") from None
-    payload = loads_json(body[:size])
+        return decode_json(body)
+    size = int(header_length) if header_length.strip().isdigit() else -1
+    if not 0 < size <= len(body):
+        raise _error(
+            400,
+            "Inference-Header-Content-Length: expected the length of the JSON part, a number "
+            f"from 1 to the body's {len(body)} bytes",
+        )
+    payload = decode_json(body[:size])
     rest = memoryview(body)[size:]
-    for index, tensor in enumerate(payload.get("inputs", []) if isinstance(payload, dict) else []):
-        length = (tensor.get("parameters") or {}).get("binary_data_size")
-        if length is None:
+    tensors = payload.get("inputs") if isinstance(payload, dict) else None
+    for index, tensor in enumerate(tensors if isinstance(tensors, list) else []):
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
             continue
+        length = parameters["binary_data_size"]
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise _error(400, f"inputs[{index}].parameters.binary_data_size: expected a byte count")
         chunk, rest = bytes(rest[:length]), rest[length:]
         if len(chunk) != length:
             raise _error(400, f"inputs[{index}]: the body ends before its {length} bytes")
-        tensor["data"] = _decode(chunk, str(tensor.get("datatype")), index)
+        tensor["data"] = _decode(chunk, tensor.get("datatype"), index)
+    if len(rest):
+        raise _error(400, f"body: {len(rest)} bytes after the last binary tensor")
     return payload
 
 
 def loads_json(data: bytes) -> Any:
-    """The body as JSON, or a 400 that says why it is not."""
-    import orjson
-
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise _error(400, f"body: not valid JSON ({exc})") from None
+    """The body as JSON, or a 400/422 that says why it is not (see :mod:`bodies`)."""
+    return decode_json(data)
 
 
-def _decode(chunk: bytes, datatype: str, index: int) -> list[Any]:
+def _decode(chunk: bytes, datatype: Any, index: int) -> list[Any]:
+    where = f"inputs[{index}]"
     if datatype == "BYTES":
         values: list[Any] = []
         position = 0
         while position < len(chunk):
+            if position + 4 > len(chunk):
+                raise _error(400, f"{where}: a BYTES element's 4-byte length is cut off")
             size = int.from_bytes(chunk[position : position + 4], "little")
-            values.append(chunk[position + 4 : position + 4 + size].decode())
-            position += 4 + size
+            end = position + 4 + size
+            if end > len(chunk):
+                raise _error(
+                    400, f"{where}: element {len(values)} says {size} bytes; fewer are left"
+                )
+            try:
+                values.append(chunk[position + 4 : end].decode())
+            except UnicodeDecodeError:
+                raise _error(400, f"{where}: element {len(values)} is not UTF-8 text") from None
+            position = end
         return values
-    if datatype not in _NUMPY_TYPES:
-        raise _error(400, f"inputs[{index}]: unsupported datatype {datatype!r}")
-    decoded: list[Any] = np.frombuffer(chunk, dtype=_NUMPY_TYPES[datatype]).tolist()
+    if not isinstance(datatype, str) or datatype not in _NUMPY_TYPES:
+        shown = repr(datatype)[:40]
+        raise _error(400, f"{where}.datatype: unsupported datatype {shown} for binary data")
+    dtype = np.dtype(_NUMPY_TYPES[datatype])
+    if len(chunk) % dtype.itemsize:
+        raise _error(
+            400,
+            f"{where}: {len(chunk)} bytes is not a whole number of {datatype} values "
+            f"({dtype.itemsize} bytes each)",
+        )
+    decoded: list[Any] = np.frombuffer(chunk, dtype=dtype).tolist()
     return decoded
 
 
 def v2_records(payload: Any, signature: Signature) -> list[dict[str, Any]]:
-    """Records from an inference request: one tensor per input, all with the same length."""
+    """Records from an inference request: one tensor per input (and per id column, which is
+    echoed), all with the same number of rows."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise _error(400, "body: expected {inputs: [{name, shape, datatype, data}, ...]}")
-    known = {column.name: column for column in signature.inputs}
+    known = {column.name for column in signature.inputs} | set(signature.id_columns)
     columns: dict[str, list[Any]] = {}
     for index, tensor in enumerate(payload["inputs"]):
         if not isinstance(tensor, dict) or "name" not in tensor or "data" not in tensor:
             raise _error(400, f"inputs[{index}]: expected {{name, shape, datatype, data}}")
         name = tensor["name"]
+        if not isinstance(name, str):
+            raise _error(422, f"inputs[{index}].name: expected the name of an input")
         if name not in known:
-            raise _error(422, f"inputs[{index}].name: {name!r} is not an input of this model")
+            shown = repr(name)[:60]
+            raise _error(422, f"inputs[{index}].name: {shown} is not an input of this model")
+        if name in columns:
+            raise _error(422, f"inputs[{index}].name: {name} is given twice")
         data = tensor["data"]
         if not isinstance(data, list):
             raise _error(400, f"inputs[{index}].data ({name}): expected a list")
+        flat = _flatten(data)
         shape = tensor.get("shape")
-        flat = list(np.asarray(data, dtype=object).reshape(-1)) if data else []
-        if isinstance(shape, list) and shape and int(np.prod(shape)) != len(flat):
-            raise _error(
-                400, f"inputs[{index}] ({name}): shape {shape} does not hold {len(flat)} values"
-            )
+        if shape is not None:
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+            ):
+                raise _error(400, f"inputs[{index}].shape ({name}): expected a list of sizes")
+            if int(np.prod(shape, dtype=object)) != len(flat):
+                raise _error(
+                    400,
+                    f"inputs[{index}] ({name}): shape {shape[:8]} does not hold {len(flat)} values",
+                )
         columns[name] = [_plain(value) for value in flat]
     sizes = {len(values) for values in columns.values()}
     if len(sizes) > 1:
         raise _error(400, "inputs: every tensor must hold the same number of rows")
     size = sizes.pop() if sizes else 0
     return [{name: values[i] for name, values in columns.items()} for i in range(size)]
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    """The values of a tensor's ``data``, flat (row-major) whether it is sent flat or nested."""
+    if not any(isinstance(item, list) for item in data):
+        return data
+    flat: list[Any] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        else:
+            flat.append(item)
+    return flat
+
+
+_END = object()
 
 
 def _plain(value: Any) -> Any:
@@ -254,4 +395,27 @@ def v2_response(
     if isinstance(requested, list) and requested:
         wanted = {o.get("name") for o in requested if isinstance(o, dict)}
         response["outputs"] = [o for o in outputs if o["name"] in wanted]
+    return response
+
+
+def v2_extras(
+    response: dict[str, Any],
+    records: list[dict[str, Any]],
+    ids: list[dict[str, Any]] | None,
+    warnings: list[list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """``response`` with each id column sent echoed as a BYTES output tensor, and, when any
+    record has warnings, ``parameters.warnings``: per record, its warnings, as JSON text (a
+    parameter's value is a string in the protocol)."""
+    import orjson
+
+    if ids:
+        sent = [name for name in ids[0] if records and name in records[0]]
+        for name in sent:
+            values = ["" if row[name] is None else str(row[name]) for row in ids]
+            response["outputs"].append(
+                {"name": name, "datatype": "BYTES", "shape": [len(values)], "data": values}
+            )
+    if any(warnings):
+        response["parameters"] = {"warnings": orjson.dumps(warnings).decode()}
     return response

@@ -7,15 +7,32 @@ names the offending field, OpenAPI documentation of every input, and a typed rec
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
 from mlship.registry.signature import Signature
 
+
+def _no_boolean(value: Any) -> Any:
+    """JSON's ``true`` is not the number 1 to a model: refuse it where a number is expected
+    (pydantic's lax mode would take it)."""
+    if isinstance(value, bool):
+        raise ValueError("true and false are not numbers")
+    return value
+
+
 _PY_TYPES: dict[str, Any] = {
-    "integer": int,
-    "float": float,
+    "integer": Annotated[int, BeforeValidator(_no_boolean), Field(ge=-(2**63), le=2**63 - 1)],
+    "float": Annotated[float, BeforeValidator(_no_boolean), Field(allow_inf_nan=False)],
     "boolean": bool,
     "string": str,
     "category": str,
@@ -23,6 +40,9 @@ _PY_TYPES: dict[str, Any] = {
 }
 
 MAX_RECORDS = 10_000
+"""Most records one request may hold by default (``max_rows`` of a deployment)."""
+
+IdValue = StrictStr | StrictInt | None
 
 
 def record_model(signature: Signature) -> type[BaseModel]:
@@ -40,6 +60,12 @@ def record_model(signature: Signature) -> type[BaseModel]:
             fields[column.name] = (kind | None, Field(None, description=description))
         else:
             fields[column.name] = (kind, Field(..., description=description))
+    for name in signature.id_columns:
+        if name not in fields:
+            fields[name] = (
+                IdValue,
+                Field(None, description="id: not an input of the model, echoed in the answer"),
+            )
     return create_model(
         "Record",
         __config__=ConfigDict(extra="forbid"),
@@ -47,16 +73,31 @@ def record_model(signature: Signature) -> type[BaseModel]:
     )
 
 
-def request_model(record: type[BaseModel]) -> type[BaseModel]:
+def request_model(record: type[BaseModel], max_records: int = MAX_RECORDS) -> type[BaseModel]:
+    """The native request: records, and an optional routing key (documents the body)."""
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
-        records=(list[record], Field(..., min_length=1, max_length=MAX_RECORDS)),  # type: ignore[valid-type]
+        records=(list[record], Field(..., min_length=1, max_length=max_records)),  # type: ignore[valid-type]
         key=(
             str | None,
             Field(None, description="Pins the request to one route of a split deployment."),
         ),
     )
+
+
+def body_schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``model``'s JSON schema for an OpenAPI request body, and the schemas it refers to, to add
+    to the document's components (the body is read by hand, so FastAPI does not list them)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    return schema, defs
+
+
+class InputWarning(BaseModel):
+    column: str
+    kind: Literal["below_training_range", "above_training_range", "unseen_category"]
+    value: Any
 
 
 class PredictResponse(BaseModel):
@@ -66,6 +107,13 @@ class PredictResponse(BaseModel):
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = Field(
         None, description="Per record, the probability of each class (classifiers only)."
+    )
+    ids: list[dict[str, Any]] | None = Field(
+        None, description="Per record, its id columns as sent (when the model has any)."
+    )
+    warnings: list[list[InputWarning]] = Field(
+        default_factory=list,
+        description="Per record, its inputs outside what training saw (empty when none).",
     )
 
 

@@ -7,7 +7,6 @@ and the class name, so the client raises the same error the local store would ha
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,9 +14,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError as DBDataError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlship import __version__
+from mlship.bodylimit import BodyLimit, MiB
 from mlship.errors import IntegrityError, MlshipError, NotFoundError
 from mlship.registry.lifecycle import ReviewError
 from mlship.security.audit import AuditLog
@@ -25,7 +24,7 @@ from mlship.server import admin, alerts, artifacts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.workspace import Workspace
 
-MiB = 1024 * 1024
+__all__ = ["MiB", "create_app"]
 _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
     (NotFoundError, 404),
     (ReviewError, 409),
@@ -36,66 +35,6 @@ _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
 
 def _first_line(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-
-
-class BodyLimit:
-    """Refuse request bodies over a size (413) before a route reads them whole.
-
-    A declared ``Content-Length`` over the limit is refused at once; a body without one is
-    counted as it streams. Artifact uploads have their own, larger, limit (checked by the route
-    while it spools to disk), since models and datasets are bigger than any JSON request.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, exempt_prefix: str) -> None:
-        self.app = app
-        self.limit = limit
-        self.exempt_prefix = exempt_prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefix):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
-            return
-        seen = 0
-        started = refused = False
-
-        async def counting() -> Message:
-            # Over the limit, the answer is sent here and the route is told the client left:
-            # raising instead would reach the route's body parser, which answers 400.
-            nonlocal seen, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit and not refused:
-                    refused = True
-                    if not started:
-                        await self._refuse(send)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting, tracking)
-        except Exception:
-            if not refused:  # a route failing on the cut-off body is expected; others are not
-                raise
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": "BodyTooLarge", "detail": f"request body over {self.limit} bytes"}
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
