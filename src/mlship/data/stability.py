@@ -2,7 +2,7 @@
 
 The ingest ``distribution`` check, ``mlship data diff`` and the drift monitor (and the alert rules
 built on it) all report a PSI, and a user compares their figures; so they are all computed here,
-from the values themselves, the same way (docs/decisions/014-one-psi-binning.md):
+from the values themselves, the same way (docs/decisions/016-one-psi-binning.md):
 
 - *Numbers* whose reference holds at most :data:`FEW_VALUES` distinct finite values get one bucket
   per value seen on either side (a flag, a rating, a count). Others are cut at the reference's
