@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -335,6 +336,21 @@ def test_serve_answers_bad_values_naming_the_field_and_flags_unusual_ones(ran: R
         ]
         assert len(body["predictions"]) == 3
         assert "Traceback" not in server.output_text()
+
+
+def test_the_readme_quotes_the_messages_users_see(ran: Ran) -> None:
+    """The README's walk-through quotes the run's own words: every reason it names is real."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    section = _flat(text[text.index("## What mlship does with messy sources") :])
+    section = section[: section.index("## What a run does")]
+    reasons = set(ran.quarantine()["_reasons"])
+    assert len(reasons) == 9
+    assert {reason for reason in reasons if f"`{reason}`" not in section} == set()
+    validation = re.search(r"Validation: [^\n]*? with warnings", ran.stdout)
+    assert validation is not None and f"`{validation.group(0)}`" in section
+    duplicates = re.findall(r"Duplicate keys in (?:orders|prices) [^\n]*", ran.stdout)
+    assert len(duplicates) == 2 and all(f"`{line.strip()}`" in section for line in duplicates)
 
 
 def test_the_example_is_what_write_project_writes(tmp_path: Path) -> None:
