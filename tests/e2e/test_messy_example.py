@@ -103,7 +103,7 @@ def test_every_defect_class_is_quarantined_with_its_source_line_column_value_and
     assert "Validation: 1501 rows in, 1489 kept, 12 quarantined (0.8%, allowed 3.0%)" in out
     assert "5 with warnings" in out
     assert "Registered returns:1" in out
-    forty = "customers row 6: age: 'forty' is not an integer"
+    forty = "customers row 6: age: 'forty' is not an integer (customer_id=K10006)"
     conflict = (
         "duplicate key (order_id = 1020) in source 'orders': lines 21, 42 disagree on amount "
         "(27.11 at line 21, 37.11 at line 42)"
@@ -121,7 +121,7 @@ def test_every_defect_class_is_quarantined_with_its_source_line_column_value_and
         # a joined source's bad value names that source's line
         (1051, "line 54"): "price: -20.38 is below the minimum 0 (from prices line 79)",
         # JSON lines: a boolean among numbers
-        (1061, "line 64"): "prices line 78: price: 'true' is not a number",
+        (1061, "line 64"): "prices line 78: price: 'true' is not a number (sku=P139)",
         # SQLite: text in an INTEGER column, on every order of that customer
         (1686, "line 689"): forty,
         (2070, "line 1073"): forty,
@@ -196,7 +196,7 @@ def test_duplicates_warnings_and_declared_checks_are_listed(ran: Ran) -> None:
         ("age", "type"): (
             2,
             "customers row 3: age: 'n/a' was read as missing, being a common missing-value "
-            "marker (declare it in `null_values` if that is what it means)",
+            "marker (declare it in `null_values` if that is what it means) (customer_id=K10003)",
         ),
         ("discount", "max"): (2, "orders line 14: discount: 0.6 is above the maximum 0.5"),
         ("weight_kg", "outliers"): (

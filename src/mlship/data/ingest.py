@@ -93,12 +93,25 @@ def _types_for(frame: pl.DataFrame, source: Source, columns: list[Column]) -> li
     return typed
 
 
-def _location(frame: pl.DataFrame, columns: list[Column]) -> Location:
-    """Where a row is, for reasons: ``orders line 7``, and its id columns' values as read."""
+def _key_names(frame: pl.DataFrame, source: Source, loaded: LoadedSpec) -> list[str]:
+    """The columns that say which record a row of ``source`` is, for its reasons: the spec's id
+    columns; where the source has none (a joined table of prices or customers), its declared
+    ``key``, else the columns it is joined on. PII columns are never shown."""
+    private = {c.name for c in loaded.spec.columns if c.role == "pii"}
+    ids = [c.name for c in loaded.spec.columns if c.role == "id" and c.name in frame.columns]
+    if not ids and source.key:
+        ids = list(source.key)
+    if not ids:
+        joins = [j for j in loaded.spec.combine.joins if j.source == source.label]
+        ids = list(joins[0].on) if joins and loaded.spec.combine.method == "join" else []
+    return [name for name in ids if name in frame.columns and name not in private]
+
+
+def _location(frame: pl.DataFrame, names: list[str]) -> Location:
+    """Where a row is, for reasons: ``orders line 7``, and its key columns' values as read."""
     keys = [
-        pl.format(f"{c.name}={{}}", pl.col(c.name).cast(pl.String).fill_null("(empty)"))
-        for c in columns
-        if c.role == "id" and c.name in frame.columns
+        pl.format(f"{name}={{}}", pl.col(name).cast(pl.String).fill_null("(empty)"))
+        for name in names
     ]
     where = pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
     return Location(where, pl.concat_str(keys, separator=", ") if keys else None)
@@ -110,7 +123,8 @@ def _prepare_source(
     columns = loaded.spec.columns
     frame = rename_columns(_with_tracking(data), source.mapping, data.label)
     frame = pseudonymize(frame, columns, key)
-    frame = type_columns(frame, _types_for(frame, source, columns), _location(frame, columns))
+    location = _location(frame, _key_names(frame, source, loaded))
+    frame = type_columns(frame, _types_for(frame, source, columns), location)
     frame = derive_columns(frame, source.mapping, data.label)
     return convert_units(frame, source.mapping, data.label)
 
