@@ -79,7 +79,7 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
     assert "Checked the slices." in _text(cli("victor", "models", "show", "churn:1"))
     other = _second_run(team, homes["alice"], run.dataset_id)
     compared = _text(cli("victor", "runs", "compare", run.id, other))
-    assert "accuracy" in compared and "0.9" in compared
+    assert "accuracy" in compared and "0.8500" in compared  # the second run's, as recorded
     carded = cli("victor", "models", "card", "churn:1", "-o", str(tmp_path / "card"))
     assert (tmp_path / "card" / "churn-1-card.html").is_file(), carded.stdout
     refused_owner = cli("sam", "runs", "owner", "churn", "sam", check=False)
