@@ -40,6 +40,7 @@ SERVING = (
     "numpy",
     "pandas",
     "pyarrow",
+    "polars",  # reading text values the way the training data was written (signature formats)
     "scikit-learn",
     "scipy",
     "orjson",
