@@ -32,3 +32,11 @@ def test_the_pickles_modules_decide_the_model_libraries() -> None:
     assert "scikit-learn" in needs
     assert "mlship" not in pins.versions and "optuna" not in pins.versions
     assert pins.versions["scikit-learn"][1] == version("scikit-learn")
+
+
+def test_polars_is_installed_only_for_a_model_whose_inputs_declare_value_formats() -> None:
+    data = pickle.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+    plain, _ = bundle_requirements(data)
+    assert "polars" not in plain.versions
+    formatted, _ = bundle_requirements(data, reads_formats=True)
+    assert formatted.versions["polars"][1] == version("polars")

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
-from mlship.data.typing import parse_values, without_null_tokens
 from mlship.errors import DataError
 from mlship.spec.data import ValueFormats
 from mlship.spec.models import Column
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -101,13 +103,22 @@ def _parse_text(raw: pd.Series) -> pd.Series:
 
 
 def _as_text(raw: pd.Series) -> pl.Series:
-    """A pandas column of text (or values mixing types) as Polars text, missing kept missing."""
+    """A pandas column of text (or values mixing types) as Polars text, missing kept missing.
+
+    Polars is imported here, not with the module: a model server only needs it for a model
+    whose columns declare value formats, and a bundle installs it only for such a model."""
+    import polars as pl
+
     values = [None if pd.isna(v) else str(v) for v in raw.astype(object)]
     return pl.Series("raw", values, dtype=pl.String)
 
 
 def _with_formats(raw: pd.Series, kind: str, formats: ValueFormats) -> tuple[pd.Series, pd.Series]:
     """``raw`` without its declared null tokens, and its values read as ingest reads them."""
+    import polars as pl
+
+    from mlship.data.typing import parse_values, without_null_tokens
+
     text = _as_text(raw)
     nulled = pl.select(without_null_tokens(pl.lit(text), pl.String(), formats)).to_series()
     present = pd.Series(nulled.to_list(), index=raw.index, dtype=object)

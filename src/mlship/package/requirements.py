@@ -40,7 +40,6 @@ SERVING = (
     "numpy",
     "pandas",
     "pyarrow",
-    "polars",  # reading text values the way the training data was written (signature formats)
     "scikit-learn",
     "scipy",
     "orjson",
@@ -123,10 +122,16 @@ def pin_closure(roots: Iterable[str], *, exclude: Iterable[str] = ()) -> Pins:
     return pins
 
 
-def bundle_requirements(model_bytes: bytes) -> tuple[Pins, set[str]]:
-    """Pins for serving this model, and the distributions its pickle needs (for the record)."""
+def bundle_requirements(
+    model_bytes: bytes, *, reads_formats: bool = False
+) -> tuple[Pins, set[str]]:
+    """Pins for serving this model, and the distributions its pickle needs (for the record).
+
+    ``reads_formats``: the model's inputs declare how their text is written (null tokens, digit
+    groups, date formats), which is read with ingest's Polars expressions, so Polars is added."""
     model_distributions = distributions_of(pickled_modules(model_bytes)) - {"mlship"}
-    pins = pin_closure([*SERVING, *sorted(model_distributions)], exclude=["mlship"])
+    roots = [*SERVING, *(["polars"] if reads_formats else []), *sorted(model_distributions)]
+    pins = pin_closure(roots, exclude=["mlship"])
     if pins.missing:
         raise MlshipError(
             "cannot pin the bundle's requirements: not installed here: " + ", ".join(pins.missing)
