@@ -99,6 +99,10 @@ def test_a_process_must_be_described_whole(team: Team) -> None:
 
 def test_a_killed_client_run_is_abandoned_on_the_server(team: Team, tmp_path: Path) -> None:
     spec = light(write_project(tmp_path / "churn", n=SMALL_ROWS))
+    # The team server is shared by the session's tests: a pipeline of its own keeps this run's
+    # versions apart from the churn model other tests register there.
+    spec.write_text(spec.read_text().replace("\nname: churn\n", "\nname: churn-lease\n", 1))
+    assert "name: churn-lease" in spec.read_text()
     home = tmp_path / "alice-home"
     # The run talks to the server only: its records, heartbeat and tuning journal are there.
     running = Running.start(spec, home, env=team.env("alice"))
