@@ -11,6 +11,7 @@ from mlship import __version__
 from mlship.cli import data, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
+from mlship.cli.init import init
 from mlship.cli.package import package
 from mlship.cli.predict import predict
 from mlship.cli.quickstart import quickstart
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(init)
 app.command()(run)
 app.command()(predict)
 app.command()(serve)

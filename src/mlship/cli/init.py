@@ -1,0 +1,76 @@
+"""``mlship init``: read data files and write a first, commented pipeline spec for them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlship.cli.console import out
+from mlship.errors import MlshipError
+
+
+class InitError(MlshipError):
+    """The spec could not be written (the file exists, or the draft did not validate)."""
+
+
+def _spec_path(data: Path, spec_dir: Path) -> str:
+    """``data`` relative to the spec's folder when it is below it, else absolute."""
+    try:
+        return os.path.relpath(data.resolve(), spec_dir.resolve())
+    except ValueError:
+        return str(data.resolve())
+
+
+def init(
+    data: Annotated[list[Path], typer.Argument(help="Data files (csv, parquet, json, jsonl).")],
+    target: Annotated[
+        str | None, typer.Option("--target", help="Column to predict (default: the last one).")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Spec file to write.")] = Path(
+        "pipeline.yaml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+) -> None:
+    """Infer types, roles and checks from data files and write a spec that `mlship run` accepts."""
+    from mlship.data.draft import build_draft, render
+    from mlship.data.sources import read_source
+    from mlship.spec.data import Source
+    from mlship.spec.loader import parse_spec
+
+    if output.exists() and not force:
+        raise InitError(f"{output} exists; pass --force to overwrite it")
+    spec_dir = output.resolve().parent
+    read = []
+    for path in data:
+        frame = read_source(Source(path=str(path.resolve())), Path.cwd()).frame
+        read.append((Source(path=_spec_path(path, spec_dir)), frame))
+    draft = build_draft(read[0][0].label, read, target)
+    command = " ".join(["mlship init", *(str(p) for p in data)])
+    text = render(draft, command)
+    parse_spec(text, output.resolve())  # what is written is what `mlship run` accepts
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=spec_dir, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, output)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    columns = draft.columns
+    roles = {role: [c.name for c in columns if c.role == role] for role in ("id", "pii")}
+    target_name = next(c.name for c in columns if c.role == "target")
+    out.print(
+        f"Wrote {output}: {draft.task}, target {target_name}, {len(columns)} columns from "
+        f"{len(draft.sources)} source(s)"
+    )
+    for role, names in roles.items():
+        if names:
+            out.print(f"  {role}: {', '.join(names)}")
+    out.print(f"Review it, then: mlship run {output}")
