@@ -1,0 +1,142 @@
+"""``mlship init`` then ``mlship run`` with no edits, on scikit-learn's bundled data sets and on a
+generated messy pair of CSVs; and init's refusals."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlship.spec import load_spec
+from tests.conftest import invoke_cli
+
+
+def _bundled(loader: Callable[..., Any], path: Path) -> Path:
+    loader(as_frame=True).frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "metric"),
+    [
+        ("breast_cancer", "classification", "balanced_accuracy"),
+        ("wine", "classification", "balanced_accuracy"),
+        ("diabetes", "regression", "r2"),
+    ],
+)
+def test_init_then_run_on_a_bundled_data_set(
+    tmp_path: Path, name: str, task: str, metric: str
+) -> None:
+    from sklearn import datasets
+
+    data = _bundled(getattr(datasets, f"load_{name}"), tmp_path / f"{name}.csv")
+    home = tmp_path / "home"
+    spec_path = tmp_path / "project" / "pipeline.yaml"
+    written = invoke_cli("init", str(data), "-o", str(spec_path), home=home)
+    assert f"{task}, target target" in written.stdout
+    spec = load_spec(spec_path).spec
+    assert (spec.task, spec.metric, spec.sources[0].path) == (task, metric, f"../{name}.csv")
+    assert all(c.type in ("float", "integer") and not c.nullable for c in spec.features)
+    ran = invoke_cli("run", str(spec_path), home=home)
+    assert f"Registered {spec.name}:1" in ran.stdout
+
+
+def _messy(directory: Path) -> tuple[Path, Path]:
+    rng = random.Random(7)
+    words = ["the", "invoice", "was", "late", "and", "support", "called", "back", "a", "refund"]
+    customers, billing = directory / "customers.csv", directory / "billing.csv"
+    with customers.open("w", newline="", encoding="utf-8") as stream:
+        out = csv.writer(stream)
+        out.writerow(["customer_id", "full_name", "email", "age", "income", "since", "plan",
+                      "notes", "churned"])  # fmt: skip
+        for i in range(240):
+            income = "-" if i % 23 == 0 else f"{rng.uniform(1000, 9000):.2f}"
+            day = f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
+            out.writerow(
+                [
+                    f"K{i:05d}",
+                    f"Person {i}",
+                    f"p{i}@example.org",
+                    rng.choice(["n/a", "?", ""]) if i % 17 == 0 else rng.randint(18, 90),
+                    income,
+                    rng.choice([f"{day}T10:00:00Z", f"{day} 08:30:00+02:00", day]),
+                    rng.choice(["basic", "pro", "team"]),
+                    " ".join(rng.choice(words) for _ in range(rng.randint(8, 16))),
+                    "yes" if income != "-" and float(income) < 3500 else "no",
+                ]
+            )
+    with billing.open("w", newline="", encoding="utf-8") as stream:
+        out = csv.writer(stream)
+        out.writerow(["customer_id", "monthly", "plan"])
+        for i in range(0, 240, 2):
+            out.writerow([f"K{i:05d}", f"{rng.uniform(10, 99):.2f}", "annual"])
+    return customers, billing
+
+
+def test_init_then_run_on_messy_csvs_joined_on_their_shared_key(tmp_path: Path) -> None:
+    _messy(tmp_path)
+    home = tmp_path / "home"
+    written = invoke_cli(
+        "init", "customers.csv", "billing.csv", "--target", "churned", home=home, cwd=tmp_path
+    )
+    assert "id: customer_id" in written.stdout
+    assert "pii: full_name, email" in written.stdout
+    text = (tmp_path / "pipeline.yaml").read_text()
+    assert "# PII candidate: review" in text
+    raw = yaml.safe_load(text)
+    assert raw["sources"][0]["values"] == {"null_values": ["-", "?", "n/a"]}
+    assert raw["sources"][1]["mapping"] == {"rename": {"plan": "plan_billing"}}
+    spec = load_spec(tmp_path / "pipeline.yaml").spec
+    assert spec.combine.joins[0].source == "billing"
+    assert spec.combine.joins[0].on == ["customer_id"]
+    types = {c.name: (c.type, c.role) for c in spec.columns}
+    assert types["age"] == ("integer", "feature") and types["income"] == ("float", "feature")
+    assert types["since"] == ("datetime", "feature")
+    assert types["churned"] == ("boolean", "target")
+    assert types["notes"] == ("string", "feature")
+    ran = invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path)
+    assert "Registered customers:1" in ran.stdout
+
+
+def test_init_refuses_to_overwrite_and_names_what_is_wrong(tmp_path: Path) -> None:
+    from sklearn.datasets import load_wine
+
+    data = _bundled(load_wine, tmp_path / "wine.csv")
+    home = tmp_path / "home"
+    spec_path = tmp_path / "pipeline.yaml"
+    spec_path.write_text("mine\n")
+    refused = invoke_cli("init", str(data), "-o", str(spec_path), home=home, check=False)
+    assert refused.returncode == 1
+    assert "exists; pass --force to overwrite it" in refused.stderr
+    assert spec_path.read_text() == "mine\n"
+
+    unknown = invoke_cli(
+        "init", str(data), "--target", "colour", "-o", str(spec_path), "--force",
+        home=home, check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "--target 'colour': no source has this column" in (
+        unknown.stderr
+    )
+    assert spec_path.read_text() == "mine\n"
+
+    (tmp_path / "other.csv").write_text("code,size\nx,1\ny,2\n")
+    unjoined = invoke_cli(
+        "init", str(data), str(tmp_path / "other.csv"), "-o", str(spec_path), "--force",
+        home=home, check=False,
+    )  # fmt: skip
+    assert unjoined.returncode == 1 and "other: shares no column" in unjoined.stderr
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    missing = invoke_cli("init", "nope.csv", home=home, check=False, cwd=fresh)
+    assert missing.returncode == 1 and "nope.csv" in missing.stderr
+    assert "does not exist" in missing.stderr and list(fresh.iterdir()) == []
+
+    forced = invoke_cli("init", str(data), "-o", str(spec_path), "--force", home=home)
+    assert "Wrote" in forced.stdout and load_spec(spec_path).spec.name == "wine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
