@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlship.spec import load_spec
 from tests.conftest import invoke_cli
@@ -140,3 +142,48 @@ def test_init_refuses_to_overwrite_and_names_what_is_wrong(tmp_path: Path) -> No
     forced = invoke_cli("init", str(data), "-o", str(spec_path), "--force", home=home)
     assert "Wrote" in forced.stdout and load_spec(spec_path).spec.name == "wine"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_init_of_only_a_target_and_an_id_says_there_is_no_feature(tmp_path: Path) -> None:
+    (tmp_path / "ids.csv").write_text("user_id,y\n1,a\n2,b\n3,a\n")
+    result = invoke_cli("init", "ids.csv", home=tmp_path / "home", cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert "no column besides the target 'y' can be a feature" in result.stderr
+    assert not (tmp_path / "pipeline.yaml").exists()
+
+
+_cell = st.one_of(
+    st.integers(-1000, 1000).map(str),
+    st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: f"{f:.3f}"),
+    st.sampled_from(["", "n/a", "?", "-", "NA", "yes", "no", "2024-05-01T10:00:00Z", "a@b.io"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+)
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(
+    st.integers(2, 4).flatmap(
+        lambda width: st.lists(
+            st.lists(_cell, min_size=width, max_size=width), min_size=2, max_size=20
+        )
+    )
+)
+def test_the_command_on_generated_csvs_writes_a_spec_that_loads_or_says_why_not(
+    rows: list[list[str]],
+) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        header = [f"c{i}" for i in range(len(rows[0]))]
+        with (directory / "data.csv").open("w", newline="", encoding="utf-8") as stream:
+            csv.writer(stream).writerows([header, *rows])
+        result = invoke_cli("init", "data.csv", home=directory / "home", cwd=directory, check=False)
+        assert "Traceback" not in result.stderr
+        if result.returncode == 0:
+            spec = load_spec(directory / "pipeline.yaml").spec
+            assert [c.name for c in spec.columns] == header and spec.target.name == header[-1]
+        else:
+            assert (
+                result.stderr.startswith("error: ") and not (directory / "pipeline.yaml").exists()
+            )

@@ -225,4 +225,9 @@ def build_draft(name: str, sources: list[tuple[Source, Any]], target: str | None
             f"--target {target!r}: no source has this column; the columns are: "
             f"{', '.join(sorted(names))}"
         )
+    if not any(column.role == "feature" for column in columns):
+        raise DataError(
+            f"no column besides the target {target!r} can be a feature (the others look like "
+            "ids or personal data); a model needs at least one feature column"
+        )
     return Draft(spec_name(name), tuple(drafts), tuple(columns), tuple(joins), tuple(others))

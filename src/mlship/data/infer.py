@@ -188,7 +188,7 @@ def infer_column(
         if column_type == "integer" and distinct <= CLASSES_MAX:
             # Class labels written as numbers: classifiers take them as labels, not amounts.
             column_type = "category"
-            values = series.cast(pl.String).str.strip_chars()
+            values = series.cast(pl.String)
     elif _is_id(name, column_type, nulls, distinct, rows):
         role = "id"
         column_type = "string" if column_type == "category" else column_type
