@@ -187,3 +187,56 @@ def test_the_command_on_generated_csvs_writes_a_spec_that_loads_or_says_why_not(
             assert (
                 result.stderr.startswith("error: ") and not (directory / "pipeline.yaml").exists()
             )
+
+
+def test_a_rare_class_gets_fewer_folds_so_the_run_can_stratify(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    lines = ["x,z,y"] + [
+        f"{rng.random():.3f},{rng.randint(0, 9)},{'rare' if i % 20 == 0 else rng.choice('ab')}"
+        for i in range(80)
+    ]
+    (tmp_path / "small.csv").write_text("\n".join(lines) + "\n")
+    home = tmp_path / "home"
+    invoke_cli("init", "small.csv", home=home, cwd=tmp_path)
+    text = (tmp_path / "pipeline.yaml").read_text()
+    assert "3-fold CV on the rest (the rarest class has 4 rows)" in text
+    assert load_spec(tmp_path / "pipeline.yaml").spec.split.folds == 3
+    assert (
+        "Registered small:1" in invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path).stdout
+    )
+
+
+def test_init_reads_parquet_and_json_lines_with_their_own_types(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"O{i}" for i in range(60)],
+            "amount": [float(i) * 1.5 for i in range(60)],
+            "count": list(range(60)),
+            "placed": pd.date_range("2024-01-01", periods=60, freq="D", tz="UTC"),
+            "flag": [i % 2 == 0 for i in range(60)],
+        }
+    )
+    frame.to_parquet(tmp_path / "orders.parquet")
+    frame[["order_id"]].assign(channel=["web", "shop"] * 30).to_json(
+        tmp_path / "channels.jsonl", orient="records", lines=True
+    )
+    home = tmp_path / "home"
+    invoke_cli(
+        "init", "orders.parquet", "channels.jsonl", "--target", "amount", home=home, cwd=tmp_path
+    )
+    spec = load_spec(tmp_path / "pipeline.yaml").spec
+    types = {c.name: (c.type, c.role) for c in spec.columns}
+    assert types == {
+        "order_id": ("string", "id"),
+        "amount": ("float", "target"),
+        "count": ("integer", "feature"),
+        "placed": ("datetime", "feature"),
+        "flag": ("boolean", "feature"),
+        "channel": ("category", "feature"),
+    }
+    assert spec.task == "regression" and spec.combine.joins[0].on == ["order_id"]
+    assert (
+        "Registered orders:1" in invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path).stdout
+    )

@@ -125,6 +125,19 @@ def _source_entry(draft_source: DraftSource) -> dict[str, Any]:
     return entry
 
 
+def _split(draft: Draft) -> str:
+    """A test set scored once and k-fold CV; fewer folds when a class has too few rows for 5
+    (stratified folds need each class in every fold)."""
+    target = next(c for c in draft.columns if c.role == "target")
+    folds = 5
+    if draft.task == "classification" and target.smallest_class is not None:
+        folds = max(2, min(5, int(target.smallest_class * 0.8)))
+    comment = f"a test set scored once; {folds}-fold CV on the rest"
+    if folds < 5:
+        comment += f" (the rarest class has {target.smallest_class} rows)"
+    return f"split: {{holdout: 0.2, folds: {folds}, seed: 42}}   # {comment}"
+
+
 def render(draft: Draft, command: str) -> str:
     """The spec's YAML text."""
     task = draft.task
@@ -168,7 +181,7 @@ def render(draft: Draft, command: str) -> str:
         lines.append(f"  - {_flow(model)}")
     lines += [
         "",
-        "split: {holdout: 0.2, folds: 5, seed: 42}   # a test set scored once; 5-fold CV",
+        _split(draft),
         f"metric: {_METRIC[task]}",
         "",
     ]

@@ -47,6 +47,8 @@ class InferredColumn:
     allowed: tuple[str, ...] = ()
     pii_reason: str | None = None
     free_text: bool = False
+    smallest_class: int | None = None
+    """Of a target: the row count of its rarest value (for how many folds can keep each)."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,11 @@ def _is_id(name: str, column_type: ColumnType, nulls: int, distinct: int, rows: 
     )
 
 
+def _smallest_class(values: pl.Series) -> int | None:
+    counts = values.drop_nulls().value_counts()
+    return int(counts["count"].min()) if counts.height else None  # type: ignore[arg-type]
+
+
 def infer_column(
     series: pl.Series, formats: ValueFormats, target: str | None = None
 ) -> InferredColumn:
@@ -211,6 +218,7 @@ def infer_column(
         allowed=allowed,
         pii_reason=pii_reason,
         free_text=free_text,
+        smallest_class=_smallest_class(values) if role == "target" else None,
     )
 
 
