@@ -17,16 +17,22 @@ class InitError(MlshipError):
     """The spec could not be written (the file exists, or the draft did not validate)."""
 
 
-def _spec_path(data: Path, spec_dir: Path) -> str:
-    """``data`` relative to the spec's folder when it is below it, else absolute."""
+def _locations(data: str, spec_dir: Path) -> tuple[str, str]:
+    """Where to read ``data`` now, and how the spec names it: relative to the spec's folder for
+    a local file (the spec moves with its data), as given for a URL (``s3://...``)."""
+    if "://" in data:
+        return data, data
+    local = Path(data).resolve()
     try:
-        return os.path.relpath(data.resolve(), spec_dir.resolve())
-    except ValueError:
-        return str(data.resolve())
+        return str(local), os.path.relpath(local, spec_dir)
+    except ValueError:  # another drive
+        return str(local), str(local)
 
 
 def init(
-    data: Annotated[list[Path], typer.Argument(help="Data files (csv, parquet, json, jsonl).")],
+    data: Annotated[
+        list[str], typer.Argument(help="Data files or URLs (csv, parquet, json, jsonl).")
+    ],
     target: Annotated[
         str | None, typer.Option("--target", help="Column to predict (default: the last one).")
     ] = None,
@@ -45,11 +51,12 @@ def init(
         raise InitError(f"{output} exists; pass --force to overwrite it")
     spec_dir = output.resolve().parent
     read = []
-    for path in data:
-        frame = read_source(Source(path=str(path.resolve())), Path.cwd()).frame
-        read.append((Source(path=_spec_path(path, spec_dir)), frame))
+    for item in data:
+        now, in_spec = _locations(item, spec_dir)
+        frame = read_source(Source(path=now), Path.cwd()).frame
+        read.append((Source(path=in_spec), frame))
     draft = build_draft(read[0][0].label, read, target)
-    command = " ".join(["mlship init", *(str(p) for p in data)])
+    command = " ".join(["mlship init", *data])
     text = render(draft, command)
     parse_spec(text, output.resolve())  # what is written is what `mlship run` accepts
     spec_dir.mkdir(parents=True, exist_ok=True)
