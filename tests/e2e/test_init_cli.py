@@ -240,3 +240,27 @@ def test_init_reads_parquet_and_json_lines_with_their_own_types(tmp_path: Path) 
     assert (
         "Registered orders:1" in invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path).stdout
     )
+
+
+def test_init_reads_a_query_given_as_url_hash_query(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sklearn.datasets import load_diabetes
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "clinic.sqlite") as db:
+        load_diabetes(as_frame=True).frame.to_sql("patients", db, index=False)
+    home = tmp_path / "home"
+    invoke_cli(
+        "init", "sqlite:///data/clinic.sqlite#SELECT * FROM patients", "-o", "spec/pipeline.yaml",
+        home=home, cwd=tmp_path,
+    )  # fmt: skip
+    spec = load_spec(tmp_path / "spec" / "pipeline.yaml").spec
+    source = spec.sources[0]
+    assert (source.name, source.url, source.query) == (
+        "patients", "sqlite:///../data/clinic.sqlite", "SELECT * FROM patients",
+    )  # fmt: skip
+    assert spec.task == "regression" and spec.target.name == "target"
+    ran = invoke_cli("run", "spec/pipeline.yaml", home=home, cwd=tmp_path)
+    assert "Registered patients:1" in ran.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ import typer
 
 from mlship.cli.console import out
 from mlship.errors import MlshipError
+from mlship.spec.data import Source
 
 
 class InitError(MlshipError):
@@ -29,9 +31,42 @@ def _locations(data: str, spec_dir: Path) -> tuple[str, str]:
         return str(local), str(local)
 
 
+_SQLITE_RELATIVE = re.compile(r"^sqlite:///(?!/)(?P<path>[^?]+)")
+_TABLE = re.compile(r"\bfrom\s+([A-Za-z][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def _query_source(data: str, spec_dir: Path) -> tuple[Source, Source] | None:
+    """``URL#QUERY`` as the source to read now and the one the spec declares (None when ``data``
+    is not one). A relative SQLite file is relative to the working folder here, so the spec names
+    it relative to its own folder, as it does files."""
+    from mlship.data.draft import spec_name
+
+    url, hash_sign, query = data.partition("#")
+    if not hash_sign or "://" not in url or not query.strip():
+        return None
+    table = _TABLE.search(query)
+    name = spec_name(table.group(1)) if table else "query"
+    local = _SQLITE_RELATIVE.match(url)
+    in_spec = url
+    if local is not None:
+        database, rest = Path(local.group("path")).resolve(), url[local.end() :]
+        url = f"sqlite:///{database}{rest}"
+        try:
+            in_spec = f"sqlite:///{os.path.relpath(database, spec_dir)}{rest}"
+        except ValueError:  # another drive
+            in_spec = url
+    return (
+        Source(name=name, url=url, query=query.strip()),
+        Source(name=name, url=in_spec, query=query.strip()),
+    )
+
+
 def init(
     data: Annotated[
-        list[str], typer.Argument(help="Data files or URLs (csv, parquet, json, jsonl).")
+        list[str],
+        typer.Argument(
+            help="Data files or URLs (csv, parquet, json, jsonl), or SQL as 'URL#QUERY'."
+        ),
     ],
     target: Annotated[
         str | None, typer.Option("--target", help="Column to predict (default: the last one).")
@@ -44,7 +79,6 @@ def init(
     """Infer types, roles and checks from data files and write a spec that `mlship run` accepts."""
     from mlship.data.draft import build_draft, render
     from mlship.data.sources import read_source
-    from mlship.spec.data import Source
     from mlship.spec.loader import parse_spec
 
     if output.exists() and not force:
@@ -52,6 +86,10 @@ def init(
     spec_dir = output.resolve().parent
     read = []
     for item in data:
+        query = _query_source(item, spec_dir)
+        if query is not None:
+            read.append((query[1], read_source(query[0], Path.cwd()).frame))
+            continue
         now, in_spec = _locations(item, spec_dir)
         frame = read_source(Source(path=now), Path.cwd()).frame
         read.append((Source(path=in_spec), frame))
