@@ -264,3 +264,24 @@ def test_init_reads_a_query_given_as_url_hash_query(tmp_path: Path) -> None:
     assert spec.task == "regression" and spec.target.name == "target"
     ran = invoke_cli("run", "spec/pipeline.yaml", home=home, cwd=tmp_path)
     assert "Registered patients:1" in ran.stdout
+
+
+def test_init_reads_a_latin_1_csv_with_semicolons_and_says_so_in_the_spec(tmp_path: Path) -> None:
+    rows = ["ville;prix;vendu"] + [
+        f"{['Orléans', 'Besançon', 'Nîmes'][i % 3]};{100 + i * 7};{'oui' if i % 2 else 'non'}"
+        for i in range(40)
+    ]
+    (tmp_path / "ventes.csv").write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    home = tmp_path / "home"
+    refused = invoke_cli("init", "ventes.csv", home=home, cwd=tmp_path, check=False)
+    assert refused.returncode == 1 and "ventes" in refused.stderr and "encoding" in refused.stderr
+    invoke_cli(
+        "init", "ventes.csv", "--encoding", "latin-1", "--delimiter", ";", home=home, cwd=tmp_path
+    )
+    spec = load_spec(tmp_path / "pipeline.yaml").spec
+    assert (spec.sources[0].encoding, spec.sources[0].delimiter) == ("latin-1", ";")
+    ville = next(c for c in spec.columns if c.name == "ville")
+    assert ville.checks[0].allowed == ["Besançon", "Nîmes", "Orléans"]
+    assert (
+        "Registered ventes:1" in invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path).stdout
+    )

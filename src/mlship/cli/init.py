@@ -75,6 +75,10 @@ def init(
         "pipeline.yaml"
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of CSV and JSON files, e.g. latin-1.")
+    ] = "utf-8",
+    delimiter: Annotated[str, typer.Option(help="CSV field separator, e.g. ';'.")] = ",",
 ) -> None:
     """Infer types, roles and checks from data files and write a spec that `mlship run` accepts."""
     from mlship.data.draft import build_draft, render
@@ -91,8 +95,11 @@ def init(
             read.append((query[1], read_source(query[0], Path.cwd()).frame))
             continue
         now, in_spec = _locations(item, spec_dir)
-        frame = read_source(Source(path=now), Path.cwd()).frame
-        read.append((Source(path=in_spec), frame))
+        options = {"encoding": encoding, "delimiter": delimiter}
+        if Source(path=in_spec).resolved_format != "csv":
+            options.pop("delimiter")
+        frame = read_source(Source(path=now, **options), Path.cwd()).frame
+        read.append((Source(path=in_spec, **options), frame))
     draft = build_draft(read[0][0].label, read, target)
     command = " ".join(["mlship init", *data])
     text = render(draft, command)
