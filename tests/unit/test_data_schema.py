@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mlship.data.schema import coerce_frame
-from mlship.data.sources import read_file
+from mlship.data.sources import read_rows
 from mlship.errors import DataError
 from mlship.spec.models import Column
 
@@ -25,7 +25,7 @@ COLUMNS = [
 def _csv(tmp_path: Path, text: str) -> pd.DataFrame:
     path = tmp_path / "in.csv"
     path.write_text(text)
-    return read_file(path, "csv")
+    return read_rows(path, "csv").frame.to_pandas()
 
 
 def test_values_get_their_declared_types(tmp_path: Path) -> None:
@@ -92,19 +92,19 @@ def test_parquet_sources_keep_types_and_are_still_checked(tmp_path: Path) -> Non
             "joined": pd.to_datetime(["2024-01-01", "2024-01-02"]),
         }
     ).to_parquet(path)
-    raw = read_file(path, "parquet")
+    raw = read_rows(path, "parquet").frame.to_pandas()
     with pytest.raises(DataError, match=r"row 2, column 'age': 2\.5 is not an integer"):
         coerce_frame(raw, COLUMNS, str(path))
 
 
 def test_unreadable_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
-        read_file(tmp_path / "nope.csv", "csv")
+        read_rows(tmp_path / "nope.csv", "csv")
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet at all")
     # Scoring reads files with ingest's readers, so the message is ingest's.
     with pytest.raises(DataError, match=r"broken\.parquet: is not a valid Parquet file"):
-        read_file(broken, "parquet")
+        read_rows(broken, "parquet")
 
 
 def test_declared_value_formats_apply_to_scored_files(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from mlship.data import sources
-from mlship.data.sources import SourceData, read_file, read_source, source_sha256
+from mlship.data.sources import SourceData, read_rows, read_source, source_sha256
 from mlship.errors import DataError
 from mlship.spec.data import Source
 
@@ -443,17 +443,17 @@ def test_sql_syntax_error_from_the_database(tmp_path: Path) -> None:
 # -- the older call forms ----------------------------------------------------------------------
 
 
-def test_read_file_keeps_pandas_and_text(tmp_path: Path) -> None:
+def test_read_rows_keeps_text_for_pandas(tmp_path: Path) -> None:
     path = _write(tmp_path, "orders.csv", CSV)
-    frame = read_file(path, "csv")
+    frame = read_rows(path, "csv").frame.to_pandas()
     assert isinstance(frame, pd.DataFrame)
     assert frame["code"].iloc[0] == "007"
     assert pd.isna(frame["code"].iloc[1])
 
 
-def test_read_file_takes_a_delimiter(tmp_path: Path) -> None:
+def test_read_rows_takes_a_delimiter(tmp_path: Path) -> None:
     path = _write(tmp_path, "semi.csv", "a;b\n1;2\n")
-    frame = read_file(path, "csv", ";")
+    frame = read_rows(path, "csv", ";").frame.to_pandas()
     assert frame.to_dict("list") == {"a": ["1"], "b": ["2"]}
 
 

@@ -36,7 +36,6 @@ from typing import Any
 from urllib.parse import quote
 
 import fsspec  # type: ignore[import-untyped, unused-ignore]
-import pandas as pd
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
@@ -106,11 +105,6 @@ def source_sha256(source: Source, base_dir: Path) -> str:
         for block in _blocks(handle, prefix):
             digest.update(block)
     return digest.hexdigest()
-
-
-def read_file(path: Path, fmt: str, delimiter: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a local file into pandas (CSV values as text), as :func:`read_rows` does."""
-    return read_rows(path, fmt, delimiter, encoding).frame.to_pandas()
 
 
 def read_rows(
