@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -40,11 +42,33 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # No implicit BEGIN from the driver: _sqlite_begin issues BEGIN IMMEDIATE (see above).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")  # before WAL: it locks
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+    _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (persistent in the file, so usually already done).
+
+    Switching the journal mode needs the database to itself, and SQLite answers ``database is
+    locked`` at once, without the busy handler, when another connection is opening it at the
+    same moment (many first commands on a new workspace). So the mode is read first, and set
+    with retries until another connection has set it or the busy timeout has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 def _sqlite_begin(connection: Connection) -> None:
