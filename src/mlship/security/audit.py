@@ -28,6 +28,7 @@ from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlship.store.tables import AuditEntry, JournalEntry, Run, Token, as_utc, utcnow
+from mlship.text import shorten
 
 if TYPE_CHECKING:
     from mlship.store.metadata import MetadataStore
@@ -125,7 +126,7 @@ def _value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
+    return shorten(text, _VALUE_CHARS)
 
 
 def _write(session: Session, default: Actor) -> None:

@@ -60,6 +60,7 @@ from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.novelty import Flag
 from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, body_schema, request_model
+from mlship.text import shorten
 
 access = logging.getLogger("mlship.serve.access")
 
@@ -231,8 +232,7 @@ class Scorer:
             return
         started: float | None = getattr(request.state, "started", None)
         latency = 0.0 if started is None else (time.perf_counter() - started) * 1000
-        if len(error) > MAX_ERROR_CHARS:
-            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        error = shorten(error, MAX_ERROR_CHARS)
         model = served.model
         request_id: str = request.state.request_id
         self.prediction_log.append_error(

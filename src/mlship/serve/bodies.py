@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from mlship.serve.errors import ScoringError
+from mlship.text import shorten
 
 INT64 = (-(2**63), 2**64 - 1)
 """Integers a model input can hold: int64, and uint64 for the v2 protocol's UINT64 tensors."""
@@ -43,10 +44,19 @@ def _constant(text: str) -> Unusable:
     return Unusable(text, f"{text} is not a number a model can take (not finite)")
 
 
+NUMBER_CHARS = 24
+"""Most characters of a refused number repeated in an answer."""
+
+
+def _unusable(text: str, why: str) -> Unusable:
+    short = shorten(text, NUMBER_CHARS)
+    return Unusable(short, f"{short} {why}")
+
+
 def _float(text: str) -> Any:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        return Unusable(_short(text), f"{_short(text)} overflows a 64-bit float")
+        return _unusable(text, "overflows a 64-bit float")
     return value
 
 
@@ -54,14 +64,10 @@ def _int(text: str) -> Any:
     try:
         value = int(text)
     except ValueError:  # more digits than Python converts
-        return Unusable(_short(text), f"{_short(text)} is wider than 64 bits")
+        return _unusable(text, "is wider than 64 bits")
     if not INT64[0] <= value <= INT64[1]:
-        return Unusable(_short(text), f"{_short(text)} is wider than 64 bits")
+        return _unusable(text, "is wider than 64 bits")
     return value
-
-
-def _short(text: str, limit: int = 24) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def decode_json(body: bytes) -> Any:
@@ -152,5 +158,5 @@ def check_content_type(content_type: str | None, *, missing_is_json: bool = Fals
     if media in JSON_TYPES or media.endswith("+json"):
         return
     raise ScoringError(
-        415, [f"Content-Type: {_short(media, 60)!r} is not JSON; expected application/json"]
+        415, [f"Content-Type: {shorten(media, 60)!r} is not JSON; expected application/json"]
     )

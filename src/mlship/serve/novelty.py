@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlship.registry.signature import Signature
+from mlship.text import shorten
 
 Kind = Literal["below_training_range", "above_training_range", "unseen_category"]
 
@@ -46,7 +47,7 @@ EXCERPT = 40
 
 def _excerpt(value: Any) -> Any:
     if isinstance(value, str) and len(value) > EXCERPT:
-        return value[: EXCERPT - 1] + "…"
+        return shorten(value, EXCERPT)
     return value
 
 
