@@ -21,6 +21,7 @@ from mlship.data.duplicates import DuplicateCounts
 from mlship.data.stability import stability
 from mlship.data.tracking import (
     DUPLICATE_KEY,
+    PLACED,
     PROVENANCE,
     ROW,
     SOURCE,
@@ -368,8 +369,7 @@ def _where(frame: pl.DataFrame, rows: pl.Series) -> pl.Expr:
 
 
 _NOT_NULLABLE = "is empty, but the column is not nullable"
-_LOCATED = r"^[^:]+ (?:line|row) \d+: "
-_LOCATED_RE = re.compile(_LOCATED)
+_PLACED_RE = re.compile(PLACED)
 
 
 def _typing_results(
@@ -396,7 +396,7 @@ def _typing_results(
     parts = parts.with_columns(
         pl.when(duplicate)
         .then(pl.lit(None, dtype=pl.String))
-        .otherwise(pl.col("reason").str.replace(_LOCATED, "").str.extract(r"^([^:]+): ", 1))
+        .otherwise(pl.col("reason").str.replace(PLACED, "").str.extract(r"^([^:]+): ", 1))
         .alias("column"),
         pl.when(duplicate)
         .then(pl.lit("duplicate key (joined source)"))
@@ -409,7 +409,7 @@ def _typing_results(
     for (column, check), group in parts.group_by(["column", "check"], maintain_order=True):
         name = column if column in known else None
         examples = [
-            r if _LOCATED_RE.match(r) else f"{w}: {r}"
+            r if _PLACED_RE.match(r) else f"{w}: {r}"
             for w, r in group.select("where", "reason").head(_EXAMPLES).rows()
         ]
         results.append(CheckResult(name, str(check), severity, group["where"].n_unique(), examples))
