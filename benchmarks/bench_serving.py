@@ -223,6 +223,27 @@ def _cell(
     )
 
 
+def _agree(urls: dict[str, str], bodies: dict[str, bytes], rows: int) -> int:
+    """Post one request body to each server and check they predict the same labels, row by row:
+    a faster server that answered differently would not be serving the same model."""
+    answers = {}
+    for tool, url in urls.items():
+        response = httpx.post(
+            url, content=bodies[tool], headers={"Content-Type": "application/json"}, timeout=60
+        )
+        response.raise_for_status()
+        answers[tool] = [str(p) for p in response.json()["predictions"]]
+    first = next(iter(answers.values()))
+    for tool, predictions in answers.items():
+        differ = [i for i, (a, b) in enumerate(zip(first, predictions, strict=False)) if a != b]
+        if len(predictions) != rows or differ:
+            raise SystemExit(
+                f"the servers disagree on {rows} row(s): {len(predictions)} answers from {tool}, "
+                f"rows {differ[:10]} differ"
+            )
+    return len(first)
+
+
 def _raw_floor(pipeline: Any, frame: pd.DataFrame, repeats: int = 200) -> float:
     timings = []
     for _ in range(repeats):
@@ -286,9 +307,12 @@ def main() -> None:
             scratch = root if args.client == "wrk" else None
             echo = _cell("mlship", live, None, 1, 0, min(args.seconds, 3), scratch)
             for rows in args.rows:
-                sample = inputs[columns].head(rows)
+                # Values as the signature types them (booleans as true/false): MLflow passes
+                # JSON to the pipeline as pandas reads it, so the text "no" of a boolean column
+                # would reach the model as a string, and 2 of 100 rows got another answer.
+                sample = typed[columns].head(rows)
                 while len(sample) < rows:
-                    sample = pd.concat([sample, inputs[columns]]).head(rows)
+                    sample = pd.concat([sample, typed[columns]]).head(rows)
                 records = sample.astype(object).where(sample.notna(), None).to_dict("records")
                 import orjson
 
@@ -300,6 +324,8 @@ def main() -> None:
                     "mlship": f"http://127.0.0.1:{mlship_port}/predict",
                     "MLflow": f"http://127.0.0.1:{mlflow_port}/invocations",
                 }
+                agreed = _agree(urls, bodies, rows)
+                console.log(f"Both servers answer the same {agreed} prediction(s)")
                 floors[rows] = _raw_floor(model.pipeline, typed.head(rows))
                 for concurrency in args.concurrency:
                     for tool in ("mlship", "MLflow"):
