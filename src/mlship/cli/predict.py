@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mlship.cli.console import out
+from mlship.cli.console import err, out
 from mlship.cli.refs import resolve_version
 from mlship.errors import MlshipError
 from mlship.workspace import Workspace
@@ -184,5 +185,10 @@ def predict(
     atomic_write(output, [buffer.getvalue()])
     elapsed = time.perf_counter() - started
     out.print(f"Scored {len(result)} rows with {model.ref} in {elapsed:.2f} s -> {output}")
-    if log is not None:
+    if log is not None and log.failure is not None:
+        err.print(
+            f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "
+            f"{len(result)} rows scored are not in the prediction log"
+        )
+    elif log is not None:
         out.print(f"Prediction log: {log.directory} ({batch_id})")

@@ -487,7 +487,14 @@ def _add_operations(app: FastAPI, scorer: Scorer) -> None:
     @app.get("/health", response_model=Health)
     def health() -> Health:
         model = scorer.table.routes[0].model
-        return Health(status="ok", model=model.name, version=model.version)
+        log = scorer.prediction_log
+        return Health(
+            status="ok",
+            model=model.name,
+            version=model.version,
+            prediction_log=log.failure if log is not None else None,
+            prediction_log_dropped=log.dropped if log is not None else 0,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -18,10 +18,17 @@ version and then refused or failed), one row per request, with empty input and o
 before them status 200 and no error (they held answers only), so old and new parts read as one.
 
 With ``encrypt_artifacts`` on, parts are encrypted like artifacts (``store/parts.py``).
+
+A disk that refuses a part (full, read-only, a file in the folder's way) never stops the answers:
+serving matters more than its record. The rows wait in memory for the next flush, up to
+``max_waiting`` (the oldest are dropped, and counted, beyond it), :attr:`PredictionLog.failure`
+says which folder failed and what to do (the server's ``/health`` shows it, and it is logged once
+per failure), and everything that waited is written once the disk takes writes again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -33,7 +40,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from mlship.store.failures import Place, is_storage_failure
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, read_part, write_part
+
+logger = logging.getLogger("mlship.serve.predlog")
 
 SCHEMA = pa.schema(
     [
@@ -76,8 +86,14 @@ class PredictionLog:
         flush_rows: int = 1000,
         flush_seconds: float = 5.0,
         sealing: Sealing = PLAIN,
+        max_waiting: int = 100_000,
     ) -> None:
         self.directory = directory
+        self.max_waiting = max_waiting
+        self.failure: str | None = None
+        """Why the last flush failed (the folder and what to do); None while parts are written."""
+        self.dropped = 0
+        """Rows given up while the log could not be written (the oldest, beyond ``max_waiting``)."""
         self.sealing = sealing
         self.deployment = deployment
         self.flush_rows = flush_rows
@@ -132,8 +148,15 @@ class PredictionLog:
             else:
                 self.flush()
 
+    @property
+    def waiting(self) -> int:
+        """Rows not written yet."""
+        with self._lock:
+            return len(self._rows)
+
     def flush(self) -> int:
-        """Write the waiting rows as one part; how many were written."""
+        """Write the waiting rows as one part; how many were written (0 when the disk refused
+        them: they wait for the next flush, see the module docstring)."""
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
@@ -141,9 +164,31 @@ class PredictionLog:
         with self._write_lock:
             self._sequence += 1
             name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.parquet"
-            _write_part(self.directory, name, rows, self.sealing)
+            try:
+                _write_part(self.directory, name, rows, self.sealing)
+            except OSError as exc:
+                if not is_storage_failure(exc):
+                    raise
+                self._keep(rows, Place("the prediction log", self.directory, move=_MOVE), exc)
+                return 0
             self.written += len(rows)
+            if self.failure is not None:
+                logger.warning("the prediction log at %s is written again", self.directory)
+                self.failure = None
         return len(rows)
+
+    def _keep(self, rows: list[tuple[Any, ...]], place: Place, exc: OSError) -> None:
+        """Put ``rows`` back before the ones that came since, within ``max_waiting``."""
+        with self._lock:
+            self._rows = rows + self._rows
+            over = len(self._rows) - self.max_waiting
+            if over > 0:
+                del self._rows[:over]
+                self.dropped += over
+        failure = place.describe(exc)
+        if failure != self.failure:
+            logger.error("%s; %d rows wait for the next flush", failure, len(self._rows))
+        self.failure = failure
 
     def start(self) -> None:
         """Flush at least every ``flush_seconds`` in the background, until :meth:`close`."""
@@ -155,7 +200,10 @@ class PredictionLog:
                 self._wake.wait(self.flush_seconds)
                 self._wake.clear()
                 if not self._stop.is_set():
-                    self.flush()
+                    try:
+                        self.flush()
+                    except Exception:  # the writer must outlive any one part
+                        logger.exception("writing a part of the prediction log failed")
 
         self._thread = threading.Thread(target=loop, name="mlship-prediction-log", daemon=True)
         self._thread.start()
@@ -168,6 +216,9 @@ class PredictionLog:
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
+
+
+_MOVE = "set `log.directory` in the deployment file to"
 
 
 def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]], sealing: Sealing) -> None:

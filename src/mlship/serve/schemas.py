@@ -118,6 +118,14 @@ class PredictResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok"] = Field(description="The server answers predictions.")
     model: str
     version: int
+    prediction_log: str | None = Field(
+        None,
+        description="Why the prediction log cannot be written (answers go on; its rows wait "
+        "in memory, the oldest dropped beyond a bound), or null when it is fine or off.",
+    )
+    prediction_log_dropped: int = Field(
+        0, description="Rows of the prediction log given up while it could not be written."
+    )
