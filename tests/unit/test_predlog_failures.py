@@ -70,7 +70,7 @@ def test_a_server_whose_log_fails_answers_and_its_health_says_why(
         said = health.json()
         assert said["status"] == "ok" and said["prediction_log_dropped"] == 0
         assert said["prediction_log"].startswith(f"the prediction log at {blocker / 'churn'}")
-        assert "set `log.directory` in the deployment file to a directory" in said["prediction_log"]
+        assert "set log.directory in the deployment file to a directory" in said["prediction_log"]
         assert client.post("/predict", json={"records": [RECORD]}).status_code == 200
         blocker.unlink()
     assert log.failure is None  # the server closed the log: every row waited and is written

@@ -218,7 +218,7 @@ class PredictionLog:
         self.flush()
 
 
-_MOVE = "set `log.directory` in the deployment file to"
+_MOVE = "set log.directory in the deployment file to"
 
 
 def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]], sealing: Sealing) -> None:
