@@ -37,4 +37,9 @@ class ConfigError(MlshipError):
 
 class StorageError(MlshipError):
     """A store cannot be written or read: read-only, full, over quota, refused or failing. The
-    message names the store, the path and what to do."""
+    message names the store, the path and what to do; ``code`` is the ``errno`` behind it, so a
+    server can answer 507 for a full store and 503 for one that refuses."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code

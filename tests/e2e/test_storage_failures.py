@@ -22,10 +22,8 @@ from mlship.config import Settings
 from mlship.store.tables import Dataset, Run
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env
+from tests.mounts import UNSHARE, full, mount_namespaces, read_only
 from tests.quick_project import fast_churn
-
-PAGE = 4096
-UNSHARE = ("unshare", "--mount", "--map-root-user", "--propagation", "private")
 
 
 def run_mounted(
@@ -43,20 +41,6 @@ def run_mounted(
     )
 
 
-def read_only(path: Path) -> str:
-    return f"mkdir -p {shlex.quote(str(path))}\nmount -t tmpfs -o ro,size=1m tmpfs {path}"
-
-
-def full(path: Path, pages_free: int = 0, pages: int = 16) -> str:
-    """A tmpfs of ``pages`` pages at ``path`` with all but ``pages_free`` taken by a filler."""
-    where = shlex.quote(str(path))
-    return (
-        f"mkdir -p {where}\nmount -t tmpfs -o size={pages * PAGE} tmpfs {where}\n"
-        f"dd if=/dev/zero of={where}/filler bs={PAGE} count={pages - pages_free} 2>/dev/null "
-        "|| true"
-    )
-
-
 def said(result: subprocess.CompletedProcess[str]) -> str:
     """What the command printed on stderr, with the console's line wrapping undone."""
     return " ".join(result.stderr.split())
@@ -71,21 +55,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> 
         assert text in message, message
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _mount_namespaces() -> None:
-    """These tests need private mount namespaces; without them they fail, saying so."""
-    probe = subprocess.run(
-        [*UNSHARE, "sh", "-ec", "mount -t tmpfs tmpfs /mnt"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.fail(
-            "cannot mount a tmpfs in a private mount namespace (unshare --mount "
-            f"--map-root-user): {probe.stderr.strip()}",
-            pytrace=False,
-        )
+_mount_namespaces = pytest.fixture(scope="module", autouse=True)(mount_namespaces)
 
 
 def reports(home: Path) -> list[str]:

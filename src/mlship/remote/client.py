@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from mlship.errors import ConfigError, IntegrityError, MlshipError, NotFoundError
+from mlship.errors import ConfigError, IntegrityError, MlshipError, NotFoundError, StorageError
 
 _KINDS: dict[str, type[MlshipError]] = {
     "NotFoundError": NotFoundError,
@@ -95,6 +95,8 @@ class Client:
         if response.status_code in (403, 413, 429):
             return MlshipError(f"{self.url} refused the request: {detail}")
         kind = body.get("error") if isinstance(body, dict) else None
+        if kind == "StorageError":  # the server's disk, which only its operator can fix
+            return StorageError(f"the server at {self.url} cannot store it: {detail}")
         if isinstance(kind, str):
             return _kind(kind)(detail)
         return MlshipError(f"{self.url} answered {response.status_code}: {detail}")

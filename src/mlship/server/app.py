@@ -3,10 +3,15 @@
 Errors keep their kind across the wire: a :class:`~mlship.errors.NotFoundError` becomes a 404, a
 review refusal a 409, any other :class:`~mlship.errors.MlshipError` a 400, each with the message
 and the class name, so the client raises the same error the local store would have.
+
+A store on the server's side that cannot be written (full, read-only, refusing, failing) is the
+server's problem, not the request's: a 507 for a full disk or quota, a 503 otherwise, with the
+message that names the store and what its operator must do, also written to the server's log.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,20 +22,29 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
-from mlship.errors import IntegrityError, MlshipError, NotFoundError
+from mlship.errors import IntegrityError, MlshipError, NotFoundError, StorageError
 from mlship.registry.lifecycle import ReviewError
 from mlship.security.audit import AuditLog
 from mlship.server import admin, alerts, artifacts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
+from mlship.store.failures import anywhere, is_full, is_storage_failure
 from mlship.workspace import Workspace
 
 __all__ = ["MiB", "create_app"]
+
+logger = logging.getLogger("mlship.server")
 _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
     (NotFoundError, 404),
     (ReviewError, 409),
     (IntegrityError, 409),
     (MlshipError, 400),
 )
+
+
+def _unavailable(exc: StorageError) -> JSONResponse:
+    logger.error("%s", exc)
+    status = 507 if is_full(exc.code) else 503
+    return JSONResponse({"error": "StorageError", "detail": str(exc)}, status_code=status)
 
 
 def _first_line(exc: DBAPIError) -> str:
@@ -75,6 +89,16 @@ def create_app(
     async def known(_request: Request, exc: MlshipError) -> JSONResponse:
         status = next(code for kind, code in _STATUS if isinstance(exc, kind))
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(StorageError)
+    async def storage(_request: Request, exc: StorageError) -> JSONResponse:
+        return _unavailable(exc)
+
+    @app.exception_handler(OSError)
+    async def disk(request: Request, exc: OSError) -> JSONResponse:
+        if not is_storage_failure(exc):
+            raise exc  # not the disk: the generic 500 handler and its traceback in the log
+        return _unavailable(anywhere(exc))
 
     @app.exception_handler(DBDataError)
     async def unstorable(_request: Request, exc: DBDataError) -> JSONResponse:

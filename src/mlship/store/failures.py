@@ -33,6 +33,11 @@ _PROBLEMS = {
 """The errors that say a store cannot be used as it is, and how each is described."""
 
 
+def is_full(code: int | None) -> bool:
+    """Whether ``code`` says the store is out of space (a disk or a quota), not refusing."""
+    return code in (errno.ENOSPC, errno.EDQUOT)
+
+
 def is_storage_failure(exc: BaseException) -> bool:
     """Whether ``exc`` says that a filesystem refused or failed (see the module docstring)."""
     return isinstance(exc, OSError) and exc.errno in _PROBLEMS
@@ -85,7 +90,7 @@ read-write, or set MLSHIP_ARTIFACT_ROOT to a writable directory'
         return f"{self.what} at {self.path} {problem}{detail}: {_remedy(exc.errno, self._move)}"
 
     def error(self, exc: OSError, doing: str = "writing") -> StorageError:
-        return StorageError(self.describe(exc, doing))
+        return StorageError(self.describe(exc, doing), exc.errno)
 
     @contextmanager
     def guard(self, doing: str = "writing") -> Iterator[None]:
@@ -106,9 +111,9 @@ def anywhere(exc: OSError) -> StorageError:
     if where is None:
         problem = _PROBLEMS.get(exc.errno or 0, "failed")
         return StorageError(
-            f"the filesystem mlship was using {problem}: {_remedy(exc.errno, 'use')}"
+            f"the filesystem mlship was using {problem}: {_remedy(exc.errno, 'use')}", exc.errno
         )
-    return StorageError(Place("the directory", where.parent).describe(exc, "using"))
+    return Place("the directory", where.parent).error(exc, "using")
 
 
 def probe(place: Place, directory: Path | None = None) -> None:
