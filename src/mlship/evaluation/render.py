@@ -72,6 +72,7 @@ table.heat td {
 }
 table.heat td .share { display: block; font-size: 11px; opacity: .8; }
 table.heat td.diag { font-weight: 650; }
+#backtest .grid { margin-top: 16px; }
 """
 
 
@@ -486,6 +487,10 @@ def _fit_section(evaluation: dict[str, Any]) -> str:
 # -- backtest --------------------------------------------------------------------------------
 
 
+def _signed(value: Any) -> str:
+    return "\u2014" if value is None else f"{float(value):+.4g}"
+
+
 def _span(span: dict[str, Any]) -> str:
     return f"{span.get('from')} \u2013 {span.get('to')}"
 
@@ -519,7 +524,7 @@ def _backtest_chart(backtest: dict[str, Any]) -> str:
     ]
     return svg.line_chart(
         series,
-        x=svg.Axis("Block in time order (the last is the test set)"),
+        x=svg.Axis("Block in time order (the last is the test set)", 1, max(len(rows), 2)),
         y=svg.Axis(_label(metric), high=1.0 if metric not in _UNBOUNDED else None),
         label=f"{_label(metric)} per time fold, then the test set",
     )
@@ -542,8 +547,8 @@ def _backtest_section(backtest: dict[str, Any]) -> str:
     body = []
     for row in backtest.get("rows", []):
         errors = row.get("errors", {})
-        shown = _value("", errors.get("level")) if residual else fmt_share(errors.get("level"))
-        trend = _value("", errors.get("trend")) if residual else fmt_share(errors.get("trend"))
+        shown = _signed(errors.get("level")) if residual else fmt_share(errors.get("level"))
+        trend = _signed(errors.get("trend")) if residual else fmt_share(errors.get("trend"))
         cells = [
             tag("td", esc(row["label"])),
             tag("td", esc(_span(row["train"]))),
@@ -576,7 +581,7 @@ def _backtest_section(backtest: dict[str, Any]) -> str:
         tag("h2", "Backtest")
         + tag("p", esc(how), "muted")
         + tag("div", table(headers, body), "scroll")
-        + card,
+        + tag("div", card, "grid charts"),
         id="backtest",
     )
 
