@@ -153,9 +153,10 @@ class ErrorTrend:
     @property
     def bias_share(self) -> float | None:
         """The share of the test set's squared error that is bias (residuals only)."""
-        if self.kind != "residual" or self.test_size <= 0:
+        squared = self.test_size**2
+        if self.kind != "residual" or not squared > 0:
             return None
-        return float(self.test_level**2 / self.test_size**2)
+        return float(min(self.test_level**2 / squared, 1.0))
 
     @property
     def biased(self) -> bool:
