@@ -108,9 +108,11 @@ def evaluate(
             positive=positive_label,
         )
     else:
+        # The model itself is refitted on each fold (a tuned threshold stays as tuned), so the
+        # folds' errors and the test set's come from the same decision rule.
         evaluation["diagnosis"], backtest = diagnose_over_time(
             task,
-            model if refit is None else refit,
+            model,
             X_train,
             y_train,
             predictions,
