@@ -146,12 +146,27 @@ def test_an_error_growing_without_a_shift_is_not_drift() -> None:
     assert fit["verdict"] != "drift"
 
 
-def test_a_bias_without_a_falling_score_is_not_drift() -> None:
+def test_a_bias_that_lasts_into_the_test_set_is_drift_whatever_the_score() -> None:
     scores = [1.5, 1.4, 1.3, 1.2, 1.25]
-    backtest = _backtest(scores, [1.4, 1.3, 1.2, 1.1], [1.0, 1.0, 0.9, 0.9, 0.9], sizes=scores)
+    backtest = _backtest(scores, [1.4, 1.3, 1.2, 1.1], [0.2, 0.3, 0.5, -0.9, -0.9], sizes=scores)
     fit = judge(backtest, BASELINE)
-    assert fit["time"]["errors"]["biased"] and not fit["time"]["scores"]["falling"]
-    assert fit["verdict"] != "drift"
+    assert fit["time"]["errors"]["lasting_bias"] and not fit["time"]["scores"]["falling"]
+    assert fit["verdict"] == "drift", fit
+    assert fit["reason"] == (
+        "The residuals lean one way on the newest rows: they average -0.9 on the latest fold "
+        "(56% of its squared error) and -0.9 on the test set (52%): the newest rows sit below "
+        "what the model learned from the older ones."
+    )
+    assert fit["advice"] == DRIFT_ADVICE
+
+
+def test_a_bias_on_the_test_set_alone_with_a_steady_score_is_not_drift() -> None:
+    scores = [1.5, 1.4, 1.3, 1.2, 1.25]
+    for latest in (0.1, 0.9):  # unbiased latest fold; or biased the other way
+        levels = [0.0, 0.1, -0.1, latest, -0.9]
+        fit = judge(_backtest(scores, [1.4, 1.3, 1.2, 1.1], levels, sizes=scores), BASELINE)
+        assert fit["time"]["errors"]["biased"] and not fit["time"]["errors"]["lasting_bias"]
+        assert fit["verdict"] != "drift"
 
 
 def test_a_classifier_whose_error_rate_rises_with_time_drifts() -> None:
@@ -204,7 +219,9 @@ def test_any_backtest_gets_a_verdict_with_plain_numbers(
     fit = judge(backtest, [1.0] * (count - 1))
     assert fit["verdict"] in {"drift", "overfitting", "underfitting", "a good fit"}
     if fit["verdict"] == "drift":
-        assert fit["time"]["scores"]["falling"] and fit["time"]["errors"]["shifted"]
+        time = fit["time"]
+        falling, errors = time["scores"]["falling"], time["errors"]
+        assert (falling and errors["shifted"]) or errors["lasting_bias"]
     for value in fit["time"]["scores"]["scores"]:
         assert value is None or math.isfinite(value)
 

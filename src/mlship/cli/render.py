@@ -137,7 +137,8 @@ def backtest_table(backtest: dict[str, Any]) -> Table:
     how the errors sit (the mean residual, or the error rate) and move across the span."""
     metric = backtest["metric"]
     residual = backtest.get("errors") == "residual"
-    table = Table(title=f"Backtest over {backtest['time']} (oldest first; the test set last)")
+    title = f"Backtest over {escape(str(backtest['time']))} (oldest first; the test set last)"
+    table = Table(title=title)
     table.add_column("block")
     table.add_column("trained on")
     table.add_column("rows", justify="right")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from mlship.evaluation.values import plain, rounded
+from mlship.evaluation.values import rounded
 from mlship.spec.models import Task
 from mlship.spec.training import Split
 from mlship.train.folds import FoldResult
@@ -104,9 +104,8 @@ class Errors:
             values = np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float)
             size = float(np.sqrt(np.mean(values**2)))
         else:
-            truth = [plain(v) for v in np.asarray(actual, dtype=object)]
-            guess = [plain(v) for v in np.asarray(predicted, dtype=object)]
-            values = np.array([t != g for t, g in zip(truth, guess, strict=True)], dtype=float)
+            truth = np.asarray(actual, dtype=object)
+            values = (truth != np.asarray(predicted, dtype=object)).astype(float)
             size = float(values.mean())
         ordered = values[order]
         return cls(float(ordered.mean()), size, _line_rise(ordered))

@@ -449,7 +449,8 @@ def _time_rules(fit: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "Drift when",
             "the test set's loss is 20% or more above the folds' mean, most steps in time make "
-            "it worse, and the errors shift (bias, or a trend across the test set)",
+            "it worse, and the errors shift (bias, or a trend across the test set); or the "
+            "residuals lean the same way on the latest fold and the test set",
         ),
         (
             "Over time",

@@ -10,7 +10,9 @@ marks on a backtest (:mod:`mlship.evaluation.backtest`), which is what this modu
   errors shift: for a regressor the test set's residuals are biased (the squared mean residual is
   at least :data:`BIAS_SHARE` of the squared error) or they trend across it (a line through them
   moves by at least :data:`TREND_SHARE` of their root mean square); for a classifier the error
-  rate rises from the folds to the test set or across the test set.
+  rate rises from the folds to the test set or across the test set; or, whatever the score
+  does, when a regressor's residuals lean the same way by at least :data:`BIAS_SHARE` of the
+  squared error on both the latest fold and the test set (a lasting bias).
 * **overfitting** when training is far above validation (the gap rule of
   :func:`mlship.evaluation.diagnosis.fit_verdict`) on *every* fold, the smallest training window
   as well as the largest;
@@ -134,7 +136,7 @@ class ErrorTrend:
 
     kind: Literal["residual", "error rate"]
     levels: tuple[float, ...]
-    test_size: float
+    sizes: tuple[float, ...]
     test_trend: float
 
     @classmethod
@@ -143,25 +145,50 @@ class ErrorTrend:
             "residual" if backtest.task == "regression" else "error rate"
         )
         levels = tuple(row.errors.level for row in backtest.rows)
-        test = backtest.test.errors
-        return cls(kind, levels, test.size, test.trend)
+        sizes = tuple(row.errors.size for row in backtest.rows)
+        return cls(kind, levels, sizes, backtest.test.errors.trend)
 
     @property
     def test_level(self) -> float:
         return self.levels[-1]
 
     @property
-    def bias_share(self) -> float | None:
-        """The share of the test set's squared error that is bias (residuals only)."""
-        squared = self.test_size**2
+    def test_size(self) -> float:
+        return self.sizes[-1]
+
+    def _share(self, block: int) -> float | None:
+        """The share of a block's squared error that is bias (residuals only)."""
+        squared = self.sizes[block] ** 2
         if self.kind != "residual" or not squared > 0:
             return None
-        return float(min(self.test_level**2 / squared, 1.0))
+        return float(min(self.levels[block] ** 2 / squared, 1.0))
+
+    @property
+    def bias_share(self) -> float | None:
+        """The share of the test set's squared error that is bias (residuals only)."""
+        return self._share(-1)
+
+    @property
+    def latest_fold_share(self) -> float | None:
+        """The same on the latest fold, the block just before the test set."""
+        return self._share(-2) if len(self.levels) > 1 else None
 
     @property
     def biased(self) -> bool:
         share = self.bias_share
         return share is not None and share >= BIAS_SHARE
+
+    @property
+    def lasting_bias(self) -> bool:
+        """The residuals lean the same way, and heavily, on the latest fold and the test set:
+        the newest rows sit away from what the older ones taught, whatever the score does."""
+        latest = self.latest_fold_share
+        return (
+            self.biased
+            and latest is not None
+            and latest >= BIAS_SHARE
+            and self.levels[-2] * self.levels[-1] > 0
+        )
 
     @property
     def trending(self) -> bool:
@@ -187,10 +214,13 @@ class ErrorTrend:
             "kind": self.kind,
             "levels": rounded_list(self.levels, 6),
             "test_level": rounded(self.test_level),
+            "sizes": rounded_list(self.sizes, 6),
             "test_size": rounded(self.test_size),
             "test_trend": rounded(self.test_trend),
             "bias_share": rounded(self.bias_share),
+            "latest_fold_bias_share": rounded(self.latest_fold_share),
             "biased": self.biased,
+            "lasting_bias": self.lasting_bias,
             "trending": self.trending,
             "rising": self.rising,
             "shifted": self.shifted,
@@ -251,9 +281,11 @@ class TimeFindings:
 
     @property
     def drift(self) -> bool:
-        return self.scores.falling and self.errors.shifted
+        return (self.scores.falling and self.errors.shifted) or self.errors.lasting_bias
 
     def drift_reason(self) -> str:
+        if not self.scores.falling:
+            return self._bias_reason()
         name = metric_label(self.scores.metric)
         shown = ", ".join(_num(s) for s in self.scores.scores[:-1])
         rise = self.scores.rise or 0.0
@@ -282,6 +314,17 @@ class TimeFindings:
                 "time is not noise the model memorised."
             )
         return text
+
+    def _bias_reason(self) -> str:
+        errors = self.errors
+        side = "above" if errors.test_level > 0 else "below"
+        return (
+            f"The residuals lean one way on the newest rows: they average "
+            f"{errors.levels[-2]:+.4g} on the latest fold ({errors.latest_fold_share or 0.0:.0%} "
+            f"of its squared error) and {errors.test_level:+.4g} on the test set "
+            f"({errors.bias_share or 0.0:.0%}): the newest rows sit {side} what the model "
+            "learned from the older ones."
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
