@@ -1,5 +1,5 @@
 """Time-ordered runs through the command line: a trend the model cannot see is called drift, not
-over-fitting; a stationary series is not; the backtest is in the run's record, its JSON and its
+over-fitting; a stationary series is not, nor are real rows without a trend; the backtest is in the run's record, its JSON and its
 report, and the report says the test set is the latest rows."""
 
 from __future__ import annotations
@@ -115,3 +115,37 @@ def test_a_stationary_series_is_not_called_drift(tmp_path: Path) -> None:
     assert fit["verdict"] != "drift", fit
     assert not fit["time"]["drift"] and not fit["time"]["scores"]["falling"]
     assert "newest rows differ" not in reported
+
+
+def test_real_rows_without_a_trend_raise_no_drift(tmp_path: Path) -> None:
+    """scikit-learn's diabetes rows in their stored order, the row number standing for time."""
+    from sklearn.datasets import load_diabetes
+
+    root, home = tmp_path / "p", tmp_path / "home"
+    root.mkdir()
+    frame = load_diabetes(as_frame=True).frame
+    frame.insert(0, "seq", range(len(frame)))
+    frame.to_csv(root / "rows.csv", index=False)
+    features = "\n".join(f"  - {{name: {name}, type: float}}" for name in frame.columns[1:-1])
+    (root / "pipeline.yaml").write_text(
+        f"""name: diabetes
+task: regression
+sources: [{{path: rows.csv}}]
+columns:
+  - {{name: seq, type: integer, role: ignore}}
+{features}
+  - {{name: target, type: float, role: target}}
+models:
+  - {{name: ridge, estimator: ridge}}
+split: {{method: timeseries, time: seq, folds: 4}}
+metric: rmse
+executor: inline
+"""
+    )
+    invoke_cli("run", "pipeline.yaml", home=home, cwd=root)
+    record = json.loads(invoke_cli("runs", "show", "diabetes", "--json", home=home).stdout)
+    rows = record["details"]["backtest"]["rows"]
+    assert rows[-1]["validation"] == {"from": 353, "to": 441, "rows": 89}
+    assert [row["train"]["rows"] for row in rows] == [73, 143, 213, 283, 353]
+    reported = " ".join(invoke_cli("runs", "report", "diabetes", home=home).stdout.split())
+    assert reported.startswith("Fit: a good fit."), reported
