@@ -1,6 +1,6 @@
 """Time-ordered runs through the command line: a trend the model cannot see is called drift, not
-over-fitting; a stationary series is not, nor are real rows without a trend; the backtest is in the run's record, its JSON and its
-report, and the report says the test set is the latest rows."""
+over-fitting; a stationary series is not, nor are real rows without a trend; the backtest is in
+the run's record, its JSON and its report, and the report says the test set is the latest rows."""
 
 from __future__ import annotations
 
