@@ -132,6 +132,39 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     return table
 
 
+def backtest_table(backtest: dict[str, Any]) -> Table:
+    """Every time fold, then the test set: the span trained on, the span scored, the score, and
+    how the errors sit (the mean residual, or the error rate) and move across the span."""
+    metric = backtest["metric"]
+    residual = backtest.get("errors") == "residual"
+    title = f"Backtest over {escape(str(backtest['time']))} (oldest first; the test set last)"
+    table = Table(title=title)
+    table.add_column("block")
+    table.add_column("trained on")
+    table.add_column("rows", justify="right")
+    table.add_column("scored on")
+    table.add_column("rows", justify="right")
+    table.add_column(metric, justify="right")
+    table.add_column("train", justify="right")
+    table.add_column("mean residual" if residual else "error rate", justify="right")
+    table.add_column("trend", justify="right")
+    for row in backtest["rows"]:
+        errors = row["errors"]
+        table.add_row(
+            escape(str(row["label"])),
+            escape(f"{row['train']['from']} – {row['train']['to']}"),
+            str(row["train"]["rows"]),
+            escape(f"{row['validation']['from']} – {row['validation']['to']}"),
+            str(row["validation"]["rows"]),
+            fmt(row["score"]),
+            fmt(row["train_score"]),
+            f"{errors['level']:+.4g}" if residual else f"{errors['level']:.1%}",
+            f"{errors['trend']:+.4g}" if residual else f"{errors['trend']:+.1%}",
+            style="bold" if row["label"] == "test" else None,
+        )
+    return table
+
+
 def print_validation(summary: dict[str, Any]) -> None:
     """Rows in/out, quarantine, every declared check, and every check that found something."""
     if not summary:

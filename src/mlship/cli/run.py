@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlship.cli.console import err, out
-from mlship.cli.render import leaderboard_table, metrics_table, print_validation
+from mlship.cli.render import backtest_table, leaderboard_table, metrics_table, print_validation
 from mlship.spec import load_spec
 from mlship.workspace import Workspace
 
@@ -60,6 +60,8 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
+    if "backtest" in result.details:
+        out.print(backtest_table(result.details["backtest"]))
     if "threshold" in result.details:
         found = result.details["threshold"]
         out.print(

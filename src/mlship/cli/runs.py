@@ -21,6 +21,7 @@ from mlship.cli.annotate import (
 from mlship.cli.console import out
 from mlship.cli.options import OutputDir
 from mlship.cli.render import (
+    backtest_table,
     comparison_table,
     fmt,
     leaderboard_table,
@@ -31,6 +32,7 @@ from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
+    from mlship.store.tables import Run
     from mlship.train.tuning import TrialRecord
 
 app = typer.Typer(help="Look at recorded runs, compare and annotate them.", no_args_is_help=True)
@@ -79,6 +81,9 @@ def show(
     trials: Annotated[
         bool, typer.Option("--trials", help="Also list every trial of every search.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's record and details as JSON.")
+    ] = False,
 ) -> None:
     """Everything recorded about one run."""
     workspace = Workspace.open()
@@ -88,6 +93,9 @@ def show(
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
+    if as_json:
+        typer.echo(json.dumps(run_record(run), indent=2, sort_keys=True, default=str))
+        return
     facts = Table(title=f"Run {run.id}", show_header=False)
     facts.add_column("field")
     facts.add_column("value")
@@ -168,14 +176,58 @@ def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]
     return trials_of(workspace.tuning_storage(run_id), run_id)
 
 
+def run_record(run: Run) -> dict[str, Any]:
+    """What ``runs show --json`` prints: the run's facts, its candidates, its test metrics and
+    its details (the split, and for a time-ordered run its backtest)."""
+    return {
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "user": run.user,
+        "owner": run.owner,
+        "tags": run.tags or {},
+        "task": run.task,
+        "metric": run.metric,
+        "spec_path": run.spec_path,
+        "spec_hash": run.spec_hash,
+        "dataset_hash": run.dataset.data_hash if run.dataset else None,
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+        "wall_seconds": run.wall_seconds,
+        "cost": run.cost,
+        "error": run.error,
+        "best_candidate": run.best_candidate,
+        "candidates": [
+            {
+                "name": c.name,
+                "estimator": c.estimator,
+                "rank": c.rank,
+                "selected": c.selected,
+                "cv_mean": c.cv_mean,
+                "cv_std": c.cv_std,
+                "train_mean": c.train_mean,
+                "params": c.params,
+            }
+            for c in run.candidates
+        ],
+        "holdout": {m.name: m.value for m in run.metrics if m.split == "holdout"},
+        "details": run.details or {},
+    }
+
+
 def _print_details(details: dict[str, Any]) -> None:
-    """How the run split its data, what the threshold and nested CV found."""
+    """How the run split its data, its backtest over time, what the threshold and nested CV
+    found."""
     split = details.get("split") or {}
     if split:
         out.print(
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
             f"{split['test_rows']} test rows scored {split['test_scored']}"
         )
+    backtest = details.get("backtest")
+    if backtest:
+        out.print(backtest["test_set"])
+        out.print(backtest_table(backtest))
     found = details.get("threshold")
     if found:
         out.print(

@@ -209,9 +209,15 @@ def fit_verdict(
     validation: Sequence[float | None],
     baseline: Sequence[float | None],
     curve: dict[str, Any] | None = None,
+    *,
+    overfitting: bool | None = None,
 ) -> dict[str, Any]:
     """Overfitting, underfitting or a good fit, from per-fold training, validation and baseline
-    scores of ``metric``; with the numbers that decided it, the reason and one piece of advice."""
+    scores of ``metric``; with the numbers that decided it, the reason and one piece of advice.
+
+    ``overfitting``, when given, decides overfitting in place of the gap between the means (time
+    folds judge the gap fold by fold: see :mod:`mlship.evaluation.time_diagnosis`).
+    """
     bigger = greater_is_better(task, metric)
     train_mean, valid_mean, base_mean = _mean(train), _mean(validation), _mean(baseline)
     relative = not bigger
@@ -225,7 +231,10 @@ def fit_verdict(
     valid_skill = _skill(valid_mean, base_mean, bigger)
     rising = _still_rising(curve, base_mean, bigger)
     name = metric_label(metric)
-    if gap is not None and gap > limit:
+    too_far = gap is not None and gap > limit
+    if overfitting is not None:
+        too_far = overfitting and gap is not None
+    if too_far and gap is not None:
         verdict = "overfitting"
         if relative:
             reason = (

@@ -26,7 +26,7 @@ _FACTS = (
     ("dataset_hash", "Dataset"),
     ("created", "Created"),
 )
-_BADGES = {"a good fit": "pass", "overfitting": "fail", "underfitting": "warn"}
+_BADGES = {"a good fit": "pass", "overfitting": "fail", "underfitting": "warn", "drift": "fail"}
 _IMPORTANCE_SHOWN = 15
 SCORED_ONCE = "The test set was scored once, by the selected model, after selection."
 
@@ -72,6 +72,7 @@ table.heat td {
 }
 table.heat td .share { display: block; font-size: 11px; opacity: .8; }
 table.heat td.diag { font-weight: 650; }
+#backtest .grid { margin-top: 16px; }
 """
 
 
@@ -213,9 +214,14 @@ def _header(name: str, evaluation: dict[str, Any], run: dict[str, Any]) -> str:
             f"baseline {_value(metric, fit.get('baseline'))}",
             f"big verdict {_BADGES.get(verdict, '')}",
         ),
-        _tile("Test rows", fmt_number(rows.get("test")), "scored once"),
+        _tile(
+            "Test rows",
+            fmt_number(rows.get("test")),
+            "the latest rows, scored once" if "backtest" in evaluation else "scored once",
+        ),
     ]
-    callout = tag("p", esc(SCORED_ONCE), "callout")
+    said = evaluation.get("backtest", {}).get("test_set") or SCORED_ONCE
+    callout = tag("p", esc(said), "callout")
     return tag(
         "header",
         heading
@@ -410,6 +416,7 @@ def _verdict_card(fit: dict[str, Any]) -> str:
         ("Gap", measured),
         ("Overfitting when", rule),
         ("Underfitting when", f"both shares are below {fmt_share(fit.get('skill_floor'))}"),
+        *_time_rules(fit),
         (
             "Scores from",
             f"{fit.get('source', 'cross-validation')}, {fmt_number(fit.get('folds'))} folds",
@@ -426,9 +433,38 @@ def _verdict_card(fit: dict[str, Any]) -> str:
     return tag("article", tag("header", tag("h3", "Verdict")) + body, "card")
 
 
+def _time_rules(fit: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rules a time-ordered run is judged by, beside the gap rule."""
+    time = fit.get("time")
+    if not time:
+        return []
+    scores, errors = time.get("scores", {}), time.get("errors", {})
+    bias = (
+        f"bias {fmt_share(errors.get('bias_share'))} of the squared error on the test set"
+        if errors.get("kind") == "residual"
+        else f"error rate {fmt_share(errors.get('test_level'))} on the test set"
+    )
+    return [
+        ("Overfitting over time", "the gap rule holds on every fold, every training window"),
+        (
+            "Drift when",
+            "the test set's loss is 20% or more above the folds' mean, most steps in time make "
+            "it worse, and the errors shift (bias, or a trend across the test set); or the "
+            "residuals lean the same way on the latest fold and the test set",
+        ),
+        (
+            "Over time",
+            f"test loss {fmt_share(scores.get('test_loss_rise'))} above the folds' mean; "
+            f"{fmt_number(scores.get('worse_steps'))} of {fmt_number(scores.get('steps'))} steps "
+            f"worse; {bias}",
+        ),
+    ]
+
+
 def _fit_section(evaluation: dict[str, Any]) -> str:
     diagnosis = evaluation.get("diagnosis", {})
     fit = diagnosis.get("fit", {})
+    over_time = diagnosis.get("learning_curve", {}).get("kind") == "time folds"
     chart_card = _card(
         "Learning curve",
         _learning_chart(
@@ -436,13 +472,118 @@ def _fit_section(evaluation: dict[str, Any]) -> str:
             fit.get("baseline"),
             fit.get("metric", evaluation.get("metric", "")),
         ),
-        "Mean over the folds with one standard deviation shaded; the dashed line is a model "
+        "One point per time fold: its training window, which grows fold after fold; the "
+        "dashed line is a model that ignores the inputs."
+        if over_time
+        else "Mean over the folds with one standard deviation shaded; the dashed line is a model "
         "that ignores the inputs.",
     )
     return tag(
         "section",
         tag("h2", "Fit") + tag("div", _verdict_card(fit) + chart_card, "split"),
         id="fit",
+    )
+
+
+# -- backtest --------------------------------------------------------------------------------
+
+
+def _signed(value: Any) -> str:
+    return "\u2014" if value is None else f"{float(value):+.4g}"
+
+
+def _span(span: dict[str, Any]) -> str:
+    return f"{span.get('from')} \u2013 {span.get('to')}"
+
+
+def _backtest_chart(backtest: dict[str, Any]) -> str:
+    metric = backtest.get("metric", "")
+    rows = backtest.get("rows", [])
+    steps = list(range(1, len(rows) + 1))
+
+    def value(item: Any) -> float:
+        return float(item) if item is not None else float("nan")
+
+    tips = [
+        f"{row['label']}, scored on {_span(row['validation'])}: {_value(metric, row['score'])}"
+        for row in rows
+    ]
+    series = [
+        svg.Series(
+            "validation, then test",
+            steps,
+            [value(row["score"]) for row in rows],
+            markers=True,
+            tooltips=tips,
+        ),
+        svg.Series(
+            "training",
+            steps[:-1],
+            [value(row["train_score"]) for row in rows[:-1]],
+            markers=True,
+        ),
+    ]
+    return svg.line_chart(
+        series,
+        x=svg.Axis("Block in time order (the last is the test set)", 1, max(len(rows), 2)),
+        y=svg.Axis(_label(metric), high=1.0 if metric not in _UNBOUNDED else None),
+        label=f"{_label(metric)} per time fold, then the test set",
+    )
+
+
+def _backtest_section(backtest: dict[str, Any]) -> str:
+    metric = backtest.get("metric", "")
+    residual = backtest.get("errors") == "residual"
+    headers = [
+        ("", ""),
+        ("Trained on", ""),
+        ("Rows", "num"),
+        ("Scored on", ""),
+        ("Rows", "num"),
+        (_label(metric), "num"),
+        ("Training", "num"),
+        ("Mean residual" if residual else "Error rate", "num"),
+        ("Trend across the block", "num"),
+    ]
+    body = []
+    for row in backtest.get("rows", []):
+        errors = row.get("errors", {})
+        shown = _signed(errors.get("level")) if residual else fmt_share(errors.get("level"))
+        trend = _signed(errors.get("trend")) if residual else fmt_share(errors.get("trend"))
+        cells = [
+            tag("td", esc(row["label"])),
+            tag("td", esc(_span(row["train"]))),
+            tag("td", esc(fmt_number(row["train"]["rows"])), "num"),
+            tag("td", esc(_span(row["validation"]))),
+            tag("td", esc(fmt_number(row["validation"]["rows"])), "num"),
+            tag("td", esc(_value(metric, row.get("score"))), "num"),
+            tag("td", esc(_value(metric, row.get("train_score"))), "num"),
+            tag("td", esc(shown), "num"),
+            tag("td", esc(trend), "num"),
+        ]
+        body.append(tag("tr", "".join(cells), "selected" if row["label"] == "test" else None))
+    how = (
+        f"Every fold trains on all rows before it in {backtest.get('time')!s} and is scored on the "
+        "next block; the last row is the test set. "
+        + (
+            "The residual is actual \u2212 predicted; its trend is how far a line through the "
+            "block's residuals moves from its first row to its last."
+            if residual
+            else "The trend is how far a line through the block's misses moves across it."
+        )
+    )
+    card = _card(
+        "Score over time",
+        _backtest_chart(backtest),
+        "The selected model's score on each time fold, oldest first, then on the test set.",
+    )
+    return tag(
+        "section",
+        tag("h2", "Backtest")
+        + tag("p", esc(how), "muted")
+        + tag("div", table(headers, body), "scroll")
+        + tag("div", card, "grid charts"),
+        id="backtest",
     )
 
 
@@ -659,6 +800,7 @@ def render_evaluation_html(name: str, evaluation: dict[str, Any], run: dict[str,
         _header(name, evaluation, run),
         _metrics_section(evaluation),
         _fit_section(evaluation),
+        *([_backtest_section(evaluation["backtest"])] if "backtest" in evaluation else []),
         _curves_section(evaluation),
         _importance_section(evaluation),
     ]

@@ -15,9 +15,11 @@ from typing import Any
 import pandas as pd
 
 from mlship.evaluation import curves
+from mlship.evaluation.backtest import TimeOrder
 from mlship.evaluation.diagnosis import diagnose, permutation_importances
 from mlship.evaluation.metrics import classification_metrics, regression_metrics
 from mlship.evaluation.render import render_evaluation_html
+from mlship.evaluation.time_diagnosis import diagnose_over_time
 from mlship.evaluation.values import plain
 from mlship.html.page import check_report_name, write_report_pair
 from mlship.spec.models import Task
@@ -43,6 +45,7 @@ def evaluate(
     n_jobs: int,
     positive_label: Any = None,
     refit: Any = None,
+    time_order: TimeOrder | None = None,
 ) -> dict[str, Any]:
     """The evaluation of ``model`` (a fitted Pipeline over the raw input columns).
 
@@ -56,6 +59,10 @@ def evaluate(
     picks the class that binary precision, recall, F1 and the curves are about (by default the
     model's last class). The result has the same keys for every model of a task; undefined numbers
     are ``None``.
+
+    With ``time_order`` (a timeseries split), the folds are judged in time order: the evaluation
+    gains a ``backtest`` (every fold, then the test set) and the diagnosis tells over-fitting from
+    drift (:mod:`mlship.evaluation.time_diagnosis`).
     """
     if metric not in METRICS[task]:
         raise ValueError(f"unknown {task} metric {metric!r}")
@@ -87,18 +94,37 @@ def evaluate(
     else:
         evaluation["metrics"] = regression_metrics(y_test, predictions, seed=seed)
         evaluation["curves"] = {"points": curves.regression_points(y_test, predictions, seed=seed)}
-    evaluation["diagnosis"] = diagnose(
-        task,
-        model if refit is None else refit,
-        X_train,
-        y_train,
-        metric=metric,
-        cv=cv,
-        fold_scores=fold_scores,
-        seed=seed,
-        n_jobs=n_jobs,
-        positive=positive_label,
-    )
+    if time_order is None:
+        evaluation["diagnosis"] = diagnose(
+            task,
+            model if refit is None else refit,
+            X_train,
+            y_train,
+            metric=metric,
+            cv=cv,
+            fold_scores=fold_scores,
+            seed=seed,
+            n_jobs=n_jobs,
+            positive=positive_label,
+        )
+    else:
+        # The model itself is refitted on each fold (a tuned threshold stays as tuned), so the
+        # folds' errors and the test set's come from the same decision rule.
+        evaluation["diagnosis"], backtest = diagnose_over_time(
+            task,
+            model,
+            X_train,
+            y_train,
+            predictions,
+            y_test,
+            metric=metric,
+            cv=cv,
+            fold_scores=fold_scores,
+            test_score=evaluation["metrics"]["values"][metric]["value"],
+            order=time_order,
+            positive=positive_label,
+        )
+        evaluation["backtest"] = backtest.as_dict()
     evaluation["importance"] = permutation_importances(
         task,
         model,

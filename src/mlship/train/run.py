@@ -25,6 +25,7 @@ import pandas as pd
 from mlship.data.ingest import Ingested, ingest
 from mlship.errors import DataError
 from mlship.evaluation import evaluate
+from mlship.evaluation.backtest import TimeOrder, time_order
 from mlship.evaluation.report import write_evaluation_report
 from mlship.evaluation.values import plain
 from mlship.registry.model_io import save_model
@@ -55,7 +56,14 @@ from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
 from mlship.train.spaces import resolve_space
-from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
+from mlship.train.splits import (
+    Fold,
+    Index,
+    cv_folds,
+    nested_cv_folds,
+    resolve_method,
+    train_test_indices,
+)
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome
 from mlship.workspace import Workspace
@@ -336,6 +344,9 @@ class _Parts:
     """Nested cross-validation's outer folds (empty unless the split asks for it); their folds
     follow the run's own in ``every_fold``."""
     every_fold: list[Fold]
+    time_order: TimeOrder | None = None
+    """When the rows happened, for a timeseries split: the folds and the test set are judged in
+    time order."""
 
 
 @dataclass(frozen=True)
@@ -383,7 +394,10 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     if spec.split.nested:
         nested = nested_cv_folds(train_frame, y_train, spec.split, spec.task)
     every_fold, outer = lay_out(folds, nested)
-    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold)
+    timed = None
+    if resolve_method(spec.split, spec.task) == "timeseries":
+        timed = time_order(frame, spec.split, train_rows, test_rows)
+    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold, timed)
 
 
 def _train(
@@ -518,7 +532,9 @@ def _execute(
                 n_jobs=settings.n_jobs,
                 positive_label=spec.target.positive,
                 refit=recipes[chosen].build(scored[chosen].params),
+                time_order=parts.time_order,
             )
+    details.update({key: evaluation[key] for key in ("backtest",) if key in evaluation})
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
     classes = getattr(model, "classes_", None)
@@ -611,6 +627,8 @@ def report_facts(
         "selection": details["selection"]["rule"],
         "test set": details["split"]["test_scored"],
     }
+    if "backtest" in details:
+        facts["test set"] = details["backtest"]["test_set"]
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
     if row.name in details.get("nested", {}):

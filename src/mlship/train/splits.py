@@ -78,7 +78,7 @@ def train_test_indices(
     n = len(frame)
     positions = np.arange(n, dtype=np.intp)
     if resolve_method(split, task) == "timeseries":
-        times = _time_values(frame, split)
+        times = time_values(frame, split)
         train, test = _time_cut(times, positions, split.holdout, split.time or "", "test set")
         return train, test
     if split.group is not None:
@@ -132,7 +132,7 @@ def _folds(
 ) -> list[Fold]:
     method = resolve_method(split, task)
     if method == "timeseries":
-        return _time_folds(_time_values(frame, split), split.folds, split.time or "")
+        return _time_folds(time_values(frame, split), split.folds, split.time or "")
     if method == "holdout":
         return [_holdout_fold(frame, y, split, task, seed)]
     stratified = task == "classification" and method != "kfold"
@@ -217,8 +217,9 @@ def _holdout_fold(frame: pd.DataFrame, y: Any, split: Split, task: Task, seed: i
 # ---- time series ---------------------------------------------------------------------------
 
 
-def _time_values(frame: pd.DataFrame, split: Split) -> np.ndarray[Any, Any]:
-    """The ``time`` column as numbers that order the rows (nanoseconds for date/times)."""
+def time_values(frame: pd.DataFrame, split: Split) -> np.ndarray[Any, Any]:
+    """The ``time`` column as numbers that order the rows (nanoseconds since the epoch for
+    date/times, naive in UTC)."""
     name = split.time
     if name is None:
         raise DataError("split method timeseries needs `time`: the column that orders rows")
@@ -367,5 +368,6 @@ __all__ = [
     "cv_folds",
     "nested_cv_folds",
     "resolve_method",
+    "time_values",
     "train_test_indices",
 ]
