@@ -58,6 +58,7 @@ from mlship.train.spaces import resolve_space
 from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome
+from mlship.train.weighting import check_target, check_weights, final_estimator, rows
 from mlship.workspace import Workspace
 
 
@@ -152,11 +153,9 @@ def _row(scored: _Scored, fitted: Fitted, metric: str, prices: Any, spent: float
     names = sorted({k for f in folds for k in f.validation})
     means = {k: float(np.mean([f.validation.get(k, np.nan) for f in folds])) for k in names}
     values = [f.validation.get(metric, np.nan) for f in folds]
-    estimator = fitted.model
-    inner = getattr(estimator, "named_steps", {}).get("model", estimator)
     return LeaderboardRow(
         name=scored.recipe.name,
-        estimator=qualified_name(inner),
+        estimator=qualified_name(final_estimator(fitted.model)),
         params=_jsonable({**scored.recipe.params, **scored.params}),
         cv_mean=float(np.mean(values)),
         cv_std=float(np.std(values)),
@@ -336,6 +335,9 @@ class _Parts:
     """Nested cross-validation's outer folds (empty unless the split asks for it); their folds
     follow the run's own in ``every_fold``."""
     every_fold: list[Fold]
+    w_train: np.ndarray[Any, Any] | None = None
+    """The training rows' sample weights (``None`` without a weight column)."""
+    w_test: np.ndarray[Any, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -383,7 +385,16 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     if spec.split.nested:
         nested = nested_cv_folds(train_frame, y_train, spec.split, spec.task)
     every_fold, outer = lay_out(folds, nested)
-    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold)
+    check_target(spec.target.name, spec.target.target_transform, y_train)
+    w_train = w_test = None
+    if spec.weight is not None:
+        weights = frame[spec.weight.name].to_numpy(dtype=float)
+        w_train, w_test = rows(weights, train_rows), rows(weights, test_rows)
+        check_weights(spec.weight.name, w_train, "training part")
+        check_weights(spec.weight.name, w_test, "test set")
+    return _Parts(
+        train_frame[features], y_train, X_test, y_test, folds, outer, every_fold, w_train, w_test
+    )
 
 
 def _train(
@@ -464,7 +475,9 @@ def _execute(
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
     recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
-    shared = shared_inputs(recipes, X_train, y_train, parts.every_fold, spec.metric)
+    shared = shared_inputs(
+        recipes, X_train, y_train, parts.every_fold, spec.metric, weights=parts.w_train
+    )
     bigger = greater_is_better(spec.task, spec.metric)
     scored, fitted, nested = _train(
         loaded, workspace, run_id, recipes, shared, len(folds), observer, parts.outer
@@ -496,12 +509,18 @@ def _execute(
             observer.stage(f"Tuning the decision threshold of {chosen} for {threshold.metric}")
             pipeline = recipes[chosen].build(scored[chosen].params)
             tuned = tune_threshold(
-                pipeline, X_train, y_train, folds, threshold.metric, spec.target.positive
+                pipeline,
+                X_train,
+                y_train,
+                folds,
+                threshold.metric,
+                spec.target.positive,
+                weights=parts.w_train,
             )
             model = tuned.model
             details["threshold"] = tuned.as_dict()
         observer.stage(f"Scoring {chosen} once on the test set")
-        holdout = score(spec.task, model, X_test, y_test, spec.target.positive)
+        holdout = score(spec.task, model, X_test, y_test, spec.target.positive, parts.w_test)
         observer.stage("Evaluating: confidence intervals, curves, learning curve, importance")
         with joblib_workers():
             evaluation = evaluate(
@@ -518,6 +537,8 @@ def _execute(
                 n_jobs=settings.n_jobs,
                 positive_label=spec.target.positive,
                 refit=recipes[chosen].build(scored[chosen].params),
+                train_weights=parts.w_train,
+                test_weights=parts.w_test,
             )
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
