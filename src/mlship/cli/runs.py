@@ -176,6 +176,10 @@ def _print_details(details: dict[str, Any]) -> None:
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
             f"{split['test_rows']} test rows scored {split['test_scored']}"
         )
+    from mlship.train.weighting import describe
+
+    for sentence in describe(details):
+        out.print(sentence)
     found = details.get("threshold")
     if found:
         out.print(

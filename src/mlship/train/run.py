@@ -58,7 +58,13 @@ from mlship.train.spaces import resolve_space
 from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome
-from mlship.train.weighting import check_target, check_weights, final_estimator, rows
+from mlship.train.weighting import (
+    check_target,
+    check_weights,
+    final_estimator,
+    record,
+    rows,
+)
 from mlship.workspace import Workspace
 
 
@@ -499,6 +505,11 @@ def _execute(
             "test_scored": "once, by the selected model, after selection",
         },
         "executor": spec.executor,
+        **record(
+            spec.weight.name if spec.weight else None,
+            spec.target.name,
+            spec.target.target_transform,
+        ),
     }
     if nested:
         details["nested"] = {name: score.as_dict() for name, score in nested.items()}
@@ -634,6 +645,10 @@ def report_facts(
     }
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
+    if "sample_weights" in details:
+        facts["sample weights"] = details["sample_weights"]
+    if "target_transform" in details:
+        facts["target transform"] = details["target_transform"]["transform"]
     if row.name in details.get("nested", {}):
         facts["nested CV"] = nested_summary(details["nested"][row.name], details["split"])
     return facts
