@@ -349,3 +349,17 @@ def test_resampling_is_refused_with_weights() -> None:
     assert "imbalance.strategy" in message
     assert "strategy smote resamples rows, which takes no account of the sample weights" in message
     assert parse_spec(text.replace("smote", "class_weight"), Path("/p/p.yaml")).spec.weight
+
+
+def test_the_readme_weight_snippet_is_a_valid_spec() -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    section = readme.read_text().split("### Sample weights and target transforms", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    text = WEIGHTED.replace(
+        "columns:\n  - {name: a, type: float}\n  - {name: w, type: float, role: weight}\n"
+        "  - {name: y, type: float, role: target}\n",
+        snippet + "  - {name: a, type: float}\n",
+    )
+    spec = parse_spec(text, Path("/p/pipeline.yaml")).spec
+    assert spec.weight is not None and spec.weight.name == "exposure"
+    assert spec.target.target_transform == "log1p"
