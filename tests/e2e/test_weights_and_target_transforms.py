@@ -126,6 +126,10 @@ def test_weights_steer_the_fit_and_every_reported_metric_is_weighted(tmp_path: P
     plain_rmse = skm.root_mean_squared_error(theirs["y"], theirs["prediction"])
     assert np.isclose(plain["evaluation"]["metrics"]["values"]["rmse"]["value"], plain_rmse, 1e-4)
 
+    # The run's record and its report say the numbers are weighted.
+    record = invoke_cli("runs", "show", weighted["run"]["id"][:8], home=home).stdout
+    assert "Sample weights from column w: every fit and every metric" in " ".join(record.split())
+    assert weighted["run"]["sample weights"] == "w" and "sample weights" not in plain["run"]
     # The stored holdout metrics and the model's record agree with the report.
     shown = invoke_cli("models", "show", "weighted", home=home).stdout
     assert f"{by_hand['rmse']:.4f}" in shown
