@@ -280,8 +280,8 @@ executor: inline
     values = report["evaluation"]["metrics"]["values"]
     assert values["f1"]["value"] > 0.8 and values["roc_auc"]["value"] > 0.9
     # The test rows of the stratified split (classes coded in order of appearance, as the run
-    # codes them), scored by the registered model (its tuned threshold
-    # included): the reported F1 is the weighted F1 of the malignant class.
+    # codes them), scored by the registered model with its tuned threshold: the reported F1 is
+    # the weighted F1 of the malignant class.
     _, test = train_test_split(
         np.arange(len(frame)),
         test_size=0.25,
