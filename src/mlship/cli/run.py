@@ -51,6 +51,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
     from mlship.cli.progress import progress_observer
     from mlship.train.run import execute
+    from mlship.train.weighting import describe
 
     loaded = load_spec(spec_path)
     with stopping_cleanly(), progress_observer() as observer:
@@ -62,6 +63,8 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
     if "backtest" in result.details:
         out.print(backtest_table(result.details["backtest"]))
+    for sentence in describe(result.details):
+        out.print(sentence)
     if "threshold" in result.details:
         found = result.details["threshold"]
         out.print(

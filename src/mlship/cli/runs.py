@@ -228,6 +228,10 @@ def _print_details(details: dict[str, Any]) -> None:
     if backtest:
         out.print(backtest["test_set"])
         out.print(backtest_table(backtest))
+    from mlship.train.weighting import describe
+
+    for sentence in describe(details):
+        out.print(sentence)
     found = details.get("threshold")
     if found:
         out.print(

@@ -267,6 +267,33 @@ def _column_checks(
     return found
 
 
+def _weight_check(
+    column: Column, dtype: pl.DataType, locate: Callable[[pl.Expr, Collection[str]], pl.Expr]
+) -> RowCheck:
+    """Every row of a sample-weight column holds a finite number of 0 or more.
+
+    A negative weight has no meaning to any estimator, and a missing one cannot be guessed: left
+    in, it would count the row as nothing or as much as any other without anyone deciding so.
+    """
+    col = pl.col(column.name)
+    invalid = col.is_null() | (col < 0)
+    if dtype.is_float():
+        invalid = invalid | col.is_nan() | col.is_infinite()
+    message = (
+        pl.when(col.is_null())
+        .then(pl.lit(f"{column.name}: is empty, but a sample weight is required"))
+        .otherwise(_message(column, " is not a sample weight (expected a number of 0 or more)"))
+    )
+    return RowCheck(
+        f"{column.name}.weight",
+        column.name,
+        "sample weight",
+        "error",
+        invalid,
+        locate(message, [column.name]),
+    )
+
+
 def compile_row_checks(
     columns: Sequence[Column],
     table: TableChecks,
@@ -291,6 +318,8 @@ def compile_row_checks(
             continue
         for index, check in enumerate(column.checks):
             checks.extend(_column_checks(column, check, schema[column.name], index, exact, locate))
+        if column.role == "weight":
+            checks.append(_weight_check(column, schema[column.name], locate))
     for rule in table.rules:
         parsed = pl.sql_expr(rule.expr)
         holds = parsed.fill_null(True)

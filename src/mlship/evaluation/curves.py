@@ -77,15 +77,17 @@ def roc(
     proba: np.ndarray[Any, Any],
     classes: Sequence[Any] | np.ndarray[Any, Any],
     positive_label: Any = None,
+    weights: Any = None,
 ) -> dict[str, Any]:
-    """False positive rate against true positive rate, with the area under each curve."""
+    """False positive rate against true positive rate, with the area under each curve (of
+    weighted rows, with sample ``weights``)."""
     truth = np.asarray(y_true)
     series = []
     for column, label in _curve_classes(classes, positive_label):
         target = truth == classes[column]
         if target.all() or not target.any():
             continue
-        fpr, tpr, _ = skm.roc_curve(target, proba[:, column])
+        fpr, tpr, _ = skm.roc_curve(target, proba[:, column], sample_weight=weights)
         area = skm.auc(fpr, tpr)
         fpr, tpr = downsample(fpr, tpr)
         series.append(
@@ -104,23 +106,25 @@ def precision_recall(
     proba: np.ndarray[Any, Any],
     classes: Sequence[Any] | np.ndarray[Any, Any],
     positive_label: Any = None,
+    weights: Any = None,
 ) -> dict[str, Any]:
     """Recall against precision, with each curve's average precision and the share of positives
-    (the precision of guessing at random)."""
+    (the precision of guessing at random); of weighted rows, with sample ``weights``."""
     truth = np.asarray(y_true)
     series = []
     for column, label in _curve_classes(classes, positive_label):
         target = truth == classes[column]
         if target.all() or not target.any():
             continue
-        precision, recall, _ = skm.precision_recall_curve(target, proba[:, column])
-        average = skm.average_precision_score(target, proba[:, column])
+        scores = proba[:, column]
+        precision, recall, _ = skm.precision_recall_curve(target, scores, sample_weight=weights)
+        average = skm.average_precision_score(target, scores, sample_weight=weights)
         recall, precision = downsample(recall[::-1], precision[::-1])
         series.append(
             {
                 "label": label,
                 "average_precision": rounded(average),
-                "prevalence": rounded(target.mean()),
+                "prevalence": rounded(np.average(target, weights=weights)),
                 "recall": rounded_list(recall),
                 "precision": rounded_list(precision),
             }

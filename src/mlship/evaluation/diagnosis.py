@@ -142,17 +142,28 @@ def learning_curve_scores(
 
 
 def baseline_scores(
-    task: Task, y: pd.Series, folds: Folds, *, metric: str, positive: Any = None
+    task: Task,
+    y: pd.Series,
+    folds: Folds,
+    *,
+    metric: str,
+    positive: Any = None,
+    weights: Any = None,
 ) -> list[float | None]:
     """The validation score of a dummy model on each fold: the class priors for a classifier,
-    the mean for a regressor. It ignores the inputs, so it needs only the target."""
+    the mean for a regressor (of weighted rows, with sample ``weights``, as the folds were
+    scored). It ignores the inputs, so it needs only the target."""
     values: list[float | None] = []
     target = np.asarray(y)
+    w = None if weights is None else np.asarray(weights, dtype=float)
     for train, valid in folds:
+        fit_weight = None if w is None else w[train]
         placeholder_train = np.zeros((len(train), 1))
         placeholder_valid = np.zeros((len(valid), 1))
         if task == "classification":
-            classifier = DummyClassifier(strategy="prior").fit(placeholder_train, target[train])
+            classifier = DummyClassifier(strategy="prior").fit(
+                placeholder_train, target[train], sample_weight=fit_weight
+            )
             predictions = classifier.predict(placeholder_valid)
             proba = (
                 classifier.predict_proba(placeholder_valid)
@@ -161,10 +172,21 @@ def baseline_scores(
             )
             classes = classifier.classes_
         else:
-            regressor = DummyRegressor(strategy="mean").fit(placeholder_train, target[train])
+            regressor = DummyRegressor(strategy="mean").fit(
+                placeholder_train, target[train], sample_weight=fit_weight
+            )
             predictions, proba, classes = regressor.predict(placeholder_valid), None, None
         values.append(
-            compute_metric(task, metric, target[valid], predictions, proba, classes, positive)
+            compute_metric(
+                task,
+                metric,
+                target[valid],
+                predictions,
+                proba,
+                classes,
+                positive,
+                None if w is None else w[valid],
+            )
         )
     return values
 
@@ -308,6 +330,7 @@ def diagnose(
     seed: int,
     n_jobs: int,
     positive: Any = None,
+    weights: Any = None,
 ) -> dict[str, Any]:
     """The learning curve, the baseline and the fit verdict of ``model`` on the training part.
 
@@ -331,7 +354,9 @@ def diagnose(
         n_jobs=n_jobs,
         positive=positive,
     )
-    baseline = baseline_scores(task, y_train, folds, metric=metric, positive=positive)
+    baseline = baseline_scores(
+        task, y_train, folds, metric=metric, positive=positive, weights=weights
+    )
     if fold_scores:
         train = [s.train.get(metric) for s in fold_scores]
         validation = [s.validation.get(metric) for s in fold_scores]

@@ -10,6 +10,10 @@ is exactly how scikit-learn treats repeated rows. The point estimate is the same
 every row drawn once, and it equals :func:`mlship.train.metrics.compute_metrics` on the same
 predictions.
 
+Sample weights fit the same scheme: a row drawn twice with weight 1.5 counts 3, so with weights
+each resample's counts are multiplied by them, and the point estimate is the weighted metric as
+scikit-learn computes it with ``sample_weight``.
+
 Classification resamples are stratified: each class keeps its count in every resample, so no
 resample lacks a class (an AUC of a single class does not exist) and the interval reflects the
 uncertainty of the model, not of the class mix.
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn import metrics as skm
 
 from mlship.evaluation.values import plain, rounded
 from mlship.spec.models import Task
@@ -195,11 +200,14 @@ def _bootstrap(
     resamples: int,
     seed: int,
     strata: np.ndarray[Any, Any] | None,
+    row_weights: np.ndarray[Any, Any] | None = None,
 ) -> tuple[Values, Values]:
-    """The point values (every row once) and the bootstrap distribution of each value."""
-    point = values_of(np.ones((1, n_rows)))
+    """The point values (every row once) and the bootstrap distribution of each value; with
+    ``row_weights``, each row counts its weight times the number of times it was drawn."""
+    scale = np.ones(n_rows) if row_weights is None else row_weights
+    point = values_of(scale[None, :])
     chunks = [
-        values_of(weights)
+        values_of(weights * scale)
         for weights in resample_weights(n_rows, resamples, seed=seed, strata=strata)
     ]
     distribution = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in point}
@@ -246,8 +254,10 @@ def classification_metrics(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    weights: Any = None,
 ) -> dict[str, Any]:
-    """Every classification metric with its interval, and F1 per class.
+    """Every classification metric with its interval, and F1 per class (weighted by the rows'
+    sample ``weights`` when given; ``support`` stays a count of rows).
 
     ``proba`` has one column per entry of ``classes`` (the model's ``classes_``), or is ``None``
     for a model without probabilities, which leaves the probability metrics undefined (``None``).
@@ -297,6 +307,7 @@ def classification_metrics(
         resamples=resamples,
         seed=seed,
         strata=truth,
+        row_weights=_row_weights(weights, len(truth)),
     )
     result = _summary(
         "classification",
@@ -333,8 +344,10 @@ def regression_metrics(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    weights: Any = None,
 ) -> dict[str, Any]:
-    """Every regression metric with its interval.
+    """Every regression metric with its interval (weighted by the rows' sample ``weights`` when
+    given).
 
     MAPE leaves out the rows whose true value is zero (they have no percentage error) and says how
     many it left out; with every true value zero it is undefined.
@@ -342,7 +355,8 @@ def regression_metrics(
     truth = np.asarray(y_true, dtype=float)
     error = truth - np.asarray(y_pred, dtype=float)
     absolute, squared = np.abs(error), error**2
-    centred = truth - truth.mean()
+    row_weights = _row_weights(weights, len(truth))
+    centred = truth - np.average(truth, weights=row_weights)
     nonzero = truth != 0
     percentage = absolute[nonzero] / np.abs(truth[nonzero])
     order = np.argsort(absolute, kind="stable")
@@ -371,8 +385,13 @@ def regression_metrics(
         return values
 
     point, distribution = _bootstrap(
-        values_of, len(truth), resamples=resamples, seed=seed, strata=None
+        values_of, len(truth), resamples=resamples, seed=seed, strata=None, row_weights=row_weights
     )
+    if row_weights is not None:
+        # The median of weighted rows is scikit-learn's weighted percentile, not a middle row.
+        point["median_ae"] = np.array(
+            [skm.median_absolute_error(truth, truth - error, sample_weight=row_weights)]
+        )
     result = _summary(
         "regression",
         point,
@@ -390,3 +409,12 @@ def regression_metrics(
         )
     result["notes"] = notes
     return result
+
+
+def _row_weights(weights: Any, n_rows: int) -> np.ndarray[Any, Any] | None:
+    if weights is None:
+        return None
+    values = np.asarray(weights, dtype=float)
+    if values.shape != (n_rows,):
+        raise ValueError(f"{values.size} sample weights for {n_rows} rows")
+    return values

@@ -46,6 +46,8 @@ def evaluate(
     positive_label: Any = None,
     refit: Any = None,
     time_order: TimeOrder | None = None,
+    train_weights: Any = None,
+    test_weights: Any = None,
 ) -> dict[str, Any]:
     """The evaluation of ``model`` (a fitted Pipeline over the raw input columns).
 
@@ -63,6 +65,10 @@ def evaluate(
     With ``time_order`` (a timeseries split), the folds are judged in time order: the evaluation
     gains a ``backtest`` (every fold, then the test set) and the diagnosis tells over-fitting from
     drift (:mod:`mlship.evaluation.time_diagnosis`).
+    With sample weights (``test_weights``, one per test row), the test metrics, their intervals
+    and the ROC and precision-recall curves are the weighted ones; ``train_weights`` weigh the
+    baseline. The learning curve, the permutation importances, the calibration curve and the
+    confusion counts count rows as they are.
     """
     if metric not in METRICS[task]:
         raise ValueError(f"unknown {task} metric {metric!r}")
@@ -80,19 +86,29 @@ def evaluate(
         classes = list(model.classes_)
         evaluation["classes"] = [plain(c) for c in classes]
         evaluation["metrics"] = classification_metrics(
-            y_test, predictions, proba, classes, positive_label=positive_label, seed=seed
+            y_test,
+            predictions,
+            proba,
+            classes,
+            positive_label=positive_label,
+            seed=seed,
+            weights=test_weights,
         )
         positive = evaluation["metrics"]["positive_label"]
         found: dict[str, Any] = {"confusion_matrix": curves.confusion(y_test, predictions, classes)}
         if proba is not None:
-            found["roc"] = curves.roc(y_test, proba, classes, positive)
-            found["precision_recall"] = curves.precision_recall(y_test, proba, classes, positive)
+            found["roc"] = curves.roc(y_test, proba, classes, positive, test_weights)
+            found["precision_recall"] = curves.precision_recall(
+                y_test, proba, classes, positive, test_weights
+            )
             found["calibration"] = curves.calibration(y_test, proba, classes, positive)
         else:
             found["roc"] = found["precision_recall"] = found["calibration"] = None
         evaluation["curves"] = found
     else:
-        evaluation["metrics"] = regression_metrics(y_test, predictions, seed=seed)
+        evaluation["metrics"] = regression_metrics(
+            y_test, predictions, seed=seed, weights=test_weights
+        )
         evaluation["curves"] = {"points": curves.regression_points(y_test, predictions, seed=seed)}
     if time_order is None:
         evaluation["diagnosis"] = diagnose(
@@ -106,6 +122,7 @@ def evaluate(
             seed=seed,
             n_jobs=n_jobs,
             positive=positive_label,
+            weights=train_weights,
         )
     else:
         # The model itself is refitted on each fold (a tuned threshold stays as tuned), so the

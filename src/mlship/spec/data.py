@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ColumnType = Literal["integer", "float", "string", "category", "boolean", "datetime"]
-Role = Literal["feature", "target", "id", "ignore", "pii"]
+Role = Literal["feature", "target", "id", "ignore", "pii", "weight"]
+TargetTransform = Literal["log", "log1p", "yeo_johnson"]
 SourceFormat = Literal["csv", "parquet", "json", "jsonl"]
 Severity = Literal["error", "warn"]
 
@@ -364,4 +365,10 @@ class Column(Strict):
         description="For the target of a binary classification: the class that precision, "
         "recall, F1, PR-AUC and the decision threshold are about (the last class in sorted "
         "order when unset, as in scikit-learn).",
+    )
+    target_transform: TargetTransform | None = Field(
+        None,
+        description="For the target of a regression: the models learn `log` (targets > 0), "
+        "`log1p` (targets >= 0) or `yeo_johnson` (any targets) of it; predictions and metrics "
+        "are in the target's own units.",
     )

@@ -152,6 +152,7 @@ def check_consistency(spec: PipelineSpec) -> list[Problem]:
         *_check_models(spec),
         *_check_training(spec),
         *_check_card(spec),
+        *_check_weight_and_target_transform(spec),
     ]
 
 
@@ -419,6 +420,62 @@ def _check_card(spec: PipelineSpec) -> list[Problem]:
             continue
         problems.append((("card", "sensitive", index), reason))
     return problems
+
+
+def _check_weight_and_target_transform(spec: PipelineSpec) -> list[Problem]:
+    """At most one numeric weight column, learnt from by every candidate and not resampled
+    away; a target transform on a regression target only."""
+    problems: list[Problem] = []
+    weights = [i for i, c in enumerate(spec.columns) if c.role == "weight"]
+    if len(weights) > 1:
+        message = f"expected at most one column with role weight, found {len(weights)}"
+        problems.append((("columns", weights[1], "role"), message))
+    for index in weights:
+        if spec.columns[index].type not in ("integer", "float"):
+            message = "a weight column holds sample weights, so it must be of type integer or float"
+            problems.append((("columns", index, "type"), message))
+    for index, column in enumerate(spec.columns):
+        if column.target_transform is not None and (
+            column.role != "target" or spec.task != "regression"
+        ):
+            message = "target_transform applies to the target of a regression only"
+            problems.append((("columns", index, "target_transform"), message))
+    if not weights:
+        return problems
+    name = spec.columns[weights[0]].name
+    for index, label in _without_sample_weight(spec):
+        message = (
+            f"candidate {label} cannot learn from sample weights, and column {name!r} has role "
+            "weight; remove the candidate, or the weight role to train without weights"
+        )
+        problems.append((("models", index, "estimator"), message))
+    if spec.imbalance.strategy not in ("none", "class_weight"):
+        message = (
+            f"strategy {spec.imbalance.strategy} resamples rows, which takes no account of the "
+            f"sample weights in column {name!r}; use class_weight or none with a weight column"
+        )
+        problems.append((("imbalance", "strategy"), message))
+    return problems
+
+
+def _without_sample_weight(spec: PipelineSpec) -> list[tuple[int, str]]:
+    """Candidates whose estimator's ``fit`` takes no ``sample_weight`` (unknown ones are
+    skipped: the model checks report them)."""
+    from mlship.train.catalog import EstimatorLookupError, resolve_estimator_class
+    from mlship.train.weighting import accepts_sample_weight
+
+    found = []
+    for index, model in enumerate(spec.models):
+        try:
+            estimator_class = resolve_estimator_class(model.estimator, spec.task)
+        except EstimatorLookupError:
+            continue
+        if not accepts_sample_weight(estimator_class):
+            label = repr(model.label)
+            if model.label != model.estimator:
+                label += f" ({model.estimator})"
+            found.append((index, label))
+    return found
 
 
 def _without_class_weight(spec: PipelineSpec) -> list[str]:

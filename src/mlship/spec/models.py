@@ -88,6 +88,11 @@ class PipelineSpec(Strict):
         return [c for c in self.columns if c.role == "feature"]
 
     @property
+    def weight(self) -> Column | None:
+        """The column of sample weights, if the spec has one."""
+        return next((c for c in self.columns if c.role == "weight"), None)
+
+    @property
     def source_names(self) -> list[str]:
         return [s.label for s in self.sources]
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlship.spec.data import Column
+from mlship.spec.data import Column, TargetTransform
 from mlship.spec.models import ModelSpec, PipelineSpec, Task
 from mlship.spec.training import Imbalance
 from mlship.train.catalog import build_estimator, resolve_estimator_class
+from mlship.train.weighting import with_target_transform
 
 RESAMPLERS = {
     "oversample": "imblearn.over_sampling.RandomOverSampler",
@@ -37,6 +38,9 @@ class Recipe:
     seed: int = 42
     positive: Any = None
     """The positive class that binary metrics are about (``None``: the last class)."""
+    target_transform: TargetTransform | None = None
+    """What a regressor learns of the target instead of the target itself (see
+    :mod:`mlship.train.weighting`); predictions are in the target's units either way."""
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec, model: ModelSpec) -> Recipe:
@@ -49,6 +53,7 @@ class Recipe:
             imbalance=spec.imbalance,
             seed=spec.split.seed,
             positive=spec.target.positive,
+            target_transform=spec.target.target_transform,
         )
 
     def build(self, tuned: dict[str, Any] | None = None) -> Any:
@@ -63,7 +68,9 @@ class Recipe:
         if strategy == "class_weight" and "class_weight" in accepted:
             params.setdefault("class_weight", "balanced")
         estimator = build_estimator(self.estimator, self.task, params)
-        pipeline = build_pipeline(list(self.features), estimator)
+        pipeline = with_target_transform(
+            build_pipeline(list(self.features), estimator), self.target_transform
+        )
         if strategy not in RESAMPLERS:
             return pipeline
         return _with_resampler(pipeline, self._resampler())

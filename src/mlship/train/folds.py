@@ -18,6 +18,7 @@ import pandas as pd
 from mlship.train.candidates import Recipe
 from mlship.train.cost import Usage, measure, predict_latency
 from mlship.train.scoring import score, score_metric
+from mlship.train.weighting import fit_weighted, rows
 
 Folds = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
 
@@ -54,14 +55,16 @@ def shared_inputs(
     y: pd.Series,
     folds: Folds,
     metric: str | None = None,
+    weights: np.ndarray[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """What every fold job reads; executors send it to each worker once.
 
     With ``metric``, a fold scores its training rows on that metric alone (the fit gap needs no
     more, and scoring the larger part on every metric costs as much as a small fit); without it,
-    on every metric, as the validation rows always are.
+    on every metric, as the validation rows always are. With ``weights`` (one sample weight per
+    row of ``X``), every fit is weighted and every score is the weighted one.
     """
-    return {"recipes": recipes, "X": X, "y": y, "folds": folds, "metric": metric}
+    return {"recipes": recipes, "X": X, "y": y, "folds": folds, "metric": metric, "w": weights}
 
 
 def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
@@ -71,16 +74,18 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
     y: pd.Series = shared["y"]
     train_index, valid_index = shared["folds"][job.fold]
     X_train, y_train = X.iloc[train_index], y.iloc[train_index]
+    weights = shared.get("w")
+    w_train, w_valid = rows(weights, train_index), rows(weights, valid_index)
     fit_seconds = 0.0
     with measure() as meter:
         try:
             model = recipe.build(job.params)
             started = time.perf_counter()
-            model.fit(X_train, y_train)
+            fit_weighted(model, X_train, y_train, w_train)
             fit_seconds = time.perf_counter() - started
             valid_X, valid_y = X.iloc[valid_index], y.iloc[valid_index]
-            validation = score(recipe.task, model, valid_X, valid_y, recipe.positive)
-            train = _train_scores(recipe, model, X_train, y_train, shared.get("metric"))
+            validation = score(recipe.task, model, valid_X, valid_y, recipe.positive, w_valid)
+            train = _train_scores(recipe, model, X_train, y_train, shared.get("metric"), w_train)
             error = None
         except Exception as exc:  # reported with the trial, not raised
             validation, train = {}, {}
@@ -98,11 +103,16 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
 
 
 def _train_scores(
-    recipe: Recipe, model: Any, X: pd.DataFrame, y: pd.Series, metric: str | None
+    recipe: Recipe,
+    model: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    metric: str | None,
+    weights: np.ndarray[Any, Any] | None,
 ) -> dict[str, float]:
     if metric is None:
-        return score(recipe.task, model, X, y, recipe.positive)
-    value = score_metric(recipe.task, metric, model, X, y, recipe.positive)
+        return score(recipe.task, model, X, y, recipe.positive, weights)
+    value = score_metric(recipe.task, metric, model, X, y, recipe.positive, weights)
     return {} if value is None else {metric: value}
 
 
@@ -131,7 +141,7 @@ def fit_full(job: FitJob, shared: dict[str, Any]) -> Fitted:
     X: pd.DataFrame = shared["X"]
     model = recipe.build(job.params)
     with measure() as meter:
-        model.fit(X, shared["y"])
+        fit_weighted(model, X, shared["y"], shared.get("w"))
     latency = predict_latency(model, X.iloc[:1], repeats=30)
     return Fitted(
         candidate=job.candidate,

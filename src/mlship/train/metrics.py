@@ -73,18 +73,22 @@ def metric_label(metric: str) -> str:
     return LABELS.get(metric, metric)
 
 
-def guarded_mape(y_true: Any, y_pred: Any) -> float | None:
-    """Mean absolute percentage error over the rows whose true value is not zero.
+def guarded_mape(y_true: Any, y_pred: Any, weights: Any = None) -> float | None:
+    """Mean absolute percentage error over the rows whose true value is not zero (weighted by
+    ``weights`` when given).
 
     A zero true value has no percentage error; scikit-learn divides by machine epsilon there, which
-    turns one zero into an error of trillions of percent. ``None`` when every true value is zero.
+    turns one zero into an error of trillions of percent. ``None`` when every true value is zero,
+    or every row with one weighs nothing.
     """
     truth = np.asarray(y_true, dtype=float)
     predicted = np.asarray(y_pred, dtype=float)
     nonzero = truth != 0
-    if not nonzero.any():
+    kept = None if weights is None else np.asarray(weights, dtype=float)[nonzero]
+    if not nonzero.any() or (kept is not None and kept.sum() <= 0):
         return None
-    return float(np.mean(np.abs(truth[nonzero] - predicted[nonzero]) / np.abs(truth[nonzero])))
+    errors = np.abs(truth[nonzero] - predicted[nonzero]) / np.abs(truth[nonzero])
+    return float(np.average(errors, weights=kept))
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class _Outputs:
     proba: np.ndarray[Any, Any] | None
     classes: list[Any] | None
     positive_label: Any = None
+    weights: np.ndarray[Any, Any] | None = None
+    """Sample weights of the rows (``None``: every row counts once)."""
 
     @property
     def binary(self) -> bool:
@@ -114,7 +120,12 @@ class _Outputs:
             average, pos_label = "binary", self.classes[self.column]
         return float(
             function(
-                self.y_true, self.y_pred, average=average, pos_label=pos_label, zero_division=0
+                self.y_true,
+                self.y_pred,
+                average=average,
+                pos_label=pos_label,
+                zero_division=0,
+                sample_weight=self.weights,
             )
         )
 
@@ -128,7 +139,12 @@ class _Outputs:
 
 
 def _outputs(
-    y_true: Any, y_pred: Any, proba: np.ndarray[Any, Any] | None, classes: Any, positive: Any
+    y_true: Any,
+    y_pred: Any,
+    proba: np.ndarray[Any, Any] | None,
+    classes: Any,
+    positive: Any,
+    weights: np.ndarray[Any, Any] | None = None,
 ) -> _Outputs:
     """The outputs with labels turned into class positions when every label is a class.
 
@@ -138,16 +154,18 @@ def _outputs(
     """
     truth = np.asarray(y_true)
     if classes is None:
-        return _Outputs(truth, y_pred, proba, None, positive)
+        return _Outputs(truth, y_pred, proba, None, positive, weights)
     class_list = list(classes)
     column = positive_index(class_list, positive)
     index = pd.Index(class_list)
     true_codes = index.get_indexer(truth)
     pred_codes = index.get_indexer(np.asarray(y_pred))
     if (true_codes < 0).any() or (pred_codes < 0).any():
-        return _Outputs(truth, y_pred, proba, class_list, class_list[column])
+        return _Outputs(truth, y_pred, proba, class_list, class_list[column], weights)
     codes = list(range(len(class_list)))
-    return _Outputs(true_codes.astype(np.intp), pred_codes.astype(np.intp), proba, codes, column)
+    return _Outputs(
+        true_codes.astype(np.intp), pred_codes.astype(np.intp), proba, codes, column, weights
+    )
 
 
 def positive_index(classes: Sequence[Any], positive: Any = None) -> int:
@@ -166,7 +184,7 @@ def positive_index(classes: Sequence[Any], positive: Any = None) -> int:
 
 def _ranked(
     o: _Outputs,
-    binary: Callable[[Any, Any], Any],
+    binary: Callable[..., Any],
     multiclass: Callable[[_Outputs], Any],
 ) -> float | None:
     """A metric of how probabilities rank rows: of the positive class's probability when binary
@@ -178,7 +196,7 @@ def _ranked(
         positive = o.positive()
         if positive.min() == positive.max():
             return None
-        return float(binary(positive, o.proba[:, o.column]))
+        return float(binary(positive, o.proba[:, o.column], sample_weight=o.weights))
     if not o.every_class_present():
         return None
     return float(multiclass(o))
@@ -188,7 +206,9 @@ def _roc_auc(o: _Outputs) -> float | None:
     return _ranked(
         o,
         skm.roc_auc_score,
-        lambda o: skm.roc_auc_score(o.y_true, o.proba, multi_class="ovr", labels=o.classes),
+        lambda o: skm.roc_auc_score(
+            o.y_true, o.proba, multi_class="ovr", labels=o.classes, sample_weight=o.weights
+        ),
     )
 
 
@@ -196,14 +216,16 @@ def _average_precision(o: _Outputs) -> float | None:
     return _ranked(
         o,
         skm.average_precision_score,
-        lambda o: skm.average_precision_score(o.y_true, o.proba, average="macro"),
+        lambda o: skm.average_precision_score(
+            o.y_true, o.proba, average="macro", sample_weight=o.weights
+        ),
     )
 
 
 def _log_loss(o: _Outputs) -> float | None:
     if o.proba is None or o.classes is None:
         return None
-    return float(skm.log_loss(o.y_true, o.proba, labels=o.classes))
+    return float(skm.log_loss(o.y_true, o.proba, labels=o.classes, sample_weight=o.weights))
 
 
 def _brier(o: _Outputs) -> float | None:
@@ -211,29 +233,31 @@ def _brier(o: _Outputs) -> float | None:
     if o.proba is None or o.classes is None:
         return None
     if o.binary:
-        return float(np.mean((o.proba[:, o.column] - o.positive()) ** 2))
-    return float(skm.brier_score_loss(o.y_true, o.proba, labels=o.classes))
+        return float(np.average((o.proba[:, o.column] - o.positive()) ** 2, weights=o.weights))
+    return float(skm.brier_score_loss(o.y_true, o.proba, labels=o.classes, sample_weight=o.weights))
 
 
 _CLASSIFICATION: dict[str, Callable[[_Outputs], float | None]] = {
-    "accuracy": lambda o: float(skm.accuracy_score(o.y_true, o.y_pred)),
-    "balanced_accuracy": lambda o: float(skm.balanced_accuracy_score(o.y_true, o.y_pred)),
+    "accuracy": lambda o: float(skm.accuracy_score(o.y_true, o.y_pred, sample_weight=o.weights)),
+    "balanced_accuracy": lambda o: float(
+        skm.balanced_accuracy_score(o.y_true, o.y_pred, sample_weight=o.weights)
+    ),
     "f1": lambda o: o.averaged(skm.f1_score),
     "precision": lambda o: o.averaged(skm.precision_score),
     "recall": lambda o: o.averaged(skm.recall_score),
-    "mcc": lambda o: float(skm.matthews_corrcoef(o.y_true, o.y_pred)),
+    "mcc": lambda o: float(skm.matthews_corrcoef(o.y_true, o.y_pred, sample_weight=o.weights)),
     "roc_auc": _roc_auc,
     "average_precision": _average_precision,
     "log_loss": _log_loss,
     "brier": _brier,
 }
 
-_REGRESSION: dict[str, Callable[[Any, Any], float | None]] = {
-    "rmse": lambda t, p: float(skm.root_mean_squared_error(t, p)),
-    "mae": lambda t, p: float(skm.mean_absolute_error(t, p)),
-    "r2": lambda t, p: float(skm.r2_score(t, p)),
+_REGRESSION: dict[str, Callable[[Any, Any, Any], float | None]] = {
+    "rmse": lambda t, p, w: float(skm.root_mean_squared_error(t, p, sample_weight=w)),
+    "mae": lambda t, p, w: float(skm.mean_absolute_error(t, p, sample_weight=w)),
+    "r2": lambda t, p, w: float(skm.r2_score(t, p, sample_weight=w)),
     "mape": guarded_mape,
-    "median_ae": lambda t, p: float(skm.median_absolute_error(t, p)),
+    "median_ae": lambda t, p, w: float(skm.median_absolute_error(t, p, sample_weight=w)),
 }
 
 
@@ -245,13 +269,15 @@ def compute_metric(
     proba: np.ndarray[Any, Any] | None = None,
     classes: Any = None,
     positive: Any = None,
+    weights: Any = None,
 ) -> float | None:
     """One metric of ``task`` (arguments as for :func:`compute_metrics`); ``None`` where it is
     not defined: a probability metric without probabilities, an AUC with a single class present,
     a percentage error with every true value zero."""
+    w = _weights(weights)
     if task == "regression":
-        return _REGRESSION[name](y_true, y_pred)
-    return _CLASSIFICATION[name](_outputs(y_true, y_pred, proba, classes, positive))
+        return _REGRESSION[name](y_true, y_pred, w)
+    return _CLASSIFICATION[name](_outputs(y_true, y_pred, proba, classes, positive, w))
 
 
 def compute_metrics(
@@ -261,6 +287,7 @@ def compute_metrics(
     proba: np.ndarray[Any, Any] | None = None,
     classes: Any = None,
     positive: Any = None,
+    weights: Any = None,
 ) -> dict[str, float]:
     """All metrics of ``task`` for one set of predictions; those not defined are left out.
 
@@ -268,11 +295,17 @@ def compute_metrics(
     ``classes_``); binary metrics are about the ``positive`` class, by default ``classes[-1]`` as in
     scikit-learn.
     Multiclass precision/recall/F1 are macro averages, as are ROC-AUC (one class against the rest)
-    and average precision.
+    and average precision. With ``weights`` (the rows' sample weights), every metric is the
+    weighted one, as scikit-learn computes it with ``sample_weight``.
     """
+    w = _weights(weights)
     if task == "regression":
-        values = {name: function(y_true, y_pred) for name, function in _REGRESSION.items()}
+        values = {name: function(y_true, y_pred, w) for name, function in _REGRESSION.items()}
     else:
-        outputs = _outputs(y_true, y_pred, proba, classes, positive)
+        outputs = _outputs(y_true, y_pred, proba, classes, positive, w)
         values = {name: function(outputs) for name, function in _CLASSIFICATION.items()}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _weights(weights: Any) -> np.ndarray[Any, Any] | None:
+    return None if weights is None else np.asarray(weights, dtype=float)

@@ -66,6 +66,13 @@ from mlship.train.splits import (
 )
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome
+from mlship.train.weighting import (
+    check_target,
+    check_weights,
+    final_estimator,
+    record,
+    rows,
+)
 from mlship.workspace import Workspace
 
 
@@ -160,11 +167,9 @@ def _row(scored: _Scored, fitted: Fitted, metric: str, prices: Any, spent: float
     names = sorted({k for f in folds for k in f.validation})
     means = {k: float(np.mean([f.validation.get(k, np.nan) for f in folds])) for k in names}
     values = [f.validation.get(metric, np.nan) for f in folds]
-    estimator = fitted.model
-    inner = getattr(estimator, "named_steps", {}).get("model", estimator)
     return LeaderboardRow(
         name=scored.recipe.name,
-        estimator=qualified_name(inner),
+        estimator=qualified_name(final_estimator(fitted.model)),
         params=_jsonable({**scored.recipe.params, **scored.params}),
         cv_mean=float(np.mean(values)),
         cv_std=float(np.std(values)),
@@ -347,6 +352,9 @@ class _Parts:
     time_order: TimeOrder | None = None
     """When the rows happened, for a timeseries split: the folds and the test set are judged in
     time order."""
+    w_train: np.ndarray[Any, Any] | None = None
+    """The training rows' sample weights (``None`` without a weight column)."""
+    w_test: np.ndarray[Any, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -397,7 +405,25 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     timed = None
     if resolve_method(spec.split, spec.task) == "timeseries":
         timed = time_order(frame, spec.split, train_rows, test_rows)
-    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold, timed)
+    check_target(spec.target.name, spec.target.target_transform, y_train)
+    w_train = w_test = None
+    if spec.weight is not None:
+        weights = frame[spec.weight.name].to_numpy(dtype=float)
+        w_train, w_test = rows(weights, train_rows), rows(weights, test_rows)
+        check_weights(spec.weight.name, w_train, "training part")
+        check_weights(spec.weight.name, w_test, "test set")
+    return _Parts(
+        train_frame[features],
+        y_train,
+        X_test,
+        y_test,
+        folds,
+        outer,
+        every_fold,
+        time_order=timed,
+        w_train=w_train,
+        w_test=w_test,
+    )
 
 
 def _train(
@@ -478,7 +504,9 @@ def _execute(
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
     recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
-    shared = shared_inputs(recipes, X_train, y_train, parts.every_fold, spec.metric)
+    shared = shared_inputs(
+        recipes, X_train, y_train, parts.every_fold, spec.metric, weights=parts.w_train
+    )
     bigger = greater_is_better(spec.task, spec.metric)
     scored, fitted, nested = _train(
         loaded, workspace, run_id, recipes, shared, len(folds), observer, parts.outer
@@ -500,6 +528,11 @@ def _execute(
             "test_scored": "once, by the selected model, after selection",
         },
         "executor": spec.executor,
+        **record(
+            spec.weight.name if spec.weight else None,
+            spec.target.name,
+            spec.target.target_transform,
+        ),
     }
     if nested:
         details["nested"] = {name: score.as_dict() for name, score in nested.items()}
@@ -510,12 +543,18 @@ def _execute(
             observer.stage(f"Tuning the decision threshold of {chosen} for {threshold.metric}")
             pipeline = recipes[chosen].build(scored[chosen].params)
             tuned = tune_threshold(
-                pipeline, X_train, y_train, folds, threshold.metric, spec.target.positive
+                pipeline,
+                X_train,
+                y_train,
+                folds,
+                threshold.metric,
+                spec.target.positive,
+                weights=parts.w_train,
             )
             model = tuned.model
             details["threshold"] = tuned.as_dict()
         observer.stage(f"Scoring {chosen} once on the test set")
-        holdout = score(spec.task, model, X_test, y_test, spec.target.positive)
+        holdout = score(spec.task, model, X_test, y_test, spec.target.positive, parts.w_test)
         observer.stage("Evaluating: confidence intervals, curves, learning curve, importance")
         with joblib_workers():
             evaluation = evaluate(
@@ -533,6 +572,8 @@ def _execute(
                 positive_label=spec.target.positive,
                 refit=recipes[chosen].build(scored[chosen].params),
                 time_order=parts.time_order,
+                train_weights=parts.w_train,
+                test_weights=parts.w_test,
             )
     details.update({key: evaluation[key] for key in ("backtest",) if key in evaluation})
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
@@ -631,6 +672,10 @@ def report_facts(
         facts["test set"] = details["backtest"]["test_set"]
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
+    if "sample_weights" in details:
+        facts["sample weights"] = details["sample_weights"]
+    if "target_transform" in details:
+        facts["target transform"] = details["target_transform"]["transform"]
     if row.name in details.get("nested", {}):
         facts["nested CV"] = nested_summary(details["nested"][row.name], details["split"])
     return facts

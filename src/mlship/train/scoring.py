@@ -96,13 +96,19 @@ def predict_outputs(
 
 
 def score(
-    task: Task, pipeline: Any, frame: pd.DataFrame, y: pd.Series, positive: Any = None
+    task: Task,
+    pipeline: Any,
+    frame: pd.DataFrame,
+    y: pd.Series,
+    positive: Any = None,
+    weights: Any = None,
 ) -> dict[str, float]:
     """Every metric of ``task`` for ``pipeline`` on ``frame`` against the true values ``y``
-    (binary ones about the ``positive`` class; the last class when it is ``None``)."""
+    (binary ones about the ``positive`` class; the last class when it is ``None``), weighted by
+    the rows' sample ``weights`` when given."""
     predictions, proba = predict_outputs(pipeline, frame, task)
     classes = getattr(pipeline, "classes_", None)
-    return compute_metrics(task, y, predictions, proba, classes, positive)
+    return compute_metrics(task, y, predictions, proba, classes, positive, weights)
 
 
 def score_metric(
@@ -112,8 +118,9 @@ def score_metric(
     frame: pd.DataFrame,
     y: pd.Series,
     positive: Any = None,
+    weights: Any = None,
 ) -> float | None:
     """One metric of ``pipeline`` on ``frame``; ``None`` where it is not defined."""
     predictions, proba = predict_outputs(pipeline, frame, task, proba=metric in PROBABILITY_METRICS)
     classes = getattr(pipeline, "classes_", None)
-    return compute_metric(task, metric, y, predictions, proba, classes, positive)
+    return compute_metric(task, metric, y, predictions, proba, classes, positive, weights)

@@ -64,12 +64,15 @@ def tune_threshold(
     folds: Folds,
     metric: str,
     positive: Any = None,
+    *,
+    weights: np.ndarray[Any, Any] | None = None,
 ) -> TunedThreshold:
     """Fit ``pipeline`` wrapped in a threshold tuner on ``X``/``y`` with the run's folds.
 
     For F1, precision and recall the threshold applies to the probability of the ``positive``
     class (by default the last); the other metrics treat both classes alike, and scikit-learn
-    thresholds the last class's probability for them.
+    thresholds the last class's probability for them. With ``weights`` (the rows' sample
+    weights), every fit is weighted and the threshold maximises the weighted metric.
     """
     from sklearn.model_selection import TunedThresholdClassifierCV
 
@@ -77,14 +80,19 @@ def tune_threshold(
     if len(classes) != 2:
         raise ValueError(f"threshold tuning needs two classes, found {len(classes)}")
     label = classes[positive_index(classes, positive)]
-    tuner = TunedThresholdClassifierCV(
-        pipeline,
-        scoring=_scorer(metric, label),  # the scorer's pos_label is the class thresholded
-        cv=list(folds),
-        thresholds=200,
-        store_cv_results=True,
-    )
-    tuner.fit(X, y)
+    if weights is None:
+        tuner = TunedThresholdClassifierCV(
+            pipeline,
+            scoring=_scorer(metric, label),  # the scorer's pos_label is the class thresholded
+            cv=list(folds),
+            thresholds=200,
+            store_cv_results=True,
+        )
+        tuner.fit(X, y)
+        fitted = tuner.estimator_
+    else:
+        tuner = _weighted_fit(pipeline, X, y, folds, _scorer(metric, label), weights)
+        fitted = tuner.estimator_.pipeline
     results = tuner.cv_results_
     thresholds, scores = np.asarray(results["thresholds"]), np.asarray(results["scores"])
     at_default = float(scores[int(np.argmin(np.abs(thresholds - 0.5)))])
@@ -92,9 +100,37 @@ def tune_threshold(
     # have none; the served model decides the same way without carrying the tuner.
     decided = label if metric in ("f1", "precision", "recall") else classes[-1]
     return TunedThreshold(
-        model=DecisionThreshold(tuner.estimator_, float(tuner.best_threshold_), decided),
+        model=DecisionThreshold(fitted, float(tuner.best_threshold_), decided),
         threshold=float(tuner.best_threshold_),
         metric=metric,
         cv_score_at_default=at_default,
         cv_score_tuned=float(tuner.best_score_),
     )
+
+
+def _weighted_fit(
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: Folds,
+    scorer: Any,
+    weights: np.ndarray[Any, Any],
+) -> Any:
+    """The tuner fitted with sample weights: scikit-learn passes them on by metadata routing,
+    which asks every consumer to say whether it wants them; the pipeline is wrapped so that only
+    its final step receives them, and the scorer asks for them to weigh each fold's score."""
+    from sklearn import config_context
+    from sklearn.model_selection import TunedThresholdClassifierCV
+
+    from mlship.train.weighting import SampleWeighted
+
+    with config_context(enable_metadata_routing=True):
+        tuner = TunedThresholdClassifierCV(
+            SampleWeighted(pipeline).set_fit_request(sample_weight=True),
+            scoring=scorer.set_score_request(sample_weight=True),
+            cv=list(folds),
+            thresholds=200,
+            store_cv_results=True,
+        )
+        tuner.fit(X, y, sample_weight=np.asarray(weights, dtype=float))
+    return tuner
