@@ -28,6 +28,7 @@ from mlship.cli.render import (
     trials_table,
 )
 from mlship.errors import MlshipError
+from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -79,8 +80,14 @@ def show(
     trials: Annotated[
         bool, typer.Option("--trials", help="Also list every trial of every search.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="The run's record (candidates, metrics, details) as JSON."),
+    ] = False,
 ) -> None:
     """Everything recorded about one run."""
+    from mlship.store.records import to_record
+
     workspace = Workspace.open()
     try:
         run = workspace.metadata.get_run(run_id)
@@ -88,6 +95,9 @@ def show(
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
+    if as_json:
+        out.print_json(json.dumps(to_record(run), default=str))
+        return
     facts = Table(title=f"Run {run.id}", show_header=False)
     facts.add_column("field")
     facts.add_column("value")
@@ -176,6 +186,9 @@ def _print_details(details: dict[str, Any]) -> None:
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
             f"{split['test_rows']} test rows scored {split['test_scored']}"
         )
+    fitted_on = FittedOn.from_details(details)
+    if fitted_on is not None:
+        out.print(fitted_on.sentence())
     found = details.get("threshold")
     if found:
         out.print(

@@ -24,6 +24,7 @@ from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
 from mlship.spec.models import CardSpec, PipelineSpec
 from mlship.store.tables import Dataset, ModelVersion, Run
+from mlship.train.fitted_on import FittedOn
 from mlship.train.metrics import KEY_METRICS, metric_label
 from mlship.workspace import Workspace
 
@@ -109,6 +110,7 @@ def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
 
 def _lineage(run: Run, dataset: Dataset) -> dict[str, Any]:
     split = (run.details or {}).get("split") or {}
+    fitted_on = FittedOn.from_details(run.details or {})
     return {
         "run": run.id,
         "pipeline": run.pipeline,
@@ -117,6 +119,7 @@ def _lineage(run: Run, dataset: Dataset) -> dict[str, Any]:
         "rows": dataset.n_rows,
         "training rows": split.get("train_rows"),
         "test rows": split.get("test_rows"),
+        "fitted on": fitted_on.sentence() if fitted_on else None,
         "quarantined rows": dataset.n_quarantined,
         "spec sha256": run.spec_hash,
         "git commit": run.git_commit,

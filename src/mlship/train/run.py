@@ -39,6 +39,7 @@ from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
 from mlship.train.environment import describe_environment, git_commit
 from mlship.train.executors import Executor, make_executor
+from mlship.train.fitted_on import FittedOn
 from mlship.train.folds import (
     FitJob,
     Fitted,
@@ -53,6 +54,7 @@ from mlship.train.lifeline import joblib_workers
 from mlship.train.metrics import greater_is_better, positive_index
 from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
+from mlship.train.refit import Labelled, ship
 from mlship.train.scoring import score
 from mlship.train.spaces import resolve_space
 from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
@@ -336,6 +338,8 @@ class _Parts:
     """Nested cross-validation's outer folds (empty unless the split asks for it); their folds
     follow the run's own in ``every_fold``."""
     every_fold: list[Fold]
+    labelled: Labelled
+    """Every row, for the fit that ships (``refit: all``)."""
 
 
 @dataclass(frozen=True)
@@ -383,7 +387,12 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     if spec.split.nested:
         nested = nested_cv_folds(train_frame, y_train, spec.split, spec.task)
     every_fold, outer = lay_out(folds, nested)
-    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold)
+    time = spec.split.time
+    times = frame[time] if time is not None and time in frame.columns else None
+    labelled = Labelled(frame[features], y, train_rows, times)
+    return _Parts(
+        train_frame[features], y_train, X_test, y_test, folds, outer, every_fold, labelled
+    )
 
 
 def _train(
@@ -519,6 +528,9 @@ def _execute(
                 positive_label=spec.target.positive,
                 refit=recipes[chosen].build(scored[chosen].params),
             )
+        model, details["refit"] = ship(
+            spec.refit, model, recipes[chosen], scored[chosen].params, parts.labelled, observer
+        )
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
     classes = getattr(model, "classes_", None)
@@ -613,6 +625,9 @@ def report_facts(
     }
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
+    fitted_on = FittedOn.from_details(details)
+    if fitted_on is not None:
+        facts["shipped"] = fitted_on.sentence()
     if row.name in details.get("nested", {}):
         facts["nested CV"] = nested_summary(details["nested"][row.name], details["split"])
     return facts
