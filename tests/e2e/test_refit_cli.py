@@ -90,11 +90,14 @@ def test_refit_all_ships_a_model_that_has_seen_the_newest_rows(tmp_path: Path) -
         shown = invoke_cli("runs", "show", name, "--json", home=home)
         runs[name] = json.loads(shown.stdout)
 
-    assert runs["sales_all"]["details"]["refit"] == {  # type: ignore[index]
+    refit_all = dict(runs["sales_all"]["details"]["refit"])  # type: ignore[index]
+    kept = refit_all.pop("scored_model")  # the scored model, kept for the model card
+    assert refit_all == {
         "on": "all",
         "rows": DAYS,
         "up_to": (START + pd.Timedelta(days=DAYS - 1)).date().isoformat(),
     }
+    assert len(kept["sha256"]) == 64 and kept["signature"]
     assert runs["sales_train"]["details"]["refit"] == {  # type: ignore[index]
         "on": "train",
         "rows": DAYS - len(test_rows),

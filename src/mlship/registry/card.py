@@ -22,6 +22,7 @@ from typing import Any
 
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
+from mlship.registry.model_io import LoadedModel, load_scored
 from mlship.spec.models import CardSpec, PipelineSpec
 from mlship.store.tables import Dataset, ModelVersion, Run
 from mlship.train.fitted_on import FittedOn
@@ -166,7 +167,7 @@ def _fairness(
             f"splitting dataset {dataset.data_hash[:12]} again gives {len(holdout.y)} test rows; "
             f"run {run.id[:8]} tested {ref} on {expected}"
         )
-    loaded = workspace.load_model(version)
+    loaded = _scored_model(workspace, version, run)
     inputs = [column.name for column in loaded.signature.inputs]
     predictions, proba = loaded.predict(holdout.frame[inputs])
     return slice_metrics(
@@ -180,6 +181,17 @@ def _fairness(
         {column: holdout.frame[column] for column in spec.card.sensitive},
         positive=spec.target.positive,
     )
+
+
+def _scored_model(workspace: Workspace, version: ModelVersion, run: Run) -> LoadedModel:
+    """The model the run scored on its test rows: the version itself, or, when the version was
+    refitted on every labelled row (the test rows among them), the scored model the run kept, so
+    the slices are measured on rows the model has not learnt from."""
+    kept = ((run.details or {}).get("refit") or {}).get("scored_model")
+    if not kept:
+        return workspace.load_model(version)
+    signer = workspace.signer if workspace.remote is None else None
+    return load_scored(version, kept, workspace.artifacts, signer)
 
 
 def _shown(value: float | None) -> str:

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from mlship.evaluation.values import plain
+from mlship.registry.model_io import save_model
 from mlship.spec.models import Refit
 from mlship.train.candidates import Recipe
 from mlship.train.estimators import DecisionThreshold
 from mlship.train.fitted_on import FittedOn
 from mlship.train.observer import RunObserver
+from mlship.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,17 @@ def ship(
     params: dict[str, Any],
     rows: Labelled,
     observer: RunObserver | None = None,
+    workspace: Workspace | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The model to register, given the ``scored`` one (fitted on the training part), and the
     record of what it was fitted on (:meth:`FittedOn.as_dict`, for the run's details).
 
     ``refit: train`` ships ``scored`` itself. ``refit: all`` builds ``recipe`` with ``params``
     again and fits it on every row of ``rows``; when ``scored`` carries a tuned decision
-    threshold, the new fit serves with that same threshold.
+    threshold, the new fit serves with that same threshold. With a ``workspace``, the scored
+    model is kept in its artifact store (signed, like a version) and the record names it as
+    ``scored_model``: the model card scores groups of test rows with it, since the refitted
+    model has learnt those rows.
     """
     if refit == "train":
         train_times = None if rows.times is None else rows.times.iloc[rows.train_rows]
@@ -79,4 +85,9 @@ def ship(
     if isinstance(scored, DecisionThreshold):
         model = DecisionThreshold(model, scored.threshold, scored.positive)
     model.fit(rows.X, rows.y)
-    return model, FittedOn("all", len(rows.X), latest(rows.times)).as_dict()
+    record = FittedOn("all", len(rows.X), latest(rows.times)).as_dict()
+    if workspace is not None:
+        kept = save_model(scored, workspace.artifacts)
+        signature = workspace.artifact_signature(kept.sha256)
+        record["scored_model"] = {"sha256": kept.sha256, "signature": signature}
+    return model, record

@@ -529,7 +529,13 @@ def _execute(
                 refit=recipes[chosen].build(scored[chosen].params),
             )
         model, details["refit"] = ship(
-            spec.refit, model, recipes[chosen], scored[chosen].params, parts.labelled, observer
+            spec.refit,
+            model,
+            recipes[chosen],
+            scored[chosen].params,
+            parts.labelled,
+            observer,
+            workspace,
         )
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
