@@ -128,7 +128,7 @@ def test_refit_all_ships_a_model_that_has_seen_the_newest_rows(tmp_path: Path) -
     assert f"The shipped model was fitted on {DAYS} rows up to 2025-05-14." in text
     text = invoke_cli("runs", "show", "sales_train", home=home).stdout
     assert "The shipped model is the one scored on the test set, fitted on the 400 training" in text
-    shown = invoke_cli("models", "show", "sales_all", home=home).stdout
-    assert "fitted on" in shown and "500 rows up to 2025-05-14" in shown
+    model = invoke_cli("models", "show", "sales_all", home=home).stdout
+    assert "fitted on" in model and "500 rows up to 2025-05-14" in model
     report = Path(runs["sales_all"]["details"]["report"]).read_text()  # type: ignore[index]
     assert "The shipped model was fitted on 500 rows up to 2025-05-14." in report
