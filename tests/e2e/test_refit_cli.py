@@ -130,5 +130,8 @@ def test_refit_all_ships_a_model_that_has_seen_the_newest_rows(tmp_path: Path) -
     assert "The shipped model is the one scored on the test set, fitted on the 400 training" in text
     model = invoke_cli("models", "show", "sales_all", home=home).stdout
     assert "fitted on" in model and "500 rows up to 2025-05-14" in model
+    invoke_cli("models", "card", "sales_train:1", "-o", str(tmp_path / "cards"), home=home)
+    card = (tmp_path / "cards" / "sales_train-1-card.md").read_text()
+    assert "fitted on the 400 training rows" in card
     report = Path(runs["sales_all"]["details"]["report"]).read_text()  # type: ignore[index]
     assert "The shipped model was fitted on 500 rows up to 2025-05-14." in report
