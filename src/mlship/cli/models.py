@@ -24,6 +24,7 @@ from mlship.cli.options import OutputDir
 from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.cli.render import fmt, metrics_table
 from mlship.errors import MlshipError
+from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def show(
     try:
         version = resolve_version(workspace, ref)
         notes = workspace.registry.version_notes(version.model.name, version.version)
+        fitted_on = FittedOn.from_details(workspace.metadata.get_run(version.run_id).details or {})
     finally:
         workspace.close()
     facts = Table(title=f"Model {version.model.name}:{version.version}", show_header=False)
@@ -91,6 +93,7 @@ def show(
         ("estimator", version.estimator),
         ("params", json.dumps(version.params, sort_keys=True)),
         ("run", version.run_id),
+        ("fitted on", fitted_on.sentence() if fitted_on else "-"),
         ("dataset sha256", version.dataset_hash),
         ("artifact sha256", version.artifact_sha256),
         ("artifact bytes", str(version.artifact_size)),

@@ -29,6 +29,7 @@ from mlship.cli.render import (
     trials_table,
 )
 from mlship.errors import MlshipError
+from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def show(
     ] = False,
 ) -> None:
     """Everything recorded about one run."""
+
     workspace = Workspace.open()
     try:
         run = workspace.metadata.get_run(run_id)
@@ -228,6 +230,9 @@ def _print_details(details: dict[str, Any]) -> None:
     if backtest:
         out.print(backtest["test_set"])
         out.print(backtest_table(backtest))
+    fitted_on = FittedOn.from_details(details)
+    if fitted_on is not None:
+        out.print(fitted_on.sentence())
     from mlship.train.weighting import describe
 
     for sentence in describe(details):

@@ -29,6 +29,8 @@ _FACTS = (
 _BADGES = {"a good fit": "pass", "overfitting": "fail", "underfitting": "warn", "drift": "fail"}
 _IMPORTANCE_SHOWN = 15
 SCORED_ONCE = "The test set was scored once, by the selected model, after selection."
+_SHIPPED = "shipped"
+"""The run fact saying what the registered model was fitted on: a sentence after SCORED_ONCE."""
 
 _CSS = """
 .callout {
@@ -164,7 +166,7 @@ def _fact(label: str, value: Any, key: str) -> str:
 
 
 def _facts(run: dict[str, Any], evaluation: dict[str, Any]) -> str:
-    known = {key for key, _ in _FACTS}
+    known = {key for key, _ in _FACTS} | {_SHIPPED}
     items = [_fact(label, run.get(key), key) for key, label in _FACTS]
     items += [_fact(str(key), value, str(key)) for key, value in run.items() if key not in known]
     rows = evaluation.get("rows", {})
@@ -221,7 +223,8 @@ def _header(name: str, evaluation: dict[str, Any], run: dict[str, Any]) -> str:
         ),
     ]
     said = evaluation.get("backtest", {}).get("test_set") or SCORED_ONCE
-    callout = tag("p", esc(said), "callout")
+    shipped = run.get(_SHIPPED)
+    callout = tag("p", esc(f"{said} {shipped}" if shipped else said), "callout")
     return tag(
         "header",
         heading

@@ -22,8 +22,10 @@ from typing import Any
 
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
+from mlship.registry.model_io import LoadedModel, load_scored
 from mlship.spec.models import CardSpec, PipelineSpec
 from mlship.store.tables import Dataset, ModelVersion, Run
+from mlship.train.fitted_on import FittedOn
 from mlship.train.metrics import KEY_METRICS, metric_label
 from mlship.workspace import Workspace
 
@@ -109,6 +111,7 @@ def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
 
 def _lineage(run: Run, dataset: Dataset) -> dict[str, Any]:
     split = (run.details or {}).get("split") or {}
+    fitted_on = FittedOn.from_details(run.details or {})
     return {
         "run": run.id,
         "pipeline": run.pipeline,
@@ -117,6 +120,7 @@ def _lineage(run: Run, dataset: Dataset) -> dict[str, Any]:
         "rows": dataset.n_rows,
         "training rows": split.get("train_rows"),
         "test rows": split.get("test_rows"),
+        "fitted on": fitted_on.sentence() if fitted_on else None,
         "quarantined rows": dataset.n_quarantined,
         "spec sha256": run.spec_hash,
         "git commit": run.git_commit,
@@ -163,7 +167,7 @@ def _fairness(
             f"splitting dataset {dataset.data_hash[:12]} again gives {len(holdout.y)} test rows; "
             f"run {run.id[:8]} tested {ref} on {expected}"
         )
-    loaded = workspace.load_model(version)
+    loaded = _scored_model(workspace, version, run)
     inputs = [column.name for column in loaded.signature.inputs]
     predictions, proba = loaded.predict(holdout.frame[inputs])
     return slice_metrics(
@@ -177,6 +181,17 @@ def _fairness(
         {column: holdout.frame[column] for column in spec.card.sensitive},
         positive=spec.target.positive,
     )
+
+
+def _scored_model(workspace: Workspace, version: ModelVersion, run: Run) -> LoadedModel:
+    """The model the run scored on its test rows: the version itself, or, when the version was
+    refitted on every labelled row (the test rows among them), the scored model the run kept, so
+    the slices are measured on rows the model has not learnt from."""
+    kept = ((run.details or {}).get("refit") or {}).get("scored_model")
+    if not kept:
+        return workspace.load_model(version)
+    signer = workspace.signer if workspace.remote is None else None
+    return load_scored(version, kept, workspace.artifacts, signer)
 
 
 def _shown(value: float | None) -> str:

@@ -91,6 +91,31 @@ def load_model_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
     )
 
 
+def load_scored(
+    version: ModelVersion, kept: dict[str, str], store: ArtifactStore, signer: Signer | None
+) -> LoadedModel:
+    """The model a run scored on its test set, kept beside ``version`` when the version is a
+    refit on every labelled row (``kept`` holds its ``sha256`` and ``signature``). It serves
+    with the version's signature; ``signer`` checks the signature (None: the checksum only, as
+    for a tracking server's client).
+    """
+    name = version.model.name
+    what = f"the model run {version.run_id[:8]} scored on its test set for {name}:{version.version}"
+    sha256 = kept["sha256"]
+    if signer is not None:
+        signer.verify(sha256, kept.get("signature"), what)
+    try:
+        data = store.get_bytes(sha256)
+    except IntegrityError as exc:
+        raise IntegrityError(f"refusing to load {what}: {exc}") from None
+    return LoadedModel(
+        name=name,
+        version=version.version,
+        pipeline=unpickle_verified(data, sha256, what, "the run's"),
+        signature=Signature.from_dict(version.signature),
+    )
+
+
 def unpickle_verified(data: bytes, sha256: str, what: str, whose: str) -> Any:
     """Unpickle ``data`` only if it hashes to ``sha256`` (``whose`` checksum, for the message)."""
     actual = hashlib.sha256(data).hexdigest()

@@ -24,6 +24,7 @@ from mlship.spec.data import (
 from mlship.spec.training import Imbalance, Selection, Space, Split, Tuning
 
 Task = Literal["classification", "regression"]
+Refit = Literal["all", "train"]
 
 
 class ModelSpec(Strict):
@@ -72,6 +73,13 @@ class PipelineSpec(Strict):
     tuning: Tuning = Field(default_factory=Tuning)
     imbalance: Imbalance = Field(default_factory=Imbalance)
     selection: Selection = Field(default_factory=Selection)
+    refit: Refit = Field(
+        "all",
+        description="What the registered model is fitted on once the selected model has been "
+        "scored on the test set: all (a fresh fit with the chosen params on every labelled row, "
+        "test rows included, so the newest rows are learnt from; a tuned decision threshold is "
+        "kept as tuned) or train (the very model that was scored, fitted on the training part).",
+    )
     card: CardSpec | None = Field(None, description="The model card's own words (optional).")
     executor: str = Field(
         "process",
@@ -108,6 +116,7 @@ __all__ = [
     "ColumnType",
     "ModelSpec",
     "PipelineSpec",
+    "Refit",
     "Role",
     "Source",
     "SourceFormat",

@@ -40,6 +40,7 @@ from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
 from mlship.train.environment import describe_environment, git_commit
 from mlship.train.executors import Executor, make_executor
+from mlship.train.fitted_on import FittedOn
 from mlship.train.folds import (
     FitJob,
     Fitted,
@@ -54,6 +55,7 @@ from mlship.train.lifeline import joblib_workers
 from mlship.train.metrics import greater_is_better, positive_index
 from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
+from mlship.train.refit import Labelled, ship
 from mlship.train.scoring import score
 from mlship.train.spaces import resolve_space
 from mlship.train.splits import (
@@ -349,6 +351,8 @@ class _Parts:
     """Nested cross-validation's outer folds (empty unless the split asks for it); their folds
     follow the run's own in ``every_fold``."""
     every_fold: list[Fold]
+    labelled: Labelled
+    """Every row, for the fit that ships (``refit: all``)."""
     time_order: TimeOrder | None = None
     """When the rows happened, for a timeseries split: the folds and the test set are judged in
     time order."""
@@ -406,12 +410,15 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     if resolve_method(spec.split, spec.task) == "timeseries":
         timed = time_order(frame, spec.split, train_rows, test_rows)
     check_target(spec.target.name, spec.target.target_transform, y_train)
-    w_train = w_test = None
+    weights = w_train = w_test = None
     if spec.weight is not None:
         weights = frame[spec.weight.name].to_numpy(dtype=float)
         w_train, w_test = rows(weights, train_rows), rows(weights, test_rows)
         check_weights(spec.weight.name, w_train, "training part")
         check_weights(spec.weight.name, w_test, "test set")
+    time = spec.split.time
+    times = frame[time] if time is not None and time in frame.columns else None
+    labelled = Labelled(frame[features], y, train_rows, times, weights)
     return _Parts(
         train_frame[features],
         y_train,
@@ -420,6 +427,7 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
         folds,
         outer,
         every_fold,
+        labelled,
         time_order=timed,
         w_train=w_train,
         w_test=w_test,
@@ -575,6 +583,15 @@ def _execute(
                 train_weights=parts.w_train,
                 test_weights=parts.w_test,
             )
+        model, details["refit"] = ship(
+            spec.refit,
+            model,
+            recipes[chosen],
+            scored[chosen].params,
+            parts.labelled,
+            observer,
+            workspace,
+        )
     details.update({key: evaluation[key] for key in ("backtest",) if key in evaluation})
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
@@ -676,6 +693,9 @@ def report_facts(
         facts["sample weights"] = details["sample_weights"]
     if "target_transform" in details:
         facts["target transform"] = details["target_transform"]["transform"]
+    fitted_on = FittedOn.from_details(details)
+    if fitted_on is not None:
+        facts["shipped"] = fitted_on.sentence()
     if row.name in details.get("nested", {}):
         facts["nested CV"] = nested_summary(details["nested"][row.name], details["split"])
     return facts
