@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mlship.cli.console import err, out
 from mlship.cli.render import leaderboard_table, metrics_table, print_validation
@@ -60,6 +61,8 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
+    strategy = result.details["split"]["strategy"]
+    out.print(escape(strategy["text"]), soft_wrap=True)
     if "threshold" in result.details:
         found = result.details["threshold"]
         out.print(

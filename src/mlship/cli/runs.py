@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.annotate import (
@@ -79,6 +80,9 @@ def show(
     trials: Annotated[
         bool, typer.Option("--trials", help="Also list every trial of every search.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's record as one JSON object.")
+    ] = False,
 ) -> None:
     """Everything recorded about one run."""
     workspace = Workspace.open()
@@ -88,6 +92,11 @@ def show(
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
+    if as_json:
+        from mlship.cli.run_record import run_record
+
+        out.print_json(json.dumps(run_record(run, notes, searches), default=str))
+        return
     facts = Table(title=f"Run {run.id}", show_header=False)
     facts.add_column("field")
     facts.add_column("value")
@@ -171,6 +180,9 @@ def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]
 def _print_details(details: dict[str, Any]) -> None:
     """How the run split its data, what the threshold and nested CV found."""
     split = details.get("split") or {}
+    strategy = split.get("strategy")
+    if strategy:
+        out.print(escape(strategy["text"]), soft_wrap=True)
     if split:
         out.print(
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "

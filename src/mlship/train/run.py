@@ -55,6 +55,7 @@ from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.scoring import score
 from mlship.train.spaces import resolve_space
+from mlship.train.split_strategy import SplitStrategy
 from mlship.train.splits import Fold, Index, cv_folds, nested_cv_folds, train_test_indices
 from mlship.train.threshold import tune_threshold
 from mlship.train.tuning import Search, SearchOutcome
@@ -484,6 +485,9 @@ def _execute(
             "test_rows": len(X_test),
             "folds": len(folds),
             "test_scored": "once, by the selected model, after selection",
+            "strategy": SplitStrategy.of(
+                spec.split, spec.task, len(X_train), len(X_test), len(parts.outer)
+            ).as_dict(),
         },
         "executor": spec.executor,
     }
@@ -610,6 +614,7 @@ def report_facts(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "selection": details["selection"]["rule"],
         "test set": details["split"]["test_scored"],
+        "split": details["split"]["strategy"]["text"].removeprefix("split: "),
     }
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
