@@ -1,5 +1,6 @@
 """What a run did, said where users look: the split strategy and its columns in ``run``,
-``runs show`` (text and JSON) and the evaluation report."""
+``runs show`` (text and JSON) and the evaluation report; the selection metric in ``models list``;
+whole numbers beside long names in a narrow terminal."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from tests.conftest import invoke_cli
 ROWS = 300
 
 
-def _project(root: Path, split: str, *, task: str = "regression", model: str = "") -> Path:
+def _project(
+    root: Path, split: str, *, task: str = "regression", model: str = "", name: str = "said"
+) -> Path:
     """Generated rows with a date, a customer group and a numeric target (or a class)."""
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(
@@ -41,7 +44,7 @@ def _project(root: Path, split: str, *, task: str = "regression", model: str = "
     frame.to_csv(root / "rows.csv", index=False)
     spec = root / "pipeline.yaml"
     spec.write_text(
-        f"""name: said
+        f"""name: {name}
 task: {task}
 sources: [{{path: rows.csv}}]
 columns:
@@ -114,3 +117,62 @@ def test_a_shuffled_split_says_stratified_and_repeats(tmp_path: Path) -> None:
     home = tmp_path / "ws"
     ran = invoke_cli("run", str(spec), home=home)
     assert "split: stratified 3-fold × 2 repeats, test = stratified 20% (60 rows)" in ran.stdout
+
+
+def _cells(table: str) -> list[str]:
+    return [cell.strip() for line in table.splitlines() for cell in line.split("│")]
+
+
+def _column(table: str, index: int) -> list[str]:
+    """The ``index``-th cell of every body line of the tables in ``table``."""
+    lines = table.splitlines()
+    return [line.split("│")[index].strip() for line in lines if line.count("│") > index]
+
+
+def test_models_list_shows_the_selection_metric_with_cv_and_test_values(tmp_path: Path) -> None:
+    spec = _project(tmp_path / "p", "{folds: 3}", task="classification")
+    home = tmp_path / "ws"
+    invoke_cli("run", str(spec), home=home)
+    record = json.loads(invoke_cli("runs", "show", "said", "--json", home=home).stdout)
+    cv = record["candidates"][0]["cv_mean"]
+    test = record["metrics"]["holdout"]["lr"]["roc_auc"]
+    listed = invoke_cli("models", "list", home=home).stdout
+    cells = _cells(listed)
+    assert "selected by" in listed and "accuracy" not in listed
+    assert "roc_auc" in cells
+    assert f"{cv:.4f}" in cells and f"{test:.4f}" in cells
+
+
+def test_long_names_fold_and_numbers_stay_whole_in_80_columns(tmp_path: Path) -> None:
+    long_model = "logistic_regression_with_a_very_long_descriptive_name_v2_001"
+    long_spec = "churn_prediction_for_the_subscription_business_unit_emea_2026"
+    assert len(long_model) == 60 and len(long_spec) == 61  # spec names allow it
+    spec = _project(
+        tmp_path / "p",
+        "{folds: 3}",
+        task="classification",
+        model=f"{{name: {long_model}, estimator: logistic_regression}}",
+        name=long_spec,
+    )
+    home = tmp_path / "ws"
+    narrow = {"COLUMNS": "80"}
+    ran = invoke_cli("run", str(spec), home=home, env=narrow)
+    record = json.loads(invoke_cli("runs", "show", long_spec, "--json", home=home).stdout)
+    row = record["candidates"][0]
+    holdout = record["metrics"]["holdout"][long_model]
+    shown = invoke_cli("runs", "show", long_spec, home=home, env=narrow).stdout
+    listed = invoke_cli("models", "list", home=home, env=narrow).stdout
+    runs = invoke_cli("runs", "list", home=home, env=narrow).stdout
+    for output in (ran.stdout, shown, listed, runs):
+        assert max(len(line) for line in output.splitlines()) <= 80, output
+        assert "…" not in output, output
+    for output in (ran.stdout, shown):
+        cells = _cells(output)
+        assert f"{row['cv_mean']:.4f} ± {row['cv_std']:.3f}" in cells, output
+        assert f"{row['train_mean']:.4f}" in cells, output
+        assert f"{holdout['roc_auc']:.4f}" in cells, output
+        # the name is all there, folded over several lines of its column
+        assert long_model in "".join(_column(output, 2)), output
+    assert f"{row['cv_mean']:.4f}" in _cells(listed), listed
+    assert f"{holdout['roc_auc']:.4f}" in _cells(listed), listed
+    assert f"{row['cv_mean']:.4f}" in _cells(runs), runs

@@ -26,6 +26,8 @@ from mlship.cli.render import (
     fmt,
     leaderboard_table,
     metrics_table,
+    name_column,
+    number_column,
     trials_table,
 )
 from mlship.errors import MlshipError
@@ -55,9 +57,14 @@ def list_runs(
     finally:
         workspace.close()
     table = Table(title="Runs")
-    columns = ("run", "pipeline", "status", "owner", "tags", "started (UTC)", "wall s", "best")
-    for name in (*columns, "cv score"):
-        table.add_column(name, justify="right" if name in ("wall s", "cv score") else "left")
+    table.add_column("run", no_wrap=True)
+    name_column(table, "pipeline")
+    for name in ("status", "owner", "tags", "started (UTC)"):
+        table.add_column(name, overflow="fold")
+    number_column(table, "wall s")
+    name_column(table, "best")
+    table.add_column("metric", overflow="fold")
+    number_column(table, "cv")
     for run in runs:
         best = next((c for c in run.candidates if c.selected), None)
         table.add_row(
@@ -69,7 +76,8 @@ def list_runs(
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             fmt(run.wall_seconds, 1),
             run.best_candidate or "-",
-            f"{run.metric} {fmt(best.cv_mean)}" if best else "-",
+            run.metric,
+            fmt(best.cv_mean) if best else "-",
         )
     out.print(table)
 
@@ -99,7 +107,7 @@ def show(
         return
     facts = Table(title=f"Run {run.id}", show_header=False)
     facts.add_column("field")
-    facts.add_column("value")
+    facts.add_column("value", overflow="fold")
     dataset = run.dataset
     rows = [
         ("pipeline", run.pipeline),
@@ -183,7 +191,8 @@ def _print_details(details: dict[str, Any]) -> None:
     strategy = split.get("strategy")
     if strategy:
         out.print(escape(strategy["text"]), soft_wrap=True)
-    if split:
+        out.print(f"The {split['test_rows']} test rows were scored {split['test_scored']}")
+    elif split:
         out.print(
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
             f"{split['test_rows']} test rows scored {split['test_scored']}"
@@ -197,8 +206,11 @@ def _print_details(details: dict[str, Any]) -> None:
     nested = details.get("nested")
     if nested:
         table = Table(title=f"Nested cross-validation ({split.get('outer_folds')} outer folds)")
-        for name in ("candidate", "mean", "std", "outer scores", "tuned"):
-            table.add_column(name, justify="right" if name in ("mean", "std") else "left")
+        name_column(table, "candidate")
+        number_column(table, "mean")
+        number_column(table, "std")
+        table.add_column("outer scores")
+        table.add_column("tuned")
         for name, estimate in nested.items():
             table.add_row(
                 name,
