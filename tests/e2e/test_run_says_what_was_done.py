@@ -176,3 +176,69 @@ def test_long_names_fold_and_numbers_stay_whole_in_80_columns(tmp_path: Path) ->
     assert f"{row['cv_mean']:.4f}" in _cells(listed), listed
     assert f"{holdout['roc_auc']:.4f}" in _cells(listed), listed
     assert f"{row['cv_mean']:.4f}" in _cells(runs), runs
+
+
+def _breast_cancer(root: Path, models: str, executor: str) -> Path:
+    """scikit-learn's bundled breast cancer table as a CSV project (features unscaled)."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    frame["target"] = np.where(frame["target"] == 1, "benign", "malignant")
+    root.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / "cancer.csv", index=False)
+    columns = "\n".join(f"  - {{name: {c}, type: float}}" for c in frame.columns[:-1])
+    spec = root / "pipeline.yaml"
+    spec.write_text(
+        f"""name: cancer
+task: classification
+sources: [{{path: cancer.csv}}]
+columns:
+{columns}
+  - {{name: target, type: category, role: target, positive: malignant}}
+models:
+{models}
+split: {{folds: 3}}
+metric: roc_auc
+tuning: {{method: grid, trials: 2, pruner: none}}
+executor: {executor}
+"""
+    )
+    return spec
+
+
+def test_library_warnings_are_counted_per_candidate_and_said_once(tmp_path: Path) -> None:
+    """A logistic regression stopped after 5 iterations warns on every fit: in the pool's
+    workers, nothing reaches stderr; the run counts them per candidate and says each once."""
+    from tests.conftest import run_cli
+
+    spec = _breast_cancer(
+        tmp_path / "p",
+        "  - {name: lr, estimator: logistic_regression, params: {max_iter: 5}}\n"
+        "  - name: lr_tuned\n"
+        "    estimator: logistic_regression\n"
+        "    params: {max_iter: 5}\n"
+        "    search: {C: [0.1, 1.0]}\n"
+        "  - {name: tree, estimator: decision_tree, params: {max_depth: 3}}",
+        executor="process",
+    )
+    home = tmp_path / "ws"
+    ran = run_cli("run", str(spec), home=home)
+    assert "ConvergenceWarning" not in ran.stderr, ran.stderr
+    assert "Warning" not in ran.stderr, ran.stderr
+    # 3 folds and the fit on the training part; 2 trials of 3 folds and the fit
+    lr = re.search(r"lr: (\d+) × ConvergenceWarning: lbfgs failed to converge", ran.stdout)
+    tuned = re.search(r"lr_tuned: (\d+) × ConvergenceWarning: lbfgs failed to", ran.stdout)
+    assert lr is not None and tuned is not None, ran.stdout
+    assert int(lr[1]) == 4 and int(tuned[1]) == 7, ran.stdout
+    assert ran.stdout.count("× ConvergenceWarning") == 2
+    assert "tree:" not in ran.stdout
+
+    record = json.loads(run_cli("runs", "show", "cancer", "--json", home=home).stdout)
+    found = record["details"]["warnings"]
+    assert set(found) == {"lr", "lr_tuned"}
+    assert found["lr"][0]["category"] == "ConvergenceWarning" and found["lr"][0]["count"] == 4
+    shown = run_cli("runs", "show", "cancer", home=home).stdout
+    assert lr[0] in shown and tuned[0] in shown
+    html = Path(re.search(r"Evaluation report: (\S+)", ran.stdout)[1]).read_text()  # type: ignore[index]
+    assert "library warnings" in html and "ConvergenceWarning" in html

@@ -207,3 +207,15 @@ def print_validation(summary: dict[str, Any]) -> None:
         out.print(f"Quarantined rows, with a reason per failed check: {summary['quarantine_path']}")
     if summary.get("report_path"):
         out.print(f"Data report: {summary['report_path']}")
+
+
+def print_fit_warnings(per_candidate: dict[str, list[dict[str, Any]]]) -> None:
+    """The library warnings fitting raised, once each with its count, per candidate."""
+    from mlship.train.fit_warnings import summary_lines
+
+    lines = summary_lines(per_candidate)
+    if not lines:
+        return
+    out.print(f"Library warnings while fitting candidates ({len(lines)} kinds, counted):")
+    for line in lines:
+        out.print(f"  {escape(line)}", soft_wrap=True)

@@ -20,7 +20,12 @@ import typer
 from rich.markup import escape
 
 from mlship.cli.console import err, out
-from mlship.cli.render import leaderboard_table, metrics_table, print_validation
+from mlship.cli.render import (
+    leaderboard_table,
+    metrics_table,
+    print_fit_warnings,
+    print_validation,
+)
 from mlship.spec import load_spec
 from mlship.workspace import Workspace
 
@@ -82,6 +87,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
             result.holdout,
         )
     )
+    print_fit_warnings(result.details.get("warnings") or {})
     if "report" in result.details:
         out.print(f"Evaluation report: {result.details['report']}")
     out.print(

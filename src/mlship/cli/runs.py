@@ -28,6 +28,7 @@ from mlship.cli.render import (
     metrics_table,
     name_column,
     number_column,
+    print_fit_warnings,
     trials_table,
 )
 from mlship.errors import MlshipError
@@ -197,6 +198,7 @@ def _print_details(details: dict[str, Any]) -> None:
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
             f"{split['test_rows']} test rows scored {split['test_scored']}"
         )
+    print_fit_warnings(details.get("warnings") or {})
     found = details.get("threshold")
     if found:
         out.print(

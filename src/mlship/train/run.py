@@ -39,6 +39,7 @@ from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
 from mlship.train.environment import describe_environment, git_commit
 from mlship.train.executors import Executor, make_executor
+from mlship.train.fit_warnings import Caught, merge, silenced, summary_lines
 from mlship.train.folds import (
     FitJob,
     Fitted,
@@ -146,6 +147,7 @@ class _Scored:
     usage: Usage
     trials: int = 0
     tuning: dict[str, Any] | None = None
+    warnings: Caught = ()
 
 
 def _row(scored: _Scored, fitted: Fitted, metric: str, prices: Any, spent: float) -> LeaderboardRow:
@@ -260,7 +262,8 @@ def _cross_validate(
         if failed is not None:
             raise DataError(f"candidate {recipe.name} failed on fold {failed.fold}: {failed.error}")
         usage = sum((r.usage for r in mine), Usage.zero())
-        scored[recipe.name] = _Scored(recipe, {}, mine, usage)
+        caught = merge(r.warnings for r in mine)
+        scored[recipe.name] = _Scored(recipe, {}, mine, usage, warnings=caught)
     return scored
 
 
@@ -310,7 +313,8 @@ def _search(
         "study": search.study.study_name,
         "cost": sum(t.cost for t in outcome.trials),
     }
-    return _Scored(recipe, outcome.best_params, folds, usage, len(outcome.trials), tuning)
+    caught = merge(t.warnings for t in outcome.trials)
+    return _Scored(recipe, outcome.best_params, folds, usage, len(outcome.trials), tuning, caught)
 
 
 def _folds_from_study(search: Search, outcome: SearchOutcome) -> list[FoldResult]:
@@ -490,12 +494,17 @@ def _execute(
             ).as_dict(),
         },
         "executor": spec.executor,
+        "warnings": {
+            name: [w.as_dict() for w in merge((scored[name].warnings, fitted[name].warnings))]
+            for name in order
+            if scored[name].warnings or fitted[name].warnings
+        },
     }
     if nested:
         details["nested"] = {name: score.as_dict() for name, score in nested.items()}
         details["split"]["outer_folds"] = len(parts.outer)
     threshold = spec.imbalance.threshold
-    with measure() as finishing:
+    with measure() as finishing, silenced():
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
             observer.stage(f"Tuning the decision threshold of {chosen} for {threshold.metric}")
             pipeline = recipes[chosen].build(scored[chosen].params)
@@ -616,6 +625,8 @@ def report_facts(
         "test set": details["split"]["test_scored"],
         "split": details["split"]["strategy"]["text"].removeprefix("split: "),
     }
+    if details.get("warnings"):
+        facts["library warnings"] = "; ".join(summary_lines(details["warnings"]))
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
     if row.name in details.get("nested", {}):
