@@ -623,8 +623,9 @@ def report_facts(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "selection": details["selection"]["rule"],
         "test set": details["split"]["test_scored"],
-        "split": details["split"]["strategy"]["text"].removeprefix("split: "),
     }
+    if "strategy" in details["split"]:
+        facts["split"] = details["split"]["strategy"]["text"].removeprefix("split: ")
     if details.get("warnings"):
         facts["library warnings"] = "; ".join(summary_lines(details["warnings"]))
     if "threshold" in details:
