@@ -2,13 +2,14 @@
 #   make quickstart   set up .venv and run the main job (the churn example) end to end
 #   make test         set up .venv with dev tools and run the test suite
 #   make lint         ruff + mypy (over the benchmarks too, so with their extras)
+#   make reference    regenerate docs/reference.md from the code
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: quickstart test lint format lock bench clean
+.PHONY: quickstart test lint format reference lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,9 @@ lint: $(VENV)/.bench
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+
+reference: $(VENV)/.runtime
+	$(BIN)/python -m mlship.reference
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format src tests benchmarks

@@ -159,7 +159,7 @@ def show_command(
         workspace.close()
     facts = Table(title=f"Dataset {dataset.data_hash}", show_header=False)
     facts.add_column("field")
-    facts.add_column("value")
+    facts.add_column("value", overflow="fold")
     for key, value in (
         ("pipeline", dataset.pipeline or "-"),
         ("rows × columns", f"{dataset.n_rows} × {dataset.n_columns}"),

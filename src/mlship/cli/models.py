@@ -22,7 +22,7 @@ from mlship.cli.annotate import (
 from mlship.cli.console import out
 from mlship.cli.options import OutputDir
 from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
-from mlship.cli.render import fmt, metrics_table
+from mlship.cli.render import fmt, metrics_table, name_column, number_column
 from mlship.errors import MlshipError
 from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
@@ -43,16 +43,27 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
     workspace = Workspace.open()
     try:
         models = workspace.metadata.list_models(owner=owner, tags=parse_pairs(tag or []))
+        selection_metrics = {
+            run_id: workspace.metadata.get_run(run_id).metric
+            for run_id in {model.versions[-1].run_id for model in models}
+        }
     finally:
         workspace.close()
     table = Table(title="Models")
-    columns = ("model", "versions", "latest", "production", "staging", "estimator", "holdout")
-    for name in (*columns, "created (UTC)", "by", "owner", "tags"):
-        table.add_column(name)
+    name_column(table, "model")
+    for name in ("versions", "latest"):
+        number_column(table, name)
+    for name in ("production", "staging", "estimator", "selected by"):
+        table.add_column(name, overflow="fold")
+    number_column(table, "cv")
+    number_column(table, "test")
+    for name in ("created (UTC)", "by", "owner", "tags"):
+        table.add_column(name, overflow="fold")
     for model in models:
         latest = model.versions[-1]
-        holdout = latest.metrics.get("holdout", {})
-        first = next(iter(holdout.items()), None)
+        metric = selection_metrics.get(latest.run_id)
+        cv = latest.metrics.get("cv", {}).get(metric) if metric else None
+        test = latest.metrics.get("holdout", {}).get(metric) if metric else None
 
         def in_stage(stage: str, versions: list[ModelVersion] = model.versions) -> str:
             return ", ".join(str(v.version) for v in versions if v.stage == stage) or "-"
@@ -63,9 +74,11 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
             str(latest.version),
             in_stage("production"),
             in_stage("staging"),
-            latest.estimator,
-            f"{first[0]} {fmt(first[1])}" if first else "-",
-            latest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            latest.estimator.rsplit(".", 1)[-1],
+            metric or "-",
+            fmt(cv),
+            fmt(test),
+            latest.created_at.strftime("%Y-%m-%d %H:%M"),
             latest.created_by,
             model.owner,
             show_tags(model.tags),
@@ -88,7 +101,7 @@ def show(
         workspace.close()
     facts = Table(title=f"Model {version.model.name}:{version.version}", show_header=False)
     facts.add_column("field")
-    facts.add_column("value")
+    facts.add_column("value", overflow="fold")
     for key, value in (
         ("estimator", version.estimator),
         ("params", json.dumps(version.params, sort_keys=True)),

@@ -19,6 +19,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Column
 
 from mlship.cli.console import out
 from mlship.data.ingest import IngestObserver
@@ -80,12 +81,14 @@ class ProgressObserver(RunObserver):
 
 @contextmanager
 def progress_observer() -> Iterator[ProgressObserver]:
+    """Bars whose description (a candidate's name) folds in a narrow terminal, while the
+    counts and times beside it stay whole."""
     with Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        TextColumn("{task.description}", table_column=Column(overflow="fold", min_width=8)),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(table_column=Column(no_wrap=True, justify="right")),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
         console=out,
         transient=False,
     ) as progress:

@@ -1,4 +1,11 @@
-"""Tables shown by several commands."""
+"""Tables shown by several commands.
+
+In a narrow terminal a table has to give up width somewhere. It gives it up in the name
+columns, which fold onto more lines, never in the numbers: a number cut to ``0.81…`` is worse
+than no number. :func:`number_column` keeps a column's values on one line, whole;
+:func:`name_column` lets a column fold long names (a 60-character candidate name in an
+80-column terminal takes several lines, the scores beside it stay whole).
+"""
 
 from __future__ import annotations
 
@@ -19,17 +26,25 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def number_column(table: Table, header: str) -> None:
+    """A right-aligned column whose values are never wrapped or cut. A header of two words
+    goes on two lines, so a long metric name does not widen the column beyond its values."""
+    table.add_column(header.replace(" ", "\n", 1), justify="right", no_wrap=True)
+
+
+def name_column(table: Table, header: str) -> None:
+    """A column of names that folds a long name onto more lines instead of cutting it."""
+    table.add_column(header, overflow="fold")
+
+
 def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) -> Table:
     """Score, fit gap, what it cost and how fast it predicts, side by side."""
     table = Table(title=title)
-    table.add_column("#", justify="right")
-    table.add_column("candidate")
-    table.add_column(f"cv {metric}", justify="right")
-    table.add_column("train", justify="right")
-    table.add_column("trials", justify="right")
-    table.add_column("CPU-s", justify="right")
-    table.add_column("cost", justify="right")
-    table.add_column("predict ms", justify="right")
+    number_column(table, "#")
+    name_column(table, "candidate")
+    number_column(table, f"cv {metric}")
+    for header in ("train", "trials", "CPU-s", "cost", "predict ms"):
+        number_column(table, header)
     for candidate in candidates:
         style = "bold green" if candidate.selected else None
         table.add_row(
@@ -49,9 +64,13 @@ def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) 
 def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:
     """Every trial of one search: what it tried, how it ended, what it scored and cost."""
     table = Table(title=title)
-    for name in ("#", "state", f"cv {metric}", "folds", "wall s", "CPU-s", "cost", "params"):
-        right = name not in ("state", "params")
-        table.add_column(name, justify="right" if right else "left", overflow="fold")
+    number_column(table, "#")
+    table.add_column("state")
+    number_column(table, f"cv {metric}")
+    table.add_column("folds", justify="right", overflow="fold")
+    for header in ("wall s", "CPU-s", "cost"):
+        number_column(table, header)
+    name_column(table, "params")
     for trial in trials:
         style = {"PRUNED": "yellow", "FAIL": "red"}.get(trial.state)
         params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(trial.params.items()))
@@ -125,8 +144,8 @@ def comparison_table(comparison: RunComparison) -> Table:
 
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    name_column(table, "metric")
+    number_column(table, "value")
     for name, value in metrics.items():
         table.add_row(name, fmt(value))
     return table
@@ -221,3 +240,15 @@ def print_validation(summary: dict[str, Any]) -> None:
         out.print(f"Quarantined rows, with a reason per failed check: {summary['quarantine_path']}")
     if summary.get("report_path"):
         out.print(f"Data report: {summary['report_path']}")
+
+
+def print_fit_warnings(per_candidate: dict[str, list[dict[str, Any]]]) -> None:
+    """The library warnings fitting raised, once each with its count, per candidate."""
+    from mlship.train.fit_warnings import summary_lines
+
+    lines = summary_lines(per_candidate)
+    if not lines:
+        return
+    out.print(f"Library warnings while fitting candidates ({len(lines)} kinds, counted):")
+    for line in lines:
+        out.print(f"  {escape(line)}", soft_wrap=True)

@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mlship.cli.console import err, out
-from mlship.cli.render import backtest_table, leaderboard_table, metrics_table, print_validation
+from mlship.cli.render import (
+    backtest_table,
+    leaderboard_table,
+    metrics_table,
+    print_fit_warnings,
+    print_validation,
+)
 from mlship.spec import load_spec
 from mlship.workspace import Workspace
 
@@ -61,6 +68,8 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
+    strategy = result.details["split"]["strategy"]
+    out.print(escape(strategy["text"]), soft_wrap=True)
     if "backtest" in result.details:
         out.print(backtest_table(result.details["backtest"]))
     for sentence in describe(result.details):
@@ -84,6 +93,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
             result.holdout,
         )
     )
+    print_fit_warnings(result.details.get("warnings") or {})
     if "report" in result.details:
         out.print(f"Evaluation report: {result.details['report']}")
     out.print(

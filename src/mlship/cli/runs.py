@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.annotate import (
@@ -26,6 +27,9 @@ from mlship.cli.render import (
     fmt,
     leaderboard_table,
     metrics_table,
+    name_column,
+    number_column,
+    print_fit_warnings,
     trials_table,
 )
 from mlship.errors import MlshipError
@@ -33,7 +37,6 @@ from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlship.store.tables import Run
     from mlship.train.tuning import TrialRecord
 
 app = typer.Typer(help="Look at recorded runs, compare and annotate them.", no_args_is_help=True)
@@ -57,9 +60,14 @@ def list_runs(
     finally:
         workspace.close()
     table = Table(title="Runs")
-    columns = ("run", "pipeline", "status", "owner", "tags", "started (UTC)", "wall s", "best")
-    for name in (*columns, "cv score"):
-        table.add_column(name, justify="right" if name in ("wall s", "cv score") else "left")
+    table.add_column("run", no_wrap=True)
+    name_column(table, "pipeline")
+    for name in ("status", "owner", "tags", "started (UTC)"):
+        table.add_column(name, overflow="fold")
+    number_column(table, "wall s")
+    name_column(table, "best")
+    table.add_column("metric", overflow="fold")
+    number_column(table, "cv")
     for run in runs:
         best = next((c for c in run.candidates if c.selected), None)
         table.add_row(
@@ -71,7 +79,8 @@ def list_runs(
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             fmt(run.wall_seconds, 1),
             run.best_candidate or "-",
-            f"{run.metric} {fmt(best.cv_mean)}" if best else "-",
+            run.metric,
+            fmt(best.cv_mean) if best else "-",
         )
     out.print(table)
 
@@ -83,7 +92,7 @@ def show(
         bool, typer.Option("--trials", help="Also list every trial of every search.")
     ] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the run's record and details as JSON.")
+        bool, typer.Option("--json", help="Print the run's record as one JSON object.")
     ] = False,
 ) -> None:
     """Everything recorded about one run."""
@@ -96,11 +105,13 @@ def show(
     finally:
         workspace.close()
     if as_json:
-        typer.echo(json.dumps(run_record(run), indent=2, sort_keys=True, default=str))
+        from mlship.cli.run_record import run_record
+
+        out.print_json(json.dumps(run_record(run, notes, searches), default=str))
         return
     facts = Table(title=f"Run {run.id}", show_header=False)
     facts.add_column("field")
-    facts.add_column("value")
+    facts.add_column("value", overflow="fold")
     dataset = run.dataset
     rows = [
         ("pipeline", run.pipeline),
@@ -178,50 +189,15 @@ def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]
     return trials_of(workspace.tuning_storage(run_id), run_id)
 
 
-def run_record(run: Run) -> dict[str, Any]:
-    """What ``runs show --json`` prints: the run's facts, its candidates, its test metrics and
-    its details (the split, and for a time-ordered run its backtest)."""
-    return {
-        "id": run.id,
-        "pipeline": run.pipeline,
-        "status": run.status,
-        "user": run.user,
-        "owner": run.owner,
-        "tags": run.tags or {},
-        "task": run.task,
-        "metric": run.metric,
-        "spec_path": run.spec_path,
-        "spec_hash": run.spec_hash,
-        "dataset_hash": run.dataset.data_hash if run.dataset else None,
-        "started_at": run.started_at.isoformat(timespec="seconds"),
-        "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
-        "wall_seconds": run.wall_seconds,
-        "cost": run.cost,
-        "error": run.error,
-        "best_candidate": run.best_candidate,
-        "candidates": [
-            {
-                "name": c.name,
-                "estimator": c.estimator,
-                "rank": c.rank,
-                "selected": c.selected,
-                "cv_mean": c.cv_mean,
-                "cv_std": c.cv_std,
-                "train_mean": c.train_mean,
-                "params": c.params,
-            }
-            for c in run.candidates
-        ],
-        "holdout": {m.name: m.value for m in run.metrics if m.split == "holdout"},
-        "details": run.details or {},
-    }
-
-
 def _print_details(details: dict[str, Any]) -> None:
     """How the run split its data, its backtest over time, what the threshold and nested CV
     found."""
     split = details.get("split") or {}
-    if split:
+    strategy = split.get("strategy")
+    if strategy:
+        out.print(escape(strategy["text"]), soft_wrap=True)
+        out.print(f"The {split['test_rows']} test rows were scored {split['test_scored']}")
+    elif split:
         out.print(
             f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
             f"{split['test_rows']} test rows scored {split['test_scored']}"
@@ -237,6 +213,7 @@ def _print_details(details: dict[str, Any]) -> None:
 
     for sentence in describe(details):
         out.print(sentence)
+    print_fit_warnings(details.get("warnings") or {})
     found = details.get("threshold")
     if found:
         out.print(
@@ -246,8 +223,11 @@ def _print_details(details: dict[str, Any]) -> None:
     nested = details.get("nested")
     if nested:
         table = Table(title=f"Nested cross-validation ({split.get('outer_folds')} outer folds)")
-        for name in ("candidate", "mean", "std", "outer scores", "tuned"):
-            table.add_column(name, justify="right" if name in ("mean", "std") else "left")
+        name_column(table, "candidate")
+        number_column(table, "mean")
+        number_column(table, "std")
+        table.add_column("outer scores")
+        table.add_column("tuned")
         for name, estimate in nested.items():
             table.add_row(
                 name,

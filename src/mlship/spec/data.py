@@ -291,15 +291,19 @@ class Distribution(Strict):
 class ColumnCheck(Strict):
     """One check of a column. Row checks quarantine rows (error) or count them (warn)."""
 
-    min: float | None = None
-    max: float | None = None
-    allowed: list[Any] | None = None
-    regex: str | None = None
-    unique: bool = False
-    outliers: Outliers | None = None
+    min: float | None = Field(None, description="Smallest value allowed.")
+    max: float | None = Field(None, description="Largest value allowed.")
+    allowed: list[Any] | None = Field(None, description="The only values allowed.")
+    regex: str | None = Field(None, description="A pattern every text value must match in full.")
+    unique: bool = Field(False, description="No value occurs twice.")
+    outliers: Outliers | None = Field(None, description="Values beyond the outlier fences.")
     max_missing: float | None = Field(None, ge=0, le=1, description="Largest share of nulls.")
-    distribution: Distribution | None = None
-    severity: Severity = "error"
+    distribution: Distribution | None = Field(
+        None, description="The column's distribution against a reference dataset's."
+    )
+    severity: Severity = Field(
+        "error", description="error: failing rows are quarantined; warn: they are counted."
+    )
 
 
 class Rule(Strict):
@@ -316,8 +320,10 @@ class RowCount(Strict):
 
 
 class TableChecks(Strict):
-    rows: RowCount | None = None
-    rules: list[Rule] = Field(default_factory=list)
+    """Checks of the whole table, after the sources are combined."""
+
+    rows: RowCount | None = Field(None, description="How many rows the table may have.")
+    rules: list[Rule] = Field(default_factory=list, description="Cross-column rules.")
     duplicates: Literal["quarantine", "warn", "allow"] = Field(
         "quarantine", description="Rows identical to an earlier row."
     )

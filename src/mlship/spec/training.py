@@ -80,14 +80,14 @@ class Split(Strict):
         "group_kfold keeps each `group` in one fold; timeseries trains on the past only.",
     )
     holdout: float = Field(0.2, gt=0.0, lt=0.9, description="Share of rows kept as the test set.")
-    folds: int = Field(5, ge=2, le=50)
+    folds: int = Field(5, ge=2, le=50, description="Cross-validation folds (time series folds).")
     repeats: int = Field(1, ge=1, le=20, description="Repeat k-fold with reshuffled folds.")
     nested: bool = Field(
         False, description="Also estimate the tuned model's score with an outer CV loop."
     )
     group: str | None = Field(None, description="Column whose values never span two folds.")
     time: str | None = Field(None, description="Column that orders rows (timeseries).")
-    seed: int = 42
+    seed: int = Field(42, description="Seed of every shuffle: the same rows split the same way.")
     stratify: bool = Field(True, description="Keep class proportions in the test split.")
 
     @model_validator(mode="after")
@@ -129,7 +129,7 @@ class Tuning(Strict):
         description="Values per range in a grid search (log-spaced on a log scale; whole "
         "numbers without repeats); choices are taken as they are.",
     )
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the sampler and of the order of a cut grid.")
 
 
 class Threshold(Strict):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlship.train.candidates import Recipe
 from mlship.train.cost import Usage, measure, predict_latency
+from mlship.train.fit_warnings import Caught, catching
 from mlship.train.scoring import score, score_metric
 from mlship.train.weighting import fit_weighted, rows
 
@@ -43,6 +44,8 @@ class FoldResult:
     fit_seconds: float
     usage: Usage
     error: str | None = None
+    warnings: Caught = ()
+    """Library warnings the fit and scoring raised, counted (:mod:`mlship.train.fit_warnings`)."""
 
     @property
     def ok(self) -> bool:
@@ -77,7 +80,7 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
     weights = shared.get("w")
     w_train, w_valid = rows(weights, train_index), rows(weights, valid_index)
     fit_seconds = 0.0
-    with measure() as meter:
+    with measure() as meter, catching() as caught:
         try:
             model = recipe.build(job.params)
             started = time.perf_counter()
@@ -99,6 +102,7 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
         fit_seconds=fit_seconds,
         usage=meter.usage,
         error=error,
+        warnings=caught.caught,
     )
 
 
@@ -133,6 +137,7 @@ class Fitted:
     usage: Usage
     predict_p50_seconds: float
     predict_p95_seconds: float
+    warnings: Caught = ()
 
 
 def fit_full(job: FitJob, shared: dict[str, Any]) -> Fitted:
@@ -140,13 +145,15 @@ def fit_full(job: FitJob, shared: dict[str, Any]) -> Fitted:
     recipe: Recipe = shared["recipes"][job.candidate]
     X: pd.DataFrame = shared["X"]
     model = recipe.build(job.params)
-    with measure() as meter:
-        fit_weighted(model, X, shared["y"], shared.get("w"))
-    latency = predict_latency(model, X.iloc[:1], repeats=30)
+    with catching() as caught:
+        with measure() as meter:
+            fit_weighted(model, X, shared["y"], shared.get("w"))
+        latency = predict_latency(model, X.iloc[:1], repeats=30)
     return Fitted(
         candidate=job.candidate,
         model=model,
         usage=meter.usage,
         predict_p50_seconds=latency["p50_seconds"],
         predict_p95_seconds=latency["p95_seconds"],
+        warnings=caught.caught,
     )

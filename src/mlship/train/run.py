@@ -40,6 +40,7 @@ from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
 from mlship.train.environment import describe_environment, git_commit
 from mlship.train.executors import Executor, make_executor
+from mlship.train.fit_warnings import Caught, merge, silenced, summary_lines
 from mlship.train.fitted_on import FittedOn
 from mlship.train.folds import (
     FitJob,
@@ -58,6 +59,7 @@ from mlship.train.observer import RunObserver
 from mlship.train.refit import Labelled, ship
 from mlship.train.scoring import score
 from mlship.train.spaces import resolve_space
+from mlship.train.split_strategy import SplitStrategy
 from mlship.train.splits import (
     Fold,
     Index,
@@ -162,6 +164,7 @@ class _Scored:
     usage: Usage
     trials: int = 0
     tuning: dict[str, Any] | None = None
+    warnings: Caught = ()
 
 
 def _row(scored: _Scored, fitted: Fitted, metric: str, prices: Any, spent: float) -> LeaderboardRow:
@@ -274,7 +277,8 @@ def _cross_validate(
         if failed is not None:
             raise DataError(f"candidate {recipe.name} failed on fold {failed.fold}: {failed.error}")
         usage = sum((r.usage for r in mine), Usage.zero())
-        scored[recipe.name] = _Scored(recipe, {}, mine, usage)
+        caught = merge(r.warnings for r in mine)
+        scored[recipe.name] = _Scored(recipe, {}, mine, usage, warnings=caught)
     return scored
 
 
@@ -324,7 +328,8 @@ def _search(
         "study": search.study.study_name,
         "cost": sum(t.cost for t in outcome.trials),
     }
-    return _Scored(recipe, outcome.best_params, folds, usage, len(outcome.trials), tuning)
+    caught = merge(t.warnings for t in outcome.trials)
+    return _Scored(recipe, outcome.best_params, folds, usage, len(outcome.trials), tuning, caught)
 
 
 def _folds_from_study(search: Search, outcome: SearchOutcome) -> list[FoldResult]:
@@ -494,6 +499,45 @@ def _train(
     return scored, {f.candidate: f for f in fits}, nested
 
 
+def _details(
+    spec: PipelineSpec,
+    parts: _Parts,
+    scored: dict[str, _Scored],
+    fitted: dict[str, Fitted],
+    nested: dict[str, NestedScore],
+) -> dict[str, Any]:
+    """What the run records of how it chose: the selection rule, the split, weights and target
+    transform, library warnings per candidate and nested CV; later steps add to it."""
+    order = [m.label for m in spec.models]
+    details: dict[str, Any] = {
+        "selection": {"rule": spec.selection.rule, "tolerance": spec.selection.tolerance},
+        "split": {
+            "train_rows": len(parts.X_train),
+            "test_rows": len(parts.X_test),
+            "folds": len(parts.folds),
+            "test_scored": "once, by the selected model, after selection",
+            "strategy": SplitStrategy.of(
+                spec.split, spec.task, len(parts.X_train), len(parts.X_test), len(parts.outer)
+            ).as_dict(),
+        },
+        "executor": spec.executor,
+        **record(
+            spec.weight.name if spec.weight else None,
+            spec.target.name,
+            spec.target.target_transform,
+        ),
+        "warnings": {
+            name: [w.as_dict() for w in merge((scored[name].warnings, fitted[name].warnings))]
+            for name in order
+            if scored[name].warnings or fitted[name].warnings
+        },
+    }
+    if nested:
+        details["nested"] = {name: score.as_dict() for name, score in nested.items()}
+        details["split"]["outer_folds"] = len(parts.outer)
+    return details
+
+
 def _execute(
     loaded: LoadedSpec,
     workspace: Workspace,
@@ -527,26 +571,9 @@ def _execute(
     chosen = select(leaderboard, spec.selection.rule, spec.selection.tolerance, bigger)
     best = next(r for r in leaderboard if r.name == chosen)
     model = fitted[chosen].model
-    details: dict[str, Any] = {
-        "selection": {"rule": spec.selection.rule, "tolerance": spec.selection.tolerance},
-        "split": {
-            "train_rows": len(X_train),
-            "test_rows": len(X_test),
-            "folds": len(folds),
-            "test_scored": "once, by the selected model, after selection",
-        },
-        "executor": spec.executor,
-        **record(
-            spec.weight.name if spec.weight else None,
-            spec.target.name,
-            spec.target.target_transform,
-        ),
-    }
-    if nested:
-        details["nested"] = {name: score.as_dict() for name, score in nested.items()}
-        details["split"]["outer_folds"] = len(parts.outer)
+    details = _details(spec, parts, scored, fitted, nested)
     threshold = spec.imbalance.threshold
-    with measure() as finishing:
+    with measure() as finishing, silenced():
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
             observer.stage(f"Tuning the decision threshold of {chosen} for {threshold.metric}")
             pipeline = recipes[chosen].build(scored[chosen].params)
@@ -687,6 +714,10 @@ def report_facts(
     }
     if "backtest" in details:
         facts["test set"] = details["backtest"]["test_set"]
+    if "strategy" in details["split"]:
+        facts["split"] = details["split"]["strategy"]["text"].removeprefix("split: ")
+    if details.get("warnings"):
+        facts["library warnings"] = "; ".join(summary_lines(details["warnings"]))
     if "threshold" in details:
         facts["decision threshold"] = round(details["threshold"]["threshold"], 4)
     if "sample_weights" in details:

@@ -30,6 +30,7 @@ from mlship.spec.training import Space, Tuning
 from mlship.store.db import BUSY_TIMEOUT_SECONDS
 from mlship.train.cost import Prices, Usage
 from mlship.train.executors import Executor
+from mlship.train.fit_warnings import Caught, CaughtWarning, merge
 from mlship.train.folds import FoldJob, FoldResult, run_fold
 from mlship.train.spaces import decode_optuna, encode_optuna, grid, sample_optuna
 
@@ -52,6 +53,8 @@ class TrialRecord:
     usage: Usage
     cost: float
     error: str | None = None
+    warnings: Caught = ()
+    """Library warnings the trial's folds raised, counted."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,9 @@ class Search:
         trial.set_user_attr("train_metrics", [f.train for f in item.folds if f.ok])
         trial.set_user_attr("usage", usage.as_dict())
         trial.set_user_attr("cost", cost)
+        caught = merge(f.warnings for f in item.folds)
+        if caught:
+            trial.set_user_attr("warnings", [w.as_dict() for w in caught])
         if error is not None:
             trial.set_user_attr("error", error)
         value = self._mean(item.folds) if state == TrialState.COMPLETE else None
@@ -261,6 +267,7 @@ class Search:
             usage=usage,
             cost=cost,
             error=error,
+            warnings=caught,
         )
 
     def _outcome(self, best_folds: dict[int, list[FoldResult]], stopped_by: str) -> SearchOutcome:
@@ -304,6 +311,7 @@ def _record(trial: optuna.trial.FrozenTrial, space: Space | None) -> TrialRecord
         usage=Usage.from_dict(usage) if usage else Usage.zero(),
         cost=float(trial.user_attrs.get("cost", 0.0)),
         error=trial.user_attrs.get("error"),
+        warnings=tuple(CaughtWarning.from_dict(w) for w in trial.user_attrs.get("warnings", [])),
     )
 
 
