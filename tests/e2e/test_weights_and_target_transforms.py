@@ -63,6 +63,7 @@ models:
     search: {{alpha: {{float: [0.01, 10.0], log: true}}}}
 split: {{method: kfold, holdout: {HOLDOUT}, folds: 3, seed: {SEED}}}
 metric: rmse
+refit: train  # the scored model is registered: its predictions give the metrics
 tuning: {{method: random, trials: 3, batch: 3}}
 executor: inline
 {extra}"""
@@ -203,6 +204,7 @@ models:
   - {{name: linear, estimator: linear_regression}}
 split: {{method: kfold, holdout: {HOLDOUT}, folds: 3, seed: {SEED}}}
 metric: rmse
+refit: train  # the scored model is registered: its predictions give the metrics
 executor: inline
 """
     )
@@ -268,6 +270,7 @@ models:
   - {{name: logistic, estimator: logistic_regression, params: {{max_iter: 2000}}}}
 split: {{holdout: 0.25, folds: 3, seed: 2}}
 metric: f1
+refit: train  # the scored model is registered: its predictions give the metrics
 imbalance: {{strategy: class_weight, threshold: {{metric: f1}}}}
 executor: inline
 """
