@@ -25,6 +25,7 @@ from mlship.cli.render import (
     fmt,
     leaderboard_table,
     metrics_table,
+    print_undeclared,
     trials_table,
 )
 from mlship.errors import MlshipError
@@ -169,7 +170,9 @@ def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]
 
 
 def _print_details(details: dict[str, Any]) -> None:
-    """How the run split its data, what the threshold and nested CV found."""
+    """How the run split its data, what the threshold and nested CV found, and what became of
+    the columns the spec does not declare."""
+    print_undeclared(details.get("undeclared") or {})
     split = details.get("split") or {}
     if split:
         out.print(

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlship.data.ingest import Ingested, ingest
+from mlship.data.undeclared import with_columns
 from mlship.errors import DataError
 from mlship.evaluation import evaluate
 from mlship.evaluation.report import write_evaluation_report
@@ -454,12 +455,13 @@ def _execute(
     started: float,
     attempt: int,
 ) -> RunResult:
-    spec = loaded.spec
     settings = workspace.settings
     prices = settings.prices
     observer.stage("Ingesting and checking data")
     with measure() as ingesting:
         ingested: Ingested = ingest(loaded, workspace, observer.ingest)
+    loaded = with_columns(loaded, ingested.columns)  # with any inferred (columns: infer)
+    spec = loaded.spec
     parts = _split(loaded, ingested.frame)
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
@@ -486,6 +488,7 @@ def _execute(
             "test_scored": "once, by the selected model, after selection",
         },
         "executor": spec.executor,
+        "undeclared": ingested.validation.get("undeclared") or {},
     }
     if nested:
         details["nested"] = {name: score.as_dict() for name, score in nested.items()}
