@@ -7,6 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlship.data.typing import REASONS, TypedColumn, type_columns
 from mlship.data.undeclared import infer_undeclared, left_out, left_out_message, with_columns
@@ -166,3 +168,45 @@ def test_left_out_columns_are_listed_in_table_order_without_bookkeeping() -> Non
         "them, or add `infer: true` under columns"
     )
     assert left_out_message(["a"]).startswith("1 column in the sources is not in the spec and was")
+
+
+_cell = st.one_of(
+    st.integers(-1000, 1000).map(str),
+    st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: f"{f:.3f}"),
+    st.sampled_from(["", "n/a", "?", "-", "NA", "yes", "no", "2024-05-01T10:00:00Z", "a@b.io"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+)
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda width: st.lists(
+            st.lists(_cell, min_size=width, max_size=width), min_size=1, max_size=25
+        )
+    )
+)
+def test_whatever_the_values_ingest_reads_every_inferred_column_without_a_reason(
+    rows: list[list[str | None]],
+) -> None:
+    names = [f"c{i}" for i in range(len(rows[0]))]
+    frame = pl.DataFrame(
+        {name: [row[i] for row in rows] for i, name in enumerate(names)},
+        schema=dict.fromkeys(names, pl.String),
+    )
+    text = (
+        _HEAD.format(task="classification", metric="accuracy")
+        + "target: y\ncolumns: {infer: true}\n"
+    )
+    spec = parse_spec(text, Path("pipeline.yaml")).spec
+    inferred = infer_undeclared(spec, {"t": frame.with_columns(pl.lit("a").alias("y"))})
+    assert infer_undeclared(spec, {"t": frame.with_columns(pl.lit("a").alias("y"))}) == inferred
+    typed = type_columns(
+        frame,
+        [
+            TypedColumn(c.name, c.type, c.nullable, formats=c.values or ValueFormats())
+            for c in inferred
+            if c.role != "pii" and c.name != "y"
+        ],
+    )
+    assert typed[REASONS].null_count() == frame.height
