@@ -141,12 +141,10 @@ def infer_undeclared(spec: PipelineSpec, renamed: dict[str, pl.DataFrame]) -> tu
         )
     declared = {column.name for column in spec.columns}
     if target is not None and target not in declared and target not in {c.name for c in columns}:
-        present = sorted(
-            {c for frame in renamed.values() for c in frame.columns} - set(_BOOKKEEPING)
-        )
+        present = {c for frame in renamed.values() for c in frame.columns if not is_bookkeeping(c)}
         raise DataError(
             f"target {target!r}: no source has this column (after mapping); the sources' "
-            f"columns are: {', '.join(c for c in present if not is_provenance(c))}"
+            f"columns are: {', '.join(sorted(present))}"
         )
     return tuple(columns)
 
