@@ -103,7 +103,7 @@ def test_inferred_and_declared_columns_together_with_a_bad_target(tmp_path: Path
     spec.write_text(
         "name: shop\ntask: classification\nsources: [{path: shop.csv}]\ntarget: returned\n"
         "columns:\n  infer: true\n  declared:\n    - {name: channel, type: category, checks: "
-        "[{allowed: [web, store]}]}\n" + _MODELS
+        "[{allowed: [web, store]}]}\n" + _MODELS + "card: {sensitive: [channel]}\n"
     )
     home = tmp_path / "home"
     ran = invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path)
@@ -114,6 +114,9 @@ def test_inferred_and_declared_columns_together_with_a_bad_target(tmp_path: Path
         "returned (boolean, target)"
     ) in said
     assert "Registered shop:1" in said
+    # The card scores the run's test rows again: with the columns the run inferred.
+    card = invoke_cli("models", "card", "shop:1", "-o", str(tmp_path / "cards"), home=home)
+    assert "Fairness: " in card.stdout and "channel" in card.stdout
 
     regression = (
         spec.read_text()
