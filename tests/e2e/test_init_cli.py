@@ -285,3 +285,48 @@ def test_init_reads_a_latin_1_csv_with_semicolons_and_says_so_in_the_spec(tmp_pa
     assert (
         "Registered ventes:1" in invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path).stdout
     )
+
+
+def test_a_class_of_one_row_is_named_by_init_and_stops_the_run_clearly(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    lines = ["x,z,y"] + [
+        f"{rng.random():.3f},{rng.randint(0, 9)},{'lone' if i == 0 else rng.choice('ab')}"
+        for i in range(60)
+    ]
+    (tmp_path / "lone.csv").write_text("\n".join(lines) + "\n")
+    home = tmp_path / "home"
+    invoke_cli("init", "lone.csv", home=home, cwd=tmp_path)
+    text = (tmp_path / "pipeline.yaml").read_text()
+    assert "# class 'lone' has 1 row: a stratified split needs at least 3" in text
+    ran = invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path, check=False)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert "class 'lone' has 1 row(s); a stratified test split needs at least 2 rows" in " ".join(
+        ran.stderr.split()
+    )
+
+
+def test_init_joins_three_files_in_the_order_their_keys_allow_and_runs(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    (tmp_path / "orders.csv").write_text(
+        "order_id,customer_id,amount,late\n"
+        + "".join(
+            f"o{i},c{i % 40},{rng.uniform(5, 500):.2f},{'yes' if rng.random() < 0.4 else 'no'}\n"
+            for i in range(200)
+        )
+    )
+    (tmp_path / "regions.csv").write_text("region_id,density\nr0,10.5\nr1,200\nr2,35\n")
+    (tmp_path / "customers.csv").write_text(
+        "customer_id,region_id,age\n" + "".join(f"c{i},r{i % 3},{20 + i}\n" for i in range(40))
+    )
+    home = tmp_path / "home"
+    invoke_cli(
+        "init", "orders.csv", "regions.csv", "customers.csv", "--target", "late",
+        home=home, cwd=tmp_path,
+    )  # fmt: skip
+    spec = load_spec(tmp_path / "pipeline.yaml").spec
+    assert [(j.source, j.on) for j in spec.combine.joins] == [
+        ("customers", ["customer_id"]),
+        ("regions", ["region_id"]),
+    ]
+    ran = invoke_cli("run", "pipeline.yaml", home=home, cwd=tmp_path)
+    assert "Registered orders:1" in ran.stdout

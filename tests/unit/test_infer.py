@@ -144,3 +144,58 @@ def test_init_on_generated_csvs_always_writes_a_spec_that_loads(rows: list[list[
         loaded = parse_spec(render(draft, "mlship init data.csv"), directory / "pipeline.yaml")
         assert loaded.spec.target.name == header[-1]
         assert [c.name for c in loaded.spec.columns] == header
+
+
+def test_a_source_joins_onto_whichever_earlier_source_shares_its_key(tmp_path: Path) -> None:
+    orders = pl.DataFrame(
+        {"order_id": ["o1", "o2", "o3", "o4"], "customer_id": ["a", "b", "a", "c"],
+         "total": ["1.5", "2", "3", "4"]}
+    )  # fmt: skip
+    customers = pl.DataFrame({"customer_id": ["a", "b", "c"], "region_id": ["r1", "r2", "r1"]})
+    regions = pl.DataFrame({"region_id": ["r1", "r2"], "size": ["10", "20"]})
+    draft = build_draft(
+        "orders",
+        [
+            (Source(path="orders.csv"), orders),
+            (Source(path="regions.csv"), regions),
+            (Source(path="customers.csv"), customers),
+        ],
+        "total",
+    )
+    text = render(draft, "mlship init orders.csv regions.csv customers.csv")
+    spec = parse_spec(text, tmp_path / "pipeline.yaml").spec
+    # regions shares nothing with orders, but customers does, and regions shares with customers:
+    # customers is joined first so that regions finds its key in the table built so far.
+    assert [(j.source, j.on) for j in spec.combine.joins] == [
+        ("customers", ["customer_id"]),
+        ("regions", ["region_id"]),
+    ]
+    assert "100% of its region_id values are in customers" in text
+
+
+def test_renamed_shared_columns_never_clash_with_existing_names(tmp_path: Path) -> None:
+    base = pl.DataFrame(
+        {"customer_id": ["a", "b", "c", "d"], "v": ["1.5", "2", "3", "4"], "v_bill": ["p", "q",
+         "r", "s"]}
+    )  # fmt: skip
+    other = pl.DataFrame({"customer_id": ["a", "b", "c"], "v": ["x", "y", "z"]})
+    draft = build_draft(
+        "crm", [(Source(path="crm.csv"), base), (Source(path="bill.csv"), other)], "v"
+    )
+    spec = parse_spec(render(draft, "mlship init"), tmp_path / "pipeline.yaml").spec
+    renamed = spec.sources[1].mapping.rename
+    assert renamed == {"v": "v_bill_2"}
+    assert [c.name for c in spec.columns] == ["customer_id", "v", "v_bill", "v_bill_2"]
+
+
+def test_init_names_classes_too_small_for_a_stratified_split(tmp_path: Path) -> None:
+    labels = ["a"] * 30 + ["b"] * 30 + ["c"] + ["d"] * 2
+    frame = pl.DataFrame({"x": [str(i) for i in range(len(labels))], "y": labels})
+    draft = build_draft("small", [(Source(path="small.csv"), frame)], "y")
+    text = render(draft, "mlship init small.csv")
+    spec = parse_spec(text, tmp_path / "pipeline.yaml").spec
+    assert spec.split.folds == 2
+    assert (
+        "# class 'c' has 1 row and class 'd' has 2 rows: a stratified split needs at least 3 "
+        "(one in the test set and one in each of 2 folds);"
+    ) in text

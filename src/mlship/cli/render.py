@@ -184,6 +184,22 @@ def backtest_table(backtest: dict[str, Any]) -> Table:
     return table
 
 
+def print_undeclared(undeclared: dict[str, Any]) -> None:
+    """The columns of the sources the spec does not declare: left out, or inferred."""
+    from mlship.data.undeclared import left_out_message
+
+    if undeclared.get("left_out"):
+        out.print(left_out_message(undeclared["left_out"]), style="yellow", markup=False)
+    inferred = undeclared.get("inferred") or []
+    if inferred:
+        listed = ", ".join(f"{c['name']} ({c['type']}, {c['role']})" for c in inferred)
+        out.print(
+            f"{len(inferred)} column(s) the spec does not declare were inferred "
+            f"(columns: infer: true): {listed}",
+            markup=False,
+        )
+
+
 def print_validation(summary: dict[str, Any]) -> None:
     """Rows in/out, quarantine, every declared check, and every check that found something."""
     if not summary:
@@ -194,6 +210,7 @@ def print_validation(summary: dict[str, Any]) -> None:
         f"Validation: {rows['in']} rows in, {rows['out']} kept, {rows['quarantined']} quarantined "
         f"({share:.1%}, allowed {summary['max_quarantine']:.1%}), {rows['warned']} with warnings"
     )
+    print_undeclared(summary.get("undeclared") or {})
     for found in summary.get("duplicates") or []:
         outcome = f", {found['outcome']}" if found["conflicting_keys"] else ""
         out.print(

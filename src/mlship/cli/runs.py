@@ -30,6 +30,7 @@ from mlship.cli.render import (
     name_column,
     number_column,
     print_fit_warnings,
+    print_undeclared,
     trials_table,
 )
 from mlship.errors import MlshipError
@@ -191,7 +192,8 @@ def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]
 
 def _print_details(details: dict[str, Any]) -> None:
     """How the run split its data, its backtest over time, what the threshold and nested CV
-    found."""
+    found, and what became of the columns the spec does not declare."""
+    print_undeclared(details.get("undeclared") or {})
     split = details.get("split") or {}
     strategy = split.get("strategy")
     if strategy:

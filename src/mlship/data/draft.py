@@ -125,17 +125,32 @@ def _source_entry(draft_source: DraftSource) -> dict[str, Any]:
     return entry
 
 
-def _split(draft: Draft) -> str:
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _split(draft: Draft) -> list[str]:
     """A test set scored once and k-fold CV; fewer folds when a class has too few rows for 5
-    (stratified folds need each class in every fold)."""
+    (stratified folds need each class in every fold). Classes too small even for 2 folds are
+    named in a comment: the run would stop on them."""
     target = next(c for c in draft.columns if c.role == "target")
     folds = 5
+    lines = []
     if draft.task == "classification" and target.smallest_class is not None:
         folds = max(2, min(5, int(target.smallest_class * 0.8)))
+        small = [(value, count) for value, count in target.rare_classes if count < folds + 1]
+        if small:
+            named = [f"class {value!r} has {_rows(count)}" for value, count in small]
+            listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+            lines += [
+                f"# {listed}: a stratified split needs at least {folds + 1} (one in the test "
+                f"set and one in each of {folds} folds);",
+                "# merge such a class into another or drop its rows, or `mlship run` stops there",
+            ]
     comment = f"a test set scored once; {folds}-fold CV on the rest"
     if folds < 5:
-        comment += f" (the rarest class has {target.smallest_class} rows)"
-    return f"split: {{holdout: 0.2, folds: {folds}, seed: 42}}   # {comment}"
+        comment += f" (the rarest class has {_rows(target.smallest_class or 0)})"
+    return [*lines, f"split: {{holdout: 0.2, folds: {folds}, seed: 42}}   # {comment}"]
 
 
 def render(draft: Draft, command: str) -> str:
@@ -161,7 +176,7 @@ def render(draft: Draft, command: str) -> str:
         lines += ["", "combine:", "  method: join", f"  base: {_flow(base)}", "  joins:"]
         for key in draft.joins:
             join = {"source": key.source, "on": [key.column], "how": "left"}
-            share = f"{key.overlap:.0%} of its {key.column} values are in {base}"
+            share = f"{key.overlap:.0%} of its {key.column} values are in {key.onto or base}"
             lines.append(f"    - {_flow(join)}   # {share}")
         for key in draft.other_keys:
             lines.append(
@@ -181,48 +196,80 @@ def render(draft: Draft, command: str) -> str:
         lines.append(f"  - {_flow(model)}")
     lines += [
         "",
-        _split(draft),
+        *_split(draft),
         f"metric: {_METRIC[task]}",
         "",
     ]
     return "\n".join(lines)
 
 
+def _unique_renames(columns: list[str], taken: list[str], key: str, label: str) -> dict[str, str]:
+    """``column_label`` for each of ``columns`` already ``taken`` (other than the join ``key``),
+    numbered ``column_label_2``, ``_3``... where that name is taken too."""
+    used = set(taken) | set(columns)
+    renamed: dict[str, str] = {}
+    for column in columns:
+        if column not in taken or column == key:
+            continue
+        new, number = f"{column}_{label}", 2
+        while new in used:
+            new, number = f"{column}_{label}_{number}", number + 1
+        used.add(new)
+        renamed[column] = new
+    return renamed
+
+
+def _keys_onto(joined: list[tuple[str, Any]], frame: Any, label: str) -> list[JoinKey]:
+    """Candidate keys of ``frame`` with every source joined so far, best first, each column
+    once (with the source it overlaps most)."""
+    from mlship.data.infer import join_candidates, rank_keys
+
+    best: dict[str, JoinKey] = {}
+    for onto, other in joined:
+        for key in join_candidates(other, frame, label, onto):
+            if key.column not in best or key.overlap > best[key.column].overlap:
+                best[key.column] = key
+    return rank_keys(list(best.values()))
+
+
 def build_draft(name: str, sources: list[tuple[Source, Any]], target: str | None) -> Draft:
     """The draft of ``sources`` (each with its raw Polars frame), the first one the base.
 
-    Columns a joined source shares with the sources before it, other than its join key, are
-    renamed ``column_source`` so that the join keeps both. Without ``target`` the base source's
-    last column is the target.
+    Each other source is joined onto the table built so far, on the shared column whose values
+    overlap most with any source already in it; a source sharing a key only with one given after
+    it waits for that one. Columns a joined source shares with the table, other than its join
+    key, are renamed ``column_source`` (numbered when that name is taken) so that the join keeps
+    both. Without ``target`` the base source's last column is the target.
     """
-    from mlship.data.infer import infer_source, join_candidates
+    from mlship.data.infer import infer_source
     from mlship.errors import DataError
 
     base_source, base_frame = sources[0]
     base_label = base_source.label
     target = target or base_frame.columns[-1]
     seen: list[str] = list(base_frame.columns)
-    combined = base_frame
-    drafts: list[DraftSource] = []
+    joined: list[tuple[str, Any]] = [(base_label, base_frame)]
+    drafts = [DraftSource(base_source, infer_source(base_label, base_frame, target))]
     joins: list[JoinKey] = []
     others: list[JoinKey] = []
-    for index, (source, raw) in enumerate(sources):
-        frame = raw
-        renamed: dict[str, str] = {}
-        if index > 0:
-            keys = join_candidates(combined, frame, source.label)
-            if not keys:
-                raise DataError(
-                    f"{source.label}: shares no column with overlapping values with "
-                    f"{base_label}, the base source, so it cannot be joined; "
-                    "give the key the same name in both"
-                )
-            joins.append(keys[0])
-            others.extend(keys[1:])
-            renamed = {
-                c: f"{c}_{source.label}" for c in frame.columns if c in seen and c != keys[0].column
-            }
-            frame = frame.rename(renamed)
+    waiting = list(sources[1:])
+    while waiting:
+        found = [(i, _keys_onto(joined, frame, s.label)) for i, (s, frame) in enumerate(waiting)]
+        ready = next(((i, keys) for i, keys in found if keys), None)
+        if ready is None:
+            onto = ", ".join(label for label, _ in joined)
+            raise DataError(
+                f"{waiting[0][0].label}: shares no column with overlapping values with "
+                f"{onto} (the source(s) it could be joined onto), so it cannot be joined; "
+                "give the key the same name in both"
+            )
+        index, keys = ready
+        source, frame = waiting.pop(index)
+        joins.append(keys[0])
+        others.extend(keys[1:])
+        renamed = _unique_renames(list(frame.columns), seen, keys[0].column, source.label)
+        frame = frame.rename(renamed)
+        joined.append((source.label, frame))
         inferred = infer_source(source.label, frame, target)
         drafts.append(DraftSource(source, inferred, tuple(renamed.items())))
         seen.extend(c for c in frame.columns if c not in seen)

@@ -24,6 +24,9 @@ CLASSES_MAX = 20
 """An integer target with at most this many distinct values is a class label."""
 LONG_TEXT = 40
 """Text whose values average more characters than this is free text."""
+RARE_CLASS = 6
+"""A target value with fewer rows than this is noted: a stratified split with the most folds
+init suggests (5) needs one row in the test set and one in each fold."""
 
 _ID_NAME = re.compile(r"^(id|key|uuid|guid)$|(_|\b)(id|key|uuid)$", re.IGNORECASE)
 _NAME_NAME = re.compile(
@@ -49,6 +52,9 @@ class InferredColumn:
     free_text: bool = False
     smallest_class: int | None = None
     """Of a target: the row count of its rarest value (for how many folds can keep each)."""
+    rare_classes: tuple[tuple[str, int], ...] = ()
+    """Of a target: its values with fewer than :data:`RARE_CLASS` rows and their row counts,
+    fewest first."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,14 @@ def _smallest_class(values: pl.Series) -> int | None:
     return int(counts["count"].min()) if counts.height else None  # type: ignore[arg-type]
 
 
+def _rare_classes(values: pl.Series) -> tuple[tuple[str, int], ...]:
+    counts = values.drop_nulls().value_counts()
+    rare = [
+        (str(value), int(count)) for value, count in counts.iter_rows() if int(count) < RARE_CLASS
+    ]
+    return tuple(sorted(rare, key=lambda item: (item[1], item[0])))
+
+
 def infer_column(
     series: pl.Series, formats: ValueFormats, target: str | None = None
 ) -> InferredColumn:
@@ -219,6 +233,7 @@ def infer_column(
         pii_reason=pii_reason,
         free_text=free_text,
         smallest_class=_smallest_class(values) if role == "target" else None,
+        rare_classes=_rare_classes(values) if role == "target" else (),
     )
 
 
@@ -247,10 +262,19 @@ class JoinKey:
     source: str
     column: str
     overlap: float
-    """Share of the joined source's distinct values also found in the base source."""
+    """Share of the joined source's distinct values also found in the source joined onto."""
+    onto: str = ""
+    """The source already in the table whose column matches (the base source when empty)."""
 
 
-def join_candidates(base: pl.DataFrame, other: pl.DataFrame, label: str) -> list[JoinKey]:
+def rank_keys(keys: list[JoinKey]) -> list[JoinKey]:
+    """Best first: columns named like ids, then the largest overlap, then by name."""
+    return sorted(keys, key=lambda k: (not _ID_NAME.search(k.column), -k.overlap, k.column))
+
+
+def join_candidates(
+    base: pl.DataFrame, other: pl.DataFrame, label: str, onto: str = ""
+) -> list[JoinKey]:
     """Columns of ``other`` also in ``base`` whose values overlap, best first (ids first)."""
     found = []
     for name in other.columns:
@@ -262,5 +286,5 @@ def join_candidates(base: pl.DataFrame, other: pl.DataFrame, label: str) -> list
             continue
         overlap = float(theirs.is_in(ours.implode()).mean())  # type: ignore[arg-type]
         if overlap > 0:
-            found.append(JoinKey(label, name, overlap))
-    return sorted(found, key=lambda k: (not _ID_NAME.search(k.column), -k.overlap, k.column))
+            found.append(JoinKey(label, name, overlap, onto))
+    return rank_keys(found)

@@ -30,6 +30,11 @@ from mlship.data.report import write_report
 from mlship.data.sources import SourceData, read_source, source_sha256
 from mlship.data.tracking import ROW, SOURCE, is_provenance, provenance_column
 from mlship.data.typing import REASONS, WARNINGS, Location, TypedColumn, type_columns
+from mlship.data.undeclared import (
+    UndeclaredColumns,
+    infer_undeclared,
+    left_out,
+)
 from mlship.data.versioning import frame_hash
 from mlship.errors import DataError
 from mlship.security.keys import load_or_create_key
@@ -64,6 +69,8 @@ class Ingested:
     validation: dict[str, Any]
     frame: pd.DataFrame
     combine: dict[str, Any] = field(default_factory=dict)
+    columns: list[Column] = field(default_factory=list)
+    """The dataset's columns: the spec's declared ones, then any inferred (``infer: true``)."""
 
 
 def _with_tracking(data: SourceData) -> pl.DataFrame:
@@ -300,9 +307,15 @@ def ingest(
             reused=True,
             validation=cached.validation or {},
             frame=dataset_frame(cached, workspace),
+            columns=[Column.model_validate(c) for c in cached.columns or []],
         )
 
     raw = raw if raw is not None else _read_all(loaded, observer)
+    spec_hash = loaded.spec_hash  # of the spec as written, as its runs record it
+    inferred = _inferred(loaded, raw)
+    if inferred:
+        spec = spec.model_copy(update={"columns": [*spec.columns, *inferred]})
+        loaded = LoadedSpec(spec=spec, path=loaded.path)
     found = {
         label: resolve_duplicates(
             _prepare_source(loaded, source, raw[label], key), source, spec.columns
@@ -319,6 +332,7 @@ def ingest(
     # Rows all set aside as conflicting copies are quarantined rows, not "nothing to ingest".
     if combined.is_empty() and not set_aside:
         raise _nothing_to_ingest(raw, spec.combine.method)
+    undeclared = UndeclaredColumns(left_out(combined.columns, spec.columns), inferred)
     combined = _select_schema(combined, spec.columns)
     duplicates = [result.counts for result in found.values() if result.counts is not None]
     validation = validate(
@@ -330,7 +344,29 @@ def ingest(
         duplicates=duplicates,
         set_aside=set_aside,
     )
-    return _record(loaded, workspace, raw, validation, combine_report, cache_key, observer)
+    return _record(
+        loaded,
+        workspace,
+        raw,
+        validation,
+        combine_report,
+        cache_key,
+        observer,
+        undeclared,
+        spec_hash,
+    )
+
+
+def _inferred(loaded: LoadedSpec, raw: dict[str, SourceData]) -> tuple[Column, ...]:
+    """With ``columns: {infer: true}``, the columns the spec does not declare, inferred from
+    the sources' values as their mappings rename them."""
+    if not loaded.spec.infer_columns:
+        return ()
+    renamed = {
+        source.label: rename_columns(raw[source.label].frame, source.mapping, source.label)
+        for source in loaded.spec.sources
+    }
+    return infer_undeclared(loaded.spec, renamed)
 
 
 def _select_set_aside(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
@@ -377,11 +413,14 @@ def _record(
     combine_report: dict[str, Any],
     cache_key: str,
     observer: IngestObserver,
+    undeclared: UndeclaredColumns,
+    spec_hash: str,
 ) -> Ingested:
     spec = loaded.spec
     summary = validation.summary()
     summary["sources"] = [d.lineage for d in raw.values()]
     summary["combine"] = combine_report
+    summary["undeclared"] = undeclared.as_dict()
     # Stored only once the data has passed: a failed ingest leaves no artifact behind.
     quarantine = _parquet_bytes(validation.quarantine) if len(validation.quarantine) else None
     quarantine_sha = hashlib.sha256(quarantine).hexdigest() if quarantine else None
@@ -429,7 +468,7 @@ def _record(
         columns=[c.model_dump() for c in spec.columns],
         sources=summary["sources"],
         pipeline=spec.name,
-        spec_hash=loaded.spec_hash,
+        spec_hash=spec_hash,
         code_version=_code_version(loaded.base_dir),
         n_quarantined=len(validation.quarantine),
         quarantine_sha256=quarantine_sha,
@@ -446,6 +485,7 @@ def _record(
         validation=summary,
         frame=pandas_frame,
         combine=combine_report,
+        columns=list(spec.columns),
     )
 
 

@@ -274,7 +274,29 @@ def _sources_section(validation: dict[str, Any]) -> str:
         parts.append(
             tag("details", tag("summary", "How sources were combined") + tag("pre", esc(text)))
         )
+    parts.append(_undeclared_part(validation.get("undeclared") or {}))
     return tag("section", "".join(parts), id="sources")
+
+
+def _undeclared_part(undeclared: dict[str, Any]) -> str:
+    """The sources' columns the spec does not declare: which were left out, which inferred."""
+    from mlship.data.undeclared import left_out_message
+
+    parts = []
+    if undeclared.get("left_out"):
+        parts.append(tag("p", esc(left_out_message(undeclared["left_out"])), "warn"))
+    inferred = undeclared.get("inferred") or []
+    if inferred:
+        parts.append(tag("h3", "Columns inferred from the data (columns: infer: true)"))
+        rows = (
+            tag(
+                "tr",
+                tag("td", esc(c["name"])) + tag("td", esc(c["type"])) + tag("td", esc(c["role"])),
+            )
+            for c in inferred
+        )
+        parts.append(table([("Column", ""), ("Type", ""), ("Role", "")], rows))
+    return "".join(parts)
 
 
 # -- columns ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
 from mlship.registry.model_io import LoadedModel, load_scored
-from mlship.spec.models import CardSpec, PipelineSpec
+from mlship.spec.models import CardSpec, Column, PipelineSpec
 from mlship.store.tables import Dataset, ModelVersion, Run
 from mlship.train.fitted_on import FittedOn
 from mlship.train.metrics import KEY_METRICS, metric_label
@@ -147,6 +147,10 @@ def _fairness(
 
     ref = f"{version.model.name}:{version.version}"
     spec = PipelineSpec.model_validate(run.spec)
+    if spec.infer_columns:  # the columns the run inferred are the dataset's
+        spec = spec.model_copy(
+            update={"columns": [Column.model_validate(c) for c in dataset.columns]}
+        )
     assert spec.card is not None
     frame = dataset_frame(dataset, workspace)
     if frame_hash(frame) != dataset.data_hash:

@@ -129,11 +129,27 @@ def parse_spec(text: str, path: Path) -> LoadedSpec:
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(locator.errors(_problems(exc, data))) from None
+        raise SpecError(locator.errors(_in_file(_problems(exc, data), data))) from None
     problems = check_consistency(spec)
     if problems:
-        raise SpecError(locator.errors(problems))
+        raise SpecError(locator.errors(_in_file(problems, data)))
     return LoadedSpec(spec=spec, path=path)
+
+
+def _in_file(problems: list[Problem], data: dict[str, Any]) -> list[Problem]:
+    """Problems located where the file has them: with ``columns`` written as a mapping, the
+    declared columns are under ``columns.declared`` and the flag is ``columns.infer``."""
+    if not isinstance(data.get("columns"), dict):
+        return problems
+    located: list[Problem] = []
+    for loc, message in problems:
+        where = loc
+        if loc[:1] == ("infer_columns",):
+            where = ("columns", "infer", *loc[1:])
+        elif len(loc) >= 2 and loc[0] == "columns" and isinstance(loc[1], int):
+            where = ("columns", "declared", *loc[1:])
+        located.append((where, message))
+    return located
 
 
 def load_spec(path: Path | str) -> LoadedSpec:
@@ -165,22 +181,57 @@ def _check_columns(spec: PipelineSpec) -> list[Problem]:
             problems.append((("columns", index, "name"), message))
         seen.setdefault(column.name, index)
     problems.extend(_check_transforms(spec))
-    targets = [i for i, c in enumerate(spec.columns) if c.role == "target"]
-    if len(targets) != 1:
-        message = f"expected exactly one column with role target, found {len(targets)}"
-        problems.append((("columns",), message))
-    elif spec.task == "regression" and spec.columns[targets[0]].type not in ("integer", "float"):
-        message = "a regression target must be of type integer or float"
-        problems.append((("columns", targets[0], "type"), message))
+    problems.extend(_check_target(spec))
     for index, column in enumerate(spec.columns):
         if column.positive is None:
             continue
         if column.role != "target" or spec.task != "classification":
             message = "positive names the positive class of a classification target only"
             problems.append((("columns", index, "positive"), message))
-    if not spec.features:
+    if not spec.features and not spec.infer_columns:
         problems.append((("columns",), "expected at least one column with role feature"))
     return problems
+
+
+def _check_target(spec: PipelineSpec) -> list[Problem]:
+    """One target: declared with role target, or named by ``target`` (declared or, with
+    ``columns: {infer: true}``, inferred); a regression's is a number."""
+    targets = [i for i, c in enumerate(spec.columns) if c.role == "target"]
+    named = spec.target_column
+    if len(targets) > 1 or (not targets and named is None):
+        message = f"expected exactly one column with role target, found {len(targets)}"
+        if spec.infer_columns:
+            message += "; name the column to predict with `target: COLUMN`"
+        return [(("columns",), message)]
+    if named is not None:
+        declared = {c.name: i for i, c in enumerate(spec.columns)}
+        if named in declared and spec.columns[declared[named]].role != "target":
+            role = spec.columns[declared[named]].role
+            message = (
+                f"column {named!r} is the target (target: {named}) but is declared with role "
+                f"{role}; remove its role, or name another target"
+            )
+            return [(("columns", declared[named], "role"), message)]
+        if targets and spec.columns[targets[0]].name != named:
+            message = (
+                f"names {named!r}, but column {spec.columns[targets[0]].name!r} has role target; "
+                "a spec has one target"
+            )
+            return [(("target",), message)]
+        if named not in declared and not spec.infer_columns:
+            message = (
+                f"no declared column is called {named!r}; declare it, or take the columns the "
+                "spec does not declare from the data with `columns: {infer: true}`"
+            )
+            return [(("target",), message)]
+    if (
+        targets
+        and spec.task == "regression"
+        and spec.columns[targets[0]].type not in ("integer", "float")
+    ):
+        message = "a regression target must be of type integer or float"
+        return [(("columns", targets[0], "type"), message)]
+    return []
 
 
 def _check_transforms(spec: PipelineSpec) -> list[Problem]:
@@ -362,13 +413,13 @@ def _check_split(spec: PipelineSpec) -> list[Problem]:
         message = "stratified_kfold keeps class proportions, which a regression has not; use kfold"
         problems.append((("split", "method"), message))
     if split.group is not None:
-        reason = _split_column_problem(columns, split.group, "group rows")
+        reason = _split_column_problem(columns, split.group, "group rows", spec.infer_columns)
         if reason is None and split.method == "timeseries":
             reason = "split method timeseries orders rows by `time` and does not use `group`"
         if reason is not None:
             problems.append((("split", "group"), reason))
     if split.time is not None:
-        reason = _split_column_problem(columns, split.time, "order rows")
+        reason = _split_column_problem(columns, split.time, "order rows", spec.infer_columns)
         column = columns.get(split.time)
         if reason is None and column is not None and column.type not in _TIME_TYPES:
             reason = (
@@ -385,9 +436,15 @@ def _check_split(spec: PipelineSpec) -> list[Problem]:
 _TIME_TYPES = ("datetime", "integer", "float")
 
 
-def _split_column_problem(columns: dict[str, Column], name: str, purpose: str) -> str | None:
+def _split_column_problem(
+    columns: dict[str, Column], name: str, purpose: str, inferred: bool = False
+) -> str | None:
+    """What keeps column ``name`` from serving ``purpose``; a column not declared may still be
+    ``inferred`` from the data (it is checked again once it is)."""
     column = columns.get(name)
     if column is None:
+        if inferred:
+            return None
         return f"no column is called {name!r}; the columns are: {', '.join(columns)}"
     if column.role == "target":
         return f"the target cannot {purpose}; name another column"
@@ -407,6 +464,8 @@ def _check_card(spec: PipelineSpec) -> list[Problem]:
     seen: set[str] = set()
     for index, name in enumerate(spec.card.sensitive):
         column = columns.get(name)
+        if column is None and spec.infer_columns:
+            continue  # checked once the columns are inferred
         if column is None:
             reason = f"no column is called {name!r}; the columns are: {', '.join(columns)}"
         elif column.role == "target":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from mlship.spec.data import (
     NAME_PATTERN,
@@ -57,15 +57,38 @@ class CardSpec(Strict):
     )
 
 
+COLUMNS_MAPPING_KEYS = ("infer", "declared")
+
+
 class PipelineSpec(Strict):
     """What a run ingests, how it trains and what it registers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="Pipeline name; also the registry name.")
     description: str = ""
     task: Task
     sources: list[Source] = Field(min_length=1)
     combine: Combine = Field(default_factory=Combine)
-    columns: list[Column] = Field(min_length=2)
+    target_column: str | None = Field(
+        None,
+        alias="target",
+        min_length=1,
+        description="The column to predict, named here rather than declared with role: target "
+        "(a declared column of this name without a role becomes the target). Needed when the "
+        "target is inferred: `columns: {infer: true}`.",
+    )
+    columns: list[Column] = Field(
+        default_factory=list,
+        description="The dataset's columns: a list of declared columns, or a mapping "
+        "`{infer: true, declared: [...]}` that also takes every column of the sources the list "
+        "does not declare, with the type and role inferred from the data.",
+    )
+    infer_columns: bool = Field(
+        False,
+        description="Written `columns: {infer: true}`: columns of the sources that are not "
+        "declared are inferred (type, role, nullability) when the data is read, and recorded.",
+    )
     checks: TableChecks = Field(default_factory=TableChecks)
     models: list[ModelSpec] = Field(min_length=1)
     split: Split = Field(default_factory=Split)
@@ -87,9 +110,38 @@ class PipelineSpec(Strict):
         "ray (a local Ray instance) or ray://host:port (a Ray cluster).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _columns_forms(cls, data: Any) -> Any:
+        """``columns: {infer: ..., declared: [...]}`` as the declared list and the flag, and a
+        declared column named by ``target`` without a role of its own as the target."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        columns = data.get("columns")
+        if isinstance(columns, dict):
+            unknown = [str(key) for key in columns if key not in COLUMNS_MAPPING_KEYS]
+            if unknown:
+                raise ValueError(
+                    f"columns: unknown key(s) {', '.join(unknown)}; as a mapping, columns takes "
+                    "`infer: true` and `declared:` (a list of columns)"
+                )
+            data["columns"] = columns.get("declared", [])
+            data["infer_columns"] = columns.get("infer", False)
+        target = data.get("target", data.get("target_column"))
+        if isinstance(target, str) and isinstance(data.get("columns"), list):
+            data["columns"] = [_as_target(item, target) for item in data["columns"]]
+        return data
+
     @property
     def target(self) -> Column:
-        return next(c for c in self.columns if c.role == "target")
+        found = next((c for c in self.columns if c.role == "target"), None)
+        if found is None:
+            raise LookupError(
+                f"the target {self.target_column!r} is inferred from the data; its column is "
+                "known once the sources are read"
+            )
+        return found
 
     @property
     def features(self) -> list[Column]:
@@ -107,6 +159,15 @@ class PipelineSpec(Strict):
     @property
     def id_columns(self) -> list[Column]:
         return [c for c in self.columns if c.role == "id"]
+
+
+def _as_target(item: Any, target: str) -> Any:
+    """A declared column named ``target`` whose role is not written, as the target."""
+    if isinstance(item, dict) and item.get("name") == target and "role" not in item:
+        return {**item, "role": "target"}
+    if isinstance(item, Column) and item.name == target and "role" not in item.model_fields_set:
+        return item.model_copy(update={"role": "target"})
+    return item
 
 
 __all__ = [

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlship.data.ingest import Ingested, ingest
+from mlship.data.undeclared import with_columns
 from mlship.errors import DataError
 from mlship.evaluation import evaluate
 from mlship.evaluation.backtest import TimeOrder, time_order
@@ -546,12 +547,13 @@ def _execute(
     started: float,
     attempt: int,
 ) -> RunResult:
-    spec = loaded.spec
     settings = workspace.settings
     prices = settings.prices
     observer.stage("Ingesting and checking data")
     with measure() as ingesting:
         ingested: Ingested = ingest(loaded, workspace, observer.ingest)
+    loaded = with_columns(loaded, ingested.columns)  # with any inferred (columns: infer)
+    spec = loaded.spec
     parts = _split(loaded, ingested.frame)
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
@@ -572,6 +574,7 @@ def _execute(
     best = next(r for r in leaderboard if r.name == chosen)
     model = fitted[chosen].model
     details = _details(spec, parts, scored, fitted, nested)
+    details["undeclared"] = ingested.validation.get("undeclared") or {}
     threshold = spec.imbalance.threshold
     with measure() as finishing, silenced():
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
