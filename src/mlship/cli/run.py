@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlship.cli.console import err, out
-from mlship.cli.render import leaderboard_table, metrics_table, print_validation
+from mlship.cli.render import (
+    leaderboard_table,
+    metrics_table,
+    print_leakage,
+    print_validation,
+)
 from mlship.spec import load_spec
 from mlship.workspace import Workspace
 
@@ -79,6 +84,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
             result.holdout,
         )
     )
+    print_leakage(result.details.get("leakage") or {})
     if "report" in result.details:
         out.print(f"Evaluation report: {result.details['report']}")
     out.print(

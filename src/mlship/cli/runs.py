@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.annotate import (
@@ -79,6 +80,10 @@ def show(
     trials: Annotated[
         bool, typer.Option("--trials", help="Also list every trial of every search.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the run's record, details included, as JSON."),
+    ] = False,
 ) -> None:
     """Everything recorded about one run."""
     workspace = Workspace.open()
@@ -88,6 +93,9 @@ def show(
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
+    if as_json:
+        typer.echo(json.dumps(_run_record(run), sort_keys=True, default=str))
+        return
     facts = Table(title=f"Run {run.id}", show_header=False)
     facts.add_column("field")
     facts.add_column("value")
@@ -162,6 +170,33 @@ def abandon(
     out.print(f"Run {run.id[:8]} is abandoned ({run.error})")
 
 
+def _run_record(run: Any) -> dict[str, Any]:
+    """What ``runs show --json`` prints: the run's facts, its candidates, its holdout metrics and
+    its details (split, threshold, nested CV, leakage screening, report)."""
+    return {
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "user": run.user,
+        "owner": run.owner,
+        "tags": run.tags,
+        "task": run.task,
+        "metric": run.metric,
+        "spec_hash": run.spec_hash,
+        "dataset_hash": run.dataset.data_hash if run.dataset else None,
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "wall_seconds": run.wall_seconds,
+        "error": run.error,
+        "best_candidate": run.best_candidate,
+        "candidates": [
+            {"name": c.name, "rank": c.rank, "cv_mean": c.cv_mean, "selected": c.selected}
+            for c in run.candidates
+        ],
+        "holdout": {m.name: m.value for m in run.metrics if m.split == "holdout"},
+        "details": run.details or {},
+    }
+
+
 def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]:
     from mlship.train.tuning import trials_of
 
@@ -182,6 +217,22 @@ def _print_details(details: dict[str, Any]) -> None:
             f"Decision threshold tuned for {found['metric']}: {found['threshold']:.4f} "
             f"(CV {found['cv_score_at_0.5']:.4f} at 0.5 -> {found['cv_score_tuned']:.4f})"
         )
+    screening = details.get("leakage") or {}
+    if screening.get("mode") == "off":
+        out.print("Leakage screening: off")
+    elif screening:
+        found = screening.get("suspects") or []
+        allowed = screening.get("allowed") or []
+        out.print(
+            f"Leakage screening ({screening['mode']}): {screening['screened']} features screened, "
+            f"{len(found)} suspect(s)" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        )
+        for suspect in found:
+            out.print(
+                f"  possible target leakage in {escape(repr(suspect['column']))} "
+                f"({suspect['test']}): {escape(suspect['sentence'])}",
+                soft_wrap=True,
+            )
     nested = details.get("nested")
     if nested:
         table = Table(title=f"Nested cross-validation ({split.get('outer_folds')} outer folds)")

@@ -152,6 +152,7 @@ def check_consistency(spec: PipelineSpec) -> list[Problem]:
         *_check_models(spec),
         *_check_training(spec),
         *_check_card(spec),
+        *_check_leakage(spec),
     ]
 
 
@@ -418,6 +419,20 @@ def _check_card(spec: PipelineSpec) -> list[Problem]:
             seen.add(name)
             continue
         problems.append((("card", "sensitive", index), reason))
+    return problems
+
+
+def _check_leakage(spec: PipelineSpec) -> list[Problem]:
+    """Columns allowed past the leakage screen are features (only features are screened)."""
+    features = [column.name for column in spec.features]
+    problems: list[Problem] = []
+    for index, name in enumerate(spec.leakage.allow):
+        if name not in features:
+            reason = (
+                f"no feature column is called {name!r}; only features are screened for leakage, "
+                f"and the features are: {', '.join(features)}"
+            )
+            problems.append((("leakage", "allow", index), reason))
     return problems
 
 

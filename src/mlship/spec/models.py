@@ -21,7 +21,7 @@ from mlship.spec.data import (
     Strict,
     TableChecks,
 )
-from mlship.spec.training import Imbalance, Selection, Space, Split, Tuning
+from mlship.spec.training import Imbalance, Leakage, Selection, Space, Split, Tuning
 
 Task = Literal["classification", "regression"]
 
@@ -72,6 +72,10 @@ class PipelineSpec(Strict):
     tuning: Tuning = Field(default_factory=Tuning)
     imbalance: Imbalance = Field(default_factory=Imbalance)
     selection: Selection = Field(default_factory=Selection)
+    leakage: Leakage = Field(
+        default_factory=Leakage,
+        description="Screen features for target leakage: warn (default), fail or off.",
+    )
     card: CardSpec | None = Field(None, description="The model card's own words (optional).")
     executor: str = Field(
         "process",

@@ -34,6 +34,7 @@ from mlship.spec.models import PipelineSpec
 from mlship.store.liveness import Worker
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
+from mlship.train import leakage
 from mlship.train.candidates import Recipe
 from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
@@ -336,6 +337,8 @@ class _Parts:
     """Nested cross-validation's outer folds (empty unless the split asks for it); their folds
     follow the run's own in ``every_fold``."""
     every_fold: list[Fold]
+    screening: leakage.Screening
+    """What screening the training part's features for target leakage found."""
 
 
 @dataclass(frozen=True)
@@ -369,8 +372,9 @@ def holdout_part(spec: PipelineSpec, frame: pd.DataFrame) -> Holdout:
     )
 
 
-def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
-    """Training features and target, test features and target, and the CV folds."""
+def _split(loaded: LoadedSpec, frame: pd.DataFrame, observer: RunObserver) -> _Parts:
+    """Training features and target, test features and target, the CV folds, and the leakage
+    screen of the training part on them (which stops the run here with ``leakage: fail``)."""
     spec = loaded.spec
     frame, y, train_rows, test_rows = _divide(spec, frame)
     train_frame = frame.iloc[train_rows].reset_index(drop=True)
@@ -383,7 +387,12 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     if spec.split.nested:
         nested = nested_cv_folds(train_frame, y_train, spec.split, spec.task)
     every_fold, outer = lay_out(folds, nested)
-    return _Parts(train_frame[features], y_train, X_test, y_test, folds, outer, every_fold)
+    times = train_frame.get(spec.split.time) if spec.split.time else None
+    observer.stage(f"Screening {len(features)} features for target leakage")
+    screening = leakage.screen(spec, train_frame[features], y_train, folds, times)
+    return _Parts(
+        train_frame[features], y_train, X_test, y_test, folds, outer, every_fold, screening
+    )
 
 
 def _train(
@@ -460,7 +469,7 @@ def _execute(
     observer.stage("Ingesting and checking data")
     with measure() as ingesting:
         ingested: Ingested = ingest(loaded, workspace, observer.ingest)
-    parts = _split(loaded, ingested.frame)
+    parts = _split(loaded, ingested.frame, observer)
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
     recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
@@ -519,6 +528,7 @@ def _execute(
                 positive_label=spec.target.positive,
                 refit=recipes[chosen].build(scored[chosen].params),
             )
+        leakage.conclude(parts.screening, evaluation, details)
     report = _write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
     details["report"] = str(report.html_path)
     classes = getattr(model, "classes_", None)
