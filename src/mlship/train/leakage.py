@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -62,6 +63,7 @@ DOMINANCE_SHARE = 0.5
 # The dominant column must cost at least this share of the way from the dummy baseline to a
 # perfect score, so that a model that learned nothing does not raise an alarm over crumbs.
 DOMINANCE_FLOOR = 0.05
+RATIO_SHOWN = 1000
 TREE_DEPTH = 4
 TREE_LEAF = 5
 SCREEN_ROWS = 20_000
@@ -225,7 +227,9 @@ def mark(evaluation: dict[str, Any], screening: Screening) -> None:
 def _numbers(column: pd.Series, kind: ColumnType) -> np.ndarray[Any, Any]:
     """A number or a date as floats (dates as seconds since 1970, UTC), missing values as NaN."""
     if kind == "datetime":
-        moments = pd.to_datetime(column, errors="coerce", utc=True)
+        with warnings.catch_warnings():  # text that is not a date is missing, said or not
+            warnings.simplefilter("ignore", UserWarning)
+            moments = pd.to_datetime(column, errors="coerce", utc=True)
         seconds = (moments - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         return np.asarray(seconds.to_numpy(dtype=float, na_value=np.nan))
     values = pd.to_numeric(column, errors="coerce")
@@ -448,7 +452,8 @@ def dominant_importance(evaluation: dict[str, Any], allowed: Sequence[str]) -> S
     share = value / total
     if share < DOMINANCE_SHARE or value < DOMINANCE_RATIO * max(runner_up, 0.0):
         return None
-    ratio = f"{value / runner_up:.0f} times" if runner_up > 0 else "far above"
+    times = value / runner_up if runner_up > 0 else math.inf
+    ratio = f"{times:.0f} times" if times < RATIO_SHOWN else f"over {RATIO_SHOWN:,} times"
     metric = importance.get("metric", "the metric")
     sentence = (
         f"shuffling it on the test set costs the model {value:.4g} {metric}, {ratio} the next "
