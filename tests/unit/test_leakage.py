@@ -392,3 +392,21 @@ def test_odd_columns_never_break_the_screen(cells: list[list[Any]], labels: list
     assert found.screened == ("n", "c", "d")
     for suspect in found.suspects:
         assert suspect.column in kinds and np.isfinite(suspect.figure)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, 2.5])),
+        min_size=2,
+        max_size=60,
+    )
+)
+def test_the_screens_auc_is_scikit_learns(pairs: list[tuple[int, float]]) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.array([t for t, _ in pairs])
+    score = np.array([s for _, s in pairs])
+    if len(set(truth.tolist())) < 2:
+        truth[0] = 1 - truth[0]
+    assert leakage._auc(truth, score) == pytest.approx(roc_auc_score(truth, score), abs=1e-12)

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import r2_score, roc_auc_score
+from scipy.stats import rankdata
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from mlship.errors import DataError
@@ -242,6 +242,22 @@ def _codes(column: pd.Series) -> np.ndarray[Any, Any]:
     return np.asarray(codes)
 
 
+def _auc(truth: np.ndarray[Any, Any], score: np.ndarray[Any, Any]) -> float:
+    """ROC AUC of ``score`` for ``truth`` (0 or 1, both present) from the ranks (Mann-Whitney U,
+    ties counted half): the same number as scikit-learn's, without its input checks, which cost
+    more than the rest of the screen together."""
+    ranks = rankdata(score)
+    positives = truth == 1
+    n_pos = int(positives.sum())
+    n_neg = len(truth) - n_pos
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _r2(truth: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any]) -> float:
+    residual = float(np.sum((truth - predicted) ** 2))
+    return 1.0 - residual / float(np.sum((truth - truth.mean()) ** 2))
+
+
 def _sample(rows: np.ndarray[Any, Any], limit: int, seed: int) -> np.ndarray[Any, Any]:
     if len(rows) <= limit:
         return rows
@@ -324,11 +340,11 @@ def single_feature_figure(
         if measure == "roc_auc":
             if len(np.unique(truth)) < 2:
                 continue
-            scores.append(float(roc_auc_score(truth, predicted[:, 1])))
+            scores.append(_auc(truth, predicted[:, 1]))
         elif measure == "accuracy":
             scores.append(float(np.mean(predicted.argmax(axis=1) == truth)))
         elif np.var(truth) > 0:
-            scores.append(float(r2_score(truth, predicted)))
+            scores.append(_r2(truth, predicted))
     if not scores:
         return None
     return SingleScore(measure, float(np.mean(scores)), len(scores), majority)
