@@ -32,6 +32,7 @@ from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
+    from mlship.store.tables import Run
     from mlship.train.tuning import TrialRecord
 
 app = typer.Typer(help="Look at recorded runs, compare and annotate them.", no_args_is_help=True)
@@ -170,7 +171,7 @@ def abandon(
     out.print(f"Run {run.id[:8]} is abandoned ({run.error})")
 
 
-def _run_record(run: Any) -> dict[str, Any]:
+def _run_record(run: Run) -> dict[str, Any]:
     """What ``runs show --json`` prints: the run's facts, its candidates, its holdout metrics and
     its details (split, threshold, nested CV, leakage screening, report)."""
     return {
