@@ -45,6 +45,7 @@ from scipy.stats import rankdata
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from mlship.errors import DataError
+from mlship.evaluation.diagnosis import distrusted_verdict
 from mlship.spec.models import ColumnType, PipelineSpec, Task
 from mlship.train.splits import Fold
 
@@ -213,8 +214,6 @@ def conclude(screening: Screening, evaluation: dict[str, Any], details: dict[str
 def mark(evaluation: dict[str, Any], screening: Screening) -> None:
     """Record ``screening`` in ``evaluation`` (the report's panel) and, while a suspect stands,
     put the distrust verdict in place of the fit verdict."""
-    from mlship.evaluation.diagnosis import distrusted_verdict
-
     evaluation["leakage"] = screening.as_dict()
     diagnosis = evaluation.get("diagnosis") or {}
     if screening.suspects and "fit" in diagnosis:
