@@ -81,3 +81,39 @@ def test_the_report_renders_cleanly_in_chromium(
 
     take_screenshot(page, tmp_path / screenshot)
     page.close()
+
+
+def test_the_leakage_panel_renders_and_no_good_fit_badge_shows(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A column that is the diagnosis itself: the screen of the training part and the model's
+    importance both name it; the page opens with the panel and withholds the verdict."""
+    from mlship.spec.models import ColumnType
+    from mlship.train import leakage
+    from tests.unit.test_leakage import _spec
+
+    X, y = cancer_data()
+    X = X.rename(columns=lambda c: c.replace(" ", "_")).assign(
+        review_score=(y == "malignant").astype(float)
+    )
+    case = fit_case("classification", X, y, LogisticRegression(max_iter=2000))
+    kinds: dict[str, ColumnType] = dict.fromkeys(map(str, X.columns), "float")
+    spec = _spec("classification", kinds)
+    X_train, y_train = case.X_train.reset_index(drop=True), case.y_train.reset_index(drop=True)
+    screening = leakage.screen(spec, X_train, y_train, case.folds)
+    evaluation = case.evaluate("roc_auc", seed=42)
+    details: dict[str, object] = {}
+    leakage.conclude(screening, evaluation, details)
+    _, html_path = write_evaluation_report(
+        tmp_path / "reports", "leaky-evaluation", evaluation, RUN
+    )
+    page = open_report(browser, html_path)
+    panel = page.locator("section#leakage")
+    assert panel.is_visible()
+    assert panel.get_by_role("heading", name="Possible target leakage").is_visible()
+    assert panel.locator("tbody tr").count() >= 1
+    assert panel.locator("code", has_text="review_score").first.is_visible()
+    assert page.locator(".badge", has_text="possible leakage").first.is_visible()
+    assert page.locator(".badge", has_text="a good fit").count() == 0
+    take_screenshot(page, tmp_path / "evaluation-report-leakage.png")
+    page.close()

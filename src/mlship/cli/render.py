@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
-from mlship.cli.console import out
+from mlship.cli.console import err, out
 
 if TYPE_CHECKING:
     from mlship.evaluation.compare import RunComparison
@@ -197,6 +197,23 @@ def print_undeclared(undeclared: dict[str, Any]) -> None:
             f"{len(inferred)} column(s) the spec does not declare were inferred "
             f"(columns: infer: true): {listed}",
             markup=False,
+        )
+
+
+def print_leakage(found: dict[str, Any]) -> None:
+    """A warning per column suspected of leaking the target, with the evidence (stderr)."""
+    for suspect in found.get("suspects") or []:
+        err.print(
+            f"[yellow]warning:[/] possible target leakage in column "
+            f"{escape(repr(suspect['column']))} ({suspect['test']}, {suspect['measure']} "
+            f"{suspect['figure']:.4g}): {escape(suspect['sentence'])}",
+            soft_wrap=True,
+        )
+    if found.get("suspects"):
+        err.print(
+            "[yellow]warning:[/] no fit verdict while a suspect stands: remove the column, or "
+            "list it under leakage.allow if it is known at prediction time",
+            soft_wrap=True,
         )
 
 

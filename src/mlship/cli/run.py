@@ -25,6 +25,7 @@ from mlship.cli.render import (
     leaderboard_table,
     metrics_table,
     print_fit_warnings,
+    print_leakage,
     print_validation,
 )
 from mlship.spec import load_spec
@@ -94,6 +95,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
         )
     )
     print_fit_warnings(result.details.get("warnings") or {})
+    print_leakage(result.details.get("leakage") or {})
     if "report" in result.details:
         out.print(f"Evaluation report: {result.details['report']}")
     out.print(

@@ -222,6 +222,22 @@ def _print_details(details: dict[str, Any]) -> None:
             f"Decision threshold tuned for {found['metric']}: {found['threshold']:.4f} "
             f"(CV {found['cv_score_at_0.5']:.4f} at 0.5 -> {found['cv_score_tuned']:.4f})"
         )
+    screening = details.get("leakage") or {}
+    if screening.get("mode") == "off":
+        out.print("Leakage screening: off")
+    elif screening:
+        found = screening.get("suspects") or []
+        allowed = screening.get("allowed") or []
+        out.print(
+            f"Leakage screening ({screening['mode']}): {screening['screened']} features screened, "
+            f"{len(found)} suspect(s)" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        )
+        for suspect in found:
+            out.print(
+                f"  possible target leakage in {escape(repr(suspect['column']))} "
+                f"({suspect['test']}): {escape(suspect['sentence'])}",
+                soft_wrap=True,
+            )
     nested = details.get("nested")
     if nested:
         table = Table(title=f"Nested cross-validation ({split.get('outer_folds')} outer folds)")

@@ -14,6 +14,9 @@ The verdict compares the selection metric between training and validation folds:
 * **underfitting**: both training and validation close less than :data:`SKILL_FLOOR` of the
   distance from a dummy model (class priors, or the mean) to a perfect score.
 * **a good fit** otherwise.
+
+While a column is suspected of leaking the target (:mod:`mlship.train.leakage`), no verdict is
+given: :func:`distrusted_verdict` says the scores cannot be trusted until it is explained.
 """
 
 from __future__ import annotations
@@ -315,6 +318,31 @@ def fit_verdict(
         "still_rising": rising,
         "reason": reason,
         "advice": advice,
+    }
+
+
+UNTRUSTED = "possible leakage"
+
+
+def distrusted_verdict(fit: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """``fit`` with its verdict replaced by one that withholds judgement: a column suspected of
+    leaking the target makes every score look better than the model will do, so neither "a good
+    fit" nor any other reading of those scores stands until the column is explained. The verdict
+    it replaces is kept as ``withheld``."""
+    named = ", ".join(repr(c) for c in columns)
+    return {
+        **fit,
+        "verdict": UNTRUSTED,
+        "withheld": fit.get("verdict"),
+        "reason": (
+            f"The scores cannot be trusted until the suspect column(s) {named} are explained: "
+            "a column that gives the target away makes training, validation and test scores "
+            "all look better than the model will do on new rows."
+        ),
+        "advice": (
+            "Check when and how each suspect column is recorded; remove it if it is not known "
+            "at prediction time, or list it under leakage.allow if it is."
+        ),
     }
 
 

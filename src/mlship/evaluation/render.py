@@ -1,7 +1,8 @@
 """The evaluation report as one self-contained HTML page.
 
-Run facts and the selection metric first, then every test metric with its interval, the fit
-verdict beside the learning curve, the curves (ROC, precision-recall, calibration and the confusion
+Run facts and the selection metric first, then any column suspected of leaking the target (a
+"Possible target leakage" panel), every test metric with its interval, the fit verdict beside the
+learning curve, the curves (ROC, precision-recall, calibration and the confusion
 matrix for a classifier; predicted against actual and residuals for a regressor) and permutation
 importance. Class labels and column names are user data and are escaped like everything else.
 """
@@ -26,13 +27,20 @@ _FACTS = (
     ("dataset_hash", "Dataset"),
     ("created", "Created"),
 )
-_BADGES = {"a good fit": "pass", "overfitting": "fail", "underfitting": "warn", "drift": "fail"}
+_BADGES = {
+    "a good fit": "pass",
+    "overfitting": "fail",
+    "underfitting": "warn",
+    "drift": "fail",
+    "possible leakage": "fail",
+}
 _IMPORTANCE_SHOWN = 15
 SCORED_ONCE = "The test set was scored once, by the selected model, after selection."
 _SHIPPED = "shipped"
 """The run fact saying what the registered model was fitted on: a sentence after SCORED_ONCE."""
 
 _CSS = """
+.callout.leak { border-left-color: var(--error); }
 .callout {
   margin: 12px 0 0; padding: 8px 12px; background: var(--card); border: 1px solid var(--line);
   border-left: 4px solid var(--accent); border-radius: 6px;
@@ -233,6 +241,43 @@ def _header(name: str, evaluation: dict[str, Any], run: dict[str, Any]) -> str:
         + callout
         + tag("div", "".join(tiles), "tiles"),
     )
+
+
+# -- leakage ---------------------------------------------------------------------------------
+
+
+def _leakage_section(evaluation: dict[str, Any]) -> str:
+    """The columns suspected of leaking the target, each with the test and figure that found it;
+    nothing when none is."""
+    found = evaluation.get("leakage") or {}
+    suspects = found.get("suspects") or []
+    if not suspects:
+        return ""
+    rows = [
+        tag(
+            "tr",
+            tag("td", tag("code", esc(s.get("column", ""))))
+            + tag("td", esc(s.get("test", "")))
+            + tag("td", esc(f"{s.get('measure', '')} {fmt_number(s.get('figure'))}"), "num")
+            + tag("td", esc(fmt_number(s.get("threshold"))), "num")
+            + tag("td", esc(s.get("sentence", ""))),
+        )
+        for s in suspects
+    ]
+    headers = [("Column", ""), ("Test", ""), ("Figure", "num"), ("Suspect at", "num"), ("", "")]
+    allowed = found.get("allowed") or []
+    note = (
+        "The scores below cannot be trusted until each suspect column is explained: remove it if "
+        "it is not known when a prediction is made, or list it under leakage.allow if it is."
+    )
+    if allowed:
+        note += f" Declared fine and not screened: {', '.join(map(str, allowed))}."
+    body = (
+        tag("h2", "Possible target leakage")
+        + tag("p", esc(note), "callout leak")
+        + table(headers, rows)
+    )
+    return tag("section", body, id="leakage")
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -801,6 +846,7 @@ def render_evaluation_html(name: str, evaluation: dict[str, Any], run: dict[str,
     metrics = evaluation.get("metrics", {})
     sections = [
         _header(name, evaluation, run),
+        _leakage_section(evaluation),
         _metrics_section(evaluation),
         _fit_section(evaluation),
         *([_backtest_section(evaluation["backtest"])] if "backtest" in evaluation else []),

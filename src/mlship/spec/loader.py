@@ -169,6 +169,7 @@ def check_consistency(spec: PipelineSpec) -> list[Problem]:
         *_check_training(spec),
         *_check_card(spec),
         *_check_weight_and_target_transform(spec),
+        *_check_leakage(spec),
     ]
 
 
@@ -535,6 +536,20 @@ def _without_sample_weight(spec: PipelineSpec) -> list[tuple[int, str]]:
                 label += f" ({model.estimator})"
             found.append((index, label))
     return found
+
+
+def _check_leakage(spec: PipelineSpec) -> list[Problem]:
+    """Columns allowed past the leakage screen are features (only features are screened)."""
+    features = [column.name for column in spec.features]
+    problems: list[Problem] = []
+    for index, name in enumerate(spec.leakage.allow):
+        if name not in features:
+            reason = (
+                f"no feature column is called {name!r}; only features are screened for leakage, "
+                f"and the features are: {', '.join(features)}"
+            )
+            problems.append((("leakage", "allow", index), reason))
+    return problems
 
 
 def _without_class_weight(spec: PipelineSpec) -> list[str]:

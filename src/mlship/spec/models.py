@@ -21,7 +21,7 @@ from mlship.spec.data import (
     Strict,
     TableChecks,
 )
-from mlship.spec.training import Imbalance, Selection, Space, Split, Tuning
+from mlship.spec.training import Imbalance, Leakage, Selection, Space, Split, Tuning
 
 Task = Literal["classification", "regression"]
 Refit = Literal["all", "train"]
@@ -102,6 +102,10 @@ class PipelineSpec(Strict):
         "scored on the test set: all (a fresh fit with the chosen params on every labelled row, "
         "test rows included, so the newest rows are learnt from; a tuned decision threshold is "
         "kept as tuned) or train (the very model that was scored, fitted on the training part).",
+    )
+    leakage: Leakage = Field(
+        default_factory=Leakage,
+        description="Screen features for target leakage: warn (default), fail or off.",
     )
     card: CardSpec | None = Field(None, description="The model card's own words (optional).")
     executor: str = Field(

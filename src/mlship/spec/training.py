@@ -17,6 +17,7 @@ SplitMethod = Literal["kfold", "stratified_kfold", "group_kfold", "timeseries", 
 TuningMethod = Literal["grid", "random", "bayes"]
 Pruner = Literal["median", "halving", "none"]
 Resampling = Literal["none", "class_weight", "oversample", "undersample", "smote", "adasyn"]
+LeakageMode = Literal["warn", "fail", "off"]
 
 
 class IntRange(Strict):
@@ -164,12 +165,34 @@ class Selection(Strict):
     )
 
 
+class Leakage(Strict):
+    """Screening features for target leakage: a column that gives the answer away before the
+    model has learned anything. Written ``leakage: warn`` (or ``fail``, ``off``), or as a mapping
+    when some columns are known to be fine: ``leakage: {mode: warn, allow: [balance]}``."""
+
+    mode: LeakageMode = Field(
+        "warn",
+        description="warn: the run goes on, says which column is suspect and withholds the "
+        "'good fit' verdict; fail: the run stops before training; off: no screening.",
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Feature columns known to be available at prediction time; never flagged.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_alone(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
+
+
 __all__ = [
     "Choice",
     "Dimension",
     "FloatRange",
     "Imbalance",
     "IntRange",
+    "Leakage",
     "Selection",
     "Space",
     "Split",

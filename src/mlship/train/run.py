@@ -36,6 +36,7 @@ from mlship.spec.models import PipelineSpec
 from mlship.store.liveness import Worker
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric, ModelVersion
+from mlship.train import leakage
 from mlship.train.candidates import Recipe
 from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
@@ -359,6 +360,8 @@ class _Parts:
     every_fold: list[Fold]
     labelled: Labelled
     """Every row, for the fit that ships (``refit: all``)."""
+    screening: leakage.Screening
+    """What screening the training part's features for target leakage found."""
     time_order: TimeOrder | None = None
     """When the rows happened, for a timeseries split: the folds and the test set are judged in
     time order."""
@@ -398,8 +401,9 @@ def holdout_part(spec: PipelineSpec, frame: pd.DataFrame) -> Holdout:
     )
 
 
-def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
-    """Training features and target, test features and target, and the CV folds."""
+def _split(loaded: LoadedSpec, frame: pd.DataFrame, observer: RunObserver) -> _Parts:
+    """Training features and target, test features and target, the CV folds, and the leakage
+    screen of the training part on them (which stops the run here with ``leakage: fail``)."""
     spec = loaded.spec
     frame, y, train_rows, test_rows = _divide(spec, frame)
     train_frame = frame.iloc[train_rows].reset_index(drop=True)
@@ -425,6 +429,9 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
     time = spec.split.time
     times = frame[time] if time is not None and time in frame.columns else None
     labelled = Labelled(frame[features], y, train_rows, times, weights)
+    observer.stage(f"Screening {len(features)} features for target leakage")
+    train_times = train_frame.get(time) if time else None
+    screening = leakage.screen(spec, train_frame[features], y_train, folds, train_times)
     return _Parts(
         train_frame[features],
         y_train,
@@ -434,6 +441,7 @@ def _split(loaded: LoadedSpec, frame: pd.DataFrame) -> _Parts:
         outer,
         every_fold,
         labelled,
+        screening,
         time_order=timed,
         w_train=w_train,
         w_test=w_test,
@@ -506,9 +514,11 @@ def _details(
     scored: dict[str, _Scored],
     fitted: dict[str, Fitted],
     nested: dict[str, NestedScore],
+    validation: dict[str, Any],
 ) -> dict[str, Any]:
     """What the run records of how it chose: the selection rule, the split, weights and target
-    transform, library warnings per candidate and nested CV; later steps add to it."""
+    transform, library warnings per candidate, nested CV and the columns the spec does not
+    declare (from the ingest's ``validation``); later steps add to it."""
     order = [m.label for m in spec.models]
     details: dict[str, Any] = {
         "selection": {"rule": spec.selection.rule, "tolerance": spec.selection.tolerance},
@@ -532,6 +542,7 @@ def _details(
             for name in order
             if scored[name].warnings or fitted[name].warnings
         },
+        "undeclared": validation.get("undeclared") or {},
     }
     if nested:
         details["nested"] = {name: score.as_dict() for name, score in nested.items()}
@@ -554,7 +565,7 @@ def _execute(
         ingested: Ingested = ingest(loaded, workspace, observer.ingest)
     loaded = with_columns(loaded, ingested.columns)  # with any inferred (columns: infer)
     spec = loaded.spec
-    parts = _split(loaded, ingested.frame)
+    parts = _split(loaded, ingested.frame, observer)
     X_train, y_train, X_test, y_test = parts.X_train, parts.y_train, parts.X_test, parts.y_test
     folds = parts.folds
     recipes = {m.label: Recipe.from_spec(spec, m) for m in spec.models}
@@ -573,8 +584,7 @@ def _execute(
     chosen = select(leaderboard, spec.selection.rule, spec.selection.tolerance, bigger)
     best = next(r for r in leaderboard if r.name == chosen)
     model = fitted[chosen].model
-    details = _details(spec, parts, scored, fitted, nested)
-    details["undeclared"] = ingested.validation.get("undeclared") or {}
+    details = _details(spec, parts, scored, fitted, nested, ingested.validation)
     threshold = spec.imbalance.threshold
     with measure() as finishing, silenced():
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
@@ -613,6 +623,7 @@ def _execute(
                 train_weights=parts.w_train,
                 test_weights=parts.w_test,
             )
+        leakage.conclude(parts.screening, evaluation, details)
         model, details["refit"] = ship(
             spec.refit,
             model,
