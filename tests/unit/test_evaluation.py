@@ -4,7 +4,6 @@ curves, the fit verdict, permutation importance, and the JSON and HTML report.""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,20 +269,18 @@ def test_stratified_resamples_never_lose_a_class() -> None:
     assert result["values"]["roc_auc"]["low"] is not None
 
 
-def test_the_bootstrap_is_seeded_and_quick() -> None:
+def test_the_bootstrap_is_seeded() -> None:
     y, predictions, proba, classes = _held_out_predictions(2000)
-    started = time.perf_counter()
     first = classification_metrics(y, predictions, proba, classes, seed=11)
-    classification_seconds = time.perf_counter() - started
     assert first == classification_metrics(y, predictions, proba, classes, seed=11)
     assert first != classification_metrics(y, predictions, proba, classes, seed=12)
-    assert classification_seconds < 1.0
 
     rng = np.random.default_rng(0)
     truth = rng.normal(size=2000)
-    started = time.perf_counter()
-    regression_metrics(truth, truth + rng.normal(size=2000), seed=11)
-    assert time.perf_counter() - started < 1.0
+    guessed = truth + rng.normal(size=2000)
+    once = regression_metrics(truth, guessed, seed=11)
+    assert once == regression_metrics(truth, guessed, seed=11)
+    assert once != regression_metrics(truth, guessed, seed=12)
 
 
 def test_mape_leaves_out_zero_targets_and_says_so() -> None:
