@@ -118,7 +118,13 @@ def test_unknown_model_and_version(project: tuple[Path, Path], tmp_path: Path) -
 def test_served_model_answers_real_http(server: Server, project: tuple[Path, Path]) -> None:
     base = server.base
     spec, _ = project
-    assert httpx.get(f"{base}/health").json() == {"status": "ok", "model": "churn", "version": 1}
+    assert httpx.get(f"{base}/health").json() == {
+        "status": "ok",
+        "model": "churn",
+        "version": 1,
+        "prediction_log": None,
+        "prediction_log_dropped": 0,
+    }
     new = pd.read_csv(spec.parent / "data" / "new_customers.csv").drop(columns=["customer_id"])
     records: list[dict[str, Any]] = [
         {str(k): (None if pd.isna(v) else v) for k, v in row.items()}

@@ -21,7 +21,13 @@ def client(trained: Workspace) -> Iterator[TestClient]:
 
 
 def test_health(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "model": "churn", "version": 1}
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "model": "churn",
+        "version": 1,
+        "prediction_log": None,
+        "prediction_log_dropped": 0,
+    }
 
 
 def test_predict_returns_labels_and_probabilities(client: TestClient) -> None:
