@@ -116,7 +116,7 @@ def test_a_whole_weight_counts_as_that_many_copies_of_the_row(
         copied = compute_metrics(task, t[repeated], p[repeated], None, classes)  # type: ignore[arg-type]
         for name in ("accuracy", "mcc", "rmse", "mae", "r2"):
             if name in copied:
-                assert weighted[name] == pytest.approx(copied[name], abs=1e-9), name
+                assert weighted[name] == pytest.approx(copied[name], rel=1e-9, abs=1e-9), name
 
 
 def test_bootstrapped_metrics_with_weights_start_from_the_weighted_point() -> None:
