@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlship.cli.console import err, out
-from mlship.cli.refs import resolve_version
 from mlship.errors import MlshipError
+from mlship.registry.refs import resolve_version
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:

@@ -82,7 +82,7 @@ class RegistrySource:
         self.workspace = workspace
 
     def locate(self, ref: str) -> Located:
-        from mlship.cli.refs import resolve_version
+        from mlship.registry.refs import resolve_version
 
         version = resolve_version(self.workspace, ref)
         key = (version.model.name, version.version, version.artifact_sha256)
