@@ -13,11 +13,11 @@ from mlship.config import Settings
 from mlship.crypto.encryption import MAGIC
 from mlship.errors import IntegrityError
 from mlship.monitor.feedback import FeedbackStore, Label, feedback_directory, read_labels
+from mlship.monitor.predlog import Entry, PredictionLog, read_log
 from mlship.monitor.traffic import log_parts, scan_log
 from mlship.security.keyring import load_keyring
 from mlship.security.keyring import sealing as sealing_of
 from mlship.security.rotation import census, encrypt_all, rotate
-from mlship.serve.predlog import Entry, PredictionLog, read_log
 from mlship.store.parts import PLAIN, Sealing, part_key_id, stored_parts
 
 SECRET = "4111-1111-1111-1111"

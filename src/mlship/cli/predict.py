@@ -26,8 +26,8 @@ from mlship.workspace import Workspace
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlship.monitor.predlog import PredictionLog
     from mlship.registry.model_io import LoadedModel
-    from mlship.serve.predlog import PredictionLog
 
 
 _INPUT_FORMATS = {
@@ -112,7 +112,7 @@ def _log_chunk(
     proba: Any,
     began: float,
 ) -> None:
-    from mlship.serve.predlog import Entry
+    from mlship.monitor.predlog import Entry
 
     classes = [str(c) for c in model.signature.classes or []]
     outputs: list[dict[str, Any]] = []
@@ -148,7 +148,7 @@ def predict(
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.data.sources import read_rows
-    from mlship.serve.predlog import PredictionLog
+    from mlship.monitor.predlog import PredictionLog
     from mlship.store.artifacts import atomic_write
 
     in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)

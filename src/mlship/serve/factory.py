@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mlship.serve.deployment import Deployment, Limits, load_deployment
+from mlship.spec.deployment import Deployment, Limits, load_deployment
 
 if TYPE_CHECKING:
     from mlship.workspace import Workspace
@@ -76,9 +76,9 @@ def build(
     ``workspace`` (which must stay open while it serves); the limits given override the
     deployment's."""
     from mlship.monitor.feedback import FeedbackStore, feedback_directory
+    from mlship.monitor.predlog import PredictionLog
     from mlship.serve.app import create_app
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
-    from mlship.serve.predlog import PredictionLog
 
     source: ModelSource
     if is_bundle_target(target):

@@ -26,9 +26,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from mlship.errors import NotFoundError
 from mlship.registry.model_io import LoadedModel
-from mlship.serve.deployment import Deployment
 from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
+from mlship.spec.deployment import Deployment
 
 if TYPE_CHECKING:
     from mlship.package.bundle import Bundle
