@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from mlship.monitor.history import AlertHistory
     from mlship.registry.lifecycle import Registry
-    from mlship.registry.model_io import LoadedModel
     from mlship.remote.client import Client
     from mlship.security.signing import Signer
     from mlship.security.users import Users
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
     from mlship.store.tables import ModelVersion
+    from mlship.train.model_io import LoadedModel
 
 
 @dataclass
@@ -191,7 +191,7 @@ class Workspace:
         From a server, the server checks the signature with its key before it sends the file,
         and the client checks the bytes against the version's checksum before unpickling.
         """
-        from mlship.registry.model_io import load_model, load_model_bytes
+        from mlship.train.model_io import load_model, load_model_bytes
 
         if self.remote is None:
             return load_model(version, self.artifacts, self.signer)

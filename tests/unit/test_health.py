@@ -30,9 +30,9 @@ from mlship.monitor.health import (
     health_summary,
 )
 from mlship.monitor.predlog import SCHEMA, Entry, PredictionLog, read_log
-from mlship.registry.model_io import LoadedModel
 from mlship.serve.app import create_app
 from mlship.serve.batching import Batcher
+from mlship.train.model_io import LoadedModel
 from mlship.workspace import Workspace
 from tests.serving import RECORD
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlship.monitor.predlog import PredictionLog
-    from mlship.registry.model_io import LoadedModel
+    from mlship.train.model_io import LoadedModel
 
 
 _INPUT_FORMATS = {

@@ -23,8 +23,8 @@ import polars as pl
 
 from mlship.monitor import predlog
 from mlship.monitor.window import Window
-from mlship.registry.signature import Signature
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources
+from mlship.train.signature import Signature
 
 ANSWERED = ("route", "batch")
 """Roles of rows that are answers someone received."""

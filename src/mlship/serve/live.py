@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, TypeAdapter
 
 from mlship.errors import NotFoundError
-from mlship.registry.model_io import LoadedModel
 from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
 from mlship.spec.deployment import Deployment
+from mlship.train.model_io import LoadedModel
 
 if TYPE_CHECKING:
     from mlship.package.bundle import Bundle
