@@ -15,7 +15,7 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,9 +28,6 @@ from mlship.crypto.encryption import (
     read_header,
 )
 from mlship.store.artifacts import atomic_write
-
-if TYPE_CHECKING:
-    pass
 
 PART_GLOB = "part-*.parquet"
 
