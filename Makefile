@@ -1,7 +1,7 @@
 # mlship: two commands on a fresh machine.
 #   make quickstart   set up .venv and run the main job (the churn example) end to end
 #   make test         set up .venv with dev tools and run the test suite
-#   make lint         ruff + mypy (over the benchmarks too, so with their extras)
+#   make lint         ruff + mypy (over the benchmarks too, so with their extras) + the import layers
 #   make reference    regenerate docs/reference.md from the code
 
 PYTHON ?= python3
@@ -33,6 +33,7 @@ lint: $(VENV)/.bench
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 reference: $(VENV)/.runtime
 	$(BIN)/python -m mlship.reference

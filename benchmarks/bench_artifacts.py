@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlship import __version__
-from mlship.security.encryption import ArtifactCipher, Keyring, new_key
+from mlship.crypto.encryption import ArtifactCipher, Keyring, new_key
 from mlship.security.signing import Signer
 from mlship.store.artifacts import LocalArtifactStore
 

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from mlship.errors import ConfigError
-from mlship.train.cost import Prices
+from mlship.prices import Prices
 
 CONFIG_FILE = "mlship.toml"
 

@@ -22,15 +22,15 @@ if TYPE_CHECKING:
 
     from mlship.monitor.history import AlertHistory
     from mlship.registry.lifecycle import Registry
-    from mlship.registry.model_io import LoadedModel
     from mlship.remote.client import Client
-    from mlship.security.audit import AuditLog
     from mlship.security.signing import Signer
     from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
+    from mlship.store.audit_log import AuditLog
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
     from mlship.store.tables import ModelVersion
+    from mlship.train.model_io import LoadedModel
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Workspace:
             from mlship.remote.metadata import RemoteMetadata
 
             return RemoteMetadata(self.remote)
-        from mlship.security.audit import local_actor
+        from mlship.store.audit import local_actor
         from mlship.store.db import make_engine, upgrade
         from mlship.store.metadata import MetadataStore
 
@@ -101,7 +101,7 @@ class Workspace:
             from mlship.remote.admin import RemoteAuditLog
 
             return RemoteAuditLog(self.remote)
-        from mlship.security.audit import AuditLog
+        from mlship.store.audit_log import AuditLog
 
         return AuditLog(self.metadata)
 
@@ -144,9 +144,9 @@ class Workspace:
         """How this process encrypts and decrypts what it keeps on its own disk: the local
         artifact store, and the prediction logs and labels under ``home`` (also with a server,
         whose store follows the server's settings)."""
-        from mlship.store.parts import Sealing
+        from mlship.security import keyring
 
-        return Sealing.of(self.settings)
+        return keyring.sealing(self.settings)
 
     def tuning_storage(self, run_id: str) -> optuna.storages.BaseStorage:
         """Where the studies of run ``run_id`` live: Optuna's tables in the local database, or
@@ -191,7 +191,7 @@ class Workspace:
         From a server, the server checks the signature with its key before it sends the file,
         and the client checks the bytes against the version's checksum before unpickling.
         """
-        from mlship.registry.model_io import load_model, load_model_bytes
+        from mlship.train.model_io import load_model, load_model_bytes
 
         if self.remote is None:
             return load_model(version, self.artifacts, self.signer)

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import inspect
 
 from mlship.config import Settings
-from mlship.registry.model_io import load_model
 from mlship.security.keyring import load_keyring
 from mlship.security.keys import load_or_create_key
 from mlship.store.db import current_revision, head_revision
+from mlship.train.model_io import load_model
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env
 from tests.quick_project import fast_churn

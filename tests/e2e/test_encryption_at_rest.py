@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlship.security.encryption import HEADER_SIZE, MAGIC, read_header
+from mlship.crypto.encryption import HEADER_SIZE, MAGIC, read_header
 from tests.conftest import run_cli
 from tests.e2e.test_pii_never_leaks import quick_models
 

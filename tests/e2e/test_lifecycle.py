@@ -17,7 +17,7 @@ import pytest
 
 from mlship.config import Settings
 from mlship.examples.churn import write_project
-from mlship.serve.predlog import read_log
+from mlship.monitor.predlog import read_log
 from mlship.workspace import Workspace
 from tests.conftest import SMALL_ROWS, run_cli
 from tests.serving import Server, free_port, serving

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mlship.cli.refs import resolve_version
+from mlship.monitor.predlog import read_log
 from mlship.package.bundle import MANIFEST, open_bundle
 from mlship.package.manifests import WORKDIR
-from mlship.serve.predlog import read_log
+from mlship.registry.refs import resolve_version
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env, run_cli
 from tests.serving import RECORD, serving

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mlship.examples.churn import write_project
-from mlship.serve.predlog import read_log
+from mlship.monitor.predlog import read_log
 from tests.conftest import SMALL_ROWS, run_cli
 from tests.serving import RECORD, serving
 

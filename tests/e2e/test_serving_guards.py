@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from mlship.registry.signature import Signature
+from mlship.train.signature import Signature
 from mlship.workspace import Workspace
 from tests.serving import RECORD, Server, serving
 

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from mlship.config import Settings
+from mlship.crypto.encryption import MAGIC
 from mlship.examples.churn import write_project
-from mlship.security.encryption import MAGIC
 from mlship.security.signing import sign
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import Candidate, Metric

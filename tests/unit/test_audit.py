@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mlship.config import Settings
 from mlship.errors import MlshipError
-from mlship.security.audit import Actor, acting
+from mlship.store.audit import Actor, acting
 from mlship.workspace import Workspace
 from tests.services import create_database
 

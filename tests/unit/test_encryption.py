@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlship.config import Settings
-from mlship.errors import ConfigError, DecryptionError, IntegrityError
-from mlship.security.encryption import (
+from mlship.crypto.encryption import (
     HEADER_SIZE,
     MAGIC,
     SEGMENT_SIZE,
@@ -25,6 +24,7 @@ from mlship.security.encryption import (
     key_id,
     new_key,
 )
+from mlship.errors import ConfigError, DecryptionError, IntegrityError
 from mlship.security.keyring import artifact_cipher, load_keyring
 from mlship.security.signing import Signer
 from mlship.store.artifacts import LocalArtifactStore

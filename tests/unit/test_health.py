@@ -29,10 +29,10 @@ from mlship.monitor.health import (
     health_series,
     health_summary,
 )
-from mlship.registry.model_io import LoadedModel
+from mlship.monitor.predlog import SCHEMA, Entry, PredictionLog, read_log
 from mlship.serve.app import create_app
 from mlship.serve.batching import Batcher
-from mlship.serve.predlog import SCHEMA, Entry, PredictionLog, read_log
+from mlship.train.model_io import LoadedModel
 from mlship.workspace import Workspace
 from tests.serving import RECORD
 

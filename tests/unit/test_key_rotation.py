@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mlship.config import Settings
+from mlship.crypto.encryption import MAGIC, new_key
 from mlship.errors import ConfigError, IntegrityError
-from mlship.security.encryption import MAGIC, new_key
 from mlship.security.keyring import load_keyring, read_keyring_file
 from mlship.security.rotation import DAMAGED, RotationObserver, census, encrypt_all, rotate
 from mlship.store.artifacts import LocalArtifactStore

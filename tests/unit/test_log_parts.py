@@ -10,13 +10,14 @@ import polars as pl
 import pytest
 
 from mlship.config import Settings
+from mlship.crypto.encryption import MAGIC
 from mlship.errors import IntegrityError
 from mlship.monitor.feedback import FeedbackStore, Label, feedback_directory, read_labels
+from mlship.monitor.predlog import Entry, PredictionLog, read_log
 from mlship.monitor.traffic import log_parts, scan_log
-from mlship.security.encryption import MAGIC
 from mlship.security.keyring import load_keyring
+from mlship.security.keyring import sealing as sealing_of
 from mlship.security.rotation import census, encrypt_all, rotate
-from mlship.serve.predlog import Entry, PredictionLog, read_log
 from mlship.store.parts import PLAIN, Sealing, part_key_id, stored_parts
 
 SECRET = "4111-1111-1111-1111"
@@ -48,7 +49,7 @@ def on(tmp_path: Path) -> Settings:
 
 
 def test_parts_are_encrypted_and_every_reader_reads_them(on: Settings) -> None:
-    sealing = Sealing.of(on)
+    sealing = sealing_of(on)
     directory = on.home_resolved / "predictions" / "churn"
     _log(directory, sealing, "r1", "r2")
     FeedbackStore(feedback_directory(on.home_resolved), sealing).append(
@@ -69,7 +70,7 @@ def test_parts_are_encrypted_and_every_reader_reads_them(on: Settings) -> None:
 
 
 def test_without_the_key_a_reader_names_the_file_and_the_key(on: Settings) -> None:
-    sealing = Sealing.of(on)
+    sealing = sealing_of(on)
     directory = on.home_resolved / "predictions" / "churn"
     _log(directory, sealing, "r1")
     (part,) = log_parts(on.home_resolved)
@@ -86,7 +87,7 @@ def test_parts_from_before_encryption_still_read_and_encrypt_all_seals_them(
 ) -> None:
     directory = on.home_resolved / "predictions" / "churn"
     _log(directory, PLAIN, "old")
-    sealing = Sealing.of(on)
+    sealing = sealing_of(on)
     _log(directory, sealing, "new")
     scanned = scan_log(log_parts(on.home_resolved), sealing).collect()
     assert sorted(scanned.get_column("request_id").to_list()) == ["new", "old"]
@@ -99,7 +100,7 @@ def test_parts_from_before_encryption_still_read_and_encrypt_all_seals_them(
 
 
 def test_rotation_moves_the_parts_and_retires_the_old_key(on: Settings) -> None:
-    sealing = Sealing.of(on)
+    sealing = sealing_of(on)
     _log(on.home_resolved / "predictions" / "churn", sealing, "r1")
     FeedbackStore(feedback_directory(on.home_resolved), sealing).append(
         [Label("r1", 0, "yes")], "test"
@@ -110,7 +111,7 @@ def test_rotation_moves_the_parts_and_retires_the_old_key(on: Settings) -> None:
     assert (done.moved, done.failed) == (2, [])
     assert done.retired == (old.current_id,)
     assert {part_key_id(p) for p in stored_parts(on.home_resolved)} == {done.key}
-    fresh = Sealing.of(on)
+    fresh = sealing_of(on)
     frame = scan_log(log_parts(on.home_resolved), fresh).collect()
     assert frame.get_column("request_id").to_list() == ["r1"]
     labels = read_labels(feedback_directory(on.home_resolved), fresh)

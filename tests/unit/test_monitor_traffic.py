@@ -26,8 +26,8 @@ from mlship.monitor.quality import live_quality
 from mlship.monitor.reference import Reference, load_reference
 from mlship.monitor.traffic import read_traffic
 from mlship.monitor.window import Window
-from mlship.registry.signature import Signature
 from mlship.serve.app import create_app
+from mlship.train.signature import Signature
 from mlship.workspace import Workspace
 from tests.serving import RECORD
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 from fastapi.testclient import TestClient
 
+from mlship.monitor.predlog import Entry, PredictionLog, read_log
 from mlship.serve.app import create_app
-from mlship.serve.predlog import Entry, PredictionLog, read_log
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
 from tests.serving import RECORD

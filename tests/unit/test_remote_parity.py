@@ -13,9 +13,9 @@ from mlship.remote.admin import RemoteAlertHistory, RemoteAuditLog, RemoteUsers
 from mlship.remote.artifacts import RemoteArtifactStore
 from mlship.remote.metadata import RemoteMetadata
 from mlship.remote.registry import RemoteRegistry
-from mlship.security.audit import AuditLog
 from mlship.security.users import Users
 from mlship.store.artifacts import ArtifactStore
+from mlship.store.audit_log import AuditLog
 from mlship.store.metadata import MetadataStore
 
 

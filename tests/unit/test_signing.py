@@ -14,11 +14,11 @@ from sqlalchemy import update
 
 from mlship.config import Settings
 from mlship.errors import ConfigError, IntegrityError
-from mlship.registry.model_io import save_model
 from mlship.security.signing import Signer, sign, signing_key, verify
 from mlship.store.artifacts import LocalArtifactStore
 from mlship.store.metadata import NewVersion
 from mlship.store.tables import ModelVersion
+from mlship.train.model_io import save_model
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
 

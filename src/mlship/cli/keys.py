@@ -15,7 +15,8 @@ from mlship.config import load_settings
 from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
-    from mlship.security.rotation import Moved, RotationObserver
+    from mlship.security.progress import RotationObserver
+    from mlship.security.rotation import Moved
 
 app = typer.Typer(
     help="Artifact encryption keys (status, rotation), artifact signatures and the public "
@@ -140,7 +141,7 @@ def _progress(verb: str) -> Iterator[RotationObserver]:
     """A progress bar over the artifacts (rich and the rotation code load when a command runs)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mlship.security.rotation import RotationObserver
+    from mlship.security.progress import RotationObserver
 
     class Bar(RotationObserver):
         def __init__(self, progress: Progress) -> None:

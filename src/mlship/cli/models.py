@@ -21,9 +21,9 @@ from mlship.cli.annotate import (
 )
 from mlship.cli.console import out
 from mlship.cli.options import OutputDir
-from mlship.cli.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.cli.render import fmt, metrics_table, name_column, number_column
 from mlship.errors import MlshipError
+from mlship.registry.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 

@@ -185,7 +185,7 @@ def feedback(
     """Store true labels of earlier answers, for performance monitoring."""
     from mlship.monitor.feedback import FeedbackStore, feedback_directory
     from mlship.monitor.labels_file import read_labels_file
-    from mlship.registry.signature import Signature
+    from mlship.train.signature import Signature
 
     workspace = Workspace.open()
     try:

@@ -28,10 +28,10 @@ def package(
     and Kubernetes manifests. `mlship serve DIR` serves it with no registry or database."""
     from rich.table import Table
 
-    from mlship.cli.refs import resolve_version
     from mlship.errors import MlshipError
     from mlship.package.manifests import Shape
     from mlship.package.writer import write_bundle
+    from mlship.registry.refs import resolve_version
     from mlship.workspace import Workspace
 
     if max_replicas < replicas:

@@ -19,15 +19,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlship.cli.console import err, out
-from mlship.cli.refs import resolve_version
 from mlship.errors import MlshipError
+from mlship.registry.refs import resolve_version
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlship.registry.model_io import LoadedModel
-    from mlship.serve.predlog import PredictionLog
+    from mlship.monitor.predlog import PredictionLog
+    from mlship.train.model_io import LoadedModel
 
 
 _INPUT_FORMATS = {
@@ -112,7 +112,7 @@ def _log_chunk(
     proba: Any,
     began: float,
 ) -> None:
-    from mlship.serve.predlog import Entry
+    from mlship.monitor.predlog import Entry
 
     classes = [str(c) for c in model.signature.classes or []]
     outputs: list[dict[str, Any]] = []
@@ -148,7 +148,7 @@ def predict(
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.data.sources import read_rows
-    from mlship.serve.predlog import PredictionLog
+    from mlship.monitor.predlog import PredictionLog
     from mlship.store.artifacts import atomic_write
 
     in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)

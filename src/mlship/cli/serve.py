@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlship.cli.console import out
 from mlship.cli.options import TlsCert, TlsKey
+from mlship.serve.logs import json_logging
 
 if TYPE_CHECKING:
     from mlship.security.tls import UvicornTls
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per log record, with the fields a request's log line carries."""
-
-    FIELDS = ("request_id", "method", "path", "status", "latency_ms", "served_by", "event")
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in self.FIELDS:
-            value = getattr(record, name, None)
-            if value is not None:
-                line[name] = value
-        return json.dumps(line)
-
-
-def json_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
-    for name in ("mlship.serve", "mlship.serve.access"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(level.upper())
-        logger.propagate = False
 
 
 def serve(

@@ -506,7 +506,7 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
 def _code_version(base_dir: Path) -> str:
     """mlship's version, and the commit of the project holding the spec when it is in git."""
     from mlship import __version__
-    from mlship.train.environment import git_commit
+    from mlship.environment import git_commit
 
     found = f"mlship {__version__}"
     commit = git_commit(base_dir)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from mlship.evaluation.values import rounded
+from mlship.json_values import rounded
 from mlship.spec.models import Task
 from mlship.spec.training import Split
 from mlship.train.folds import FoldResult

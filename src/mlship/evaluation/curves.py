@@ -17,7 +17,7 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from mlship.evaluation.values import plain, rounded, rounded_list
+from mlship.json_values import plain, rounded, rounded_list
 
 MAX_CURVE_POINTS = 200
 MAX_SCATTER_POINTS = 500

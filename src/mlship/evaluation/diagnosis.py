@@ -35,7 +35,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import check_cv, learning_curve
 
-from mlship.evaluation.values import rounded, rounded_list
+from mlship.json_values import rounded, rounded_list
 from mlship.spec.models import Task
 from mlship.train.folds import FoldResult
 from mlship.train.metrics import (

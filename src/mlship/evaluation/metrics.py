@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from mlship.evaluation.values import plain, rounded
+from mlship.json_values import plain, rounded
 from mlship.spec.models import Task
 from mlship.train.metrics import METRICS, positive_index
 

@@ -20,8 +20,8 @@ from mlship.evaluation.diagnosis import diagnose, permutation_importances
 from mlship.evaluation.metrics import classification_metrics, regression_metrics
 from mlship.evaluation.render import render_evaluation_html
 from mlship.evaluation.time_diagnosis import diagnose_over_time
-from mlship.evaluation.values import plain
 from mlship.html.page import check_report_name, write_report_pair
+from mlship.json_values import plain
 from mlship.spec.models import Task
 from mlship.train.folds import FoldResult
 from mlship.train.metrics import METRICS

@@ -41,7 +41,7 @@ from mlship.evaluation.diagnosis import (
     fit_verdict,
     materialize_folds,
 )
-from mlship.evaluation.values import rounded, rounded_list
+from mlship.json_values import rounded, rounded_list
 from mlship.spec.models import Task
 from mlship.train.folds import FoldResult
 from mlship.train.metrics import greater_is_better, metric_label

@@ -26,8 +26,8 @@ import orjson
 import pyarrow as pa
 
 from mlship.errors import DataError
-from mlship.registry.signature import Signature
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources, write_part
+from mlship.train.signature import Signature
 
 SCHEMA = pa.schema(
     [

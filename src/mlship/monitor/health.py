@@ -1,6 +1,6 @@
 """Operational health of served models, read from the prediction log, and anomalies in its series.
 
-The prediction log (:mod:`mlship.serve.predlog`) holds one row per scored record, and one
+The prediction log (:mod:`mlship.monitor.predlog`) holds one row per scored record, and one
 ``error`` row per request routed to a version and then refused (4xx) or failed (5xx). Health is
 counted in **requests**, not records: rows are reduced to one per request (request id, role and
 append time: a caller may reuse an ``X-Request-Id``, the rows of one request share their time).
@@ -24,7 +24,7 @@ units of an exponentially weighted moving standard deviation, both taken *before
 :func:`flag_anomalies` applies it to the p99 latency (up only), the error rate (up only) and the
 throughput (both ways: a drop is an outage, a surge is load).
 
-Everything here is computation on a log already read (:func:`mlship.serve.predlog.read_log` gives
+Everything here is computation on a log already read (:func:`mlship.monitor.predlog.read_log` gives
 a PyArrow table; a Polars frame is accepted as well); nothing is read or written.
 """
 
@@ -208,7 +208,7 @@ def health_series(
     requests (a silent model is what a throughput drop looks like). Without ``until`` the last
     bucket may still be filling, and its throughput reads low.
 
-    >>> from mlship.serve.predlog import read_log
+    >>> from mlship.monitor.predlog import read_log
     >>> health_series(read_log(directory), model="churn", every="5m")  # doctest: +SKIP
     """
     frame = _as_polars(log)

@@ -18,8 +18,8 @@ import polars as pl
 from mlship.errors import DataError
 from mlship.monitor.feedback import Label, check_labels
 from mlship.monitor.traffic import log_parts, scan_log
-from mlship.registry.signature import Signature
 from mlship.store.parts import PLAIN, Sealing
+from mlship.train.signature import Signature
 
 REQUIRED = ("request_id", "label")
 

@@ -32,8 +32,8 @@ from mlship.monitor.quality import Quality, live_quality
 from mlship.monitor.reference import Reference, load_reference
 from mlship.monitor.traffic import PREDICTION, Traffic, read_request_log, read_traffic
 from mlship.monitor.window import Window
-from mlship.registry.signature import Signature
 from mlship.store.parts import Sealing
+from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.workspace import Workspace

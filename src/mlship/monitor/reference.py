@@ -20,7 +20,7 @@ import polars as pl
 
 from mlship.errors import DataError
 from mlship.monitor.traffic import PREDICTION, input_dtype, prediction_dtype
-from mlship.registry.signature import Signature
+from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.store.tables import ModelVersion

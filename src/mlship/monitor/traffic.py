@@ -1,7 +1,7 @@
 """Live traffic of a model, read back from the prediction logs as a typed frame.
 
 The servers and ``mlship predict`` log one row per scored record (see
-:mod:`mlship.serve.predlog`), with the record and the answer as JSON. Monitoring wants them as
+:mod:`mlship.monitor.predlog`), with the record and the answer as JSON. Monitoring wants them as
 columns: this module reads the parts of every log directory under ``<home>/predictions/`` with
 Polars (only the rows of the wanted model and window leave the Parquet reader), decodes the
 records with the types of the model's signature, and numbers each record within its request, so
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import polars as pl
 
+from mlship.monitor import predlog
 from mlship.monitor.window import Window
-from mlship.registry.signature import Signature
-from mlship.serve import predlog
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources
+from mlship.train.signature import Signature
 
 ANSWERED = ("route", "batch")
 """Roles of rows that are answers someone received."""

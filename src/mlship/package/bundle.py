@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from mlship.errors import MlshipError, NotFoundError
 
 if TYPE_CHECKING:
-    from mlship.registry.model_io import LoadedModel
     from mlship.security.signing import Signer
+    from mlship.train.model_io import LoadedModel
 
 MANIFEST = "mlship-bundle.json"
 MODEL_FILE = "model.pkl"
@@ -79,8 +79,8 @@ class Bundle:
         """The bundled model, unpickled only after the manifest's signature of its checksum
         verifies by ``signer`` (the registering workspace's HMAC key, or its Ed25519 public key)
         and its bytes match that checksum."""
-        from mlship.registry.model_io import LoadedModel, unpickle_verified
-        from mlship.registry.signature import Signature
+        from mlship.train.model_io import LoadedModel, unpickle_verified
+        from mlship.train.signature import Signature
 
         signature = self.manifest["artifact"].get("signature")
         signer.verify(self.sha256, signature, f"model {self.ref} from bundle {self.root}")

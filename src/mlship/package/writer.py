@@ -28,7 +28,7 @@ from mlship.package import manifests
 from mlship.package.bundle import DEPLOYMENT_FILE, FORMAT, KIND, MANIFEST, MODEL_FILE
 from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
-from mlship.serve.deployment import Batching, PredictionLogSpec
+from mlship.spec.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
 from mlship.store.tables import ModelVersion
 from mlship.workspace import Workspace

@@ -22,11 +22,11 @@ from typing import Any
 
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
-from mlship.registry.model_io import LoadedModel, load_scored
 from mlship.spec.models import CardSpec, Column, PipelineSpec
 from mlship.store.tables import Dataset, ModelVersion, Run
 from mlship.train.fitted_on import FittedOn
 from mlship.train.metrics import KEY_METRICS, metric_label
+from mlship.train.model_io import LoadedModel, load_scored
 from mlship.workspace import Workspace
 
 SMALL_TEST_SET = 100

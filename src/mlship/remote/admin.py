@@ -11,8 +11,9 @@ from mlship.errors import MlshipError
 from mlship.monitor.history import AlertHistory, AlertStatus
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
-from mlship.security.audit import Actor, AuditLog
 from mlship.security.users import Identity, NewToken, Users
+from mlship.store.audit import Actor
+from mlship.store.audit_log import AuditLog
 from mlship.store.records import from_record
 from mlship.store.tables import Alert, AuditEntry, Token, User
 

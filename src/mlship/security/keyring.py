@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlship.errors import ConfigError
-from mlship.security.encryption import (
+from mlship.crypto.encryption import (
     ArtifactCipher,
     Keyring,
     decode_key,
@@ -25,10 +24,12 @@ from mlship.security.encryption import (
     key_id,
     new_key,
 )
+from mlship.errors import ConfigError
 from mlship.security.keys import create_once, write_private
 
 if TYPE_CHECKING:
     from mlship.config import Settings
+    from mlship.store.parts import Sealing
 
 FORMAT = 1
 VARIABLE = "MLSHIP_ENCRYPTION_KEY"
@@ -138,3 +139,17 @@ def retire_older_keys(settings: Settings) -> tuple[str, ...]:
         return ()
     write_private(path, _dump(Keyring(stored.current, source=stored.source)), replace=True)
     return tuple(key_id(key) for key in stored.older)
+
+
+def sealing(settings: Settings) -> Sealing:
+    """How the workspace's log parts are written and read: a cipher whenever there is a key
+    (encryption may have been on before), encrypting when ``encrypt_artifacts`` is on."""
+    from mlship.store.parts import Sealing  # pyarrow, which reading a key should not load
+
+    if not (
+        settings.encrypt_artifacts
+        or settings.encryption_key is not None
+        or settings.encryption_key_file_resolved.is_file()
+    ):
+        return Sealing()
+    return Sealing(artifact_cipher(settings), settings.encrypt_artifacts)

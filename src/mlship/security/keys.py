@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlship.errors import ConfigError
+from mlship.store.artifacts import fsync_directory
 from mlship.store.failures import Place
 from mlship.store.locks import file_lock
 
@@ -90,8 +91,6 @@ def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
     With ``replace`` the file is replaced; without, it is created only if it does not exist yet,
     and False says another process created it first (its content is then the one to use).
     """
-    from mlship.store.artifacts import fsync_directory
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)

@@ -32,6 +32,7 @@ from mlship.security.keyring import (
     read_keyring_file,
     retire_older_keys,
 )
+from mlship.security.progress import RotationObserver
 from mlship.security.store_signing import unsigned_count
 from mlship.store.artifacts import LocalArtifactStore
 from mlship.store.parts import LogParts
@@ -39,19 +40,19 @@ from mlship.store.parts import LogParts
 if TYPE_CHECKING:
     from mlship.config import Settings
 
+__all__ = [
+    "DAMAGED",
+    "Census",
+    "Moved",
+    "RotationObserver",
+    "census",
+    "encrypt_all",
+    "rotate",
+]
+
 
 DAMAGED = "damaged header"
 """Where files whose encryption header cannot be read are counted."""
-
-
-class RotationObserver:
-    """Hooks a front end uses to show a rotation's progress; the defaults do nothing."""
-
-    def started(self, total: int, key: str) -> None:
-        """``total`` artifacts will be looked at; ``key`` is the id they move under."""
-
-    def advanced(self, sha256: str, moved: bool) -> None:
-        """One artifact is done: re-encrypted (``moved``) or already under the key."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ production), else ``<home>/keys/signing.key``, created with the workspace.
 The same keys sign every file the artifact store writes (``store/artifacts.py``), under a context
 of their own (:data:`STORED`), so a stored file's signature never passes for a model's.
 
+The primitives (:class:`Signer`, :func:`sign`, :func:`verify`, the contexts) live in the leaf
+:mod:`mlship.crypto.signatures` and are importable from here too.
+
 Signatures read ``hmac-sha256:<hex>``. A workspace may sign with an Ed25519 key pair instead
 (``signing_scheme = "ed25519"``; signatures read ``ed25519:<hex>``): the private key signs where
 versions are registered, and anything that only loads models (a bundle's server, a client of a
@@ -22,27 +25,28 @@ verifies each signature by the scheme it names, so versions signed before a swit
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from mlship.errors import ConfigError, IntegrityError
+from mlship.crypto.signatures import ED25519, MODEL, SCHEME, STORED, Signer, sign, verify
+from mlship.errors import ConfigError
 from mlship.security.keys import load_or_create_key, write_private
 
 if TYPE_CHECKING:
     from mlship.config import Settings
 
-SCHEME = "hmac-sha256"
-ED25519 = "ed25519"
-MODEL = b"mlship model artifact v1\0"
-"""What a model version's signature vouches for: the model file the registry recorded."""
-STORED = b"mlship stored artifact v1\0"
-"""What an artifact store's signature vouches for: content this workspace stored. A different
-context, so that bytes anyone may store (a dataset, an upload) never carry a model signature."""
+__all__ = [
+    "ED25519",
+    "MODEL",
+    "SCHEME",
+    "STORED",
+    "Signer",
+    "sign",
+    "signer",
+    "signing_key",
+    "verify",
+]
 
 
 def signing_key(settings: Settings, *, create: bool = True) -> bytes:
@@ -55,83 +59,6 @@ def signing_key(settings: Settings, *, create: bool = True) -> bytes:
         variable="MLSHIP_SIGNING_KEY",
         create=create,
     )
-
-
-def sign(key: bytes, sha256: str, context: bytes = MODEL) -> str:
-    """The signature of the artifact whose content hashes to ``sha256``, for ``context``."""
-    digest = hmac.new(key, context + sha256.encode("ascii"), hashlib.sha256).hexdigest()
-    return f"{SCHEME}:{digest}"
-
-
-def verify(
-    key: bytes, sha256: str, signature: str | None, what: str, context: bytes = MODEL
-) -> None:
-    """Raise IntegrityError unless ``signature`` is ``key``'s signature of ``sha256``."""
-    if not signature:
-        raise IntegrityError(
-            f"refusing to load {what}: it is not signed (`mlship models sign` signs versions "
-            "registered before signing, after checking their checksum)"
-        )
-    if not hmac.compare_digest(signature, sign(key, sha256, context)):
-        raise IntegrityError(
-            f"refusing to load {what}: its signature does not verify (it was signed with another "
-            "key, or the artifact's record was altered)"
-        )
-
-
-@dataclass(frozen=True)
-class Signer:
-    """The signing keys a process has: an HMAC key, an Ed25519 private key, or only a public key
-    (which verifies but cannot sign)."""
-
-    hmac_key: bytes | None = None
-    private: Ed25519PrivateKey | None = None
-    public: Ed25519PublicKey | None = None
-
-    @property
-    def scheme(self) -> str:
-        return ED25519 if self.private is not None or self.hmac_key is None else SCHEME
-
-    def sign(self, sha256: str, context: bytes = MODEL) -> str:
-        if self.private is not None:
-            return f"{ED25519}:{self.private.sign(context + sha256.encode('ascii')).hex()}"
-        if self.hmac_key is not None:
-            return sign(self.hmac_key, sha256, context)
-        raise ConfigError("this process has only the public verify key; it cannot sign")
-
-    def verify(self, sha256: str, signature: str | None, what: str, context: bytes = MODEL) -> None:
-        """Raise IntegrityError unless ``signature`` vouches for ``sha256`` under the keys here."""
-        scheme = (signature or "").partition(":")[0]
-        if signature and scheme == ED25519:
-            self._verify_ed25519(sha256, signature, what, context)
-            return
-        if signature and scheme == SCHEME and self.hmac_key is None:
-            raise IntegrityError(
-                f"refusing to load {what}: it is signed with an HMAC key, which this process does "
-                "not have (set MLSHIP_SIGNING_KEY)"
-            )
-        verify(self.hmac_key or b"", sha256, signature, what, context)
-
-    def _verify_ed25519(self, sha256: str, signature: str, what: str, context: bytes) -> None:
-        if self.public is None:
-            raise IntegrityError(
-                f"refusing to load {what}: it is signed with an Ed25519 key, and this process has "
-                "no public key to check it (set MLSHIP_VERIFY_KEY)"
-            )
-        try:
-            raw = bytes.fromhex(signature.partition(":")[2])
-            self.public.verify(raw, context + sha256.encode("ascii"))
-        except (ValueError, InvalidSignature):
-            raise IntegrityError(
-                f"refusing to load {what}: its signature does not verify (it was signed with "
-                "another key, or the artifact's record was altered)"
-            ) from None
-
-    def public_text(self) -> str | None:
-        """The public key as ``MLSHIP_VERIFY_KEY`` takes it (base64 of its 32 bytes)."""
-        if self.public is None:
-            return None
-        return base64.b64encode(self.public.public_bytes_raw()).decode("ascii")
 
 
 def signer(settings: Settings, *, create: bool = True) -> Signer:

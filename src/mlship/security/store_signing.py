@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlship.errors import MlshipError
+from mlship.security.progress import RotationObserver
 
 if TYPE_CHECKING:
-    from mlship.security.rotation import RotationObserver
     from mlship.store.artifacts import LocalArtifactStore
 
 
@@ -29,8 +29,6 @@ class Signed:
 
 def sign_all(store: LocalArtifactStore, observer: RotationObserver | None = None) -> Signed:
     """Sign every stored artifact that has no signature yet, after checking its checksum."""
-    from mlship.security.rotation import RotationObserver
-
     observer = observer or RotationObserver()
     done = Signed()
     addresses = list(store.addresses())

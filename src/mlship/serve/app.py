@@ -49,18 +49,18 @@ from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
 from mlship.features.transformers import parse_datetimes
 from mlship.monitor.feedback import FeedbackStore
-from mlship.registry.model_io import LoadedModel
+from mlship.monitor.predlog import Entry, PredictionLog
 from mlship.serve import protocols
 from mlship.serve.batching import Batcher
 from mlship.serve.bodies import check_content_type, decode_json, path_text
-from mlship.serve.deployment import Batching, Limits
 from mlship.serve.errors import ScoringError
 from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.novelty import Flag
-from mlship.serve.predlog import Entry, PredictionLog
 from mlship.serve.schemas import Health, PredictResponse, body_schema, request_model
+from mlship.spec.deployment import Batching, Limits
 from mlship.text import shorten
+from mlship.train.model_io import LoadedModel
 
 access = logging.getLogger("mlship.serve.access")
 

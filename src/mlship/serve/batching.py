@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlship.registry.model_io import LoadedModel
+from mlship.train.model_io import LoadedModel
 
 Outputs = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]
 

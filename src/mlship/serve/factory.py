@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mlship.serve.deployment import Deployment, Limits, load_deployment
+from mlship.spec.deployment import Deployment, Limits, load_deployment
 
 if TYPE_CHECKING:
     from mlship.workspace import Workspace
@@ -76,15 +76,15 @@ def build(
     ``workspace`` (which must stay open while it serves); the limits given override the
     deployment's."""
     from mlship.monitor.feedback import FeedbackStore, feedback_directory
+    from mlship.monitor.predlog import PredictionLog
     from mlship.serve.app import create_app
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
-    from mlship.serve.predlog import PredictionLog
-    from mlship.store.parts import Sealing
 
     source: ModelSource
     if is_bundle_target(target):
         from mlship.config import load_settings
         from mlship.package.bundle import open_bundle
+        from mlship.security.keyring import sealing as sealing_of
         from mlship.security.signing import signer
 
         bundle = open_bundle(Path(target))  # read once: its deployment and its model
@@ -93,7 +93,7 @@ def build(
         # The key that signed the bundle's model: a secret of the serving machine, never created.
         source = BundleSource(bundle, signer(settings, create=False))
         home = settings.home_resolved
-        sealing = Sealing.of(settings)
+        sealing = sealing_of(settings)
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
     else:
@@ -132,7 +132,7 @@ def build(
 
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker (``uvicorn ... --factory``)."""
-    from mlship.cli.serve import json_logging
+    from mlship.serve.logs import json_logging
 
     json_logging(os.environ.get("MLSHIP_SERVE_LOG_LEVEL", "info"))
     target = os.environ[TARGET]

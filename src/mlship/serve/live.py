@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, TypeAdapter
 
 from mlship.errors import NotFoundError
-from mlship.registry.model_io import LoadedModel
-from mlship.serve.deployment import Deployment
 from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
+from mlship.spec.deployment import Deployment
+from mlship.train.model_io import LoadedModel
 
 if TYPE_CHECKING:
     from mlship.package.bundle import Bundle
@@ -82,7 +82,7 @@ class RegistrySource:
         self.workspace = workspace
 
     def locate(self, ref: str) -> Located:
-        from mlship.cli.refs import resolve_version
+        from mlship.registry.refs import resolve_version
 
         version = resolve_version(self.workspace, ref)
         key = (version.model.name, version.version, version.artifact_sha256)

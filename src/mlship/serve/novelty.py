@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlship.registry.signature import Signature
 from mlship.text import shorten
+from mlship.train.signature import Signature
 
 Kind = Literal["below_training_range", "above_training_range", "unseen_category"]
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlship.registry.signature import Signature
 from mlship.serve.bodies import decode_json
 from mlship.serve.errors import ScoringError
+from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.serve.live import Served, Table

@@ -19,7 +19,7 @@ from pydantic import (
     create_model,
 )
 
-from mlship.registry.signature import Signature
+from mlship.train.signature import Signature
 
 
 def _no_boolean(value: Any) -> Any:

@@ -23,8 +23,9 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from mlship.security.audit import ACTOR, Actor, AuditLog
 from mlship.security.users import ROLES, Identity, Role, Users
+from mlship.store.audit import ACTOR, Actor
+from mlship.store.audit_log import AuditLog
 
 RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 ROLE_KEY = "x-mlship-role"

@@ -24,9 +24,9 @@ from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
 from mlship.errors import IntegrityError, MlshipError, NotFoundError, StorageError
 from mlship.registry.lifecycle import ReviewError
-from mlship.security.audit import AuditLog
 from mlship.server import admin, alerts, artifacts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
+from mlship.store.audit_log import AuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
 from mlship.workspace import Workspace
 

@@ -5,14 +5,14 @@ the same directory tree, are fsynced, then renamed into place, and the directory
 crash leaves either the whole artifact or nothing. Reads re-hash the bytes and refuse a file whose
 hash differs from its name: a flipped bit on disk never reaches the unpickler.
 
-Given a cipher, the local store encrypts what it writes (``security/encryption.py``) and decrypts
+Given a cipher, the local store encrypts what it writes (``crypto/encryption.py``) and decrypts
 what it reads. The address stays the sha256 of the plaintext, so addresses, signatures and
 deduplication do not depend on whether, or under which key, a file is encrypted. A file without
 the encryption header is read as plaintext (it was stored before encryption was turned on) unless
 the store is told to refuse plaintext.
 
 Given a signer, the local store also signs every artifact it writes and refuses to read one whose
-signature is missing or does not verify (``security/signing.py``, a context of its own so that no
+signature is missing or does not verify (``crypto/signatures.py``, a context of its own so that no
 stored artifact carries a model's signature). A checksum proves the bytes are the ones named; the
 signature proves this workspace's key stored that name, so whoever can write the directory and
 the metadata but lacks the key cannot slip in a dataset, a profile or a report of their own. The
@@ -36,19 +36,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from mlship.errors import IntegrityError, NotFoundError
-from mlship.security.encryption import (
+from mlship.crypto.encryption import (
     HEADER_SIZE,
     MAGIC,
     ArtifactCipher,
     no_key_error,
     read_header,
 )
-from mlship.security.signing import STORED
+from mlship.crypto.signatures import STORED
+from mlship.errors import IntegrityError, NotFoundError
 from mlship.store.failures import Place, probe
 
 if TYPE_CHECKING:
-    from mlship.security.signing import Signer
+    from mlship.crypto.signatures import Signer
 
 _CHUNK = 1 << 20
 

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.security.audit import Actor, local_actor
-from mlship.security.audit import install as install_audit
+from mlship.store.audit import Actor, local_actor
+from mlship.store.audit import install as install_audit
 from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
 from mlship.store.tables import (
     Candidate,
@@ -46,7 +46,7 @@ class MetadataStore:
 
     def __init__(self, engine: Engine, actor: Actor | None = None) -> None:
         """``actor`` is who changes are attributed to in the audit log when no request sets
-        one (see :mod:`mlship.security.audit`)."""
+        one (see :mod:`mlship.store.audit`)."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         install_audit(self._sessions, actor or local_actor("unknown"))

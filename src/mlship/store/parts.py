@@ -15,12 +15,12 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlship.security.encryption import (
+from mlship.crypto.encryption import (
     HEADER_SIZE,
     MAGIC,
     ArtifactCipher,
@@ -28,9 +28,6 @@ from mlship.security.encryption import (
     read_header,
 )
 from mlship.store.artifacts import atomic_write
-
-if TYPE_CHECKING:
-    from mlship.config import Settings
 
 PART_GLOB = "part-*.parquet"
 
@@ -42,20 +39,6 @@ class Sealing:
 
     cipher: ArtifactCipher | None = None
     encrypt: bool = False
-
-    @classmethod
-    def of(cls, settings: Settings) -> Sealing:
-        """The workspace's: a cipher whenever there is a key (encryption may have been on
-        before), encrypting when ``encrypt_artifacts`` is on."""
-        if not (
-            settings.encrypt_artifacts
-            or settings.encryption_key is not None
-            or settings.encryption_key_file_resolved.is_file()
-        ):
-            return cls()
-        from mlship.security.keyring import artifact_cipher
-
-        return cls(artifact_cipher(settings), settings.encrypt_artifacts)
 
 
 PLAIN = Sealing()

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlship.evaluation.values import plain
-from mlship.registry.model_io import save_model
+from mlship.json_values import plain
 from mlship.spec.models import Refit
 from mlship.train.candidates import Recipe
 from mlship.train.estimators import DecisionThreshold
 from mlship.train.fitted_on import FittedOn
+from mlship.train.model_io import save_model
 from mlship.train.observer import RunObserver
 from mlship.train.weighting import fit_weighted
 from mlship.workspace import Workspace

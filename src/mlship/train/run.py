@@ -24,13 +24,12 @@ import pandas as pd
 
 from mlship.data.ingest import Ingested, ingest
 from mlship.data.undeclared import with_columns
+from mlship.environment import describe_environment, git_commit
 from mlship.errors import DataError
 from mlship.evaluation import evaluate
 from mlship.evaluation.backtest import TimeOrder, time_order
 from mlship.evaluation.report import write_evaluation_report
-from mlship.evaluation.values import plain
-from mlship.registry.model_io import save_model
-from mlship.registry.signature import Signature
+from mlship.json_values import plain
 from mlship.spec.loader import LoadedSpec
 from mlship.spec.models import PipelineSpec
 from mlship.store.liveness import Worker
@@ -40,7 +39,6 @@ from mlship.train import leakage
 from mlship.train.candidates import Recipe
 from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage, measure
-from mlship.train.environment import describe_environment, git_commit
 from mlship.train.executors import Executor, make_executor
 from mlship.train.fit_warnings import Caught, merge, silenced, summary_lines
 from mlship.train.fitted_on import FittedOn
@@ -56,10 +54,12 @@ from mlship.train.folds import (
 from mlship.train.heartbeat import Heartbeat
 from mlship.train.lifeline import joblib_workers
 from mlship.train.metrics import greater_is_better, positive_index
+from mlship.train.model_io import save_model
 from mlship.train.nested import NestedScore, OuterFold, lay_out, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.refit import Labelled, ship
 from mlship.train.scoring import score
+from mlship.train.signature import Signature
 from mlship.train.spaces import resolve_space
 from mlship.train.split_strategy import SplitStrategy
 from mlship.train.splits import (

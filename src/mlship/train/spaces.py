@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from mlship.evaluation.values import plain
+from mlship.json_values import plain
 from mlship.spec.models import ModelSpec, Task
 from mlship.spec.training import Choice, Dimension, FloatRange, IntRange, Space
 from mlship.train.catalog import (

@@ -25,7 +25,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from mlship.evaluation.values import plain
+from mlship.json_values import plain
 from mlship.spec.training import Space, Tuning
 from mlship.store.db import BUSY_TIMEOUT_SECONDS
 from mlship.train.cost import Prices, Usage

@@ -1,4 +1,7 @@
-"""What a run records about the code and machine it ran on, to be reproducible later."""
+"""What a run records about the code and machine it ran on, to be reproducible later.
+
+A leaf: ingestion records the commit of the data it read as well, so it sits below training.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Parsing ``MODEL[:VERSION]`` and ``MODEL@STAGE`` references to registered versions."""
+"""Parsing ``MODEL[:VERSION]`` and ``MODEL@STAGE`` references to registered versions.
+
+In the registry, not the CLI, because the server that follows a stage resolves them too.
+"""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ import pyarrow as pa
 from mlship.store.failures import Place, is_storage_failure
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, read_part, write_part
 
-logger = logging.getLogger("mlship.serve.predlog")
+logger = logging.getLogger("mlship.monitor.predlog")
 
 SCHEMA = pa.schema(
     [

@@ -18,8 +18,8 @@ import pandas as pd
 
 from mlship.data.schema import coerce_frame
 from mlship.errors import IntegrityError
-from mlship.registry.signature import Signature
 from mlship.train.scoring import predict_outputs
+from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.security.signing import Signer

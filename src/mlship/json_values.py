@@ -4,6 +4,8 @@ An evaluation is stored as JSON and compared across runs, so its numbers are rou
 worth reading (six significant digits for scores, four for chart coordinates), an undefined number
 is ``null`` rather than NaN (which is not JSON), and class labels are plain Python values rather
 than numpy scalars.
+
+A leaf: training rounds its trial scores the same way, and the evaluation is built on training.
 """
 
 from __future__ import annotations
