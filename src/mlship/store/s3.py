@@ -167,8 +167,9 @@ class S3ArtifactStore(ArtifactStore):
         keep."""
         key = self.location.key(f"incoming/.mlship-probe-{os.getpid()}-{secrets.token_hex(4)}")
         bucket = self.location.bucket
-        with self._guard("", "checking the bucket of"):
-            self.client.head_bucket(Bucket=bucket)
+        prefix = self.location.key("")
+        with self._guard(prefix, "listing"):  # a GET: its answer says why (a HEAD's cannot)
+            self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         with self._guard(key, "writing"):
             self.client.put_object(Bucket=bucket, Key=key, Body=b"mlship write probe\n")
             try:
@@ -377,8 +378,8 @@ def _for_code(
     if code in ("AccessDenied", "403", "Forbidden") or status == 403:
         return StorageError(
             f"the artifact store {location} denied access ({doing} {where}); grant these "
-            f"credentials read and write on s3://{location.bucket}/{location.prefix}*, or use "
-            "other credentials"
+            f"credentials read and write on s3://{location.bucket}/{location.prefix}*, or set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to credentials that have it"
         )
     return StorageError(
         f"the artifact store {location} failed {doing} {where}: {text}; run the command again, "

@@ -1,0 +1,85 @@
+"""Artifacts in object storage through the real command line: with ``MLSHIP_ARTIFACT_ROOT`` an
+``s3://`` address (and the standard ``AWS_*`` variables), ``mlship run`` registers a model whose
+artifact is in the bucket, signed, ``mlship predict`` scores with it, nothing lands in the local
+artifact directory, and a wrong bucket, wrong keys or an unreachable endpoint stop the command
+with a message that names the bucket and what to do, not a traceback."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from mlship.config import Settings
+from mlship.store.s3 import make_client
+from mlship.workspace import Workspace
+from tests.conftest import run_cli
+from tests.objectstore import ObjectStore
+from tests.quick_project import fast_churn
+
+
+def _said(stderr: str) -> str:
+    return " ".join(stderr.split())
+
+
+def test_run_and_predict_with_artifacts_in_a_bucket(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    prefix = f"e2e/{secrets.token_hex(6)}"
+    env = {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/{prefix}"}
+
+    result = run_cli("run", str(spec), home=home, env=env)
+    assert "Registered churn:1" in result.stdout, result.stdout
+
+    workspace = Workspace.open(Settings(home=home, user="tester"))
+    try:
+        version = workspace.metadata.get_version("churn", 1)
+    finally:
+        workspace.close()
+    sha = version.artifact_sha256
+    client = make_client(object_store.settings())
+    listed = client.list_objects_v2(Bucket=object_store.bucket, Prefix=f"{prefix}/")
+    keys = {entry["Key"] for entry in listed.get("Contents", [])}
+    assert f"{prefix}/objects/{sha[:2]}/{sha[2:]}" in keys
+    assert f"{prefix}/signatures/{sha[:2]}/{sha[2:]}" in keys
+    assert not (home / "artifacts").exists()
+
+    inputs, out = spec.parent / "data" / "new_customers.csv", tmp_path / "scored.csv"
+    scored = run_cli("predict", "churn", str(inputs), "-o", str(out), home=home, env=env)
+    assert "Scored 200 rows with churn:1" in scored.stdout
+    assert out.read_text().startswith("customer_id,prediction")
+
+
+def test_a_store_that_cannot_be_used_is_named_before_training(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    cases = {
+        "no bucket": (
+            {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": "s3://no-such-bucket-here/p"},
+            ["no bucket 'no-such-bucket-here'", "MLSHIP_ARTIFACT_ROOT"],
+        ),
+        "wrong secret": (
+            {
+                **object_store.env(),
+                "AWS_SECRET_ACCESS_KEY": "not-the-secret",
+                "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/p",
+            },
+            ["refused the credentials", "AWS_SECRET_ACCESS_KEY"],
+        ),
+        "unreachable": (
+            {
+                **object_store.env(),
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+                "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/p",
+            },
+            ["cannot reach", "AWS_ENDPOINT_URL"],
+        ),
+    }
+    for case, (env, expected) in cases.items():
+        result = run_cli("run", str(spec), home=home, env=env, check=False)
+        message = _said(result.stderr)
+        assert result.returncode == 1, (case, result.stdout, message)
+        assert "Traceback" not in result.stderr, (case, result.stderr)
+        for text in [*expected, "s3://"]:
+            assert text in message, (case, message)
