@@ -193,8 +193,10 @@ class S3ArtifactStore(ArtifactStore):
                 for piece in sealed(plain(), self.cipher if self.encrypt else None):
                     handle.write(piece)
             sha256 = digest.hexdigest()
-            self._sign(sha256)  # before the object appears: no crash leaves it unsigned
-            if not self.exists(sha256):
+            if self.exists(sha256):  # stored already: only its signature may be missing
+                self._sign(sha256)
+            else:
+                self._sign(sha256, check=False)  # before the object: no crash leaves it unsigned
                 key = self.object_key(sha256)
                 with self._guard(key, "writing"):
                     # Multipart above the threshold; s3transfer aborts a failed upload, and S3
@@ -204,11 +206,13 @@ class S3ArtifactStore(ArtifactStore):
                     )
         return ArtifactRef(sha256=sha256, size=size)
 
-    def _sign(self, sha256: str) -> None:
+    def _sign(self, sha256: str, *, check: bool = True) -> None:
+        """Store the signature of ``sha256``; ``check`` first reads the one stored, to leave a
+        valid one alone (a new artifact skips that request: signing is deterministic)."""
         if self.signer is None:
             return
         signature = stored_signature(self.signer, sha256)
-        if self._signature_of(sha256) != signature:
+        if not check or self._signature_of(sha256) != signature:
             key = self.signature_key(sha256)
             with self._guard(key, "writing"):
                 self.client.put_object(
