@@ -136,6 +136,12 @@ def test_bytes_round_trip_under_their_sha256(artifact_store: ArtifactStore) -> N
     assert artifact_store.get_bytes(ref.sha256) == data
 
 
+def test_nothing_at_all_is_an_artifact_too(artifact_store: ArtifactStore) -> None:
+    ref = artifact_store.put_bytes(b"")
+    assert ref.size == 0
+    assert artifact_store.get_bytes(ref.sha256) == b""
+
+
 def test_the_same_bytes_get_the_same_address_once(backend: Backend) -> None:
     data = _unique(4096)
     first = backend.store.put_bytes(data)

@@ -5,10 +5,10 @@ bytes of the artifact whose sha256 is ``abcdef...`` and ``<prefix>/signatures/ab
 signature. The guarantees are the local store's, each met the object-storage way:
 
 - Atomic visibility. The address is only known once every byte has been hashed, so the (sealed)
-  bytes are spooled to a local temporary file first and uploaded to their final key afterwards. A
-  PUT appears whole or not at all; a large file goes up in parts, which S3 only assembles into an
-  object when the upload completes, and a failed upload is aborted, so no reader ever sees a
-  partial object.
+  bytes are spooled (in memory, or in a local temporary file beyond the multipart threshold)
+  and uploaded to their final key afterwards. A PUT appears whole or not at all; a large file goes
+  up in parts, which S3 only assembles into an object when the upload completes, and a failed
+  upload is aborted, so no reader ever sees a partial object.
 - Checksum on read. The plaintext is re-hashed and refused unless it matches its address, with
   an error naming the bucket and key.
 - Encryption and signatures through the same steps as the local store (``store/artifacts.py``):
@@ -26,10 +26,10 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mlship.errors import ConfigError, MlshipError, NotFoundError, StorageError
 from mlship.store.artifacts import (
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from mlship.security.encryption import ArtifactCipher
     from mlship.security.signing import Signer
 
-_CHUNK = 1 << 20
+_WORKERS = 8
 MULTIPART_THRESHOLD = 64 << 20
 """Files above this size go up (and come down) in parts of this size, several at a time."""
 
@@ -138,6 +138,7 @@ class S3ArtifactStore(ArtifactStore):
     ) -> None:
         from boto3.s3.transfer import TransferConfig
 
+        self.multipart_threshold = multipart_threshold
         self.location = location
         self.client = client
         self.cipher = cipher
@@ -147,7 +148,7 @@ class S3ArtifactStore(ArtifactStore):
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_threshold,
-            max_concurrency=8,
+            max_concurrency=_WORKERS,
         )
 
     def object_key(self, sha256: str) -> str:
@@ -178,33 +179,36 @@ class S3ArtifactStore(ArtifactStore):
                 self.client.delete_object(Bucket=bucket, Key=key)
 
     def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
-        with tempfile.TemporaryDirectory(prefix="mlship-s3-") as directory:
-            spool = Path(directory) / "object"
-            digest, size = hashlib.sha256(), 0
+        digest, size = hashlib.sha256(), 0
 
-            def plain() -> Iterator[bytes]:
-                nonlocal size
-                for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    yield chunk
+        def plain() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
 
-            with spool.open("wb") as handle:
-                for piece in sealed(plain(), self.cipher if self.encrypt else None):
-                    handle.write(piece)
+        # In memory up to the multipart threshold, in a temporary file beyond it.
+        with tempfile.SpooledTemporaryFile(max_size=self.multipart_threshold) as spool:
+            for piece in sealed(plain(), self.cipher if self.encrypt else None):
+                spool.write(piece)
+            length = spool.tell()
             sha256 = digest.hexdigest()
             if self.exists(sha256):  # stored already: only its signature may be missing
                 self._sign(sha256)
             else:
                 self._sign(sha256, check=False)  # before the object: no crash leaves it unsigned
-                key = self.object_key(sha256)
-                with self._guard(key, "writing"):
-                    # Multipart above the threshold; s3transfer aborts a failed upload, and S3
-                    # never shows an object before its upload completes.
-                    self.client.upload_file(
-                        str(spool), self.location.bucket, key, Config=self.transfer
-                    )
+                spool.seek(0)
+                self._upload(self.object_key(sha256), spool, length)
         return ArtifactRef(sha256=sha256, size=size)
+
+    def _upload(self, key: str, spool: IO[bytes], length: int) -> None:
+        bucket = self.location.bucket
+        with self._guard(key, "writing"):
+            if length < self.multipart_threshold:  # one PUT: atomic
+                self.client.put_object(Bucket=bucket, Key=key, Body=spool.read())
+            else:  # in parts, which S3 shows only once the upload completes; aborted on failure
+                self.client.upload_fileobj(spool, bucket, key, Config=self.transfer)
 
     def _sign(self, sha256: str, *, check: bool = True) -> None:
         """Store the signature of ``sha256``; ``check`` first reads the one stored, to leave a
@@ -266,14 +270,10 @@ class S3ArtifactStore(ArtifactStore):
     def _read(self, key: str, *, missing_ok: bool, transfer: bool = False) -> bytes | None:
         """The bytes of the object at ``key`` (None when it is missing and ``missing_ok``);
         ``transfer`` fetches a large object in parts, several at a time."""
-        buffer = io.BytesIO()
         with self._guard(key, "reading"):
             try:
                 if transfer:
-                    self.client.download_fileobj(
-                        self.location.bucket, key, buffer, Config=self.transfer
-                    )
-                    return buffer.getvalue()
+                    return self._fetch(key)
                 response = self.client.get_object(Bucket=self.location.bucket, Key=key)
                 body: bytes = response["Body"].read()
                 return body
@@ -285,6 +285,36 @@ class S3ArtifactStore(ArtifactStore):
                         f"artifact {self.url(key)} is missing from {self.location}"
                     ) from None
                 raise
+
+    def _fetch(self, key: str) -> bytes:
+        """The object at ``key``: a small one in a single request (its first part), a large one
+        in parts fetched in parallel, each pinned to the first part's ETag so that an object
+        replaced meanwhile fails the read rather than mixing two versions."""
+        bucket, part = self.location.bucket, self.multipart_threshold
+        try:
+            first = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{part - 1}")
+        except Exception as exc:
+            if _status(exc) == 416:  # an empty object has no byte 0
+                return b""
+            raise
+        head: bytes = first["Body"].read()
+        total = int(first.get("ContentRange", f"/{len(head)}").rsplit("/", 1)[1])
+        if total <= len(head):
+            return head
+        etag = first["ETag"]
+        buffer = bytearray(total)
+        buffer[: len(head)] = head
+
+        def fetch(start: int) -> None:
+            end = min(start + part, total) - 1
+            response = self.client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag
+            )
+            buffer[start : end + 1] = response["Body"].read()
+
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            list(pool.map(fetch, range(len(head), total, part)))
+        return bytes(buffer)
 
     def addresses(self) -> Iterator[str]:
         """The address of every stored artifact."""
