@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from mlship.security.signing import Signer
 
 _WORKERS = 8
+_READ_PART = 16 << 20
+"""Reads ask for this much first (all of most artifacts), then for the rest in parts this size."""
 MULTIPART_THRESHOLD = 64 << 20
 """Files above this size go up (and come down) in parts of this size, several at a time."""
 
@@ -290,7 +292,7 @@ class S3ArtifactStore(ArtifactStore):
         """The object at ``key``: a small one in a single request (its first part), a large one
         in parts fetched in parallel, each pinned to the first part's ETag so that an object
         replaced meanwhile fails the read rather than mixing two versions."""
-        bucket, part = self.location.bucket, self.multipart_threshold
+        bucket, part = self.location.bucket, min(_READ_PART, self.multipart_threshold)
         try:
             first = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{part - 1}")
         except Exception as exc:
