@@ -1,8 +1,9 @@
-"""Artifacts in object storage through the real command line: with ``MLSHIP_ARTIFACT_ROOT`` an
-``s3://`` address (and the standard ``AWS_*`` variables), ``mlship run`` registers a model whose
-artifact is in the bucket, signed, ``mlship predict`` scores with it, nothing lands in the local
-artifact directory, and a wrong bucket, wrong keys or an unreachable endpoint stop the command
-with a message that names the bucket and what to do, not a traceback."""
+"""Object storage through the real command line. With ``MLSHIP_ARTIFACT_ROOT`` an ``s3://``
+address (and the standard ``AWS_*`` variables), ``mlship run`` registers a model whose artifact is
+in the bucket, signed, ``mlship predict`` scores with it, nothing lands in the local artifact
+directory, and a wrong bucket, wrong keys or an unreachable endpoint stop the command with a
+message that names the bucket and what to do, not a traceback. Sources may be ``s3://`` files
+too: read from the bucket, and a missing one named."""
 
 from __future__ import annotations
 
@@ -48,6 +49,40 @@ def test_run_and_predict_with_artifacts_in_a_bucket(
     scored = run_cli("predict", "churn", str(inputs), "-o", str(out), home=home, env=env)
     assert "Scored 200 rows with churn:1" in scored.stdout
     assert out.read_text().startswith("customer_id,prediction")
+
+
+def _sources_in_the_bucket(object_store: ObjectStore, spec: Path) -> str:
+    """Upload the project's billing and support files and point the spec at them."""
+    client = make_client(object_store.settings())
+    prefix = f"sources/{secrets.token_hex(6)}"
+    text = spec.read_text()
+    for name in ("billing.parquet", "support_events.jsonl"):
+        key = f"{prefix}/{name}"
+        client.put_object(
+            Bucket=object_store.bucket, Key=key, Body=(spec.parent / "data" / name).read_bytes()
+        )
+        (spec.parent / "data" / name).unlink()  # only the bucket has it now
+        text = text.replace(f"path: data/{name}", f"path: s3://{object_store.bucket}/{key}")
+    spec.write_text(text)
+    return prefix
+
+
+def test_sources_and_artifacts_in_a_bucket(object_store: ObjectStore, tmp_path: Path) -> None:
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    prefix = _sources_in_the_bucket(object_store, spec)
+    env = {
+        **object_store.env(),
+        "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/artifacts-{secrets.token_hex(4)}",
+    }
+    validated = run_cli("data", "validate", str(spec), home=home, env=env)
+    assert "billing" in validated.stdout and "support" in validated.stdout, validated.stdout
+
+    gone = spec.read_text().replace(f"{prefix}/billing.parquet", f"{prefix}/gone.parquet")
+    spec.write_text(gone)
+    refused = run_cli("data", "validate", str(spec), home=home, env=env, check=False)
+    message = _said(refused.stderr)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "billing" in message and "does not exist" in message, message
 
 
 def test_a_store_that_cannot_be_used_is_named_before_training(
