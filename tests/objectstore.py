@@ -10,6 +10,7 @@ what a reader sees while an upload is under way. ``weed`` comes with the ``seawe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -123,10 +124,12 @@ def seaweedfs_server() -> Iterator[ObjectStore]:
         f"-filer.port={filer}", f"-s3.port={s3}", f"-s3.port.iceberg={iceberg}",
         f"-s3.port.lance={lance}", f"-s3.config={config}", "-master.telemetry=false",
         "-volume.max=0", "-master.volumeSizeLimitMB=256",
+        f"-s3.localSocket={base / 's3.sock'}", f"-filer.localSocket={base / 'filer.sock'}",
     ]  # fmt: skip
     log = base / "weed.log"
+    env = {**os.environ, "TMPDIR": str(base)}  # its other sockets go where its data goes
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=base)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=base, env=env)
     try:
         store = ObjectStore(f"http://127.0.0.1:{s3}", BUCKET)
         _wait_and_create_bucket(process, store, command, log)
@@ -139,6 +142,9 @@ def seaweedfs_server() -> Iterator[ObjectStore]:
             process.kill()
             process.wait()
         shutil.rmtree(base, ignore_errors=True)
+        for kind, port in (("master", master), ("volume", volume), ("s3", s3)):
+            # gRPC sockets weed puts in /tmp whatever TMPDIR says; named by gRPC port
+            Path(f"/tmp/seaweedfs-{kind}-grpc-{port + 10000}.sock").unlink(missing_ok=True)
 
 
 def _wait_and_create_bucket(
