@@ -135,6 +135,7 @@ class Workspace:
         from mlship.store.s3 import S3ArtifactStore, S3Location, S3Settings, make_client
 
         settings = self.settings
+        location = S3Location.parse(url)
         secret = settings.s3_secret_access_key
         client = make_client(
             S3Settings(
@@ -142,10 +143,11 @@ class Workspace:
                 access_key_id=settings.s3_access_key_id,
                 secret_access_key=secret.get_secret_value() if secret else None,
                 region=settings.s3_region,
-            )
+            ),
+            f"the artifact store {location}",
         )
         return S3ArtifactStore(
-            S3Location.parse(url),
+            location,
             client,
             self.sealing.cipher,
             signer=self.signer,

@@ -102,6 +102,28 @@ def test_a_store_that_cannot_be_used_is_named_before_training(
             },
             ["refused the credentials", "AWS_SECRET_ACCESS_KEY"],
         ),
+        "no credentials": (
+            {
+                "AWS_ENDPOINT_URL": object_store.endpoint,
+                "AWS_ACCESS_KEY_ID": "",  # empty is unset to botocore, whatever the runner has
+                "AWS_SECRET_ACCESS_KEY": "",
+                "AWS_SESSION_TOKEN": "",
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/p",
+            },
+            ["no credentials", "AWS_ACCESS_KEY_ID"],
+        ),
+        "no such profile": (
+            {
+                **object_store.env(),
+                "AWS_PROFILE": "no-such-profile",
+                "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/p",
+            },
+            ["no-such-profile", "AWS_PROFILE"],
+        ),
         "unreachable": (
             {
                 **object_store.env(),

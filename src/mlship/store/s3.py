@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from mlship.security.signing import Signer
 
 _WORKERS = 8
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _READ_PART = 16 << 20
 """Reads ask for this much first (all of most artifacts), then for the rest in parts this size."""
 MULTIPART_THRESHOLD = 64 << 20
@@ -72,7 +74,7 @@ class S3Location:
         if not url.startswith("s3://"):
             raise ConfigError(f"artifact root {url!r} is not an s3://bucket/prefix address")
         bucket, _, prefix = url[len("s3://") :].partition("/")
-        if not 3 <= len(bucket) <= 63 or not all(c.isalnum() or c in ".-" for c in bucket):
+        if not _BUCKET.fullmatch(bucket):
             raise ConfigError(
                 f"artifact root {url!r}: {bucket!r} is not a bucket name (3 to 63 lowercase "
                 "letters, digits, dots and hyphens); write s3://bucket/prefix"
@@ -100,11 +102,13 @@ class S3Settings:
     connect_timeout: float = 10
 
 
-def make_client(settings: S3Settings) -> S3Client:
+def make_client(settings: S3Settings, what: str = "the object storage") -> S3Client:
     """A boto3 S3 client with standard-mode retries; endpoint, keys and region from
-    ``settings`` where given, else from the environment as boto3 reads it."""
+    ``settings`` where given, else from the environment as boto3 reads it. ``what`` names the
+    store in errors."""
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
 
     config = Config(
         retries={"mode": "standard", "max_attempts": settings.max_attempts},
@@ -113,14 +117,20 @@ def make_client(settings: S3Settings) -> S3Client:
         max_pool_connections=16,
     )
     region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        region_name=region or "us-east-1",
-        config=config,
-    )
+    try:
+        return boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            region_name=region or "us-east-1",
+            config=config,
+        )
+    except (BotoCoreError, ValueError) as exc:  # a missing profile, a malformed endpoint
+        raise ConfigError(
+            f"cannot set up the client of {what}: {exc}; check AWS_PROFILE, the AWS_* "
+            "variables, ~/.aws/config and MLSHIP_S3_ENDPOINT_URL"
+        ) from None
 
 
 class S3ArtifactStore(ArtifactStore):
