@@ -17,14 +17,24 @@ signs in a second synced file; MLflow's copy syncs nothing, which is most of the
 small files. Each cell is the best of ``--repeat`` runs; the MLflow ratio columns are MLflow's time
 over mlship's (above 1: mlship faster).
 
+The S3 section runs the same workloads against S3-compatible object storage: a SeaweedFS server
+(``weed`` from the dev extras) started on 127.0.0.1 for the run, reached by MLflow's
+``S3ArtifactRepository`` (boto3's ``upload_file`` and ``download_file``: no checksum of its own)
+and by mlship's object store, signed and signed + encrypted (the address hashed before the upload,
+the checksum and signature checked on every read). Both use boto3 with their own transfer
+settings; the server, the disk and the loopback network are shared alike.
+
     python benchmarks/bench_artifacts.py [--large-mb 256] [--small 500] [--small-kb 64] [--repeat 3]
+        [--sections local s3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,6 +48,9 @@ from mlship import __version__
 from mlship.crypto.encryption import ArtifactCipher, Keyring, new_key
 from mlship.security.signing import Signer
 from mlship.store.artifacts import LocalArtifactStore
+from mlship.store.s3 import S3ArtifactStore, S3Location, S3Settings, make_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's SeaweedFS helper
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,52 @@ def _mlship(files: list[Path], signer: Signer | None, encrypt: bool) -> Callable
     return run
 
 
+def _mlflow_s3(bucket: str) -> Callable[[list[Path]], Callable[[Path], Timing]]:
+    """MLflow's S3 repository on ``bucket`` (endpoint and keys from the environment)."""
+
+    def make(files: list[Path]) -> Callable[[Path], Timing]:
+        from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+        def run(where: Path) -> Timing:
+            uri = f"s3://{bucket}/mlflow-{secrets.token_hex(6)}"
+            repository = S3ArtifactRepository(uri)
+            started = time.perf_counter()
+            for path in files:
+                repository.log_artifact(str(path))  # type: ignore[no-untyped-call]
+            written = time.perf_counter()
+            out = where / "out"
+            out.mkdir(parents=True)
+            for path in files:
+                local = repository.download_artifacts(path.name, dst_path=str(out))  # type: ignore[no-untyped-call]
+                Path(local).read_bytes()  # hand the bytes to the caller, as mlship's read does
+            return Timing(written - started, time.perf_counter() - written)
+
+        return run
+
+    return make
+
+
+def _mlship_s3(
+    bucket: str, settings: S3Settings, signer: Signer, encrypt: bool
+) -> Callable[[list[Path]], Callable[[Path], Timing]]:
+    def make(files: list[Path]) -> Callable[[Path], Timing]:
+        def run(where: Path) -> Timing:
+            where.mkdir(parents=True)
+            cipher = ArtifactCipher(Keyring(new_key())) if encrypt else None
+            location = S3Location(bucket, f"mlship-{secrets.token_hex(6)}")
+            store = S3ArtifactStore(location, make_client(settings), cipher, signer=signer)
+            started = time.perf_counter()
+            refs = [store.put_file(path) for path in files]
+            written = time.perf_counter()
+            for ref in refs:
+                store.get_bytes(ref.sha256)
+            return Timing(written - started, time.perf_counter() - written)
+
+        return run
+
+    return make
+
+
 def _files(directory: Path, count: int, size: int, stem: str) -> list[Path]:
     directory.mkdir(parents=True)
     paths = []
@@ -105,6 +164,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=500)
     parser.add_argument("--small-kb", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sections", nargs="+", choices=["local", "s3"], default=["local", "s3"])
     args = parser.parse_args()
     console = Console(width=160)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -121,34 +181,68 @@ def main() -> None:
                 root / "small", args.small, args.small_kb << 10, "report"
             ),
         }
-        tools: dict[str, Callable[[list[Path]], Callable[[Path], Timing]]] = {
-            f"MLflow LocalArtifactRepository {mlflow.__version__}": _mlflow,
-            f"mlship {__version__} signed": lambda f: _mlship(f, signer, encrypt=False),
-            f"mlship {__version__} signed + encrypted": lambda f: _mlship(f, signer, encrypt=True),
-            f"mlship {__version__} unsigned": lambda f: _mlship(f, None, encrypt=False),
-        }
-        table = Table(title="Artifact store: store then read back (best of runs)")
-        for name in ("workload", "tool", "write s", "read s", "MiB/s write", "MiB/s read",
-                     "× MLflow write", "× MLflow read"):  # fmt: skip
-            table.add_column(name, justify="left" if name in ("workload", "tool") else "right")
-        for workload, files in workloads.items():
-            mib = sum(path.stat().st_size for path in files) / (1 << 20)
-            baseline: Timing | None = None
-            for tool, make in tools.items():
-                console.log(f"{workload}: {tool}")
-                timing = _best(args.repeat, make(files), root / "runs")
-                baseline = baseline or timing
-                table.add_row(
-                    workload,
-                    tool,
-                    f"{timing.write:.3f}",
-                    f"{timing.read:.3f}",
-                    f"{mib / timing.write:,.0f}",
-                    f"{mib / timing.read:,.0f}",
-                    f"{baseline.write / timing.write:.2f}×",
-                    f"{baseline.read / timing.read:.2f}×",
-                )
-    console.print(table)
+        if "local" in args.sections:
+            tools: dict[str, Callable[[list[Path]], Callable[[Path], Timing]]] = {
+                f"MLflow LocalArtifactRepository {mlflow.__version__}": _mlflow,
+                f"mlship {__version__} signed": lambda f: _mlship(f, signer, encrypt=False),
+                f"mlship {__version__} signed + encrypted": lambda f: _mlship(
+                    f, signer, encrypt=True
+                ),
+                f"mlship {__version__} unsigned": lambda f: _mlship(f, None, encrypt=False),
+            }
+            title = "Artifact store on local disk: store then read back (best of runs)"
+            console.print(_compare(console, title, workloads, tools, args.repeat, root))
+        if "s3" in args.sections:
+            from tests.objectstore import seaweedfs_server
+
+            with seaweedfs_server() as store:
+                os.environ.update(store.env())
+                os.environ["MLFLOW_S3_ENDPOINT_URL"] = store.endpoint
+                settings = store.settings()
+                tools = {
+                    f"MLflow S3ArtifactRepository {mlflow.__version__}": _mlflow_s3(store.bucket),
+                    f"mlship {__version__} S3 signed": _mlship_s3(
+                        store.bucket, settings, signer, encrypt=False
+                    ),
+                    f"mlship {__version__} S3 signed + encrypted": _mlship_s3(
+                        store.bucket, settings, signer, encrypt=True
+                    ),
+                }
+                title = "Artifact store on S3 (SeaweedFS, loopback): store then read back"
+                console.print(_compare(console, title, workloads, tools, args.repeat, root))
+
+
+def _compare(
+    console: Console,
+    title: str,
+    workloads: dict[str, list[Path]],
+    tools: dict[str, Callable[[list[Path]], Callable[[Path], Timing]]],
+    repeat: int,
+    root: Path,
+) -> Table:
+    """Time every tool on every workload; ratios against the first tool (MLflow's)."""
+    table = Table(title=f"{title} (best of {repeat})")
+    for name in ("workload", "tool", "write s", "read s", "MiB/s write", "MiB/s read",
+                 "× MLflow write", "× MLflow read"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("workload", "tool") else "right")
+    for workload, files in workloads.items():
+        mib = sum(path.stat().st_size for path in files) / (1 << 20)
+        baseline: Timing | None = None
+        for tool, make in tools.items():
+            console.log(f"{workload}: {tool}")
+            timing = _best(repeat, make(files), root / "runs")
+            baseline = baseline or timing
+            table.add_row(
+                workload,
+                tool,
+                f"{timing.write:.3f}",
+                f"{timing.read:.3f}",
+                f"{mib / timing.write:,.0f}",
+                f"{mib / timing.read:,.0f}",
+                f"{baseline.write / timing.write:.2f}×",
+                f"{baseline.read / timing.read:.2f}×",
+            )
+    return table
 
 
 if __name__ == "__main__":

@@ -166,6 +166,30 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def object_store() -> Iterator[Any]:
+    """A real S3-compatible store (SeaweedFS on 127.0.0.1) with an empty bucket and a key that
+    may use it, shared by the tests of a session (``tests.objectstore.ObjectStore``).
+
+    A server that cannot start fails the tests that need it, with its log: object storage is
+    never left untested by a silent skip.
+    """
+    from contextlib import ExitStack
+
+    from tests.objectstore import ObjectStoreError, seaweedfs_server
+
+    with ExitStack() as stack:
+        try:
+            store = stack.enter_context(seaweedfs_server())
+        except ObjectStoreError as exc:
+            failure = f"the test object store (SeaweedFS) could not be started:\n{exc}"
+        else:
+            failure = ""
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        yield store
+
+
+@pytest.fixture(scope="session")
 def team(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real ``mlship server`` on its own PostgreSQL database, with the users of
     ``tests.tracking.TEAM`` and a token each (shared by the tests of a session)."""

@@ -52,8 +52,24 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the metadata store; SQLite in `home` when unset."
     )
-    artifact_root: Path | None = Field(
-        None, description="Directory of the artifact store; `home`/artifacts when unset."
+    artifact_root: str | None = Field(
+        None,
+        description="Directory of the artifact store, or `s3://bucket/prefix` for object "
+        "storage; `home`/artifacts when unset.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of S3-compatible storage; AWS_ENDPOINT_URL or AWS's when unset.",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
+    s3_access_key_id: str | None = Field(
+        None, description="Access key of the object storage; AWS_ACCESS_KEY_ID when unset."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="Its secret key; AWS_SECRET_ACCESS_KEY when unset."
+    )
+    s3_region: str | None = Field(
+        None, description="Region of the object storage; AWS_REGION, else us-east-1, when unset."
     )
     user: str = Field(default_factory=_default_user, description="Who is acting, for the record.")
     n_jobs: int = Field(
@@ -173,8 +189,20 @@ class Settings(BaseSettings):
         return path.expanduser().resolve()
 
     @property
+    def artifact_url(self) -> str | None:
+        """The ``s3://bucket/prefix`` of an artifact store in object storage, else None."""
+        root = self.artifact_root
+        return root if root is not None and root.startswith("s3://") else None
+
+    @property
     def artifact_root_resolved(self) -> Path:
-        root = self.artifact_root if self.artifact_root is not None else self.home / "artifacts"
+        """The directory of a local artifact store (ConfigError for one in object storage)."""
+        if self.artifact_url is not None:
+            raise ConfigError(
+                f"the artifact store is in object storage ({self.artifact_url}); this works on "
+                "a local artifact store only (MLSHIP_ARTIFACT_ROOT a directory)"
+            )
+        root = Path(self.artifact_root) if self.artifact_root else self.home / "artifacts"
         return root.expanduser().resolve()
 
 

@@ -1,6 +1,7 @@
 """A workspace: the settings plus the metadata and artifact stores they point at.
 
-The stores are local (a database and a directory, the embedded default) or, when ``MLSHIP_URL``
+The stores are local (a database and a directory, the embedded default; the artifacts may be in
+S3-compatible object storage, ``MLSHIP_ARTIFACT_ROOT=s3://bucket/prefix``) or, when ``MLSHIP_URL``
 names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``. Either way the
 rest of mlship sees the same repository classes (the remote ones override every method), so every
 command works against both. Opening a local store applies pending schema migrations, so every
@@ -115,11 +116,39 @@ class Workspace:
             from mlship.remote.artifacts import RemoteArtifactStore
 
             return RemoteArtifactStore(self.remote)
+        settings = self.settings
+        if settings.artifact_url is not None:
+            return self._object_store(settings.artifact_url)
         from mlship.store.artifacts import LocalArtifactStore
 
-        settings = self.settings
         return LocalArtifactStore(
             settings.artifact_root_resolved,
+            self.sealing.cipher,
+            signer=self.signer,
+            encrypt=settings.encrypt_artifacts,
+            allow_plaintext=not settings.refuse_plaintext_artifacts,
+        )
+
+    def _object_store(self, url: str) -> ArtifactStore:
+        """The artifact store in S3-compatible storage at ``url`` (``s3://bucket/prefix``),
+        signing and encrypting like the local one."""
+        from mlship.store.s3 import S3ArtifactStore, S3Location, S3Settings, make_client
+
+        settings = self.settings
+        location = S3Location.parse(url)
+        secret = settings.s3_secret_access_key
+        client = make_client(
+            S3Settings(
+                endpoint_url=settings.s3_endpoint_url,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=secret.get_secret_value() if secret else None,
+                region=settings.s3_region,
+            ),
+            f"the artifact store {location}",
+        )
+        return S3ArtifactStore(
+            location,
+            client,
             self.sealing.cipher,
             signer=self.signer,
             encrypt=settings.encrypt_artifacts,
@@ -133,9 +162,11 @@ class Workspace:
         server's store is the server's to check."""
         from mlship.store.artifacts import LocalArtifactStore
         from mlship.store.failures import Place, probe
+        from mlship.store.s3 import S3ArtifactStore
 
-        if isinstance(self.artifacts, LocalArtifactStore):
-            self.artifacts.probe()
+        store = self.artifacts
+        if isinstance(store, LocalArtifactStore | S3ArtifactStore):
+            store.probe()
         reports = self.settings.home_resolved / "reports"
         probe(Place("the reports folder", reports, "MLSHIP_HOME"))
 

@@ -15,11 +15,19 @@ from typing import Any
 
 import httpx
 
-from mlship.errors import ConfigError, IntegrityError, MlshipError, NotFoundError, StorageError
+from mlship.errors import (
+    ConfigError,
+    DecryptionError,
+    IntegrityError,
+    MlshipError,
+    NotFoundError,
+    StorageError,
+)
 
 _KINDS: dict[str, type[MlshipError]] = {
     "NotFoundError": NotFoundError,
     "IntegrityError": IntegrityError,
+    "DecryptionError": DecryptionError,
     "ConfigError": ConfigError,
 }
 

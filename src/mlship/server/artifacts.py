@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from mlship.errors import NotFoundError
 from mlship.server.access import role_route
 from mlship.server.deps import WorkspaceDep
 from mlship.store.artifacts import ArtifactRef, ArtifactStore
@@ -54,8 +55,8 @@ def _store(store: ArtifactStore, path: Path) -> ArtifactRef:
 @router.get("/{sha256}", **role_route("viewer"))
 def get_artifact(sha256: str, workspace: WorkspaceDep) -> Response:
     _check(sha256)
-    if not workspace.artifacts.exists(sha256):
-        raise HTTPException(404, f"no artifact {sha256}")
+    if not workspace.artifacts.exists(sha256):  # a NotFoundError, as from every other store
+        raise NotFoundError(f"artifact {sha256} is not stored on this server")
     return Response(workspace.artifacts.get_bytes(sha256), media_type="application/octet-stream")
 
 

@@ -23,6 +23,10 @@ A store whose disk refuses a write or a read (read-only, full, over quota, permi
 errors) raises :class:`~mlship.errors.StorageError` naming the store's root and what to do, and
 :meth:`LocalArtifactStore.probe` finds a store that cannot be written before a command starts work
 it could not keep.
+
+:class:`ArtifactStore` is the interface the rest of mlship uses; the local store, a tracking
+server's (``remote/artifacts.py``) and object storage (``store/s3.py``) implement it, and the
+object store reuses the reading, sealing and signing steps below rather than repeating them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from mlship.crypto.encryption import (
     HEADER_SIZE,
@@ -61,8 +65,12 @@ class ArtifactRef:
     size: int
 
 
-class ArtifactStore(abc.ABC):
-    """The narrow interface every artifact backend implements."""
+class ArtifactStore(Protocol):
+    """The narrow interface every artifact backend implements: what the rest of mlship calls.
+
+    A backend may subclass it to inherit :meth:`put_bytes` and :meth:`put_file`; anything with
+    these five methods is an artifact store to the type checker.
+    """
 
     @abc.abstractmethod
     def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
@@ -85,7 +93,7 @@ class ArtifactStore(abc.ABC):
             return self.put_chunks(iter(lambda: handle.read(_CHUNK), b""))
 
 
-def _check_address(sha256: str) -> str:
+def check_address(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise ValueError(f"not a sha256 address: {sha256!r}")
     return sha256
@@ -183,11 +191,11 @@ class LocalArtifactStore(ArtifactStore):
         probe(self.place, self._incoming)
 
     def path_for(self, sha256: str) -> Path:
-        _check_address(sha256)
+        check_address(sha256)
         return self._objects / sha256[:2] / sha256[2:]
 
     def signature_path(self, sha256: str) -> Path:
-        _check_address(sha256)
+        check_address(sha256)
         return self._signatures / sha256[:2] / sha256[2:]
 
     def signature_of(self, sha256: str) -> str | None:
@@ -201,20 +209,13 @@ class LocalArtifactStore(ArtifactStore):
         """Raise IntegrityError unless the workspace's key signed ``sha256``."""
         if self.signer is None:
             raise ValueError("checking signatures needs a signer")
-        signature = self.signature_of(sha256)
-        if signature is None:
-            raise IntegrityError(
-                f"refusing to read artifact {sha256}: it is not signed (no "
-                f"{self.signature_path(sha256)}); `mlship keys sign-all` signs artifacts stored "
-                "before signing, after checking their checksum"
-            )
-        self.signer.verify(sha256, signature, f"artifact {sha256}", STORED)
+        verify_stored(self.signer, sha256, self.signature_of(sha256), self.signature_path(sha256))
 
     def _sign(self, sha256: str) -> None:
         """Write the signature of ``sha256`` unless a valid one is already there."""
         if self.signer is None:
             return
-        signature = self.signer.sign(sha256, STORED)
+        signature = stored_signature(self.signer, sha256)
         if self.signature_of(sha256) != signature:
             atomic_write(self.signature_path(sha256), [signature.encode("ascii") + b"\n"])
 
@@ -234,7 +235,7 @@ class LocalArtifactStore(ArtifactStore):
         return True
 
     def _sealed(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
-        return self.cipher.encrypt(chunks) if self.encrypt and self.cipher else chunks
+        return sealed(chunks, self.cipher if self.encrypt else None)
 
     def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
         with self.place.guard():
@@ -288,24 +289,14 @@ class LocalArtifactStore(ArtifactStore):
         except FileNotFoundError:
             raise NotFoundError(f"artifact {sha256} is missing from {self._objects}") from None
         with handle:
-            head = handle.read(len(MAGIC))
-            if head == MAGIC:
-                if self.cipher is None:
-                    raise no_key_error(handle, f"artifact {sha256}")
-                handle.seek(0)
-                yield from self.cipher.decrypt(handle, f"artifact {sha256}")
-                return
-            if not self.allow_plaintext:
-                raise IntegrityError(
-                    f"artifact {sha256} ({path}) is not encrypted and plaintext artifacts are "
-                    "refused (refuse_plaintext_artifacts); `mlship keys encrypt-all` encrypts "
-                    "files stored before encryption was turned on"
-                )
-            if whole:  # a fresh read sizes its buffer from the file: one allocation, no copy
-                yield path.read_bytes()
-                return
-            yield head
-            yield from iter(lambda: handle.read(_CHUNK), b"")
+            yield from read_plaintext(
+                handle,
+                self.cipher,
+                what=f"artifact {sha256}",
+                where=str(path),
+                allow_plaintext=self.allow_plaintext,
+                whole=whole,
+            )
 
     def addresses(self) -> Iterator[str]:
         """The address of every stored artifact (temporary files left by a crash are skipped)."""
@@ -342,10 +333,71 @@ class LocalArtifactStore(ArtifactStore):
             atomic_write(path, self.cipher.encrypt(checked()))
 
 
-def _verify(digest: _Digest, sha256: str, path: Path) -> None:
-    actual = digest.hexdigest()
+def _verify(digest: _Digest, sha256: str, path: Path | str) -> None:
+    check_checksum(digest.hexdigest(), sha256, path)
+
+
+def check_checksum(actual: str, sha256: str, where: object) -> None:
+    """Raise IntegrityError naming the object at ``where`` unless its bytes hash to ``sha256``."""
     if actual != sha256:
         raise IntegrityError(
-            f"artifact {path} is corrupt: its sha256 is {actual}, expected {sha256}; "
+            f"artifact {where} is corrupt: its sha256 is {actual}, expected {sha256}; "
             "refusing to use it"
         )
+
+
+def sealed(chunks: Iterable[bytes], cipher: ArtifactCipher | None) -> Iterable[bytes]:
+    """What a store writes for the plaintext ``chunks``: encrypted under ``cipher``'s current
+    key, or the chunks themselves when it is None (encryption off)."""
+    return cipher.encrypt(chunks) if cipher is not None else chunks
+
+
+def stored_signature(signer: Signer, sha256: str) -> str:
+    """The signature a store keeps beside artifact ``sha256``."""
+    return signer.sign(sha256, STORED)
+
+
+def verify_stored(signer: Signer, sha256: str, signature: str | None, where: object) -> None:
+    """Raise IntegrityError unless ``signature`` (kept at ``where``; None when there is none)
+    proves that ``signer``'s key stored ``sha256``."""
+    if signature is None:
+        raise IntegrityError(
+            f"refusing to read artifact {sha256}: it is not signed (no {where}); "
+            "`mlship keys sign-all` signs artifacts stored before signing, after checking "
+            "their checksum"
+        )
+    signer.verify(sha256, signature, f"artifact {sha256}", STORED)
+
+
+def read_plaintext(
+    handle: BinaryIO,
+    cipher: ArtifactCipher | None,
+    *,
+    what: str,
+    where: str,
+    allow_plaintext: bool,
+    whole: bool = False,
+) -> Iterator[bytes]:
+    """The plaintext of the stored object open in ``handle`` (seekable, at its start), streamed
+    and not yet checked against its address: decrypted when it carries the encryption header,
+    else read as it is unless plaintext is refused. ``what`` names the artifact and ``where``
+    the object in errors; ``whole`` reads a plaintext object in one piece."""
+    head = handle.read(len(MAGIC))
+    if head == MAGIC:
+        if cipher is None:
+            raise no_key_error(handle, what)
+        handle.seek(0)
+        yield from cipher.decrypt(handle, what)
+        return
+    if not allow_plaintext:
+        raise IntegrityError(
+            f"{what} ({where}) is not encrypted and plaintext artifacts are "
+            "refused (refuse_plaintext_artifacts); `mlship keys encrypt-all` encrypts "
+            "files stored before encryption was turned on"
+        )
+    if whole:  # a fresh read sizes its buffer from what is left: one allocation, no copy
+        handle.seek(0)
+        yield handle.read()
+        return
+    yield head
+    yield from iter(lambda: handle.read(_CHUNK), b"")
