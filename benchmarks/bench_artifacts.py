@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -47,7 +48,7 @@ from rich.table import Table
 from mlship import __version__
 from mlship.crypto.encryption import ArtifactCipher, Keyring, new_key
 from mlship.security.signing import Signer
-from mlship.store.artifacts import LocalArtifactStore
+from mlship.store.artifacts import ArtifactStore, LocalArtifactStore
 from mlship.store.s3 import S3ArtifactStore, S3Location, S3Settings, make_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's SeaweedFS helper
@@ -69,21 +70,46 @@ def _best(repeat: int, run: Callable[[Path], Timing], root: Path) -> Timing:
     return Timing(min(t.write for t in timings), min(t.read for t in timings))
 
 
+def _same(files: list[Path], read: list[bytes], tool: str) -> None:
+    """Stop the benchmark when a tool read back other bytes than it was given (after timing)."""
+    for path, data in zip(files, read, strict=True):
+        if data != path.read_bytes():
+            raise SystemExit(f"{tool} read back other bytes than {path.name} holds")
+
+
+def _through_store(store: ArtifactStore, files: list[Path]) -> Timing:
+    """Write ``files`` to an mlship artifact store, then read every one back."""
+    started = time.perf_counter()
+    refs = [store.put_file(path) for path in files]
+    written = time.perf_counter()
+    read = [store.get_bytes(ref.sha256) for ref in refs]
+    timing = Timing(written - started, time.perf_counter() - written)
+    _same(files, read, "mlship")
+    return timing
+
+
+def _through_mlflow(repository: Any, files: list[Path], where: Path) -> Timing:
+    """Log ``files`` to an MLflow artifact repository, then download and read every one."""
+    started = time.perf_counter()
+    for path in files:
+        repository.log_artifact(str(path))
+    written = time.perf_counter()
+    out = where / "out"
+    out.mkdir(parents=True)
+    read = [
+        Path(repository.download_artifacts(path.name, dst_path=str(out))).read_bytes()
+        for path in files
+    ]  # the bytes handed to the caller, as mlship's read does
+    timing = Timing(written - started, time.perf_counter() - written)
+    _same(files, read, "MLflow")
+    return timing
+
+
 def _mlflow(files: list[Path]) -> Callable[[Path], Timing]:
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     def run(where: Path) -> Timing:
-        repository = LocalArtifactRepository(str(where / "artifacts"))
-        started = time.perf_counter()
-        for path in files:
-            repository.log_artifact(str(path))  # type: ignore[no-untyped-call]
-        written = time.perf_counter()
-        out = where / "out"
-        out.mkdir()
-        for path in files:
-            local = repository.download_artifacts(path.name, dst_path=str(out))  # type: ignore[no-untyped-call]
-            Path(local).read_bytes()  # hand the bytes to the caller, as mlship's read does
-        return Timing(written - started, time.perf_counter() - written)
+        return _through_mlflow(LocalArtifactRepository(str(where / "artifacts")), files, where)
 
     return run
 
@@ -91,13 +117,7 @@ def _mlflow(files: list[Path]) -> Callable[[Path], Timing]:
 def _mlship(files: list[Path], signer: Signer | None, encrypt: bool) -> Callable[[Path], Timing]:
     def run(where: Path) -> Timing:
         cipher = ArtifactCipher(Keyring(new_key())) if encrypt else None
-        store = LocalArtifactStore(where / "artifacts", cipher, signer=signer)
-        started = time.perf_counter()
-        refs = [store.put_file(path) for path in files]
-        written = time.perf_counter()
-        for ref in refs:
-            store.get_bytes(ref.sha256)
-        return Timing(written - started, time.perf_counter() - written)
+        return _through_store(LocalArtifactStore(where / "artifacts", cipher, signer=signer), files)
 
     return run
 
@@ -110,17 +130,7 @@ def _mlflow_s3(bucket: str) -> Callable[[list[Path]], Callable[[Path], Timing]]:
 
         def run(where: Path) -> Timing:
             uri = f"s3://{bucket}/mlflow-{secrets.token_hex(6)}"
-            repository = S3ArtifactRepository(uri)
-            started = time.perf_counter()
-            for path in files:
-                repository.log_artifact(str(path))  # type: ignore[no-untyped-call]
-            written = time.perf_counter()
-            out = where / "out"
-            out.mkdir(parents=True)
-            for path in files:
-                local = repository.download_artifacts(path.name, dst_path=str(out))  # type: ignore[no-untyped-call]
-                Path(local).read_bytes()  # hand the bytes to the caller, as mlship's read does
-            return Timing(written - started, time.perf_counter() - written)
+            return _through_mlflow(S3ArtifactRepository(uri), files, where)
 
         return run
 
@@ -136,12 +146,7 @@ def _mlship_s3(
             cipher = ArtifactCipher(Keyring(new_key())) if encrypt else None
             location = S3Location(bucket, f"mlship-{secrets.token_hex(6)}")
             store = S3ArtifactStore(location, make_client(settings), cipher, signer=signer)
-            started = time.perf_counter()
-            refs = [store.put_file(path) for path in files]
-            written = time.perf_counter()
-            for ref in refs:
-                store.get_bytes(ref.sha256)
-            return Timing(written - started, time.perf_counter() - written)
+            return _through_store(store, files)
 
         return run
 

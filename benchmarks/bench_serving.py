@@ -289,8 +289,8 @@ def main() -> None:
         mlship_port, mlflow_port = _free_port(), _free_port()
         servers = {
             "mlship": _start(
-                [str(VENV_BIN / "mlship"), "serve", "churn:1", "--port", str(mlship_port),
-                 "--no-prediction-log"],
+                # Its defaults, the prediction log included (MLflow keeps none).
+                [str(VENV_BIN / "mlship"), "serve", "churn:1", "--port", str(mlship_port)],
                 env, root / "mlship.log", f"http://127.0.0.1:{mlship_port}/health",
             ),
             "MLflow": _start(
