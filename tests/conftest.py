@@ -199,3 +199,17 @@ def team(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     database = create_database(postgres_url, "mlship_team")
     with team_server(tmp_path_factory.mktemp("team"), database) as found:
         yield found
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql", "http-sqlite", "http-postgresql"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """Each metadata backend in turn (``tests.backends.Backend``), shared by a session: the
+    behavioural suites of the repositories run once on every one of them."""
+    from tests.backends import open_backend
+
+    name = str(request.param)
+    postgres = request.getfixturevalue("postgres_url") if name.endswith("postgresql") else None
+    with open_backend(name, tmp_path_factory.mktemp(name), postgres) as found:
+        yield found
