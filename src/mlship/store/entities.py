@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -316,10 +315,13 @@ def from_row(cls: type[T], row: Any, *, depth: int = 1) -> T:
     return cls(**values)
 
 
-@cache
 def adapter(cls: type[T]) -> TypeAdapter[T]:
     """The pydantic adapter that writes ``cls`` as JSON on the server and reads it on a client."""
-    return TypeAdapter(cls)
+    found: TypeAdapter[T] = _ADAPTERS.get(cls) or _ADAPTERS.setdefault(cls, TypeAdapter(cls))
+    return found
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
 
 def to_json(value: Any) -> Any:
