@@ -226,7 +226,7 @@ def _store_parquet(frame: pl.DataFrame, workspace: Workspace) -> str:
 
 def _shown(data: SourceData) -> str:
     """How messages name a source: ``label (file or database)``, passwords masked."""
-    return f"{data.label} ({data.lineage.get('path') or data.lineage.get('url')})"
+    return f"{data.label} ({data.origin.location})"
 
 
 def _nothing_to_ingest(raw: dict[str, SourceData], method: str) -> DataError:
@@ -235,9 +235,9 @@ def _nothing_to_ingest(raw: dict[str, SourceData], method: str) -> DataError:
     if empty:
         reasons = []
         for data in empty:
-            if data.lineage["kind"] == "query":
+            if data.origin.kind == "query":
                 reason = "the query returned no rows"
-            elif data.lineage["format"] == "csv":
+            elif data.origin.format == "csv":
                 reason = "the file has a header but no data rows"
             else:
                 reason = "the file has no data rows"
@@ -418,7 +418,7 @@ def _record(
 ) -> Ingested:
     spec = loaded.spec
     summary = validation.summary()
-    summary["sources"] = [d.lineage for d in raw.values()]
+    summary["sources"] = [d.origin.to_json() for d in raw.values()]
     summary["combine"] = combine_report
     summary["undeclared"] = undeclared.as_dict()
     # Stored only once the data has passed: a failed ingest leaves no artifact behind.
