@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from mlship.data.checks import validate
-from mlship.data.profile import profile_frame
+from mlship.data.profile import profile_of
 from mlship.data.report import fmt_number, fmt_share, render_html, write_report
 from mlship.html import svg
 from mlship.spec.data import Column, TableChecks
@@ -75,16 +75,16 @@ def _validation(passed: bool = True) -> dict[str, Any]:
 
 
 def test_the_page_is_well_formed_with_one_chart_per_column() -> None:
-    profile = profile_frame(_frame())
+    profile = profile_of(_frame())
     parsed = parse_page(render_html("customers", profile, _validation()))
     charts = [tag for tag, _ in parsed.starts if tag == "svg"]
-    assert len(charts) == len(profile["columns"]) == 8
+    assert len(charts) == len(profile.columns) == 8
     cards = [attrs for tag, attrs in parsed.starts if tag == "article"]
     assert [card["id"] for card in cards] == [f"col-{i}" for i in range(8)]
 
 
 def test_the_page_references_nothing_outside_itself() -> None:
-    page = render_html("customers", profile_frame(_frame()), _validation())
+    page = render_html("customers", profile_of(_frame()), _validation())
     lowered = page.lower()
     for needle in ('src="http', 'href="http', "<script", "<link", "@import", "url("):
         assert needle not in lowered
@@ -95,7 +95,7 @@ def test_the_page_references_nothing_outside_itself() -> None:
 
 
 def test_user_values_are_escaped() -> None:
-    page = render_html(f"report {HOSTILE}", profile_frame(_frame()), _validation())
+    page = render_html(f"report {HOSTILE}", profile_of(_frame()), _validation())
     assert HOSTILE not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img" not in page
@@ -108,7 +108,7 @@ def test_user_values_are_escaped() -> None:
 
 
 def test_summary_checks_and_sources() -> None:
-    page = render_html("customers", profile_frame(_frame()), _validation(passed=False))
+    page = render_html("customers", profile_of(_frame()), _validation(passed=False))
     text = " ".join(parse_page(page).text)
     assert 'class="badge fail"' in page
     assert "1.2% of rows" in text
@@ -125,27 +125,27 @@ def test_summary_checks_and_sources() -> None:
 
 
 def test_passing_validation_gets_a_pass_badge() -> None:
-    page = render_html("customers", profile_frame(_frame()), _validation(passed=True))
+    page = render_html("customers", profile_of(_frame()), _validation(passed=True))
     assert 'class="badge pass"' in page
 
 
 def test_a_profile_alone_renders_without_validation_sections() -> None:
-    profile = profile_frame(_frame())
+    profile = profile_of(_frame())
     page = render_html("customers", profile)
     parsed = parse_page(page)
     assert 'id="checks"' not in page
     assert 'id="sources"' not in page
-    assert sum(1 for tag, _ in parsed.starts if tag == "svg") == len(profile["columns"])
+    assert sum(1 for tag, _ in parsed.starts if tag == "svg") == len(profile.columns)
 
 
 def test_an_empty_frame_still_renders() -> None:
-    profile = profile_frame(_frame().clear())
+    profile = profile_of(_frame().clear())
     parsed = parse_page(render_html("nothing", profile, _validation()))
-    assert sum(1 for tag, _ in parsed.starts if tag == "svg") == len(profile["columns"])
+    assert sum(1 for tag, _ in parsed.starts if tag == "svg") == len(profile.columns)
 
 
 def test_write_report_writes_both_files_and_no_temporary_file(tmp_path: Path) -> None:
-    profile = profile_frame(_frame())
+    profile = profile_of(_frame())
     validation = _validation()
     json_path, html_path = write_report(tmp_path / "reports", "customers", profile, validation)
     assert (json_path, html_path) == (
@@ -157,7 +157,7 @@ def test_write_report_writes_both_files_and_no_temporary_file(tmp_path: Path) ->
         "customers.json",
     ]
     document = json.loads(json_path.read_text(encoding="utf-8"))
-    assert document == {"name": "customers", "profile": profile, "validation": validation}
+    assert document == {"name": "customers", "profile": profile.to_json(), "validation": validation}
     assert html_path.read_text(encoding="utf-8") == render_html("customers", profile, validation)
     write_report(tmp_path / "reports", "customers", profile)
     assert len(list((tmp_path / "reports").iterdir())) == 2
@@ -167,7 +167,7 @@ def test_write_report_writes_both_files_and_no_temporary_file(tmp_path: Path) ->
 @pytest.mark.parametrize("name", ["", "..", "a/b", "a\\b"])
 def test_write_report_refuses_names_that_are_not_file_names(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="plain file name"):
-        write_report(tmp_path, name, profile_frame(_frame()))
+        write_report(tmp_path, name, profile_of(_frame()))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -228,7 +228,7 @@ def test_every_declared_check_is_listed_with_rows_tested_and_failed() -> None:
             "examples": [],
         }
     ]
-    page = render_html("customers", profile_frame(frame), summary)
+    page = render_html("customers", profile_of(frame), summary)
     text = " ".join(parse_page(page).text)
     assert "No checks were declared" not in text
     for check in ("min", "unique (age)", "unique (age) (exact copy)", "duplicate row"):
@@ -244,7 +244,7 @@ def test_every_declared_check_is_listed_with_rows_tested_and_failed() -> None:
 def test_a_validation_without_checks_says_so() -> None:
     page = render_html(
         "customers",
-        profile_frame(_frame()),
+        profile_of(_frame()),
         {"rows": {"in": 1, "quarantined": 0, "warned": 0, "out": 1}, "max_quarantine": 0.05},
     )
     assert "No checks were declared." in " ".join(parse_page(page).text)

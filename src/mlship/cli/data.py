@@ -21,6 +21,7 @@ from mlship.workspace import Workspace
 if TYPE_CHECKING:
     import polars as pl
 
+    from mlship.data.dataset_profile import DatasetProfile
     from mlship.store.tables import Dataset
 
 app = typer.Typer(help="Validate, profile and compare datasets.", no_args_is_help=True)
@@ -52,15 +53,17 @@ def validate_command(
     print_validation(result.validation)
 
 
-def _profile_of(workspace: Workspace, dataset: Dataset) -> dict[str, Any]:
+def _profile_of(workspace: Workspace, dataset: Dataset) -> DatasetProfile:
     import polars as pl
 
-    from mlship.data.profile import profile_frame
+    from mlship.data.dataset_profile import DatasetProfile
+    from mlship.data.profile import profile_of
 
     if dataset.profile_sha256:
-        return dict(json.loads(workspace.artifacts.get_bytes(dataset.profile_sha256)))
+        stored = json.loads(workspace.artifacts.get_bytes(dataset.profile_sha256))
+        return DatasetProfile.from_json(stored)
     frame = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
-    return profile_frame(frame)
+    return profile_of(frame)
 
 
 def _frame_of(workspace: Workspace, dataset: Dataset) -> pl.DataFrame:
@@ -95,14 +98,14 @@ def profile_command(
     output: OutputDir = None,
 ) -> None:
     """Per-column statistics as JSON and a self-contained HTML report with charts."""
-    from mlship.data.profile import profile_frame
+    from mlship.data.profile import profile_of
     from mlship.data.report import write_report
 
     workspace = Workspace.open()
     try:
         path = Path(target)
         if path.is_file():
-            name, profile = path.stem, profile_frame(_read_any(path))
+            name, profile = path.stem, profile_of(_read_any(path))
         else:
             dataset = workspace.metadata.get_dataset(target)
             name, profile = f"dataset-{dataset.data_hash[:12]}", _profile_of(workspace, dataset)
@@ -110,7 +113,7 @@ def profile_command(
     finally:
         workspace.close()
     json_path, html_path = write_report(directory, f"{name}-profile", profile)
-    out.print(f"Profiled {profile['rows']} rows × {len(profile['columns'])} columns")
+    out.print(f"Profiled {profile.rows} rows × {len(profile.columns)} columns")
     out.print(f"HTML: {html_path}\nJSON: {json_path}")
 
 
@@ -151,6 +154,8 @@ def show_command(
     ],
 ) -> None:
     """A dataset's lineage, schema, validation and statistics."""
+    from mlship.data.lineage import FileLineage, lineage_from_json
+
     workspace = Workspace.open()
     try:
         dataset = workspace.metadata.get_dataset(ref)
@@ -174,28 +179,25 @@ def show_command(
     sources = Table(title="Sources (lineage)")
     for name in ("source", "kind", "location", "rows", "sha256"):
         sources.add_column(name)
-    for source in dataset.sources:
-        location = source.get("path") or f"{source.get('url', '')} {source.get('query', '')}"
-        sources.add_row(
-            str(source.get("name", "-")),
-            str(source.get("kind", "file")),
-            str(location),
-            str(source.get("rows", "-")),
-            str(source.get("sha256", "-"))[:12],
-        )
+    for source in map(lineage_from_json, dataset.sources):
+        if isinstance(source, FileLineage):
+            location, sha256 = source.path, source.sha256[:12]
+        else:
+            location, sha256 = f"{source.url} {source.query}", "-"
+        sources.add_row(source.name, source.kind, location, str(source.rows), sha256)
     out.print(sources)
     columns = Table(title="Columns")
     for name in ("column", "type", "missing", "distinct", "mean", "min", "max"):
         columns.add_column(name)
-    for column in profile["columns"]:
+    for column in profile.columns:
         columns.add_row(
-            column["name"],
-            str(column.get("dtype", "")),
-            f"{column.get('missing_share', 0.0):.1%}",
-            str(column.get("distinct", "")),
-            _num(column.get("mean")),
-            _num(column.get("min")),
-            _num(column.get("max")),
+            column.name,
+            column.dtype,
+            f"{column.missing_share:.1%}",
+            str(column.distinct),
+            _num(column.mean),
+            _num(column.min),
+            _num(column.max),
         )
     out.print(columns)
     if dataset.validation:
@@ -228,7 +230,9 @@ def diff_command(
         a, b = workspace.metadata.get_dataset(first), workspace.metadata.get_dataset(second)
         # The index needs the values (deciles, every label), not just the stored profiles.
         stabilities = column_stabilities(_frame_of(workspace, a), _frame_of(workspace, b))
-        diff = diff_profiles(_profile_of(workspace, a), _profile_of(workspace, b), stabilities)
+        diff = diff_profiles(
+            _profile_of(workspace, a).to_json(), _profile_of(workspace, b).to_json(), stabilities
+        )
     finally:
         workspace.close()
     out.print(

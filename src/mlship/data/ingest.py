@@ -25,7 +25,7 @@ from mlship.data.duplicates import Deduplicated, resolve_duplicates
 from mlship.data.fingerprint import ingest_key, location_of
 from mlship.data.mapping import convert_units, derive_columns, rename_columns
 from mlship.data.privacy import pseudonym, pseudonymize
-from mlship.data.profile import profile_frame
+from mlship.data.profile import profile_of
 from mlship.data.report import write_report
 from mlship.data.sources import SourceData, read_source, source_sha256
 from mlship.data.tracking import ROW, SOURCE, is_provenance, provenance_column
@@ -428,7 +428,7 @@ def _record(
     report_dir = workspace.settings.home_resolved / "reports"
     quarantine_file = report_dir / f"{spec.name}-quarantine.parquet"
     summary["quarantine_path"] = str(quarantine_file) if quarantine else None
-    profile = profile_frame(validation.clean)
+    profile = profile_of(validation.clean)
     html_path = report_dir / f"{spec.name}-data.html"
     summary["report_path"] = str(html_path)
 
@@ -460,7 +460,7 @@ def _record(
     clean = validation.clean
     pandas_frame = clean.to_pandas()
     data_hash = frame_hash(pandas_frame)
-    profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile)).sha256
+    profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile.to_json())).sha256
     dataset, created = workspace.metadata.get_or_add_dataset(
         data_hash=data_hash,
         artifact_sha256=_store_parquet(clean, workspace),

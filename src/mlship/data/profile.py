@@ -1,9 +1,9 @@
-"""Dataset profiles: per-column statistics as plain JSON, and the difference of two profiles.
+"""Dataset profiles: per-column statistics, and the difference of two profiles.
 
 A profile is what a run keeps about its data once the data itself is gone: enough to show the data
 to a person (the HTML report) and to compare it with another dataset (drift) without re-reading
-either. Everything in it is plain Python (``int``, ``float``, ``str``, ``bool``, ``None``, lists,
-dicts) and every float is finite, so it survives ``json.dumps(..., allow_nan=False)``.
+either. It is a typed record (:mod:`mlship.data.dataset_profile`) whose stored JSON form holds
+only plain Python values, every float finite, so it survives ``json.dumps(..., allow_nan=False)``.
 
 How values are counted:
 
@@ -30,13 +30,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
+from mlship.data.dataset_profile import ColumnProfile, DatasetProfile, Histogram, Kind, TopValue
 from mlship.data.stability import Stability, stability
-
-Kind = Literal["numeric", "string", "boolean", "datetime", "other"]
 
 QUANTILES: dict[str, float] = {
     "p01": 0.01,
@@ -288,7 +287,7 @@ def _numeric_fields(stats: dict[str, Any]) -> dict[str, Any]:
 
 def _string_fields(stats: dict[str, Any]) -> dict[str, Any]:
     return {
-        "top": [{"value": item["value"], "count": int(item["count"])} for item in stats["top"]],
+        "top": tuple(TopValue(item["value"], int(item["count"])) for item in stats["top"]),
         "min_length": _number(stats["min_length"]),
         "max_length": _number(stats["max_length"]),
         "mean_length": _number(stats["mean_length"]),
@@ -296,19 +295,16 @@ def _string_fields(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def _kind_fields(kind: Kind, stats: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :class:`ColumnProfile` that ``kind`` fills in."""
     if kind == "numeric":
         return _numeric_fields(stats)
     if kind == "string":
         return _string_fields(stats)
     if kind == "boolean":
-        return {"true": int(stats["true"] or 0), "false": int(stats["false"] or 0)}
+        return {"true_count": int(stats["true"] or 0), "false_count": int(stats["false"] or 0)}
     if kind == "datetime":
         return {"min": _iso(stats["min"]), "max": _iso(stats["max"])}
     return {}
-
-
-def _empty_histogram() -> dict[str, list[Any]]:
-    return {"edges": [], "counts": []}
 
 
 def _column_profile(
@@ -318,29 +314,34 @@ def _column_profile(
     rows: int,
     stats: dict[str, Any],
     histogram: dict[str, list[Any]] | None,
-) -> dict[str, Any]:
+) -> ColumnProfile:
     missing = int(stats["missing"])
-    column: dict[str, Any] = {
-        "name": name,
-        "dtype": str(dtype),
-        "kind": kind,
-        "count": rows - missing,
-        "missing": missing,
-        "missing_share": missing / rows if rows else 0.0,
-        "distinct": int(stats["distinct"]) if "distinct" in stats else None,
-    }
-    column |= _kind_fields(kind, stats)
+    bins: Histogram | None = None
     if kind in ("numeric", "datetime"):
-        column["histogram"] = histogram or _empty_histogram()
-        if histogram and kind == "datetime":
-            column["histogram"] = {
-                "edges": _datetime_edges(histogram["edges"], dtype),
-                "counts": histogram["counts"],
-            }
-    return column
+        bins = Histogram((), ())
+        if histogram:
+            edges = histogram["edges"]
+            shown = _datetime_edges(edges, dtype) if kind == "datetime" else edges
+            bins = Histogram(tuple(shown), tuple(histogram["counts"]))
+    return ColumnProfile(
+        name=name,
+        dtype=str(dtype),
+        kind=kind,
+        count=rows - missing,
+        missing=missing,
+        missing_share=missing / rows if rows else 0.0,
+        distinct=int(stats["distinct"]) if "distinct" in stats else None,
+        histogram=bins,
+        **_kind_fields(kind, stats),
+    )
 
 
 def profile_frame(frame: pl.DataFrame, *, bins: int = 20, top: int = 10) -> dict[str, Any]:
+    """:func:`profile_of` as the JSON that is stored (see :mod:`mlship.data.dataset_profile`)."""
+    return profile_of(frame, bins=bins, top=top).to_json()
+
+
+def profile_of(frame: pl.DataFrame, *, bins: int = 20, top: int = 10) -> DatasetProfile:
     """Profile every column of ``frame`` (see the module docstring for what is counted how).
 
     ``bins`` is the number of histogram bins of numeric and datetime columns, ``top`` the number of
@@ -365,7 +366,7 @@ def profile_frame(frame: pl.DataFrame, *, bins: int = 20, top: int = 10) -> dict
         stats = {key[len(prefix) :]: value for key, value in flat.items() if key.startswith(prefix)}
         histogram = histograms.get(_key(index, "histogram"))
         columns.append(_column_profile(name, dtype, kinds[name], frame.height, stats, histogram))
-    return {"rows": frame.height, "columns": columns}
+    return DatasetProfile(frame.height, tuple(columns))
 
 
 # -- diff ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlship.data.dataset_profile import ColumnProfile, DatasetProfile, Histogram
 from mlship.data.profile import QUANTILES
 from mlship.html import svg
 from mlship.html.page import (
@@ -90,7 +91,7 @@ def _quarantine_tile(validation: dict[str, Any]) -> str:
     return _tile("Quarantined", fmt_number(quarantined), note + _meter(share, limit), "tile wide")
 
 
-def _summary(title: str, profile: dict[str, Any], validation: dict[str, Any] | None) -> str:
+def _summary(title: str, profile: DatasetProfile, validation: dict[str, Any] | None) -> str:
     badge = ""
     tiles: list[str] = []
     if validation is not None:
@@ -103,8 +104,8 @@ def _summary(title: str, profile: dict[str, Any], validation: dict[str, Any] | N
         tiles += [_tile("Warned", fmt_number(rows.get("warned")))]
         tiles += [_tile("Rows out", fmt_number(rows.get("out")))]
     else:
-        tiles.append(_tile("Rows", fmt_number(profile.get("rows"))))
-    tiles.append(_tile("Columns", fmt_number(len(profile.get("columns", [])))))
+        tiles.append(_tile("Rows", fmt_number(profile.rows)))
+    tiles.append(_tile("Columns", fmt_number(len(profile.columns))))
     heading = tag("div", tag("h1", esc(title)) + badge, "title-row")
     path = (validation or {}).get("quarantine_path")
     where = tag("p", "Quarantined rows: " + tag("code", esc(path)), "muted") if path else ""
@@ -307,17 +308,17 @@ def _anchor(index: int) -> str:
     return f"col-{index}"
 
 
-def _overview(columns: Sequence[dict[str, Any]]) -> str:
+def _overview(columns: Sequence[ColumnProfile]) -> str:
     headers = [("Column", ""), ("Kind", ""), ("Type", ""), ("Missing", "num"), ("Distinct", "num")]
     rows = []
     for index, column in enumerate(columns):
-        link = tag("a", esc(column["name"]), href=f"#{_anchor(index)}")
+        link = tag("a", esc(column.name), href=f"#{_anchor(index)}")
         cells = [
             tag("td", link),
-            tag("td", esc(column.get("kind", ""))),
-            tag("td", tag("code", esc(column.get("dtype", "")))),
-            tag("td", esc(fmt_share(column.get("missing_share"))), "num"),
-            tag("td", esc(fmt_number(column.get("distinct"))), "num"),
+            tag("td", esc(column.kind)),
+            tag("td", tag("code", esc(column.dtype))),
+            tag("td", esc(fmt_share(column.missing_share)), "num"),
+            tag("td", esc(fmt_number(column.distinct)), "num"),
         ]
         rows.append(tag("tr", "".join(cells)))
     return tag("section", tag("h2", "Columns") + table(headers, rows), id="overview")
@@ -331,11 +332,12 @@ def _is_unit_bins(edges: Sequence[float]) -> bool:
     )
 
 
-def _numeric_chart(column: dict[str, Any]) -> str:
-    edges, counts = column["histogram"]["edges"], column["histogram"]["counts"]
-    name = f"histogram of {column['name']}"
+def _numeric_chart(column: ColumnProfile, histogram: Histogram) -> str:
+    edges = [float(edge) for edge in histogram.edges]
+    counts = list(histogram.counts)
+    name = f"histogram of {column.name}"
     if len(edges) == 2 and edges[0] == edges[1]:
-        only = fmt_number(column.get("min"))
+        only = fmt_number(column.min)
         return svg.histogram(
             counts,
             first_label=only,
@@ -370,8 +372,8 @@ def _spans_days(edges: Sequence[str]) -> bool:
     return (last - first).total_seconds() >= 3 * 86400
 
 
-def _datetime_chart(column: dict[str, Any]) -> str:
-    edges, counts = column["histogram"]["edges"], column["histogram"]["counts"]
+def _datetime_chart(column: ColumnProfile, histogram: Histogram) -> str:
+    edges, counts = [str(edge) for edge in histogram.edges], list(histogram.counts)
     shown = [fmt_time(edge, "minute") for edge in edges]
     labels = [fmt_time(edge, "day") for edge in edges] if _spans_days(edges) else shown
     tips = [f"{shown[i]} \u2013 {shown[i + 1]}: {count:,}" for i, count in enumerate(counts)]
@@ -380,92 +382,103 @@ def _datetime_chart(column: dict[str, Any]) -> str:
         first_label=labels[0],
         last_label=labels[-1],
         tooltips=tips,
-        label=f"histogram of {column['name']}",
+        label=f"histogram of {column.name}",
     )
 
 
-def _top_chart(column: dict[str, Any]) -> str:
-    present = column.get("count") or 0
-    top = column.get("top", [])
-    if column.get("distinct") == present and present > len(top):
+def _top_chart(column: ColumnProfile) -> str:
+    present = column.count
+    top = column.top
+    if column.distinct == present and present > len(top):
         # An identifier: ten bars of one each would say less than this sentence.
         return svg.placeholder(f"all {fmt_number(present)} values are distinct")
     bars = [
         svg.Bar(
-            label=str(item["value"]),
-            value=item["count"],
-            note=f"{fmt_number(item['count'])} \u00b7 {fmt_share(item['count'] / present)}",
+            label=item.value,
+            value=item.count,
+            note=f"{fmt_number(item.count)} \u00b7 {fmt_share(item.count / present)}",
         )
         for item in top
     ]
-    return svg.bar_chart(bars, label=f"most frequent values of {column['name']}")
+    return svg.bar_chart(bars, label=f"most frequent values of {column.name}")
 
 
-def _boolean_chart(column: dict[str, Any]) -> str:
-    present = column.get("count") or 0
+def _boolean_chart(column: ColumnProfile) -> str:
+    present = column.count
     bars = [
         svg.Bar(
             label=label,
             value=count,
             note=f"{fmt_number(count)} \u00b7 {fmt_share(count / present)}",
         )
-        for label, count in (("true", column.get("true", 0)), ("false", column.get("false", 0)))
+        for label, count in (("true", column.true_count), ("false", column.false_count))
     ]
-    return svg.bar_chart(bars, label=f"true and false values of {column['name']}")
+    return svg.bar_chart(bars, label=f"true and false values of {column.name}")
 
 
-def _chart(column: dict[str, Any]) -> str:
+def _chart(column: ColumnProfile) -> str:
     """The one chart of a column card; a placeholder where there is nothing to draw."""
-    kind = column.get("kind")
-    if not column.get("count"):
+    kind = column.kind
+    histogram = column.histogram
+    if not column.count:
         return svg.placeholder("no values")
-    if kind == "numeric" and column.get("histogram", {}).get("counts"):
-        return _numeric_chart(column)
-    if kind == "datetime" and column.get("histogram", {}).get("counts"):
-        return _datetime_chart(column)
+    if kind == "numeric" and histogram is not None and histogram.counts:
+        return _numeric_chart(column, histogram)
+    if kind == "datetime" and histogram is not None and histogram.counts:
+        return _datetime_chart(column, histogram)
     if kind == "string":
         return _top_chart(column)
     if kind == "boolean":
         return _boolean_chart(column)
-    return svg.placeholder(f"no chart for {column.get('dtype', 'this type')}")
+    return svg.placeholder(f"no chart for {column.dtype or 'this type'}")
 
 
-def _stat_pairs(column: dict[str, Any]) -> list[tuple[str, str]]:
-    missing = f"{fmt_number(column.get('missing'))} ({fmt_share(column.get('missing_share'))})"
+def _stat_pairs(column: ColumnProfile) -> list[tuple[str, str]]:
+    missing = f"{fmt_number(column.missing)} ({fmt_share(column.missing_share)})"
     pairs = [
-        ("count", fmt_number(column.get("count"))),
+        ("count", fmt_number(column.count)),
         ("missing", missing),
-        ("distinct", fmt_number(column.get("distinct"))),
+        ("distinct", fmt_number(column.distinct)),
     ]
-    kind = column.get("kind")
+    kind = column.kind
     if kind == "numeric":
         pairs += [
-            (key, fmt_number(column.get(key))) for key in ("min", "max", "mean", "std", "zeros")
+            ("min", fmt_number(column.min)),
+            ("max", fmt_number(column.max)),
+            ("mean", fmt_number(column.mean)),
+            ("std", fmt_number(column.std)),
+            ("zeros", fmt_number(column.zeros)),
         ]
-        if column.get("infinite"):
-            pairs.append(("infinite", fmt_number(column["infinite"])))
+        if column.infinite:
+            pairs.append(("infinite", fmt_number(column.infinite)))
     elif kind == "string":
         pairs += [
-            (f"{key} length", fmt_number(column.get(f"{key}_length")))
-            for key in ("min", "max", "mean")
+            ("min length", fmt_number(column.min_length)),
+            ("max length", fmt_number(column.max_length)),
+            ("mean length", fmt_number(column.mean_length)),
         ]
     elif kind == "boolean":
         pairs += [
-            ("true", fmt_number(column.get("true"))),
-            ("false", fmt_number(column.get("false"))),
+            ("true", fmt_number(column.true_count)),
+            ("false", fmt_number(column.false_count)),
         ]
     elif kind == "datetime":
-        pairs += [("min", fmt_time(column.get("min"))), ("max", fmt_time(column.get("max")))]
+        pairs += [("min", fmt_time(_iso(column.min))), ("max", fmt_time(_iso(column.max)))]
     return pairs
 
 
-def _stats(column: dict[str, Any]) -> str:
+def _iso(value: object) -> str | None:
+    """A datetime column's bound as stored (ISO 8601 text)."""
+    return None if value is None else str(value)
+
+
+def _stats(column: ColumnProfile) -> str:
     items = "".join(
         tag("dt", esc(key)) + tag("dd", esc(value)) for key, value in _stat_pairs(column)
     )
     block = tag("dl", items, "stats")
-    quantiles = column.get("quantiles")
-    if column.get("kind") == "numeric" and quantiles and column.get("count"):
+    quantiles = column.quantiles
+    if column.kind == "numeric" and quantiles and column.count:
         head = "".join(tag("th", esc(label)) for label in QUANTILES)
         body = "".join(tag("td", esc(fmt_number(quantiles.get(label)))) for label in QUANTILES)
         quantiles_table = f'<table class="quantiles"><tr>{head}</tr><tr>{body}</tr></table>'
@@ -482,9 +495,9 @@ def _failed_checks(validation: dict[str, Any] | None) -> dict[str, int]:
     return failures
 
 
-def _card(index: int, column: dict[str, Any], failed_checks: int) -> str:
-    header = tag("h3", esc(column["name"])) + tag("span", esc(column.get("kind", "")), "pill kind")
-    header += tag("code", esc(column.get("dtype", "")), "dtype")
+def _card(index: int, column: ColumnProfile, failed_checks: int) -> str:
+    header = tag("h3", esc(column.name)) + tag("span", esc(column.kind), "pill kind")
+    header += tag("code", esc(column.dtype), "dtype")
     if failed_checks:
         label = f"{failed_checks} check{'s' if failed_checks > 1 else ''} failed"
         header += tag("a", tag("span", esc(label), "pill error"), href="#checks")
@@ -492,11 +505,11 @@ def _card(index: int, column: dict[str, Any], failed_checks: int) -> str:
     return tag("article", body, "card", id=_anchor(index))
 
 
-def _columns_section(profile: dict[str, Any], validation: dict[str, Any] | None) -> str:
+def _columns_section(profile: DatasetProfile, validation: dict[str, Any] | None) -> str:
     failures = _failed_checks(validation)
     cards = [
-        _card(index, column, failures.get(str(column["name"]), 0))
-        for index, column in enumerate(profile.get("columns", []))
+        _card(index, column, failures.get(column.name, 0))
+        for index, column in enumerate(profile.columns)
     ]
     return tag(
         "section", tag("h2", "Column details") + tag("div", "".join(cards), "grid"), id="columns"
@@ -507,19 +520,19 @@ def _columns_section(profile: dict[str, Any], validation: dict[str, Any] | None)
 
 
 def render_html(
-    title: str, profile: dict[str, Any], validation: dict[str, Any] | None = None
+    title: str, profile: DatasetProfile, validation: dict[str, Any] | None = None
 ) -> str:
     """One self-contained HTML page: summary, checks and sources (with a validation), then a
     table of columns and one card per column with its statistics and a chart."""
     sections = [_summary(title, profile, validation)]
     if validation is not None:
         sections += [_checks_section(validation), _sources_section(validation)]
-    columns = profile.get("columns", [])
+    columns = profile.columns
     if columns:
         sections += [_overview(columns), _columns_section(profile, validation)]
     footer = tag(
         "footer",
-        f"mlship data report \u00b7 {esc(fmt_number(profile.get('rows')))} rows \u00b7 "
+        f"mlship data report \u00b7 {esc(fmt_number(profile.rows))} rows \u00b7 "
         f"{esc(fmt_number(len(columns)))} columns",
     )
     return document(title, "".join(sections) + footer, _CSS)
@@ -528,7 +541,7 @@ def render_html(
 def write_report(
     directory: Path,
     name: str,
-    profile: dict[str, Any],
+    profile: DatasetProfile,
     validation: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<name>.json`` (profile and validation) and ``<name>.html`` into ``directory``.
@@ -537,5 +550,5 @@ def write_report(
     report. The JSON refuses NaN and infinity, which are not JSON and which a profile never holds.
     """
     check_report_name(name)
-    content = {"name": name, "profile": profile, "validation": validation}
+    content = {"name": name, "profile": profile.to_json(), "validation": validation}
     return write_report_pair(directory, name, content, render_html(name, profile, validation))
