@@ -5,12 +5,12 @@ bytes of the artifact whose sha256 is ``abcdef...`` and ``<prefix>/signatures/ab
 signature. The guarantees are the local store's, each met the object-storage way:
 
 - Atomic visibility. An object's key is its address, known only once every byte has been
-  hashed, so the bytes are hashed first: a file in a pass of its own, a stream on its way into a
-  spool (memory, or a local temporary file beyond one part). Then they go up to their final key,
-  hashed again on the way, and the upload completes only if that second hash matches. A small
-  object is one PUT, which appears whole or not at all; a large one goes up in parts, several at
-  a time as they are read (and encrypted), which S3 assembles into an object only when the
-  upload completes; a failed upload is aborted, so no reader ever sees a partial object.
+  hashed, so the bytes are hashed first: a file in a pass of its own (and refused before its
+  upload completes if it changed in between), a stream on its way into a spool (memory, or a
+  local temporary file beyond one part). A small object is one PUT, which appears whole or not
+  at all; a large one goes up in parts, several at a time as they are read (and encrypted),
+  which S3 assembles into an object only when the upload completes; a failed upload is aborted,
+  so no reader ever sees a partial object.
 - Checksum on read. The parts of a large object are fetched several at a time and decrypted and
   hashed in order as they land; the plaintext is refused unless it matches its address, with an
   error naming the bucket and key.
@@ -127,6 +127,11 @@ def make_client(settings: S3Settings, what: str = "the object storage") -> S3Cli
 
     config = Config(
         retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        # Every artifact is checked against its sha256 when read, and its transfer is signed
+        # (SigV4) or encrypted (TLS): a CRC of every request on top would only cost time, and
+        # some S3-compatible stores refuse its headers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
         connect_timeout=settings.connect_timeout,
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
         max_pool_connections=16,
@@ -250,14 +255,16 @@ class S3ArtifactStore(ArtifactStore):
             return self._put_small(sha256, data)
         part = self.multipart_threshold
         pieces = (data[start : start + part] for start in range(0, len(data), part))
-        return self._put_large(sha256, len(data), pieces, "the bytes given")
+        return self._put_large(sha256, len(data), pieces)
 
     def put_file(self, path: Path) -> ArtifactRef:
         """Store a file: hashed in a first pass (an artifact stored already is not uploaded
-        again), uploaded in a second, hashed again on the way and refused before the upload
-        completes if the file changed in between."""
+        again), read again in parts that go up as they are read. A file whose size, times or
+        inode differ after the second pass changed in between: the upload is aborted before
+        its object appears."""
         part = self.multipart_threshold
         with path.open("rb") as handle:
+            before = _identity(os.fstat(handle.fileno()))
             head = handle.read(part)
             if len(head) < part:
                 return self._put_small(hashlib.sha256(head).hexdigest(), head)
@@ -265,9 +272,17 @@ class S3ArtifactStore(ArtifactStore):
             for chunk in iter(lambda: handle.read(part), b""):
                 digest.update(chunk)
                 size += len(chunk)
+            sha256 = digest.hexdigest()
+
+            def unchanged() -> None:
+                if _identity(os.stat(path)) != before or handle.tell() != size:
+                    raise IntegrityError(
+                        f"{path} changed while it was being stored (it had {size} bytes with "
+                        f"sha256 {sha256}); nothing was stored, store it again"
+                    )
+
             handle.seek(0)
-            pieces = iter(lambda: handle.read(part), b"")
-            return self._put_large(digest.hexdigest(), size, pieces, str(path))
+            return self._put_large(sha256, size, iter(lambda: handle.read(part), b""), unchanged)
 
     def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
         """Store a stream: spooled (in memory up to a part, in a local temporary file beyond)
@@ -281,8 +296,7 @@ class S3ArtifactStore(ArtifactStore):
             spool.seek(0)
             if size < part:
                 return self._put_small(digest.hexdigest(), spool.read())
-            pieces = iter(lambda: spool.read(part), b"")
-            return self._put_large(digest.hexdigest(), size, pieces, "the spooled upload")
+            return self._put_large(digest.hexdigest(), size, iter(lambda: spool.read(part), b""))
 
     def _put_small(self, sha256: str, data: bytes) -> ArtifactRef:
         """One PUT, atomic. A plaintext object is put again rather than looked for first (the
@@ -299,30 +313,22 @@ class S3ArtifactStore(ArtifactStore):
         return ref
 
     def _put_large(
-        self, sha256: str, size: int, pieces: Iterable[bytes], source: str
+        self,
+        sha256: str,
+        size: int,
+        pieces: Iterable[bytes],
+        ready: Callable[[], None] = lambda: None,
     ) -> ArtifactRef:
+        """Upload the plaintext ``pieces`` (hashed already) to their address in parts, unless
+        stored already; ``ready`` raises to abort the upload before the object appears."""
         ref = ArtifactRef(sha256=sha256, size=size)
         if self.exists(sha256):
             self._sign(sha256)
             return ref
         self._sign(sha256, check=False)
-        again = hashlib.sha256()
-
-        def hashed() -> Iterator[bytes]:
-            for piece in pieces:
-                again.update(piece)
-                yield piece
-
-        def unchanged() -> None:
-            if again.hexdigest() != sha256:
-                raise IntegrityError(
-                    f"{source} changed while it was being stored (its sha256 was {sha256}, then "
-                    f"{again.hexdigest()}); nothing was stored, store it again"
-                )
-
         key = self.object_key(sha256)
         with self._guard(key, "writing"):
-            self._upload(key, sealed(hashed(), self.cipher if self.encrypt else None), unchanged)
+            self._upload(key, sealed(pieces, self.cipher if self.encrypt else None), ready)
         return ref
 
     def _upload(self, key: str, stream: Iterable[bytes], ready: Callable[[], None]) -> None:
@@ -641,6 +647,11 @@ class S3ArtifactStore(ArtifactStore):
             if error is None:
                 raise
             raise error from None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written to or replaced: its inode, size and times."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 class _Replaced(Exception):
