@@ -31,6 +31,7 @@ import hashlib
 import io
 import itertools
 import os
+import queue
 import re
 import secrets
 import tempfile
@@ -247,7 +248,7 @@ class S3ArtifactStore(ArtifactStore):
             finally:
                 self.client.delete_object(Bucket=bucket, Key=key)
 
-    # Writing: hashed first, then uploaded to the address, re-hashed on the way up.
+    # Writing: hashed first, then uploaded to the address (in parts, several at a time).
 
     def put_bytes(self, data: bytes) -> ArtifactRef:
         sha256 = hashlib.sha256(data).hexdigest()
@@ -467,11 +468,10 @@ class S3ArtifactStore(ArtifactStore):
         head = next(pieces, b"")  # a missing object is reported as missing, before its signature
         if self.signer is not None:
             self.check_signature(sha256)
-        digest, plain = hashlib.sha256(), []
-        for chunk in self._opened(itertools.chain([head], pieces), sha256, self.url(key)):
-            digest.update(chunk)
-            plain.append(chunk)
-        check_checksum(digest.hexdigest(), sha256, self.url(key))
+        plain, actual = _held_and_hashed(
+            self._opened(itertools.chain([head], pieces), sha256, self.url(key))
+        )
+        check_checksum(actual, sha256, self.url(key))
         return plain[0] if len(plain) == 1 else b"".join(plain)
 
     def _plaintext(self, key: str, sha256: str) -> Iterator[bytes]:
@@ -647,6 +647,33 @@ class S3ArtifactStore(ArtifactStore):
             if error is None:
                 raise
             raise error from None
+
+
+def _held_and_hashed(chunks: Iterator[bytes]) -> tuple[list[bytes], str]:
+    """The chunks, and the sha256 of them all. From the second chunk on, the hashing runs on a
+    thread of its own (hashlib lets go of the GIL), beside the decryption and the download
+    that produce the next chunks, instead of after them."""
+    held = list(itertools.islice(chunks, 1))
+    digest = hashlib.sha256(held[0] if held else b"")
+    second = next(chunks, None)
+    if second is None:
+        return held, digest.hexdigest()
+    waiting: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def hash_all() -> None:
+        while (chunk := waiting.get()) is not None:
+            digest.update(chunk)
+
+    hasher = threading.Thread(target=hash_all, name="mlship-s3-hash", daemon=True)
+    hasher.start()
+    try:
+        for chunk in itertools.chain([second], chunks):
+            waiting.put(chunk)
+            held.append(chunk)
+    finally:
+        waiting.put(None)
+        hasher.join()
+    return held, digest.hexdigest()
 
 
 def _identity(stat: os.stat_result) -> tuple[int, ...]:
