@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +51,22 @@ def _secret(output: str) -> str:
 
 @contextmanager
 def team_server(
-    root: Path, database_url: str, *, tls: tuple[Path, Path] | None = None
+    root: Path,
+    database_url: str,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Team]:
     """Bootstrap the first admin on the server's host, start the server (over HTTPS with
-    ``tls``, a certificate and its key), and let the admin add the rest of :data:`TEAM`."""
+    ``tls``, a certificate and its key; with the settings ``env`` adds), and let the admin add
+    the rest of :data:`TEAM`."""
     home = root / "server"
     # The server keeps its artifacts encrypted at rest; clients never see a key.
     server_env = {
         "MLSHIP_DATABASE_URL": database_url,
         "MLSHIP_USER": "ops",
         "MLSHIP_ENCRYPT_ARTIFACTS": "true",
+        **(env or {}),
     }
     invoke_cli("users", "add", "admin", "--role", "admin", home=home, env=server_env)
     tokens = {

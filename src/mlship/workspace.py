@@ -118,37 +118,13 @@ class Workspace:
             return RemoteArtifactStore(self.remote)
         settings = self.settings
         if settings.artifact_url is not None:
-            return self._object_store(settings.artifact_url)
+            from mlship.store.s3 import S3ArtifactStore
+
+            return S3ArtifactStore.from_settings(settings, self.sealing.cipher, signer=self.signer)
         from mlship.store.artifacts import LocalArtifactStore
 
         return LocalArtifactStore(
             settings.artifact_root_resolved,
-            self.sealing.cipher,
-            signer=self.signer,
-            encrypt=settings.encrypt_artifacts,
-            allow_plaintext=not settings.refuse_plaintext_artifacts,
-        )
-
-    def _object_store(self, url: str) -> ArtifactStore:
-        """The artifact store in S3-compatible storage at ``url`` (``s3://bucket/prefix``),
-        signing and encrypting like the local one."""
-        from mlship.store.s3 import S3ArtifactStore, S3Location, S3Settings, make_client
-
-        settings = self.settings
-        location = S3Location.parse(url)
-        secret = settings.s3_secret_access_key
-        client = make_client(
-            S3Settings(
-                endpoint_url=settings.s3_endpoint_url,
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=secret.get_secret_value() if secret else None,
-                region=settings.s3_region,
-            ),
-            f"the artifact store {location}",
-        )
-        return S3ArtifactStore(
-            location,
-            client,
             self.sealing.cipher,
             signer=self.signer,
             encrypt=settings.encrypt_artifacts,

@@ -114,17 +114,18 @@ def sign_all() -> None:
     is reported and left as it is."""
     from mlship.security.store_signing import sign_all as sign_everything
     from mlship.store.artifacts import LocalArtifactStore
+    from mlship.store.s3 import S3ArtifactStore
     from mlship.workspace import Workspace
 
     workspace = Workspace.open()
     try:
         if workspace.remote is not None:
             raise MlshipError(
-                "`mlship keys sign-all` signs a local artifact store; run it on the tracking "
-                "server's host (without MLSHIP_URL)"
+                "`mlship keys sign-all` signs the artifact store itself, a directory or a "
+                "bucket; run it on the tracking server's host (without MLSHIP_URL)"
             )
         store = workspace.artifacts
-        assert isinstance(store, LocalArtifactStore)
+        assert isinstance(store, LocalArtifactStore | S3ArtifactStore)
         with _progress("Sign with") as observer:
             done = sign_everything(store, observer)
     finally:

@@ -50,6 +50,7 @@ def quickstart(
     try:
         result = run_spec(spec_path, workspace)
         home = workspace.settings.home_resolved
+        bucket = workspace.settings.artifact_url
     finally:
         workspace.close()
 
@@ -60,7 +61,10 @@ def quickstart(
     body = json.dumps({"records": [record]}, default=str)
     mlship = _program()
     out.rule("Next")
-    out.print(f"Metadata and artifacts are in {home}")
+    if bucket is None:
+        out.print(f"Metadata and artifacts are in {home}")
+    else:
+        out.print(f"Metadata is in {home}, artifacts in {bucket}")
     out.print("Score a file:", style="bold")
     out.print(f"  {mlship} predict {ref} {new_rows} -o predictions.csv", soft_wrap=True)
     out.print("Serve it over HTTP:", style="bold")

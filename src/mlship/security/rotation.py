@@ -1,11 +1,12 @@
 """Key rotation: every artifact moved under the current key, older keys retired only after.
 
 A rotation first saves the keyring with a new current key (the old ones kept for reading), then
-re-encrypts the artifacts one file at a time, each atomically (temp file, fsync, rename), so an
-interrupted rotation leaves every file readable under one of the keyring's keys. Running it again
-resumes: a keyring that still holds older keys means the last rotation did not finish, so no new
-key is made, and files already under the current key are skipped. Only when a final count finds
-no file under any other key are the older keys dropped from the keyring.
+re-encrypts the artifacts one file at a time, each atomically (temp file, fsync, rename; in a
+bucket, a new version of the object that replaces the old one whole when its upload completes),
+so an interrupted rotation leaves every file readable under one of the keyring's keys. Running it
+again resumes: a keyring that still holds older keys means the last rotation did not finish, so
+no new key is made, and files already under the current key are skipped. Only when a final count
+finds no file under any other key are the older keys dropped from the keyring.
 
 The walk covers the log parts under ``home`` (prediction logs and labels, ``store/parts.py``)
 as well as the artifacts. Moving plaintext files (stored before encryption was turned on) is the
@@ -34,11 +35,12 @@ from mlship.security.keyring import (
 )
 from mlship.security.progress import RotationObserver
 from mlship.security.store_signing import unsigned_count
-from mlship.store.artifacts import LocalArtifactStore
+from mlship.store.artifacts import LocalArtifactStore, MaintainedStore
 from mlship.store.parts import LogParts
 
 if TYPE_CHECKING:
     from mlship.config import Settings
+    from mlship.crypto.encryption import ArtifactCipher
 
 __all__ = [
     "DAMAGED",
@@ -47,6 +49,7 @@ __all__ = [
     "RotationObserver",
     "census",
     "encrypt_all",
+    "maintained_store",
     "rotate",
 ]
 
@@ -86,7 +89,7 @@ def census(settings: Settings) -> Census:
     """The keys of the workspace and the artifacts under each (read-only: no key is created)."""
     keyring = load_keyring(settings)
     cipher = artifact_cipher(settings) if keyring is not None else None
-    store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
+    store = maintained_store(settings, cipher)
     files = _count(store, settings)
     unsigned, artifacts = unsigned_count(store)
     if keyring is None:
@@ -95,14 +98,23 @@ def census(settings: Settings) -> Census:
     return Census(keyring.current_id, ids, files, keyring.source, unsigned, artifacts)
 
 
-def _sealed(
-    store: LocalArtifactStore, settings: Settings
-) -> tuple[LocalArtifactStore | LogParts, ...]:
+def maintained_store(settings: Settings, cipher: ArtifactCipher | None) -> MaintainedStore:
+    """The workspace's artifact store as the maintenance walks see it: with no signer (they
+    hand no artifact out) and reading plaintext (encrypt-all must), in a directory or a
+    bucket."""
+    if settings.artifact_url is not None:
+        from mlship.store.s3 import S3ArtifactStore
+
+        return S3ArtifactStore.from_settings(settings, cipher, signer=None, allow_plaintext=True)
+    return LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
+
+
+def _sealed(store: MaintainedStore, settings: Settings) -> tuple[MaintainedStore | LogParts, ...]:
     """What key maintenance walks: the artifact store and the log parts beside it."""
     return (store, LogParts(settings.home_resolved, store.cipher))
 
 
-def _count(store: LocalArtifactStore, settings: Settings) -> Counter[str | None]:
+def _count(store: MaintainedStore, settings: Settings) -> Counter[str | None]:
     """Artifacts and log parts by the id of their key; None counts plaintext, DAMAGED
     unreadable headers."""
     files: Counter[str | None] = Counter()
@@ -164,7 +176,7 @@ def encrypt_all(settings: Settings, observer: RotationObserver | None = None) ->
 def _move_all(settings: Settings, observer: RotationObserver, *, new_key: bool) -> Moved:
     cipher = artifact_cipher(settings)
     assert cipher is not None  # encryption is on, so the keyring exists
-    store = LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
+    store = maintained_store(settings, cipher)
     current = cipher.current_id
     done = Moved(key=current, new_key=new_key)
     files = [(holder, name) for holder in _sealed(store, settings) for name in holder.addresses()]

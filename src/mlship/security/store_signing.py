@@ -15,7 +15,7 @@ from mlship.errors import MlshipError
 from mlship.security.progress import RotationObserver
 
 if TYPE_CHECKING:
-    from mlship.store.artifacts import LocalArtifactStore
+    from mlship.store.artifacts import MaintainedStore
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Signed:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def sign_all(store: LocalArtifactStore, observer: RotationObserver | None = None) -> Signed:
+def sign_all(store: MaintainedStore, observer: RotationObserver | None = None) -> Signed:
     """Sign every stored artifact that has no signature yet, after checking its checksum."""
     observer = observer or RotationObserver()
     done = Signed()
@@ -48,7 +48,8 @@ def sign_all(store: LocalArtifactStore, observer: RotationObserver | None = None
     return done
 
 
-def unsigned_count(store: LocalArtifactStore) -> tuple[int, int]:
-    """How many stored artifacts have no signature file, and how many are stored in all."""
+def unsigned_count(store: MaintainedStore) -> tuple[int, int]:
+    """How many stored artifacts have no signature, and how many are stored in all."""
     addresses = list(store.addresses())
-    return sum(store.signature_of(a) is None for a in addresses), len(addresses)
+    signed = store.signed_addresses()
+    return sum(a not in signed for a in addresses), len(addresses)

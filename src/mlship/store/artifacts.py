@@ -93,6 +93,35 @@ class ArtifactStore(Protocol):
             return self.put_chunks(iter(lambda: handle.read(_CHUNK), b""))
 
 
+class MaintainedStore(Protocol):
+    """A store the key-maintenance walks (rotation, encrypt-all, sign-all, status) go through:
+    its artifacts listed, their key ids read, each re-encrypted or signed in place, atomically.
+    The local store and object storage implement it; a tracking server's store is maintained on
+    the server's host."""
+
+    cipher: ArtifactCipher | None
+
+    def addresses(self) -> Iterator[str]:
+        """The address of every stored artifact."""
+        ...
+
+    def signed_addresses(self) -> set[str]:
+        """The addresses that have a signature (valid or not)."""
+        ...
+
+    def key_id(self, sha256: str) -> str | None:
+        """The id of the key the artifact is encrypted under; None when it is plaintext."""
+        ...
+
+    def reencrypt(self, sha256: str) -> None:
+        """Rewrite the artifact under the cipher's current key, checked, atomically."""
+        ...
+
+    def sign_existing(self, sha256: str) -> bool:
+        """Sign an unsigned artifact after checking its checksum; False when it is signed."""
+        ...
+
+
 def check_address(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise ValueError(f"not a sha256 address: {sha256!r}")
@@ -310,6 +339,10 @@ class LocalArtifactStore(ArtifactStore):
                 if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
                     yield name
 
+    def signed_addresses(self) -> set[str]:
+        """The addresses that have a signature."""
+        return {sha256 for sha256 in self.addresses() if self.signature_of(sha256) is not None}
+
     def key_id(self, sha256: str) -> str | None:
         """The id of the key the artifact is encrypted under; None when it is plaintext."""
         with self.path_for(sha256).open("rb") as handle:
@@ -390,14 +423,20 @@ def read_plaintext(
         yield from cipher.decrypt(handle, what)
         return
     if not allow_plaintext:
-        raise IntegrityError(
-            f"{what} ({where}) is not encrypted and plaintext artifacts are "
-            "refused (refuse_plaintext_artifacts); `mlship keys encrypt-all` encrypts "
-            "files stored before encryption was turned on"
-        )
+        raise plaintext_refused(what, where)
     if whole:  # a fresh read sizes its buffer from what is left: one allocation, no copy
         handle.seek(0)
         yield handle.read()
         return
     yield head
     yield from iter(lambda: handle.read(_CHUNK), b"")
+
+
+def plaintext_refused(what: str, where: str) -> IntegrityError:
+    """The error for a stored object that is not encrypted, read by a store that refuses
+    plaintext; ``what`` names the artifact and ``where`` the object."""
+    return IntegrityError(
+        f"{what} ({where}) is not encrypted and plaintext artifacts are "
+        "refused (refuse_plaintext_artifacts); `mlship keys encrypt-all` encrypts "
+        "files stored before encryption was turned on"
+    )

@@ -4,15 +4,22 @@ The layout is the local store's under a key prefix: ``<prefix>/objects/ab/cdef..
 bytes of the artifact whose sha256 is ``abcdef...`` and ``<prefix>/signatures/ab/cdef...`` its
 signature. The guarantees are the local store's, each met the object-storage way:
 
-- Atomic visibility. The address is only known once every byte has been hashed, so the (sealed)
-  bytes are spooled (in memory, or in a local temporary file beyond the multipart threshold)
-  and uploaded to their final key afterwards. A PUT appears whole or not at all; a large file goes
-  up in parts, which S3 only assembles into an object when the upload completes, and a failed
-  upload is aborted, so no reader ever sees a partial object.
-- Checksum on read. The plaintext is re-hashed and refused unless it matches its address, with
-  an error naming the bucket and key.
+- Atomic visibility. An object's key is its address, known only once every byte has been
+  hashed, so the bytes are hashed first: a file in a pass of its own (and refused before its
+  upload completes if it changed in between), a stream on its way into a spool (memory, or a
+  local temporary file beyond one part). A small object is one PUT, which appears whole or not
+  at all; a large one goes up in parts, several at a time as they are read (and encrypted),
+  which S3 assembles into an object only when the upload completes; a failed upload is aborted,
+  so no reader ever sees a partial object.
+- Checksum on read. The parts of a large object are fetched several at a time and decrypted and
+  hashed in order as they land; the plaintext is refused unless it matches its address, with an
+  error naming the bucket and key.
 - Encryption and signatures through the same steps as the local store (``store/artifacts.py``):
   the signature is written before the object, so no crash leaves an unsigned object behind.
+- Key maintenance (rotation, encrypt-all, sign-all, status) walks the bucket like a directory:
+  an object is re-encrypted by streaming it down and up again to its own key, where the new
+  version replaces the old one whole, so an interrupted rotation leaves every object readable
+  under the old key or the new one.
 - Transient failures (throttling, 5xx, dropped connections) are retried by botocore's standard
   retry mode; what is left becomes a :class:`~mlship.errors.StorageError` or
   :class:`~mlship.errors.ConfigError` that names the bucket, the key and what to do.
@@ -22,23 +29,29 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
+import queue
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mlship.errors import ConfigError, MlshipError, NotFoundError, StorageError
+from mlship.crypto.encryption import HEADER_SIZE, MAGIC, no_key_error, read_header
+from mlship.errors import ConfigError, IntegrityError, MlshipError, NotFoundError, StorageError
 from mlship.store.artifacts import (
     ArtifactRef,
     ArtifactStore,
     check_address,
     check_checksum,
-    read_plaintext,
+    plaintext_refused,
     sealed,
     stored_signature,
     verify_stored,
@@ -47,15 +60,18 @@ from mlship.store.artifacts import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from mlship.config import Settings
     from mlship.crypto.encryption import ArtifactCipher
     from mlship.crypto.signatures import Signer
 
 _WORKERS = 8
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_READ_PART = 16 << 20
-"""Reads ask for this much first (all of most artifacts), then for the rest in parts this size."""
-MULTIPART_THRESHOLD = 64 << 20
-"""Files above this size go up (and come down) in parts of this size, several at a time."""
+_MIN_PART = 5 << 20
+"""The smallest part S3 accepts (but for the last one)."""
+_SEGMENT_READ = 1 << 16
+MULTIPART_THRESHOLD = 16 << 20
+"""Objects of this size or more go up (and come down) in parts of about this size, several at a
+time; smaller ones in one request."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,11 @@ def make_client(settings: S3Settings, what: str = "the object storage") -> S3Cli
 
     config = Config(
         retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        # Every artifact is checked against its sha256 when read, and its transfer is signed
+        # (SigV4) or encrypted (TLS): a CRC of every request on top would only cost time, and
+        # some S3-compatible stores refuse its headers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
         connect_timeout=settings.connect_timeout,
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
         max_pool_connections=16,
@@ -135,7 +156,11 @@ def make_client(settings: S3Settings, what: str = "the object storage") -> S3Cli
 
 class S3ArtifactStore(ArtifactStore):
     """Artifacts as objects under ``location``, signed by ``signer`` and encrypted when given a
-    cipher, like :class:`~mlship.store.artifacts.LocalArtifactStore` (same arguments)."""
+    cipher, like :class:`~mlship.store.artifacts.LocalArtifactStore` (same arguments).
+
+    Objects of ``multipart_threshold`` bytes or more travel in parts of that size, several at
+    a time. Like the local store, this one also serves the key-maintenance walks (rotation,
+    encrypt-all, sign-all, status), which build it with no signer."""
 
     def __init__(
         self,
@@ -148,8 +173,8 @@ class S3ArtifactStore(ArtifactStore):
         allow_plaintext: bool = True,
         multipart_threshold: int = MULTIPART_THRESHOLD,
     ) -> None:
-        from boto3.s3.transfer import TransferConfig
-
+        if multipart_threshold < _MIN_PART:
+            raise ValueError(f"parts are at least {_MIN_PART} bytes (S3's smallest part)")
         self.multipart_threshold = multipart_threshold
         self.location = location
         self.client = client
@@ -157,10 +182,43 @@ class S3ArtifactStore(ArtifactStore):
         self.signer = signer
         self.encrypt = encrypt and cipher is not None
         self.allow_plaintext = allow_plaintext
-        self.transfer = TransferConfig(
-            multipart_threshold=multipart_threshold,
-            multipart_chunksize=multipart_threshold,
-            max_concurrency=_WORKERS,
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        cipher: ArtifactCipher | None,
+        *,
+        signer: Signer | None,
+        allow_plaintext: bool | None = None,
+    ) -> S3ArtifactStore:
+        """The store at ``settings.artifact_url``, reached with the ``s3_*`` settings (else the
+        standard ``AWS_*`` ones), encrypting new artifacts when ``encrypt_artifacts`` is on and
+        refusing plaintext as ``refuse_plaintext_artifacts`` says, unless ``allow_plaintext``
+        says otherwise (the walk that encrypts plaintext must read it)."""
+        assert settings.artifact_url is not None
+        location = S3Location.parse(settings.artifact_url)
+        secret = settings.s3_secret_access_key
+        client = make_client(
+            S3Settings(
+                endpoint_url=settings.s3_endpoint_url,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=secret.get_secret_value() if secret else None,
+                region=settings.s3_region,
+            ),
+            f"the artifact store {location}",
+        )
+        return cls(
+            location,
+            client,
+            cipher,
+            signer=signer,
+            encrypt=settings.encrypt_artifacts,
+            allow_plaintext=(
+                not settings.refuse_plaintext_artifacts
+                if allow_plaintext is None
+                else allow_plaintext
+            ),
         )
 
     def object_key(self, sha256: str) -> str:
@@ -190,37 +248,146 @@ class S3ArtifactStore(ArtifactStore):
             finally:
                 self.client.delete_object(Bucket=bucket, Key=key)
 
-    def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
-        digest, size = hashlib.sha256(), 0
+    # Writing: hashed first, then uploaded to the address (in parts, several at a time).
 
-        def plain() -> Iterator[bytes]:
-            nonlocal size
+    def put_bytes(self, data: bytes) -> ArtifactRef:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if len(data) < self.multipart_threshold:
+            return self._put_small(sha256, data)
+        part = self.multipart_threshold
+        pieces = (data[start : start + part] for start in range(0, len(data), part))
+        return self._put_large(sha256, len(data), pieces)
+
+    def put_file(self, path: Path) -> ArtifactRef:
+        """Store a file: hashed in a first pass (an artifact stored already is not uploaded
+        again), read again in parts that go up as they are read. A file whose size, times or
+        inode differ after the second pass changed in between: the upload is aborted before
+        its object appears."""
+        part = self.multipart_threshold
+        with path.open("rb") as handle:
+            before = _identity(os.fstat(handle.fileno()))
+            head = handle.read(part)
+            if len(head) < part:
+                return self._put_small(hashlib.sha256(head).hexdigest(), head)
+            digest, size = hashlib.sha256(head), len(head)
+            for chunk in iter(lambda: handle.read(part), b""):
+                digest.update(chunk)
+                size += len(chunk)
+            sha256 = digest.hexdigest()
+
+            def unchanged() -> None:
+                if _identity(os.stat(path)) != before or handle.tell() != size:
+                    raise IntegrityError(
+                        f"{path} changed while it was being stored (it had {size} bytes with "
+                        f"sha256 {sha256}); nothing was stored, store it again"
+                    )
+
+            handle.seek(0)
+            return self._put_large(sha256, size, iter(lambda: handle.read(part), b""), unchanged)
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> ArtifactRef:
+        """Store a stream: spooled (in memory up to a part, in a local temporary file beyond)
+        while it is hashed, since its address, the key it goes to, is known only at its end."""
+        digest, size, part = hashlib.sha256(), 0, self.multipart_threshold
+        with tempfile.SpooledTemporaryFile(max_size=part) as spool:
             for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
-                yield chunk
+                spool.write(chunk)
+            spool.seek(0)
+            if size < part:
+                return self._put_small(digest.hexdigest(), spool.read())
+            return self._put_large(digest.hexdigest(), size, iter(lambda: spool.read(part), b""))
 
-        # In memory up to the multipart threshold, in a temporary file beyond it.
-        with tempfile.SpooledTemporaryFile(max_size=self.multipart_threshold) as spool:
-            for piece in sealed(plain(), self.cipher if self.encrypt else None):
-                spool.write(piece)
-            length = spool.tell()
-            sha256 = digest.hexdigest()
-            if self.exists(sha256):  # stored already: only its signature may be missing
-                self._sign(sha256)
-            else:
-                self._sign(sha256, check=False)  # before the object: no crash leaves it unsigned
-                spool.seek(0)
-                self._upload(self.object_key(sha256), spool, length)
-        return ArtifactRef(sha256=sha256, size=size)
-
-    def _upload(self, key: str, spool: IO[bytes], length: int) -> None:
-        bucket = self.location.bucket
+    def _put_small(self, sha256: str, data: bytes) -> ArtifactRef:
+        """One PUT, atomic. A plaintext object is put again rather than looked for first (the
+        same bytes, one request less); an encrypted one is left alone when stored already."""
+        ref = ArtifactRef(sha256=sha256, size=len(data))
+        if self.encrypt and self.exists(sha256):
+            self._sign(sha256)  # stored already: only its signature may be missing
+            return ref
+        self._sign(sha256, check=False)  # before the object: no crash leaves it unsigned
+        body = b"".join(sealed([data], self.cipher)) if self.encrypt else data
+        key = self.object_key(sha256)
         with self._guard(key, "writing"):
-            if length < self.multipart_threshold:  # one PUT: atomic
-                self.client.put_object(Bucket=bucket, Key=key, Body=spool.read())
-            else:  # in parts, which S3 shows only once the upload completes; aborted on failure
-                self.client.upload_fileobj(spool, bucket, key, Config=self.transfer)
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body)
+        return ref
+
+    def _put_large(
+        self,
+        sha256: str,
+        size: int,
+        pieces: Iterable[bytes],
+        ready: Callable[[], None] = lambda: None,
+    ) -> ArtifactRef:
+        """Upload the plaintext ``pieces`` (hashed already) to their address in parts, unless
+        stored already; ``ready`` raises to abort the upload before the object appears."""
+        ref = ArtifactRef(sha256=sha256, size=size)
+        if self.exists(sha256):
+            self._sign(sha256)
+            return ref
+        self._sign(sha256, check=False)
+        key = self.object_key(sha256)
+        with self._guard(key, "writing"):
+            self._upload(key, sealed(pieces, self.cipher if self.encrypt else None), ready)
+        return ref
+
+    def _upload(self, key: str, stream: Iterable[bytes], ready: Callable[[], None]) -> None:
+        """Put ``stream`` at ``key``: one PUT when it fits in a part, else a multipart upload
+        whose parts go up as they fill, several at a time (at most as many held in memory as
+        there are workers). ``ready`` runs once the stream is consumed and before the object
+        appears: it raises to abort. S3 shows a multipart object only when the upload
+        completes, and a failed one is aborted, so no reader ever sees part of it."""
+        bucket, parts = self.location.bucket, _parts(stream, self.multipart_threshold)
+        first = next(parts, b"")
+        second = next(parts, None)
+        if second is None:
+            ready()
+            self.client.put_object(Bucket=bucket, Key=key, Body=first)
+            return
+        upload = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        try:
+            tags = self._upload_parts(key, upload, itertools.chain([first, second], parts))
+            ready()
+            self.client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={
+                    "Parts": [{"ETag": tag, "PartNumber": n} for n, tag in enumerate(tags, 1)]
+                },
+            )
+        except BaseException:
+            with suppress(Exception):  # the upload's own failure is the one to report
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise
+
+    def _upload_parts(self, key: str, upload: str, parts: Iterator[bytes]) -> list[str]:
+        """The ETags of ``parts`` uploaded as parts 1, 2... of ``upload``, in parallel."""
+        bucket = self.location.bucket
+        slots = threading.BoundedSemaphore(_WORKERS + 1)
+        failed = threading.Event()
+
+        def send(number: int, body: bytes) -> str:
+            try:
+                answer = self.client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body
+                )
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                slots.release()
+            return answer["ETag"]
+
+        sent: list[Future[str]] = []
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for number, body in enumerate(parts, 1):
+                slots.acquire()
+                if failed.is_set():
+                    break
+                sent.append(pool.submit(send, number, body))
+            return [future.result() for future in sent]
 
     def _sign(self, sha256: str, *, check: bool = True) -> None:
         """Store the signature of ``sha256``; ``check`` first reads the one stored, to leave a
@@ -228,14 +395,15 @@ class S3ArtifactStore(ArtifactStore):
         if self.signer is None:
             return
         signature = stored_signature(self.signer, sha256)
-        if not check or self._signature_of(sha256) != signature:
+        if not check or self.signature_of(sha256) != signature:
             key = self.signature_key(sha256)
             with self._guard(key, "writing"):
                 self.client.put_object(
                     Bucket=self.location.bucket, Key=key, Body=signature.encode("ascii") + b"\n"
                 )
 
-    def _signature_of(self, sha256: str) -> str | None:
+    def signature_of(self, sha256: str) -> str | None:
+        """The stored signature of ``sha256``, or None when it has none."""
         key = self.signature_key(sha256)
         data = self._read(key, missing_ok=True)
         if data is None:
@@ -244,6 +412,29 @@ class S3ArtifactStore(ArtifactStore):
             return data.decode("ascii").strip() or None
         except UnicodeDecodeError:
             return None
+
+    def check_signature(self, sha256: str) -> None:
+        """Raise IntegrityError unless the workspace's key signed ``sha256``."""
+        if self.signer is None:
+            raise ValueError("checking signatures needs a signer")
+        signature = self.signature_of(sha256)
+        verify_stored(self.signer, sha256, signature, self.url(self.signature_key(sha256)))
+
+    def sign_existing(self, sha256: str) -> bool:
+        """Sign an artifact stored before signing, after checking its bytes against its address;
+        False when it is signed already. A signature that does not verify is never replaced (a
+        forged object is not signed away): it raises IntegrityError."""
+        if self.signature_of(sha256) is not None:
+            self.check_signature(sha256)
+            return False
+        key = self.object_key(sha256)
+        digest = hashlib.sha256()
+        with self._guard(key, "reading"):
+            for chunk in self._plaintext(key, sha256):
+                digest.update(chunk)
+        check_checksum(digest.hexdigest(), sha256, self.url(key))
+        self._sign(sha256, check=False)
+        return True
 
     def exists(self, sha256: str) -> bool:
         key = self.object_key(sha256)
@@ -256,81 +447,130 @@ class S3ArtifactStore(ArtifactStore):
                 raise
         return True
 
+    # Reading: parts fetched in parallel, decrypted and hashed in order as they land.
+
     def get_bytes(self, sha256: str) -> bytes:
         key = self.object_key(sha256)
-        stored = self._read(key, missing_ok=False, transfer=True)
-        assert stored is not None
-        if self.signer is not None:
-            signature = self._signature_of(sha256)
-            verify_stored(self.signer, sha256, signature, self.url(self.signature_key(sha256)))
-        where = self.url(key)
-        digest = hashlib.sha256()
-        parts = []
-        for chunk in read_plaintext(
-            io.BytesIO(stored),
-            self.cipher,
-            what=f"artifact {sha256}",
-            where=where,
-            allow_plaintext=self.allow_plaintext,
-            whole=True,
-        ):
-            digest.update(chunk)
-            parts.append(chunk)
-        check_checksum(digest.hexdigest(), sha256, where)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _read(self, key: str, *, missing_ok: bool, transfer: bool = False) -> bytes | None:
-        """The bytes of the object at ``key`` (None when it is missing and ``missing_ok``);
-        ``transfer`` fetches a large object in parts, several at a time."""
-        with self._guard(key, "reading"):
+        for attempt in range(2):
             try:
-                if transfer:
-                    return self._fetch(key)
-                response = self.client.get_object(Bucket=self.location.bucket, Key=key)
-                body: bytes = response["Body"].read()
-                return body
-            except Exception as exc:
-                if _status(exc) == 404 and _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                    if missing_ok:
-                        return None
-                    raise NotFoundError(
-                        f"artifact {self.url(key)} is missing from {self.location}"
+                with self._guard(key, "reading"):
+                    return self._get(sha256, key)
+            except _Replaced:
+                if attempt:
+                    raise StorageError(
+                        f"artifact {self.url(key)} was replaced twice while it was being read "
+                        "(a key rotation under way?); run the command again"
                     ) from None
-                raise
+        raise AssertionError("unreachable")
 
-    def _fetch(self, key: str) -> bytes:
-        """The object at ``key``: a small one in a single request (its first part), a large one
-        in parts fetched in parallel, each pinned to the first part's ETag so that an object
-        replaced meanwhile fails the read rather than mixing two versions."""
-        bucket, part = self.location.bucket, min(_READ_PART, self.multipart_threshold)
+    def _get(self, sha256: str, key: str) -> bytes:
+        pieces = self._stream(key)
+        head = next(pieces, b"")  # a missing object is reported as missing, before its signature
+        if self.signer is not None:
+            self.check_signature(sha256)
+        plain, actual = _held_and_hashed(
+            self._opened(itertools.chain([head], pieces), sha256, self.url(key))
+        )
+        check_checksum(actual, sha256, self.url(key))
+        return plain[0] if len(plain) == 1 else b"".join(plain)
+
+    def _plaintext(self, key: str, sha256: str) -> Iterator[bytes]:
+        """The plaintext of the object at ``key``, streamed, not yet checked against its
+        address."""
+        return self._opened(self._stream(key), sha256, self.url(key))
+
+    def _opened(self, pieces: Iterator[bytes], sha256: str, where: str) -> Iterator[bytes]:
+        """The plaintext of the stored bytes ``pieces``: decrypted when they start with the
+        encryption header, else passed through unless plaintext is refused."""
+        what = f"artifact {sha256}"
+        head = next(pieces, b"")
+        if head.startswith(MAGIC):
+            if self.cipher is None:
+                raise no_key_error(io.BytesIO(head), what)
+            reader = io.BufferedReader(_Joined(itertools.chain([head], pieces)), _SEGMENT_READ)
+            yield from self.cipher.decrypt(reader, what)
+            return
+        if not self.allow_plaintext:
+            raise plaintext_refused(what, where)
+        yield head
+        yield from pieces
+
+    def _stream(self, key: str) -> Iterator[bytes]:
+        """The bytes of the object at ``key`` in order: the first part in one request (all of
+        most artifacts), the rest fetched several at a time, each pinned to the first part's
+        ETag so that an object replaced meanwhile raises :class:`_Replaced` rather than mixing
+        two versions. A missing object raises NotFoundError."""
+        bucket, part = self.location.bucket, self.multipart_threshold
         try:
             first = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{part - 1}")
         except Exception as exc:
             if _status(exc) == 416:  # an empty object has no byte 0
-                return b""
+                return
+            self._missing(exc, key)
             raise
         head: bytes = first["Body"].read()
+        yield head
         total = int(first.get("ContentRange", f"/{len(head)}").rsplit("/", 1)[1])
         if total <= len(head):
-            return head
+            return
         etag = first["ETag"]
-        buffer = bytearray(total)
-        buffer[: len(head)] = head
 
-        def fetch(start: int) -> None:
+        def fetch(start: int) -> bytes:
             end = min(start + part, total) - 1
-            response = self.client.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag
-            )
-            buffer[start : end + 1] = response["Body"].read()
+            try:
+                answer = self.client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag
+                )
+            except Exception as exc:
+                if _status(exc) == 412:
+                    raise _Replaced(key) from None
+                raise
+            body: bytes = answer["Body"].read()
+            return body
 
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            list(pool.map(fetch, range(len(head), total, part)))
-        return bytes(buffer)
+        starts = iter(range(len(head), total, part))
+        pool = ThreadPoolExecutor(max_workers=_WORKERS)
+        try:
+            ahead = deque(pool.submit(fetch, start) for start in itertools.islice(starts, _WORKERS))
+            while ahead:
+                body = ahead.popleft().result()
+                for start in itertools.islice(starts, 1):
+                    ahead.append(pool.submit(fetch, start))
+                yield body
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, key: str, *, missing_ok: bool) -> bytes | None:
+        """The bytes of the (small) object at ``key``; None when it is missing and
+        ``missing_ok``, else NotFoundError."""
+        with self._guard(key, "reading"):
+            try:
+                response = self.client.get_object(Bucket=self.location.bucket, Key=key)
+            except Exception as exc:
+                if missing_ok and _is_missing(exc):
+                    return None
+                self._missing(exc, key)
+                raise
+            body: bytes = response["Body"].read()
+            return body
+
+    def _missing(self, exc: BaseException, key: str) -> None:
+        """Raise NotFoundError naming ``key`` when ``exc`` says it does not exist."""
+        if _is_missing(exc):
+            raise NotFoundError(f"artifact {self.url(key)} is missing from {self.location}")
+
+    # Key maintenance: what a rotation, an encrypt-all and a status walk over.
 
     def addresses(self) -> Iterator[str]:
         """The address of every stored artifact."""
-        prefix = self.location.key("objects/")
+        yield from self._listed("objects/")
+
+    def signed_addresses(self) -> set[str]:
+        """The addresses that have a signature object (one listing, not a request each)."""
+        return set(self._listed("signatures/"))
+
+    def _listed(self, folder: str) -> Iterator[str]:
+        prefix = self.location.key(folder)
         paginator = self.client.get_paginator("list_objects_v2")
         with self._guard(prefix, "listing"):
             for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
@@ -338,6 +578,55 @@ class S3ArtifactStore(ArtifactStore):
                     name = entry["Key"][len(prefix) :].replace("/", "")
                     if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
                         yield name
+
+    def key_id(self, sha256: str) -> str | None:
+        """The id of the key the artifact is encrypted under; None when it is plaintext (its
+        header alone is fetched)."""
+        key = self.object_key(sha256)
+        with self._guard(key, "reading"):
+            try:
+                answer = self.client.get_object(
+                    Bucket=self.location.bucket, Key=key, Range=f"bytes=0-{HEADER_SIZE - 1}"
+                )
+            except Exception as exc:
+                if _status(exc) == 416:
+                    return None
+                self._missing(exc, key)
+                raise
+            head: bytes = answer["Body"].read()
+        header = read_header(head, f"artifact {sha256}")
+        return header.key_id if header is not None else None
+
+    def reencrypt(self, sha256: str) -> None:
+        """Rewrite one artifact under the cipher's current key: streamed down, decrypted (or
+        read as plaintext), checked against its address, encrypted and streamed up to the same
+        key, where the new object replaces the old one whole only once every part is up and
+        the checksum matched. An object that fails any check is left as it was."""
+        if self.cipher is None:
+            raise ValueError("re-encrypting needs a cipher")
+        key = self.object_key(sha256)
+        digest = hashlib.sha256()
+
+        def checked() -> Iterator[bytes]:
+            for chunk in self._plaintext(key, sha256):
+                digest.update(chunk)
+                yield chunk
+
+        def intact() -> None:  # before the object is replaced: a corrupt one is not laundered
+            check_checksum(digest.hexdigest(), sha256, self.url(key))
+
+        for attempt in range(2):
+            try:
+                with self._guard(key, "re-encrypting"):
+                    self._upload(key, self.cipher.encrypt(checked()), intact)
+                return
+            except _Replaced:
+                if attempt:
+                    raise StorageError(
+                        f"artifact {self.url(key)} was replaced twice while it was being "
+                        "re-encrypted; run the command again"
+                    ) from None
+                digest = hashlib.sha256()
 
     def delete(self, sha256: str) -> None:
         """Remove an artifact and its signature (a missing one is not an error)."""
@@ -358,6 +647,89 @@ class S3ArtifactStore(ArtifactStore):
             if error is None:
                 raise
             raise error from None
+
+
+def _held_and_hashed(chunks: Iterator[bytes]) -> tuple[list[bytes], str]:
+    """The chunks, and the sha256 of them all. From the second chunk on, the hashing runs on a
+    thread of its own (hashlib lets go of the GIL), beside the decryption and the download
+    that produce the next chunks, instead of after them."""
+    held = list(itertools.islice(chunks, 1))
+    digest = hashlib.sha256(held[0] if held else b"")
+    second = next(chunks, None)
+    if second is None:
+        return held, digest.hexdigest()
+    waiting: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def hash_all() -> None:
+        while (chunk := waiting.get()) is not None:
+            digest.update(chunk)
+
+    hasher = threading.Thread(target=hash_all, name="mlship-s3-hash", daemon=True)
+    hasher.start()
+    try:
+        for chunk in itertools.chain([second], chunks):
+            waiting.put(chunk)
+            held.append(chunk)
+    finally:
+        waiting.put(None)
+        hasher.join()
+    return held, digest.hexdigest()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written to or replaced: its inode, size and times."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+class _Replaced(Exception):
+    """The object changed between the requests of one read (replaced by a rotation, or by a
+    put of the same bytes under another encryption); the read starts again."""
+
+
+def _parts(stream: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """``stream`` regrouped in parts of at least ``size`` bytes (the last one shorter): S3 wants
+    every part but the last to be 5 MiB or more, not all the same size, so a chunk of ``size``
+    passes through uncopied and smaller ones are joined once."""
+    held: list[bytes] = []
+    count = 0
+    for chunk in stream:
+        if not held and len(chunk) >= size:
+            yield chunk
+            continue
+        held.append(chunk)
+        count += len(chunk)
+        if count >= size:
+            yield b"".join(held)
+            held, count = [], 0
+    if held:
+        yield b"".join(held)
+
+
+class _Joined(io.RawIOBase):
+    """A stream over chunks of bytes as they come, for the decryption, which reads a file."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._view = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._view:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._view = memoryview(chunk)
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), len(self._view))
+        target[:count] = self._view[:count]
+        self._view = self._view[count:]
+        return count
+
+
+def _is_missing(exc: BaseException) -> bool:
+    return _status(exc) == 404 and _code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 def describe_failure(  # noqa: PLR0911 - one answer per kind of failure
