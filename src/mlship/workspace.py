@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlship.config import Settings, load_settings
 
 if TYPE_CHECKING:
     import optuna
+    from mypy_boto3_s3 import S3Client
 
     from mlship.monitor.history import AlertHistory
     from mlship.registry.lifecycle import Registry
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.audit_log import AuditLog
+    from mlship.store.logstore import LogStore
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
     from mlship.store.tables import ModelVersion
@@ -129,23 +131,25 @@ class Workspace:
             allow_plaintext=not settings.refuse_plaintext_artifacts,
         )
 
+    @cached_property
+    def logs(self) -> LogStore:
+        """Where the prediction logs and labels live: beside the artifacts, so that every
+        replica and every machine using this workspace writes to and reads from one place (the
+        server's, the object storage's, or ``home`` for a local workspace)."""
+        if self.remote is not None:
+            from mlship.remote.logparts import RemoteLogStore
+
+            return RemoteLogStore(self.remote)
+        return local_logs(self.settings)
+
     def _object_store(self, url: str) -> ArtifactStore:
         """The artifact store in S3-compatible storage at ``url`` (``s3://bucket/prefix``),
         signing and encrypting like the local one."""
-        from mlship.store.s3 import S3ArtifactStore, S3Location, S3Settings, make_client
+        from mlship.store.s3 import S3ArtifactStore, S3Location
 
         settings = self.settings
         location = S3Location.parse(url)
-        secret = settings.s3_secret_access_key
-        client = make_client(
-            S3Settings(
-                endpoint_url=settings.s3_endpoint_url,
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=secret.get_secret_value() if secret else None,
-                region=settings.s3_region,
-            ),
-            f"the artifact store {location}",
-        )
+        client = s3_client(settings, location)
         return S3ArtifactStore(
             location,
             client,
@@ -239,3 +243,34 @@ class Workspace:
             self.remote.close()
         elif "metadata" in self.__dict__:
             self.metadata.engine.dispose()
+
+
+def s3_client(settings: Settings, location: Any) -> S3Client:
+    """The client of the object storage at ``location`` (an ``S3Location``), as configured."""
+    from mlship.store.s3 import S3Settings, make_client
+
+    secret = settings.s3_secret_access_key
+    return make_client(
+        S3Settings(
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            region=settings.s3_region,
+        ),
+        f"the artifact store {location}",
+    )
+
+
+def local_logs(settings: Settings) -> LogStore:
+    """The log store of a workspace without a server: the artifacts' object storage when they
+    are in one, else ``home`` (``predictions/``, ``feedback/``). A server of a bundle, which
+    has no workspace open, uses it too."""
+    if settings.artifact_url is not None:
+        from mlship.store.s3 import S3Location
+        from mlship.store.s3logs import S3LogStore
+
+        location = S3Location.parse(settings.artifact_url)
+        return S3LogStore(location, s3_client(settings, location))
+    from mlship.store.logstore import LocalLogStore
+
+    return LocalLogStore(settings.home_resolved)
