@@ -52,15 +52,6 @@ class Compacted:
     """Parts a stopped compaction had merged already, deleted now."""
 
 
-class _Sequence:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def next(self) -> int:
-        self.value += 1
-        return self.value
-
-
 def compact(
     store: LogStore,
     sealing: Sealing = PLAIN,
@@ -76,11 +67,7 @@ def compact(
     are deleted (the moment a crash leaves duplicates that readers drop).
     """
     names = list(logs) if logs is not None else [*prediction_logs(store), FEEDBACK]
-    sequence = _Sequence()
-    return [
-        _compact_log(store, log, sealing, small_rows, target_rows, sequence, written)
-        for log in names
-    ]
+    return [_compact_log(store, log, sealing, small_rows, target_rows, written) for log in names]
 
 
 def _compact_log(
@@ -89,7 +76,6 @@ def _compact_log(
     sealing: Sealing,
     small_rows: int,
     target_rows: int,
-    sequence: _Sequence,
     written: Callable[[str], None] | None,
 ) -> Compacted:
     loaded = load_all(store, [log], sealing)
@@ -101,8 +87,7 @@ def _compact_log(
     small = [(item, rows) for item, rows in small if rows < small_rows]
     merged = parts_written = rows_written = 0
     for group in _groups(small, target_rows):
-        at_ns = max(item.part.written_ns for item in group)
-        name = _merged_name(part_name(sequence.next(), at_ns=at_ns))
+        name = part_name(max(item.part.written_ns for item in group), tag="m")
         table = _merge(log, group)
         store.put(log, name, sealed_part(table, sealing))
         if written is not None:
@@ -112,12 +97,6 @@ def _compact_log(
         parts_written += 1
         rows_written += table.num_rows
     return Compacted(log, merged, parts_written, rows_written, len(leftovers))
-
-
-def _merged_name(name: str) -> str:
-    """``part-<time>-<host>-<pid>-<seq>.parquet`` with an ``m`` before the sequence."""
-    head, _, tail = name.rpartition("-")
-    return f"{head}-m{tail}"
 
 
 def _rows(item: LoadedPart) -> int:

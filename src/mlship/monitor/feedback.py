@@ -119,7 +119,6 @@ class FeedbackStore:
     def __init__(self, target: Path | LogTarget, sealing: Sealing = PLAIN) -> None:
         self.target = LogTarget.of(target)
         self.sealing = sealing
-        self._sequence = 0
 
     def append(self, labels: Sequence[Label], source: str) -> int:
         """Store ``labels`` (already checked) as one part; how many were stored."""
@@ -136,8 +135,7 @@ class FeedbackStore:
             ],
             schema=SCHEMA,
         )
-        self._sequence += 1
-        name = part_name(self._sequence)
+        name = part_name()
         try:
             self.target.store.put(self.target.log, name, sealed_part(table, self.sealing))
         except OSError as exc:

@@ -105,7 +105,6 @@ class PredictionLog:
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._sequence = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,8 +165,7 @@ class PredictionLog:
         if not rows:
             return 0
         with self._write_lock:
-            self._sequence += 1
-            name = part_name(self._sequence)
+            name = part_name()
             try:
                 self.target.store.put(self.target.log, name, _part(rows, self.sealing))
             except OSError as exc:

@@ -22,6 +22,7 @@ with the writer's and reader's keys, so no store ever sees a log in the clear.
 from __future__ import annotations
 
 import abc
+import itertools
 import os
 import re
 import socket
@@ -71,11 +72,16 @@ def part_time_ns(name: str) -> int:
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 
 
-def part_name(sequence: int, at_ns: int | None = None) -> str:
+_SEQUENCE = itertools.count(1)
+"""Parts this process has named, whichever log they are of."""
+
+
+def part_name(at_ns: int | None = None, *, tag: str = "") -> str:
     """A new part's name, unique across hosts, processes and this process's parts: written at
-    ``at_ns`` (now by default), by this host and process, ``sequence``-th of the process."""
+    ``at_ns`` (now by default), by this host and process, with the process's next sequence
+    number (after ``tag``, which marks parts of another kind, such as merged ones)."""
     at = time.time_ns() if at_ns is None else at_ns
-    return f"part-{at:019d}-{_HOST}-{os.getpid()}-{sequence:06d}.parquet"
+    return f"part-{at:019d}-{_HOST}-{os.getpid()}-{tag}{next(_SEQUENCE):06d}.parquet"
 
 
 @dataclass(frozen=True, order=True)
