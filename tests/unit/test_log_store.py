@@ -34,7 +34,7 @@ from mlship.store.logstore import (
     check_log,
     part_name,
 )
-from mlship.store.s3 import S3Location, make_client
+from mlship.store.s3 import S3Location, S3Settings, make_client
 from mlship.store.s3logs import S3LogStore
 from tests.backends import Backend, open_backend
 from tests.objectstore import ObjectStore
@@ -268,10 +268,18 @@ def test_the_server_refuses_bad_names_and_viewers_writing(tracking: Backend) -> 
 def test_a_store_that_refuses_keeps_the_rows_waiting_and_says_where(
     object_store: ObjectStore,
 ) -> None:
-    location = S3Location("no-such-bucket-for-logs", "p")
-    store = S3LogStore(location, make_client(object_store.settings(max_attempts=1)))
+    location = S3Location(object_store.bucket, "refused")
+    wrong = S3Settings(object_store.endpoint, object_store.access_key, "not-the-secret")
+    store = S3LogStore(location, make_client(wrong))
     log = PredictionLog(LogTarget(store, "predictions/churn"), "churn", flush_rows=1)
-    log.append(_entry("r1"))
+    log.append(_entry("r1"))  # a flush that fails, in the caller: it must not raise
     assert log.waiting == 1 and log.written == 0 and log.failure is not None
-    assert log.failure.startswith("the prediction log at s3://no-such-bucket-for-logs/p/")
-    assert "no bucket 'no-such-bucket-for-logs'" in log.failure
+    said = log.failure
+    assert said.startswith(f"the prediction log at s3://{object_store.bucket}/refused/")
+    assert "refused the credentials" in said and "AWS_SECRET_ACCESS_KEY" in said
+    log.target = LogTarget(
+        S3LogStore(location, make_client(object_store.settings())), log.target.log
+    )
+    log.append(_entry("r2"))  # the store takes writes again: everything that waited is written
+    assert log.failure is None and log.waiting == 0
+    assert read_log(log.target).column("request_id").to_pylist() == ["r1", "r2"]
