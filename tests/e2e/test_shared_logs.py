@@ -56,7 +56,7 @@ def test_two_replicas_on_shared_storage_are_monitored_as_one(
             _answer(first.base, f"a-{i}", 2)
         for i in range(SECOND):
             _answer(second.base, f"b-{i}", 3)
-        labels = [{"request_id": f"a-{i}", "label": "no"} for i in range(3)]
+        labels: list[dict[str, Any]] = [{"request_id": f"a-{i}", "label": "no"} for i in range(3)]
         labels.append({"request_id": "b-0", "row": 2, "label": "yes"})
         stored = httpx.post(f"{second.base}/feedback", json={"feedback": labels})
         assert stored.status_code == 200 and stored.json() == {"stored": 4}, stored.text
