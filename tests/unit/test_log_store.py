@@ -283,3 +283,43 @@ def test_a_store_that_refuses_keeps_the_rows_waiting_and_says_where(
     log.append(_entry("r2"))  # the store takes writes again: everything that waited is written
     assert log.failure is None and log.waiting == 0
     assert read_log(log.target).column("request_id").to_pylist() == ["r1", "r2"]
+
+
+_NAMES = st.text(alphabet=st.sampled_from("abcz09._-/%\\: \x00é"), min_size=0, max_size=30)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(log=_NAMES, name=_NAMES)
+def test_the_server_answers_any_names_with_a_4xx_or_a_stored_part(
+    tracking: Backend, log: str, name: str
+) -> None:
+    import httpx
+
+    assert tracking.server is not None and tracking.server_home is not None
+    headers = {"Authorization": f"Bearer {tracking.admin_token}"}
+    url = f"{tracking.server.base}/api/v1/logs/{log}/parts/{name}"
+    try:
+        answer = httpx.put(url, content=b"x", headers=headers, timeout=30)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        return  # the client refuses to send it
+    assert answer.status_code < 500, answer.text
+    if answer.status_code < 300:
+        check_log(log)
+        assert answer.json()["name"] == name
+    home = tracking.server_home.resolve()
+    strays = [p for p in home.parent.rglob("part-*") if not p.is_relative_to(home)]
+    assert not strays
+
+
+def test_a_server_that_cannot_be_reached_keeps_the_rows_waiting(tmp_path: Path) -> None:
+    from mlship.remote.client import Client
+    from mlship.remote.logparts import RemoteLogStore
+    from tests.serving import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    store = RemoteLogStore(Client(url, "mls_token", timeout=5))
+    log = PredictionLog(LogTarget(store, "predictions/churn"), "churn", flush_rows=1)
+    log.append(_entry("r1"))
+    assert log.waiting == 1 and log.failure is not None
+    assert log.failure.startswith(f"the prediction log at {url} (predictions/churn)")
+    assert f"cannot reach the mlship server at {url}" in log.failure
