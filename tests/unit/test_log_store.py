@@ -226,6 +226,16 @@ def test_a_process_killed_between_writing_and_deleting_loses_and_doubles_nothing
     assert _figures(store, log) == before
 
 
+def test_a_folder_of_any_name_holds_a_deployment_log(tmp_path: Path) -> None:
+    folder = tmp_path / "our logs (2026)"
+    log = PredictionLog(folder, "churn", flush_rows=1)
+    log.append(_entry("r1"))
+    log.close()
+    assert log.failure is None and log.where == str(folder)
+    assert [p.parent for p in tmp_path.rglob("part-*.parquet")] == [folder]
+    assert read_log(folder).column("request_id").to_pylist() == ["r1"]
+
+
 def test_bad_names_never_reach_a_path(tmp_path: Path) -> None:
     store = LocalLogStore(tmp_path / "home")
     for bad in ("../escape", "predictions/../../x", "/abs", "a//b", "", "a/b/c/d", "p/.."):

@@ -27,7 +27,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -149,8 +149,8 @@ class LocalLogStore(LogStore):
     @classmethod
     def for_directory(cls, directory: Path) -> tuple[LocalLogStore, str]:
         """The store and log name of a log kept in ``directory`` (a deployment's
-        ``log.directory``, or a folder a test picks)."""
-        return cls(directory.parent), check_log(directory.name)
+        ``log.directory``, whatever its name)."""
+        return FolderLogStore(directory), FolderLogStore.LOG
 
     @property
     def where(self) -> str:
@@ -196,12 +196,26 @@ class LocalLogStore(LogStore):
         return self.directory(part.log) / check_part(part.name)
 
 
-def all_parts(
-    store: LogStore, logs: Sequence[str], since: datetime | None = None
-) -> Iterator[PartRef]:
-    """The parts of every log in ``logs``, log by log."""
-    for log in logs:
-        yield from store.parts(log, since)
+class FolderLogStore(LocalLogStore):
+    """One log in a folder of its own, named by whoever chose it (``log.directory`` in a
+    deployment file): its parts are ``<folder>/part-....parquet``."""
+
+    LOG = "log"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder.parent)
+        self.folder = folder
+
+    @property
+    def where(self) -> str:
+        return str(self.folder)
+
+    def directory(self, log: str) -> Path:
+        check_log(log)
+        return self.folder
+
+    def logs(self, under: str) -> list[str]:
+        return [self.LOG]
 
 
 def prediction_logs(store: LogStore) -> list[str]:
