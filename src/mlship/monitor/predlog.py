@@ -170,10 +170,14 @@ class PredictionLog:
                 self.target.store.put(self.target.log, name, _part(rows, self.sealing))
             except OSError as exc:
                 directory = self.target.directory
-                if not is_storage_failure(exc) or directory is None:
+                if directory is not None and not is_storage_failure(exc):
                     raise
-                place = Place("the prediction log", directory, move=_MOVE)
-                self._keep(rows, place.describe(exc))
+                failure = (
+                    Place("the prediction log", directory, move=_MOVE).describe(exc)
+                    if directory is not None
+                    else f"the prediction log at {self.where} cannot be written: {exc}"
+                )
+                self._keep(rows, failure)
                 return 0
             except MlshipError as exc:  # object storage or a server: the message says what
                 self._keep(rows, f"the prediction log at {self.where} cannot be written: {exc}")
