@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.audit_log import AuditLog
+    from mlship.store.logstore import LogStore
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
     from mlship.store.tables import ModelVersion
@@ -131,6 +132,17 @@ class Workspace:
             allow_plaintext=not settings.refuse_plaintext_artifacts,
         )
 
+    @cached_property
+    def logs(self) -> LogStore:
+        """Where the prediction logs and labels live: beside the artifacts, so that every
+        replica and every machine using this workspace writes to and reads from one place (the
+        server's, the object storage's, or ``home`` for a local workspace)."""
+        if self.remote is not None:
+            from mlship.remote.logparts import RemoteLogStore
+
+            return RemoteLogStore(self.remote)
+        return local_logs(self.settings)
+
     def check_writable(self) -> None:
         """Write, sync, rename and delete a small file in the artifact store and in ``reports/``,
         so a read-only, full or refused store stops a command before it spends time on work it
@@ -215,3 +227,18 @@ class Workspace:
             self.remote.close()
         elif "metadata" in self.__dict__:
             self.metadata.engine.dispose()
+
+
+def local_logs(settings: Settings) -> LogStore:
+    """The log store of a workspace without a server: the artifacts' object storage when they
+    are in one, else ``home`` (``predictions/``, ``feedback/``). A server of a bundle, which
+    has no workspace open, uses it too."""
+    if settings.artifact_url is not None:
+        from mlship.store.s3 import S3Location, client_from_settings
+        from mlship.store.s3logs import S3LogStore
+
+        location = S3Location.parse(settings.artifact_url)
+        return S3LogStore(location, client_from_settings(settings, location))
+    from mlship.store.logstore import LocalLogStore
+
+    return LocalLogStore(settings.home_resolved)

@@ -47,9 +47,10 @@ def signature(reference: Reference) -> Signature:
 def write_log(
     home: Path,
     rows: Sequence[tuple[str, datetime, int, str, dict[str, Any], Any]],
-    name: str = "part-1-1-000001.parquet",
+    name: str = f"part-{int(NOW.timestamp() * 1e9)}-1-000001.parquet",
 ) -> None:
-    """A log part: (request id, time, version, role, record, prediction) per row."""
+    """A log part: (request id, time, version, role, record, prediction) per row, named (like
+    every part) by a time no earlier than its rows'."""
     directory = home / "predictions" / "churn-1"
     directory.mkdir(parents=True, exist_ok=True)
     table = pa.table(

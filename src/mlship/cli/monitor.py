@@ -183,26 +183,58 @@ def feedback(
     ] = None,
 ) -> None:
     """Store true labels of earlier answers, for performance monitoring."""
-    from mlship.monitor.feedback import FeedbackStore, feedback_directory
+    from mlship.monitor.feedback import FeedbackStore, feedback_log
     from mlship.monitor.labels_file import read_labels_file
     from mlship.train.signature import Signature
 
     workspace = Workspace.open()
     try:
-        home = workspace.settings.home_resolved
 
         def signature_of(name: str) -> Signature:
             return Signature.from_dict(workspace.metadata.get_version(name).signature)
 
         sealing = workspace.sealing
-        grouped = read_labels_file(path, home, signature_of, model, sealing)
+        grouped = read_labels_file(path, workspace.logs, signature_of, model, sealing)
+        store = FeedbackStore(feedback_log(workspace.logs), sealing)
+        labels = [label for items in grouped.values() for label in items]
+        stored = store.append(labels, f"file:{path.name}")
     finally:
         workspace.close()
-    store = FeedbackStore(feedback_directory(home), sealing)
-    labels = [label for items in grouped.values() for label in items]
-    stored = store.append(labels, f"file:{path.name}")
     per_model = ", ".join(f"{name} {len(items)}" for name, items in sorted(grouped.items()))
-    out.print(f"Stored {stored} labels from {path} ({per_model}) in {store.directory}")
+    out.print(f"Stored {stored} labels from {path} ({per_model}) in {store.where}")
+
+
+@app.command("compact")
+def compact(
+    small_rows: Annotated[
+        int, typer.Option("--small-rows", help="Merge parts with fewer rows than this.", min=1)
+    ] = 20_000,
+    target_rows: Annotated[
+        int, typer.Option("--target-rows", help="Rows a merged part holds at most.", min=2)
+    ] = 200_000,
+) -> None:
+    """Merge the small parts of the prediction logs and labels into big ones (run one at a time)."""
+    from mlship.monitor.compaction import compact as compact_logs
+
+    workspace = Workspace.open()
+    try:
+        where = workspace.logs.where
+        done = compact_logs(
+            workspace.logs, workspace.sealing, small_rows=small_rows, target_rows=target_rows
+        )
+    finally:
+        workspace.close()
+    table = Table(title=f"Compaction of the logs in {where}")
+    for name in ("log", "parts merged", "into", "rows", "leftovers removed"):
+        table.add_column(name)
+    for item in done:
+        table.add_row(
+            item.log, str(item.merged), str(item.written), str(item.rows), str(item.leftovers)
+        )
+    out.print(table)
+    merged = sum(item.merged for item in done)
+    written = sum(item.written for item in done)
+    out.print(f"Merged {merged} parts into {written} in {len(done)} logs")
 
 
 RulesOption = Annotated[Path, typer.Option("--rules", "-r", help="Alert rules (YAML).")]

@@ -150,33 +150,29 @@ def predict(
     from mlship.data.sources import read_rows
     from mlship.monitor.predlog import PredictionLog
     from mlship.store.artifacts import atomic_write
+    from mlship.store.logstore import PREDICTIONS, LogTarget
 
     in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)
-    workspace = Workspace.open()
+    workspace = Workspace.open()  # open while the log is written: it may be the server's
     try:
         model = workspace.load_model(resolve_version(workspace, ref))
-        home = workspace.settings.home_resolved
-        sealing = workspace.sealing
+        started = time.perf_counter()
+        data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
+        raw = data.frame.to_pandas()
+        lines = data.places().to_list() if data.unit == "line" else None
+        target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
+        log = PredictionLog(target, "batch", sealing=workspace.sealing) if prediction_log else None
+        batch_id = f"batch-{uuid.uuid4().hex}"
+        try:
+            result = score_frame(
+                model, raw, str(input_path), in_format == "csv", lines=lines,
+                chunk_rows=chunk_rows, log=log, batch_id=batch_id,
+            )  # fmt: skip
+        finally:
+            if log is not None:
+                log.close()  # what was scored is logged even when a later step fails
     finally:
         workspace.close()
-    started = time.perf_counter()
-    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
-    raw = data.frame.to_pandas()
-    lines = data.places().to_list() if data.unit == "line" else None
-    log = (
-        PredictionLog(home / "predictions" / "batch", "batch", sealing=sealing)
-        if prediction_log
-        else None
-    )
-    batch_id = f"batch-{uuid.uuid4().hex}"
-    try:
-        result = score_frame(
-            model, raw, str(input_path), in_format == "csv", lines=lines, chunk_rows=chunk_rows,
-            log=log, batch_id=batch_id,
-        )  # fmt: skip
-    finally:
-        if log is not None:
-            log.close()  # what was scored is logged even when a later step fails
     buffer = io.BytesIO()
     if out_format == "csv":
         result.to_csv(buffer, index=False)
@@ -191,4 +187,4 @@ def predict(
             f"{len(result)} rows scored are not in the prediction log"
         )
     elif log is not None:
-        out.print(f"Prediction log: {log.directory} ({batch_id})")
+        out.print(f"Prediction log: {log.where} ({batch_id})")

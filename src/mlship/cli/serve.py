@@ -80,8 +80,8 @@ def serve(
         )
         url = f"{scheme}://{host}:{port}"
         out.print(f"Serving {built.summary} on {url}  (docs: {url}/docs)")
-        if built.log_directory is not None:
-            out.print(f"Prediction log: {built.log_directory}")
+        if built.log_place is not None:
+            out.print(f"Prediction log: {built.log_place}")
         uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         if workspace is not None:
@@ -98,7 +98,7 @@ def _serve_workers(
     tls: UvicornTls,
     limits: tuple[float | None, int | None],
 ) -> None:
-    """Several uvicorn worker processes on one socket, sharing metrics and the log directory."""
+    """Several uvicorn worker processes on one socket, sharing metrics and the log."""
     import os
     import tempfile
 
@@ -110,9 +110,10 @@ def _serve_workers(
         PREDICTION_LOG,
         TARGET,
         deployment_for,
+        log_place,
     )
 
-    deployment_for(target)  # a bad deployment file fails here, once, not in every worker
+    deployment = deployment_for(target)  # a bad deployment file fails here, not in every worker
     with tempfile.TemporaryDirectory(prefix="mlship-metrics-") as metrics:
         os.environ.update(
             {
@@ -126,6 +127,9 @@ def _serve_workers(
         )
         scheme = "https" if tls else "http"
         out.print(f"Serving {target} with {workers} workers on {scheme}://{host}:{port}")
+        place = log_place(deployment) if prediction_log else None
+        if place is not None:
+            out.print(f"Prediction log: {place}")
         uvicorn.run(
             "mlship.serve.factory:app_from_environment",
             factory=True,

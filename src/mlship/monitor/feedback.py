@@ -2,9 +2,10 @@
 
 A label names the prediction it belongs to by the request id the server answered with (and the
 record's index within that request, 0 for one-record requests). Labels are kept as Parquet parts
-in ``<home>/feedback/``, one part per call, written to a temporary file, synced and renamed: once
-``POST /feedback`` or ``mlship monitor feedback`` says a label is stored, it is on disk. A later
-label for the same record replaces the earlier one (the newest part wins).
+in the ``feedback`` log of the workspace's log store (``<home>/feedback/``, the artifacts' object
+storage or the tracking server: ``store/logstore.py``), one part per call, visible whole or not at
+all: once ``POST /feedback`` or ``mlship monitor feedback`` says a label is stored, it is stored.
+A later label for the same record replaces the earlier one (the one received last wins).
 
 Labels are checked against the model's signature before anything is written: a class label must
 be one of the model's classes, a regression label a finite number, and every problem names the
@@ -14,8 +15,6 @@ item (``feedback[3].label``) or the file row that holds it.
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +24,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from mlship.errors import DataError
-from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources, write_part
+from mlship.errors import DataError, StorageError
+from mlship.store.failures import Place, is_storage_failure
+from mlship.store.logread import load_parts, scan_sources
+from mlship.store.logstore import FEEDBACK, LogStore, LogTarget, part_name
+from mlship.store.parts import PLAIN, Sealing, sealed_part
 from mlship.train.signature import Signature
 
 SCHEMA = pa.schema(
@@ -49,7 +51,12 @@ class Label:
 
 
 def feedback_directory(home: Path) -> Path:
-    return home / "feedback"
+    return home / FEEDBACK
+
+
+def feedback_log(store: LogStore) -> LogTarget:
+    """The log of labels in ``store``."""
+    return LogTarget(store, FEEDBACK)
 
 
 def check_label(value: Any, signature: Signature, where: str) -> Any:
@@ -107,12 +114,11 @@ def check_labels(
 
 
 class FeedbackStore:
-    """Labels in ``directory`` as Parquet parts."""
+    """Labels as Parquet parts of ``target`` (a log of a store, or a directory)."""
 
-    def __init__(self, directory: Path, sealing: Sealing = PLAIN) -> None:
-        self.directory = directory
+    def __init__(self, target: Path | LogTarget, sealing: Sealing = PLAIN) -> None:
+        self.target = LogTarget.of(target)
         self.sealing = sealing
-        self._sequence = 0
 
     def append(self, labels: Sequence[Label], source: str) -> int:
         """Store ``labels`` (already checked) as one part; how many were stored."""
@@ -129,28 +135,39 @@ class FeedbackStore:
             ],
             schema=SCHEMA,
         )
-        self._sequence += 1
-        name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.parquet"
-        write_part(self.directory / name, table, self.sealing)
+        name = part_name()
+        try:
+            self.target.store.put(self.target.log, name, sealed_part(table, self.sealing))
+        except OSError as exc:
+            directory = self.target.directory
+            if not is_storage_failure(exc) or directory is None:
+                raise
+            place = Place("the labels' folder", directory, "MLSHIP_HOME")
+            raise StorageError(place.describe(exc)) from None
         return len(labels)
 
-    def parts(self) -> list[Path]:
-        return sorted(self.directory.glob(PART_GLOB))
+    @property
+    def where(self) -> str:
+        """The log's folder, or its place in object storage or on a server."""
+        return self.target.where
 
 
-def read_labels(directory: Path, sealing: Sealing = PLAIN) -> Any:
+def read_labels(target: Path | LogTarget, sealing: Sealing = PLAIN) -> Any:
     """Every stored label as a Polars frame (``request_id``, ``row``, ``label`` as JSON text,
     ``received_at``), the newest label of each record only."""
     import polars as pl
 
     columns = ["request_id", "row", "label", "received_at"]
-    parts = sorted(directory.glob(PART_GLOB))
-    if not parts:
+    log = LogTarget.of(target)
+    loaded = load_parts(log.store, [log.log], sealing)
+    if not loaded:
         return pl.from_arrow(SCHEMA.empty_table()).select(columns)  # type: ignore[union-attr]
-    # Part names start with the time they were written, so the scan's order is arrival order.
+    # Part names start with the time they were written, so the scan's order is arrival order;
+    # the stable sort on the time received keeps it where a merged part holds older labels.
     return (
-        pl.scan_parquet(part_sources(parts, sealing))
+        pl.scan_parquet(scan_sources(loaded))
         .select(columns)
+        .sort("received_at", maintain_order=True)
         .unique(["request_id", "row"], keep="last", maintain_order=True)
         .collect()
     )

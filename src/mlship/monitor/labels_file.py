@@ -17,7 +17,8 @@ import polars as pl
 
 from mlship.errors import DataError
 from mlship.monitor.feedback import Label, check_labels
-from mlship.monitor.traffic import log_parts, scan_log
+from mlship.monitor.traffic import log_sources, scan_log
+from mlship.store.logstore import LogStore
 from mlship.store.parts import PLAIN, Sealing
 from mlship.train.signature import Signature
 
@@ -45,7 +46,7 @@ def _row_place(path: Path, index: int, csv: bool) -> str:
 
 def read_labels_file(
     path: Path,
-    home: Path,
+    logs: Path | LogStore,
     signature_of: Callable[[str], Signature],
     model: str | None = None,
     sealing: Sealing = PLAIN,
@@ -63,7 +64,7 @@ def read_labels_file(
     csv = path.suffix.lower() not in (".parquet", ".jsonl", ".ndjson")
     request_ids = frame.get_column("request_id").cast(pl.String)
     rows = _rows(frame, path, csv)
-    owners = _owners(home, request_ids, sealing) if model is None else {}
+    owners = _owners(logs, request_ids, sealing) if model is None else {}
     grouped: dict[str, list[tuple[int, Label]]] = {}
     unknown = []
     for index, (request_id, row, label) in enumerate(
@@ -110,9 +111,9 @@ def _rows(frame: pl.DataFrame, path: Path, csv: bool) -> list[int]:
     return rows
 
 
-def _owners(home: Path, request_ids: pl.Series, sealing: Sealing) -> dict[str, str]:
+def _owners(logs: Path | LogStore, request_ids: pl.Series, sealing: Sealing) -> dict[str, str]:
     """Which model answered each request id, from every prediction log."""
-    parts = log_parts(home)
+    parts = log_sources(logs, sealing)
     if not parts:
         return {}
     wanted = request_ids.drop_nulls().unique()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from mlship.monitor.drift import DatasetDrift, Method, dataset_drift
-from mlship.monitor.feedback import feedback_directory, read_labels
+from mlship.monitor.feedback import feedback_log, read_labels
 from mlship.monitor.health import (
     METRICS,
     REQUEST_ROLES,
@@ -36,6 +36,7 @@ from mlship.store.parts import Sealing
 from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
+    from mlship.store.logstore import LogStore
     from mlship.workspace import Workspace
 
 MIN_DRIFT_ROWS = 30
@@ -215,12 +216,13 @@ class Monitor:
         self._references: dict[tuple[str, int], Reference] = {}
 
     @property
-    def home(self) -> Any:
-        return self.workspace.settings.home_resolved
+    def logs(self) -> LogStore:
+        """Where the prediction logs and labels of every replica are (``store/logstore.py``)."""
+        return self.workspace.logs
 
     @property
     def sealing(self) -> Sealing:
-        """How the logs under :attr:`home` are encrypted (see ``store/parts.py``)."""
+        """How the logs in :attr:`logs` are encrypted (see ``store/parts.py``)."""
         return self.workspace.sealing
 
     def reference(self, model: str, version: int) -> Reference:
@@ -243,7 +245,7 @@ class Monitor:
         from mlship.errors import NotFoundError
 
         newest = self.workspace.metadata.get_version(model)
-        traffic = read_traffic(self.home, model, Signature.from_dict(newest.signature),
+        traffic = read_traffic(self.logs, model, Signature.from_dict(newest.signature),
                                window=window, now=now, sealing=self.sealing)  # fmt: skip
         version = traffic.primary_version()
         if version is None:
@@ -256,7 +258,7 @@ class Monitor:
             if judged.signature != newest.signature:
                 signature = Signature.from_dict(judged.signature)
                 traffic = read_traffic(
-                    self.home, model, signature, window=window, now=now, sealing=self.sealing
+                    self.logs, model, signature, window=window, now=now, sealing=self.sealing
                 )
         return version, traffic
 
@@ -287,10 +289,10 @@ class Monitor:
                     live.select(PREDICTION),
                     columns=[PREDICTION],
                 ).columns[0]
-        labels = read_labels(feedback_directory(self.home), self.sealing)
+        labels = read_labels(feedback_log(self.logs), self.sealing)
         every = self.every or bucket_size(traffic.frame.get_column("at"))
         requests_log = read_request_log(
-            self.home, model, since=_history_start(traffic, window, at, every), sealing=self.sealing
+            self.logs, model, since=_history_start(traffic, window, at, every), sealing=self.sealing
         )
         health = _health(requests_log, model, window, traffic, at, every)
         refused = _refused(requests_log, traffic, window, at)

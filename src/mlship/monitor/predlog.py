@@ -2,10 +2,11 @@
 
 Rows wait in memory and are written as one Parquet part when ``flush_rows`` have gathered, at
 least every ``flush_seconds``, and when the log is closed (a server closes it on a graceful
-shutdown, SIGTERM included), so a stopped server loses nothing it answered. A part is written to a
-temporary file, synced and renamed, so a reader never sees half a part and a crash loses at most
-the rows still waiting. Parts are named by time, process and sequence, so several workers can
-write to one directory.
+shutdown, SIGTERM included), so a stopped server loses nothing it answered. Parts go to the
+workspace's log store (``store/logstore.py``: the home, the object storage of the artifacts or
+the tracking server), which shows a part whole or not at all, so a reader never sees half a part
+and a crash loses at most the rows still waiting. Parts are named by time, host, process and
+sequence, so every worker of every replica writes to one log without collisions.
 
 Each row: request id, time, deployment, model, version, role, latency, the input record and the
 output (prediction and class probabilities) as JSON, the HTTP status and the error. The role says
@@ -19,19 +20,18 @@ before them status 200 and no error (they held answers only), so old and new par
 
 With ``encrypt_artifacts`` on, parts are encrypted like artifacts (``store/parts.py``).
 
-A disk that refuses a part (full, read-only, a file in the folder's way) never stops the answers:
-serving matters more than its record. The rows wait in memory for the next flush, up to
-``max_waiting`` (the oldest are dropped, and counted, beyond it), :attr:`PredictionLog.failure`
-says which folder failed and what to do (the server's ``/health`` shows it, and it is logged once
-per failure), and everything that waited is written once the disk takes writes again.
+A store that refuses a part (a full or read-only disk, a file in the folder's way, a bucket or a
+server that refuses or cannot be reached) never stops the answers: serving matters more than its
+record. The rows wait in memory for the next flush, up to ``max_waiting`` (the oldest are
+dropped, and counted, beyond it), :attr:`PredictionLog.failure` says which folder, bucket or
+server failed and what to do (the server's ``/health`` shows it, and it is logged once per
+failure), and everything that waited is written once the store takes writes again.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +40,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from mlship.errors import MlshipError
 from mlship.store.failures import Place, is_storage_failure
-from mlship.store.parts import PART_GLOB, PLAIN, Sealing, read_part, write_part
+from mlship.store.logread import load_parts
+from mlship.store.logstore import LogTarget, part_name
+from mlship.store.parts import PLAIN, Sealing, sealed_part
 
 logger = logging.getLogger("mlship.monitor.predlog")
 
@@ -77,18 +80,19 @@ class Entry:
 
 
 class PredictionLog:
-    """A buffered, append-only log of predictions in ``directory``."""
+    """A buffered, append-only log of predictions in ``target`` (a log of a store, or a
+    directory)."""
 
     def __init__(
         self,
-        directory: Path,
+        target: Path | LogTarget,
         deployment: str,
         flush_rows: int = 1000,
         flush_seconds: float = 5.0,
         sealing: Sealing = PLAIN,
         max_waiting: int = 100_000,
     ) -> None:
-        self.directory = directory
+        self.target = LogTarget.of(target)
         self.max_waiting = max_waiting
         self.failure: str | None = None
         """Why the last flush failed (the folder and what to do); None while parts are written."""
@@ -101,7 +105,6 @@ class PredictionLog:
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._sequence = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -155,29 +158,42 @@ class PredictionLog:
             return len(self._rows)
 
     def flush(self) -> int:
-        """Write the waiting rows as one part; how many were written (0 when the disk refused
+        """Write the waiting rows as one part; how many were written (0 when the store refused
         them: they wait for the next flush, see the module docstring)."""
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
             return 0
         with self._write_lock:
-            self._sequence += 1
-            name = f"part-{time.time_ns()}-{os.getpid()}-{self._sequence:06d}.parquet"
+            name = part_name()
             try:
-                _write_part(self.directory, name, rows, self.sealing)
+                self.target.store.put(self.target.log, name, _part(rows, self.sealing))
             except OSError as exc:
-                if not is_storage_failure(exc):
+                directory = self.target.directory
+                if directory is not None and not is_storage_failure(exc):
                     raise
-                self._keep(rows, Place("the prediction log", self.directory, move=_MOVE), exc)
+                failure = (
+                    Place("the prediction log", directory, move=_MOVE).describe(exc)
+                    if directory is not None
+                    else f"the prediction log at {self.where} cannot be written: {exc}"
+                )
+                self._keep(rows, failure)
+                return 0
+            except MlshipError as exc:  # object storage or a server: the message says what
+                self._keep(rows, f"the prediction log at {self.where} cannot be written: {exc}")
                 return 0
             self.written += len(rows)
             if self.failure is not None:
-                logger.warning("the prediction log at %s is written again", self.directory)
+                logger.warning("the prediction log at %s is written again", self.where)
                 self.failure = None
         return len(rows)
 
-    def _keep(self, rows: list[tuple[Any, ...]], place: Place, exc: OSError) -> None:
+    @property
+    def where(self) -> str:
+        """The log's folder, or its place in object storage or on a server."""
+        return self.target.where
+
+    def _keep(self, rows: list[tuple[Any, ...]], failure: str) -> None:
         """Put ``rows`` back before the ones that came since, within ``max_waiting``."""
         with self._lock:
             self._rows = rows + self._rows
@@ -185,7 +201,6 @@ class PredictionLog:
             if over > 0:
                 del self._rows[:over]
                 self.dropped += over
-        failure = place.describe(exc)
         if failure != self.failure:
             logger.error("%s; %d rows wait for the next flush", failure, len(self._rows))
         self.failure = failure
@@ -221,25 +236,30 @@ class PredictionLog:
 _MOVE = "set log.directory in the deployment file to"
 
 
-def _write_part(directory: Path, name: str, rows: list[tuple[Any, ...]], sealing: Sealing) -> None:
+def _part(rows: list[tuple[Any, ...]], sealing: Sealing) -> bytes:
     columns = list(zip(*rows, strict=True))
     table = pa.Table.from_arrays(
         [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMA, strict=True)],
         schema=SCHEMA,
     )
-    write_part(directory / name, table, sealing)
+    return sealed_part(table, sealing)
 
 
-def read_log(directory: Path, sealing: Sealing = PLAIN) -> pa.Table:
-    """Every part written so far, as one table in :data:`SCHEMA` (empty when there is none)."""
-    parts = sorted(directory.glob(PART_GLOB))
-    if not parts:
+def read_log(target: Path | LogTarget, sealing: Sealing = PLAIN) -> pa.Table:
+    """Every part written so far, as one table in :data:`SCHEMA` (empty when there is none;
+    rows a compaction left twice are read once)."""
+    import pyarrow.parquet as pq
+
+    log = LogTarget.of(target)
+    loaded = load_parts(log.store, [log.log], sealing)
+    if not loaded:
         return SCHEMA.empty_table()
-    return pa.concat_tables(_conform(read_part(part, sealing)) for part in parts)
+    return pa.concat_tables(conform(pq.read_table(item.source)) for item in loaded)
 
 
-def _conform(table: pa.Table) -> pa.Table:
+def conform(table: pa.Table) -> pa.Table:
     """A part in :data:`SCHEMA`: one written before ``status`` and ``error`` held answers only."""
+    table = table.replace_schema_metadata(None)
     if table.schema.equals(SCHEMA):
         return table
     rows = table.num_rows

@@ -2,8 +2,9 @@
 
 The servers and ``mlship predict`` log one row per scored record (see
 :mod:`mlship.monitor.predlog`), with the record and the answer as JSON. Monitoring wants them as
-columns: this module reads the parts of every log directory under ``<home>/predictions/`` with
-Polars (only the rows of the wanted model and window leave the Parquet reader), decodes the
+columns: this module reads the parts of every prediction log in the workspace's log store (every
+deployment, every replica, batch scoring; ``store/logstore.py``) with Polars (only the rows of
+the wanted model and window leave the Parquet reader), decodes the
 records with the types of the model's signature, and numbers each record within its request, so
 that a label sent later for ``(request id, row)`` finds its prediction.
 
@@ -18,11 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
 from mlship.monitor import predlog
 from mlship.monitor.window import Window
+from mlship.store.logread import load_parts, scan_sources
+from mlship.store.logstore import LocalLogStore, LogStore, prediction_logs
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources
 from mlship.train.signature import Signature
 
@@ -49,6 +53,15 @@ _DTYPES: dict[str, pl.DataType] = {
 def log_parts(home: Path) -> list[Path]:
     """Every prediction-log part under ``home`` (all deployments and batch scoring)."""
     return sorted((home / "predictions").glob(f"*/{PART_GLOB}"))
+
+
+def log_sources(
+    logs: Path | LogStore, sealing: Sealing = PLAIN, since: datetime | None = None
+) -> list[Path] | list[IO[bytes]]:
+    """What a scan of every prediction log in ``logs`` (a store, or a home directory) opens:
+    the parts written at or after ``since``, each row once (see ``store/logread.py``)."""
+    store = LocalLogStore(logs) if isinstance(logs, Path) else logs
+    return scan_sources(load_parts(store, prediction_logs(store), sealing, since))
 
 
 def input_dtype(signature: Signature) -> pl.Struct:
@@ -106,10 +119,16 @@ class Traffic:
         return int(counts.get_column("version")[0])
 
 
-def scan_log(parts: Sequence[Path], sealing: Sealing = PLAIN) -> pl.LazyFrame:
+def scan_log(parts: Sequence[Path] | Sequence[IO[bytes]], sealing: Sealing = PLAIN) -> pl.LazyFrame:
     """The parts as one lazy frame in the log's current schema: columns added to the log since
-    a part was written read as null there. Encrypted parts are decrypted with ``sealing``."""
-    sources = part_sources(parts, sealing)
+    a part was written read as null there. Encrypted files are decrypted with ``sealing``;
+    parts given as bytes are read as they are (``log_sources`` decrypted them)."""
+    paths = [part for part in parts if isinstance(part, Path)]
+    sources: list[Path] | list[IO[bytes]]
+    if len(paths) == len(parts):
+        sources = part_sources(paths, sealing)
+    else:
+        sources = [part for part in parts if not isinstance(part, Path)]
     return pl.scan_parquet(sources, schema=_log_schema(), missing_columns="insert")
 
 
@@ -118,7 +137,9 @@ def _log_schema() -> pl.Schema:
     return pl.from_arrow(predlog.SCHEMA.empty_table()).schema  # type: ignore[union-attr]
 
 
-def _scan(parts: Sequence[Path], model: str, sealing: Sealing) -> pl.LazyFrame:
+def _scan(
+    parts: Sequence[Path] | Sequence[IO[bytes]], model: str, sealing: Sealing
+) -> pl.LazyFrame:
     return (
         scan_log(parts, sealing)
         .select(_LOG_COLUMNS)
@@ -185,7 +206,7 @@ def _decode(frame: pl.DataFrame, signature: Signature) -> pl.DataFrame:
 
 
 def read_traffic(
-    home: Path,
+    logs: Path | LogStore,
     model: str,
     signature: Signature,
     *,
@@ -194,17 +215,22 @@ def read_traffic(
     parts: Sequence[Path] | None = None,
     sealing: Sealing = PLAIN,
 ) -> Traffic:
-    """The traffic of ``model`` in ``window`` (all of it when None), decoded with ``signature``.
+    """The traffic of ``model`` in ``window`` (all of it when None), decoded with ``signature``,
+    from every prediction log of ``logs`` (a log store, or a home directory).
 
     Records are decoded with the signature of the version being monitored: versions of one model
     that take different inputs are compared on the columns of that one (missing ones read as
     null, which the quality checks report).
     """
-    found = list(parts) if parts is not None else log_parts(home)
+    at = now or datetime.now(UTC)
+    since = None
+    if window is not None and window.seconds is not None:
+        since = at - timedelta(seconds=window.seconds)
+    found = list(parts) if parts is not None else log_sources(logs, sealing, since)
     empty = _empty(signature)
     if not found:
         return Traffic(model, empty, signature)
-    frame = _windowed(_scan(found, model, sealing), window, now or datetime.now(UTC))
+    frame = _windowed(_scan(found, model, sealing), window, at)
     if frame.is_empty():
         return Traffic(model, empty, signature)
     return Traffic(model, _decode(frame, signature), signature)
@@ -230,7 +256,7 @@ def _empty(signature: Signature) -> pl.DataFrame:
 
 
 def read_request_log(
-    home: Path,
+    logs: Path | LogStore,
     model: str,
     *,
     since: datetime | None = None,
@@ -239,7 +265,7 @@ def read_request_log(
 ) -> pl.DataFrame:
     """The columns operational health reads (no records), for every row of ``model`` logged at
     or after ``since``: answers, shadows and refused or failed requests (role ``error``)."""
-    found = list(parts) if parts is not None else log_parts(home)
+    found = list(parts) if parts is not None else log_sources(logs, sealing, since)
     columns = ["request_id", "at", "model", "version", "role", "latency_ms", "status"]
     if not found:
         return pl.DataFrame(schema=_log_schema()).select(columns)

@@ -3,8 +3,10 @@ directory), in this process or in each of several uvicorn worker processes.
 
 Workers are fresh interpreters started by uvicorn: they learn what to serve from environment
 variables the parent sets (``MLSHIP_SERVE_TARGET``, ``MLSHIP_SERVE_PREDICTION_LOG``), build the
-same app, and share the listening socket, the prediction log directory (parts are named by
-process) and, through ``PROMETHEUS_MULTIPROC_DIR``, one set of metrics.
+same app, and share the listening socket, the prediction log (the workspace's log store: the
+home, the artifacts' object storage or the tracking server, where replicas on other machines
+write too; parts are named by host and process) and, through ``PROMETHEUS_MULTIPROC_DIR``, one
+set of metrics.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class Built:
     app: FastAPI
     deployment: Deployment
     summary: str
-    log_directory: Path | None
+    log_place: str | None
+    """Where the prediction log is written (a folder, ``s3://...``, a server), None without one."""
 
 
 def is_bundle_target(target: str) -> bool:
@@ -75,12 +78,14 @@ def build(
     """The app serving ``target``: a bundle directory, or a reference or deployment file in
     ``workspace`` (which must stay open while it serves); the limits given override the
     deployment's."""
-    from mlship.monitor.feedback import FeedbackStore, feedback_directory
+    from mlship.monitor.feedback import FeedbackStore, feedback_log
     from mlship.monitor.predlog import PredictionLog
     from mlship.serve.app import create_app
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
+    from mlship.store.logstore import PREDICTIONS, LogStore, LogTarget
 
     source: ModelSource
+    logs: LogStore
     if is_bundle_target(target):
         from mlship.config import load_settings
         from mlship.package.bundle import open_bundle
@@ -92,22 +97,28 @@ def build(
         settings = load_settings()
         # The key that signed the bundle's model: a secret of the serving machine, never created.
         source = BundleSource(bundle, signer(settings, create=False))
-        home = settings.home_resolved
+        from mlship.workspace import local_logs
+
+        logs = local_logs(settings)
         sealing = sealing_of(settings)
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
     else:
         deployment = deployment_for(target)
         source = RegistrySource(workspace)
-        home = workspace.settings.home_resolved
+        logs = workspace.logs
         sealing = workspace.sealing
     deployment = with_limits(deployment, max_body_mib, max_records)
     live = LiveModels(deployment, source)
     log = None
     if prediction_log and deployment.log.enabled:
-        directory = deployment.log.directory or (home / "predictions" / deployment.name)
+        log_target = (
+            LogTarget.of(deployment.log.directory)
+            if deployment.log.directory is not None
+            else LogTarget(logs, f"{PREDICTIONS}/{deployment.name}")
+        )
         log = PredictionLog(
-            directory,
+            log_target,
             deployment.name,
             deployment.log.flush_rows,
             deployment.log.flush_seconds,
@@ -118,7 +129,7 @@ def build(
         prediction_log=log,
         sticky_header=deployment.sticky_header,
         batching=deployment.batching,
-        feedback=FeedbackStore(feedback_directory(home), sealing),
+        feedback=FeedbackStore(feedback_log(logs), sealing),
         limits=deployment.limits,
         strict=deployment.strict,
     )
@@ -127,7 +138,24 @@ def build(
     summary = f"deployment {deployment.name}: {routes}" + (
         f"; shadows {shadows}" if shadows else ""
     )
-    return Built(app, deployment, summary, log.directory if log is not None else None)
+    return Built(app, deployment, summary, log.where if log is not None else None)
+
+
+def log_place(deployment: Deployment) -> str | None:
+    """Where the workers serving ``deployment`` write its prediction log (None: not kept)."""
+    from mlship.config import load_settings
+    from mlship.store.logstore import PREDICTIONS, LogTarget
+
+    if not deployment.log.enabled:
+        return None
+    if deployment.log.directory is not None:
+        return str(deployment.log.directory)
+    settings = load_settings()
+    if settings.url:
+        return f"{settings.url} ({PREDICTIONS}/{deployment.name})"
+    from mlship.workspace import local_logs
+
+    return LogTarget(local_logs(settings), f"{PREDICTIONS}/{deployment.name}").where
 
 
 def app_from_environment() -> FastAPI:

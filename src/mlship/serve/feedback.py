@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, Stric
 from pydantic import ValidationError as PydanticError
 from starlette.concurrency import run_in_threadpool
 
-from mlship.errors import DataError
+from mlship.errors import DataError, MlshipError
 from mlship.monitor.feedback import FeedbackStore, Label, check_labels
 from mlship.serve.bodies import check_content_type, decode_json
 from mlship.serve.errors import ScoringError
@@ -105,5 +105,8 @@ def add_feedback(app: FastAPI, signature: Any, store: FeedbackStore) -> None:
             checked = check_labels(labels, signature)
         except DataError as exc:
             raise ScoringError(422, str(exc).splitlines()) from None
-        stored = await run_in_threadpool(store.append, checked, "http")
+        try:
+            stored = await run_in_threadpool(store.append, checked, "http")
+        except MlshipError as exc:  # the store refused: nothing was stored, the caller may retry
+            raise ScoringError(503, [f"the labels were not stored: {exc}"]) from None
         return Response(orjson.dumps({"stored": stored}), media_type="application/json")

@@ -24,7 +24,7 @@ from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
 from mlship.errors import IntegrityError, MlshipError, NotFoundError, StorageError
 from mlship.registry.lifecycle import ReviewError
-from mlship.server import admin, alerts, artifacts, registry, tracking
+from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.store.audit_log import AuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
@@ -74,7 +74,7 @@ def create_app(
     app.state.audit = AuditLog(workspace.metadata)
     app.state.limiter = RateLimiter(requests_per_minute)
     app.state.max_artifact_bytes = max_artifact_bytes
-    for module in (tracking, registry, artifacts, admin, alerts):
+    for module in (tracking, registry, artifacts, logparts, admin, alerts):
         app.include_router(module.router)
 
     @app.get("/api/v1/openapi.json", include_in_schema=False, **role_route("viewer"))

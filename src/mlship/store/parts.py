@@ -45,13 +45,29 @@ PLAIN = Sealing()
 """Neither encrypts nor decrypts (an encrypted part is then refused with a clear error)."""
 
 
-def write_part(path: Path, table: pa.Table, sealing: Sealing = PLAIN) -> None:
-    """Write ``table`` as the Parquet file ``path``, encrypted when ``sealing`` says so."""
+def sealed_part(table: pa.Table, sealing: Sealing = PLAIN) -> bytes:
+    """``table`` as the bytes of a Parquet part, encrypted when ``sealing`` says so."""
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer)
     data = buffer.getvalue().to_pybytes()
     cipher = sealing.cipher if sealing.encrypt else None
-    atomic_write(path, cipher.encrypt([data]) if cipher is not None else [data])
+    return b"".join(cipher.encrypt([data])) if cipher is not None else data
+
+
+def write_part(path: Path, table: pa.Table, sealing: Sealing = PLAIN) -> None:
+    """Write ``table`` as the Parquet file ``path``, encrypted when ``sealing`` says so."""
+    atomic_write(path, [sealed_part(table, sealing)])
+
+
+def unsealed(data: bytes, where: str, sealing: Sealing = PLAIN) -> io.BytesIO:
+    """The Parquet bytes of a stored part (``data``, kept at ``where``): decrypted when it
+    carries the encryption header."""
+    if not data.startswith(MAGIC):
+        return io.BytesIO(data)
+    handle = io.BytesIO(data)
+    if sealing.cipher is None:
+        raise no_key_error(handle, where)
+    return io.BytesIO(b"".join(sealing.cipher.decrypt(handle, where)))
 
 
 def part_source(path: Path, sealing: Sealing = PLAIN) -> Path | io.BytesIO:

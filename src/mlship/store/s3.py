@@ -118,6 +118,21 @@ class S3Settings:
     connect_timeout: float = 10
 
 
+def client_from_settings(settings: Settings, location: S3Location) -> S3Client:
+    """The client of the object storage at ``location``, with the ``s3_*`` settings (else the
+    standard ``AWS_*`` ones): the artifacts and the prediction logs in it share one."""
+    secret = settings.s3_secret_access_key
+    return make_client(
+        S3Settings(
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            region=settings.s3_region,
+        ),
+        f"the artifact store {location}",
+    )
+
+
 def make_client(settings: S3Settings, what: str = "the object storage") -> S3Client:
     """A boto3 S3 client with standard-mode retries; endpoint, keys and region from
     ``settings`` where given, else from the environment as boto3 reads it. ``what`` names the
@@ -198,16 +213,7 @@ class S3ArtifactStore(ArtifactStore):
         says otherwise (the walk that encrypts plaintext must read it)."""
         assert settings.artifact_url is not None
         location = S3Location.parse(settings.artifact_url)
-        secret = settings.s3_secret_access_key
-        client = make_client(
-            S3Settings(
-                endpoint_url=settings.s3_endpoint_url,
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=secret.get_secret_value() if secret else None,
-                region=settings.s3_region,
-            ),
-            f"the artifact store {location}",
-        )
+        client = client_from_settings(settings, location)
         return cls(
             location,
             client,
