@@ -59,8 +59,7 @@ class SqlRegistry:
         Production is refused here: it needs :meth:`request_promotion` and :meth:`approve`.
         """
         user = self._user
-        if stage not in STAGES:
-            raise MlshipError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        _check_stage(stage)
         if stage == "production":
             raise ReviewError(
                 f"{name}:{version} needs a review to reach production: `mlship models promote "
@@ -299,6 +298,7 @@ class SqlRegistry:
 
     def in_stage(self, name: str, stage: Stage) -> entities.ModelVersion:
         """The version of ``name`` in ``stage`` (the newest one, for stages that hold several)."""
+        _check_stage(stage)
         with self.metadata.transaction() as session:
             model = _model(session, name)
             found = session.scalar(
@@ -311,6 +311,11 @@ class SqlRegistry:
             if found is None:
                 raise NotFoundError(f"model {name!r} has no version in {stage}")
             return entities.from_row(entities.ModelVersion, found)
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise MlshipError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 
 def _model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:

@@ -7,8 +7,6 @@ user, decided by the server.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -17,7 +15,8 @@ class _Body(BaseModel):
 
 
 class StageMove(_Body):
-    stage: Literal["none", "staging", "archived", "production"]
+    stage: str = Field(max_length=40)
+    """Checked by the registry, with the message every backend gives."""
     reason: str | None = Field(None, max_length=10_000)
 
 

@@ -11,7 +11,7 @@ bodies are declared in :mod:`mlship.remote.registry_api`, answers are the regist
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 
@@ -72,10 +72,8 @@ def model_artifact(name: str, version: VersionRef, workspace: WorkspaceDep) -> R
 
 
 @router.get("/{name}/stages/{stage}", **role_route("viewer"))
-def in_stage(
-    name: str, stage: Literal["none", "staging", "production", "archived"], workspace: WorkspaceDep
-) -> Any:
-    return to_json(workspace.registry.in_stage(name, stage))
+def in_stage(name: str, stage: str, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.in_stage(name, stage))  # type: ignore[arg-type]
 
 
 @router.get("/{name}/history", **role_route("viewer"))
@@ -105,7 +103,8 @@ def set_owner(name: str, body: api.Owner, workspace: WorkspaceDep) -> Any:
 
 @router.post("/{name}/versions/{version}/stage", **role_route("scientist"))
 def set_stage(name: str, version: int, body: api.StageMove, workspace: WorkspaceDep) -> Any:
-    return to_json(workspace.registry.set_stage(name, version, body.stage, body.reason))
+    change = workspace.registry.set_stage(name, version, body.stage, body.reason)  # type: ignore[arg-type]
+    return to_json(change)
 
 
 @router.post("/{name}/versions/{version}/promotion", **role_route("scientist"))
