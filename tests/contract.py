@@ -18,7 +18,7 @@ from mlship.workspace import Workspace
 from tests.backends import Backend, unique
 
 
-@dataclass
+@dataclass(repr=False)
 class People:
     """Workspaces acting as an admin, a scientist, a reviewer and a viewer of one backend.
 
@@ -34,6 +34,9 @@ class People:
     """A reviewer: decides promotions, rolls back."""
     vera: Workspace
     """A viewer: reads."""
+
+    def __repr__(self) -> str:
+        return f"People({self.backend.name})"
 
     @classmethod
     def of(cls, backend: Backend) -> People:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlship.errors import MlshipError, NotFoundError
 from mlship.registry.repository import Change, ReviewError
@@ -315,3 +317,48 @@ def test_a_viewer_reads_but_changes_nothing_on_a_server(people: People, backend:
     else:  # no roles locally
         people.vera.registry.tag(name, 1, {"x": "y"})
         assert people.admin.metadata.get_version(name, 1).tags == {"x": "y"}
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+"""Any text JSON can carry (lone surrogates cannot be encoded), NUL and control characters too."""
+
+
+@settings(
+    derandomize=True,
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(tags=st.dictionaries(_TEXT, st.none() | _TEXT, max_size=4), text=_TEXT)
+def test_any_tags_and_description_come_back_as_given_or_are_refused_alike(
+    people: People, tags: dict[str, str | None], text: str
+) -> None:
+    name = _shared_model(people)
+    before = people.admin.metadata.get_version(name, 1)
+    nul = "contains a NUL character, which cannot be stored"  # PostgreSQL cannot: refused alike
+    if any("\x00" in f"{key}{value or ''}" for key, value in tags.items()):
+        with pytest.raises(MlshipError, match=f"^the tag .* {nul}$"):
+            people.alice.registry.tag(name, 1, tags)
+        expected = before.tags
+    else:
+        people.alice.registry.tag(name, 1, tags)
+        [*_, tagged] = people.vera.registry.history(name)
+        assert (tagged.action, tagged.details) == ("tagged", {"tags": tags})
+        expected = {k: v for k, v in {**before.tags, **tags}.items() if v is not None}
+    if "\x00" in text:
+        with pytest.raises(MlshipError, match=f"^the description {nul}$"):
+            people.alice.registry.describe(name, 1, text)
+    else:
+        people.alice.registry.describe(name, 1, text)
+    found = people.admin.metadata.get_version(name, 1)
+    assert found.tags == expected
+    assert found.description == (before.description if "\x00" in text else text)
+
+
+def _shared_model(people: People) -> str:
+    """One model for the generated examples of a backend (registering one each would be slow)."""
+    found: str | None = getattr(people, "fuzzed", None)
+    if found is None:
+        found = register_model(people.alice, versions=1)
+        people.fuzzed = found  # type: ignore[attr-defined]
+    return found

@@ -60,6 +60,7 @@ class SqlRegistry:
         """
         user = self._user
         _check_stage(stage)
+        _storable(reason=reason)
         if stage == "production":
             raise ReviewError(
                 f"{name}:{version} needs a review to reach production: `mlship models promote "
@@ -78,6 +79,7 @@ class SqlRegistry:
     def request_promotion(self, name: str, version: int, reason: str | None = None) -> Change:
         """Ask for ``name:version`` to go to production; someone else approves."""
         user = self._user
+        _storable(reason=reason)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -115,6 +117,7 @@ class SqlRegistry:
         """Approve the pending request of ``name:version``: it goes to production and the
         version it replaces is archived. The approver must not be the requester."""
         user = self._user
+        _storable(note=note)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -140,6 +143,7 @@ class SqlRegistry:
         """Turn down the pending request of ``name:version``: a decision on someone else's
         request (the requester withdraws instead, which says what happened)."""
         user = self._user
+        _storable(note=note)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             _version(session, model, version)
@@ -156,6 +160,7 @@ class SqlRegistry:
     def withdraw(self, name: str, version: int, note: str | None = None) -> Change:
         """Take back one's own pending request of ``name:version``."""
         user = self._user
+        _storable(note=note)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             _version(session, model, version)
@@ -170,6 +175,7 @@ class SqlRegistry:
     def rollback(self, name: str, reason: str | None = None) -> Change:
         """Put back the version that was in production before the current one."""
         user = self._user
+        _storable(reason=reason)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             current = session.scalar(
@@ -195,6 +201,7 @@ class SqlRegistry:
     def tag(self, name: str, version: int | None, tags: dict[str, str | None]) -> Change:
         """Set tags (a ``None`` value removes the tag) on a model or one of its versions."""
         user = self._user
+        _storable(**{f"tag {key!r}": f"{key}{value or ''}" for key, value in tags.items()})
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             target: RegisteredModel | ModelVersion = (
@@ -213,6 +220,7 @@ class SqlRegistry:
     def describe(self, name: str, version: int | None, text: str) -> Change:
         """Set the description of a model or of one of its versions."""
         user = self._user
+        _storable(description=text)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             target: RegisteredModel | ModelVersion = (
@@ -225,6 +233,7 @@ class SqlRegistry:
     def set_owner(self, name: str, owner: str) -> Change:
         """Hand model ``name`` over to ``owner``; the history says who did it and from whom."""
         user = self._user
+        _storable(owner=owner)
         owner = owner.strip()
         if not owner:
             raise MlshipError("an owner needs a name")
@@ -240,6 +249,7 @@ class SqlRegistry:
     def add_note(self, name: str, version: int, body: str) -> entities.Note:
         """Append a markdown note by the acting user to ``name:version``."""
         user = self._user
+        _storable(note=body)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -311,6 +321,14 @@ class SqlRegistry:
             if found is None:
                 raise NotFoundError(f"model {name!r} has no version in {stage}")
             return entities.from_row(entities.ModelVersion, found)
+
+
+def _storable(**texts: str | None) -> None:
+    """Refuse text no database stores alike: PostgreSQL refuses a NUL character that SQLite
+    keeps, so it is refused here, before either sees it, with the same message on every store."""
+    for what, text in texts.items():
+        if text is not None and "\x00" in text:
+            raise MlshipError(f"the {what} contains a NUL character, which cannot be stored")
 
 
 def _check_stage(stage: str) -> None:
