@@ -40,6 +40,15 @@ class People:
 
     @classmethod
     def of(cls, backend: Backend) -> People:
+        """The people of ``backend``, made once per session (their workspaces stay open)."""
+        key = str(backend.root)
+        found: People | None = _PEOPLE.get(key)
+        if found is None:
+            found = _PEOPLE[key] = cls._make(backend)
+        return found
+
+    @classmethod
+    def _make(cls, backend: Backend) -> People:
         return cls(
             backend,
             backend.workspace_as("admin", "admin"),
@@ -47,6 +56,10 @@ class People:
             backend.workspace_as("bob", "reviewer"),
             backend.workspace_as("vera", "viewer"),
         )
+
+
+_PEOPLE: dict[str, People] = {}
+"""By backend root (a directory of its own per backend and session)."""
 
 
 def register_model(workspace: Workspace, versions: int = 2, prefix: str = "m") -> str:

@@ -29,11 +29,7 @@ FAILED = {"channel": "webhook", "ok": False, "detail": "HTTP 500"}
 
 @pytest.fixture
 def people(backend: Backend) -> People:
-    found: People | None = getattr(backend, "people", None)
-    if found is None:
-        found = People.of(backend)
-        backend.people = found  # type: ignore[attr-defined]
-    return found
+    return People.of(backend)
 
 
 def _record(

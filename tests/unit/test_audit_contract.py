@@ -25,11 +25,7 @@ pytestmark = pytest.mark.parametrize(
 
 @pytest.fixture
 def people(backend: Backend) -> People:
-    found: People | None = getattr(backend, "people", None)
-    if found is None:
-        found = People.of(backend)
-        backend.people = found  # type: ignore[attr-defined]
-    return found
+    return People.of(backend)
 
 
 def test_a_change_is_logged_with_its_user_and_tables(people: People, backend: Backend) -> None:

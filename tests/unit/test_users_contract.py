@@ -8,12 +8,16 @@ settings' user manages users, as on the server's own host), a server refuses non
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from mlship.errors import MlshipError, NotFoundError
+from mlship.security.accounts import ROLES
 from mlship.store import entities
 from tests.backends import Backend, unique
 from tests.contract import People, is_utc
@@ -25,11 +29,7 @@ pytestmark = pytest.mark.parametrize(
 
 @pytest.fixture
 def people(backend: Backend) -> People:
-    found: People | None = getattr(backend, "people", None)
-    if found is None:
-        found = People.of(backend)
-        backend.people = found  # type: ignore[attr-defined]
-    return found
+    return People.of(backend)
 
 
 def test_add_gives_the_user_created_by_the_acting_user(people: People) -> None:
@@ -135,3 +135,35 @@ def test_only_an_admin_manages_users_on_a_server_while_a_local_store_has_no_role
         assert name not in [u.name for u in people.admin.users.all()]
     else:  # whoever can open the database manages users; the settings' user is the creator
         assert people.alice.users.add(name, "viewer").created_by == "alice"
+
+
+@settings(
+    derandomize=True,
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
+    | st.from_regex(r"[a-z][a-z0-9._@-]{0,10}", fullmatch=True),
+    role=st.sampled_from(ROLES) | st.text(max_size=8),
+)
+@example(name="carl\n", role="viewer")  # ``$`` alone would let a final newline through
+def test_generated_names_and_roles_are_added_or_refused_alike(
+    people: People, name: str, role: str
+) -> None:
+    known = {u.name for u in people.admin.users.all()}
+    valid = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}", name) is not None
+    if not valid:
+        with pytest.raises(MlshipError, match=r"^user name .*: letters, digits and \. _ @ -"):
+            people.admin.users.add(name, role)
+    elif role not in ROLES:
+        with pytest.raises(MlshipError, match=r"^unknown role .*; expected one of viewer"):
+            people.admin.users.add(name, role)
+    elif name in known:
+        with pytest.raises(MlshipError, match=f"^user {re.escape(repr(name))} already exists$"):
+            people.admin.users.add(name, role)
+    else:
+        added = people.admin.users.add(name, role)
+        assert (added.name, added.role) == (name, role)
+        assert name in {u.name for u in people.admin.users.all()}

@@ -39,7 +39,7 @@ SHOWN = 12
 LAST_USED_EVERY = timedelta(minutes=1)
 """``last_used_at`` is written at most this often per token: not a write per request."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
 
 
 def token_digest(secret: str) -> str:
@@ -57,7 +57,7 @@ class SqlUsers:
     # -- users ---------------------------------------------------------------------------------
 
     def add(self, name: str, role: str) -> entities.User:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise MlshipError(
                 f"user name {name!r}: letters, digits and . _ @ - (starting with a letter or digit)"
             )
