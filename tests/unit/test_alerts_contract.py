@@ -124,3 +124,16 @@ def test_a_viewer_may_not_record_on_a_server_while_a_local_store_has_no_roles(
         assert people.vera.alert_history.list(model=model) == []
     else:
         assert _record(people.vera.alert_history, model, T0).model == model
+
+
+def test_what_the_table_cannot_hold_is_refused_alike(people: People) -> None:
+    model = unique("churn")
+    history = people.alice.alert_history
+    with pytest.raises(MlshipError, match=r"^alert rule 'rrrr.*\.\.\.: at most 200 characters$"):
+        _record(history, model, T0, rule="r" * 201)
+    with pytest.raises(MlshipError, match=r"^alert rule 'a\\x00b': contains a NUL character$"):
+        _record(history, model, T0, rule="a\x00b")
+    with pytest.raises(MlshipError, match=r"^alert status 'sent': expected fired or suppressed$"):
+        _record(history, model, T0, status="sent")  # type: ignore[arg-type]
+    assert people.vera.alert_history.list(model=model) == []
+    assert _record(history, model, T0, rule="r" * 200).rule == "r" * 200

@@ -235,6 +235,8 @@ def test_a_model_changes_owner_once_per_request(people: People) -> None:
         people.alice.registry.set_owner(name, "bob")
     with pytest.raises(MlshipError, match=r"^an owner needs a name$"):
         people.alice.registry.set_owner(name, "   ")
+    with pytest.raises(MlshipError, match=r"^owner 'oooo.*\.\.\.: at most 200 characters$"):
+        people.alice.registry.set_owner(name, "o" * 201)
     [*_, event] = people.vera.registry.history(name)
     assert (event.action, event.user, event.details["owner"]) == ("owner", "alice", "bob")
     assert event.details["previous"] == "alice"

@@ -98,6 +98,9 @@ def test_token_refusals_say_what_is_wrong(people: People) -> None:
     people.admin.users.add(name, "viewer")
     with pytest.raises(MlshipError, match=r"^a token must expire in the future$"):
         people.admin.users.create_token(name, "x", timedelta(seconds=-5))
+    for bad in ("", "n" * 201, "a\x00b"):
+        with pytest.raises(MlshipError, match=r"^token name .*: 1 to 200 characters, no NUL$"):
+            people.admin.users.create_token(name, bad)
     with pytest.raises(NotFoundError, match=r"^no user named 'nobody-at-all' \(users: "):
         people.admin.users.create_token("nobody-at-all", "x")
     with pytest.raises(NotFoundError, match=r"^no user named 'nobody-at-all'"):

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mlship.errors import MlshipError
 from mlship.monitor.alert_store import AlertStatus
 from mlship.store import entities
 from mlship.store.metadata import MetadataStore
@@ -44,6 +45,17 @@ def alert_record(row: entities.Alert) -> dict[str, Any]:
         "status": row.status,
         "deliveries": row.deliveries,
     }
+
+
+def _check(**values: str) -> None:
+    """Refuse what the alerts table cannot hold, before a database does so in its own way
+    (SQLite keeps a long text that PostgreSQL refuses): the same message on every store."""
+    for column, value in values.items():
+        limit: int | None = getattr(Alert.__table__.c[column].type, "length", None)
+        if limit is not None and len(value) > limit:
+            raise MlshipError(f"alert {column} {value[:40]!r}...: at most {limit} characters")
+        if "\x00" in value:
+            raise MlshipError(f"alert {column} {value[:40]!r}: contains a NUL character")
 
 
 class SqlAlertHistory:
@@ -91,6 +103,10 @@ class SqlAlertHistory:
     ) -> entities.Alert:
         """Append one alert. ``deliveries`` are the actions' results, each with an ``ok`` flag;
         a ``fired`` alert with any ``ok`` one is *delivered* and starts the cool-down."""
+        _check(model=model, rule=rule, metric=metric, condition=condition, severity=severity)
+        _check(window=window, status=status)
+        if status not in ("fired", "suppressed"):
+            raise MlshipError(f"alert status {status!r}: expected fired or suppressed")
         row = Alert(
             at=as_utc(at or datetime.now(UTC)),
             model=model,

@@ -237,6 +237,8 @@ class SqlRegistry:
         owner = owner.strip()
         if not owner:
             raise MlshipError("an owner needs a name")
+        if len(owner) > 200:
+            raise MlshipError(f"owner {owner[:40]!r}...: at most 200 characters")
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             before = model.owner

@@ -8,7 +8,7 @@ token it will be.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,21 +29,25 @@ class Disabled(_Body):
 
 
 class TokenRequest(_Body):
-    user: str = Field(min_length=1, max_length=200)
-    name: str = Field("cli", min_length=1, max_length=200)
+    user: str
+    name: str = "cli"
+    """Checked by the users repository, with the message every backend gives."""
     expires_seconds: int | None = Field(None, le=10 * 366 * 86400)
     """None: never; zero or less is refused by the users repository, with its message."""
 
 
 class NewAlert(_Body):
-    model: str = Field(max_length=200)
-    rule: str = Field(max_length=200)
-    metric: str = Field(max_length=200)
+    """Texts are checked by the alert history (lengths, status), with the message every backend
+    gives; the body limit of the server bounds them all."""
+
+    model: str
+    rule: str
+    metric: str
     value: float
-    condition: str = Field(max_length=60)
-    severity: str = Field(max_length=20)
-    window: str = Field(max_length=60)
-    status: Literal["fired", "suppressed"]
+    condition: str
+    severity: str
+    window: str
+    status: str
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     at: datetime | None = None

@@ -41,7 +41,7 @@ class Description(_Body):
 
 
 class Owner(_Body):
-    owner: str = Field(max_length=200)
+    owner: str
     """An empty one is refused by the registry, with the message every backend gives."""
 
 

@@ -89,6 +89,8 @@ class SqlUsers:
         """A new token for ``user``, valid for ``expires_in`` (forever when None)."""
         if expires_in is not None and expires_in <= timedelta(0):
             raise MlshipError("a token must expire in the future")
+        if not name.strip() or len(name) > 200 or "\x00" in name:
+            raise MlshipError(f"token name {name[:40]!r}: 1 to 200 characters, no NUL")
         secret = PREFIX + secrets.token_urlsafe(32)
         with self.metadata.transaction() as session:
             owner = _user(session, user)
