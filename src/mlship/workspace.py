@@ -2,12 +2,16 @@
 
 The stores are local (a database and a directory, the embedded default; the artifacts may be in
 S3-compatible object storage, ``MLSHIP_ARTIFACT_ROOT=s3://bucket/prefix``) or, when ``MLSHIP_URL``
-names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``. Either way the
-rest of mlship sees the same repository classes (the remote ones override every method), so every
-command works against both. Opening a local store applies pending schema migrations, so every
-command sees the schema it was written for, under the workspace's lock (``<home>/.lock``), so
-processes that start together on a new workspace create it once. The stores are imported when
-first used, so importing this module (as every command does) does not import SQLAlchemy.
+names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``. The choice is made
+here, once: the registry, users, audit log and alert history are protocols
+(:mod:`mlship.registry.repository`, :mod:`mlship.security.accounts`,
+:mod:`mlship.store.audit_trail`, :mod:`mlship.monitor.alert_store`) with an SQL and an HTTP
+implementation each, and the rest of mlship sees only the protocol, so every command works against
+both. The SQL ones act as the settings' user; the HTTP ones as the token's user. Opening a local
+store applies pending schema migrations, so every command sees the schema it was written for, under
+the workspace's lock (``<home>/.lock``), so processes that start together on a new workspace create
+it once. The stores are imported when first used, so importing this module (as every command does)
+does not import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ from mlship.config import Settings, load_settings
 if TYPE_CHECKING:
     import optuna
 
-    from mlship.monitor.history import AlertHistory
-    from mlship.registry.lifecycle import Registry
+    from mlship.monitor.alert_store import AlertHistory
+    from mlship.registry.repository import Registry
     from mlship.remote.client import Client
+    from mlship.security.accounts import Users
     from mlship.security.signing import Signer
-    from mlship.security.users import Users
     from mlship.store.artifacts import ArtifactStore
-    from mlship.store.audit_log import AuditLog
+    from mlship.store.audit_trail import AuditLog
     from mlship.store.logstore import LogStore
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
@@ -70,42 +74,42 @@ class Workspace:
     @cached_property
     def registry(self) -> Registry:
         if self.remote is not None:
-            from mlship.remote.registry import RemoteRegistry
+            from mlship.remote.registry import HttpRegistry
 
-            return RemoteRegistry(self.remote)
-        from mlship.registry.lifecycle import Registry
+            return HttpRegistry(self.remote)
+        from mlship.registry.lifecycle import SqlRegistry
 
-        return Registry(self.metadata)
+        return SqlRegistry(self.metadata, self.settings.user)
 
     @cached_property
     def users(self) -> Users:
         if self.remote is not None:
-            from mlship.remote.admin import RemoteUsers
+            from mlship.remote.admin import HttpUsers
 
-            return RemoteUsers(self.remote)
-        from mlship.security.users import Users
+            return HttpUsers(self.remote)
+        from mlship.security.users import SqlUsers
 
-        return Users(self.metadata)
+        return SqlUsers(self.metadata, self.settings.user)
 
     @cached_property
     def alert_history(self) -> AlertHistory:
         if self.remote is not None:
-            from mlship.remote.admin import RemoteAlertHistory
+            from mlship.remote.admin import HttpAlertHistory
 
-            return RemoteAlertHistory(self.remote)
-        from mlship.monitor.history import AlertHistory
+            return HttpAlertHistory(self.remote)
+        from mlship.monitor.history import SqlAlertHistory
 
-        return AlertHistory(self.metadata)
+        return SqlAlertHistory(self.metadata)
 
     @cached_property
     def audit(self) -> AuditLog:
         if self.remote is not None:
-            from mlship.remote.admin import RemoteAuditLog
+            from mlship.remote.admin import HttpAuditLog
 
-            return RemoteAuditLog(self.remote)
-        from mlship.store.audit_log import AuditLog
+            return HttpAuditLog(self.remote)
+        from mlship.store.audit_log import SqlAuditLog
 
-        return AuditLog(self.metadata)
+        return SqlAuditLog(self.metadata)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:

@@ -16,7 +16,7 @@ from mlship.evaluation.compare import compare_runs
 from mlship.evaluation.compare_page import write_comparison
 from mlship.registry.card import build_card
 from mlship.registry.card_page import write_card
-from mlship.registry.lifecycle import Registry
+from mlship.registry.lifecycle import SqlRegistry
 from mlship.workspace import Workspace
 from tests.browser import charts_have_size, chromium, open_report, screenshot
 from tests.unit.test_compare_runs import runs
@@ -35,8 +35,8 @@ def test_the_model_card_renders_cleanly_in_chromium(
     browser: Browser, carded: Workspace, tmp_path: Path
 ) -> None:
     version = carded.metadata.get_version("churn", 1)
-    Registry(carded.metadata).add_note(
-        "churn", 1, "Checked the slices with the **retention** team.\nNo blocker.", "reviewer"
+    SqlRegistry(carded.metadata, "reviewer").add_note(
+        "churn", 1, "Checked the slices with the **retention** team.\nNo blocker."
     )
     _, html_path = write_card(tmp_path / "cards", build_card(carded, version))
     page = open_report(browser, html_path)

@@ -22,8 +22,6 @@ from playwright.sync_api import Browser
 from mlship.config import Settings
 from mlship.data.versioning import load_frame
 from mlship.examples.churn import write_project
-from mlship.monitor.history import AlertHistory
-from mlship.registry.lifecycle import Registry
 from mlship.workspace import Workspace
 from tests.browser import charts_have_size, chromium, open_report, screenshot
 from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
@@ -237,10 +235,10 @@ def test_alerts_are_delivered_once_and_a_candidate_waits_in_staging(
         candidate = workspace.metadata.get_version("churn", 2)
         assert candidate.stage == "staging"
         assert workspace.metadata.get_version("churn", 1).stage == "none"
-        history = Registry(workspace.metadata).history("churn")
+        history = workspace.registry.history("churn")
         staged = [event for event in history if event.to_stage == "staging"]
         assert len(staged) == 1 and "accuracy-drop" in str(staged[0].details)
-        alerts = AlertHistory(workspace.metadata).list(model="churn")
+        alerts = workspace.alert_history.list(model="churn")
     finally:
         workspace.close()
     assert sorted((a.rule, a.status) for a in alerts) == [

@@ -93,7 +93,9 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
     cli("bob", "models", "promote", "churn:1", "--to", "production")
     own = cli("bob", "models", "approve", "churn:1", check=False)
     assert "bob requested the promotion of churn:1 and cannot also approve it" in _text(own)
-    assert "withdrawn" in _text(cli("bob", "models", "reject", "churn:1"))
+    own = cli("bob", "models", "reject", "churn:1", check=False)
+    assert "`mlship models withdraw churn:1` takes the request back" in _text(own)
+    assert "withdrawn" in _text(cli("bob", "models", "withdraw", "churn:1"))
     requested = _text(cli("alice", "models", "promote", "churn:1", "--to", "production"))
     assert "Promotion of churn:1 to production requested" in requested
     refused = cli("alice", "models", "approve", "churn:1", check=False)

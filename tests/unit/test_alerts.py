@@ -20,7 +20,7 @@ import pytest
 from mlship.config import Settings
 from mlship.errors import MlshipError
 from mlship.monitor.alerts import Firing, Outcome, evaluate
-from mlship.monitor.history import AlertHistory
+from mlship.monitor.history import SqlAlertHistory
 from mlship.monitor.rules import RuleSet, parse_rules
 from mlship.monitor.window import Window
 from mlship.workspace import Workspace
@@ -79,8 +79,8 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def history(workspace: Workspace) -> AlertHistory:
-    return AlertHistory(workspace.metadata)
+def history(workspace: Workspace) -> SqlAlertHistory:
+    return SqlAlertHistory(workspace.metadata)
 
 
 def _rules(url: str, *rules: str, timeout: float = 5) -> RuleSet:
@@ -123,7 +123,7 @@ def _only(outcomes: list[Outcome]) -> Outcome:
 
 
 def test_a_rule_that_holds_is_delivered_once_per_cooldown(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     rules = _rules(receiver.url, DRIFT)
     measure = Measured({"drift.share": 0.42})
@@ -170,7 +170,7 @@ def test_a_rule_that_holds_is_delivered_once_per_cooldown(
 
 
 def test_history_rows_keep_the_alert_and_its_deliveries(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     rules = _rules(receiver.url, DRIFT)
     evaluate(rules, ["churn"], Measured({"drift.share": 0.5}), history, now=T0)
@@ -204,9 +204,13 @@ def test_the_cooldown_is_shared_by_every_process_using_the_store(
     measure = Measured({"drift.share": 0.9})
     first, second = Workspace.open(settings), Workspace.open(settings)
     try:
-        evaluate(rules, ["churn"], measure, AlertHistory(first.metadata), now=T0)
+        evaluate(rules, ["churn"], measure, SqlAlertHistory(first.metadata), now=T0)
         again = evaluate(
-            rules, ["churn"], measure, AlertHistory(second.metadata), now=T0 + timedelta(minutes=1)
+            rules,
+            ["churn"],
+            measure,
+            SqlAlertHistory(second.metadata),
+            now=T0 + timedelta(minutes=1),
         )
     finally:
         first.close()
@@ -215,7 +219,7 @@ def test_the_cooldown_is_shared_by_every_process_using_the_store(
     assert len(receiver.requests) == 1
 
 
-def test_cooldown_zero_delivers_every_time(receiver: Receiver, history: AlertHistory) -> None:
+def test_cooldown_zero_delivers_every_time(receiver: Receiver, history: SqlAlertHistory) -> None:
     rules = _rules(receiver.url, DRIFT.replace("cooldown: 30m", "cooldown: 0"))
     measure = Measured({"drift.share": 0.9})
     for _ in range(3):
@@ -224,7 +228,7 @@ def test_cooldown_zero_delivers_every_time(receiver: Receiver, history: AlertHis
 
 
 def test_conditions_that_do_not_hold_are_ok_and_not_recorded(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     outcome = _only(
         evaluate(_rules(receiver.url, DRIFT), ["churn"], Measured({"drift.share": 0.3}), history)
@@ -234,7 +238,7 @@ def test_conditions_that_do_not_hold_are_ok_and_not_recorded(
 
 
 def test_missing_values_and_unknown_metrics_are_no_data(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     rules = _rules(
         receiver.url,
@@ -259,7 +263,7 @@ def test_missing_values_and_unknown_metrics_are_no_data(
     assert receiver.requests == [] and history.list() == []
 
 
-def test_a_model_the_monitor_cannot_measure_is_no_data(history: AlertHistory) -> None:
+def test_a_model_the_monitor_cannot_measure_is_no_data(history: SqlAlertHistory) -> None:
     def measure(model: str, window: Window) -> Mapping[str, float | None]:
         if model == "fraud":
             raise MlshipError("no predictions logged for fraud")
@@ -274,7 +278,7 @@ def test_a_model_the_monitor_cannot_measure_is_no_data(history: AlertHistory) ->
     assert fraud.note == "cannot measure fraud over the last 1h: no predictions logged for fraud"
 
 
-def test_measure_is_called_once_per_model_and_window(history: AlertHistory) -> None:
+def test_measure_is_called_once_per_model_and_window(history: SqlAlertHistory) -> None:
     rules = parse_rules(
         """\
 rules:
@@ -319,7 +323,7 @@ rules:
 
 
 def test_a_receiver_answering_500_is_a_failed_delivery(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     receiver.status = 500
     outcome = _only(
@@ -341,7 +345,7 @@ def test_a_receiver_answering_500_is_a_failed_delivery(
 
 
 def test_a_closed_port_is_a_failed_delivery_and_the_other_actions_still_run(
-    history: AlertHistory, monkeypatch: pytest.MonkeyPatch
+    history: SqlAlertHistory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_proxies(monkeypatch)
     with socket.socket() as probe:  # a port that was free a moment ago and has no listener
@@ -374,7 +378,7 @@ def test_a_closed_port_is_a_failed_delivery_and_the_other_actions_still_run(
 
 
 def test_a_receiver_that_does_not_answer_in_time_is_a_failed_delivery(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     receiver.delay = 1.0
     rules = _rules(receiver.url, DRIFT, timeout=0.2)
@@ -387,7 +391,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_delivery(
 
 
 def test_when_every_action_fails_the_next_evaluation_tries_again(
-    receiver: Receiver, history: AlertHistory
+    receiver: Receiver, history: SqlAlertHistory
 ) -> None:
     receiver.status = 503
     rules = _rules(receiver.url, DRIFT.replace("[log, webhook]", "[webhook]"))
@@ -401,7 +405,7 @@ def test_when_every_action_fails_the_next_evaluation_tries_again(
     assert history.last_delivered("churn", "feature-drift") == T0 + timedelta(minutes=1)
 
 
-def test_retrain_errors_and_a_missing_callback_are_recorded(history: AlertHistory) -> None:
+def test_retrain_errors_and_a_missing_callback_are_recorded(history: SqlAlertHistory) -> None:
     rules = parse_rules(
         "rules:\n  - {name: r, metric: performance.accuracy.drop, condition: '> 0.05', "
         "cooldown: '0', actions: [retrain]}\n",
@@ -422,7 +426,7 @@ def test_retrain_errors_and_a_missing_callback_are_recorded(history: AlertHistor
 
 
 def test_log_lines_carry_the_level_of_the_severity_and_the_fields(
-    history: AlertHistory, caplog: pytest.LogCaptureFixture
+    history: SqlAlertHistory, caplog: pytest.LogCaptureFixture
 ) -> None:
     rules = parse_rules(
         """\
@@ -457,7 +461,7 @@ rules:
     }
 
 
-def test_history_lists_by_model_and_time_newest_first(history: AlertHistory) -> None:
+def test_history_lists_by_model_and_time_newest_first(history: SqlAlertHistory) -> None:
     def add(model: str, minutes: int) -> None:
         history.record(
             model=model,

@@ -10,13 +10,14 @@ import sqlalchemy as sa
 
 from mlship.config import Settings
 from mlship.errors import MlshipError
+from mlship.security.users import SqlUsers
 from mlship.store.audit import Actor, acting
 from mlship.workspace import Workspace
 from tests.services import create_database
 
 
 def test_changes_are_attributed_to_the_local_user_and_command(workspace: Workspace) -> None:
-    workspace.users.add("bob", "viewer", "tester")
+    workspace.users.add("bob", "viewer")
     workspace.users.set_disabled("bob", True)
     entries = workspace.audit.list()
     assert [e.user for e in entries] == ["tester", "tester"]
@@ -27,7 +28,8 @@ def test_changes_are_attributed_to_the_local_user_and_command(workspace: Workspa
 
 def test_the_actor_of_a_request_wins_over_the_default(workspace: Workspace) -> None:
     with acting(Actor("carol", "http 10.0.0.7", "POST /api/v1/users", "admin", "r1")):
-        workspace.users.add("dave", "scientist", "ignored")
+        added = workspace.users.add("dave", "scientist")
+    assert added.created_by == "carol"  # the request's user creates, not the settings' one
     (entry,) = workspace.audit.list()
     assert (entry.user, entry.role, entry.origin, entry.action, entry.request_id) == (
         "carol", "admin", "http 10.0.0.7", "POST /api/v1/users", "r1"
@@ -35,17 +37,18 @@ def test_the_actor_of_a_request_wins_over_the_default(workspace: Workspace) -> N
 
 
 def test_a_failed_change_leaves_no_entry_and_reads_leave_none(workspace: Workspace) -> None:
-    workspace.users.add("erin", "viewer", "tester")
+    workspace.users.add("erin", "viewer")
     with pytest.raises(MlshipError):
-        workspace.users.add("erin", "viewer", "tester")
+        workspace.users.add("erin", "viewer")
     workspace.users.all()
     token = workspace.users.create_token("erin", "cli")
-    assert workspace.users.authenticate(token.secret) is not None  # writes last_used_at
+    users = SqlUsers(workspace.metadata, "tester")
+    assert users.authenticate(token.secret) is not None  # writes last_used_at
     assert [sorted(e.changes) for e in workspace.audit.list()] == [["tokens"], ["users"]]
 
 
 def _refuses_updates_and_deletes(workspace: Workspace) -> None:
-    workspace.users.add("frank", "viewer", "tester")
+    workspace.users.add("frank", "viewer")
     engine = workspace.metadata.engine
     statements = ("UPDATE audit_log SET \"user\" = 'x'", "DELETE FROM audit_log")
     for statement in statements:
@@ -71,7 +74,7 @@ def test_the_table_refuses_updates_and_deletes_on_postgresql(
 
 
 def test_filters(workspace: Workspace) -> None:
-    workspace.users.add("gina", "viewer", "tester")
+    workspace.users.add("gina", "viewer")
     workspace.users.create_token("gina", "cli")
     assert len(workspace.audit.list(table="tokens")) == 1
     assert workspace.audit.list(user="nobody") == []

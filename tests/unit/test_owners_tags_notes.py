@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import text
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.registry.lifecycle import Registry
+from mlship.registry.lifecycle import SqlRegistry
 from mlship.store.db import _alembic_config, make_engine, upgrade
 from mlship.store.metadata import MetadataStore
 from mlship.workspace import Workspace
@@ -77,20 +77,25 @@ def test_notes_on_a_run_are_appended_in_order(workspace: Workspace) -> None:
 
 
 @pytest.fixture
-def registry(workspace: Workspace) -> Registry:
+def registry(workspace: Workspace) -> SqlRegistry:
     store = workspace.metadata
     dataset = _dataset(store)
     for name in ("p", "p", "q"):
         _finish(store, _start(store), dataset, register=_new_version(name=name, created_by="u"))
-    return Registry(store)
+    return SqlRegistry(store, "u")
+
+
+def _by(registry: SqlRegistry, user: str) -> SqlRegistry:
+    """The same registry acting as ``user``."""
+    return SqlRegistry(registry.metadata, user)
 
 
 def test_a_model_is_owned_by_who_registered_it_and_handing_over_is_recorded(
-    registry: Registry,
+    registry: SqlRegistry,
 ) -> None:
     store = registry.metadata
     assert {m.name: m.owner for m in store.list_models()} == {"p": "u", "q": "u"}
-    change = registry.set_owner("p", "dana", "alice")
+    change = _by(registry, "alice").set_owner("p", "dana")
     assert (change.model, change.version, change.action) == ("p", None, "owner")
     assert [m.name for m in store.list_models(owner="dana")] == ["p"]
     last = registry.history("p")[-1]
@@ -100,29 +105,29 @@ def test_a_model_is_owned_by_who_registered_it_and_handing_over_is_recorded(
         {"previous": "u", "owner": "dana"},
     )
     with pytest.raises(MlshipError, match="p is already owned by dana"):
-        registry.set_owner("p", "dana", "alice")
+        _by(registry, "alice").set_owner("p", "dana")
     with pytest.raises(NotFoundError, match="no model named 'zz'"):
-        registry.set_owner("zz", "dana", "alice")
+        _by(registry, "alice").set_owner("zz", "dana")
 
 
-def test_models_are_filtered_by_model_tags(registry: Registry) -> None:
-    registry.tag("q", None, {"team": "risk"}, "alice")
-    registry.tag("p", 1, {"team": "risk"}, "alice")  # a version's tag is not the model's
+def test_models_are_filtered_by_model_tags(registry: SqlRegistry) -> None:
+    _by(registry, "alice").tag("q", None, {"team": "risk"})
+    _by(registry, "alice").tag("p", 1, {"team": "risk"})  # a version's tag is not the model's
     assert [m.name for m in registry.metadata.list_models(tags={"team": "risk"})] == ["q"]
 
 
-def test_notes_on_a_version_are_kept_per_version_and_recorded(registry: Registry) -> None:
-    registry.add_note("p", 2, "Looks **good** on the March data.", "alice")
-    registry.add_note("p", 1, "Superseded.", "bob")
+def test_notes_on_a_version_are_kept_per_version_and_recorded(registry: SqlRegistry) -> None:
+    _by(registry, "alice").add_note("p", 2, "Looks **good** on the March data.")
+    _by(registry, "bob").add_note("p", 1, "Superseded.")
     assert [n.body for n in registry.version_notes("p", 2)] == ["Looks **good** on the March data."]
     assert [n.author for n in registry.version_notes("p", 1)] == ["bob"]
     assert registry.version_notes("q", 1) == []
     noted = [e for e in registry.history("p") if e.action == "noted"]
     assert [(e.version, e.user) for e in noted] == [(2, "alice"), (1, "bob")]
     with pytest.raises(NotFoundError, match="model 'p' has no version 9"):
-        registry.add_note("p", 9, "text", "alice")
+        _by(registry, "alice").add_note("p", 9, "text")
     with pytest.raises(MlshipError, match="a note needs some text"):
-        registry.add_note("p", 1, "", "alice")
+        _by(registry, "alice").add_note("p", 1, "")
 
 
 def test_the_migration_gives_existing_runs_and_models_an_owner(tmp_path: Path) -> None:

@@ -1,4 +1,9 @@
-"""The registry's rules: stages, four-eyes promotion, rollback, tags, history, diff."""
+"""The registry's rules on one SQLite store, following one model through a longer story, and
+the diff of versions.
+
+What every backend shares, method by method, is in ``test_registry_contract.py``. Here the
+registry acts as whoever :func:`_by` names, as the settings' user of a command would.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import pytest
 
 from mlship.errors import MlshipError, NotFoundError
 from mlship.registry.diff import diff_versions
-from mlship.registry.lifecycle import Registry, ReviewError
+from mlship.registry.lifecycle import SqlRegistry
+from mlship.registry.repository import ReviewError
 from mlship.store.metadata import MetadataStore
 from mlship.workspace import Workspace
 from tests.unit.test_metadata import _dataset, _finish, _new_version, _start
@@ -21,41 +27,47 @@ def _register(store: MetadataStore, dataset: int, **overrides: Any) -> int:
 
 
 @pytest.fixture
-def registry(workspace: Workspace) -> Registry:
+def store(workspace: Workspace) -> MetadataStore:
+    """A store with model ``p``, versions 1 to 3 (C = 0.1, 1, 10)."""
     store = workspace.metadata
     dataset = _dataset(store)
     for c in (0.1, 1.0, 10.0):
         _register(store, dataset, params={"C": c}, metrics={"holdout": {"f1": c / 20}})
-    return Registry(store)
+    return store
 
 
-def _stages(registry: Registry) -> dict[int, str]:
-    model = registry.metadata.list_models()[0]
+def _by(store: MetadataStore, user: str) -> SqlRegistry:
+    return SqlRegistry(store, user)
+
+
+def _stages(store: MetadataStore) -> dict[int, str]:
+    model = store.list_models()[0]
     return {v.version: v.stage for v in model.versions}
 
 
-def test_production_takes_a_request_and_someone_elses_approval(registry: Registry) -> None:
+def test_production_takes_a_request_and_someone_elses_approval(store: MetadataStore) -> None:
+    alice, bob = _by(store, "alice"), _by(store, "bob")
     with pytest.raises(ReviewError, match="needs a review to reach production"):
-        registry.set_stage("p", 1, "production", "alice")
-    registry.set_stage("p", 1, "staging", "alice")
-    asked = registry.request_promotion("p", 1, "alice", "better recall")
+        alice.set_stage("p", 1, "production")
+    alice.set_stage("p", 1, "staging")
+    asked = alice.request_promotion("p", 1, "better recall")
     assert asked.request_id is not None
-    assert _stages(registry)[1] == "staging"  # nothing moves before the approval
+    assert _stages(store)[1] == "staging"  # nothing moves before the approval
     with pytest.raises(ReviewError, match="alice requested the promotion of p:1 and cannot"):
-        registry.approve("p", 1, "alice")
+        alice.approve("p", 1)
     with pytest.raises(ReviewError, match="already has a pending request"):
-        registry.request_promotion("p", 1, "bob")
-    done = registry.approve("p", 1, "bob", "checked the diff")
+        bob.request_promotion("p", 1)
+    done = bob.approve("p", 1, "checked the diff")
     assert (done.action, done.from_stage, done.to_stage, done.replaced) == (
         "promoted",
         "staging",
         "production",
         None,
     )
-    assert _stages(registry) == {1: "production", 2: "none", 3: "none"}
+    assert _stages(store) == {1: "production", 2: "none", 3: "none"}
     with pytest.raises(ReviewError, match="no pending promotion request"):
-        registry.approve("p", 1, "carol")
-    [request] = registry.requests("p")
+        _by(store, "carol").approve("p", 1)
+    [request] = bob.requests("p")
     assert (request.status, request.requested_by, request.decided_by) == (
         "approved",
         "alice",
@@ -64,20 +76,21 @@ def test_production_takes_a_request_and_someone_elses_approval(registry: Registr
 
 
 def test_a_new_production_version_archives_the_old_and_rollback_restores_it(
-    registry: Registry,
+    store: MetadataStore,
 ) -> None:
+    alice, bob, carol = _by(store, "alice"), _by(store, "bob"), _by(store, "carol")
     for version in (1, 2):
-        registry.request_promotion("p", version, "alice")
-        registry.approve("p", version, "bob")
-    assert _stages(registry) == {1: "archived", 2: "production", 3: "none"}
-    assert registry.in_stage("p", "production").version == 2
+        alice.request_promotion("p", version)
+        bob.approve("p", version)
+    assert _stages(store) == {1: "archived", 2: "production", 3: "none"}
+    assert carol.in_stage("p", "production").version == 2
 
-    back = registry.rollback("p", "carol", "p:2 times out")
+    back = carol.rollback("p", "p:2 times out")
     assert (back.version, back.replaced) == (1, 2)
-    assert _stages(registry) == {1: "production", 2: "archived", 3: "none"}
-    assert registry.in_stage("p", "production").version == 1
+    assert _stages(store) == {1: "production", 2: "archived", 3: "none"}
+    assert carol.in_stage("p", "production").version == 1
 
-    events = [(e.version, e.action, e.to_stage, e.user) for e in registry.history("p")]
+    events = [(e.version, e.action, e.to_stage, e.user) for e in carol.history("p")]
     assert events[:3] == [(v, "registered", "none", "u") for v in (1, 2, 3)]
     assert events[-2:] == [
         (2, "archived", "archived", "carol"),
@@ -88,50 +101,59 @@ def test_a_new_production_version_archives_the_old_and_rollback_restores_it(
     )
 
 
-def test_rollback_needs_an_earlier_production_version(registry: Registry) -> None:
+def test_rollback_needs_an_earlier_production_version(store: MetadataStore) -> None:
+    carol = _by(store, "carol")
     with pytest.raises(MlshipError, match="no version in production"):
-        registry.rollback("p", "carol")
-    registry.request_promotion("p", 3, "alice")
-    registry.approve("p", 3, "bob")
+        carol.rollback("p")
+    _by(store, "alice").request_promotion("p", 3)
+    _by(store, "bob").approve("p", 3)
     with pytest.raises(MlshipError, match="the first version p had in production"):
-        registry.rollback("p", "carol")
+        carol.rollback("p")
 
 
-def test_requests_are_rejected_by_others_and_withdrawn_by_their_author(registry: Registry) -> None:
-    registry.request_promotion("p", 2, "alice")
-    assert registry.reject("p", 2, "bob", "AUC dropped").action == "rejected"
-    registry.request_promotion("p", 2, "alice")
-    assert registry.reject("p", 2, "alice").action == "withdrawn"
-    assert [r.status for r in registry.requests("p")] == ["rejected", "withdrawn"]
-    assert _stages(registry)[2] == "none"
+def test_requests_are_rejected_by_others_and_withdrawn_by_their_author(
+    store: MetadataStore,
+) -> None:
+    alice, bob = _by(store, "alice"), _by(store, "bob")
+    alice.request_promotion("p", 2)
+    assert bob.reject("p", 2, "AUC dropped").action == "rejected"
+    alice.request_promotion("p", 2)
+    with pytest.raises(ReviewError, match="models withdraw p:2` takes the request back"):
+        alice.reject("p", 2)
+    with pytest.raises(ReviewError, match=r"bob has no pending promotion request for p:2 \(#2"):
+        bob.withdraw("p", 2)
+    assert alice.withdraw("p", 2).action == "withdrawn"
+    assert [r.status for r in alice.requests("p")] == ["rejected", "withdrawn"]
+    assert _stages(store)[2] == "none"
 
 
-def test_tags_and_descriptions_of_models_and_versions(registry: Registry) -> None:
-    registry.tag("p", 2, {"team": "growth", "ticket": "ML-1"}, "alice")
-    registry.tag("p", 2, {"ticket": None}, "alice")
-    registry.tag("p", None, {"domain": "churn"}, "alice")
-    registry.describe("p", 2, "Logistic regression, C=1", "alice")
-    model = registry.metadata.list_models()[0]
+def test_tags_and_descriptions_of_models_and_versions(store: MetadataStore) -> None:
+    alice = _by(store, "alice")
+    alice.tag("p", 2, {"team": "growth", "ticket": "ML-1"})
+    alice.tag("p", 2, {"ticket": None})
+    alice.tag("p", None, {"domain": "churn"})
+    alice.describe("p", 2, "Logistic regression, C=1")
+    model = store.list_models()[0]
     assert model.tags == {"domain": "churn"}
-    version = registry.metadata.get_version("p", 2)
+    version = store.get_version("p", 2)
     assert version.tags == {"team": "growth"}
     assert version.description == "Logistic regression, C=1"
-    assert [e.action for e in registry.history("p")][-4:] == ["tagged"] * 3 + ["described"]
+    assert [e.action for e in alice.history("p")][-4:] == ["tagged"] * 3 + ["described"]
 
 
-def test_unknown_names_versions_and_stages_are_clear_errors(registry: Registry) -> None:
+def test_unknown_names_versions_and_stages_are_clear_errors(store: MetadataStore) -> None:
+    alice = _by(store, "alice")
     with pytest.raises(NotFoundError, match="no model named 'q'"):
-        registry.request_promotion("q", 1, "alice")
+        alice.request_promotion("q", 1)
     with pytest.raises(NotFoundError, match="model 'p' has no version 9"):
-        registry.set_stage("p", 9, "staging", "alice")
+        alice.set_stage("p", 9, "staging")
     with pytest.raises(MlshipError, match="unknown stage 'prod'"):
-        registry.set_stage("p", 1, "prod", "alice")  # type: ignore[arg-type]
+        alice.set_stage("p", 1, "prod")  # type: ignore[arg-type]
     with pytest.raises(NotFoundError, match="no version in staging"):
-        registry.in_stage("p", "staging")
+        alice.in_stage("p", "staging")
 
 
-def test_diff_lists_what_changed_with_numeric_deltas(registry: Registry) -> None:
-    store = registry.metadata
+def test_diff_lists_what_changed_with_numeric_deltas(store: MetadataStore) -> None:
     found = diff_versions(store, store.get_version("p", 1), store.get_version("p", 3))
     changed = {(row.section, row.name): row for row in found.changed()}
     assert changed[("params", "C")].a == 0.1 and changed[("params", "C")].b == 10.0

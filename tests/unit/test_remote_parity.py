@@ -7,15 +7,9 @@ import inspect
 
 import pytest
 
-from mlship.monitor.history import AlertHistory
-from mlship.registry.lifecycle import Registry
-from mlship.remote.admin import RemoteAlertHistory, RemoteAuditLog, RemoteUsers
 from mlship.remote.artifacts import RemoteArtifactStore
 from mlship.remote.metadata import RemoteMetadata
-from mlship.remote.registry import RemoteRegistry
-from mlship.security.users import Users
 from mlship.store.artifacts import ArtifactStore
-from mlship.store.audit_log import AuditLog
 from mlship.store.metadata import MetadataStore
 
 
@@ -27,10 +21,6 @@ def _public(cls: type) -> set[str]:
     ("local", "remote"),
     [
         (MetadataStore, RemoteMetadata),
-        (Registry, RemoteRegistry),
-        (Users, RemoteUsers),
-        (AuditLog, RemoteAuditLog),
-        (AlertHistory, RemoteAlertHistory),
         (ArtifactStore, RemoteArtifactStore),
     ],
 )

@@ -15,7 +15,7 @@ from mlship.workspace import Workspace
 
 @pytest.fixture
 def token(workspace: Workspace) -> str:
-    workspace.users.add("sci", "scientist", "tester")
+    workspace.users.add("sci", "scientist")
     return workspace.users.create_token("sci", "t").secret
 
 
@@ -91,7 +91,7 @@ def test_the_server_publishes_its_ed25519_public_key(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "ws", signing_scheme="ed25519")
     workspace = Workspace.open(settings)
     try:
-        workspace.users.add("v", "viewer", "tester")
+        workspace.users.add("v", "viewer")
         secret = workspace.users.create_token("v", "t").secret
         answer = _client(workspace).get(
             "/api/v1/models/signing-key", headers={"Authorization": f"Bearer {secret}"}

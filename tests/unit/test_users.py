@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.security.users import Users, token_digest
+from mlship.security.users import SqlUsers, token_digest
 from mlship.store.tables import Token, utcnow
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
@@ -24,8 +24,8 @@ def files_under(root: Path) -> list[Path]:
 
 
 def test_a_token_authenticates_its_user_and_only_its_hash_is_kept(workspace: Workspace) -> None:
-    users = Users(workspace.metadata)
-    users.add("alice", "reviewer", "admin")
+    users = SqlUsers(workspace.metadata, "admin")
+    users.add("alice", "reviewer")
     token = users.create_token("alice", "laptop")
     assert TOKEN.fullmatch(token.secret)
     identity = users.authenticate(token.secret)
@@ -41,8 +41,8 @@ def test_a_token_authenticates_its_user_and_only_its_hash_is_kept(workspace: Wor
 
 
 def test_expired_revoked_and_disabled_tokens_stop_working(workspace: Workspace) -> None:
-    users = Users(workspace.metadata)
-    users.add("bob", "scientist", "admin")
+    users = SqlUsers(workspace.metadata, "admin")
+    users.add("bob", "scientist")
     short = users.create_token("bob", "ci", timedelta(hours=1))
     assert users.authenticate(short.secret) is not None
     assert users.authenticate(short.secret, now=utcnow() + timedelta(hours=2)) is None
@@ -61,14 +61,14 @@ def test_expired_revoked_and_disabled_tokens_stop_working(workspace: Workspace) 
 
 
 def test_bad_users_and_roles_are_refused(workspace: Workspace) -> None:
-    users = Users(workspace.metadata)
+    users = SqlUsers(workspace.metadata, "admin")
     with pytest.raises(MlshipError, match="unknown role 'owner'; expected one of viewer, "):
-        users.add("carol", "owner", "admin")
+        users.add("carol", "owner")
     with pytest.raises(MlshipError, match="user name 'carol smith'"):
-        users.add("carol smith", "viewer", "admin")
-    users.add("carol", "viewer", "admin")
+        users.add("carol smith", "viewer")
+    users.add("carol", "viewer")
     with pytest.raises(MlshipError, match="user 'carol' already exists"):
-        users.add("carol", "admin", "admin")
+        users.add("carol", "admin")
     with pytest.raises(NotFoundError, match=r"no user named 'dave' \(users: carol\)"):
         users.create_token("dave", "x")
     with pytest.raises(MlshipError, match="must expire in the future"):

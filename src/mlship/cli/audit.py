@@ -28,7 +28,7 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the audit log, newest first (admins only, on a server)."""
-    from mlship.store.records import to_record
+    from mlship.store.entities import to_json
 
     workspace = Workspace.open()
     try:
@@ -44,7 +44,7 @@ def audit(
         workspace.close()
     if as_json:
         for entry in entries:
-            out.print_json(json.dumps(to_record(entry)))
+            out.print_json(json.dumps(to_json(entry)))
         return
     grid = Table(title=f"Audit log ({len(entries)} entries, newest first)")
     for column in ("#", "at (UTC)", "user", "role", "from", "action", "outcome", "changes"):

@@ -28,7 +28,7 @@ from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlship.registry.lifecycle import Change, Registry
+    from mlship.registry.repository import Change, Registry
     from mlship.store.tables import ModelVersion
 
 app = typer.Typer(
@@ -143,12 +143,13 @@ def show(
     print_notes(notes)
 
 
-def _change(act: Callable[[Registry, str], Change]) -> None:
-    """Run one registry change as the settings' user, and say what it did."""
+def _change(act: Callable[[Registry], Change]) -> None:
+    """Run one registry change (as the settings' user, or the token's on a server), and say
+    what it did."""
 
     workspace = Workspace.open()
     try:
-        change = act(workspace.registry, workspace.settings.user)
+        change = act(workspace.registry)
     finally:
         workspace.close()
     _report(change)
@@ -178,9 +179,9 @@ def promote(
     """Move a version to staging or archived, or request its promotion to production."""
     name, version = parse_version_ref(ref)
     if to == "production":
-        _change(lambda registry, user: registry.request_promotion(name, version, user, reason))
+        _change(lambda registry: registry.request_promotion(name, version, reason))
     else:
-        _change(lambda registry, user: registry.set_stage(name, version, to, user, reason))  # type: ignore[arg-type]
+        _change(lambda registry: registry.set_stage(name, version, to, reason))  # type: ignore[arg-type]
 
 
 @app.command("approve")
@@ -190,7 +191,7 @@ def approve(
 ) -> None:
     """Approve a pending promotion (not your own): the version goes to production."""
     name, version = parse_version_ref(ref)
-    _change(lambda registry, user: registry.approve(name, version, user, note))
+    _change(lambda registry: registry.approve(name, version, note))
 
 
 @app.command("reject")
@@ -198,9 +199,19 @@ def reject(
     ref: Annotated[str, typer.Argument(help="MODEL:VERSION with a pending promotion request.")],
     note: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
 ) -> None:
-    """Turn down a pending promotion (the requester withdraws it the same way)."""
+    """Turn down someone else's pending promotion (the requester withdraws it instead)."""
     name, version = parse_version_ref(ref)
-    _change(lambda registry, user: registry.reject(name, version, user, note))
+    _change(lambda registry: registry.reject(name, version, note))
+
+
+@app.command("withdraw")
+def withdraw(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION with your pending promotion request.")],
+    note: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+) -> None:
+    """Take back your own pending promotion request."""
+    name, version = parse_version_ref(ref)
+    _change(lambda registry: registry.withdraw(name, version, note))
 
 
 @app.command("rollback")
@@ -209,7 +220,7 @@ def rollback(
     reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
 ) -> None:
     """Put back the version that was in production before the current one."""
-    _change(lambda registry, user: registry.rollback(model, user, reason))
+    _change(lambda registry: registry.rollback(model, reason))
 
 
 @app.command("tag")
@@ -228,7 +239,7 @@ def tag(
             changes[item[:-1]] = None
         else:
             raise MlshipError(f"bad tag {item!r}: expected KEY=VALUE, or KEY- to remove one")
-    _change(lambda registry, user: registry.tag(name, version, changes, user))
+    _change(lambda registry: registry.tag(name, version, changes))
 
 
 @app.command("describe")
@@ -238,7 +249,7 @@ def describe(
 ) -> None:
     """Set the description of a model or a version."""
     name, version = parse_model_ref(ref)
-    _change(lambda registry, user: registry.describe(name, version, text, user))
+    _change(lambda registry: registry.describe(name, version, text))
 
 
 @app.command("owner")
@@ -247,7 +258,7 @@ def owner(
     user: Annotated[str, typer.Argument(help="Who owns the model from now on.")],
 ) -> None:
     """Hand a model over to another owner (recorded in its history)."""
-    _change(lambda registry, acting: registry.set_owner(model, user, acting))
+    _change(lambda registry: registry.set_owner(model, user))
 
 
 @app.command("note")
@@ -262,7 +273,7 @@ def note(
     body = note_text(text, file)
     workspace = Workspace.open()
     try:
-        added = workspace.registry.add_note(name, version, body, workspace.settings.user)
+        added = workspace.registry.add_note(name, version, body)
     finally:
         workspace.close()
     out.print(f"Note #{added.id} added to {name}:{version} by {added.author}")
@@ -398,7 +409,7 @@ def sign_versions(
                 raise MlshipError(f"{ref}: the artifact does not match its checksum; not signed")
             change = registry.record_signature(
                 version.model.name, version.version,
-                workspace.artifact_signature(version.artifact_sha256), workspace.settings.user,
+                workspace.artifact_signature(version.artifact_sha256),
             )  # fmt: skip
             _report(change)
     finally:

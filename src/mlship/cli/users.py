@@ -37,7 +37,7 @@ def add_user(
 
     workspace = Workspace.open()
     try:
-        user = workspace.users.add(name, role, workspace.settings.user)
+        user = workspace.users.add(name, role)
     finally:
         workspace.close()
     out.print(
@@ -160,7 +160,7 @@ def list_tokens(
             status = "live"
         table.add_row(
             str(token.id),
-            token.user.name,
+            token.user.name if token.user is not None else "",
             token.name,
             token.prefix + "...",
             status,

@@ -37,7 +37,8 @@ from http.client import HTTPException
 from typing import Any, Literal
 
 from mlship.errors import MlshipError
-from mlship.monitor.history import AlertHistory, delivery_line
+from mlship.monitor.alert_store import AlertHistory
+from mlship.monitor.history import delivery_line
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
 from mlship.monitor.window import Window
 from mlship.store.tables import as_utc

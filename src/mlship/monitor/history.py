@@ -2,7 +2,8 @@
 
 It lives in the database, not in memory, because cool-downs must hold across processes: a
 ``mlship monitor run`` from cron every five minutes and a ``watch`` loop started by someone else
-read the same rows, so neither repeats an alert the other has just delivered.
+read the same rows, so neither repeats an alert the other has just delivered. This is the
+:class:`~mlship.monitor.alert_store.AlertHistory` protocol in the metadata store.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 
+from mlship.errors import MlshipError
+from mlship.monitor.alert_store import AlertStatus
+from mlship.store import entities
 from mlship.store.metadata import MetadataStore
 from mlship.store.tables import Alert, as_utc
-
-AlertStatus = Literal["fired", "suppressed"]
 
 
 def delivery_line(channel: str, ok: bool, detail: str) -> str:
@@ -30,8 +32,8 @@ def deliveries_text(deliveries: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(delivery_line(d["channel"], d["ok"], d["detail"]) for d in deliveries)
 
 
-def alert_record(row: Alert) -> dict[str, Any]:
-    """An alert row as plain JSON (for reports)."""
+def alert_record(row: entities.Alert) -> dict[str, Any]:
+    """An alert as plain JSON (for reports)."""
     return {
         "at": as_utc(row.at).isoformat(),
         "rule": row.rule,
@@ -45,7 +47,18 @@ def alert_record(row: Alert) -> dict[str, Any]:
     }
 
 
-class AlertHistory:
+def _check(**values: str) -> None:
+    """Refuse what the alerts table cannot hold, before a database does so in its own way
+    (SQLite keeps a long text that PostgreSQL refuses): the same message on every store."""
+    for column, value in values.items():
+        limit: int | None = getattr(Alert.__table__.c[column].type, "length", None)
+        if limit is not None and len(value) > limit:
+            raise MlshipError(f"alert {column} {value[:40]!r}...: at most {limit} characters")
+        if "\x00" in value:
+            raise MlshipError(f"alert {column} {value[:40]!r}: contains a NUL character")
+
+
+class SqlAlertHistory:
     """Alerts that held, fired or suppressed; each method is one transaction.
 
     >>> history = workspace.alert_history  # doctest: +SKIP
@@ -87,9 +100,13 @@ class AlertHistory:
         deliveries: Sequence[Mapping[str, Any]] = (),
         details: Mapping[str, Any] | None = None,
         at: datetime | None = None,
-    ) -> Alert:
+    ) -> entities.Alert:
         """Append one alert. ``deliveries`` are the actions' results, each with an ``ok`` flag;
         a ``fired`` alert with any ``ok`` one is *delivered* and starts the cool-down."""
+        _check(model=model, rule=rule, metric=metric, condition=condition, severity=severity)
+        _check(window=window, status=status)
+        if status not in ("fired", "suppressed"):
+            raise MlshipError(f"alert status {status!r}: expected fired or suppressed")
         row = Alert(
             at=as_utc(at or datetime.now(UTC)),
             model=model,
@@ -106,11 +123,12 @@ class AlertHistory:
         )
         with self.metadata.transaction() as session:
             session.add(row)
-        return row
+            session.flush()
+            return entities.from_row(entities.Alert, row)
 
     def list(
         self, model: str | None = None, since: datetime | None = None, limit: int = 100
-    ) -> builtins.list[Alert]:
+    ) -> builtins.list[entities.Alert]:
         """The newest alerts first, of one model or all, at or after ``since``; times in UTC."""
         query = select(Alert)
         if model is not None:
@@ -119,7 +137,4 @@ class AlertHistory:
             query = query.where(Alert.at >= as_utc(since))
         query = query.order_by(Alert.at.desc(), Alert.id.desc()).limit(limit)
         with self.metadata.transaction() as session:
-            rows = builtins.list(session.scalars(query))
-        for row in rows:  # detached rows: this only changes what the caller reads
-            row.at = as_utc(row.at)
-        return rows
+            return [entities.from_row(entities.Alert, row) for row in session.scalars(query)]

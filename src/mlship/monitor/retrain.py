@@ -51,7 +51,7 @@ def retrain_to_staging(
         f"retrained after alert {firing.rule.name!r}: {firing.rule.metric} = {firing.value:.4g} "
         f"({firing.rule.condition})"
     )
-    workspace.registry.set_stage(firing.model, version, "staging", workspace.settings.user, reason)
+    workspace.registry.set_stage(firing.model, version, "staging", reason)
     run = workspace.metadata.get_run(result.run_id)
     return {
         "model": firing.model,

@@ -10,19 +10,23 @@ recorded like everything else.
 
 Every change (registration, stage moves, requests and decisions, tags, descriptions) appends a
 :class:`~mlship.store.tables.ModelEvent` with who and when, in the same transaction as the change
-itself, so the history never disagrees with the state. The acting user comes from settings until
-the tracking server authenticates people.
+itself, so the history never disagrees with the state. The acting user is never an argument: it
+is the workspace's user, or inside the tracking server the request's token's user
+(:func:`~mlship.store.audit.acting_user`), so the rules between people below are decided here,
+where the store is, and a client of the server cannot claim to be someone else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mlship.errors import MlshipError, NotFoundError
+from mlship.registry.repository import STAGES, Change, ReviewError, Stage
+from mlship.store import entities
+from mlship.store.audit import acting_user
 from mlship.store.metadata import MetadataStore, note_text
 from mlship.store.tables import (
     ModelEvent,
@@ -33,45 +37,30 @@ from mlship.store.tables import (
     utcnow,
 )
 
-Stage = Literal["none", "staging", "production", "archived"]
-STAGES: tuple[Stage, ...] = ("none", "staging", "production", "archived")
 
+class SqlRegistry:
+    """The :class:`~mlship.registry.repository.Registry` over the metadata store's database;
+    each command is a single transaction."""
 
-class ReviewError(MlshipError):
-    """A promotion that the review rules do not allow (self-approval, nothing pending)."""
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one registry command did, for the command line to report."""
-
-    model: str
-    version: int | None
-    action: str
-    from_stage: str | None = None
-    to_stage: str | None = None
-    replaced: int | None = None
-    """The version that left production because of this change, if any."""
-    request_id: int | None = None
-
-
-class Registry:
-    """Registry commands over the metadata store; each one is a single transaction."""
-
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: MetadataStore, user: str) -> None:
+        """``user`` acts when no request of the tracking server names someone else."""
         self.metadata = metadata
+        self.user = user
+
+    @property
+    def _user(self) -> str:
+        return acting_user(self.user)
 
     # -- stages -------------------------------------------------------------------------------
 
-    def set_stage(
-        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
-    ) -> Change:
+    def set_stage(self, name: str, version: int, stage: Stage, reason: str | None = None) -> Change:
         """Move a version to ``staging``, ``archived`` or back to ``none`` at once.
 
         Production is refused here: it needs :meth:`request_promotion` and :meth:`approve`.
         """
-        if stage not in STAGES:
-            raise MlshipError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        user = self._user
+        _check_stage(stage)
+        _storable(reason=reason)
         if stage == "production":
             raise ReviewError(
                 f"{name}:{version} needs a review to reach production: `mlship models promote "
@@ -87,10 +76,10 @@ class Registry:
             _record(session, model, version, "stage", user, before, stage, reason=reason)
             return Change(name, version, "stage", before, stage)
 
-    def request_promotion(
-        self, name: str, version: int, user: str, reason: str | None = None
-    ) -> Change:
-        """Ask for ``name:version`` to go to production; someone other than ``user`` approves."""
+    def request_promotion(self, name: str, version: int, reason: str | None = None) -> Change:
+        """Ask for ``name:version`` to go to production; someone else approves."""
+        user = self._user
+        _storable(reason=reason)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -124,9 +113,11 @@ class Registry:
             )
             return Change(name, version, "promotion requested", request_id=request.id)
 
-    def approve(self, name: str, version: int, user: str, note: str | None = None) -> Change:
+    def approve(self, name: str, version: int, note: str | None = None) -> Change:
         """Approve the pending request of ``name:version``: it goes to production and the
         version it replaces is archived. The approver must not be the requester."""
+        user = self._user
+        _storable(note=note)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -148,23 +139,43 @@ class Registry:
             replaced = _to_production(session, model, found, user, "promoted", request.id)
             return Change(name, version, "promoted", before, "production", replaced, request.id)
 
-    def reject(self, name: str, version: int, user: str, note: str | None = None) -> Change:
-        """Turn down the pending request of ``name:version`` (anyone but the requester)."""
+    def reject(self, name: str, version: int, note: str | None = None) -> Change:
+        """Turn down the pending request of ``name:version``: a decision on someone else's
+        request (the requester withdraws instead, which says what happened)."""
+        user = self._user
+        _storable(note=note)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             _version(session, model, version)
             request = _pending(session, model, version)
             if request is None:
                 raise ReviewError(f"{name}:{version} has no pending promotion request")
-            # The requester may take their own request back; anyone else rejects it.
-            action = "withdrawn" if request.requested_by == user else "rejected"
-            request.status, request.decided_by = action, user
-            request.decided_at, request.note = utcnow(), note
-            _record(session, model, version, action, user, note=note, request=request.id)
-            return Change(name, version, action, request_id=request.id)
+            if request.requested_by == user:
+                raise ReviewError(
+                    f"{user} requested the promotion of {name}:{version} and cannot also reject "
+                    f"it; `mlship models withdraw {name}:{version}` takes the request back"
+                )
+            return _decide(session, model, version, request, "rejected", user, note)
 
-    def rollback(self, name: str, user: str, reason: str | None = None) -> Change:
+    def withdraw(self, name: str, version: int, note: str | None = None) -> Change:
+        """Take back one's own pending request of ``name:version``."""
+        user = self._user
+        _storable(note=note)
+        with self.metadata.transaction() as session:
+            model = _model(session, name, lock=True)
+            _version(session, model, version)
+            request = _pending(session, model, version)
+            if request is None or request.requested_by != user:
+                raise ReviewError(
+                    f"{user} has no pending promotion request for {name}:{version}"
+                    + ("" if request is None else f" (#{request.id} is {request.requested_by}'s)")
+                )
+            return _decide(session, model, version, request, "withdrawn", user, note)
+
+    def rollback(self, name: str, reason: str | None = None) -> Change:
         """Put back the version that was in production before the current one."""
+        user = self._user
+        _storable(reason=reason)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             current = session.scalar(
@@ -187,8 +198,10 @@ class Registry:
 
     # -- tags, descriptions, history ------------------------------------------------------------
 
-    def tag(self, name: str, version: int | None, tags: dict[str, str | None], user: str) -> Change:
+    def tag(self, name: str, version: int | None, tags: dict[str, str | None]) -> Change:
         """Set tags (a ``None`` value removes the tag) on a model or one of its versions."""
+        user = self._user
+        _storable(**{f"tag {key!r}": f"{key}{value or ''}" for key, value in tags.items()})
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             target: RegisteredModel | ModelVersion = (
@@ -204,8 +217,10 @@ class Registry:
             _record(session, model, version, "tagged", user, tags=tags)
             return Change(name, version, "tagged")
 
-    def describe(self, name: str, version: int | None, text: str, user: str) -> Change:
+    def describe(self, name: str, version: int | None, text: str) -> Change:
         """Set the description of a model or of one of its versions."""
+        user = self._user
+        _storable(description=text)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             target: RegisteredModel | ModelVersion = (
@@ -215,11 +230,15 @@ class Registry:
             _record(session, model, version, "described", user)
             return Change(name, version, "described")
 
-    def set_owner(self, name: str, owner: str, user: str) -> Change:
+    def set_owner(self, name: str, owner: str) -> Change:
         """Hand model ``name`` over to ``owner``; the history says who did it and from whom."""
+        user = self._user
+        _storable(owner=owner)
         owner = owner.strip()
         if not owner:
             raise MlshipError("an owner needs a name")
+        if len(owner) > 200:
+            raise MlshipError(f"owner {owner[:40]!r}...: at most 200 characters")
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             before = model.owner
@@ -229,8 +248,10 @@ class Registry:
             _record(session, model, None, "owner", user, previous=before, owner=owner)
             return Change(name, None, "owner")
 
-    def add_note(self, name: str, version: int, body: str, user: str) -> Note:
-        """Append a markdown note by ``user`` to ``name:version``."""
+    def add_note(self, name: str, version: int, body: str) -> entities.Note:
+        """Append a markdown note by the acting user to ``name:version``."""
+        user = self._user
+        _storable(note=body)
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -240,9 +261,9 @@ class Registry:
             session.add(note)
             session.flush()
             _record(session, model, version, "noted", user, note=note.id)
-            return note
+            return entities.from_row(entities.Note, note)
 
-    def version_notes(self, name: str, version: int) -> list[Note]:
+    def version_notes(self, name: str, version: int) -> list[entities.Note]:
         """The notes on ``name:version``, oldest first."""
         with self.metadata.transaction() as session:
             found = _version(session, _model(session, name), version)
@@ -251,11 +272,12 @@ class Registry:
                 .where(Note.target_kind == "version", Note.target_id == str(found.id))
                 .order_by(Note.id)
             )
-            return list(session.scalars(query))
+            return [entities.from_row(entities.Note, row) for row in session.scalars(query)]
 
-    def record_signature(self, name: str, version: int, signature: str, user: str) -> Change:
+    def record_signature(self, name: str, version: int, signature: str) -> Change:
         """Sign a version registered before artifacts were signed (never replaces a signature:
         a version whose signature fails is refused, not re-signed)."""
+        user = self._user
         with self.metadata.transaction() as session:
             model = _model(session, name, lock=True)
             found = _version(session, model, version)
@@ -265,16 +287,17 @@ class Registry:
             _record(session, model, version, "signed", user)
         return Change(name, version, "signed")
 
-    def history(self, name: str) -> list[ModelEvent]:
+    def history(self, name: str) -> list[entities.ModelEvent]:
         """Every change of a model, oldest first."""
         with self.metadata.transaction() as session:
             model = _model(session, name)
             query = (
                 select(ModelEvent).where(ModelEvent.model_id == model.id).order_by(ModelEvent.id)
             )
-            return list(session.scalars(query))
+            return [entities.from_row(entities.ModelEvent, row) for row in session.scalars(query)]
 
-    def requests(self, name: str) -> list[PromotionRequest]:
+    def requests(self, name: str) -> list[entities.PromotionRequest]:
+        """The promotion requests of a model and their decisions, oldest first."""
         with self.metadata.transaction() as session:
             model = _model(session, name)
             query = (
@@ -282,10 +305,12 @@ class Registry:
                 .where(PromotionRequest.model_id == model.id)
                 .order_by(PromotionRequest.id)
             )
-            return list(session.scalars(query))
+            found = session.scalars(query)
+            return [entities.from_row(entities.PromotionRequest, row) for row in found]
 
-    def in_stage(self, name: str, stage: Stage) -> ModelVersion:
+    def in_stage(self, name: str, stage: Stage) -> entities.ModelVersion:
         """The version of ``name`` in ``stage`` (the newest one, for stages that hold several)."""
+        _check_stage(stage)
         with self.metadata.transaction() as session:
             model = _model(session, name)
             found = session.scalar(
@@ -297,7 +322,20 @@ class Registry:
             )
             if found is None:
                 raise NotFoundError(f"model {name!r} has no version in {stage}")
-            return found
+            return entities.from_row(entities.ModelVersion, found)
+
+
+def _storable(**texts: str | None) -> None:
+    """Refuse text no database stores alike: PostgreSQL refuses a NUL character that SQLite
+    keeps, so it is refused here, before either sees it, with the same message on every store."""
+    for what, text in texts.items():
+        if text is not None and "\x00" in text:
+            raise MlshipError(f"the {what} contains a NUL character, which cannot be stored")
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise MlshipError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 
 def _model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:
@@ -330,6 +368,22 @@ def _pending(session: Session, model: RegisteredModel, version: int) -> Promotio
             PromotionRequest.status == "pending",
         )
     )
+
+
+def _decide(
+    session: Session,
+    model: RegisteredModel,
+    version: int,
+    request: PromotionRequest,
+    action: str,
+    user: str,
+    note: str | None,
+) -> Change:
+    """Close ``request`` as ``action`` (rejected, withdrawn) by ``user``, in the history too."""
+    request.status, request.decided_by = action, user
+    request.decided_at, request.note = utcnow(), note
+    _record(session, model, version, action, user, note=note, request=request.id)
+    return Change(model.name, version, action, request_id=request.id)
 
 
 def _to_production(

@@ -38,7 +38,7 @@ def parse_version_ref(ref: str) -> tuple[str, int]:
 
 def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
     """``MODEL`` (newest), ``MODEL:VERSION`` or ``MODEL@STAGE`` (e.g. ``churn@production``)."""
-    from mlship.registry.lifecycle import STAGES
+    from mlship.registry.repository import STAGES
 
     if "@" in ref:
         name, _, stage = ref.partition("@")
@@ -46,6 +46,7 @@ def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
             raise MlshipError(
                 f"bad model reference {ref!r}: the stage must be staging, production or archived"
             )
-        return workspace.registry.in_stage(name, stage)
+        found = workspace.registry.in_stage(name, stage)
+        return workspace.metadata.get_version(name, found.version)
     name, version = parse_model_ref(ref)
     return workspace.metadata.get_version(name, version)

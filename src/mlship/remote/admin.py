@@ -1,4 +1,10 @@
-"""Users, tokens, the audit log and the alert history of a tracking server."""
+"""Users, tokens, the audit log and the alert history of a tracking server, over HTTP.
+
+Each class implements its protocol (:class:`~mlship.security.accounts.Users`,
+:class:`~mlship.store.audit_trail.AuditLog`, :class:`~mlship.monitor.alert_store.AlertHistory`)
+by sending the request bodies of :mod:`mlship.remote.admin_api` and reading the server's answers
+with the adapters of :mod:`mlship.store.entities`; what is allowed is the server's decision.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +13,49 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlship.errors import MlshipError
-from mlship.monitor.history import AlertHistory, AlertStatus
+from mlship.monitor.alert_store import AlertStatus
+from mlship.remote import admin_api as api
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
-from mlship.security.users import Identity, NewToken, Users
-from mlship.store.audit import Actor
-from mlship.store.audit_log import AuditLog
-from mlship.store.records import from_record
-from mlship.store.tables import Alert, AuditEntry, Token, User
+from mlship.security.accounts import NewToken
+from mlship.store import entities
+from mlship.store.entities import Alert, AuditEntry, Token, User
+from mlship.store.tables import as_utc
 
 
-class RemoteUsers(Users):
-    def __init__(self, client: Client) -> None:  # the base's metadata store is not used
+class HttpUsers:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
-    def add(self, name: str, role: str, by: str) -> User:
-        return from_record(User, self.client.post("/users", {"name": name, "role": role}))
+    def add(self, name: str, role: str) -> User:
+        body = api.NewUser(name=name, role=role).model_dump(mode="json")
+        return entities.parse(User, self.client.post("/users", body))
 
     def all(self) -> list[User]:
-        return [from_record(User, r) for r in self.client.get("/users")]
+        return entities.parse_list(User, self.client.get("/users"))
 
     def set_disabled(self, name: str, disabled: bool) -> User:
-        found = self.client.post(f"/users/{part(name)}/disabled", {"disabled": disabled})
-        return from_record(User, found)
+        body = api.Disabled(disabled=disabled).model_dump(mode="json")
+        return entities.parse(User, self.client.post(f"/users/{part(name)}/disabled", body))
 
     def create_token(self, user: str, name: str, expires_in: timedelta | None = None) -> NewToken:
-        seconds = None if expires_in is None else max(1, int(expires_in.total_seconds()))
-        body = {"user": user, "name": name, "expires_seconds": seconds}
-        found = self.client.post("/tokens", body)
-        expires = found["expires_at"]
-        return NewToken(
-            id=int(found["id"]),
-            user=str(found["user"]),
-            name=str(found["name"]),
-            secret=str(found["secret"]),
-            expires_at=None if expires is None else datetime.fromisoformat(expires),
-        )
+        seconds = None
+        if expires_in is not None:  # a lifetime of none or less is the server's to refuse
+            whole = int(expires_in.total_seconds())
+            seconds = max(1, whole) if expires_in > timedelta(0) else min(0, whole)
+        body = api.TokenRequest(user=user, name=name, expires_seconds=seconds)
+        return entities.parse(NewToken, self.client.post("/tokens", body.model_dump(mode="json")))
 
     def tokens(self, user: str | None = None) -> list[Token]:
-        return [from_record(Token, r) for r in self.client.get("/tokens", user=user)]
+        return entities.parse_list(Token, self.client.get("/tokens", user=user))
 
     def revoke(self, token_id: int) -> Token:
-        return from_record(Token, self.client.post(f"/tokens/{token_id}/revoke"))
-
-    def authenticate(self, secret: str, *, now: datetime | None = None) -> Identity | None:
-        raise MlshipError("tokens are checked by the server, not by its clients")
+        return entities.parse(Token, self.client.post(f"/tokens/{token_id}/revoke"))
 
 
-class RemoteAuditLog(AuditLog):
-    def __init__(self, client: Client) -> None:  # the base's metadata store is not used
+class HttpAuditLog:
+    def __init__(self, client: Client) -> None:
         self.client = client
-
-    def denied(self, actor: Actor, reason: str) -> None:
-        raise MlshipError("refused requests are recorded by the server, not by its clients")
 
     def list(
         self,
@@ -77,20 +72,20 @@ class RemoteAuditLog(AuditLog):
             user=user,
             action=action,
             table=table,
-            since=None if since is None else since.isoformat(),
+            since=None if since is None else as_utc(since).isoformat(),
             outcome=outcome,
             limit=limit,
         )
-        return [from_record(AuditEntry, r) for r in found]
+        return entities.parse_list(AuditEntry, found)
 
 
-class RemoteAlertHistory(AlertHistory):
-    def __init__(self, client: Client) -> None:  # the base's metadata store is not used
+class HttpAlertHistory:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
     def last_delivered(self, model: str, rule: str) -> datetime | None:
         found = self.client.get("/alerts/last-delivered", model=model, rule=rule)["at"]
-        return None if found is None else datetime.fromisoformat(found)
+        return None if found is None else as_utc(datetime.fromisoformat(found))
 
     def record(
         self,
@@ -107,20 +102,20 @@ class RemoteAlertHistory(AlertHistory):
         details: Mapping[str, Any] | None = None,
         at: datetime | None = None,
     ) -> Alert:
-        body = {
-            "model": model,
-            "rule": rule,
-            "metric": metric,
-            "value": value,
-            "condition": condition,
-            "severity": severity,
-            "window": window,
-            "status": status,
-            "deliveries": [dict(d) for d in deliveries],
-            "details": dict(details or {}),
-            "at": None if at is None else at.isoformat(),
-        }
-        return from_record(Alert, self.client.post("/alerts", body))
+        body = api.NewAlert(
+            model=model,
+            rule=rule,
+            metric=metric,
+            value=value,
+            condition=condition,
+            severity=severity,
+            window=window,
+            status=status,
+            deliveries=[dict(d) for d in deliveries],
+            details=dict(details or {}),
+            at=None if at is None else as_utc(at),
+        )
+        return entities.parse(Alert, self.client.post("/alerts", body.model_dump(mode="json")))
 
     def list(
         self, model: str | None = None, since: datetime | None = None, limit: int = 100
@@ -128,7 +123,7 @@ class RemoteAlertHistory(AlertHistory):
         found = self.client.get(
             "/alerts",
             model=model,
-            since=None if since is None else since.isoformat(),
+            since=None if since is None else as_utc(since).isoformat(),
             limit=limit,
         )
-        return [from_record(Alert, r) for r in found]
+        return entities.parse_list(Alert, found)

@@ -34,7 +34,7 @@ _KINDS: dict[str, type[MlshipError]] = {
 
 def _kind(name: str) -> type[MlshipError]:
     if name == "ReviewError":
-        from mlship.registry.lifecycle import ReviewError
+        from mlship.registry.repository import ReviewError
 
         return ReviewError
     return _KINDS.get(name, MlshipError)

@@ -1,87 +1,92 @@
-"""The model registry of a tracking server, with the local registry's methods and results."""
+"""The model registry of a tracking server: the :class:`~mlship.registry.repository.Registry`
+protocol over HTTP.
+
+Every change is made by the token's user and every rule between people (who may approve, who
+withdraws and who rejects) is the server's: this class only sends what was asked and reads the
+server's answer with the same adapters the server wrote it with.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlship.registry.lifecycle import Change, Registry, Stage
+from pydantic import BaseModel
+
+from mlship.registry.repository import Change, Stage
+from mlship.remote import registry_api as api
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
-from mlship.store.records import from_record
-from mlship.store.tables import ModelEvent, ModelVersion, Note, PromotionRequest
+from mlship.store import entities
+from mlship.store.entities import ModelEvent, ModelVersion, Note, PromotionRequest
 
 
-def _change(answer: dict[str, Any]) -> Change:
-    return Change(**answer)
-
-
-class RemoteRegistry(Registry):
-    """Every change is made by the token's user; ``user`` arguments are not sent."""
-
-    def __init__(self, client: Client) -> None:  # the base's metadata store is not used
+class HttpRegistry:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
+    def _post(self, path: str, body: BaseModel | None = None) -> Any:
+        return self.client.post(path, None if body is None else body.model_dump(mode="json"))
+
+    def _change(self, path: str, body: BaseModel | None = None) -> Change:
+        return entities.parse(Change, self._post(path, body))
+
+    @staticmethod
+    def _model(name: str) -> str:
+        return f"/models/{part(name)}"
+
     def _version(self, name: str, version: int) -> str:
-        return f"/models/{part(name)}/versions/{version}"
+        return f"{self._model(name)}/versions/{version}"
 
-    def set_stage(
-        self, name: str, version: int, stage: Stage, user: str, reason: str | None = None
-    ) -> Change:
-        body = {"stage": stage, "reason": reason}
-        return _change(self.client.post(f"{self._version(name, version)}/stage", body))
+    def set_stage(self, name: str, version: int, stage: Stage, reason: str | None = None) -> Change:
+        body = api.StageMove(stage=stage, reason=reason)
+        return self._change(f"{self._version(name, version)}/stage", body)
 
-    def request_promotion(
-        self, name: str, version: int, user: str, reason: str | None = None
-    ) -> Change:
-        path = f"{self._version(name, version)}/promotion"
-        return _change(self.client.post(path, {"reason": reason}))
+    def request_promotion(self, name: str, version: int, reason: str | None = None) -> Change:
+        body = api.Reason(reason=reason)
+        return self._change(f"{self._version(name, version)}/promotion", body)
 
-    def approve(self, name: str, version: int, user: str, note: str | None = None) -> Change:
-        path = f"{self._version(name, version)}/approve"
-        return _change(self.client.post(path, {"note": note}))
+    def approve(self, name: str, version: int, note: str | None = None) -> Change:
+        return self._change(f"{self._version(name, version)}/approve", api.Decision(note=note))
 
-    def reject(self, name: str, version: int, user: str, note: str | None = None) -> Change:
-        """Withdraw one's own pending request, or (as a reviewer) reject someone else's."""
-        me = self.client.get("/whoami")["user"]
-        pending = [r for r in self.requests(name) if r.version == version and r.status == "pending"]
-        action = "withdraw" if pending and pending[0].requested_by == me else "reject"
-        path = f"{self._version(name, version)}/{action}"
-        return _change(self.client.post(path, {"note": note}))
+    def reject(self, name: str, version: int, note: str | None = None) -> Change:
+        return self._change(f"{self._version(name, version)}/reject", api.Decision(note=note))
 
-    def rollback(self, name: str, user: str, reason: str | None = None) -> Change:
-        return _change(self.client.post(f"/models/{part(name)}/rollback", {"reason": reason}))
+    def withdraw(self, name: str, version: int, note: str | None = None) -> Change:
+        return self._change(f"{self._version(name, version)}/withdraw", api.Decision(note=note))
 
-    def tag(self, name: str, version: int | None, tags: dict[str, str | None], user: str) -> Change:
-        body = {"version": version, "tags": tags}
-        return _change(self.client.post(f"/models/{part(name)}/tags", body))
+    def rollback(self, name: str, reason: str | None = None) -> Change:
+        return self._change(f"{self._model(name)}/rollback", api.Reason(reason=reason))
 
-    def describe(self, name: str, version: int | None, text: str, user: str) -> Change:
-        body = {"version": version, "text": text}
-        return _change(self.client.post(f"/models/{part(name)}/description", body))
+    def tag(self, name: str, version: int | None, tags: dict[str, str | None]) -> Change:
+        return self._change(f"{self._model(name)}/tags", api.Tags(version=version, tags=tags))
 
-    def record_signature(self, name: str, version: int, signature: str, user: str) -> Change:
-        """The server signs with its own key, after checking the stored bytes' checksum."""
-        return _change(self.client.post(f"{self._version(name, version)}/signature"))
+    def describe(self, name: str, version: int | None, text: str) -> Change:
+        body = api.Description(version=version, text=text)
+        return self._change(f"{self._model(name)}/description", body)
 
-    def set_owner(self, name: str, owner: str, user: str) -> Change:
-        return _change(self.client.post(f"/models/{part(name)}/owner", {"owner": owner}))
+    def set_owner(self, name: str, owner: str) -> Change:
+        return self._change(f"{self._model(name)}/owner", api.Owner(owner=owner))
 
-    def add_note(self, name: str, version: int, body: str, user: str) -> Note:
-        found = self.client.post(f"{self._version(name, version)}/notes", {"body": body})
-        return from_record(Note, found)
+    def record_signature(self, name: str, version: int, signature: str) -> Change:
+        """The server signs with its own key, after checking the stored bytes' checksum;
+        ``signature`` (a client's) is not sent."""
+        return self._change(f"{self._version(name, version)}/signature")
+
+    def add_note(self, name: str, version: int, body: str) -> Note:
+        found = self._post(f"{self._version(name, version)}/notes", api.NoteBody(body=body))
+        return entities.parse(Note, found)
 
     def version_notes(self, name: str, version: int) -> list[Note]:
         found = self.client.get(f"{self._version(name, version)}/notes")
-        return [from_record(Note, r) for r in found]
+        return entities.parse_list(Note, found)
 
     def history(self, name: str) -> list[ModelEvent]:
-        found = self.client.get(f"/models/{part(name)}/history")
-        return [from_record(ModelEvent, r) for r in found]
+        return entities.parse_list(ModelEvent, self.client.get(f"{self._model(name)}/history"))
 
     def requests(self, name: str) -> list[PromotionRequest]:
-        found = self.client.get(f"/models/{part(name)}/requests")
-        return [from_record(PromotionRequest, r) for r in found]
+        found = self.client.get(f"{self._model(name)}/requests")
+        return entities.parse_list(PromotionRequest, found)
 
     def in_stage(self, name: str, stage: Stage) -> ModelVersion:
-        found = self.client.get(f"/models/{part(name)}/stages/{stage}")
-        return from_record(ModelVersion, found)
+        found = self.client.get(f"{self._model(name)}/stages/{stage}")
+        return entities.parse(ModelVersion, found)

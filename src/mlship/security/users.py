@@ -8,6 +8,9 @@ password hash protects guessable secrets, which these are not), and it lets a re
 found by an index lookup instead of a comparison with every stored token. A token may expire,
 can be revoked, and stops working when its user is disabled; none of this deletes a row, so the
 history of who could do what stays readable.
+
+This is the :class:`~mlship.security.accounts.Users` protocol in the metadata store, plus what
+only the server does with it: checking a request's token (:meth:`SqlUsers.authenticate`).
 """
 
 from __future__ import annotations
@@ -15,19 +18,19 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mlship.errors import MlshipError, NotFoundError
+from mlship.security.accounts import ROLES, Identity, NewToken, Role
+from mlship.store import entities
+from mlship.store.audit import acting_user
 from mlship.store.metadata import MetadataStore
 from mlship.store.tables import Token, User, as_utc, utcnow
 
-Role = Literal["viewer", "scientist", "reviewer", "admin"]
-ROLES: tuple[Role, ...] = get_args(Role)
+__all__ = ["ROLES", "Identity", "NewToken", "Role", "SqlUsers", "token_digest"]
 
 PREFIX = "mls_"
 SHOWN = 12
@@ -36,42 +39,25 @@ SHOWN = 12
 LAST_USED_EVERY = timedelta(minutes=1)
 """``last_used_at`` is written at most this often per token: not a write per request."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
 
 
 def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Who a valid token belongs to."""
-
-    user: str
-    role: Role
-    token_id: int
-
-
-@dataclass(frozen=True)
-class NewToken:
-    id: int
-    user: str
-    name: str
-    secret: str
-    """The token itself: shown once, stored nowhere."""
-    expires_at: datetime | None
-
-
-class Users:
+class SqlUsers:
     """Users and tokens in the metadata store; each method is one transaction."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: MetadataStore, user: str) -> None:
+        """``user`` acts when no request of the tracking server names someone else."""
         self.metadata = metadata
+        self.user = user
 
     # -- users ---------------------------------------------------------------------------------
 
-    def add(self, name: str, role: str, by: str) -> User:
-        if not _NAME.match(name):
+    def add(self, name: str, role: str) -> entities.User:
+        if not _NAME.fullmatch(name):
             raise MlshipError(
                 f"user name {name!r}: letters, digits and . _ @ - (starting with a letter or digit)"
             )
@@ -79,21 +65,23 @@ class Users:
         with self.metadata.transaction() as session:
             if session.scalar(select(User).where(User.name == name)) is not None:
                 raise MlshipError(f"user {name!r} already exists")
+            by = acting_user(self.user)
             user = User(name=name, role=checked, disabled=False, created_by=by)
             session.add(user)
             session.flush()
-            return user
+            return entities.from_row(entities.User, user)
 
-    def all(self) -> list[User]:
+    def all(self) -> list[entities.User]:
         with self.metadata.transaction() as session:
             query = select(User).order_by(User.name).options(selectinload(User.tokens))
-            return list(session.scalars(query))
+            return [entities.from_row(entities.User, row) for row in session.scalars(query)]
 
-    def set_disabled(self, name: str, disabled: bool) -> User:
+    def set_disabled(self, name: str, disabled: bool) -> entities.User:
         with self.metadata.transaction() as session:
             user = _user(session, name)
             user.disabled = disabled
-            return user
+            session.flush()
+            return entities.from_row(entities.User, user, depth=0)
 
     # -- tokens --------------------------------------------------------------------------------
 
@@ -101,6 +89,8 @@ class Users:
         """A new token for ``user``, valid for ``expires_in`` (forever when None)."""
         if expires_in is not None and expires_in <= timedelta(0):
             raise MlshipError("a token must expire in the future")
+        if not name.strip() or len(name) > 200 or "\x00" in name:
+            raise MlshipError(f"token name {name[:40]!r}: 1 to 200 characters, no NUL")
         secret = PREFIX + secrets.token_urlsafe(32)
         with self.metadata.transaction() as session:
             owner = _user(session, user)
@@ -118,21 +108,22 @@ class Users:
             session.flush()
             return NewToken(token.id, owner.name, name, secret, expires)
 
-    def tokens(self, user: str | None = None) -> list[Token]:
+    def tokens(self, user: str | None = None) -> list[entities.Token]:
         with self.metadata.transaction() as session:
             query = select(Token).options(selectinload(Token.user)).order_by(Token.id)
             if user is not None:
                 query = query.where(Token.user_id == _user(session, user).id)
-            return list(session.scalars(query))
+            return [entities.from_row(entities.Token, row) for row in session.scalars(query)]
 
-    def revoke(self, token_id: int) -> Token:
+    def revoke(self, token_id: int) -> entities.Token:
         with self.metadata.transaction() as session:
-            token = session.get(Token, token_id)
+            token = session.get(Token, token_id, options=[selectinload(Token.user)])
             if token is None:
                 raise NotFoundError(f"no token #{token_id} (`mlship tokens list` shows them)")
             if token.revoked_at is None:
                 token.revoked_at = utcnow()
-            return token
+                session.flush()
+            return entities.from_row(entities.Token, token)
 
     def authenticate(self, secret: str, *, now: datetime | None = None) -> Identity | None:
         """The identity of a valid token; None for an unknown, revoked or expired token or a

@@ -23,9 +23,10 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from mlship.security.users import ROLES, Identity, Role, Users
+from mlship.security.accounts import ROLES, Identity, Role
+from mlship.security.users import SqlUsers
 from mlship.store.audit import ACTOR, Actor
-from mlship.store.audit_log import AuditLog
+from mlship.store.audit_log import SqlAuditLog
 
 RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 ROLE_KEY = "x-mlship-role"
@@ -68,7 +69,7 @@ def _bearer(request: Request) -> str | None:
 
 async def _deny(request: Request, status: int, detail: str, actor: Actor) -> None:
     if request.method in MUTATING:
-        audit: AuditLog = request.app.state.audit
+        audit: SqlAuditLog = request.app.state.audit
         await run_in_threadpool(audit.denied, actor, f"{status}: {detail}")
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     raise HTTPException(status_code=status, detail=detail, headers=headers)
@@ -86,7 +87,7 @@ def requires(role: Role) -> Callable[[Request], Awaitable[Identity]]:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         anonymous = Actor("anonymous", _client(request), action, None, request_id[:64])
         secret = _bearer(request)
-        users: Users = request.app.state.users
+        users: SqlUsers = request.app.state.users
         identity = None if secret is None else await run_in_threadpool(users.authenticate, secret)
         if identity is None:
             await _deny(request, 401, "a valid API token is required", anonymous)

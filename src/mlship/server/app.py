@@ -23,10 +23,11 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
 from mlship.errors import IntegrityError, MlshipError, NotFoundError, StorageError
-from mlship.registry.lifecycle import ReviewError
+from mlship.registry.repository import ReviewError
+from mlship.security.users import SqlUsers
 from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
-from mlship.store.audit_log import AuditLog
+from mlship.store.audit_log import SqlAuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
 from mlship.workspace import Workspace
 
@@ -70,8 +71,8 @@ def create_app(
         openapi_url=None,
     )
     app.state.workspace = workspace
-    app.state.users = workspace.users
-    app.state.audit = AuditLog(workspace.metadata)
+    app.state.users = SqlUsers(workspace.metadata, workspace.settings.user)
+    app.state.audit = SqlAuditLog(workspace.metadata)
     app.state.limiter = RateLimiter(requests_per_minute)
     app.state.max_artifact_bytes = max_artifact_bytes
     for module in (tracking, registry, artifacts, logparts, admin, alerts):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mlship.security.users import Identity
+from mlship.security.accounts import Identity
 from mlship.server.access import identity
 from mlship.workspace import Workspace
 

@@ -1,58 +1,32 @@
 """The model registry over HTTP: versions, stages, reviews, rollback, tags, history.
 
-The acting user of every change is the caller's token, never a name the client sends, which is
-what makes the four-eyes rule of production promotions mean something: the requester and the
-approver are two different tokens' users. Deciding a promotion takes a reviewer; a requester may
-withdraw their own request.
+The acting user of every change is the caller's token (the registry reads it from the request's
+audit actor), never a name the client sends, which is what makes the four-eyes rule of production
+promotions mean something: the requester and the approver are two different tokens' users. The
+rules between people are the registry's own; the routes add the roles: deciding a promotion or
+rolling back takes a reviewer, a requester (a scientist) may withdraw their own request. Request
+bodies are declared in :mod:`mlship.remote.registry_api`, answers are the registry's entities.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel, Field
 
 from mlship.errors import IntegrityError
-from mlship.registry.lifecycle import Change, ReviewError
+from mlship.remote import registry_api as api
 from mlship.server.access import role_route
-from mlship.server.deps import Caller, WorkspaceDep
+from mlship.server.deps import WorkspaceDep
 from mlship.server.tracking import TagQuery, tag_filter
+from mlship.store.entities import to_json
 from mlship.store.records import to_record, to_records
 
 router = APIRouter(prefix="/api/v1/models", tags=["registry"])
 
 VersionRef = str
 """A version number, or ``latest``."""
-
-
-class StageMove(BaseModel):
-    stage: Literal["none", "staging", "archived", "production"]
-    reason: str | None = None
-
-
-class Reason(BaseModel):
-    reason: str | None = None
-
-
-class Note(BaseModel):
-    note: str | None = None
-
-
-class Tags(BaseModel):
-    version: int | None = Field(None, ge=1)
-    tags: dict[str, str | None]
-
-
-class Description(BaseModel):
-    version: int | None = Field(None, ge=1)
-    text: str
-
-
-def _change(change: Change) -> dict[str, Any]:
-    return asdict(change)
 
 
 def _number(version: VersionRef) -> int | None:
@@ -77,31 +51,6 @@ def list_models(
     return to_records(workspace.metadata.list_models(owner=owner, tags=tag_filter(tag)))
 
 
-class Owner(BaseModel):
-    owner: str = Field(min_length=1, max_length=200)
-
-
-class NoteBody(BaseModel):
-    body: str = Field(min_length=1, max_length=100_000)
-
-
-@router.post("/{name}/owner", **role_route("scientist"))
-def set_owner(name: str, body: Owner, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
-    return _change(workspace.registry.set_owner(name, body.owner, caller.user))
-
-
-@router.post("/{name}/versions/{version}/notes", **role_route("scientist"))
-def add_note(
-    name: str, version: int, body: NoteBody, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    return to_record(workspace.registry.add_note(name, version, body.body, caller.user))
-
-
-@router.get("/{name}/versions/{version}/notes", **role_route("viewer"))
-def version_notes(name: str, version: int, workspace: WorkspaceDep) -> list[dict[str, Any]]:
-    return to_records(workspace.registry.version_notes(name, version))
-
-
 @router.get("/{name}/versions/{version}", **role_route("viewer"))
 def get_version(name: str, version: VersionRef, workspace: WorkspaceDep) -> dict[str, Any]:
     return to_record(workspace.metadata.get_version(name, _number(version)))
@@ -119,89 +68,86 @@ def model_artifact(name: str, version: VersionRef, workspace: WorkspaceDep) -> R
     return Response(data, media_type="application/octet-stream")
 
 
+# -- the registry: answers are entities (``to_json``), the actor is the token's user -----------
+
+
 @router.get("/{name}/stages/{stage}", **role_route("viewer"))
-def in_stage(
-    name: str, stage: Literal["none", "staging", "production", "archived"], workspace: WorkspaceDep
-) -> dict[str, Any]:
-    return to_record(workspace.registry.in_stage(name, stage))
+def in_stage(name: str, stage: str, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.in_stage(name, stage))  # type: ignore[arg-type]
 
 
 @router.get("/{name}/history", **role_route("viewer"))
-def history(name: str, workspace: WorkspaceDep) -> list[dict[str, Any]]:
-    return to_records(workspace.registry.history(name))
+def history(name: str, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.history(name))
 
 
 @router.get("/{name}/requests", **role_route("viewer"))
-def requests(name: str, workspace: WorkspaceDep) -> list[dict[str, Any]]:
-    return to_records(workspace.registry.requests(name))
+def requests(name: str, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.requests(name))
+
+
+@router.get("/{name}/versions/{version}/notes", **role_route("viewer"))
+def version_notes(name: str, version: int, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.version_notes(name, version))
+
+
+@router.post("/{name}/versions/{version}/notes", **role_route("scientist"))
+def add_note(name: str, version: int, body: api.NoteBody, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.add_note(name, version, body.body))
+
+
+@router.post("/{name}/owner", **role_route("scientist"))
+def set_owner(name: str, body: api.Owner, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.set_owner(name, body.owner))
 
 
 @router.post("/{name}/versions/{version}/stage", **role_route("scientist"))
-def set_stage(
-    name: str, version: int, body: StageMove, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    change = workspace.registry.set_stage(name, version, body.stage, caller.user, body.reason)
-    return _change(change)
+def set_stage(name: str, version: int, body: api.StageMove, workspace: WorkspaceDep) -> Any:
+    change = workspace.registry.set_stage(name, version, body.stage, body.reason)  # type: ignore[arg-type]
+    return to_json(change)
 
 
 @router.post("/{name}/versions/{version}/promotion", **role_route("scientist"))
-def request_promotion(
-    name: str, version: int, body: Reason, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    change = workspace.registry.request_promotion(name, version, caller.user, body.reason)
-    return _change(change)
+def request_promotion(name: str, version: int, body: api.Reason, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.request_promotion(name, version, body.reason))
 
 
 @router.post("/{name}/versions/{version}/withdraw", **role_route("scientist"))
-def withdraw(
-    name: str, version: int, body: Note, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    pending = [r for r in workspace.registry.requests(name) if r.version == version]
-    mine = [r for r in pending if r.status == "pending" and r.requested_by == caller.user]
-    if not mine:
-        raise ReviewError(f"{caller.user} has no pending promotion request for {name}:{version}")
-    return _change(workspace.registry.reject(name, version, caller.user, body.note))
+def withdraw(name: str, version: int, body: api.Decision, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.withdraw(name, version, body.note))
 
 
 @router.post("/{name}/versions/{version}/approve", **role_route("reviewer"))
-def approve(
-    name: str, version: int, body: Note, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    return _change(workspace.registry.approve(name, version, caller.user, body.note))
+def approve(name: str, version: int, body: api.Decision, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.approve(name, version, body.note))
 
 
 @router.post("/{name}/versions/{version}/reject", **role_route("reviewer"))
-def reject(
-    name: str, version: int, body: Note, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    return _change(workspace.registry.reject(name, version, caller.user, body.note))
+def reject(name: str, version: int, body: api.Decision, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.reject(name, version, body.note))
 
 
 @router.post("/{name}/rollback", **role_route("reviewer"))
-def rollback(name: str, body: Reason, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
-    return _change(workspace.registry.rollback(name, caller.user, body.reason))
+def rollback(name: str, body: api.Reason, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.rollback(name, body.reason))
 
 
 @router.post("/{name}/tags", **role_route("scientist"))
-def tag(name: str, body: Tags, workspace: WorkspaceDep, caller: Caller) -> dict[str, Any]:
-    return _change(workspace.registry.tag(name, body.version, body.tags, caller.user))
+def tag(name: str, body: api.Tags, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.tag(name, body.version, body.tags))
 
 
 @router.post("/{name}/description", **role_route("scientist"))
-def describe(
-    name: str, body: Description, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
-    return _change(workspace.registry.describe(name, body.version, body.text, caller.user))
+def describe(name: str, body: api.Description, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.describe(name, body.version, body.text))
 
 
 @router.post("/{name}/versions/{version}/signature", **role_route("admin"))
-def record_signature(
-    name: str, version: int, workspace: WorkspaceDep, caller: Caller
-) -> dict[str, Any]:
+def record_signature(name: str, version: int, workspace: WorkspaceDep) -> Any:
     """Sign a version registered before signing, after checking the stored bytes' checksum."""
     found = workspace.metadata.get_version(name, version)
     data = workspace.artifacts.get_bytes(found.artifact_sha256)
     if hashlib.sha256(data).hexdigest() != found.artifact_sha256:
         raise IntegrityError(f"{name}:{version}: the artifact does not match its checksum")
     signature = workspace.signer.sign(found.artifact_sha256)
-    return _change(workspace.registry.record_signature(name, version, signature, caller.user))
+    return to_json(workspace.registry.record_signature(name, version, signature))

@@ -62,6 +62,13 @@ def local_actor(user: str) -> Actor:
     return Actor(user=user, origin=f"local {socket.gethostname()}", action=command[:300])
 
 
+def acting_user(default: str) -> str:
+    """Who acts now: the user of the tracking server's current request, else ``default`` (the
+    workspace's user). Repositories take the acting user from here, never from their callers."""
+    actor = ACTOR.get()
+    return default if actor is None else actor.user
+
+
 @contextmanager
 def acting(actor: Actor) -> Iterator[None]:
     """Attribute the changes made inside the block to ``actor``."""

@@ -1,7 +1,9 @@
 """Reading the audit log, and recording the attempts the tracking server refused.
 
-Apart from :mod:`mlship.store.audit` because it works through a :class:`MetadataStore`, which
-itself installs the audit hooks: one module each way would import the other.
+The :class:`~mlship.store.audit_trail.AuditLog` protocol in the metadata store, plus what only the
+server does: recording a refusal (:meth:`SqlAuditLog.denied`). Apart from :mod:`mlship.store.audit`
+because it works through a :class:`MetadataStore`, which itself installs the audit hooks: one module
+each way would import the other.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 
+from mlship.store import entities
 from mlship.store.audit import Actor, entry_values
 from mlship.store.metadata import MetadataStore
-from mlship.store.tables import AuditEntry
+from mlship.store.tables import AuditEntry, as_utc
 
 
-class AuditLog:
+class SqlAuditLog:
     """Reading the audit log, and recording refused attempts (which change nothing)."""
 
     def __init__(self, metadata: MetadataStore) -> None:
@@ -37,7 +40,7 @@ class AuditLog:
         since: datetime | None = None,
         outcome: str | None = None,
         limit: int = 100,
-    ) -> list[AuditEntry]:
+    ) -> list[entities.AuditEntry]:
         """The newest entries first, filtered: ``action`` is a substring of the action, ``table``
         keeps entries that touched that table."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc())
@@ -46,14 +49,14 @@ class AuditLog:
         if action is not None:
             query = query.where(AuditEntry.action.contains(action, autoescape=True))
         if since is not None:
-            query = query.where(AuditEntry.at >= since)
+            query = query.where(AuditEntry.at >= as_utc(since))
         if outcome is not None:
             query = query.where(AuditEntry.outcome == outcome)
-        found: list[AuditEntry] = []
+        found: list[entities.AuditEntry] = []
         with self.metadata.transaction() as session:
             for entry in session.scalars(query.execution_options(yield_per=500)):
                 if table is None or table in (entry.changes or {}):
-                    found.append(entry)
+                    found.append(entities.from_row(entities.AuditEntry, entry))
                     if len(found) >= limit:
                         break
         return found
