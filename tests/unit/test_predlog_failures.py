@@ -92,3 +92,23 @@ def test_batch_scoring_with_a_log_it_cannot_write_keeps_its_output_and_warns(
     assert f"warning: the prediction log at {home / 'predictions' / 'batch'}" in said
     assert f"{scored} of the {scored} rows scored are not in the prediction log" in said
     assert "Traceback" not in result.stderr
+
+
+def test_labels_a_store_refuses_are_a_503_naming_the_folder(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    from mlship.monitor.feedback import FeedbackStore
+
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the home should be")
+    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    app = create_app(model, feedback=FeedbackStore(blocker / "feedback"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/feedback", json={"request_id": "r1", "label": "yes"})
+        assert answer.status_code == 503, answer.text
+        said = answer.text
+        assert "the labels were not stored" in said and str(blocker) in said
+        assert "is not a directory" in said and "Traceback" not in said
+        blocker.unlink()
+        again = client.post("/feedback", json={"request_id": "r1", "label": "yes"})
+        assert again.status_code == 200 and again.json() == {"stored": 1}
