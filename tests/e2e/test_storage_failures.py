@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlship.config import Settings
-from mlship.store.tables import Dataset, Run
+from mlship.store.entities import Dataset, Run
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env
 from tests.mounts import UNSHARE, full, mount_namespaces, read_only

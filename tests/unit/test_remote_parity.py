@@ -1,5 +1,7 @@
 """The remote repositories replace every method of the local ones: a method left to the base
-class would reach for a database connection that a client of a server does not have."""
+class would reach for a database connection that a client of a server does not have. (The
+tracking repositories are not subclasses: tests/unit/test_metadata_contract.py runs one
+behavioural suite on both.)"""
 
 from __future__ import annotations
 
@@ -11,12 +13,10 @@ from mlship.monitor.history import AlertHistory
 from mlship.registry.lifecycle import Registry
 from mlship.remote.admin import RemoteAlertHistory, RemoteAuditLog, RemoteUsers
 from mlship.remote.artifacts import RemoteArtifactStore
-from mlship.remote.metadata import RemoteMetadata
 from mlship.remote.registry import RemoteRegistry
 from mlship.security.users import Users
 from mlship.store.artifacts import ArtifactStore
 from mlship.store.audit_log import AuditLog
-from mlship.store.metadata import MetadataStore
 
 
 def _public(cls: type) -> set[str]:
@@ -26,7 +26,6 @@ def _public(cls: type) -> set[str]:
 @pytest.mark.parametrize(
     ("local", "remote"),
     [
-        (MetadataStore, RemoteMetadata),
         (Registry, RemoteRegistry),
         (Users, RemoteUsers),
         (AuditLog, RemoteAuditLog),

@@ -16,8 +16,9 @@ from mlship.config import Settings
 from mlship.errors import ConfigError, IntegrityError
 from mlship.security.signing import Signer, sign, signing_key, verify
 from mlship.store.artifacts import LocalArtifactStore
-from mlship.store.metadata import NewVersion
-from mlship.store.tables import ModelVersion
+from mlship.store.entities import ModelVersion
+from mlship.store.repositories import NewVersion
+from mlship.store.tables import ModelVersion as VersionRow
 from mlship.train.model_io import save_model
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
@@ -34,9 +35,10 @@ def _register(workspace: Workspace, signed: bool = True) -> ModelVersion:
     model = DummyClassifier(strategy="most_frequent").fit([[0.0], [1.0]], ["a", "b"])
     artifact = save_model(model, workspace.artifacts)
     store = workspace.metadata
-    dataset, _ = store.get_or_add_dataset("h" * 64, "a" * 64, 2, [{"name": "x"}], [])
+    table = workspace.artifacts.put_bytes(b"a dataset").sha256
+    dataset, _ = store.get_or_add_dataset("h" * 64, table, 2, [{"name": "x"}], [])
     run_id = store.start_run(
-        pipeline="m", user="u", task="classification", metric="accuracy", spec_path="/m.yaml",
+        pipeline="m", task="classification", metric="accuracy", spec_path="/m.yaml",
         spec_hash="0" * 64, spec={}, git_commit=None, environment={},
     )  # fmt: skip
     version = store.finish_run(
@@ -56,7 +58,6 @@ def _register(workspace: Workspace, signed: bool = True) -> ModelVersion:
             artifact_signature=workspace.artifact_signature(artifact.sha256),
             signature=SIGNATURE,
             metrics={},
-            created_by="u",
         ),
     )
     assert version is not None
@@ -67,7 +68,7 @@ def _register(workspace: Workspace, signed: bool = True) -> ModelVersion:
 
 def _set(workspace: Workspace, **values: object) -> None:
     with workspace.metadata.transaction() as session:
-        session.execute(update(ModelVersion).values(**values))
+        session.execute(update(VersionRow).values(**values))
 
 
 def test_a_signed_model_loads(workspace: Workspace) -> None:

@@ -4,8 +4,9 @@ note text from the command line or a file, and notes printed as rendered markdow
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.panel import Panel
@@ -13,8 +14,17 @@ from rich.panel import Panel
 from mlship.cli.console import out
 from mlship.errors import MlshipError
 
-if TYPE_CHECKING:
-    from mlship.store.tables import Note
+
+class Note(Protocol):
+    """What printing a note reads (a run's note or a version's)."""
+
+    @property
+    def author(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def body(self) -> str: ...
+
 
 TagFilter = Annotated[
     list[str] | None,

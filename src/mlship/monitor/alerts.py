@@ -40,7 +40,7 @@ from mlship.errors import MlshipError
 from mlship.monitor.history import AlertHistory, delivery_line
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
 from mlship.monitor.window import Window
-from mlship.store.tables import as_utc
+from mlship.store.clock import as_utc
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ with its candidates, not the candidates' run again), which is what the store's q
 
 from __future__ import annotations
 
+from dataclasses import is_dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -20,8 +21,14 @@ from mlship.store.tables import Base, as_utc
 T = TypeVar("T", bound=Base)
 
 
-def to_record(row: Base, *, depth: int = 1) -> dict[str, Any]:
-    """``row``'s columns, and its loaded relationships down to ``depth`` levels."""
+def to_record(row: Any, *, depth: int = 1) -> dict[str, Any]:
+    """``row``'s columns, and its loaded relationships down to ``depth`` levels. An entity
+    (what the repositories return) is written as it is, with the fields it carries."""
+    if is_dataclass(row) and not isinstance(row, type):
+        from mlship.store.entities import to_json
+
+        found: dict[str, Any] = to_json(row)
+        return found
     state = inspect(row)
     mapper: Mapper[Any] = state.mapper
     record: dict[str, Any] = {}
