@@ -67,7 +67,7 @@ def recorded(home: Path) -> tuple[list[Dataset], list[Run]]:
     """The datasets and runs the workspace at ``home`` recorded."""
     workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
     try:
-        return workspace.metadata.list_datasets(), workspace.metadata.list_runs()
+        return workspace.tracking.list_datasets(), workspace.tracking.list_runs()
     finally:
         workspace.close()
 

@@ -50,14 +50,14 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
 
     remote = Workspace.open(Settings(home=homes["alice"], url=team.url, token=team.tokens["alice"]))
     try:
-        version = remote.metadata.get_version("churn", 1)
-        local = trained.metadata.get_version("churn", 1)
+        version = remote.tracking.get_version("churn", 1)
+        local = trained.tracking.get_version("churn", 1)
         assert version.created_by == "alice"
         assert version.metrics["holdout"] == pytest.approx(local.metrics["holdout"])
         assert version.dataset_hash == local.dataset_hash
-        run = remote.metadata.get_run("churn")
+        run = remote.tracking.get_run("churn")
         assert run.user == "alice" and run.status == "succeeded"
-        expected = trained.metadata.get_run("churn").candidates
+        expected = trained.tracking.get_run("churn").candidates
         assert {c.name for c in run.candidates} == {c.name for c in expected}
     finally:
         remote.close()

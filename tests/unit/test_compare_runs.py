@@ -96,7 +96,7 @@ def test_fewer_than_two_runs_or_the_same_run_twice_are_refused(
 def test_the_page_has_the_table_and_a_chart_per_metric(
     workspace: Workspace, runs: list[str], tmp_path: Path
 ) -> None:
-    found = compare_runs([workspace.metadata.get_run(ref) for ref in runs])
+    found = compare_runs([workspace.tracking.get_run(ref) for ref in runs])
     page = render_comparison_html(found)
     assert page.count('<svg class="chart"') == 4  # accuracy, log loss, F1 (test), accuracy (CV)
     assert 'aria-label="Log loss (test set) by run"'.lower() in page.lower()

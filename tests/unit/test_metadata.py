@@ -81,7 +81,7 @@ def _finish(
 
 def _dataset(workspace: Workspace) -> int:
     artifact = _stored(workspace, b"a dataset")
-    dataset, _ = workspace.metadata.get_or_add_dataset("h" * 64, artifact, 10, [{"name": "x"}], [])
+    dataset, _ = workspace.tracking.get_or_add_dataset("h" * 64, artifact, 10, [{"name": "x"}], [])
     return dataset.id
 
 
@@ -114,7 +114,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(workspace: Workspace) -> None
 def test_reopening_does_not_migrate_again(workspace: Workspace) -> None:
     _start(workspace.metadata)
     again = Workspace.open(workspace.settings)
-    assert len(again.metadata.list_runs()) == 1
+    assert len(again.tracking.list_runs()) == 1
     again.close()
 
 

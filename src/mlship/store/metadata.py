@@ -461,6 +461,8 @@ class MetadataStore:
             for key, value in tags.items():
                 if not key:
                     raise MlshipError("a tag needs a key")
+                if "=" in key:  # filters are KEY=VALUE, on the command line and over HTTP
+                    raise MlshipError(f"a tag key cannot contain '=': {key!r}")
                 if value is None:
                     updated.pop(key, None)
                 else:
