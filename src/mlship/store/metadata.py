@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, exists, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -74,6 +74,20 @@ class MetadataStore:
     def acting_user(self) -> str:
         """Who the current change is made by: the request's user on a server, else the store's."""
         return (ACTOR.get() or self._actor).user
+
+    def _tagged(self, tags: Any, key: str, value: str) -> ColumnElement[bool]:
+        """Whether the JSON object ``tags`` maps ``key`` to the string ``value``, for any key.
+
+        SQLite's JSON paths cannot name every key (one with a double quote, a backslash or a
+        non-ASCII letter is not found), so there the object's entries are searched instead;
+        PostgreSQL takes the key as a bound parameter.
+        """
+        if self.engine.dialect.name != "sqlite":
+            found: ColumnElement[bool] = tags[key].as_string() == value
+            return found
+        entries = func.json_each(tags).table_valued("key", "value", "type")
+        match = (entries.c.key == key) & (entries.c.value == value) & (entries.c.type == "text")
+        return exists(select(1).select_from(entries).where(match))
 
     def _require_artifact(self, sha256: str) -> None:
         if self._holds is not None and not self._holds(sha256):
@@ -441,7 +455,7 @@ class MetadataStore:
             if owner is not None:
                 query = query.where(Run.owner == owner)
             for key, value in (tags or {}).items():
-                query = query.where(Run.tags[key].as_string() == value)
+                query = query.where(self._tagged(Run.tags, key, value))
             query = query.order_by(Run.started_at.desc()).limit(limit)
             found = session.scalars(query.options(selectinload(Run.candidates)))
             return [shown(from_row(entities.Run, run)) for run in found]
@@ -519,7 +533,7 @@ class MetadataStore:
             if owner is not None:
                 query = query.where(RegisteredModel.owner == owner)
             for key, value in (tags or {}).items():
-                query = query.where(RegisteredModel.tags[key].as_string() == value)
+                query = query.where(self._tagged(RegisteredModel.tags, key, value))
             query = query.order_by(RegisteredModel.name)
             found = session.scalars(query.options(selectinload(RegisteredModel.versions)))
             return [from_row(entities.RegisteredModel, model) for model in found]
