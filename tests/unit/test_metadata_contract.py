@@ -13,6 +13,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -413,3 +414,22 @@ def test_any_tags_and_note_text_come_back_as_written(
     for key, value in tags.items():
         assert [r.id for r in alice.runs.list_runs(tags={key: value}) if r.id == run_id] == [run_id]
     assert alice.runs.add_run_note(run_id, body).body == note_text(body)
+
+
+def test_no_request_body_says_who_acts(backend: Backend) -> None:
+    if backend.server is None:
+        pytest.skip("request bodies are a server's")
+    body = {
+        "pipeline": unique("mallory"), "task": "classification", "metric": "accuracy",
+        "spec_path": "x.yaml", "spec_hash": "s", "spec": {}, "environment": {}, "user": "mallory",
+    }  # fmt: skip
+    answer = httpx.post(
+        f"{backend.server.base}/api/v1/runs",
+        json=body,
+        headers={"Authorization": f"Bearer {backend.admin_token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 422
+    assert [(e["loc"], e["type"]) for e in answer.json()["detail"]] == [
+        (["body", "user"], "extra_forbidden")
+    ]
