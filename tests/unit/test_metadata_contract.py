@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -433,3 +434,19 @@ def test_no_request_body_says_who_acts(backend: Backend) -> None:
     assert [(e["loc"], e["type"]) for e in answer.json()["detail"]] == [
         (["body", "user"], "extra_forbidden")
     ]
+
+
+def test_text_no_backend_can_store_is_refused_alike(alice: Workspace) -> None:
+    run_id = _start(alice.runs, unique("nul"))
+    refusals: list[tuple[Callable[[], object], str]] = [
+        (lambda: alice.runs.add_run_note(run_id, "a\x00b"), "a note"),
+        (lambda: alice.runs.tag_run(run_id, {"k\x00": "v"}), "a tag key"),
+        (lambda: alice.runs.tag_run(run_id, {"k": "v\x00"}), "a tag value"),
+        (lambda: alice.runs.set_run_owner(run_id, "da\x00na"), "an owner's name"),
+    ]
+    for attempt, what in refusals:
+        with pytest.raises(MlshipError) as raised:
+            attempt()
+        assert str(raised.value) == f"{what} cannot contain the NUL character (\\x00)"
+    run = alice.runs.get_run(run_id)
+    assert (run.tags, run.owner, alice.runs.notes("run", run_id)) == ({}, "alice", [])

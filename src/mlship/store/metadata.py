@@ -477,10 +477,11 @@ class MetadataStore:
                     raise MlshipError("a tag needs a key")
                 if "=" in key:  # filters are KEY=VALUE, on the command line and over HTTP
                     raise MlshipError(f"a tag key cannot contain '=': {key!r}")
+                storable(key, "a tag key")
                 if value is None:
                     updated.pop(key, None)
                 else:
-                    updated[key] = value
+                    updated[key] = storable(value, "a tag value")
             run.tags = updated
             session.flush()
             return from_row(entities.Run, run, depth=0)
@@ -489,6 +490,7 @@ class MetadataStore:
         """Hand a run over to ``owner`` (``run_id`` as for :meth:`get_run`)."""
         if not owner.strip():
             raise MlshipError("an owner needs a name")
+        storable(owner, "an owner's name")
         with self.transaction() as session:
             run = _find_run(session, run_id)
             run.owner = owner.strip()
@@ -608,6 +610,14 @@ def note_text(body: str) -> str:
     text = body.strip("\n").rstrip()
     if not text.strip():
         raise MlshipError("a note needs some text")
+    return storable(text, "a note")
+
+
+def storable(text: str, what: str) -> str:
+    """``text`` if every backend can store it: PostgreSQL refuses the NUL character in text
+    (SQLite does not), so it is refused everywhere, with a message rather than a database error."""
+    if "\x00" in text:
+        raise MlshipError(f"{what} cannot contain the NUL character (\\x00)")
     return text
 
 
