@@ -96,15 +96,15 @@ def _open_and_create(home: str, barrier: Any, results: Any) -> None:
         pii = load_or_create_key(None, settings.pii_key_file_resolved)
         keyring = load_keyring(settings, create=True)
         assert keyring is not None
+        stored = workspace.artifacts.put_bytes(b"the same bytes from every process")
         dataset, _ = metadata.get_or_add_dataset(
             data_hash="d" * 64,
-            artifact_sha256="a" * 64,
+            artifact_sha256=stored.sha256,
             n_rows=1,
             columns=[{"name": "x"}],
             sources=[],
         )
         metadata.remember_ingest("same inputs", dataset.id)
-        stored = workspace.artifacts.put_bytes(b"the same bytes from every process")
         results.put((signing.hex(), pii.hex(), keyring.current_id, dataset.id, stored.sha256))
     except BaseException as exc:
         results.put(("failed", f"{type(exc).__name__}: {exc}"))
