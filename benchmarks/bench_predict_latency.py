@@ -61,7 +61,7 @@ def main() -> None:
         workspace = Workspace.open(Settings(home=home))
         console.log("Training the churn example")
         execute(load_spec(write_project(root / "churn")), workspace)
-        model = workspace.load_model(workspace.metadata.get_version("churn"))
+        model = workspace.load_model(workspace.catalogue.get_version("churn"))
         workspace.close()
 
         raw = pd.read_csv(root / "churn" / "data" / "new_customers.csv", dtype=str).head(1)

@@ -276,7 +276,7 @@ def main() -> None:
         try:
             spec = write_project(root / "churn", n=3000)
             execute(load_spec(spec), workspace)
-            model = workspace.load_model(workspace.metadata.get_version("churn", 1))
+            model = workspace.load_model(workspace.catalogue.get_version("churn", 1))
         finally:
             workspace.close()
         inputs = pd.read_csv(spec.parent / "data" / "new_customers.csv")

@@ -12,8 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mlship.store.metadata import NewVersion
-from mlship.store.tables import Candidate, Metric
+from mlship.store.repositories import NewCandidate, NewMetric, NewVersion
 from mlship.workspace import Workspace
 from tests.backends import Backend, unique
 
@@ -66,7 +65,7 @@ def register_model(workspace: Workspace, versions: int = 2, prefix: str = "m") -
     """A new model (a session-unique name) with ``versions`` versions, registered by the
     workspace's user; its name."""
     name = unique(prefix)
-    store = workspace.metadata
+    store = workspace.tracking
     for number in range(versions):
         artifact = f"{name}:{number}".encode()
         sha256 = hashlib.sha256(artifact).hexdigest()
@@ -77,7 +76,6 @@ def register_model(workspace: Workspace, versions: int = 2, prefix: str = "m") -
         )
         run_id = store.start_run(
             pipeline=name,
-            user=workspace.settings.user,
             task="classification",
             metric="accuracy",
             spec_path="/spec.yaml",
@@ -90,7 +88,7 @@ def register_model(workspace: Workspace, versions: int = 2, prefix: str = "m") -
             run_id,
             dataset_id=dataset.id,
             candidates=[
-                Candidate(
+                NewCandidate(
                     name="c",
                     estimator="e",
                     params={},
@@ -101,7 +99,7 @@ def register_model(workspace: Workspace, versions: int = 2, prefix: str = "m") -
                     selected=True,
                 )
             ],
-            metrics=[Metric(candidate="c", split="holdout", name="accuracy", value=0.5)],
+            metrics=[NewMetric(candidate="c", split="holdout", name="accuracy", value=0.5)],
             best_candidate="c",
             wall_seconds=1.0,
             register=NewVersion(
@@ -114,7 +112,6 @@ def register_model(workspace: Workspace, versions: int = 2, prefix: str = "m") -
                 artifact_signature=workspace.artifact_signature(sha256),
                 signature={},
                 metrics={},
-                created_by=workspace.settings.user,
             ),
         )
     return name

@@ -3,15 +3,17 @@
 The stores are local (a database and a directory, the embedded default; the artifacts may be in
 S3-compatible object storage, ``MLSHIP_ARTIFACT_ROOT=s3://bucket/prefix``) or, when ``MLSHIP_URL``
 names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``. The choice is made
-here, once: the registry, users, audit log and alert history are protocols
-(:mod:`mlship.registry.repository`, :mod:`mlship.security.accounts`,
-:mod:`mlship.store.audit_trail`, :mod:`mlship.monitor.alert_store`) with an SQL and an HTTP
-implementation each, and the rest of mlship sees only the protocol, so every command works against
-both. The SQL ones act as the settings' user; the HTTP ones as the token's user. Opening a local
-store applies pending schema migrations, so every command sees the schema it was written for, under
-the workspace's lock (``<home>/.lock``), so processes that start together on a new workspace create
-it once. The stores are imported when first used, so importing this module (as every command does)
-does not import SQLAlchemy.
+here, once, and the rest of mlship sees only interfaces, each with an SQL and an HTTP
+implementation: datasets, runs, the model catalogue and tuning journals
+(:mod:`mlship.store.repositories`, chosen in :attr:`Workspace.tracking`), the registry, users, audit
+log and alert history (:mod:`mlship.registry.repository`, :mod:`mlship.security.accounts`,
+:mod:`mlship.store.audit_trail`, :mod:`mlship.monitor.alert_store`), so every command works against
+both. The SQL ones act as the settings' user; the HTTP ones as the token's user.
+:attr:`Workspace.metadata` is the SQL store itself, for what only runs next to the database (the
+server, maintenance). Opening a local store applies pending schema migrations, so every command
+sees the schema it was written for, under the workspace's lock (``<home>/.lock``), so processes
+that start together on a new workspace create it once. The stores are imported when first used,
+so importing this module (as every command does) does not import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ if TYPE_CHECKING:
     from mlship.security.signing import Signer
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.audit_trail import AuditLog
+    from mlship.store.entities import ModelVersion
     from mlship.store.logstore import LogStore
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
-    from mlship.store.tables import ModelVersion
+    from mlship.store.repositories import Catalogue, Datasets, Journals, Runs, Tracking
     from mlship.train.model_io import LoadedModel
 
 
@@ -58,18 +61,53 @@ class Workspace:
         return Client(self.settings.url, token, ca_bundle=self.settings.ca_bundle)
 
     @cached_property
-    def metadata(self) -> MetadataStore:
+    def tracking(self) -> Tracking:
+        """Datasets, runs, the model catalogue and tuning journals: the server's over HTTP, or
+        the local SQL store. The one place that chooses; prefer the narrow views below."""
         if self.remote is not None:
             from mlship.remote.metadata import RemoteMetadata
 
             return RemoteMetadata(self.remote)
+        return self.metadata
+
+    @property
+    def datasets(self) -> Datasets:
+        return self.tracking
+
+    @property
+    def runs(self) -> Runs:
+        return self.tracking
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.tracking
+
+    @property
+    def journals(self) -> Journals:
+        return self.tracking
+
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        """The SQL metadata store of a local workspace (or of the server serving it), acting as
+        the settings' user. A client of a server has no database to open."""
+        if self.remote is not None:
+            from mlship.errors import MlshipError
+
+            raise MlshipError(
+                f"this needs direct database access, which a client of {self.remote.url} does "
+                "not have; run it on the server's host"
+            )
         from mlship.store.audit import local_actor
         from mlship.store.db import make_engine, upgrade
         from mlship.store.metadata import MetadataStore
 
         engine = make_engine(self.settings.database_url_resolved)
         upgrade(engine, self.settings.lock_file)
-        return MetadataStore(engine, local_actor(self.settings.user))
+
+        def holds(sha256: str) -> bool:  # the artifact store is opened on first use only
+            return self.artifacts.exists(sha256)
+
+        return MetadataStore(engine, local_actor(self.settings.user), holds=holds)
 
     @cached_property
     def registry(self) -> Registry:
@@ -179,7 +217,7 @@ class Workspace:
 
             from mlship.remote.metadata import RemoteJournal
 
-            return JournalStorage(RemoteJournal(self.metadata, run_id))
+            return JournalStorage(RemoteJournal(self.journals, run_id))
         from mlship.store.locks import file_lock
         from mlship.train.tuning import storage_for
 
@@ -219,11 +257,13 @@ class Workspace:
         if self.remote is None:
             return load_model(version, self.artifacts, self.signer)
         from mlship.remote.metadata import part
+        from mlship.store.entities import model_of
 
+        name = model_of(version).name
         if self.settings.verify_key:  # a pinned public key: check the server's signature too
-            what = f"model {version.model.name}:{version.version}"
-            self.signer.verify(version.artifact_sha256, version.artifact_signature, what)
-        path = f"/models/{part(version.model.name)}/versions/{version.version}/artifact"
+            what = f"model {name}:{version.version}"
+            self.signer.verify(version.artifact_sha256, version.artifact_signature or "", what)
+        path = f"/models/{part(name)}/versions/{version.version}/artifact"
         return load_model_bytes(version, self.remote.get_bytes(path))
 
     def close(self) -> None:

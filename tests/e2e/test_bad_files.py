@@ -75,7 +75,7 @@ def assert_nothing_recorded(home: Path) -> None:
     """No dataset or ingest-cache row, no stored artifact, no temporary file."""
     workspace = Workspace.open(Settings(home=home))
     try:
-        assert workspace.metadata.list_datasets() == []
+        assert workspace.tracking.list_datasets() == []
         with workspace.metadata.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM ingest_cache")).scalar_one() == 0
     finally:
@@ -194,7 +194,7 @@ def test_text_in_an_integer_column_is_quarantined_with_row_and_column(tmp_path: 
     ]
     workspace = Workspace.open(Settings(home=home))
     try:
-        [dataset] = workspace.metadata.list_datasets()
+        [dataset] = workspace.tracking.list_datasets()
     finally:
         workspace.close()
     assert (dataset.n_rows, dataset.n_quarantined) == (19, 1)

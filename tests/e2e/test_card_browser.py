@@ -34,7 +34,7 @@ def browser() -> Iterator[Browser]:
 def test_the_model_card_renders_cleanly_in_chromium(
     browser: Browser, carded: Workspace, tmp_path: Path
 ) -> None:
-    version = carded.metadata.get_version("churn", 1)
+    version = carded.tracking.get_version("churn", 1)
     SqlRegistry(carded.metadata, "reviewer").add_note(
         "churn", 1, "Checked the slices with the **retention** team.\nNo blocker."
     )
@@ -60,7 +60,7 @@ def test_the_model_card_renders_cleanly_in_chromium(
 def test_the_run_comparison_renders_cleanly_in_chromium(
     browser: Browser, workspace: Workspace, runs: list[str], tmp_path: Path
 ) -> None:
-    found = compare_runs([workspace.metadata.get_run(ref) for ref in runs])
+    found = compare_runs([workspace.tracking.get_run(ref) for ref in runs])
     _, html_path = write_comparison(tmp_path / "compare", found)
     page = open_report(browser, html_path)
     assert page.title() == "Runs " + " vs ".join(found.labels)

@@ -63,13 +63,13 @@ def test_ten_first_runs_at_once_on_a_fresh_workspace_all_succeed(tmp_path: Path)
 
     workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
     try:
-        runs = workspace.metadata.list_runs(limit=100)
+        runs = workspace.tracking.list_runs(limit=100)
         assert len(runs) == RUNS
         assert {run.status for run in runs} == {"succeeded"}
-        datasets = workspace.metadata.list_datasets()
+        datasets = workspace.tracking.list_datasets()
         assert len(datasets) == 1  # the same data, stored and recorded once
         assert {run.dataset_id for run in runs} == {datasets[0].id}
-        versions = [workspace.metadata.get_version("churn", n) for n in range(1, RUNS + 1)]
+        versions = [workspace.tracking.get_version("churn", n) for n in range(1, RUNS + 1)]
         assert sorted(v.run_id for v in versions) == sorted(run.id for run in runs)
         registered = {
             line.split("Registered churn:")[1].split(" ")[0]
@@ -96,15 +96,15 @@ def _open_and_create(home: str, barrier: Any, results: Any) -> None:
         pii = load_or_create_key(None, settings.pii_key_file_resolved)
         keyring = load_keyring(settings, create=True)
         assert keyring is not None
+        stored = workspace.artifacts.put_bytes(b"the same bytes from every process")
         dataset, _ = metadata.get_or_add_dataset(
             data_hash="d" * 64,
-            artifact_sha256="a" * 64,
+            artifact_sha256=stored.sha256,
             n_rows=1,
             columns=[{"name": "x"}],
             sources=[],
         )
         metadata.remember_ingest("same inputs", dataset.id)
-        stored = workspace.artifacts.put_bytes(b"the same bytes from every process")
         results.put((signing.hex(), pii.hex(), keyring.current_id, dataset.id, stored.sha256))
     except BaseException as exc:
         results.put(("failed", f"{type(exc).__name__}: {exc}"))
@@ -134,7 +134,7 @@ def test_many_processes_opening_a_new_workspace_at_once_agree_on_it(tmp_path: Pa
         engine = workspace.metadata.engine
         assert current_revision(engine) == head_revision(engine)
         assert "datasets" in inspect(engine).get_table_names()
-        assert len(workspace.metadata.list_datasets()) == 1
+        assert len(workspace.tracking.list_datasets()) == 1
     finally:
         workspace.close()
     assert_keys_intact(home / "keys")

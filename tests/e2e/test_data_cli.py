@@ -95,7 +95,7 @@ def stored_frame(home: Path, ref: str) -> pl.DataFrame:
     """The clean table of dataset ``ref`` as the artifact store holds it."""
     workspace = Workspace.open(Settings(home=home))
     try:
-        dataset = workspace.metadata.get_dataset(ref)
+        dataset = workspace.tracking.get_dataset(ref)
         return pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
     finally:
         workspace.close()
@@ -151,7 +151,7 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> Validated:
     assert "Traceback" not in result.stderr
     workspace = Workspace.open(Settings(home=home))
     try:
-        data_hash = workspace.metadata.get_dataset(dataset_hash(result.stdout)).data_hash
+        data_hash = workspace.tracking.get_dataset(dataset_hash(result.stdout)).data_hash
     finally:
         workspace.close()
     return Validated(spec, home, result.stdout, data_hash)
@@ -223,7 +223,7 @@ def test_rerun_reuses_the_stored_dataset(validated: Validated) -> None:
     )
     workspace = Workspace.open(Settings(home=validated.home))
     try:
-        assert len(workspace.metadata.list_datasets()) == 1
+        assert len(workspace.tracking.list_datasets()) == 1
     finally:
         workspace.close()
 
@@ -250,7 +250,7 @@ def test_show_gives_lineage_spec_hash_and_code_version(validated: Validated) -> 
     assert code and __version__ in code.group(1)
     workspace = Workspace.open(Settings(home=validated.home))
     try:
-        assert workspace.metadata.get_dataset(validated.data_hash).code_version == code.group(1)
+        assert workspace.tracking.get_dataset(validated.data_hash).code_version == code.group(1)
     finally:
         workspace.close()
     data = validated.spec.parent / "data"
@@ -445,7 +445,7 @@ def test_sqlite_joined_with_postgresql(sql_project: tuple[Path, str], tmp_path: 
     assert re.search(r"│ usage\s+│ query\s+│ postgresql\+psycopg://mlship:\*\*\*@", shown)
     workspace = Workspace.open(Settings(home=home))
     try:
-        sources: list[dict[str, Any]] = workspace.metadata.get_dataset(data_hash).sources
+        sources: list[dict[str, Any]] = workspace.tracking.get_dataset(data_hash).sources
     finally:
         workspace.close()
     assert [(s["name"], s["kind"], s["rows"]) for s in sources] == [

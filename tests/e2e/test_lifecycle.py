@@ -163,7 +163,7 @@ def test_a_tampered_artifact_is_refused_by_predict_and_serve(tmp_path: Path) -> 
     home = tmp_path / "home"
     run_cli("run", str(spec), home=home)
     workspace = Workspace.open(Settings(home=home))
-    sha256 = workspace.metadata.get_version("churn", 1).artifact_sha256
+    sha256 = workspace.tracking.get_version("churn", 1).artifact_sha256
     workspace.close()
     model_file = home / "artifacts" / "objects" / sha256[:2] / sha256[2:]
     data = bytearray(model_file.read_bytes())

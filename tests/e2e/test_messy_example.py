@@ -53,7 +53,7 @@ class Ran:
     def stored(self) -> pd.DataFrame:
         workspace = Workspace.open(Settings(home=self.home))
         try:
-            [dataset] = workspace.metadata.list_datasets()
+            [dataset] = workspace.tracking.list_datasets()
             return dataset_frame(dataset, workspace).set_index("order_id")
         finally:
             workspace.close()

@@ -98,8 +98,8 @@ def monitored(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> M
     run_cli("run", str(spec), home=home, cwd=root)
     workspace = Workspace.open(Settings(home=home))
     try:
-        version = workspace.metadata.get_version("churn", 1)
-        dataset = workspace.metadata.get_dataset(version.dataset_hash)
+        version = workspace.tracking.get_version("churn", 1)
+        dataset = workspace.tracking.get_dataset(version.dataset_hash)
         data = load_frame(dataset.artifact_sha256, workspace.artifacts)
     finally:
         workspace.close()
@@ -232,9 +232,9 @@ def test_alerts_are_delivered_once_and_a_candidate_waits_in_staging(
 
     workspace = Workspace.open(Settings(home=monitored.home))
     try:
-        candidate = workspace.metadata.get_version("churn", 2)
+        candidate = workspace.tracking.get_version("churn", 2)
         assert candidate.stage == "staging"
-        assert workspace.metadata.get_version("churn", 1).stage == "none"
+        assert workspace.tracking.get_version("churn", 1).stage == "none"
         history = workspace.registry.history("churn")
         staged = [event for event in history if event.to_stage == "staging"]
         assert len(staged) == 1 and "accuracy-drop" in str(staged[0].details)

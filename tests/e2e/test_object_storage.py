@@ -34,7 +34,7 @@ def test_run_and_predict_with_artifacts_in_a_bucket(
 
     workspace = Workspace.open(Settings(home=home, user="tester"))
     try:
-        version = workspace.metadata.get_version("churn", 1)
+        version = workspace.tracking.get_version("churn", 1)
     finally:
         workspace.close()
     sha = version.artifact_sha256

@@ -95,7 +95,7 @@ def stored_emails(home: Path) -> dict[str, str]:
     """customer_id -> email of the newest dataset in the workspace at ``home``."""
     workspace = Workspace.open(Settings(home=home))
     try:
-        dataset = workspace.metadata.list_datasets(1)[0]
+        dataset = workspace.tracking.list_datasets(1)[0]
         frame = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
     finally:
         workspace.close()

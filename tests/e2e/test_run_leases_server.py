@@ -15,9 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from mlship.config import Settings
-from mlship.errors import MlshipError
 from mlship.examples.churn import write_project
-from mlship.store.liveness import LEASE_SECONDS, Worker
+from mlship.store.liveness import LEASE_SECONDS, RunStateError, Worker
 from mlship.workspace import Workspace
 from tests.conftest import SMALL_ROWS, run_cli
 from tests.killing import Running, kill_and_check_nothing_survives, light
@@ -34,8 +33,8 @@ def alice(team: Team, tmp_path: Path) -> Iterator[Workspace]:
 
 
 def _start(workspace: Workspace, worker: Worker) -> str:
-    return workspace.metadata.start_run(
-        pipeline="leased", user="ignored", task="classification", metric="accuracy",
+    return workspace.tracking.start_run(
+        pipeline="leased", task="classification", metric="accuracy",
         spec_path="leased.yaml", spec_hash="l" * 64, spec={}, git_commit=None, environment={},
         worker=worker,
     )  # fmt: skip
@@ -55,15 +54,15 @@ def _age(team: Team, run_id: str, seconds: float) -> None:
 
 def test_the_lease_is_renewed_over_http_and_runs_out(team: Team, alice: Workspace) -> None:
     run_id = _start(alice, Worker("laptop-9", 4242))
-    run = alice.metadata.get_run(run_id)
+    run = alice.tracking.get_run(run_id)
     assert (run.status, run.host, run.pid) == ("running", "laptop-9", 4242)
 
     _age(team, run_id, LEASE_SECONDS + 10)
-    run = alice.metadata.get_run(run_id)
+    run = alice.tracking.get_run(run_id)
     assert run.status == "abandoned"
     assert "no heartbeat from pid 4242 on laptop-9 for 40 s" in (run.error or "")
-    assert alice.metadata.heartbeat(run_id) is True  # renewed: running again, for everyone
-    assert alice.metadata.get_run(run_id).status == "running"
+    assert alice.tracking.heartbeat(run_id) is True  # renewed: running again, for everyone
+    assert alice.tracking.get_run(run_id).status == "running"
 
     # Only the run's owner (or an admin) renews its lease or closes it; viewers only look.
     for user in ("sam", "victor"):
@@ -71,15 +70,16 @@ def test_the_lease_is_renewed_over_http_and_runs_out(team: Team, alice: Workspac
         answer = httpx.post(f"{team.url}/api/v1/runs/{run_id}/heartbeat", headers=headers)
         assert answer.status_code == 403, answer.text
 
-    with pytest.raises(MlshipError, match=r"answered 409: run \w{8} of leased is still running"):
-        alice.metadata.reopen_run("leased", "l" * 64, worker=Worker("laptop-9", 5000))
-    with pytest.raises(MlshipError, match=r"answered 409: run \w{8} looks alive: pid 4242 on"):
-        alice.metadata.abandon_run(run_id, reason="", user="ignored")
-    closed = alice.metadata.abandon_run(run_id, reason="laptop lost", user="ignored", force=True)
+    # Refusals are the local store's, class and message: a 409 carries them.
+    with pytest.raises(RunStateError, match=r"^run \w{8} of leased is still running"):
+        alice.tracking.reopen_run("leased", "l" * 64, worker=Worker("laptop-9", 5000))
+    with pytest.raises(RunStateError, match=r"^run \w{8} looks alive: pid 4242 on"):
+        alice.tracking.abandon_run(run_id, reason="")
+    closed = alice.tracking.abandon_run(run_id, reason="laptop lost", force=True)
     assert (closed.status, closed.error) == ("abandoned", "abandoned by alice: laptop lost")
-    assert alice.metadata.heartbeat(run_id) is False
-    with pytest.raises(MlshipError, match=r"answered 409: run \w{8} already finished"):
-        alice.metadata.abandon_run(run_id, reason="", user="ignored")
+    assert alice.tracking.heartbeat(run_id) is False
+    with pytest.raises(RunStateError, match=r"^run \w{8} already finished"):
+        alice.tracking.abandon_run(run_id, reason="")
 
 
 def test_a_process_must_be_described_whole(team: Team) -> None:

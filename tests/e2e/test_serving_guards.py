@@ -24,7 +24,7 @@ def home(trained: Workspace) -> Path:
 
 @pytest.fixture(scope="module")
 def signature(trained: Workspace) -> Signature:
-    return trained.load_model(trained.metadata.get_version("churn", 1)).signature
+    return trained.load_model(trained.tracking.get_version("churn", 1)).signature
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_a_version_without_training_ranges_serves_without_number_flags(
 
     from mlship.serve.app import create_app
 
-    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    model = trained.load_model(trained.tracking.get_version("churn", 1))
     older: dict[str, Any] = model.signature.to_dict()
     del older["ranges"]  # what versions registered before ranges were recorded hold
     model.signature = Signature.from_dict(older)

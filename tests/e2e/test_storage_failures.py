@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlship.config import Settings
-from mlship.store.tables import Dataset, Run
+from mlship.store.entities import Dataset, Run
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env
 from tests.mounts import UNSHARE, full, mount_namespaces, read_only
@@ -67,7 +67,7 @@ def recorded(home: Path) -> tuple[list[Dataset], list[Run]]:
     """The datasets and runs the workspace at ``home`` recorded."""
     workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
     try:
-        return workspace.metadata.list_datasets(), workspace.metadata.list_runs()
+        return workspace.tracking.list_datasets(), workspace.tracking.list_runs()
     finally:
         workspace.close()
 

@@ -22,7 +22,7 @@ def test_unsigned_and_forged_artifacts_are_refused_and_sign_all_signs_the_rest(
 ) -> None:
     home = tmp_path / "home"
     shutil.copytree(trained.settings.home_resolved, home)
-    (dataset,) = trained.metadata.list_datasets()
+    (dataset,) = trained.tracking.list_datasets()
     sha256 = dataset.profile_sha256  # what `mlship data profile` reads
     assert sha256 is not None
     signatures = home / "artifacts" / "signatures"

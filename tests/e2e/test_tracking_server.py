@@ -16,8 +16,7 @@ from mlship.config import Settings
 from mlship.crypto.encryption import MAGIC
 from mlship.examples.churn import write_project
 from mlship.security.signing import sign
-from mlship.store.metadata import NewVersion
-from mlship.store.tables import Candidate, Metric
+from mlship.store.repositories import NewCandidate, NewMetric, NewVersion
 from mlship.workspace import Workspace
 from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
 from tests.serving import RECORD, serving
@@ -51,14 +50,14 @@ def test_the_command_line_works_against_the_server_as_it_does_locally(
 
     remote = Workspace.open(Settings(home=homes["alice"], url=team.url, token=team.tokens["alice"]))
     try:
-        version = remote.metadata.get_version("churn", 1)
-        local = trained.metadata.get_version("churn", 1)
+        version = remote.tracking.get_version("churn", 1)
+        local = trained.tracking.get_version("churn", 1)
         assert version.created_by == "alice"
         assert version.metrics["holdout"] == pytest.approx(local.metrics["holdout"])
         assert version.dataset_hash == local.dataset_hash
-        run = remote.metadata.get_run("churn")
+        run = remote.tracking.get_run("churn")
         assert run.user == "alice" and run.status == "succeeded"
-        expected = trained.metadata.get_run("churn").candidates
+        expected = trained.tracking.get_run("churn").candidates
         assert {c.name for c in run.candidates} == {c.name for c in expected}
     finally:
         remote.close()
@@ -181,16 +180,16 @@ def _second_run(team: Team, home: Path, dataset_id: int | None) -> str:
     assert dataset_id is not None
     workspace = Workspace.open(Settings(home=home, url=team.url, token=team.tokens["alice"]))
     try:
-        run_id = workspace.metadata.start_run(
-            pipeline="churn-baseline", user="alice", task="classification", metric="accuracy",
+        run_id = workspace.tracking.start_run(
+            pipeline="churn-baseline", task="classification", metric="accuracy",
             spec_path="b.yaml", spec_hash="b", spec={}, git_commit=None, environment={},
         )  # fmt: skip
-        workspace.metadata.finish_run(
+        workspace.tracking.finish_run(
             run_id,
             dataset_id=dataset_id,
-            candidates=[Candidate(name="constant", estimator="e", params={}, cv_mean=0.8,
+            candidates=[NewCandidate(name="constant", estimator="e", params={}, cv_mean=0.8,
                                   cv_std=0.0, fit_seconds=0.1, rank=1, selected=True)],
-            metrics=[Metric(split="holdout", name="accuracy", value=0.85)],
+            metrics=[NewMetric(split="holdout", name="accuracy", value=0.85)],
             best_candidate="constant",
             wall_seconds=0.1,
         )  # fmt: skip
@@ -205,7 +204,7 @@ def test_concurrent_clients_lose_and_duplicate_nothing(team: Team, tmp_path: Pat
     setup = Workspace.open(Settings(home=tmp_path / "setup", url=team.url, token=sam))
     try:
         data = setup.artifacts.put_bytes(b"race dataset")
-        dataset, _ = setup.metadata.get_or_add_dataset(
+        dataset, _ = setup.tracking.get_or_add_dataset(
             "f" * 64, data.sha256, 1, [{"name": "x"}], [{"kind": "test"}], pipeline="race"
         )
     finally:
@@ -219,27 +218,27 @@ def test_concurrent_clients_lose_and_duplicate_nothing(team: Team, tmp_path: Pat
         try:
             for attempt in range(runs_each):
                 artifact = workspace.artifacts.put_bytes(f"model {number}-{attempt}".encode())
-                run_id = workspace.metadata.start_run(
-                    pipeline="race", user="ignored", task="classification", metric="accuracy",
+                run_id = workspace.tracking.start_run(
+                    pipeline="race", task="classification", metric="accuracy",
                     spec_path="race.yaml", spec_hash="h", spec={}, git_commit=None,
                     environment={"client": number},
                 )  # fmt: skip
-                workspace.metadata.finish_run(
+                workspace.tracking.finish_run(
                     run_id,
                     dataset_id=dataset.id,
-                    candidates=[Candidate(name="m", estimator="e", params={}, cv_mean=0.5,
+                    candidates=[NewCandidate(name="m", estimator="e", params={}, cv_mean=0.5,
                                           cv_std=0.0, fit_seconds=0.1, rank=1, selected=True)],
-                    metrics=[Metric(split="holdout", name="accuracy", value=0.5)],
+                    metrics=[NewMetric(split="holdout", name="accuracy", value=0.5)],
                     best_candidate="m",
                     wall_seconds=0.1,
                     register=NewVersion(
                         name="race", dataset_hash=dataset.data_hash, estimator="e", params={},
                         artifact_sha256=artifact.sha256, artifact_size=artifact.size,
-                        artifact_signature="", signature={}, metrics={}, created_by="ignored",
+                        artifact_signature="", signature={}, metrics={},
                     ),
                 )  # fmt: skip
                 if journal_run:
-                    workspace.metadata.append_journal(
+                    workspace.tracking.append_journal(
                         journal_run[0], [{"client": number, "attempt": attempt, "i": i}
                                          for i in range(3)]
                     )  # fmt: skip
@@ -251,8 +250,8 @@ def test_concurrent_clients_lose_and_duplicate_nothing(team: Team, tmp_path: Pat
     first = Workspace.open(Settings(home=tmp_path / "j", url=team.url, token=team.tokens["sam"]))
     try:
         journal_run.append(
-            first.metadata.start_run(
-                pipeline="race-journal", user="sam", task="classification", metric="accuracy",
+            first.tracking.start_run(
+                pipeline="race-journal", task="classification", metric="accuracy",
                 spec_path="race.yaml", spec_hash="j", spec={}, git_commit=None, environment={},
             )
         )  # fmt: skip

@@ -48,7 +48,7 @@ def _validate(spec: Path, home: Path, check: bool = True) -> CliResult:
 def _stored(home: Path) -> pd.DataFrame:
     workspace = Workspace.open(Settings(home=home))
     try:
-        [dataset] = workspace.metadata.list_datasets()
+        [dataset] = workspace.tracking.list_datasets()
         return dataset_frame(dataset, workspace)
     finally:
         workspace.close()

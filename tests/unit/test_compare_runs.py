@@ -11,7 +11,7 @@ from mlship.errors import MlshipError, NotFoundError
 from mlship.evaluation.compare import compare_runs
 from mlship.evaluation.compare_page import render_comparison_html, write_comparison
 from mlship.store.metadata import MetadataStore
-from mlship.store.tables import Candidate, Metric
+from mlship.store.repositories import NewCandidate, NewMetric
 from mlship.workspace import Workspace
 from tests.unit.test_metadata import _dataset, _start
 
@@ -28,16 +28,17 @@ def _run(
         run_id,
         dataset_id=dataset,
         candidates=[
-            Candidate(name="best", estimator="e.Best", params=params, cv_mean=0.5, cv_std=0.1,
+            NewCandidate(name="best", estimator="e.Best", params=params, cv_mean=0.5, cv_std=0.1,
                       fit_seconds=1.0, rank=1, selected=True),
-            Candidate(name="other", estimator="e.Other", params={"depth": 3}, cv_mean=0.4,
+            NewCandidate(name="other", estimator="e.Other", params={"depth": 3}, cv_mean=0.4,
                       cv_std=0.1, fit_seconds=1.0, rank=2, selected=False),
         ],
         metrics=[
-            *(Metric(candidate="best", split="holdout", name=k, value=v)
+            *(NewMetric(candidate="best", split="holdout", name=k, value=v)
               for k, v in holdout.items()),
-            Metric(candidate="best", split="cv", name="accuracy", value=holdout["accuracy"] - 0.01),
-            Metric(candidate="other", split="cv", name="accuracy", value=0.99),
+            NewMetric(candidate="best", split="cv", name="accuracy",
+                      value=holdout["accuracy"] - 0.01),
+            NewMetric(candidate="other", split="cv", name="accuracy", value=0.99),
         ],
         best_candidate="best",
         wall_seconds=1.0,
@@ -49,7 +50,7 @@ def _run(
 @pytest.fixture
 def runs(workspace: Workspace) -> list[str]:
     store = workspace.metadata
-    dataset = _dataset(store)
+    dataset = _dataset(workspace)
     first = _run(store, dataset, {"C": 1.0}, {"accuracy": 0.80, "log_loss": 0.40}, 0.02)
     l1 = {"C": 0.1, "penalty": "l1"}
     second = _run(store, dataset, l1, {"accuracy": 0.85, "log_loss": 0.45}, 0.01)
@@ -95,7 +96,7 @@ def test_fewer_than_two_runs_or_the_same_run_twice_are_refused(
 def test_the_page_has_the_table_and_a_chart_per_metric(
     workspace: Workspace, runs: list[str], tmp_path: Path
 ) -> None:
-    found = compare_runs([workspace.metadata.get_run(ref) for ref in runs])
+    found = compare_runs([workspace.tracking.get_run(ref) for ref in runs])
     page = render_comparison_html(found)
     assert page.count('<svg class="chart"') == 4  # accuracy, log loss, F1 (test), accuracy (CV)
     assert 'aria-label="Log loss (test set) by run"'.lower() in page.lower()

@@ -502,7 +502,7 @@ def test_a_run_with_datetime_text_and_target_encoding_trains_and_serves(
         "amount": "float",
     }
 
-    model = workspace.load_model(workspace.metadata.get_version("orders"))
+    model = workspace.load_model(workspace.tracking.get_version("orders"))
     preprocess: Pipeline = model.pipeline["preprocess"]
     assert {name for name, _, _ in preprocess.transformers} >= {"datetime", "text", "tokens"}
 

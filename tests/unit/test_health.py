@@ -363,7 +363,7 @@ def test_old_parts_read_as_answers_beside_new_ones(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def model(trained: Workspace) -> LoadedModel:
-    return trained.load_model(trained.metadata.get_version("churn", 1))
+    return trained.load_model(trained.tracking.get_version("churn", 1))
 
 
 @contextmanager

@@ -11,15 +11,17 @@ from sqlalchemy import func, inspect, select, text
 
 from mlship.errors import MlshipError, NotFoundError
 from mlship.store.db import VERSION_TABLE, current_revision, head_revision, upgrade
-from mlship.store.metadata import MetadataStore, NewVersion
-from mlship.store.tables import Base, Candidate, Metric, ModelVersion, Run
+from mlship.store.entities import ModelVersion
+from mlship.store.metadata import MetadataStore
+from mlship.store.repositories import NewCandidate, NewMetric, NewVersion
+from mlship.store.tables import Base, Candidate, Metric, Run
+from mlship.store.tables import ModelVersion as VersionRow
 from mlship.workspace import Workspace
 
 
 def _start(store: MetadataStore) -> str:
     return store.start_run(
         pipeline="p",
-        user="u",
         task="classification",
         metric="accuracy",
         spec_path="/x.yaml",
@@ -30,18 +32,23 @@ def _start(store: MetadataStore) -> str:
     )
 
 
-def _new_version(**overrides: Any) -> NewVersion:
+def _stored(workspace: Workspace, data: bytes) -> str:
+    """The sha256 of ``data``, put in the workspace's artifact store (what a dataset or version
+    refers to must be there)."""
+    return workspace.artifacts.put_bytes(data).sha256
+
+
+def _new_version(workspace: Workspace, **overrides: Any) -> NewVersion:
     values: dict[str, Any] = {
         "name": "p",
         "dataset_hash": "d" * 64,
         "estimator": "sklearn.dummy.DummyClassifier",
         "params": {},
-        "artifact_sha256": "a" * 64,
-        "artifact_size": 1,
+        "artifact_sha256": _stored(workspace, b"a model"),
+        "artifact_size": 7,
         "artifact_signature": "hmac-sha256:" + "0" * 64,
         "signature": {},
         "metrics": {},
-        "created_by": "u",
     }
     values.update(overrides)
     return NewVersion(**values)
@@ -54,7 +61,7 @@ def _finish(
         run_id,
         dataset_id=dataset_id,
         candidates=[
-            Candidate(
+            NewCandidate(
                 name="c",
                 estimator="e",
                 params={},
@@ -65,15 +72,16 @@ def _finish(
                 selected=True,
             )
         ],
-        metrics=[Metric(candidate="c", split="holdout", name="accuracy", value=0.5)],
+        metrics=[NewMetric(candidate="c", split="holdout", name="accuracy", value=0.5)],
         best_candidate="c",
         wall_seconds=1.0,
         **kwargs,
     )
 
 
-def _dataset(store: MetadataStore) -> int:
-    dataset, _ = store.get_or_add_dataset("h" * 64, "a" * 64, 10, [{"name": "x"}], [])
+def _dataset(workspace: Workspace) -> int:
+    artifact = _stored(workspace, b"a dataset")
+    dataset, _ = workspace.tracking.get_or_add_dataset("h" * 64, artifact, 10, [{"name": "x"}], [])
     return dataset.id
 
 
@@ -106,16 +114,16 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(workspace: Workspace) -> None
 def test_reopening_does_not_migrate_again(workspace: Workspace) -> None:
     _start(workspace.metadata)
     again = Workspace.open(workspace.settings)
-    assert len(again.metadata.list_runs()) == 1
+    assert len(again.tracking.list_runs()) == 1
     again.close()
 
 
 def test_versions_are_numbered_per_model(workspace: Workspace) -> None:
     store = workspace.metadata
-    dataset_id = _dataset(store)
-    first = _finish(store, _start(store), dataset_id, register=_new_version())
-    second = _finish(store, _start(store), dataset_id, register=_new_version())
-    other = _finish(store, _start(store), dataset_id, register=_new_version(name="q"))
+    dataset_id = _dataset(workspace)
+    first = _finish(store, _start(store), dataset_id, register=_new_version(workspace))
+    second = _finish(store, _start(store), dataset_id, register=_new_version(workspace))
+    other = _finish(store, _start(store), dataset_id, register=_new_version(workspace, name="q"))
     assert first is not None and second is not None and other is not None
     assert (first.version, second.version, other.version) == (1, 2, 1)
     assert store.get_version("p").version == 2
@@ -130,26 +138,27 @@ def test_a_failure_while_recording_results_leaves_no_row(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = workspace.metadata
-    dataset_id = _dataset(store)
+    dataset_id = _dataset(workspace)
     run_id = _start(store)
 
-    def crash(*args: Any, **kwargs: Any) -> ModelVersion:
+    def crash(*args: Any, **kwargs: Any) -> VersionRow:
         raise RuntimeError("power cut while registering")
 
     monkeypatch.setattr(store, "_add_version", crash)
     with pytest.raises(RuntimeError):
-        _finish(store, run_id, dataset_id, register=_new_version())
+        _finish(store, run_id, dataset_id, register=_new_version(workspace))
     with store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Candidate)) == 0
         assert session.scalar(select(func.count()).select_from(Metric)) == 0
-        assert session.scalar(select(func.count()).select_from(ModelVersion)) == 0
+        assert session.scalar(select(func.count()).select_from(VersionRow)) == 0
         assert session.get_one(Run, run_id).status == "running"
 
 
 def test_dataset_rows_are_shared_by_content_hash(workspace: Workspace) -> None:
     store = workspace.metadata
-    first, created = store.get_or_add_dataset("h" * 64, "a" * 64, 10, [], [])
-    again, created_again = store.get_or_add_dataset("h" * 64, "a" * 64, 10, [], [])
+    artifact = _stored(workspace, b"a dataset")
+    first, created = store.get_or_add_dataset("h" * 64, artifact, 10, [], [])
+    again, created_again = store.get_or_add_dataset("h" * 64, artifact, 10, [], [])
     assert created and not created_again
     assert first.id == again.id
 
@@ -173,8 +182,9 @@ def test_runs_are_found_by_unique_prefix(workspace: Workspace) -> None:
 def test_datasets_are_found_by_pipeline_name_newest_first(workspace: Workspace) -> None:
     """``churn`` is the newest dataset of that pipeline and ``churn~1`` the one before it."""
     store = workspace.metadata
-    older, _ = store.get_or_add_dataset("a" * 64, "1" * 64, 10, [], [], pipeline="churn")
-    newer, _ = store.get_or_add_dataset("b" * 64, "2" * 64, 12, [], [], pipeline="churn")
+    first, second = _stored(workspace, b"older"), _stored(workspace, b"newer")
+    older, _ = store.get_or_add_dataset("a" * 64, first, 10, [], [], pipeline="churn")
+    newer, _ = store.get_or_add_dataset("b" * 64, second, 12, [], [], pipeline="churn")
     assert store.get_dataset("churn").id == newer.id
     assert store.get_dataset("churn~0").id == newer.id
     assert store.get_dataset("churn~1").id == older.id

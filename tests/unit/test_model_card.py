@@ -45,9 +45,9 @@ def carded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 
 
 def test_the_stored_dataset_gives_back_the_run_s_test_rows(carded: Workspace) -> None:
-    version = carded.metadata.get_version("churn", 1)
-    run = carded.metadata.get_run(version.run_id)
-    dataset = carded.metadata.get_dataset(version.dataset_hash)
+    version = carded.tracking.get_version("churn", 1)
+    run = carded.tracking.get_run(version.run_id)
+    dataset = carded.tracking.get_dataset(version.dataset_hash)
     frame = dataset_frame(dataset, carded)
     assert frame_hash(frame) == dataset.data_hash
     card = build_card(carded, version)
@@ -60,7 +60,7 @@ def test_the_stored_dataset_gives_back_the_run_s_test_rows(carded: Workspace) ->
 
 
 def test_every_value_of_every_sensitive_column_is_a_slice(carded: Workspace) -> None:
-    card = build_card(carded, carded.metadata.get_version("churn", 1))
+    card = build_card(carded, carded.tracking.get_version("churn", 1))
     slices = card.slices
     assert slices is not None
     assert slices.metric == "average_precision"
@@ -83,7 +83,7 @@ def test_every_value_of_every_sensitive_column_is_a_slice(carded: Workspace) -> 
 def test_the_card_says_what_people_declared_and_what_was_measured(
     carded: Workspace, tmp_path: Path
 ) -> None:
-    version = carded.metadata.get_version("churn", 1)
+    version = carded.tracking.get_version("churn", 1)
     card = build_card(carded, version)
     assert card.intended_use.startswith("Rank customers")
     assert card.limitations == ["Synthetic customers of one country"]
@@ -110,7 +110,7 @@ def test_the_card_says_what_people_declared_and_what_was_measured(
 def test_a_version_without_a_card_section_gets_the_measured_parts(
     trained: Workspace, tmp_path: Path
 ) -> None:
-    card = build_card(trained, trained.metadata.get_version("churn", 1))
+    card = build_card(trained, trained.tracking.get_version("churn", 1))
     assert card.intended_use == "" and card.limitations == [] and card.sensitive == []
     assert card.slices is None
     assert card.lineage["spec sha256"] and card.lineage["dataset"]
@@ -123,7 +123,7 @@ def test_a_version_without_a_card_section_gets_the_measured_parts(
 def test_notes_and_descriptions_are_shown_and_escaped_in_the_page(carded: Workspace) -> None:
     """People's words reach the page as text: no markup, nothing fetched."""
     hostile = "<img src=x onerror=alert(1)> ![t](http://example.com/t.png)"
-    card = build_card(carded, carded.metadata.get_version("churn", 1))
+    card = build_card(carded, carded.tracking.get_version("churn", 1))
     card = replace(
         card, version_description=hostile, notes=[CardNote("bob", "2026-01-01", hostile)]
     )

@@ -36,7 +36,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def reference(trained: Workspace) -> Reference:
-    return load_reference(trained, trained.metadata.get_version("churn", 1))
+    return load_reference(trained, trained.tracking.get_version("churn", 1))
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_no_labels_means_no_data_not_zero(tmp_path: Path, reference: Reference) 
 
 @pytest.fixture
 def client(trained: Workspace, tmp_path: Path) -> Iterator[TestClient]:
-    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    model = trained.load_model(trained.tracking.get_version("churn", 1))
     with TestClient(create_app(model, feedback=FeedbackStore(tmp_path / "fb"))) as test_client:
         yield test_client
 

@@ -21,10 +21,10 @@ def test_a_run_is_owned_by_its_user_and_can_be_handed_over(workspace: Workspace)
     store = workspace.metadata
     run_id = _start(store)
     run = store.get_run(run_id)
-    assert (run.user, run.owner, run.tags) == ("u", "u", {})
+    assert (run.user, run.owner, run.tags) == ("tester", "tester", {})  # the acting user
     handed = store.set_run_owner(run_id[:8], "dana")
     assert handed.owner == "dana"
-    assert store.get_run(run_id).user == "u"  # who started it does not change
+    assert store.get_run(run_id).user == "tester"  # who started it does not change
     with pytest.raises(MlshipError, match="an owner needs a name"):
         store.set_run_owner(run_id, "  ")
     with pytest.raises(NotFoundError, match="no run with id 'nope'"):
@@ -55,23 +55,23 @@ def test_runs_are_filtered_by_owner_and_tags(workspace: Workspace) -> None:
     assert {r.id for r in store.list_runs(owner="dana")} == {second}
     assert {r.id for r in store.list_runs(tags={"team": "growth"})} == {first, second}
     assert {r.id for r in store.list_runs(tags={"team": "growth", "kind": "baseline"})} == {first}
-    assert store.list_runs(owner="u", tags={"team": "risk"})[0].id == third
+    assert store.list_runs(owner="tester", tags={"team": "risk"})[0].id == third
     assert store.list_runs(tags={"team": "nobody"}) == []
 
 
 def test_notes_on_a_run_are_appended_in_order(workspace: Workspace) -> None:
     store = workspace.metadata
     run_id = _start(store)
-    store.add_run_note(run_id[:6], "## Why\n\nBaseline for **Q3**.\n\n", "alice")
-    store.add_run_note(run_id, "Second thought.", "bob")
+    store.add_run_note(run_id[:6], "## Why\n\nBaseline for **Q3**.\n\n")
+    store.add_run_note(run_id, "Second thought.")
     notes = store.notes("run", run_id)
     assert [(n.author, n.body) for n in notes] == [
-        ("alice", "## Why\n\nBaseline for **Q3**."),
-        ("bob", "Second thought."),
+        ("tester", "## Why\n\nBaseline for **Q3**."),
+        ("tester", "Second thought."),
     ]
     assert notes[0].created_at <= notes[1].created_at
     with pytest.raises(MlshipError, match="a note needs some text"):
-        store.add_run_note(run_id, " \n ", "alice")
+        store.add_run_note(run_id, " \n ")
     with pytest.raises(MlshipError, match="unknown note target 'dataset'"):
         store.notes("dataset", run_id)
 
@@ -79,10 +79,10 @@ def test_notes_on_a_run_are_appended_in_order(workspace: Workspace) -> None:
 @pytest.fixture
 def registry(workspace: Workspace) -> SqlRegistry:
     store = workspace.metadata
-    dataset = _dataset(store)
+    dataset = _dataset(workspace)
     for name in ("p", "p", "q"):
-        _finish(store, _start(store), dataset, register=_new_version(name=name, created_by="u"))
-    return SqlRegistry(store, "u")
+        _finish(store, _start(store), dataset, register=_new_version(workspace, name=name))
+    return SqlRegistry(store, "tester")
 
 
 def _by(registry: SqlRegistry, user: str) -> SqlRegistry:
@@ -94,7 +94,7 @@ def test_a_model_is_owned_by_who_registered_it_and_handing_over_is_recorded(
     registry: SqlRegistry,
 ) -> None:
     store = registry.metadata
-    assert {m.name: m.owner for m in store.list_models()} == {"p": "u", "q": "u"}
+    assert {m.name: m.owner for m in store.list_models()} == {"p": "tester", "q": "tester"}
     change = _by(registry, "alice").set_owner("p", "dana")
     assert (change.model, change.version, change.action) == ("p", None, "owner")
     assert [m.name for m in store.list_models(owner="dana")] == ["p"]
@@ -102,7 +102,7 @@ def test_a_model_is_owned_by_who_registered_it_and_handing_over_is_recorded(
     assert (last.action, last.user, last.details) == (
         "owner",
         "alice",
-        {"previous": "u", "owner": "dana"},
+        {"previous": "tester", "owner": "dana"},
     )
     with pytest.raises(MlshipError, match="p is already owned by dana"):
         _by(registry, "alice").set_owner("p", "dana")

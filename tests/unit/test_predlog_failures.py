@@ -58,7 +58,7 @@ def test_a_server_whose_log_fails_answers_and_its_health_says_why(
     blocker.write_text("")
     log = PredictionLog(blocker / "churn", "churn")
     app = create_app(
-        trained.load_model(trained.metadata.get_version("churn", 1)), prediction_log=log
+        trained.load_model(trained.tracking.get_version("churn", 1)), prediction_log=log
     )
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/health").json()["prediction_log"] is None

@@ -20,8 +20,9 @@ from mlship.workspace import Workspace
 from tests.unit.test_metadata import _dataset, _finish, _new_version, _start
 
 
-def _register(store: MetadataStore, dataset: int, **overrides: Any) -> int:
-    version = _finish(store, _start(store), dataset, register=_new_version(**overrides))
+def _register(workspace: Workspace, dataset: int, **overrides: Any) -> int:
+    store = workspace.metadata
+    version = _finish(store, _start(store), dataset, register=_new_version(workspace, **overrides))
     assert version is not None
     return version.version
 
@@ -30,9 +31,9 @@ def _register(store: MetadataStore, dataset: int, **overrides: Any) -> int:
 def store(workspace: Workspace) -> MetadataStore:
     """A store with model ``p``, versions 1 to 3 (C = 0.1, 1, 10)."""
     store = workspace.metadata
-    dataset = _dataset(store)
+    dataset = _dataset(workspace)
     for c in (0.1, 1.0, 10.0):
-        _register(store, dataset, params={"C": c}, metrics={"holdout": {"f1": c / 20}})
+        _register(workspace, dataset, params={"C": c}, metrics={"holdout": {"f1": c / 20}})
     return store
 
 
@@ -91,7 +92,7 @@ def test_a_new_production_version_archives_the_old_and_rollback_restores_it(
     assert carol.in_stage("p", "production").version == 1
 
     events = [(e.version, e.action, e.to_stage, e.user) for e in carol.history("p")]
-    assert events[:3] == [(v, "registered", "none", "u") for v in (1, 2, 3)]
+    assert events[:3] == [(v, "registered", "none", "tester") for v in (1, 2, 3)]
     assert events[-2:] == [
         (2, "archived", "archived", "carol"),
         (1, "rollback", "production", "carol"),

@@ -27,7 +27,7 @@ from mlship.workspace import Workspace
 
 def _start(store: MetadataStore, worker: Worker | None) -> str:
     return store.start_run(
-        pipeline="p", user="u", task="classification", metric="accuracy", spec_path="/x.yaml",
+        pipeline="p", task="classification", metric="accuracy", spec_path="/x.yaml",
         spec_hash="0" * 64, spec={}, git_commit=None, environment={}, worker=worker,
     )  # fmt: skip
 
@@ -100,30 +100,30 @@ def test_runs_from_before_heartbeats_are_left_as_they_are(workspace: Workspace) 
     with store.transaction() as session:
         session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=None))
     assert store.get_run(run_id).status == "running"
-    closed = store.abandon_run(run_id, reason="", user="ops")
-    assert (closed.status, closed.error) == ("abandoned", "abandoned by ops: closed by hand")
+    closed = store.abandon_run(run_id, reason="")
+    assert (closed.status, closed.error) == ("abandoned", "abandoned by tester: closed by hand")
 
 
 def test_abandoning_refuses_live_and_finished_runs(workspace: Workspace) -> None:
     store = workspace.metadata
     run_id = _start(store, Worker.this_process())
     with pytest.raises(RunStateError, match=rf"run {run_id[:8]} looks alive: pid {os.getpid()}"):
-        store.abandon_run(run_id[:8], reason="", user="ops")
-    closed = store.abandon_run(run_id[:8], reason="stuck in a loop", user="ops", force=True)
-    assert (closed.status, closed.error) == ("abandoned", "abandoned by ops: stuck in a loop")
+        store.abandon_run(run_id[:8], reason="")
+    closed = store.abandon_run(run_id[:8], reason="stuck in a loop", force=True)
+    assert (closed.status, closed.error) == ("abandoned", "abandoned by tester: stuck in a loop")
     assert closed.finished_at is not None and closed.wall_seconds is not None
     assert store.heartbeat(run_id) is False  # the beating process is told to stop
     with pytest.raises(RunStateError, match=r"already finished \(abandoned at .* UTC\)"):
-        store.abandon_run(run_id, reason="", user="ops")
+        store.abandon_run(run_id, reason="")
 
 
 def test_a_dead_run_gets_the_reason_it_was_detected_by(workspace: Workspace) -> None:
     store = workspace.metadata
     pid = _ended_pid()
     run_id = _start(store, Worker(this_host(), pid))
-    closed = store.abandon_run(run_id, reason="", user="ops")
+    closed = store.abandon_run(run_id, reason="")
     assert closed.error is not None
-    assert closed.error.startswith(f"abandoned by ops: its process (pid {pid} on ")
+    assert closed.error.startswith(f"abandoned by tester: its process (pid {pid} on ")
 
 
 def test_resuming_refuses_a_live_run_and_takes_over_a_dead_one(workspace: Workspace) -> None:
@@ -139,7 +139,8 @@ def test_resuming_refuses_a_live_run_and_takes_over_a_dead_one(workspace: Worksp
 
 def test_a_failure_after_the_results_were_committed_keeps_them(workspace: Workspace) -> None:
     store = workspace.metadata
-    dataset, _ = store.get_or_add_dataset("d" * 64, "a" * 64, 1, [{"name": "x"}], [])
+    table = workspace.artifacts.put_bytes(b"a dataset").sha256
+    dataset, _ = store.get_or_add_dataset("d" * 64, table, 1, [{"name": "x"}], [])
     run_id = _start(store, Worker.this_process())
     store.finish_run(
         run_id, dataset_id=dataset.id, candidates=[], metrics=[], best_candidate="m",
@@ -160,7 +161,7 @@ def test_heartbeats_are_bookkeeping_not_audited_changes(workspace: Workspace) ->
     before = entries()
     assert store.heartbeat(run_id) is True
     assert entries() == before
-    store.abandon_run(run_id, reason="", user="ops", force=True)
+    store.abandon_run(run_id, reason="", force=True)
     assert entries() == before + 1  # closing a run is a change, and audited
 
 

@@ -15,7 +15,7 @@ from tests.serving import RECORD
 
 @pytest.fixture(scope="module")
 def client(trained: Workspace) -> Iterator[TestClient]:
-    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    model = trained.load_model(trained.tracking.get_version("churn", 1))
     with TestClient(create_app(model)) as test_client:
         yield test_client
 

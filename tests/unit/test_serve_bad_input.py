@@ -74,7 +74,7 @@ PROTOCOLS = {"predict": _predict, "invocations": _invocations, "v2 json": _v2_js
 
 @pytest.fixture(scope="module")
 def client(trained: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    model = trained.load_model(trained.tracking.get_version("churn", 1))
     feedback = FeedbackStore(tmp_path_factory.mktemp("feedback"))
     app = create_app(model, feedback=feedback)
     with TestClient(app, raise_server_exceptions=False) as test_client:
@@ -376,7 +376,7 @@ def test_generated_records_never_get_a_5xx(client: TestClient, changes: dict[str
 
 
 def test_strict_refusals_and_warnings_quote_an_excerpt_only(trained: Workspace) -> None:
-    model = trained.load_model(trained.metadata.get_version("churn", 1))
+    model = trained.load_model(trained.tracking.get_version("churn", 1))
     long = "satellite-" + "z" * 5000
     with TestClient(create_app(model, strict=True)) as strict:
         refused = strict.post("/predict", json={"records": [{**RECORD, "contract": long}]})

@@ -16,8 +16,9 @@ from mlship.config import Settings
 from mlship.errors import ConfigError, IntegrityError
 from mlship.security.signing import Signer, sign, signing_key, verify
 from mlship.store.artifacts import LocalArtifactStore
-from mlship.store.metadata import NewVersion
-from mlship.store.tables import ModelVersion
+from mlship.store.entities import ModelVersion
+from mlship.store.repositories import NewVersion
+from mlship.store.tables import ModelVersion as VersionRow
 from mlship.train.model_io import save_model
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
@@ -34,9 +35,10 @@ def _register(workspace: Workspace, signed: bool = True) -> ModelVersion:
     model = DummyClassifier(strategy="most_frequent").fit([[0.0], [1.0]], ["a", "b"])
     artifact = save_model(model, workspace.artifacts)
     store = workspace.metadata
-    dataset, _ = store.get_or_add_dataset("h" * 64, "a" * 64, 2, [{"name": "x"}], [])
+    table = workspace.artifacts.put_bytes(b"a dataset").sha256
+    dataset, _ = store.get_or_add_dataset("h" * 64, table, 2, [{"name": "x"}], [])
     run_id = store.start_run(
-        pipeline="m", user="u", task="classification", metric="accuracy", spec_path="/m.yaml",
+        pipeline="m", task="classification", metric="accuracy", spec_path="/m.yaml",
         spec_hash="0" * 64, spec={}, git_commit=None, environment={},
     )  # fmt: skip
     version = store.finish_run(
@@ -56,18 +58,17 @@ def _register(workspace: Workspace, signed: bool = True) -> ModelVersion:
             artifact_signature=workspace.artifact_signature(artifact.sha256),
             signature=SIGNATURE,
             metrics={},
-            created_by="u",
         ),
     )
     assert version is not None
     if not signed:
         _set(workspace, artifact_signature=None)
-    return workspace.metadata.get_version("m", 1)
+    return workspace.tracking.get_version("m", 1)
 
 
 def _set(workspace: Workspace, **values: object) -> None:
     with workspace.metadata.transaction() as session:
-        session.execute(update(ModelVersion).values(**values))
+        session.execute(update(VersionRow).values(**values))
 
 
 def test_a_signed_model_loads(workspace: Workspace) -> None:
@@ -95,7 +96,7 @@ def test_a_swapped_artifact_with_its_own_checksum_is_refused(workspace: Workspac
     evil = workspace.artifacts.put_bytes(pickle.dumps({"not": "the model"}))
     _set(workspace, artifact_sha256=evil.sha256)
     with pytest.raises(IntegrityError, match="m:1: its signature does not verify"):
-        workspace.load_model(workspace.metadata.get_version("m", 1))
+        workspace.load_model(workspace.tracking.get_version("m", 1))
 
 
 def test_a_forged_signature_and_another_key_are_refused(
@@ -104,13 +105,13 @@ def test_a_forged_signature_and_another_key_are_refused(
     version = _register(workspace)
     _set(workspace, artifact_signature="hmac-sha256:" + "0" * 64)
     with pytest.raises(IntegrityError, match="does not verify"):
-        workspace.load_model(workspace.metadata.get_version("m", 1))
+        workspace.load_model(workspace.tracking.get_version("m", 1))
     other = Workspace.open(
         Settings(home=workspace.settings.home, signing_key_file=tmp_path / "other.key")
     )
     _set(workspace, artifact_signature=version.artifact_signature)
     with pytest.raises(IntegrityError, match="does not verify"):
-        other.load_model(workspace.metadata.get_version("m", 1))
+        other.load_model(workspace.tracking.get_version("m", 1))
     other.close()
 
 
@@ -121,7 +122,7 @@ def test_an_unsigned_version_is_refused_until_it_is_signed(workspace: Workspace)
     home = workspace.settings.home
     signed = invoke_cli("models", "sign", "--all-unsigned", home=home)
     assert "m:1: signed" in signed.stdout
-    assert workspace.load_model(workspace.metadata.get_version("m", 1)).version == 1
+    assert workspace.load_model(workspace.tracking.get_version("m", 1)).version == 1
     again = invoke_cli("models", "sign", "m:1", home=home)
     assert "m:1: already signed" in again.stdout
     history = invoke_cli("models", "history", "m", home=home)
@@ -198,7 +199,7 @@ def test_versions_signed_before_switching_to_ed25519_still_load(tmp_path: Path) 
         before.close()
     after = Workspace.open(_ed25519(tmp_path))
     try:
-        assert after.load_model(after.metadata.get_version("m", 1)).version == 1
+        assert after.load_model(after.tracking.get_version("m", 1)).version == 1
         assert after.signer.sign(old.artifact_sha256).startswith("ed25519:")
     finally:
         after.close()

@@ -17,7 +17,7 @@ def test_run_records_everything_and_registers_the_best(
     churn_spec: Path, workspace: Workspace
 ) -> None:
     result = execute(load_spec(churn_spec), workspace)
-    run = workspace.metadata.get_run(result.run_id)
+    run = workspace.tracking.get_run(result.run_id)
     assert run.status == "succeeded"
     assert run.spec_hash == load_spec(churn_spec).spec_hash
     assert run.dataset is not None
@@ -76,10 +76,10 @@ def test_broken_data_stops_the_run_and_records_why(churn_spec: Path, workspace: 
     assert "failed error checks, more than the allowed 2.0%" in message
     assert "monthly_charges: -1.0 is below the minimum 0" in message
     assert "churn-quarantine.parquet" in message
-    run = workspace.metadata.list_runs()[0]
+    run = workspace.tracking.list_runs()[0]
     assert run.status == "failed"
     assert run.error is not None and "below the minimum" in run.error
-    assert workspace.metadata.list_models() == []
+    assert workspace.tracking.list_models() == []
 
 
 def test_a_missing_column_stops_the_run(churn_spec: Path, workspace: Workspace) -> None:
@@ -91,7 +91,7 @@ def test_a_missing_column_stops_the_run(churn_spec: Path, workspace: Workspace) 
 
 def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace: Workspace) -> None:
     result = execute(load_spec(churn_spec), workspace)
-    model = workspace.load_model(workspace.metadata.get_version("churn"))
+    model = workspace.load_model(workspace.tracking.get_version("churn"))
     raw = pd.read_csv(churn_spec.parent / "data" / "new_customers.csv", dtype=str)
     predictions, proba = model.predict(model.prepare(raw, "new_customers.csv"))
     assert len(predictions) == len(raw) == 200
@@ -102,7 +102,7 @@ def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace:
 
 def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Workspace) -> None:
     execute(load_spec(churn_spec), workspace)
-    version = workspace.metadata.get_version("churn")
+    version = workspace.tracking.get_version("churn")
     path = (
         workspace.settings.artifact_root_resolved
         / "objects"
@@ -127,7 +127,7 @@ def test_the_declared_positive_class_is_what_binary_metrics_describe(
     result = execute(load_spec(churn_spec), workspace)
     # "no" is about 95% of the rows: its F1 is high where the churners' is far lower.
     assert result.holdout["f1"] > 0.9
-    run = workspace.metadata.get_run(result.run_id)
+    run = workspace.tracking.get_run(result.run_id)
     stored = json.loads(workspace.artifacts.get_bytes(run.report_sha256 or ""))
     assert stored["evaluation"]["metrics"]["positive_label"] == "no"
 

@@ -14,7 +14,7 @@ from mlship.cli.console import out
 from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
-    from mlship.store import entities, tables
+    from mlship.store.entities import Note
 
 TagFilter = Annotated[
     list[str] | None,
@@ -54,7 +54,7 @@ def show_tags(tags: dict[str, object] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((tags or {}).items())) or "-"
 
 
-def print_notes(notes: Sequence[entities.Note | tables.Note]) -> None:
+def print_notes(notes: Sequence[Note]) -> None:
     """Each note as rendered markdown in a panel titled with its author and time."""
     if not notes:
         return

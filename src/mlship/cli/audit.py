@@ -67,7 +67,7 @@ def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
     from mlship.monitor.window import parse_duration
-    from mlship.store.tables import as_utc, utcnow
+    from mlship.store.clock import as_utc, utcnow
 
     try:
         return as_utc(datetime.fromisoformat(text))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from mlship.data.dataset_profile import DatasetProfile
-    from mlship.store.tables import Dataset
+    from mlship.store.entities import Dataset
 
 app = typer.Typer(help="Validate, profile and compare datasets.", no_args_is_help=True)
 
@@ -107,7 +107,7 @@ def profile_command(
         if path.is_file():
             name, profile = path.stem, profile_of(_read_any(path))
         else:
-            dataset = workspace.metadata.get_dataset(target)
+            dataset = workspace.datasets.get_dataset(target)
             name, profile = f"dataset-{dataset.data_hash[:12]}", _profile_of(workspace, dataset)
         directory = output or workspace.settings.home_resolved / "reports"
     finally:
@@ -124,7 +124,7 @@ def list_command(
     """Stored datasets, newest first."""
     workspace = Workspace.open()
     try:
-        datasets = workspace.metadata.list_datasets(limit)
+        datasets = workspace.datasets.list_datasets(limit)
     finally:
         workspace.close()
     table = Table(title="Datasets")
@@ -158,7 +158,7 @@ def show_command(
 
     workspace = Workspace.open()
     try:
-        dataset = workspace.metadata.get_dataset(ref)
+        dataset = workspace.datasets.get_dataset(ref)
         profile = _profile_of(workspace, dataset)
     finally:
         workspace.close()
@@ -227,7 +227,7 @@ def diff_command(
 
     workspace = Workspace.open()
     try:
-        a, b = workspace.metadata.get_dataset(first), workspace.metadata.get_dataset(second)
+        a, b = workspace.datasets.get_dataset(first), workspace.datasets.get_dataset(second)
         # The index needs the values (deciles, every label), not just the stored profiles.
         stabilities = column_stabilities(_frame_of(workspace, a), _frame_of(workspace, b))
         diff = diff_profiles(

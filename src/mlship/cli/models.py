@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,12 +24,13 @@ from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt, metrics_table, name_column, number_column
 from mlship.errors import MlshipError
 from mlship.registry.refs import parse_model_ref, parse_version_ref, resolve_version
+from mlship.store.entities import model_of
 from mlship.train.fitted_on import FittedOn
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
     from mlship.registry.repository import Change, Registry
-    from mlship.store.tables import ModelVersion
+    from mlship.store.entities import ModelVersion
 
 app = typer.Typer(
     help="Registered models: look, stage, review, roll back, compare, annotate, document.",
@@ -42,9 +43,9 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
     """Registered models with their newest version."""
     workspace = Workspace.open()
     try:
-        models = workspace.metadata.list_models(owner=owner, tags=parse_pairs(tag or []))
+        models = workspace.catalogue.list_models(owner=owner, tags=parse_pairs(tag or []))
         selection_metrics = {
-            run_id: workspace.metadata.get_run(run_id).metric
+            run_id: workspace.runs.get_run(run_id).metric
             for run_id in {model.versions[-1].run_id for model in models}
         }
     finally:
@@ -65,7 +66,7 @@ def list_models(owner: OwnerFilter = None, tag: TagFilter = None) -> None:
         cv = latest.metrics.get("cv", {}).get(metric) if metric else None
         test = latest.metrics.get("holdout", {}).get(metric) if metric else None
 
-        def in_stage(stage: str, versions: list[ModelVersion] = model.versions) -> str:
+        def in_stage(stage: str, versions: Sequence[ModelVersion] = model.versions) -> str:
             return ", ".join(str(v.version) for v in versions if v.stage == stage) or "-"
 
         table.add_row(
@@ -95,11 +96,11 @@ def show(
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, ref)
-        notes = workspace.registry.version_notes(version.model.name, version.version)
-        fitted_on = FittedOn.from_details(workspace.metadata.get_run(version.run_id).details or {})
+        notes = workspace.registry.version_notes(model_of(version).name, version.version)
+        fitted_on = FittedOn.from_details(workspace.runs.get_run(version.run_id).details or {})
     finally:
         workspace.close()
-    facts = Table(title=f"Model {version.model.name}:{version.version}", show_header=False)
+    facts = Table(title=f"Model {model_of(version).name}:{version.version}", show_header=False)
     facts.add_column("field")
     facts.add_column("value", overflow="fold")
     for key, value in (
@@ -112,7 +113,7 @@ def show(
         ("artifact bytes", str(version.artifact_size)),
         ("created (UTC)", version.created_at.isoformat(timespec="seconds")),
         ("created by", version.created_by),
-        ("model owner", version.model.owner),
+        ("model owner", model_of(version).owner),
         ("stage", version.stage),
         ("description", version.description or "-"),
         ("tags", show_tags(version.tags)),
@@ -347,7 +348,7 @@ def diff(
     workspace = Workspace.open()
     try:
         found = diff_versions(
-            workspace.metadata, resolve_version(workspace, a), resolve_version(workspace, b)
+            workspace.runs, resolve_version(workspace, a), resolve_version(workspace, b)
         )
     finally:
         workspace.close()
@@ -386,17 +387,17 @@ def sign_versions(
     try:
         if unsigned:
             versions = [
-                workspace.metadata.get_version(m.name, v.version)
-                for m in workspace.metadata.list_models() for v in m.versions
+                workspace.catalogue.get_version(m.name, v.version)
+                for m in workspace.catalogue.list_models() for v in m.versions
                 if v.artifact_signature is None
             ]  # fmt: skip
         else:
-            versions = [workspace.metadata.get_version(*parse_version_ref(r)) for r in refs or []]
+            versions = [workspace.catalogue.get_version(*parse_version_ref(r)) for r in refs or []]
         if not versions:
             raise MlshipError("nothing to sign: give MODEL:VERSION or --all-unsigned")
         registry = workspace.registry
         for version in versions:
-            ref = f"{version.model.name}:{version.version}"
+            ref = f"{model_of(version).name}:{version.version}"
             if version.artifact_signature is not None:
                 if workspace.remote is None:  # a server checks signatures with its own key
                     what = f"model {ref}"
@@ -408,7 +409,7 @@ def sign_versions(
             if hashlib.sha256(data).hexdigest() != version.artifact_sha256:
                 raise MlshipError(f"{ref}: the artifact does not match its checksum; not signed")
             change = registry.record_signature(
-                version.model.name, version.version,
+                model_of(version).name, version.version,
                 workspace.artifact_signature(version.artifact_sha256),
             )  # fmt: skip
             _report(change)

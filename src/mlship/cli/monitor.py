@@ -191,7 +191,7 @@ def feedback(
     try:
 
         def signature_of(name: str) -> Signature:
-            return Signature.from_dict(workspace.metadata.get_version(name).signature)
+            return Signature.from_dict(workspace.catalogue.get_version(name).signature)
 
         sealing = workspace.sealing
         grouped = read_labels_file(path, workspace.logs, signature_of, model, sealing)
@@ -262,7 +262,7 @@ def _models(workspace: Workspace, rules: RuleSet, given: list[str] | None) -> li
     named = [rule.model for rule in rules.rules if rule.model is not None]
     if named and len(named) == len(rules.rules):
         return list(dict.fromkeys(named))
-    return [model.name for model in workspace.metadata.list_models()]
+    return [model.name for model in workspace.catalogue.list_models()]
 
 
 def _outcome_table(outcomes: list[Outcome], title: str) -> Table:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlship.cli.console import err, out
+from mlship.store.entities import model_of
 
 
 def package(
@@ -40,7 +41,7 @@ def package(
     try:
         version = resolve_version(workspace, ref)
         shape = Shape(
-            image=image or f"mlship-{version.model.name}:{version.version}",
+            image=image or f"mlship-{model_of(version).name}:{version.version}",
             replicas=replicas,
             max_replicas=max_replicas,
             cpu=cpu,
@@ -53,7 +54,7 @@ def package(
     finally:
         workspace.close()
 
-    table = Table(title=f"Bundle of {version.model.name}:{version.version} in {written.root}")
+    table = Table(title=f"Bundle of {model_of(version).name}:{version.version} in {written.root}")
     table.add_column("file")
     table.add_column("bytes", justify="right")
     for name, size in written.files.items():

@@ -14,6 +14,7 @@ import typer
 
 from mlship.cli.console import out
 from mlship.cli.run import run_spec
+from mlship.store.entities import model_of
 from mlship.workspace import Workspace
 
 
@@ -54,7 +55,7 @@ def quickstart(
     finally:
         workspace.close()
 
-    ref = f"{result.version.model.name}:{result.version.version}"
+    ref = f"{model_of(result.version).name}:{result.version.version}"
     new_rows = directory / "data" / "new_customers.csv"
     sample = pd.read_csv(new_rows, nrows=1).drop(columns=["customer_id"]).iloc[0]
     record = {k: (None if pd.isna(v) else v) for k, v in sample.to_dict().items()}

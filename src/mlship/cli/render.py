@@ -19,7 +19,7 @@ from mlship.cli.console import err, out
 
 if TYPE_CHECKING:
     from mlship.evaluation.compare import RunComparison
-    from mlship.store.tables import Candidate
+    from mlship.store.entities import Candidate
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

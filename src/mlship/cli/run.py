@@ -64,7 +64,7 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     loaded = load_spec(spec_path)
     with stopping_cleanly(), progress_observer() as observer:
         result = execute(loaded, workspace, observer, resume=resume)
-    run = workspace.metadata.get_run(result.run_id)
+    run = workspace.runs.get_run(result.run_id)
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)

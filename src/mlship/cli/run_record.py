@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlship.store.tables import Candidate, Note, Run
+    from mlship.store.entities import Candidate, Note, Run
     from mlship.train.tuning import TrialRecord
 
 

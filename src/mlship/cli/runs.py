@@ -57,7 +57,7 @@ def list_runs(
     """List runs, newest first."""
     workspace = Workspace.open()
     try:
-        runs = workspace.metadata.list_runs(limit, owner=owner, tags=parse_pairs(tag or []))
+        runs = workspace.runs.list_runs(limit, owner=owner, tags=parse_pairs(tag or []))
     finally:
         workspace.close()
     table = Table(title="Runs")
@@ -100,8 +100,8 @@ def show(
 
     workspace = Workspace.open()
     try:
-        run = workspace.metadata.get_run(run_id)
-        notes = workspace.metadata.notes("run", run.id)
+        run = workspace.runs.get_run(run_id)
+        notes = workspace.runs.notes("run", run.id)
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
@@ -176,9 +176,7 @@ def abandon(
     """Close a run whose process is gone (killed, its machine lost): it is marked abandoned."""
     workspace = Workspace.open()
     try:
-        run = workspace.metadata.abandon_run(
-            run_id, reason=reason, user=workspace.settings.user, force=force
-        )
+        run = workspace.runs.abandon_run(run_id, reason=reason, force=force)
     finally:
         workspace.close()
     out.print(f"Run {run.id[:8]} is abandoned ({run.error})")
@@ -267,7 +265,7 @@ def report(
 
     workspace = Workspace.open()
     try:
-        run = workspace.metadata.get_run(run_id)
+        run = workspace.runs.get_run(run_id)
         if not run.report_sha256:
             raise MlshipError(f"run {run.id[:8]} has no evaluation report (status: {run.status})")
         stored = json.loads(workspace.artifacts.get_bytes(run.report_sha256))
@@ -344,7 +342,7 @@ def tag_run(
         raise MlshipError("nothing to change: give KEY=VALUE tags or --remove KEY")
     workspace = Workspace.open()
     try:
-        run = workspace.metadata.tag_run(run_id, changes)
+        run = workspace.runs.tag_run(run_id, changes)
     finally:
         workspace.close()
     out.print(f"Run {run.id[:8]} tags: {show_tags(run.tags)}")
@@ -358,7 +356,7 @@ def set_owner(
     """Hand a run over to another owner."""
     workspace = Workspace.open()
     try:
-        run = workspace.metadata.set_run_owner(run_id, user)
+        run = workspace.runs.set_run_owner(run_id, user)
     finally:
         workspace.close()
     out.print(f"Run {run.id[:8]} is owned by {run.owner}")
@@ -374,7 +372,7 @@ def note(
     body = note_text(text, file)
     workspace = Workspace.open()
     try:
-        added = workspace.metadata.add_run_note(run_id, body, workspace.settings.user)
+        added = workspace.runs.add_run_note(run_id, body)
     finally:
         workspace.close()
     out.print(f"Note #{added.id} added to run {added.target_id[:8]} by {added.author}")
@@ -396,7 +394,7 @@ def compare(
 
     workspace = Workspace.open()
     try:
-        found = compare_runs([workspace.metadata.get_run(ref) for ref in runs])
+        found = compare_runs([workspace.runs.get_run(ref) for ref in runs])
     finally:
         workspace.close()
     out.print(comparison_table(found))

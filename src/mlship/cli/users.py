@@ -19,7 +19,7 @@ tokens_app = typer.Typer(help="API tokens: created once, stored as hashes.", no_
 def _when(moment: object) -> str:
     from datetime import datetime
 
-    from mlship.store.tables import as_utc
+    from mlship.store.clock import as_utc
 
     if not isinstance(moment, datetime):
         return "-"
@@ -48,7 +48,7 @@ def add_user(
 @users_app.command("list")
 def list_users() -> None:
     """Users, their roles and how many live tokens they have."""
-    from mlship.store.tables import as_utc, utcnow
+    from mlship.store.clock import as_utc, utcnow
 
     workspace = Workspace.open()
     try:
@@ -131,7 +131,7 @@ def list_tokens(
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's.")] = None,
 ) -> None:
     """Tokens by their first characters (the secrets themselves are not stored)."""
-    from mlship.store.tables import as_utc, utcnow
+    from mlship.store.clock import as_utc, utcnow
 
     workspace = Workspace.open()
     try:

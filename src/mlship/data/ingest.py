@@ -41,7 +41,7 @@ from mlship.security.keys import load_or_create_key
 from mlship.spec.data import Column, Source, ValueFormats
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write
-from mlship.store.tables import Dataset
+from mlship.store.entities import Dataset
 from mlship.workspace import Workspace
 
 ProgressHook = Callable[[int, int | None], None]
@@ -297,7 +297,7 @@ def ingest(
         raw = _read_all(loaded, observer)
         hashes = [frame_hash(d.frame.to_pandas()) for d in raw.values()]
     cache_key = ingest_key(spec, hashes, marker)
-    cached = workspace.metadata.cached_dataset(cache_key)
+    cached = workspace.datasets.cached_dataset(cache_key)
     if cached is not None:
         observer.message(
             f"Inputs unchanged: reusing dataset {cached.data_hash[:12]} ({cached.n_rows} rows)"
@@ -395,7 +395,7 @@ def _references(loaded: LoadedSpec, workspace: Workspace) -> dict[str, pl.Series
                     pl.read_parquet(location) if ref.endswith(".parquet") else pl.read_csv(location)
                 )
             else:
-                dataset = workspace.metadata.get_dataset(ref)
+                dataset = workspace.datasets.get_dataset(ref)
                 frame = pl.read_parquet(
                     io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256))
                 )
@@ -461,7 +461,7 @@ def _record(
     pandas_frame = clean.to_pandas()
     data_hash = frame_hash(pandas_frame)
     profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile.to_json())).sha256
-    dataset, created = workspace.metadata.get_or_add_dataset(
+    dataset, created = workspace.datasets.get_or_add_dataset(
         data_hash=data_hash,
         artifact_sha256=_store_parquet(clean, workspace),
         n_rows=len(clean),
@@ -475,7 +475,7 @@ def _record(
         profile_sha256=profile_sha,
         validation=summary,
     )
-    workspace.metadata.remember_ingest(cache_key, dataset.id)
+    workspace.datasets.remember_ingest(cache_key, dataset.id)
     write_reports()
     if len(validation.quarantine):
         observer.message(f"Quarantined {len(validation.quarantine)} of {validation.rows_in} rows")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlship.errors import MlshipError
-from mlship.store.tables import Run
+from mlship.store.entities import Run
 from mlship.train.metrics import METRICS
 
 SHORT_HASH = 12

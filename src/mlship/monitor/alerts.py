@@ -41,7 +41,7 @@ from mlship.monitor.alert_store import AlertHistory
 from mlship.monitor.history import delivery_line
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
 from mlship.monitor.window import Window
-from mlship.store.tables import as_utc
+from mlship.store.clock import as_utc
 
 log = logging.getLogger(__name__)
 

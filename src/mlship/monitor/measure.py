@@ -228,7 +228,7 @@ class Monitor:
     def reference(self, model: str, version: int) -> Reference:
         key = (model, version)
         if key not in self._references:
-            found = self.workspace.metadata.get_version(model, version)
+            found = self.workspace.catalogue.get_version(model, version)
             self._references[key] = load_reference(
                 self.workspace, found, dataset=self.reference_dataset
             )
@@ -244,7 +244,7 @@ class Monitor:
         """
         from mlship.errors import NotFoundError
 
-        newest = self.workspace.metadata.get_version(model)
+        newest = self.workspace.catalogue.get_version(model)
         traffic = read_traffic(self.logs, model, Signature.from_dict(newest.signature),
                                window=window, now=now, sealing=self.sealing)  # fmt: skip
         version = traffic.primary_version()
@@ -254,7 +254,7 @@ class Monitor:
             except NotFoundError:
                 version = newest.version
         if version != newest.version:
-            judged = self.workspace.metadata.get_version(model, version)
+            judged = self.workspace.catalogue.get_version(model, version)
             if judged.signature != newest.signature:
                 signature = Signature.from_dict(judged.signature)
                 traffic = read_traffic(

@@ -20,10 +20,11 @@ import polars as pl
 
 from mlship.errors import DataError
 from mlship.monitor.traffic import PREDICTION, input_dtype, prediction_dtype
+from mlship.store.entities import model_of
 from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
-    from mlship.store.tables import ModelVersion
+    from mlship.store.entities import ModelVersion
     from mlship.workspace import Workspace
 
 MAX_ROWS = 200_000
@@ -75,8 +76,8 @@ def load_reference(
     month's data."""
     from mlship.data.versioning import load_frame
 
-    name = version.model.name
-    stored = workspace.metadata.get_dataset(dataset or version.dataset_hash)
+    name = model_of(version).name
+    stored = workspace.datasets.get_dataset(dataset or version.dataset_hash)
     data = load_frame(stored.artifact_sha256, workspace.artifacts)
     signature = Signature.from_dict(version.signature)
     missing = [c.name for c in signature.inputs if c.name not in data.columns]
@@ -107,7 +108,7 @@ def load_reference(
         frame=frame,
         profile=profile,
         baseline=baseline,
-        metric=workspace.metadata.get_run(version.run_id).metric,
+        metric=workspace.runs.get_run(version.run_id).metric,
         rows=rows,
     )
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 def spec_of(workspace: Workspace, model: str, version: int | None = None) -> Path:
     """The spec file of the run that trained ``model:version`` (the newest version by default)."""
-    found = workspace.metadata.get_version(model, version)
-    run = workspace.metadata.get_run(found.run_id)
+    found = workspace.catalogue.get_version(model, version)
+    run = workspace.runs.get_run(found.run_id)
     path = Path(run.spec_path)
     if not path.is_file():
         raise MlshipError(
@@ -52,7 +52,7 @@ def retrain_to_staging(
         f"({firing.rule.condition})"
     )
     workspace.registry.set_stage(firing.model, version, "staging", reason)
-    run = workspace.metadata.get_run(result.run_id)
+    run = workspace.runs.get_run(result.run_id)
     return {
         "model": firing.model,
         "version": version,

@@ -30,7 +30,7 @@ from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
 from mlship.spec.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
-from mlship.store.tables import ModelVersion
+from mlship.store.entities import ModelVersion, model_of
 from mlship.workspace import Workspace
 
 Step = Callable[[str], None]
@@ -55,7 +55,7 @@ def write_bundle(
     """Write the bundle of ``version`` to the new directory ``out``."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MlshipError(f"{out} already exists and is not an empty directory; choose a new one")
-    name, number = version.model.name, version.version
+    name, number = model_of(version).name, version.version
     ref = f"{name}:{number}"
     step(f"reading {ref} from the registry (signature and checksum verified)")
     # Before anything reads the pickle (pinning lists the modules it names).
@@ -65,7 +65,7 @@ def write_bundle(
     inputs = (version.signature or {}).get("inputs", [])
     reads_formats = any(column.get("values") for column in inputs)
     pins, model_distributions = bundle_requirements(model_bytes, reads_formats=reads_formats)
-    run = workspace.metadata.get_run(version.run_id)
+    run = workspace.runs.get_run(version.run_id)
     trained_with = dict(run.environment.get("packages", {}))
     warnings = _version_drift(trained_with, pins.versions)
 
@@ -198,7 +198,7 @@ def _manifest(
         "kind": KIND,
         "format": FORMAT,
         "model": {
-            "name": version.model.name,
+            "name": model_of(version).name,
             "version": version.version,
             "stage": version.stage,
             "description": version.description,

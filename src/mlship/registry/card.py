@@ -23,7 +23,7 @@ from typing import Any
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
 from mlship.spec.models import CardSpec, Column, PipelineSpec
-from mlship.store.tables import Dataset, ModelVersion, Run
+from mlship.store.entities import Dataset, ModelVersion, Run, model_of
 from mlship.train.fitted_on import FittedOn
 from mlship.train.metrics import KEY_METRICS, metric_label
 from mlship.train.model_io import LoadedModel, load_scored
@@ -70,10 +70,9 @@ class ModelCard:
 
 def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
     """The card of ``version`` (loaded with its model, as ``get_version`` returns it)."""
-    metadata = workspace.metadata
-    name = version.model.name
-    run = metadata.get_run(version.run_id)
-    dataset = metadata.get_dataset(version.dataset_hash)
+    name = model_of(version).name
+    run = workspace.runs.get_run(version.run_id)
+    dataset = workspace.datasets.get_dataset(version.dataset_hash)
     declared = CardSpec.model_validate((run.spec or {}).get("card") or {})
     slices = _fairness(workspace, version, run, dataset) if declared.sensitive else None
     notes = workspace.registry.version_notes(name, version.version)
@@ -87,13 +86,13 @@ def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
             "estimator": version.estimator,
             "candidate": run.best_candidate,
             "stage": version.stage,
-            "owner": version.model.owner,
+            "owner": model_of(version).owner,
             "registered by": version.created_by,
             "registered at": version.created_at.isoformat(timespec="seconds"),
             "tags": dict(version.tags or {}),
             "params": dict(version.params or {}),
         },
-        model_description=version.model.description or "",
+        model_description=model_of(version).description or "",
         version_description=version.description or "",
         intended_use=declared.intended_use,
         limitations=list(declared.limitations),
@@ -145,7 +144,7 @@ def _fairness(
     from mlship.data.versioning import frame_hash
     from mlship.train.run import holdout_part
 
-    ref = f"{version.model.name}:{version.version}"
+    ref = f"{model_of(version).name}:{version.version}"
     spec = PipelineSpec.model_validate(run.spec)
     if spec.infer_columns:  # the columns the run inferred are the dataset's
         spec = spec.model_copy(

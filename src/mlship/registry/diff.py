@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlship.store.metadata import MetadataStore
-from mlship.store.tables import ModelVersion
+from mlship.store.entities import ModelVersion, model_of
+from mlship.store.repositories import Runs
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class VersionDiff:
         return [row for row in self.rows if row.changed]
 
 
-def diff_versions(metadata: MetadataStore, a: ModelVersion, b: ModelVersion) -> VersionDiff:
+def diff_versions(runs: Runs, a: ModelVersion, b: ModelVersion) -> VersionDiff:
     """Compare ``a`` with ``b`` field by field (metrics of every split, all parameters)."""
-    found = VersionDiff(f"{a.model.name}:{a.version}", f"{b.model.name}:{b.version}")
+    found = VersionDiff(f"{model_of(a).name}:{a.version}", f"{model_of(b).name}:{b.version}")
     rows = found.rows
     rows.append(Difference("model", "estimator", a.estimator, b.estimator))
     rows.append(Difference("model", "stage", a.stage, b.stage))
@@ -59,7 +59,7 @@ def diff_versions(metadata: MetadataStore, a: ModelVersion, b: ModelVersion) -> 
         left, right = a.metrics.get(split, {}), b.metrics.get(split, {})
         for key in sorted(set(left) | set(right)):
             rows.append(Difference(f"metrics ({split})", key, left.get(key), right.get(key)))
-    rows.extend(_lineage(metadata, a, b))
+    rows.extend(_lineage(runs, a, b))
     inputs_a = {c["name"]: c["type"] for c in a.signature.get("inputs", [])}
     inputs_b = {c["name"]: c["type"] for c in b.signature.get("inputs", [])}
     for key in sorted(set(inputs_a) | set(inputs_b)):
@@ -67,8 +67,8 @@ def diff_versions(metadata: MetadataStore, a: ModelVersion, b: ModelVersion) -> 
     return found
 
 
-def _lineage(metadata: MetadataStore, a: ModelVersion, b: ModelVersion) -> list[Difference]:
-    runs = [metadata.get_run(v.run_id) for v in (a, b)]
+def _lineage(found: Runs, a: ModelVersion, b: ModelVersion) -> list[Difference]:
+    runs = [found.get_run(v.run_id) for v in (a, b)]
     datasets = [run.dataset for run in runs]
 
     def sources(index: int) -> str | None:

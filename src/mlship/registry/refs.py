@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
-    from mlship.store.tables import ModelVersion
+    from mlship.store.entities import ModelVersion
     from mlship.workspace import Workspace
 
 
@@ -47,6 +47,6 @@ def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
                 f"bad model reference {ref!r}: the stage must be staging, production or archived"
             )
         found = workspace.registry.in_stage(name, stage)
-        return workspace.metadata.get_version(name, found.version)
+        return workspace.catalogue.get_version(name, found.version)
     name, version = parse_model_ref(ref)
-    return workspace.metadata.get_version(name, version)
+    return workspace.catalogue.get_version(name, version)

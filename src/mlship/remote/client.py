@@ -23,12 +23,14 @@ from mlship.errors import (
     NotFoundError,
     StorageError,
 )
+from mlship.store.liveness import RunStateError
 
 _KINDS: dict[str, type[MlshipError]] = {
     "NotFoundError": NotFoundError,
     "IntegrityError": IntegrityError,
     "DecryptionError": DecryptionError,
     "ConfigError": ConfigError,
+    "RunStateError": RunStateError,
 }
 
 

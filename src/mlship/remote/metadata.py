@@ -1,37 +1,36 @@
-"""The metadata store of a tracking server, with the local store's methods and results.
+"""The tracking repositories of a server, over HTTP.
 
-:class:`RemoteMetadata` overrides every public method of
-:class:`~mlship.store.metadata.MetadataStore` (a test checks that none is left to the base class)
-and rebuilds the same ORM rows from the server's records. Who acts is the token's user: the
-``user`` a caller passes is ignored by the server.
+:class:`RemoteMetadata` implements the interfaces of :mod:`mlship.store.repositories` as the SQL
+store does, and hands out the same frozen entities, rebuilt from the server's JSON with the
+adapter the server wrote it with. Request bodies are the models of
+:mod:`mlship.remote.tracking_api`, shared with the server. Who acts is the token's user: no call
+names a user.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from optuna.storages.journal import BaseJournalBackend
-from sqlalchemy.orm import Session
+from pydantic import BaseModel
 
-from mlship.errors import MlshipError
+from mlship.remote import tracking_api as api
 from mlship.remote.client import Client
-from mlship.store.liveness import Worker
-from mlship.store.metadata import MetadataStore, NewVersion
-from mlship.store.records import from_record, to_record
-from mlship.store.tables import (
-    Candidate,
+from mlship.store.entities import (
     Dataset,
-    Metric,
     ModelVersion,
     Note,
     RegisteredModel,
     Run,
+    parse,
+    parse_list,
 )
+from mlship.store.liveness import Worker
+from mlship.store.repositories import Journals, NewCandidate, NewMetric, NewVersion
 
 
 def part(value: str) -> str:
@@ -39,17 +38,15 @@ def part(value: str) -> str:
     return quote(value, safe="")
 
 
-class RemoteMetadata(MetadataStore):
-    def __init__(self, client: Client) -> None:  # the base's engine and sessions are not used
-        self.client = client
+def _json(body: BaseModel) -> Any:
+    return body.model_dump(mode="json")
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        raise MlshipError(
-            f"this needs direct database access, which a client of {self.client.url} does not "
-            "have; run it on the server's host"
-        )
-        yield  # pragma: no cover
+
+class RemoteMetadata:
+    """Datasets, runs, the model catalogue and tuning journals of the server at ``client``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -62,29 +59,30 @@ class RemoteMetadata(MetadataStore):
         sources: list[dict[str, Any]],
         **details: Any,
     ) -> tuple[Dataset, bool]:
-        body = {
-            "data_hash": data_hash,
-            "artifact_sha256": artifact_sha256,
-            "n_rows": n_rows,
-            "columns": columns,
-            "sources": sources,
-            "details": details,
-        }
-        answer = self.client.post("/datasets", body)
-        return from_record(Dataset, answer["dataset"]), bool(answer["created"])
+        body = api.NewDatasetBody(
+            data_hash=data_hash,
+            artifact_sha256=artifact_sha256,
+            n_rows=n_rows,
+            columns=columns,
+            sources=sources,
+            details=details,
+        )
+        answer = api.AddedDataset.model_validate(self.client.post("/datasets", _json(body)))
+        return answer.dataset, answer.created
 
     def cached_dataset(self, key: str) -> Dataset | None:
-        found = self.client.get(f"/ingest-cache/{part(key)}")["dataset"]
-        return None if found is None else from_record(Dataset, found)
+        found = self.client.get(f"/ingest-cache/{part(key)}")
+        return api.CachedDataset.model_validate(found).dataset
 
     def remember_ingest(self, key: str, dataset_id: int) -> None:
-        self.client.put(f"/ingest-cache/{part(key)}", {"dataset_id": dataset_id})
+        body = api.IngestEntry(dataset_id=dataset_id)
+        self.client.put(f"/ingest-cache/{part(key)}", _json(body))
 
     def list_datasets(self, limit: int = 50) -> list[Dataset]:
-        return [from_record(Dataset, r) for r in self.client.get("/datasets", limit=limit)]
+        return parse_list(Dataset, self.client.get("/datasets", limit=limit))
 
     def get_dataset(self, ref: str) -> Dataset:
-        return from_record(Dataset, self.client.get(f"/datasets/{part(ref)}"))
+        return parse(Dataset, self.client.get(f"/datasets/{part(ref)}"))
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -92,7 +90,6 @@ class RemoteMetadata(MetadataStore):
         self,
         *,
         pipeline: str,
-        user: str,
         task: str,
         metric: str,
         spec_path: str,
@@ -103,103 +100,98 @@ class RemoteMetadata(MetadataStore):
         executor: str | None = None,
         worker: Worker | None = None,
     ) -> str:
-        body = {
-            "pipeline": pipeline,
-            "task": task,
-            "metric": metric,
-            "spec_path": spec_path,
-            "spec_hash": spec_hash,
-            "spec": spec,
-            "git_commit": git_commit,
-            "environment": environment,
-            "executor": executor,
+        body = api.NewRun(
+            pipeline=pipeline,
+            task=task,
+            metric=metric,
+            spec_path=spec_path,
+            spec_hash=spec_hash,
+            spec=spec,
+            git_commit=git_commit,
+            environment=environment,
+            executor=executor,
             **_process(worker),
-        }
-        return str(self.client.post("/runs", body)["id"])
+        )
+        return api.StartedRun.model_validate(self.client.post("/runs", _json(body))).id
 
     def reopen_run(
-        self,
-        pipeline: str,
-        spec_hash: str,
-        *,
-        user: str | None = None,
-        worker: Worker | None = None,
+        self, pipeline: str, spec_hash: str, *, worker: Worker | None = None
     ) -> tuple[str, int] | None:
-        body = {"pipeline": pipeline, "spec_hash": spec_hash, **_process(worker)}
-        found = self.client.post("/runs/reopen", body)
-        run = found["run"]
-        return None if run is None else (str(run["id"]), int(run["attempts"]))
+        body = api.Reopen(pipeline=pipeline, spec_hash=spec_hash, **_process(worker))
+        found = api.ReopenAnswer.model_validate(self.client.post("/runs/reopen", _json(body)))
+        return None if found.run is None else (found.run.id, found.run.attempts)
 
     def fail_run(self, run_id: str, error: str, started: datetime) -> None:
-        self.client.post(
-            f"/runs/{part(run_id)}/fail", {"error": error, "started": started.isoformat()}
-        )
+        body = api.Failure(error=error, started=started)
+        self.client.post(f"/runs/{part(run_id)}/fail", _json(body))
 
     def heartbeat(self, run_id: str) -> bool:
-        return bool(self.client.post(f"/runs/{part(run_id)}/heartbeat")["running"])
+        return api.Beat.model_validate(self.client.post(f"/runs/{part(run_id)}/heartbeat")).running
 
-    def abandon_run(self, ref: str, *, reason: str, user: str, force: bool = False) -> Run:
-        body = {"reason": reason, "force": force}
-        return from_record(Run, self.client.post(f"/runs/{part(ref)}/abandon", body))
+    def abandon_run(self, ref: str, *, reason: str, force: bool = False) -> Run:
+        body = api.Abandon(reason=reason, force=force)
+        return parse(Run, self.client.post(f"/runs/{part(ref)}/abandon", _json(body)))
 
     def finish_run(
         self,
         run_id: str,
         *,
         dataset_id: int,
-        candidates: Sequence[Candidate],
-        metrics: Sequence[Metric],
+        candidates: Sequence[NewCandidate],
+        metrics: Sequence[NewMetric],
         best_candidate: str,
         wall_seconds: float,
         outcome: dict[str, Any] | None = None,
         register: NewVersion | None = None,
     ) -> ModelVersion | None:
         registration = None
-        if register is not None:  # the server signs, and names the caller as the creator
-            registration = {
-                k: v
-                for k, v in asdict(register).items()
-                if k not in ("artifact_signature", "created_by")
-            }
-        body = {
-            "dataset_id": dataset_id,
-            "candidates": [to_record(c, depth=0) for c in candidates],
-            "metrics": [to_record(m, depth=0) for m in metrics],
-            "best_candidate": best_candidate,
-            "wall_seconds": wall_seconds,
-            "outcome": outcome,
-            "registration": registration,
-        }
-        found = self.client.post(f"/runs/{part(run_id)}/finish", body)["version"]
-        return None if found is None else from_record(ModelVersion, found)
+        if register is not None:  # the server signs with its own key
+            fields = {k: v for k, v in asdict(register).items() if k != "artifact_signature"}
+            registration = api.Registration(**fields)
+        body = api.Results(
+            dataset_id=dataset_id,
+            candidates=list(candidates),
+            metrics=list(metrics),
+            best_candidate=best_candidate,
+            wall_seconds=wall_seconds,
+            outcome=outcome,
+            registration=registration,
+        )
+        found = self.client.post(f"/runs/{part(run_id)}/finish", _json(body))
+        return api.Finished.model_validate(found).version
 
     def list_runs(
         self, limit: int = 50, owner: str | None = None, tags: dict[str, str] | None = None
     ) -> list[Run]:
         found = self.client.get("/runs", limit=limit, owner=owner, tag=_tag_query(tags))
-        return [from_record(Run, r) for r in found]
-
-    def tag_run(self, run_id: str, tags: dict[str, str | None]) -> Run:
-        return from_record(Run, self.client.post(f"/runs/{part(run_id)}/tags", {"tags": tags}))
-
-    def set_run_owner(self, run_id: str, owner: str) -> Run:
-        return from_record(Run, self.client.post(f"/runs/{part(run_id)}/owner", {"owner": owner}))
-
-    def add_run_note(self, run_id: str, body: str, author: str) -> Note:
-        return from_record(Note, self.client.post(f"/runs/{part(run_id)}/notes", {"body": body}))
-
-    def notes(self, target_kind: str, target_id: str) -> list[Note]:
-        found = self.client.get("/notes", kind=target_kind, target=target_id)
-        return [from_record(Note, r) for r in found]
+        return parse_list(Run, found)
 
     def get_run(self, run_id: str) -> Run:
-        return from_record(Run, self.client.get(f"/runs/{part(run_id)}"))
+        return parse(Run, self.client.get(f"/runs/{part(run_id)}"))
+
+    def tag_run(self, run_id: str, tags: dict[str, str | None]) -> Run:
+        body = api.RunTags(tags=tags)
+        return parse(Run, self.client.post(f"/runs/{part(run_id)}/tags", _json(body)))
+
+    def set_run_owner(self, run_id: str, owner: str) -> Run:
+        body = api.Owner(owner=owner)
+        return parse(Run, self.client.post(f"/runs/{part(run_id)}/owner", _json(body)))
+
+    def add_run_note(self, run_id: str, body: str) -> Note:
+        note = api.NoteBody(body=body)
+        return parse(Note, self.client.post(f"/runs/{part(run_id)}/notes", _json(note)))
+
+    def notes(self, target_kind: str, target_id: str) -> list[Note]:
+        return parse_list(Note, self.client.get("/notes", kind=target_kind, target=target_id))
+
+    # -- tuning journals ------------------------------------------------------------------------
 
     def read_journal(self, run_id: str, start: int = 0) -> list[dict[str, Any]]:
         return list(self.client.get(f"/runs/{part(run_id)}/journal", **{"from": start}))
 
     def append_journal(self, run_id: str, entries: Sequence[dict[str, Any]]) -> None:
-        self.client.post(f"/runs/{part(run_id)}/journal", {"logs": list(entries)})
+        body = api.Journal(logs=list(entries))
+        self.client.post(f"/runs/{part(run_id)}/journal", _json(body))
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -207,11 +199,11 @@ class RemoteMetadata(MetadataStore):
         self, owner: str | None = None, tags: dict[str, str] | None = None
     ) -> list[RegisteredModel]:
         found = self.client.get("/models", owner=owner, tag=_tag_query(tags))
-        return [from_record(RegisteredModel, r) for r in found]
+        return parse_list(RegisteredModel, found)
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
         number = "latest" if version is None else str(version)
-        return from_record(ModelVersion, self.client.get(f"/models/{part(name)}/versions/{number}"))
+        return parse(ModelVersion, self.client.get(f"/models/{part(name)}/versions/{number}"))
 
 
 def _process(worker: Worker | None) -> dict[str, Any]:
@@ -226,12 +218,12 @@ class RemoteJournal(BaseJournalBackend):
     """A run's tuning journal on the server: Optuna's journal storage over HTTP, so a client
     tunes (and resumes, and shows trials) without a database connection of its own."""
 
-    def __init__(self, metadata: MetadataStore, run_id: str) -> None:
-        self.metadata = metadata
+    def __init__(self, journals: Journals, run_id: str) -> None:
+        self.journals = journals
         self.run_id = run_id
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        return self.metadata.read_journal(self.run_id, log_number_from)
+        return self.journals.read_journal(self.run_id, log_number_from)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        self.metadata.append_journal(self.run_id, logs)
+        self.journals.append_journal(self.run_id, logs)

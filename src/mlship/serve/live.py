@@ -28,6 +28,7 @@ from mlship.errors import NotFoundError
 from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
 from mlship.spec.deployment import Deployment
+from mlship.store.entities import model_of
 from mlship.train.model_io import LoadedModel
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class RegistrySource:
         from mlship.registry.refs import resolve_version
 
         version = resolve_version(self.workspace, ref)
-        key = (version.model.name, version.version, version.artifact_sha256)
+        key = (model_of(version).name, version.version, version.artifact_sha256)
         return Located(key, lambda: self.workspace.load_model(version))
 
 

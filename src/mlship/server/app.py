@@ -29,6 +29,7 @@ from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.store.audit_log import SqlAuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
+from mlship.store.liveness import RunStateError
 from mlship.workspace import Workspace
 
 __all__ = ["MiB", "create_app"]
@@ -37,6 +38,7 @@ logger = logging.getLogger("mlship.server")
 _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
     (NotFoundError, 404),
     (ReviewError, 409),
+    (RunStateError, 409),
     (IntegrityError, 409),
     (MlshipError, 400),
 )

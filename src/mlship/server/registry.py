@@ -21,7 +21,6 @@ from mlship.server.access import role_route
 from mlship.server.deps import WorkspaceDep
 from mlship.server.tracking import TagQuery, tag_filter
 from mlship.store.entities import to_json
-from mlship.store.records import to_record, to_records
 
 router = APIRouter(prefix="/api/v1/models", tags=["registry"])
 
@@ -47,13 +46,13 @@ def signing_key(workspace: WorkspaceDep) -> dict[str, str | None]:
 @router.get("", **role_route("viewer"))
 def list_models(
     workspace: WorkspaceDep, owner: str | None = None, tag: list[str] = TagQuery
-) -> list[dict[str, Any]]:
-    return to_records(workspace.metadata.list_models(owner=owner, tags=tag_filter(tag)))
+) -> Any:
+    return to_json(workspace.metadata.list_models(owner=owner, tags=tag_filter(tag)))
 
 
 @router.get("/{name}/versions/{version}", **role_route("viewer"))
-def get_version(name: str, version: VersionRef, workspace: WorkspaceDep) -> dict[str, Any]:
-    return to_record(workspace.metadata.get_version(name, _number(version)))
+def get_version(name: str, version: VersionRef, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.metadata.get_version(name, _number(version)))
 
 
 @router.get("/{name}/versions/{version}/artifact", **role_route("viewer"))

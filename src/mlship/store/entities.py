@@ -154,6 +154,14 @@ class ModelVersion:
     """The registered model, loaded with the version (its ``versions`` are not)."""
 
 
+def model_of(version: ModelVersion) -> RegisteredModel:
+    """The registered model of ``version``: every version a repository hands out on its own
+    (not inside its model's ``versions``) carries it."""
+    if version.model is None:
+        raise ValueError(f"version {version.version} was read without its model")
+    return version.model
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelEvent:
     """One change in a registered model's history: a stage move, a tag, a rollback."""
@@ -290,7 +298,7 @@ def from_row(cls: type[T], row: Any, *, depth: int = 1) -> T:
     """
     from sqlalchemy import inspect
 
-    from mlship.store.tables import as_utc
+    from mlship.store.clock import as_utc
 
     state = inspect(row)
     relations = {rel.key: rel for rel in state.mapper.relationships}

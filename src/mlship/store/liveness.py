@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 import psutil
 
 from mlship.errors import MlshipError
-from mlship.store.tables import Run, as_utc, utcnow
+from mlship.store.clock import as_utc, utcnow
+from mlship.store.entities import Run
 
 HEARTBEAT_SECONDS = 10.0
 """How often a running run's process renews its heartbeat."""
@@ -78,7 +80,20 @@ def process_exists(pid: int, since: datetime) -> bool:
         return False
 
 
-def judge(run: Run, now: datetime | None = None) -> Liveness | None:
+class RunRecord(Protocol):
+    """What judging a run reads: a stored row or an entity."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def heartbeat_at(self) -> datetime | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def pid(self) -> int | None: ...
+
+
+def judge(run: RunRecord, now: datetime | None = None) -> Liveness | None:
     """Whether the process of ``run`` is alive; None when the run is not ``running``, or when it
     has no heartbeat at all (recorded before heartbeats were): nothing can be told of those."""
     if run.status != "running" or run.heartbeat_at is None:
@@ -101,9 +116,8 @@ def judge(run: Run, now: datetime | None = None) -> Liveness | None:
 
 def shown(run: Run, now: datetime | None = None) -> Run:
     """``run`` as it should be shown: ``abandoned``, with the reason as its error, when its
-    process is gone. Only the given (detached) object changes, never the stored row."""
+    process is gone. The stored row does not change."""
     found = judge(run, now)
     if found is not None and not found.alive:
-        run.status = ABANDONED
-        run.error = f"abandoned: {found.reason}"
+        return replace(run, status=ABANDONED, error=f"abandoned: {found.reason}")
     return run

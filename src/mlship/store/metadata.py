@@ -1,27 +1,33 @@
-"""The metadata repository: the only place that writes or reads rows.
+"""The metadata repository in SQL: the only place that writes or reads rows.
 
 Every method runs in one transaction. A failure inside it rolls everything back, so a crash never
 leaves half a record: either a run's results and its model version are all there, or none are.
+What a method returns is a frozen entity (:mod:`mlship.store.entities`) built before its
+transaction ends, so no caller ever holds a row, and :class:`MetadataStore` implements the
+interfaces of :mod:`mlship.store.repositories` exactly as a tracking server's client does.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, exists, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.store.audit import Actor, local_actor
+from mlship.store import entities
+from mlship.store.audit import ACTOR, Actor, local_actor
 from mlship.store.audit import install as install_audit
+from mlship.store.entities import from_row
 from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
+from mlship.store.repositories import RUN_OUTCOME, NewCandidate, NewMetric, NewVersion
 from mlship.store.tables import (
     Candidate,
     Dataset,
@@ -37,6 +43,8 @@ from mlship.store.tables import (
     utcnow,
 )
 
+__all__ = ["NOTE_KINDS", "MetadataStore", "NewVersion", "note_text"]
+
 NOTE_KINDS = ("run", "version")
 """What a note can be written on."""
 
@@ -44,12 +52,49 @@ NOTE_KINDS = ("run", "version")
 class MetadataStore:
     """Runs, datasets and model versions in one SQL database."""
 
-    def __init__(self, engine: Engine, actor: Actor | None = None) -> None:
-        """``actor`` is who changes are attributed to in the audit log when no request sets
-        one (see :mod:`mlship.store.audit`)."""
+    def __init__(
+        self,
+        engine: Engine,
+        actor: Actor | None = None,
+        *,
+        holds: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``actor`` is who acts when no request sets one (see :mod:`mlship.store.audit`): the
+        user runs, notes and versions are recorded for, and the audit log's. ``holds`` tells
+        whether the artifact store has an artifact: a dataset or version whose artifact it does
+        not hold is refused (a workspace always gives it; a bare store over an engine, for
+        maintenance, checks nothing)."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        install_audit(self._sessions, actor or local_actor("unknown"))
+        self._actor = actor or local_actor("unknown")
+        self._holds = holds
+        install_audit(self._sessions, self._actor)
+
+    @property
+    def acting_user(self) -> str:
+        """Who the current change is made by: the request's user on a server, else the store's."""
+        return (ACTOR.get() or self._actor).user
+
+    def _tagged(self, tags: Any, key: str, value: str) -> ColumnElement[bool]:
+        """Whether the JSON object ``tags`` maps ``key`` to the string ``value``, for any key.
+
+        SQLite's JSON paths cannot name every key (one with a double quote, a backslash or a
+        non-ASCII letter is not found), so there the object's entries are searched instead;
+        PostgreSQL takes the key as a bound parameter.
+        """
+        if self.engine.dialect.name != "sqlite":
+            found: ColumnElement[bool] = tags[key].as_string() == value
+            return found
+        entries = func.json_each(tags).table_valued("key", "value", "type")
+        match = (entries.c.key == key) & (entries.c.value == value) & (entries.c.type == "text")
+        return exists(select(1).select_from(entries).where(match))
+
+    def _require_artifact(self, sha256: str) -> None:
+        if self._holds is not None and not self._holds(sha256):
+            raise NotFoundError(
+                f"artifact {sha256} is not in the artifact store; store it before recording "
+                "what refers to it"
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -67,16 +112,23 @@ class MetadataStore:
         columns: list[dict[str, Any]],
         sources: list[dict[str, Any]],
         **details: Any,
-    ) -> tuple[Dataset, bool]:
+    ) -> tuple[entities.Dataset, bool]:
         """Return the dataset with this content hash, recording it first if it is new.
 
         ``details`` fills the optional columns (pipeline, spec_hash, code_version, validation,
-        n_quarantined, quarantine_sha256, profile_sha256).
+        n_quarantined, quarantine_sha256, profile_sha256); an unknown key is refused.
         """
+        unknown = sorted(set(details) - _DATASET_DETAILS)
+        if unknown:
+            raise MlshipError(
+                f"unknown dataset field {unknown[0]!r}; expected one of "
+                f"{', '.join(sorted(_DATASET_DETAILS))}"
+            )
         with self.transaction() as session:
             found = session.scalar(select(Dataset).where(Dataset.data_hash == data_hash))
             if found is not None:
-                return found, False
+                return from_row(entities.Dataset, found), False
+            self._require_artifact(artifact_sha256)
             dataset = Dataset(
                 data_hash=data_hash,
                 artifact_sha256=artifact_sha256,
@@ -88,27 +140,31 @@ class MetadataStore:
             )
             session.add(dataset)
             session.flush()
-            return dataset, True
+            return from_row(entities.Dataset, dataset), True
 
-    def cached_dataset(self, key: str) -> Dataset | None:
+    def cached_dataset(self, key: str) -> entities.Dataset | None:
         """The dataset an earlier ingest with the same inputs produced, if any."""
         with self.transaction() as session:
-            entry = session.get(IngestCache, key)
-            return None if entry is None else session.get(Dataset, entry.dataset_id)
+            entry = session.get(IngestCache, key[:_KEY_CHARS])
+            found = None if entry is None else session.get(Dataset, entry.dataset_id)
+            return None if found is None else from_row(entities.Dataset, found)
 
     def remember_ingest(self, key: str, dataset_id: int) -> None:
+        """Remember that the inputs ``key`` stands for gave ``dataset_id`` (the first answer
+        stays: remembering again changes nothing)."""
+        key = key[:_KEY_CHARS]
         with self.transaction() as session:
             if session.get(Dataset, dataset_id) is None:
                 raise NotFoundError(f"no dataset with id {dataset_id}")
             if session.get(IngestCache, key) is None:
                 session.add(IngestCache(key=key, dataset_id=dataset_id))
 
-    def list_datasets(self, limit: int = 50) -> list[Dataset]:
+    def list_datasets(self, limit: int = 50) -> list[entities.Dataset]:
         with self.transaction() as session:
             query = select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id.desc())
-            return list(session.scalars(query.limit(limit)))
+            return [from_row(entities.Dataset, d) for d in session.scalars(query.limit(limit))]
 
-    def get_dataset(self, ref: str) -> Dataset:
+    def get_dataset(self, ref: str) -> entities.Dataset:
         """A dataset by its content hash, an unambiguous prefix of it, or ``PIPELINE[~N]``.
 
         ``churn`` is the newest dataset of pipeline churn and ``churn~1`` the one before it, so
@@ -126,11 +182,11 @@ class MetadataStore:
                 )
                 newest = session.scalars(by_pipeline).first()
                 if newest is not None:
-                    return newest
+                    return from_row(entities.Dataset, newest)
             query = select(Dataset).where(
                 Dataset.data_hash.startswith(ref.lower(), autoescape=True)
             )
-            found = list(session.scalars(query.limit(2)))
+            found = [from_row(entities.Dataset, d) for d in session.scalars(query.limit(2))]
         if not found:
             raise NotFoundError(
                 f"no dataset {ref!r} (a hash prefix, or a pipeline name with an optional ~N); "
@@ -146,7 +202,6 @@ class MetadataStore:
         self,
         *,
         pipeline: str,
-        user: str,
         task: str,
         metric: str,
         spec_path: str,
@@ -157,9 +212,10 @@ class MetadataStore:
         executor: str | None = None,
         worker: Worker | None = None,
     ) -> str:
-        """Record a new ``running`` run; ``worker`` is the process that works on it (None when
-        not known: then only its heartbeat tells whether it is alive)."""
+        """Record a new ``running`` run of the acting user; ``worker`` is the process that works
+        on it (None when not known: then only its heartbeat tells whether it is alive)."""
         run_id = uuid.uuid4().hex
+        user = self.acting_user
         with self.transaction() as session:
             session.add(
                 Run(
@@ -188,11 +244,10 @@ class MetadataStore:
         pipeline: str,
         spec_hash: str,
         *,
-        user: str | None = None,
         worker: Worker | None = None,
     ) -> tuple[str, int] | None:
-        """Reopen the newest run of ``pipeline`` if it did not finish and has the same spec
-        (and, given ``user``, was started by that user: a shared server resumes only your own).
+        """Reopen the newest run of ``pipeline`` if it did not finish, has the same spec and was
+        started by the acting user (a shared store resumes only your own).
         ``worker`` is the process that takes it over.
 
         Returns the run id and its attempt number, or None when there is nothing to resume (the
@@ -205,7 +260,7 @@ class MetadataStore:
             )
             if newest is None or newest.status == "succeeded" or newest.spec_hash != spec_hash:
                 return None
-            if user is not None and newest.user != user:
+            if newest.user != self.acting_user:
                 return None
             found = judge(newest)
             if found is not None and found.alive:
@@ -226,25 +281,25 @@ class MetadataStore:
         """Record that a run stopped with ``error``; a run that already succeeded keeps its
         results (the failure came after they were committed)."""
         with self.transaction() as session:
-            run = session.get_one(Run, run_id)
+            run = _find_run(session, run_id)
             if run.status == "succeeded":
                 return
             run.status = "failed"
             run.error = error
             run.finished_at = utcnow()
-            run.wall_seconds = (run.finished_at - started).total_seconds()
+            run.wall_seconds = (run.finished_at - as_utc(started)).total_seconds()
 
     def heartbeat(self, run_id: str) -> bool:
         """Renew the heartbeat of a ``running`` run; False when it is not running any more (it
         was abandoned by hand, say), so whoever beats can stop."""
         with self.transaction() as session:
-            run = session.get_one(Run, run_id)
+            run = _find_run(session, run_id)
             if run.status != "running":
                 return False
             run.heartbeat_at = utcnow()
             return True
 
-    def abandon_run(self, ref: str, *, reason: str, user: str, force: bool = False) -> Run:
+    def abandon_run(self, ref: str, *, reason: str, force: bool = False) -> entities.Run:
         """Close a ``running`` run whose process is gone (``ref`` as for :meth:`get_run`).
 
         A run whose process looks alive (it is on this host, or its heartbeat is fresh) is refused
@@ -266,48 +321,61 @@ class MetadataStore:
                 )
             why = reason.strip() or (found.reason if found is not None else "closed by hand")
             run.status = ABANDONED
-            run.error = f"abandoned by {user}: {why}"
+            run.error = f"abandoned by {self.acting_user}: {why}"
             run.finished_at = utcnow()
             run.wall_seconds = (run.finished_at - as_utc(run.started_at)).total_seconds()
-            return run
+            session.flush()
+            return from_row(entities.Run, run, depth=0)
 
     def finish_run(
         self,
         run_id: str,
         *,
         dataset_id: int,
-        candidates: Sequence[Candidate],
-        metrics: Sequence[Metric],
+        candidates: Sequence[NewCandidate],
+        metrics: Sequence[NewMetric],
         best_candidate: str,
         wall_seconds: float,
         outcome: dict[str, Any] | None = None,
         register: NewVersion | None = None,
-    ) -> ModelVersion | None:
+    ) -> entities.ModelVersion | None:
         """Record a run's results, and register its model, in one transaction.
 
         ``outcome`` sets the run's totals (CPU-seconds, peak memory, cost, details, report).
         ``register`` is a :class:`NewVersion` (or None); the version number is allocated inside
         the same transaction so two runs finishing together cannot take the same number.
         """
+        unknown = sorted(set(outcome or {}) - RUN_OUTCOME)
+        if unknown:
+            expected = ", ".join(sorted(RUN_OUTCOME))
+            raise MlshipError(f"unknown run field {unknown[0]!r}; expected one of {expected}")
+        if register is not None:
+            self._require_artifact(register.artifact_sha256)
         with self.transaction() as session:
-            run = session.get_one(Run, run_id)
+            run = _find_run(session, run_id)
+            if run.status == "succeeded":  # a retried request must not register twice
+                raise RunStateError(
+                    f"run {run.id[:8]} already succeeded; its results cannot be recorded again"
+                )
+            if session.get(Dataset, dataset_id) is None:
+                raise NotFoundError(f"no dataset with id {dataset_id}")
             run.dataset_id = dataset_id
             run.best_candidate = best_candidate
-            run.candidates.extend(candidates)
-            run.metrics.extend(metrics)
+            run.candidates.extend(Candidate(**asdict(c)) for c in candidates)
+            run.metrics.extend(Metric(**asdict(m)) for m in metrics)
             run.status = "succeeded"
             run.finished_at = utcnow()
             run.wall_seconds = wall_seconds
             for key, value in (outcome or {}).items():
-                if key not in _RUN_OUTCOME:
-                    raise ValueError(f"unknown run field {key!r}")
                 setattr(run, key, value)
             if register is None:
                 return None
-            return self._add_version(session, run_id=run_id, new=register)
+            version = self._add_version(session, run_id=run.id, new=register)
+            return from_row(entities.ModelVersion, version)
 
     def _add_version(self, session: Session, *, run_id: str, new: NewVersion) -> ModelVersion:
-        model = _locked_model(session, new.name, owner=new.created_by)
+        creator = self.acting_user
+        model = _locked_model(session, new.name, owner=creator)
         latest = session.scalar(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
         )
@@ -323,7 +391,7 @@ class MetadataStore:
             artifact_signature=new.artifact_signature,
             signature=new.signature,
             metrics=new.metrics,
-            created_by=new.created_by,
+            created_by=creator,
         )
         session.add(version)
         session.add(
@@ -332,7 +400,7 @@ class MetadataStore:
                 version=version.version,
                 action="registered",
                 to_stage="none",
-                user=new.created_by,
+                user=creator,
                 details={"run": run_id},
             )
         )
@@ -357,6 +425,9 @@ class MetadataStore:
         Several workers of one run may append at once: each takes the next numbers inside its
         transaction, and one that loses the race to the same numbers retries from a fresh read.
         """
+        with self.transaction() as session:
+            if session.get(Run, run_id) is None:
+                raise NotFoundError(f"no run with id {run_id!r}; `mlship runs list` shows the runs")
         for attempt in range(_JOURNAL_RETRIES):
             try:
                 with self.transaction() as session:
@@ -376,7 +447,7 @@ class MetadataStore:
 
     def list_runs(
         self, limit: int = 50, owner: str | None = None, tags: dict[str, str] | None = None
-    ) -> list[Run]:
+    ) -> list[entities.Run]:
         """Runs newest first; only those of ``owner`` and carrying every one of ``tags`` (each
         key with that value) when given."""
         with self.transaction() as session:
@@ -384,19 +455,18 @@ class MetadataStore:
             if owner is not None:
                 query = query.where(Run.owner == owner)
             for key, value in (tags or {}).items():
-                query = query.where(Run.tags[key].as_string() == value)
+                query = query.where(self._tagged(Run.tags, key, value))
             query = query.order_by(Run.started_at.desc()).limit(limit)
-            found = list(session.scalars(query.options(selectinload(Run.candidates))))
-        return [shown(run) for run in found]
+            found = session.scalars(query.options(selectinload(Run.candidates)))
+            return [shown(from_row(entities.Run, run)) for run in found]
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> entities.Run:
         """Find a run by its id or an unambiguous prefix of it (as git does for commits), or by
         a pipeline name for that pipeline's newest run."""
         with self.transaction() as session:
-            found = _find_run(session, run_id, everything=True)
-        return shown(found)
+            return shown(from_row(entities.Run, _find_run(session, run_id, everything=True)))
 
-    def tag_run(self, run_id: str, tags: dict[str, str | None]) -> Run:
+    def tag_run(self, run_id: str, tags: dict[str, str | None]) -> entities.Run:
         """Set tags of a run (a ``None`` value removes the tag); ``run_id`` as for
         :meth:`get_run`. Returns the run with its tags after the change."""
         with self.transaction() as session:
@@ -405,32 +475,40 @@ class MetadataStore:
             for key, value in tags.items():
                 if not key:
                     raise MlshipError("a tag needs a key")
+                if "=" in key:  # filters are KEY=VALUE, on the command line and over HTTP
+                    raise MlshipError(f"a tag key cannot contain '=': {key!r}")
+                storable(key, "a tag key")
                 if value is None:
                     updated.pop(key, None)
                 else:
-                    updated[key] = value
+                    updated[key] = storable(value, "a tag value")
             run.tags = updated
-            return run
+            session.flush()
+            return from_row(entities.Run, run, depth=0)
 
-    def set_run_owner(self, run_id: str, owner: str) -> Run:
+    def set_run_owner(self, run_id: str, owner: str) -> entities.Run:
         """Hand a run over to ``owner`` (``run_id`` as for :meth:`get_run`)."""
         if not owner.strip():
             raise MlshipError("an owner needs a name")
+        storable(owner, "an owner's name")
         with self.transaction() as session:
             run = _find_run(session, run_id)
             run.owner = owner.strip()
-            return run
+            session.flush()
+            return from_row(entities.Run, run, depth=0)
 
-    def add_run_note(self, run_id: str, body: str, author: str) -> Note:
-        """Append a markdown note to a run (``run_id`` as for :meth:`get_run`)."""
+    def add_run_note(self, run_id: str, body: str) -> entities.Note:
+        """Append a markdown note of the acting user to a run (``run_id`` as for
+        :meth:`get_run`)."""
+        text = note_text(body)
         with self.transaction() as session:
             run = _find_run(session, run_id)
-            note = Note(target_kind="run", target_id=run.id, author=author, body=note_text(body))
+            note = Note(target_kind="run", target_id=run.id, author=self.acting_user, body=text)
             session.add(note)
             session.flush()
-            return note
+            return from_row(entities.Note, note)
 
-    def notes(self, target_kind: str, target_id: str) -> list[Note]:
+    def notes(self, target_kind: str, target_id: str) -> list[entities.Note]:
         """The notes on one target, oldest first: ``run`` and a full run id, or ``version`` and
         a version's row id (``Registry.version_notes`` finds it from a model and number)."""
         if target_kind not in NOTE_KINDS:
@@ -443,25 +521,26 @@ class MetadataStore:
                 .where(Note.target_kind == target_kind, Note.target_id == target_id)
                 .order_by(Note.id)
             )
-            return list(session.scalars(query))
+            return [from_row(entities.Note, note) for note in session.scalars(query)]
 
     # -- models ---------------------------------------------------------------------------
 
     def list_models(
         self, owner: str | None = None, tags: dict[str, str] | None = None
-    ) -> list[RegisteredModel]:
-        """Registered models by name; only those of ``owner`` and carrying every one of the
-        model tags ``tags`` when given."""
+    ) -> list[entities.RegisteredModel]:
+        """Registered models by name, each with its versions; only those of ``owner`` and
+        carrying every one of the model tags ``tags`` when given."""
         with self.transaction() as session:
             query = select(RegisteredModel)
             if owner is not None:
                 query = query.where(RegisteredModel.owner == owner)
             for key, value in (tags or {}).items():
-                query = query.where(RegisteredModel.tags[key].as_string() == value)
+                query = query.where(self._tagged(RegisteredModel.tags, key, value))
             query = query.order_by(RegisteredModel.name)
-            return list(session.scalars(query.options(selectinload(RegisteredModel.versions))))
+            found = session.scalars(query.options(selectinload(RegisteredModel.versions)))
+            return [from_row(entities.RegisteredModel, model) for model in found]
 
-    def get_version(self, name: str, version: int | None = None) -> ModelVersion:
+    def get_version(self, name: str, version: int | None = None) -> entities.ModelVersion:
         """A model version by number, or the newest one when ``version`` is None."""
         with self.transaction() as session:
             model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
@@ -476,7 +555,7 @@ class MetadataStore:
             found = session.scalar(query.options(selectinload(ModelVersion.model)))
             if found is None:
                 raise NotFoundError(f"model {name!r} has no version {version}")
-            return found
+            return from_row(entities.ModelVersion, found)
 
 
 _JOURNAL_RETRIES = 20
@@ -531,23 +610,29 @@ def note_text(body: str) -> str:
     text = body.strip("\n").rstrip()
     if not text.strip():
         raise MlshipError("a note needs some text")
+    return storable(text, "a note")
+
+
+def storable(text: str, what: str) -> str:
+    """``text`` if every backend can store it: PostgreSQL refuses the NUL character in text
+    (SQLite does not), so it is refused everywhere, with a message rather than a database error."""
+    if "\x00" in text:
+        raise MlshipError(f"{what} cannot contain the NUL character (\\x00)")
     return text
 
 
-_RUN_OUTCOME = frozenset({"cpu_seconds", "peak_memory_bytes", "cost", "details", "report_sha256"})
+_DATASET_DETAILS = frozenset(
+    {
+        "pipeline",
+        "spec_hash",
+        "code_version",
+        "validation",
+        "n_quarantined",
+        "quarantine_sha256",
+        "profile_sha256",
+    }
+)
+"""The optional columns ``get_or_add_dataset``'s ``details`` may fill."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class NewVersion:
-    """What registering a model version needs; the store assigns the number."""
-
-    name: str
-    dataset_hash: str
-    estimator: str
-    params: dict[str, Any]
-    artifact_sha256: str
-    artifact_size: int
-    artifact_signature: str
-    signature: dict[str, Any]
-    metrics: dict[str, Any]
-    created_by: str
+_KEY_CHARS = 64
+"""An ingest cache key's length in the table (a sha256 in hex)."""

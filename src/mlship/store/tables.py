@@ -6,7 +6,7 @@ match them (a test compares the two), and ``create_all`` is never used on a real
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -24,17 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time; naive times are taken to be UTC already (SQLite returns
-    them so, having stored UTC wall-clock times)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+# Re-exported: modules that read rows name the clock here.
+from mlship.store.clock import as_utc as as_utc  # noqa: PLC0414
+from mlship.store.clock import utcnow as utcnow  # noqa: PLC0414
 
 
 class Base(DeclarativeBase):

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from mlship.store.liveness import HEARTBEAT_SECONDS
-from mlship.store.metadata import MetadataStore
+from mlship.store.repositories import Runs
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,8 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """Renews ``run_id``'s heartbeat every ``interval`` seconds while the block runs."""
 
-    def __init__(
-        self, metadata: MetadataStore, run_id: str, interval: float = HEARTBEAT_SECONDS
-    ) -> None:
-        self.metadata = metadata
+    def __init__(self, runs: Runs, run_id: str, interval: float = HEARTBEAT_SECONDS) -> None:
+        self.runs = runs
         self.run_id = run_id
         self.interval = interval
         self._stop = threading.Event()
@@ -37,7 +35,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not self.metadata.heartbeat(self.run_id):
+                if not self.runs.heartbeat(self.run_id):
                     return  # closed by hand: nothing left to renew
             except Exception as exc:  # tried again at the next beat; the run goes on
                 log.warning("heartbeat of run %s not renewed: %s", self.run_id[:8], exc)

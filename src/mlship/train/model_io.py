@@ -18,13 +18,14 @@ import pandas as pd
 
 from mlship.data.schema import coerce_frame
 from mlship.errors import IntegrityError
+from mlship.store.entities import model_of
 from mlship.train.scoring import predict_outputs
 from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.security.signing import Signer
     from mlship.store.artifacts import ArtifactRef, ArtifactStore
-    from mlship.store.tables import ModelVersion
+    from mlship.store.entities import ModelVersion
 
 
 def save_model(pipeline: Any, store: ArtifactStore) -> ArtifactRef:
@@ -65,7 +66,7 @@ class LoadedModel:
 
 def load_model(version: ModelVersion, store: ArtifactStore, signer: Signer) -> LoadedModel:
     """Fetch, verify (signature by ``signer``'s keys, then checksum) and unpickle a version."""
-    name = version.model.name
+    name = model_of(version).name
     what = f"model {name}:{version.version}"
     signer.verify(version.artifact_sha256, version.artifact_signature, what)
     try:
@@ -78,7 +79,7 @@ def load_model(version: ModelVersion, store: ArtifactStore, signer: Signer) -> L
 def load_model_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
     """Unpickle ``data`` as ``version`` if it hashes to the version's checksum (the caller has
     checked the signature: :func:`load_model` here, a tracking server for its clients)."""
-    name = version.model.name
+    name = model_of(version).name
     # Defence in depth for stores that do not verify.
     pipeline = unpickle_verified(
         data, version.artifact_sha256, f"model {name}:{version.version}", "the registry's"
@@ -99,7 +100,7 @@ def load_scored(
     with the version's signature; ``signer`` checks the signature (None: the checksum only, as
     for a tracking server's client).
     """
-    name = version.model.name
+    name = model_of(version).name
     what = f"the model run {version.run_id[:8]} scored on its test set for {name}:{version.version}"
     sha256 = kept["sha256"]
     if signer is not None:

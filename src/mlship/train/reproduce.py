@@ -55,11 +55,11 @@ def reproduce(
     """Execute run ``run_ref``'s stored spec as a new run and compare the two."""
     from mlship.train.run import execute
 
-    metadata = workspace.metadata
-    original = metadata.get_run(run_ref)
+    runs = workspace.runs
+    original = runs.get_run(run_ref)
     spec = PipelineSpec.model_validate(original.spec)
     result = execute(LoadedSpec(spec=spec, path=Path(original.spec_path)), workspace, observer)
-    again = metadata.get_run(result.run_id)
+    again = runs.get_run(result.run_id)
     measured = {(m.candidate, m.split, m.name): m.value for m in again.metrics}
     compared = [
         Compared(

@@ -32,9 +32,9 @@ from mlship.evaluation.report import write_evaluation_report
 from mlship.json_values import plain
 from mlship.spec.loader import LoadedSpec
 from mlship.spec.models import PipelineSpec
+from mlship.store.entities import ModelVersion
 from mlship.store.liveness import Worker
-from mlship.store.metadata import NewVersion
-from mlship.store.tables import Candidate, Metric, ModelVersion
+from mlship.store.repositories import NewCandidate, NewMetric, NewVersion
 from mlship.train import leakage
 from mlship.train.candidates import Recipe
 from mlship.train.catalog import qualified_name
@@ -226,19 +226,18 @@ def execute(
     observer = observer or RunObserver()
     workspace.check_writable()  # a read-only or full store stops the run here, not after training
     spec = loaded.spec
-    metadata = workspace.metadata
+    runs = workspace.runs
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     worker = Worker.this_process()
-    reopened = metadata.reopen_run(spec.name, loaded.spec_hash, worker=worker) if resume else None
+    reopened = runs.reopen_run(spec.name, loaded.spec_hash, worker=worker) if resume else None
     if reopened is not None:
         run_id, attempt = reopened
         observer.stage(f"Resuming run {run_id[:8]} (attempt {attempt})")
     else:
         attempt = 1
-        run_id = metadata.start_run(
+        run_id = runs.start_run(
             pipeline=spec.name,
-            user=workspace.settings.user,
             task=spec.task,
             metric=spec.metric,
             spec_path=str(loaded.path.resolve()),
@@ -251,11 +250,11 @@ def execute(
         )
         observer.stage(f"Started run {run_id[:8]}")
     try:
-        with Heartbeat(metadata, run_id):
+        with Heartbeat(runs, run_id):
             return _execute(loaded, workspace, observer, run_id, started, attempt)
     except BaseException as exc:
         message = str(exc) or type(exc).__name__
-        metadata.fail_run(run_id, message, started_at)
+        runs.fail_run(run_id, message, started_at)
         raise
 
 
@@ -648,7 +647,7 @@ def _execute(
     own = ingesting.usage + finishing.usage + sum((n.usage for n in nested.values()), Usage())
     run_usage = sum((r.usage for r in leaderboard), own)
     run_cost = sum(r.cost for r in leaderboard) + prices.cost(own)
-    version = workspace.metadata.finish_run(
+    version = workspace.runs.finish_run(
         run_id,
         dataset_id=ingested.dataset.id,
         candidates=[
@@ -656,12 +655,12 @@ def _execute(
         ],
         metrics=[
             *(
-                Metric(candidate=row.name, split="cv", name=name, value=value)
+                NewMetric(candidate=row.name, split="cv", name=name, value=value)
                 for row in leaderboard
                 for name, value in row.cv_metrics.items()
             ),
             *(
-                Metric(candidate=chosen, split="holdout", name=name, value=value)
+                NewMetric(candidate=chosen, split="holdout", name=name, value=value)
                 for name, value in holdout.items()
             ),
         ],
@@ -684,7 +683,6 @@ def _execute(
             artifact_signature=workspace.artifact_signature(artifact.sha256),
             signature=signature.to_dict(),
             metrics={"holdout": holdout, "cv": best.cv_metrics},
-            created_by=workspace.settings.user,
         ),
     )
     assert version is not None
@@ -780,8 +778,8 @@ def _write_report(
     return _Report(sha, html_path)
 
 
-def _candidate(row: LeaderboardRow, rank: int, selected: bool) -> Candidate:
-    return Candidate(
+def _candidate(row: LeaderboardRow, rank: int, selected: bool) -> NewCandidate:
+    return NewCandidate(
         name=row.name,
         estimator=row.estimator,
         params=row.params,
