@@ -79,6 +79,13 @@ class Backend:
         if user == "admin":
             return self.admin_token
         tokens = getattr(self, "_tokens", {})
+        roles = getattr(self, "_roles", {})
+        if roles.setdefault(user, role) != role:  # shared by a session: one role per name
+            raise AssertionError(
+                f"{user} is already a {roles[user]} on the {self.name} backend; "
+                f"pick another name for a {role}"
+            )
+        self._roles = roles
         if user not in tokens:
             env = {"MLSHIP_URL": self.server.base, "MLSHIP_TOKEN": self.admin_token}
             home = self.root / "admin-client"

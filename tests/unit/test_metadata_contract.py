@@ -289,8 +289,8 @@ def test_only_your_own_unfinished_run_of_the_same_spec_is_reopened(
     with pytest.raises(RunStateError, match=rf"^run {run_id[:8]} of {pipeline} is still running"):
         alice.runs.reopen_run(pipeline, "s" * 64, worker=Worker(FAR_HOST, 6))
     alice.runs.fail_run(run_id, "killed", datetime.now(UTC))
-    bob = backend.workspace_as("bob", "scientist")
-    assert bob.runs.reopen_run(pipeline, "s" * 64) is None  # alice's, not bob's
+    sam = backend.workspace_as("sam", "scientist")
+    assert sam.runs.reopen_run(pipeline, "s" * 64) is None  # alice's, not sam's
     assert alice.runs.reopen_run(pipeline, "t" * 64) is None  # another spec
     assert alice.runs.reopen_run(pipeline, "s" * 64, worker=Worker(FAR_HOST, 6)) == (run_id, 2)
     run = alice.runs.get_run(run_id)

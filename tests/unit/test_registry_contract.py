@@ -33,7 +33,7 @@ def people(backend: Backend) -> People:
 
 
 def _stage(people: People, name: str, version: int) -> str:
-    return str(people.admin.metadata.get_version(name, version).stage)
+    return str(people.admin.catalogue.get_version(name, version).stage)
 
 
 def _refused_role(user: str, role: str, needed: str) -> str:
@@ -204,7 +204,7 @@ def test_tags_are_set_and_removed_on_a_model_and_a_version(people: People) -> No
     assert registry.tag(name, None, {"team": "growth", "tier": "1"}) == Change(name, None, "tagged")
     assert registry.tag(name, 1, {"candidate": "yes"}) == Change(name, 1, "tagged")
     registry.tag(name, None, {"tier": None, "absent": None})  # removing a missing tag is fine
-    version = people.admin.metadata.get_version(name, 1)
+    version = people.admin.catalogue.get_version(name, 1)
     assert version.tags == {"candidate": "yes"}
     assert version.model is not None and version.model.tags == {"team": "growth"}
     tagged = [e for e in people.vera.registry.history(name) if e.action == "tagged"]
@@ -221,7 +221,7 @@ def test_descriptions_of_a_model_and_a_version(people: People) -> None:
         name, None, "described"
     )
     people.alice.registry.describe(name, 1, "first *try*")
-    version = people.admin.metadata.get_version(name, 1)
+    version = people.admin.catalogue.get_version(name, 1)
     assert version.description == "first *try*"
     assert version.model is not None and version.model.description == "Churn, monthly"
     with pytest.raises(NotFoundError, match=f"^model '{name}' has no version 7$"):
@@ -311,10 +311,10 @@ def test_a_viewer_reads_but_changes_nothing_on_a_server(people: People, backend:
     if backend.remote:
         with pytest.raises(MlshipError, match=_refused_role("vera", "viewer", "scientist")):
             people.vera.registry.tag(name, 1, {"x": "y"})
-        assert people.admin.metadata.get_version(name, 1).tags == {}
+        assert people.admin.catalogue.get_version(name, 1).tags == {}
     else:  # no roles locally
         people.vera.registry.tag(name, 1, {"x": "y"})
-        assert people.admin.metadata.get_version(name, 1).tags == {"x": "y"}
+        assert people.admin.catalogue.get_version(name, 1).tags == {"x": "y"}
 
 
 _TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
@@ -332,7 +332,7 @@ def test_any_tags_and_description_come_back_as_given_or_are_refused_alike(
     people: People, tags: dict[str, str | None], text: str
 ) -> None:
     name = _shared_model(people)
-    before = people.admin.metadata.get_version(name, 1)
+    before = people.admin.catalogue.get_version(name, 1)
     nul = "contains a NUL character, which cannot be stored"  # PostgreSQL cannot: refused alike
     if any("\x00" in f"{key}{value or ''}" for key, value in tags.items()):
         with pytest.raises(MlshipError, match=f"^the tag .* {nul}$"):
@@ -348,7 +348,7 @@ def test_any_tags_and_description_come_back_as_given_or_are_refused_alike(
             people.alice.registry.describe(name, 1, text)
     else:
         people.alice.registry.describe(name, 1, text)
-    found = people.admin.metadata.get_version(name, 1)
+    found = people.admin.catalogue.get_version(name, 1)
     assert found.tags == expected
     assert found.description == (before.description if "\x00" in text else text)
 
