@@ -24,7 +24,7 @@ from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt, metrics_table, name_column, number_column
 from mlship.errors import MlshipError
 from mlship.registry.refs import parse_model_ref, parse_version_ref, resolve_version
-from mlship.train.fitted_on import FittedOn
+from mlship.train.details import RunDetails
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ def show(
     try:
         version = resolve_version(workspace, ref)
         notes = workspace.registry.version_notes(version.model.name, version.version)
-        fitted_on = FittedOn.from_details(workspace.metadata.get_run(version.run_id).details or {})
+        fitted_on = RunDetails.from_json(
+            workspace.metadata.get_run(version.run_id).details
+        ).fitted_on
     finally:
         workspace.close()
     facts = Table(title=f"Model {version.model.name}:{version.version}", show_header=False)

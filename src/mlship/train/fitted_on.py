@@ -25,13 +25,10 @@ class FittedOn:
 
     @classmethod
     def from_details(cls, details: dict[str, Any]) -> FittedOn | None:
-        """From a run's recorded details; runs from before refitting shipped the model fitted on
-        the training part, which their split records (None when nothing is recorded)."""
-        refit = details.get("refit")
-        if refit:
-            return cls(refit["on"], int(refit["rows"]), refit.get("up_to"))
-        train_rows = (details.get("split") or {}).get("train_rows")
-        return None if train_rows is None else cls("train", int(train_rows))
+        """From a run's recorded details (:attr:`mlship.train.details.RunDetails.fitted_on`)."""
+        from mlship.train.details import RunDetails  # which builds on this module
+
+        return RunDetails.from_json(details).fitted_on
 
     def sentence(self) -> str:
         """``The shipped model was fitted on 1,200 rows up to 2026-03-31.``, for people."""
