@@ -705,11 +705,10 @@ class RunDetails:
     def fitted_on(self) -> FittedOn | None:
         """What the shipped model was fitted on; runs from before refitting shipped the model
         fitted on the training part, which their split records (None when nothing is)."""
-        if self.refit is not None:
-            return self.refit.fitted_on
-        if self.split is None or self.split.train_rows is None:
-            return None
-        return FittedOn("train", self.split.train_rows)
+        return FittedOn.shipped(
+            self.refit.fitted_on if self.refit is not None else None,
+            self.split.train_rows if self.split is not None else None,
+        )
 
     def nested_of(self, candidate: str) -> NestedRecord | None:
         """``candidate``'s nested CV estimate, when the run made one."""
