@@ -25,7 +25,7 @@ from mlship.cli.render import fmt, metrics_table, name_column, number_column
 from mlship.errors import MlshipError
 from mlship.registry.refs import parse_model_ref, parse_version_ref, resolve_version
 from mlship.store.entities import model_of
-from mlship.train.fitted_on import FittedOn
+from mlship.train.details import RunDetails
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def show(
     try:
         version = resolve_version(workspace, ref)
         notes = workspace.registry.version_notes(model_of(version).name, version.version)
-        fitted_on = FittedOn.from_details(workspace.runs.get_run(version.run_id).details or {})
+        fitted_on = RunDetails.from_json(workspace.runs.get_run(version.run_id).details).fitted_on
     finally:
         workspace.close()
     facts = Table(title=f"Model {model_of(version).name}:{version.version}", show_header=False)

@@ -20,6 +20,7 @@ from mlship.cli.console import err, out
 if TYPE_CHECKING:
     from mlship.evaluation.compare import RunComparison
     from mlship.store.entities import Candidate
+    from mlship.train.details import BacktestRecord, LeakageRecord, UndeclaredRecord, Warnings
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -151,65 +152,69 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     return table
 
 
-def backtest_table(backtest: dict[str, Any]) -> Table:
+def backtest_table(backtest: BacktestRecord) -> Table:
     """Every time fold, then the test set: the span trained on, the span scored, the score, and
     how the errors sit (the mean residual, or the error rate) and move across the span."""
-    metric = backtest["metric"]
-    residual = backtest.get("errors") == "residual"
-    title = f"Backtest over {escape(str(backtest['time']))} (oldest first; the test set last)"
+    residual = backtest.errors == "residual"
+    title = f"Backtest over {escape(backtest.time)} (oldest first; the test set last)"
     table = Table(title=title)
     table.add_column("block")
     table.add_column("trained on")
     table.add_column("rows", justify="right")
     table.add_column("scored on")
     table.add_column("rows", justify="right")
-    table.add_column(metric, justify="right")
+    table.add_column(backtest.metric, justify="right")
     table.add_column("train", justify="right")
     table.add_column("mean residual" if residual else "error rate", justify="right")
     table.add_column("trend", justify="right")
-    for row in backtest["rows"]:
-        errors = row["errors"]
+    for row in backtest.rows:
+        errors = row.errors
         table.add_row(
-            escape(str(row["label"])),
-            escape(f"{row['train']['from']} – {row['train']['to']}"),
-            str(row["train"]["rows"]),
-            escape(f"{row['validation']['from']} – {row['validation']['to']}"),
-            str(row["validation"]["rows"]),
-            fmt(row["score"]),
-            fmt(row["train_score"]),
-            f"{errors['level']:+.4g}" if residual else f"{errors['level']:.1%}",
-            f"{errors['trend']:+.4g}" if residual else f"{errors['trend']:+.1%}",
-            style="bold" if row["label"] == "test" else None,
+            escape(row.label),
+            escape(f"{row.train.start} – {row.train.end}"),
+            str(row.train.rows),
+            escape(f"{row.validation.start} – {row.validation.end}"),
+            str(row.validation.rows),
+            fmt(row.score),
+            fmt(row.train_score),
+            _error(errors.level, "+.4g" if residual else ".1%"),
+            _error(errors.trend, "+.4g" if residual else "+.1%"),
+            style="bold" if row.label == "test" else None,
         )
     return table
 
 
-def print_undeclared(undeclared: dict[str, Any]) -> None:
+def _error(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_undeclared(undeclared: UndeclaredRecord) -> None:
     """The columns of the sources the spec does not declare: left out, or inferred."""
     from mlship.data.undeclared import left_out_message
 
-    if undeclared.get("left_out"):
-        out.print(left_out_message(undeclared["left_out"]), style="yellow", markup=False)
-    inferred = undeclared.get("inferred") or []
-    if inferred:
-        listed = ", ".join(f"{c['name']} ({c['type']}, {c['role']})" for c in inferred)
+    if undeclared.left_out:
+        out.print(left_out_message(list(undeclared.left_out)), style="yellow", markup=False)
+    if undeclared.inferred:
+        listed = ", ".join(f"{c.name} ({c.type}, {c.role})" for c in undeclared.inferred)
         out.print(
-            f"{len(inferred)} column(s) the spec does not declare were inferred "
+            f"{len(undeclared.inferred)} column(s) the spec does not declare were inferred "
             f"(columns: infer: true): {listed}",
             markup=False,
         )
 
 
-def print_leakage(found: dict[str, Any]) -> None:
+def print_leakage(found: LeakageRecord | None) -> None:
     """A warning per column suspected of leaking the target, with the evidence (stderr)."""
-    for suspect in found.get("suspects") or []:
+    if found is None:
+        return
+    for suspect in found.suspects:
         err.print(
             f"[yellow]warning:[/] possible target leakage in column "
-            f"{escape(repr(suspect['column']))} ({suspect['test']}, {suspect['measure']} "
-            f"{suspect['figure']:.4g}): {escape(suspect['sentence'])}",
+            f"{escape(repr(suspect.column))} ({suspect.test}, {suspect.measure} "
+            f"{suspect.figure:.4g}): {escape(suspect.sentence)}",
             soft_wrap=True,
         )
-    if found.get("suspects"):
+    if found.suspects:
         err.print(
             "[yellow]warning:[/] no fit verdict while a suspect stands: remove the column, or "
             "list it under leakage.allow if it is known at prediction time",
@@ -227,7 +232,9 @@ def print_validation(summary: dict[str, Any]) -> None:
         f"Validation: {rows['in']} rows in, {rows['out']} kept, {rows['quarantined']} quarantined "
         f"({share:.1%}, allowed {summary['max_quarantine']:.1%}), {rows['warned']} with warnings"
     )
-    print_undeclared(summary.get("undeclared") or {})
+    from mlship.train.details import UndeclaredRecord
+
+    print_undeclared(UndeclaredRecord.from_json(summary.get("undeclared") or {}, "undeclared"))
     for found in summary.get("duplicates") or []:
         outcome = f", {found['outcome']}" if found["conflicting_keys"] else ""
         out.print(
@@ -276,7 +283,7 @@ def print_validation(summary: dict[str, Any]) -> None:
         out.print(f"Data report: {summary['report_path']}")
 
 
-def print_fit_warnings(per_candidate: dict[str, list[dict[str, Any]]]) -> None:
+def print_fit_warnings(per_candidate: Warnings) -> None:
     """The library warnings fitting raised, once each with its count, per candidate."""
     from mlship.train.fit_warnings import summary_lines
 

@@ -59,7 +59,6 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
     from mlship.cli.progress import progress_observer
     from mlship.train.run import execute
-    from mlship.train.weighting import describe
 
     loaded = load_spec(spec_path)
     with stopping_cleanly(), progress_observer() as observer:
@@ -69,24 +68,22 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
     out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
-    strategy = result.details["split"]["strategy"]
-    out.print(escape(strategy["text"]), soft_wrap=True)
-    if "backtest" in result.details:
-        out.print(backtest_table(result.details["backtest"]))
-    for sentence in describe(result.details):
+    details = result.details
+    if details.split is not None and details.split.strategy is not None:
+        out.print(escape(details.split.strategy.text), soft_wrap=True)
+    if details.backtest is not None:
+        out.print(backtest_table(details.backtest))
+    for sentence in details.weighting.sentences():
         out.print(sentence)
-    if "threshold" in result.details:
-        found = result.details["threshold"]
+    found = details.threshold
+    if found is not None:
         out.print(
-            f"Decision threshold of {result.selected} tuned for {found['metric']}: "
-            f"{found['threshold']:.3f} (CV {found['metric']} {found['cv_score_at_0.5']:.4f} at "
-            f"0.5 -> {found['cv_score_tuned']:.4f})"
+            f"Decision threshold of {result.selected} tuned for {found.metric}: "
+            f"{found.threshold:.3f} (CV {found.metric} {found.cv_score_at_default:.4f} at "
+            f"0.5 -> {found.cv_score_tuned:.4f})"
         )
-    if result.selected in result.details.get("nested", {}):
-        from mlship.train.run import nested_summary
-
-        estimate = result.details["nested"][result.selected]
-        summary = nested_summary(estimate, result.details["split"])
+    summary = details.nested_summary(result.selected)
+    if summary is not None:
         out.print(f"Nested cross-validation of {result.selected}: {summary}")
     out.print(
         metrics_table(
@@ -94,10 +91,10 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
             result.holdout,
         )
     )
-    print_fit_warnings(result.details.get("warnings") or {})
-    print_leakage(result.details.get("leakage") or {})
-    if "report" in result.details:
-        out.print(f"Evaluation report: {result.details['report']}")
+    print_fit_warnings(details.warnings or {})
+    print_leakage(details.leakage)
+    if details.report is not None:
+        out.print(f"Evaluation report: {details.report}")
     out.print(
         f"Cost: {result.usage.cpu_seconds:.1f} CPU-s, peak "
         f"{result.usage.peak_memory_bytes / 2**20:.0f} MiB, "

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlship.train.details import RunDetails
+
 if TYPE_CHECKING:
     from mlship.store.entities import Candidate, Note, Run
     from mlship.train.tuning import TrialRecord
@@ -89,7 +91,7 @@ def run_record(
         "best_candidate": run.best_candidate,
         "candidates": [_candidate(c) for c in run.candidates],
         "metrics": metrics,
-        "details": run.details or {},
+        "details": RunDetails.from_json(run.details).to_json(),
         "notes": [
             {"author": n.author, "created_at": _when(n.created_at), "body": n.body} for n in notes
         ],

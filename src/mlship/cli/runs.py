@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -34,7 +34,7 @@ from mlship.cli.render import (
     trials_table,
 )
 from mlship.errors import MlshipError
-from mlship.train.fitted_on import FittedOn
+from mlship.train.details import LeakageRecord, RunDetails, UndeclaredRecord
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def show(
         searches = _searches(workspace, run.id) if trials else {}
     finally:
         workspace.close()
+    details = RunDetails.from_json(run.details)  # a damaged record stops here, before any output
     if as_json:
         from mlship.cli.run_record import run_record
 
@@ -151,7 +152,7 @@ def show(
         for candidate in run.candidates:
             if candidate.selected:
                 out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
-    _print_details(run.details or {})
+    _print_details(details)
     holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
     if holdout:
         out.print(metrics_table(f"Holdout metrics of {run.best_candidate}", holdout))
@@ -188,71 +189,74 @@ def _searches(workspace: Workspace, run_id: str) -> dict[str, list[TrialRecord]]
     return trials_of(workspace.tuning_storage(run_id), run_id)
 
 
-def _print_details(details: dict[str, Any]) -> None:
+def _print_details(details: RunDetails) -> None:
     """How the run split its data, its backtest over time, what the threshold and nested CV
     found, and what became of the columns the spec does not declare."""
-    print_undeclared(details.get("undeclared") or {})
-    split = details.get("split") or {}
-    strategy = split.get("strategy")
-    if strategy:
-        out.print(escape(strategy["text"]), soft_wrap=True)
-        out.print(f"The {split['test_rows']} test rows were scored {split['test_scored']}")
-    elif split:
+    print_undeclared(details.undeclared or UndeclaredRecord())
+    split = details.split
+    if split is not None and split.strategy is not None:
+        out.print(escape(split.strategy.text), soft_wrap=True)
+        out.print(f"The {split.test_rows} test rows were scored {split.test_scored}")
+    elif split is not None:
         out.print(
-            f"Split: {split['train_rows']} training rows in {split['folds']} folds, "
-            f"{split['test_rows']} test rows scored {split['test_scored']}"
+            f"Split: {split.train_rows} training rows in {split.folds} folds, "
+            f"{split.test_rows} test rows scored {split.test_scored}"
         )
-    backtest = details.get("backtest")
-    if backtest:
-        out.print(backtest["test_set"])
+    backtest = details.backtest
+    if backtest is not None:
+        out.print(backtest.test_set)
         out.print(backtest_table(backtest))
-    fitted_on = FittedOn.from_details(details)
+    fitted_on = details.fitted_on
     if fitted_on is not None:
         out.print(fitted_on.sentence())
-    from mlship.train.weighting import describe
-
-    for sentence in describe(details):
+    for sentence in details.weighting.sentences():
         out.print(sentence)
-    print_fit_warnings(details.get("warnings") or {})
-    found = details.get("threshold")
-    if found:
+    print_fit_warnings(details.warnings or {})
+    found = details.threshold
+    if found is not None:
         out.print(
-            f"Decision threshold tuned for {found['metric']}: {found['threshold']:.4f} "
-            f"(CV {found['cv_score_at_0.5']:.4f} at 0.5 -> {found['cv_score_tuned']:.4f})"
+            f"Decision threshold tuned for {found.metric}: {found.threshold:.4f} "
+            f"(CV {found.cv_score_at_default:.4f} at 0.5 -> {found.cv_score_tuned:.4f})"
         )
-    screening = details.get("leakage") or {}
-    if screening.get("mode") == "off":
-        out.print("Leakage screening: off")
-    elif screening:
-        found = screening.get("suspects") or []
-        allowed = screening.get("allowed") or []
-        out.print(
-            f"Leakage screening ({screening['mode']}): {screening['screened']} features screened, "
-            f"{len(found)} suspect(s)" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-        )
-        for suspect in found:
-            out.print(
-                f"  possible target leakage in {escape(repr(suspect['column']))} "
-                f"({suspect['test']}): {escape(suspect['sentence'])}",
-                soft_wrap=True,
-            )
-    nested = details.get("nested")
-    if nested:
-        table = Table(title=f"Nested cross-validation ({split.get('outer_folds')} outer folds)")
+    _print_screening(details.leakage)
+    if details.nested:
+        outer = split.outer_folds if split is not None else None
+        table = Table(title=f"Nested cross-validation ({outer} outer folds)")
         name_column(table, "candidate")
         number_column(table, "mean")
         number_column(table, "std")
         table.add_column("outer scores")
         table.add_column("tuned")
-        for name, estimate in nested.items():
+        for name, estimate in details.nested.items():
             table.add_row(
                 name,
-                fmt(estimate["mean"]),
-                fmt(estimate["std"], 3),
-                " ".join(f"{s:.3f}" for s in estimate["scores"]),
-                "yes" if estimate["tuned"] else "no",
+                fmt(estimate.mean),
+                fmt(estimate.std, 3),
+                " ".join(f"{s:.3f}" for s in estimate.scores),
+                "yes" if estimate.tuned else "no",
             )
         out.print(table)
+
+
+def _print_screening(screening: LeakageRecord | None) -> None:
+    """What screening the features for target leakage found, each suspect with its evidence."""
+    if screening is None:
+        return
+    if screening.mode == "off":
+        out.print("Leakage screening: off")
+        return
+    allowed = screening.allowed
+    out.print(
+        f"Leakage screening ({screening.mode}): {screening.screened} features screened, "
+        f"{len(screening.suspects)} suspect(s)"
+        + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    )
+    for suspect in screening.suspects:
+        out.print(
+            f"  possible target leakage in {escape(repr(suspect.column))} "
+            f"({suspect.test}): {escape(suspect.sentence)}",
+            soft_wrap=True,
+        )
 
 
 @app.command("report")

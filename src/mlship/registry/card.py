@@ -9,7 +9,7 @@ a good fit, a small test set, quarantined rows, slices that are worse or too sma
 Nothing of it is stored: the card is rebuilt each time from the version, its run, its dataset and
 its notes, so it never disagrees with them. The slices need the test rows, which are not stored
 either: they are split off the stored dataset again by the training code's own function
-(:func:`mlship.train.run.holdout_part`), after checking that the dataset still hashes to the
+(:func:`mlship.train.parts.holdout_part`), after checking that the dataset still hashes to the
 version's data hash and that the split gives as many rows as the run tested on.
 """
 
@@ -24,7 +24,7 @@ from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
 from mlship.spec.models import CardSpec, Column, PipelineSpec
 from mlship.store.entities import Dataset, ModelVersion, Run, model_of
-from mlship.train.fitted_on import FittedOn
+from mlship.train.details import RunDetails, SplitRecord
 from mlship.train.metrics import KEY_METRICS, metric_label
 from mlship.train.model_io import LoadedModel, load_scored
 from mlship.workspace import Workspace
@@ -109,16 +109,17 @@ def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
 
 
 def _lineage(run: Run, dataset: Dataset) -> dict[str, Any]:
-    split = (run.details or {}).get("split") or {}
-    fitted_on = FittedOn.from_details(run.details or {})
+    details = RunDetails.from_json(run.details)
+    split = details.split or SplitRecord()
+    fitted_on = details.fitted_on
     return {
         "run": run.id,
         "pipeline": run.pipeline,
         "dataset": dataset.data_hash,
         "sources": list(dataset.sources or []),
         "rows": dataset.n_rows,
-        "training rows": split.get("train_rows"),
-        "test rows": split.get("test_rows"),
+        "training rows": split.train_rows,
+        "test rows": split.test_rows,
         "fitted on": fitted_on.sentence() if fitted_on else None,
         "quarantined rows": dataset.n_quarantined,
         "spec sha256": run.spec_hash,
@@ -142,7 +143,7 @@ def _fairness(
     """Score the version on its run's test rows, per value of each sensitive column."""
     from mlship.data.ingest import dataset_frame
     from mlship.data.versioning import frame_hash
-    from mlship.train.run import holdout_part
+    from mlship.train.parts import holdout_part
 
     ref = f"{model_of(version).name}:{version.version}"
     spec = PipelineSpec.model_validate(run.spec)
@@ -164,7 +165,7 @@ def _fairness(
             f"{dataset.data_hash[:12]}"
         )
     holdout = holdout_part(spec, frame)
-    expected = ((run.details or {}).get("split") or {}).get("test_rows")
+    expected = _test_rows(run)
     if expected is not None and expected != len(holdout.y):
         raise IntegrityError(
             f"splitting dataset {dataset.data_hash[:12]} again gives {len(holdout.y)} test rows; "
@@ -190,11 +191,18 @@ def _scored_model(workspace: Workspace, version: ModelVersion, run: Run) -> Load
     """The model the run scored on its test rows: the version itself, or, when the version was
     refitted on every labelled row (the test rows among them), the scored model the run kept, so
     the slices are measured on rows the model has not learnt from."""
-    kept = ((run.details or {}).get("refit") or {}).get("scored_model")
-    if not kept:
+    refit = RunDetails.from_json(run.details).refit
+    kept = refit.scored_model if refit is not None else None
+    if kept is None:
         return workspace.load_model(version)
     signer = workspace.signer if workspace.remote is None else None
     return load_scored(version, kept, workspace.artifacts, signer)
+
+
+def _test_rows(run: Run) -> int | None:
+    """How many rows the run scored its model on, when it recorded that."""
+    split = RunDetails.from_json(run.details).split
+    return split.test_rows if split is not None else None
 
 
 def _shown(value: float | None) -> str:
@@ -213,7 +221,7 @@ def measured_limitations(
     fit = (evaluation.get("diagnosis") or {}).get("fit") or {}
     if fit.get("verdict") and fit["verdict"] != "a good fit":
         found.append(f"Fit diagnosis: {fit['verdict']}. {fit.get('reason', '')}".strip())
-    test_rows = ((run.details or {}).get("split") or {}).get("test_rows")
+    test_rows = _test_rows(run)
     if test_rows is not None and test_rows < SMALL_TEST_SET:
         found.append(
             f"The test set has only {test_rows} rows: the test metrics could move a lot on "

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,14 +100,10 @@ def silenced() -> Iterator[None]:
         yield
 
 
-def summary_lines(per_candidate: dict[str, list[dict[str, Any]]]) -> list[str]:
+def summary_lines(per_candidate: Mapping[str, Sequence[CaughtWarning]]) -> list[str]:
     """``lr: 12 \u00d7 ConvergenceWarning: lbfgs failed to converge ...``, one line per kind, from
     the run's details."""
-    return [
-        f"{name}: {CaughtWarning.from_dict(found).text()}"
-        for name, kinds in per_candidate.items()
-        for found in kinds
-    ]
+    return [f"{name}: {found.text()}" for name, kinds in per_candidate.items() for found in kinds]
 
 
 __all__ = ["Caught", "CaughtWarning", "catching", "merge", "silenced", "summary_lines"]

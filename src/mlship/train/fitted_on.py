@@ -25,12 +25,18 @@ class FittedOn:
 
     @classmethod
     def from_details(cls, details: dict[str, Any]) -> FittedOn | None:
-        """From a run's recorded details; runs from before refitting shipped the model fitted on
-        the training part, which their split records (None when nothing is recorded)."""
+        """From a run's recorded details as stored (JSON); readers of a whole record use
+        :attr:`mlship.train.details.RunDetails.fitted_on`, which applies :meth:`shipped` too."""
         refit = details.get("refit")
-        if refit:
-            return cls(refit["on"], int(refit["rows"]), refit.get("up_to"))
-        train_rows = (details.get("split") or {}).get("train_rows")
+        found = cls(refit["on"], int(refit["rows"]), refit.get("up_to")) if refit else None
+        return cls.shipped(found, (details.get("split") or {}).get("train_rows"))
+
+    @classmethod
+    def shipped(cls, refit: FittedOn | None, train_rows: int | None) -> FittedOn | None:
+        """What the shipped model was fitted on: what the refit recorded, or for runs from before
+        refitting, the training part their split records (None when neither is recorded)."""
+        if refit is not None:
+            return refit
         return None if train_rows is None else cls("train", int(train_rows))
 
     def sentence(self) -> str:

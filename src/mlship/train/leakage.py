@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -202,13 +202,20 @@ def review(screening: Screening, evaluation: dict[str, Any]) -> Screening:
     return reviewed
 
 
-def conclude(screening: Screening, evaluation: dict[str, Any], details: dict[str, Any]) -> None:
+def conclude(
+    screening: Screening,
+    evaluation: dict[str, Any],
+    details: MutableMapping[str, Any] | None = None,
+) -> Screening:
     """Review ``screening`` with the selected model's ``evaluation`` (:func:`review`; with
-    ``leakage: fail`` a suspect raises here, before registering), then record the result in the
-    run's ``details`` and in the evaluation (:func:`mark`)."""
+    ``leakage: fail`` a suspect raises here, before registering), record the result in the
+    evaluation (:func:`mark`) and, given a run's JSON ``details``, under its ``leakage`` key;
+    return the reviewed screening."""
     reviewed = review(screening, evaluation)
-    details["leakage"] = reviewed.as_dict()
+    if details is not None:
+        details["leakage"] = reviewed.as_dict()
     mark(evaluation, reviewed)
+    return reviewed
 
 
 def mark(evaluation: dict[str, Any], screening: Screening) -> None:

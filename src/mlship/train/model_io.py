@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mlship.security.signing import Signer
     from mlship.store.artifacts import ArtifactRef, ArtifactStore
     from mlship.store.entities import ModelVersion
+    from mlship.train.details import ScoredModelRecord
 
 
 def save_model(pipeline: Any, store: ArtifactStore) -> ArtifactRef:
@@ -93,18 +94,18 @@ def load_model_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
 
 
 def load_scored(
-    version: ModelVersion, kept: dict[str, str], store: ArtifactStore, signer: Signer | None
+    version: ModelVersion, kept: ScoredModelRecord, store: ArtifactStore, signer: Signer | None
 ) -> LoadedModel:
     """The model a run scored on its test set, kept beside ``version`` when the version is a
-    refit on every labelled row (``kept`` holds its ``sha256`` and ``signature``). It serves
-    with the version's signature; ``signer`` checks the signature (None: the checksum only, as
+    refit on every labelled row (``kept``: its checksum and seal, as the run recorded them). It
+    serves with the version's signature; ``signer`` checks the seal (None: the checksum only, as
     for a tracking server's client).
     """
     name = model_of(version).name
     what = f"the model run {version.run_id[:8]} scored on its test set for {name}:{version.version}"
-    sha256 = kept["sha256"]
+    sha256 = kept.sha256
     if signer is not None:
-        signer.verify(sha256, kept.get("signature"), what)
+        signer.verify(sha256, kept.signature, what)
     try:
         data = store.get_bytes(sha256)
     except IntegrityError as exc:

@@ -14,7 +14,6 @@ from typing import Any
 
 from mlship.spec.models import Task
 from mlship.spec.training import Split, SplitMethod
-from mlship.train.splits import resolve_method
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class SplitStrategy:
     ) -> SplitStrategy:
         """The strategy ``split`` resolves to for ``task``, as :mod:`mlship.train.splits` makes
         it (the same rules, read from the same function)."""
+        from mlship.train.splits import resolve_method  # scikit-learn, only when a run makes one
+
         method = resolve_method(split, task)
         timeseries = method == "timeseries"
         classes = task == "classification"

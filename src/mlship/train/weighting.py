@@ -159,31 +159,3 @@ class SampleWeighted(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: Any) -> Any:
         return self.pipeline.predict(X)
-
-
-def record(weight: str | None, target: str, transform: TargetTransform | None) -> dict[str, Any]:
-    """What a run keeps in its details about weights and the target transform (nothing when it
-    used neither), so its record and report say how its numbers were made."""
-    found: dict[str, Any] = {}
-    if weight is not None:
-        found["sample_weights"] = weight
-    if transform is not None:
-        found["target_transform"] = {"column": target, "transform": transform}
-    return found
-
-
-def describe(details: dict[str, Any]) -> list[str]:
-    """Sentences saying how a run's weights and target transform shaped its numbers."""
-    said = []
-    if "sample_weights" in details:
-        said.append(
-            f"Sample weights from column {details['sample_weights']}: every fit and every "
-            "metric (CV and test) is weighted."
-        )
-    found = details.get("target_transform")
-    if found:
-        said.append(
-            f"Target {found['column']} learnt as {found['transform']}: predictions and metrics "
-            "are in its own units."
-        )
-    return said
