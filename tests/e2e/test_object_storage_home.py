@@ -42,9 +42,9 @@ def _stored(store: ObjectStore, prefix: str) -> tuple[dict[str, bytes], dict[str
 
 def _recorded(workspace: Workspace) -> dict[str, str]:
     """What the metadata says each artifact of the churn run is (name -> address)."""
-    dataset = workspace.metadata.get_dataset("churn")
-    run = workspace.metadata.get_run("churn")
-    version = workspace.metadata.get_version("churn", 1)
+    dataset = workspace.datasets.get_dataset("churn")
+    run = workspace.runs.get_run("churn")
+    version = workspace.catalogue.get_version("churn", 1)
     found = {
         "dataset": dataset.artifact_sha256,
         "profile": dataset.profile_sha256,
