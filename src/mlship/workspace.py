@@ -274,15 +274,8 @@ class Workspace:
 
 
 def local_logs(settings: Settings) -> LogStore:
-    """The log store of a workspace without a server: the artifacts' object storage when they
-    are in one, else ``home`` (``predictions/``, ``feedback/``). A server of a bundle, which
-    has no workspace open, uses it too."""
-    if settings.artifact_url is not None:
-        from mlship.store.s3 import S3Location, client_from_settings
-        from mlship.store.s3logs import S3LogStore
+    """The log store of a workspace without a server (see
+    :func:`mlship.store.logstore.log_store_for`)."""
+    from mlship.store.logstore import log_store_for
 
-        location = S3Location.parse(settings.artifact_url)
-        return S3LogStore(location, client_from_settings(settings, location))
-    from mlship.store.logstore import LocalLogStore
-
-    return LocalLogStore(settings.home_resolved)
+    return log_store_for(settings)

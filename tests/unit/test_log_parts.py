@@ -5,8 +5,10 @@ it, readable beside parts written before encryption, and moved by key rotation."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from mlship.config import Settings
@@ -18,7 +20,8 @@ from mlship.monitor.traffic import log_parts, scan_log
 from mlship.security.keyring import load_keyring
 from mlship.security.keyring import sealing as sealing_of
 from mlship.security.rotation import census, encrypt_all, rotate
-from mlship.store.parts import PLAIN, Sealing, part_key_id, stored_parts
+from mlship.store.logstore import LogTarget
+from mlship.store.parts import PLAIN, LogParts, Sealing, part_key_id, stored_parts, unsealed
 
 SECRET = "4111-1111-1111-1111"
 """A value a caller sent that must not be readable on disk."""
@@ -36,7 +39,7 @@ def _entry(request_id: str) -> Entry:
     )
 
 
-def _log(directory: Path, sealing: Sealing, *request_ids: str) -> None:
+def _log(directory: Path | LogTarget, sealing: Sealing, *request_ids: str) -> None:
     log = PredictionLog(directory, "churn", sealing=sealing)
     for request_id in request_ids:
         log.append(_entry(request_id))
@@ -116,3 +119,36 @@ def test_rotation_moves_the_parts_and_retires_the_old_key(on: Settings) -> None:
     assert frame.get_column("request_id").to_list() == ["r1"]
     labels = read_labels(feedback_directory(on.home_resolved), fresh)
     assert isinstance(labels, pl.DataFrame) and labels.height == 1
+
+
+def test_rotation_moves_the_parts_kept_in_a_bucket(object_store: Any, tmp_path: Path) -> None:
+    """With the artifacts in object storage the logs are there too, and a rotation that retires
+    the old key must have moved them: a part left under a retired key could never be read."""
+    import secrets
+
+    from mlship.store.logstore import log_store_for
+
+    on = Settings(
+        home=tmp_path / "ws",
+        encrypt_artifacts=True,
+        artifact_root=f"s3://{object_store.bucket}/rotate-{secrets.token_hex(4)}",
+        s3_endpoint_url=object_store.endpoint,
+        s3_access_key_id=object_store.access_key,
+        s3_secret_access_key=object_store.secret_key,
+    )
+    store = log_store_for(on)
+    sealing = sealing_of(on)
+    _log(LogTarget(store, "predictions/churn"), sealing, "r1", "r2")
+    old = load_keyring(on)
+    assert old is not None
+    [part] = store.parts("predictions/churn")
+    assert store.read(part).startswith(MAGIC)
+
+    done = rotate(on)
+    assert (done.moved, done.failed) == (1, [])
+    assert done.retired == (old.current_id,)
+    walked = LogParts(store, sealing_of(on).cipher)
+    assert {walked.key_id(name) for name in walked.addresses()} == {done.key}
+    assert not (on.home_resolved / "predictions").exists()
+    rows = pq.read_table(unsealed(store.read(part), part.name, sealing_of(on)))
+    assert sorted(rows.column("request_id").to_pylist()) == ["r1", "r2"]

@@ -8,8 +8,9 @@ again resumes: a keyring that still holds older keys means the last rotation did
 no new key is made, and files already under the current key are skipped. Only when a final count
 finds no file under any other key are the older keys dropped from the keyring.
 
-The walk covers the log parts under ``home`` (prediction logs and labels, ``store/parts.py``)
-as well as the artifacts. Moving plaintext files (stored before encryption was turned on) is the
+The walk covers the log parts (prediction logs and labels, ``store/parts.py``) wherever the
+workspace keeps them, under ``home`` or in the bucket beside the artifacts, as well as the
+artifacts: a retired key must not leave a part nobody can read. Moving plaintext files (stored before encryption was turned on) is the
 same walk without a new key (:func:`encrypt_all`). Both hold a lock beside the keyring, so two
 never interleave. Writers that loaded the keyring before a rotation may still add files under
 the old key; the final count sees them and keeps the old key, so run a rotation when nothing
@@ -36,6 +37,7 @@ from mlship.security.keyring import (
 from mlship.security.progress import RotationObserver
 from mlship.security.store_signing import unsigned_count
 from mlship.store.artifacts import LocalArtifactStore, MaintainedStore
+from mlship.store.logstore import log_store_for
 from mlship.store.parts import LogParts
 
 if TYPE_CHECKING:
@@ -111,7 +113,7 @@ def maintained_store(settings: Settings, cipher: ArtifactCipher | None) -> Maint
 
 def _sealed(store: MaintainedStore, settings: Settings) -> tuple[MaintainedStore | LogParts, ...]:
     """What key maintenance walks: the artifact store and the log parts beside it."""
-    return (store, LogParts(settings.home_resolved, store.cipher))
+    return (store, LogParts(log_store_for(settings), store.cipher))
 
 
 def _count(store: MaintainedStore, settings: Settings) -> Counter[str | None]:

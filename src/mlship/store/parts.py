@@ -28,6 +28,7 @@ from mlship.crypto.encryption import (
     read_header,
 )
 from mlship.store.artifacts import atomic_write
+from mlship.store.logstore import FEEDBACK, LogStore, PartRef, prediction_logs
 
 PART_GLOB = "part-*.parquet"
 
@@ -115,26 +116,36 @@ def part_key_id(path: Path) -> str | None:
 
 
 class LogParts:
-    """The log parts under ``home`` as key maintenance walks them: the artifact store's
-    ``addresses``, ``key_id`` and ``reencrypt``, with a part named by its path, so a rotation
-    treats both alike."""
+    """The log parts of a log store as key maintenance walks them: the artifact store's
+    ``addresses``, ``key_id`` and ``reencrypt``, with a part named ``<log>/<part>``, so a
+    rotation treats both alike, on local disk and in a bucket. Every prediction log (one per
+    deployment, and batch scoring's) and the stored labels are walked."""
 
-    def __init__(self, home: Path, cipher: ArtifactCipher | None) -> None:
-        self.home = home
+    def __init__(self, store: LogStore, cipher: ArtifactCipher | None) -> None:
+        self.store = store
         self.cipher = cipher
 
     def addresses(self) -> Iterator[str]:
-        return (str(path) for path in stored_parts(self.home))
+        for log in [*prediction_logs(self.store), FEEDBACK]:
+            for part in self.store.parts(log):
+                yield f"{part.log}/{part.name}"
 
     def key_id(self, name: str) -> str | None:
-        return part_key_id(Path(name))
+        part = _part_ref(name)
+        data = self.store.read(part)
+        header = read_header(data[:HEADER_SIZE], self.store.location(name))
+        return header.key_id if header is not None else None
 
     def reencrypt(self, name: str) -> None:
-        """Rewrite one part under the cipher's current key, atomically (decrypted first if it
-        was encrypted; its authentication is checked before anything is renamed)."""
+        """Rewrite one part under the cipher's current key, whole (decrypted and checked first
+        when it was encrypted; a store's put is visible all at once or not at all)."""
         if self.cipher is None:
             raise ValueError("re-encrypting needs a cipher")
-        path = Path(name)
-        source = part_source(path, Sealing(self.cipher))
-        data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
-        atomic_write(path, self.cipher.encrypt([data]))
+        part = _part_ref(name)
+        plain = unsealed(self.store.read(part), self.store.location(name), Sealing(self.cipher))
+        self.store.put(part.log, part.name, b"".join(self.cipher.encrypt([plain.getvalue()])))
+
+
+def _part_ref(name: str) -> PartRef:
+    log, _, part = name.rpartition("/")
+    return PartRef(log, part)
