@@ -14,8 +14,8 @@ import pytest
 from mlship.errors import MlshipError, NotFoundError
 from mlship.registry.diff import diff_versions
 from mlship.registry.lifecycle import SqlRegistry
-from mlship.registry.repository import ReviewError
 from mlship.store.metadata import MetadataStore
+from mlship.store.registry import ReviewError
 from mlship.workspace import Workspace
 from tests.unit.test_metadata import _dataset, _finish, _new_version, _start
 

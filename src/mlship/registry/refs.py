@@ -38,7 +38,7 @@ def parse_version_ref(ref: str) -> tuple[str, int]:
 
 def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
     """``MODEL`` (newest), ``MODEL:VERSION`` or ``MODEL@STAGE`` (e.g. ``churn@production``)."""
-    from mlship.registry.repository import STAGES
+    from mlship.store.registry import STAGES
 
     if "@" in ref:
         name, _, stage = ref.partition("@")
