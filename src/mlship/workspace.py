@@ -8,7 +8,9 @@ implementation: datasets, runs, the model catalogue and tuning journals
 (:mod:`mlship.store.repositories`, chosen in :attr:`Workspace.tracking`), the registry, users, audit
 log and alert history (:mod:`mlship.store.registry`, :mod:`mlship.store.accounts`,
 :mod:`mlship.store.audit_trail`, :mod:`mlship.store.alert_history`), so every command works against
-both. The SQL ones act as the settings' user; the HTTP ones as the token's user.
+both. The SQL ones act as the settings' user; the HTTP ones as the token's user. Domain code
+never imports this module: it asks for the stores it reads through the small protocols of
+:mod:`mlship.store.context`, which a workspace satisfies, so the workspace sits above the domain.
 :attr:`Workspace.metadata` is the SQL store itself, for what only runs next to the database (the
 server, maintenance). Opening a local store applies pending schema migrations, so every command
 sees the schema it was written for, under the workspace's lock (``<home>/.lock``), so processes
