@@ -6,9 +6,11 @@ names a tracking server, that server's, reached over HTTP with ``MLSHIP_TOKEN``.
 here, once, and the rest of mlship sees only interfaces, each with an SQL and an HTTP
 implementation: datasets, runs, the model catalogue and tuning journals
 (:mod:`mlship.store.repositories`, chosen in :attr:`Workspace.tracking`), the registry, users, audit
-log and alert history (:mod:`mlship.registry.repository`, :mod:`mlship.security.accounts`,
-:mod:`mlship.store.audit_trail`, :mod:`mlship.monitor.alert_store`), so every command works against
-both. The SQL ones act as the settings' user; the HTTP ones as the token's user.
+log and alert history (:mod:`mlship.store.registry`, :mod:`mlship.store.accounts`,
+:mod:`mlship.store.audit_trail`, :mod:`mlship.store.alert_history`), so every command works against
+both. The SQL ones act as the settings' user; the HTTP ones as the token's user. Domain code
+never imports this module: it asks for the stores it reads through the small protocols of
+:mod:`mlship.store.context`, which a workspace satisfies, so the workspace sits above the domain.
 :attr:`Workspace.metadata` is the SQL store itself, for what only runs next to the database (the
 server, maintenance). Opening a local store applies pending schema migrations, so every command
 sees the schema it was written for, under the workspace's lock (``<home>/.lock``), so processes
@@ -27,17 +29,17 @@ from mlship.config import Settings, load_settings
 if TYPE_CHECKING:
     import optuna
 
-    from mlship.monitor.alert_store import AlertHistory
-    from mlship.registry.repository import Registry
     from mlship.remote.client import Client
-    from mlship.security.accounts import Users
     from mlship.security.signing import Signer
+    from mlship.store.accounts import Users
+    from mlship.store.alert_history import AlertHistory
     from mlship.store.artifacts import ArtifactStore
     from mlship.store.audit_trail import AuditLog
     from mlship.store.entities import ModelVersion
     from mlship.store.logstore import LogStore
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
+    from mlship.store.registry import Registry
     from mlship.store.repositories import Catalogue, Datasets, Journals, Runs, Tracking
     from mlship.train.model_io import LoadedModel
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from mlship.errors import MlshipError
-from mlship.monitor.alert_store import AlertHistory, AlertStatus
 from mlship.store import entities
+from mlship.store.alert_history import AlertHistory, AlertStatus
 from tests.backends import Backend, unique
 from tests.contract import People, is_utc
 

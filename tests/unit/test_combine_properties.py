@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from mlship.config import Settings
 from mlship.data.ingest import ingest
 from mlship.spec import load_spec
+from mlship.store.artifacts import ArtifactStore
+from mlship.store.repositories import Datasets
 from mlship.workspace import Workspace
 
 POLICIES = ["quarantine", "keep_first", "keep_last", "newest"]
@@ -205,13 +207,22 @@ def _expected(case: Case) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str
     return clean, quarantined
 
 
+@dataclass(frozen=True)
+class _IngestStores:
+    settings: Settings
+    datasets: Datasets
+    artifacts: ArtifactStore
+
+
 def _ingest(case: Case, root: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     for source in [*case.stacked, *([case.joined] if case.joined else [])]:
         (root / f"{source.name}.csv").write_text(source.csv(), encoding="utf-8")
     (root / "pipeline.yaml").write_text(_spec(case), encoding="utf-8")
     workspace = Workspace.open(Settings(home=root / "home", n_jobs=1, user="tester"))
     try:
-        result = ingest(load_spec(root / "pipeline.yaml"), workspace)
+        # Only the three stores an ingest names, so it cannot lean on the rest of a workspace.
+        stores = _IngestStores(workspace.settings, workspace.datasets, workspace.artifacts)
+        result = ingest(load_spec(root / "pipeline.yaml"), stores)
         quarantine_path = result.validation.get("quarantine_path")
         quarantine = pl.read_parquet(quarantine_path) if quarantine_path else pl.DataFrame()
         return pl.from_pandas(result.frame), quarantine, result.validation

@@ -43,6 +43,14 @@ def test_the_contracts_are_kept() -> None:
         ("mlship.security.store_signing", "mlship.security.rotation"),
         ("mlship.package", "mlship.serve"),
         ("mlship.monitor", "mlship.serve"),
+        ("mlship.remote", "mlship.registry"),
+        ("mlship.remote", "mlship.monitor"),
+        ("mlship.remote", "mlship.security"),
+        ("mlship.package", "mlship.workspace"),
+        ("mlship.monitor", "mlship.workspace"),
+        ("mlship.registry", "mlship.workspace"),
+        ("mlship.train", "mlship.workspace"),
+        ("mlship.data", "mlship.workspace"),
     ],
 )
 def test_no_way_back_down(graph: grimp.ImportGraph, importer: str, imported: str) -> None:
@@ -53,13 +61,18 @@ def test_no_way_back_down(graph: grimp.ImportGraph, importer: str, imported: str
 
 @pytest.mark.parametrize(
     ("importer", "imported"),
-    [("mlship.data", "mlship.train"), ("mlship.train", "mlship.registry")],
+    [
+        ("mlship.data", "mlship.train"),
+        ("mlship.train", "mlship.registry"),
+        ("mlship.train", "mlship.monitor"),
+        ("mlship.registry", "mlship.monitor"),
+    ],
 )
 def test_no_direct_import_down_the_domain(
     graph: grimp.ImportGraph, importer: str, imported: str
 ) -> None:
-    """Within the domain, still tangled through spec and workspace, at least these two pairs no
-    longer import each other directly."""
+    """Within the domain, still tangled through spec, at least these pairs no longer import
+    each other directly."""
     assert not graph.direct_import_exists(importer=importer, imported=imported, as_packages=True)
 
 

@@ -7,6 +7,7 @@ registry acts as whoever :func:`_by` names, as the settings' user of a command w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ import pytest
 from mlship.errors import MlshipError, NotFoundError
 from mlship.registry.diff import diff_versions
 from mlship.registry.lifecycle import SqlRegistry
-from mlship.registry.repository import ReviewError
+from mlship.registry.refs import resolve_version
 from mlship.store.metadata import MetadataStore
+from mlship.store.registry import Registry, ReviewError
+from mlship.store.repositories import Catalogue
 from mlship.workspace import Workspace
 from tests.unit.test_metadata import _dataset, _finish, _new_version, _start
 
@@ -161,3 +164,25 @@ def test_diff_lists_what_changed_with_numeric_deltas(store: MetadataStore) -> No
     assert changed[("metrics (holdout)", "f1")].delta == pytest.approx(0.5 - 0.005)
     assert ("data", "dataset sha256") not in changed  # same data
     assert ("training", "run") in changed
+
+
+@dataclass(frozen=True)
+class _OnlyLookups:
+    """Just the two stores a reference is resolved with: nothing else of a workspace."""
+
+    catalogue: Catalogue
+    registry: Registry
+
+
+def test_references_resolve_with_only_the_catalogue_and_the_registry(
+    workspace: Workspace, store: MetadataStore
+) -> None:
+    _by(store, "alice").set_stage("p", 2, "staging")
+    lookups = _OnlyLookups(workspace.catalogue, _by(store, "alice"))
+    assert resolve_version(lookups, "p").version == 3
+    assert resolve_version(lookups, "p:1").version == 1
+    assert resolve_version(lookups, "p@staging").version == 2
+    with pytest.raises(NotFoundError, match="model 'p' has no version in production"):
+        resolve_version(lookups, "p@production")
+    with pytest.raises(MlshipError, match="the stage must be staging, production or archived"):
+        resolve_version(lookups, "p@live")

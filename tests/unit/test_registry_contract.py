@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.registry.repository import Change, ReviewError
 from mlship.store import entities
+from mlship.store.registry import Change, ReviewError
 from tests.backends import Backend
 from tests.contract import People, is_utc, register_model
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.security.accounts import ROLES
 from mlship.store import entities
+from mlship.store.accounts import ROLES
 from tests.backends import Backend, unique
 from tests.contract import People, is_utc
 

@@ -29,8 +29,8 @@ from mlship.train.details import RunDetails
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlship.registry.repository import Change, Registry
     from mlship.store.entities import ModelVersion
+    from mlship.store.registry import Change, Registry
 
 app = typer.Typer(
     help="Registered models: look, stage, review, roll back, compare, annotate, document.",

@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import polars as pl
@@ -41,8 +41,13 @@ from mlship.security.keys import load_or_create_key
 from mlship.spec.data import Column, Source, ValueFormats
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write
+from mlship.store.context import HasArtifacts, HasDatasets, HasSettings
 from mlship.store.entities import Dataset
-from mlship.workspace import Workspace
+
+
+class IngestStores(HasSettings, HasDatasets, HasArtifacts, Protocol):
+    """Where an ingest reads its settings and cached datasets and keeps the dataset it makes."""
+
 
 ProgressHook = Callable[[int, int | None], None]
 
@@ -220,7 +225,7 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _store_parquet(frame: pl.DataFrame, workspace: Workspace) -> str:
+def _store_parquet(frame: pl.DataFrame, workspace: IngestStores) -> str:
     return workspace.artifacts.put_bytes(_parquet_bytes(frame)).sha256
 
 
@@ -274,7 +279,7 @@ def _source_hashes(loaded: LoadedSpec) -> list[str] | None:
 
 
 def ingest(
-    loaded: LoadedSpec, workspace: Workspace, observer: IngestObserver | None = None
+    loaded: LoadedSpec, workspace: IngestStores, observer: IngestObserver | None = None
 ) -> Ingested:
     """Ingest the spec's sources into a validated dataset (or reuse an identical earlier one)."""
     observer = observer or IngestObserver()
@@ -287,7 +292,7 @@ def ingest(
         configured,
         settings.pii_key_file_resolved,
         what="PII key (a team shares one: set the same MLSHIP_PII_KEY on every client)",
-        create=workspace.remote is None,
+        create=not settings.url,
     )
     marker = pseudonym(key, "mlship ingest cache")
 
@@ -375,14 +380,14 @@ def _select_set_aside(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFram
     return frame.select(c for c in frame.columns if c in kept or c in (SOURCE, ROW, REASONS))
 
 
-def dataset_frame(dataset: Dataset, workspace: Workspace) -> pd.DataFrame:
+def dataset_frame(dataset: Dataset, workspace: HasArtifacts) -> pd.DataFrame:
     """A stored dataset as the pandas frame training gets, with the same column types whether
     the dataset was just ingested or read back from the store."""
     stored = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
     return stored.to_pandas()
 
 
-def _references(loaded: LoadedSpec, workspace: Workspace) -> dict[str, pl.Series]:
+def _references(loaded: LoadedSpec, workspace: IngestStores) -> dict[str, pl.Series]:
     references: dict[str, pl.Series] = {}
     for column in loaded.spec.columns:
         for check in column.checks:
@@ -407,7 +412,7 @@ def _references(loaded: LoadedSpec, workspace: Workspace) -> dict[str, pl.Series
 
 def _record(
     loaded: LoadedSpec,
-    workspace: Workspace,
+    workspace: IngestStores,
     raw: dict[str, SourceData],
     validation: Validation,
     combine_report: dict[str, Any],

@@ -37,10 +37,10 @@ from http.client import HTTPException
 from typing import Any, Literal
 
 from mlship.errors import MlshipError
-from mlship.monitor.alert_store import AlertHistory
 from mlship.monitor.history import delivery_line
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
 from mlship.monitor.window import Window
+from mlship.store.alert_history import AlertHistory
 from mlship.store.clock import as_utc
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 It lives in the database, not in memory, because cool-downs must hold across processes: a
 ``mlship monitor run`` from cron every five minutes and a ``watch`` loop started by someone else
 read the same rows, so neither repeats an alert the other has just delivered. This is the
-:class:`~mlship.monitor.alert_store.AlertHistory` protocol in the metadata store.
+:class:`~mlship.store.alert_history.AlertHistory` protocol in the metadata store.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import select
 
 from mlship.errors import MlshipError
-from mlship.monitor.alert_store import AlertStatus
 from mlship.store import entities
+from mlship.store.alert_history import AlertStatus
 from mlship.store.metadata import MetadataStore
 from mlship.store.tables import Alert, as_utc
 

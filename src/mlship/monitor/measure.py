@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
@@ -32,12 +32,37 @@ from mlship.monitor.quality import Quality, live_quality
 from mlship.monitor.reference import Reference, load_reference
 from mlship.monitor.traffic import PREDICTION, Traffic, read_request_log, read_traffic
 from mlship.monitor.window import Window
+from mlship.store.context import (
+    HasArtifacts,
+    HasCatalogue,
+    HasDatasets,
+    HasLogs,
+    HasRegistry,
+    HasRuns,
+    HasSealing,
+)
 from mlship.store.parts import Sealing
+from mlship.train.model_io import LoadsModels
 from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.store.logstore import LogStore
-    from mlship.workspace import Workspace
+
+
+class MeasureStores(
+    HasCatalogue,
+    HasRegistry,
+    HasLogs,
+    HasSealing,
+    HasDatasets,
+    HasRuns,
+    HasArtifacts,
+    LoadsModels,
+    Protocol,
+):
+    """What a monitoring pass reads: the versions, their stages, the prediction logs and labels,
+    and what the reference is made of (:class:`~mlship.monitor.reference.ReferenceStores`)."""
+
 
 MIN_DRIFT_ROWS = 30
 """Fewer live rows than this say too little about a distribution to call drift either way."""
@@ -197,7 +222,7 @@ class Monitor:
 
     def __init__(
         self,
-        workspace: Workspace,
+        workspace: MeasureStores,
         *,
         methods: Mapping[str, Method] | None = None,
         thresholds: Mapping[str, float] | None = None,

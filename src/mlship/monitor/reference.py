@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from mlship.errors import DataError
 from mlship.monitor.traffic import PREDICTION, input_dtype, prediction_dtype
+from mlship.store.context import HasArtifacts, HasDatasets, HasRuns
 from mlship.store.entities import model_of
+from mlship.train.model_io import LoadsModels
 from mlship.train.signature import Signature
 
 if TYPE_CHECKING:
     from mlship.store.entities import ModelVersion
-    from mlship.workspace import Workspace
 
 MAX_ROWS = 200_000
 
@@ -52,6 +53,10 @@ class Reference:
         return next((c for c in self.profile["columns"] if c["name"] == name), None)
 
 
+class ReferenceStores(HasDatasets, HasRuns, HasArtifacts, LoadsModels, Protocol):
+    """What a reference is read from: the dataset version, the run's report, the model."""
+
+
 def typed_inputs(frame: pl.DataFrame, signature: Signature) -> pl.DataFrame:
     """``frame``'s input columns cast to the types traffic decodes to (categories as text)."""
     fields = input_dtype(signature).to_schema()
@@ -65,7 +70,7 @@ def typed_inputs(frame: pl.DataFrame, signature: Signature) -> pl.DataFrame:
 
 
 def load_reference(
-    workspace: Workspace,
+    workspace: ReferenceStores,
     version: ModelVersion,
     *,
     dataset: str | None = None,

@@ -12,16 +12,40 @@ case where a person should look before the candidate takes traffic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mlship.errors import MlshipError
 from mlship.monitor.alerts import Firing, Retrain
+from mlship.store.context import (
+    ChecksWritable,
+    HasArtifacts,
+    HasCatalogue,
+    HasDatasets,
+    HasRegistry,
+    HasRuns,
+    HasSettings,
+    HasTuningStorage,
+    SignsArtifacts,
+)
 
-if TYPE_CHECKING:
-    from mlship.workspace import Workspace
+
+class RetrainStores(
+    HasSettings,
+    HasDatasets,
+    HasRuns,
+    HasArtifacts,
+    HasTuningStorage,
+    SignsArtifacts,
+    ChecksWritable,
+    HasCatalogue,
+    HasRegistry,
+    Protocol,
+):
+    """What a retrain uses: what a run does (:class:`~mlship.train.run.RunStores`), plus the
+    catalogue that finds the spec and the registry that stages the candidate."""
 
 
-def spec_of(workspace: Workspace, model: str, version: int | None = None) -> Path:
+def spec_of(workspace: RetrainStores, model: str, version: int | None = None) -> Path:
     """The spec file of the run that trained ``model:version`` (the newest version by default)."""
     found = workspace.catalogue.get_version(model, version)
     run = workspace.runs.get_run(found.run_id)
@@ -35,7 +59,7 @@ def spec_of(workspace: Workspace, model: str, version: int | None = None) -> Pat
 
 
 def retrain_to_staging(
-    workspace: Workspace, firing: Firing, *, spec: Path | None = None
+    workspace: RetrainStores, firing: Firing, *, spec: Path | None = None
 ) -> dict[str, Any]:
     """Train a candidate for ``firing.model`` and move it to staging; what was done."""
     from mlship.spec import load_spec
@@ -65,7 +89,7 @@ def retrain_to_staging(
     }
 
 
-def retrainer(workspace: Workspace, *, spec: Path | None = None) -> Retrain:
+def retrainer(workspace: RetrainStores, *, spec: Path | None = None) -> Retrain:
     """The ``retrain`` callback for :func:`~mlship.monitor.alerts.evaluate`."""
 
     def retrain(firing: Firing) -> dict[str, Any]:

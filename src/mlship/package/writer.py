@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -30,8 +30,13 @@ from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
 from mlship.spec.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
+from mlship.store.context import HasArtifacts, HasRuns, HasSettings, HasSigner
 from mlship.store.entities import ModelVersion, model_of
-from mlship.workspace import Workspace
+
+
+class BundleStores(HasSigner, HasArtifacts, HasRuns, HasSettings, Protocol):
+    """What a bundle is written from: the verified model file, its run, and who packaged it."""
+
 
 Step = Callable[[str], None]
 
@@ -45,7 +50,7 @@ class Written:
 
 
 def write_bundle(
-    workspace: Workspace,
+    workspace: BundleStores,
     version: ModelVersion,
     out: Path,
     shape: manifests.Shape,
@@ -179,7 +184,7 @@ not match.
 
 
 def _manifest(
-    workspace: Workspace,
+    workspace: BundleStores,
     version: ModelVersion,
     run: Any,
     files: dict[str, bytes],

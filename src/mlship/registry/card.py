@@ -18,16 +18,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mlship.errors import IntegrityError, MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
 from mlship.spec.models import CardSpec, Column, PipelineSpec
+from mlship.store.context import (
+    HasArtifacts,
+    HasDatasets,
+    HasRegistry,
+    HasRuns,
+    HasSettings,
+    HasSigner,
+)
 from mlship.store.entities import Dataset, ModelVersion, Run, model_of
 from mlship.train.details import RunDetails, SplitRecord
 from mlship.train.metrics import KEY_METRICS, metric_label
-from mlship.train.model_io import LoadedModel, load_scored
-from mlship.workspace import Workspace
+from mlship.train.model_io import LoadedModel, LoadsModels, load_scored
+
+
+class CardStores(
+    HasRuns, HasDatasets, HasArtifacts, HasRegistry, HasSettings, HasSigner, LoadsModels, Protocol
+):
+    """What a card is built from: the run, its dataset and evaluation, the notes, the model."""
+
 
 SMALL_TEST_SET = 100
 """Fewer test rows than this and the card warns that the test metrics are uncertain."""
@@ -68,7 +82,7 @@ class ModelCard:
         return f"{self.model}:{self.version}"
 
 
-def build_card(workspace: Workspace, version: ModelVersion) -> ModelCard:
+def build_card(workspace: CardStores, version: ModelVersion) -> ModelCard:
     """The card of ``version`` (loaded with its model, as ``get_version`` returns it)."""
     name = model_of(version).name
     run = workspace.runs.get_run(version.run_id)
@@ -129,7 +143,7 @@ def _lineage(run: Run, dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _stored_evaluation(workspace: Workspace, run: Run) -> dict[str, Any]:
+def _stored_evaluation(workspace: CardStores, run: Run) -> dict[str, Any]:
     """The run's stored evaluation (fit diagnosis and all), or nothing for runs without one."""
     if not run.report_sha256:
         return {}
@@ -138,7 +152,7 @@ def _stored_evaluation(workspace: Workspace, run: Run) -> dict[str, Any]:
 
 
 def _fairness(
-    workspace: Workspace, version: ModelVersion, run: Run, dataset: Dataset
+    workspace: CardStores, version: ModelVersion, run: Run, dataset: Dataset
 ) -> SliceReport:
     """Score the version on its run's test rows, per value of each sensitive column."""
     from mlship.data.ingest import dataset_frame
@@ -187,7 +201,7 @@ def _fairness(
     )
 
 
-def _scored_model(workspace: Workspace, version: ModelVersion, run: Run) -> LoadedModel:
+def _scored_model(workspace: CardStores, version: ModelVersion, run: Run) -> LoadedModel:
     """The model the run scored on its test rows: the version itself, or, when the version was
     refitted on every labelled row (the test rows among them), the scored model the run kept, so
     the slices are measured on rows the model has not learnt from."""
@@ -195,7 +209,7 @@ def _scored_model(workspace: Workspace, version: ModelVersion, run: Run) -> Load
     kept = refit.scored_model if refit is not None else None
     if kept is None:
         return workspace.load_model(version)
-    signer = workspace.signer if workspace.remote is None else None
+    signer = None if workspace.settings.url else workspace.signer  # a server verifies its own
     return load_scored(version, kept, workspace.artifacts, signer)
 
 

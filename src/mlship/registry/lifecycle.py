@@ -24,10 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.registry.repository import STAGES, Change, ReviewError, Stage
 from mlship.store import entities
 from mlship.store.audit import acting_user
 from mlship.store.metadata import MetadataStore, note_text
+from mlship.store.registry import STAGES, Change, ReviewError, Stage
 from mlship.store.tables import (
     ModelEvent,
     ModelVersion,
@@ -39,7 +39,7 @@ from mlship.store.tables import (
 
 
 class SqlRegistry:
-    """The :class:`~mlship.registry.repository.Registry` over the metadata store's database;
+    """The :class:`~mlship.store.registry.Registry` over the metadata store's database;
     each command is a single transaction."""
 
     def __init__(self, metadata: MetadataStore, user: str) -> None:

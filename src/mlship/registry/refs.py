@@ -5,13 +5,17 @@ In the registry, not the CLI, because the server that follows a stage resolves t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mlship.errors import MlshipError
+from mlship.store.context import HasCatalogue, HasRegistry
 
 if TYPE_CHECKING:
     from mlship.store.entities import ModelVersion
-    from mlship.workspace import Workspace
+
+
+class RefStores(HasCatalogue, HasRegistry, Protocol):
+    """Where references are looked up: the versions, and which one holds a stage."""
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
@@ -36,9 +40,9 @@ def parse_version_ref(ref: str) -> tuple[str, int]:
     return name, version
 
 
-def resolve_version(workspace: Workspace, ref: str) -> ModelVersion:
+def resolve_version(workspace: RefStores, ref: str) -> ModelVersion:
     """``MODEL`` (newest), ``MODEL:VERSION`` or ``MODEL@STAGE`` (e.g. ``churn@production``)."""
-    from mlship.registry.repository import STAGES
+    from mlship.store.registry import STAGES
 
     if "@" in ref:
         name, _, stage = ref.partition("@")

@@ -1,7 +1,7 @@
 """Users, tokens, the audit log and the alert history of a tracking server, over HTTP.
 
-Each class implements its protocol (:class:`~mlship.security.accounts.Users`,
-:class:`~mlship.store.audit_trail.AuditLog`, :class:`~mlship.monitor.alert_store.AlertHistory`)
+Each class implements its protocol (:class:`~mlship.store.accounts.Users`,
+:class:`~mlship.store.audit_trail.AuditLog`, :class:`~mlship.store.alert_history.AlertHistory`)
 by sending the request bodies of :mod:`mlship.remote.admin_api` and reading the server's answers
 with the adapters of :mod:`mlship.store.entities`; what is allowed is the server's decision.
 """
@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlship.monitor.alert_store import AlertStatus
 from mlship.remote import admin_api as api
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
-from mlship.security.accounts import NewToken
 from mlship.store import entities
+from mlship.store.accounts import NewToken
+from mlship.store.alert_history import AlertStatus
 from mlship.store.entities import Alert, AuditEntry, Token, User
 from mlship.store.tables import as_utc
 

@@ -24,6 +24,7 @@ from mlship.errors import (
     StorageError,
 )
 from mlship.store.liveness import RunStateError
+from mlship.store.registry import ReviewError
 
 _KINDS: dict[str, type[MlshipError]] = {
     "NotFoundError": NotFoundError,
@@ -31,14 +32,11 @@ _KINDS: dict[str, type[MlshipError]] = {
     "DecryptionError": DecryptionError,
     "ConfigError": ConfigError,
     "RunStateError": RunStateError,
+    "ReviewError": ReviewError,
 }
 
 
 def _kind(name: str) -> type[MlshipError]:
-    if name == "ReviewError":
-        from mlship.registry.repository import ReviewError
-
-        return ReviewError
     return _KINDS.get(name, MlshipError)
 
 

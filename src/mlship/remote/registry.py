@@ -1,4 +1,4 @@
-"""The model registry of a tracking server: the :class:`~mlship.registry.repository.Registry`
+"""The model registry of a tracking server: the :class:`~mlship.store.registry.Registry`
 protocol over HTTP.
 
 Every change is made by the token's user and every rule between people (who may approve, who
@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlship.registry.repository import Change, Stage
 from mlship.remote import registry_api as api
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
 from mlship.store import entities
 from mlship.store.entities import ModelEvent, ModelVersion, Note, PromotionRequest
+from mlship.store.registry import Change, Stage
 
 
 class HttpRegistry:

@@ -9,7 +9,7 @@ found by an index lookup instead of a comparison with every stored token. A toke
 can be revoked, and stops working when its user is disabled; none of this deletes a row, so the
 history of who could do what stays readable.
 
-This is the :class:`~mlship.security.accounts.Users` protocol in the metadata store, plus what
+This is the :class:`~mlship.store.accounts.Users` protocol in the metadata store, plus what
 only the server does with it: checking a request's token (:meth:`SqlUsers.authenticate`).
 """
 
@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mlship.errors import MlshipError, NotFoundError
-from mlship.security.accounts import ROLES, Identity, NewToken, Role
 from mlship.store import entities
+from mlship.store.accounts import ROLES, Identity, NewToken, Role
 from mlship.store.audit import acting_user
 from mlship.store.metadata import MetadataStore
 from mlship.store.tables import Token, User, as_utc, utcnow

@@ -23,8 +23,8 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from mlship.security.accounts import ROLES, Identity, Role
 from mlship.security.users import SqlUsers
+from mlship.store.accounts import ROLES, Identity, Role
 from mlship.store.audit import ACTOR, Actor
 from mlship.store.audit_log import SqlAuditLog
 

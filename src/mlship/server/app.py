@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
 from mlship.errors import IntegrityError, MlshipError, NotFoundError, StorageError
-from mlship.registry.repository import ReviewError
 from mlship.security.users import SqlUsers
 from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.store.audit_log import SqlAuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
 from mlship.store.liveness import RunStateError
+from mlship.store.registry import ReviewError
 from mlship.workspace import Workspace
 
 __all__ = ["MiB", "create_app"]

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mlship.security.accounts import Identity
 from mlship.server.access import identity
+from mlship.store.accounts import Identity
 from mlship.workspace import Workspace
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mlship.errors import DataError
 from mlship.spec.loader import LoadedSpec
+from mlship.store.context import HasSettings, HasTuningStorage
 from mlship.train.candidates import Recipe
 from mlship.train.cost import Usage
 from mlship.train.executors import Executor, make_executor
@@ -26,7 +27,10 @@ from mlship.train.nested import NestedScore, OuterFold, nested_scores
 from mlship.train.observer import RunObserver
 from mlship.train.spaces import resolve_space
 from mlship.train.tuning import Search, SearchOutcome
-from mlship.workspace import Workspace
+
+
+class TuningStores(HasSettings, HasTuningStorage, Protocol):
+    """What the candidates' searches read: the settings, and where their studies live."""
 
 
 @dataclass
@@ -73,7 +77,7 @@ def search(
     recipe: Recipe,
     space: dict[str, Any],
     loaded: LoadedSpec,
-    workspace: Workspace,
+    workspace: TuningStores,
     run_id: str,
     n_folds: int,
     executor: Executor,
@@ -132,7 +136,7 @@ def _folds_from_study(search: Search, outcome: SearchOutcome) -> list[FoldResult
 
 def train_candidates(
     loaded: LoadedSpec,
-    workspace: Workspace,
+    workspace: TuningStores,
     run_id: str,
     recipes: dict[str, Recipe],
     shared: dict[str, Any],

@@ -11,7 +11,7 @@ import hashlib
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -126,3 +126,10 @@ def unpickle_verified(data: bytes, sha256: str, what: str, whose: str) -> Any:
             f"refusing to load {what}: artifact checksum {actual} does not match {whose} {sha256}"
         )
     return pickle.loads(data)  # noqa: S301 - the bytes are the ones whose checksum was recorded
+
+
+class LoadsModels(Protocol):
+    """Whatever hands out registered versions ready to predict (a workspace, with its artifact
+    store and its keys, or a tracking server's client)."""
+
+    def load_model(self, version: ModelVersion) -> LoadedModel: ...

@@ -16,20 +16,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from mlship.json_values import plain
 from mlship.spec.models import Refit
+from mlship.store.context import HasArtifacts, SignsArtifacts
 from mlship.train.candidates import Recipe
 from mlship.train.estimators import DecisionThreshold
 from mlship.train.fitted_on import FittedOn
 from mlship.train.model_io import save_model
 from mlship.train.observer import RunObserver
 from mlship.train.weighting import fit_weighted
-from mlship.workspace import Workspace
+
+
+class ShipStores(HasArtifacts, SignsArtifacts, Protocol):
+    """Where a refit keeps the scored model it replaces, signed like a registered one."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def ship(
     params: dict[str, Any],
     rows: Labelled,
     observer: RunObserver | None = None,
-    workspace: Workspace | None = None,
+    workspace: ShipStores | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The model to register, given the ``scored`` one (fitted on the training part), and the
     record of what it was fitted on (:meth:`FittedOn.as_dict`, for the run's details).

@@ -13,15 +13,19 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlship.data.ingest import Ingested
 from mlship.evaluation.report import write_evaluation_report
 from mlship.spec.loader import LoadedSpec
+from mlship.store.context import HasArtifacts, HasSettings
 from mlship.train.details import RunDetails, SplitRecord
 from mlship.train.fit_warnings import summary_lines
 from mlship.train.selection import LeaderboardRow
-from mlship.workspace import Workspace
+
+
+class ReportStores(HasArtifacts, HasSettings, Protocol):
+    """Where the run's report is written: the artifact store, and the reports folder under home."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def report_facts(
 
 
 def write_report(
-    workspace: Workspace,
+    workspace: ReportStores,
     loaded: LoadedSpec,
     run_id: str,
     row: LeaderboardRow,

@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlship.spec.loader import LoadedSpec
 from mlship.spec.models import PipelineSpec
 from mlship.train.observer import RunObserver
-from mlship.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlship.train.run import RunStores
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Reproduction:
 
 
 def reproduce(
-    workspace: Workspace, run_ref: str, observer: RunObserver | None = None
+    workspace: RunStores, run_ref: str, observer: RunObserver | None = None
 ) -> Reproduction:
     """Execute run ``run_ref``'s stored spec as a new run and compare the two."""
     from mlship.train.run import execute

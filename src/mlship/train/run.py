@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mlship.data.ingest import Ingested, ingest
 from mlship.data.undeclared import with_columns
@@ -30,6 +30,15 @@ from mlship.evaluation import evaluate
 from mlship.json_values import plain
 from mlship.spec.loader import LoadedSpec
 from mlship.spec.models import PipelineSpec
+from mlship.store.context import (
+    ChecksWritable,
+    HasArtifacts,
+    HasDatasets,
+    HasRuns,
+    HasSettings,
+    HasTuningStorage,
+    SignsArtifacts,
+)
 from mlship.store.entities import ModelVersion
 from mlship.store.liveness import Worker
 from mlship.store.repositories import NewCandidate, NewMetric, NewVersion
@@ -66,7 +75,20 @@ from mlship.train.selection import LeaderboardRow, leaderboard_row, rank, select
 from mlship.train.signature import Signature
 from mlship.train.split_strategy import SplitStrategy
 from mlship.train.threshold import tune_threshold
-from mlship.workspace import Workspace
+
+
+class RunStores(
+    HasSettings,
+    HasDatasets,
+    HasRuns,
+    HasArtifacts,
+    HasTuningStorage,
+    SignsArtifacts,
+    ChecksWritable,
+    Protocol,
+):
+    """Everything a run reads and writes: what its ingest, searches, refit and report use, and
+    the runs it records itself in. A workspace is one."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +111,7 @@ class RunResult:
 
 def execute(
     loaded: LoadedSpec,
-    workspace: Workspace,
+    workspace: RunStores,
     observer: RunObserver | None = None,
     *,
     resume: bool = False,
@@ -174,7 +196,7 @@ def _details(
 
 def _execute(
     loaded: LoadedSpec,
-    workspace: Workspace,
+    workspace: RunStores,
     observer: RunObserver,
     run_id: str,
     started: float,
