@@ -10,11 +10,11 @@ finds no file under any other key are the older keys dropped from the keyring.
 
 The walk covers the log parts (prediction logs and labels, ``store/parts.py``) wherever the
 workspace keeps them, under ``home`` or in the bucket beside the artifacts, as well as the
-artifacts: a retired key must not leave a part nobody can read. Moving plaintext files (stored before encryption was turned on) is the
-same walk without a new key (:func:`encrypt_all`). Both hold a lock beside the keyring, so two
-never interleave. Writers that loaded the keyring before a rotation may still add files under
-the old key; the final count sees them and keeps the old key, so run a rotation when nothing
-else writes to the workspace.
+artifacts: a retired key must not leave a part nobody can read. Moving plaintext files (stored
+before encryption was turned on) is the same walk without a new key (:func:`encrypt_all`). Both
+hold a lock beside the keyring, so two never interleave. Writers that loaded the keyring before a
+rotation may still add files under the old key; the final count sees them and keeps the old key,
+so run a rotation when nothing else writes to the workspace.
 """
 
 from __future__ import annotations
