@@ -277,7 +277,7 @@ class Workspace:
 
 def local_logs(settings: Settings) -> LogStore:
     """The log store of a workspace without a server (see
-    :func:`mlship.store.logstore.log_store_for`)."""
-    from mlship.store.logstore import log_store_for
+    :func:`mlship.store.log_home.log_store_for`)."""
+    from mlship.store.log_home import log_store_for
 
     return log_store_for(settings)

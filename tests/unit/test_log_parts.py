@@ -126,7 +126,7 @@ def test_rotation_moves_the_parts_kept_in_a_bucket(object_store: Any, tmp_path: 
     the old key must have moved them: a part left under a retired key could never be read."""
     import secrets
 
-    from mlship.store.logstore import log_store_for
+    from mlship.store.log_home import log_store_for
 
     on = Settings(
         home=tmp_path / "ws",

@@ -37,7 +37,7 @@ from mlship.security.keyring import (
 from mlship.security.progress import RotationObserver
 from mlship.security.store_signing import unsigned_count
 from mlship.store.artifacts import LocalArtifactStore, MaintainedStore
-from mlship.store.logstore import log_store_for
+from mlship.store.log_home import log_store_for
 from mlship.store.parts import LogParts
 
 if TYPE_CHECKING:

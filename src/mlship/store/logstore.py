@@ -31,12 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from mlship.store.artifacts import atomic_write
-
-if TYPE_CHECKING:
-    from mlship.config import Settings
 
 PREDICTIONS = "predictions"
 """The folder of the prediction logs: ``predictions/<deployment>`` and ``predictions/batch``."""
@@ -249,16 +246,3 @@ class LogTarget:
     def directory(self) -> Path | None:
         """The log's folder when it is on this machine's disk."""
         return self.store.directory(self.log) if isinstance(self.store, LocalLogStore) else None
-
-
-def log_store_for(settings: Settings) -> LogStore:
-    """The log store of a workspace without a server: the artifacts' object storage when they
-    are in one, else ``home`` (``predictions/``, ``feedback/``). A server of a bundle, which
-    has no workspace open, and key maintenance use it too."""
-    if settings.artifact_url is not None:
-        from mlship.store.s3 import S3Location, client_from_settings
-        from mlship.store.s3logs import S3LogStore
-
-        location = S3Location.parse(settings.artifact_url)
-        return S3LogStore(location, client_from_settings(settings, location))
-    return LocalLogStore(settings.home_resolved)
