@@ -185,7 +185,9 @@ class Workspace:
             from mlship.remote.logparts import RemoteLogStore
 
             return RemoteLogStore(self.remote)
-        return local_logs(self.settings)
+        from mlship.store.log_home import log_store_for
+
+        return log_store_for(self.settings)
 
     def check_writable(self) -> None:
         """Write, sync, rename and delete a small file in the artifact store and in ``reports/``,
@@ -273,11 +275,3 @@ class Workspace:
             self.remote.close()
         elif "metadata" in self.__dict__:
             self.metadata.engine.dispose()
-
-
-def local_logs(settings: Settings) -> LogStore:
-    """The log store of a workspace without a server (see
-    :func:`mlship.store.log_home.log_store_for`)."""
-    from mlship.store.log_home import log_store_for
-
-    return log_store_for(settings)

@@ -19,8 +19,8 @@ from mlship.remote.metadata import part
 from mlship.store import entities
 from mlship.store.accounts import NewToken
 from mlship.store.alert_history import AlertStatus
+from mlship.store.clock import as_utc
 from mlship.store.entities import Alert, AuditEntry, Token, User
-from mlship.store.tables import as_utc
 
 
 class HttpUsers:

@@ -97,9 +97,9 @@ def build(
         settings = load_settings()
         # The key that signed the bundle's model: a secret of the serving machine, never created.
         source = BundleSource(bundle, signer(settings, create=False))
-        from mlship.workspace import local_logs
+        from mlship.store.log_home import log_store_for
 
-        logs = local_logs(settings)
+        logs = log_store_for(settings)
         sealing = sealing_of(settings)
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
@@ -153,9 +153,9 @@ def log_place(deployment: Deployment) -> str | None:
     settings = load_settings()
     if settings.url:
         return f"{settings.url} ({PREDICTIONS}/{deployment.name})"
-    from mlship.workspace import local_logs
+    from mlship.store.log_home import log_store_for
 
-    return LogTarget(local_logs(settings), f"{PREDICTIONS}/{deployment.name}").where
+    return LogTarget(log_store_for(settings), f"{PREDICTIONS}/{deployment.name}").where
 
 
 def app_from_environment() -> FastAPI:

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query
 from mlship.remote import admin_api as api
 from mlship.server.access import role_route
 from mlship.server.deps import WorkspaceDep
+from mlship.store.clock import as_utc
 from mlship.store.entities import to_json
-from mlship.store.tables import as_utc
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
