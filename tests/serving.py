@@ -122,8 +122,11 @@ def serving(
 ) -> Iterator[Server]:
     """``mlship serve target`` (``program`` is the mlship to run) on a free port, healthy before
     the block runs; over HTTPS, checked with the client context ``tls``, when it is given (the
-    certificate options are then among ``args``)."""
+    certificate options are then among ``args``). It stops at once on SIGTERM unless ``args``
+    give ``--drain-seconds``: tests that do not look at the drain do not wait for it."""
     port = free_port()
+    if "--drain-seconds" not in args:
+        args = (*args, "--drain-seconds", "0")
     scheme = "https" if tls is not None else "http"
     server = start_server(
         [*program, "serve", target, "--port", str(port), *args],

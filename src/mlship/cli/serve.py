@@ -8,6 +8,7 @@ import typer
 
 from mlship.cli.console import out
 from mlship.cli.options import TlsCert, TlsKey
+from mlship.serve.drain import DEFAULT_SECONDS as DEFAULT_DRAIN
 from mlship.serve.logs import json_logging
 
 if TYPE_CHECKING:
@@ -48,6 +49,15 @@ def serve(
             min=1,
         ),
     ] = None,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            help="On SIGTERM, report not ready and keep answering (closing each connection) "
+            "this long before stopping, so a load balancer moves traffic away first; 0 stops "
+            "at once.",
+            min=0,
+        ),
+    ] = DEFAULT_DRAIN,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
@@ -62,7 +72,9 @@ def serve(
     scheme = "https" if tls else "http"
     if workers > 1:
         limits = (max_body_mib, max_records)
-        _serve_workers(target, host, port, log_level, prediction_log, workers, tls, limits)
+        _serve_workers(
+            target, host, port, log_level, prediction_log, workers, tls, limits, drain_seconds
+        )
         return
     json_logging(log_level)
     workspace = None
@@ -77,6 +89,7 @@ def serve(
             prediction_log=prediction_log,
             max_body_mib=max_body_mib,
             max_records=max_records,
+            drain_seconds=drain_seconds,
         )
         url = f"{scheme}://{host}:{port}"
         out.print(f"Serving {built.summary} on {url}  (docs: {url}/docs)")
@@ -97,6 +110,7 @@ def _serve_workers(
     workers: int,
     tls: UvicornTls,
     limits: tuple[float | None, int | None],
+    drain_seconds: float,
 ) -> None:
     """Several uvicorn worker processes on one socket, sharing metrics and the log."""
     import os
@@ -105,6 +119,7 @@ def _serve_workers(
     import uvicorn
 
     from mlship.serve.factory import (
+        DRAIN_SECONDS,
         MAX_BODY_MIB,
         MAX_RECORDS,
         PREDICTION_LOG,
@@ -112,6 +127,7 @@ def _serve_workers(
         deployment_for,
         log_place,
     )
+    from mlship.serve.supervisor import serve_workers
 
     deployment = deployment_for(target)  # a bad deployment file fails here, not in every worker
     with tempfile.TemporaryDirectory(prefix="mlship-metrics-") as metrics:
@@ -123,6 +139,7 @@ def _serve_workers(
                 "PROMETHEUS_MULTIPROC_DIR": metrics,
                 MAX_BODY_MIB: "" if limits[0] is None else str(limits[0]),
                 MAX_RECORDS: "" if limits[1] is None else str(limits[1]),
+                DRAIN_SECONDS: str(drain_seconds),
             }
         )
         scheme = "https" if tls else "http"
@@ -130,13 +147,15 @@ def _serve_workers(
         place = log_place(deployment) if prediction_log else None
         if place is not None:
             out.print(f"Prediction log: {place}")
-        uvicorn.run(
-            "mlship.serve.factory:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            **tls,
+        serve_workers(
+            uvicorn.Config(
+                "mlship.serve.factory:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+                **tls,
+            )
         )

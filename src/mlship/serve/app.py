@@ -53,6 +53,7 @@ from mlship.monitor.predlog import Entry, PredictionLog
 from mlship.serve import protocols
 from mlship.serve.batching import Batcher
 from mlship.serve.bodies import check_content_type, decode_json, path_text
+from mlship.serve.drain import CloseWhileDraining, Drain
 from mlship.serve.errors import ScoringError
 from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
@@ -347,13 +348,16 @@ def create_app(
     feedback: FeedbackStore | None = None,
     limits: Limits | None = None,
     strict: bool = False,
+    drain: Drain | None = None,
 ) -> FastAPI:
     """An app serving ``source``: one model version, or a deployment's live routing table;
     with ``feedback``, ``POST /feedback`` stores true labels there. ``limits`` bound a request's
-    body and records; ``strict`` refuses records outside what training saw."""
+    body and records; ``strict`` refuses records outside what training saw; ``drain`` says how
+    SIGTERM is met (``serve/drain.py``; by default it is left to the server)."""
     live: Any = _Static(source) if isinstance(source, LoadedModel) else source
     deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
     scorer = Scorer(live, prediction_log, sticky_header, batching, limits, strict)
+    drain = drain or Drain(0)
     first = scorer.table.routes[0]
 
     @contextlib.asynccontextmanager
@@ -362,9 +366,11 @@ def create_app(
         settle_memory()
         if prediction_log is not None:
             prediction_log.start()
+        drain.start()
         try:
             yield
         finally:
+            drain.stop()
             for batcher in scorer.batchers.values():
                 await batcher.close()
             scorer.close()
@@ -382,10 +388,11 @@ def create_app(
     _add_error_handlers(app, scorer)
     app.add_middleware(BodyLimit, limit=scorer.limits.max_body_bytes, refusal=_too_large)
     app.add_middleware(RequestIds)
-    _add_operations(app, scorer)
+    app.add_middleware(CloseWhileDraining, drain=drain)
+    _add_operations(app, scorer, drain)
     _add_native(app, scorer, first.record)
     _add_mlflow(app, scorer)
-    _add_v2(app, scorer)
+    _add_v2(app, scorer, drain)
     if feedback is not None:
         add_feedback(app, first.model.signature, feedback)
     return app
@@ -483,13 +490,14 @@ def _too_large(limit: int, path: str) -> dict[str, Any]:
     return _error_body(path, [message])
 
 
-def _add_operations(app: FastAPI, scorer: Scorer) -> None:
+def _add_operations(app: FastAPI, scorer: Scorer, drain: Drain) -> None:
     @app.get("/health", response_model=Health)
     def health() -> Health:
         model = scorer.table.routes[0].model
         log = scorer.prediction_log
         return Health(
             status="ok",
+            ready=not drain.draining,
             model=model.name,
             version=model.version,
             prediction_log=log.failure if log is not None else None,
@@ -608,7 +616,7 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
         return _json_response(answer)
 
 
-def _add_v2(app: FastAPI, scorer: Scorer) -> None:
+def _add_v2(app: FastAPI, scorer: Scorer, drain: Drain) -> None:
     # The names served when the app was built, documented (not enforced: a 404 names the
     # served ones), so that clients and generated tests find the model.
     names = sorted({served.model.name for served in scorer.table.routes})
@@ -619,8 +627,10 @@ def _add_v2(app: FastAPI, scorer: Scorer) -> None:
         return {"live": True}
 
     @app.get("/v2/health/ready")
-    def ready_check() -> dict[str, bool]:
-        return {"ready": bool(scorer.table.routes)}
+    def ready_check() -> Response:
+        """200 while the server takes traffic; 503 once it drains (a load balancer's check)."""
+        ready = bool(scorer.table.routes) and not drain.draining
+        return _json_response({"ready": ready}, status_code=200 if ready else 503)
 
     @app.get("/v2/models/{name}")
     def model_metadata(name: Name) -> Response:

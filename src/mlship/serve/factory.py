@@ -27,6 +27,7 @@ TARGET = "MLSHIP_SERVE_TARGET"
 PREDICTION_LOG = "MLSHIP_SERVE_PREDICTION_LOG"
 MAX_BODY_MIB = "MLSHIP_SERVE_MAX_BODY_MIB"
 MAX_RECORDS = "MLSHIP_SERVE_MAX_RECORDS"
+DRAIN_SECONDS = "MLSHIP_SERVE_DRAIN_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,15 @@ def build(
     prediction_log: bool = True,
     max_body_mib: float | None = None,
     max_records: int | None = None,
+    drain_seconds: float = 0.0,
 ) -> Built:
     """The app serving ``target``: a bundle directory, or a reference or deployment file in
     ``workspace`` (which must stay open while it serves); the limits given override the
-    deployment's."""
+    deployment's; SIGTERM drains for ``drain_seconds`` (``serve/drain.py``)."""
     from mlship.monitor.feedback import FeedbackStore, feedback_log
     from mlship.monitor.predlog import PredictionLog
     from mlship.serve.app import create_app
+    from mlship.serve.drain import Drain
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
     from mlship.store.logstore import PREDICTIONS, LogStore, LogTarget
 
@@ -132,6 +135,7 @@ def build(
         feedback=FeedbackStore(feedback_log(logs), sealing),
         limits=deployment.limits,
         strict=deployment.strict,
+        drain=Drain(drain_seconds),
     )
     routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
     shadows = ", ".join(served.label for served in live.table.shadows)
@@ -170,10 +174,12 @@ def app_from_environment() -> FastAPI:
 
         workspace = Workspace.open()  # open for the worker's life; the process ends with it
     body, records = os.environ.get(MAX_BODY_MIB), os.environ.get(MAX_RECORDS)
+    drain = os.environ.get(DRAIN_SECONDS)
     return build(
         target,
         workspace,
         prediction_log=os.environ.get(PREDICTION_LOG) != "0",
         max_body_mib=float(body) if body else None,
         max_records=int(records) if records else None,
+        drain_seconds=float(drain) if drain else 0.0,
     ).app

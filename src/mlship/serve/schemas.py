@@ -119,6 +119,11 @@ class PredictResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = Field(description="The server answers predictions.")
+    ready: bool = Field(
+        True,
+        description="False once the server drains after SIGTERM: it still answers, closing "
+        "each connection, until it stops.",
+    )
     model: str
     version: int
     prediction_log: str | None = Field(
