@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -58,6 +59,24 @@ def serve(
             min=0,
         ),
     ] = DEFAULT_DRAIN,
+    write_ahead_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--write-ahead-log/--no-write-ahead-log",
+            help="Put each request's prediction log rows on local disk (fsynced) before "
+            "answering, so a killed server loses no answer; the deployment's "
+            "log.write_ahead by default.",
+            show_default=False,
+        ),
+    ] = None,
+    wal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the write-ahead logs (one subfolder per deployment); <home>/wal "
+            "by default.",
+            file_okay=False,
+        ),
+    ] = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
 ) -> None:
@@ -72,9 +91,11 @@ def serve(
     scheme = "https" if tls else "http"
     if workers > 1:
         limits = (max_body_mib, max_records)
+        ahead = (write_ahead_log, wal_dir)
         _serve_workers(
-            target, host, port, log_level, prediction_log, workers, tls, limits, drain_seconds
-        )
+            target, host, port, log_level, prediction_log, workers, tls, limits, drain_seconds,
+            ahead,
+        )  # fmt: skip
         return
     json_logging(log_level)
     workspace = None
@@ -90,6 +111,8 @@ def serve(
             max_body_mib=max_body_mib,
             max_records=max_records,
             drain_seconds=drain_seconds,
+            write_ahead=write_ahead_log,
+            wal_dir=wal_dir,
         )
         url = f"{scheme}://{host}:{port}"
         out.print(f"Serving {built.summary} on {url}  (docs: {url}/docs)")
@@ -111,6 +134,7 @@ def _serve_workers(
     tls: UvicornTls,
     limits: tuple[float | None, int | None],
     drain_seconds: float,
+    ahead: tuple[bool | None, Path | None],
 ) -> None:
     """Several uvicorn worker processes on one socket, sharing metrics and the log."""
     import os
@@ -124,6 +148,8 @@ def _serve_workers(
         MAX_RECORDS,
         PREDICTION_LOG,
         TARGET,
+        WAL_DIR,
+        WRITE_AHEAD,
         deployment_for,
         log_place,
     )
@@ -140,6 +166,8 @@ def _serve_workers(
                 MAX_BODY_MIB: "" if limits[0] is None else str(limits[0]),
                 MAX_RECORDS: "" if limits[1] is None else str(limits[1]),
                 DRAIN_SECONDS: str(drain_seconds),
+                WRITE_AHEAD: "" if ahead[0] is None else "1" if ahead[0] else "0",
+                WAL_DIR: "" if ahead[1] is None else str(ahead[1].resolve()),
             }
         )
         scheme = "https" if tls else "http"

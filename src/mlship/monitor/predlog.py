@@ -20,6 +20,12 @@ before them status 200 and no error (they held answers only), so old and new par
 
 With ``encrypt_artifacts`` on, parts are encrypted like artifacts (``store/parts.py``).
 
+A process killed outright (SIGKILL, the OOM killer) loses the rows still waiting: up to
+``flush_seconds`` of answers. With a write-ahead log (``monitor/wal.py``) each request's rows
+are on local disk before it is answered, and parts are made from the write-ahead segments
+instead of from memory, under names that come out the same when a segment is converted again,
+so nothing answered is lost and nothing is logged twice.
+
 A store that refuses a part (a full or read-only disk, a file in the folder's way, a bucket or a
 server that refuses or cannot be reached) never stops the answers: serving matters more than its
 record. The rows wait in memory for the next flush, up to ``max_waiting`` (the oldest are
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +48,7 @@ import orjson
 import pyarrow as pa
 
 from mlship.errors import MlshipError
+from mlship.monitor.wal import WriteAheadLog
 from mlship.store.failures import Place, is_storage_failure
 from mlship.store.logread import load_parts
 from mlship.store.logstore import LogTarget, part_name
@@ -91,8 +99,12 @@ class PredictionLog:
         flush_seconds: float = 5.0,
         sealing: Sealing = PLAIN,
         max_waiting: int = 100_000,
+        write_ahead: WriteAheadLog | None = None,
     ) -> None:
         self.target = LogTarget.of(target)
+        self.write_ahead = write_ahead
+        """Where rows go before they are answered, when they must survive a kill."""
+        self._unconverted = 0
         self.max_waiting = max_waiting
         self.failure: str | None = None
         """Why the last flush failed (the folder and what to do); None while parts are written."""
@@ -110,8 +122,9 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self.written = 0
 
-    def append(self, entry: Entry) -> None:
-        """Add one request's rows (one per record); may write a part."""
+    def append(self, entry: Entry) -> Future[None] | None:
+        """Add one request's rows (one per record); may write a part. With a write-ahead log,
+        the future is done once the rows are on disk: answer the request after it."""
         at = datetime.now(UTC)
         rows = [
             (
@@ -129,7 +142,7 @@ class PredictionLog:
             )
             for record, output in zip(entry.inputs, entry.outputs, strict=True)
         ]
-        self._add(rows)
+        return self._add(rows)
 
     def append_error(
         self, request_id: str, model: str, version: int, latency_ms: float, status: int, error: str
@@ -141,25 +154,34 @@ class PredictionLog:
                status, error)  # fmt: skip
         self._add([row])
 
-    def _add(self, rows: list[tuple[Any, ...]]) -> None:
+    def _add(self, rows: list[tuple[Any, ...]]) -> Future[None] | None:
+        durable = None
         with self._lock:
-            self._rows.extend(rows)
-            full = len(self._rows) >= self.flush_rows
+            if self.write_ahead is not None:
+                durable = self.write_ahead.append(rows)
+                self._unconverted += len(rows)
+                full = self._unconverted >= self.flush_rows
+            else:
+                self._rows.extend(rows)
+                full = len(self._rows) >= self.flush_rows
         if full:
             if self._thread is not None:
                 self._wake.set()  # the writer thread writes it; the caller does not wait
             else:
                 self.flush()
+        return durable
 
     @property
     def waiting(self) -> int:
         """Rows not written yet."""
         with self._lock:
-            return len(self._rows)
+            return len(self._rows) + self._unconverted
 
     def flush(self) -> int:
         """Write the waiting rows as one part; how many were written (0 when the store refused
         them: they wait for the next flush, see the module docstring)."""
+        if self.write_ahead is not None:
+            return self._convert()
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
@@ -188,6 +210,48 @@ class PredictionLog:
                 self.failure = None
         return len(rows)
 
+    def _convert(self) -> int:
+        """Close the write-ahead segment being written and turn every segment no process
+        writes (this one's, and any a dead process left) into a part; how many rows."""
+        assert self.write_ahead is not None
+        written = 0
+        with self._write_lock:
+            self.write_ahead.rotate()
+            with self._lock:
+                self._unconverted = 0
+            for segment in self.write_ahead.claim():
+                if segment.rows:
+                    try:
+                        part = _part(segment.rows, self.sealing)
+                        self.target.store.put(self.target.log, segment.part, part)
+                    except (OSError, MlshipError) as exc:
+                        local = self.target.directory is not None
+                        if isinstance(exc, OSError) and local and not is_storage_failure(exc):
+                            raise
+                        self._failed(exc)
+                        return written  # the segments stay for the next flush
+                    written += len(segment.rows)
+                self.write_ahead.done(segment)
+            self.written += written
+            self._recovered()
+        return written
+
+    def _failed(self, exc: Exception) -> None:
+        directory = self.target.directory
+        failure = (
+            Place("the prediction log", directory, move=_MOVE).describe(exc)
+            if directory is not None and isinstance(exc, OSError)
+            else f"the prediction log at {self.where} cannot be written: {exc}"
+        )
+        if failure != self.failure:
+            logger.error("%s; its rows wait in the write-ahead log", failure)
+        self.failure = failure
+
+    def _recovered(self) -> None:
+        if self.failure is not None:
+            logger.warning("the prediction log at %s is written again", self.where)
+            self.failure = None
+
     @property
     def where(self) -> str:
         """The log's folder, or its place in object storage or on a server."""
@@ -206,9 +270,13 @@ class PredictionLog:
         self.failure = failure
 
     def start(self) -> None:
-        """Flush at least every ``flush_seconds`` in the background, until :meth:`close`."""
+        """Flush at least every ``flush_seconds`` in the background, until :meth:`close`; with
+        a write-ahead log, first turn what a dead process left in it into parts."""
         if self._thread is not None:
             return
+        if self.write_ahead is not None:
+            self.write_ahead.start()
+            self._wake.set()  # the first round converts what waits
 
         def loop() -> None:
             while not self._stop.is_set():
@@ -230,6 +298,8 @@ class PredictionLog:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self.write_ahead is not None:
+            self.write_ahead.close()
         self.flush()
 
 

@@ -20,13 +20,14 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoint annot
 and the request model is a local class built from the signature.
 """
 
+import asyncio
 import contextlib
 import logging
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -273,7 +274,19 @@ class Scorer:
         self.metrics.requests.labels(route, name, version, "200").inc()
         self.metrics.rows.labels(name, version, "route").inc(len(records))
         scored = Scored(predictions, proba, flags, _ids(served, records, typed))
-        self._log(served, "route", elapsed, records, request_id, predictions, proba, flags)
+        durable = self._log(
+            served, "route", elapsed, records, request_id, predictions, proba, flags
+        )
+        if durable is not None:  # a write-ahead log: on disk before the answer
+            try:
+                await asyncio.wrap_future(durable)
+            except OSError as exc:
+                self.metrics.errors.labels(route, "write-ahead log").inc()
+                raise ScoringError(
+                    503,
+                    [f"the prediction log's write-ahead file in {self.prediction_log_wal} "
+                     f"cannot be written ({exc}); no answer is given without its record"],
+                ) from None  # fmt: skip
         for shadow in self.table.shadows:
             self.shadows.submit(self._shadow, shadow, records, request_id)
         return scored
@@ -315,16 +328,21 @@ class Scorer:
         predictions: np.ndarray[Any, Any],
         proba: np.ndarray[Any, Any] | None,
         flags: list[list[Flag]],
-    ) -> None:
+    ) -> Future[None] | None:
         if self.prediction_log is None:
-            return
+            return None
         outputs = _outputs(served, predictions, proba)
         for output, row in zip(outputs, flags, strict=True):
             if row:
                 output["warnings"] = [flag.as_dict() for flag in row]
         model = served.model
         entry = Entry(request_id, model.name, model.version, role, seconds * 1000, records, outputs)
-        self.prediction_log.append(entry)
+        return self.prediction_log.append(entry)
+
+    @property
+    def prediction_log_wal(self) -> str:
+        log = self.prediction_log
+        return "" if log is None or log.write_ahead is None else log.write_ahead.where
 
     def close(self) -> None:
         """Stop refreshing, finish the shadows, then write the prediction log's last rows."""

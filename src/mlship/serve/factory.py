@@ -28,6 +28,8 @@ PREDICTION_LOG = "MLSHIP_SERVE_PREDICTION_LOG"
 MAX_BODY_MIB = "MLSHIP_SERVE_MAX_BODY_MIB"
 MAX_RECORDS = "MLSHIP_SERVE_MAX_RECORDS"
 DRAIN_SECONDS = "MLSHIP_SERVE_DRAIN_SECONDS"
+WRITE_AHEAD = "MLSHIP_SERVE_WRITE_AHEAD"
+WAL_DIR = "MLSHIP_SERVE_WAL_DIR"
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,17 @@ def build(
     max_body_mib: float | None = None,
     max_records: int | None = None,
     drain_seconds: float = 0.0,
+    write_ahead: bool | None = None,
+    wal_dir: Path | None = None,
 ) -> Built:
     """The app serving ``target``: a bundle directory, or a reference or deployment file in
     ``workspace`` (which must stay open while it serves); the limits given override the
-    deployment's; SIGTERM drains for ``drain_seconds`` (``serve/drain.py``)."""
+    deployment's; SIGTERM drains for ``drain_seconds`` (``serve/drain.py``). ``write_ahead``
+    (the deployment's ``log.write_ahead`` when None) keeps a write-ahead log of the prediction
+    log in ``wal_dir``/<deployment> (``<home>/wal`` by default)."""
     from mlship.monitor.feedback import FeedbackStore, feedback_log
     from mlship.monitor.predlog import PredictionLog
+    from mlship.monitor.wal import WriteAheadLog
     from mlship.serve.app import create_app
     from mlship.serve.drain import Drain
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
@@ -104,6 +111,7 @@ def build(
 
         logs = log_store_for(settings)
         sealing = sealing_of(settings)
+        home = settings.home_resolved
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
     else:
@@ -111,6 +119,7 @@ def build(
         source = RegistrySource(workspace)
         logs = workspace.logs
         sealing = workspace.sealing
+        home = workspace.settings.home_resolved
     deployment = with_limits(deployment, max_body_mib, max_records)
     live = LiveModels(deployment, source)
     log = None
@@ -120,12 +129,16 @@ def build(
             if deployment.log.directory is not None
             else LogTarget(logs, f"{PREDICTIONS}/{deployment.name}")
         )
+        ahead = deployment.log.write_ahead if write_ahead is None else write_ahead
         log = PredictionLog(
             log_target,
             deployment.name,
             deployment.log.flush_rows,
             deployment.log.flush_seconds,
             sealing,
+            write_ahead=(
+                WriteAheadLog((wal_dir or home / "wal") / deployment.name) if ahead else None
+            ),
         )
     app = create_app(
         live,
@@ -175,6 +188,7 @@ def app_from_environment() -> FastAPI:
         workspace = Workspace.open()  # open for the worker's life; the process ends with it
     body, records = os.environ.get(MAX_BODY_MIB), os.environ.get(MAX_RECORDS)
     drain = os.environ.get(DRAIN_SECONDS)
+    ahead, wal = os.environ.get(WRITE_AHEAD), os.environ.get(WAL_DIR)
     return build(
         target,
         workspace,
@@ -182,4 +196,6 @@ def app_from_environment() -> FastAPI:
         max_body_mib=float(body) if body else None,
         max_records=int(records) if records else None,
         drain_seconds=float(drain) if drain else 0.0,
+        write_ahead=None if not ahead else ahead == "1",
+        wal_dir=Path(wal) if wal else None,
     ).app

@@ -38,6 +38,11 @@ class PredictionLogSpec(_Strict):
     )
     flush_rows: int = Field(1000, ge=1, description="Write a part when this many rows wait.")
     flush_seconds: float = Field(5.0, gt=0, description="Write what waits at least this often.")
+    write_ahead: bool = Field(
+        False,
+        description="Put each request's rows on local disk (fsynced) before answering it, so "
+        "a killed server loses no answered prediction (--write-ahead-log).",
+    )
 
 
 class Batching(_Strict):

@@ -76,12 +76,27 @@ _SEQUENCE = itertools.count(1)
 """Parts this process has named, whichever log they are of."""
 
 
-def part_name(at_ns: int | None = None, *, tag: str = "") -> str:
+def this_writer() -> str:
+    """This host and process, as part names carry them."""
+    return f"{_HOST}-{os.getpid()}"
+
+
+def part_name(
+    at_ns: int | None = None,
+    *,
+    tag: str = "",
+    writer: str | None = None,
+    sequence: int | None = None,
+) -> str:
     """A new part's name, unique across hosts, processes and this process's parts: written at
     ``at_ns`` (now by default), by this host and process, with the process's next sequence
-    number (after ``tag``, which marks parts of another kind, such as merged ones)."""
+    number (after ``tag``, which marks parts of another kind, such as merged ones). A part
+    whose name must come out the same every time it is written (one converted from a
+    write-ahead segment) gives its ``writer`` and ``sequence``."""
     at = time.time_ns() if at_ns is None else at_ns
-    return f"part-{at:019d}-{_HOST}-{os.getpid()}-{tag}{next(_SEQUENCE):06d}.parquet"
+    who = this_writer() if writer is None else writer
+    number = next(_SEQUENCE) if sequence is None else sequence
+    return f"part-{at:019d}-{who}-{tag}{number:06d}.parquet"
 
 
 @dataclass(frozen=True, order=True)
