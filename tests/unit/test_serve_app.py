@@ -23,6 +23,7 @@ def client(trained: Workspace) -> Iterator[TestClient]:
 def test_health(client: TestClient) -> None:
     assert client.get("/health").json() == {
         "status": "ok",
+        "ready": True,
         "model": "churn",
         "version": 1,
         "prediction_log": None,
