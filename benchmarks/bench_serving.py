@@ -10,7 +10,9 @@ connection per request in flight, latency percentiles from every request) when i
 the client takes little of the CPU the servers need, and otherwise an asyncio httpx client.
 Client and servers share this machine's cores, as they would on one host.
 
-The floor is the raw in-process ``predict`` of the same pipeline on the same rows.
+The floor is the raw in-process ``predict`` of the same pipeline on the same rows. A third
+server, ``mlship serve --write-ahead-log``, shows what putting every answer's log rows on disk
+(fsynced, shared by the requests in flight) before sending it costs.
 
     python benchmarks/bench_serving.py [--seconds 5] [--concurrency 1 8 32] [--rows 1 100]
         [--client wrk|httpx]
@@ -45,6 +47,7 @@ from mlship.train.run import execute
 from mlship.workspace import Workspace
 
 VENV_BIN = Path(sys.executable).parent
+WAL = "mlship, write-ahead log"
 
 
 @dataclass(frozen=True)
@@ -286,12 +289,18 @@ def main() -> None:
         mlflow.sklearn.save_model(model.pipeline, str(mlflow_dir), serialization_format="pickle")
 
         env = {**os.environ, "MLSHIP_HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-        mlship_port, mlflow_port = _free_port(), _free_port()
+        mlship_port, mlflow_port, wal_port = _free_port(), _free_port(), _free_port()
         servers = {
             "mlship": _start(
                 # Its defaults, the prediction log included (MLflow keeps none).
                 [str(VENV_BIN / "mlship"), "serve", "churn:1", "--port", str(mlship_port)],
                 env, root / "mlship.log", f"http://127.0.0.1:{mlship_port}/health",
+            ),
+            # The same, each answer's log rows fsynced before it is sent.
+            WAL: _start(
+                [str(VENV_BIN / "mlship"), "serve", "churn:1", "--port", str(wal_port),
+                 "--write-ahead-log"],
+                env, root / "mlship-wal.log", f"http://127.0.0.1:{wal_port}/health",
             ),
             "MLflow": _start(
                 [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(mlflow_dir),
@@ -318,17 +327,19 @@ def main() -> None:
 
                 bodies = {
                     "mlship": orjson.dumps({"records": records}),
+                    WAL: orjson.dumps({"records": records}),
                     "MLflow": orjson.dumps({"dataframe_records": records}),
                 }
                 urls = {
                     "mlship": f"http://127.0.0.1:{mlship_port}/predict",
+                    WAL: f"http://127.0.0.1:{wal_port}/predict",
                     "MLflow": f"http://127.0.0.1:{mlflow_port}/invocations",
                 }
                 agreed = _agree(urls, bodies, rows)
                 console.log(f"Both servers answer the same {agreed} prediction(s)")
                 floors[rows] = _raw_floor(model.pipeline, typed.head(rows))
                 for concurrency in args.concurrency:
-                    for tool in ("mlship", "MLflow"):
+                    for tool in ("mlship", WAL, "MLflow"):
                         console.log(f"{tool}: {rows} row(s) per request, concurrency {concurrency}")
                         cells.append(
                             _cell(

@@ -317,14 +317,39 @@ def _part(rows: list[tuple[Any, ...]], sealing: Sealing) -> bytes:
 
 def read_log(target: Path | LogTarget, sealing: Sealing = PLAIN) -> pa.Table:
     """Every part written so far, as one table in :data:`SCHEMA` (empty when there is none;
-    rows a compaction left twice are read once)."""
+    rows a compaction left twice are read once, a retried request's answer once)."""
     import pyarrow.parquet as pq
 
     log = LogTarget.of(target)
     loaded = load_parts(log.store, [log.log], sealing)
     if not loaded:
         return SCHEMA.empty_table()
-    return pa.concat_tables(conform(pq.read_table(item.source)) for item in loaded)
+    table = pa.concat_tables(conform(pq.read_table(item.source)) for item in loaded)
+    return without_retried(table)
+
+
+RETRY_KEYS = ("request_id", "role", "version")
+"""What names one logging of a request by a server: a request id logged again under the same
+keys (a load balancer retried it on another replica after the first one logged it and died
+before its answer got out) is read from its last logging only."""
+SERVED_ROLES = ("route", "shadow", ERROR_ROLE)
+"""Roles a server logs once per request (``batch`` logs one id for every chunk of a file)."""
+
+
+def without_retried(table: pa.Table) -> pa.Table:
+    """``table`` less the earlier loggings of requests logged more than once (see
+    :data:`RETRY_KEYS`): every row of one logging has the same ``at``, so the rows kept for a
+    request are those of its latest ``at``."""
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    served = pl.col("role").is_in(SERVED_ROLES)
+    latest = pl.col("at") == pl.col("at").max().over(RETRY_KEYS)
+    kept = frame.filter(~served | latest)
+    if kept.height == frame.height:
+        return table
+    return kept.to_arrow().cast(SCHEMA)
 
 
 def conform(table: pa.Table) -> pa.Table:

@@ -151,7 +151,10 @@ def _windowed(lazy: pl.LazyFrame, window: Window | None, now: datetime) -> pl.Da
     if window is not None and window.seconds is not None:
         since = now - timedelta(seconds=window.seconds)
         lazy = lazy.filter(pl.col("at") >= since)
-    frame = lazy.collect()
+    # A request logged twice (retried on another replica) counts once: its last logging.
+    served = pl.col("role").is_in(predlog.SERVED_ROLES)
+    latest = pl.col("at") == pl.col("at").max().over(predlog.RETRY_KEYS)
+    frame = lazy.filter(~served | latest).collect()
     # Number each record within its request (and role: a shadow repeats the request's records).
     # Parts are named by time and rows keep their order inside a part, so ``at`` then file order
     # is the order records were logged in.
