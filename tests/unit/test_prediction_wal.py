@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlship.monitor.predlog import Entry, PredictionLog, read_log
-from mlship.monitor.wal import WriteAheadLog
+from mlship.monitor.wal import Destination, WriteAheadLog
+from mlship.store.logstore import LocalLogStore, LogTarget
+from tests.conftest import invoke_cli
 
 
 def _entry(i: int, records: int = 2) -> Entry:
@@ -41,15 +43,18 @@ def _rows(i: int) -> list[tuple[object, ...]]:
     ]  # fmt: skip
 
 
-def _written_segments(tmp: Path, count: int) -> list[Path]:
+def _written_segments(
+    tmp: Path, count: int, destination: Destination | None = None, folder: Path | None = None
+) -> list[Path]:
     """``count`` answered requests in the write-ahead log of a process that then stopped
     without converting it (a kill)."""
-    wal = WriteAheadLog(tmp / "wal")
-    wal.start()
+    folder = folder or tmp / "wal"
+    wal = WriteAheadLog(folder)
+    wal.start(destination or Destination(directory=tmp / "log"))
     for i in range(count):
         wal.append(_rows(i)).result(timeout=10)
     wal.close()
-    return sorted((tmp / "wal").glob("wal-*.log"))
+    return sorted(folder.glob("wal-*.log"))
 
 
 def test_every_request_is_durable_and_logged_once_on_close(tmp_path: Path) -> None:
@@ -85,7 +90,7 @@ def test_a_segment_converted_again_after_a_crash_is_logged_once(tmp_path: Path) 
 
 def test_a_segment_being_written_is_not_taken(tmp_path: Path) -> None:
     writing = WriteAheadLog(tmp_path / "wal")
-    writing.start()
+    writing.start(Destination(directory=tmp_path / "log"))
     writing.append(_rows(1)).result(timeout=10)
     try:
         assert list(WriteAheadLog(tmp_path / "wal").claim()) == []
@@ -132,3 +137,21 @@ def _record_ends(data: bytes) -> set[int]:
         offset += 8 + struct.unpack_from(">I", data, offset)[0]
         ends.add(offset)
     return ends
+
+
+def test_monitor_compact_logs_what_a_killed_server_left(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _written_segments(  # a server of deployment churn, logging to the home's store
+        tmp_path, 5, Destination(log="predictions/churn"), home / "wal" / "churn"
+    )
+    _written_segments(tmp_path, 3, Destination(directory=tmp_path / "own"), home / "wal" / "own")
+    result = invoke_cli("monitor", "compact", home=home)
+    assert "Logged 16 rows that stopped servers left in" in result.stdout, result.stdout
+    in_store = read_log(LogTarget(LocalLogStore(home), "predictions/churn"))
+    assert sorted(set(in_store.column("request_id").to_pylist())) == [
+        f"request-{i}" for i in range(5)
+    ]
+    assert read_log(tmp_path / "own").num_rows == 6
+    assert not list((home / "wal").glob("*/wal-*.log"))
+    again = invoke_cli("monitor", "compact", home=home)
+    assert "stopped servers left" not in again.stdout

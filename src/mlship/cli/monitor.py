@@ -215,10 +215,15 @@ def compact(
 ) -> None:
     """Merge the small parts of the prediction logs and labels into big ones (run one at a time)."""
     from mlship.monitor.compaction import compact as compact_logs
+    from mlship.monitor.predlog import replay_write_ahead
 
     workspace = Workspace.open()
     try:
         where = workspace.logs.where
+        wal = workspace.settings.home_resolved / "wal"
+        replayed = replay_write_ahead(wal, workspace.logs, workspace.sealing)
+        if replayed:
+            out.print(f"Logged {replayed} rows that stopped servers left in {wal}")
         done = compact_logs(
             workspace.logs, workspace.sealing, small_rows=small_rows, target_rows=target_rows
         )

@@ -48,10 +48,10 @@ import orjson
 import pyarrow as pa
 
 from mlship.errors import MlshipError
-from mlship.monitor.wal import WriteAheadLog
+from mlship.monitor.wal import Destination, WriteAheadLog
 from mlship.store.failures import Place, is_storage_failure
 from mlship.store.logread import load_parts
-from mlship.store.logstore import LogTarget, part_name
+from mlship.store.logstore import FolderLogStore, LogStore, LogTarget, part_name
 from mlship.store.parts import PLAIN, Sealing, sealed_part
 
 logger = logging.getLogger("mlship.monitor.predlog")
@@ -275,7 +275,13 @@ class PredictionLog:
         if self._thread is not None:
             return
         if self.write_ahead is not None:
-            self.write_ahead.start()
+            store = self.target.store
+            destination = (
+                Destination(directory=store.folder)
+                if isinstance(store, FolderLogStore)
+                else Destination(log=self.target.log)
+            )
+            self.write_ahead.start(destination)
             self._wake.set()  # the first round converts what waits
 
         def loop() -> None:
@@ -326,6 +332,26 @@ def read_log(target: Path | LogTarget, sealing: Sealing = PLAIN) -> pa.Table:
         return SCHEMA.empty_table()
     table = pa.concat_tables(conform(pq.read_table(item.source)) for item in loaded)
     return without_retried(table)
+
+
+def replay_write_ahead(root: Path, store: LogStore, sealing: Sealing = PLAIN) -> int:
+    """Turn what dead processes left in the write-ahead folders under ``root`` into parts (of
+    ``store``'s logs, or of their own folders); how many rows. Segments a live server writes
+    are left to it."""
+    rows = 0
+    folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    for folder in folders:
+        destination = Destination.of(folder)
+        if destination is None:
+            continue
+        target = (
+            LogTarget.of(destination.directory)
+            if destination.directory is not None
+            else LogTarget(store, str(destination.log))
+        )
+        log = PredictionLog(target, folder.name, sealing=sealing, write_ahead=WriteAheadLog(folder))
+        rows += log.flush()
+    return rows
 
 
 RETRY_KEYS = ("request_id", "role", "version")

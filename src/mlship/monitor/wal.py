@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from mlship.store.artifacts import atomic_write
 from mlship.store.logstore import part_name, this_writer
 
 logger = logging.getLogger("mlship.monitor.wal")
@@ -49,6 +50,36 @@ _SEQUENCE = iter(range(1, 10**6))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Row = tuple[Any, ...]
+DESTINATION = "destination.json"
+"""The file of a write-ahead folder that says where its parts go."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where the parts of a write-ahead folder go: a log of the workspace's log store, or a
+    folder of its own (a deployment's ``log.directory``)."""
+
+    log: str | None = None
+    directory: Path | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        if self.directory is not None:
+            return {"directory": str(self.directory.resolve())}
+        assert self.log is not None
+        return {"log": self.log}
+
+    @classmethod
+    def of(cls, folder: Path) -> Destination | None:
+        """The destination noted in ``folder``, None when there is none (or not one of ours)."""
+        try:
+            found = orjson.loads((folder / DESTINATION).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if isinstance(found, dict) and isinstance(found.get("directory"), str):
+            return cls(directory=Path(found["directory"]))
+        if isinstance(found, dict) and isinstance(found.get("log"), str):
+            return cls(log=found["log"])
+        return None
 
 
 @dataclass(frozen=True)
@@ -90,9 +121,14 @@ class WriteAheadLog:
     def where(self) -> str:
         return str(self.directory)
 
-    def start(self) -> None:
-        """Open the first segment and start syncing."""
+    def start(self, destination: Destination) -> None:
+        """Open the first segment and start syncing; note where the segments' parts go, for a
+        process that converts them without serving (``mlship monitor compact``)."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        marker = self.directory / DESTINATION
+        text = orjson.dumps(destination.as_dict())
+        if not marker.is_file() or marker.read_bytes() != text:
+            atomic_write(marker, [text])
         self._open_segment()
         self._thread = threading.Thread(target=self._sync_loop, name="mlship-wal", daemon=True)
         self._thread.start()
