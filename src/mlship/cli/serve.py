@@ -152,6 +152,7 @@ def _serve_workers(
         WRITE_AHEAD,
         deployment_for,
         log_place,
+        wal_folder,
     )
     from mlship.serve.supervisor import serve_workers
 
@@ -175,6 +176,13 @@ def _serve_workers(
         place = log_place(deployment) if prediction_log else None
         if place is not None:
             out.print(f"Prediction log: {place}")
+            write_ahead = deployment.log.write_ahead if ahead[0] is None else ahead[0]
+            if write_ahead:  # a folder that cannot be written fails here, not in every worker
+                from mlship.config import load_settings
+                from mlship.monitor.wal import WriteAheadLog
+
+                home = load_settings().home_resolved
+                WriteAheadLog(wal_folder(deployment, home, ahead[1])).check()
         serve_workers(
             uvicorn.Config(
                 "mlship.serve.factory:app_from_environment",

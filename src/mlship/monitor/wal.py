@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 
 from mlship.store.artifacts import atomic_write
+from mlship.store.failures import Place
 from mlship.store.logstore import part_name, this_writer
 
 logger = logging.getLogger("mlship.monitor.wal")
@@ -120,6 +121,19 @@ class WriteAheadLog:
     @property
     def where(self) -> str:
         return str(self.directory)
+
+    def check(self) -> None:
+        """A StorageError naming the folder and what to do when segments cannot be written
+        there (checked before a server starts, so it fails with a message, not a traceback)."""
+        probe = self.directory / f".probe-{this_writer()}"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(fd)
+            probe.unlink()
+        except OSError as exc:
+            place = Place("the write-ahead log", self.directory, move="give --wal-dir")
+            raise place.error(exc) from None
 
     def start(self, destination: Destination) -> None:
         """Open the first segment and start syncing; note where the segments' parts go, for a

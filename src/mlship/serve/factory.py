@@ -130,15 +130,16 @@ def build(
             else LogTarget(logs, f"{PREDICTIONS}/{deployment.name}")
         )
         ahead = deployment.log.write_ahead if write_ahead is None else write_ahead
+        wal = WriteAheadLog(wal_folder(deployment, home, wal_dir)) if ahead else None
+        if wal is not None:
+            wal.check()
         log = PredictionLog(
             log_target,
             deployment.name,
             deployment.log.flush_rows,
             deployment.log.flush_seconds,
             sealing,
-            write_ahead=(
-                WriteAheadLog((wal_dir or home / "wal") / deployment.name) if ahead else None
-            ),
+            write_ahead=wal,
         )
     app = create_app(
         live,
@@ -156,6 +157,11 @@ def build(
         f"; shadows {shadows}" if shadows else ""
     )
     return Built(app, deployment, summary, log.where if log is not None else None)
+
+
+def wal_folder(deployment: Deployment, home: Path, wal_dir: Path | None) -> Path:
+    """The write-ahead folder of the servers of ``deployment`` on this machine."""
+    return (wal_dir or home / "wal") / deployment.name
 
 
 def log_place(deployment: Deployment) -> str | None:
