@@ -99,4 +99,5 @@ def test_with_a_write_ahead_log_sigkill_loses_no_answer_and_logs_none_twice(
     logged = _logged(log)
     assert sorted(logged) == sorted(answered + more)  # each answer once, none lost
     assert "ends in a partial record" in output, output
+    assert f"Write-ahead log: {wal / 'killed'}" in output, output
     assert not list((wal / "killed").glob("wal-*.log"))  # all turned into parts

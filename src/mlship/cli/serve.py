@@ -118,6 +118,8 @@ def serve(
         out.print(f"Serving {built.summary} on {url}  (docs: {url}/docs)")
         if built.log_place is not None:
             out.print(f"Prediction log: {built.log_place}")
+        if built.wal_place is not None:
+            out.print(f"Write-ahead log: {built.wal_place} (each answer on disk before it is sent)")
         uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         if workspace is not None:
@@ -182,7 +184,9 @@ def _serve_workers(
                 from mlship.monitor.wal import WriteAheadLog
 
                 home = load_settings().home_resolved
-                WriteAheadLog(wal_folder(deployment, home, ahead[1])).check()
+                wal = WriteAheadLog(wal_folder(deployment, home, ahead[1]))
+                wal.check()
+                out.print(f"Write-ahead log: {wal.where} (each answer on disk before it is sent)")
         serve_workers(
             uvicorn.Config(
                 "mlship.serve.factory:app_from_environment",

@@ -39,6 +39,8 @@ class Built:
     summary: str
     log_place: str | None
     """Where the prediction log is written (a folder, ``s3://...``, a server), None without one."""
+    wal_place: str | None = None
+    """The write-ahead folder, None without one."""
 
 
 def is_bundle_target(target: str) -> bool:
@@ -156,7 +158,13 @@ def build(
     summary = f"deployment {deployment.name}: {routes}" + (
         f"; shadows {shadows}" if shadows else ""
     )
-    return Built(app, deployment, summary, log.where if log is not None else None)
+    return Built(
+        app,
+        deployment,
+        summary,
+        log.where if log is not None else None,
+        log.write_ahead.where if log is not None and log.write_ahead is not None else None,
+    )
 
 
 def wal_folder(deployment: Deployment, home: Path, wal_dir: Path | None) -> Path:
