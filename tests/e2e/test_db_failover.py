@@ -10,11 +10,12 @@ must answer before and after.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from mlship.errors import MlshipError
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli, mlship_env
 from tests.postgres_replica import ReplicatedPostgres, replicated_postgres
-from tests.serving import free_port, start_server
+from tests.serving import Server, free_port, start_server
 
 WRITERS = 4
 AFTER_PROMOTION = 5
@@ -78,7 +79,7 @@ def _workspace(root: Path, url: str, user: str) -> Workspace:
     return Workspace.open(settings)
 
 
-def _start_tracking_server(root: Path, url: str) -> tuple[object, str]:
+def _start_tracking_server(root: Path, url: str) -> tuple[Server, str]:
     home = root / "server"
     env = {"MLSHIP_DATABASE_URL": url, "MLSHIP_USER": "ops"}
     invoke_cli("users", "add", "admin", "--role", "admin", home=home, env=env)
@@ -104,7 +105,7 @@ def test_writers_and_a_server_follow_a_promoted_standby(
     writers[0].workspace.metadata  # noqa: B018 (creates the schema before the others start)
     server, token = _start_tracking_server(tmp_path, pair.multi_host_url)
     headers = {"Authorization": f"Bearer {token}"}
-    base = server.base  # type: ignore[attr-defined]
+    base = server.base
     watcher_log = tmp_path / "watcher.log"
     with watcher_log.open("w") as log:
         watcher = subprocess.Popen(
@@ -146,7 +147,7 @@ def test_writers_and_a_server_follow_a_promoted_standby(
             thread.join(timeout=60)
         if watcher.poll() is None:
             watcher.kill()
-        server.stop()  # type: ignore[attr-defined]
+        server.stop()
         for writer in writers:
             writer.workspace.close()
 
@@ -158,7 +159,7 @@ def test_writers_and_a_server_follow_a_promoted_standby(
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT pg_is_in_recovery()")).scalar() is False
         rows = connection.execute(sa.text("SELECT pipeline, count(*) FROM runs GROUP BY pipeline"))
-        stored: dict[str, int] = {pipeline: count for pipeline, count in rows}
+        stored: dict[str, int] = {str(row[0]): int(row[1]) for row in rows}
     engine.dispose()
 
     sent = [label for w in writers for label in w.sent]
@@ -167,7 +168,7 @@ def test_writers_and_a_server_follow_a_promoted_standby(
     lost = [label for label in acknowledged if label not in stored]
     duplicated = {label: n for label, n in stored.items() if n > 1}
     times = sorted(at for w in writers for _, at in w.acknowledged)
-    gap = max(later - earlier for earlier, later in zip(times, times[1:], strict=False))
+    gap = max(later - earlier for earlier, later in itertools.pairwise(times))
     print(f"\n{log_text}")
     print(
         f"failover: {len(sent)} runs sent by {WRITERS} writers, {len(acknowledged)} "
@@ -183,9 +184,9 @@ def test_writers_and_a_server_follow_a_promoted_standby(
     assert all(stored.get(label, 0) <= 1 for label in unacknowledged)
 
 
-def _wait_for(condition: object, seconds: float, what: str) -> None:
+def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {seconds} s")
         time.sleep(0.05)
