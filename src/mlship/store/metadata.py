@@ -71,12 +71,7 @@ def _retrying(
     ) -> Callable[Concatenate[MetadataStore, P], T]:
         @functools.wraps(method)
         def run(self: MetadataStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            return run_retrying(
-                lambda: method(self, *args, **kwargs),
-                policy=self.retry,
-                database=self.shown_url,
-                idempotent=idempotent,
-            )
+            return self.retrying(lambda: method(self, *args, **kwargs), idempotent=idempotent)
 
         return run
 
@@ -113,6 +108,12 @@ class MetadataStore:
         self._actor = actor or local_actor("unknown")
         self._holds = holds
         install_audit(self._sessions, self._actor)
+
+    def retrying(self, work: Callable[[], T], *, idempotent: bool) -> T:
+        """Run ``work``, a unit of work in this store's transactions, again on a fresh
+        connection after the server went away (see the module docstring): repositories over
+        this store use it for their own methods."""
+        return run_retrying(work, policy=self.retry, database=self.shown_url, idempotent=idempotent)
 
     @property
     def acting_user(self) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -88,6 +89,10 @@ class RetryPolicy:
 
 NO_RETRY = RetryPolicy(seconds=0, attempts=1)
 
+_RETRYING: ContextVar[bool] = ContextVar("mlship_retrying", default=False)
+"""Set while a unit of work runs under :func:`run_retrying`: one nested in it is not retried on
+its own (the outer one is, whole), so attempts do not multiply."""
+
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` says the server went away or does not take writes yet (see the module
@@ -134,6 +139,16 @@ def run_retrying(
     """Run ``work`` (one unit of work: it opens and ends its own transaction), again after a
     transient error while ``policy`` allows; a :class:`CommitInDoubt` only when ``idempotent``.
     ``database`` names the database in the final error (a URL without its password)."""
+    if _RETRYING.get():
+        return work()  # part of a larger unit of work, which runs again as a whole
+    token = _RETRYING.set(True)
+    try:
+        return _attempt(work, policy=policy, database=database, idempotent=idempotent)
+    finally:
+        _RETRYING.reset(token)
+
+
+def _attempt(work: Callable[[], T], *, policy: RetryPolicy, database: str, idempotent: bool) -> T:
     started = time.monotonic()
     delays = iter(policy.delays())
     attempt = 1
