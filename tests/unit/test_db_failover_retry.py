@@ -203,6 +203,35 @@ def test_a_commit_whose_connection_broke_is_in_doubt(pair: ReplicatedPostgres) -
         admin.dispose()
 
 
+def test_work_no_retry_covers_says_that_nothing_was_saved(pair: ReplicatedPostgres) -> None:
+    """A repository that calls ``transaction()`` itself (the registry, users, alerts) gets a
+    sentence, not the driver's error, when the connection goes before the commit."""
+    engine = make_engine(pair.primary_url)
+    admin = sa.create_engine(pair.primary_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    store = MetadataStore(engine)
+
+    def lose_the_connection_then_write() -> None:
+        with store.transaction() as session:
+            pid = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            session.execute(sa.text("INSERT INTO things VALUES (200)"))
+
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            lose_the_connection_then_write()
+        message = str(caught.value)
+        assert "was lost before the change was committed" in message
+        assert "terminating connection due to administrator command" in message
+        assert "nothing was saved" in message and pair.password not in message
+        with engine.connect() as connection:
+            found = connection.execute(sa.text("SELECT count(*) FROM things WHERE id = 200"))
+            assert found.scalar_one() == 0
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
 def test_the_watcher_checks_and_refuses_to_promote_a_primary(
     pair: ReplicatedPostgres, tmp_path: Path
 ) -> None:

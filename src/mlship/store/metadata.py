@@ -36,7 +36,13 @@ from mlship.store.audit import install as install_audit
 from mlship.store.entities import from_row
 from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
 from mlship.store.repositories import RUN_OUTCOME, NewCandidate, NewMetric, NewVersion
-from mlship.store.retry import NO_RETRY, RetryPolicy, commit_in_doubt, run_retrying
+from mlship.store.retry import (
+    NO_RETRY,
+    RetryPolicy,
+    commit_in_doubt,
+    lost_before_commit,
+    run_retrying,
+)
 from mlship.store.tables import (
     Candidate,
     Dataset,
@@ -147,11 +153,19 @@ class MetadataStore:
 
         A connection lost during the commit raises
         :class:`~mlship.store.retry.CommitInDoubt`: the caller cannot know whether the change
-        was kept, and must not take it for a failure that left nothing behind."""
+        was kept, and must not take it for a failure that left nothing behind. One lost before
+        raises :class:`~mlship.store.retry.DatabaseUnavailable`, saying nothing was saved,
+        unless a retry is running the work (then the retry sees the driver's error)."""
         with self._sessions() as session:
             session.begin()
             try:
                 yield session
+            except DBAPIError as exc:
+                session.rollback()
+                lost = lost_before_commit(self.shown_url, exc)
+                if lost is None:
+                    raise
+                raise lost from exc
             except BaseException:
                 session.rollback()
                 raise

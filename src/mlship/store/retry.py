@@ -182,6 +182,20 @@ def _attempt(work: Callable[[], T], *, policy: RetryPolicy, database: str, idemp
         attempt += 1
 
 
+def lost_before_commit(database: str, exc: DBAPIError) -> DatabaseUnavailable | None:
+    """The error to raise for ``exc``, raised inside a transaction that no retry will run
+    again, when it says the server went away: nothing was saved, and the user may say it again."""
+    if _RETRYING.get() or not is_transient(exc):
+        return None  # an attempt of run_retrying: the error goes to it as it is
+    error = DatabaseUnavailable(
+        f"the connection to the metadata database {database} was lost before the change was "
+        f"committed ({first_line(exc)}), so nothing was saved; run the command again once a "
+        "primary takes writes"
+    )
+    error.__cause__ = exc
+    return error
+
+
 def _in_doubt(database: str) -> CommitInDoubt:
     return CommitInDoubt(
         f"the connection to the metadata database {database} broke while a change was being "
