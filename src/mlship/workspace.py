@@ -102,6 +102,7 @@ class Workspace:
         from mlship.store.audit import local_actor
         from mlship.store.db import make_engine, upgrade
         from mlship.store.metadata import MetadataStore
+        from mlship.store.retry import RetryPolicy
 
         engine = make_engine(self.settings.database_url_resolved)
         upgrade(engine, self.settings.lock_file)
@@ -109,7 +110,8 @@ class Workspace:
         def holds(sha256: str) -> bool:  # the artifact store is opened on first use only
             return self.artifacts.exists(sha256)
 
-        return MetadataStore(engine, local_actor(self.settings.user), holds=holds)
+        retry = RetryPolicy(seconds=self.settings.database_retry_seconds)
+        return MetadataStore(engine, local_actor(self.settings.user), holds=holds, retry=retry)
 
     @cached_property
     def registry(self) -> Registry:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import data, keys, models, monitor, runs, users
+from mlship.cli import data, db, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
 from mlship.cli.init import init
@@ -43,6 +43,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(keys.app, name="keys")
+app.add_typer(db.app, name="db")
 
 
 @app.command()
