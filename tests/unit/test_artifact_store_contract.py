@@ -245,9 +245,11 @@ def test_an_unsigned_or_forged_artifact_is_refused_in_object_storage(
 
     def unsign(sha: str) -> None:  # the object rewritten without its metadata
         key = store.object_key(sha)
-        source = {"Bucket": location.bucket, "Key": key}
         client.copy_object(
-            Bucket=location.bucket, Key=key, CopySource=source, MetadataDirective="REPLACE"
+            Bucket=location.bucket,
+            Key=key,
+            CopySource={"Bucket": location.bucket, "Key": key},
+            MetadataDirective="REPLACE",
         )
 
     _refuses_unsigned_and_forged(store, forger, unsign)
