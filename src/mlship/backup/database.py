@@ -94,8 +94,8 @@ def problem(kind: Kind, path: Path) -> str | None:
     return None
 
 
-def restore(kind: Kind, path: Path, url: str) -> None:
-    """Load the snapshot at ``path`` into the empty database at ``url``."""
+def check_target(kind: Kind, url: str) -> None:
+    """Raise ConfigError unless a snapshot of ``kind`` can be restored into ``url``."""
     target = kind_of(url)
     if target != kind:
         hint = (
@@ -104,6 +104,11 @@ def restore(kind: Kind, path: Path, url: str) -> None:
             else "restore it into SQLite (leave out --database-url)"
         )
         raise ConfigError(f"the backup's database is {kind}, the target is {target}: {hint}")
+
+
+def restore(kind: Kind, path: Path, url: str) -> None:
+    """Load the snapshot at ``path`` into the empty database at ``url``."""
+    check_target(kind, url)
     if kind == "sqlite":
         from mlship.store.artifacts import atomic_write
 

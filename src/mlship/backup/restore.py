@@ -24,7 +24,7 @@ from mlship.backup.keys import FILES, has_signing_key
 from mlship.backup.manifest import Manifest
 from mlship.backup.observer import CopyObserver
 from mlship.backup.place import BackupPlace, ObjectArea
-from mlship.backup.verify import Finding, keys_for, read_manifest, signer_and_cipher
+from mlship.backup.verify import SETTINGS, Finding, keys_for, read_manifest, signer_and_cipher
 from mlship.crypto.signatures import STORED
 from mlship.errors import ConfigError, IntegrityError, MlshipError
 
@@ -65,7 +65,11 @@ def restore_backup(
         )
     _check_empty(settings)
     _check_scheme(manifest, settings)
-    with keys_for(place, name, manifest, settings, keys) as (keyed, source):
+    database.check_target(manifest.database.kind, settings.database_url_resolved)
+    with (
+        keys_for(place, name, manifest, settings, keys) as (keyed, source),
+        tempfile.TemporaryDirectory(prefix="mlship-restore-") as folder,
+    ):
         signer, cipher, missing = signer_and_cipher(keyed)
         if signer is None:
             raise ConfigError(
@@ -77,13 +81,13 @@ def restore_backup(
                 f"the backup's artifacts are encrypted and there is no keyring in {source}; give "
                 "the workspace's keys directory with --keys DIR, or set MLSHIP_ENCRYPTION_KEY"
             )
-        if source != "the workspace's settings":
+        snapshot = _checked_snapshot(place, name, manifest, Path(folder))
+        # Every check that needs nothing written has passed: only now is the target touched.
+        if source != SETTINGS:
             _install_keys(keyed, settings)
+        settings.home_resolved.mkdir(parents=True, exist_ok=True)
+        database.restore(manifest.database.kind, snapshot, settings.database_url_resolved)
         area = place.objects(cipher, encrypt=False)
-        with tempfile.TemporaryDirectory(prefix="mlship-restore-") as folder:
-            snapshot = _checked_snapshot(place, name, manifest, Path(folder))
-            settings.home_resolved.mkdir(parents=True, exist_ok=True)
-            database.restore(manifest.database.kind, snapshot, settings.database_url_resolved)
         workspace = Workspace(settings)
         try:
             failed = _artifacts(manifest, area, workspace, signer, observer)

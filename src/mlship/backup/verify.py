@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from mlship.crypto.signatures import Signer
 
 
+SETTINGS = "the settings (MLSHIP_* variables)"
+"""Where keys come from when neither ``--keys`` nor the backup gives them."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing wrong with a backup: what (``artifact <sha256>``, ``database``...) and why."""
@@ -67,7 +71,7 @@ def keys_for(
         yield settings_with_keys(settings, keys.resolve(), manifest.signing_scheme), str(keys)
         return
     if not manifest.keys.included:
-        yield settings, "the workspace's settings"
+        yield settings, SETTINGS
         return
     with tempfile.TemporaryDirectory(prefix="mlship-keys-") as folder:
         directory = Path(folder)
