@@ -124,9 +124,9 @@ def test_incremental_backup_and_a_damaged_object(
     assert f"artifact {victim}" in broken.stdout and "corrupt" in broken.stdout, broken.stdout
 
 
-def _many_artifacts(home: Path, count: int, size: int) -> Settings:
+def _many_artifacts(home: Path, count: int, size: int, *, encrypt: bool = False) -> Settings:
     """A workspace (no training: its schema and ``count`` signed artifacts of ``size`` bytes)."""
-    settings = Settings(home=home, user="tester")
+    settings = Settings(home=home, user="tester", encrypt_artifacts=encrypt)
     workspace = Workspace.open(settings)
     try:
         workspace.metadata  # noqa: B018 - creates the schema
@@ -263,4 +263,69 @@ def test_backups_in_object_storage(object_store: ObjectStore, tmp_path: Path) ->
         assert all(theirs.get_bytes(a) == ours.get_bytes(a) for a in addresses)
     finally:
         original.close()
+        copy.close()
+
+
+def test_an_encrypted_workspace_backed_up_with_its_keys(tmp_path: Path) -> None:
+    from mlship.crypto.encryption import MAGIC
+
+    home, backups, restored = tmp_path / "home", tmp_path / "backups", tmp_path / "restored"
+    _many_artifacts(home, 2, 3000, encrypt=True)
+    env = {"MLSHIP_ENCRYPT_ARTIFACTS": "true"}
+    taken = invoke_cli("backup", "--to", str(backups), "--include-keys", home=home, env=env)
+    name = _backup_name(taken.stdout)
+    manifest = json.loads((backups / name / "manifest.json").read_text())
+    assert manifest["encrypted"] is True and manifest["keys"]["included"] is True
+    assert "artifacts.keyring" in manifest["keys"]["files"]
+    for artifact in manifest["artifacts"]:
+        sha = artifact["sha256"]
+        assert (backups / "objects" / sha[:2] / sha[2:]).read_bytes().startswith(MAGIC)
+        assert (backups / name / "keys" / "signing.key").stat().st_mode & 0o077 == 0
+
+    elsewhere = tmp_path / "elsewhere"  # a machine without the workspace's keys
+    checked = invoke_cli("backup", "verify", str(backups / name), home=elsewhere)
+    assert "is sound" in checked.stdout, checked.stdout
+    invoke_cli("restore", str(backups / name), "--into", str(restored), home=elsewhere, env=env)
+    copy = Workspace.open(Settings(home=restored, user="tester", encrypt_artifacts=True))
+    try:
+        for artifact in manifest["artifacts"]:
+            assert len(copy.artifacts.get_bytes(artifact["sha256"])) == 3000
+    finally:
+        copy.close()
+
+
+def test_a_workspace_with_its_artifacts_in_a_bucket(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    home, backups, restored = tmp_path / "home", tmp_path / "backups", tmp_path / "restored"
+    source = f"s3://{object_store.bucket}/ws-{secrets.token_hex(4)}"
+    target = f"s3://{object_store.bucket}/ws-{secrets.token_hex(4)}"
+    reach = {
+        "s3_endpoint_url": object_store.endpoint,
+        "s3_access_key_id": object_store.access_key,
+        "s3_secret_access_key": object_store.secret_key,
+    }
+    workspace = Workspace.open(Settings(home=home, user="tester", artifact_root=source, **reach))
+    try:
+        workspace.metadata  # noqa: B018 - creates the schema
+        stored = [workspace.artifacts.put_bytes(secrets.token_bytes(500)) for _ in range(2)]
+    finally:
+        workspace.close()
+    env = {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": source}
+    name = _backup_name(invoke_cli("backup", "--to", str(backups), home=home, env=env).stdout)
+
+    keys = str(home / "keys")
+    used = invoke_cli("restore", str(backups / name), "--into", str(restored), "--keys", keys,
+                      home=home, env=env, check=False)  # fmt: skip
+    assert f"the artifact store {source} is not empty" in _said(used.stderr), used.stderr
+    assert not restored.exists()
+    moved = {**env, "MLSHIP_ARTIFACT_ROOT": target}
+    invoke_cli("restore", str(backups / name), "--into", str(restored), "--keys", keys,
+               home=home, env=moved)  # fmt: skip
+    copy = Workspace.open(Settings(home=restored, user="tester", artifact_root=target, **reach))
+    try:
+        assert {ref.sha256 for ref in stored} <= set(copy.artifacts.addresses())  # type: ignore[attr-defined]
+        for ref in stored:
+            assert len(copy.artifacts.get_bytes(ref.sha256)) == 500
+    finally:
         copy.close()
