@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from mlship.config import Settings
 from mlship.workspace import Workspace
@@ -294,18 +295,24 @@ def test_an_encrypted_workspace_backed_up_with_its_keys(tmp_path: Path) -> None:
         copy.close()
 
 
+def _in_bucket(object_store: ObjectStore, home: Path, root: str) -> Settings:
+    return Settings(
+        home=home,
+        user="tester",
+        artifact_root=root,
+        s3_endpoint_url=object_store.endpoint,
+        s3_access_key_id=object_store.access_key,
+        s3_secret_access_key=SecretStr(object_store.secret_key),
+    )
+
+
 def test_a_workspace_with_its_artifacts_in_a_bucket(
     object_store: ObjectStore, tmp_path: Path
 ) -> None:
     home, backups, restored = tmp_path / "home", tmp_path / "backups", tmp_path / "restored"
     source = f"s3://{object_store.bucket}/ws-{secrets.token_hex(4)}"
     target = f"s3://{object_store.bucket}/ws-{secrets.token_hex(4)}"
-    reach = {
-        "s3_endpoint_url": object_store.endpoint,
-        "s3_access_key_id": object_store.access_key,
-        "s3_secret_access_key": object_store.secret_key,
-    }
-    workspace = Workspace.open(Settings(home=home, user="tester", artifact_root=source, **reach))
+    workspace = Workspace.open(_in_bucket(object_store, home, source))
     try:
         workspace.metadata  # noqa: B018 - creates the schema
         stored = [workspace.artifacts.put_bytes(secrets.token_bytes(500)) for _ in range(2)]
@@ -322,7 +329,7 @@ def test_a_workspace_with_its_artifacts_in_a_bucket(
     moved = {**env, "MLSHIP_ARTIFACT_ROOT": target}
     invoke_cli("restore", str(backups / name), "--into", str(restored), "--keys", keys,
                home=home, env=moved)  # fmt: skip
-    copy = Workspace.open(Settings(home=restored, user="tester", artifact_root=target, **reach))
+    copy = Workspace.open(_in_bucket(object_store, restored, target))
     try:
         assert {ref.sha256 for ref in stored} <= set(copy.artifacts.addresses())  # type: ignore[attr-defined]
         for ref in stored:
