@@ -60,7 +60,7 @@ def snapshot(url: str, target: Path) -> Kind:
 def _sqlite_snapshot(source: Path, target: Path) -> None:
     if not source.is_file():
         raise ConfigError(f"there is no workspace database at {source} to back up")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
@@ -78,7 +78,7 @@ def problem(kind: Kind, path: Path) -> str | None:
     ``PRAGMA integrity_check``, or ``pg_restore --list`` of the archive."""
     if kind == "sqlite":
         try:
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
             try:
                 rows = connection.execute("PRAGMA integrity_check").fetchall()
             finally:

@@ -123,7 +123,7 @@ def list_backups(destination: Destination = None) -> None:
     found = listing(place)
     table = Table(title=f"Backups in {escape(place.where)}")
     for column in ("name", "state", "created", "database", "artifacts", "log parts", "keys"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("name", "created"))
     for item in found:
         manifest = item.manifest
         if manifest is None:
