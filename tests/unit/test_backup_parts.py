@@ -42,6 +42,7 @@ MANIFEST = Manifest(
     logs=(LogPartEntry("predictions/batch", "part-1-h-1-000001.parquet", "cd" * 32, 5),),
     keys=KeysRecord(False, (), "apart"),
     unreadable=(Unreadable("ef" * 32, "corrupt"),),
+    left_out=("reports",),
     copied=1,
 )
 

@@ -4,7 +4,8 @@ It is the last file a backup writes, so its presence is what makes a backup comp
 the database snapshot with its checksum, every artifact (address, size and the signature the
 workspace's store kept beside it), every prediction-log and label part (by the sha256 of its
 plaintext Parquet bytes, which is where it sits in the object area), and says what was left out:
-whether the keys are in the backup, and the artifacts that could not be read when it was taken.
+whether the keys are in the backup, what else of the workspace is not (``left_out``), and the
+artifacts that could not be read when it was taken.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Manifest:
     logs: tuple[LogPartEntry, ...]
     keys: KeysRecord
     unreadable: tuple[Unreadable, ...]
+    left_out: tuple[str, ...]
     copied: int
 
     @property

@@ -50,6 +50,11 @@ KEYS_LEFT_OUT = (
     "the keys are not in this backup: keep a copy of the workspace's keys directory apart from "
     "it, and give it to `mlship restore --keys DIR` (or set the MLSHIP_* key variables)"
 )
+LEFT_OUT = (
+    "the reports folder (<home>/reports): readable HTML, JSON and CSV copies of what the database "
+    "and the artifacts hold",
+    "the prediction logs of deployments that keep theirs in a log.directory of their own",
+)
 KEYS_INCLUDED = (
     "the key files are in keys/: whoever can read this backup can sign models as this workspace"
 )
@@ -101,6 +106,7 @@ def take_backup(
             logs=tuple(logs),
             keys=keys,
             unreadable=tuple(unreadable),
+            left_out=LEFT_OUT,
             copied=copied,
         )
         written = Path(staging) / FILE
