@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from mlship.backup.verify import Finding
 
 app = typer.Typer(
-    help="Back the workspace up (its database, artifacts and logs), list, check and prune backups.",
+    help="Without a command: back the workspace up (a snapshot of its database, the artifacts "
+    "and log parts not backed up yet at the destination, a manifest written last). With one: "
+    "list, verify or prune the backups in a destination.",
     invoke_without_command=True,
 )
 
