@@ -1,12 +1,14 @@
 """The metadata database in a backup: a consistent snapshot taken while the workspace is in use,
 its check, and its restore.
 
-SQLite is copied with its online backup API, page by page under SQLite's own locking, so a run
-writing at the same time cannot leave the copy between two states (a plain file copy of a WAL
-database can). PostgreSQL is dumped with ``pg_dump``, which reads the whole database in one
-transaction snapshot, in its custom format, which ``pg_restore`` both lists (a check that the
-archive is readable) and restores. PostgreSQL's tools are looked for where Debian keeps them, off
-the PATH, the newest first (a dump must be made by a ``pg_dump`` at least as new as the server).
+SQLite is copied with its online backup API, in one step inside one read transaction, so a run
+writing at the same time is either wholly in the copy or not at all, and rows still in the
+write-ahead log are included (a plain file copy of a WAL database misses them, or catches the
+file between two states). PostgreSQL is dumped with ``pg_dump``, which reads the whole database
+in one transaction snapshot, in its custom format, which ``pg_restore`` both lists (a check that
+the archive is readable) and restores. PostgreSQL's tools are looked for where Debian keeps them,
+off the PATH, the newest first (a dump must be made by a ``pg_dump`` at least as new as the
+server).
 """
 
 from __future__ import annotations

@@ -90,10 +90,6 @@ class BackupPlace(Protocol):
         """Copy ``file`` of backup ``name`` to the local path ``target``."""
 
     @abc.abstractmethod
-    def files(self, name: str, folder: str) -> list[str]:
-        """The files in ``folder`` of backup ``name``, by name."""
-
-    @abc.abstractmethod
     def remove(self, name: str) -> None:
         """Delete backup ``name``: its manifest first, so it is never half there and complete."""
 
@@ -170,12 +166,6 @@ class LocalPlace(BackupPlace):
             shutil.copyfile(self._path(name, file), target)
         except FileNotFoundError:
             raise NotFoundError(f"{self.location(name, file)} does not exist") from None
-
-    def files(self, name: str, folder: str) -> list[str]:
-        directory = self._path(name, folder)
-        if not directory.is_dir():
-            return []
-        return sorted(p.name for p in directory.iterdir() if p.is_file() and p.name[0] != ".")
 
     def remove(self, name: str) -> None:
         directory = self.root / check_name(name)
@@ -266,11 +256,6 @@ class S3Place(BackupPlace):
         key = self._key(name, file)
         with self._guard(key, "reading"):
             self.client.download_file(self.location_.bucket, key, str(target))
-
-    def files(self, name: str, folder: str) -> list[str]:
-        prefix = self._key(name, folder.rstrip("/") + "/")
-        listed = self._listed(prefix)
-        return sorted(key[len(prefix) :] for key in listed if "/" not in key[len(prefix) :])
 
     def _listed(self, prefix: str) -> list[str]:
         keys: list[str] = []
