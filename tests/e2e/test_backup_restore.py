@@ -182,6 +182,8 @@ def test_a_killed_backup_never_shows_as_complete(quick_home: Path, tmp_path: Pat
     pruned = invoke_cli("backup", "prune", str(backups), "--keep-last", "1", home=home)
     assert f"Removed: {interrupted}" in pruned.stdout, pruned.stdout
     assert "Objects deleted: 0; kept: 400" in pruned.stdout
+    assert "Files left by interrupted backups" in pruned.stdout  # its snapshot, at least
+    assert not any((backups / "incoming").iterdir())
 
 
 def test_retention_keeps_the_newest_and_sweeps_unlisted_objects(tmp_path: Path) -> None:

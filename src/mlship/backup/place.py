@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -96,6 +97,15 @@ class BackupPlace(Protocol):
     @abc.abstractmethod
     def locked(self) -> AbstractContextManager[None]:
         """Held while a backup is taken or pruned, where the place can be locked."""
+
+    def staging(self) -> AbstractContextManager[str]:
+        """A local folder for the files of a backup before they go up, removed afterwards."""
+        return tempfile.TemporaryDirectory(prefix="mlship-backup-")
+
+    def tidy(self) -> int:
+        """Remove what interrupted backups left behind outside any backup (a prune does this
+        while it holds the lock); how many files went."""
+        return 0
 
     def location(self, name: str, file: str = "") -> str:
         """Where ``file`` of backup ``name`` is, for messages."""
@@ -176,6 +186,29 @@ class LocalPlace(BackupPlace):
 
     def locked(self) -> AbstractContextManager[None]:
         return self._locked()
+
+    def staging(self) -> AbstractContextManager[str]:
+        """In the destination's ``incoming/`` (on the backup's disk, not a possibly small
+        /tmp), where a prune tidies what a killed backup left."""
+        incoming = self.root / "incoming"
+        with self.place.guard():
+            incoming.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix="backup.", dir=incoming)
+
+    def tidy(self) -> int:
+        incoming = self.root / "incoming"
+        if not incoming.is_dir():
+            return 0
+        count = 0
+        with self.place.guard():
+            for path in incoming.iterdir():
+                if path.is_dir():
+                    count += sum(1 for p in path.rglob("*") if p.is_file())
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    count += 1
+                    path.unlink(missing_ok=True)
+        return count
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

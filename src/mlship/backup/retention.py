@@ -41,6 +41,7 @@ class Pruned:
     objects_removed: int
     objects_kept: int
     swept: bool
+    leftovers: int = 0
 
 
 def listing(place: BackupPlace) -> list[Listed]:
@@ -82,6 +83,7 @@ def prune(place: BackupPlace, keep_last: int, keep_daily: int = 0) -> Pruned:
         raise ConfigError("--keep-daily must be 0 or more")
     exclusive = isinstance(place, LocalPlace)
     with place.locked():
+        leftovers = place.tidy() if exclusive else 0
         found = listing(place)
         complete = [item.name for item in found if item.complete]
         kept = chosen(complete, keep_last, keep_daily)
@@ -107,4 +109,4 @@ def prune(place: BackupPlace, keep_last: int, keep_daily: int = 0) -> Pruned:
                 else:
                     area.delete(sha256)
                     gone += 1
-    return Pruned(tuple(sorted(kept)), tuple(removed), gone, left, swept=not in_flight)
+    return Pruned(tuple(sorted(kept)), tuple(removed), gone, left, not in_flight, leftovers)

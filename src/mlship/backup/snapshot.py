@@ -18,7 +18,6 @@ is shown as incomplete.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +80,7 @@ def take_backup(
     observer = observer or CopyObserver()
     store = _source_store(workspace)
     settings = workspace.settings
-    with place.locked(), tempfile.TemporaryDirectory(prefix="mlship-backup-") as staging:
+    with place.locked(), place.staging() as staging:
         previous = _previous(place)
         name = _new_name(place)
         created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -192,6 +192,8 @@ def prune(
     done = prune_backups(place, keep_last, keep_daily)
     out.print(f"Kept: {', '.join(done.kept) or 'none'}", highlight=False)
     out.print(f"Removed: {', '.join(done.removed) or 'none'}", highlight=False)
+    if done.leftovers:
+        out.print(f"Files left by interrupted backups: {done.leftovers} deleted", highlight=False)
     if done.swept:
         out.print(
             f"Objects deleted: {done.objects_removed}; kept: {done.objects_kept}", highlight=False
