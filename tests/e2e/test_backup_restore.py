@@ -338,3 +338,21 @@ def test_a_workspace_with_its_artifacts_in_a_bucket(
             assert len(copy.artifacts.get_bytes(ref.sha256)) == 500
     finally:
         copy.close()
+
+
+def test_what_a_backup_needs_is_named(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _many_artifacts(home, 1, 10)
+    nowhere = invoke_cli("backup", home=home, check=False)
+    assert nowhere.returncode == 1 and "MLSHIP_BACKUP_ROOT" in _said(nowhere.stderr)
+    remote = invoke_cli("backup", "--to", str(tmp_path / "b"), home=home, check=False,
+                        env={"MLSHIP_URL": "http://127.0.0.1:9"})  # fmt: skip
+    assert "on the tracking server's host" in _said(remote.stderr), remote.stderr
+    configured = invoke_cli("backup", home=home, env={"MLSHIP_BACKUP_ROOT": str(tmp_path / "b")})
+    name = _backup_name(configured.stdout)
+    listed = invoke_cli("backup", "verify", name, home=home,
+                        env={"MLSHIP_BACKUP_ROOT": str(tmp_path / "b")})  # fmt: skip
+    assert f"Backup {name} is sound" in _said(listed.stdout)
+    missing = invoke_cli("backup", "verify", "20000101T000000Z", home=home, check=False,
+                         env={"MLSHIP_BACKUP_ROOT": str(tmp_path / "b")})  # fmt: skip
+    assert missing.returncode == 1 and "there is no backup" in _said(missing.stdout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,34 @@ def test_a_damaged_snapshot_is_reported(tmp_path: Path) -> None:
     damaged = tmp_path / "database.sqlite"
     damaged.write_bytes(b"SQLite format 3\x00" + b"\x07" * 4000)
     assert database.problem("sqlite", damaged) is not None
+
+
+def test_snapshots_taken_while_a_writer_commits_hold_whole_transactions(tmp_path: Path) -> None:
+    source = tmp_path / "busy.db"
+    setup = sqlite3.connect(source)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    setup.commit()
+    setup.close()
+    stop = threading.Event()
+
+    def write() -> None:  # every transaction adds two rows: a torn copy would hold an odd count
+        writer = sqlite3.connect(source, timeout=30)
+        while not stop.is_set():
+            writer.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+            writer.commit()
+        writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        counts = []
+        for n in range(5):
+            snapshot = tmp_path / f"snapshot-{n}.sqlite"
+            database.snapshot(f"sqlite:///{source}", snapshot)
+            assert database.problem("sqlite", snapshot) is None
+            counts.append(sqlite3.connect(snapshot).execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        stop.set()
+        thread.join()
+    assert all(count % 2 == 0 for count in counts), counts
