@@ -14,8 +14,8 @@ The object area is an artifact store (:class:`~mlship.store.artifacts.LocalArtif
 checked when read, exactly as the workspace's own: atomically, under its address, encrypted when
 the workspace encrypts. It carries no signatures of its own: the manifest records each
 artifact's, and checking them needs the workspace's keys, which the place never requires. Every
-other file of a backup is written whole or not at all (a temporary file, fsync, rename; a single
-PUT on S3).
+other file of a backup is written whole or not at all (a temporary file, fsync, rename; on S3 one
+PUT, or a multipart upload, which S3 shows only once it is complete).
 """
 
 from __future__ import annotations
