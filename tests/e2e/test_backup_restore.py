@@ -85,6 +85,10 @@ def test_restore_drill(original: tuple[Path, Path], tmp_path: Path) -> None:
     done = run_cli("restore", str(backups / name), "--into", str(restored),
                    "--keys", str(home / "keys"), home=home)  # fmt: skip
     assert f"Restored backup {name} into {restored}" in _said(done.stdout), done.stdout
+    (part,) = manifest["logs"]
+    assert (restored / part["log"] / part["name"]).read_bytes() == (
+        home / part["log"] / part["name"]
+    ).read_bytes()
 
     shown = run_cli("models", "show", "churn:1", home=restored)
     assert "churn" in shown.stdout and "artifact sha256" in shown.stdout, shown.stdout
