@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     refuse_plaintext_artifacts: bool = Field(
         False, description="Refuse to read an artifact that is not encrypted."
     )
+    backup_root: str | None = Field(
+        None,
+        description="Where `mlship backup` keeps backups: a directory or `s3://bucket/prefix` "
+        "(on another disk or bucket than the workspace); `--to` when unset.",
+    )
     prices: Prices = Field(
         default_factory=Prices,
         description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",

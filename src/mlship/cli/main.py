@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import data, db, keys, models, monitor, runs, users
+from mlship.cli import backup, data, db, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
 from mlship.cli.init import init
@@ -36,6 +36,7 @@ app.command()(package)
 app.command()(quickstart)
 app.command()(server)
 app.command()(audit)
+app.command()(backup.restore)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
@@ -44,6 +45,7 @@ app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
+app.add_typer(backup.app, name="backup")
 
 
 @app.command()
