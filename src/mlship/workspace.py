@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mlship.config import Settings, load_settings
+from mlship.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
@@ -44,13 +45,29 @@ if TYPE_CHECKING:
     from mlship.train.model_io import LoadedModel
 
 
+RESTORING = ".mlship-restoring"
+"""A file in the home while a restore writes the workspace (it names the backup): commands refuse
+to open a workspace a restore has not finished."""
+
+
 @dataclass
 class Workspace:
     settings: Settings
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Workspace:
-        return cls(settings or load_settings())
+        """The workspace ``settings`` describe, unless a restore into it has not finished."""
+        settings = settings or load_settings()
+        if not settings.url:
+            marker = settings.home_resolved / RESTORING
+            if marker.is_file():
+                backup = marker.read_text(errors="replace").strip() or "the backup"
+                raise ConfigError(
+                    f"the workspace at {settings.home_resolved} is being restored from {backup}, "
+                    "or that restore was cut off: run the same `mlship restore` again to finish "
+                    "it (it goes on where it stopped)"
+                )
+        return cls(settings)
 
     @cached_property
     def remote(self) -> Client | None:

@@ -189,6 +189,31 @@ def test_a_killed_backup_never_shows_as_complete(quick_home: Path, tmp_path: Pat
     assert "Files left by interrupted backups" in pruned.stdout  # its snapshot, at least
     assert not any((backups / "incoming").iterdir())
 
+    # A restore killed half-way leaves no workspace that opens; run again, it finishes.
+    (name,) = [p.name for p in backups.iterdir() if p.name[0].isdigit()]
+    restored = tmp_path / "restored"
+    command = [sys.executable, "-m", "mlship", "restore", str(backups / name),
+               "--into", str(restored), "--keys", str(home / "keys")]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=mlship_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    objects = restored / "artifacts" / "objects"
+    deadline = time.monotonic() + 60
+    while not (objects.is_dir() and any(objects.glob("*/*"))):
+        assert process.poll() is None, "the restore ended before copying anything"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    opened = invoke_cli("models", "list", home=restored, check=False)
+    assert opened.returncode == 1 and "Traceback" not in opened.stderr, opened.stderr
+    assert "is being restored from" in _said(opened.stderr), opened.stderr
+    again = subprocess.run(command, env=mlship_env(home), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert not (restored / ".mlship-restoring").exists()
+    assert invoke_cli("models", "list", home=restored).returncode == 0
+    assert len(list(objects.glob("*/*"))) >= 400
+
 
 def test_retention_keeps_the_newest_and_sweeps_unlisted_objects(tmp_path: Path) -> None:
     home, backups = tmp_path / "home", tmp_path / "backups"

@@ -9,6 +9,13 @@ against the key, and written through the new workspace's store, which signs it a
 settings say so) encrypts it under the new workspace's keys. Log parts are sealed again with the
 new workspace's keys. The database is only put in place after the checks pass; artifacts that
 fail are listed, and the restore fails naming them.
+
+A restore cut off half-way (killed, a full disk) must not leave something that looks like a
+workspace: before the first write, a marker file naming the backup goes into the home, and it is
+removed only at the end. Commands refuse to open a workspace holding it, and running the same
+restore again goes on where it stopped: the database snapshot is put in place whole or not at
+all (an atomic file, or one PostgreSQL transaction), so a database present means it was loaded,
+and storing an artifact or a log part again is harmless.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from mlship.backup.place import BackupPlace, ObjectArea
 from mlship.backup.verify import SETTINGS, Finding, keys_for, read_manifest, signer_and_cipher
 from mlship.crypto.signatures import STORED
 from mlship.errors import ConfigError, IntegrityError, MlshipError
+from mlship.security.keys import write_private
+from mlship.workspace import RESTORING
 
 if TYPE_CHECKING:
     from mlship.config import Settings
@@ -63,7 +72,10 @@ def restore_backup(
         raise ConfigError(
             "a restore writes the database and the artifact store directly: unset MLSHIP_URL"
         )
-    _check_empty(settings)
+    label = place.location(name)
+    resuming = _resuming(settings, label)
+    if not resuming:
+        _check_empty(settings)
     _check_scheme(manifest, settings)
     database.check_target(manifest.database.kind, settings.database_url_resolved)
     with (
@@ -83,10 +95,15 @@ def restore_backup(
             )
         snapshot = _checked_snapshot(place, name, manifest, Path(folder))
         # Every check that needs nothing written has passed: only now is the target touched.
+        home = settings.home_resolved
+        home.mkdir(parents=True, exist_ok=True)
+        marker = home / RESTORING
+        if not resuming:
+            write_private(marker, label.encode() + b"\n", replace=False)
         if source != SETTINGS:
             _install_keys(keyed, settings)
-        settings.home_resolved.mkdir(parents=True, exist_ok=True)
-        database.restore(manifest.database.kind, snapshot, settings.database_url_resolved)
+        if not (resuming and _has_database(settings)):
+            database.restore(manifest.database.kind, snapshot, settings.database_url_resolved)
         area = place.objects(cipher, encrypt=False)
         workspace = Workspace(settings)
         try:
@@ -94,9 +111,38 @@ def restore_backup(
             parts = _logs(manifest, area, workspace, observer)
         finally:
             workspace.close()
+        marker.unlink()
     restored = len(manifest.artifacts) - len(failed)
-    home = settings.home_resolved
     return Restored(manifest, home, restored, parts, source, tuple(failed))
+
+
+def _resuming(settings: Settings, label: str) -> bool:
+    """Whether the target holds a restore of this backup that was cut off (its marker); a
+    marker naming another backup is refused."""
+    marker = settings.home_resolved / RESTORING
+    if not marker.is_file():
+        return False
+    started = marker.read_text(errors="replace").strip()
+    if started != label:
+        raise ConfigError(
+            f"{settings.home_resolved} holds an unfinished restore of {started}: run that "
+            "restore again to finish it, or restore into another place"
+        )
+    return True
+
+
+def _has_database(settings: Settings) -> bool:
+    """Whether the target database was loaded (a snapshot goes in whole or not at all)."""
+    url = settings.database_url_resolved
+    if database.kind_of(url) == "sqlite":
+        return database.sqlite_path(url).exists()
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        return bool(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def _check_empty(settings: Settings) -> None:
