@@ -14,8 +14,8 @@ and reports, ``--small`` files of ``--small-kb``). Reads are cold only in the se
 is cached by mlship; the operating system's page cache serves every tool alike. mlship syncs each
 file and its directory before a write returns (a crash keeps an artifact whole or not at all) and
 signs in a second synced file; MLflow's copy syncs nothing, which is most of the gap on writes of
-small files. Each cell is the best of ``--repeat`` rounds (each round runs every tool once, in turn); the MLflow ratio columns are MLflow's time
-over mlship's (above 1: mlship faster).
+small files. Each cell is the best of ``--repeat`` rounds (a round runs every tool once, in
+turn); the MLflow ratio columns are MLflow's time over mlship's (above 1: mlship faster).
 
 The S3 section runs the same workloads against S3-compatible object storage: a SeaweedFS server
 (``weed`` from the dev extras) started on 127.0.0.1 for the run, reached by MLflow's
