@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlship.errors import ConfigError, MlshipError, NotFoundError
+from mlship.errors import ConfigError, NotFoundError
 from mlship.store.artifacts import LocalArtifactStore, atomic_write, fsync_directory
 from mlship.store.failures import Place
 from mlship.store.locks import file_lock
@@ -309,20 +309,11 @@ class S3Place(BackupPlace):
     def locked(self) -> AbstractContextManager[None]:
         return nullcontext()
 
-    @contextmanager
-    def _guard(self, key: str, doing: str) -> Iterator[None]:
+    def _guard(self, key: str, doing: str) -> AbstractContextManager[None]:
         """A failure of the storage service as an error naming the bucket, key and remedy."""
-        from mlship.store.s3 import describe_failure
+        from mlship.store.s3 import guarded
 
-        try:
-            yield
-        except MlshipError:
-            raise
-        except Exception as exc:
-            error = describe_failure(exc, self.location_, key, doing)
-            if error is None:
-                raise
-            raise error from None
+        return guarded(self.location_, key, doing)
 
 
 def open_place(target: str, settings: Settings) -> BackupPlace:

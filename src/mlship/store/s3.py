@@ -45,7 +45,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -741,19 +741,23 @@ class S3ArtifactStore(ArtifactStore):
             with self._guard(key, "deleting"):
                 self.client.delete_object(Bucket=self.location.bucket, Key=key)
 
-    @contextmanager
-    def _guard(self, key: str, doing: str) -> Iterator[None]:
-        """Turn a failure of the storage service into an error naming bucket, key and remedy;
-        mlship's own errors pass through."""
-        try:
-            yield
-        except MlshipError:
+    def _guard(self, key: str, doing: str) -> AbstractContextManager[None]:
+        return guarded(self.location, key, doing)
+
+
+@contextmanager
+def guarded(location: S3Location, key: str, doing: str) -> Iterator[None]:
+    """Turn a failure of the storage service at ``location`` into an error naming bucket, key
+    and remedy; mlship's own errors pass through."""
+    try:
+        yield
+    except MlshipError:
+        raise
+    except Exception as exc:
+        error = describe_failure(exc, location, key, doing)
+        if error is None:
             raise
-        except Exception as exc:
-            error = describe_failure(exc, self.location, key, doing)
-            if error is None:
-                raise
-            raise error from None
+        raise error from None
 
 
 def _metadata_signature(metadata: dict[str, str]) -> str | None:
