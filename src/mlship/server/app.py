@@ -28,7 +28,9 @@ from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.store.audit_log import SqlAuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
+from mlship.store.idempotency import SqlIdempotencyKeys
 from mlship.store.liveness import RunStateError
+from mlship.store.rate_limits import SqlRateLimits
 from mlship.store.registry import ReviewError
 from mlship.workspace import Workspace
 
@@ -75,7 +77,8 @@ def create_app(
     app.state.workspace = workspace
     app.state.users = SqlUsers(workspace.metadata, workspace.settings.user)
     app.state.audit = SqlAuditLog(workspace.metadata)
-    app.state.limiter = RateLimiter(requests_per_minute)
+    app.state.limiter = RateLimiter(requests_per_minute, SqlRateLimits(workspace.metadata.engine))
+    app.state.idempotency_keys = SqlIdempotencyKeys(workspace.metadata.engine)
     app.state.max_artifact_bytes = max_artifact_bytes
     for module in (tracking, registry, artifacts, logparts, admin, alerts):
         app.include_router(module.router)

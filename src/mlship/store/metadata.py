@@ -28,6 +28,7 @@ from mlship.store.audit import install as install_audit
 from mlship.store.entities import from_row
 from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
 from mlship.store.repositories import RUN_OUTCOME, NewCandidate, NewMetric, NewVersion
+from mlship.store.shared_transaction import SHARED, SharedTransaction
 from mlship.store.tables import (
     Candidate,
     Dataset,
@@ -98,9 +99,22 @@ class MetadataStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed at the end of the block or rolled back on error."""
+        """A session whose work is committed at the end of the block or rolled back on error.
+
+        Inside a request's :class:`SharedTransaction` of this store, the block is a savepoint of
+        it instead: rolled back alone on error, committed only with the whole request."""
+        shared = SHARED.get()
+        if shared is not None and shared.sessions is self._sessions:
+            with shared.session.begin_nested():
+                yield shared.session
+            return
         with self._sessions.begin() as session:
             yield session
+
+    def shared_transaction(self) -> SharedTransaction:
+        """A transaction that the work of every repository over this store joins while it is
+        current (:func:`~mlship.store.shared_transaction.sharing`)."""
+        return SharedTransaction(self._sessions)
 
     # -- datasets -------------------------------------------------------------------------
 
