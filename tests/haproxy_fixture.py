@@ -27,6 +27,7 @@ HAPROXY = "/usr/sbin/haproxy"
 _CONFIG = """\
 global
     maxconn 512
+    stats socket {socket} mode 600 level user
 
 defaults
     mode http
@@ -56,18 +57,38 @@ class Balancer:
     config: Path
     process: subprocess.Popen[bytes]
     log: Path
+    stats_socket: Path
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def backend_stats(self) -> dict[str, str]:
+        """The ``servers`` backend's counters (``show stat``): ``wretr`` requests sent again,
+        ``wredis`` sent again to another server, ``hrsp_5xx`` 5xx answers, among others."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.stats_socket))
+            sock.sendall(b"show stat\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        lines = data.decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(","), strict=False))
+            if row.get("pxname") == "servers" and row.get("svname") == "BACKEND":
+                return row
+        raise AssertionError(f"no backend row in haproxy's statistics:\n{data.decode()}")
 
-def render(port: int, backends: Sequence[int]) -> str:
-    """The configuration of a balancer on ``port`` in front of servers on ``backends``."""
+
+def render(port: int, backends: Sequence[int], socket_path: Path) -> str:
+    """The configuration of a balancer on ``port`` in front of servers on ``backends``, with
+    its statistics on the unix socket ``socket_path``."""
     servers = "\n".join(
         f"    server s{number} 127.0.0.1:{backend} check"
         for number, backend in enumerate(backends, 1)
     )
-    return _CONFIG.format(port=port, servers=servers)
+    return _CONFIG.format(port=port, servers=servers, socket=socket_path)
 
 
 def _answers(port: int) -> bool:
@@ -84,7 +105,7 @@ def haproxy(backends: Sequence[int]) -> Iterator[Balancer]:
     base = Path(tempfile.mkdtemp(prefix="mlship-haproxy-"))
     port = free_port()
     config = base / "haproxy.cfg"
-    config.write_text(render(port, backends))
+    config.write_text(render(port, backends, base / "stats.sock"))
     check = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, f"haproxy refused its configuration:\n{check.stderr}"
     log = base / "haproxy.log"
@@ -98,7 +119,7 @@ def haproxy(backends: Sequence[int]) -> Iterator[Balancer]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"haproxy did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.1)
-        yield Balancer(f"http://127.0.0.1:{port}", config, process, log)
+        yield Balancer(f"http://127.0.0.1:{port}", config, process, log, base / "stats.sock")
     finally:
         process.terminate()
         try:

@@ -74,6 +74,7 @@ def test_a_registration_whose_answer_was_lost_is_retried_and_applied_once(
         assert "error" not in outcome, f"the client gave up: {outcome.get('error')}"
         name = str(outcome["name"])
         assert client.remote is not None and client.remote.retried >= 1
+        assert client.remote.replayed == 1, "the retry got the recorded answer"
         server = Workspace.open(Settings(home=home, user="ops"))
         try:
             model = next(m for m in server.metadata.list_models() if m.name == name)

@@ -301,7 +301,7 @@ def test_any_key_header_is_an_answer_never_a_server_error(backend: Backend, key:
         answer = http.post(
             "/runs",
             json=_run_body("fuzzed-keys"),
-            headers={"Idempotency-Key": key.encode("latin-1")},
+            headers={b"Idempotency-Key": key.encode("latin-1")},
         )
     assert answer.status_code in (200, 422), answer.text
     if answer.status_code == 422:

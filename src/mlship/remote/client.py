@@ -53,6 +53,7 @@ _KINDS: dict[str, type[MlshipError]] = {
 logger = logging.getLogger("mlship.remote")
 
 KEY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 RETRIED_STATUSES = frozenset({502, 503, 504})
 
 
@@ -121,6 +122,8 @@ class Client:
         """Requests sent, retries included (for diagnostics)."""
         self.retried = 0
         """Of those, the retries."""
+        self.replayed = 0
+        """Writes the server answered from an earlier attempt's record (applied once)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         verify: Any = True
         if ca_bundle is not None:
@@ -207,6 +210,7 @@ class Client:
         if response.status_code in RETRIED_STATUSES:
             raise _Retryable(f"answered {response.status_code}", response)
         if response.status_code < 400:
+            self.replayed += REPLAYED_HEADER in response.headers
             return response
         raise self._error(response)
 
