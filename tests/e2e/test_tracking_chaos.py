@@ -238,3 +238,7 @@ def _check_once_and_whole(cluster: dict[str, Any], names: list[str]) -> None:
             answer = http.get(f"/models/{version.name}/versions/{version.version}/artifact")
             assert answer.status_code == 200, answer.text
             assert hashlib.sha256(answer.content).hexdigest() == version.artifact_sha256
+        sha256, data = versions[-1].artifact_sha256, answer.content
+        for _ in range(2):  # an upload retried after it was stored: the same bytes, no error
+            again = http.put(f"/artifacts/{sha256}", content=data)
+            assert again.status_code == 200 and again.json()["sha256"] == sha256, again.text

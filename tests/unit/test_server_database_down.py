@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -46,7 +47,7 @@ def test_a_database_that_is_down_is_a_503_and_then_serves_again(
         secret = workspace.users.create_token("sci", "t").secret
         client = TestClient(create_app(workspace), raise_server_exceptions=False)
         headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": str(uuid.uuid4())}
-        body = {"pipeline": "down", "task": "classification", "metric": "accuracy",
+        body: dict[str, Any] = {"pipeline": "down", "task": "classification", "metric": "accuracy",
                 "spec_path": "/s.yaml", "spec_hash": "0" * 64, "spec": {}, "git_commit": None,
                 "environment": {}}  # fmt: skip
         _allow(database, False)
