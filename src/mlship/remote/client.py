@@ -178,8 +178,8 @@ class Client:
                 if failures >= self.retry.attempts or spent + wait > self.retry.seconds:
                     raise self._gave_up(method, path, failed, failures, spent) from None
                 logger.warning(
-                    "%s %s%s: %s; trying again in %.1f s (attempt %d of %d)",
-                    method, self.url, path, failed.why, wait, failures + 1, self.retry.attempts,
+                    "%s %s at %s: %s; trying again in %.1f s (attempt %d of %d)",
+                    method, path, self.url, failed.why, wait, failures + 1, self.retry.attempts,
                 )  # fmt: skip
                 self.retried += 1
                 time.sleep(wait)
