@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = Field(
         None, description="CA certificate(s) to check the tracking server's TLS certificate."
     )
+    retry_attempts: int = Field(
+        5, ge=1, le=100, description="Tries of a call to the tracking server, the first included."
+    )
+    retry_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Longest a call to the tracking server keeps retrying."
+    )
     encrypt_artifacts: bool = Field(
         False, description="Encrypt new artifacts (AES-256-GCM) under the keyring's current key."
     )

@@ -74,10 +74,11 @@ class Workspace:
         """The tracking server's client, or None for the local stores."""
         if not self.settings.url:
             return None
-        from mlship.remote.client import Client
+        from mlship.remote.client import Client, RetryPolicy
 
         token = self.settings.token.get_secret_value() if self.settings.token else None
-        return Client(self.settings.url, token, ca_bundle=self.settings.ca_bundle)
+        retry = RetryPolicy(self.settings.retry_attempts, self.settings.retry_seconds)
+        return Client(self.settings.url, token, ca_bundle=self.settings.ca_bundle, retry=retry)
 
     @cached_property
     def tracking(self) -> Tracking:

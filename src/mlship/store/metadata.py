@@ -43,6 +43,7 @@ from mlship.store.retry import (
     lost_before_commit,
     run_retrying,
 )
+from mlship.store.shared_transaction import SHARED, SharedTransaction
 from mlship.store.tables import (
     Candidate,
     Dataset,
@@ -118,7 +119,12 @@ class MetadataStore:
     def retrying(self, work: Callable[[], T], *, idempotent: bool) -> T:
         """Run ``work``, a unit of work in this store's transactions, again on a fresh
         connection after the server went away (see the module docstring): repositories over
-        this store use it for their own methods."""
+        this store use it for their own methods. Inside a request's shared transaction the work
+        runs once: a savepoint cannot be run again alone, and the client retries the whole
+        request under its idempotency key."""
+        shared = SHARED.get()
+        if shared is not None and shared.sessions is self._sessions:
+            return work()
         return run_retrying(work, policy=self.retry, database=self.shown_url, idempotent=idempotent)
 
     @property
@@ -155,7 +161,15 @@ class MetadataStore:
         :class:`~mlship.store.retry.CommitInDoubt`: the caller cannot know whether the change
         was kept, and must not take it for a failure that left nothing behind. One lost before
         raises :class:`~mlship.store.retry.DatabaseUnavailable`, saying nothing was saved,
-        unless a retry is running the work (then the retry sees the driver's error)."""
+        unless a retry is running the work (then the retry sees the driver's error).
+
+        Inside a request's :class:`SharedTransaction` of this store, the block is a savepoint of
+        it instead: rolled back alone on error, committed only with the whole request."""
+        shared = SHARED.get()
+        if shared is not None and shared.sessions is self._sessions:
+            with shared.session.begin_nested():
+                yield shared.session
+            return
         with self._sessions() as session:
             session.begin()
             try:
@@ -177,6 +191,11 @@ class MetadataStore:
                 if in_doubt is None:
                     raise
                 raise in_doubt from exc
+
+    def shared_transaction(self) -> SharedTransaction:
+        """A transaction that the work of every repository over this store joins while it is
+        current (:func:`~mlship.store.shared_transaction.sharing`)."""
+        return SharedTransaction(self._sessions)
 
     # -- datasets -------------------------------------------------------------------------
 
