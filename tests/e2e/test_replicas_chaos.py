@@ -6,9 +6,11 @@ answer at most once, and every answer of the replicas that were not killed."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mlship.monitor.predlog import read_log
@@ -85,3 +87,45 @@ def test_a_replica_killed_under_load_fails_no_request_and_comes_back(
         assert not missing, f"{len(missing)} answers are not in the prediction log"
     else:  # only the killed replica's rows still waiting in its memory are lost
         assert missing <= by_killed, missing - by_killed
+
+
+def test_a_replica_that_cannot_start_stops_the_command_with_its_log(
+    home: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "deploy", "haproxy", "nosuch:1", "-n", "2", "--port", "0", "--dir", str(tmp_path),
+        home=home, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = result.stderr
+    assert "exited 1 before it answered /v2/health/ready" in error, error
+    assert "nosuch" in error  # the end of the replica's log says what is wrong
+    assert "Traceback" not in error
+    assert not list(tmp_path.glob("*.pid"))  # nothing left running
+
+
+def test_the_callers_request_id_is_kept_and_one_is_given_otherwise(
+    home: Path, tmp_path: Path
+) -> None:
+    body = {"records": [RECORD, RECORD]}
+    with deployed(
+        "churn:1",
+        home,
+        1,
+        tmp_path,
+        "--replica-arg=--max-records=1",
+        "--replica-arg=--no-prediction-log",
+    ) as deployment:
+        given = httpx.post(f"{deployment.url}/predict", json={"records": [RECORD]},
+                           headers={"X-Request-ID": "caller-7"})  # fmt: skip
+        assert given.status_code == 200 and given.headers["x-request-id"] == "caller-7"
+        assert given.json()["request_id"] == "caller-7"
+        made = httpx.post(f"{deployment.url}/predict", json={"records": [RECORD]})
+        assert re.fullmatch(r"[0-9a-f-]{36}", made.headers["x-request-id"])
+        # The options reached the replica: two records are one too many.
+        assert httpx.post(f"{deployment.url}/predict", json=body).status_code == 413
+    output = deployment.output
+    stopped = output[output.index("Replicas, stopped") :]
+    assert re.search(r"replica-1 .* stopped ", stopped), output
+    assert "SIGKILL" not in output
+    assert "HAProxy forwarded 3 requests; 0 were retried" in output, output

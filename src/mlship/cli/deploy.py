@@ -104,21 +104,22 @@ def haproxy(
             f"(logs in {plan.directory})"
         )
         supervisor.start(stop.is_set)
-        if stop.is_set():
-            supervisor.stop()
-            return
-        out.print(_table(supervisor, "Replicas"))
-        out.print(
-            f"HAProxy on http://{plan.host}:{plan.port}  "
-            f"(statistics: http://127.0.0.1:{plan.stats_port}/)"
-        )
-        supervisor.watch(stop)
-        supervisor.stop()
-        out.print(_table(supervisor, "Replicas, stopped"))
-        _totals(supervisor)
+        if not stop.is_set():
+            out.print(_table(supervisor, "Replicas"))
+            out.print(
+                f"HAProxy on http://{plan.host}:{plan.port}  "
+                f"(statistics: http://127.0.0.1:{plan.stats_port}/)"
+            )
+            supervisor.watch(stop)
     finally:
+        # Also when starting or watching failed: nothing is left running.
+        started = supervisor.balancer is not None
+        supervisor.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if started:
+        out.print(_table(supervisor, "Replicas, stopped"))
+        _totals(supervisor)
 
 
 def _say(message: str) -> None:

@@ -92,13 +92,16 @@ def tail(path: Path, lines: int = 15) -> str:
 
 @dataclass
 class Replica:
-    """One supervised replica: what runs it, where it listens and logs, and its history."""
+    """One supervised process (a replica, or HAProxy itself): what runs it, where it listens
+    and logs, and its history."""
 
     index: int
     port: int
     command: tuple[str, ...]
     log: Path
     pid_file: Path
+    label: str = ""
+    """Its name when it is not a replica (``HAProxy``)."""
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -109,7 +112,7 @@ class Replica:
 
     @property
     def name(self) -> str:
-        return f"replica-{self.index}"
+        return self.label or f"replica-{self.index}"
 
     @property
     def pid(self) -> int | None:

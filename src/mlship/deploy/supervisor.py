@@ -12,7 +12,6 @@ replica, which drain and write their logs, SIGKILL for those that take longer th
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,11 +33,9 @@ from mlship.deploy.replicas import (
     Replica,
     describe_exit,
     free_ports,
-    start_process,
     stop_process,
     tail,
     wait_until_ready,
-    write_pid,
 )
 from mlship.errors import MlshipError
 
@@ -94,7 +91,7 @@ class Supervisor:
     haproxy: Path
     say: Callable[[str], None]
     replicas: list[Replica] = field(default_factory=list)
-    balancer_process: subprocess.Popen[bytes] | None = None
+    balancer: Replica | None = None
     states: dict[str, ServerState] = field(default_factory=dict)
     stopped: bool = False
 
@@ -166,16 +163,20 @@ class Supervisor:
         return response.status_code in self.plan.healthy_statuses
 
     def _start_balancer(self) -> None:
-        log = self.plan.directory / "haproxy.log"
+        directory = self.plan.directory
         command = (str(self.haproxy), "-db", "-f", str(self.config_file))
-        self.balancer_process = start_process(command, log)
-        write_pid(self.plan.directory / "haproxy.pid", self.balancer_process.pid)
+        self.balancer = Replica(
+            0, self.plan.port, command, directory / "haproxy.log", directory / "haproxy.pid",
+            label="HAProxy",
+        )  # fmt: skip
+        self.balancer.start()
 
     def _wait_for_balancer(self) -> None:
-        """Until HAProxy answers its statistics page; an error quoting its log if it ends."""
+        """Until HAProxy answers its statistics page and has every replica UP; an error
+        quoting its log if it ends."""
         deadline = time.monotonic() + 20
-        process = self.balancer_process
-        assert process is not None
+        assert self.balancer is not None and self.balancer.process is not None
+        process = self.balancer.process
         log = self.plan.directory / "haproxy.log"
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -184,11 +185,17 @@ class Supervisor:
                     f"HAProxy {describe_exit(process.returncode)} at start; the end of its log "
                     f"({log}):\n{tail(log)}"
                 )
-            if self.poll_stats():
+            if self.poll_stats() and all(
+                self.states.get(r.name) is not None and self.states[r.name].up
+                for r in self.replicas
+            ):
                 return
             time.sleep(0.2)
         self.stop()
-        raise HaproxyError(f"HAProxy did not answer on port {self.plan.stats_port}; see {log}")
+        raise HaproxyError(
+            f"HAProxy did not report every replica UP within 20 s (statistics on port "
+            f"{self.plan.stats_port}); see {log}"
+        )
 
     def poll_stats(self) -> bool:
         """Read HAProxy's view of the replicas and report what changed; False if unreachable."""
@@ -209,9 +216,10 @@ class Supervisor:
     def watch(self, stop: threading.Event) -> None:
         """Restart replicas (and HAProxy) that die, until ``stop`` is set."""
         next_stats = 0.0
+        supervised = [*self.replicas, *([self.balancer] if self.balancer else [])]
         while not stop.is_set():
             now = time.monotonic()
-            for replica in self.replicas:
+            for replica in supervised:
                 code = replica.died()
                 if code is not None:
                     wait = replica.schedule_restart(code, now)
@@ -222,10 +230,6 @@ class Supervisor:
                 elif replica.due(now):
                     replica.restart()
                     self.say(f"{replica.name} restarted (pid {replica.pid})")
-            process = self.balancer_process
-            if process is not None and process.poll() is not None:
-                self.say(f"HAProxy {describe_exit(process.returncode)}; restarting it")
-                self._start_balancer()
             if now >= next_stats:
                 self.poll_stats()
                 next_stats = now + 0.5
@@ -240,8 +244,7 @@ class Supervisor:
             if state is not None and replica.restart_at is None:
                 shown = state.status
             if self.stopped and replica.process is not None:
-                code = replica.process.poll()
-                shown = "running" if code is None else f"stopped ({describe_exit(code)})"
+                shown = _stopped(replica.process.poll())
 
             found.append(
                 ReplicaView(
@@ -266,10 +269,11 @@ class Supervisor:
     def stop(self) -> None:
         """HAProxy softly (SIGUSR1: it stops listening and finishes its requests), then every
         replica with SIGTERM at once, each waited for (SIGKILL after the grace)."""
-        process = self.balancer_process
-        if process is not None and process.poll() is None:
-            self.poll_stats()  # the last figures, for the summary
-            stop_process(process, signal.SIGUSR1, HAPROXY_GRACE_S)
+        balancer = self.balancer
+        if balancer is not None and balancer.process is not None and balancer.restart_at is None:
+            if balancer.process.poll() is None:
+                self.poll_stats()  # the last figures, for the summary
+            stop_process(balancer.process, signal.SIGUSR1, HAPROXY_GRACE_S)
         running = [r for r in self.replicas if r.process is not None and r.restart_at is None]
         for replica in running:
             assert replica.process is not None
@@ -283,3 +287,13 @@ class Supervisor:
 
     def _pid_files(self) -> Sequence[Path]:
         return [r.pid_file for r in self.replicas] + [self.plan.directory / "haproxy.pid"]
+
+
+def _stopped(code: int | None) -> str:
+    """How a replica ended after the stop: SIGTERM is how it was asked to (uvicorn ends with
+    that signal once it has drained)."""
+    if code is None:
+        return "running"
+    if code in (0, -signal.SIGTERM):
+        return "stopped"
+    return f"stopped ({describe_exit(code)})"
