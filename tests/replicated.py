@@ -62,14 +62,15 @@ class Deployed:
 
 @contextmanager
 def deployed(
-    target: str, home: Path, replicas: int, directory: Path, *args: str
+    target: str | None, home: Path, replicas: int, directory: Path, *args: str
 ) -> Iterator[Deployed]:
-    """``mlship deploy haproxy target -n replicas`` on a free port, every replica up in HAProxy
-    before the block runs; stopped with SIGTERM after it."""
+    """``mlship deploy haproxy target -n replicas`` (no target: give ``--server`` in ``args``)
+    on a free port, every replica up in HAProxy before the block runs; stopped with SIGTERM
+    after it."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlship", "deploy", "haproxy", target, "-n", str(replicas),
-         "--port", str(port), "--dir", str(directory), *args],
+        [sys.executable, "-m", "mlship", "deploy", "haproxy", *([target] if target else []),
+         "-n", str(replicas), "--port", str(port), "--dir", str(directory), *args],
         env=mlship_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deployment = Deployed(f"http://127.0.0.1:{port}", directory, process)

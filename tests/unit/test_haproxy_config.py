@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mlship.deploy import haproxy
 from mlship.deploy.haproxy import (
     MODEL_SERVER_RETRIES,
-    TRACKING_SERVER_RETRIES,
+    RESEND_SAFE_WRITES,
     Backend,
     Balancer,
     HaproxyError,
@@ -63,12 +63,13 @@ def test_a_model_server_balancer_is_valid_and_retries_predictions(tmp_path: Path
         "http-request set-header X-Request-ID %[uuid(4)] unless { req.hdr(x-request-id) -m found }"
         in lines
     )
+    assert not any("disable-l7-retry" in line for line in lines)  # predictions: all resent
     servers = [line for line in lines if line.startswith("server ")]
     assert servers == [f"server replica-{i} 127.0.0.1:{40000 + i} check" for i in (1, 2, 3)]
     assert "bind 127.0.0.1:8404" in lines  # the statistics page, on its own port
 
 
-def test_a_tracking_server_balancer_takes_401_as_up_and_resends_only_unsent_requests(
+def test_a_tracking_server_balancer_takes_401_as_up_and_resends_only_safe_requests(
     tmp_path: Path,
 ) -> None:
     text = render(
@@ -76,14 +77,18 @@ def test_a_tracking_server_balancer_takes_401_as_up_and_resends_only_unsent_requ
             2,
             health_path="/api/v1/health",
             healthy_statuses=(200, 401),
-            retry_on=TRACKING_SERVER_RETRIES,
+            resend_only=RESEND_SAFE_WRITES,
             server_timeout_s=600,
         )
     )
     _valid(text, tmp_path)
     lines = [line.strip() for line in text.splitlines()]
     assert "http-check expect rstatus ^(200|401)$" in lines
-    assert "retry-on conn-failure" in lines
+    # Reads and keyed writes are sent again; other writes only when they never got through.
+    assert (
+        "http-request disable-l7-retry unless METH_GET || METH_HEAD || "
+        "{ req.hdr(idempotency-key) -m found }"
+    ) in lines
     assert "timeout server 600000ms" in lines
 
 

@@ -137,7 +137,7 @@ def _plan(
     extra: list[str],
 ) -> Plan:
     from mlship.config import load_settings
-    from mlship.deploy.haproxy import MODEL_SERVER_RETRIES, TRACKING_SERVER_RETRIES
+    from mlship.deploy.haproxy import MODEL_SERVER_RETRIES, RESEND_SAFE_WRITES
     from mlship.deploy.replicas import free_ports
     from mlship.deploy.supervisor import Plan
 
@@ -152,20 +152,19 @@ def _plan(
     settings = load_settings()
     program = (sys.executable, "-m", "mlship")
     statuses: tuple[int, ...]
-    retry_on: tuple[str, ...]
     if target is not None:
         from mlship.serve.factory import deployment_for
 
         name = deployment_for(target).name  # a bad deployment file fails here, once
         command = (*program, "serve", target, *extra)
-        health, statuses, retry_on = "/v2/health/ready", (200,), MODEL_SERVER_RETRIES
+        health, statuses, resend_only = "/v2/health/ready", (200,), None
         default_port = 8000
     else:
         _check_shared_stores(settings)
         name = "tracking-server"
         command = (*program, "server", *extra)
         # Every route of the tracking server needs a token: a 401 is a process that answers.
-        health, statuses, retry_on = "/api/v1/health", (200, 401), TRACKING_SERVER_RETRIES
+        health, statuses, resend_only = "/api/v1/health", (200, 401), RESEND_SAFE_WRITES
         default_port = 8080
     return Plan(
         name=name,
@@ -177,7 +176,8 @@ def _plan(
         directory=directory or settings.home_resolved / "deploy" / name,
         health_path=health,
         healthy_statuses=statuses,
-        retry_on=retry_on,
+        retry_on=MODEL_SERVER_RETRIES,
+        resend_only=resend_only,
         server_timeout_s=30.0,
     )
 

@@ -10,7 +10,7 @@ asking ``haproxy -c`` whether it is valid. What it sets, and why:
   on another one; L7 retries (``retry-on``) re-send a request whose replica died before answering
   (the body is buffered, ``option http-buffer-request``, so a POST can be sent again); a model
   server's predictions are safe to re-send, a tracking server's writes only when they never
-  reached it (``conn-failure``: clients retry the rest with their idempotency keys);
+  reached it, or carry an ``Idempotency-Key`` the server applies once (``resend_only``);
 - ``balance leastconn``: a replica busy with a large batch gets fewer new requests;
 - a request id: the caller's ``X-Request-ID``, or a new one set before the request is forwarded,
   so a retried request keeps its id and the prediction log and HAProxy's log name the same one;
@@ -36,9 +36,10 @@ MODEL_SERVER_RETRIES = ("conn-failure", "empty-response", "response-timeout", "5
 """When a prediction is sent again to another replica: it never reached one, or the replica
 died (no answer, a timeout) or refused it while stopping (502, 503). Scoring is idempotent."""
 
-TRACKING_SERVER_RETRIES = ("conn-failure",)
-"""When a tracking server request is sent again: only when it never reached a replica, since a
-write that did may have been applied (the clients retry, with idempotency keys)."""
+RESEND_SAFE_WRITES = "METH_GET || METH_HEAD || { req.hdr(idempotency-key) -m found }"
+"""Which tracking-server requests HAProxy may send again after they reached a replica that then
+failed: reads, and writes with an ``Idempotency-Key`` (the server applies a key's write once).
+Any other write is sent again only when it never reached a replica (a refused connection)."""
 
 
 class HaproxyError(MlshipError):
@@ -68,6 +69,9 @@ class Balancer:
     health_path: str
     healthy_statuses: tuple[int, ...] = (200,)
     retry_on: tuple[str, ...] = MODEL_SERVER_RETRIES
+    resend_only: str | None = None
+    """An HAProxy condition: requests that do not match it are sent again only after a failed
+    connection, never once a replica had them (None: any request may be)."""
     server_timeout_s: float = 30.0
     """Longest wait for a replica's answer; after it the request is re-sent when
     ``response-timeout`` is among ``retry_on``, else answered 504."""
@@ -103,6 +107,11 @@ def render(balancer: Balancer) -> str:
         for backend in balancer.backends
     )
     timeout = f"{int(balancer.server_timeout_s * 1000)}ms"
+    resend = (
+        ""
+        if balancer.resend_only is None
+        else f"\n    http-request disable-l7-retry unless {balancer.resend_only}"
+    )
     return f"""# Written by mlship deploy haproxy; rewritten on every start.
 global
     log {balancer.log_target} format raw local0
@@ -135,7 +144,7 @@ backend replicas
     option http-buffer-request
     retries 3
     option redispatch 1
-    retry-on {" ".join(balancer.retry_on)}
+    retry-on {" ".join(balancer.retry_on)}{resend}
     default-server {checks}
 {servers}
 

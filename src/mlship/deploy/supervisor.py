@@ -61,6 +61,7 @@ class Plan:
     health_path: str
     healthy_statuses: tuple[int, ...]
     retry_on: tuple[str, ...]
+    resend_only: str | None
     server_timeout_s: float
     start_timeout_s: float = 180.0
 
@@ -144,6 +145,7 @@ class Supervisor:
             plan.health_path,
             plan.healthy_statuses,
             plan.retry_on,
+            plan.resend_only,
             plan.server_timeout_s,
         )
         self.config_file.write_text(render(balancer))
