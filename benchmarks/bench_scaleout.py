@@ -7,8 +7,8 @@ its defaults (the prediction log on). Each is loaded in turn with one row per re
 ``concurrency`` requests in flight (a closed loop: throughput), by the asyncio httpx client of
 ``bench_serving.py``, which shares the machine's cores with the servers. Then:
 
-- HAProxy's cost per request: with one replica, the median latency at concurrency 1 through
-  HAProxy minus the median straight to the replica;
+- HAProxy's cost per request: with one replica, requests one at a time, alternately through
+  HAProxy and straight to the replica; the median of the first minus the median of the second;
 - the failover gap: two replicas behind HAProxy under a steady open-loop load
   (:mod:`mlship.loadtest`), one SIGKILLed halfway: the longest time without a successful answer,
   the requests that failed, and how many HAProxy had to retry.
@@ -105,12 +105,23 @@ def _cell(
                 _percentile(latencies, 0.5), _percentile(latencies, 0.99))  # fmt: skip
 
 
-def _p50(url: str, body: bytes, seconds: float) -> float:
-    latencies, errors = asyncio.run(_load(url, body, 1, seconds))
-    if errors:
-        raise SystemExit(f"{errors} requests to {url} failed")
-    p50: float = _percentile(latencies, 0.5)
-    return p50
+def _overhead(through: str, direct: str, body: bytes, seconds: float) -> tuple[float, float]:
+    """Median latencies (ms) of requests sent one at a time, alternately through HAProxy and
+    straight to the replica, so that both see the same load from the rest of the machine."""
+    import httpx
+
+    timings: dict[str, list[float]] = {through: [], direct: []}
+    headers = {"content-type": "application/json"}
+    with httpx.Client(timeout=30, headers=headers) as client:
+        for url in timings:  # warm both connections
+            client.post(url, content=body).raise_for_status()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            for url, found in timings.items():
+                started = time.perf_counter()
+                client.post(url, content=body).raise_for_status()
+                found.append(time.perf_counter() - started)
+    return _percentile(timings[through], 0.5), _percentile(timings[direct], 0.5)
 
 
 @dataclass(frozen=True)
@@ -173,8 +184,7 @@ def main() -> None:
                     config = (deployed.directory / "haproxy.cfg").read_text().splitlines()
                     where = next(line.split()[2] for line in config if "server replica-1" in line)
                     direct = f"http://{where}/predict"
-                    seconds = min(args.seconds, 3)
-                    overhead = (_p50(url, body, seconds), _p50(direct, body, seconds))
+                    overhead = _overhead(url, direct, body, 2 * args.seconds)
             finally:
                 _undeploy(deployed)
         for n in args.replicas:
@@ -232,8 +242,8 @@ def _print(
     if overhead is not None:
         through, direct = overhead
         console.print(
-            f"HAProxy per request (1 replica, concurrency 1, p50): {through:.2f} ms through it, "
-            f"{direct:.2f} ms direct: +{through - direct:.2f} ms"
+            f"HAProxy per request (1 replica, one request at a time, p50): {through:.2f} ms "
+            f"through it, {direct:.2f} ms direct: {through - direct:+.2f} ms"
         )
     console.print(
         f"Failover (2 replicas, {args.failover_rate:g} requests/s, one SIGKILLed): longest gap "

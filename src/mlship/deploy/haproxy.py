@@ -6,6 +6,8 @@ asking ``haproxy -c`` whether it is valid. What it sets, and why:
 
 - health checks on each replica's readiness endpoint every 500 ms, down after two failures, up
   after two successes, so a dead or draining replica leaves the rotation within about a second;
+  a replica that refuses a connection is marked down at once (``observe layer4``), so requests
+  stop going to a dead one before its checks fail;
 - ``retries 3`` and ``option redispatch``: a connection refused by a dead replica is tried again
   on another one; L7 retries (``retry-on``) re-send a request whose replica died before answering
   (the body is buffered, ``option http-buffer-request``, so a POST can be sent again); a model
@@ -101,7 +103,10 @@ def render(balancer: Balancer) -> str:
     )
     interval = balancer.check_interval_ms
     fast = max(interval // 2, 100)
-    checks = f"inter {interval}ms fastinter {fast}ms downinter {interval}ms fall 2 rise 2"
+    checks = (
+        f"inter {interval}ms fastinter {fast}ms downinter {interval}ms fall 2 rise 2 "
+        "observe layer4 error-limit 1 on-error mark-down"
+    )
     servers = "\n".join(
         f"    server {backend.name} {backend.host}:{backend.port} check"
         for backend in balancer.backends
