@@ -68,10 +68,10 @@ class Deployed:
     directory: Path
 
 
-def _deploy(replicas: int, env: dict[str, str], root: Path) -> Deployed:
-    """``mlship deploy haproxy churn:1 -n replicas``, once it says HAProxy is on."""
+def _deploy(replicas: int, env: dict[str, str], directory: Path) -> Deployed:
+    """``mlship deploy haproxy churn:1 -n replicas`` writing into ``directory``, once it says
+    HAProxy is on."""
     port = _free_port()
-    directory = root / f"deploy-{replicas}"
     directory.mkdir()
     output = directory / "deploy.out"
     with output.open("wb") as handle:
@@ -174,7 +174,7 @@ def main() -> None:
         overhead: tuple[float, float] | None = None
         for n in args.replicas:
             console.log(f"HAProxy + {n} replica(s), concurrency {args.concurrency}")
-            deployed = _deploy(n, env, root)
+            deployed = _deploy(n, env, root / f"deploy-{n}")
             try:
                 url = f"{deployed.url}/predict"
                 cells.append(
@@ -201,7 +201,7 @@ def main() -> None:
             finally:
                 _stop(server)
         console.log(f"Failover: 2 replicas at {args.failover_rate:g} requests/s, one killed")
-        deployed = _deploy(2, env, root)
+        deployed = _deploy(2, env, root / "failover")
         try:
             failover = _failover(deployed, body, args.failover_rate, 2 * args.seconds)
         finally:

@@ -105,12 +105,13 @@ def haproxy(
         )
         supervisor.start(stop.is_set)
         if not stop.is_set():
-            out.print(_table(supervisor, "Replicas"))
+            if not out.is_terminal:
+                out.print(_table(supervisor, "Replicas"))
             out.print(
                 f"HAProxy on http://{plan.host}:{plan.port}  "
                 f"(statistics: http://127.0.0.1:{plan.stats_port}/)"
             )
-            supervisor.watch(stop)
+            _watch(supervisor, stop)
     finally:
         # Also when starting or watching failed: nothing is left running.
         started = supervisor.balancer is not None
@@ -120,6 +121,18 @@ def haproxy(
     if started:
         out.print(_table(supervisor, "Replicas, stopped"))
         _totals(supervisor)
+
+
+def _watch(supervisor: Supervisor, stop: threading.Event) -> None:
+    """Supervise until stopped; on a terminal, under a table of the replicas kept up to date
+    (events still print above it), elsewhere (a log file, a pipe) with the events alone."""
+    if not out.is_terminal:
+        supervisor.watch(stop)
+        return
+    from rich.live import Live
+
+    with Live(_table(supervisor, "Replicas"), console=out, auto_refresh=False) as live:
+        supervisor.watch(stop, lambda: live.update(_table(supervisor, "Replicas"), refresh=True))
 
 
 def _say(message: str) -> None:

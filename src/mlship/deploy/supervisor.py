@@ -215,8 +215,9 @@ class Supervisor:
                 self.say(f"{state.name} is {state.status} in HAProxy")
         return True
 
-    def watch(self, stop: threading.Event) -> None:
-        """Restart replicas (and HAProxy) that die, until ``stop`` is set."""
+    def watch(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
+        """Restart replicas (and HAProxy) that die, until ``stop`` is set; ``tick`` is called
+        after every reading of HAProxy's statistics (twice a second)."""
         next_stats = 0.0
         supervised = [*self.replicas, *([self.balancer] if self.balancer else [])]
         while not stop.is_set():
@@ -235,6 +236,8 @@ class Supervisor:
             if now >= next_stats:
                 self.poll_stats()
                 next_stats = now + 0.5
+                if tick is not None:
+                    tick()
             stop.wait(0.1)
 
     def views(self) -> list[ReplicaView]:
