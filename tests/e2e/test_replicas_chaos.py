@@ -6,7 +6,11 @@ answer at most once, and every answer of the replicas that were not killed."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -104,28 +108,41 @@ def test_a_replica_that_cannot_start_stops_the_command_with_its_log(
     assert not list(tmp_path.glob("*.pid"))  # nothing left running
 
 
-def test_the_callers_request_id_is_kept_and_one_is_given_otherwise(
+def test_request_ids_replica_options_and_a_large_request_resent_when_its_replica_dies(
     home: Path, tmp_path: Path
 ) -> None:
-    body = {"records": [RECORD, RECORD]}
-    with deployed(
-        "churn:1",
-        home,
-        1,
-        tmp_path,
-        "--replica-arg=--max-records=1",
-        "--replica-arg=--no-prediction-log",
-    ) as deployment:
-        given = httpx.post(f"{deployment.url}/predict", json={"records": [RECORD]},
-                           headers={"X-Request-ID": "caller-7"})  # fmt: skip
+    options = ("--replica-arg=--max-records=150", "--replica-arg=--no-prediction-log")
+    with deployed("churn:1", home, 2, tmp_path, *options) as deployment:
+        url = f"{deployment.url}/predict"
+        given = httpx.post(url, json={"records": [RECORD]}, headers={"X-Request-ID": "caller-7"})
         assert given.status_code == 200 and given.headers["x-request-id"] == "caller-7"
         assert given.json()["request_id"] == "caller-7"
-        made = httpx.post(f"{deployment.url}/predict", json={"records": [RECORD]})
+        made = httpx.post(url, json={"records": [RECORD]})
         assert re.fullmatch(r"[0-9a-f-]{36}", made.headers["x-request-id"])
-        # The options reached the replica: two records are one too many.
-        assert httpx.post(f"{deployment.url}/predict", json=body).status_code == 413
+        # The options reached the replicas: 151 records are one too many.
+        assert httpx.post(url, json={"records": [RECORD] * 151}).status_code == 413
+
+        # A replica that hangs, then dies, with 100-record requests (about 25 kB each, more than
+        # HAProxy's default 16 kB buffer) on it: they are sent again, whole, to the other one.
+        stuck = deployment.pid(1)
+        os.kill(stuck, signal.SIGSTOP)
+        answers: list[int] = []
+
+        def post() -> None:
+            body = {"records": [RECORD] * 100}
+            answers.append(httpx.post(url, json=body, timeout=60).status_code)
+
+        senders = [threading.Thread(target=post) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        time.sleep(1)
+        os.kill(stuck, signal.SIGKILL)
+        for sender in senders:
+            sender.join(timeout=60)
+        assert answers == [200] * 4
+        resent = [r for r in deployment.logged_requests() if r.retries]
+        assert resent and all(r.status == 200 and r.server == "replica-2" for r in resent)
+        deployment.wait_for(f"replica-1 (pid {stuck}, port")
     output = deployment.output
     stopped = output[output.index("Replicas, stopped") :]
-    assert re.search(r"replica-1 .* stopped ", stopped), output
-    assert "SIGKILL" not in output
-    assert "HAProxy forwarded 3 requests; 0 were retried" in output, output
+    assert re.search(r"replica-2 .* stopped ", stopped), output

@@ -67,6 +67,7 @@ def test_a_model_server_balancer_is_valid_and_retries_predictions(tmp_path: Path
     servers = [line for line in lines if line.startswith("server ")]
     assert servers == [f"server replica-{i} 127.0.0.1:{40000 + i} check" for i in (1, 2, 3)]
     assert "bind 127.0.0.1:8404" in lines  # the statistics page, on its own port
+    assert "tune.bufsize 16384" in lines
 
 
 def test_a_tracking_server_balancer_takes_401_as_up_and_resends_only_safe_requests(
@@ -99,6 +100,7 @@ def test_a_tracking_server_balancer_takes_401_as_up_and_resends_only_safe_reques
     name=st.from_regex(r"[a-z][a-z0-9_.-]{0,30}", fullmatch=True),
     interval=st.integers(min_value=100, max_value=5000),
     timeout=st.floats(min_value=0.1, max_value=3600),
+    buffer_kib=st.integers(min_value=16, max_value=16384),
 )
 def test_every_balancer_renders_a_configuration_haproxy_accepts(
     count: int,
@@ -106,10 +108,16 @@ def test_every_balancer_renders_a_configuration_haproxy_accepts(
     name: str,
     interval: int,
     timeout: float,
+    buffer_kib: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     balancer = _balancer(
-        count, name=name, port=port, check_interval_ms=interval, server_timeout_s=timeout
+        count,
+        name=name,
+        port=port,
+        check_interval_ms=interval,
+        server_timeout_s=timeout,
+        buffer_bytes=buffer_kib * 1024,
     )
     _valid(render(balancer), tmp_path_factory.mktemp("cfg"))
 

@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -80,6 +81,16 @@ def haproxy(
             min=0.1,
         ),
     ] = 30.0,
+    buffer_kib: Annotated[
+        int,
+        typer.Option(
+            help="HAProxy's buffer in KiB: requests up to about this size are sent again to "
+            "another replica when theirs dies (larger ones are forwarded, not re-sent); each "
+            "request in flight holds two.",
+            min=16,
+            max=16384,
+        ),
+    ] = 64,
 ) -> None:
     """Start N replicas on free local ports, HAProxy in front of them (health checks, retries on
     another replica, a request id), and keep them running until Ctrl-C or SIGTERM."""
@@ -87,7 +98,7 @@ def haproxy(
     from mlship.deploy.supervisor import Supervisor
 
     plan = _plan(target, replicas, server, host, port, stats_port, directory, replica_arg or [])
-    plan = _with_timeout(plan, timeout)
+    plan = replace(plan, server_timeout_s=timeout, buffer_bytes=buffer_kib * 1024)
     haproxy_program = find_haproxy()
     stop = threading.Event()
 
@@ -195,12 +206,6 @@ def _plan(
     )
 
 
-def _with_timeout(plan: Plan, timeout: float) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, server_timeout_s=timeout)
-
-
 def _check_shared_stores(settings: Settings) -> None:
     """Tracking-server replicas serve this workspace's own stores, which they share: refuse a
     workspace that points at a server, and say what SQLite means here."""
@@ -243,5 +248,6 @@ def _totals(supervisor: Supervisor) -> None:
         return
     out.print(
         f"HAProxy forwarded {totals.sessions} requests; {totals.retries} were retried and "
-        f"{totals.redispatches} redispatched to another replica; {totals.failed} failed"
+        f"{totals.redispatches} redispatched to another replica; {totals.failed} connection or "
+        "response errors on the replicas"
     )

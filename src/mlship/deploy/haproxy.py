@@ -78,6 +78,9 @@ class Balancer:
     """Longest wait for a replica's answer; after it the request is re-sent when
     ``response-timeout`` is among ``retry_on``, else answered 504."""
     check_interval_ms: int = 500
+    buffer_bytes: int = 16384
+    """HAProxy's buffer (``tune.bufsize``): the largest request it can send again (the body and
+    the headers must fit in it); each request in flight holds two."""
     log_target: str = "stdout"
     """Where HAProxy logs a line per request (``stdout``: the deploy command sends it to a file)."""
 
@@ -121,6 +124,7 @@ def render(balancer: Balancer) -> str:
 global
     log {balancer.log_target} format raw local0
     maxconn 4096
+    tune.bufsize {balancer.buffer_bytes}
 
 defaults
     mode http

@@ -63,6 +63,7 @@ class Plan:
     retry_on: tuple[str, ...]
     resend_only: str | None
     server_timeout_s: float
+    buffer_bytes: int = 16384
     start_timeout_s: float = 180.0
 
 
@@ -147,6 +148,7 @@ class Supervisor:
             plan.retry_on,
             plan.resend_only,
             plan.server_timeout_s,
+            buffer_bytes=plan.buffer_bytes,
         )
         self.config_file.write_text(render(balancer))
         try:
