@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,16 +62,21 @@ class Deployed:
 
 @contextmanager
 def deployed(
-    target: str | None, home: Path, replicas: int, directory: Path, *args: str
+    target: str | None,
+    home: Path,
+    replicas: int,
+    directory: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Deployed]:
     """``mlship deploy haproxy target -n replicas`` (no target: give ``--server`` in ``args``)
     on a free port, every replica up in HAProxy before the block runs; stopped with SIGTERM
-    after it."""
+    after it; ``env`` adds settings."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlship", "deploy", "haproxy", *([target] if target else []),
          "-n", str(replicas), "--port", str(port), "--dir", str(directory), *args],
-        env=mlship_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=mlship_env(home, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deployment = Deployed(f"http://127.0.0.1:{port}", directory, process)
 

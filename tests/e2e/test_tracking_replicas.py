@@ -10,19 +10,30 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import invoke_cli, run_cli
 from tests.replicated import deployed
 from tests.tracking import _secret
 
 
-def test_tracking_servers_share_one_database_and_outlive_a_killed_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_tracking_servers_share_one_database_and_outlive_a_killed_one(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     home = tmp_path / "server"
-    invoke_cli("users", "add", "admin", "--role", "admin", home=home)
-    token = _secret(invoke_cli("tokens", "create", "admin", home=home).stdout)
+    env = {}
+    if database == "postgresql":
+        from tests.services import create_database
+
+        url = create_database(request.getfixturevalue("postgres_url"), "mlship_replicas")
+        env = {"MLSHIP_DATABASE_URL": url}
+    invoke_cli("users", "add", "admin", "--role", "admin", home=home, env=env)
+    token = _secret(invoke_cli("tokens", "create", "admin", home=home, env=env).stdout)
     headers = {"Authorization": f"Bearer {token}"}
-    with deployed(None, home, 2, tmp_path / "deploy", "--server") as deployment:
-        assert "SQLite" in deployment.output  # it says what a shared SQLite file means
+    with deployed(None, home, 2, tmp_path / "deploy", "--server", env=env) as deployment:
+        # It says what a shared SQLite file means, and nothing about PostgreSQL.
+        assert ("SQLite" in deployment.output) == (database == "sqlite")
         client = {"MLSHIP_URL": deployment.url, "MLSHIP_TOKEN": token}
         for name in ("carol", "dave", "erin", "frank"):  # writes spread over both replicas
             run_cli("users", "add", name, "--role", "viewer", home=tmp_path / "c", env=client)

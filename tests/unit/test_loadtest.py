@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlship.deploy.replicas import MAX_BACKOFF_S, STEADY_S, Replica, describe_exit
+from mlship.deploy.replicas import MAX_BACKOFF_S, STEADY_S, Replica, describe_exit, free_ports
 from mlship.loadtest.open_loop import Load, Outcome, Run, longest_gap, percentile, summarise
 
 
@@ -84,3 +84,9 @@ def test_a_replica_that_keeps_dying_waits_longer_each_time_up_to_a_limit(tmp_pat
     assert replica.schedule_restart(1, now=100.0 + STEADY_S) == 0.5
     assert replica.last_exit == "exited 1"
     assert describe_exit(-15) == "killed by SIGTERM"
+
+
+def test_free_ports_differ_and_avoid_the_ones_taken() -> None:
+    taken = free_ports(3)
+    chosen = free_ports(20, avoid=taken)
+    assert len(set(chosen)) == 20 and not set(chosen) & set(taken)

@@ -190,13 +190,14 @@ def _plan(
         # Every route of the tracking server needs a token: a 401 is a process that answers.
         health, statuses, resend_only = "/api/v1/health", (200, 401), RESEND_SAFE_WRITES
         default_port = 8080
+    port = port if port is not None else default_port
     return Plan(
         name=name,
         command=command,
         count=replicas,
         host=host,
-        port=port if port is not None else default_port,
-        stats_port=stats_port if stats_port is not None else free_ports(1)[0],
+        port=port,
+        stats_port=stats_port if stats_port is not None else free_ports(1, avoid=(port,))[0],
         directory=directory or settings.home_resolved / "deploy" / name,
         health_path=health,
         healthy_statuses=statuses,

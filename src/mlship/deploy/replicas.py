@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,17 +154,22 @@ class Replica:
         return stop_process(self.process, signal.SIGTERM, grace_s)
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports nothing listens on now (held open together while chosen)."""
+def free_ports(count: int, avoid: Collection[int] = (), host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports nothing listens on now, none of them in ``avoid`` (held open
+    together while chosen, so they differ from each other)."""
     import socket
 
     sockets = []
+    found: list[int] = []
     try:
-        for _ in range(count):
+        while len(found) < count:
             sock = socket.socket()
             sock.bind((host, 0))
             sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
+            port = int(sock.getsockname()[1])
+            if port not in avoid:
+                found.append(port)
+        return found
     finally:
         for sock in sockets:
             sock.close()

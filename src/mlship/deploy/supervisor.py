@@ -110,7 +110,7 @@ class Supervisor:
         raises an error naming the replica and quoting its log when one cannot start."""
         plan = self.plan
         plan.directory.mkdir(parents=True, exist_ok=True)
-        ports = free_ports(plan.count)
+        ports = free_ports(plan.count, avoid=(plan.port, plan.stats_port))
         for index, port in enumerate(ports, start=1):
             command = (*plan.command, "--host", "127.0.0.1", "--port", str(port))
             replica = Replica(
