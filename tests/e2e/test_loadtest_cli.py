@@ -57,3 +57,13 @@ def test_deploy_needs_a_target_or_server_not_both(tmp_path: Path) -> None:
     remote = invoke_cli("deploy", "haproxy", "--server", home=tmp_path, check=False,
                         env={"MLSHIP_URL": "http://127.0.0.1:9"})  # fmt: skip
     assert remote.returncode == 1 and "unset MLSHIP_URL" in remote.stderr
+
+
+def test_deploy_refuses_a_directory_it_cannot_write(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "deploy"
+    in_the_way.write_text("a file where the directory should be")
+    refused = invoke_cli("deploy", "haproxy", "churn:1", "--dir", str(in_the_way),
+                         home=tmp_path, check=False)  # fmt: skip
+    assert refused.returncode == 1
+    assert f"--dir {in_the_way}: cannot be used" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -100,6 +100,13 @@ def haproxy(
     plan = _plan(target, replicas, server, host, port, stats_port, directory, replica_arg or [])
     plan = replace(plan, server_timeout_s=timeout, buffer_bytes=buffer_kib * 1024)
     haproxy_program = find_haproxy()
+    try:
+        plan.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MlshipError(
+            f"--dir {plan.directory}: cannot be used for the configuration and the logs "
+            f"({exc.strerror or exc}); give a directory this user can write"
+        ) from None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

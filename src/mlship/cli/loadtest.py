@@ -96,10 +96,10 @@ def _payload(path: Path) -> bytes:
 
 
 def _write(path: Path, text: str) -> None:
-    """``text`` into ``path`` whole (a temporary file renamed over it)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    """``text`` into ``path`` whole (a synced temporary file renamed over it)."""
+    from mlship.store.artifacts import atomic_write
+
+    atomic_write(path, [text.encode()])
 
 
 def _lines(result: Run) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlship.store.artifacts import atomic_write
+
 FIRST_BACKOFF_S = 0.5
 """Wait before the first restart of a replica that died; doubled after each death in a row."""
 
@@ -52,11 +54,9 @@ def start_process(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def write_pid(path: Path, pid: int) -> None:
-    """``path`` holds ``pid`` (written whole: a temporary file renamed over it), so a script can
-    signal the current process of a replica (``kill -9 $(cat replica-2.pid)``)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(f"{pid}\n")
-    temporary.replace(path)
+    """``path`` holds ``pid`` (written whole: a synced temporary file renamed over it), so a
+    script can signal the current process of a replica (``kill -9 $(cat replica-2.pid)``)."""
+    atomic_write(path, [f"{pid}\n".encode()])
 
 
 def describe_exit(code: int) -> str:

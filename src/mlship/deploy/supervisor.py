@@ -38,6 +38,7 @@ from mlship.deploy.replicas import (
     wait_until_ready,
 )
 from mlship.errors import MlshipError
+from mlship.store.artifacts import atomic_write
 
 HAPROXY_GRACE_S = 15.0
 """How long HAProxy may take to finish the requests it has when told to stop."""
@@ -150,7 +151,7 @@ class Supervisor:
             plan.server_timeout_s,
             buffer_bytes=plan.buffer_bytes,
         )
-        self.config_file.write_text(render(balancer))
+        atomic_write(self.config_file, [render(balancer).encode()])
         try:
             check(self.haproxy, self.config_file)
         except HaproxyError:
