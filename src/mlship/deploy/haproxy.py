@@ -139,7 +139,7 @@ defaults
     timeout server {timeout}
     timeout check 2s
 
-frontend {balancer.name}
+frontend {_identifier(balancer.name)}
     bind {balancer.bind_host}:{balancer.port}
     unique-id-format %[req.hdr(x-request-id)]
     http-request set-header X-Request-ID %[uuid(4)] unless {{ req.hdr(x-request-id) -m found }}
@@ -164,6 +164,12 @@ frontend stats
     stats uri /
     stats refresh 2s
 """
+
+
+def _identifier(name: str) -> str:
+    """``name`` as an HAProxy section name (letters, digits and ``-_.:`` only; a deployment's
+    name may hold anything else)."""
+    return re.sub(r"[^A-Za-z0-9_.:-]", "-", name)[:64] or "mlship"
 
 
 def find_haproxy() -> Path:
