@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from mlship.deploy.haproxy import LoggedRequest, parse_log_line
 from tests.conftest import mlship_env
-from tests.serving import free_port
+from tests.serving import free_port, terminate
 
 START_TIMEOUT = 120.0
 
@@ -50,13 +49,7 @@ class Deployed:
 
     def stop(self) -> str:
         """SIGTERM, as an operator stops it; its output. Fails if it takes over a minute."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                raise AssertionError(f"deploy did not stop within 60 s:\n{self.output}") from None
+        terminate(self.process, "mlship deploy", f":\n{self.output}")
         return self.output
 
 

@@ -39,6 +39,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def terminate(process: subprocess.Popen[Any], what: str, detail: str = "") -> None:
+    """SIGTERM, as an operator stops a server; fails (after killing it) if it takes over a
+    minute, with ``detail`` (its output, say) in the message."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"{what} did not stop within 60 s of SIGTERM{detail}") from None
+
+
 @dataclass
 class Server:
     base: str
@@ -58,13 +70,7 @@ class Server:
 
     def stop(self) -> str:
         """SIGTERM (a graceful shutdown) and what the server printed; fails if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                raise AssertionError("mlship serve did not stop within 60 s of SIGTERM") from None
+        terminate(self.process, "mlship serve")
         if self.reader is not None:
             self.reader.join(timeout=10)
         return "".join(self.output)
