@@ -6,6 +6,7 @@ logged without the secret, and ``mlship predict --url`` scores a file with ``--t
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,8 @@ def _bearer(secret: str) -> dict[str, str]:
 
 def _metric(text: str, reason: str) -> float:
     prefix = f'mlship_auth_refused_total{{reason="{reason}"}} '
-    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)), 0)
+    found = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)]
+    return found[0] if found else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +101,12 @@ def test_keys_guard_every_protocol_but_the_health_checks(keyed: tuple[Server, Pa
         ]
         assert [s.status_code for s in statuses] == [200] * RATE + [429]
         assert int(statuses[-1].headers["retry-after"]) >= 1
-        assert statuses[-1].json()["errors"][0].startswith(
-            f"Authorization: too many requests for key burst ({RATE} a minute); retry in "
+        assert (
+            statuses[-1]
+            .json()["errors"][0]
+            .startswith(
+                f"Authorization: too many requests for key burst ({RATE} a minute); retry in "
+            )
         )
         other = client.post("/predict", json={"records": [RECORD]}, headers=_bearer(APP))
         assert other.status_code == 200  # a bucket per key
@@ -140,8 +146,14 @@ def test_refusals_are_logged_without_the_secret(keyed: tuple[Server, Path]) -> N
     server, cert = keyed
     httpx.get(f"{server.base}/metrics", headers=_bearer(APP[:-1]), verify=trusting(cert))
     output = server.stop()
-    assert '"event": "refused"' in output and '"reason": "invalid"' in output
-    assert '"reason": "forbidden", "status": 403' in output and '"caller": "key app"' in output
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    refused = [line for line in logged if line.get("event") == "refused"]
+    assert {line["reason"] for line in refused} == {
+        "missing", "invalid", "forbidden", "rate_limited",
+    }  # fmt: skip
+    forbidden = next(line for line in refused if line["reason"] == "forbidden")
+    assert forbidden["status"] == 403 and forbidden["caller"] == "key app"
+    assert forbidden["path"] == "/feedback" and forbidden["request_id"]
     for secret in (APP, APP[:-1], CLI, BURST, OPS):
         assert secret not in output
 
