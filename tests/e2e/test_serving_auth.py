@@ -17,7 +17,7 @@ import pytest
 
 from mlship.workspace import Workspace
 from tests.conftest import run_cli
-from tests.serving import RECORD, Server, serving
+from tests.serving import RECORD, Server, bearer, serving
 from tests.tls import self_signed, trusting
 
 APP = "app-key-0123456789abcdef0123"
@@ -25,10 +25,6 @@ CLI = "cli-key-0123456789abcdef0123"
 BURST = "burst-key-0123456789abcdef01"
 OPS = "ops-key-0123456789abcdef01234"
 RATE = 4
-
-
-def _bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def _metric(text: str, reason: str) -> float:
@@ -66,7 +62,7 @@ def keyed(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 
 def test_keys_guard_every_protocol_but_the_health_checks(keyed: tuple[Server, Path]) -> None:
     server, cert = keyed
-    with httpx.Client(base_url=server.base, verify=trusting(cert)) as client:
+    with server.client(verify=trusting(cert)) as client:
         for path in ("/health", "/ping", "/v2/health/live", "/v2/health/ready"):
             assert client.get(path).status_code == 200, path
         native = client.post("/predict", json={"records": [RECORD]})
@@ -77,26 +73,26 @@ def test_keys_guard_every_protocol_but_the_health_checks(keyed: tuple[Server, Pa
             ]
         }
         assert native.headers["x-request-id"]
-        mlflow = client.post("/invocations", json={"inputs": [RECORD]}, headers=_bearer(APP[:-1]))
+        mlflow = client.post("/invocations", json={"inputs": [RECORD]}, headers=bearer(APP[:-1]))
         assert mlflow.status_code == 401
         assert mlflow.json()["message"] == "Authorization: the bearer token is not valid here"
         v2 = client.post("/v2/models/churn/infer", json={}, headers={"Authorization": APP})
         assert v2.status_code == 401 and v2.json()["error"].startswith("Authorization: ")
         assert client.get("/metrics").status_code == 401
 
-        answer = client.post("/predict", json={"records": [RECORD]}, headers=_bearer(APP))
+        answer = client.post("/predict", json={"records": [RECORD]}, headers=bearer(APP))
         assert answer.status_code == 200 and answer.json()["predictions"][0] in ("no", "yes")
         feedback = {"request_id": answer.json()["request_id"], "label": "yes"}
-        refused = client.post("/feedback", json=feedback, headers=_bearer(APP))
+        refused = client.post("/feedback", json=feedback, headers=bearer(APP))
         assert refused.status_code == 403
         assert refused.json()["errors"] == [
             "Authorization: key app has the viewer role; /feedback needs scientist or above"
         ]
-        stored = client.post("/feedback", json=feedback, headers=_bearer(OPS))
+        stored = client.post("/feedback", json=feedback, headers=bearer(OPS))
         assert stored.status_code == 200, stored.text
 
         statuses = [
-            client.post("/predict", json={"records": [RECORD]}, headers=_bearer(BURST))
+            client.post("/predict", json={"records": [RECORD]}, headers=bearer(BURST))
             for _ in range(RATE + 1)
         ]
         assert [s.status_code for s in statuses] == [200] * RATE + [429]
@@ -108,10 +104,10 @@ def test_keys_guard_every_protocol_but_the_health_checks(keyed: tuple[Server, Pa
                 f"Authorization: too many requests for key burst ({RATE} a minute); retry in "
             )
         )
-        other = client.post("/predict", json={"records": [RECORD]}, headers=_bearer(APP))
+        other = client.post("/predict", json={"records": [RECORD]}, headers=bearer(APP))
         assert other.status_code == 200  # a bucket per key
 
-        metrics = client.get("/metrics", headers=_bearer(APP)).text
+        metrics = client.get("/metrics", headers=bearer(APP)).text
     assert _metric(metrics, "missing") >= 2
     assert _metric(metrics, "invalid") >= 2
     assert _metric(metrics, "forbidden") == 1
@@ -144,7 +140,7 @@ def test_predict_url_sends_the_token(
 
 def test_refusals_are_logged_without_the_secret(keyed: tuple[Server, Path]) -> None:
     server, cert = keyed
-    httpx.get(f"{server.base}/metrics", headers=_bearer(APP[:-1]), verify=trusting(cert))
+    httpx.get(f"{server.base}/metrics", headers=bearer(APP[:-1]), verify=trusting(cert))
     output = server.stop()
     logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     refused = [line for line in logged if line.get("event") == "refused"]
@@ -176,20 +172,20 @@ def test_workspace_tokens_with_two_workers(
     tokened: tuple[Server, dict[str, str]], home: Path
 ) -> None:
     server, tokens = tokened
-    with httpx.Client(base_url=server.base) as client:
+    with server.client() as client:
         assert client.get("/v2/health/ready").status_code == 200
         assert client.post("/predict", json={"records": [RECORD]}).status_code == 401
-        answer = client.post("/predict", json={"records": [RECORD]}, headers=_bearer(tokens["ana"]))
+    with server.client(tokens["ana"]) as ana, server.client(tokens["sam"]) as sam:
+        answer = ana.post("/predict", json={"records": [RECORD]})
         assert answer.status_code == 200, answer.text
         feedback = {"request_id": answer.json()["request_id"], "label": "no"}
-        refused = client.post("/feedback", json=feedback, headers=_bearer(tokens["ana"]))
+        refused = ana.post("/feedback", json=feedback)
         assert refused.status_code == 403
         assert "user ana has the viewer role" in refused.json()["errors"][0]
-        assert client.post("/feedback", json=feedback, headers=_bearer(tokens["sam"])).is_success
+        assert sam.post("/feedback", json=feedback).is_success
         run_cli("tokens", "revoke", tokens["ana id"], home=home)
         for _ in range(4):  # whichever worker answers
-            revoked = client.post("/predict", json={}, headers=_bearer(tokens["ana"]))
-            assert revoked.status_code == 401
+            assert ana.post("/predict", json={}).status_code == 401
 
 
 def test_a_server_without_its_keys_does_not_start(home: Path, tmp_path: Path) -> None:

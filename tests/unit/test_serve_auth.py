@@ -16,15 +16,18 @@ from mlship.errors import SpecError
 from mlship.serve.app import create_app
 from mlship.serve.auth import (
     Buckets,
+    Caller,
     Guard,
     KeyCheck,
+    RemoteTokenCheck,
     TokenCheck,
+    Unavailable,
     guard_for,
     load_keys,
     parse_keys,
     route_kind,
 )
-from mlship.spec.deployment import Auth, RouteRoles
+from mlship.spec.deployment import Auth, RouteRoles, load_deployment
 from mlship.train.model_io import LoadedModel
 from mlship.workspace import Workspace
 from tests.serving import RECORD
@@ -108,6 +111,20 @@ def test_keys_come_from_a_file_and_the_environment(tmp_path: Path) -> None:
 
 def test_no_guard_when_auth_is_off() -> None:
     assert guard_for(Auth()) is None
+
+
+def test_a_deployment_file_names_a_bad_auth_field(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.yaml"
+    path.write_text("routes: [{model: churn}]\nauth: {mode: off}\n")  # YAML's false
+    assert load_deployment(path).auth.mode == "off"
+    path.write_text("routes: [{model: churn}]\nauth: {mode: on, roles: {predict: boss}}\n")
+    with pytest.raises(SpecError) as raised:
+        load_deployment(path)
+    assert str(raised.value).splitlines() == [
+        f"{path}, field auth.mode: Input should be 'off', 'tokens' or 'keys'",
+        f"{path}, field auth.roles.predict: Input should be 'viewer', 'scientist', 'reviewer' "
+        "or 'admin'",
+    ]
 
 
 # -- routes and roles ------------------------------------------------------------------------
@@ -237,6 +254,26 @@ def test_workspace_tokens_carry_their_users_role(model: LoadedModel, workspace: 
         assert client.post("/feedback", json=feedback, headers=_bearer(sam)).status_code == 404
         workspace.users.set_disabled("ana", True)
         assert client.post("/predict", json={}, headers=_bearer(ana)).status_code == 401
+
+
+def test_a_tracking_server_vouches_for_its_tokens(workspace: Workspace) -> None:
+    from mlship.server.app import create_app as tracking_app
+
+    workspace.users.add("rev", "reviewer")
+    created = workspace.users.create_token("rev", "serving")
+    with TestClient(tracking_app(workspace)) as tracking:
+        remembering = RemoteTokenCheck("http://testserver/", http=tracking, remember=3600)
+        asking = RemoteTokenCheck("http://testserver", http=tracking, remember=0)
+        for check in (remembering, asking):
+            caller = check(created.secret)
+            assert caller == Caller("user rev", "reviewer", f"token:{created.id}")
+            assert check("mls_" + "x" * 43) is None
+        workspace.users.revoke(created.id)
+        assert asking(created.secret) is None
+        assert remembering(created.secret) is not None  # until the answer is older than remember
+    away = RemoteTokenCheck("http://127.0.0.1:9", timeout=1)  # nothing listens on the discard port
+    with pytest.raises(Unavailable, match=r"tracking server at http://127\.0\.0\.1:9 is unreach"):
+        away(created.secret)
 
 
 # -- any header at all -----------------------------------------------------------------------

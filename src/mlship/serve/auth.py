@@ -232,13 +232,20 @@ class RemoteTokenCheck:
     server does not ask once a request; a revoked token stops working after at most that long."""
 
     def __init__(
-        self, url: str, *, verify: Any = True, remember: float = 10.0, timeout: float = 5.0
+        self,
+        url: str,
+        *,
+        verify: Any = True,
+        remember: float = 10.0,
+        timeout: float = 5.0,
+        http: Any = None,
     ) -> None:
+        """``http``: the ``httpx.Client`` to ask with (one is made when None)."""
         import httpx
 
         self.url = url.rstrip("/")
         self.remember = remember
-        self._http = httpx.Client(base_url=f"{self.url}/api/v1", verify=verify, timeout=timeout)
+        self._http = http or httpx.Client(verify=verify, timeout=timeout)
         self._known: dict[bytes, tuple[float, Caller | None]] = {}
         self._lock = threading.Lock()
 
@@ -252,14 +259,15 @@ class RemoteTokenCheck:
         if known is not None and now - known[0] < self.remember:
             return known[1]
         try:
-            answer = self._http.get("/whoami", headers={"Authorization": f"Bearer {secret}"})
+            answer = self._http.get(
+                f"{self.url}/api/v1/whoami", headers={"Authorization": f"Bearer {secret}"}
+            )
         except httpx.HTTPError as exc:
             raise Unavailable(f"the tracking server at {self.url} is unreachable: {exc}") from None
         if answer.status_code == 401:
             caller = None
         elif answer.status_code == 200:
-            body = answer.json()
-            caller = Caller(f"user {body['user']}", body["role"], f"token:{body['token_id']}")
+            caller = _whoami(answer, self.url)
         else:
             raise Unavailable(f"the tracking server at {self.url} answered {answer.status_code}")
         with self._lock:
@@ -267,6 +275,18 @@ class RemoteTokenCheck:
                 self._known.clear()
             self._known[digest] = (now, caller)
         return caller
+
+
+def _whoami(answer: Any, url: str) -> Caller:
+    """The caller in a tracking server's ``whoami`` answer."""
+    try:
+        body = answer.json()
+        user, role, token_id = body["user"], body["role"], body["token_id"]
+    except (ValueError, KeyError, TypeError):
+        raise Unavailable(f"the tracking server at {url} gave an unreadable whoami") from None
+    if role not in ROLES:
+        raise Unavailable(f"the tracking server at {url} gave an unknown role {role!r}")
+    return Caller(f"user {user}", role, f"token:{token_id}")
 
 
 # -- rate limits -----------------------------------------------------------------------------

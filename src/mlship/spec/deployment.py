@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlship.errors import SpecError
 from mlship.store.accounts import Role
@@ -98,6 +98,12 @@ class Auth(_Strict):
         "process; 0: no limit.",
     )
     roles: RouteRoles = Field(default_factory=RouteRoles)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``off`` as false: ``mode: off`` means what it says."""
+        return "off" if value is False else value
 
 
 class Deployment(_Strict):
