@@ -113,6 +113,14 @@ def test_no_guard_when_auth_is_off() -> None:
     assert guard_for(Auth()) is None
 
 
+def test_keys_are_checked_on_the_event_loop_tokens_off_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSHIP_SERVE_KEYS", KEYS)
+    keys = guard_for(Auth(mode="keys", per_minute=60))
+    assert keys is not None and not keys.blocking and keys.buckets.capacity == 60
+    with pytest.raises(SpecError, match="auth mode tokens needs a workspace"):
+        guard_for(Auth(mode="tokens"))
+
+
 def test_a_deployment_file_names_a_bad_auth_field(tmp_path: Path) -> None:
     path = tmp_path / "deployment.yaml"
     path.write_text("routes: [{model: churn}]\nauth: {mode: off}\n")  # YAML's false

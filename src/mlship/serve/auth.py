@@ -329,6 +329,9 @@ class Guard:
     check: Check
     roles: RouteRoles
     buckets: Buckets
+    blocking: bool = True
+    """Whether ``check`` waits on a database or a server (run off the event loop): not for
+    keys, whose check is a few hashes."""
 
 
 def guard_for(auth: Auth, users: Callable[[], Check] | None = None) -> Guard | None:
@@ -342,7 +345,7 @@ def guard_for(auth: Auth, users: Callable[[], Check] | None = None) -> Guard | N
         if users is None:
             raise SpecError("auth mode tokens needs a workspace whose users hold the tokens")
         check = users()
-    return Guard(auth.mode, check, auth.roles, Buckets(auth.per_minute))
+    return Guard(auth.mode, check, auth.roles, Buckets(auth.per_minute), auth.mode == "tokens")
 
 
 ErrorBody = Callable[[str, list[str]], dict[str, Any]]
@@ -418,7 +421,10 @@ class Authenticating:
             reason: Reason = "invalid" if given else "missing"
             return Refusal(401, reason, MESSAGES[reason]), None
         try:
-            caller = await run_in_threadpool(self.guard.check, secret)
+            if self.guard.blocking:
+                caller = await run_in_threadpool(self.guard.check, secret)
+            else:
+                caller = self.guard.check(secret)
         except Unavailable as exc:
             message = f"Authorization: cannot be checked now ({exc})"
             return Refusal(503, "unavailable", message, retry_after=5), None
