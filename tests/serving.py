@@ -33,6 +33,11 @@ RECORD: dict[str, Any] = {
 """One valid input of the churn example's model."""
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header that carries ``token`` (a deployment key or an API token)."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -63,6 +68,11 @@ class Server:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
+
+    def client(self, token: str | None = None, **options: Any) -> httpx.Client:
+        """An HTTP client of this server, sending ``token`` as a bearer token when given."""
+        headers = bearer(token) if token else {}
+        return httpx.Client(base_url=self.base, headers=headers, **options)
 
     def output_text(self) -> str:
         """What the server has printed so far."""
