@@ -14,8 +14,8 @@ and reports, ``--small`` files of ``--small-kb``). Reads are cold only in the se
 is cached by mlship; the operating system's page cache serves every tool alike. mlship syncs each
 file and its directory before a write returns (a crash keeps an artifact whole or not at all) and
 signs in a second synced file; MLflow's copy syncs nothing, which is most of the gap on writes of
-small files. Each cell is the best of ``--repeat`` runs; the MLflow ratio columns are MLflow's time
-over mlship's (above 1: mlship faster).
+small files. Each cell is the best of ``--repeat`` rounds (a round runs every tool once, in
+turn); the MLflow ratio columns are MLflow's time over mlship's (above 1: mlship faster).
 
 The S3 section runs the same workloads against S3-compatible object storage: a SeaweedFS server
 (``weed`` from the dev extras) started on 127.0.0.1 for the run, reached by MLflow's
@@ -60,14 +60,22 @@ class Timing:
     read: float
 
 
-def _best(repeat: int, run: Callable[[Path], Timing], root: Path) -> Timing:
-    """The best write and the best read of ``repeat`` runs, each into a fresh directory."""
-    timings = []
+def _best_of_rounds(repeat: int, runs: dict[str, Callable[[Path], Timing]], root: Path,
+                    console: Console, workload: str) -> dict[str, Timing]:  # fmt: skip
+    """The best write and the best read of each tool over ``repeat`` rounds, each into a fresh
+    directory. A round runs every tool once, in turn, so that other work on a shared machine
+    weighs on all of them alike rather than on whichever tool ran while it lasted."""
+    timings: dict[str, list[Timing]] = {tool: [] for tool in runs}
     for attempt in range(repeat):
-        where = root / f"run-{attempt}"
-        timings.append(run(where))
-        shutil.rmtree(where)
-    return Timing(min(t.write for t in timings), min(t.read for t in timings))
+        for tool, run in runs.items():
+            console.log(f"{workload}: {tool} (round {attempt + 1} of {repeat})")
+            where = root / f"run-{attempt}"
+            timings[tool].append(run(where))
+            shutil.rmtree(where)
+    return {
+        tool: Timing(min(t.write for t in done), min(t.read for t in done))
+        for tool, done in timings.items()
+    }
 
 
 def _same(files: list[Path], read: list[bytes], tool: str) -> None:
@@ -232,10 +240,15 @@ def _compare(
         table.add_column(name, justify="left" if name in ("workload", "tool") else "right")
     for workload, files in workloads.items():
         mib = sum(path.stat().st_size for path in files) / (1 << 20)
+        best = _best_of_rounds(
+            repeat,
+            {tool: make(files) for tool, make in tools.items()},
+            root / "runs",
+            console,
+            workload,
+        )
         baseline: Timing | None = None
-        for tool, make in tools.items():
-            console.log(f"{workload}: {tool}")
-            timing = _best(repeat, make(files), root / "runs")
+        for tool, timing in best.items():
             baseline = baseline or timing
             table.add_row(
                 workload,

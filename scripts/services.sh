@@ -5,8 +5,9 @@
 # against a real server, not a mock. That needs the server binaries (initdb, pg_ctl, postgres) and,
 # when the tests run as root, the `postgres` system user, because PostgreSQL refuses to run as
 # root. The browser tests open the HTML reports in Debian's headless Chromium (/usr/bin/chromium),
-# driven by Playwright; Playwright's own browser downloads are not used. Safe to run any number of
-# times: it installs nothing when everything is already there.
+# driven by Playwright; Playwright's own browser downloads are not used. The replica tests put
+# HAProxy (Debian's `haproxy`, /usr/sbin/haproxy) in front of the servers they start. Safe to run
+# any number of times: it installs nothing when everything is already there.
 set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
@@ -37,9 +38,14 @@ chromium_ready() {
     [[ -x "$CHROMIUM" ]]
 }
 
+haproxy_ready() {
+    command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]]
+}
+
 missing=()
 postgres_ready || missing+=(postgresql)
 chromium_ready || missing+=(chromium)
+haproxy_ready || missing+=(haproxy)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -56,6 +62,11 @@ if [[ "$(id -u)" -ne 0 ]]; then
         echo "installed, and installing it needs root. Run as root, or install it yourself:" >&2
         echo "    sudo apt-get install -y chromium" >&2
     fi
+    if ! haproxy_ready; then
+        echo "services.sh: the replica tests need HAProxy, which is not installed, and" >&2
+        echo "installing it needs root. Run as root, or install it yourself:" >&2
+        echo "    sudo apt-get install -y haproxy" >&2
+    fi
     exit 1
 fi
 
@@ -67,6 +78,10 @@ if ! command -v apt-get >/dev/null 2>&1; then
     if ! chromium_ready; then
         echo "services.sh: Chromium is missing at $CHROMIUM and this machine has no apt-get;" \
             "install Chromium with the system's package manager." >&2
+    fi
+    if ! haproxy_ready; then
+        echo "services.sh: HAProxy is missing and this machine has no apt-get;" \
+            "install haproxy with the system's package manager." >&2
     fi
     exit 1
 fi
@@ -84,5 +99,10 @@ fi
 
 if ! chromium_ready; then
     echo "services.sh: chromium was installed but $CHROMIUM is still missing" >&2
+    exit 1
+fi
+
+if ! haproxy_ready; then
+    echo "services.sh: haproxy was installed but is still not on PATH nor in /usr/sbin" >&2
     exit 1
 fi

@@ -33,10 +33,27 @@ RECORD: dict[str, Any] = {
 """One valid input of the churn example's model."""
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header that carries ``token`` (a deployment key or an API token)."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def terminate(process: subprocess.Popen[Any], what: str, detail: str = "") -> None:
+    """SIGTERM, as an operator stops a server; fails (after killing it) if it takes over a
+    minute, with ``detail`` (its output, say) in the message."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"{what} did not stop within 60 s of SIGTERM{detail}") from None
 
 
 @dataclass
@@ -52,19 +69,18 @@ class Server:
         for line in self.process.stdout:
             self.output.append(line)
 
+    def client(self, token: str | None = None, **options: Any) -> httpx.Client:
+        """An HTTP client of this server, sending ``token`` as a bearer token when given."""
+        headers = bearer(token) if token else {}
+        return httpx.Client(base_url=self.base, headers=headers, **options)
+
     def output_text(self) -> str:
         """What the server has printed so far."""
         return "".join(self.output)
 
     def stop(self) -> str:
         """SIGTERM (a graceful shutdown) and what the server printed; fails if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                raise AssertionError("mlship serve did not stop within 60 s of SIGTERM") from None
+        terminate(self.process, "mlship serve")
         if self.reader is not None:
             self.reader.join(timeout=10)
         return "".join(self.output)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mlship.dburl import sqlalchemy_url
 from mlship.errors import ConfigError
 from mlship.prices import Prices
 
@@ -50,7 +51,16 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".mlship"), description="Workspace directory of the embedded default.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the metadata store; SQLite in `home` when unset."
+        None,
+        description="SQLAlchemy URL of the metadata store; SQLite in `home` when unset. A "
+        "replicated PostgreSQL is a list of servers: `postgresql+psycopg://u@db1:5432,"
+        "db2:5432/mlship?target_session_attrs=read-write`.",
+    )
+    database_retry_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a unit of database work is retried on fresh connections after "
+        "the server went away (a failover), before the command fails; 0 never retries.",
     )
     artifact_root: str | None = Field(
         None,
@@ -110,6 +120,12 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = Field(
         None, description="CA certificate(s) to check the tracking server's TLS certificate."
     )
+    retry_attempts: int = Field(
+        5, ge=1, le=100, description="Tries of a call to the tracking server, the first included."
+    )
+    retry_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Longest a call to the tracking server keeps retrying."
+    )
     encrypt_artifacts: bool = Field(
         False, description="Encrypt new artifacts (AES-256-GCM) under the keyring's current key."
     )
@@ -124,10 +140,20 @@ class Settings(BaseSettings):
     refuse_plaintext_artifacts: bool = Field(
         False, description="Refuse to read an artifact that is not encrypted."
     )
+    backup_root: str | None = Field(
+        None,
+        description="Where `mlship backup` keeps backups: a directory or `s3://bucket/prefix` "
+        "(on another disk or bucket than the workspace); `--to` when unset.",
+    )
     prices: Prices = Field(
         default_factory=Prices,
         description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _servers_listed_for_sqlalchemy(cls, url: str | None) -> str | None:
+        return None if url is None else sqlalchemy_url(url)
 
     @model_validator(mode="after")
     def _plaintext_refused_only_when_encrypting(self) -> Settings:

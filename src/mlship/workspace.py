@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mlship.config import Settings, load_settings
+from mlship.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
@@ -44,23 +45,40 @@ if TYPE_CHECKING:
     from mlship.train.model_io import LoadedModel
 
 
+RESTORING = ".mlship-restoring"
+"""A file in the home while a restore writes the workspace (it names the backup): commands refuse
+to open a workspace a restore has not finished."""
+
+
 @dataclass
 class Workspace:
     settings: Settings
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Workspace:
-        return cls(settings or load_settings())
+        """The workspace ``settings`` describe, unless a restore into it has not finished."""
+        settings = settings or load_settings()
+        if not settings.url:
+            marker = settings.home_resolved / RESTORING
+            if marker.is_file():
+                backup = marker.read_text(errors="replace").strip() or "the backup"
+                raise ConfigError(
+                    f"the workspace at {settings.home_resolved} is being restored from {backup}, "
+                    "or that restore was cut off: run the same `mlship restore` again to finish "
+                    "it (it goes on where it stopped)"
+                )
+        return cls(settings)
 
     @cached_property
     def remote(self) -> Client | None:
         """The tracking server's client, or None for the local stores."""
         if not self.settings.url:
             return None
-        from mlship.remote.client import Client
+        from mlship.remote.client import Client, RetryPolicy
 
         token = self.settings.token.get_secret_value() if self.settings.token else None
-        return Client(self.settings.url, token, ca_bundle=self.settings.ca_bundle)
+        retry = RetryPolicy(self.settings.retry_attempts, self.settings.retry_seconds)
+        return Client(self.settings.url, token, ca_bundle=self.settings.ca_bundle, retry=retry)
 
     @cached_property
     def tracking(self) -> Tracking:
@@ -102,6 +120,7 @@ class Workspace:
         from mlship.store.audit import local_actor
         from mlship.store.db import make_engine, upgrade
         from mlship.store.metadata import MetadataStore
+        from mlship.store.retry import RetryPolicy
 
         engine = make_engine(self.settings.database_url_resolved)
         upgrade(engine, self.settings.lock_file)
@@ -109,7 +128,8 @@ class Workspace:
         def holds(sha256: str) -> bool:  # the artifact store is opened on first use only
             return self.artifacts.exists(sha256)
 
-        return MetadataStore(engine, local_actor(self.settings.user), holds=holds)
+        retry = RetryPolicy(seconds=self.settings.database_retry_seconds)
+        return MetadataStore(engine, local_actor(self.settings.user), holds=holds, retry=retry)
 
     @cached_property
     def registry(self) -> Registry:

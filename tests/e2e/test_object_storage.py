@@ -42,7 +42,10 @@ def test_run_and_predict_with_artifacts_in_a_bucket(
     listed = client.list_objects_v2(Bucket=object_store.bucket, Prefix=f"{prefix}/")
     keys = {entry["Key"] for entry in listed.get("Contents", [])}
     assert f"{prefix}/objects/{sha[:2]}/{sha[2:]}" in keys
-    assert f"{prefix}/signatures/{sha[:2]}/{sha[2:]}" in keys
+    head = client.head_object(
+        Bucket=object_store.bucket, Key=f"{prefix}/objects/{sha[:2]}/{sha[2:]}"
+    )
+    assert head["Metadata"]["mlship-signature"]  # the signature travels with the object
     assert not (home / "artifacts").exists()
 
     inputs, out = spec.parent / "data" / "new_customers.csv", tmp_path / "scored.csv"

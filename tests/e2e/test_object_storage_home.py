@@ -25,16 +25,20 @@ from tests.tracking import team_server
 
 
 def _stored(store: ObjectStore, prefix: str) -> tuple[dict[str, bytes], dict[str, str]]:
-    """The objects (address -> bytes) and signatures (address -> text) under ``prefix``."""
+    """The objects (address -> bytes) and signatures (address -> text, from each object's
+    metadata or, as stores wrote before, an object of its own) under ``prefix``."""
     client = make_client(store.settings())
     found: tuple[dict[str, bytes], dict[str, str]] = ({}, {})
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=store.bucket, Prefix=f"{prefix}/"):
         for entry in page.get("Contents", []):
             folder, _, rest = entry["Key"].removeprefix(f"{prefix}/").partition("/")
-            body = client.get_object(Bucket=store.bucket, Key=entry["Key"])["Body"].read()
+            answer = client.get_object(Bucket=store.bucket, Key=entry["Key"])
+            body = answer["Body"].read()
             if folder == "objects":
                 found[0][rest.replace("/", "")] = body
+                if "mlship-signature" in answer["Metadata"]:
+                    found[1][rest.replace("/", "")] = answer["Metadata"]["mlship-signature"]
             elif folder == "signatures":
                 found[1][rest.replace("/", "")] = body.decode().strip()
     return found

@@ -61,6 +61,26 @@ class Bucket:
             found[key.removeprefix(f"{self.prefix}/{folder}/").replace("/", "")] = key
         return found
 
+    def signatures(self) -> dict[str, str]:
+        """Address -> the signature in each object's metadata (objects without one left out)."""
+        found = {}
+        for sha256, key in self.keys("objects").items():
+            metadata = self.client.head_object(Bucket=self.bucket, Key=key)["Metadata"]
+            if "mlship-signature" in metadata:
+                found[sha256] = metadata["mlship-signature"]
+        return found
+
+    def set_signature(self, key: str, signature: str | None) -> None:
+        """Rewrite the object at ``key`` in place with ``signature`` (None: with none)."""
+        metadata = {} if signature is None else {"mlship-signature": signature}
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=key,
+            CopySource={"Bucket": self.bucket, "Key": key},
+            Metadata=metadata,
+            MetadataDirective="REPLACE",
+        )
+
     def read(self, key: str) -> bytes:
         body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
@@ -149,34 +169,35 @@ def test_signatures_on_a_bucket_are_checked_counted_and_signed(
     env = {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/{prefix}"}
     assert "Registered churn:1" in run_cli("run", str(spec), home=home, env=env).stdout
     bucket = Bucket(object_store, prefix)
-    objects, signatures = bucket.keys("objects"), bucket.keys("signatures")
+    objects, signatures = bucket.keys("objects"), bucket.signatures()
     count = len(objects)
     assert count >= 5 and signatures.keys() == objects.keys()
+    assert bucket.keys("signatures") == {}  # each signature travels in its object's metadata
 
     # Objects stored before signing: refused until signed, and counted.
-    for key in signatures.values():
-        bucket.client.delete_object(Bucket=bucket.bucket, Key=key)
+    for key in objects.values():
+        bucket.set_signature(key, None)
     refused = run_cli("data", "profile", "churn", home=home, env=env, check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
     assert "not signed" in _text(refused) and "mlship keys sign-all" in _text(refused)
-    assert f"s3://{object_store.bucket}/{prefix}/signatures/" in _text(refused)
+    assert f"s3://{object_store.bucket}/{prefix}/objects/" in _text(refused)
     status = run_cli("keys", "status", home=home, env=env)
     assert f"Unsigned artifacts: {count} of {count}" in _text(status)
 
     # A signature made with another key is reported and left in place.
     forged_sha = sorted(objects)[0]
     forged = Signer(hmac_key=b"x" * 32).sign(forged_sha, STORED)
-    bucket.client.put_object(
-        Bucket=bucket.bucket, Key=signatures[forged_sha], Body=forged.encode() + b"\n"
-    )
+    bucket.set_signature(objects[forged_sha], forged)
     signed = run_cli("keys", "sign-all", home=home, env=env, check=False)
     said = _text(signed)
     assert signed.returncode == 1 and "Traceback" not in signed.stderr, said
     assert f"Artifacts signed: {count - 1}; already signed: 0" in said
     assert forged_sha in said and "signature does not verify" in said
-    assert bucket.read(signatures[forged_sha]).decode().strip() == forged
+    assert bucket.signatures() == {forged_sha: forged} | {
+        sha: signatures[sha] for sha in objects if sha != forged_sha
+    }
 
-    bucket.client.delete_object(Bucket=bucket.bucket, Key=signatures[forged_sha])
+    bucket.set_signature(objects[forged_sha], None)
     assert "Artifacts signed: 1; already signed:" in _text(
         run_cli("keys", "sign-all", home=home, env=env)
     )

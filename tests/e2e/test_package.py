@@ -185,13 +185,19 @@ def test_a_tampered_bundle_is_refused_before_unpickling(
     assert result.returncode == 1 and f"{MANIFEST} is missing" in result.stderr
 
 
-def test_the_kubernetes_manifests_are_valid_and_consistent(bundle: Path) -> None:
-    documents = list(yaml.safe_load_all((bundle / "kubernetes.yaml").read_text()))
-    assert [d["kind"] for d in documents] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+def _valid_documents(path: Path) -> list[dict[str, Any]]:
+    documents = list(yaml.safe_load_all(path.read_text()))
     kubernetes = kubernetes_validate.utils.latest_version()
     for document in documents:
         kubernetes_validate.validate(document, kubernetes, strict=True)  # raises when invalid
-    deployment, service, autoscaler = documents
+    return documents
+
+
+def test_the_kubernetes_manifests_are_valid_and_consistent(bundle: Path) -> None:
+    documents = _valid_documents(bundle / "kubernetes.yaml")
+    kinds = [d["kind"] for d in documents]
+    assert kinds == ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"]
+    deployment, service, _budget, autoscaler = documents
     template = deployment["spec"]["template"]
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector.items() <= template["metadata"]["labels"].items()
@@ -200,6 +206,57 @@ def test_the_kubernetes_manifests_are_valid_and_consistent(bundle: Path) -> None
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert template["spec"]["containers"][0]["image"] == "mlship-churn:1"
+    assert [e["name"] for e in template["spec"]["containers"][0]["env"]] == [
+        "MLSHIP_HOME", "MLSHIP_SIGNING_KEY",
+    ]  # fmt: skip
+
+
+def test_the_manifests_keep_the_model_available(bundle: Path) -> None:
+    """Spread over zones and hosts, one pod down at a time, a new pod before an old one goes,
+    a pause before SIGTERM shorter than the grace period, and scaling on requests and CPU."""
+    deployment, _service, budget, autoscaler = _valid_documents(bundle / "kubernetes.yaml")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    pod = deployment["spec"]["template"]["spec"]
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in spread.values():
+        assert constraint["labelSelector"]["matchLabels"] == selector
+        assert constraint["maxSkew"] == 1
+    container = pod["containers"][0]
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert 0 < pause < pod["terminationGracePeriodSeconds"] - 10
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    metrics = {m["type"]: m for m in autoscaler["spec"]["metrics"]}
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "mlship_requests_per_second"
+    assert metrics["Pods"]["pods"]["target"] == {"type": "AverageValue", "averageValue": "50"}
+
+
+def test_a_bundle_with_keys_asks_for_them(trained: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "keyed-bundle"
+    home = trained.settings.home
+    run_cli("package", "churn:1", "-o", str(out), "--auth", "keys", "--target-rps", "20",
+            home=home)  # fmt: skip
+    deployment, *_rest, autoscaler = _valid_documents(out / "kubernetes.yaml")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[-1] == {
+        "name": "MLSHIP_SERVE_KEYS",
+        "valueFrom": {"secretKeyRef": {"name": "mlship-serve-keys", "key": "keys"}},
+    }
+    assert autoscaler["spec"]["metrics"][1]["pods"]["target"]["averageValue"] == "20"
+    assert yaml.safe_load((out / "deployment.yaml").read_text())["auth"] == {"mode": "keys"}
+    signing = {"MLSHIP_SIGNING_KEY": trained.signing_key.decode()}
+    refused = run_cli("serve", str(out), home=tmp_path / "pod", env=signing, check=False)
+    assert refused.returncode == 1 and "needs deployment keys" in refused.stderr
+    key = "pod-key-0123456789abcdef"
+    env_keys = {**signing, "MLSHIP_SERVE_KEYS": f"web viewer {key}"}
+    with serving(str(out), tmp_path / "pod", "--no-prediction-log", env=env_keys) as server:
+        body = {"records": [RECORD]}
+        assert httpx.post(f"{server.base}/predict", json=body).status_code == 401
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(f"{server.base}/predict", json=body, headers=headers).status_code == 200
 
 
 def test_packaging_never_overwrites_and_leaves_nothing_behind(

@@ -243,10 +243,67 @@ def test_an_unsigned_or_forged_artifact_is_refused_in_object_storage(
     store = S3ArtifactStore(location, client, signer=Signer(hmac_key=KEY))
     forger = S3ArtifactStore(location, client, signer=Signer(hmac_key=b"f" * 32))
 
-    def unsign(sha: str) -> None:
-        client.delete_object(Bucket=location.bucket, Key=store.signature_key(sha))
+    def unsign(sha: str) -> None:  # the object rewritten without its metadata
+        key = store.object_key(sha)
+        client.copy_object(
+            Bucket=location.bucket,
+            Key=key,
+            CopySource={"Bucket": location.bucket, "Key": key},
+            MetadataDirective="REPLACE",
+        )
 
     _refuses_unsigned_and_forged(store, forger, unsign)
+
+
+def test_object_storage_keeps_the_signature_in_the_object_and_reads_the_older_layout(
+    object_store: ObjectStore,
+) -> None:
+    """One request writes an object and its signature; an object a store wrote before, with its
+    signature in an object of its own, still reads and keeps that signature when stored again
+    or re-encrypted; signing it puts the signature in its metadata."""
+    client = make_client(object_store.settings())
+    location = S3Location(object_store.bucket, f"contract/{secrets.token_hex(6)}")
+    store = S3ArtifactStore(location, client, signer=Signer(hmac_key=KEY))
+    data = _unique(300)
+    ref = store.put_bytes(data)
+    head = client.head_object(Bucket=location.bucket, Key=store.object_key(ref.sha256))
+    assert head["Metadata"]["mlship-signature"] == store.signature_of(ref.sha256)
+    listed = client.list_objects_v2(Bucket=location.bucket, Prefix=location.key("signatures/"))
+    assert listed.get("KeyCount", 0) == 0
+    assert store.signed_addresses() == {ref.sha256}
+
+    # The older layout: the object bare, its signature beside it.
+    signature = store.signature_of(ref.sha256)
+    assert signature is not None
+    key, bucket = store.object_key(ref.sha256), location.bucket
+    client.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key},
+        MetadataDirective="REPLACE",
+    )
+    client.put_object(Bucket=bucket, Key=store.signature_key(ref.sha256), Body=signature.encode())
+    assert store.get_bytes(ref.sha256) == data
+    assert store.signed_addresses() == {ref.sha256}
+    cipher = ArtifactCipher(Keyring(new_key()))
+    maintenance = S3ArtifactStore(location, client, cipher, signer=None)
+    maintenance.reencrypt(ref.sha256)  # the walks have no signer: the signature is carried over
+    head = client.head_object(Bucket=bucket, Key=key)
+    assert head["Metadata"]["mlship-signature"] == signature
+    reader = S3ArtifactStore(location, client, cipher, signer=Signer(hmac_key=KEY))
+    assert reader.get_bytes(ref.sha256) == data
+
+    # Unsigned: signing copies the object onto itself with its signature.
+    client.delete_object(Bucket=bucket, Key=store.signature_key(ref.sha256))
+    client.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key},
+        MetadataDirective="REPLACE",
+    )
+    assert store.signed_addresses() == set()
+    assert reader.sign_existing(ref.sha256)
+    assert client.head_object(Bucket=bucket, Key=key)["Metadata"]["mlship-signature"] == signature
 
 
 def _refuses_unsigned_and_forged(

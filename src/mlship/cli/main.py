@@ -8,10 +8,11 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import data, keys, models, monitor, runs, users
+from mlship.cli import backup, data, db, deploy, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
 from mlship.cli.init import init
+from mlship.cli.loadtest import loadtest
 from mlship.cli.package import package
 from mlship.cli.predict import predict
 from mlship.cli.quickstart import quickstart
@@ -36,6 +37,8 @@ app.command()(package)
 app.command()(quickstart)
 app.command()(server)
 app.command()(audit)
+app.command()(backup.restore)
+app.command()(loadtest)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
@@ -43,6 +46,9 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(keys.app, name="keys")
+app.add_typer(db.app, name="db")
+app.add_typer(backup.app, name="backup")
+app.add_typer(deploy.app, name="deploy")
 
 
 @app.command()

@@ -24,6 +24,21 @@ def package(
     memory: Annotated[str, typer.Option(help="Memory request per pod.")] = "512Mi",
     memory_limit: Annotated[str, typer.Option(help="Memory limit per pod.")] = "1Gi",
     workers: Annotated[int, typer.Option(help="Server worker processes per pod.", min=1)] = 1,
+    target_rps: Annotated[
+        int,
+        typer.Option(
+            help="Requests a second per pod the autoscaler aims at (mlship_requests_per_second).",
+            min=1,
+        ),
+    ] = 50,
+    auth: Annotated[
+        str,
+        typer.Option(
+            help="Ask callers for a token: off, keys (deployment keys from the Secret "
+            "mlship-serve-keys) or tokens (API tokens of the tracking server in the Secret "
+            "mlship-tracking).",
+        ),
+    ] = "off",
 ) -> None:
     """Write MODEL's bundle: model, signature, pinned requirements, server config, Dockerfile
     and Kubernetes manifests. `mlship serve DIR` serves it with no registry or database."""
@@ -37,6 +52,8 @@ def package(
 
     if max_replicas < replicas:
         raise MlshipError(f"--max-replicas {max_replicas} is below --replicas {replicas}")
+    if auth not in ("off", "keys", "tokens"):
+        raise typer.BadParameter(f"{auth!r}; expected off, keys or tokens", param_hint="--auth")
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, ref)
@@ -48,6 +65,8 @@ def package(
             memory=memory,
             memory_limit=memory_limit,
             workers=workers,
+            target_requests_per_second=target_rps,
+            auth=auth,
         )
         with out.status("packaging") as status:
             written = write_bundle(workspace, version, output, shape, step=status.update)

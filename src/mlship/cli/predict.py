@@ -141,18 +141,41 @@ def predict(
         str, typer.Option(help="Text encoding of a CSV or JSON input, e.g. latin-1.")
     ] = "utf-8",
     delimiter: Annotated[str, typer.Option(help="CSV field separator.")] = ",",
-    chunk_rows: Annotated[int, typer.Option(help="Rows scored at a time.", min=1)] = 50_000,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(help="Rows scored at a time (50000 here, 1000 a request with --url).", min=1),
+    ] = None,
     prediction_log: Annotated[
         bool, typer.Option(help="Append the answers to the prediction log.")
     ] = True,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Score through the model server at this URL (`mlship serve`) instead of "
+            "loading the model here; the server logs the predictions."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token for --url: a deployment key or an API token (MLSHIP_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.data.sources import read_rows
     from mlship.monitor.predlog import PredictionLog
-    from mlship.store.artifacts import atomic_write
     from mlship.store.logstore import PREDICTIONS, LogTarget
 
     in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)
+    if url is not None:
+        options = (delimiter, encoding, chunk_rows or 1000)
+        _predict_at(url, token, ref, input_path, in_format, output, out_format, options)
+        return
+    if token is not None:
+        raise typer.BadParameter("only with --url (the model is loaded here otherwise)")
+    chunk_rows = chunk_rows or 50_000
     workspace = Workspace.open()  # open while the log is written: it may be the server's
     try:
         model = workspace.load_model(resolve_version(workspace, ref))
@@ -173,12 +196,7 @@ def predict(
                 log.close()  # what was scored is logged even when a later step fails
     finally:
         workspace.close()
-    buffer = io.BytesIO()
-    if out_format == "csv":
-        result.to_csv(buffer, index=False)
-    else:
-        result.to_parquet(buffer, index=False)
-    atomic_write(output, [buffer.getvalue()])
+    _write_result(result, output, out_format)
     elapsed = time.perf_counter() - started
     out.print(f"Scored {len(result)} rows with {model.ref} in {elapsed:.2f} s -> {output}")
     if log is not None and log.failure is not None:
@@ -188,3 +206,72 @@ def predict(
         )
     elif log is not None:
         out.print(f"Prediction log: {log.where} ({batch_id})")
+
+
+def _write_result(result: pd.DataFrame, output: Path, out_format: str) -> None:
+    from mlship.store.artifacts import atomic_write
+
+    buffer = io.BytesIO()
+    if out_format == "csv":
+        result.to_csv(buffer, index=False)
+    else:
+        result.to_parquet(buffer, index=False)
+    atomic_write(output, [buffer.getvalue()])
+
+
+def _predict_at(
+    url: str,
+    token: str | None,
+    ref: str,
+    input_path: Path,
+    in_format: str,
+    output: Path,
+    out_format: str,
+    options: tuple[str, str, int],
+) -> None:
+    """Score ``input_path`` through the model server at ``url``, ``chunk`` records a request;
+    a refused record is named by its line (or row) in the file."""
+    import pandas as pd
+
+    from mlship.config import load_settings
+    from mlship.data.sources import read_rows
+    from mlship.serve.client import ModelServerClient, answer_columns
+
+    delimiter, encoding, chunk = options
+    settings = load_settings()
+    secret = token or (settings.token.get_secret_value() if settings.token else None)
+    verify: Any = True
+    if settings.ca_bundle is not None:
+        import ssl
+
+        verify = ssl.create_default_context(cafile=str(settings.ca_bundle))
+    started = time.perf_counter()
+    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
+    records = data.frame.to_dicts()
+    places = data.places().to_list()
+    unit = data.unit
+    answers: list[dict[str, Any]] = []
+    name = ref.split("@", maxsplit=1)[0].split(":", maxsplit=1)[0]
+    with ModelServerClient(url, secret, verify=verify) as client:
+        fields = client.fields()  # the file's other columns (a label, notes) are not sent
+        if fields is not None:
+            records = [{k: v for k, v in record.items() if k in fields} for record in records]
+        for start in range(0, len(records), chunk):
+
+            def where(index: int, start: int = start) -> str:
+                return f"{input_path} {unit} {places[start + index]}"
+
+            answer = client.predict(records[start : start + chunk], where)
+            if answer.get("model") != name:
+                raise MlshipError(
+                    f"{url} serves {answer.get('model')}:{answer.get('version')}, not {ref}"
+                )
+            answers.append(answer)
+    result = pd.DataFrame(answer_columns(answers))
+    _write_result(result, output, out_format)
+    elapsed = time.perf_counter() - started
+    served = sorted({f"{a['model']}:{a['version']}" for a in answers})
+    out.print(
+        f"Scored {len(result)} rows with {', '.join(served) or ref} at {url} in {elapsed:.2f} s "
+        f"-> {output}"
+    )

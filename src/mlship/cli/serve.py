@@ -79,6 +79,28 @@ def serve(
     ] = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask callers for a bearer token: off, tokens (the workspace's API tokens) or "
+            "keys (deployment keys); the deployment's auth.mode, off by default.",
+        ),
+    ] = None,
+    auth_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of deployment keys, `NAME ROLE SECRET` a line (MLSHIP_SERVE_KEYS adds "
+            "more); the deployment's auth.keys_file.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests a minute per token or key, in each worker (429 above it); the "
+            "deployment's auth.per_minute, 0 (none) by default.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Serve /predict, MLflow's /invocations, the v2 inference protocol, /metrics and /docs;
     over HTTPS when given a certificate and its key."""
@@ -89,12 +111,15 @@ def serve(
 
     tls = uvicorn_tls(tls_cert, tls_key)  # before any model loads: a bad file fails at once
     scheme = "https" if tls else "http"
+    if auth is not None and auth not in ("off", "tokens", "keys"):
+        raise typer.BadParameter(f"{auth!r}; expected off, tokens or keys", param_hint="--auth")
+    guarding = (auth, auth_keys, rate_limit)
     if workers > 1:
         limits = (max_body_mib, max_records)
         ahead = (write_ahead_log, wal_dir)
         _serve_workers(
-            target, host, port, log_level, prediction_log, workers, tls, limits, drain_seconds,
-            ahead,
+            target, host, port, log_level, prediction_log, workers, tls, limits, guarding,
+            drain_seconds, ahead,
         )  # fmt: skip
         return
     json_logging(log_level)
@@ -110,6 +135,7 @@ def serve(
             prediction_log=prediction_log,
             max_body_mib=max_body_mib,
             max_records=max_records,
+            auth=guarding,
             drain_seconds=drain_seconds,
             write_ahead=write_ahead_log,
             wal_dir=wal_dir,
@@ -135,30 +161,41 @@ def _serve_workers(
     workers: int,
     tls: UvicornTls,
     limits: tuple[float | None, int | None],
+    guarding: tuple[str | None, Path | None, int | None],
     drain_seconds: float,
     ahead: tuple[bool | None, Path | None],
 ) -> None:
-    """Several uvicorn worker processes on one socket, sharing metrics and the log."""
+    """Several uvicorn worker processes on one socket, sharing metrics and the log (not the
+    rate limits: each worker counts its own)."""
     import os
     import tempfile
 
     import uvicorn
 
+    from mlship.serve.auth import load_keys
     from mlship.serve.factory import (
+        AUTH,
+        AUTH_KEYS,
         DRAIN_SECONDS,
         MAX_BODY_MIB,
         MAX_RECORDS,
         PREDICTION_LOG,
+        RATE_LIMIT,
         TARGET,
         WAL_DIR,
         WRITE_AHEAD,
         deployment_for,
         log_place,
         wal_folder,
+        with_auth,
     )
     from mlship.serve.supervisor import serve_workers
 
-    deployment = deployment_for(target)  # a bad deployment file fails here, not in every worker
+    # A bad deployment or keys file fails here, not in every worker.
+    deployment = with_auth(deployment_for(target), *guarding)
+    if deployment.auth.mode == "keys":
+        load_keys(deployment.auth)
+    mode, keys, rate = guarding
     with tempfile.TemporaryDirectory(prefix="mlship-metrics-") as metrics:
         os.environ.update(
             {
@@ -171,10 +208,14 @@ def _serve_workers(
                 DRAIN_SECONDS: str(drain_seconds),
                 WRITE_AHEAD: "" if ahead[0] is None else "1" if ahead[0] else "0",
                 WAL_DIR: "" if ahead[1] is None else str(ahead[1].resolve()),
+                AUTH: mode or "",
+                AUTH_KEYS: "" if keys is None else str(keys.resolve()),
+                RATE_LIMIT: "" if rate is None else str(rate),
             }
         )
         scheme = "https" if tls else "http"
-        out.print(f"Serving {target} with {workers} workers on {scheme}://{host}:{port}")
+        guarded = "" if deployment.auth.mode == "off" else f"; auth {deployment.auth.mode}"
+        out.print(f"Serving {target} with {workers} workers on {scheme}://{host}:{port}{guarded}")
         place = log_place(deployment) if prediction_log else None
         if place is not None:
             out.print(f"Prediction log: {place}")

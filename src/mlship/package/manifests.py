@@ -1,11 +1,22 @@
 """The container and Kubernetes files of a bundle.
 
 The image installs exactly the bundle's pinned requirements and runs ``mlship serve`` on the
-bundle as an unprivileged user. The Kubernetes objects follow the usual production defaults:
-readiness and liveness probes on the v2 health endpoints, a pre-stop pause so that endpoints
-stop routing before the server drains, a grace period long enough to flush the prediction
-log, a read-only root filesystem with a writable state volume, Prometheus scrape annotations,
-and a horizontal autoscaler on CPU.
+bundle as an unprivileged user. The Kubernetes objects are written for availability:
+
+- replicas spread across zones and hosts (topology spread constraints), and a disruption budget
+  so that a node drain or a cluster upgrade takes down one pod at a time;
+- rolling updates that add a pod before removing one (``maxSurge`` 1, ``maxUnavailable`` 0);
+- a termination that loses no request: Kubernetes takes the pod out of the Service's endpoints
+  when it starts terminating, the pre-stop pause keeps it answering while that change reaches
+  every node, then SIGTERM makes the server report not ready, finish what is in flight and flush
+  the prediction log, all within the grace period;
+- an autoscaler on CPU and on requests a second per pod, ``mlship_requests_per_second``: the
+  rate of the server's ``mlship_requests_total`` counter, served to the autoscaler by the
+  Prometheus adapter (the rule is in the README);
+- readiness and liveness probes on the v2 health endpoints (open when the server asks callers
+  for a token), a read-only root filesystem with a writable state volume, Prometheus scrape
+  annotations, and, with authentication on, the deployment keys (or the tracking server's
+  address) from a Secret.
 """
 
 from __future__ import annotations
@@ -34,7 +45,22 @@ class Shape:
     memory: str = "512Mi"
     memory_limit: str = "1Gi"
     target_cpu_percent: int = 70
+    target_requests_per_second: int = 50
     workers: int = 1
+    auth: str = "off"
+    """``off``, ``keys`` (deployment keys from :data:`KEYS_SECRET`) or ``tokens`` (checked by
+    the tracking server at the address in :data:`TRACKING_SECRET`)."""
+
+
+PRE_STOP_SECONDS = 10
+"""How long a terminating pod keeps answering before SIGTERM: endpoint removal reaches every
+node's proxy and the ingress within a few seconds."""
+
+DRAIN_SECONDS = 30
+"""Time left after the pause for in-flight requests and the prediction log's last flush."""
+
+REQUEST_RATE_METRIC = "mlship_requests_per_second"
+"""The per-pod metric the autoscaler reads, from the Prometheus adapter."""
 
 
 def dockerfile(ref: str, shape: Shape, *, has_wheels: bool) -> str:
@@ -83,9 +109,27 @@ SIGNING_SECRET = "mlship-signing-key"  # noqa: S105 - the name of a Secret, not 
 """The Kubernetes Secret holding the workspace's signing key:
 ``kubectl create secret generic mlship-signing-key --from-file=key=.mlship/keys/signing.key``."""
 
+KEYS_SECRET = "mlship-serve-keys"  # noqa: S105 - the name of a Secret, not a secret
+"""The Secret holding the deployment keys (``NAME ROLE SECRET`` lines) when auth is ``keys``:
+``kubectl create secret generic mlship-serve-keys --from-file=keys=keys.txt``."""
+
+TRACKING_SECRET = "mlship-tracking"  # noqa: S105 - the name of a Secret, not a secret
+"""The Secret holding the tracking server's address (key ``url``) when auth is ``tokens``."""
+
+
+def _auth_env(auth: str) -> list[dict[str, Any]]:
+    if auth == "keys":
+        source = {"secretKeyRef": {"name": KEYS_SECRET, "key": "keys"}}
+        return [{"name": "MLSHIP_SERVE_KEYS", "valueFrom": source}]
+    if auth == "tokens":
+        source = {"secretKeyRef": {"name": TRACKING_SECRET, "key": "url"}}
+        return [{"name": "MLSHIP_URL", "valueFrom": source}]
+    return []
+
 
 def kubernetes(name: str, version: int, shape: Shape) -> str:
-    """A Deployment, a Service and a HorizontalPodAutoscaler, as one multi-document YAML."""
+    """A Deployment, a Service, a PodDisruptionBudget and a HorizontalPodAutoscaler, as one
+    multi-document YAML."""
     instance = f"{name}-{version}"
     selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance}
     labels = {
@@ -119,7 +163,11 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
                     },
                 },
                 "spec": {
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": PRE_STOP_SECONDS + DRAIN_SECONDS,
+                    "topologySpreadConstraints": [
+                        _spread("topology.kubernetes.io/zone", selector, "ScheduleAnyway"),
+                        _spread("kubernetes.io/hostname", selector, "DoNotSchedule"),
+                    ],
                     "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID},
                     "containers": [
                         {
@@ -135,6 +183,7 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
                                         "secretKeyRef": {"name": SIGNING_SECRET, "key": "key"}
                                     },
                                 },
+                                *_auth_env(shape.auth),
                             ],
                             "startupProbe": {**probe, "failureThreshold": 60},
                             "readinessProbe": probe,
@@ -143,7 +192,9 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
                                 "periodSeconds": 10,
                                 "failureThreshold": 3,
                             },
-                            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+                            "lifecycle": {
+                                "preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}
+                            },
                             "resources": {
                                 "requests": {"cpu": shape.cpu, "memory": shape.memory},
                                 "limits": {"memory": shape.memory_limit},
@@ -174,6 +225,12 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": instance, "labels": labels},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+    }
     autoscaler = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -192,7 +249,17 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
                             "averageUtilization": shape.target_cpu_percent,
                         },
                     },
-                }
+                },
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": REQUEST_RATE_METRIC},
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": str(shape.target_requests_per_second),
+                        },
+                    },
+                },
             ],
         },
     }
@@ -200,5 +267,38 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
         f"# {name}:{version} on Kubernetes: kubectl apply -f kubernetes.yaml\n"
         f"# Set the image to where `docker build` pushed it. The prediction log goes to\n"
         f"# {STATE} (an emptyDir here); mount a persistent volume there to keep it.\n"
+        f"# The autoscaler reads {REQUEST_RATE_METRIC} from the Prometheus adapter (see\n"
+        f"# mlship's README); without the adapter it scales on CPU alone.\n"
+        + _secret_note(shape.auth)
     )
-    return header + yaml.safe_dump_all([deployment, service, autoscaler], sort_keys=False)
+    documents = [deployment, service, budget, autoscaler]
+    return header + yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def _spread(key: str, selector: dict[str, str], unsatisfiable: str) -> dict[str, Any]:
+    """At most one pod more in any zone (or on any host) than in another, counting only the
+    pods of the current revision (an old one's pods are going away) and the nodes they may run
+    on. Zones are a preference (a cluster may have one, or nodes without the label); hosts are a
+    rule, since two pods on one host die together."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": key,
+        "whenUnsatisfiable": unsatisfiable,
+        "labelSelector": {"matchLabels": selector},
+        "matchLabelKeys": ["pod-template-hash"],
+        "nodeTaintsPolicy": "Honor",
+    }
+
+
+def _secret_note(auth: str) -> str:
+    if auth == "keys":
+        return (
+            f"# Callers need a deployment key: kubectl create secret generic {KEYS_SECRET} "
+            "--from-file=keys=keys.txt\n"
+        )
+    if auth == "tokens":
+        return (
+            "# Callers need an API token of the tracking server: kubectl create secret generic "
+            f"{TRACKING_SECRET} --from-literal=url=https://...\n"
+        )
+    return ""

@@ -86,7 +86,7 @@ def write_bundle(
         else:
             mlship_line = f"mlship=={__version__}"
         files["requirements.txt"] = _requirements(ref, mlship_line, pins.lines()).encode()
-        files[DEPLOYMENT_FILE] = _deployment(name, number).encode()
+        files[DEPLOYMENT_FILE] = _deployment(name, number, shape.auth).encode()
         files["Dockerfile"] = manifests.dockerfile(
             ref, shape, has_wheels=source is not None
         ).encode()
@@ -148,13 +148,15 @@ def _requirements(ref: str, mlship_line: str, lines: list[str]) -> str:
     )
 
 
-def _deployment(name: str, version: int) -> str:
-    deployment = {
+def _deployment(name: str, version: int, auth: str = "off") -> str:
+    deployment: dict[str, Any] = {
         "name": f"{name}-{version}",
         "routes": [{"model": f"{name}:{version}", "weight": 1.0}],
         "batching": Batching().model_dump(),
         "log": PredictionLogSpec().model_dump(exclude={"directory"}),
     }
+    if auth != "off":  # keys from MLSHIP_SERVE_KEYS, tokens from MLSHIP_URL's server
+        deployment["auth"] = {"mode": auth}
     return (
         "# How `mlship serve` serves this bundle (the same fields as any deployment file).\n"
         + yaml.safe_dump(deployment, sort_keys=False)

@@ -17,8 +17,9 @@ _CHUNK = 1024 * 1024
 
 class RemoteArtifactStore(ArtifactStore):
     """Uploads are spooled to a temporary file to learn their address, then sent once (an
-    artifact the server already has is not sent again); downloads are checked against their
-    address before anyone uses them."""
+    artifact the server already has is not sent again; a retry sends the file again from its
+    start, to the same address, where the server stores the same bytes whole or not at all);
+    downloads are checked against their address before anyone uses them."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -35,7 +36,7 @@ class RemoteArtifactStore(ArtifactStore):
                     handle.write(chunk)
             sha256 = digest.hexdigest()
             if not self.exists(sha256):
-                self.client.put_stream(f"/artifacts/{sha256}", _read(spool))
+                self.client.put_stream(f"/artifacts/{sha256}", lambda: _read(spool))
             return ArtifactRef(sha256=sha256, size=size)
         finally:
             spool.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ class RemoteLogStore(LogStore):
         return f"{self.client.url} ({log})"
 
     def put(self, log: str, name: str, data: bytes) -> None:
-        self.client.put_stream(f"/logs/{check_log(log)}/parts/{check_part(name)}", [data])
+        self.client.put_stream(f"/logs/{check_log(log)}/parts/{check_part(name)}", lambda: [data])
 
     def parts(self, log: str, since: datetime | None = None) -> list[PartRef]:
         since_ns = None if since is None else int(since.timestamp() * 1e9)

@@ -131,6 +131,11 @@ class SqlUsers:
         if not secret.startswith(PREFIX):
             return None
         moment = as_utc(now or utcnow())
+        # Every request of the tracking server passes here: after a failover it waits for the
+        # new primary instead of failing (a token's lookup gives the same answer twice).
+        return self.metadata.retrying(lambda: self._identity(secret, moment), idempotent=True)
+
+    def _identity(self, secret: str, moment: datetime) -> Identity | None:
         with self.metadata.transaction() as session:
             token = session.scalar(
                 select(Token)

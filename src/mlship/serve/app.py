@@ -52,6 +52,7 @@ from mlship.features.transformers import parse_datetimes
 from mlship.monitor.feedback import FeedbackStore
 from mlship.monitor.predlog import Entry, PredictionLog
 from mlship.serve import protocols
+from mlship.serve.auth import Authenticating, Guard
 from mlship.serve.batching import Batcher
 from mlship.serve.bodies import check_content_type, decode_json, path_text
 from mlship.serve.drain import CloseWhileDraining, Drain
@@ -366,12 +367,14 @@ def create_app(
     feedback: FeedbackStore | None = None,
     limits: Limits | None = None,
     strict: bool = False,
+    guard: Guard | None = None,
     drain: Drain | None = None,
 ) -> FastAPI:
     """An app serving ``source``: one model version, or a deployment's live routing table;
     with ``feedback``, ``POST /feedback`` stores true labels there. ``limits`` bound a request's
-    body and records; ``strict`` refuses records outside what training saw; ``drain`` says how
-    SIGTERM is met (``serve/drain.py``; by default it is left to the server)."""
+    body and records; ``strict`` refuses records outside what training saw; ``guard`` asks
+    callers for a token (:mod:`mlship.serve.auth`); ``drain`` says how SIGTERM is met
+    (``serve/drain.py``; by default it is left to the server)."""
     live: Any = _Static(source) if isinstance(source, LoadedModel) else source
     deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
     scorer = Scorer(live, prediction_log, sticky_header, batching, limits, strict)
@@ -405,6 +408,9 @@ def create_app(
     )
     _add_error_handlers(app, scorer)
     app.add_middleware(BodyLimit, limit=scorer.limits.max_body_bytes, refusal=_too_large)
+    if guard is not None:  # outside the body limit, inside the request ids
+        registry = scorer.metrics.registry
+        app.add_middleware(Authenticating, guard=guard, error_body=_error_body, registry=registry)
     app.add_middleware(RequestIds)
     app.add_middleware(CloseWhileDraining, drain=drain)
     _add_operations(app, scorer, drain)
@@ -461,6 +467,7 @@ class RequestIds:
                         "status": status,
                         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                         "served_by": _label(state.get("served")),
+                        "caller": state.get("caller"),
                     },
                 )
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from mlship.spec.deployment import Deployment, Limits, load_deployment
+from mlship.spec.deployment import Auth, Deployment, Limits, load_deployment
 
 if TYPE_CHECKING:
+    from mlship.config import Settings
+    from mlship.serve.auth import Check, Guard
     from mlship.workspace import Workspace
 
 TARGET = "MLSHIP_SERVE_TARGET"
@@ -30,6 +32,9 @@ MAX_RECORDS = "MLSHIP_SERVE_MAX_RECORDS"
 DRAIN_SECONDS = "MLSHIP_SERVE_DRAIN_SECONDS"
 WRITE_AHEAD = "MLSHIP_SERVE_WRITE_AHEAD"
 WAL_DIR = "MLSHIP_SERVE_WAL_DIR"
+AUTH = "MLSHIP_SERVE_AUTH"
+AUTH_KEYS = "MLSHIP_SERVE_AUTH_KEYS"
+RATE_LIMIT = "MLSHIP_SERVE_RATE_LIMIT"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,53 @@ def with_limits(
     return deployment.model_copy(update={"limits": limits})
 
 
+def with_auth(
+    deployment: Deployment,
+    mode: str | None,
+    keys_file: Path | None = None,
+    per_minute: int | None = None,
+) -> Deployment:
+    """``deployment`` with the authentication given on the command line (it wins)."""
+    given = {"mode": mode, "keys_file": keys_file, "per_minute": per_minute}
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        return deployment
+    auth = Auth.model_validate({**deployment.auth.model_dump(), **changes})
+    return deployment.model_copy(update={"auth": auth})
+
+
+def token_check(settings: Settings, workspace: Workspace | None) -> Check:
+    """How the workspace's API tokens are checked: by the tracking server when the workspace is
+    one (``MLSHIP_URL``), else in its metadata store (opened here for a bundle)."""
+    from mlship.serve.auth import RemoteTokenCheck, TokenCheck
+
+    if settings.url:
+        verify: Any = True
+        if settings.ca_bundle is not None:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=str(settings.ca_bundle))
+        return RemoteTokenCheck(settings.url, verify=verify)
+    if workspace is None:
+        from mlship.workspace import Workspace
+
+        workspace = Workspace.open(settings)  # open for the server's life, like a worker's
+    from mlship.security.users import SqlUsers
+
+    users = workspace.users
+    assert isinstance(users, SqlUsers)
+    return TokenCheck(users)
+
+
+def guard_of(
+    deployment: Deployment, settings: Settings, workspace: Workspace | None
+) -> Guard | None:
+    """The guard of ``deployment``'s ``auth`` (None when it is off)."""
+    from mlship.serve.auth import guard_for
+
+    return guard_for(deployment.auth, lambda: token_check(settings, workspace))
+
+
 def build(
     target: str,
     workspace: Workspace | None,
@@ -79,15 +131,17 @@ def build(
     prediction_log: bool = True,
     max_body_mib: float | None = None,
     max_records: int | None = None,
+    auth: tuple[str | None, Path | None, int | None] = (None, None, None),
     drain_seconds: float = 0.0,
     write_ahead: bool | None = None,
     wal_dir: Path | None = None,
 ) -> Built:
     """The app serving ``target``: a bundle directory, or a reference or deployment file in
-    ``workspace`` (which must stay open while it serves); the limits given override the
-    deployment's; SIGTERM drains for ``drain_seconds`` (``serve/drain.py``). ``write_ahead``
-    (the deployment's ``log.write_ahead`` when None) keeps a write-ahead log of the prediction
-    log in ``wal_dir``/<deployment> (``<home>/wal`` by default)."""
+    ``workspace`` (which must stay open while it serves); the limits and the authentication
+    (mode, keys file, requests a minute) given override the deployment's. SIGTERM drains for
+    ``drain_seconds`` (``serve/drain.py``). ``write_ahead`` (the deployment's
+    ``log.write_ahead`` when None) keeps a write-ahead log of the prediction log in
+    ``wal_dir``/<deployment> (``<home>/wal`` by default)."""
     from mlship.monitor.feedback import FeedbackStore, feedback_log
     from mlship.monitor.predlog import PredictionLog
     from mlship.monitor.wal import WriteAheadLog
@@ -113,7 +167,6 @@ def build(
 
         logs = log_store_for(settings)
         sealing = sealing_of(settings)
-        home = settings.home_resolved
     elif workspace is None:
         raise ValueError(f"serving {target} needs an open workspace")
     else:
@@ -121,8 +174,9 @@ def build(
         source = RegistrySource(workspace)
         logs = workspace.logs
         sealing = workspace.sealing
-        home = workspace.settings.home_resolved
-    deployment = with_limits(deployment, max_body_mib, max_records)
+        settings = workspace.settings
+    deployment = with_auth(with_limits(deployment, max_body_mib, max_records), *auth)
+    guard = guard_of(deployment, settings, workspace)  # before any model loads
     live = LiveModels(deployment, source)
     log = None
     if prediction_log and deployment.log.enabled:
@@ -132,6 +186,7 @@ def build(
             else LogTarget(logs, f"{PREDICTIONS}/{deployment.name}")
         )
         ahead = deployment.log.write_ahead if write_ahead is None else write_ahead
+        home = settings.home_resolved
         wal = WriteAheadLog(wal_folder(deployment, home, wal_dir)) if ahead else None
         if wal is not None:
             wal.check()
@@ -151,6 +206,7 @@ def build(
         feedback=FeedbackStore(feedback_log(logs), sealing),
         limits=deployment.limits,
         strict=deployment.strict,
+        guard=guard,
         drain=Drain(drain_seconds),
     )
     routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
@@ -158,6 +214,8 @@ def build(
     summary = f"deployment {deployment.name}: {routes}" + (
         f"; shadows {shadows}" if shadows else ""
     )
+    if guard is not None:
+        summary += f"; auth {guard.mode}"
     return Built(
         app,
         deployment,
@@ -203,12 +261,18 @@ def app_from_environment() -> FastAPI:
     body, records = os.environ.get(MAX_BODY_MIB), os.environ.get(MAX_RECORDS)
     drain = os.environ.get(DRAIN_SECONDS)
     ahead, wal = os.environ.get(WRITE_AHEAD), os.environ.get(WAL_DIR)
+    keys, rate = os.environ.get(AUTH_KEYS), os.environ.get(RATE_LIMIT)
     return build(
         target,
         workspace,
         prediction_log=os.environ.get(PREDICTION_LOG) != "0",
         max_body_mib=float(body) if body else None,
         max_records=int(records) if records else None,
+        auth=(
+            os.environ.get(AUTH) or None,
+            Path(keys) if keys else None,
+            int(rate) if rate else None,
+        ),
         drain_seconds=float(drain) if drain else 0.0,
         write_ahead=None if not ahead else ahead == "1",
         wal_dir=Path(wal) if wal else None,

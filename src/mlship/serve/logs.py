@@ -15,7 +15,10 @@ from typing import Any
 class JsonLines(logging.Formatter):
     """One JSON object per log record, with the fields a request's log line carries."""
 
-    FIELDS = ("request_id", "method", "path", "status", "latency_ms", "served_by", "event")
+    FIELDS = (
+        "request_id", "method", "path", "status", "latency_ms", "served_by", "event",
+        "reason", "caller", "client",
+    )  # fmt: skip
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {

@@ -14,8 +14,6 @@ shows the path, and the audit log the user.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,9 +22,11 @@ from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from mlship.security.users import SqlUsers
+from mlship.server.idempotency import recorded
 from mlship.store.accounts import ROLES, Identity, Role
 from mlship.store.audit import ACTOR, Actor
 from mlship.store.audit_log import SqlAuditLog
+from mlship.store.rate_limits import SqlRateLimits
 
 RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 ROLE_KEY = "x-mlship-role"
@@ -34,27 +34,17 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class RateLimiter:
-    """A token bucket per API token: ``per_minute`` requests on average, bursts up to that."""
+    """A token bucket per API token, ``per_minute`` requests on average and bursts up to that,
+    kept in the database (:mod:`mlship.store.rate_limits`): every server process on it shares
+    one limit, so a client gets the same rate whichever replica answers."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self._buckets: dict[int, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, per_minute: int, buckets: SqlRateLimits) -> None:
+        self.per_minute = per_minute
+        self.buckets = buckets
 
     def allow(self, token_id: int) -> float | None:
         """None when the request may go on, else the seconds to wait."""
-        if self.rate <= 0:
-            return None
-        now = time.monotonic()
-        with self._lock:
-            level, last = self._buckets.get(token_id, (self.capacity, now))
-            level = min(self.capacity, level + (now - last) * self.rate)
-            if level < 1.0:
-                self._buckets[token_id] = (level, now)
-                return (1.0 - level) / self.rate
-            self._buckets[token_id] = (level - 1.0, now)
-            return None
+        return self.buckets.take(token_id, self.per_minute)
 
 
 def _client(request: Request) -> str:
@@ -97,7 +87,7 @@ def requires(role: Role) -> Callable[[Request], Awaitable[Identity]]:
             detail = f"{identity.user} is a {identity.role}; this needs the {role} role or above"
             await _deny(request, 403, detail, actor)
         limiter: RateLimiter = request.app.state.limiter
-        wait = limiter.allow(identity.token_id)
+        wait = await run_in_threadpool(limiter.allow, identity.token_id)
         if wait is not None:
             raise HTTPException(
                 status_code=429,
@@ -113,7 +103,8 @@ def requires(role: Role) -> Callable[[Request], Awaitable[Identity]]:
 
 def role_route(role: Role) -> dict[str, Any]:
     """The keyword arguments that make a route require ``role`` and say so in OpenAPI."""
-    return {"dependencies": [Depends(requires(role))], "openapi_extra": {ROLE_KEY: role}}
+    checks = [Depends(requires(role)), Depends(recorded)]  # in this order: who, then which write
+    return {"dependencies": checks, "openapi_extra": {ROLE_KEY: role}}
 
 
 def identity(request: Request) -> Identity:

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query
 from mlship.remote import admin_api as api
 from mlship.server.access import role_route
 from mlship.server.deps import Caller, WorkspaceDep
+from mlship.server.idempotency import RecordedRoute
 from mlship.store.entities import to_json
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], route_class=RecordedRoute)
 
 
 @router.get("/whoami", **role_route("viewer"))

@@ -14,10 +14,11 @@ from fastapi import APIRouter, Query
 from mlship.remote import admin_api as api
 from mlship.server.access import role_route
 from mlship.server.deps import WorkspaceDep
+from mlship.server.idempotency import RecordedRoute
 from mlship.store.clock import as_utc
 from mlship.store.entities import to_json
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=RecordedRoute)
 
 
 @router.get("", **role_route("viewer"))

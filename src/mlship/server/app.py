@@ -7,6 +7,8 @@ and the class name, so the client raises the same error the local store would ha
 A store on the server's side that cannot be written (full, read-only, refusing, failing) is the
 server's problem, not the request's: a 507 for a full disk or quota, a 503 otherwise, with the
 message that names the store and what its operator must do, also written to the server's log.
+A database that cannot be reached (down, failing over, locked too long) is a 503 as well, which
+clients retry.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError as DBDataError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.exc import OperationalError as DBOperationalError
 
 from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
@@ -28,7 +31,9 @@ from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.store.audit_log import SqlAuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
+from mlship.store.idempotency import SqlIdempotencyKeys
 from mlship.store.liveness import RunStateError
+from mlship.store.rate_limits import SqlRateLimits
 from mlship.store.registry import ReviewError
 from mlship.workspace import Workspace
 
@@ -75,7 +80,8 @@ def create_app(
     app.state.workspace = workspace
     app.state.users = SqlUsers(workspace.metadata, workspace.settings.user)
     app.state.audit = SqlAuditLog(workspace.metadata)
-    app.state.limiter = RateLimiter(requests_per_minute)
+    app.state.limiter = RateLimiter(requests_per_minute, SqlRateLimits(workspace.metadata.engine))
+    app.state.idempotency_keys = SqlIdempotencyKeys(workspace.metadata.engine)
     app.state.max_artifact_bytes = max_artifact_bytes
     for module in (tracking, registry, artifacts, logparts, admin, alerts):
         app.include_router(module.router)
@@ -109,6 +115,15 @@ def create_app(
         # client's input, so a 422 with the driver's first line, never the statement.
         detail = f"a value the database cannot store: {_first_line(exc)}"
         return JSONResponse({"error": "DataError", "detail": detail}, status_code=422)
+
+    @app.exception_handler(DBOperationalError)
+    async def database_unavailable(_request: Request, exc: DBOperationalError) -> JSONResponse:
+        # The database is unreachable, restarting, failing over or busy beyond the lock timeout:
+        # the request may succeed a moment later, here or on another server, so a 503, which
+        # clients retry (with the same idempotency key for a write: nothing was committed).
+        logger.error("the metadata database is unavailable: %s", _first_line(exc))
+        detail = f"the metadata database is unavailable ({_first_line(exc)}); try again"
+        return JSONResponse({"error": "DatabaseUnavailable", "detail": detail}, status_code=503)
 
     @app.exception_handler(DBIntegrityError)
     async def conflict(_request: Request, exc: DBIntegrityError) -> JSONResponse:

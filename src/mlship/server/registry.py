@@ -19,10 +19,11 @@ from mlship.errors import IntegrityError
 from mlship.remote import registry_api as api
 from mlship.server.access import role_route
 from mlship.server.deps import WorkspaceDep
+from mlship.server.idempotency import RecordedRoute
 from mlship.server.tracking import TagQuery, tag_filter
 from mlship.store.entities import to_json
 
-router = APIRouter(prefix="/api/v1/models", tags=["registry"])
+router = APIRouter(prefix="/api/v1/models", tags=["registry"], route_class=RecordedRoute)
 
 VersionRef = str
 """A version number, or ``latest``."""

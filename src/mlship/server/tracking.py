@@ -42,11 +42,12 @@ from mlship.remote.tracking_api import (
 from mlship.security.users import Identity
 from mlship.server.access import RANK, role_route
 from mlship.server.deps import Caller, WorkspaceDep
+from mlship.server.idempotency import RecordedRoute
 from mlship.store.entities import to_json
 from mlship.store.liveness import Worker
 from mlship.store.repositories import NewVersion
 
-router = APIRouter(prefix="/api/v1", tags=["tracking"])
+router = APIRouter(prefix="/api/v1", tags=["tracking"], route_class=RecordedRoute)
 
 Limit = Query(50, ge=1, le=1000)
 TagQuery = Query([], description="key=value; several must all match")

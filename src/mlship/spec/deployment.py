@@ -12,12 +12,13 @@ on the same route while the weights stay the same; other requests are spread at 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlship.errors import SpecError
+from mlship.store.accounts import Role
 
 MiB = 1024 * 1024
 
@@ -69,6 +70,47 @@ class Limits(_Strict):
         return int(self.max_body_mib * MiB)
 
 
+AuthMode = Literal["off", "tokens", "keys"]
+
+KEYS_VARIABLE = "MLSHIP_SERVE_KEYS"
+"""The environment variable that holds deployment keys (the same lines as a keys file)."""
+
+
+class RouteRoles(_Strict):
+    """The least role each kind of route needs; health, readiness and liveness need none."""
+
+    predict: Role = Field(
+        "viewer", description="/predict, /invocations, v2 infer and metadata, /docs."
+    )
+    feedback: Role = Field("scientist", description="/feedback.")
+    metrics: Role = Field("viewer", description="/metrics.")
+    admin: Role = Field("admin", description="Every other route.")
+
+
+class Auth(_Strict):
+    mode: AuthMode = Field(
+        "off",
+        description="off: anyone may call; tokens: the workspace's API tokens; keys: the "
+        "deployment keys of keys_file and " + KEYS_VARIABLE + ".",
+    )
+    keys_file: Path | None = Field(
+        None, description="File of deployment keys, one `NAME ROLE SECRET` a line."
+    )
+    per_minute: int = Field(
+        0,
+        ge=0,
+        description="Requests a minute per token or key (bursts up to as many), in each worker "
+        "process; 0: no limit.",
+    )
+    roles: RouteRoles = Field(default_factory=RouteRoles)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``off`` as false: ``mode: off`` means what it says."""
+        return "off" if value is False else value
+
+
 class Deployment(_Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     routes: list[Route] = Field(min_length=1)
@@ -85,6 +127,7 @@ class Deployment(_Strict):
         description="Refuse (422) records with numbers outside the training range or unseen "
         "categories, instead of answering them with warnings.",
     )
+    auth: Auth = Field(default_factory=Auth)
 
     @model_validator(mode="after")
     def _some_weight(self) -> Deployment:

@@ -14,6 +14,15 @@ once, under a lock: a file lock in the workspace home, and inside the database (
 ``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), re-checking the schema version
 once the lock is held, so concurrent first commands on a new workspace do not each create the
 tables. A read-only, full or failing database is reported as such (:mod:`mlship.store.failures`).
+
+A PostgreSQL URL may list several servers (:mod:`mlship.dburl`) so that, with
+``target_session_attrs=read-write``, new connections go to whichever is the primary. The pool
+checks a connection before handing it out (``pool_pre_ping``) and replaces connections older
+than :data:`POOL_RECYCLE_SECONDS`, so after a failover no request is given a connection to the
+dead server or to one that has turned standby; and a connection that meets a read-only server or
+an administrator's shutdown is treated as lost, so the whole pool is refreshed at once rather
+than one failing request per pooled connection. Retrying the work that was running is
+:mod:`mlship.store.retry`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
 
+from mlship.dburl import sqlalchemy_url
 from mlship.store.failures import Place
 from mlship.store.locks import file_lock
 
@@ -36,6 +46,15 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_SECONDS = 30
 MIGRATION_LOCK_KEY = 0x6D6C73686970  # "mlship": the advisory lock migrations take on PostgreSQL
 DATABASE_SETTING = "MLSHIP_DATABASE_URL (or MLSHIP_HOME)"
+POOL_RECYCLE_SECONDS = 300
+"""Connections are replaced after this long, so none outlives a failover by much even when
+nothing made it fail (a server that was demoted and restarted answers the ping)."""
+CONNECT_TIMEOUT_SECONDS = 5
+"""How long libpq waits for each listed server before trying the next (unless the URL says):
+a server that vanished from the network would otherwise hold every new connection for the
+operating system's TCP timeout, minutes."""
+_SERVER_GONE = frozenset({"25006", "57P01", "57P02", "57P03"})
+"""Read-only transaction, admin shutdown, crash shutdown, cannot connect now."""
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -110,21 +129,39 @@ def _sqlite_failures(path: Path) -> Any:
     return handle
 
 
+def _server_gone(context: ExceptionContext) -> None:
+    """Count a read-only server and a shut-down one as a lost connection (see above)."""
+    state = getattr(context.original_exception, "sqlstate", None)
+    if state in _SERVER_GONE:
+        context.is_disconnect = True
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; for SQLite, create the file's directory and set pragmas."""
-    parsed = make_url(url)
+    parsed = make_url(sqlalchemy_url(url))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             path = Path(parsed.database)
             with Place("the metadata database", path, DATABASE_SETTING).guard():
                 path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         if parsed.database and parsed.database != ":memory:":
             event.listen(engine, "handle_error", _sqlite_failures(Path(parsed.database)))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    engine = create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        connect_args=connect_args,
+    )
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "handle_error", _server_gone)
+    return engine
 
 
 VERSION_TABLE = "mlship_schema_version"
@@ -137,7 +174,9 @@ def _alembic_config(engine: Engine) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # The ini parser reads % as interpolation: a percent-encoded password or host list has some.
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

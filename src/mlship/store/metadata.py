@@ -5,19 +5,27 @@ leaves half a record: either a run's results and its model version are all there
 What a method returns is a frozen entity (:mod:`mlship.store.entities`) built before its
 transaction ends, so no caller ever holds a row, and :class:`MetadataStore` implements the
 interfaces of :mod:`mlship.store.repositories` exactly as a tracking server's client does.
+
+On PostgreSQL a method whose connection was lost (the primary died and a standby is taking over)
+runs again on a fresh connection (:mod:`mlship.store.retry`): ``@_retried`` marks the methods
+that give the same result when run twice (reads; adds that look for what they would add or use
+a key chosen before the first attempt), which are run again even when the loss came during the
+commit; ``@_retried_before_commit`` the others, run again only when the loss came before it.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, exists, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -28,6 +36,14 @@ from mlship.store.audit import install as install_audit
 from mlship.store.entities import from_row
 from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
 from mlship.store.repositories import RUN_OUTCOME, NewCandidate, NewMetric, NewVersion
+from mlship.store.retry import (
+    NO_RETRY,
+    RetryPolicy,
+    commit_in_doubt,
+    lost_before_commit,
+    run_retrying,
+)
+from mlship.store.shared_transaction import SHARED, SharedTransaction
 from mlship.store.tables import (
     Candidate,
     Dataset,
@@ -48,6 +64,32 @@ __all__ = ["NOTE_KINDS", "MetadataStore", "NewVersion", "note_text"]
 NOTE_KINDS = ("run", "version")
 """What a note can be written on."""
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _retrying(
+    idempotent: bool,
+) -> Callable[
+    [Callable[Concatenate[MetadataStore, P], T]], Callable[Concatenate[MetadataStore, P], T]
+]:
+    def decorate(
+        method: Callable[Concatenate[MetadataStore, P], T],
+    ) -> Callable[Concatenate[MetadataStore, P], T]:
+        @functools.wraps(method)
+        def run(self: MetadataStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return self.retrying(lambda: method(self, *args, **kwargs), idempotent=idempotent)
+
+        return run
+
+    return decorate
+
+
+_retried = _retrying(idempotent=True)
+"""Run the method again after a lost connection, even one lost while committing."""
+_retried_before_commit = _retrying(idempotent=False)
+"""Run the method again after a connection lost before its commit was sent."""
+
 
 class MetadataStore:
     """Runs, datasets and model versions in one SQL database."""
@@ -58,17 +100,32 @@ class MetadataStore:
         actor: Actor | None = None,
         *,
         holds: Callable[[str], bool] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """``actor`` is who acts when no request sets one (see :mod:`mlship.store.audit`): the
         user runs, notes and versions are recorded for, and the audit log's. ``holds`` tells
         whether the artifact store has an artifact: a dataset or version whose artifact it does
         not hold is refused (a workspace always gives it; a bare store over an engine, for
-        maintenance, checks nothing)."""
+        maintenance, checks nothing). ``retry`` bounds how long work is tried again after the
+        server went away (never, by default)."""
         self.engine = engine
+        self.retry = retry or NO_RETRY
+        self.shown_url = engine.url.render_as_string(hide_password=True)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._actor = actor or local_actor("unknown")
         self._holds = holds
         install_audit(self._sessions, self._actor)
+
+    def retrying(self, work: Callable[[], T], *, idempotent: bool) -> T:
+        """Run ``work``, a unit of work in this store's transactions, again on a fresh
+        connection after the server went away (see the module docstring): repositories over
+        this store use it for their own methods. Inside a request's shared transaction the work
+        runs once: a savepoint cannot be run again alone, and the client retries the whole
+        request under its idempotency key."""
+        shared = SHARED.get()
+        if shared is not None and shared.sessions is self._sessions:
+            return work()
+        return run_retrying(work, policy=self.retry, database=self.shown_url, idempotent=idempotent)
 
     @property
     def acting_user(self) -> str:
@@ -98,14 +155,54 @@ class MetadataStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed at the end of the block or rolled back on error."""
-        with self._sessions.begin() as session:
-            yield session
+        """A session whose work is committed at the end of the block or rolled back on error.
+
+        A connection lost during the commit raises
+        :class:`~mlship.store.retry.CommitInDoubt`: the caller cannot know whether the change
+        was kept, and must not take it for a failure that left nothing behind. One lost before
+        raises :class:`~mlship.store.retry.DatabaseUnavailable`, saying nothing was saved,
+        unless a retry is running the work (then the retry sees the driver's error).
+
+        Inside a request's :class:`SharedTransaction` of this store, the block is a savepoint of
+        it instead: rolled back alone on error, committed only with the whole request."""
+        shared = SHARED.get()
+        if shared is not None and shared.sessions is self._sessions:
+            with shared.session.begin_nested():
+                yield shared.session
+            return
+        with self._sessions() as session:
+            session.begin()
+            try:
+                yield session
+            except DBAPIError as exc:
+                session.rollback()
+                lost = lost_before_commit(self.shown_url, exc)
+                if lost is None:
+                    raise
+                raise lost from exc
+            except BaseException:
+                session.rollback()
+                raise
+            try:
+                session.commit()
+            except DBAPIError as exc:
+                session.rollback()
+                in_doubt = commit_in_doubt(self.shown_url, exc)
+                if in_doubt is None:
+                    raise
+                raise in_doubt from exc
+
+    def shared_transaction(self) -> SharedTransaction:
+        """A transaction that the work of every repository over this store joins while it is
+        current (:func:`~mlship.store.shared_transaction.sharing`)."""
+        return SharedTransaction(self._sessions)
 
     # -- datasets -------------------------------------------------------------------------
 
+    @_retried
     def get_or_add_dataset(
         self,
+        /,
         data_hash: str,
         artifact_sha256: str,
         n_rows: int,
@@ -142,6 +239,7 @@ class MetadataStore:
             session.flush()
             return from_row(entities.Dataset, dataset), True
 
+    @_retried
     def cached_dataset(self, key: str) -> entities.Dataset | None:
         """The dataset an earlier ingest with the same inputs produced, if any."""
         with self.transaction() as session:
@@ -149,6 +247,7 @@ class MetadataStore:
             found = None if entry is None else session.get(Dataset, entry.dataset_id)
             return None if found is None else from_row(entities.Dataset, found)
 
+    @_retried
     def remember_ingest(self, key: str, dataset_id: int) -> None:
         """Remember that the inputs ``key`` stands for gave ``dataset_id`` (the first answer
         stays: remembering again changes nothing)."""
@@ -159,11 +258,13 @@ class MetadataStore:
             if session.get(IngestCache, key) is None:
                 session.add(IngestCache(key=key, dataset_id=dataset_id))
 
+    @_retried
     def list_datasets(self, limit: int = 50) -> list[entities.Dataset]:
         with self.transaction() as session:
             query = select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id.desc())
             return [from_row(entities.Dataset, d) for d in session.scalars(query.limit(limit))]
 
+    @_retried
     def get_dataset(self, ref: str) -> entities.Dataset:
         """A dataset by its content hash, an unambiguous prefix of it, or ``PIPELINE[~N]``.
 
@@ -214,31 +315,37 @@ class MetadataStore:
     ) -> str:
         """Record a new ``running`` run of the acting user; ``worker`` is the process that works
         on it (None when not known: then only its heartbeat tells whether it is alive)."""
-        run_id = uuid.uuid4().hex
+        run_id = uuid.uuid4().hex  # chosen once: an attempt after a lost commit finds its run
         user = self.acting_user
-        with self.transaction() as session:
-            session.add(
-                Run(
-                    id=run_id,
-                    pipeline=pipeline,
-                    status="running",
-                    user=user,
-                    owner=user,
-                    task=task,
-                    metric=metric,
-                    spec_path=spec_path,
-                    spec_hash=spec_hash,
-                    spec=spec,
-                    git_commit=git_commit,
-                    environment=environment,
-                    executor=executor,
-                    host=worker.host if worker else None,
-                    pid=worker.pid if worker else None,
-                    heartbeat_at=utcnow(),
-                )
-            )
+        self._add_run(
+            {
+                "id": run_id,
+                "pipeline": pipeline,
+                "status": "running",
+                "user": user,
+                "owner": user,
+                "task": task,
+                "metric": metric,
+                "spec_path": spec_path,
+                "spec_hash": spec_hash,
+                "spec": spec,
+                "git_commit": git_commit,
+                "environment": environment,
+                "executor": executor,
+                "host": worker.host if worker else None,
+                "pid": worker.pid if worker else None,
+            }
+        )
         return run_id
 
+    @_retried
+    def _add_run(self, fields: dict[str, Any]) -> None:
+        """Add the run ``fields`` describe unless a run with its id is there already."""
+        with self.transaction() as session:
+            if session.get(Run, fields["id"]) is None:
+                session.add(Run(**fields, heartbeat_at=utcnow()))
+
+    @_retried_before_commit
     def reopen_run(
         self,
         pipeline: str,
@@ -277,6 +384,7 @@ class MetadataStore:
             newest.attempts = (newest.attempts or 1) + 1
             return newest.id, newest.attempts
 
+    @_retried
     def fail_run(self, run_id: str, error: str, started: datetime) -> None:
         """Record that a run stopped with ``error``; a run that already succeeded keeps its
         results (the failure came after they were committed)."""
@@ -289,6 +397,7 @@ class MetadataStore:
             run.finished_at = utcnow()
             run.wall_seconds = (run.finished_at - as_utc(started)).total_seconds()
 
+    @_retried
     def heartbeat(self, run_id: str) -> bool:
         """Renew the heartbeat of a ``running`` run; False when it is not running any more (it
         was abandoned by hand, say), so whoever beats can stop."""
@@ -299,6 +408,7 @@ class MetadataStore:
             run.heartbeat_at = utcnow()
             return True
 
+    @_retried_before_commit
     def abandon_run(self, ref: str, *, reason: str, force: bool = False) -> entities.Run:
         """Close a ``running`` run whose process is gone (``ref`` as for :meth:`get_run`).
 
@@ -327,6 +437,7 @@ class MetadataStore:
             session.flush()
             return from_row(entities.Run, run, depth=0)
 
+    @_retried_before_commit
     def finish_run(
         self,
         run_id: str,
@@ -409,6 +520,7 @@ class MetadataStore:
 
     # -- tuning journals ------------------------------------------------------------------
 
+    @_retried
     def read_journal(self, run_id: str, start: int = 0) -> list[dict[str, Any]]:
         """Entries ``start`` onwards of a run's tuning journal (Optuna's journal format)."""
         with self.transaction() as session:
@@ -419,6 +531,7 @@ class MetadataStore:
             )
             return list(session.scalars(query))
 
+    @_retried_before_commit
     def append_journal(self, run_id: str, entries: Sequence[dict[str, Any]]) -> None:
         """Append ``entries`` to a run's journal, in order and after everything already there.
 
@@ -445,6 +558,7 @@ class MetadataStore:
                     raise
                 time.sleep(0.01 * (attempt + 1))
 
+    @_retried
     def list_runs(
         self, limit: int = 50, owner: str | None = None, tags: dict[str, str] | None = None
     ) -> list[entities.Run]:
@@ -460,12 +574,14 @@ class MetadataStore:
             found = session.scalars(query.options(selectinload(Run.candidates)))
             return [shown(from_row(entities.Run, run)) for run in found]
 
+    @_retried
     def get_run(self, run_id: str) -> entities.Run:
         """Find a run by its id or an unambiguous prefix of it (as git does for commits), or by
         a pipeline name for that pipeline's newest run."""
         with self.transaction() as session:
             return shown(from_row(entities.Run, _find_run(session, run_id, everything=True)))
 
+    @_retried
     def tag_run(self, run_id: str, tags: dict[str, str | None]) -> entities.Run:
         """Set tags of a run (a ``None`` value removes the tag); ``run_id`` as for
         :meth:`get_run`. Returns the run with its tags after the change."""
@@ -486,6 +602,7 @@ class MetadataStore:
             session.flush()
             return from_row(entities.Run, run, depth=0)
 
+    @_retried
     def set_run_owner(self, run_id: str, owner: str) -> entities.Run:
         """Hand a run over to ``owner`` (``run_id`` as for :meth:`get_run`)."""
         if not owner.strip():
@@ -497,6 +614,7 @@ class MetadataStore:
             session.flush()
             return from_row(entities.Run, run, depth=0)
 
+    @_retried_before_commit
     def add_run_note(self, run_id: str, body: str) -> entities.Note:
         """Append a markdown note of the acting user to a run (``run_id`` as for
         :meth:`get_run`)."""
@@ -508,6 +626,7 @@ class MetadataStore:
             session.flush()
             return from_row(entities.Note, note)
 
+    @_retried
     def notes(self, target_kind: str, target_id: str) -> list[entities.Note]:
         """The notes on one target, oldest first: ``run`` and a full run id, or ``version`` and
         a version's row id (``Registry.version_notes`` finds it from a model and number)."""
@@ -525,6 +644,7 @@ class MetadataStore:
 
     # -- models ---------------------------------------------------------------------------
 
+    @_retried
     def list_models(
         self, owner: str | None = None, tags: dict[str, str] | None = None
     ) -> list[entities.RegisteredModel]:
@@ -540,6 +660,7 @@ class MetadataStore:
             found = session.scalars(query.options(selectinload(RegisteredModel.versions)))
             return [from_row(entities.RegisteredModel, model) for model in found]
 
+    @_retried
     def get_version(self, name: str, version: int | None = None) -> entities.ModelVersion:
         """A model version by number, or the newest one when ``version`` is None."""
         with self.transaction() as session:

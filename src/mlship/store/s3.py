@@ -1,8 +1,11 @@
 """Artifacts in S3-compatible object storage, behind the same interface as the local store.
 
 The layout is the local store's under a key prefix: ``<prefix>/objects/ab/cdef...`` holds the
-bytes of the artifact whose sha256 is ``abcdef...`` and ``<prefix>/signatures/ab/cdef...`` its
-signature. The guarantees are the local store's, each met the object-storage way:
+bytes of the artifact whose sha256 is ``abcdef...``. Its signature travels with it, in the
+object's user metadata (``x-amz-meta-mlship-signature``): one request writes both, one reads both,
+and they appear together. (Stores written before kept it in ``<prefix>/signatures/ab/cdef...``,
+which is still read when an object carries none.) The guarantees are the local store's, each met
+the object-storage way:
 
 - Atomic visibility. An object's key is its address, known only once every byte has been
   hashed, so the bytes are hashed first: a file in a pass of its own (and refused before its
@@ -15,11 +18,14 @@ signature. The guarantees are the local store's, each met the object-storage way
   hashed in order as they land; the plaintext is refused unless it matches its address, with an
   error naming the bucket and key.
 - Encryption and signatures through the same steps as the local store (``store/artifacts.py``):
-  the signature is written before the object, so no crash leaves an unsigned object behind.
+  the signature is part of the object, so no crash leaves an unsigned object behind.
 - Key maintenance (rotation, encrypt-all, sign-all, status) walks the bucket like a directory:
   an object is re-encrypted by streaming it down and up again to its own key, where the new
   version replaces the old one whole, so an interrupted rotation leaves every object readable
   under the old key or the new one.
+- Request bodies are not hashed again for SigV4 (``UNSIGNED-PAYLOAD``): every object is
+  checked against its sha256 address and its signature when it is read, which a body altered on
+  the way fails, so a second sha256 pass over every byte sent would only cost time.
 - Transient failures (throttling, 5xx, dropped connections) are retried by botocore's standard
   retry mode; what is left becomes a :class:`~mlship.errors.StorageError` or
   :class:`~mlship.errors.ConfigError` that names the bucket, the key and what to do.
@@ -39,7 +45,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +75,11 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MIN_PART = 5 << 20
 """The smallest part S3 accepts (but for the last one)."""
 _SEGMENT_READ = 1 << 16
+_SIGNATURE = "mlship-signature"
+"""The user-metadata key of an object's signature."""
+_COPY_LIMIT = 5 << 30
+"""The largest object one CopyObject rewrites (signing a larger one stored before signing
+writes a signature object instead)."""
 MULTIPART_THRESHOLD = 16 << 20
 """Objects of this size or more go up (and come down) in parts of about this size, several at a
 time; smaller ones in one request."""
@@ -143,13 +154,17 @@ def make_client(settings: S3Settings, what: str = "the object storage") -> S3Cli
 
     config = Config(
         retries={"mode": "standard", "max_attempts": settings.max_attempts},
-        # Every artifact is checked against its sha256 when read, and its transfer is signed
-        # (SigV4) or encrypted (TLS): a CRC of every request on top would only cost time, and
-        # some S3-compatible stores refuse its headers.
+        # Every artifact is checked against its sha256 address and its signature when read: a
+        # CRC of every request, or a SigV4 hash of every body, on top would only cost time (and
+        # some S3-compatible stores refuse the CRC's headers). Requests stay signed.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         connect_timeout=settings.connect_timeout,
-        s3={"addressing_style": "path"} if settings.endpoint_url else None,
+        s3=(
+            {"payload_signing_enabled": False, "addressing_style": "path"}
+            if settings.endpoint_url
+            else {"payload_signing_enabled": False}
+        ),
         max_pool_connections=16,
     )
     region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -306,17 +321,25 @@ class S3ArtifactStore(ArtifactStore):
             return self._put_large(digest.hexdigest(), size, iter(lambda: spool.read(part), b""))
 
     def _put_small(self, sha256: str, data: bytes) -> ArtifactRef:
-        """One PUT, atomic. A plaintext object is put again rather than looked for first (the
-        same bytes, one request less); an encrypted one is left alone when stored already."""
+        """One PUT of the object and its signature, atomic, on the condition that no object is
+        at its key (``If-None-Match: *``): one request for a new artifact, and a stored one is
+        left as it is (only its signature may be missing)."""
         ref = ArtifactRef(sha256=sha256, size=len(data))
-        if self.encrypt and self.exists(sha256):
-            self._sign(sha256)  # stored already: only its signature may be missing
-            return ref
-        self._sign(sha256, check=False)  # before the object: no crash leaves it unsigned
         body = b"".join(sealed([data], self.cipher)) if self.encrypt else data
         key = self.object_key(sha256)
         with self._guard(key, "writing"):
-            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body)
+            try:
+                self.client.put_object(
+                    Bucket=self.location.bucket,
+                    Key=key,
+                    Body=body,
+                    Metadata=self._signed(sha256),
+                    IfNoneMatch="*",
+                )
+            except Exception as exc:
+                if _status(exc) not in (409, 412):  # 409: another upload of it under way
+                    raise
+                self._sign(sha256)
         return ref
 
     def _put_large(
@@ -330,16 +353,23 @@ class S3ArtifactStore(ArtifactStore):
         stored already; ``ready`` raises to abort the upload before the object appears."""
         ref = ArtifactRef(sha256=sha256, size=size)
         if self.exists(sha256):
-            self._sign(sha256)
+            self._sign(sha256)  # stored already: only its signature may be missing
             return ref
-        self._sign(sha256, check=False)
         key = self.object_key(sha256)
+        stream = sealed(pieces, self.cipher if self.encrypt else None)
         with self._guard(key, "writing"):
-            self._upload(key, sealed(pieces, self.cipher if self.encrypt else None), ready)
+            self._upload(key, stream, ready, self._signed(sha256))
         return ref
 
-    def _upload(self, key: str, stream: Iterable[bytes], ready: Callable[[], None]) -> None:
-        """Put ``stream`` at ``key``: one PUT when it fits in a part, else a multipart upload
+    def _upload(
+        self,
+        key: str,
+        stream: Iterable[bytes],
+        ready: Callable[[], None],
+        metadata: dict[str, str],
+    ) -> None:
+        """Put ``stream`` at ``key`` with the user ``metadata``: one PUT when it fits in a part,
+        else a multipart upload
         whose parts go up as they fill, several at a time (at most as many held in memory as
         there are workers). ``ready`` runs once the stream is consumed and before the object
         appears: it raises to abort. S3 shows a multipart object only when the upload
@@ -349,9 +379,11 @@ class S3ArtifactStore(ArtifactStore):
         second = next(parts, None)
         if second is None:
             ready()
-            self.client.put_object(Bucket=bucket, Key=key, Body=first)
+            self.client.put_object(Bucket=bucket, Key=key, Body=first, Metadata=metadata)
             return
-        upload = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        upload = self.client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)[
+            "UploadId"
+        ]
         try:
             tags = self._upload_parts(key, upload, itertools.chain([first, second], parts))
             ready()
@@ -395,23 +427,61 @@ class S3ArtifactStore(ArtifactStore):
                 sent.append(pool.submit(send, number, body))
             return [future.result() for future in sent]
 
-    def _sign(self, sha256: str, *, check: bool = True) -> None:
-        """Store the signature of ``sha256``; ``check`` first reads the one stored, to leave a
-        valid one alone (a new artifact skips that request: signing is deterministic)."""
+    def _signed(self, sha256: str) -> dict[str, str]:
+        """The user metadata of a new object at ``sha256``: its signature, when this store
+        signs."""
+        if self.signer is None:
+            return {}
+        return {_SIGNATURE: stored_signature(self.signer, sha256)}
+
+    def _sign(self, sha256: str) -> None:
+        """Give the stored object at ``sha256`` this store's signature unless it has it: the
+        object is copied onto itself with the signature in its metadata (a server-side copy,
+        no bytes through this machine); one too large for one copy gets a signature object."""
         if self.signer is None:
             return
         signature = stored_signature(self.signer, sha256)
-        if not check or self.signature_of(sha256) != signature:
-            key = self.signature_key(sha256)
-            with self._guard(key, "writing"):
-                self.client.put_object(
-                    Bucket=self.location.bucket, Key=key, Body=signature.encode("ascii") + b"\n"
+        stored, size = self._signature_and_size(sha256)
+        if stored == signature or size is None:  # signed, or gone (deleted or not yet there)
+            return
+        bucket, key = self.location.bucket, self.object_key(sha256)
+        if size is not None and size <= _COPY_LIMIT:
+            with self._guard(key, "signing"):
+                self.client.copy_object(
+                    Bucket=bucket,
+                    Key=key,
+                    CopySource={"Bucket": bucket, "Key": key},
+                    Metadata={_SIGNATURE: signature},
+                    MetadataDirective="REPLACE",
                 )
+            return
+        key = self.signature_key(sha256)
+        with self._guard(key, "writing"):
+            self.client.put_object(Bucket=bucket, Key=key, Body=signature.encode("ascii") + b"\n")
 
     def signature_of(self, sha256: str) -> str | None:
         """The stored signature of ``sha256``, or None when it has none."""
-        key = self.signature_key(sha256)
-        data = self._read(key, missing_ok=True)
+        return self._signature_and_size(sha256)[0]
+
+    def _signature_and_size(self, sha256: str) -> tuple[str | None, int | None]:
+        """The signature of ``sha256`` (its object's metadata, else the signature object a
+        store written before kept) and the stored object's size (None when it is missing)."""
+        key = self.object_key(sha256)
+        with self._guard(key, "checking"):
+            try:
+                head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+            except Exception as exc:
+                if _status(exc) != 404:
+                    raise
+                return self._signature_object(sha256), None
+        signature = _metadata_signature(head.get("Metadata", {}))
+        if signature is None:
+            signature = self._signature_object(sha256)
+        return signature, int(head["ContentLength"])
+
+    def _signature_object(self, sha256: str) -> str | None:
+        """The signature in the separate object that stores written before kept."""
+        data = self._read(self.signature_key(sha256), missing_ok=True)
         if data is None:
             return None
         try:
@@ -424,7 +494,8 @@ class S3ArtifactStore(ArtifactStore):
         if self.signer is None:
             raise ValueError("checking signatures needs a signer")
         signature = self.signature_of(sha256)
-        verify_stored(self.signer, sha256, signature, self.url(self.signature_key(sha256)))
+        where = f"signature in the metadata of {self.url(self.object_key(sha256))}"
+        verify_stored(self.signer, sha256, signature, where)
 
     def sign_existing(self, sha256: str) -> bool:
         """Sign an artifact stored before signing, after checking its bytes against its address;
@@ -439,7 +510,7 @@ class S3ArtifactStore(ArtifactStore):
             for chunk in self._plaintext(key, sha256):
                 digest.update(chunk)
         check_checksum(digest.hexdigest(), sha256, self.url(key))
-        self._sign(sha256, check=False)
+        self._sign(sha256)
         return True
 
     def exists(self, sha256: str) -> bool:
@@ -470,10 +541,15 @@ class S3ArtifactStore(ArtifactStore):
         raise AssertionError("unreachable")
 
     def _get(self, sha256: str, key: str) -> bytes:
-        pieces = self._stream(key)
+        metadata: dict[str, str] = {}
+        pieces = self._stream(key, metadata)
         head = next(pieces, b"")  # a missing object is reported as missing, before its signature
         if self.signer is not None:
-            self.check_signature(sha256)
+            signature = _metadata_signature(metadata)
+            if signature is None:  # a store written before: the signature object, if any
+                self.check_signature(sha256)
+            else:
+                verify_stored(self.signer, sha256, signature, self.url(key))
         plain, actual = _held_and_hashed(
             self._opened(itertools.chain([head], pieces), sha256, self.url(key))
         )
@@ -501,11 +577,12 @@ class S3ArtifactStore(ArtifactStore):
         yield head
         yield from pieces
 
-    def _stream(self, key: str) -> Iterator[bytes]:
+    def _stream(self, key: str, metadata: dict[str, str] | None = None) -> Iterator[bytes]:
         """The bytes of the object at ``key`` in order: the first part in one request (all of
         most artifacts), the rest fetched several at a time, each pinned to the first part's
         ETag so that an object replaced meanwhile raises :class:`_Replaced` rather than mixing
-        two versions. A missing object raises NotFoundError."""
+        two versions. A missing object raises NotFoundError. The object's user metadata goes
+        into ``metadata`` with the first part."""
         bucket, part = self.location.bucket, self.multipart_threshold
         try:
             first = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{part - 1}")
@@ -515,6 +592,8 @@ class S3ArtifactStore(ArtifactStore):
             self._missing(exc, key)
             raise
         head: bytes = first["Body"].read()
+        if metadata is not None:
+            metadata.update(first.get("Metadata", {}))
         yield head
         total = int(first.get("ContentRange", f"/{len(head)}").rsplit("/", 1)[1])
         if total <= len(head):
@@ -572,8 +651,28 @@ class S3ArtifactStore(ArtifactStore):
         yield from self._listed("objects/")
 
     def signed_addresses(self) -> set[str]:
-        """The addresses that have a signature object (one listing, not a request each)."""
-        return set(self._listed("signatures/"))
+        """The addresses that carry a signature: a listing can show no metadata, so each
+        object not named by a signature object of a store written before is asked for its own
+        (a HEAD each, several at a time)."""
+        signed = set(self._listed("signatures/"))
+        rest = [sha256 for sha256 in self.addresses() if sha256 not in signed]
+        bucket = self.location.bucket
+
+        def has_signature(sha256: str) -> bool:
+            key = self.object_key(sha256)
+            with self._guard(key, "checking"):
+                try:
+                    head = self.client.head_object(Bucket=bucket, Key=key)
+                except Exception as exc:
+                    if _status(exc) == 404:  # deleted since the listing
+                        return False
+                    raise
+            return _metadata_signature(head.get("Metadata", {})) is not None
+
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            answers = pool.map(has_signature, rest)
+            signed.update(a for a, yes in zip(rest, answers, strict=True) if yes)
+        return signed
 
     def _listed(self, folder: str) -> Iterator[str]:
         prefix = self.location.key(folder)
@@ -612,6 +711,8 @@ class S3ArtifactStore(ArtifactStore):
             raise ValueError("re-encrypting needs a cipher")
         key = self.object_key(sha256)
         digest = hashlib.sha256()
+        signature = self.signature_of(sha256)  # carried over (from a signature object too)
+        metadata = {_SIGNATURE: signature} if signature is not None else {}
 
         def checked() -> Iterator[bytes]:
             for chunk in self._plaintext(key, sha256):
@@ -624,7 +725,7 @@ class S3ArtifactStore(ArtifactStore):
         for attempt in range(2):
             try:
                 with self._guard(key, "re-encrypting"):
-                    self._upload(key, self.cipher.encrypt(checked()), intact)
+                    self._upload(key, self.cipher.encrypt(checked()), intact, metadata)
                 return
             except _Replaced:
                 if attempt:
@@ -640,19 +741,28 @@ class S3ArtifactStore(ArtifactStore):
             with self._guard(key, "deleting"):
                 self.client.delete_object(Bucket=self.location.bucket, Key=key)
 
-    @contextmanager
-    def _guard(self, key: str, doing: str) -> Iterator[None]:
-        """Turn a failure of the storage service into an error naming bucket, key and remedy;
-        mlship's own errors pass through."""
-        try:
-            yield
-        except MlshipError:
+    def _guard(self, key: str, doing: str) -> AbstractContextManager[None]:
+        return guarded(self.location, key, doing)
+
+
+@contextmanager
+def guarded(location: S3Location, key: str, doing: str) -> Iterator[None]:
+    """Turn a failure of the storage service at ``location`` into an error naming bucket, key
+    and remedy; mlship's own errors pass through."""
+    try:
+        yield
+    except MlshipError:
+        raise
+    except Exception as exc:
+        error = describe_failure(exc, location, key, doing)
+        if error is None:
             raise
-        except Exception as exc:
-            error = describe_failure(exc, self.location, key, doing)
-            if error is None:
-                raise
-            raise error from None
+        raise error from None
+
+
+def _metadata_signature(metadata: dict[str, str]) -> str | None:
+    """The signature in an object's user metadata (boto3 gives its keys in lower case)."""
+    return metadata.get(_SIGNATURE) or None
 
 
 def _held_and_hashed(chunks: Iterator[bytes]) -> tuple[list[bytes], str]:

@@ -12,8 +12,8 @@ begin with the time, zero-padded), so reading a recent window does not page thro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from mlship.store.logstore import (
     check_part,
     written_since,
 )
-from mlship.store.s3 import S3Location, describe_failure
+from mlship.store.s3 import S3Location, guarded
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -124,17 +124,8 @@ class S3LogStore(LogStore):
                     f"{first.get('Code')} {first.get('Message')}; run the compaction again"
                 )
 
-    @contextmanager
-    def _guard(self, key: str, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except MlshipError:
-            raise
-        except Exception as exc:
-            error = describe_failure(exc, self.root, key, doing)
-            if error is None:
-                raise
-            raise error from None
+    def _guard(self, key: str, doing: str) -> AbstractContextManager[None]:
+        return guarded(self.root, key, doing)
 
 
 def _missing(exc: BaseException) -> bool:

@@ -341,3 +341,37 @@ class JournalEntry(Base):
     run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     entry: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IdempotencyKey(Base):
+    """A write the tracking server applied, under the key its client sent with it, and the answer
+    it gave: written in the transaction of the write itself, so the two exist together or not at
+    all, and a retry of the same request is answered from here instead of being applied again."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user", "key", name="uq_idempotency_keys_user_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(Text)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    """The hash of the method, path, query and body: the key with another request is refused."""
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class RateBucket(Base):
+    """The token bucket of one API token, shared by every server process on the database."""
+
+    __tablename__ = "rate_buckets"
+
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    level: Mapped[float] = mapped_column(Float)
+    """Requests the token may still make at once."""
+    at: Mapped[float] = mapped_column(Float)
+    """When ``level`` was computed, in epoch seconds (the newest of the servers' clocks)."""
+    granted: Mapped[bool] = mapped_column(Boolean)
+    """Whether the last request was let through."""
