@@ -64,6 +64,8 @@ class Drain:
         """Take SIGTERM over from the server (called by the app's startup, in its event loop)."""
         if self.seconds <= 0 or threading.current_thread() is not threading.main_thread():
             return
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+            return  # whoever started the server chose that SIGTERM does nothing
         self._loop = asyncio.get_running_loop()
         self._previous = signal.signal(signal.SIGTERM, self._on_term)
         self._installed = True
