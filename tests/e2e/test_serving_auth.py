@@ -24,6 +24,7 @@ APP = "app-key-0123456789abcdef0123"
 CLI = "cli-key-0123456789abcdef0123"
 BURST = "burst-key-0123456789abcdef01"
 OPS = "ops-key-0123456789abcdef01234"
+LOAD = "load-key-0123456789abcdef0123"
 RATE = 4
 
 
@@ -50,7 +51,9 @@ def keyed(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     root = tmp_path_factory.mktemp("keyed")
     cert, key = self_signed(root / "tls")
     keys = root / "keys.txt"
-    keys.write_text(f"app viewer {APP}\ncli viewer {CLI}\nburst viewer {BURST}\n")
+    keys.write_text(
+        f"app viewer {APP}\ncli viewer {CLI}\nburst viewer {BURST}\nload viewer {LOAD}\n"
+    )
     args = (
         "--auth", "keys", "--auth-keys", str(keys), "--rate-limit", str(RATE),
         "--tls-cert", str(cert), "--tls-key", str(key), "--no-prediction-log",
@@ -136,6 +139,23 @@ def test_predict_url_sends_the_token(
     assert f"{server.base}: it needs a token; pass --token or set MLSHIP_TOKEN" in refused.stderr
     wrong = run_cli(*args, "--token", "x" * 20, home=home, env=env, check=False)
     assert wrong.returncode == 1 and "the token was refused" in wrong.stderr
+
+
+def test_a_load_test_sends_the_token(
+    keyed: tuple[Server, Path], home: Path, tmp_path: Path
+) -> None:
+    server, cert = keyed
+    payload = tmp_path / "request.json"
+    payload.write_text(json.dumps({"records": [RECORD]}))
+    env = {"MLSHIP_CA_BUNDLE": str(cert)}
+    args = ("loadtest", f"{server.base}/predict", "--rate", "2", "--duration", "1",
+            "--payload", str(payload), "--json", str(tmp_path / "load.json"))  # fmt: skip
+    run_cli(*args, "--token", LOAD, home=home, env=env)
+    found = json.loads((tmp_path / "load.json").read_text())
+    assert (found["ok"], found["failed"]) == (2, 0), (found["errors"], found)
+    run_cli(*args, home=home, env=env)  # no token: every request refused, and counted by kind
+    found = json.loads((tmp_path / "load.json").read_text())
+    assert (found["ok"], found["errors"]) == (0, {"HTTP 401": 2}), found
 
 
 def test_refusals_are_logged_without_the_secret(keyed: tuple[Server, Path]) -> None:

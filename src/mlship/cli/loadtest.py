@@ -53,6 +53,14 @@ def loadtest(
             "error, request id).",
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token for a server with --auth: a deployment key or an API token "
+            "(MLSHIP_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Send requests at a constant rate whatever the server does (an open loop: a stall shows as
     latency, not as fewer requests), then report throughput, p50/p95/p99, errors by kind, the
@@ -66,8 +74,14 @@ def loadtest(
     body = None
     if payload is not None:
         body = _payload(payload)
-    load = Load(url, rate, duration, clients, body, timeout_s=timeout,
-                kill_every_s=kill_every, kill_command=kill_cmd)  # fmt: skip
+    from mlship.config import load_settings
+
+    settings = load_settings()
+    if token is None and settings.token is not None:
+        token = settings.token.get_secret_value()
+    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle is not None else None
+    load = Load(url, rate, duration, clients, body, timeout_s=timeout, kill_every_s=kill_every,
+                kill_command=kill_cmd, token=token, ca_bundle=ca_bundle)  # fmt: skip
     out.print(
         f"Sending {load.requests} requests to {escape(url)} at {rate:g}/s for {duration:g} s "
         f"over {clients} connections"

@@ -18,7 +18,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -38,6 +38,10 @@ class Load:
     timeout_s: float = 30.0
     kill_every_s: float | None = None
     kill_command: str | None = None
+    token: str | None = field(default=None, repr=False)
+    """Sent as ``Authorization: Bearer`` when given."""
+    ca_bundle: str | None = None
+    """The certificates to trust for https (a private CA); the system's when None."""
 
     @property
     def requests(self) -> int:
@@ -139,9 +143,14 @@ def run(load: Load) -> Run:
 async def _run(load: Load) -> Run:
     limits = httpx.Limits(max_connections=load.clients, max_keepalive_connections=load.clients)
     headers = {"content-type": load.content_type} if load.body is not None else {}
+    if load.token is not None:
+        headers["authorization"] = f"Bearer {load.token}"
     timeout = httpx.Timeout(load.timeout_s)
     kills: list[Kill] = []
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as client:
+    verify: str | bool = load.ca_bundle if load.ca_bundle is not None else True
+    async with httpx.AsyncClient(
+        limits=limits, timeout=timeout, headers=headers, verify=verify
+    ) as client:
         clock = asyncio.get_running_loop().time
         start = clock()
         killer = asyncio.create_task(_kill(load, start, clock, kills))
