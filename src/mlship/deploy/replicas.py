@@ -74,10 +74,16 @@ def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, grace_s:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(sig)
-        try:
-            return process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    return wait_or_kill(process, grace_s)
+
+
+def wait_or_kill(process: subprocess.Popen[bytes], grace_s: float) -> int:
+    """Wait up to ``grace_s`` seconds for ``process`` to end; SIGKILL after that. The exit
+    code."""
+    try:
+        return process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
     return process.wait()
 
 
@@ -152,6 +158,12 @@ class Replica:
         if self.process is None or self.restart_at is not None:
             return None
         return stop_process(self.process, signal.SIGTERM, grace_s)
+
+    def wait(self, grace_s: float) -> int | None:
+        """Wait for a replica that was told to stop; SIGKILL after ``grace_s``."""
+        if self.process is None or self.restart_at is not None:
+            return None
+        return wait_or_kill(self.process, grace_s)
 
 
 def free_ports(count: int, avoid: Collection[int] = (), host: str = "127.0.0.1") -> list[int]:

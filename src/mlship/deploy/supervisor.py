@@ -5,8 +5,9 @@ endpoint (a replica that dies first stops the start, with the end of its log: a 
 reference is not restarted for ever), then HAProxy in front of them. While it runs, a replica that
 dies is started again on the same port after a backoff (0.5 s, doubling up to 30 s while it keeps
 dying) and HAProxy takes it back once its health checks pass. The order of a stop: HAProxy
-first, softly (it stops listening and finishes the requests it has), then SIGTERM to every
-replica, which drain and write their logs, SIGKILL for those that take longer than the grace.
+first, softly (it stops listening and finishes the requests it has), then SIGINT to every
+replica, which finish their requests and write their logs (no drain period: nothing can arrive
+once HAProxy is stopped), SIGKILL for those that take longer than the grace.
 """
 
 from __future__ import annotations
@@ -276,7 +277,10 @@ class Supervisor:
 
     def stop(self) -> None:
         """HAProxy softly (SIGUSR1: it stops listening and finishes its requests), then every
-        replica with SIGTERM at once, each waited for (SIGKILL after the grace)."""
+        replica at once, each waited for (SIGKILL after the grace). With HAProxy stopped no
+        request can arrive, so the replicas get SIGINT, which stops them without a drain period
+        (in-flight requests finish and the logs are written all the same); SIGTERM would make
+        each wait out a drain nobody needs."""
         balancer = self.balancer
         if balancer is not None and balancer.process is not None and balancer.restart_at is None:
             if balancer.process.poll() is None:
@@ -286,9 +290,9 @@ class Supervisor:
         for replica in running:
             assert replica.process is not None
             if replica.process.poll() is None:
-                replica.process.send_signal(signal.SIGTERM)
+                replica.process.send_signal(signal.SIGINT)
         for replica in running:
-            replica.stop(REPLICA_GRACE_S)
+            replica.wait(REPLICA_GRACE_S)
         for path in self._pid_files():
             path.unlink(missing_ok=True)
         self.stopped = True
@@ -298,10 +302,10 @@ class Supervisor:
 
 
 def _stopped(code: int | None) -> str:
-    """How a replica ended after the stop: SIGTERM is how it was asked to (uvicorn ends with
-    that signal once it has drained)."""
+    """How a replica ended after the stop: SIGINT is how it was asked to (and SIGTERM how a
+    replica a supervisor's death reached ends)."""
     if code is None:
         return "running"
-    if code in (0, -signal.SIGTERM):
+    if code in (0, -signal.SIGINT, -signal.SIGTERM):
         return "stopped"
     return f"stopped ({describe_exit(code)})"
