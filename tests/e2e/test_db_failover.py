@@ -50,6 +50,8 @@ class Writer:
     workspace: Workspace
     sent: list[str] = field(default_factory=list)
     acknowledged: list[tuple[str, float]] = field(default_factory=list)
+    timed: list[tuple[float, float]] = field(default_factory=list)
+    """(started, finished) of every acknowledged write, for the latency figures."""
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def write(self, stop: threading.Event) -> None:
@@ -57,6 +59,7 @@ class Writer:
         while not stop.is_set():
             label = f"writer{self.number}-{len(self.sent)}"
             self.sent.append(label)
+            started = time.monotonic()
             try:
                 runs.start_run(
                     pipeline=label,
@@ -71,7 +74,9 @@ class Writer:
             except MlshipError as exc:
                 self.failed.append((label, str(exc)))
             else:
-                self.acknowledged.append((label, time.monotonic()))
+                finished = time.monotonic()
+                self.acknowledged.append((label, finished))
+                self.timed.append((started, finished))
             time.sleep(0.01)
 
 
@@ -124,7 +129,7 @@ def test_writers_and_a_server_follow_a_promoted_standby(
             thread.start()
         _wait_for(lambda: "watching the primary" in watcher_log.read_text(), 30, "watcher")
         _wait_for(lambda: all(len(w.acknowledged) >= 10 for w in writers), 20, "writes")
-        killed_wall = datetime.now(UTC)
+        killed_wall, killed_at = datetime.now(UTC), time.monotonic()
         pair.kill_primary()
         during: list[httpx.Response] = []
         outage_request = threading.Thread(
@@ -173,12 +178,20 @@ def test_writers_and_a_server_follow_a_promoted_standby(
     gap = max(later - earlier for earlier, later in itertools.pairwise(times))
     promoted_line = next(line for line in log_text.splitlines() if "is the primary now" in line)
     promoted_wall = datetime.fromisoformat(promoted_line.split(" ", 1)[0])
+    timed = [t for w in writers for t in w.timed]
+    p99 = {
+        "before": _p99([b - a for a, b in timed if b < killed_at]),
+        "during": _p99([b - a for a, b in timed if a < promoted_at and b >= killed_at]),
+        "after": _p99([b - a for a, b in timed if a >= promoted_at]),
+    }
     print(f"\n{log_text}")
     print(
         f"failover: {len(sent)} runs sent by {WRITERS} writers, {len(acknowledged)} "
         f"acknowledged, {len(failed)} failed, {len(lost)} acknowledged but lost, "
         f"{len(duplicated)} duplicated; longest pause between acknowledgements {gap:.2f} s; "
-        f"standby promoted {(promoted_wall - killed_wall).total_seconds():.2f} s after the kill"
+        f"standby promoted {(promoted_wall - killed_wall).total_seconds():.2f} s after the kill; "
+        "p99 of a write before / during / after: "
+        + " / ".join(f"{seconds * 1000:.0f} ms" for seconds in p99.values())
     )
     assert lost == [], f"acknowledged writes missing on the promoted server: {lost[:5]}"
     assert duplicated == {}, f"writes stored more than once: {duplicated}"
@@ -203,3 +216,11 @@ def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {seconds} s")
         time.sleep(0.05)
+
+
+def _p99(latencies: list[float]) -> float:
+    """The 99th percentile of ``latencies`` (the largest when there are fewer than 100)."""
+    if not latencies:
+        return float("nan")
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
