@@ -63,6 +63,13 @@ def test_a_replica_killed_under_load_fails_no_request_and_comes_back(
     assert summary["requests"] == 200
     assert summary["failed"] == 0, summary["errors"]
     assert [kill["exit_code"] for kill in summary["kills"]] == [0]
+    print(
+        "requests before / during / after the kill (sent, failed, p99 ms): "
+        + "; ".join(
+            f"{p['name']} {p['requests']}, {p['failed']}, {p['p99_ms']:.0f}"
+            for p in summary["phases"]
+        )
+    )
     answered = [
         json.loads(line)["request_id"]
         for line in (tmp_path / "requests.jsonl").read_text().splitlines()

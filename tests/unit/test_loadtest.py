@@ -9,7 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlship.deploy.replicas import MAX_BACKOFF_S, STEADY_S, Replica, describe_exit, free_ports
-from mlship.loadtest.open_loop import Load, Outcome, Run, longest_gap, percentile, summarise
+from mlship.loadtest.open_loop import (
+    DURING_S,
+    Kill,
+    Load,
+    Outcome,
+    Run,
+    longest_gap,
+    percentile,
+    phases,
+    summarise,
+)
 
 
 def _ok(due: float, latency: float) -> Outcome:
@@ -56,6 +66,24 @@ def test_a_summary_counts_failures_by_kind_and_answers_by_second() -> None:
     assert summary.p50_ms is not None and round(summary.p50_ms) == 300
 
 
+def test_requests_are_grouped_before_during_and_after_the_kills() -> None:
+    kills = (Kill(5.0, "kill -9 1", 0, ""), Kill(10.0, "kill -9 1", 0, ""))
+    outcomes = (
+        _ok(1.0, 0.010),
+        _ok(4.9, 0.020),
+        _ok(5.0, 0.900),  # the first kill's
+        Outcome(6.0, 0.1, 503, "HTTP 503", None),
+        _ok(5.0 + DURING_S, 0.030),  # after: the window is over
+        _ok(11.0, 0.500),  # the second kill's
+    )
+    found = {p.name: p for p in phases(outcomes, kills)}
+    assert [(p.requests, p.failed) for p in found.values()] == [(2, 0), (3, 1), (1, 0)]
+    assert found["during"].p99_ms == 900 and found["after"].p99_ms == 30
+    assert phases(outcomes, ()) == ()
+    summary = summarise(Run(Load("http://x/", 1, 12), outcomes, kills, elapsed_s=12.0))
+    assert summary.phases == phases(outcomes, kills)
+
+
 @settings(derandomize=True, max_examples=100, deadline=None)
 @given(
     st.lists(
@@ -72,6 +100,8 @@ def test_any_outcomes_summarise_consistently(raw: list[tuple[float, float, str |
     assert sum(s.ok + s.failed for s in summary.timeline) == len(outcomes)
     assert sum(summary.errors.values()) == summary.failed
     assert 0 <= summary.gap.seconds <= max([100.0, *(o.done_s for o in outcomes)])
+    kills = (Kill(50.0, "true", 0, ""),)
+    assert sum(p.requests for p in phases(outcomes, kills)) == len(outcomes)
 
 
 def test_a_replica_that_keeps_dying_waits_longer_each_time_up_to_a_limit(tmp_path: Path) -> None:

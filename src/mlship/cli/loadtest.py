@@ -175,6 +175,15 @@ def _print(summary: Summary) -> None:
                 f"{kill.at_s:.2f}", escape(kill.command), str(kill.exit_code), escape(kill.output)
             )
         out.print(kills)
+        around = Table(title="Around the kills (requests by when they were due)")
+        for column in ("phase", "requests", "failed", "p50 ms", "p99 ms"):
+            around.add_column(column, justify="left" if column == "phase" else "right")
+        for phase in summary.phases:
+            around.add_row(
+                phase.name, str(phase.requests), str(phase.failed), _ms(phase.p50_ms),
+                _ms(phase.p99_ms),
+            )  # fmt: skip
+        out.print(around)
     timeline = Table(title="Answers per second (by when they came)")
     for column in ("second", "answered", "failed", "p50 ms", "p99 ms"):
         timeline.add_column(column, justify="right")

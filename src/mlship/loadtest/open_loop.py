@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -91,6 +91,23 @@ class Second:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """The requests due in one part of a run with kills: before the first kill, in the
+    :data:`DURING_S` seconds after each kill, or after the first kill outside those."""
+
+    name: str
+    requests: int
+    failed: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+DURING_S = 3.0
+"""How long after a kill a request counts as sent "during" it: the time a load balancer needs
+to notice a dead process (a few health checks) and a supervisor to start it again."""
+
+
+@dataclass(frozen=True)
 class Gap:
     """The longest time without a successful answer, and when it began."""
 
@@ -118,6 +135,8 @@ class Summary:
     kills: tuple[Kill, ...]
     timeline: tuple[Second, ...]
     gap: Gap
+    phases: tuple[Phase, ...] = ()
+    """Before, during and after the kills (none without kills)."""
 
     @property
     def throughput(self) -> float:
@@ -261,4 +280,39 @@ def summarise(result: Run) -> Summary:
         kills=result.kills,
         timeline=tuple(timeline),
         gap=longest_gap(result.outcomes, result.elapsed_s),
+        phases=phases(result.outcomes, result.kills),
     )
+
+
+def phases(outcomes: Sequence[Outcome], kills: Sequence[Kill]) -> tuple[Phase, ...]:
+    """The requests before the first kill, during the kills (due in the :data:`DURING_S`
+    seconds after one) and after, each with its failures and latency percentiles; none when
+    nothing was killed."""
+    if not kills:
+        return ()
+    first = min(kill.at_s for kill in kills)
+
+    def during(outcome: Outcome) -> bool:
+        return any(kill.at_s <= outcome.due_s < kill.at_s + DURING_S for kill in kills)
+
+    groups: dict[str, list[Outcome]] = {"before": [], "during": [], "after": []}
+    for outcome in outcomes:
+        if outcome.due_s < first:
+            groups["before"].append(outcome)
+        elif during(outcome):
+            groups["during"].append(outcome)
+        else:
+            groups["after"].append(outcome)
+    found = []
+    for name, inside in groups.items():
+        latencies = [o.latency_s * 1000 for o in inside if o.ok]
+        found.append(
+            Phase(
+                name,
+                len(inside),
+                len(inside) - len(latencies),
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.99),
+            )
+        )
+    return tuple(found)
