@@ -120,6 +120,7 @@ def test_served_model_answers_real_http(server: Server, project: tuple[Path, Pat
     spec, _ = project
     assert httpx.get(f"{base}/health").json() == {
         "status": "ok",
+        "ready": True,
         "model": "churn",
         "version": 1,
         "prediction_log": None,
