@@ -295,10 +295,16 @@ class Monitor:
         requests = traffic.answered.select("request_id").n_unique()
         drift = prediction = None
         if live.height >= MIN_DRIFT_ROWS:
+            # A column no live record has a value for (clients that never send an optional
+            # one) has nothing to compare: the quality section flags it as missing, and the
+            # drift of the others is still judged.
             features = [
                 c.name
                 for c in reference.signature.inputs
-                if c.type != "datetime" and c.name in reference.frame.columns
+                if c.type != "datetime"
+                and c.name in reference.frame.columns
+                and c.name in live.columns
+                and live.get_column(c.name).drop_nulls().len() > 0
             ]
             drift = dataset_drift(
                 reference.frame,
