@@ -31,17 +31,12 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
-from bench_serving import _free_port, _load, _percentile, _start, _stop
+from bench_serving import _free_port, _load, _percentile, _start, _stop, train_churn
 from rich.console import Console
 from rich.table import Table
 
-from mlship.config import Settings
 from mlship.deploy.haproxy import parse_log_line
-from mlship.examples.churn import write_project
 from mlship.loadtest.open_loop import Load, run, summarise
-from mlship.spec import load_spec
-from mlship.train.run import execute
-from mlship.workspace import Workspace
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -156,14 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mlship-bench-scaleout-") as tmp:
         root = Path(tmp)
         home = root / "home"
-        console.log("Training the churn example with mlship ...")
-        workspace = Workspace.open(Settings(home=home, n_jobs=1))
-        try:
-            spec = write_project(root / "churn", n=3000)
-            execute(load_spec(spec), workspace)
-            model = workspace.load_model(workspace.catalogue.get_version("churn", 1))
-        finally:
-            workspace.close()
+        spec, model = train_churn(root, home, console)
         inputs = pd.read_csv(spec.parent / "data" / "new_customers.csv")
         columns = [c.name for c in model.signature.inputs]
         typed = model.prepare(inputs, "new_customers.csv", csv_lines=True)[columns].head(1)

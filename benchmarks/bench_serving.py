@@ -256,6 +256,20 @@ def _raw_floor(pipeline: Any, frame: pd.DataFrame, repeats: int = 200) -> float:
     return statistics.median(timings) * 1000
 
 
+def train_churn(root: Path, home: Path, console: Console) -> tuple[Path, Any]:
+    """The churn example (3,000 rows) written under ``root`` and trained into ``home``: its
+    spec, and churn:1 loaded."""
+    console.log("Training the churn example with mlship ...")
+    workspace = Workspace.open(Settings(home=home, n_jobs=1))
+    try:
+        spec = write_project(root / "churn", n=3000)
+        execute(load_spec(spec), workspace)
+        model = workspace.load_model(workspace.catalogue.get_version("churn", 1))
+    finally:
+        workspace.close()
+    return spec, model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="Load time per cell.")
@@ -274,14 +288,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mlship-bench-serving-") as tmp:
         root = Path(tmp)
         home = root / "home"
-        console.log("Training the churn example with mlship ...")
-        workspace = Workspace.open(Settings(home=home, n_jobs=1))
-        try:
-            spec = write_project(root / "churn", n=3000)
-            execute(load_spec(spec), workspace)
-            model = workspace.load_model(workspace.catalogue.get_version("churn", 1))
-        finally:
-            workspace.close()
+        spec, model = train_churn(root, home, console)
         inputs = pd.read_csv(spec.parent / "data" / "new_customers.csv")
         columns = [c.name for c in model.signature.inputs]
         typed = model.prepare(inputs, "new_customers.csv", csv_lines=True)
