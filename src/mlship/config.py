@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from mlship.dburl import sqlalchemy_url
 from mlship.errors import ConfigError
+from mlship.price_catalog import CatalogSettings
 from mlship.prices import Prices
 
 CONFIG_FILE = "mlship.toml"
@@ -148,6 +149,10 @@ class Settings(BaseSettings):
     prices: Prices = Field(
         default_factory=Prices,
         description="What a CPU-hour and a GB-hour cost; `[prices]` in mlship.toml.",
+    )
+    catalog: CatalogSettings = Field(
+        default_factory=CatalogSettings,
+        description="Corrections and additions to the shipped price catalog; `[catalog]`.",
     )
 
     @field_validator("database_url")

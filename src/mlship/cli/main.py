@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import backup, data, db, deploy, keys, models, monitor, runs, users
+from mlship.cli import backup, cost, data, db, deploy, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
 from mlship.cli.init import init
@@ -49,6 +49,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(cost.app, name="cost")
 
 
 @app.command()
