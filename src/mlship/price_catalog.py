@@ -184,7 +184,8 @@ def parse_catalog(text: str, where: str) -> PriceCatalog:
         source=parsed.source,
         currency=parsed.currency,
         instances=tuple(
-            InstanceType(name=name, **entry.model_dump()) for name, entry in parsed.instances.items()
+            InstanceType(name=name, **entry.model_dump())
+            for name, entry in parsed.instances.items()
         ),
         storage=tuple(
             StorageClass(key=key, **entry.model_dump()) for key, entry in parsed.storage.items()
@@ -219,9 +220,7 @@ def with_overrides(catalog: PriceCatalog, overrides: CatalogSettings) -> PriceCa
     instances = {i.name: i for i in catalog.instances}
     for name, change in overrides.instances.items():
         current = instances.get(name)
-        fields = _merged(
-            "instances", name, _fields(current, "name") if current else None, change
-        )
+        fields = _merged("instances", name, _fields(current, "name") if current else None, change)
         instances[name] = InstanceType(name=name, **fields)
     storage = {s.key: s for s in catalog.storage}
     for key, storage_change in overrides.storage.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlship.price_catalog import GB
+from mlship.prices import GB
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
 
@@ -32,11 +32,24 @@ def _row(stdout: str, name: str) -> list[str]:
 
 def test_catalog_lists_every_provider_and_filters_one(tmp_path: Path) -> None:
     everything = invoke_cli("cost", "catalog", home=tmp_path / "ws").stdout
-    for name in ("m5.large", "n2-standard-4", "Standard_D4s_v5", "s3-glacier-instant", "azure-cool"):
+    for name in (
+        "m5.large",
+        "n2-standard-4",
+        "Standard_D4s_v5",
+        "s3-glacier-instant",
+        "azure-cool",
+    ):
         assert name in everything
     assert "as of 2024-06-01" in everything
     assert _row(everything, "m5.large")[:8] == [
-        "aws", "m5.large", "general", "2", "8", "0.0960", "0.0380", "0.0600"
+        "aws",
+        "m5.large",
+        "general",
+        "2",
+        "8",
+        "0.0960",
+        "0.0380",
+        "0.0600",
     ]
     gcp = invoke_cli("cost", "catalog", "--provider", "gcp", home=tmp_path / "ws").stdout
     assert "n2-standard-8" in gcp and "gcs-nearline" in gcp
@@ -53,7 +66,14 @@ def test_what_if_prices_the_recorded_run(home: Path, trained: Workspace) -> None
     hours = max(run.cpu_seconds / 3600 / 2, memory_gib * run.wall_seconds / 3600 / 8)
 
     shown = invoke_cli(
-        "cost", "what-if", "--since", "30d", "--instance", "m5.large", "--instance", "c5.xlarge",
+        "cost",
+        "what-if",
+        "--since",
+        "30d",
+        "--instance",
+        "m5.large",
+        "--instance",
+        "c5.xlarge",
         home=home,
     ).stdout
     assert "1 runs of the last 30d" in shown
@@ -80,8 +100,14 @@ def test_what_if_uses_the_settings_overrides(home: Path, tmp_path: Path) -> None
         "memory_gib = 0.001\non_demand_hour = 1.0\nspot_hour = 1.0\nreserved_hour = 1.0\n"
     )
     shown = invoke_cli(
-        "cost", "what-if", "--instance", "m5.large", "--instance", "tiny.box",
-        home=home, cwd=project,
+        "cost",
+        "what-if",
+        "--instance",
+        "m5.large",
+        "--instance",
+        "tiny.box",
+        home=home,
+        cwd=project,
     ).stdout
     assert _row(shown, "m5.large")[4] != "0.0000"
     assert _row(shown, "m5.large")[6] == f"{1 - 0.5 / 0.096:.0%}"  # spot now dearer

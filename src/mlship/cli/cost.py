@@ -1,4 +1,4 @@
-"""``mlship cost catalog|what-if``: the shipped cloud prices, and the recorded runs priced on them."""
+"""``mlship cost catalog|what-if``: the shipped cloud prices, and recorded runs priced on them."""
 
 from __future__ import annotations
 
@@ -137,4 +137,4 @@ def what_if(
         )
     out.print(table)
     if unmeasured:
-        out.print(f"{unmeasured} runs without a measured usage (still running or cut short) left out")
+        out.print(f"{unmeasured} runs without a measured usage (running or cut short) left out")
