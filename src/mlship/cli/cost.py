@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="What work costs, and what it would cost elsewhere.", no_args_is_help=True)
 
-RUNS_READ = 100_000
-"""The most runs ``what-if`` reads, newest first: more than a workspace keeps in a month."""
+RUNS_READ = 1000
+"""The most runs ``what-if`` reads, newest first: the most a tracking server lists at once."""
 
 Provider = Annotated[
     str | None,
@@ -136,5 +136,7 @@ def what_if(
             "yes" if result.too_big == 0 else f"{result.too_big} runs too big",
         )
     out.print(table)
+    if len(runs) == RUNS_READ and as_utc(runs[-1].started_at) >= cutoff:
+        out.print(f"Only the newest {RUNS_READ} runs were read: use a shorter --since")
     if unmeasured:
         out.print(f"{unmeasured} runs without a measured usage (running or cut short) left out")
