@@ -42,7 +42,7 @@ from mlship.config import Settings
 from mlship.data.ingest import ingest
 from mlship.examples.churn import write_project
 from mlship.spec import load_spec
-from mlship.spec.training import Tuning
+from mlship.spec.training import SampleFirst, Tuning
 from mlship.train.candidates import Recipe
 from mlship.train.cost import Prices
 from mlship.train.executors import Executor, InlineExecutor, ProcessExecutor, RayExecutor
@@ -84,6 +84,8 @@ class Row:
     cv: float
     test: float
     params: dict[str, Any]
+    cv_se: float = float("nan")
+    """Standard error of the best point's CV score (its folds' standard deviation / sqrt(k))."""
 
 
 def load(root: Path, rows: int, trees: int) -> Data:
@@ -127,13 +129,26 @@ def test_score(data: Data, params: dict[str, Any]) -> tuple[float, float]:
 
 
 def run_mlship(
-    data: Data, method: str, trials: int, executor: Executor, runs_on: str, db: Path
+    data: Data,
+    method: str,
+    trials: int,
+    executor: Executor,
+    runs_on: str,
+    db: Path,
+    sample_first: SampleFirst | None = None,
 ) -> Row:
     shared = shared_inputs({"forest": data.recipe}, data.X_train, data.y_train, data.folds, METRIC)
-    tuning = Tuning(method=method, trials=trials, batch=4, pruner="median", seed=SEED)
+    tuning = Tuning(
+        method=method,
+        trials=trials,
+        batch=4,
+        pruner="median",
+        seed=SEED,
+        sample_first=sample_first,
+    )
     started = time.perf_counter()
     search = Search(
-        study_name=f"{method}-{runs_on}",
+        study_name=f"{method}-{runs_on}{'-sample-first' if sample_first else ''}",
         storage=storage_for(f"sqlite:///{db}"),
         candidate="forest",
         space=SPACE,
@@ -143,17 +158,19 @@ def run_mlship(
         n_folds=len(data.folds),
         prices=Prices(),
     )
+    stages = search.screen(executor, shared)
     outcome = search.run(executor, shared)
     searched = time.perf_counter() - started
     test, refit = test_score(data, outcome.best_params)
     states = [t.state for t in outcome.trials]
+    screened = sum(stage.candidates for stage in stages) * len(data.folds)
     return Row(
         tool="mlship",
-        method=method,
+        method=method if sample_first is None else f"{method}, sample-first",
         runs_on=runs_on,
         trials=len(outcome.trials),
         pruned=states.count("PRUNED"),
-        fits=sum(len(t.fold_scores) for t in outcome.trials),
+        fits=screened + sum(len(t.fold_scores) for t in outcome.trials),
         seconds=searched + refit,
         cv=outcome.best_value,
         test=test,
@@ -217,6 +234,8 @@ def run_sklearn(data: Data, method: str, trials: int, n_jobs: int, runs_on: str)
     model = search.best_estimator_
     test = score("classification", model, data.X_test, data.y_test)[METRIC]
     params = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
+    best = search.best_index_
+    spread = float(search.cv_results_["std_test_score"][best])
     return Row(
         tool="scikit-learn",
         method=method,
@@ -228,6 +247,7 @@ def run_sklearn(data: Data, method: str, trials: int, n_jobs: int, runs_on: str)
         cv=float(search.best_score_),
         test=test,
         params=params,
+        cv_se=spread / np.sqrt(len(data.folds)),
     )
 
 
@@ -255,6 +275,17 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=50, help="Trees of the random forest.")
     parser.add_argument("--rows", type=int, default=6000, help="Customers in the example.")
     parser.add_argument("--skip-ray", action="store_true", help="Leave out the Ray row.")
+    parser.add_argument(
+        "--sample-first-only",
+        action="store_true",
+        help="Only GridSearchCV, mlship's grid and mlship's sample-first grid (in-process).",
+    )
+    parser.add_argument(
+        "--fraction", type=float, default=0.1, help="Sample-first: share of rows of stage one."
+    )
+    parser.add_argument(
+        "--keep", type=float, default=0.25, help="Sample-first: share kept after each stage."
+    )
     args = parser.parse_args()
     console = Console()
     cores = len(__import__("os").sched_getaffinity(0))
@@ -269,11 +300,18 @@ def main() -> None:
             f"churn example: {len(data.X_train)} training rows ({churn:.1%} churn), "
             f"{len(data.X_test)} test rows, {len(data.folds)} folds, {cores} cores"
         )
+        screening = SampleFirst(fraction=args.fraction, keep=args.keep)
         plan: list[tuple[str, Callable[[], Row]]] = [
             ("scikit-learn grid", lambda: run_sklearn(data, "grid", args.trials, 1, "1 process")),
             (
                 "mlship grid",
                 lambda: run_mlship(data, "grid", args.trials, InlineExecutor(), "inline", db),
+            ),
+            (
+                "mlship grid, sample-first",
+                lambda: run_mlship(
+                    data, "grid", args.trials, InlineExecutor(), "inline", db, screening
+                ),
             ),
             (
                 "scikit-learn random",
@@ -292,9 +330,14 @@ def main() -> None:
                 lambda: run_sklearn(data, "grid", args.trials, -1, f"joblib x{cores}"),
             ),
         ]
+        if args.sample_first_only:
+            plan = plan[:3]
         for label, job in plan:
             console.log(f"{label} ...")
             rows.append(job())
+        if args.sample_first_only:
+            _print(console, rows, args, cores, notes)
+            return
         console.log("mlship grid, process pool ...")
         with ProcessExecutor() as pool:
             rows.append(run_mlship(data, "grid", args.trials, pool, f"pool x{cores}", db))
@@ -379,6 +422,17 @@ def _print(
             f"Grid, same points: best CV scikit-learn {grid_peer.cv:.4f} vs mlship {same.cv:.4f} "
             f"(mlship pruned {same.pruned} of {same.trials} trials). Best parameters: "
             f"scikit-learn {grid_peer.params}, mlship {same.params}."
+        )
+    screened = find("mlship", "grid, sample-first", "inline")
+    if screened is not None:
+        within = screened.cv >= grid_peer.cv - grid_peer.cv_se
+        share = screened.seconds / grid_peer.seconds
+        console.print(
+            f"Sample-first grid (fraction {args.fraction}, keep {args.keep}): best CV "
+            f"{screened.cv:.4f} vs GridSearchCV {grid_peer.cv:.4f} +- {grid_peer.cv_se:.4f} "
+            f"(standard error): {'within' if within else 'NOT within'} one standard error; "
+            f"{share:.0%} of GridSearchCV's time ({'at most' if share <= 1 / 3 else 'MORE than'} "
+            f"one third). Best parameters {screened.params}."
         )
     for note in notes:
         console.print(note)
