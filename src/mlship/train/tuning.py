@@ -197,7 +197,8 @@ class Search:
             if len(alive) <= 1:
                 break
             chosen = np.sort(order[: max(1, round(share * len(order)))])
-            staged = dict(shared, folds=sampled_folds(folds, self.fold_ids, chosen))
+            cut = sampled_folds(folds, self.fold_ids, chosen)
+            staged = dict(shared, folds=cut, metric=self.metric, screening=True)
             jobs = [
                 FoldJob(self.candidate, fold, params) for params in alive for fold in self.fold_ids
             ]
