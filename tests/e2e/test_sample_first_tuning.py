@@ -48,6 +48,7 @@ def test_sample_first_tuning_screens_on_samples_and_records_each_stages_rows(
     assert abs(stages[1]["rows"] - 0.5 * full) <= 1
     # Only the survivors were cross-validated on every row: they are the study's trials.
     assert study.n_trials == 3 and forest["trials"] == 3
+    assert forest["tuning"]["stopped_by"] == "survivors"
     shown = run_cli("runs", "show", run_id[:8], home=home).stdout
     assert "Sample-first tuning of forest: 9 points on" in shown
     assert f"3 confirmed by cross-validation on all {full}" in shown

@@ -56,12 +56,26 @@ def test_an_unstratified_order_is_a_seeded_permutation() -> None:
     assert sorted(first) == list(rows) and first == sample_order(rows, y, False, 3)
 
 
-def test_a_sampled_fold_keeps_its_own_sides() -> None:
+def test_a_sampled_fold_fits_on_the_sample_and_scores_on_all_its_validation_rows() -> None:
     folds = [(np.array([0, 1, 2, 3]), np.array([4, 5])), (np.array([2, 3, 4, 5]), np.array([0, 1]))]
     cut = sampled_folds(folds, [0, 1], np.array([1, 3, 4]))
-    assert [(list(t), list(v)) for t, v in cut] == [([1, 3], [4]), ([3, 4], [1])]
-    outer = sampled_folds(folds, [1], np.array([1, 3, 4]))
-    assert len(outer[0][0]) == 0 and list(outer[1][0]) == [3, 4]
+    assert [(list(t), list(v)) for t, v in cut] == [([1, 3], [4, 5]), ([3, 4], [0, 1])]
+    only_second = sampled_folds(folds, [1], np.array([1, 3, 4]))
+    assert len(only_second[0][0]) == len(only_second[0][1]) == 0
+    assert list(only_second[1][0]) == [3, 4]
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(size=st.integers(4, 200), share=st.floats(0.05, 0.95), seed=st.integers(0, 1000))
+def test_no_fold_ever_fits_on_a_row_it_validates_on(size: int, share: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(size)
+    half = size // 2
+    folds = [(rows[:half], rows[half:]), (rows[half:], rows[:half])]
+    chosen = np.sort(rng.choice(size, max(1, int(share * size)), replace=False))
+    for train, valid in sampled_folds(folds, [0, 1], chosen):
+        assert not set(train) & set(valid)
+        assert set(train) <= set(chosen)
 
 
 def _fold(score: float | None) -> FoldResult:
@@ -83,4 +97,7 @@ def test_sample_first_shares_must_lie_between_nothing_and_everything() -> None:
         Tuning.model_validate({"method": "grid", "sample_first": {"fraction": 1.0}})
     with pytest.raises(ValueError, match="keep"):
         Tuning.model_validate({"method": "random", "sample_first": {"keep": 0}})
-    assert Tuning.model_validate({"method": "grid", "sample_first": {}}).sample_first is not None
+    with pytest.raises(ValueError, match="folds"):
+        Tuning.model_validate({"method": "grid", "sample_first": {"folds": 0}})
+    plan = Tuning.model_validate({"method": "grid", "sample_first": {}}).sample_first
+    assert plan is not None and (plan.fraction, plan.keep, plan.folds) == (0.25, 0.33, 2)

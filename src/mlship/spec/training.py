@@ -123,6 +123,14 @@ class SampleFirst(Strict):
         description="Share of a stage's candidates (at least one, rounded up) that go on to "
         "the next stage, and finally to the full cross-validation.",
     )
+    folds: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="How many of the run's folds (the first ones; all when there are fewer) a "
+        "screening stage fits and scores each point on. Every fit costs a fixed part whatever "
+        "its rows, so screening on every fold costs most of what it saves.",
+    )
 
 
 class Tuning(Strict):

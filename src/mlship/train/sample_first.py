@@ -4,8 +4,9 @@ A grid or random search spends most of its time confirming that poor points are 
 of them on a stratified sample of the training rows ranks them for a fraction of the cost; the best
 share goes on to a larger sample, and only the last survivors get the full cross-validation that
 the leaderboard reports. The samples are nested (each stage's rows include the previous stage's)
-and seeded, and every stage is cut along the run's own folds, so no row a fold validates on is
-ever fitted on in that fold.
+and seeded, and every stage is cut along the run's own folds (their first ``folds``), fitting on a
+sample of each fold's training rows and scoring on all of its validation rows, so no row a fold
+validates on is ever fitted on in that fold.
 """
 
 from __future__ import annotations
@@ -69,13 +70,17 @@ def sample_order(rows: np.ndarray[Any, Any], y: pd.Series, stratify: bool, seed:
 
 
 def sampled_folds(folds: Folds, fold_ids: Sequence[int], chosen: np.ndarray[Any, Any]) -> Folds:
-    """``folds`` with every fold cut down to the rows in ``chosen`` (the others left empty: no
-    job of the stage reads them)."""
+    """``folds`` with the training side of each of ``fold_ids`` cut down to the rows in ``chosen``
+    (the other folds left empty: no job of the stage reads them).
+
+    The validation side stays whole: predicting is cheap next to fitting, and a point ranked on a
+    tenth of a fold's validation rows (a handful of positives of a rare class) is ranked by
+    chance. Its rows are still never among the rows the fold fits on."""
     mask_of = set(fold_ids)
     out: Folds = []
     for position, (train, valid) in enumerate(folds):
         if position in mask_of:
-            out.append((train[np.isin(train, chosen)], valid[np.isin(valid, chosen)]))
+            out.append((train[np.isin(train, chosen)], valid))
         else:
             out.append((train[:0], valid[:0]))
     return out

@@ -189,7 +189,8 @@ class Search:
         y: pd.Series = shared["y"]
         stratify = shared["recipes"][self.candidate].task == "classification"
         folds = shared["folds"]
-        rows = np.unique(np.concatenate([np.concatenate(folds[i]) for i in self.fold_ids]))
+        screened = self.fold_ids[: plan.folds]
+        rows = np.unique(np.concatenate([folds[i][0] for i in screened]))
         order = np.asarray(sample_order(rows, y, stratify, self.tuning.seed))
         alive = self._points()
         usage = Usage.zero()
@@ -197,14 +198,12 @@ class Search:
             if len(alive) <= 1:
                 break
             chosen = np.sort(order[: max(1, round(share * len(order)))])
-            cut = sampled_folds(folds, self.fold_ids, chosen)
+            cut = sampled_folds(folds, screened, chosen)
             staged = dict(shared, folds=cut, metric=self.metric, screening=True)
-            jobs = [
-                FoldJob(self.candidate, fold, params) for params in alive for fold in self.fold_ids
-            ]
+            jobs = [FoldJob(self.candidate, fold, params) for params in alive for fold in screened]
             results = executor.map(run_fold, jobs, shared=staged)
             usage = usage + sum((r.usage for r in results), Usage.zero())
-            n = self.n_folds
+            n = len(screened)
             keys = [
                 rank_key(results[i * n : (i + 1) * n], self.metric, self.bigger)
                 for i in range(len(alive))
@@ -248,6 +247,8 @@ class Search:
     def _budget_left(self) -> tuple[int, str | None]:
         done = len(self._finished())
         if done >= self.limit:
+            if self.tuning.sample_first is not None:
+                return 0, "survivors"  # every point that came through the screening was tried
             return 0, "grid exhausted" if self.limit < self.tuning.trials else "trials"
         elapsed, cost = self._spent()
         if self.tuning.max_seconds is not None and elapsed >= self.tuning.max_seconds:
