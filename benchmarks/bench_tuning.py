@@ -11,7 +11,11 @@ once on the held-out test rows. Wall time covers the search and the refit.
   seeded order, handed to GridSearchCV as the list of points), so their best scores must agree
   unless pruning stopped a trial that would have won;
 * random: the same budget of random draws (different draws: each tool samples its own way);
-* bayes: mlship's Optuna TPE search, which scikit-learn does not have.
+* bayes: mlship's Optuna TPE search, which scikit-learn does not have;
+* grid, sample-first: the same grid points screened on growing stratified samples of the training
+  rows (``--fraction``, ``--keep``), the survivors cross-validated on every row; its best CV score
+  is compared with GridSearchCV's best within that score's standard error (the best point's
+  fold scores' standard deviation / sqrt(folds)), and its wall and CPU time with GridSearchCV's.
 
 mlship prunes (the median pruner stops a trial whose running mean after a fold lags the median of
 earlier trials) and stores every trial in a SQLite study, as ``mlship run`` does. scikit-learn
@@ -20,6 +24,7 @@ and on a local Ray instance to measure their speed-up over in-process on this ma
 (Ray's start-up is reported apart; a long-lived cluster pays it once).
 
     python benchmarks/bench_tuning.py [--trials 24] [--trees 50] [--rows 6000] [--skip-ray]
+        [--sample-first-only] [--fraction 0.1] [--keep 0.25]
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from mlship.config import Settings
 from mlship.data.ingest import ingest
 from mlship.examples.churn import write_project
 from mlship.spec import load_spec
-from mlship.spec.training import Tuning
+from mlship.spec.training import SampleFirst, Tuning
 from mlship.train.candidates import Recipe
 from mlship.train.cost import Prices
 from mlship.train.executors import Executor, InlineExecutor, ProcessExecutor, RayExecutor
@@ -84,6 +89,10 @@ class Row:
     cv: float
     test: float
     params: dict[str, Any]
+    cpu: float = float("nan")
+    """CPU seconds of this process (every row runs in it: inline, or scikit-learn's n_jobs=1)."""
+    cv_se: float = float("nan")
+    """Standard error of the best point's CV score (its folds' standard deviation / sqrt(k))."""
 
 
 def load(root: Path, rows: int, trees: int) -> Data:
@@ -127,13 +136,26 @@ def test_score(data: Data, params: dict[str, Any]) -> tuple[float, float]:
 
 
 def run_mlship(
-    data: Data, method: str, trials: int, executor: Executor, runs_on: str, db: Path
+    data: Data,
+    method: str,
+    trials: int,
+    executor: Executor,
+    runs_on: str,
+    db: Path,
+    sample_first: SampleFirst | None = None,
 ) -> Row:
     shared = shared_inputs({"forest": data.recipe}, data.X_train, data.y_train, data.folds, METRIC)
-    tuning = Tuning(method=method, trials=trials, batch=4, pruner="median", seed=SEED)
-    started = time.perf_counter()
+    tuning = Tuning(
+        method=method,
+        trials=trials,
+        batch=4,
+        pruner="median",
+        seed=SEED,
+        sample_first=sample_first,
+    )
+    started, cpu_started = time.perf_counter(), time.process_time()
     search = Search(
-        study_name=f"{method}-{runs_on}",
+        study_name=f"{method}-{runs_on}{'-sample-first' if sample_first else ''}",
         storage=storage_for(f"sqlite:///{db}"),
         candidate="forest",
         space=SPACE,
@@ -143,17 +165,21 @@ def run_mlship(
         n_folds=len(data.folds),
         prices=Prices(),
     )
+    stages = search.screen(executor, shared)
     outcome = search.run(executor, shared)
     searched = time.perf_counter() - started
     test, refit = test_score(data, outcome.best_params)
     states = [t.state for t in outcome.trials]
+    screen_folds = 0 if sample_first is None else min(sample_first.folds, len(data.folds))
+    screened = sum(stage.candidates for stage in stages) * screen_folds
     return Row(
         tool="mlship",
-        method=method,
+        method=method if sample_first is None else f"{method}, sample-first",
         runs_on=runs_on,
         trials=len(outcome.trials),
         pruned=states.count("PRUNED"),
-        fits=sum(len(t.fold_scores) for t in outcome.trials),
+        fits=screened + sum(len(t.fold_scores) for t in outcome.trials),
+        cpu=time.process_time() - cpu_started,
         seconds=searched + refit,
         cv=outcome.best_value,
         test=test,
@@ -209,14 +235,17 @@ def run_sklearn(data: Data, method: str, trials: int, n_jobs: int, runs_on: str)
             n_jobs=n_jobs,
             random_state=SEED,
         )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         search.fit(data.X_train, data.y_train)
     seconds = time.perf_counter() - started  # includes the refit on the training part
+    cpu = time.process_time() - cpu_started
     model = search.best_estimator_
     test = score("classification", model, data.X_test, data.y_test)[METRIC]
     params = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
+    best = search.best_index_
+    spread = float(search.cv_results_["std_test_score"][best])
     return Row(
         tool="scikit-learn",
         method=method,
@@ -228,6 +257,8 @@ def run_sklearn(data: Data, method: str, trials: int, n_jobs: int, runs_on: str)
         cv=float(search.best_score_),
         test=test,
         params=params,
+        cv_se=spread / np.sqrt(len(data.folds)),
+        cpu=cpu,
     )
 
 
@@ -255,6 +286,17 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=50, help="Trees of the random forest.")
     parser.add_argument("--rows", type=int, default=6000, help="Customers in the example.")
     parser.add_argument("--skip-ray", action="store_true", help="Leave out the Ray row.")
+    parser.add_argument(
+        "--sample-first-only",
+        action="store_true",
+        help="Only GridSearchCV, mlship's grid and mlship's sample-first grid (in-process).",
+    )
+    parser.add_argument(
+        "--fraction", type=float, default=0.1, help="Sample-first: share of rows of stage one."
+    )
+    parser.add_argument(
+        "--keep", type=float, default=0.25, help="Sample-first: share kept after each stage."
+    )
     args = parser.parse_args()
     console = Console()
     cores = len(__import__("os").sched_getaffinity(0))
@@ -269,11 +311,18 @@ def main() -> None:
             f"churn example: {len(data.X_train)} training rows ({churn:.1%} churn), "
             f"{len(data.X_test)} test rows, {len(data.folds)} folds, {cores} cores"
         )
+        screening = SampleFirst(fraction=args.fraction, keep=args.keep)
         plan: list[tuple[str, Callable[[], Row]]] = [
             ("scikit-learn grid", lambda: run_sklearn(data, "grid", args.trials, 1, "1 process")),
             (
                 "mlship grid",
                 lambda: run_mlship(data, "grid", args.trials, InlineExecutor(), "inline", db),
+            ),
+            (
+                "mlship grid, sample-first",
+                lambda: run_mlship(
+                    data, "grid", args.trials, InlineExecutor(), "inline", db, screening
+                ),
             ),
             (
                 "scikit-learn random",
@@ -292,9 +341,14 @@ def main() -> None:
                 lambda: run_sklearn(data, "grid", args.trials, -1, f"joblib x{cores}"),
             ),
         ]
+        if args.sample_first_only:
+            plan = plan[:3]
         for label, job in plan:
             console.log(f"{label} ...")
             rows.append(job())
+        if args.sample_first_only:
+            _print(console, rows, args, cores, notes)
+            return
         console.log("mlship grid, process pool ...")
         with ProcessExecutor() as pool:
             rows.append(run_mlship(data, "grid", args.trials, pool, f"pool x{cores}", db))
@@ -325,6 +379,7 @@ def _print(
         "trials (pruned)",
         "fits",
         "wall s",
+        "CPU s",
         "x GridSearchCV",
         "best CV",
         "test",
@@ -338,6 +393,7 @@ def _print(
             f"{row.trials} ({row.pruned})",
             str(row.fits),
             f"{row.seconds:.1f}",
+            f"{row.cpu:.1f}",
             f"{grid_peer.seconds / row.seconds:.2f}x",
             f"{row.cv:.4f}",
             f"{row.test:.4f}",
@@ -379,6 +435,19 @@ def _print(
             f"Grid, same points: best CV scikit-learn {grid_peer.cv:.4f} vs mlship {same.cv:.4f} "
             f"(mlship pruned {same.pruned} of {same.trials} trials). Best parameters: "
             f"scikit-learn {grid_peer.params}, mlship {same.params}."
+        )
+    screened = find("mlship", "grid, sample-first", "inline")
+    if screened is not None:
+        within = screened.cv >= grid_peer.cv - grid_peer.cv_se
+        share = screened.seconds / grid_peer.seconds
+        cpu_share = screened.cpu / grid_peer.cpu
+        console.print(
+            f"Sample-first grid (fraction {args.fraction}, keep {args.keep}, 2 folds): best CV "
+            f"{screened.cv:.4f} vs GridSearchCV {grid_peer.cv:.4f} +- {grid_peer.cv_se:.4f} "
+            f"(standard error): {'within' if within else 'NOT within'} one standard error; "
+            f"{share:.0%} of GridSearchCV's wall time "
+            f"({'at most' if share <= 1 / 3 else 'MORE than'} "
+            f"one third), {cpu_share:.0%} of its CPU time. Best parameters {screened.params}."
         )
     for note in notes:
         console.print(note)

@@ -158,3 +158,41 @@ def test_a_search_where_nothing_completes_says_why() -> None:
     )
     with pytest.raises(TuningError, match="max_features"):
         search.run(InlineExecutor(), _shared())
+
+
+class _Counting(InlineExecutor):
+    """In-process, counting the jobs it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs = 0
+
+    def map(self, fn: Any, items: Any, **kwargs: Any) -> Any:
+        self.jobs += len(items)
+        return super().map(fn, items, **kwargs)
+
+
+def test_a_screened_search_resumes_with_its_survivors_and_does_not_screen_again(
+    tmp_path: Path,
+) -> None:
+    storage = storage_for(f"sqlite:///{tmp_path / 'studies.db'}")
+    tuning = Tuning.model_validate(
+        {
+            "method": "random",
+            "trials": 8,
+            "pruner": "none",
+            "sample_first": {"fraction": 0.3, "keep": 0.5, "folds": 2},
+        }
+    )
+    shared = _shared()
+    first = _search(tuning, storage)
+    stages = first.screen(InlineExecutor(), shared)
+    assert [(s.candidates, s.kept) for s in stages] == [(8, 4), (4, 2)]
+    assert [s.rows for s in stages] == [90, 180]  # 0.3 and 0.6 of the 300 rows
+    assert first.limit == 2
+    again = _search(tuning, storage)  # a killed run started again
+    counting = _Counting()
+    assert again.screen(counting, shared) == stages and counting.jobs == 0
+    outcome = again.run(counting, shared)
+    assert len(outcome.trials) == 2 and outcome.stopped_by == "survivors"
+    assert counting.jobs == 2 * 3  # the two survivors, on every fold

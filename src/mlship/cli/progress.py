@@ -75,7 +75,7 @@ class ProgressObserver(RunObserver):
     def end_search(self, candidate: str, outcome: SearchOutcome) -> None:
         task = self.tasks[candidate]
         self.progress.update(task, total=self.progress.tasks[task].completed)
-        if outcome.stopped_by not in ("trials", "grid exhausted"):
+        if outcome.stopped_by not in ("trials", "grid exhausted", "survivors"):
             self.progress.console.log(f"Search of {candidate} stopped by {outcome.stopped_by}")
 
 

@@ -152,6 +152,10 @@ def show(
         for candidate in run.candidates:
             if candidate.selected:
                 out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
+        for candidate in run.candidates:
+            stages = (candidate.tuning or {}).get("sample_first")
+            if stages:
+                out.print(f"Sample-first tuning of {candidate.name}: {_stages_line(stages)}")
     _print_details(details)
     holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
     if holdout:
@@ -161,6 +165,17 @@ def show(
     if trials and not searches:
         out.print("No search was run: every candidate had fixed parameters.")
     print_notes(notes)
+
+
+def _stages_line(stages: list[dict[str, int]]) -> str:
+    """``48 points on 600 rows, 16 on 1800, 6 confirmed on all 2400``: the last is the full CV."""
+    *screens, final = stages
+    said = [
+        f"{stage['candidates']} {'points ' if i == 0 else ''}on {stage['rows']} rows"
+        for i, stage in enumerate(screens)
+    ]
+    said.append(f"{final['candidates']} confirmed by cross-validation on all {final['rows']}")
+    return ", ".join(said)
 
 
 @app.command("abandon")

@@ -102,6 +102,37 @@ class Split(Strict):
         return self
 
 
+class SampleFirst(Strict):
+    """Score every candidate on a stratified sample of the training rows first, keep the best
+    share, grow the sample, and confirm the last survivors on all rows with the usual folds.
+
+    Most points of a search are plainly worse than the best, and a small sample says so for a
+    fraction of the cost; only the close contenders need every row."""
+
+    fraction: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="Share of the training rows the first stage scores every candidate on; each "
+        "later stage uses 1/keep times as many rows, until the next would use them all.",
+    )
+    keep: float = Field(
+        0.33,
+        gt=0,
+        lt=1,
+        description="Share of a stage's candidates (at least one, rounded up) that go on to "
+        "the next stage, and finally to the full cross-validation.",
+    )
+    folds: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="How many of the run's folds (the first ones; all when there are fewer) a "
+        "screening stage fits and scores each point on. Every fit costs a fixed part whatever "
+        "its rows, so screening on every fold costs most of what it saves.",
+    )
+
+
 class Tuning(Strict):
     """Hyper-parameter search for every candidate that has a `search`, within budgets."""
 
@@ -131,6 +162,20 @@ class Tuning(Strict):
         "numbers without repeats); choices are taken as they are.",
     )
     seed: int = Field(42, description="Seed of the sampler and of the order of a cut grid.")
+    sample_first: SampleFirst | None = Field(
+        None,
+        description="Screen the candidates on growing samples of the rows before the full "
+        "cross-validation (grid and random searches).",
+    )
+
+    @model_validator(mode="after")
+    def _sample_first_needs_known_points(self) -> Tuning:
+        if self.sample_first is not None and self.method == "bayes":
+            raise ValueError(
+                "tuning.sample_first screens a set of points chosen up front: use method grid "
+                "or random (bayes picks each point from the scores of the ones before)"
+            )
+        return self
 
 
 class Threshold(Strict):
@@ -193,6 +238,7 @@ __all__ = [
     "Imbalance",
     "IntRange",
     "Leakage",
+    "SampleFirst",
     "Selection",
     "Space",
     "Split",

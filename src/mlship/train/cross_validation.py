@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from mlship.errors import DataError
 from mlship.spec.loader import LoadedSpec
 from mlship.store.context import HasSettings, HasTuningStorage
@@ -101,13 +103,14 @@ def search(
         prices=workspace.settings.prices,
         fold_ids=None if outer is None else outer.inner,
     )
+    stages = found.screen(executor, shared)
     observer.start_search(label, found.limit, found.resumed)
     outcome = found.run(executor, shared, lambda t: observer.trial_done(label, t))
     observer.end_search(label, outcome)
     folds = outcome.best_folds or _folds_from_study(found, outcome)
-    usage = sum((t.usage for t in outcome.trials), Usage.zero())
+    usage = sum((t.usage for t in outcome.trials), found.screening_usage)
     states = [t.state for t in outcome.trials]
-    tuning = {
+    tuning: dict[str, Any] = {
         "method": spec.tuning.method,
         "trials": len(outcome.trials),
         "completed": states.count("COMPLETE"),
@@ -119,8 +122,19 @@ def search(
         "study": found.study.study_name,
         "cost": sum(t.cost for t in outcome.trials),
     }
+    if spec.tuning.sample_first is not None:
+        # The rows each screening stage scored every point on, then the full folds' rows.
+        tuning["sample_first"] = [stage.as_dict() for stage in stages] + [
+            {"rows": _rows_of(shared, found.fold_ids), "candidates": found.limit, "kept": 1}
+        ]
     caught = merge(t.warnings for t in outcome.trials)
     return Scored(recipe, outcome.best_params, folds, usage, len(outcome.trials), tuning, caught)
+
+
+def _rows_of(shared: dict[str, Any], fold_ids: list[int]) -> int:
+    """How many training rows the folds ``fold_ids`` cover between them."""
+    parts = [np.concatenate(shared["folds"][i]) for i in fold_ids]
+    return len(np.unique(np.concatenate(parts)))
 
 
 def _folds_from_study(search: Search, outcome: SearchOutcome) -> list[FoldResult]:

@@ -65,7 +65,9 @@ def shared_inputs(
     With ``metric``, a fold scores its training rows on that metric alone (the fit gap needs no
     more, and scoring the larger part on every metric costs as much as a small fit); without it,
     on every metric, as the validation rows always are. With ``weights`` (one sample weight per
-    row of ``X``), every fit is weighted and every score is the weighted one.
+    row of ``X``), every fit is weighted and every score is the weighted one. Sample-first
+    screening adds ``screening: True`` (and a ``metric``): its folds only rank points, so they
+    score the validation rows on that metric alone and the training rows not at all.
     """
     return {"recipes": recipes, "X": X, "y": y, "folds": folds, "metric": metric, "w": weights}
 
@@ -87,8 +89,15 @@ def run_fold(job: FoldJob, shared: dict[str, Any]) -> FoldResult:
             fit_weighted(model, X_train, y_train, w_train)
             fit_seconds = time.perf_counter() - started
             valid_X, valid_y = X.iloc[valid_index], y.iloc[valid_index]
-            validation = score(recipe.task, model, valid_X, valid_y, recipe.positive, w_valid)
-            train = _train_scores(recipe, model, X_train, y_train, shared.get("metric"), w_train)
+            if shared.get("screening"):  # a screening stage ranks on the metric alone
+                metric = shared["metric"]
+                validation = _train_scores(recipe, model, valid_X, valid_y, metric, w_valid)
+                train = {}
+            else:
+                validation = score(recipe.task, model, valid_X, valid_y, recipe.positive, w_valid)
+                train = _train_scores(
+                    recipe, model, X_train, y_train, shared.get("metric"), w_train
+                )
             error = None
         except Exception as exc:  # reported with the trial, not raised
             validation, train = {}, {}

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 
 from mlship.json_values import plain
@@ -32,6 +33,14 @@ from mlship.train.cost import Prices, Usage
 from mlship.train.executors import Executor
 from mlship.train.fit_warnings import Caught, CaughtWarning, merge
 from mlship.train.folds import FoldJob, FoldResult, run_fold
+from mlship.train.sample_first import (
+    Stage,
+    fractions,
+    kept,
+    rank_key,
+    sample_order,
+    sampled_folds,
+)
 from mlship.train.spaces import decode_optuna, encode_optuna, grid, sample_optuna
 
 optuna.logging.set_verbosity(logging.WARNING)
@@ -39,6 +48,8 @@ optuna.logging.set_verbosity(logging.WARNING)
 _ELAPSED = "mlship:elapsed_seconds"
 _COST = "mlship:cost"
 _INTERRUPTED = "mlship:interrupted"
+_STAGES = "mlship:sample_first_stages"
+_SURVIVORS = "mlship:sample_first_survivors"
 
 
 @dataclass(frozen=True)
@@ -138,14 +149,79 @@ class Search:
             direction="maximize" if bigger else "minimize",
             load_if_exists=True,
         )
+        self.bigger = bigger
         self.limit = tuning.trials
-        if tuning.method == "grid":
+        self.stages: list[Stage] = []
+        self.screening_usage = Usage.zero()
+        if tuning.sample_first is not None:
+            self._stages_so_far()
+        elif tuning.method == "grid":
             points = grid(space, tuning.grid_points, limit=tuning.trials, seed=tuning.seed)
             self.limit = len(points)
             if not self.study.get_trials(deepcopy=False):
                 for point in points:
                     self.study.enqueue_trial(encode_optuna(space, point))
         self.resumed = self._recover()
+
+    def _stages_so_far(self) -> None:
+        """A resumed search screened already: its survivors are queued, only they are left."""
+        attrs = self.study.user_attrs
+        if _STAGES in attrs:
+            self.stages = [Stage(**stage) for stage in attrs[_STAGES]]
+            self.limit = int(attrs[_SURVIVORS])
+
+    def _points(self) -> list[dict[str, Any]]:
+        """Every point the search would visit, chosen up front (grid or seeded random)."""
+        if self.tuning.method == "grid":
+            return grid(
+                self.space, self.tuning.grid_points, limit=self.tuning.trials, seed=self.tuning.seed
+            )
+        draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=self.tuning.seed))
+        return [sample_optuna(draws.ask(), self.space) for _ in range(self.tuning.trials)]
+
+    def screen(self, executor: Executor, shared: dict[str, Any]) -> list[Stage]:
+        """Rank the points on growing stratified samples and queue the survivors for the full
+        cross-validation (``tuning.sample_first``); a no-op without it or when already done."""
+        plan = self.tuning.sample_first
+        if plan is None or _STAGES in self.study.user_attrs:
+            return self.stages
+        started = time.perf_counter()
+        y: pd.Series = shared["y"]
+        stratify = shared["recipes"][self.candidate].task == "classification"
+        folds = shared["folds"]
+        screened = self.fold_ids[: plan.folds]
+        rows = np.unique(np.concatenate([folds[i][0] for i in screened]))
+        order = np.asarray(sample_order(rows, y, stratify, self.tuning.seed))
+        alive = self._points()
+        usage = Usage.zero()
+        for share in fractions(plan.fraction, plan.keep):
+            if len(alive) <= 1:
+                break
+            chosen = np.sort(order[: max(1, round(share * len(order)))])
+            cut = sampled_folds(folds, screened, chosen)
+            staged = dict(shared, folds=cut, metric=self.metric, screening=True)
+            jobs = [FoldJob(self.candidate, fold, params) for params in alive for fold in screened]
+            results = executor.map(run_fold, jobs, shared=staged)
+            usage = usage + sum((r.usage for r in results), Usage.zero())
+            n = len(screened)
+            keys = [
+                rank_key(results[i * n : (i + 1) * n], self.metric, self.bigger)
+                for i in range(len(alive))
+            ]
+            ranked = sorted(range(len(alive)), key=lambda i: (keys[i], i))
+            going_on = kept(len(alive), plan.keep)
+            self.stages.append(Stage(len(chosen), len(alive), going_on))
+            alive = [alive[i] for i in ranked[:going_on]]
+        for point in alive:
+            self.study.enqueue_trial(encode_optuna(self.space, point))
+        self.limit = len(alive)
+        self.screening_usage = usage
+        elapsed, cost = self._spent()
+        self.study.set_user_attr(_ELAPSED, elapsed + time.perf_counter() - started)
+        self.study.set_user_attr(_COST, cost + self.prices.cost(usage))
+        self.study.set_user_attr(_STAGES, [stage.as_dict() for stage in self.stages])
+        self.study.set_user_attr(_SURVIVORS, len(alive))
+        return self.stages
 
     def _recover(self) -> int:
         """Fail the trials a killed session left running; count the ones it finished."""
@@ -171,6 +247,8 @@ class Search:
     def _budget_left(self) -> tuple[int, str | None]:
         done = len(self._finished())
         if done >= self.limit:
+            if self.tuning.sample_first is not None:
+                return 0, "survivors"  # every point that came through the screening was tried
             return 0, "grid exhausted" if self.limit < self.tuning.trials else "trials"
         elapsed, cost = self._spent()
         if self.tuning.max_seconds is not None and elapsed >= self.tuning.max_seconds:
