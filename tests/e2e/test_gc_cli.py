@@ -6,13 +6,16 @@ metadata names is still stored and signed, and a second collection finds nothing
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from mlship.config import Settings
 from mlship.store.artifacts import LocalArtifactStore
 from mlship.store.references import referenced
+from mlship.store.s3 import make_client
 from mlship.workspace import Workspace
-from tests.conftest import invoke_cli
+from tests.conftest import invoke_cli, run_cli
+from tests.objectstore import ObjectStore
 from tests.quick_project import fast_churn
 
 
@@ -105,3 +108,27 @@ def test_gc_refuses_a_bad_age_with_what_it_expects(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     message = " ".join(result.stderr.split())
     assert "--older-than 'ninety days'" in message and "like 90d, 12h, 30m or 0" in message
+
+
+def test_gc_in_a_bucket(object_store: ObjectStore, tmp_path: Path) -> None:
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    prefix = f"gc/{secrets.token_hex(6)}"
+    env = {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/{prefix}"}
+    assert "Registered churn:1" in run_cli("run", str(spec), home=home, env=env).stdout
+    client = make_client(object_store.settings())
+    orphan = "0" * 63 + "1"  # an object under the store's layout that no row names
+    client.put_object(
+        Bucket=object_store.bucket, Key=f"{prefix}/objects/00/{orphan[2:]}", Body=b"x" * 2048
+    )
+
+    dry = run_cli("gc", "--older-than", "0", home=home, env=env).stdout
+    assert orphan[:16] in dry and "2.0 KiB" in dry and "To delete: 1 artifact(s)" in dry, dry
+    applied = run_cli("gc", "--older-than", "0", "--apply", home=home, env=env).stdout
+    assert "Deleted 1 artifact(s)" in applied, applied
+
+    listed = client.list_objects_v2(Bucket=object_store.bucket, Prefix=f"{prefix}/objects/")
+    keys = {entry["Key"] for entry in listed.get("Contents", [])}
+    assert f"{prefix}/objects/00/{orphan[2:]}" not in keys and keys
+    inputs, out = spec.parent / "data" / "new_customers.csv", tmp_path / "scored.csv"
+    scored = run_cli("predict", "churn", str(inputs), "-o", str(out), home=home, env=env)
+    assert "Scored 200 rows with churn:1" in scored.stdout
