@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlship.config import Settings
 from mlship.store.artifacts import LocalArtifactStore
-from mlship.store.references import referenced
+from mlship.store.references import named, referenced
 from mlship.store.s3 import make_client
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli, run_cli
@@ -95,12 +95,36 @@ def test_gc_dry_run_then_apply_keeps_everything_referenced(tmp_path: Path) -> No
     assert "To delete: 0 artifact(s)" in again, again
     status = invoke_cli("keys", "status", home=home).stdout
     assert f"Signed artifacts: {len(after)} of {len(after)}" in status, status
+    assert "Missing artifacts: 0 of" in status, status
 
     rows, scored = spec.parent / "data" / "new_customers.csv", tmp_path / "scored.csv"
     predicted = invoke_cli("predict", "churn", str(rows), "-o", str(scored), home=home)
     assert "Scored 200 rows with churn:1" in predicted.stdout
     report = invoke_cli("runs", "report", run_id, home=home, check=False)
     assert report.returncode == 0, report.stderr  # rendered again from the stored evaluation
+
+    model = _model_address(home)
+    LocalArtifactStore(home / "artifacts", signer=None).delete(model)  # what gc must never do
+    status = invoke_cli("keys", "status", home=home).stdout
+    assert f"Missing artifacts: 1 of {len(_named(home))}" in " ".join(status.split())
+    assert model in status
+
+
+def _model_address(home: Path) -> str:
+    workspace = Workspace.open(Settings(home=home, user="tester"))
+    try:
+        return workspace.tracking.get_version("churn", 1).artifact_sha256
+    finally:
+        workspace.close()
+
+
+def _named(home: Path) -> frozenset[str]:
+    workspace = Workspace.open(Settings(home=home, user="tester"))
+    try:
+        with workspace.metadata.transaction() as session:
+            return named(session)
+    finally:
+        workspace.close()
 
 
 def test_gc_refuses_a_bad_age_with_what_it_expects(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def test_gc_apply_keeps_every_model_predicting(
             assert after == named_before
         status = invoke_cli("keys", "status", home=home).stdout
         assert f"Signed artifacts: {len(after)} of {len(after)}" in status, status
+        assert "Missing artifacts: 0 of" in status, status
         for version in ("churn:1", "churn:2"):
             out = Path(scratch) / f"{version}.csv"
             scored = invoke_cli("predict", version, str(rows), "-o", str(out), home=home)

@@ -12,8 +12,7 @@ from mlship.cli.render import byte_size
 from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
-    from mlship.config import Settings
-    from mlship.store.gc import CollectedStore, Plan
+    from mlship.store.gc import Plan
 
 
 def gc(
@@ -52,7 +51,7 @@ def gc(
                 "`mlship gc` walks the artifact store and the database themselves; run it on "
                 "the tracking server's host (without MLSHIP_URL)"
             )
-        store = _store(workspace.settings)
+        store = collection.collected_store(workspace.settings)
         planned = collection.plan(
             workspace.metadata,
             store,
@@ -72,18 +71,6 @@ def gc(
         f"Deleted {deleted} artifact(s) and {len(planned.datasets)} dataset version(s).",
         highlight=False,
     )
-
-
-def _store(settings: Settings) -> CollectedStore:
-    """The artifact store with neither key nor signer: collection reads nothing out, it lists,
-    measures and deletes."""
-    from mlship.store.artifacts import LocalArtifactStore
-
-    if settings.artifact_url is not None:
-        from mlship.store.s3 import S3ArtifactStore
-
-        return S3ArtifactStore.from_settings(settings, None, signer=None, allow_plaintext=True)
-    return LocalArtifactStore(settings.artifact_root_resolved, None, signer=None)
 
 
 def _show(planned: Plan) -> None:

@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mlship.prices import GB, Prices
 from mlship.store.artifacts import Stored
 from mlship.store.clock import utcnow
 from mlship.store.metadata import MetadataStore
 from mlship.store.references import drop_datasets, referenced, unused_datasets
+
+if TYPE_CHECKING:
+    from mlship.config import Settings
 
 MONTH_SECONDS = 30 * 24 * 3600
 """The month storage prices are quoted per (the 30 days clouds bill a GB-month by)."""
@@ -34,6 +37,8 @@ class CollectedStore(Protocol):
     def stored(self, sha256: str) -> Stored: ...
 
     def delete(self, sha256: str) -> None: ...
+
+    def exists(self, sha256: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,18 @@ class Plan:
     @property
     def monthly_saving(self) -> float:
         return self.size / GB * self.price_gb_month
+
+
+def collected_store(settings: Settings) -> CollectedStore:
+    """The workspace's artifact store with neither key nor signer: collection reads nothing
+    out, it lists, measures and deletes (and a status check asks what exists)."""
+    from mlship.store.artifacts import LocalArtifactStore
+
+    if settings.artifact_url is not None:
+        from mlship.store.s3 import S3ArtifactStore
+
+        return S3ArtifactStore.from_settings(settings, None, signer=None, allow_plaintext=True)
+    return LocalArtifactStore(settings.artifact_root_resolved, None, signer=None)
 
 
 def parse_age(text: str) -> timedelta:
@@ -145,4 +162,13 @@ def apply(metadata: MetadataStore, store: CollectedStore, planned: Plan) -> int:
     return deleted
 
 
-__all__ = ["CollectedStore", "Doomed", "DroppedDataset", "Plan", "apply", "parse_age", "plan"]
+__all__ = [
+    "CollectedStore",
+    "Doomed",
+    "DroppedDataset",
+    "Plan",
+    "apply",
+    "collected_store",
+    "parse_age",
+    "plan",
+]

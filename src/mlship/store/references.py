@@ -57,6 +57,19 @@ def referenced(session: Session, without: frozenset[int] = frozenset()) -> froze
     return frozenset(found)
 
 
+def named(session: Session) -> frozenset[str]:
+    """The addresses the metadata's artifact columns hold: each must be stored, unlike the
+    hash-shaped strings :func:`referenced` also keeps (which may name no artifact)."""
+    found: set[str] = set()
+    for row in session.execute(
+        select(Dataset.artifact_sha256, Dataset.quarantine_sha256, Dataset.profile_sha256)
+    ):
+        found.update(a for a in row if a is not None)
+    found.update(a for a in session.scalars(select(Run.report_sha256)) if a is not None)
+    found.update(session.scalars(select(ModelVersion.artifact_sha256)))
+    return frozenset(found)
+
+
 def unused_datasets(session: Session, keep: int, before: datetime) -> list[Dataset]:
     """Dataset versions no run and no model version uses, beyond the ``keep`` newest of their
     pipeline and created before ``before``: the ones retention may drop."""
@@ -87,4 +100,4 @@ def drop_datasets(session: Session, ids: list[int]) -> None:
         session.delete(dataset)
 
 
-__all__ = ["drop_datasets", "referenced", "unused_datasets"]
+__all__ = ["drop_datasets", "named", "referenced", "unused_datasets"]
