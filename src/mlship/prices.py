@@ -69,7 +69,12 @@ class Prices(BaseModel):
 
     cpu_hour: float = Field(0.048, ge=0, description="Money per CPU-hour of CPU time.")
     gb_hour: float = Field(0.006, ge=0, description="Money per GB-hour of peak memory held.")
-    currency: str = Field("USD", min_length=1, description="The currency of both prices.")
+    storage_gb_month: float = Field(
+        0.023,
+        ge=0,
+        description="Money per GB-month of stored artifacts (object storage's standard class).",
+    )
+    currency: str = Field("USD", min_length=1, description="The currency of these prices.")
 
     def cost(self, usage: Usage) -> float:
         """CPU time at ``cpu_hour`` plus the peak memory held for the wall time at ``gb_hour``."""

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.console import out
+from mlship.cli.render import byte_size
 from mlship.config import load_settings
 from mlship.errors import MlshipError
 
@@ -89,12 +90,12 @@ def backup(
     held = len(manifest.artifacts) - manifest.copied
     out.print(f"Backup {manifest.name} written to {taken.where}", highlight=False)
     out.print(
-        f"Database: {manifest.database.kind} snapshot, {_size(manifest.database.size)}",
+        f"Database: {manifest.database.kind} snapshot, {byte_size(manifest.database.size)}",
         highlight=False,
     )
     out.print(
         f"Artifacts: {len(manifest.artifacts)} ({manifest.copied} copied, "
-        f"{_size(taken.copied_bytes)}; {held} already backed up)",
+        f"{byte_size(taken.copied_bytes)}; {held} already backed up)",
         highlight=False,
     )
     out.print(f"Log parts: {len(manifest.logs)} ({taken.parts_copied} copied)", highlight=False)
@@ -255,15 +256,6 @@ def _findings(title: str, findings: list[Finding]) -> None:
     out.print(table)
 
 
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 @contextmanager
 def _progress(verb: str = "Back up") -> Iterator[CopyObserver]:
     """A bar per kind of object, with the bytes copied so far."""
@@ -291,7 +283,7 @@ def _progress(verb: str = "Back up") -> Iterator[CopyObserver]:
         def advanced(self, size: int) -> None:
             self.copied += size
             if self.task is not None:
-                self.progress.update(self.task, advance=1, copied=_size(self.copied))
+                self.progress.update(self.task, advance=1, copied=byte_size(self.copied))
 
         def finished(self) -> None:
             pass

@@ -15,6 +15,7 @@ from mlship.config import load_settings
 from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
+    from mlship.config import Settings
     from mlship.security.progress import RotationObserver
     from mlship.security.rotation import Moved
 
@@ -81,6 +82,33 @@ def status() -> None:
         )
     else:
         out.print(f"Signed artifacts: {total} of {total}")
+    _missing(settings)
+
+
+def _missing(settings: Settings) -> None:
+    """How many artifacts the metadata names are not in the store (in a local workspace, whose
+    database this process can open)."""
+    from mlship.store.gc import collected_store
+    from mlship.store.references import named
+    from mlship.workspace import Workspace
+
+    workspace = Workspace.open(settings)
+    try:
+        if workspace.remote is not None:
+            return
+        with workspace.metadata.transaction() as session:
+            wanted = named(session)
+        store = collected_store(settings)
+        missing = sorted(sha256 for sha256 in wanted if not store.exists(sha256))
+    finally:
+        workspace.close()
+    if missing:
+        out.print(
+            f"[red]Missing artifacts: {len(missing)} of {len(wanted)} the metadata names[/] "
+            f"(first: {missing[0]})"
+        )
+    else:
+        out.print(f"Missing artifacts: 0 of {len(wanted)} the metadata names")
 
 
 @app.command("rotate")

@@ -11,6 +11,7 @@ from mlship import __version__
 from mlship.cli import backup, cost, data, db, deploy, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
 from mlship.cli.console import err, out
+from mlship.cli.gc import gc
 from mlship.cli.init import init
 from mlship.cli.loadtest import loadtest
 from mlship.cli.package import package
@@ -39,6 +40,7 @@ app.command()(server)
 app.command()(audit)
 app.command()(backup.restore)
 app.command()(loadtest)
+app.command()(gc)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")

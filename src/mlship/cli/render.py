@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from mlship.train.details import BacktestRecord, LeakageRecord, UndeclaredRecord, Warnings
 
 
+def byte_size(count: int) -> str:
+    """A number of bytes the way people read it: ``512 B``, ``3.4 MiB``."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 

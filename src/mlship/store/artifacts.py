@@ -37,6 +37,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -55,6 +56,14 @@ if TYPE_CHECKING:
     from mlship.crypto.signatures import Signer
 
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the storage holds of one artifact: the bytes it bills and when they were written."""
+
+    size: int
+    written: datetime
 
 
 @dataclass(frozen=True)
@@ -326,6 +335,21 @@ class LocalArtifactStore(ArtifactStore):
                 allow_plaintext=self.allow_plaintext,
                 whole=whole,
             )
+
+    def stored(self, sha256: str) -> Stored:
+        """How many bytes the artifact takes on disk and when it was written."""
+        with self.place.guard("reading"):
+            found = self.path_for(sha256).stat()
+        return Stored(found.st_size, datetime.fromtimestamp(found.st_mtime, UTC))
+
+    def delete(self, sha256: str) -> None:
+        """Remove an artifact and its signature (a missing one is not an error); the object
+        goes first, so a crash between the two leaves a signature of nothing, never an
+        unsigned object."""
+        with self.place.guard("deleting"):
+            self.path_for(sha256).unlink(missing_ok=True)
+            fsync_directory(self.path_for(sha256).parent)
+            self.signature_path(sha256).unlink(missing_ok=True)
 
     def addresses(self) -> Iterator[str]:
         """The address of every stored artifact (temporary files left by a crash are skipped)."""

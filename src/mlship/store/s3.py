@@ -55,6 +55,7 @@ from mlship.errors import ConfigError, IntegrityError, MlshipError, NotFoundErro
 from mlship.store.artifacts import (
     ArtifactRef,
     ArtifactStore,
+    Stored,
     check_address,
     check_checksum,
     plaintext_refused,
@@ -734,6 +735,17 @@ class S3ArtifactStore(ArtifactStore):
                         "re-encrypted; run the command again"
                     ) from None
                 digest = hashlib.sha256()
+
+    def stored(self, sha256: str) -> Stored:
+        """How many bytes the object takes in the bucket and when it was written."""
+        key = self.object_key(sha256)
+        with self._guard(key, "checking"):
+            try:
+                head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+            except Exception as exc:
+                self._missing(exc, key)
+                raise
+        return Stored(int(head["ContentLength"]), head["LastModified"])
 
     def delete(self, sha256: str) -> None:
         """Remove an artifact and its signature (a missing one is not an error)."""
