@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import kubernetes_validate
 import numpy as np
 import pandas as pd
@@ -274,3 +275,133 @@ def test_packaging_never_overwrites_and_leaves_nothing_behind(
     )
     assert result.returncode == 1 and "churn" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]  # no temporary directory left
+
+
+CRDS = Path(__file__).parent.parent / "fixtures" / "crds"
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The CRD's schema with unknown fields refused, as the API server prunes them: an object
+    with listed properties and no ``x-kubernetes-preserve-unknown-fields`` takes nothing else."""
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {k: _strict(v) for k, v in out["properties"].items()}
+        if not out.get("x-kubernetes-preserve-unknown-fields"):
+            out.setdefault("additionalProperties", False)
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = _strict(out[key])
+    return out
+
+
+def _validate_custom(document: dict[str, Any], fixture: str) -> None:
+    """Validate a custom resource against the schema its project publishes in its CRD (vendored
+    in tests/fixtures/crds with the release and address it came from)."""
+    crd = json.loads((CRDS / fixture).read_text())
+    assert (document["apiVersion"], document["kind"]) == (crd["apiVersion"], crd["kind"])
+    jsonschema.validate(document, _strict(crd["openAPIV3Schema"]))
+
+
+KEDA = "keda-v2.20.2-scaledobject.json"
+KNATIVE = "knative-serving-v1.23.0-service.json"
+
+
+def test_the_schemas_refuse_what_keda_and_knative_would() -> None:
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "m"},
+        "spec": {
+            "scaleTargetRef": {"name": "m"},
+            "triggers": [{"type": "prometheus", "metadata": {"threshold": "5"}}],
+        },
+    }
+    _validate_custom(scaled, KEDA)
+    for broken in (
+        {**scaled, "spec": {**scaled["spec"], "minReplicas": 0}},  # the HPA's name for it
+        {**scaled, "spec": {**scaled["spec"], "cooldownPeriod": "5m"}},
+        {**scaled, "spec": {**scaled["spec"], "triggers": []}},
+        {**scaled, "spec": {"triggers": scaled["spec"]["triggers"]}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            _validate_custom(broken, KEDA)
+    container = {"image": "m:1", "lifecycle": {"preStop": {"exec": {"command": ["sleep"]}}}}
+    service = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "m"},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="lifecycle"):  # no hooks in Knative
+        _validate_custom(service, KNATIVE)
+
+
+def test_keda_scales_the_deployment_to_zero_on_the_request_rate(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    out = tmp_path / "keda-bundle"
+    run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "keda", "--cooldown", "120",
+            "--target-rps", "20", "--max-replicas", "6", home=trained.settings.home)  # fmt: skip
+    text = (out / "kubernetes.yaml").read_text()
+    assert "removes the last pod after\n# 120 s without requests" in text
+    documents = list(yaml.safe_load_all(text))
+    assert [d["kind"] for d in documents] == [
+        "Deployment", "Service", "PodDisruptionBudget", "ScaledObject",
+    ]  # fmt: skip
+    kubernetes = kubernetes_validate.utils.latest_version()
+    for document in documents[:3]:
+        kubernetes_validate.validate(document, kubernetes, strict=True)
+    deployment, _service, _budget, scaled = documents
+    _validate_custom(scaled, KEDA)
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"],
+    }  # fmt: skip
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["cooldownPeriod"]) == (0, 6, 120)
+    [trigger] = spec["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"]["threshold"] == "20"
+    assert trigger["metadata"]["query"] == 'sum(rate(mlship_requests_total{pod=~"churn-1-.*"}[1m]))'
+    assert trigger["metadata"]["serverAddress"].startswith("http://")
+
+
+def test_knative_serves_from_zero_and_probes_readiness(trained: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "knative-bundle"
+    run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "knative",
+            "--concurrency", "8", "--auth", "keys", home=trained.settings.home)  # fmt: skip
+    [service] = list(yaml.safe_load_all((out / "kubernetes.yaml").read_text()))
+    _validate_custom(service, KNATIVE)
+    template = service["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert annotations["autoscaling.knative.dev/max-scale"] == "10"
+    assert annotations["autoscaling.knative.dev/metric"] == "rps"
+    assert annotations["autoscaling.knative.dev/target"] == "50"
+    assert annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] == "300s"
+    assert template["spec"]["containerConcurrency"] == 8
+    [container] = template["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready"}
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
+    assert container["env"][-1]["name"] == "MLSHIP_SERVE_KEYS"
+    mounts = {m["name"] for m in container["volumeMounts"]}
+    assert mounts == {v["name"] for v in template["spec"]["volumes"]}
+    # The probed path answers 200 from the packaged server, open while callers need a key.
+    env = {
+        "MLSHIP_SIGNING_KEY": trained.signing_key.decode(),
+        "MLSHIP_SERVE_KEYS": "w viewer " + "k" * 24,
+    }
+    with serving(str(out), tmp_path / "pod", "--no-prediction-log", env=env) as server:
+        assert httpx.get(f"{server.base}/v2/health/ready", timeout=10).status_code == 200
+
+
+def test_an_unknown_scale_to_zero_mode_is_refused(trained: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    result = run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "kaeda",
+                     home=trained.settings.home, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "'kaeda'; expected off, keda or knative" in result.stderr
+    assert not out.exists()
+    keda = ["--scale-to-zero", "keda", "--prometheus", "prometheus:9090"]
+    result = run_cli("package", "churn:1", "-o", str(out), *keda, home=trained.settings.home,
+                     check=False)  # fmt: skip
+    assert result.returncode == 2 and "expected an http(s) URL" in result.stderr
