@@ -32,6 +32,7 @@ from mlship.package.manifests import WORKDIR
 from mlship.registry.refs import resolve_version
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env, run_cli
+from tests.crds import KEDA, KNATIVE, validate_custom
 from tests.serving import RECORD, serving
 
 # What training needs and serving does not: none of it may reach a bundle's environment.
@@ -277,54 +278,26 @@ def test_packaging_never_overwrites_and_leaves_nothing_behind(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]  # no temporary directory left
 
 
-CRDS = Path(__file__).parent.parent / "fixtures" / "crds"
-
-
-def _strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """The CRD's schema with unknown fields refused, as the API server prunes them: an object
-    with listed properties and no ``x-kubernetes-preserve-unknown-fields`` takes nothing else."""
-    out = dict(schema)
-    if "properties" in out:
-        out["properties"] = {k: _strict(v) for k, v in out["properties"].items()}
-        if not out.get("x-kubernetes-preserve-unknown-fields"):
-            out.setdefault("additionalProperties", False)
-    for key in ("items", "additionalProperties"):
-        if isinstance(out.get(key), dict):
-            out[key] = _strict(out[key])
-    return out
-
-
-def _validate_custom(document: dict[str, Any], fixture: str) -> None:
-    """Validate a custom resource against the schema its project publishes in its CRD (vendored
-    in tests/fixtures/crds with the release and address it came from)."""
-    crd = json.loads((CRDS / fixture).read_text())
-    assert (document["apiVersion"], document["kind"]) == (crd["apiVersion"], crd["kind"])
-    jsonschema.validate(document, _strict(crd["openAPIV3Schema"]))
-
-
-KEDA = "keda-v2.20.2-scaledobject.json"
-KNATIVE = "knative-serving-v1.23.0-service.json"
-
-
 def test_the_schemas_refuse_what_keda_and_knative_would() -> None:
-    scaled = {
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"name": "m"},
+        "triggers": [{"type": "prometheus", "metadata": {"threshold": "5"}}],
+    }
+    scaled: dict[str, Any] = {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": {"name": "m"},
-        "spec": {
-            "scaleTargetRef": {"name": "m"},
-            "triggers": [{"type": "prometheus", "metadata": {"threshold": "5"}}],
-        },
+        "spec": spec,
     }
-    _validate_custom(scaled, KEDA)
+    validate_custom(scaled, KEDA)
     for broken in (
-        {**scaled, "spec": {**scaled["spec"], "minReplicas": 0}},  # the HPA's name for it
-        {**scaled, "spec": {**scaled["spec"], "cooldownPeriod": "5m"}},
-        {**scaled, "spec": {**scaled["spec"], "triggers": []}},
-        {**scaled, "spec": {"triggers": scaled["spec"]["triggers"]}},
+        {**scaled, "spec": {**spec, "minReplicas": 0}},  # the HPA's name for it
+        {**scaled, "spec": {**spec, "cooldownPeriod": "5m"}},
+        {**scaled, "spec": {**spec, "triggers": []}},
+        {**scaled, "spec": {"triggers": spec["triggers"]}},
     ):
         with pytest.raises(jsonschema.ValidationError):
-            _validate_custom(broken, KEDA)
+            validate_custom(broken, KEDA)
     container = {"image": "m:1", "lifecycle": {"preStop": {"exec": {"command": ["sleep"]}}}}
     service = {
         "apiVersion": "serving.knative.dev/v1",
@@ -333,7 +306,7 @@ def test_the_schemas_refuse_what_keda_and_knative_would() -> None:
         "spec": {"template": {"spec": {"containers": [container]}}},
     }
     with pytest.raises(jsonschema.ValidationError, match="lifecycle"):  # no hooks in Knative
-        _validate_custom(service, KNATIVE)
+        validate_custom(service, KNATIVE)
 
 
 def test_keda_scales_the_deployment_to_zero_on_the_request_rate(
@@ -352,7 +325,7 @@ def test_keda_scales_the_deployment_to_zero_on_the_request_rate(
     for document in documents[:3]:
         kubernetes_validate.validate(document, kubernetes, strict=True)
     deployment, _service, _budget, scaled = documents
-    _validate_custom(scaled, KEDA)
+    validate_custom(scaled, KEDA)
     spec = scaled["spec"]
     assert spec["scaleTargetRef"] == {
         "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"],
@@ -370,7 +343,7 @@ def test_knative_serves_from_zero_and_probes_readiness(trained: Workspace, tmp_p
     run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "knative",
             "--concurrency", "8", "--auth", "keys", home=trained.settings.home)  # fmt: skip
     [service] = list(yaml.safe_load_all((out / "kubernetes.yaml").read_text()))
-    _validate_custom(service, KNATIVE)
+    validate_custom(service, KNATIVE)
     template = service["spec"]["template"]
     annotations = template["metadata"]["annotations"]
     assert annotations["autoscaling.knative.dev/min-scale"] == "0"
