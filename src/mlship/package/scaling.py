@@ -111,7 +111,7 @@ def knative(name: str, version: int, shape: Shape) -> str:
         "spec": {
             "template": {
                 "metadata": {
-                    "labels": labels,
+                    "labels": dict(labels),  # a copy: YAML would write one object twice as an alias
                     "annotations": {
                         "autoscaling.knative.dev/min-scale": "0",
                         "autoscaling.knative.dev/max-scale": str(shape.max_replicas),
