@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import kubernetes_validate
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from mlship.package.manifests import WORKDIR
 from mlship.registry.refs import resolve_version
 from mlship.workspace import Workspace
 from tests.conftest import mlship_env, run_cli
+from tests.crds import KEDA, KNATIVE, validate_custom
 from tests.serving import RECORD, serving
 
 # What training needs and serving does not: none of it may reach a bundle's environment.
@@ -274,3 +276,105 @@ def test_packaging_never_overwrites_and_leaves_nothing_behind(
     )
     assert result.returncode == 1 and "churn" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]  # no temporary directory left
+
+
+def test_the_schemas_refuse_what_keda_and_knative_would() -> None:
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"name": "m"},
+        "triggers": [{"type": "prometheus", "metadata": {"threshold": "5"}}],
+    }
+    scaled: dict[str, Any] = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "m"},
+        "spec": spec,
+    }
+    validate_custom(scaled, KEDA)
+    for broken in (
+        {**scaled, "spec": {**spec, "minReplicas": 0}},  # the HPA's name for it
+        {**scaled, "spec": {**spec, "cooldownPeriod": "5m"}},
+        {**scaled, "spec": {**spec, "triggers": []}},
+        {**scaled, "spec": {"triggers": spec["triggers"]}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_custom(broken, KEDA)
+    container = {"image": "m:1", "lifecycle": {"preStop": {"exec": {"command": ["sleep"]}}}}
+    service = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "m"},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="lifecycle"):  # no hooks in Knative
+        validate_custom(service, KNATIVE)
+
+
+def test_keda_scales_the_deployment_to_zero_on_the_request_rate(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    out = tmp_path / "keda-bundle"
+    run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "keda", "--cooldown", "120",
+            "--target-rps", "20", "--max-replicas", "6", home=trained.settings.home)  # fmt: skip
+    text = (out / "kubernetes.yaml").read_text()
+    assert "removes the last pod after\n# 120 s without requests" in text
+    documents = list(yaml.safe_load_all(text))
+    assert [d["kind"] for d in documents] == [
+        "Deployment", "Service", "PodDisruptionBudget", "ScaledObject",
+    ]  # fmt: skip
+    kubernetes = kubernetes_validate.utils.latest_version()
+    for document in documents[:3]:
+        kubernetes_validate.validate(document, kubernetes, strict=True)
+    deployment, _service, _budget, scaled = documents
+    validate_custom(scaled, KEDA)
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"],
+    }  # fmt: skip
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["cooldownPeriod"]) == (0, 6, 120)
+    [trigger] = spec["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"]["threshold"] == "20"
+    assert trigger["metadata"]["query"] == 'sum(rate(mlship_requests_total{pod=~"churn-1-.*"}[1m]))'
+    assert trigger["metadata"]["serverAddress"].startswith("http://")
+
+
+def test_knative_serves_from_zero_and_probes_readiness(trained: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "knative-bundle"
+    run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "knative",
+            "--concurrency", "8", "--auth", "keys", home=trained.settings.home)  # fmt: skip
+    [service] = list(yaml.safe_load_all((out / "kubernetes.yaml").read_text()))
+    validate_custom(service, KNATIVE)
+    template = service["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert annotations["autoscaling.knative.dev/max-scale"] == "10"
+    assert annotations["autoscaling.knative.dev/metric"] == "rps"
+    assert annotations["autoscaling.knative.dev/target"] == "50"
+    assert annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] == "300s"
+    assert template["spec"]["containerConcurrency"] == 8
+    [container] = template["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready"}
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
+    assert container["env"][-1]["name"] == "MLSHIP_SERVE_KEYS"
+    mounts = {m["name"] for m in container["volumeMounts"]}
+    assert mounts == {v["name"] for v in template["spec"]["volumes"]}
+    # The probed path answers 200 from the packaged server, open while callers need a key.
+    env = {
+        "MLSHIP_SIGNING_KEY": trained.signing_key.decode(),
+        "MLSHIP_SERVE_KEYS": "w viewer " + "k" * 24,
+    }
+    with serving(str(out), tmp_path / "pod", "--no-prediction-log", env=env) as server:
+        assert httpx.get(f"{server.base}/v2/health/ready", timeout=10).status_code == 200
+
+
+def test_an_unknown_scale_to_zero_mode_is_refused(trained: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    result = run_cli("package", "churn:1", "-o", str(out), "--scale-to-zero", "kaeda",
+                     home=trained.settings.home, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "'kaeda'; expected off, keda or knative" in result.stderr
+    assert not out.exists()
+    keda = ["--scale-to-zero", "keda", "--prometheus", "prometheus:9090"]
+    result = run_cli("package", "churn:1", "-o", str(out), *keda, home=trained.settings.home,
+                     check=False)  # fmt: skip
+    assert result.returncode == 2 and "expected an http(s) URL" in result.stderr

@@ -39,6 +39,27 @@ def package(
             "mlship-tracking).",
         ),
     ] = "off",
+    scale_to_zero: Annotated[
+        str,
+        typer.Option(
+            help="Let the version scale to zero pods: off (a HorizontalPodAutoscaler, never "
+            "below --replicas), keda (a KEDA ScaledObject on the request rate from Prometheus) "
+            "or knative (a Knative Service).",
+        ),
+    ] = "off",
+    cooldown: Annotated[
+        int,
+        typer.Option(
+            help="Seconds without requests before the last pod goes (scale to zero).", min=1
+        ),
+    ] = 300,
+    concurrency: Annotated[
+        int,
+        typer.Option(help="Requests one pod serves at once under Knative; the rest queue.", min=1),
+    ] = 50,
+    prometheus: Annotated[
+        str, typer.Option(help="The Prometheus KEDA reads the request rate from.")
+    ] = "http://prometheus-server.monitoring.svc:9090",
 ) -> None:
     """Write MODEL's bundle: model, signature, pinned requirements, server config, Dockerfile
     and Kubernetes manifests. `mlship serve DIR` serves it with no registry or database."""
@@ -46,6 +67,7 @@ def package(
 
     from mlship.errors import MlshipError
     from mlship.package.manifests import Shape
+    from mlship.package.scaling import MODES
     from mlship.package.writer import write_bundle
     from mlship.registry.refs import resolve_version
     from mlship.workspace import Workspace
@@ -54,6 +76,15 @@ def package(
         raise MlshipError(f"--max-replicas {max_replicas} is below --replicas {replicas}")
     if auth not in ("off", "keys", "tokens"):
         raise typer.BadParameter(f"{auth!r}; expected off, keys or tokens", param_hint="--auth")
+    if scale_to_zero not in MODES:
+        raise typer.BadParameter(
+            f"{scale_to_zero!r}; expected {', '.join(MODES[:-1])} or {MODES[-1]}",
+            param_hint="--scale-to-zero",
+        )
+    if not prometheus.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            f"{prometheus!r}; expected an http(s) URL", param_hint="--prometheus"
+        )
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, ref)
@@ -67,6 +98,10 @@ def package(
             workers=workers,
             target_requests_per_second=target_rps,
             auth=auth,
+            scale_to_zero=scale_to_zero,
+            cooldown_seconds=cooldown,
+            concurrency=concurrency,
+            prometheus=prometheus,
         )
         with out.status("packaging") as status:
             written = write_bundle(workspace, version, output, shape, step=status.update)

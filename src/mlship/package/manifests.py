@@ -50,6 +50,15 @@ class Shape:
     auth: str = "off"
     """``off``, ``keys`` (deployment keys from :data:`KEYS_SECRET`) or ``tokens`` (checked by
     the tracking server at the address in :data:`TRACKING_SECRET`)."""
+    scale_to_zero: str = "off"
+    """``off`` (the HorizontalPodAutoscaler, never below ``replicas``), ``keda`` (a KEDA
+    ScaledObject instead of it) or ``knative`` (a Knative Service instead of every object)."""
+    cooldown_seconds: int = 300
+    """How long a version goes without requests before its last pod is removed."""
+    concurrency: int = 50
+    """Requests one pod serves at once under Knative; its activator queues the rest."""
+    prometheus: str = "http://prometheus-server.monitoring.svc:9090"
+    """Where KEDA queries the request rate."""
 
 
 PRE_STOP_SECONDS = 10
@@ -130,18 +139,29 @@ def _auth_env(auth: str) -> list[dict[str, Any]]:
 def kubernetes(name: str, version: int, shape: Shape) -> str:
     """A Deployment, a Service, a PodDisruptionBudget and a HorizontalPodAutoscaler, as one
     multi-document YAML."""
+    note = (
+        f"# The autoscaler reads {REQUEST_RATE_METRIC} from the Prometheus adapter (see\n"
+        f"# mlship's README); without the adapter it scales on CPU alone.\n"
+    )
+    documents = objects(name, version, shape)
+    return header(name, version, shape, note) + yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def header(name: str, version: int, shape: Shape, scaling: str) -> str:
+    """What to do before ``kubectl apply``, as YAML comments; ``scaling`` says how it scales."""
+    return (
+        f"# {name}:{version} on Kubernetes: kubectl apply -f kubernetes.yaml\n"
+        f"# Set the image to where `docker build` pushed it. The prediction log goes to\n"
+        f"# {STATE} (an emptyDir here); mount a persistent volume there to keep it.\n"
+        + scaling
+        + _secret_note(shape.auth)
+    )
+
+
+def objects(name: str, version: int, shape: Shape) -> list[dict[str, Any]]:
+    """The Deployment, Service, PodDisruptionBudget and HorizontalPodAutoscaler."""
     instance = f"{name}-{version}"
-    selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance}
-    labels = {
-        **selector,
-        "app.kubernetes.io/version": str(version),
-        "app.kubernetes.io/part-of": "mlship",
-    }
-    probe = {
-        "httpGet": {"path": "/v2/health/ready", "port": "http"},
-        "periodSeconds": 5,
-        "timeoutSeconds": 2,
-    }
+    selector, labels = labels_of(name, version)
     deployment: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -169,48 +189,8 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
                         _spread("kubernetes.io/hostname", selector, "DoNotSchedule"),
                     ],
                     "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID},
-                    "containers": [
-                        {
-                            "name": "model",
-                            "image": shape.image,
-                            "ports": [{"name": "http", "containerPort": PORT}],
-                            "env": [
-                                {"name": "MLSHIP_HOME", "value": STATE},
-                                {
-                                    # The key the model's signature is checked with.
-                                    "name": "MLSHIP_SIGNING_KEY",
-                                    "valueFrom": {
-                                        "secretKeyRef": {"name": SIGNING_SECRET, "key": "key"}
-                                    },
-                                },
-                                *_auth_env(shape.auth),
-                            ],
-                            "startupProbe": {**probe, "failureThreshold": 60},
-                            "readinessProbe": probe,
-                            "livenessProbe": {
-                                "httpGet": {"path": "/v2/health/live", "port": "http"},
-                                "periodSeconds": 10,
-                                "failureThreshold": 3,
-                            },
-                            "lifecycle": {
-                                "preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}
-                            },
-                            "resources": {
-                                "requests": {"cpu": shape.cpu, "memory": shape.memory},
-                                "limits": {"memory": shape.memory_limit},
-                            },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [
-                                {"name": "state", "mountPath": STATE},
-                                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a pod's own
-                            ],
-                        }
-                    ],
-                    "volumes": [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                    "containers": [container(shape)],
+                    "volumes": volumes(),
                 },
             },
         },
@@ -263,16 +243,73 @@ def kubernetes(name: str, version: int, shape: Shape) -> str:
             ],
         },
     }
-    header = (
-        f"# {name}:{version} on Kubernetes: kubectl apply -f kubernetes.yaml\n"
-        f"# Set the image to where `docker build` pushed it. The prediction log goes to\n"
-        f"# {STATE} (an emptyDir here); mount a persistent volume there to keep it.\n"
-        f"# The autoscaler reads {REQUEST_RATE_METRIC} from the Prometheus adapter (see\n"
-        f"# mlship's README); without the adapter it scales on CPU alone.\n"
-        + _secret_note(shape.auth)
-    )
-    documents = [deployment, service, budget, autoscaler]
-    return header + yaml.safe_dump_all(documents, sort_keys=False)
+    return [deployment, service, budget, autoscaler]
+
+
+def labels_of(name: str, version: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The selector of a version's pods, and the labels of everything written for it."""
+    instance = f"{name}-{version}"
+    selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance}
+    labels = {
+        **selector,
+        "app.kubernetes.io/version": str(version),
+        "app.kubernetes.io/part-of": "mlship",
+    }
+    return selector, labels
+
+
+READY_PATH = "/v2/health/ready"
+
+
+def _ready_probe() -> dict[str, Any]:
+    probe = {"httpGet": {"path": READY_PATH, "port": "http"}}
+    return {**probe, "periodSeconds": 5, "timeoutSeconds": 2}
+
+
+def container(shape: Shape) -> dict[str, Any]:
+    """The model server's container: probes on the v2 health endpoints, the signing key from
+    its Secret, a read-only root with writable state and /tmp, and the pre-stop pause."""
+    return {
+        "name": "model",
+        "image": shape.image,
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "env": [
+            {"name": "MLSHIP_HOME", "value": STATE},
+            {
+                # The key the model's signature is checked with.
+                "name": "MLSHIP_SIGNING_KEY",
+                "valueFrom": {"secretKeyRef": {"name": SIGNING_SECRET, "key": "key"}},
+            },
+            *_auth_env(shape.auth),
+        ],
+        "startupProbe": {**_ready_probe(), "failureThreshold": 60},
+        "readinessProbe": _ready_probe(),
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
+        "resources": {
+            "requests": {"cpu": shape.cpu, "memory": shape.memory},
+            "limits": {"memory": shape.memory_limit},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "state", "mountPath": STATE},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a pod's own
+        ],
+    }
+
+
+def volumes() -> list[dict[str, Any]]:
+    """The writable state and /tmp of a read-only container (fresh objects: YAML would write
+    one object used twice as an anchor and an alias)."""
+    return [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
 
 
 def _spread(key: str, selector: dict[str, str], unsatisfiable: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import yaml
 
 from mlship import __version__
 from mlship.errors import MlshipError
-from mlship.package import manifests
+from mlship.package import manifests, scaling
 from mlship.package.bundle import DEPLOYMENT_FILE, FORMAT, KIND, MANIFEST, MODEL_FILE
 from mlship.package.requirements import bundle_requirements
 from mlship.package.wheel import build_wheel, source_tree
@@ -91,7 +91,7 @@ def write_bundle(
             ref, shape, has_wheels=source is not None
         ).encode()
         files[".dockerignore"] = manifests.dockerignore().encode()
-        files["kubernetes.yaml"] = manifests.kubernetes(name, number, shape).encode()
+        files["kubernetes.yaml"] = scaling.kubernetes(name, number, shape).encode()
         files["README.md"] = _readme(ref, shape).encode()
         step("writing the bundle")
         for relative, data in files.items():
