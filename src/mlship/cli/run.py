@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
 SIGINT_EXIT = 128 + signal.SIGINT
+NEWEST = "newest"
+"""What a bare ``--resume`` stands for: the newest unfinished run of the spec."""
 
 
 @contextmanager
@@ -55,14 +57,16 @@ def stopping_cleanly() -> Iterator[None]:
             raise typer.Exit(SIGINT_EXIT) from None
 
 
-def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> RunResult:
+def run_spec(
+    spec_path: Path, workspace: Workspace, *, resume: bool = False, resume_run: str | None = None
+) -> RunResult:
     """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
     from mlship.cli.progress import progress_observer
     from mlship.train.run import execute
 
     loaded = load_spec(spec_path)
     with stopping_cleanly(), progress_observer() as observer:
-        result = execute(loaded, workspace, observer, resume=resume)
+        result = execute(loaded, workspace, observer, resume=resume, resume_run=resume_run)
     run = workspace.runs.get_run(result.run_id)
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
@@ -112,17 +116,22 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
 def run(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
     resume: Annotated[
-        bool,
+        str | None,
         typer.Option(
             "--resume",
-            help="Continue the newest unfinished run of this spec (its searches keep their "
-            "finished trials).",
+            is_flag=False,
+            flag_value=NEWEST,
+            metavar="[RUN_ID]",
+            help="Continue a run that was stopped or killed: the newest unfinished run of this "
+            "spec, or the run RUN_ID names (its searches keep their finished trials). Put it "
+            "after SPEC, or write --resume=RUN_ID.",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Ingest, check, cross-validate or tune the candidates, evaluate the best and register it."""
     workspace = Workspace.open()
     try:
-        run_spec(spec, workspace, resume=resume)
+        named = None if resume in (None, NEWEST) else resume
+        run_spec(spec, workspace, resume=resume is not None, resume_run=named)
     finally:
         workspace.close()
