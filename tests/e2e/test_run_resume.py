@@ -50,6 +50,10 @@ def _finished_trials(home: Path) -> int:
     return int(row[0])
 
 
+def _value(trial: FrozenTrial) -> float:
+    return float("-inf") if trial.value is None else trial.value
+
+
 def _study(ws: Workspace, run_id: str) -> optuna.Study:
     return optuna.load_study(study_name=f"{run_id}:logistic", storage=ws.tuning_storage(run_id))
 
@@ -101,7 +105,7 @@ def test_a_run_killed_mid_search_resumes_without_repeating_a_finished_trial(
     assert len(finished) == TRIALS
 
     # One finished run, whose logistic regression is the best trial of the study.
-    best = max((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    best = max((t for t in finished if t.state == TrialState.COMPLETE), key=_value)
     ws = Workspace.open(Settings(home=home, n_jobs=1))
     try:
         run = ws.runs.get_run(short)
@@ -114,3 +118,10 @@ def test_a_run_killed_mid_search_resumes_without_repeating_a_finished_trial(
         ws.close()
     listed = run_cli("runs", "list", home=home).stdout
     assert re.search(rf"{short}.*succeeded", listed), listed
+
+    # Finished, it cannot be resumed again; the command says so instead of training afresh.
+    again = run_cli("run", str(spec), f"--resume={short}", home=home, cwd=spec.parent, check=False)
+    assert again.returncode == 1
+    assert f"run {short} of churn already succeeded; nothing to resume" in " ".join(
+        again.stderr.split()
+    )

@@ -308,8 +308,8 @@ def test_a_run_named_by_id_is_reopened_even_when_not_the_newest(
         alice.runs.reopen_run(pipeline, "s" * 64, run_id=newer[:8])
     alice.runs.fail_run(newer, "killed", datetime.now(UTC))
 
-    reopened = alice.runs.reopen_run(pipeline, "s" * 64, run_id=older[:8], worker=Worker(FAR_HOST, 7))
-    assert reopened == (older, 2)
+    worker = Worker(FAR_HOST, 7)
+    assert alice.runs.reopen_run(pipeline, "s" * 64, run_id=older[:8], worker=worker) == (older, 2)
     assert alice.runs.get_run(older).status == "running"
     assert alice.runs.get_run(newer).status == "failed"  # untouched
 

@@ -367,6 +367,7 @@ class MetadataStore:
         error that says why, never a silent fresh start.
         """
         with self.transaction() as session:
+            newest: Run | None
             if run_id is not None:
                 newest = _find_run(session, run_id)
                 _resumable(newest, pipeline, spec_hash, self.acting_user)
