@@ -7,6 +7,8 @@ over. The study is the count of what ran: every trial executed is a row of it (a
 mid-flight stays there, failed, and is asked again as a new one), so the finished trials of the
 killed attempt must come back untouched, the search must end with exactly its budget of finished
 trials, and the registered model must carry the parameters of the best trial the study holds.
+The folds of the candidates with fixed parameters, cross-validated before the search, are kept
+in the run's fold study the same way and must not be fitted again.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ def _searching(spec: Path) -> Path:
 
 
 def _finished_trials(home: Path) -> int:
-    """Finished trials in the workspace's database, read as the run writes them."""
+    """Finished trials of the logistic regression's search, read as the run writes them."""
     try:
         with sqlite3.connect(f"file:{home / 'mlship.db'}?mode=ro", uri=True, timeout=5) as db:
             row = db.execute(
-                "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
+                "SELECT count(*) FROM trials JOIN studies USING (study_id) "
+                "WHERE study_name LIKE '%:logistic' AND state IN ('COMPLETE', 'PRUNED')"
             ).fetchone()
     except sqlite3.OperationalError:  # no database or no study yet
         return 0
@@ -58,11 +61,20 @@ def _study(ws: Workspace, run_id: str) -> optuna.Study:
     return optuna.load_study(study_name=f"{run_id}:logistic", storage=ws.tuning_storage(run_id))
 
 
-def _trials(home: Path, short: str) -> tuple[str, dict[int, FrozenTrial]]:
+def _trials(
+    home: Path, short: str
+) -> tuple[str, dict[int, FrozenTrial], dict[tuple[str, int], FrozenTrial]]:
+    """The run's full id, the trials of its search, and the folds it kept, by candidate and
+    fold."""
     ws = Workspace.open(Settings(home=home, n_jobs=1))
     try:
         run_id = ws.runs.get_run(short).id
-        return run_id, {t.number: t for t in _study(ws, run_id).get_trials()}
+        folds = optuna.load_study(study_name=f"{run_id}::folds", storage=ws.tuning_storage(run_id))
+        return (
+            run_id,
+            {t.number: t for t in _study(ws, run_id).get_trials()},
+            {(t.user_attrs["candidate"], t.user_attrs["fold"]): t for t in folds.get_trials()},
+        )
     finally:
         ws.close()
 
@@ -77,7 +89,7 @@ def test_a_run_killed_mid_search_resumes_without_repeating_a_finished_trial(
     short = running.run_id()
     kill_and_check_nothing_survives(running, sig)
 
-    run_id, before = _trials(home, short)
+    run_id, before, folds_before = _trials(home, short)
     done = {n: t for n, t in before.items() if t.state in FINISHED}
     cut = {n for n, t in before.items() if t.state == TrialState.RUNNING}
     assert 2 <= len(done) < TRIALS, {n: t.state.name for n, t in before.items()}
@@ -88,7 +100,11 @@ def test_a_run_killed_mid_search_resumes_without_repeating_a_finished_trial(
     assert f"Tune logistic (resumed at {len(done)})" in resumed
     assert "Registered churn:1" in resumed
 
-    _, after = _trials(home, run_id)
+    _, after, folds_after = _trials(home, run_id)
+    # The fixed candidates' ten folds had finished before the search began: kept, not refitted.
+    assert len(folds_before) == 10 and folds_after.keys() == folds_before.keys()
+    for key, fold in folds_before.items():
+        assert folds_after[key].datetime_complete == fold.datetime_complete
     for number, trial in done.items():  # kept as they were, not run again
         kept = after[number]
         assert (kept.state, kept.value, kept.params) == (trial.state, trial.value, trial.params)
@@ -120,7 +136,7 @@ def test_a_run_killed_mid_search_resumes_without_repeating_a_finished_trial(
     assert re.search(rf"{short}.*succeeded", listed), listed
 
     # Finished, it cannot be resumed again; the command says so instead of training afresh.
-    again = run_cli("run", str(spec), f"--resume={short}", home=home, cwd=spec.parent, check=False)
+    again = run_cli("run", str(spec), "--resume", short, home=home, cwd=spec.parent, check=False)
     assert again.returncode == 1
     assert f"run {short} of churn already succeeded; nothing to resume" in " ".join(
         again.stderr.split()

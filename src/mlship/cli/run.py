@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
 SIGINT_EXIT = 128 + signal.SIGINT
-NEWEST = "newest"
-"""What a bare ``--resume`` stands for: the newest unfinished run of the spec."""
 
 
 @contextmanager
@@ -115,23 +113,31 @@ def run_spec(
 
 def run(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
-    resume: Annotated[
+    run_id: Annotated[
         str | None,
-        typer.Option(
-            "--resume",
-            is_flag=False,
-            flag_value=NEWEST,
+        typer.Argument(
             metavar="[RUN_ID]",
-            help="Continue a run that was stopped or killed: the newest unfinished run of this "
-            "spec, or the run RUN_ID names (its searches keep their finished trials). Put it "
-            "after SPEC, or write --resume=RUN_ID.",
+            help="With --resume: the run to continue (an id or unambiguous prefix), newest or not.",
+            show_default=False,
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue a run that was stopped or killed: the newest unfinished run of this "
+            "spec, or RUN_ID (its finished trials and folds are kept, not run again).",
+        ),
+    ] = False,
 ) -> None:
     """Ingest, check, cross-validate or tune the candidates, evaluate the best and register it."""
+    if run_id is not None and not resume:
+        raise typer.BadParameter(
+            f"a run id ({run_id}) is only taken with --resume: mlship run SPEC --resume {run_id}",
+            param_hint="RUN_ID",
+        )
     workspace = Workspace.open()
     try:
-        named = None if resume in (None, NEWEST) else resume
-        run_spec(spec, workspace, resume=resume is not None, resume_run=named)
+        run_spec(spec, workspace, resume=resume, resume_run=run_id)
     finally:
         workspace.close()
