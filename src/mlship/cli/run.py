@@ -5,7 +5,8 @@ it ends Python on the spot, leaving the run ``running`` and its workers behind. 
 here trains, SIGTERM is raised as :class:`~mlship.train.lifeline.Terminated`, a
 ``KeyboardInterrupt``, so it takes the path Ctrl-C takes: the workers are stopped, the run is
 marked failed with the reason, and the command exits 143 (130 for Ctrl-C), as a shell reports a
-process ended by that signal.
+process ended by that signal. ``--resume`` later continues such a run (or one killed outright):
+its finished trials and cross-validation folds are kept, not run again.
 """
 
 from __future__ import annotations
