@@ -297,6 +297,35 @@ def test_only_your_own_unfinished_run_of_the_same_spec_is_reopened(
     assert (run.status, run.attempts, run.pid, run.error) == ("running", 2, 6, None)
 
 
+def test_a_run_named_by_id_is_reopened_even_when_not_the_newest(
+    backend: Backend, alice: Workspace
+) -> None:
+    pipeline = unique("named")
+    older = _start(alice.runs, pipeline, Worker(FAR_HOST, 5))
+    alice.runs.fail_run(older, "terminated by SIGTERM", datetime.now(UTC))
+    newer = _start(alice.runs, pipeline, Worker(FAR_HOST, 6))
+    with pytest.raises(RunStateError, match=rf"^run {newer[:8]} of {pipeline} is still running"):
+        alice.runs.reopen_run(pipeline, "s" * 64, run_id=newer[:8])
+    alice.runs.fail_run(newer, "killed", datetime.now(UTC))
+
+    worker = Worker(FAR_HOST, 7)
+    assert alice.runs.reopen_run(pipeline, "s" * 64, run_id=older[:8], worker=worker) == (older, 2)
+    assert alice.runs.get_run(older).status == "running"
+    assert alice.runs.get_run(newer).status == "failed"  # untouched
+
+    # Asked for by name, a run that cannot be resumed is an error that says why.
+    with pytest.raises(RunStateError, match=rf"^run {newer[:8]} of {pipeline} was made from a "):
+        alice.runs.reopen_run(pipeline, "t" * 64, run_id=newer)
+    other = unique("other")
+    with pytest.raises(RunStateError, match=rf"^run {newer[:8]} is a run of {pipeline}, not of "):
+        alice.runs.reopen_run(other, "s" * 64, run_id=newer)
+    sam = backend.workspace_as("sam", "scientist")
+    with pytest.raises(RunStateError, match=rf"^run {newer[:8]} of {pipeline} belongs to alice"):
+        sam.runs.reopen_run(pipeline, "s" * 64, run_id=newer)
+    with pytest.raises(NotFoundError, match="no run with id 'ffffffffff'"):
+        alice.runs.reopen_run(pipeline, "s" * 64, run_id="ffffffffff")
+
+
 def test_finishing_records_results_and_registers_a_version(
     backend: Backend, alice: Workspace
 ) -> None:

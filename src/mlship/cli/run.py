@@ -5,7 +5,8 @@ it ends Python on the spot, leaving the run ``running`` and its workers behind. 
 here trains, SIGTERM is raised as :class:`~mlship.train.lifeline.Terminated`, a
 ``KeyboardInterrupt``, so it takes the path Ctrl-C takes: the workers are stopped, the run is
 marked failed with the reason, and the command exits 143 (130 for Ctrl-C), as a shell reports a
-process ended by that signal.
+process ended by that signal. ``--resume`` later continues such a run (or one killed outright):
+its finished trials and cross-validation folds are kept, not run again.
 """
 
 from __future__ import annotations
@@ -55,14 +56,16 @@ def stopping_cleanly() -> Iterator[None]:
             raise typer.Exit(SIGINT_EXIT) from None
 
 
-def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> RunResult:
+def run_spec(
+    spec_path: Path, workspace: Workspace, *, resume: bool = False, resume_run: str | None = None
+) -> RunResult:
     """Load, run and summarise a spec (shared by ``run`` and ``quickstart``)."""
     from mlship.cli.progress import progress_observer
     from mlship.train.run import execute
 
     loaded = load_spec(spec_path)
     with stopping_cleanly(), progress_observer() as observer:
-        result = execute(loaded, workspace, observer, resume=resume)
+        result = execute(loaded, workspace, observer, resume=resume, resume_run=resume_run)
     run = workspace.runs.get_run(result.run_id)
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
@@ -111,18 +114,31 @@ def run_spec(spec_path: Path, workspace: Workspace, *, resume: bool = False) -> 
 
 def run(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML).")],
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN_ID]",
+            help="With --resume: the run to continue (an id or unambiguous prefix), newest or not.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
             "--resume",
-            help="Continue the newest unfinished run of this spec (its searches keep their "
-            "finished trials).",
+            help="Continue a run that was stopped or killed: the newest unfinished run of this "
+            "spec, or RUN_ID (its finished trials and folds are kept, not run again).",
         ),
     ] = False,
 ) -> None:
     """Ingest, check, cross-validate or tune the candidates, evaluate the best and register it."""
+    if run_id is not None and not resume:
+        raise typer.BadParameter(
+            f"a run id ({run_id}) is only taken with --resume: mlship run SPEC --resume {run_id}",
+            param_hint="RUN_ID",
+        )
     workspace = Workspace.open()
     try:
-        run_spec(spec, workspace, resume=resume)
+        run_spec(spec, workspace, resume=resume, resume_run=run_id)
     finally:
         workspace.close()

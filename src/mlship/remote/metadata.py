@@ -115,9 +115,14 @@ class RemoteMetadata:
         return api.StartedRun.model_validate(self.client.post("/runs", _json(body))).id
 
     def reopen_run(
-        self, pipeline: str, spec_hash: str, *, worker: Worker | None = None
+        self,
+        pipeline: str,
+        spec_hash: str,
+        *,
+        run_id: str | None = None,
+        worker: Worker | None = None,
     ) -> tuple[str, int] | None:
-        body = api.Reopen(pipeline=pipeline, spec_hash=spec_hash, **_process(worker))
+        body = api.Reopen(pipeline=pipeline, spec_hash=spec_hash, run_id=run_id, **_process(worker))
         found = api.ReopenAnswer.model_validate(self.client.post("/runs/reopen", _json(body)))
         return None if found.run is None else (found.run.id, found.run.attempts)
 

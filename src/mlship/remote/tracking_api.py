@@ -77,6 +77,7 @@ class StartedRun(BaseModel):
 class Reopen(Process):
     pipeline: str = Field(min_length=1, max_length=200)
     spec_hash: str = Field(max_length=64)
+    run_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class Reopened(BaseModel):

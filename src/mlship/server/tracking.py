@@ -110,7 +110,9 @@ def start_run(body: NewRun, workspace: WorkspaceDep) -> dict[str, Any]:
 
 @router.post("/runs/reopen", **role_route("scientist"))
 def reopen_run(body: Reopen, workspace: WorkspaceDep) -> dict[str, Any]:
-    found = workspace.metadata.reopen_run(body.pipeline, body.spec_hash, worker=_worker(body))
+    found = workspace.metadata.reopen_run(
+        body.pipeline, body.spec_hash, run_id=body.run_id, worker=_worker(body)
+    )
     run = None if found is None else Reopened(id=found[0], attempts=found[1])
     return ReopenAnswer(run=run).model_dump(mode="json")
 

@@ -351,6 +351,7 @@ class MetadataStore:
         pipeline: str,
         spec_hash: str,
         *,
+        run_id: str | None = None,
         worker: Worker | None = None,
     ) -> tuple[str, int] | None:
         """Reopen the newest run of ``pipeline`` if it did not finish, has the same spec and was
@@ -360,15 +361,27 @@ class MetadataStore:
         Returns the run id and its attempt number, or None when there is nothing to resume (the
         newest run succeeded, or was made from a different spec). A run whose process is still
         alive is refused (:class:`RunStateError`): two processes would write the same run.
+
+        With ``run_id`` (an id or unambiguous prefix) that run is reopened instead, whether or
+        not it is the newest; as it was asked for by name, a run that cannot be resumed is an
+        error that says why, never a silent fresh start.
         """
         with self.transaction() as session:
-            newest = session.scalar(
-                select(Run).where(Run.pipeline == pipeline).order_by(Run.started_at.desc()).limit(1)
-            )
-            if newest is None or newest.status == "succeeded" or newest.spec_hash != spec_hash:
-                return None
-            if newest.user != self.acting_user:
-                return None
+            newest: Run | None
+            if run_id is not None:
+                newest = _find_run(session, run_id)
+                _resumable(newest, pipeline, spec_hash, self.acting_user)
+            else:
+                newest = session.scalar(
+                    select(Run)
+                    .where(Run.pipeline == pipeline)
+                    .order_by(Run.started_at.desc())
+                    .limit(1)
+                )
+                if newest is None or newest.status == "succeeded" or newest.spec_hash != spec_hash:
+                    return None
+                if newest.user != self.acting_user:
+                    return None
             found = judge(newest)
             if found is not None and found.alive:
                 raise RunStateError(
@@ -724,6 +737,27 @@ def _find_run(session: Session, ref: str, *, everything: bool = False) -> Run:
     if len(found) > 1:
         raise MlshipError(f"run id prefix {ref!r} is ambiguous; give more characters")
     return found[0]
+
+
+def _resumable(run: Run, pipeline: str, spec_hash: str, user: str) -> None:
+    """Refuse to resume ``run`` with a spec of ``pipeline`` hashing to ``spec_hash``, saying why,
+    when it is not an unfinished run of that spec started by ``user``."""
+    short = run.id[:8]
+    if run.pipeline != pipeline:
+        raise RunStateError(
+            f"run {short} is a run of {run.pipeline}, not of {pipeline}; "
+            f"resume it with the spec it was made from"
+        )
+    if run.status == "succeeded":
+        raise RunStateError(f"run {short} of {pipeline} already succeeded; nothing to resume")
+    if run.spec_hash != spec_hash:
+        raise RunStateError(
+            f"run {short} of {pipeline} was made from a different spec (spec hash "
+            f"{(run.spec_hash or '?')[:12]}, this one {spec_hash[:12]}); a resumed run must "
+            f"train what it started with: restore that spec, or start a new run without --resume"
+        )
+    if run.user != user:
+        raise RunStateError(f"run {short} of {pipeline} belongs to {run.user}; only they resume it")
 
 
 def note_text(body: str) -> str:

@@ -130,10 +130,16 @@ class Runs(Protocol):
         ...
 
     def reopen_run(
-        self, pipeline: str, spec_hash: str, *, worker: Worker | None = None
+        self,
+        pipeline: str,
+        spec_hash: str,
+        *,
+        run_id: str | None = None,
+        worker: Worker | None = None,
     ) -> tuple[str, int] | None:
         """Reopen the acting user's newest unfinished run of ``pipeline`` made from the same
-        spec: its id and attempt number, or None when there is nothing to resume."""
+        spec: its id and attempt number, or None when there is nothing to resume. With
+        ``run_id``, that run, or :class:`~mlship.store.liveness.RunStateError` saying why not."""
         ...
 
     def heartbeat(self, run_id: str) -> bool:

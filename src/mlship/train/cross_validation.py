@@ -23,6 +23,7 @@ from mlship.train.candidates import Recipe
 from mlship.train.cost import Usage
 from mlship.train.executors import Executor, make_executor
 from mlship.train.fit_warnings import Caught, merge
+from mlship.train.fold_journal import FoldJournal
 from mlship.train.folds import FitJob, Fitted, FoldJob, FoldResult, fit_full, run_fold
 from mlship.train.metrics import greater_is_better
 from mlship.train.nested import NestedScore, OuterFold, nested_scores
@@ -54,15 +55,31 @@ def cross_validate(
     executor: Executor,
     shared: dict[str, Any],
     observer: RunObserver,
+    journal: FoldJournal | None = None,
 ) -> dict[str, Scored]:
     """Every fold of every fixed candidate, as one batch of jobs; a failed fold stops the run
-    with the candidate, the fold and the error."""
-    jobs = [FoldJob(r.name, fold) for r in recipes for fold in range(n_folds)]
-    if not jobs:
+    with the candidate, the fold and the error. With a ``journal``, each fold is kept as it
+    finishes, and the folds it already holds (an earlier attempt's) are reused, not refitted."""
+    if not recipes:
         return {}
-    results = executor.map(
-        run_fold, jobs, shared=shared, on_result=lambda _, r: observer.fold_done(r)
-    )
+    names = {r.name for r in recipes}
+    kept = {key: r for key, r in (journal.finished() if journal else {}).items() if key[0] in names}
+    jobs = [
+        FoldJob(r.name, fold)
+        for r in recipes
+        for fold in range(n_folds)
+        if (r.name, fold) not in kept
+    ]
+    for result in kept.values():
+        observer.fold_done(result)
+
+    def done(_: int, result: FoldResult) -> None:
+        if journal is not None:
+            journal.record(result)
+        observer.fold_done(result)
+
+    fresh = executor.map(run_fold, jobs, shared=shared, on_result=done) if jobs else []
+    results = [*kept.values(), *fresh]
     scored: dict[str, Scored] = {}
     for recipe in recipes:
         mine = sorted((r for r in results if r.candidate == recipe.name), key=lambda r: r.fold)
@@ -165,7 +182,8 @@ def train_candidates(
     with make_executor(spec.executor, workspace.settings.n_jobs) as executor:
         fixed = [recipes[name] for name, space in spaces.items() if not space]
         observer.start_cv([r.name for r in fixed], n_folds)
-        scored = cross_validate(fixed, n_folds, executor, shared, observer)
+        journal = FoldJournal(workspace.tuning_storage(run_id), run_id) if fixed else None
+        scored = cross_validate(fixed, n_folds, executor, shared, observer, journal)
         observer.end_cv()
 
         def tuned(name: str, outer_fold: OuterFold | None = None) -> Scored:

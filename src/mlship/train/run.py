@@ -115,11 +115,14 @@ def execute(
     observer: RunObserver | None = None,
     *,
     resume: bool = False,
+    resume_run: str | None = None,
 ) -> RunResult:
     """Run the pipeline ``loaded`` describes and record it; raises on bad data or spec.
 
     With ``resume``, the newest unfinished run of the same spec is reopened (its searches keep
-    the trials they finished); with nothing to resume, a new run starts.
+    the trials they finished); with nothing to resume, a new run starts. ``resume_run`` names
+    the run to reopen instead (an id or unambiguous prefix); one that cannot be resumed is an
+    error.
     """
     observer = observer or RunObserver()
     workspace.check_writable()  # a read-only or full store stops the run here, not after training
@@ -128,7 +131,11 @@ def execute(
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     worker = Worker.this_process()
-    reopened = runs.reopen_run(spec.name, loaded.spec_hash, worker=worker) if resume else None
+    reopened = (
+        runs.reopen_run(spec.name, loaded.spec_hash, run_id=resume_run, worker=worker)
+        if resume or resume_run is not None
+        else None
+    )
     if reopened is not None:
         run_id, attempt = reopened
         observer.stage(f"Resuming run {run_id[:8]} (attempt {attempt})")

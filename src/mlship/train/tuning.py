@@ -50,6 +50,8 @@ _COST = "mlship:cost"
 _INTERRUPTED = "mlship:interrupted"
 _STAGES = "mlship:sample_first_stages"
 _SURVIVORS = "mlship:sample_first_survivors"
+FOLDS = ":folds"
+"""The study after ``RUN:`` that keeps a run's finished cross-validation folds, not a search."""
 
 
 @dataclass(frozen=True)
@@ -395,11 +397,12 @@ def _record(trial: optuna.trial.FrozenTrial, space: Space | None) -> TrialRecord
 
 def trials_of(storage: optuna.storages.BaseStorage, run_id: str) -> dict[str, list[TrialRecord]]:
     """Every trial of every search of run ``run_id``, by study (``candidate`` for the run's own
-    search, ``candidate:outerN`` for nested cross-validation's), in the order they were asked."""
+    search, ``candidate:outerN`` for nested cross-validation's), in the order they were asked;
+    the study of the run's finished folds is not a search and is left out."""
     prefix = f"{run_id}:"
     found: dict[str, list[TrialRecord]] = {}
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if summary.study_name.startswith(prefix):
+        if summary.study_name.startswith(prefix) and summary.study_name != f"{prefix}{FOLDS}":
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             trials = study.get_trials(deepcopy=False)
             found[summary.study_name[len(prefix) :]] = [_record(t, None) for t in trials]
