@@ -254,15 +254,11 @@ class S3Place(BackupPlace):
         return sorted(names)
 
     def has(self, name: str, file: str) -> bool:
+        from mlship.store.s3 import head_or_none
+
         key = self._key(name, file)
         with self._guard(key, "checking"):
-            try:
-                self.client.head_object(Bucket=self.location_.bucket, Key=key)
-            except Exception as exc:
-                if _status(exc) == 404:
-                    return False
-                raise
-        return True
+            return head_or_none(self.client, self.location_.bucket, key) is not None
 
     def write(self, name: str, file: str, source: Path) -> None:
         key = self._key(name, file)

@@ -469,12 +469,9 @@ class S3ArtifactStore(ArtifactStore):
         store written before kept) and the stored object's size (None when it is missing)."""
         key = self.object_key(sha256)
         with self._guard(key, "checking"):
-            try:
-                head = self.client.head_object(Bucket=self.location.bucket, Key=key)
-            except Exception as exc:
-                if _status(exc) != 404:
-                    raise
-                return self._signature_object(sha256), None
+            head = head_or_none(self.client, self.location.bucket, key)
+        if head is None:
+            return self._signature_object(sha256), None
         signature = _metadata_signature(head.get("Metadata", {}))
         if signature is None:
             signature = self._signature_object(sha256)
@@ -517,13 +514,7 @@ class S3ArtifactStore(ArtifactStore):
     def exists(self, sha256: str) -> bool:
         key = self.object_key(sha256)
         with self._guard(key, "checking"):
-            try:
-                self.client.head_object(Bucket=self.location.bucket, Key=key)
-            except Exception as exc:
-                if _status(exc) == 404:
-                    return False
-                raise
-        return True
+            return head_or_none(self.client, self.location.bucket, key) is not None
 
     # Reading: parts fetched in parallel, decrypted and hashed in order as they land.
 
@@ -662,13 +653,9 @@ class S3ArtifactStore(ArtifactStore):
         def has_signature(sha256: str) -> bool:
             key = self.object_key(sha256)
             with self._guard(key, "checking"):
-                try:
-                    head = self.client.head_object(Bucket=bucket, Key=key)
-                except Exception as exc:
-                    if _status(exc) == 404:  # deleted since the listing
-                        return False
-                    raise
-            return _metadata_signature(head.get("Metadata", {})) is not None
+                head = head_or_none(self.client, bucket, key)
+            # None: deleted since the listing
+            return head is not None and _metadata_signature(head.get("Metadata", {})) is not None
 
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             answers = pool.map(has_signature, rest)
@@ -755,6 +742,17 @@ class S3ArtifactStore(ArtifactStore):
 
     def _guard(self, key: str, doing: str) -> AbstractContextManager[None]:
         return guarded(self.location, key, doing)
+
+
+def head_or_none(client: S3Client, bucket: str, key: str) -> Any:
+    """The HEAD answer of the object at ``key`` (its size, metadata...), or None when there is
+    no such object; any other failure is raised."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if _status(exc) == 404:
+            return None
+        raise
 
 
 @contextmanager
