@@ -1,0 +1,1 @@
+"""What work beyond training costs: the usage ledger, its allocation, reports and budgets."""
