@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mlship.cli.console import out
+from mlship.cli.console import err, out
 from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt
 from mlship.errors import MlshipError
@@ -139,7 +140,9 @@ def status(
     """Drift, quality, performance and health of a model's live traffic in one window."""
     workspace = Workspace.open()
     try:
-        result = _monitor(workspace, rules_path, reference).measure(model, parse_window(window))
+        monitor = _monitor(workspace, rules_path, reference)
+        result = monitor.measure(model, parse_window(window))
+        _record_usage(workspace, monitor)
     finally:
         workspace.close()
     if as_json:
@@ -255,6 +258,17 @@ SpecOption = Annotated[
 ]  # fmt: skip
 
 
+def _record_usage(workspace: Workspace, monitor: Monitor) -> None:
+    """Write what the pass used to the usage ledger; a ledger that cannot be written is warned
+    about, the pass's results stand."""
+    from mlship.costs.measured import record_usage
+
+    used, monitor.used = monitor.used, []
+    unrecorded = record_usage(workspace.logs, used, workspace.sealing)
+    if unrecorded is not None:
+        err.print(f"[yellow]warning:[/] {escape(unrecorded)}; this pass's usage is not recorded")
+
+
 def _with_rules(rules: RuleSet, path: Path) -> RuleSet:
     if not rules.rules:
         raise MlshipError(f"{path} has no `rules:` to evaluate")
@@ -323,7 +337,9 @@ def run_rules(
     workspace = Workspace.open()
     try:
         models = _models(workspace, rules, model)
-        outcomes = _one_pass(workspace, Monitor(workspace), rules, models, spec)
+        monitor = Monitor(workspace)
+        outcomes = _one_pass(workspace, monitor, rules, models, spec)
+        _record_usage(workspace, monitor)
     finally:
         workspace.close()
     out.print(_outcome_table(outcomes, f"Alert rules of {rules_path.name}"))
@@ -359,6 +375,7 @@ def watch(
             started = time.monotonic()
             models = _models(workspace, rules, model)
             outcomes = _one_pass(workspace, monitor, rules, models, spec)
+            _record_usage(workspace, monitor)
             done += 1
             stamp = datetime.now(UTC).strftime("%H:%M:%S")
             out.print(_outcome_table(outcomes, f"Pass {done} at {stamp} UTC"))
@@ -416,7 +433,9 @@ def report(
 
     workspace = Workspace.open()
     try:
-        result = _monitor(workspace, rules_path, reference).measure(model, parse_window(window))
+        monitor = _monitor(workspace, rules_path, reference)
+        result = monitor.measure(model, parse_window(window))
+        _record_usage(workspace, monitor)
         history = workspace.alert_history.list(model=model, limit=200)
         alerts = [alert_record(row) for row in history]
         directory = output or workspace.settings.home_resolved / "reports"

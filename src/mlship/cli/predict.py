@@ -11,6 +11,7 @@ import io
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,8 +20,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlship.cli.console import err, out
+from mlship.costs.measured import measured_record, record_usage
 from mlship.errors import MlshipError
 from mlship.registry.refs import resolve_version
+from mlship.train.cost import measure
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -178,27 +181,41 @@ def predict(
     chunk_rows = chunk_rows or 50_000
     workspace = Workspace.open()  # open while the log is written: it may be the server's
     try:
-        model = workspace.load_model(resolve_version(workspace, ref))
-        started = time.perf_counter()
-        data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
-        raw = data.frame.to_pandas()
-        lines = data.places().to_list() if data.unit == "line" else None
-        target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
-        log = PredictionLog(target, "batch", sealing=workspace.sealing) if prediction_log else None
-        batch_id = f"batch-{uuid.uuid4().hex}"
-        try:
-            result = score_frame(
-                model, raw, str(input_path), in_format == "csv", lines=lines,
-                chunk_rows=chunk_rows, log=log, batch_id=batch_id,
-            )  # fmt: skip
-        finally:
-            if log is not None:
-                log.close()  # what was scored is logged even when a later step fails
+        began = datetime.now(UTC)
+        with measure() as used:
+            version = resolve_version(workspace, ref)
+            model = workspace.load_model(version)
+            started = time.perf_counter()
+            data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
+            raw = data.frame.to_pandas()
+            lines = data.places().to_list() if data.unit == "line" else None
+            target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
+            log = (
+                PredictionLog(target, "batch", sealing=workspace.sealing)
+                if prediction_log
+                else None
+            )
+            batch_id = f"batch-{uuid.uuid4().hex}"
+            try:
+                result = score_frame(
+                    model, raw, str(input_path), in_format == "csv", lines=lines,
+                    chunk_rows=chunk_rows, log=log, batch_id=batch_id,
+                )  # fmt: skip
+            finally:
+                if log is not None:
+                    log.close()  # what was scored is logged even when a later step fails
+            _write_result(result, output, out_format)
+        record = measured_record(
+            "batch", used.usage, began, datetime.now(UTC), model=model.name,
+            version=model.version, stage=version.stage, requests=1, predictions=len(result),
+        )  # fmt: skip
+        unrecorded = record_usage(workspace.logs, [record], workspace.sealing)
     finally:
         workspace.close()
-    _write_result(result, output, out_format)
     elapsed = time.perf_counter() - started
     out.print(f"Scored {len(result)} rows with {model.ref} in {elapsed:.2f} s -> {output}")
+    if unrecorded is not None:
+        err.print(f"[yellow]warning:[/] {escape(unrecorded)}; this run's usage is not recorded")
     if log is not None and log.failure is not None:
         err.print(
             f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "

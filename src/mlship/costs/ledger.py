@@ -26,11 +26,13 @@ import pyarrow as pa
 
 from mlship.prices import GB, Prices
 from mlship.store.logread import load_parts, scan_sources
+from mlship.store.logstore import USAGE as USAGE_LOG
 from mlship.store.logstore import LogStore, part_name
 from mlship.store.parts import PLAIN, Sealing, sealed_part
 
-USAGE = "usage"
-"""The log of the usage ledger in the log store."""
+USAGE = USAGE_LOG
+"""The log of the usage ledger in the log store (named by the store, whose key maintenance walks
+it with the other logs)."""
 
 KINDS = ("serving", "batch", "stream", "monitoring")
 """What a record's work was: a model server's answers, ``mlship predict``, a stream scorer, a

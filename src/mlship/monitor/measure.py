@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
+from mlship.costs.ledger import UsageRecord
+from mlship.costs.measured import measured_record
 from mlship.monitor.drift import DatasetDrift, Method, dataset_drift
 from mlship.monitor.feedback import feedback_log, read_labels
 from mlship.monitor.health import (
@@ -42,6 +44,7 @@ from mlship.store.context import (
     HasSealing,
 )
 from mlship.store.parts import Sealing
+from mlship.train.cost import measure as measure_usage
 from mlship.train.model_io import LoadsModels
 from mlship.train.signature import Signature
 
@@ -239,6 +242,9 @@ class Monitor:
         """A dataset reference (hash prefix, ``PIPELINE~N``) to compare with instead of each
         version's training data."""
         self._references: dict[tuple[str, int], Reference] = {}
+        self.used: list[UsageRecord] = []
+        """What each :meth:`measure` used, for the usage ledger; the caller writes and clears
+        it (a pass writes one part, not one per model)."""
 
     @property
     def logs(self) -> LogStore:
@@ -288,6 +294,18 @@ class Monitor:
         return version, traffic
 
     def measure(self, model: str, window: Window, *, now: datetime | None = None) -> MonitorResult:
+        """Drift, quality, performance and health of ``model``'s traffic in ``window``; what
+        it took is added to :attr:`used`."""
+        began = datetime.now(UTC)
+        with measure_usage() as used:
+            result = self._measure(model, window, now)
+        record = measured_record(
+            "monitoring", used.usage, began, datetime.now(UTC), model=model, version=result.version
+        )
+        self.used.append(record)
+        return result
+
+    def _measure(self, model: str, window: Window, now: datetime | None) -> MonitorResult:
         at = now or datetime.now(UTC)
         version, traffic = self._judged(model, window, at)
         reference = self.reference(model, version)

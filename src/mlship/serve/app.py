@@ -61,6 +61,7 @@ from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.novelty import Flag
 from mlship.serve.schemas import Health, PredictResponse, body_schema, request_model
+from mlship.serve.usage import UsageMeter
 from mlship.spec.deployment import Batching, Limits
 from mlship.text import shorten
 from mlship.train.model_io import LoadedModel
@@ -188,8 +189,10 @@ class Scorer:
         batching: Batching | None = None,
         limits: Limits | None = None,
         strict: bool = False,
+        usage: UsageMeter | None = None,
     ) -> None:
         self.live = live
+        self.usage = usage
         self.prediction_log = prediction_log
         self.sticky_header = sticky_header
         self.batching = batching or Batching()
@@ -203,9 +206,12 @@ class Scorer:
         batcher = self.batchers.get(served.label)
         if batcher is None:
 
-            def observe(requests: int, rows: int) -> None:
-                self.metrics.batch_requests.observe(requests)
-                self.metrics.batch_rows.observe(rows)
+            def observe(requests: int, rows: int, seconds: float) -> None:
+                if rows:
+                    self.metrics.batch_requests.observe(requests)
+                    self.metrics.batch_rows.observe(rows)
+                if self.usage is not None:
+                    self.usage.predicted(served.usage_key, seconds)
 
             batcher = Batcher(
                 served.model,
@@ -274,6 +280,8 @@ class Scorer:
         self.metrics.latency.labels(route, name, version).observe(elapsed)
         self.metrics.requests.labels(route, name, version, "200").inc()
         self.metrics.rows.labels(name, version, "route").inc(len(records))
+        if self.usage is not None:
+            self.usage.answered(served.usage_key, len(records))
         scored = Scored(predictions, proba, flags, _ids(served, records, typed))
         durable = self._log(
             served, "route", elapsed, records, request_id, predictions, proba, flags
@@ -312,10 +320,15 @@ class Scorer:
             predictions, proba = shadow.model.predict(_frame(shadow, typed))
         except Exception as exc:  # a shadow never affects the answer; it is counted
             self.metrics.errors.labels("shadow", type(exc).__name__).inc()
+            if self.usage is not None:
+                self.usage.predicted(shadow.usage_key, time.perf_counter() - started)
             return
         name, version = shadow.model.name, str(shadow.model.version)
         self.metrics.rows.labels(name, version, "shadow").inc(len(records))
         elapsed = time.perf_counter() - started
+        if self.usage is not None:  # a shadow's work is its version's, though never answered
+            self.usage.predicted(shadow.usage_key, elapsed)
+            self.usage.answered(shadow.usage_key, len(records))
         flags = shadow.support.flags(typed)
         self._log(shadow, "shadow", elapsed, records, request_id, predictions, proba, flags)
 
@@ -369,15 +382,17 @@ def create_app(
     strict: bool = False,
     guard: Guard | None = None,
     drain: Drain | None = None,
+    usage: UsageMeter | None = None,
 ) -> FastAPI:
     """An app serving ``source``: one model version, or a deployment's live routing table;
     with ``feedback``, ``POST /feedback`` stores true labels there. ``limits`` bound a request's
     body and records; ``strict`` refuses records outside what training saw; ``guard`` asks
     callers for a token (:mod:`mlship.serve.auth`); ``drain`` says how SIGTERM is met
-    (``serve/drain.py``; by default it is left to the server)."""
+    (``serve/drain.py``; by default it is left to the server); ``usage`` records what the
+    process uses per version in the usage ledger (``serve/usage.py``)."""
     live: Any = _Static(source) if isinstance(source, LoadedModel) else source
     deployment = live.deployment_name if isinstance(live, _Static) else live.deployment.name
-    scorer = Scorer(live, prediction_log, sticky_header, batching, limits, strict)
+    scorer = Scorer(live, prediction_log, sticky_header, batching, limits, strict, usage)
     drain = drain or Drain(0)
     first = scorer.table.routes[0]
 
@@ -387,6 +402,8 @@ def create_app(
         settle_memory()
         if prediction_log is not None:
             prediction_log.start()
+        if usage is not None:
+            usage.start()
         drain.start()
         try:
             yield
@@ -395,6 +412,8 @@ def create_app(
             for batcher in scorer.batchers.values():
                 await batcher.close()
             scorer.close()
+            if usage is not None:  # after the prediction log's last part: that is work too
+                usage.close()
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 from prometheus_client import multiprocess
 

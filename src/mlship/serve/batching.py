@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,8 @@ class Batcher:
         max_wait_ms: float = 0.0,
         on_batch: Any = None,
     ) -> None:
+        """``on_batch(requests, rows, seconds)`` is told of every batch scored (rows 0 when
+        ``predict`` failed), with the seconds its frame and ``predict`` took."""
         self.model = model
         self.frame_of = frame_of
         self.max_rows = max_rows
@@ -97,15 +100,18 @@ class Batcher:
 
     def _score(self, batch: list[_Waiting]) -> None:
         records = [record for item in batch for record in item.records]
+        started = time.perf_counter()
         try:
             labels, proba = self.model.predict(self.frame_of(records))
         except Exception as exc:  # every request of the batch gets the error
+            if self.on_batch is not None:
+                self.on_batch(len(batch), 0, time.perf_counter() - started)
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
         if self.on_batch is not None:
-            self.on_batch(len(batch), len(records))
+            self.on_batch(len(batch), len(records), time.perf_counter() - started)
         start = 0
         for item in batch:
             end = start + len(item.records)

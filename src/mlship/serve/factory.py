@@ -148,6 +148,7 @@ def build(
     from mlship.serve.app import create_app
     from mlship.serve.drain import Drain
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
+    from mlship.serve.usage import UsageMeter
     from mlship.store.logstore import PREDICTIONS, LogStore, LogTarget
 
     source: ModelSource
@@ -198,6 +199,13 @@ def build(
             sealing,
             write_ahead=wal,
         )
+    usage = UsageMeter(
+        logs,
+        deployment.name,
+        lambda: [served.usage_key for served in (*live.table.routes, *live.table.shadows)],
+        sealing=sealing,
+        flush_seconds=deployment.log.flush_seconds,
+    )
     app = create_app(
         live,
         prediction_log=log,
@@ -208,6 +216,7 @@ def build(
         strict=deployment.strict,
         guard=guard,
         drain=Drain(drain_seconds),
+        usage=usage,
     )
     routes = ", ".join(f"{served.label} ({served.weight:g})" for served in live.table.routes)
     shadows = ", ".join(served.label for served in live.table.shadows)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter
 from mlship.errors import NotFoundError
 from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
+from mlship.serve.usage import ServedVersion
 from mlship.spec.deployment import Deployment
 from mlship.store.entities import model_of
 from mlship.train.model_io import LoadedModel
@@ -63,6 +64,8 @@ class Located:
 
     key: VersionKey
     load: Callable[[], LoadedModel]
+    stage: str | None = None
+    """The version's stage when it was looked up (None where there are no stages: a bundle)."""
 
 
 class ModelSource(Protocol):
@@ -87,7 +90,7 @@ class RegistrySource:
 
         version = resolve_version(self.workspace, ref)
         key = (model_of(version).name, version.version, version.artifact_sha256)
-        return Located(key, lambda: self.workspace.load_model(version))
+        return Located(key, lambda: self.workspace.load_model(version), version.stage)
 
 
 class BundleSource:
@@ -118,17 +121,24 @@ class Served:
     record: type[BaseModel]
     records: TypeAdapter[list[Any]]
     support: TrainingSupport
+    stage: str | None = None
 
     @property
     def label(self) -> str:
         return self.model.ref
 
+    @property
+    def usage_key(self) -> ServedVersion:
+        """The version as the usage ledger names it."""
+        return ServedVersion(self.model.name, self.model.version, self.stage)
+
     @classmethod
-    def of(cls, ref: str, model: LoadedModel, weight: float) -> Served:
+    def of(cls, ref: str, model: LoadedModel, weight: float, stage: str | None = None) -> Served:
         """``model`` in a role, with the request record its signature declares."""
         record = record_model(model.signature)
         records = TypeAdapter(list[record])  # type: ignore[valid-type]
-        return cls(ref, model, weight, record, records, TrainingSupport.of(model.signature))
+        support = TrainingSupport.of(model.signature)
+        return cls(ref, model, weight, record, records, support, stage)
 
 
 @dataclass(frozen=True)
@@ -170,10 +180,10 @@ class LiveModels:
         located = self.source.locate(ref)
         cached = self._loaded.get(located.key)
         if cached is None:
-            cached = Served.of(ref, located.load(), weight)
+            cached = Served.of(ref, located.load(), weight, located.stage)
             self._loaded[located.key] = cached
-        if cached.ref != ref or cached.weight != weight:
-            cached = dataclasses.replace(cached, ref=ref, weight=weight)
+        if cached.ref != ref or cached.weight != weight or cached.stage != located.stage:
+            cached = dataclasses.replace(cached, ref=ref, weight=weight, stage=located.stage)
         return cached
 
     def _build(self) -> Table:

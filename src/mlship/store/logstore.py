@@ -39,6 +39,8 @@ PREDICTIONS = "predictions"
 """The folder of the prediction logs: ``predictions/<deployment>`` and ``predictions/batch``."""
 FEEDBACK = "feedback"
 """The log of stored labels."""
+USAGE = "usage"
+"""The log of the usage ledger (``costs/ledger.py``)."""
 
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _LOG = re.compile(rf"{_SEGMENT}(/{_SEGMENT}){{0,2}}")

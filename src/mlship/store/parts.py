@@ -28,7 +28,7 @@ from mlship.crypto.encryption import (
     read_header,
 )
 from mlship.store.artifacts import atomic_write
-from mlship.store.logstore import FEEDBACK, LogStore, PartRef, prediction_logs
+from mlship.store.logstore import FEEDBACK, USAGE, LogStore, PartRef, prediction_logs
 
 PART_GLOB = "part-*.parquet"
 
@@ -102,9 +102,13 @@ def read_part(path: Path, sealing: Sealing = PLAIN) -> pa.Table:
 
 def stored_parts(home: Path) -> list[Path]:
     """Every log part of the workspace at ``home``: the prediction logs of every deployment
-    and of batch scoring, and the stored labels."""
+    and of batch scoring, the stored labels and the usage ledger."""
     return sorted(
-        [*(home / "predictions").glob(f"*/{PART_GLOB}"), *(home / "feedback").glob(PART_GLOB)]
+        [
+            *(home / "predictions").glob(f"*/{PART_GLOB}"),
+            *(home / FEEDBACK).glob(PART_GLOB),
+            *(home / USAGE).glob(PART_GLOB),
+        ]
     )
 
 
@@ -119,14 +123,14 @@ class LogParts:
     """The log parts of a log store as key maintenance walks them: the artifact store's
     ``addresses``, ``key_id`` and ``reencrypt``, with a part named ``<log>/<part>``, so a
     rotation treats both alike, on local disk and in a bucket. Every prediction log (one per
-    deployment, and batch scoring's) and the stored labels are walked."""
+    deployment, and batch scoring's), the stored labels and the usage ledger are walked."""
 
     def __init__(self, store: LogStore, cipher: ArtifactCipher | None) -> None:
         self.store = store
         self.cipher = cipher
 
     def addresses(self) -> Iterator[str]:
-        for log in [*prediction_logs(self.store), FEEDBACK]:
+        for log in [*prediction_logs(self.store), FEEDBACK, USAGE]:
             for part in self.store.parts(log):
                 yield f"{part.log}/{part.name}"
 
