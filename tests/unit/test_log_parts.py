@@ -152,3 +152,25 @@ def test_rotation_moves_the_parts_kept_in_a_bucket(object_store: Any, tmp_path: 
     assert not (on.home_resolved / "predictions").exists()
     rows = pq.read_table(unsealed(store.read(part), part.name, sealing_of(on)))
     assert sorted(rows.column("request_id").to_pylist()) == ["r1", "r2"]
+
+
+def test_the_usage_ledger_is_sealed_and_moved_by_rotation(on: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from mlship.costs.ledger import UsageRecord, read_usage, write_usage
+    from mlship.store.log_home import log_store_for
+
+    store = log_store_for(on)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    record = UsageRecord(kind="serving", started_at=at, ended_at=at, model="churn", version=1)
+    write_usage(store, [record], sealing_of(on))
+    [part] = stored_parts(on.home_resolved)
+    assert part.parent.name == "usage" and part.read_bytes().startswith(MAGIC)
+    with pytest.raises(IntegrityError):
+        read_usage(store, PLAIN)
+    assert [address.split("/")[0] for address in LogParts(store, None).addresses()] == ["usage"]
+
+    done = rotate(on)
+    assert (done.moved, done.failed) == (1, [])
+    assert part_key_id(part) == done.key
+    assert read_usage(store, sealing_of(on)) == [record]

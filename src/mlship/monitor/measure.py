@@ -299,8 +299,10 @@ class Monitor:
         began = datetime.now(UTC)
         with measure_usage() as used:
             result = self._measure(model, window, now)
+        ended = datetime.now(UTC)
+        stage = self.workspace.catalogue.get_version(model, result.version).stage
         record = measured_record(
-            "monitoring", used.usage, began, datetime.now(UTC), model=model, version=result.version
+            "monitoring", used.usage, began, ended, model=model, version=result.version, stage=stage
         )
         self.used.append(record)
         return result
