@@ -37,9 +37,13 @@ def _artifact_keys(home: Path) -> dict[str, str]:
 
 
 def _part_keys(home: Path) -> dict[str, str]:
-    """Every prediction-log and label part by name, with the key id it is encrypted under; fails
-    on any part that is not encrypted or that shows a logged value."""
-    parts = [*(home / "predictions").rglob("part-*.parquet"), *(home / "feedback").rglob("part-*")]
+    """Every prediction-log, label and usage-ledger part by name, with the key id it is encrypted
+    under; fails on any part that is not encrypted or that shows a logged value."""
+    parts = [
+        *(home / "predictions").rglob("part-*.parquet"),
+        *(home / "feedback").rglob("part-*"),
+        *(home / "usage").rglob("part-*"),
+    ]
     keys = {}
     for path in parts:
         data = path.read_bytes()
@@ -79,11 +83,14 @@ def test_encrypted_workspace_end_to_end(churn_spec: Path, tmp_path: Path) -> Non
     assert re.search(rf"{old}\s*│\s*current\s*│\s*{len(before)}\b", status), status
     assert re.search(r"plaintext\s*│\s*-\s*│\s*0\b", status), status
     _reads_work(churn_spec, home, run_id.group(1), tmp_path / "scored-1.csv")
-    # What was scored is logged, and the log is as unreadable on disk as the artifacts.
+    # What was scored is logged, and what scoring used is recorded: both are as unreadable on
+    # disk as the artifacts.
     parts = _part_keys(home)
-    assert len(parts) == 1 and set(parts.values()) == {old}
+    assert len(parts) == 2 and set(parts.values()) == {old}
     watched = run_cli("monitor", "status", "churn", home=home, env=ON)
     assert "churn" in watched.stdout and "Traceback" not in watched.stderr
+    parts = _part_keys(home)  # and what the monitoring pass used
+    assert len(parts) == 3 and set(parts.values()) == {old}
 
     rotated = run_cli("keys", "rotate", home=home, env=ON).stdout
     after = _artifact_keys(home)

@@ -146,10 +146,10 @@ def test_rotation_on_a_bucket_resumes_after_a_kill(
 
     resumed = run_cli("keys", "rotate", home=home, env=env)
     said = _text(resumed)
-    # The prediction log parts written meanwhile (in the bucket, beside the artifacts) are under
-    # the new key already, and walked with the artifacts.
-    parts = len(bucket.keys("predictions"))
-    assert parts >= 1 and not (home / "predictions").exists()
+    # The prediction log parts and the usage ledger's written meanwhile (in the bucket, beside
+    # the artifacts) are under the new key already, and walked with the artifacts.
+    parts = len(bucket.keys("predictions")) + len(bucket.keys("usage"))
+    assert parts >= 2 and not (home / "predictions").exists() and not (home / "usage").exists()
     moved = f"{count - 2} re-encrypted, {2 + parts} already under it"
     assert f"Artifacts under key {new}: {moved}" in said, said
     assert f"Retired from the keyring: {old}" in said

@@ -63,34 +63,34 @@ def _send(base: str, requests: int) -> None:
 
 
 def _within(recorded: float, measured: float) -> None:
-    """The ledger's CPU-seconds against the test's own reading of the server's process.
+    """The ledger's CPU-seconds against the test's own reading of the server's processes.
 
-    The test reads the process after it answers /health and before SIGTERM; the ledger's
-    interval runs from the server's start-up (the meter starts before /health answers) to the
-    end of its shutdown (the prediction log's last part is written, the last usage part read).
-    So the ledger holds at least what the test measured, less the kernel's accounting tick
-    (10 ms per reading), and at most that plus the start-up and shutdown work around it: a few
-    readiness checks and writing a couple of thousand prediction-log rows, well under half a
-    CPU-second, plus 10% for the clock ticks and sampling on a shared machine.
+    The test reads each process's CPU-seconds since it started (the kernel's count, as ``ps``
+    shows it) just before SIGTERM; the server's records run from the process's start to the end
+    of its shutdown. So the ledger holds at least what the test read, less the kernel's
+    accounting tick (10 ms a reading, two readings a process), and at most that plus the work
+    of the shutdown after the test's reading: closing the server and writing the prediction
+    log's last part of a few thousand rows, well under half a CPU-second even on a busy shared
+    machine.
     """
     assert recorded >= measured - 0.05, (recorded, measured)
-    assert recorded <= measured * 1.10 + 0.5, (recorded, measured)
+    assert recorded <= measured + 0.5, (recorded, measured)
 
 
 def test_a_server_records_its_cpu_and_predictions_and_they_price_per_thousand(
     home: Path, tmp_path: Path
 ) -> None:
     spec = tmp_path / "usage-one.yaml"
-    # One interval from start to shutdown: the test's reading covers the same work.
+    # One interval, from the process's start to its shutdown.
     spec.write_text("name: usage-one\nroutes: [{model: 'churn:1'}]\nlog: {flush_seconds: 600}\n")
     with serving(str(spec), home) as server:
         process = psutil.Process(server.process.pid)
-        before = _cpu([process])
         rss = process.memory_info().rss
         _send(server.base, REQUESTS)
-        measured = _cpu([process]) - before
+        measured = _cpu([process])
         pid = server.process.pid
-        server.stop()
+        output = server.stop()
+    assert f"Usage ledger: {home / 'usage'}" in output, output
     records, owners = _ledger(home)
     ours = [r for r in records if r.deployment == "usage-one"]
     assert len(ours) == 1, ours
@@ -100,8 +100,8 @@ def test_a_server_records_its_cpu_and_predictions_and_they_price_per_thousand(
     assert record.requests == REQUESTS
     assert record.predictions == REQUESTS * RECORDS_PER_REQUEST
     _within(record.cpu_seconds, measured)
-    # Memory: the resident set held over the interval; the test's one reading of it, times the
-    # interval, is within a factor of two (the set grows a little as requests come).
+    # Memory: the resident set held over the interval; the test's one reading of it is within
+    # a factor of two of the average (start-up grows it, requests a little more).
     held = record.memory_byte_seconds / record.wall_seconds
     assert rss / 2 <= held <= rss * 2, (held, rss)
 
@@ -125,9 +125,8 @@ def test_two_versions_and_two_workers_split_the_processes_total(home: Path, tmp_
         # uvicorn's workers, not multiprocessing's resource tracker
         workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
         assert len(workers) == 2, [c.cmdline() for c in children]
-        before = _cpu(workers)
         _send(server.base, 200)
-        measured = _cpu(workers) - before
+        measured = _cpu(workers)
         server.stop()
     records, _ = _ledger(home)
     ours = [r for r in records if r.deployment == "usage-ab"]
@@ -167,9 +166,10 @@ def test_batch_scoring_records_one_batch_record(home: Path, tmp_path: Path) -> N
 def test_a_monitoring_pass_records_what_it_used(home: Path) -> None:
     before = len(_ledger(home)[0])
     run_cli("monitor", "status", "churn", "--window", "1d", home=home)
-    records, _ = _ledger(home)
+    records, owners = _ledger(home)
     monitoring = [r for r in records[before:] if r.kind == "monitoring"]
     assert len(monitoring) == 1, records[before:]
     [record] = monitoring
     assert record.model == "churn" and record.version in (1, 2)
+    assert record.version is not None and record.stage == owners.stage[("churn", record.version)]
     assert record.cpu_seconds > 0 and record.predictions == 0

@@ -146,6 +146,8 @@ def serve(
             out.print(f"Prediction log: {built.log_place}")
         if built.wal_place is not None:
             out.print(f"Write-ahead log: {built.wal_place} (each answer on disk before it is sent)")
+        if built.usage_place is not None:
+            out.print(f"Usage ledger: {built.usage_place}")
         uvicorn.run(built.app, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         if workspace is not None:
@@ -186,6 +188,7 @@ def _serve_workers(
         WRITE_AHEAD,
         deployment_for,
         log_place,
+        usage_place,
         wal_folder,
         with_auth,
     )
@@ -216,6 +219,7 @@ def _serve_workers(
         scheme = "https" if tls else "http"
         guarded = "" if deployment.auth.mode == "off" else f"; auth {deployment.auth.mode}"
         out.print(f"Serving {target} with {workers} workers on {scheme}://{host}:{port}{guarded}")
+        out.print(f"Usage ledger: {usage_place()}")
         place = log_place(deployment) if prediction_log else None
         if place is not None:
             out.print(f"Prediction log: {place}")

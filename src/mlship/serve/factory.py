@@ -46,6 +46,8 @@ class Built:
     """Where the prediction log is written (a folder, ``s3://...``, a server), None without one."""
     wal_place: str | None = None
     """The write-ahead folder, None without one."""
+    usage_place: str | None = None
+    """Where the process records what it uses (the usage ledger, ``serve/usage.py``)."""
 
 
 def is_bundle_target(target: str) -> bool:
@@ -149,7 +151,7 @@ def build(
     from mlship.serve.drain import Drain
     from mlship.serve.live import BundleSource, LiveModels, ModelSource, RegistrySource
     from mlship.serve.usage import UsageMeter
-    from mlship.store.logstore import PREDICTIONS, LogStore, LogTarget
+    from mlship.store.logstore import PREDICTIONS, USAGE, LogStore, LogTarget
 
     source: ModelSource
     logs: LogStore
@@ -231,6 +233,7 @@ def build(
         summary,
         log.where if log is not None else None,
         log.write_ahead.where if log is not None and log.write_ahead is not None else None,
+        logs.location(USAGE),
     )
 
 
@@ -254,6 +257,18 @@ def log_place(deployment: Deployment) -> str | None:
     from mlship.store.log_home import log_store_for
 
     return LogTarget(log_store_for(settings), f"{PREDICTIONS}/{deployment.name}").where
+
+
+def usage_place() -> str:
+    """Where the workers of a server record what they use (the usage ledger)."""
+    from mlship.config import load_settings
+    from mlship.store.log_home import log_store_for
+    from mlship.store.logstore import USAGE
+
+    settings = load_settings()
+    if settings.url:
+        return f"{settings.url} ({USAGE})"
+    return log_store_for(settings).location(USAGE)
 
 
 def app_from_environment() -> FastAPI:

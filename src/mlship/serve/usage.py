@@ -1,8 +1,9 @@
 """What a model server uses, per version it serves, recorded in the usage ledger.
 
-A server measures its own process (user plus system CPU time, and its resident memory read
-every ``sample_seconds`` and integrated over time) and, at least every ``flush_seconds`` and on
-a graceful shutdown, appends one ``serving`` record per version to the ledger
+A server measures its own process from the moment it started (user plus system CPU time, and
+its resident memory read every ``sample_seconds`` and integrated over time), so its records add up
+to everything the process used, start-up included, and, at least every ``flush_seconds`` and on a
+graceful shutdown, appends one ``serving`` record per version to the ledger
 (``costs/ledger.py``) of the log store its prediction log uses. Every worker process measures and
 writes for itself; host and process id tell them apart.
 
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from mlship.costs.ledger import USAGE, UsageRecord, write_usage
@@ -140,13 +141,21 @@ class UsageMeter:
             self._predictions[version] = self._predictions.get(version, 0) + rows
 
     def start(self) -> None:
-        """Start the interval now; sample memory and write records in the background."""
+        """Start measuring (from the process's start); sample memory and write records in the
+        background."""
         import psutil
 
         if self._thread is not None:
             return
         self._process = psutil.Process()  # this worker's own process, read where it runs
-        self._start = self._last = sample(self._process)
+        now = sample(self._process)
+        # The first interval starts with the process: starting up (imports, loading the
+        # models) is what a replica or a cold start costs, so it is recorded too. Its memory is
+        # counted as the resident set of now, which start-up grew to: a little more than held.
+        since = min(max(0.0, time.time() - self._process.create_time()), now.monotonic)
+        self._start = self._last = Sample(
+            now.monotonic - since, now.at - timedelta(seconds=since), 0.0, now.rss
+        )
         self._memory = 0.0
         self._stop.clear()
 
