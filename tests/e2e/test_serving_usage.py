@@ -93,13 +93,17 @@ def test_a_server_records_its_cpu_and_predictions_and_they_price_per_thousand(
     assert f"Usage ledger: {home / 'usage'}" in output, output
     records, owners = _ledger(home)
     ours = [r for r in records if r.deployment == "usage-one"]
-    assert len(ours) == 1, ours
-    record = ours[0]
-    assert (record.kind, record.model, record.version, record.pid) == ("serving", "churn", 1, pid)
-    assert record.stage == owners.stage[("churn", 1)]  # the registry's stage, known to the server
+    # Two intervals: start-up (loading the model; nothing answered), then serving until SIGTERM.
+    assert len(ours) == 2, ours
+    startup, record = sorted(ours, key=lambda r: r.started_at)
+    assert startup.ended_at == record.started_at
+    assert (startup.requests, startup.predictions) == (0, 0) and startup.cpu_seconds > 0
+    for r in ours:
+        assert (r.kind, r.model, r.version, r.pid) == ("serving", "churn", 1, pid)
+        assert r.stage == owners.stage[("churn", 1)]  # the registry's stage, known to the server
     assert record.requests == REQUESTS
     assert record.predictions == REQUESTS * RECORDS_PER_REQUEST
-    _within(record.cpu_seconds, measured)
+    _within(startup.cpu_seconds + record.cpu_seconds, measured)
     # Memory: the resident set held over the interval; the test's one reading of it is within
     # a factor of two of the average (start-up grows it, requests a little more).
     held = record.memory_byte_seconds / record.wall_seconds
@@ -108,7 +112,7 @@ def test_a_server_records_its_cpu_and_predictions_and_they_price_per_thousand(
     prices = Prices(cpu_hour=0.05, gb_hour=0.01)
     [allocation] = allocate(usage_items(ours, prices, owners), "model")
     assert allocation.predictions == REQUESTS * RECORDS_PER_REQUEST
-    per_thousand = record.cost(prices) / record.predictions * 1000
+    per_thousand = (startup.cost(prices) + record.cost(prices)) / record.predictions * 1000
     assert allocation.per_thousand_predictions == pytest.approx(per_thousand)
     assert per_thousand > 0
 

@@ -4,6 +4,7 @@ ledger that cannot be written keeps its records for the next flush."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,12 @@ def test_a_meter_writes_one_record_per_version_with_its_requests(tmp_path: Path)
     meter.answered(B, 1)
     sum(i * i for i in range(200_000))  # some CPU in the interval
     meter.close()
-    records = {(r.model, r.version): r for r in read_usage(store)}
+    startup, served = read_usage(store)[:2], read_usage(store)[2:]
+    # Start-up, from the process's start to the meter's: nothing predicted, split equally.
+    assert [(r.version, r.requests) for r in startup] == [(1, 0), (2, 0)]
+    assert startup[0].cpu_seconds == pytest.approx(startup[1].cpu_seconds)
+    assert startup[0].ended_at == served[0].started_at
+    records = {(r.model, r.version): r for r in served}
     assert set(records) == {("churn", 1), ("churn", 2)}
     a, b = records[("churn", 1)], records[("churn", 2)]
     assert (a.requests, a.predictions, b.requests, b.predictions) == (2, 7, 1, 1)
@@ -96,7 +102,8 @@ def test_a_ledger_that_cannot_be_written_keeps_its_records_and_says_where(
     blocker.unlink()
     meter.answered(A, 2)
     meter.close()
-    assert meter.failure is None and meter.written == 2
+    assert meter.failure is None and meter.written == 3  # start-up and two intervals
     records = read_usage(store)
-    assert [r.predictions for r in records] == [1, 2]
-    assert records[0].ended_at == records[1].started_at  # intervals meet: nothing is lost
+    assert [r.predictions for r in records] == [0, 1, 2]
+    for before, after in pairwise(records):  # intervals meet: nothing is lost
+        assert before.ended_at == after.started_at

@@ -1,11 +1,11 @@
 """What a model server uses, per version it serves, recorded in the usage ledger.
 
 A server measures its own process from the moment it started (user plus system CPU time, and
-its resident memory read every ``sample_seconds`` and integrated over time), so its records add up
-to everything the process used, start-up included, and, at least every ``flush_seconds`` and on a
-graceful shutdown, appends one ``serving`` record per version to the ledger
-(``costs/ledger.py``) of the log store its prediction log uses. Every worker process measures and
-writes for itself; host and process id tell them apart.
+its resident memory read every ``sample_seconds`` and integrated over time), so its records add
+up to everything the process used, start-up included (an interval of its own). At least every
+``flush_seconds`` and on a graceful shutdown it appends one ``serving`` record per version to the
+ledger (``costs/ledger.py``) of the log store its prediction log uses. Every worker process
+measures and writes for itself; host and process id tell them apart.
 
 A process serves several versions at once (a canary, an A/B split, shadows) and the operating
 system cannot say which of them a CPU-second went to. The server times each ``predict`` call of
@@ -157,6 +157,11 @@ class UsageMeter:
             now.monotonic - since, now.at - timedelta(seconds=since), 0.0, now.rss
         )
         self._memory = 0.0
+        # Start-up is an interval of its own, in which nothing was predicted: it goes to the
+        # versions loaded, equally, and is written with the first flush.
+        startup = self.records()
+        with self._lock:
+            self._waiting.extend(startup)
         self._stop.clear()
 
         def loop() -> None:
