@@ -398,16 +398,17 @@ def from_json(data: Any, where: str) -> Sizing:
     it is not what :func:`to_json` writes."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SizingError(f"{where}: not a sizing saved by mlship size (format {FORMAT})")
+    from pydantic import TypeAdapter, ValidationError
+
+    fields = {k: v for k, v in data.items() if k != "format"}
     try:
-        fields = {k: v for k, v in data.items() if k != "format"}
-        fields["measured_at"] = datetime.fromisoformat(fields["measured_at"])
-        fields["steps"] = tuple(Step(**s) for s in fields["steps"])
-        fields["options"] = tuple(Option(**o) for o in fields["options"])
-        sizing = Sizing(**fields)
-    except KeyError as exc:
-        raise SizingError(f"{where}: missing key {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise SizingError(f"{where}: not a sizing saved by mlship size ({exc})") from None
+        sizing = TypeAdapter(Sizing).validate_python(fields)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        key = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        if problem["type"] == "missing":
+            raise SizingError(f"{where}: missing key {key!r}") from None
+        raise SizingError(f"{where}: {key}: {problem['msg']}") from None
     for key in ("cpu_m", "memory_mib", "memory_limit_mib", "replicas", "max_replicas"):
         value = getattr(sizing, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
