@@ -85,6 +85,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def replica(ref: str, log: Path, cpu: float | None) -> Iterator[Replica]:
     """``mlship serve ref`` on a free port of 127.0.0.1, ready; stopped on the way out."""
+    pinned = _cores(cpu) if cpu is not None and hasattr(os, "sched_setaffinity") else None
     port = _free_port()
     command = (
         sys.executable, "-m", "mlship", "serve", ref, "--host", "127.0.0.1",
@@ -98,8 +99,8 @@ def replica(ref: str, log: Path, cpu: float | None) -> Iterator[Replica]:
             start_new_session=True,
         )  # fmt: skip
     try:
-        if cpu is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(process.pid, _cores(cpu))
+        if pinned is not None:
+            os.sched_setaffinity(process.pid, pinned)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
