@@ -117,6 +117,12 @@ def replica(ref: str, log: Path, cpu: float | None) -> Iterator[Replica]:
                     f"mlship serve {ref} was not ready within {READY_TIMEOUT_S:g} s:\n" + _tail(log)
                 )
             time.sleep(0.2)
+        if pinned is not None:  # and any process it started before it was pinned
+            import psutil
+
+            for child in psutil.Process(process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.cpu_affinity(sorted(pinned))
         yield Replica(f"{base}/predict", process.pid, log)
     finally:
         _stop(process)
