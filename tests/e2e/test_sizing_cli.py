@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -37,7 +38,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _documents(path: Path) -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(path.read_text()) if doc}
+    """The manifests by kind, each valid against the Kubernetes schemas."""
+    kubernetes = kubernetes_validate.utils.latest_version()
+    found = {}
+    for document in yaml.safe_load_all(path.read_text()):
+        kubernetes_validate.validate(document, kubernetes, strict=True)  # raises when invalid
+        found[document["kind"]] = document
+    return found
 
 
 def test_bad_arguments_are_refused_by_name(home: Path) -> None:
@@ -119,11 +126,11 @@ def test_a_sweep_recommends_consistent_figures_that_the_manifests_carry(
     assert rate_metric["pods"]["target"]["averageValue"] == str(sizing["target_rps_per_replica"])
 
 
-def _record(now: datetime, sizing: dict[str, Any], pid: int) -> UsageRecord:
+def _record(now: datetime, sizing: dict[str, Any], pid: int, version: int = 1) -> UsageRecord:
     """An hour of a replica using a hundredth of its CPU request and most of its memory's."""
     return UsageRecord(
         kind="serving", started_at=now - timedelta(hours=1), ended_at=now, model="churn",
-        version=1, deployment="churn-prod", cpu_seconds=0.01 * sizing["cpu_m"] / 1000 * 3600,
+        version=version, deployment="churn-prod", cpu_seconds=0.01 * sizing["cpu_m"] / 1000 * 3600,
         memory_byte_seconds=sizing["memory_mib"] * 2**20 * 0.8 * 3600, requests=500,
         host="node-a", pid=pid,
     )  # fmt: skip
@@ -137,6 +144,7 @@ def test_check_tells_what_the_serving_replicas_used_against_the_sizing(home: Pat
     try:
         now = utcnow()
         records = [_record(now, sizing, pid) for pid in (11, 12)]
+        records.append(_record(now, sizing, 13, version=2))  # a version never sized
         write_usage(ws.logs, records, ws.sealing)
     finally:
         ws.close()
@@ -145,8 +153,10 @@ def test_check_tells_what_the_serving_replicas_used_against_the_sizing(home: Pat
     assert "churn-prod" in text
     assert "churn:1 cpu: over-provisioned: uses" in text and "would do, saves" in text
     assert "churn:1 memory: right-sized" in text
-    every = invoke_cli("size", "--check", home=home)
-    assert "over-provisioned" in " ".join(every.stdout.split())
+    assert "churn:2" not in text  # only the version asked about
+    every = " ".join(invoke_cli("size", "--check", home=home).stdout.split())
+    assert "churn:1 cpu: over-provisioned" in every
+    assert "churn:2: no sizing saved; run mlship size churn:2 --p99 ... --rps ..." in every
     nothing = invoke_cli("size", "churn:1", "--check", "--since", "bogus", home=home,
                          check=False)  # fmt: skip
     assert nothing.returncode == 1 and "--since 'bogus'" in nothing.stderr
