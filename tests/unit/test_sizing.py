@@ -244,3 +244,84 @@ def test_a_replica_using_more_than_its_request_is_under_provisioned() -> None:
     assert cpu.verdict == "under-provisioned" and cpu.saves_month < 0
     assert "-> request" in cpu.message and "/month more" in cpu.message
     assert memory.verdict == "right-sized"
+
+
+COLUMN_TYPES = ("integer", "float", "string", "category", "boolean", "datetime")
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    columns=st.lists(
+        st.tuples(
+            st.sampled_from(COLUMN_TYPES),
+            st.booleans(),
+            st.one_of(st.none(), st.tuples(st.integers(-(10**9), 10**9), st.integers(0, 10**6))),
+            st.lists(st.text(min_size=1, max_size=8), max_size=3),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_the_sweeps_record_is_one_the_models_server_accepts(
+    columns: list[tuple[str, bool, tuple[int, int] | None, list[str]]],
+) -> None:
+    from mlship.loadtest.sweep import example_record
+    from mlship.serve.schemas import record_model
+    from mlship.spec.models import Column
+    from mlship.train.signature import Signature
+
+    inputs = [Column(name=f"c{i}", type=kind, nullable=nullable)
+              for i, (kind, nullable, _, _) in enumerate(columns)]  # fmt: skip
+    signature = Signature(
+        task="regression",
+        inputs=inputs,
+        target=Column(name="y", type="float", role="target"),
+        categories={
+            f"c{i}": seen
+            for i, (kind, _, _, seen) in enumerate(columns)
+            if kind == "category" and seen
+        },
+        ranges={
+            f"c{i}": (float(low), float(low + width))
+            for i, (kind, _, span, _) in enumerate(columns)
+            if kind in ("integer", "float") and span is not None
+            for low, width in [span]
+        },
+    )
+    record = example_record(signature.to_dict())
+    record_model(signature).model_validate(record)  # raises when the server would refuse it
+
+
+@settings(derandomize=True, max_examples=120, deadline=None)
+@given(
+    key=st.sampled_from(
+        [
+            "cpu_m",
+            "memory_mib",
+            "replicas",
+            "steps",
+            "options",
+            "measured_at",
+            "target_cpu_percent",
+            "capacity_rps",
+            "model",
+        ]
+    ),
+    value=st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5), st.lists(st.integers())),
+)
+def test_a_saved_sizing_with_any_value_changed_is_read_or_refused_by_key(
+    key: str, value: object
+) -> None:
+    from mlship.costs.sizing import from_json, to_json
+
+    data = to_json(_sized())
+    data[key] = value
+    message = ""
+    try:
+        sizing = from_json(json.loads(json.dumps(data)), "churn-v3.json")
+    except SizingError as exc:
+        message = str(exc)
+    if message:
+        assert message.startswith("churn-v3.json: ") and key in message
+    else:
+        assert getattr(sizing, key) is not None
