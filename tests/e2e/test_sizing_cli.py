@@ -62,6 +62,20 @@ def test_bad_arguments_are_refused_by_name(home: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+def test_a_payload_the_model_refuses_stops_the_sweep_with_the_servers_reason(
+    home: Path, tmp_path: Path
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_text('{"records": [{"age": "old"}]}')
+    refused = invoke_cli("size", "churn:1", *SWEEP, "--payload", str(body), home=home,
+                         check=False)  # fmt: skip
+    assert refused.returncode == 1
+    text = " ".join(refused.stderr.split())
+    assert "the replica refused the request body with HTTP 422" in text
+    assert "records[0].age" in text and "Traceback" not in refused.stderr
+    assert "Saved" not in refused.stdout
+
+
 def test_packaging_by_a_sizing_that_was_never_made_says_how_to_make_it(
     home: Path, tmp_path: Path
 ) -> None:

@@ -144,7 +144,7 @@ def _measure(
     body: bytes | None,
 ) -> tuple[Sizing, Path]:
     from mlship.costs.sizing import recommend, save, sweep
-    from mlship.loadtest.sweep import example_record, measure, replica
+    from mlship.loadtest.sweep import example_record, first_answer, measure, replica
     from mlship.price_catalog import shipped_catalog, with_overrides
     from mlship.registry.refs import resolve_version
     from mlship.store.clock import utcnow
@@ -185,6 +185,7 @@ def _measure(
                       "yes" if ok else "no")  # fmt: skip
 
     with replica(pinned, log, cpu) as server:
+        first_answer(server, body)
         # Requests first, not counted: the first predictions warm caches a busy pod has warm.
         measure(server, body, start, min(step_s, 2.0))
         steps = sweep(

@@ -205,3 +205,19 @@ def example_record(signature: dict[str, Any]) -> dict[str, Any]:
         else:
             record[column.name] = ""
     return record
+
+
+def first_answer(server: Replica, body: bytes) -> None:
+    """One request, checked: a payload the model refuses would make every step of the sweep
+    fail, and read as a replica that can serve nothing."""
+    try:
+        response = httpx.post(
+            server.url, content=body, headers={"content-type": "application/json"}, timeout=60
+        )
+    except httpx.HTTPError as exc:
+        raise MlshipError(f"the replica did not answer a first request ({exc})") from None
+    if not response.is_success:
+        raise MlshipError(
+            f"the replica refused the request body with HTTP {response.status_code}: "
+            f"{response.text[:500]}"
+        )
