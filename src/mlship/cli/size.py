@@ -52,7 +52,9 @@ def size(
     ] = 5.0,
     cpu: Annotated[
         float | None,
-        typer.Option(help="Cores the replica may use while measured (it is pinned to them)."),
+        typer.Option(
+            help="Cores the replica may use while measured (pinned to them, whole cores)."
+        ),
     ] = 1.0,
     utilisation: Annotated[
         float,
