@@ -51,7 +51,7 @@ def home(trained: Workspace, tmp_path: Path) -> Path:
                     memory_byte_seconds=2 * GB * 3600,
                     requests=500,
                     predictions=2000,
-                )  # fmt: skip
+                )
                 for h in (1, 2)
             ],
             workspace.sealing,
@@ -65,7 +65,7 @@ def home(trained: Workspace, tmp_path: Path) -> Path:
                     ended_at=now - timedelta(hours=2),
                     cpu_seconds=3600.0,
                     predictions=100,
-                )  # fmt: skip
+                )
             ],
             workspace.sealing,
         )

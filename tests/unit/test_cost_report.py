@@ -43,7 +43,7 @@ ITEMS = [
         30 * 24,
         stored_bytes=3 * GB,
         storage_class="standard",
-    ),  # fmt: skip
+    ),
     item(
         "storage",
         0.5,
@@ -52,7 +52,7 @@ ITEMS = [
         team="growth",
         stored_bytes=GB,
         storage_class="s3-standard-ia",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -67,7 +67,7 @@ def test_groups_and_days_add_up_to_the_total_and_the_forecast_is_the_month_s() -
     assert fraud.cost == pytest.approx(6.0)
     assert fraud.per_thousand_predictions == pytest.approx(6.0 / 8)
     assert report.share(fraud) == pytest.approx(6.0 / report.total.cost)
-    assert [g.group for g in report.groups][0] == "fraud"
+    assert report.groups[0].group == "fraud"
     assert sum(d.cost for d in report.daily) == pytest.approx(report.total.cost)
     assert {d.kind for d in report.daily} == {"training", "serving", "batch", "storage"}
     classes = {s.storage_class: s for s in report.storage}
