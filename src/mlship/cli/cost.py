@@ -216,6 +216,7 @@ def _cost_report(workspace: Workspace, by: str, start: datetime, now: datetime) 
 def _print_report(report: CostReport) -> None:
     from mlship.cli.render import byte_size
     from mlship.costs.report_page import forecast_text, money
+    from mlship.html.page import fmt_share
 
     table = Table(
         title=f"Costs of the {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC "
@@ -239,7 +240,7 @@ def _print_report(report: CostReport) -> None:
         return [
             escape(group.group),
             f"{group.cost:,.4f}",
-            "-" if share is None else f"{share:.1%}",
+            fmt_share(share),
             fmt(group.cpu_seconds / 3600),
             fmt(group.memory_gb_hours),
             f"{group.predictions:,}",

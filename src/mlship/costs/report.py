@@ -82,10 +82,6 @@ class CostReport:
         return group.cost / self.total.cost if self.total.cost > 0 else None
 
     @property
-    def days(self) -> list[date]:
-        return sorted({d.day for d in self.daily})
-
-    @property
     def kinds(self) -> list[str]:
         present = {d.kind for d in self.daily}
         return [k for k in KIND_ORDER if k in present]

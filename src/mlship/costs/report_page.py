@@ -8,7 +8,7 @@ the table the terminal shows.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from mlship.costs.items import month_end
@@ -56,10 +56,11 @@ def _groups_chart(report: CostReport) -> str:
 
 
 def _daily_chart(report: CostReport) -> str:
-    days = report.days
-    if not days:
+    if not report.daily:
         return placeholder("nothing cost anything in this window", width=560)
-    origin = days[0]
+    origin = report.start.astimezone(UTC).date()
+    last = report.end.astimezone(UTC).date()
+    days = [origin + timedelta(days=n) for n in range((last - origin).days + 1)]
     series = []
     for index, kind in enumerate(report.kinds):
         cost = {d.day: d.cost for d in report.daily if d.kind == kind}
