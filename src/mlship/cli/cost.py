@@ -14,11 +14,11 @@ from rich.table import Table
 
 from mlship.cli.console import out
 from mlship.cli.render import fmt, name_column, number_column
-from mlship.costs.items import Allocation
 from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
     from mlship.config import Settings
+    from mlship.costs.items import Allocation
     from mlship.costs.report import CostReport
     from mlship.costs.storage import SizeOf
     from mlship.price_catalog import PriceCatalog
