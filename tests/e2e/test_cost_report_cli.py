@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlship.config import Settings
 from mlship.costs.items import Owners, training_items
@@ -170,3 +172,21 @@ def test_bad_options_are_named_not_traced(home: Path) -> None:
     assert unwritable.returncode == 1
     assert f"cannot write the report to {blocked / 'costs.html'}" in unwritable.stderr
     assert "Traceback" not in unwritable.stderr
+
+
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(
+    by=st.one_of(st.sampled_from(["team", "kind", "Team", ""]), st.text(max_size=12)),
+    since=st.one_of(
+        st.sampled_from(["30d", "1s", "99999999999d", "-1d", "7 d", "1w"]), st.text(max_size=12)
+    ),
+)
+def test_any_by_and_since_give_a_report_or_a_usage_error(
+    by: str, since: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = tmp_path_factory.getbasetemp() / "empty-cost-workspace"
+    result = invoke_cli("cost", "report", "--by", by, "--since", since, home=home, check=False)
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 2), result.stderr
+    if result.returncode == 2:
+        assert "--by" in result.stderr or "--since" in result.stderr
