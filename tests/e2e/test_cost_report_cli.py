@@ -23,6 +23,7 @@ from mlship.prices import GB
 from mlship.store.clock import utcnow
 from mlship.store.logstore import part_name
 from mlship.workspace import Workspace
+from tests.backends import open_backend
 from tests.conftest import invoke_cli
 
 SERVING_CPU = 36_000.0  # ten CPU-hours: a figure big enough to read in a table of 4 decimals
@@ -190,3 +191,31 @@ def test_any_by_and_since_give_a_report_or_a_usage_error(
     assert result.returncode in (0, 2), result.stderr
     if result.returncode == 2:
         assert "--by" in result.stderr or "--since" in result.stderr
+
+
+def test_through_a_tracking_server_the_ledger_counts_and_unsized_logs_are_named(
+    tmp_path: Path,
+) -> None:
+    with open_backend("http-sqlite", tmp_path / "server", None) as backend:
+        workspace = backend.workspace_as("admin")
+        now = utcnow()
+        record = UsageRecord(
+            kind="serving",
+            started_at=now - timedelta(hours=2),
+            ended_at=now - timedelta(hours=1),
+            deployment="web",
+            cpu_seconds=3600.0,
+            predictions=1000,
+        )
+        write_usage(workspace.logs, [record], workspace.sealing)
+        assert workspace.remote is not None and workspace.settings.token is not None
+        token = workspace.settings.token.get_secret_value()
+        env = {"MLSHIP_URL": workspace.remote.url, "MLSHIP_TOKEN": token}
+        result = invoke_cli(
+            "cost", "report", "--by", "kind", home=tmp_path / "client", env=env
+        ).stdout
+    serving = _row(result, "serving")
+    assert float(serving[1]) == pytest.approx(workspace.settings.prices.cpu_hour, abs=1e-4)
+    assert serving[5] == "1,000"
+    assert "the sizes of 3 logs (predictions/web, feedback, usage) are not known" in result
+    assert "the tracking server does not give artifact sizes" in result
