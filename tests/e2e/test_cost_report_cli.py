@@ -208,6 +208,7 @@ def test_through_a_tracking_server_the_ledger_counts_and_unsized_logs_are_named(
             predictions=1000,
         )
         write_usage(workspace.logs, [record], workspace.sealing)
+        workspace.logs.put("predictions/web", part_name(), b"p" * 100)
         assert workspace.remote is not None and workspace.settings.token is not None
         token = workspace.settings.token.get_secret_value()
         env = {"MLSHIP_URL": workspace.remote.url, "MLSHIP_TOKEN": token}
@@ -217,5 +218,5 @@ def test_through_a_tracking_server_the_ledger_counts_and_unsized_logs_are_named(
     serving = _row(result, "serving")
     assert float(serving[1]) == pytest.approx(workspace.settings.prices.cpu_hour, abs=1e-4)
     assert serving[5] == "1,000"
-    assert "the sizes of 3 logs (predictions/web, feedback, usage) are not known" in result
+    assert "does not give the sizes of log parts: the storage of predictions/web, usage" in result
     assert "the tracking server does not give artifact sizes" in result

@@ -161,8 +161,8 @@ def gather(
     notes = []
     if unmeasured:
         notes.append(
-            f"the sizes of {len(unmeasured)} logs ({', '.join(unmeasured)}) are not known "
-            f"to {logs.where}: their storage is left out"
+            f"{logs.where} does not give the sizes of log parts: the storage of "
+            f"{', '.join(unmeasured)} is left out"
         )
     return window(items, since, now), notes
 
