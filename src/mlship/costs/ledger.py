@@ -21,6 +21,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -134,11 +135,16 @@ def read_usage(
     """Every record of the ledger in parts written at or after ``since`` (each once, whatever
     compaction did), oldest part first. Records that ended before ``since`` are left out."""
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     loaded = load_parts(store, [USAGE], sealing, since)
     if not loaded:
         return []
-    table = ds.dataset(scan_sources(loaded), format="parquet", schema=SCHEMA).to_table()
+    sources = scan_sources(loaded)
+    if all(isinstance(source, Path) for source in sources):
+        table = ds.dataset(sources, format="parquet", schema=SCHEMA).to_table()
+    else:  # sealed or remote parts, decrypted in memory: a dataset scans files only
+        table = pa.concat_tables([pq.read_table(source, schema=SCHEMA) for source in sources])
     records = [
         UsageRecord(**row)  # the columns are the record's fields, by construction
         for row in table.to_pylist()
