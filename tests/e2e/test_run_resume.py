@@ -115,6 +115,8 @@ def test_a_run_killed_mid_search_resumes_without_repeating_a_finished_trial(
     assert len(new) == TRIALS - len(done), "a finished trial was run again, or one was lost"
     assert all(t.state in FINISHED for t in new)
     asked_again = [t.params for t in new]
+    tried = [t.params for t in done.values()]
+    assert not [p for p in asked_again if p in tried], "a finished trial's point was drawn again"
     for number in cut:  # its parameters, when it had drawn them, are among the new trials'
         assert not after[number].params or after[number].params in asked_again
     finished = [t for t in after.values() if t.state in FINISHED]

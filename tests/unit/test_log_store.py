@@ -93,6 +93,21 @@ def test_a_part_reads_back_as_written_and_is_listed(
     assert store.parts(log) == [PartRef(log, second)]
 
 
+def test_part_sizes_are_the_bytes_stored_where_the_store_can_tell(
+    store: LogStore, request: pytest.FixtureRequest
+) -> None:
+    log = _log(request)
+    first, second = part_name(), part_name()
+    store.put(log, first, b"x" * 1234)
+    store.put(log, second, b"y" * 5)
+    sizes = store.sizes(log)
+    if request.node.callspec.params["store"] == "server":
+        assert sizes is None  # a tracking server's parts would have to be read to be measured
+    else:
+        assert sizes == {first: 1234, second: 5}
+        assert store.sizes("predictions/none-yet") == {}
+
+
 def test_since_leaves_out_only_parts_written_before_it(
     store: LogStore, request: pytest.FixtureRequest
 ) -> None:

@@ -1,11 +1,15 @@
-"""``mlship cost catalog|what-if``: the shipped cloud prices, and recorded runs priced on them."""
+"""``mlship cost catalog|what-if|report``: the shipped cloud prices, recorded runs priced on them,
+and every cost of a window allocated by team, owner, model, stage or kind."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.console import out
@@ -14,12 +18,20 @@ from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
     from mlship.config import Settings
+    from mlship.costs.items import Allocation
+    from mlship.costs.report import CostReport
+    from mlship.costs.storage import SizeOf
     from mlship.price_catalog import PriceCatalog
+    from mlship.store.artifacts import ArtifactStore
+    from mlship.workspace import Workspace
 
 app = typer.Typer(help="What work costs, and what it would cost elsewhere.", no_args_is_help=True)
 
 RUNS_READ = 1000
 """The most runs ``what-if`` reads, newest first: the most a tracking server lists at once."""
+
+DATASETS_READ = 1000
+"""The most dataset versions ``report`` measures, newest first (as many as a server lists)."""
 
 Provider = Annotated[
     str | None,
@@ -140,3 +152,172 @@ def what_if(
         out.print(f"Only the newest {RUNS_READ} runs were read: use a shorter --since")
     if unmeasured:
         out.print(f"{unmeasured} runs without a measured usage (running or cut short) left out")
+
+
+def _sizes(store: ArtifactStore) -> SizeOf | None:
+    """How to measure an artifact in ``store``; None for a tracking server's, which does not
+    say (model versions still count, with the size recorded when they were registered)."""
+    from mlship.store.artifacts import LocalArtifactStore
+    from mlship.store.s3 import S3ArtifactStore
+
+    if not isinstance(store, LocalArtifactStore | S3ArtifactStore):
+        return None
+    measured = store
+
+    def size_of(sha256: str) -> int | None:
+        try:
+            return measured.stored(sha256).size
+        except (MlshipError, OSError):
+            return None  # collected meanwhile, or never stored: nothing kept to bill
+
+    return size_of
+
+
+def _cost_report(workspace: Workspace, by: str, start: datetime, now: datetime) -> CostReport:
+    from mlship.costs.ledger import read_usage
+    from mlship.costs.report import build_report, gather, gathered_from
+    from mlship.costs.storage import class_prices
+    from mlship.store.clock import as_utc
+
+    settings = workspace.settings
+    catalog = _catalog(settings)
+    read_from = gathered_from(start, now)
+    runs = workspace.runs.list_runs(RUNS_READ)
+    datasets = workspace.datasets.list_datasets(DATASETS_READ)
+    size_of = _sizes(workspace.artifacts)
+    items, notes = gather(
+        runs=runs,
+        models=workspace.catalogue.list_models(),
+        datasets=datasets,
+        records=read_usage(workspace.logs, workspace.sealing, read_from),
+        logs=workspace.logs,
+        size_of=size_of or (lambda sha256: None),
+        prices=settings.prices,
+        price_of=class_prices(settings.prices.storage_gb_month, catalog.storage),
+        since=read_from,
+        now=now,
+    )
+    if len(runs) == RUNS_READ and as_utc(runs[-1].started_at) >= read_from:
+        notes.append(f"only the newest {RUNS_READ} runs were read: use a shorter --since")
+    if len(datasets) == DATASETS_READ:
+        notes.append(f"only the newest {DATASETS_READ} dataset versions were measured")
+    if size_of is None:
+        notes.append(
+            "the tracking server does not give artifact sizes: datasets and reports are left "
+            "out of storage (model versions count, at their recorded size)"
+        )
+    if any(run.cpu_seconds is None and as_utc(run.started_at) >= start for run in runs):
+        notes.append("runs without a measured usage (running or cut short) are left out")
+    return build_report(
+        items, by=by, start=start, end=now, currency=settings.prices.currency, notes=notes
+    )
+
+
+def _print_report(report: CostReport) -> None:
+    from mlship.cli.render import byte_size
+    from mlship.costs.report_page import forecast_text, money
+    from mlship.html.page import fmt_share
+
+    table = Table(
+        title=f"Costs of the {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC "
+        f"window by {report.by} ({report.currency})"
+    )
+    name_column(table, report.by)
+    for header in (
+        "cost",
+        "share",
+        "CPU-hours",
+        "memory GB-hours",
+        "predictions",
+        "per 1,000 predictions",
+        "stored",
+    ):
+        number_column(table, header)
+
+    def row(group: Allocation) -> list[str]:
+        share = report.share(group)
+        per_thousand = group.per_thousand_predictions
+        return [
+            escape(group.group),
+            f"{group.cost:,.4f}",
+            fmt_share(share),
+            fmt(group.cpu_seconds / 3600),
+            fmt(group.memory_gb_hours),
+            f"{group.predictions:,}",
+            fmt(per_thousand),
+            byte_size(group.stored_bytes),
+        ]
+
+    for group in report.groups:
+        table.add_row(*row(group))
+    table.add_section()
+    table.add_row(*row(report.total), style="bold")
+    out.print(table)
+    out.print(
+        f"Total {money(report.total.cost, report.currency)} over {len(report.groups)} "
+        f"{report.by} groups ({report.total.items} cost items)"
+    )
+    out.print(forecast_text(report), soft_wrap=True)
+    for note in report.notes:
+        out.print(f"Note: {escape(note)}", soft_wrap=True)
+
+
+@app.command("report")
+def report(
+    by: Annotated[
+        str, typer.Option("--by", help="Allocate by team, owner, model, stage or kind.")
+    ] = "team",
+    since: Annotated[
+        str, typer.Option(help="The window: costs incurred within this long: 24h, 7d, 30d.")
+    ] = "30d",
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the report with its charts as one HTML page."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Every cost of a window (training, serving, batch, stream, monitoring, storage), allocated
+    by team, owner, model, stage or kind, with the month's forecast."""
+    from mlship.costs.items import GROUPINGS
+    from mlship.monitor.window import parse_duration
+    from mlship.store.clock import utcnow
+    from mlship.workspace import Workspace
+
+    if by not in GROUPINGS:
+        raise typer.BadParameter(
+            f"{by!r}; expected one of {', '.join(GROUPINGS)}", param_hint="--by"
+        )
+    hint = "--since"
+    try:
+        seconds = parse_duration(since)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{since!r}: {exc}", param_hint=hint) from exc
+    if seconds <= 0:
+        raise typer.BadParameter(
+            f"{since!r}: the window must be longer than 0", param_hint="--since"
+        )
+    now = utcnow()
+    try:
+        start = now - timedelta(seconds=seconds)
+    except OverflowError:
+        raise typer.BadParameter(
+            f"{since!r}: longer than the calendar goes back", param_hint="--since"
+        ) from None
+    workspace = Workspace.open()
+    try:
+        made = _cost_report(workspace, by, start, now)
+    finally:
+        workspace.close()
+    if html is not None:
+        from mlship.costs.report_page import write_page
+
+        try:
+            write_page(made, html)
+        except OSError as exc:
+            raise MlshipError(f"cannot write the report to {html}: {exc.strerror or exc}") from exc
+    if as_json:
+        out.print_json(json.dumps(made.as_json(), allow_nan=False))
+    else:
+        _print_report(made)
+    if html is not None and not as_json:
+        out.print(f"Report written to {html}", soft_wrap=True)

@@ -20,6 +20,7 @@ from mlship.cli.quickstart import quickstart
 from mlship.cli.run import run
 from mlship.cli.serve import serve
 from mlship.cli.server import server
+from mlship.cli.size import size
 from mlship.errors import MlshipError
 from mlship.store.failures import anywhere, is_storage_failure
 
@@ -41,6 +42,7 @@ app.command()(audit)
 app.command()(backup.restore)
 app.command()(loadtest)
 app.command()(gc)
+app.command()(size)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")

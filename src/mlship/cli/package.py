@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlship.cli.console import err, out
 from mlship.store.entities import model_of
+
+if TYPE_CHECKING:
+    from mlship.package.manifests import Shape
+    from mlship.store.entities import ModelVersion
 
 
 def package(
@@ -60,6 +64,16 @@ def package(
     prometheus: Annotated[
         str, typer.Option(help="The Prometheus KEDA reads the request rate from.")
     ] = "http://prometheus-server.monitoring.svc:9090",
+    size: Annotated[
+        str | None,
+        typer.Option(
+            help="recommended: take the CPU and memory requests, the memory limit, the replicas "
+            "and the autoscaler's targets from the sizing `mlship size` saved for this version "
+            "(instead of --cpu, --memory, --memory-limit, --replicas, --max-replicas, "
+            "--target-rps).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write MODEL's bundle: model, signature, pinned requirements, server config, Dockerfile
     and Kubernetes manifests. `mlship serve DIR` serves it with no registry or database."""
@@ -72,7 +86,7 @@ def package(
     from mlship.registry.refs import resolve_version
     from mlship.workspace import Workspace
 
-    if max_replicas < replicas:
+    if max_replicas < replicas and size is None:
         raise MlshipError(f"--max-replicas {max_replicas} is below --replicas {replicas}")
     if auth not in ("off", "keys", "tokens"):
         raise typer.BadParameter(f"{auth!r}; expected off, keys or tokens", param_hint="--auth")
@@ -85,6 +99,8 @@ def package(
         raise typer.BadParameter(
             f"{prometheus!r}; expected an http(s) URL", param_hint="--prometheus"
         )
+    if size is not None and size != "recommended":
+        raise typer.BadParameter(f"{size!r}; expected recommended", param_hint="--size")
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, ref)
@@ -103,6 +119,8 @@ def package(
             concurrency=concurrency,
             prometheus=prometheus,
         )
+        if size is not None:
+            shape = _sized(shape, workspace.settings.home_resolved, version)
         with out.status("packaging") as status:
             written = write_bundle(workspace, version, output, shape, step=status.update)
     finally:
@@ -111,8 +129,8 @@ def package(
     table = Table(title=f"Bundle of {model_of(version).name}:{version.version} in {written.root}")
     table.add_column("file")
     table.add_column("bytes", justify="right")
-    for name, size in written.files.items():
-        table.add_row(name, f"{size:,}")
+    for name, count in written.files.items():
+        table.add_row(name, f"{count:,}")
     out.print(table)
     out.print(f"{len(written.pins)} pinned requirements.")
     for warning in written.warnings:
@@ -121,4 +139,29 @@ def package(
         f"Serve it: mlship serve {written.root}\n"
         f"Container: docker build -t {shape.image} {written.root}\n"
         f"Kubernetes: kubectl apply -f {written.root / 'kubernetes.yaml'}"
+    )
+
+
+def _sized(shape: Shape, home: Path, version: ModelVersion) -> Shape:
+    """``shape`` with the requests, limit, replicas and autoscaler targets of the version's
+    saved sizing."""
+    from dataclasses import replace
+
+    from mlship.costs.sizing import load
+
+    sizing = load(home, model_of(version).name, version.version)
+    out.print(
+        f"Sized by mlship size ({sizing.measured_at:%Y-%m-%d %H:%M} UTC): CPU {sizing.cpu}, "
+        f"memory {sizing.memory} (limit {sizing.memory_limit}), {sizing.replicas}-"
+        f"{sizing.max_replicas} replicas, CPU target {sizing.target_cpu_percent} %"
+    )
+    return replace(
+        shape,
+        cpu=sizing.cpu,
+        memory=sizing.memory,
+        memory_limit=sizing.memory_limit,
+        replicas=sizing.replicas,
+        max_replicas=sizing.max_replicas,
+        target_cpu_percent=sizing.target_cpu_percent,
+        target_requests_per_second=sizing.target_rps_per_replica,
     )

@@ -21,11 +21,12 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 
 from mlship.prices import GB, Prices
-from mlship.store.logread import load_parts
+from mlship.store.logread import load_parts, scan_sources
 from mlship.store.logstore import USAGE as USAGE_LOG
 from mlship.store.logstore import LogStore, part_name
 from mlship.store.parts import PLAIN, Sealing, sealed_part
@@ -135,16 +136,17 @@ def read_usage(
 ) -> list[UsageRecord]:
     """Every record of the ledger in parts written at or after ``since`` (each once, whatever
     compaction did), oldest part first. Records that ended before ``since`` are left out."""
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     loaded = load_parts(store, [USAGE], sealing, since)
     if not loaded:
         return []
-    # Part by part: a decrypted part, or one read from a bucket, is bytes in memory, which a
-    # Parquet dataset cannot take.
-    table = pa.concat_tables(
-        pq.read_table(item.source).select(SCHEMA.names).cast(SCHEMA) for item in loaded
-    )
+    sources = scan_sources(loaded)
+    if all(isinstance(source, Path) for source in sources):
+        table = ds.dataset(sources, format="parquet", schema=SCHEMA).to_table()
+    else:  # sealed or remote parts, decrypted in memory: a dataset scans files only
+        table = pa.concat_tables([pq.read_table(source, schema=SCHEMA) for source in sources])
     records = [
         UsageRecord(**row)  # the columns are the record's fields, by construction
         for row in table.to_pylist()

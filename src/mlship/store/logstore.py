@@ -150,6 +150,21 @@ class LogStore(Protocol):
         needs of it), else None."""
         return None
 
+    def sizes(self, log: str) -> dict[str, int] | None:
+        """The bytes each part of ``log`` takes in the store, by part name, for what storage
+        costs; None when the store cannot tell without reading every part (a tracking server's).
+        Parts on this machine's disk are measured where they are."""
+        found: dict[str, int] = {}
+        for part in self.parts(log):
+            path = self.local_path(part)
+            if path is None:
+                return None
+            try:
+                found[part.name] = path.stat().st_size
+            except FileNotFoundError:
+                continue  # compacted away since the listing
+        return found
+
     def location(self, log: str) -> str:
         """Where ``log``'s parts are, for messages."""
         return f"{self.where.rstrip('/')}/{log}"

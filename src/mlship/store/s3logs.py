@@ -77,6 +77,21 @@ class S3LogStore(LogStore):
                             continue  # not one of ours
         return sorted(found)
 
+    def sizes(self, log: str) -> dict[str, int] | None:
+        """The sizes the listing gives, without reading a part."""
+        prefix = self._prefix(log)
+        found: dict[str, int] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._guard(prefix, "listing"):
+            for page in paginator.paginate(Bucket=self.root.bucket, Prefix=prefix, Delimiter="/"):
+                for entry in page.get("Contents", []):
+                    name = entry["Key"][len(prefix) :]
+                    try:
+                        found[check_part(name)] = int(entry.get("Size", 0))
+                    except ValueError:
+                        continue  # not one of ours
+        return found
+
     def logs(self, under: str) -> list[str]:
         prefix = self._prefix(under)
         found = []

@@ -94,11 +94,22 @@ def storage_for(database_url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(database_url, engine_kwargs=kwargs)
 
 
-def _sampler(tuning: Tuning) -> optuna.samplers.BaseSampler:
+def _sampler(tuning: Tuning, drawn: int = 0) -> optuna.samplers.BaseSampler:
+    """The search's sampler, seeded by ``tuning.seed``; a search resumed after ``drawn``
+    trials gets a seed of its own, derived from both.
+
+    A sampler's random state lives in the process, not in the study: re-created with the same
+    seed, it would draw the first points again, and a resumed search would spend its remaining
+    budget on points it had tried (TPE's first trials are random draws). The derived seed keeps
+    a resumed search deterministic for a given interruption and its draws new.
+    """
+    seed = tuning.seed
+    if drawn:
+        seed = int(np.random.SeedSequence([tuning.seed, drawn]).generate_state(1)[0])
     if tuning.method in ("grid", "random"):  # a grid's points are queued; nothing is sampled
-        return optuna.samplers.RandomSampler(seed=tuning.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(
-        seed=tuning.seed, multivariate=True, constant_liar=True, n_startup_trials=8
+        seed=seed, multivariate=True, constant_liar=True, n_startup_trials=8
     )
 
 
@@ -151,6 +162,9 @@ class Search:
             direction="maximize" if bigger else "minimize",
             load_if_exists=True,
         )
+        drawn = len(self.study.get_trials(deepcopy=False))
+        if drawn:
+            self.study.sampler = _sampler(tuning, drawn)
         self.bigger = bigger
         self.limit = tuning.trials
         self.stages: list[Stage] = []
