@@ -61,11 +61,12 @@ def test_restore_drill(original: tuple[Path, Path], tmp_path: Path) -> None:
     backups, restored = tmp_path / "backups", tmp_path / "restored"
     rows = spec.parent / "data" / "new_customers.csv"
     before = tmp_path / "before.csv"
-    run_cli("predict", "churn:1", str(rows), "-o", str(before), home=home)  # logs a part
+    # logs a part, and records what it used in a part of the usage ledger
+    run_cli("predict", "churn:1", str(rows), "-o", str(before), home=home)
 
     taken = run_cli("backup", "--to", str(backups), home=home)
     name = _backup_name(taken.stdout)
-    assert "Log parts: 1 (1 copied)" in taken.stdout, taken.stdout
+    assert "Log parts: 2 (2 copied)" in taken.stdout, taken.stdout
     assert "Keys: not included" in taken.stdout
     manifest = json.loads((backups / name / "manifest.json").read_text())
     assert manifest["database"]["kind"] == "sqlite"
@@ -85,10 +86,11 @@ def test_restore_drill(original: tuple[Path, Path], tmp_path: Path) -> None:
     done = run_cli("restore", str(backups / name), "--into", str(restored),
                    "--keys", str(home / "keys"), home=home)  # fmt: skip
     assert f"Restored backup {name} into {restored}" in _said(done.stdout), done.stdout
-    (part,) = manifest["logs"]
-    assert (restored / part["log"] / part["name"]).read_bytes() == (
-        home / part["log"] / part["name"]
-    ).read_bytes()
+    assert sorted(part["log"] for part in manifest["logs"]) == ["predictions/batch", "usage"]
+    for part in manifest["logs"]:
+        assert (restored / part["log"] / part["name"]).read_bytes() == (
+            home / part["log"] / part["name"]
+        ).read_bytes()
 
     shown = run_cli("models", "show", "churn:1", home=restored)
     assert "churn" in shown.stdout and "artifact sha256" in shown.stdout, shown.stdout

@@ -184,13 +184,13 @@ def _check_empty(settings: Settings) -> None:
             )
     else:
         from mlship.store.log_home import log_store_for
-        from mlship.store.logstore import FEEDBACK, prediction_logs
+        from mlship.store.logstore import FEEDBACK, USAGE, prediction_logs
         from mlship.store.s3 import S3ArtifactStore
 
         store = S3ArtifactStore.from_settings(settings, None, signer=None)
         logs = log_store_for(settings)
         if next(iter(store.addresses()), None) is not None or (
-            prediction_logs(logs) or logs.parts(FEEDBACK)
+            prediction_logs(logs) or logs.parts(FEEDBACK) or logs.parts(USAGE)
         ):
             raise ConfigError(
                 f"the artifact store {settings.artifact_url} is not empty: restore into an "

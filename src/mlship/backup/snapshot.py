@@ -218,16 +218,16 @@ def _logs(
     previous: list[Manifest],
     observer: CopyObserver,
 ) -> tuple[list[LogPartEntry], int]:
-    """Every part of the prediction logs and of the stored labels, by the sha256 of its
-    plaintext (a part is decrypted with the workspace's keys, and re-sealed with the restored
-    workspace's when restored). A part is never rewritten once written, so one backed up
+    """Every part of the prediction logs, the stored labels and the usage ledger, by the sha256
+    of its plaintext (a part is decrypted with the workspace's keys, and re-sealed with the
+    restored workspace's when restored). A part is never rewritten once written, so one backed up
     already, by log and name, is not read again."""
-    from mlship.store.logstore import FEEDBACK, prediction_logs
+    from mlship.store.logstore import FEEDBACK, USAGE, prediction_logs
     from mlship.store.parts import unsealed
 
     logs = workspace.logs
     known = {(p.log, p.name): p for m in previous for p in m.logs if p.sha256 in held}
-    parts = [part for log in [*prediction_logs(logs), FEEDBACK] for part in logs.parts(log)]
+    parts = [part for log in [*prediction_logs(logs), FEEDBACK, USAGE] for part in logs.parts(log)]
     observer.started("log parts", len(parts))
     entries: list[LogPartEntry] = []
     copied = 0
