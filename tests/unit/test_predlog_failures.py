@@ -94,6 +94,26 @@ def test_batch_scoring_with_a_log_it_cannot_write_keeps_its_output_and_warns(
     assert "Traceback" not in result.stderr
 
 
+def test_scoring_and_monitoring_with_a_ledger_they_cannot_write_finish_and_warn(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    home = tmp_path / "ws"
+    shutil.copytree(trained.settings.home_resolved, home)
+    shutil.rmtree(home / "usage", ignore_errors=True)
+    (home / "usage").write_text("a file where the usage ledger's folder should be")
+    rows = trained.settings.home_resolved.parent / "churn" / "data" / "new_customers.csv"
+    result = invoke_cli("predict", "churn:1", str(rows), "-o", str(tmp_path / "out.csv"), home=home)
+    assert len(pd.read_csv(tmp_path / "out.csv")) == len(pd.read_csv(rows))
+    said = " ".join(result.stderr.split())
+    assert f"warning: the usage ledger at {home / 'usage'} cannot be written" in said, said
+    assert "this run's usage is not recorded" in said and "Traceback" not in said
+    watched = invoke_cli("monitor", "status", "churn", "--window", "1d", home=home)
+    assert "churn: version 1 judged on" in watched.stdout
+    said = " ".join(watched.stderr.split())
+    assert f"warning: the usage ledger at {home / 'usage'} cannot be written" in said, said
+    assert "this pass's usage is not recorded" in said and "Traceback" not in said
+
+
 def test_labels_a_store_refuses_are_a_503_naming_the_folder(
     trained: Workspace, tmp_path: Path
 ) -> None:
