@@ -7,6 +7,7 @@ kept in the replicas' own homes, and ``mlship monitor compact`` leaves the same 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def test_two_replicas_on_shared_storage_are_monitored_as_one(
     assert before["metrics"]["performance.labelled"] == 4
 
     compacted = run_cli("monitor", "compact", home=monitor, env=env)
-    assert "Merged 2 parts into 1 in 2 logs" in compacted.stdout, compacted.stdout
+    # The prediction log, the labels and the usage ledger (whose parts the servers' flushes
+    # and the monitoring passes wrote, as many as their timing made)
+    assert re.search(r"Merged \d+ parts into \d+ in 3 logs", compacted.stdout), compacted.stdout
     listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/predictions/churn-1/")
     assert len(listed.get("Contents", [])) == 1
     after = _status(monitor, env)

@@ -236,7 +236,7 @@ def test_a_process_killed_between_writing_and_deleting_loses_and_doubles_nothing
     assert _figures(store, log) == before
     scanned = scan_log(log_sources(store)).collect()
     assert scanned.height == 4
-    (done, _labels) = compact(store, small_rows=100)
+    (done, _labels, _usage) = compact(store, small_rows=100)
     assert done.leftovers == 4 and len(store.parts(log)) == 1
     assert _figures(store, log) == before
 

@@ -107,3 +107,21 @@ def test_a_ledger_that_cannot_be_written_keeps_its_records_and_says_where(
     assert [r.predictions for r in records] == [0, 1, 2]
     for before, after in pairwise(records):  # intervals meet: nothing is lost
         assert before.ended_at == after.started_at
+
+
+def test_compaction_merges_the_ledgers_parts_and_keeps_every_record(tmp_path: Path) -> None:
+    from mlship.monitor.compaction import compact
+
+    store = LocalLogStore(tmp_path)
+    meter = UsageMeter(store, "d", lambda: [A, B], flush_seconds=3600)
+    meter.start()
+    for rows in (1, 2, 3):
+        meter.answered(A, rows)
+        meter.flush()
+    meter.close()
+    before = read_usage(store)
+    assert len(store.parts("usage")) == 4
+    done = {item.log: item for item in compact(store, small_rows=1000)}
+    assert (done["usage"].merged, done["usage"].written) == (4, 1)
+    assert len(store.parts("usage")) == 1
+    assert read_usage(store) == before

@@ -216,7 +216,8 @@ def compact(
         int, typer.Option("--target-rows", help="Rows a merged part holds at most.", min=2)
     ] = 200_000,
 ) -> None:
-    """Merge the small parts of the prediction logs and labels into big ones (run one at a time)."""
+    """Merge the small parts of the prediction logs, labels and usage ledger into big ones (run
+    one at a time)."""
     from mlship.monitor.compaction import compact as compact_logs
     from mlship.monitor.predlog import replay_write_ahead
 

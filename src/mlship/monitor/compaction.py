@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlship.costs import ledger
 from mlship.monitor import feedback, predlog
 from mlship.store.logread import MERGED_FROM, LoadedPart, load_all, merged_away
-from mlship.store.logstore import FEEDBACK, LogStore, part_name, prediction_logs
+from mlship.store.logstore import FEEDBACK, USAGE, LogStore, part_name, prediction_logs
 from mlship.store.parts import PLAIN, Sealing, sealed_part
 
 SMALL_ROWS = 20_000
@@ -61,12 +62,13 @@ def compact(
     logs: Sequence[str] | None = None,
     written: Callable[[str], None] | None = None,
 ) -> list[Compacted]:
-    """Compact every log of ``store`` (the prediction logs and the labels), or ``logs``.
+    """Compact every log of ``store`` (the prediction logs, the labels and the usage ledger),
+    or ``logs``.
 
     ``written`` is called with each merged part's name once it is stored, before its inputs
     are deleted (the moment a crash leaves duplicates that readers drop).
     """
-    names = list(logs) if logs is not None else [*prediction_logs(store), FEEDBACK]
+    names = list(logs) if logs is not None else [*prediction_logs(store), FEEDBACK, USAGE]
     return [_compact_log(store, log, sealing, small_rows, target_rows, written) for log in names]
 
 
@@ -133,7 +135,7 @@ def _merge(log: str, group: Sequence[LoadedPart]) -> pa.Table:
 
 
 def _conform(log: str, table: pa.Table) -> pa.Table:
-    if log == FEEDBACK:
-        schema = feedback.SCHEMA
+    if log in (FEEDBACK, USAGE):
+        schema = feedback.SCHEMA if log == FEEDBACK else ledger.SCHEMA
         return table.replace_schema_metadata(None).select(schema.names).cast(schema)
     return predlog.conform(table)
