@@ -255,9 +255,15 @@ SpecOption = Annotated[
 ]  # fmt: skip
 
 
-def _with_rules(rules: RuleSet, path: Path) -> RuleSet:
+def _with_rules(rules: RuleSet, path: Path, workspace: Workspace) -> RuleSet:
+    """The file's rules and those of the budgets that alert (``[[budgets]]``, ``alert = true``)."""
+    from mlship.monitor.cost_rules import with_budgets
+
+    rules = with_budgets(rules, workspace.settings.budgets)
     if not rules.rules:
-        raise MlshipError(f"{path} has no `rules:` to evaluate")
+        raise MlshipError(
+            f"{path} has no `rules:` to evaluate (and no budget in the settings has alert = true)"
+        )
     return rules
 
 
@@ -265,7 +271,8 @@ def _models(workspace: Workspace, rules: RuleSet, given: list[str] | None) -> li
     if given:
         return list(dict.fromkeys(given))
     named = [rule.model for rule in rules.rules if rule.model is not None]
-    if named and len(named) == len(rules.rules):
+    teams = [rule for rule in rules.rules if rule.team is not None]
+    if len(named) + len(teams) == len(rules.rules):
         return list(dict.fromkeys(named))
     return [model.name for model in workspace.catalogue.list_models()]
 
@@ -293,11 +300,27 @@ def _outcome_table(outcomes: list[Outcome], title: str) -> Table:
 def _one_pass(
     workspace: Workspace, monitor: Monitor, rules: RuleSet, models: list[str], spec: Path | None
 ) -> list[Outcome]:
+    from mlship.costs.budgets import horizon, spending
+    from mlship.costs.items import CostItem
     from mlship.monitor.alerts import evaluate
+    from mlship.monitor.cost_rules import cost_measure
     from mlship.monitor.retrain import retrainer
+    from mlship.store.clock import utcnow
+
+    now = utcnow()
 
     def measure(model: str, window: Window) -> dict[str, float | None]:
         return monitor.measure(model, window).metrics()
+
+    def costs(seconds: float) -> list[CostItem]:
+        return spending(
+            workspace.runs,
+            workspace.catalogue.list_models(),
+            workspace.logs,
+            workspace.settings.prices,
+            horizon(now, seconds),
+            workspace.sealing,
+        )
 
     _judge_drift_as(monitor, rules)
     return evaluate(
@@ -305,7 +328,9 @@ def _one_pass(
         models,
         measure,
         workspace.alert_history,
+        now=now,
         retrain=retrainer(workspace, spec=spec),
+        measure_cost=cost_measure(costs, workspace.settings.budgets, now),
     )
 
 
@@ -319,9 +344,10 @@ def run_rules(
     from mlship.monitor.measure import Monitor
     from mlship.monitor.rules import load_rules
 
-    rules = _with_rules(load_rules(rules_path), rules_path)
+    loaded = load_rules(rules_path)
     workspace = Workspace.open()
     try:
+        rules = _with_rules(loaded, rules_path, workspace)
         models = _models(workspace, rules, model)
         outcomes = _one_pass(workspace, Monitor(workspace), rules, models, spec)
     finally:
@@ -350,11 +376,12 @@ def watch(
         interval = parse_duration(every)
     except ValueError as exc:
         raise MlshipError(f"--every: {exc}") from None
-    rules = _with_rules(load_rules(rules_path), rules_path)
+    loaded = load_rules(rules_path)
     workspace = Workspace.open()
     monitor = Monitor(workspace)
     done = 0
     try:
+        rules = _with_rules(loaded, rules_path, workspace)
         while True:
             started = time.monotonic()
             models = _models(workspace, rules, model)
