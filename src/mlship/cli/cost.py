@@ -164,7 +164,8 @@ def budgets(
         if not declared:
             out.print(
                 'No budgets: declare them in mlship.toml as [[budgets]] with team = "..." '
-                'or model = "..." and monthly = AMOUNT.'
+                'or model = "..." and monthly = AMOUNT.',
+                markup=False,
             )
             return
         items = spending(
