@@ -10,11 +10,20 @@ into rules of its own.
 from __future__ import annotations
 
 import math
-import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-_SUBJECT = re.compile(r"^[^\s].{0,199}$")
+TEAM_LENGTH = 190
+"""The longest team name: alerts about a team are about ``team:NAME``, which the alert history
+keeps in 200 characters, like a model's name."""
+MODEL_LENGTH = 200
 
 
 class Budget(BaseModel):
@@ -34,9 +43,12 @@ class Budget(BaseModel):
 
     @field_validator("team", "model")
     @classmethod
-    def _named(cls, name: str | None) -> str | None:
-        if name is not None and not _SUBJECT.match(name):
-            raise ValueError("expected a name of 1 to 200 characters, not starting with a space")
+    def _named(cls, name: str | None, info: ValidationInfo) -> str | None:
+        longest = TEAM_LENGTH if info.field_name == "team" else MODEL_LENGTH
+        if name is not None and not (0 < len(name) <= longest and not name[0].isspace()):
+            raise ValueError(
+                f"expected a name of 1 to {longest} characters, not starting with a space"
+            )
         return name
 
     @field_validator("monthly")

@@ -281,6 +281,38 @@ def test_any_cost_rule_is_read_or_refused_with_its_file_line_and_field(
         assert not rule.is_cost or rule.window.seconds is not None
 
 
+def test_the_longest_names_make_rules_and_alerts_that_fit_the_history(
+    history: SqlAlertHistory,
+) -> None:
+    team, model = "t" * 190, "m" * 200
+    budgets = [
+        Budget(team=team, monthly=1.0, alert=True),
+        Budget(model=model, monthly=1.0, alert=True),
+    ]
+    rules = with_budgets(parse_rules("rules: []\n", PATH), budgets)
+    assert all(len(rule.name) <= 200 for rule in rules.rules)
+    assert len({rule.name for rule in rules.rules}) == 4
+    items = daily(5.0, 3, team=team, model=model)
+    outcomes = evaluate(
+        rules,
+        [model],
+        lambda m, w: {},
+        history,
+        now=NOW,
+        measure_cost=cost_measure(lambda seconds: items, budgets, NOW),
+    )
+    assert [o.status for o in outcomes] == ["fired"] * 4
+    assert {a.model for a in history.list()} == {model, f"team:{team}"}
+    with pytest.raises(ValueError, match="expected a name of 1 to 190 characters"):
+        Budget(team="t" * 191, monthly=1.0)
+    with pytest.raises(RulesError, match=r"rules\[0\]\.team"):
+        parse_rules(
+            f"rules:\n  - {{name: a, team: {'t' * 191}, metric: cost.forecast, "
+            'condition: "> 1"}\n',
+            PATH,
+        )
+
+
 # -- evaluation -----------------------------------------------------------------------------------
 
 

@@ -25,12 +25,14 @@ BUDGET_WINDOW = Window(seconds=86400.0)
 """The window budget rules name; the share they watch is the month's, whatever the window."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_NAME_KEPT = 170
+"""Characters of a team's or a model's name kept in its budget rules' names (200 at most)."""
 
 
 def budget_rule_name(budget: Budget, level: str) -> str:
     """``budget.team.growth.warning``: a rule name (letters, digits, ``-_.``) per budget."""
     kind, name = ("team", budget.team) if budget.team is not None else ("model", budget.model)
-    return f"budget.{kind}.{_UNSAFE.sub('-', name or '')}.{level}"
+    return f"budget.{kind}.{_UNSAFE.sub('-', name or '')[:_NAME_KEPT]}.{level}"
 
 
 def budget_rules(budgets: Iterable[Budget], webhook: bool) -> list[Rule]:

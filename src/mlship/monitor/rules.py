@@ -53,6 +53,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mlship.budget_settings import TEAM_LENGTH
 from mlship.costs.budgets import COST_METRICS
 from mlship.errors import MlshipError
 from mlship.monitor.drift import Method as DriftMethod
@@ -182,7 +183,7 @@ class Rule(_Strict):
 
     name: str = Field(max_length=200)
     model: str | None = Field(None, min_length=1, max_length=200)
-    team: str | None = Field(None, min_length=1, max_length=200)
+    team: str | None = Field(None, min_length=1, max_length=TEAM_LENGTH)
     """The team whose models' costs a ``cost.*`` rule watches, instead of one model's."""
     metric: str = Field(max_length=200)
     window: WindowField = DEFAULT_WINDOW
