@@ -201,3 +201,25 @@ def test_budgets_are_explained_when_none_are_declared_or_one_is_wrong(tmp_path: 
     assert wrong.returncode != 0
     assert "budgets[0].monthly: Input should be a valid number" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_budgets_that_alert_are_evaluated_without_a_rules_file(tmp_path: Path) -> None:
+    project, home = tmp_path / "project", tmp_path / "ws"
+    project.mkdir()
+    nothing = invoke_cli("monitor", "run", home=home, cwd=project, check=False)
+    assert nothing.returncode != 0
+    assert "no alert rules to evaluate: give --rules FILE, or set alert = true on a budget" in (
+        nothing.stderr
+    )
+    (project / "mlship.toml").write_text(
+        '[[budgets]]\nteam = "growth"\nmonthly = 5.0\nalert = true\n'
+    )
+    quiet = invoke_cli("monitor", "run", home=home, cwd=project).stdout
+    assert "Budget alerts" in quiet
+    rows = [_row(quiet, "budget.team.growth.warning"), _row(quiet, "budget.team.growth.critical")]
+    # Nothing spent yet: a share of 0, below both.
+    assert [(row[0], row[2], row[3], row[6]) for row in rows] == [
+        ("team:growth", "cost.budget_share", "0.0000", "ok"),
+        ("team:growth", "cost.budget_share", "0.0000", "ok"),
+    ]
+    assert "0 fired, 0 suppressed" in quiet

@@ -242,7 +242,11 @@ def compact(
     out.print(f"Merged {merged} parts into {written} in {len(done)} logs")
 
 
-RulesOption = Annotated[Path, typer.Option("--rules", "-r", help="Alert rules (YAML).")]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", "-r", help="Alert rules (YAML); optional when budgets in the "
+                 "settings have alert = true."),
+]  # fmt: skip
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option("--model", "-m", help="Model to watch (repeatable; default: the models the "
@@ -255,14 +259,22 @@ SpecOption = Annotated[
 ]  # fmt: skip
 
 
-def _with_rules(rules: RuleSet, path: Path, workspace: Workspace) -> RuleSet:
+def _load_rules(path: Path | None) -> RuleSet:
+    from mlship.monitor.rules import RuleSet, load_rules
+
+    return RuleSet() if path is None else load_rules(path)
+
+
+def _with_rules(rules: RuleSet, path: Path | None, workspace: Workspace) -> RuleSet:
     """The file's rules and those of the budgets that alert (``[[budgets]]``, ``alert = true``)."""
     from mlship.monitor.cost_rules import with_budgets
 
     rules = with_budgets(rules, workspace.settings.budgets)
     if not rules.rules:
         raise MlshipError(
-            f"{path} has no `rules:` to evaluate (and no budget in the settings has alert = true)"
+            "no alert rules to evaluate: give --rules FILE, or set alert = true on a budget"
+            if path is None
+            else f"{path} has no `rules:` to evaluate (and no budget has alert = true)"
         )
     return rules
 
@@ -336,15 +348,14 @@ def _one_pass(
 
 @app.command("run")
 def run_rules(
-    rules_path: RulesOption,
+    rules_path: RulesOption = None,
     model: ModelsOption = None,
     spec: SpecOption = None,
 ) -> None:
     """Evaluate the alert rules once (for cron): deliver what holds, respecting cool-downs."""
     from mlship.monitor.measure import Monitor
-    from mlship.monitor.rules import load_rules
 
-    loaded = load_rules(rules_path)
+    loaded = _load_rules(rules_path)
     workspace = Workspace.open()
     try:
         rules = _with_rules(loaded, rules_path, workspace)
@@ -352,14 +363,15 @@ def run_rules(
         outcomes = _one_pass(workspace, Monitor(workspace), rules, models, spec)
     finally:
         workspace.close()
-    out.print(_outcome_table(outcomes, f"Alert rules of {rules_path.name}"))
+    title = "Budget alerts" if rules_path is None else f"Alert rules of {rules_path.name}"
+    out.print(_outcome_table(outcomes, title))
     fired = sum(o.status == "fired" for o in outcomes)
     out.print(f"{fired} fired, {sum(o.status == 'suppressed' for o in outcomes)} suppressed")
 
 
 @app.command("watch")
 def watch(
-    rules_path: RulesOption,
+    rules_path: RulesOption = None,
     model: ModelsOption = None,
     spec: SpecOption = None,
     every: Annotated[str, typer.Option("--every", help="Time between passes (30s, 5m).")] = "1m",
@@ -369,14 +381,13 @@ def watch(
 ) -> None:
     """Evaluate the alert rules in a loop; references stay loaded between passes."""
     from mlship.monitor.measure import Monitor
-    from mlship.monitor.rules import load_rules
     from mlship.monitor.window import parse_duration
 
     try:
         interval = parse_duration(every)
     except ValueError as exc:
         raise MlshipError(f"--every: {exc}") from None
-    loaded = load_rules(rules_path)
+    loaded = _load_rules(rules_path)
     workspace = Workspace.open()
     monitor = Monitor(workspace)
     done = 0
