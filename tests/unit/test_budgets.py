@@ -231,6 +231,12 @@ def test_budgets_that_alert_become_a_warning_and_a_critical_rule() -> None:
             "{name: a, team: '', metric: cost.forecast, condition: '> 1'}",
             "field rules[0].team",
         ),
+        (
+            "{name: a, team: growth, metric: cost.forecast, condition: '> 1', "
+            "actions: [log, retrain]}",
+            "field rules[0].actions[1]: action retrain needs a model to train; a team's rule "
+            "cannot retrain",
+        ),
     ],
 )
 def test_cost_rule_mistakes_are_named_by_line_and_field(rule: str, message: str) -> None:

@@ -320,6 +320,9 @@ def _cost_problems(index: int, rule: Rule) -> list[Problem]:
     if rule.team is not None and not rule.is_cost:
         message = f"only cost.* metrics are measured for a team; {rule.metric} needs a model"
         problems.append((("rules", index, "team"), message))
+    if rule.team is not None and "retrain" in rule.actions:
+        message = "action retrain needs a model to train; a team's rule cannot retrain"
+        problems.append((("rules", index, "actions", rule.actions.index("retrain")), message))
     if rule.is_cost and rule.window.seconds is None:
         message = f"{rule.metric} is measured over a duration (1h, 7d), not over rows"
         problems.append((("rules", index, "window"), message))
