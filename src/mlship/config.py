@@ -20,10 +20,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mlship.budget_settings import Budget, repeated
 from mlship.dburl import sqlalchemy_url
 from mlship.errors import ConfigError
 from mlship.price_catalog import CatalogSettings
 from mlship.prices import Prices
+from mlship.yamlfile import field_name
 
 CONFIG_FILE = "mlship.toml"
 
@@ -154,11 +156,23 @@ class Settings(BaseSettings):
         default_factory=CatalogSettings,
         description="Corrections and additions to the shipped price catalog; `[catalog]`.",
     )
+    budgets: tuple[Budget, ...] = Field(
+        (),
+        description="Monthly budgets of teams and models; `[[budgets]]` in mlship.toml.",
+    )
 
     @field_validator("database_url")
     @classmethod
     def _servers_listed_for_sqlalchemy(cls, url: str | None) -> str | None:
         return None if url is None else sqlalchemy_url(url)
+
+    @field_validator("budgets")
+    @classmethod
+    def _one_budget_each(cls, budgets: tuple[Budget, ...]) -> tuple[Budget, ...]:
+        problem = repeated(budgets)
+        if problem is not None:
+            raise ValueError(problem)
+        return budgets
 
     @model_validator(mode="after")
     def _plaintext_refused_only_when_encrypting(self) -> Settings:
@@ -243,7 +257,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{field_name(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         where = f"{Path(CONFIG_FILE).resolve()} or MLSHIP_* environment variables"
         raise ConfigError(f"invalid settings in {where}: {problems}") from exc

@@ -1,5 +1,6 @@
-"""``mlship cost catalog|what-if|report``: the shipped cloud prices, recorded runs priced on them,
-and every cost of a window allocated by team, owner, model, stage or kind."""
+"""``mlship cost catalog|what-if|report|budgets``: the shipped cloud prices, recorded runs
+priced on them, every cost of a window allocated by team, owner, model, stage or kind, and the
+month's spending against the budgets."""
 
 from __future__ import annotations
 
@@ -321,3 +322,80 @@ def report(
         _print_report(made)
     if html is not None and not as_json:
         out.print(f"Report written to {html}", soft_wrap=True)
+
+
+_STATE_STYLES = {"ok": "green", "warning": "yellow", "over": "bold red"}
+
+
+@app.command("budgets")
+def budgets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Each budget this month: spent so far, forecast at the current rate, share, status."""
+    from mlship.costs.budgets import RATE_DAYS, budget_statuses, horizon, spending
+    from mlship.store.clock import utcnow
+    from mlship.workspace import Workspace
+
+    now = utcnow()
+    workspace = Workspace.open()
+    try:
+        declared = workspace.settings.budgets
+        currency = workspace.settings.prices.currency
+        if not declared:
+            out.print(
+                'No budgets: declare them in mlship.toml as [[budgets]] with team = "..." '
+                'or model = "..." and monthly = AMOUNT.',
+                markup=False,
+            )
+            return
+        items = spending(
+            workspace.runs,
+            workspace.catalogue.list_models(),
+            workspace.logs,
+            workspace.settings.prices,
+            horizon(now),
+            workspace.sealing,
+        )
+    finally:
+        workspace.close()
+    statuses = budget_statuses(declared, items, now)
+    if as_json:
+        rows = [
+            {
+                "team": s.budget.team,
+                "model": s.budget.model,
+                "monthly": s.budget.monthly,
+                "warn_at": s.budget.warn_at,
+                "month_to_date": s.month_to_date,
+                "rate_per_day": s.rate_per_day,
+                "forecast": s.forecast,
+                "share": s.share,
+                "status": s.state,
+                "currency": currency,
+            }
+            for s in statuses
+        ]
+        out.print_json(json.dumps({"month": f"{now:%Y-%m}", "budgets": rows}))
+        return
+    table = Table(
+        title=f"Budgets of {now:%B %Y} ({currency}; forecast at the rate of the last "
+        f"{RATE_DAYS:g} days)"
+    )
+    name_column(table, "budget")
+    for header in ("monthly", "spent", "forecast", "per day", "share"):
+        number_column(table, header)
+    name_column(table, "status")
+    for status in statuses:
+        table.add_row(
+            status.budget.described,
+            fmt(status.budget.monthly, 2),
+            fmt(status.month_to_date, 2),
+            fmt(status.forecast, 2),
+            fmt(status.rate_per_day, 2),
+            f"{status.share:.0%}",
+            f"[{_STATE_STYLES[status.state]}]{status.state}[/]",
+        )
+    out.print(table)
+    over = [s.budget.described for s in statuses if s.state == "over"]
+    if over:
+        out.print(f"Forecast over budget: {', '.join(over)}")
