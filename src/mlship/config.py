@@ -241,7 +241,6 @@ class Settings(BaseSettings):
         root = Path(self.artifact_root) if self.artifact_root else self.home / "artifacts"
         return root.expanduser().resolve()
 
-
     @property
     def cold_root_resolved(self) -> Path | None:
         """Where a local store's cold tier is: ``gc.cold_path``, or None for the store's own

@@ -71,7 +71,7 @@ class GcRule(BaseModel):
         if self.action == "delete" and self.what != "datasets":
             raise ValueError(
                 f'action = "delete" applies to what = "datasets" only: {self.what} are named '
-                "by model versions and runs, which are kept; use action = \"tier\""
+                'by model versions and runs, which are kept; use action = "tier"'
             )
         return self
 

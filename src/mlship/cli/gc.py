@@ -1,4 +1,5 @@
-"""``mlship gc``: list, and with ``--apply`` delete, the artifacts nothing refers to."""
+"""``mlship gc``: list, and with ``--apply`` delete, the artifacts nothing refers to, and move
+the ones ``[[gc.rules]]`` tier to the cold tier."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ def gc(
         bool, typer.Option("--apply", help="Delete; without it nothing changes.")
     ] = False,
 ) -> None:
-    """List the artifacts no dataset, run or model version refers to, their sizes and what
-    storing them costs a month; --apply deletes them."""
+    """List the artifacts no dataset, run or model version refers to and the old ones the
+    [[gc.rules]] of mlship.toml tier or delete, with the bytes per tier and what each change
+    saves a month; --apply carries it out."""
     from mlship.store import gc as collection
     from mlship.workspace import Workspace
 
@@ -51,26 +53,33 @@ def gc(
                 "`mlship gc` walks the artifact store and the database themselves; run it on "
                 "the tracking server's host (without MLSHIP_URL)"
             )
-        store = collection.collected_store(workspace.settings)
+        settings = workspace.settings
+        store = collection.collected_store(settings)
         planned = collection.plan(
             workspace.metadata,
             store,
             older_than=age,
             keep_versions=keep_versions,
-            prices=workspace.settings.prices,
+            prices=settings.prices,
+            rules=settings.gc.rules,
+            cold=collection.cold_tier(settings),
         )
         _show(planned)
         if not apply:
-            if planned.artifacts or planned.datasets:
-                out.print("Dry run: nothing was deleted; `mlship gc --apply` deletes these.")
+            if planned.artifacts or planned.datasets or planned.tiered:
+                out.print(
+                    "Dry run: nothing was deleted or moved; `mlship gc --apply` carries this out."
+                )
             return
-        deleted = collection.apply(workspace.metadata, store, planned)
+        outcome = collection.apply(workspace.metadata, store, planned)
     finally:
         workspace.close()
     out.print(
-        f"Deleted {deleted} artifact(s) and {len(planned.datasets)} dataset version(s).",
+        f"Deleted {outcome.deleted} artifact(s) and {len(planned.datasets)} dataset version(s).",
         highlight=False,
     )
+    if planned.tiered:
+        out.print(f"Tiered {outcome.tiered} artifact(s) to cold.", highlight=False)
 
 
 def _show(planned: Plan) -> None:
@@ -93,12 +102,37 @@ def _show(planned: Plan) -> None:
                 doomed.why,
             )
         out.print(table)
+    if planned.tiered:
+        table = Table(title="Artifacts to tier")
+        for column in ("artifact", "what", "size", "written"):
+            table.add_column(column)
+        for moved in planned.tiered:
+            table.add_row(
+                moved.sha256[:16], moved.what, byte_size(moved.size), f"{moved.written:%Y-%m-%d}"
+            )
+        out.print(table)
+    currency = planned.currency
     out.print(
         f"To delete: {len(planned.artifacts)} artifact(s), {byte_size(planned.size)}, "
-        f"saving {planned.monthly_saving:.4f} {planned.currency} a month at "
-        f"{planned.price_gb_month} {planned.currency} per GB-month",
+        f"saving {planned.monthly_saving:.4f} {currency} a month at "
+        f"{planned.price_gb_month} {currency} per GB-month",
         highlight=False,
     )
+    cold = planned.cold
+    if cold is not None:
+        out.print(
+            f"To tier: {len(planned.tiered)} artifact(s), {byte_size(planned.tier_size)} to "
+            f"cold ({cold.key}, {cold.gb_month} {currency} per GB-month), saving "
+            f"{planned.tier_saving:.4f} {currency} a month",
+            highlight=False,
+        )
+        hot_after, cold_after = planned.after
+        out.print(
+            f"Stored: {byte_size(planned.hot_bytes)} standard and "
+            f"{byte_size(planned.cold_bytes)} cold now; {byte_size(hot_after)} standard and "
+            f"{byte_size(cold_after)} cold after",
+            highlight=False,
+        )
     out.print(
         f"Kept: {planned.kept} referenced; {planned.kept_young} unreferenced but younger than "
         "--older-than",
