@@ -1,10 +1,11 @@
 """Retention and tiering rules for ``mlship gc``: the ``[gc]`` settings and the ages they use.
 
 ``[[gc.rules]]`` say, for one kind of stored thing (dataset versions, model versions, run
-reports), after how long it moves to cheaper storage (``tier``) or goes (``delete``, dataset
-versions only: a model version or a run always names its artifact, so only tiering applies to
-them). The rules are declared with the settings so that a bad one is refused with the field it
-is in before any collection starts, not halfway through one.
+reports, log parts), after how long it moves to cheaper storage (``tier``) or goes (``delete``:
+dataset versions no run or model version uses, and log parts; a model version or a run always
+names its artifact, so only tiering applies to them, and logs are only deleted). The rules are
+declared with the settings so that a bad one is refused with the field it is in before any
+collection starts, not halfway through one.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KINDS = ("datasets", "models", "reports")
-"""What a rule may name: the kinds of artifact the metadata tells apart."""
+KINDS = ("datasets", "models", "reports", "logs")
+"""What a rule may name: the kinds of artifact the metadata tells apart, and the logs."""
 
 
 def parse_age(text: str) -> timedelta:
@@ -37,9 +38,9 @@ class GcRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    what: Literal["datasets", "models", "reports"] = Field(
-        description="Which artifacts: dataset versions (data, quarantine, profile), model "
-        "versions' models, or run reports."
+    what: Literal["datasets", "models", "reports", "logs"] = Field(
+        description="Which: dataset versions (data, quarantine, profile), model versions' "
+        "models, run reports, or the parts of the prediction and usage logs."
     )
     action: Literal["tier", "delete"] = Field(
         description="tier: move to the cold tier (reads still find it); delete: drop dataset "
@@ -68,10 +69,15 @@ class GcRule(BaseModel):
 
     @model_validator(mode="after")
     def _delete_what_may_go(self) -> GcRule:
-        if self.action == "delete" and self.what != "datasets":
+        if self.action == "delete" and self.what not in ("datasets", "logs"):
             raise ValueError(
-                f'action = "delete" applies to what = "datasets" only: {self.what} are named '
-                'by model versions and runs, which are kept; use action = "tier"'
+                f'action = "delete" applies to what = "datasets" or "logs" only: {self.what} '
+                'are named by model versions and runs, which are kept; use action = "tier"'
+            )
+        if self.action == "tier" and self.what == "logs":
+            raise ValueError(
+                'action = "tier" applies to datasets, models and reports: log parts are '
+                'deleted (action = "delete") once no monitoring window needs them'
             )
         return self
 
@@ -97,6 +103,11 @@ class GcSettings(BaseModel):
         pattern=r"^[A-Z][A-Z_]{1,40}$",
         description="Object storage: tier by changing the object's storage class (STANDARD_IA, "
         "GLACIER_IR...); unset, tiered objects move under the store's cold/ prefix.",
+    )
+    monitor_rules: str | None = Field(
+        None,
+        min_length=1,
+        description="The alert rules file whose windows the logs must keep serving.",
     )
     cold_class: str = Field(
         "s3-standard-ia",

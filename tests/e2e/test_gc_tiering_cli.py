@@ -143,7 +143,7 @@ def test_bad_rules_are_refused_naming_the_field(tmp_path: Path) -> None:
     cases = {
         '[[gc.rules]]\nwhat = "logfiles"\naction = "tier"\n': (
             "gc.rules.0.what",
-            "'datasets', 'models' or 'reports'",
+            "'datasets', 'models', 'reports' or 'logs'",
         ),
         '[[gc.rules]]\nwhat = "models"\naction = "tier"\nolder_than = "ninety"\n': (
             "gc.rules.0.older_than",
@@ -151,11 +151,15 @@ def test_bad_rules_are_refused_naming_the_field(tmp_path: Path) -> None:
         ),
         '[[gc.rules]]\nwhat = "models"\naction = "delete"\n': (
             "gc.rules.0",
-            'action = "delete" applies to what = "datasets" only',
+            'action = "delete" applies to what = "datasets" or "logs" only',
         ),
         '[[gc.rules]]\nwhat = "models"\naction = "tier"\nkeep_versions = -1\n': (
             "gc.rules.0.keep_versions",
             "greater than or equal to 0",
+        ),
+        '[[gc.rules]]\nwhat = "logs"\naction = "tier"\n': (
+            "gc.rules.0",
+            'log parts are deleted (action = "delete") once no monitoring window needs them',
         ),
         '[gc]\ncold_class = "tape"\n': ("gc.cold_class 'tape'", "s3-standard-ia"),
     }
@@ -218,3 +222,69 @@ def test_tiering_in_a_bucket_moves_objects_under_cold(
     out = tmp_path / "after-refusal.csv"
     scored = run_cli("predict", "churn:2", str(rows), "-o", str(out), home=home, env=env)
     assert "Scored 200 rows with churn:2" in scored.stdout
+
+
+LOG_RULES = """
+[gc]
+monitor_rules = "alerts.yaml"
+
+[[gc.rules]]
+what = "logs"
+action = "delete"
+older_than = "0"
+"""
+
+ALERTS = """
+rules:
+  - name: drift
+    metric: drift.share
+    window: 300 rows
+    condition: "> 0.5"
+"""
+
+
+def test_old_log_parts_go_unless_a_monitoring_window_reads_them(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mlship.costs.ledger import USAGE, UsageRecord, write_usage
+    from mlship.store.logstore import PREDICTIONS
+
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    assert "Registered churn:1" in invoke_cli("run", str(spec), home=home).stdout
+    rows = spec.parent / "data" / "new_customers.csv"
+    for i in range(3):  # three parts of 200 rows each in the batch prediction log
+        out = tmp_path / f"scored-{i}.csv"
+        invoke_cli("predict", "churn", str(rows), "-o", str(out), home=home)
+    workspace = Workspace.open(Settings(home=home, user="tester"))
+    try:
+        start = datetime.now(UTC) - timedelta(hours=1)
+        write_usage(
+            workspace.logs,
+            [UsageRecord(kind="batch", started_at=start, ended_at=start + timedelta(seconds=5))],
+            workspace.sealing,
+        )
+        batch = workspace.logs.parts(f"{PREDICTIONS}/batch")
+        usage = workspace.logs.parts(USAGE)
+    finally:
+        workspace.close()
+    assert len(batch) == 3 and len(usage) == 1
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mlship.toml").write_text(LOG_RULES)
+    (project / "alerts.yaml").write_text(ALERTS)
+
+    dry = " ".join(invoke_cli("gc", home=home, cwd=project).stdout.split())
+    assert "Log parts to delete" in dry and "To delete: 2 log part(s)" in dry, dry
+    assert "Dry run: nothing was deleted or moved" in dry
+
+    applied = " ".join(invoke_cli("gc", "--apply", home=home, cwd=project).stdout.split())
+    assert "Deleted 2 log part(s)." in applied, applied
+    workspace = Workspace.open(Settings(home=home, user="tester"))
+    try:
+        left = workspace.logs.parts(f"{PREDICTIONS}/batch")
+        assert left == sorted(batch, key=lambda p: p.written_ns)[-2:]  # 300 rows: two parts
+        assert workspace.logs.parts(USAGE) == []
+    finally:
+        workspace.close()
+    again = " ".join(invoke_cli("gc", home=home, cwd=project).stdout.split())
+    assert "log part(s)" not in again, again

@@ -11,9 +11,13 @@ from rich.table import Table
 from mlship.cli.console import out
 from mlship.cli.render import byte_size
 from mlship.errors import MlshipError
+from mlship.prices import GB
 
 if TYPE_CHECKING:
+    from mlship.config import Settings
     from mlship.store.gc import Plan
+    from mlship.store.log_retention import ExpiredPart, MonitoringNeeds
+    from mlship.workspace import Workspace
 
 
 def gc(
@@ -65,13 +69,16 @@ def gc(
             cold=collection.cold_tier(settings),
         )
         _show(planned)
+        expired = _expired_logs(workspace)
+        _show_logs(expired, planned)
         if not apply:
-            if planned.artifacts or planned.datasets or planned.tiered:
+            if planned.artifacts or planned.datasets or planned.tiered or expired:
                 out.print(
                     "Dry run: nothing was deleted or moved; `mlship gc --apply` carries this out."
                 )
             return
         outcome = collection.apply(workspace.metadata, store, planned)
+        workspace.logs.delete([e.part for e in expired])
     finally:
         workspace.close()
     out.print(
@@ -80,6 +87,75 @@ def gc(
     )
     if planned.tiered:
         out.print(f"Tiered {outcome.tiered} artifact(s) to cold.", highlight=False)
+    if expired:
+        out.print(f"Deleted {len(expired)} log part(s).", highlight=False)
+
+
+def _expired_logs(workspace: Workspace) -> list[ExpiredPart]:
+    """The prediction-log and usage-log parts the ``what = "logs"`` rules delete, less the ones
+    a window of the alert rules in ``gc.monitor_rules`` still reads."""
+    from mlship.costs.ledger import USAGE
+    from mlship.store.clock import utcnow
+    from mlship.store.log_retention import expired_parts
+    from mlship.store.logstore import prediction_logs
+
+    rules = [r for r in workspace.settings.gc.rules if r.what == "logs"]
+    if not rules:
+        return []
+    needs = _monitoring_needs(workspace.settings)
+    store, now = workspace.logs, utcnow()
+    predictions = prediction_logs(store)
+    found: dict[object, ExpiredPart] = {}
+    for rule in rules:
+        for part in expired_parts(
+            store,
+            [*predictions, USAGE],
+            older_than=rule.age,
+            now=now,
+            needs=needs,
+            sealing=workspace.sealing,
+            windowed=frozenset(predictions),
+        ):
+            found.setdefault(part.part, part)
+    return sorted(found.values(), key=lambda e: (e.part.log, e.part.name))
+
+
+def _monitoring_needs(settings: Settings) -> MonitoringNeeds:
+    """The widest duration and row windows of the alert rules in ``gc.monitor_rules``."""
+    from mlship.monitor.rules import load_rules
+    from mlship.store.log_retention import MonitoringNeeds
+
+    if settings.gc.monitor_rules is None:
+        return MonitoringNeeds()
+    windows = [rule.window for rule in load_rules(settings.gc.monitor_rules).rules]
+    return MonitoringNeeds(
+        seconds=max((w.seconds for w in windows if w.seconds is not None), default=0.0),
+        rows=max((w.rows for w in windows if w.rows is not None), default=0),
+    )
+
+
+def _show_logs(expired: list[ExpiredPart], planned: Plan) -> None:
+    if not expired:
+        return
+    logs: dict[str, list[ExpiredPart]] = {}
+    for part in expired:
+        logs.setdefault(part.part.log, []).append(part)
+    table = Table(title="Log parts to delete")
+    for column in ("log", "parts", "size", "newest written"):
+        table.add_column(column)
+    for log, parts in logs.items():
+        newest = max(p.written for p in parts)
+        table.add_row(
+            log, str(len(parts)), byte_size(sum(p.size for p in parts)), f"{newest:%Y-%m-%d %H:%M}"
+        )
+    out.print(table)
+    size = sum(p.size for p in expired)
+    saving = size / GB * planned.price_gb_month
+    out.print(
+        f"To delete: {len(expired)} log part(s), {byte_size(size)}, saving {saving:.4f} "
+        f"{planned.currency} a month",
+        highlight=False,
+    )
 
 
 def _show(planned: Plan) -> None:

@@ -208,7 +208,7 @@ def plan(
             )
         }
         for rule in rules:
-            if rule.action == "delete":
+            if rule.action == "delete" and rule.what == "datasets":
                 rule_cutoff = now - rule.age
                 for d in unused_datasets(session, rule.keep_versions, rule_cutoff):
                     dropped.setdefault(d.id, (d, rule_cutoff))
