@@ -55,7 +55,8 @@ def _two_versions(root: Path, home: Path, env: dict[str, str] | None = None) -> 
 
 def _facts(home: Path, env: dict[str, str] | None = None) -> tuple[str, str, str, frozenset[str]]:
     """churn:1's model and run, churn:2's model, and every referenced address."""
-    settings = Settings(home=home, user="tester", **_root(env))
+    root = env["MLSHIP_ARTIFACT_ROOT"] if env else None
+    settings = Settings(home=home, user="tester", artifact_root=root)
     workspace = Workspace.open(settings)
     try:
         first, second = (workspace.tracking.get_version("churn", v) for v in (1, 2))
@@ -64,10 +65,6 @@ def _facts(home: Path, env: dict[str, str] | None = None) -> tuple[str, str, str
         return first.artifact_sha256, first.run_id, second.artifact_sha256, names
     finally:
         workspace.close()
-
-
-def _root(env: dict[str, str] | None) -> dict[str, str]:
-    return {"artifact_root": env["MLSHIP_ARTIFACT_ROOT"]} if env else {}
 
 
 def _everything_still_works(home: Path, rows: Path, run_id: str, env: dict[str, str] | None) -> str:
