@@ -354,7 +354,7 @@ def test_a_tiered_artifact_reads_verified_from_the_cold_tier(
 
     store.delete(ref.sha256)
     assert not store.exists(ref.sha256)
-    with pytest.raises(NotFoundError, match=ref.sha256):
+    with pytest.raises(NotFoundError, match=ref.sha256[2:]):  # its usual place, named
         store.get_bytes(ref.sha256)
 
 
