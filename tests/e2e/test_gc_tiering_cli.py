@@ -285,3 +285,31 @@ def test_old_log_parts_go_unless_a_monitoring_window_reads_them(tmp_path: Path) 
         workspace.close()
     again = " ".join(invoke_cli("gc", home=home, cwd=project).stdout.split())
     assert "log part(s)" not in again, again
+
+
+def test_old_log_parts_go_from_a_bucket_too(object_store: ObjectStore, tmp_path: Path) -> None:
+    from mlship.store.logstore import PREDICTIONS
+
+    spec, home = fast_churn(tmp_path / "churn"), tmp_path / "home"
+    prefix = f"gc-logs/{secrets.token_hex(6)}"
+    env = {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": f"s3://{object_store.bucket}/{prefix}"}
+    assert "Registered churn:1" in run_cli("run", str(spec), home=home, env=env).stdout
+    rows = spec.parent / "data" / "new_customers.csv"
+    for i in range(2):
+        out = tmp_path / f"scored-{i}.csv"
+        run_cli("predict", "churn", str(rows), "-o", str(out), home=home, env=env)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mlship.toml").write_text(LOG_RULES)
+    (project / "alerts.yaml").write_text(ALERTS.replace("300 rows", "100 rows"))
+
+    dry = " ".join(run_cli("gc", home=home, env=env, cwd=project).stdout.split())
+    assert "To delete: 1 log part(s)" in dry and f"{PREDICTIONS}/batch" in dry, dry
+    applied = " ".join(run_cli("gc", "--apply", home=home, env=env, cwd=project).stdout.split())
+    assert "Deleted 1 log part(s)." in applied, applied
+    client = make_client(object_store.settings())
+    listed = client.list_objects_v2(
+        Bucket=object_store.bucket, Prefix=f"{prefix}/{PREDICTIONS}/batch/"
+    )
+    left = [e["Key"] for e in listed.get("Contents", []) if e["Key"].endswith(".parquet")]
+    assert len(left) == 1, left
