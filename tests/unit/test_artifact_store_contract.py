@@ -351,6 +351,13 @@ def test_a_tiered_artifact_reads_verified_from_the_cold_tier(
     store.check_signature(ref.sha256)
     with pytest.raises((FileNotFoundError, ClientError)):  # gone from the usual place
         tiered_backend.at_rest(ref.sha256)
+    if tiered_backend.encrypted:  # a key rotation rewrites it where it is
+        assert store.cipher is not None
+        old = store.cipher.keyring
+        store.cipher = ArtifactCipher(Keyring(new_key(), (old.current, *old.older)))
+        store.reencrypt(ref.sha256)
+        assert store.key_id(ref.sha256) == store.cipher.keyring.current_id
+        assert store.stored(ref.sha256).cold and store.get_bytes(ref.sha256) == data
 
     store.delete(ref.sha256)
     assert not store.exists(ref.sha256)
