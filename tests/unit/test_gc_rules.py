@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from mlship.prices import GB
 from mlship.retention import GcRule, GcSettings
-from mlship.store.gc import ColdTier, Doomed, Moved, Plan, _to_tier
+from mlship.store.gc import ColdTier, Doomed, Moved, Plan, tiered_by_rules
 from mlship.store.references import Holder
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -30,11 +30,11 @@ def test_old_versions_beyond_the_newest_kept_move_and_shared_ones_stay() -> None
         _holder("models", "1", 400, "e" * 64),
     ]
     rule = GcRule(what="datasets", action="tier", older_than="90d", keep_versions=1)
-    moved = _to_tier(found, [rule], NOW)
+    moved = tiered_by_rules(found, [rule], NOW)
     assert moved == {"a" * 64: "datasets", "b" * 64: "datasets"}  # fraud's only version is kept
 
     young = GcRule(what="datasets", action="tier", older_than="160d")
-    assert set(_to_tier(found, [young], NOW)) == {"a" * 64, "d" * 64}
+    assert set(tiered_by_rules(found, [young], NOW)) == {"a" * 64, "d" * 64}
 
 
 @settings(derandomize=True, max_examples=60, deadline=None)
@@ -48,7 +48,7 @@ def test_a_rule_never_moves_what_a_kept_holder_names(
 ) -> None:
     found = [_holder("models", group, age, f"{i % 3:064x}") for i, (group, age) in enumerate(ages)]
     rule = GcRule(what="models", action="tier", older_than=f"{older}d", keep_versions=keep)
-    moved = _to_tier(found, [rule], NOW)
+    moved = tiered_by_rules(found, [rule], NOW)
     for group in "xyz":
         members = sorted(
             (h for h in found if h.group == group), key=lambda h: h.created, reverse=True

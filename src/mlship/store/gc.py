@@ -222,7 +222,7 @@ def plan(
             if a is not None
         }
         still = referenced(session, frozenset(d.id for d in datasets))
-        movable = _to_tier(holders(session), [r for r in rules if r.action == "tier"], now)
+        movable = tiered_by_rules(holders(session), [r for r in rules if r.action == "tier"], now)
     doomed, moved, kept, young, hot, cold_bytes = [], [], 0, 0, 0, 0
     for sha256 in store.addresses():
         stored = store.stored(sha256)
@@ -254,7 +254,7 @@ def plan(
     )
 
 
-def _to_tier(found: list[Holder], rules: list[GcRule], now: datetime) -> dict[str, str]:
+def tiered_by_rules(found: list[Holder], rules: list[GcRule], now: datetime) -> dict[str, str]:
     """The artifacts the tiering ``rules`` move, each with the kind that moves it: named by an
     old holder of the rule's kind and by no holder of that kind the rule keeps."""
     moving: dict[str, str] = {}
@@ -306,4 +306,5 @@ __all__ = [
     "collected_store",
     "parse_age",
     "plan",
+    "tiered_by_rules",
 ]
