@@ -5,6 +5,7 @@ report, every artifact is still signed and found, and a second collection moves 
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def test_bad_rules_are_refused_naming_the_field(tmp_path: Path) -> None:
         project.mkdir()
         (project / "mlship.toml").write_text(toml)
         result = invoke_cli("gc", home=tmp_path / "home", cwd=project, check=False)
-        message = " ".join(result.stderr.split())
+        # a list index as gc.rules.0 or as gc.rules[0], the way the settings loader spells it
+        message = re.sub(r"\[(\d+)\]", r".\1", " ".join(result.stderr.split()))
         assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
         assert field in message and expected in message, message
 
