@@ -25,6 +25,7 @@ from mlship.dburl import sqlalchemy_url
 from mlship.errors import ConfigError
 from mlship.price_catalog import CatalogSettings
 from mlship.prices import Prices
+from mlship.retention import GcSettings
 from mlship.yamlfile import field_name
 
 CONFIG_FILE = "mlship.toml"
@@ -160,6 +161,10 @@ class Settings(BaseSettings):
         (),
         description="Monthly budgets of teams and models; `[[budgets]]` in mlship.toml.",
     )
+    gc: GcSettings = Field(
+        default_factory=GcSettings,
+        description="Retention and tiering rules of `mlship gc`; `[gc]` and `[[gc.rules]]`.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -249,6 +254,12 @@ class Settings(BaseSettings):
             )
         root = Path(self.artifact_root) if self.artifact_root else self.home / "artifacts"
         return root.expanduser().resolve()
+
+    @property
+    def cold_root_resolved(self) -> Path | None:
+        """Where a local store's cold tier is: ``gc.cold_path``, or None for the store's own
+        ``cold/`` folder."""
+        return Path(self.gc.cold_path).expanduser().resolve() if self.gc.cold_path else None
 
 
 def load_settings(**overrides: object) -> Settings:
