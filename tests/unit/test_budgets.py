@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlship.budget_settings import Budget
+from mlship.cli.cost_items import workspace_costs
 from mlship.config import CONFIG_FILE, load_settings
 from mlship.costs.budgets import (
     budget_statuses,
     cost_metrics,
     horizon,
     of_subject,
-    spending,
     status_of,
 )
 from mlship.costs.items import CostItem
@@ -33,7 +33,6 @@ from mlship.monitor.cost_rules import budget_rules, cost_measure, with_budgets
 from mlship.monitor.history import SqlAlertHistory
 from mlship.monitor.rules import Condition, RulesError, parse_rules
 from mlship.monitor.window import Window
-from mlship.prices import Prices
 from mlship.workspace import Workspace
 
 JUNE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -140,7 +139,7 @@ def test_the_horizon_reaches_back_to_the_month_the_rate_and_the_longest_window()
     assert horizon(NOW, 30 * 86400) == NOW - timedelta(days=30)
 
 
-def test_spending_reads_the_ledger_from_the_horizon_on(workspace: Workspace) -> None:
+def test_the_workspace_costs_read_the_ledger_from_the_horizon_on(workspace: Workspace) -> None:
     now = datetime.now(UTC)
     record = UsageRecord(
         kind="serving",
@@ -152,10 +151,11 @@ def test_spending_reads_the_ledger_from_the_horizon_on(workspace: Workspace) -> 
         predictions=400,
     )
     write_usage(workspace.logs, [record], workspace.sealing)
-    prices = Prices(cpu_hour=1.0, gb_hour=0.0)
 
     def read(since: datetime) -> list[CostItem]:
-        return spending(workspace.runs, [], workspace.logs, prices, since, workspace.sealing)
+        # The ledger's own part is stored too, and billed as storage: only the work here.
+        items, _ = workspace_costs(workspace, since, since + timedelta(days=40))
+        return [item for item in items if item.kind != "storage"]
 
     (served,) = read(horizon(now))
     assert (served.kind, served.model, served.version, served.predictions) == (
@@ -164,7 +164,7 @@ def test_spending_reads_the_ledger_from_the_horizon_on(workspace: Workspace) -> 
         1,
         400,
     )
-    assert served.cost == pytest.approx(1.0)
+    assert served.cost == pytest.approx(record.cost(workspace.settings.prices))
     assert read(now + timedelta(days=1)) == []  # nothing written before the horizon is read
 
 

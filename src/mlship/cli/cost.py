@@ -21,18 +21,13 @@ if TYPE_CHECKING:
     from mlship.config import Settings
     from mlship.costs.items import Allocation
     from mlship.costs.report import CostReport
-    from mlship.costs.storage import SizeOf
     from mlship.price_catalog import PriceCatalog
-    from mlship.store.artifacts import ArtifactStore
     from mlship.workspace import Workspace
 
 app = typer.Typer(help="What work costs, and what it would cost elsewhere.", no_args_is_help=True)
 
 RUNS_READ = 1000
 """The most runs ``what-if`` reads, newest first: the most a tracking server lists at once."""
-
-DATASETS_READ = 1000
-"""The most dataset versions ``report`` measures, newest first (as many as a server lists)."""
 
 Provider = Annotated[
     str | None,
@@ -155,62 +150,20 @@ def what_if(
         out.print(f"{unmeasured} runs without a measured usage (running or cut short) left out")
 
 
-def _sizes(store: ArtifactStore) -> SizeOf | None:
-    """How to measure an artifact in ``store``; None for a tracking server's, which does not
-    say (model versions still count, with the size recorded when they were registered)."""
-    from mlship.store.artifacts import LocalArtifactStore
-    from mlship.store.s3 import S3ArtifactStore
-
-    if not isinstance(store, LocalArtifactStore | S3ArtifactStore):
-        return None
-    measured = store
-
-    def size_of(sha256: str) -> int | None:
-        try:
-            return measured.stored(sha256).size
-        except (MlshipError, OSError):
-            return None  # collected meanwhile, or never stored: nothing kept to bill
-
-    return size_of
-
-
 def _cost_report(workspace: Workspace, by: str, start: datetime, now: datetime) -> CostReport:
-    from mlship.costs.ledger import read_usage
-    from mlship.costs.report import build_report, gather, gathered_from
-    from mlship.costs.storage import class_prices
-    from mlship.store.clock import as_utc
+    from mlship.cli.cost_items import workspace_costs
+    from mlship.costs.budgets import horizon
+    from mlship.costs.report import build_report
 
-    settings = workspace.settings
-    catalog = _catalog(settings)
-    read_from = gathered_from(start, now)
-    runs = workspace.runs.list_runs(RUNS_READ)
-    datasets = workspace.datasets.list_datasets(DATASETS_READ)
-    size_of = _sizes(workspace.artifacts)
-    items, notes = gather(
-        runs=runs,
-        models=workspace.catalogue.list_models(),
-        datasets=datasets,
-        records=read_usage(workspace.logs, workspace.sealing, read_from),
-        logs=workspace.logs,
-        size_of=size_of or (lambda sha256: None),
-        prices=settings.prices,
-        price_of=class_prices(settings.prices.storage_gb_month, catalog.storage),
-        since=read_from,
-        now=now,
-    )
-    if len(runs) == RUNS_READ and as_utc(runs[-1].started_at) >= read_from:
-        notes.append(f"only the newest {RUNS_READ} runs were read: use a shorter --since")
-    if len(datasets) == DATASETS_READ:
-        notes.append(f"only the newest {DATASETS_READ} dataset versions were measured")
-    if size_of is None:
-        notes.append(
-            "the tracking server does not give artifact sizes: datasets and reports are left "
-            "out of storage (model versions count, at their recorded size)"
-        )
-    if any(run.cpu_seconds is None and as_utc(run.started_at) >= start for run in runs):
-        notes.append("runs without a measured usage (running or cut short) are left out")
+    # Read back to the forecast's rate window too, so the month's forecast sees its days.
+    items, notes = workspace_costs(workspace, min(start, horizon(now)), now, measured_since=start)
     return build_report(
-        items, by=by, start=start, end=now, currency=settings.prices.currency, notes=notes
+        items,
+        by=by,
+        start=start,
+        end=now,
+        currency=workspace.settings.prices.currency,
+        notes=notes,
     )
 
 
@@ -332,7 +285,8 @@ def budgets(
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Each budget this month: spent so far, forecast at the current rate, share, status."""
-    from mlship.costs.budgets import RATE_DAYS, budget_statuses, horizon, spending
+    from mlship.cli.cost_items import workspace_costs
+    from mlship.costs.budgets import RATE_DAYS, budget_statuses, horizon
     from mlship.store.clock import utcnow
     from mlship.workspace import Workspace
 
@@ -348,14 +302,7 @@ def budgets(
                 markup=False,
             )
             return
-        items = spending(
-            workspace.runs,
-            workspace.catalogue.list_models(),
-            workspace.logs,
-            workspace.settings.prices,
-            horizon(now),
-            workspace.sealing,
-        )
+        items, _ = workspace_costs(workspace, horizon(now), now)
     finally:
         workspace.close()
     statuses = budget_statuses(declared, items, now)

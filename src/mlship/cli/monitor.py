@@ -312,7 +312,8 @@ def _outcome_table(outcomes: list[Outcome], title: str) -> Table:
 def _one_pass(
     workspace: Workspace, monitor: Monitor, rules: RuleSet, models: list[str], spec: Path | None
 ) -> list[Outcome]:
-    from mlship.costs.budgets import horizon, spending
+    from mlship.cli.cost_items import workspace_costs
+    from mlship.costs.budgets import horizon
     from mlship.costs.items import CostItem
     from mlship.monitor.alerts import evaluate
     from mlship.monitor.cost_rules import cost_measure
@@ -325,14 +326,7 @@ def _one_pass(
         return monitor.measure(model, window).metrics()
 
     def costs(seconds: float) -> list[CostItem]:
-        return spending(
-            workspace.runs,
-            workspace.catalogue.list_models(),
-            workspace.logs,
-            workspace.settings.prices,
-            horizon(now, seconds),
-            workspace.sealing,
-        )
+        return workspace_costs(workspace, horizon(now, seconds), now)[0]
 
     _judge_drift_as(monitor, rules)
     return evaluate(

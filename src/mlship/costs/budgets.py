@@ -20,28 +20,16 @@ from typing import Literal
 from mlship.budget_settings import Budget
 from mlship.costs.items import (
     CostItem,
-    Owners,
     forecast_month,
     month_start,
-    training_items,
-    usage_items,
     window,
 )
-from mlship.costs.ledger import read_usage
-from mlship.prices import Prices
 from mlship.store.clock import as_utc
-from mlship.store.entities import RegisteredModel
-from mlship.store.logstore import LogStore
-from mlship.store.parts import PLAIN, Sealing
-from mlship.store.repositories import Runs
 
 BudgetState = Literal["ok", "warning", "over"]
 
 RATE_DAYS = 7.0
 """Days of recent spending the month's forecast extrapolates (:func:`forecast_month`)."""
-
-RUNS_READ = 1000
-"""The most training runs read, newest first: the most a tracking server lists at once."""
 
 COST_METRICS = (
     "cost.forecast",
@@ -61,24 +49,6 @@ def horizon(now: datetime, longest_window: float = 0.0) -> datetime:
         now - timedelta(days=RATE_DAYS),
         now - timedelta(seconds=longest_window),
     )
-
-
-def spending(
-    runs: Runs,
-    models: Sequence[RegisteredModel],
-    logs: LogStore,
-    prices: Prices,
-    since: datetime,
-    sealing: Sealing = PLAIN,
-) -> list[CostItem]:
-    """Every cost item of the workspace that reaches past ``since``: measured training runs
-    started since then (at most :data:`RUNS_READ`) and the usage ledger's records."""
-    owners = Owners.of(models)
-    cutoff = as_utc(since)
-    recent = [run for run in runs.list_runs(RUNS_READ) if as_utc(run.started_at) >= cutoff]
-    items = training_items(recent, prices, owners)
-    items.extend(usage_items(read_usage(logs, sealing, since=cutoff), prices, owners))
-    return items
 
 
 def of_subject(
