@@ -9,7 +9,7 @@ than no number. :func:`number_column` keeps a column's values on one line, whole
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -20,7 +20,13 @@ from mlship.cli.console import err, out
 if TYPE_CHECKING:
     from mlship.evaluation.compare import RunComparison
     from mlship.store.entities import Candidate
-    from mlship.train.details import BacktestRecord, LeakageRecord, UndeclaredRecord, Warnings
+    from mlship.train.details import (
+        BacktestRecord,
+        CostsRecord,
+        LeakageRecord,
+        UndeclaredRecord,
+        Warnings,
+    )
 
 
 def byte_size(count: int) -> str:
@@ -48,28 +54,52 @@ def name_column(table: Table, header: str) -> None:
     table.add_column(header, overflow="fold")
 
 
-def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) -> Table:
-    """Score, fit gap, what it cost and how fast it predicts, side by side."""
+def leaderboard_table(
+    metric: str,
+    candidates: Sequence[Candidate],
+    title: str,
+    costs: Mapping[str, CostsRecord] | None = None,
+) -> Table:
+    """Score, fit gap, what it cost and how fast it predicts, side by side; with the run's
+    ``costs``, also what 1,000 predictions cost and the Pareto fronts each candidate is on."""
     table = Table(title=title)
     number_column(table, "#")
     name_column(table, "candidate")
     number_column(table, f"cv {metric}")
     for header in ("train", "trials", "CPU-s", "cost", "predict ms"):
         number_column(table, header)
+    if costs is not None:
+        number_column(table, "serve/1k")
+        table.add_column("front", overflow="fold")
     for candidate in candidates:
         style = "bold green" if candidate.selected else None
-        table.add_row(
+        record = (costs or {}).get(candidate.name)
+        name = candidate.name
+        if record is not None and record.distilled_from is not None:
+            name += f" (distilled from {record.distilled_from})"
+        cells = [
             str(candidate.rank),
-            candidate.name,
+            name,
             f"{fmt(candidate.cv_mean)} ± {fmt(candidate.cv_std, 3)}",
             fmt(candidate.train_mean),
             str(candidate.trials or "-"),
             fmt(candidate.cpu_seconds, 1),
             fmt(candidate.cost, 4),
             fmt(candidate.predict_ms, 2),
-            style=style,
-        )
+        ]
+        if costs is not None:
+            cells += [
+                fmt(record.serving_per_1k if record else None, 6),
+                front_flags(record.fronts) if record else "-",
+            ]
+        table.add_row(*cells, style=style)
     return table
+
+
+def front_flags(kinds: Sequence[str]) -> str:
+    """The fronts a candidate is on as one cell: ``train·serve·latency``, ``-`` for none."""
+    short = {"training": "train", "serving": "serve", "latency": "latency"}
+    return "·".join(short.get(k, k) for k in kinds) or "-"
 
 
 def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:

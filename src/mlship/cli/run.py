@@ -70,8 +70,11 @@ def run_spec(
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
-    out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
     details = result.details
+    title = f"Leaderboard of run {run.id[:8]}"
+    out.print(leaderboard_table(run.metric, run.candidates, title, details.costs))
+    if details.selection is not None and details.selection.reason:
+        out.print(f"Selected by {escape(details.selection.reason)}", soft_wrap=True)
     if details.split is not None and details.split.strategy is not None:
         out.print(escape(details.split.strategy.text), soft_wrap=True)
     if details.backtest is not None:

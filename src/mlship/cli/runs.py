@@ -148,7 +148,7 @@ def show(
         facts.add_row(key, value)
     out.print(facts)
     if run.candidates:
-        out.print(leaderboard_table(run.metric, run.candidates, "Candidates"))
+        out.print(leaderboard_table(run.metric, run.candidates, "Candidates", details.costs))
         for candidate in run.candidates:
             if candidate.selected:
                 out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
@@ -208,6 +208,8 @@ def _print_details(details: RunDetails) -> None:
     """How the run split its data, its backtest over time, what the threshold and nested CV
     found, and what became of the columns the spec does not declare."""
     print_undeclared(details.undeclared or UndeclaredRecord())
+    if details.selection is not None and details.selection.reason:
+        out.print(f"Selected by {escape(details.selection.reason)}", soft_wrap=True)
     split = details.split
     if split is not None and split.strategy is not None:
         out.print(escape(split.strategy.text), soft_wrap=True)
