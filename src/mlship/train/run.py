@@ -227,7 +227,7 @@ def _leaderboard(
     teachers = {m.label: m.distilled_from for m in spec.models}
     ranked = rank([replace(r, distilled_from=teachers[r.name]) for r in rows], bigger)
     rule = spec.selection
-    return ranked, choose(ranked, rule.rule, rule.tolerance, bigger, rule.cost)
+    return ranked, choose(ranked, rule.rule, rule.tolerance, bigger, rule.cost, prices.currency)
 
 
 def _costs(leaderboard: list[LeaderboardRow], bigger: bool) -> dict[str, CostsRecord]:

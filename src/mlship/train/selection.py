@@ -133,6 +133,7 @@ def choose(
     tolerance: float,
     bigger: bool,
     cost: CostKind = "training",
+    currency: str = "",
 ) -> Selected:
     """The best candidate, or (``cheapest_within``) the cheapest by ``cost`` among those whose
     CV score is within ``tolerance`` of the best; ties go to the better-ranked. A candidate
@@ -148,7 +149,8 @@ def choose(
 
     chosen = min(close, key=key)
     value = chosen.costs().of(cost)
-    shown = "not measured" if value is None else f"{value:.6g} {UNITS[cost]}"
+    money = f" {currency}" if currency and cost != "latency" else ""
+    shown = "not measured" if value is None else f"{value:.6g}{money} {UNITS[cost]}"
     if chosen is best:
         reason = (
             f"cheapest_within {tolerance:g} by {cost} cost: {best.name} has the best CV score "
