@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.conftest import invoke_cli
 
@@ -96,3 +97,43 @@ def test_an_unknown_selection_cost_names_the_field(tmp_path: Path) -> None:
     said = result.stdout + result.stderr
     assert "selection" in said and "cost" in said
     assert "training" in said and "serving" in said
+
+
+def test_compress_prunes_a_boosted_model_and_sets_the_student_beside_its_teacher(
+    tmp_path: Path,
+) -> None:
+    spec = _project(tmp_path / "p", "{rule: best}")
+    spec.write_text(
+        spec.read_text().replace(
+            "{name: logistic, estimator: logistic_regression}",
+            "{name: boost, estimator: gradient_boosting, params: {n_estimators: 30}}",
+        )
+    )
+    home = tmp_path / "home"
+    invoke_cli("run", str(spec), home=home, cwd=tmp_path)
+    shown = json.loads(invoke_cli("runs", "show", "churn", "--json", home=home).stdout)
+    boost = next(c for c in shown["candidates"] if c["name"] == "boost")
+    out = invoke_cli(
+        "compress", "churn", "--candidate", "boost", "--trees", "5,10,60", home=home
+    ).stdout
+    assert "Compression of run" in out and "score: CV accuracy" in out
+    assert "student, distilled from forest" in out
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    assert "boost, first 5 of 30 trees" in lines and "boost, first 10 of 30 trees" in lines
+    assert not any("first 60" in name for name in lines)  # more trees than it has: nothing to cut
+    # "before" is the full ensemble scored on the run's own folds: the leaderboard's CV score.
+    before = lines["boost, first 5 of 30 trees"].split("│")[2].split("->")[0].strip()
+    assert float(before) == pytest.approx(boost["cv_mean"], abs=5e-5)
+    sizes = lines["boost, first 5 of 30 trees"].split("│")[3].split("->")
+    assert _bytes(sizes[1]) < _bytes(sizes[0])
+
+    bad = invoke_cli("compress", "churn", "--candidate", "student", home=home, check=False)
+    assert bad.returncode != 0
+    assert "--candidate: student is a decision_tree; tree pruning takes" in bad.stderr
+    bad = invoke_cli("compress", "churn", "--trees", "5,x", home=home, check=False)
+    assert bad.returncode != 0 and "--trees: expected comma-separated whole numbers" in bad.stderr
+
+
+def _bytes(shown: str) -> float:
+    number, unit = shown.split()
+    return float(number) * {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
