@@ -78,6 +78,10 @@ def test_a_distilled_candidate_selected_by_serving_cost(tmp_path: Path) -> None:
     assert costs["forest"]["model_bytes"] > costs["student"]["model_bytes"]
     table = invoke_cli("runs", "show", "churn", home=home).stdout
     assert "serve" in table and "(distilled from forest)" in table
+    assert "Selected by cheapest_within 0.2 by serving cost" in table
+    page = Path(details["report"]).read_text()
+    assert 'id="cost-quality"' in page and page.count("Score against") == 3
+    assert "student, distilled from forest" in page
 
 
 def test_a_teacher_that_is_not_a_candidate_is_refused(tmp_path: Path) -> None:

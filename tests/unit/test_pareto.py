@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlship.evaluation.cost_quality import cost_quality_section, scale, staircase
 from mlship.prices import GB, Prices
 from mlship.train.pareto import Costs, Point, dominates, front, fronts, serving_cost
 from mlship.train.selection import LeaderboardRow, choose, rank
@@ -117,3 +118,54 @@ def test_a_candidate_whose_cost_was_not_measured_is_never_the_cheapest() -> None
     chosen = choose(rows, "cheapest_within", 0.05, True, "serving", "EUR")
     assert chosen.name == "b"
     assert "0.5 EUR per 1,000 predictions" in chosen.reason
+
+
+def test_the_front_is_drawn_as_steps_cheapest_first() -> None:
+    xs, ys = staircase([(3.0, 0.93), (1.0, 0.80), (9.0, 0.95)], bigger=True)
+    assert list(zip(xs, ys, strict=True)) == [
+        (1.0, 0.80),
+        (3.0, 0.80),
+        (3.0, 0.93),
+        (9.0, 0.93),
+        (9.0, 0.95),
+    ]
+    assert staircase([], bigger=True) == ([], [])
+    assert scale([0.000003, 0.0000011]) == -6 and scale([2.0, 0.1]) == 0 and scale([]) == 0
+
+
+def test_the_report_section_names_the_front_and_the_distilled_student() -> None:
+    facts = {
+        "metric": "accuracy",
+        "bigger": True,
+        "currency": "EUR",
+        "selected": "<tree>",
+        "selection": "cheapest_within 0.01 by serving cost: <tree> scores 0.9",
+        "candidates": [
+            {
+                "name": "forest",
+                "score": 0.95,
+                "training": 2e-6,
+                "serving": 3e-4,
+                "latency": 9.0,
+                "model_bytes": 900000,
+                "fronts": ["training", "serving", "latency"],
+            },
+            {
+                "name": "<tree>",
+                "score": 0.94,
+                "training": 3e-6,
+                "serving": 1e-4,
+                "latency": 2.0,
+                "model_bytes": 7000,
+                "distilled_from": "forest",
+                "fronts": ["serving", "latency"],
+            },
+        ],
+    }
+    html = cost_quality_section({"cost_quality": facts})
+    assert html.count("<svg") == 3
+    assert "Selected by cheapest_within 0.01 by serving cost: &lt;tree&gt;" in html
+    assert "On the front: forest, &lt;tree&gt;." in html and "On the front: forest." in html
+    assert "&lt;tree&gt;, distilled from forest" in html and "EUR / 1k predictions" in html
+    assert "<tree>" not in html
+    assert cost_quality_section({}) == ""

@@ -211,6 +211,38 @@ def _details(
     )
 
 
+def cost_quality(
+    leaderboard: list[LeaderboardRow],
+    chosen: str,
+    details: RunDetails,
+    prices: Prices,
+    spec: PipelineSpec,
+) -> dict[str, Any]:
+    """The leaderboard as the report's cost-against-quality charts read it: plain values."""
+    costs = details.costs or {}
+    selection = details.selection
+    return {
+        "metric": spec.metric,
+        "bigger": greater_is_better(spec.task, spec.metric),
+        "currency": prices.currency,
+        "selected": chosen,
+        "selection": selection.reason if selection is not None else None,
+        "candidates": [
+            {
+                "name": row.name,
+                "score": row.cv_mean,
+                "training": row.fit_cost,
+                "serving": row.serve_cost,
+                "latency": row.predict_ms,
+                "model_bytes": row.model_bytes,
+                "distilled_from": row.distilled_from,
+                "fronts": list(costs[row.name].fronts) if row.name in costs else [],
+            }
+            for row in leaderboard
+        ],
+    }
+
+
 def _leaderboard(
     spec: PipelineSpec,
     scored: dict[str, Scored],
@@ -338,7 +370,10 @@ def _execute(
             else None
         ),
     )
-    report = write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
+    facts = cost_quality(leaderboard, chosen, details, prices, spec)
+    report = write_report(
+        workspace, loaded, run_id, best, ingested, {**evaluation, "cost_quality": facts}, details
+    )
     details = replace(details, report=str(report.html_path))
     classes = getattr(model, "classes_", None)
 
