@@ -163,8 +163,9 @@ class SelectionRecord(_Record):
 
     rule: str
     tolerance: float
-    cost: str = "training"
-    """Which cost made a candidate the cheapest (runs from before it was recorded: training)."""
+    cost: str | None = None
+    """Which cost made a candidate the cheapest (None for runs from before it was recorded,
+    which all compared training costs)."""
     reason: str | None = None
     """The sentence that says why the selected candidate was picked."""
 
@@ -180,7 +181,7 @@ class SelectionRecord(_Record):
         return cls(
             fields.required_text("rule"),
             fields.number("tolerance") or 0.0,
-            fields.text("cost") or "training",
+            fields.text("cost"),
             fields.text("reason"),
         )
 

@@ -81,7 +81,7 @@ def _selection(details: RunDetails) -> str | None:
         return None
     if selection.rule != "cheapest_within":
         return selection.rule
-    return f"cheapest_within {selection.tolerance:g} by {selection.cost} cost"
+    return f"cheapest_within {selection.tolerance:g} by {selection.cost or 'training'} cost"
 
 
 def write_report(
