@@ -75,6 +75,9 @@ def test_a_distilled_candidate_selected_by_serving_cost(tmp_path: Path) -> None:
     assert selected != "forest"
     assert serving[selected] == min(serving.values())
     assert "serving" in costs[selected]["fronts"]
+    if selected == "student":  # the registry says whose predictions it learnt
+        version = invoke_cli("models", "show", "churn", home=home).stdout
+        assert '"distilled_from": "forest"' in version
     assert costs["forest"]["model_bytes"] > costs["student"]["model_bytes"]
     table = invoke_cli("runs", "show", "churn", home=home).stdout
     assert "serve" in table and "(distilled from forest)" in table

@@ -61,23 +61,20 @@ def leaderboard_table(
     costs: Mapping[str, CostsRecord] | None = None,
 ) -> Table:
     """Score, fit gap, what it cost and how fast it predicts, side by side; with the run's
-    ``costs``, also what 1,000 predictions cost and the Pareto fronts each candidate is on."""
+    ``costs``, a distilled candidate's name says its teacher."""
     table = Table(title=title)
     number_column(table, "#")
     name_column(table, "candidate")
     number_column(table, f"cv {metric}")
     for header in ("train", "trials", "CPU-s", "cost", "predict ms"):
         number_column(table, header)
-    if costs is not None:
-        number_column(table, "serve/1k")
-        table.add_column("front", overflow="fold")
     for candidate in candidates:
         style = "bold green" if candidate.selected else None
         record = (costs or {}).get(candidate.name)
         name = candidate.name
         if record is not None and record.distilled_from is not None:
             name += f" (distilled from {record.distilled_from})"
-        cells = [
+        table.add_row(
             str(candidate.rank),
             name,
             f"{fmt(candidate.cv_mean)} ± {fmt(candidate.cv_std, 3)}",
@@ -86,13 +83,28 @@ def leaderboard_table(
             fmt(candidate.cpu_seconds, 1),
             fmt(candidate.cost, 4),
             fmt(candidate.predict_ms, 2),
-        ]
-        if costs is not None:
-            cells += [
-                fmt(record.serving_per_1k if record else None, 6),
-                front_flags(record.fronts) if record else "-",
-            ]
-        table.add_row(*cells, style=style)
+            style=style,
+        )
+    return table
+
+
+def fronts_table(candidates: Sequence[Candidate], costs: Mapping[str, CostsRecord]) -> Table:
+    """What 1,000 predictions of each candidate cost, and the Pareto fronts of score against
+    training cost, serving cost and latency it is on (``train·serve·latency``)."""
+    table = Table(title="Cost against quality")
+    number_column(table, "#")
+    name_column(table, "candidate")
+    number_column(table, "serve/1k")
+    table.add_column("front", overflow="fold")
+    for candidate in candidates:
+        record = costs.get(candidate.name)
+        table.add_row(
+            str(candidate.rank),
+            candidate.name,
+            fmt(record.serving_per_1k if record else None, 6),
+            front_flags(record.fronts) if record else "-",
+            style="bold green" if candidate.selected else None,
+        )
     return table
 
 

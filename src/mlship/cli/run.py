@@ -23,6 +23,7 @@ from rich.markup import escape
 from mlship.cli.console import err, out
 from mlship.cli.render import (
     backtest_table,
+    fronts_table,
     leaderboard_table,
     metrics_table,
     print_fit_warnings,
@@ -73,8 +74,11 @@ def run_spec(
     details = result.details
     title = f"Leaderboard of run {run.id[:8]}"
     out.print(leaderboard_table(run.metric, run.candidates, title, details.costs))
-    if details.selection is not None and details.selection.reason:
-        out.print(f"Selected by {escape(details.selection.reason)}", soft_wrap=True)
+    if details.costs:
+        out.print(fronts_table(run.candidates, details.costs))
+    selection = details.selection
+    if selection is not None and selection.rule == "cheapest_within" and selection.reason:
+        out.print(f"Selected by {escape(selection.reason)}")
     if details.split is not None and details.split.strategy is not None:
         out.print(escape(details.split.strategy.text), soft_wrap=True)
     if details.backtest is not None:

@@ -417,7 +417,7 @@ def _execute(
             name=spec.name,
             dataset_hash=ingested.dataset.data_hash,
             estimator=best.estimator,
-            params=best.params,
+            params=_registered_params(best),
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size,
             artifact_signature=workspace.artifact_signature(artifact.sha256),
@@ -442,6 +442,13 @@ def _execute(
         details=details,
         attempt=attempt,
     )
+
+
+def _registered_params(row: LeaderboardRow) -> dict[str, Any]:
+    """The version's params; a distilled student's also say whose predictions it learnt."""
+    if row.distilled_from is None:
+        return row.params
+    return {**row.params, "distilled_from": row.distilled_from}
 
 
 def _candidate(row: LeaderboardRow, place: int, selected: bool) -> NewCandidate:
