@@ -39,6 +39,8 @@ ENSEMBLES = [
     ("gradient_boosting", "classification", {"n_estimators": 30}),
     ("gradient_boosting", "regression", {"n_estimators": 30}),
     ("hist_gradient_boosting", "regression", {"max_iter": 30}),
+    ("xgboost", "classification", {"n_estimators": 30}),
+    ("xgboost", "regression", {"n_estimators": 30}),
 ]
 
 
@@ -68,3 +70,10 @@ def test_a_pruned_forest_averages_its_first_trees() -> None:
     first = ensemble(model).estimators_[:7]
     expected = np.mean([tree.predict_proba(features) for tree in first], axis=0)
     assert np.allclose(pruned(model, 7).predict_proba(X), expected)
+
+
+def test_a_pruned_xgboost_model_predicts_as_its_first_rounds() -> None:
+    model, X = _fitted("xgboost", "regression", {"n_estimators": 30})
+    features = model[:-1].transform(X)
+    expected = ensemble(model).predict(features, iteration_range=(0, 8))
+    assert np.allclose(pruned(model, 8).predict(X), expected)

@@ -24,7 +24,7 @@ def compress(
         str | None,
         typer.Option(
             help="The tree ensemble to prune (random_forest, extra_trees, gradient_boosting, "
-            "hist_gradient_boosting); the run's selected candidate by default."
+            "hist_gradient_boosting, xgboost); the run's selected candidate by default."
         ),
     ] = None,
     trees: Annotated[

@@ -42,7 +42,13 @@ from mlship.train.parts import TrainingPart, training_part
 from mlship.train.scoring import score_metric
 from mlship.train.weighting import fit_weighted, rows
 
-PRUNABLE = ("random_forest", "extra_trees", "gradient_boosting", "hist_gradient_boosting")
+PRUNABLE = (
+    "random_forest",
+    "extra_trees",
+    "gradient_boosting",
+    "hist_gradient_boosting",
+    "xgboost",
+)
 """Catalog estimators whose fitted trees can be cut to a prefix."""
 
 
@@ -235,6 +241,8 @@ def ensemble(model: Any) -> Any:
 def tree_count(model: Any) -> int:
     """How many boosting rounds or trees the fitted ensemble in ``model`` has."""
     step = ensemble(model)
+    if hasattr(step, "get_booster"):  # XGBoost
+        return int(step.get_booster().num_boosted_rounds())
     if hasattr(step, "_predictors"):  # histogram gradient boosting
         return int(step.n_iter_)
     if hasattr(step, "n_estimators_"):  # gradient boosting (fewer with early stopping)
@@ -248,6 +256,10 @@ def pruned(model: Any, k: int) -> Any:
         return model
     cut = copy.deepcopy(model)
     step = ensemble(cut)
+    if hasattr(step, "get_booster"):  # a booster sliced to its first k rounds
+        step._Booster = step.get_booster()[:k]
+        step.n_estimators = k
+        return cut
     if hasattr(step, "_predictors"):
         step._predictors = step._predictors[:k]  # its n_iter_ is their count
         return cut
