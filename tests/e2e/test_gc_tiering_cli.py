@@ -5,6 +5,7 @@ report, every artifact is still signed and found, and a second collection moves 
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from pathlib import Path
@@ -116,6 +117,12 @@ def test_tiering_on_local_disk_keeps_every_model_and_run_readable(tmp_path: Path
     again = " ".join(invoke_cli("gc", home=home, cwd=project).stdout.split())
     assert "To tier: 0 artifact(s)" in again, again
     assert "0 B cold now" not in again
+
+    # The cost report bills what was tiered at the cold class's price.
+    costs = json.loads(invoke_cli("cost", "report", "--json", home=home, cwd=project).stdout)
+    classes = {row["storage_class"]: row for row in costs["storage"]}
+    assert set(classes) == {"standard", "s3-glacier-instant"}, classes
+    assert classes["s3-glacier-instant"]["stored_gb"] > 0
 
 
 def test_a_move_cut_short_is_finished_by_the_next_one(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
     from mlship.costs.items import CostItem
-    from mlship.costs.storage import SizeOf
+    from mlship.costs.storage import ClassOf, SizeOf
     from mlship.store.artifacts import ArtifactStore
     from mlship.workspace import Workspace
 
@@ -22,23 +22,36 @@ DATASETS_READ = 1000
 """The most dataset versions measured, newest first (as many as a server lists)."""
 
 
-def _sizes(store: ArtifactStore) -> SizeOf | None:
-    """How to measure an artifact in ``store``; None for a tracking server's, which does not
-    say (model versions still count, with the size recorded when they were registered)."""
-    from mlship.store.artifacts import LocalArtifactStore
+def _measures(store: ArtifactStore, cold_class: str) -> tuple[SizeOf, ClassOf] | None:
+    """How to measure an artifact in ``store``, and which class it is kept in (``cold_class``
+    once ``mlship gc`` tiered it); None for a tracking server's store, which does not say
+    (model versions still count, with the size recorded when they were registered). Each
+    artifact is asked once (one HEAD in a bucket) for both."""
+    from mlship.store.artifacts import LocalArtifactStore, Stored
     from mlship.store.s3 import S3ArtifactStore
 
     if not isinstance(store, LocalArtifactStore | S3ArtifactStore):
         return None
     measured = store
+    seen: dict[str, Stored | None] = {}
+
+    def stored(sha256: str) -> Stored | None:
+        if sha256 not in seen:
+            try:
+                seen[sha256] = measured.stored(sha256)
+            except (MlshipError, OSError):
+                seen[sha256] = None  # collected meanwhile, or never stored: nothing to bill
+        return seen[sha256]
 
     def size_of(sha256: str) -> int | None:
-        try:
-            return measured.stored(sha256).size
-        except (MlshipError, OSError):
-            return None  # collected meanwhile, or never stored: nothing kept to bill
+        found = stored(sha256)
+        return found.size if found is not None else None
 
-    return size_of
+    def class_of(sha256: str) -> str | None:
+        found = stored(sha256)
+        return cold_class if found is not None and found.cold else None
+
+    return size_of, class_of
 
 
 def workspace_costs(
@@ -57,14 +70,15 @@ def workspace_costs(
     catalog = with_overrides(shipped_catalog(), settings.catalog)
     runs = workspace.runs.list_runs(RUNS_READ)
     datasets = workspace.datasets.list_datasets(DATASETS_READ)
-    size_of = _sizes(workspace.artifacts)
+    measures = _measures(workspace.artifacts, settings.gc.cold_class)
     items, notes = gather(
         runs=runs,
         models=workspace.catalogue.list_models(),
         datasets=datasets,
         records=read_usage(workspace.logs, workspace.sealing, since),
         logs=workspace.logs,
-        size_of=size_of or (lambda sha256: None),
+        size_of=measures[0] if measures else (lambda sha256: None),
+        class_of=measures[1] if measures else None,
         prices=settings.prices,
         price_of=class_prices(settings.prices.storage_gb_month, catalog.storage),
         since=since,
@@ -74,7 +88,7 @@ def workspace_costs(
         notes.append(f"only the newest {RUNS_READ} runs were read: use a shorter --since")
     if len(datasets) == DATASETS_READ:
         notes.append(f"only the newest {DATASETS_READ} dataset versions were measured")
-    if size_of is None:
+    if measures is None:
         notes.append(
             "the tracking server does not give artifact sizes: datasets and reports are left "
             "out of storage (model versions count, at their recorded size)"
