@@ -20,10 +20,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mlship.budget_settings import Budget, repeated
 from mlship.dburl import sqlalchemy_url
 from mlship.errors import ConfigError
 from mlship.price_catalog import CatalogSettings
 from mlship.prices import Prices
+from mlship.retention import GcSettings
+from mlship.yamlfile import field_name
 
 CONFIG_FILE = "mlship.toml"
 
@@ -154,11 +157,27 @@ class Settings(BaseSettings):
         default_factory=CatalogSettings,
         description="Corrections and additions to the shipped price catalog; `[catalog]`.",
     )
+    budgets: tuple[Budget, ...] = Field(
+        (),
+        description="Monthly budgets of teams and models; `[[budgets]]` in mlship.toml.",
+    )
+    gc: GcSettings = Field(
+        default_factory=GcSettings,
+        description="Retention and tiering rules of `mlship gc`; `[gc]` and `[[gc.rules]]`.",
+    )
 
     @field_validator("database_url")
     @classmethod
     def _servers_listed_for_sqlalchemy(cls, url: str | None) -> str | None:
         return None if url is None else sqlalchemy_url(url)
+
+    @field_validator("budgets")
+    @classmethod
+    def _one_budget_each(cls, budgets: tuple[Budget, ...]) -> tuple[Budget, ...]:
+        problem = repeated(budgets)
+        if problem is not None:
+            raise ValueError(problem)
+        return budgets
 
     @model_validator(mode="after")
     def _plaintext_refused_only_when_encrypting(self) -> Settings:
@@ -236,6 +255,12 @@ class Settings(BaseSettings):
         root = Path(self.artifact_root) if self.artifact_root else self.home / "artifacts"
         return root.expanduser().resolve()
 
+    @property
+    def cold_root_resolved(self) -> Path | None:
+        """Where a local store's cold tier is: ``gc.cold_path``, or None for the store's own
+        ``cold/`` folder."""
+        return Path(self.gc.cold_path).expanduser().resolve() if self.gc.cold_path else None
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings, turning a validation failure into an error that names the source and field."""
@@ -243,7 +268,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{field_name(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         where = f"{Path(CONFIG_FILE).resolve()} or MLSHIP_* environment variables"
         raise ConfigError(f"invalid settings in {where}: {problems}") from exc

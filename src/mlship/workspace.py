@@ -194,6 +194,7 @@ class Workspace:
             signer=self.signer,
             encrypt=settings.encrypt_artifacts,
             allow_plaintext=not settings.refuse_plaintext_artifacts,
+            cold=settings.cold_root_resolved,
         )
 
     @cached_property

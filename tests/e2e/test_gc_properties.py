@@ -1,6 +1,8 @@
 """Whatever else a workspace holds (artifacts written and never recorded, dataset versions no run
-uses, any retention), ``mlship gc --apply`` leaves every model predicting, every artifact the
-metadata names stored and signed, and deletes exactly the unnamed ones."""
+uses, any retention, any tiering rules), ``mlship gc --apply`` leaves every model predicting,
+every artifact the metadata names stored (in either tier) and signed, deletes exactly the
+unnamed ones, moves only named ones to the cold tier, and a second collection has nothing left
+to do."""
 
 from __future__ import annotations
 
@@ -60,31 +62,62 @@ def _named(home: Path) -> frozenset[str]:
         workspace.close()
 
 
-@settings(derandomize=True, max_examples=5, deadline=None)
+def _rules(tiers: dict[str, int], delete_keep: int | None) -> str:
+    """``[[gc.rules]]`` tiering each kind in ``tiers`` beyond its newest N, and deleting dataset
+    versions beyond the newest ``delete_keep``."""
+    text = ""
+    for what, keep in tiers.items():
+        text += (
+            f'[[gc.rules]]\nwhat = "{what}"\naction = "tier"\nolder_than = "0"\n'
+            f"keep_versions = {keep}\n"
+        )
+    if delete_keep is not None:
+        text += (
+            '[[gc.rules]]\nwhat = "datasets"\naction = "delete"\nolder_than = "0"\n'
+            f"keep_versions = {delete_keep}\n"
+        )
+    return text
+
+
+@settings(derandomize=True, max_examples=6, deadline=None)
 @given(
     orphans=st.lists(st.binary(max_size=64), max_size=4, unique=True),
     versions=st.integers(0, 3),
     keep=st.one_of(st.none(), st.integers(0, 3)),
+    tiers=st.dictionaries(st.sampled_from(["datasets", "models", "reports"]), st.integers(0, 2)),
+    delete_keep=st.one_of(st.none(), st.integers(0, 2)),
 )
 def test_gc_apply_keeps_every_model_predicting(
-    trained: tuple[Path, Path], orphans: list[bytes], versions: int, keep: int | None
+    trained: tuple[Path, Path],
+    orphans: list[bytes],
+    versions: int,
+    keep: int | None,
+    tiers: dict[str, int],
+    delete_keep: int | None,
 ) -> None:
     base, rows = trained
     with tempfile.TemporaryDirectory() as scratch:
-        home = Path(scratch) / "home"
+        home, project = Path(scratch) / "home", Path(scratch) / "project"
         shutil.copytree(base, home)
+        project.mkdir()
+        (project / "mlship.toml").write_text(_rules(tiers, delete_keep))
         stray = _fill(home, orphans, versions)
         before = _stored(home)
         named_before = _named(home) & before
         retention = [] if keep is None else ["--keep-versions", str(keep)]
-        invoke_cli("gc", "--older-than", "0", *retention, "--apply", home=home)
+        invoke_cli("gc", "--older-than", "0", *retention, "--apply", home=home, cwd=project)
 
         after, named = _stored(home), _named(home)
+        cold = set(LocalArtifactStore(home / "artifacts" / "cold", signer=None).addresses())
+        assert cold <= named and bool(cold) <= bool(tiers)  # only named ones move
         assert named & before <= after  # nothing still named was deleted
         assert not (after - named)  # and nothing unnamed is left
         assert not (stray & after)
-        if keep is None:
+        if keep is None and delete_keep is None:
             assert after == named_before
+        again = invoke_cli("gc", "--older-than", "0", *retention, home=home, cwd=project)
+        flat = " ".join(again.stdout.split())
+        assert "To delete: 0 artifact(s)" in flat and "To tier: 0 artifact(s)" in flat, flat
         status = invoke_cli("keys", "status", home=home).stdout
         assert f"Signed artifacts: {len(after)} of {len(after)}" in status, status
         assert "Missing artifacts: 0 of" in status, status

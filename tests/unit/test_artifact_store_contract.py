@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -315,4 +316,66 @@ def _refuses_unsigned_and_forged(
     ref = store.put_bytes(_unique(100))
     unsign(ref.sha256)
     with pytest.raises(IntegrityError, match="not signed"):
+        store.get_bytes(ref.sha256)
+
+
+@pytest.fixture(params=["local", "local-encrypted", "s3", "s3-encrypted"])
+def tiered_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The stores that hold a cold tier (a tracking server's is tiered on the server's host)."""
+    kind: str = request.param
+    cipher = ArtifactCipher(Keyring(new_key())) if kind.endswith("-encrypted") else None
+    if kind.startswith("local"):
+        return _local(tmp_path / "store", cipher)
+    return _s3(request.getfixturevalue("object_store"), cipher)
+
+
+@pytest.mark.parametrize("size", [0, 1000, MULTIPART + 10])
+def test_a_tiered_artifact_reads_verified_from_the_cold_tier(
+    tiered_backend: Backend, size: int
+) -> None:
+    store = tiered_backend.store
+    assert isinstance(store, LocalArtifactStore | S3ArtifactStore)
+    data = _unique(size)
+    ref = store.put_bytes(data)
+    written = store.stored(ref.sha256)
+    assert not written.cold
+
+    assert store.tier(ref.sha256)
+    assert not store.tier(ref.sha256)  # moved once
+    moved = store.stored(ref.sha256)
+    assert moved.cold and moved.size == written.size
+    assert abs((moved.written - written.written).total_seconds()) < 1  # its first write time
+    assert store.exists(ref.sha256) and list(store.addresses()).count(ref.sha256) == 1
+    assert store.get_bytes(ref.sha256) == data
+    assert store.signed_addresses() >= {ref.sha256}
+    store.check_signature(ref.sha256)
+    with pytest.raises((FileNotFoundError, ClientError)):  # gone from the usual place
+        tiered_backend.at_rest(ref.sha256)
+    if tiered_backend.encrypted:  # a key rotation rewrites it where it is
+        assert store.cipher is not None
+        old = store.cipher.keyring
+        store.cipher = ArtifactCipher(Keyring(new_key(), (old.current, *old.older)))
+        store.reencrypt(ref.sha256)
+        assert store.key_id(ref.sha256) == store.cipher.keyring.current_id
+        assert store.stored(ref.sha256).cold and store.get_bytes(ref.sha256) == data
+
+    store.delete(ref.sha256)
+    assert not store.exists(ref.sha256)
+    with pytest.raises(NotFoundError, match=ref.sha256[2:]):  # its usual place, named
+        store.get_bytes(ref.sha256)
+
+
+def test_a_tiered_artifact_with_forged_bytes_is_refused(tiered_backend: Backend) -> None:
+    store = tiered_backend.store
+    assert isinstance(store, LocalArtifactStore | S3ArtifactStore)
+    ref = store.put_bytes(_unique(500))
+    store.tier(ref.sha256)
+    forged = _unique(500)
+    if isinstance(store, LocalArtifactStore):
+        store.cold_path_for(ref.sha256).write_bytes(forged)
+    else:
+        store.client.put_object(
+            Bucket=store.location.bucket, Key=store.cold_key(ref.sha256), Body=forged
+        )
+    with pytest.raises(IntegrityError):
         store.get_bytes(ref.sha256)

@@ -168,3 +168,28 @@ def test_classes_are_priced_from_the_catalog_else_the_default() -> None:
     price_of = class_prices(0.03, shipped_catalog().storage)
     assert price_of("standard") == 0.03
     assert price_of("s3-glacier-instant") == 0.004
+
+
+def test_tiered_artifacts_are_billed_at_their_cold_class() -> None:
+    # A dataset whose data ``mlship gc`` moved to the cold tier, its profile left where it was.
+    data, profile = address(1), address(2)
+    sizes = {data: 3 * GB, profile: GB}
+    cold = {data}
+    kept = artifacts_kept(
+        [dataset(1, data, None, profile)],
+        [],
+        [run("r1", "ann", T0, dataset_id=1)],
+        Owners(),
+        sizes.get,
+        class_of=lambda sha256: "s3-standard-ia" if sha256 in cold else None,
+    )
+    assert sorted((k.storage_class, k.stored_bytes) for k in kept) == [
+        ("s3-standard-ia", 3 * GB),
+        ("standard", GB),
+    ]
+    assert {k.owner for k in kept} == {"ann"}
+    price = class_prices(0.023, shipped_catalog().storage)
+    items = storage_items(kept, T0 + MONTH, price)
+    by_class = {item.storage_class: item.cost for item in items}
+    assert by_class["s3-standard-ia"] == pytest.approx(3 * 0.0125)
+    assert by_class["standard"] == pytest.approx(0.023)

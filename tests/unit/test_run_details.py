@@ -22,6 +22,7 @@ from mlship.train.cost import Usage
 from mlship.train.details import (
     BacktestRecord,
     BacktestRowRecord,
+    CostsRecord,
     DetailsError,
     ErrorsRecord,
     InferredRecord,
@@ -260,7 +261,9 @@ backtests = st.builds(
 suspects = st.builds(SuspectRecord, names, names, names, numbers, numbers, names)
 details_strategy = st.builds(
     RunDetails,
-    selection=optional() | st.builds(SelectionRecord, names, numbers),
+    selection=optional()
+    | st.builds(SelectionRecord, names, numbers)
+    | st.builds(SelectionRecord, names, numbers, names, optional() | names),
     split=optional()
     | st.builds(
         SplitRecord,
@@ -322,6 +325,19 @@ details_strategy = st.builds(
     ),
     backtest=optional() | backtests,
     report=optional() | names,
+    costs=optional()
+    | st.dictionaries(
+        names,
+        st.builds(
+            CostsRecord,
+            optional() | numbers,
+            optional() | counts,
+            st.lists(st.sampled_from(["training", "serving", "latency"]), max_size=3).map(tuple),
+            optional() | names,
+        ),
+        min_size=1,  # a run records every candidate's, and it has one at least
+        max_size=3,
+    ),
 )
 
 

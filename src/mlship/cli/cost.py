@@ -1,5 +1,6 @@
-"""``mlship cost catalog|what-if|report``: the shipped cloud prices, recorded runs priced on them,
-and every cost of a window allocated by team, owner, model, stage or kind."""
+"""``mlship cost catalog|what-if|report|budgets``: the shipped cloud prices, recorded runs
+priced on them, every cost of a window allocated by team, owner, model, stage or kind, and the
+month's spending against the budgets."""
 
 from __future__ import annotations
 
@@ -20,18 +21,13 @@ if TYPE_CHECKING:
     from mlship.config import Settings
     from mlship.costs.items import Allocation
     from mlship.costs.report import CostReport
-    from mlship.costs.storage import SizeOf
     from mlship.price_catalog import PriceCatalog
-    from mlship.store.artifacts import ArtifactStore
     from mlship.workspace import Workspace
 
 app = typer.Typer(help="What work costs, and what it would cost elsewhere.", no_args_is_help=True)
 
 RUNS_READ = 1000
 """The most runs ``what-if`` reads, newest first: the most a tracking server lists at once."""
-
-DATASETS_READ = 1000
-"""The most dataset versions ``report`` measures, newest first (as many as a server lists)."""
 
 Provider = Annotated[
     str | None,
@@ -154,62 +150,20 @@ def what_if(
         out.print(f"{unmeasured} runs without a measured usage (running or cut short) left out")
 
 
-def _sizes(store: ArtifactStore) -> SizeOf | None:
-    """How to measure an artifact in ``store``; None for a tracking server's, which does not
-    say (model versions still count, with the size recorded when they were registered)."""
-    from mlship.store.artifacts import LocalArtifactStore
-    from mlship.store.s3 import S3ArtifactStore
-
-    if not isinstance(store, LocalArtifactStore | S3ArtifactStore):
-        return None
-    measured = store
-
-    def size_of(sha256: str) -> int | None:
-        try:
-            return measured.stored(sha256).size
-        except (MlshipError, OSError):
-            return None  # collected meanwhile, or never stored: nothing kept to bill
-
-    return size_of
-
-
 def _cost_report(workspace: Workspace, by: str, start: datetime, now: datetime) -> CostReport:
-    from mlship.costs.ledger import read_usage
-    from mlship.costs.report import build_report, gather, gathered_from
-    from mlship.costs.storage import class_prices
-    from mlship.store.clock import as_utc
+    from mlship.cli.cost_items import workspace_costs
+    from mlship.costs.budgets import horizon
+    from mlship.costs.report import build_report
 
-    settings = workspace.settings
-    catalog = _catalog(settings)
-    read_from = gathered_from(start, now)
-    runs = workspace.runs.list_runs(RUNS_READ)
-    datasets = workspace.datasets.list_datasets(DATASETS_READ)
-    size_of = _sizes(workspace.artifacts)
-    items, notes = gather(
-        runs=runs,
-        models=workspace.catalogue.list_models(),
-        datasets=datasets,
-        records=read_usage(workspace.logs, workspace.sealing, read_from),
-        logs=workspace.logs,
-        size_of=size_of or (lambda sha256: None),
-        prices=settings.prices,
-        price_of=class_prices(settings.prices.storage_gb_month, catalog.storage),
-        since=read_from,
-        now=now,
-    )
-    if len(runs) == RUNS_READ and as_utc(runs[-1].started_at) >= read_from:
-        notes.append(f"only the newest {RUNS_READ} runs were read: use a shorter --since")
-    if len(datasets) == DATASETS_READ:
-        notes.append(f"only the newest {DATASETS_READ} dataset versions were measured")
-    if size_of is None:
-        notes.append(
-            "the tracking server does not give artifact sizes: datasets and reports are left "
-            "out of storage (model versions count, at their recorded size)"
-        )
-    if any(run.cpu_seconds is None and as_utc(run.started_at) >= start for run in runs):
-        notes.append("runs without a measured usage (running or cut short) are left out")
+    # Read back to the forecast's rate window too, so the month's forecast sees its days.
+    items, notes = workspace_costs(workspace, min(start, horizon(now)), now, measured_since=start)
     return build_report(
-        items, by=by, start=start, end=now, currency=settings.prices.currency, notes=notes
+        items,
+        by=by,
+        start=start,
+        end=now,
+        currency=workspace.settings.prices.currency,
+        notes=notes,
     )
 
 
@@ -321,3 +275,74 @@ def report(
         _print_report(made)
     if html is not None and not as_json:
         out.print(f"Report written to {html}", soft_wrap=True)
+
+
+_STATE_STYLES = {"ok": "green", "warning": "yellow", "over": "bold red"}
+
+
+@app.command("budgets")
+def budgets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Each budget this month: spent so far, forecast at the current rate, share, status."""
+    from mlship.cli.cost_items import workspace_costs
+    from mlship.costs.budgets import RATE_DAYS, budget_statuses, horizon
+    from mlship.store.clock import utcnow
+    from mlship.workspace import Workspace
+
+    now = utcnow()
+    workspace = Workspace.open()
+    try:
+        declared = workspace.settings.budgets
+        currency = workspace.settings.prices.currency
+        if not declared:
+            out.print(
+                'No budgets: declare them in mlship.toml as [[budgets]] with team = "..." '
+                'or model = "..." and monthly = AMOUNT.',
+                markup=False,
+            )
+            return
+        items, _ = workspace_costs(workspace, horizon(now), now)
+    finally:
+        workspace.close()
+    statuses = budget_statuses(declared, items, now)
+    if as_json:
+        rows = [
+            {
+                "team": s.budget.team,
+                "model": s.budget.model,
+                "monthly": s.budget.monthly,
+                "warn_at": s.budget.warn_at,
+                "month_to_date": s.month_to_date,
+                "rate_per_day": s.rate_per_day,
+                "forecast": s.forecast,
+                "share": s.share,
+                "status": s.state,
+                "currency": currency,
+            }
+            for s in statuses
+        ]
+        out.print_json(json.dumps({"month": f"{now:%Y-%m}", "budgets": rows}))
+        return
+    table = Table(
+        title=f"Budgets of {now:%B %Y} ({currency}; forecast at the rate of the last "
+        f"{RATE_DAYS:g} days)"
+    )
+    name_column(table, "budget")
+    for header in ("monthly", "spent", "forecast", "per day", "share"):
+        number_column(table, header)
+    name_column(table, "status")
+    for status in statuses:
+        table.add_row(
+            status.budget.described,
+            fmt(status.budget.monthly, 2),
+            fmt(status.month_to_date, 2),
+            fmt(status.forecast, 2),
+            fmt(status.rate_per_day, 2),
+            f"{status.share:.0%}",
+            f"[{_STATE_STYLES[status.state]}]{status.state}[/]",
+        )
+    out.print(table)
+    over = [s.budget.described for s in statuses if s.state == "over"]
+    if over:
+        out.print(f"Forecast over budget: {', '.join(over)}")

@@ -10,6 +10,7 @@ from rich.markup import escape
 from mlship import __version__
 from mlship.cli import backup, cost, data, db, deploy, keys, models, monitor, runs, users
 from mlship.cli.audit import audit
+from mlship.cli.compress import compress
 from mlship.cli.console import err, out
 from mlship.cli.gc import gc
 from mlship.cli.init import init
@@ -43,6 +44,7 @@ app.command()(backup.restore)
 app.command()(loadtest)
 app.command()(gc)
 app.command()(size)
+app.command()(compress)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")

@@ -246,7 +246,11 @@ def compact(
     out.print(f"Merged {merged} parts into {written} in {len(done)} logs")
 
 
-RulesOption = Annotated[Path, typer.Option("--rules", "-r", help="Alert rules (YAML).")]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", "-r", help="Alert rules (YAML); optional when budgets in the "
+                 "settings have alert = true."),
+]  # fmt: skip
 ModelsOption = Annotated[
     list[str] | None,
     typer.Option("--model", "-m", help="Model to watch (repeatable; default: the models the "
@@ -270,9 +274,23 @@ def _record_usage(workspace: Workspace, monitor: Monitor) -> None:
         err.print(f"[yellow]warning:[/] {escape(unrecorded)}; this pass's usage is not recorded")
 
 
-def _with_rules(rules: RuleSet, path: Path) -> RuleSet:
+def _load_rules(path: Path | None) -> RuleSet:
+    from mlship.monitor.rules import RuleSet, load_rules
+
+    return RuleSet() if path is None else load_rules(path)
+
+
+def _with_rules(rules: RuleSet, path: Path | None, workspace: Workspace) -> RuleSet:
+    """The file's rules and those of the budgets that alert (``[[budgets]]``, ``alert = true``)."""
+    from mlship.monitor.cost_rules import with_budgets
+
+    rules = with_budgets(rules, workspace.settings.budgets)
     if not rules.rules:
-        raise MlshipError(f"{path} has no `rules:` to evaluate")
+        raise MlshipError(
+            "no alert rules to evaluate: give --rules FILE, or set alert = true on a budget"
+            if path is None
+            else f"{path} has no `rules:` to evaluate (and no budget has alert = true)"
+        )
     return rules
 
 
@@ -280,7 +298,8 @@ def _models(workspace: Workspace, rules: RuleSet, given: list[str] | None) -> li
     if given:
         return list(dict.fromkeys(given))
     named = [rule.model for rule in rules.rules if rule.model is not None]
-    if named and len(named) == len(rules.rules):
+    teams = [rule for rule in rules.rules if rule.team is not None]
+    if len(named) + len(teams) == len(rules.rules):
         return list(dict.fromkeys(named))
     return [model.name for model in workspace.catalogue.list_models()]
 
@@ -308,11 +327,21 @@ def _outcome_table(outcomes: list[Outcome], title: str) -> Table:
 def _one_pass(
     workspace: Workspace, monitor: Monitor, rules: RuleSet, models: list[str], spec: Path | None
 ) -> list[Outcome]:
+    from mlship.cli.cost_items import workspace_costs
+    from mlship.costs.budgets import horizon
+    from mlship.costs.items import CostItem
     from mlship.monitor.alerts import evaluate
+    from mlship.monitor.cost_rules import cost_measure
     from mlship.monitor.retrain import retrainer
+    from mlship.store.clock import utcnow
+
+    now = utcnow()
 
     def measure(model: str, window: Window) -> dict[str, float | None]:
         return monitor.measure(model, window).metrics()
+
+    def costs(seconds: float) -> list[CostItem]:
+        return workspace_costs(workspace, horizon(now, seconds), now)[0]
 
     _judge_drift_as(monitor, rules)
     return evaluate(
@@ -320,37 +349,40 @@ def _one_pass(
         models,
         measure,
         workspace.alert_history,
+        now=now,
         retrain=retrainer(workspace, spec=spec),
+        measure_cost=cost_measure(costs, workspace.settings.budgets, now),
     )
 
 
 @app.command("run")
 def run_rules(
-    rules_path: RulesOption,
+    rules_path: RulesOption = None,
     model: ModelsOption = None,
     spec: SpecOption = None,
 ) -> None:
     """Evaluate the alert rules once (for cron): deliver what holds, respecting cool-downs."""
     from mlship.monitor.measure import Monitor
-    from mlship.monitor.rules import load_rules
 
-    rules = _with_rules(load_rules(rules_path), rules_path)
+    loaded = _load_rules(rules_path)
     workspace = Workspace.open()
     try:
+        rules = _with_rules(loaded, rules_path, workspace)
         models = _models(workspace, rules, model)
         monitor = Monitor(workspace)
         outcomes = _one_pass(workspace, monitor, rules, models, spec)
         _record_usage(workspace, monitor)
     finally:
         workspace.close()
-    out.print(_outcome_table(outcomes, f"Alert rules of {rules_path.name}"))
+    title = "Budget alerts" if rules_path is None else f"Alert rules of {rules_path.name}"
+    out.print(_outcome_table(outcomes, title))
     fired = sum(o.status == "fired" for o in outcomes)
     out.print(f"{fired} fired, {sum(o.status == 'suppressed' for o in outcomes)} suppressed")
 
 
 @app.command("watch")
 def watch(
-    rules_path: RulesOption,
+    rules_path: RulesOption = None,
     model: ModelsOption = None,
     spec: SpecOption = None,
     every: Annotated[str, typer.Option("--every", help="Time between passes (30s, 5m).")] = "1m",
@@ -360,18 +392,18 @@ def watch(
 ) -> None:
     """Evaluate the alert rules in a loop; references stay loaded between passes."""
     from mlship.monitor.measure import Monitor
-    from mlship.monitor.rules import load_rules
     from mlship.monitor.window import parse_duration
 
     try:
         interval = parse_duration(every)
     except ValueError as exc:
         raise MlshipError(f"--every: {exc}") from None
-    rules = _with_rules(load_rules(rules_path), rules_path)
+    loaded = _load_rules(rules_path)
     workspace = Workspace.open()
     monitor = Monitor(workspace)
     done = 0
     try:
+        rules = _with_rules(loaded, rules_path, workspace)
         while True:
             started = time.monotonic()
             models = _models(workspace, rules, model)

@@ -9,7 +9,7 @@ than no number. :func:`number_column` keeps a column's values on one line, whole
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -20,7 +20,13 @@ from mlship.cli.console import err, out
 if TYPE_CHECKING:
     from mlship.evaluation.compare import RunComparison
     from mlship.store.entities import Candidate
-    from mlship.train.details import BacktestRecord, LeakageRecord, UndeclaredRecord, Warnings
+    from mlship.train.details import (
+        BacktestRecord,
+        CostsRecord,
+        LeakageRecord,
+        UndeclaredRecord,
+        Warnings,
+    )
 
 
 def byte_size(count: int) -> str:
@@ -48,8 +54,14 @@ def name_column(table: Table, header: str) -> None:
     table.add_column(header, overflow="fold")
 
 
-def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) -> Table:
-    """Score, fit gap, what it cost and how fast it predicts, side by side."""
+def leaderboard_table(
+    metric: str,
+    candidates: Sequence[Candidate],
+    title: str,
+    costs: Mapping[str, CostsRecord] | None = None,
+) -> Table:
+    """Score, fit gap, what it cost and how fast it predicts, side by side; with the run's
+    ``costs``, a distilled candidate's name says its teacher."""
     table = Table(title=title)
     number_column(table, "#")
     name_column(table, "candidate")
@@ -58,9 +70,13 @@ def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) 
         number_column(table, header)
     for candidate in candidates:
         style = "bold green" if candidate.selected else None
+        record = (costs or {}).get(candidate.name)
+        name = candidate.name
+        if record is not None and record.distilled_from is not None:
+            name += f" (distilled from {record.distilled_from})"
         table.add_row(
             str(candidate.rank),
-            candidate.name,
+            name,
             f"{fmt(candidate.cv_mean)} ± {fmt(candidate.cv_std, 3)}",
             fmt(candidate.train_mean),
             str(candidate.trials or "-"),
@@ -70,6 +86,32 @@ def leaderboard_table(metric: str, candidates: Sequence[Candidate], title: str) 
             style=style,
         )
     return table
+
+
+def fronts_table(candidates: Sequence[Candidate], costs: Mapping[str, CostsRecord]) -> Table:
+    """What 1,000 predictions of each candidate cost, and the Pareto fronts of score against
+    training cost, serving cost and latency it is on (``train·serve·latency``)."""
+    table = Table(title="Cost against quality")
+    number_column(table, "#")
+    name_column(table, "candidate")
+    number_column(table, "serve/1k")
+    table.add_column("front", overflow="fold")
+    for candidate in candidates:
+        record = costs.get(candidate.name)
+        table.add_row(
+            str(candidate.rank),
+            candidate.name,
+            fmt(record.serving_per_1k if record else None, 6),
+            front_flags(record.fronts) if record else "-",
+            style="bold green" if candidate.selected else None,
+        )
+    return table
+
+
+def front_flags(kinds: Sequence[str]) -> str:
+    """The fronts a candidate is on as one cell: ``train·serve·latency``, ``-`` for none."""
+    short = {"training": "train", "serving": "serve", "latency": "latency"}
+    return "·".join(short.get(k, k) for k in kinds) or "-"
 
 
 def trials_table(title: str, metric: str, trials: Sequence[Any]) -> Table:

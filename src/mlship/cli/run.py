@@ -23,6 +23,7 @@ from rich.markup import escape
 from mlship.cli.console import err, out
 from mlship.cli.render import (
     backtest_table,
+    fronts_table,
     leaderboard_table,
     metrics_table,
     print_fit_warnings,
@@ -70,8 +71,14 @@ def run_spec(
     reuse = " (inputs unchanged: stored dataset reused)" if result.dataset_reused else ""
     out.print(f"Dataset {result.dataset_hash[:12]}: {result.n_rows} rows{reuse}")
     print_validation(result.validation)
-    out.print(leaderboard_table(run.metric, run.candidates, f"Leaderboard of run {run.id[:8]}"))
     details = result.details
+    title = f"Leaderboard of run {run.id[:8]}"
+    out.print(leaderboard_table(run.metric, run.candidates, title, details.costs))
+    if details.costs:
+        out.print(fronts_table(run.candidates, details.costs))
+    selection = details.selection
+    if selection is not None and selection.rule == "cheapest_within" and selection.reason:
+        out.print(f"Selected by {escape(selection.reason)}")
     if details.split is not None and details.split.strategy is not None:
         out.print(escape(details.split.strategy.text), soft_wrap=True)
     if details.backtest is not None:

@@ -25,6 +25,7 @@ from mlship.cli.render import (
     backtest_table,
     comparison_table,
     fmt,
+    fronts_table,
     leaderboard_table,
     metrics_table,
     name_column,
@@ -38,6 +39,9 @@ from mlship.train.details import LeakageRecord, RunDetails, UndeclaredRecord
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mlship.store.entities import Candidate
     from mlship.train.tuning import TrialRecord
 
 app = typer.Typer(help="Look at recorded runs, compare and annotate them.", no_args_is_help=True)
@@ -148,14 +152,7 @@ def show(
         facts.add_row(key, value)
     out.print(facts)
     if run.candidates:
-        out.print(leaderboard_table(run.metric, run.candidates, "Candidates"))
-        for candidate in run.candidates:
-            if candidate.selected:
-                out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
-        for candidate in run.candidates:
-            stages = (candidate.tuning or {}).get("sample_first")
-            if stages:
-                out.print(f"Sample-first tuning of {candidate.name}: {_stages_line(stages)}")
+        _print_candidates(run.metric, run.candidates, details)
     _print_details(details)
     holdout = {m.name: m.value for m in run.metrics if m.split == "holdout"}
     if holdout:
@@ -165,6 +162,20 @@ def show(
     if trials and not searches:
         out.print("No search was run: every candidate had fixed parameters.")
     print_notes(notes)
+
+
+def _print_candidates(metric: str, candidates: Sequence[Candidate], details: RunDetails) -> None:
+    """The leaderboard, the fronts, the selected params and any sample-first tuning."""
+    out.print(leaderboard_table(metric, candidates, "Candidates", details.costs))
+    if details.costs:
+        out.print(fronts_table(candidates, details.costs))
+    for candidate in candidates:
+        if candidate.selected:
+            out.print(f"Selected params: {json.dumps(candidate.params, sort_keys=True)}")
+    for candidate in candidates:
+        stages = (candidate.tuning or {}).get("sample_first")
+        if stages:
+            out.print(f"Sample-first tuning of {candidate.name}: {_stages_line(stages)}")
 
 
 def _stages_line(stages: list[dict[str, int]]) -> str:
@@ -208,6 +219,9 @@ def _print_details(details: RunDetails) -> None:
     """How the run split its data, its backtest over time, what the threshold and nested CV
     found, and what became of the columns the spec does not declare."""
     print_undeclared(details.undeclared or UndeclaredRecord())
+    selection = details.selection
+    if selection is not None and selection.rule == "cheapest_within" and selection.reason:
+        out.print(f"Selected by {escape(selection.reason)}")
     split = details.split
     if split is not None and split.strategy is not None:
         out.print(escape(split.strategy.text), soft_wrap=True)

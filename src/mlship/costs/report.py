@@ -30,6 +30,7 @@ from mlship.costs.items import (
 from mlship.costs.ledger import UsageRecord
 from mlship.costs.storage import (
     STANDARD,
+    ClassOf,
     SizeOf,
     artifacts_kept,
     deployment_models,
@@ -149,13 +150,14 @@ def gather(
     since: datetime,
     now: datetime,
     storage_class: str = STANDARD,
+    class_of: ClassOf | None = None,
 ) -> tuple[list[CostItem], list[str]]:
     """Every cost item from ``since`` to ``now``: training runs, the usage ledger and storage;
     and notes on what could not be measured."""
     owners = Owners.of(models)
     records = list(records)
     items = training_items(runs, prices, owners) + usage_items(records, prices, owners)
-    kept = artifacts_kept(datasets, models, runs, owners, size_of, storage_class)
+    kept = artifacts_kept(datasets, models, runs, owners, size_of, storage_class, class_of)
     logged, unmeasured = logs_kept(logs, since, owners, deployment_models(records), storage_class)
     items += storage_items(kept + logged, now, price_of)
     notes = []

@@ -39,6 +39,10 @@ SizeOf = Callable[[str], int | None]
 """The bytes an artifact takes in the store by its address; None when it is not there or the
 store cannot tell."""
 
+ClassOf = Callable[[str], str | None]
+"""The storage class an artifact is kept in by its address (a tiered one's cold class); None
+for the report's default class."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Kept:
@@ -112,23 +116,27 @@ def artifacts_kept(
     owners: Owners,
     size_of: SizeOf,
     storage_class: str = STANDARD,
+    class_of: ClassOf | None = None,
 ) -> list[Kept]:
     """The artifact store's bytes by dataset (data, quarantine and profile), model version and
-    run report, each address billed once (see the module docstring)."""
+    run report, each address billed once (see the module docstring), per storage class: a
+    thing whose artifacts ``mlship gc`` tiered is billed at the cold class for those."""
     billed: set[str] = set()
     kept: list[Kept] = []
 
     def add(what: str, source: str, addresses: Iterable[str | None], since: datetime,
             payer: Payer, known: int | None = None) -> None:  # fmt: skip
-        size = 0
+        sizes: dict[str, int] = defaultdict(int)
         for address in addresses:
             if address is None or address in billed:
                 continue
             billed.add(address)
             measured = known if known is not None else size_of(address)
-            size += measured or 0
-        if size:
-            kept.append(_kept(what, source, size, since, payer, storage_class))
+            kept_in = (class_of(address) if class_of is not None else None) or storage_class
+            sizes[kept_in] += measured or 0
+        for kept_in, size in sorted(sizes.items()):
+            if size:
+                kept.append(_kept(what, source, size, since, payer, kept_in))
 
     first_run: dict[int, Run] = {}
     for run in sorted(runs, key=lambda r: _utc(r.started_at)):

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mlship.evaluation.cost_quality import cost_quality_section
 from mlship.html import svg
 from mlship.html.page import document, esc, fmt_number, fmt_share, fmt_time, table, tag
 from mlship.train.metrics import metric_label
@@ -852,6 +853,7 @@ def render_evaluation_html(name: str, evaluation: dict[str, Any], run: dict[str,
         *([_backtest_section(evaluation["backtest"])] if "backtest" in evaluation else []),
         _curves_section(evaluation),
         _importance_section(evaluation),
+        cost_quality_section(evaluation),
     ]
     footer = tag(
         "footer",

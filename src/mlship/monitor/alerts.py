@@ -7,6 +7,10 @@ within its cool-down, records it as ``suppressed``. The cool-down works like Ale
 interval: however often the condition holds, nobody hears about it again until the cool-down has
 passed. It is read from the alert history in the metadata store, so separate processes agree.
 
+Rules on ``cost.*`` metrics are measured from the costs (``measure_cost``), not from the traffic,
+and go through the same conditions, cool-downs, history and actions. A cost rule that names a
+team is evaluated once for the team; its alerts are about ``team:NAME`` (the history's model).
+
 Actions:
 
 - ``log``: one line on the ``mlship.monitor.alerts`` logger, at INFO, WARNING or ERROR by
@@ -48,6 +52,10 @@ log = logging.getLogger(__name__)
 Measure = Callable[[str, Window], Mapping[str, float | None]]
 """The monitor's metrics of one model over one window: ``measure("churn", Window(rows=500))``."""
 
+CostMeasure = Callable[[str | None, str | None, Window], Mapping[str, float | None]]
+"""The cost metrics of a model or a team over a window: ``measure_cost("churn", None, window)``
+or ``measure_cost(None, "growth", window)``."""
+
 Status = Literal["fired", "suppressed", "ok", "no data"]
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
@@ -66,6 +74,7 @@ class Firing:
         """The JSON a webhook receives (and the fields of the log line)."""
         return {
             "model": self.model,
+            **({"team": self.rule.team} if self.rule.team is not None else {}),
             "rule": self.rule.name,
             "metric": self.rule.metric,
             "value": self.value,
@@ -125,33 +134,54 @@ def evaluate(
     *,
     now: datetime | None = None,
     retrain: Retrain | None = None,
+    measure_cost: CostMeasure | None = None,
 ) -> list[Outcome]:
-    """Check every rule that applies to each of ``models``; deliver and record those that hold.
+    """Check every rule that applies to each of ``models``, and every team's cost rules;
+    deliver and record those that hold.
 
-    ``measure`` is called once per model and distinct window. A metric that is None (no labels
-    yet, no traffic in the window) or that the monitor does not produce is ``no data``, never an
-    alert; so is a model the monitor cannot measure (its :class:`~mlship.errors.MlshipError` is
-    the note). Outcomes come in the order of ``models``, then of the rules in the file.
+    ``measure`` (``measure_cost`` for ``cost.*`` rules) is called once per model and distinct
+    window. A metric that is None (no labels yet, no traffic in the window) or that the monitor
+    does not produce is ``no data``, never an alert; so is a model the monitor cannot measure (its
+    :class:`~mlship.errors.MlshipError` is the note). Outcomes come in the order of ``models``,
+    then of the rules in the file; the teams' outcomes come last.
     """
     moment = as_utc(now or datetime.now(UTC))
     outcomes: list[Outcome] = []
-    for model in dict.fromkeys(models):
-        measured: dict[Window, Mapping[str, float | None] | str] = {}
-        for rule in rules.for_model(model):
-            if rule.window not in measured:
-                measured[rule.window] = _measure(measure, model, rule.window)
-            outcomes.append(
-                _check(rule, model, measured[rule.window], rules, history, moment, retrain)
-            )
+    subjects: list[tuple[str | None, str | None, list[Rule]]] = [
+        (model, None, rules.for_model(model)) for model in dict.fromkeys(models)
+    ]
+    subjects += [(None, team, rules.for_team(team)) for team in rules.teams]
+    for model, team, watching in subjects:
+        measured: dict[tuple[bool, Window], Mapping[str, float | None] | str] = {}
+        for rule in watching:
+            key = (rule.is_cost, rule.window)
+            if key not in measured:
+                measured[key] = _measure(measure, measure_cost, model, team, key)
+            about = model if model is not None else rule.subject
+            outcomes.append(_check(rule, about, measured[key], rules, history, moment, retrain))
     return outcomes
 
 
-def _measure(measure: Measure, model: str, window: Window) -> Mapping[str, float | None] | str:
+def _measure(
+    measure: Measure,
+    measure_cost: CostMeasure | None,
+    model: str | None,
+    team: str | None,
+    key: tuple[bool, Window],
+) -> Mapping[str, float | None] | str:
     """The metrics, or why the monitor could not measure them."""
+    is_cost, window = key
+    about = model if model is not None else f"team {team}"
     try:
+        if is_cost:
+            if measure_cost is None:
+                return "cost metrics are not measured here"
+            return measure_cost(model, team, window)
+        if model is None:  # a validated RuleSet has no team rule of other metrics
+            return f"only cost.* metrics are measured for team {team}"
         return measure(model, window)
     except MlshipError as exc:
-        return f"cannot measure {model} over the {window.label}: {exc}"
+        return f"cannot measure {about} over the {window.label}: {exc}"
 
 
 def _check(

@@ -13,13 +13,17 @@ A rules file is YAML::
     rules:
       - name: feature-drift           # unique
         model: churn                  # optional: every monitored model when left out
-        metric: drift.share           # drift.*, quality.*, performance.* or health.*
+        metric: drift.share           # drift.*, quality.*, performance.*, health.* or cost.*
         window: 500 rows              # or a duration: 45s, 30m, 1h, 2d (default 1h)
         condition: "> 0.3"            # > >= < <= == != and a number (quoted: `>` is YAML syntax)
         severity: warning             # info | warning | critical
         cooldown: 30m                 # no repeat delivery for this long; 0 disables (default 1h)
         actions: [log, webhook, retrain]
         description: more than 30% of the features drifted
+      - name: growth-spend            # cost.* rules may name a team instead of a model
+        team: growth
+        metric: cost.forecast         # the month's forecast spend of the team's models
+        condition: "> 250"
 
 Mistakes are reported the way spec mistakes are (:mod:`mlship.yamlfile`): file, line and field.
 Durations are strict (a whole number and one of s, m, h, d) because a cool-down of "5" could mean
@@ -49,12 +53,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mlship.budget_settings import TEAM_LENGTH
+from mlship.costs.budgets import COST_METRICS
 from mlship.errors import MlshipError
 from mlship.monitor.drift import Method as DriftMethod
 from mlship.monitor.window import DEFAULT_WINDOW, Window, format_duration, parse_duration
 from mlship.yamlfile import Problem, describe, field_name, parse, read_text
 
-METRIC_GROUPS = ("drift", "quality", "performance", "health")
+METRIC_GROUPS = ("drift", "quality", "performance", "health", "cost")
 """The groups every metric name starts with: ``drift.share``, ``health.anomalies``."""
 
 Severity = Literal["info", "warning", "critical"]
@@ -177,6 +183,8 @@ class Rule(_Strict):
 
     name: str = Field(max_length=200)
     model: str | None = Field(None, min_length=1, max_length=200)
+    team: str | None = Field(None, min_length=1, max_length=TEAM_LENGTH)
+    """The team whose models' costs a ``cost.*`` rule watches, instead of one model's."""
     metric: str = Field(max_length=200)
     window: WindowField = DEFAULT_WINDOW
     condition: ConditionField
@@ -207,10 +215,26 @@ class Rule(_Strict):
                 "measure, such as drift.share",
                 {"name": metric, "groups": ", ".join(f"{g}." for g in METRIC_GROUPS)},
             )
+        if group == "cost" and metric not in COST_METRICS:
+            raise PydanticCustomError(
+                "metric",
+                "unknown cost metric '{name}': expected one of {known}",
+                {"name": metric, "known": ", ".join(COST_METRICS)},
+            )
         return metric
 
+    @property
+    def is_cost(self) -> bool:
+        """Whether this rule watches spending (measured from the costs, not the traffic)."""
+        return self.metric.startswith("cost.")
+
+    @property
+    def subject(self) -> str:
+        """What an alert of this rule is about when it names a team: ``team:growth``."""
+        return f"team:{self.team}" if self.team is not None else (self.model or "")
+
     def applies_to(self, model: str) -> bool:
-        return self.model is None or self.model == model
+        return self.team is None and (self.model is None or self.model == model)
 
 
 class ColumnDriftSetting(_Strict):
@@ -262,6 +286,7 @@ class RuleSet(_Strict):
                 message = f"two rules are called {rule.name!r} (see rules[{seen[rule.name]}])"
                 problems.append((("rules", index, "name"), message))
             seen.setdefault(rule.name, index)
+            problems.extend(_cost_problems(index, rule))
             for position, action in enumerate(rule.actions):
                 if action == "webhook" and self.webhook is None:
                     message = "action webhook needs a top-level `webhook:` section with its url"
@@ -272,8 +297,36 @@ class RuleSet(_Strict):
         return problems
 
     def for_model(self, model: str) -> list[Rule]:
-        """The rules that watch ``model``: those naming it and those naming no model."""
+        """The rules that watch ``model``: those naming it and those naming no model (nor a
+        team)."""
         return [rule for rule in self.rules if rule.applies_to(model)]
+
+    def for_team(self, team: str) -> list[Rule]:
+        """The rules that watch the costs of ``team``."""
+        return [rule for rule in self.rules if rule.team == team]
+
+    @property
+    def teams(self) -> list[str]:
+        """The teams the rules name, in the order of the file."""
+        return list(dict.fromkeys(rule.team for rule in self.rules if rule.team is not None))
+
+
+def _cost_problems(index: int, rule: Rule) -> list[Problem]:
+    """A team is a subject of cost rules only, and spending is measured over time, not rows."""
+    problems: list[Problem] = []
+    if rule.team is not None and rule.model is not None:
+        message = "a rule names a model or a team, not both"
+        problems.append((("rules", index, "team"), message))
+    if rule.team is not None and not rule.is_cost:
+        message = f"only cost.* metrics are measured for a team; {rule.metric} needs a model"
+        problems.append((("rules", index, "team"), message))
+    if rule.team is not None and "retrain" in rule.actions:
+        message = "action retrain needs a model to train; a team's rule cannot retrain"
+        problems.append((("rules", index, "actions", rule.actions.index("retrain")), message))
+    if rule.is_cost and rule.window.seconds is None:
+        message = f"{rule.metric} is measured over a duration (1h, 7d), not over rows"
+        problems.append((("rules", index, "window"), message))
+    return problems
 
 
 # -- loading --------------------------------------------------------------------------------------

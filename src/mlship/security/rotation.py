@@ -108,7 +108,9 @@ def maintained_store(settings: Settings, cipher: ArtifactCipher | None) -> Maint
         from mlship.store.s3 import S3ArtifactStore
 
         return S3ArtifactStore.from_settings(settings, cipher, signer=None, allow_plaintext=True)
-    return LocalArtifactStore(settings.artifact_root_resolved, cipher, signer=None)
+    return LocalArtifactStore(
+        settings.artifact_root_resolved, cipher, signer=None, cold=settings.cold_root_resolved
+    )
 
 
 def _sealed(store: MaintainedStore, settings: Settings) -> tuple[MaintainedStore | LogParts, ...]:

@@ -365,6 +365,28 @@ def _check_models(spec: PipelineSpec) -> list[Problem]:
             )
             problems.append((("models", index, "estimator"), message))
         problems.extend(_check_search(spec, index, type(estimator)))
+    problems.extend(_check_teachers(spec, labels))
+    return problems
+
+
+def _check_teachers(spec: PipelineSpec, labels: dict[str, int]) -> list[Problem]:
+    """A student names another candidate of the spec as its teacher, one that learns the
+    target itself (a teacher that is a student would learn from a model learning from a model)."""
+    problems: list[Problem] = []
+    for index, model in enumerate(spec.models):
+        teacher = model.distilled_from
+        if teacher is None:
+            continue
+        where = ("models", index, "distilled_from")
+        if teacher == model.label:
+            problems.append((where, f"candidate {teacher!r} cannot be distilled from itself"))
+        elif teacher not in labels:
+            known = ", ".join(repr(name) for name in labels)
+            message = f"no candidate is called {teacher!r}; the candidates are: {known}"
+            problems.append((where, message))
+        elif spec.models[labels[teacher]].distilled_from is not None:
+            message = f"candidate {teacher!r} is itself distilled; a teacher must learn the target"
+            problems.append((where, message))
     return problems
 
 

@@ -35,6 +35,12 @@ class ModelSpec(Strict):
     estimator: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     search: Literal["default"] | Space | None = None
+    distilled_from: str | None = Field(
+        None,
+        min_length=1,
+        description="Another candidate's name: this one learns that teacher's predictions "
+        "(its labels, for classification) instead of the target, within the same folds.",
+    )
 
     @property
     def label(self) -> str:

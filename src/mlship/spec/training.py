@@ -208,6 +208,12 @@ class Selection(Strict):
         description="cheapest_within: the cheapest candidate whose score is at most this far "
         "from the best (in the metric's units).",
     )
+    cost: Literal["training", "serving", "latency"] = Field(
+        "training",
+        description="cheapest_within: which cost makes a candidate the cheapest: training (what "
+        "fitting it cost), serving (what 1,000 single-row predictions cost) or latency (the "
+        "median time of one prediction).",
+    )
 
 
 class Leakage(Strict):

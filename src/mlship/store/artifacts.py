@@ -19,6 +19,13 @@ the metadata but lacks the key cannot slip in a dataset, a profile or a report o
 signature of ``objects/ab/cdef...`` is the text file ``signatures/ab/cdef...``, written atomically
 before the object is renamed into place, so a crash never leaves an unsigned object behind.
 
+An artifact may live in the store's cold tier (``mlship gc`` moves old ones there, to a cheaper
+disk): ``cold/objects/ab/cdef...`` under the root, or a directory of its own. Every read looks in
+the usual place first and in the cold tier after, so a tiered artifact reads, verifies and
+signs as before; its signature never moves. A move copies the bytes into the cold tier (temp
+file, fsync, rename), reads the copy back to check it, and only then deletes the original: a
+crash leaves the original, perhaps beside a whole copy, and the next move finishes the job.
+
 A store whose disk refuses a write or a read (read-only, full, over quota, permissions, I/O
 errors) raises :class:`~mlship.errors.StorageError` naming the store's root and what to do, and
 :meth:`LocalArtifactStore.probe` finds a store that cannot be written before a command starts work
@@ -64,6 +71,8 @@ class Stored:
 
     size: int
     written: datetime
+    cold: bool = False
+    """Whether the artifact is in the store's cold tier (moved there by ``mlship gc``)."""
 
 
 @dataclass(frozen=True)
@@ -212,8 +221,11 @@ class LocalArtifactStore(ArtifactStore):
         signer: Signer | None,
         encrypt: bool = True,
         allow_plaintext: bool = True,
+        cold: Path | None = None,
     ) -> None:
         self.root = root
+        self.cold_root = cold if cold is not None else root / "cold"
+        self._cold = self.cold_root / "objects"
         self.cipher = cipher
         self.signer = signer
         self.encrypt = encrypt and cipher is not None
@@ -231,6 +243,19 @@ class LocalArtifactStore(ArtifactStore):
     def path_for(self, sha256: str) -> Path:
         check_address(sha256)
         return self._objects / sha256[:2] / sha256[2:]
+
+    def cold_path_for(self, sha256: str) -> Path:
+        check_address(sha256)
+        return self._cold / sha256[:2] / sha256[2:]
+
+    def located(self, sha256: str) -> Path:
+        """Where the artifact is: its usual place, else the cold tier (the usual place when it
+        is in neither)."""
+        path = self.path_for(sha256)
+        if path.is_file():
+            return path
+        cold = self.cold_path_for(sha256)
+        return cold if cold.is_file() else path
 
     def signature_path(self, sha256: str) -> Path:
         check_address(sha256)
@@ -267,7 +292,7 @@ class LocalArtifactStore(ArtifactStore):
         plain = _Digest(self._plaintext(sha256))
         for _ in plain:
             pass
-        _verify(plain, sha256, self.path_for(sha256))
+        _verify(plain, sha256, self.located(sha256))
         with self.place.guard():
             self._sign(sha256)
         return True
@@ -304,24 +329,25 @@ class LocalArtifactStore(ArtifactStore):
         return ArtifactRef(sha256=sha256, size=plain.size)
 
     def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
+        return self.path_for(sha256).is_file() or self.cold_path_for(sha256).is_file()
 
     def get_bytes(self, sha256: str) -> bytes:
         with self.place.guard("reading"):
             return self._get(sha256)
 
     def _get(self, sha256: str) -> bytes:
-        if self.signer is not None and self.path_for(sha256).is_file():
+        path = self.located(sha256)
+        if self.signer is not None and path.is_file():
             self.check_signature(sha256)  # a missing file is reported as missing, below
         digest = _Digest(self._plaintext(sha256, whole=True))
         data = b"".join(digest)  # one piece for a plaintext file: no second copy
-        _verify(digest, sha256, self.path_for(sha256))
+        _verify(digest, sha256, path)
         return data
 
     def _plaintext(self, sha256: str, *, whole: bool = False) -> Iterator[bytes]:
         """The plaintext of the stored file, streamed (not yet checked against its address);
         ``whole`` reads a plaintext file in one piece, for a caller that holds it all anyway."""
-        path = self.path_for(sha256)
+        path = self.located(sha256)
         try:
             handle = path.open("rb")
         except FileNotFoundError:
@@ -338,30 +364,60 @@ class LocalArtifactStore(ArtifactStore):
 
     def stored(self, sha256: str) -> Stored:
         """How many bytes the artifact takes on disk and when it was written."""
+        path = self.located(sha256)
         with self.place.guard("reading"):
-            found = self.path_for(sha256).stat()
-        return Stored(found.st_size, datetime.fromtimestamp(found.st_mtime, UTC))
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                raise NotFoundError(f"artifact {sha256} is missing from {self._objects}") from None
+        written = datetime.fromtimestamp(found.st_mtime, UTC)
+        return Stored(found.st_size, written, cold=path != self.path_for(sha256))
 
     def delete(self, sha256: str) -> None:
-        """Remove an artifact and its signature (a missing one is not an error); the object
-        goes first, so a crash between the two leaves a signature of nothing, never an
-        unsigned object."""
+        """Remove an artifact (from both tiers) and its signature (a missing one is not an
+        error); the objects go first, so a crash between leaves a signature of nothing, never
+        an unsigned object."""
         with self.place.guard("deleting"):
-            self.path_for(sha256).unlink(missing_ok=True)
-            fsync_directory(self.path_for(sha256).parent)
+            for path in (self.path_for(sha256), self.cold_path_for(sha256)):
+                path.unlink(missing_ok=True)
+                fsync_directory(path.parent)
             self.signature_path(sha256).unlink(missing_ok=True)
 
+    def tier(self, sha256: str) -> bool:
+        """Move the artifact into the cold tier: copied (temp file, fsync, rename, its write
+        time kept), the copy read back and compared with the original, then the original
+        deleted. False when it is not in its usual place (cold already, or gone). A crash at
+        any point leaves the original readable; a second move finishes the first."""
+        source, target = self.path_for(sha256), self.cold_path_for(sha256)
+        with self.place.guard("tiering"):
+            try:
+                handle = source.open("rb")
+            except FileNotFoundError:
+                return False
+            with handle:
+                before = os.fstat(handle.fileno())
+                copied = atomic_write(target, iter(lambda: handle.read(_CHUNK), b""))
+            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+            with target.open("rb") as written:
+                again = _Digest(iter(lambda: written.read(_CHUNK), b""))
+                for _ in again:
+                    pass
+            if again.hexdigest() != copied or again.size != before.st_size:
+                target.unlink(missing_ok=True)
+                raise IntegrityError(
+                    f"the cold copy {target} of artifact {sha256} does not read back as "
+                    f"written; it was removed and the original {source} kept"
+                )
+            source.unlink()
+            fsync_directory(source.parent)
+        return True
+
     def addresses(self) -> Iterator[str]:
-        """The address of every stored artifact (temporary files left by a crash are skipped)."""
-        if not self._objects.is_dir():
-            return
-        for folder in sorted(self._objects.iterdir()):
-            if len(folder.name) != 2 or not folder.is_dir():
-                continue
-            for path in sorted(folder.iterdir()):
-                name = folder.name + path.name
-                if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
-                    yield name
+        """The address of every stored artifact, in either tier, once (temporary files left by
+        a crash are skipped)."""
+        hot = set(_listed(self._objects))
+        yield from sorted(hot)
+        yield from (name for name in _listed(self._cold) if name not in hot)
 
     def signed_addresses(self) -> set[str]:
         """The addresses that have a signature."""
@@ -369,7 +425,7 @@ class LocalArtifactStore(ArtifactStore):
 
     def key_id(self, sha256: str) -> str | None:
         """The id of the key the artifact is encrypted under; None when it is plaintext."""
-        with self.path_for(sha256).open("rb") as handle:
+        with self.located(sha256).open("rb") as handle:
             header = read_header(handle.read(HEADER_SIZE), f"artifact {sha256}")
         return header.key_id if header is not None else None
 
@@ -379,7 +435,7 @@ class LocalArtifactStore(ArtifactStore):
         file that fails any check is left as it was."""
         if self.cipher is None:
             raise ValueError("re-encrypting needs a cipher")
-        path = self.path_for(sha256)
+        path = self.located(sha256)
         plain = _Digest(self._plaintext(sha256))
 
         def checked() -> Iterator[bytes]:
@@ -388,6 +444,19 @@ class LocalArtifactStore(ArtifactStore):
 
         with self.place.guard():
             atomic_write(path, self.cipher.encrypt(checked()))
+
+
+def _listed(objects: Path) -> Iterator[str]:
+    """The addresses of the files in an ``objects/ab/cdef...`` tree, sorted."""
+    if not objects.is_dir():
+        return
+    for folder in sorted(objects.iterdir()):
+        if len(folder.name) != 2 or not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            name = folder.name + path.name
+            if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+                yield name
 
 
 def _verify(digest: _Digest, sha256: str, path: Path | str) -> None:

@@ -63,6 +63,11 @@ def load_all(
     raise AssertionError("unreachable")
 
 
+def load_one(store: LogStore, part: PartRef, sealing: Sealing = PLAIN) -> LoadedPart:
+    """One part, ready for a Parquet reader (its row count, say)."""
+    return _load(store, part, sealing)
+
+
 def without_merged(loaded: Sequence[LoadedPart]) -> list[LoadedPart]:
     """``loaded`` less the parts another part of the same log says it merged."""
     merged = merged_away(loaded)

@@ -10,6 +10,7 @@ here). A hash that names no artifact costs nothing but one set entry.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,46 @@ def named(session: Session) -> frozenset[str]:
     return frozenset(found)
 
 
+@dataclass(frozen=True)
+class Holder:
+    """A dataset version, model version or run, as retention sees it: the artifacts of one kind
+    it names, the group whose newest ``keep_versions`` stay (a pipeline, a model) and when it
+    was made."""
+
+    kind: str
+    group: str
+    created: datetime
+    addresses: tuple[str, ...]
+
+
+def holders(session: Session) -> list[Holder]:
+    """Every dataset version (data, quarantine, profile), model version (model) and run
+    (report), with the artifacts it names in its own columns."""
+    found = [
+        Holder(
+            "datasets",
+            d.pipeline or "",
+            as_utc(d.created_at),
+            tuple(a for a in (d.artifact_sha256, d.quarantine_sha256, d.profile_sha256) if a),
+        )
+        for d in session.scalars(select(Dataset))
+    ]
+    found += [
+        Holder("models", str(model), as_utc(created), (address,))
+        for model, created, address in session.execute(
+            select(ModelVersion.model_id, ModelVersion.created_at, ModelVersion.artifact_sha256)
+        )
+    ]
+    found += [
+        Holder("reports", pipeline, as_utc(started), (report,))
+        for pipeline, started, report in session.execute(
+            select(Run.pipeline, Run.started_at, Run.report_sha256)
+        )
+        if report is not None
+    ]
+    return found
+
+
 def unused_datasets(session: Session, keep: int, before: datetime) -> list[Dataset]:
     """Dataset versions no run and no model version uses, beyond the ``keep`` newest of their
     pipeline and created before ``before``: the ones retention may drop."""
@@ -100,4 +141,4 @@ def drop_datasets(session: Session, ids: list[int]) -> None:
         session.delete(dataset)
 
 
-__all__ = ["drop_datasets", "named", "referenced", "unused_datasets"]
+__all__ = ["Holder", "drop_datasets", "holders", "named", "referenced", "unused_datasets"]

@@ -26,6 +26,12 @@ the object-storage way:
 - Request bodies are not hashed again for SigV4 (``UNSIGNED-PAYLOAD``): every object is
   checked against its sha256 address and its signature when it is read, which a body altered on
   the way fails, so a second sha256 pass over every byte sent would only cost time.
+- Tiering (``mlship gc``): an object moves to a cheaper storage class by a copy onto itself
+  with that class (the bytes do not move), or, where the service has no classes (SeaweedFS
+  refuses such a copy), to ``<prefix>/cold/objects/ab/cdef...``: copied server-side with its
+  metadata (signature, first write time), the copy checked against the original byte for
+  byte, then the original deleted. Every read looks in the usual place first and under
+  ``cold/`` after, so a tiered artifact reads and verifies as before.
 - Transient failures (throttling, 5xx, dropped connections) are retried by botocore's standard
   retry mode; what is left becomes a :class:`~mlship.errors.StorageError` or
   :class:`~mlship.errors.ConfigError` that names the bucket, the key and what to do.
@@ -47,6 +53,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +85,9 @@ _MIN_PART = 5 << 20
 _SEGMENT_READ = 1 << 16
 _SIGNATURE = "mlship-signature"
 """The user-metadata key of an object's signature."""
+_WRITTEN = "mlship-written"
+"""The user-metadata key of a tiered object's first write time (a copy has a new one)."""
+_HOT_CLASSES = frozenset({"STANDARD", ""})
 _COPY_LIMIT = 5 << 30
 """The largest object one CopyObject rewrites (signing a larger one stored before signing
 writes a signature object instead)."""
@@ -203,6 +213,7 @@ class S3ArtifactStore(ArtifactStore):
         encrypt: bool = True,
         allow_plaintext: bool = True,
         multipart_threshold: int = MULTIPART_THRESHOLD,
+        storage_class: str | None = None,
     ) -> None:
         if multipart_threshold < _MIN_PART:
             raise ValueError(f"parts are at least {_MIN_PART} bytes (S3's smallest part)")
@@ -213,6 +224,8 @@ class S3ArtifactStore(ArtifactStore):
         self.signer = signer
         self.encrypt = encrypt and cipher is not None
         self.allow_plaintext = allow_plaintext
+        self.storage_class = storage_class
+        """The class tiered objects change to; None moves them under ``cold/`` instead."""
 
     @classmethod
     def from_settings(
@@ -241,11 +254,27 @@ class S3ArtifactStore(ArtifactStore):
                 if allow_plaintext is None
                 else allow_plaintext
             ),
+            storage_class=settings.gc.storage_class,
         )
 
     def object_key(self, sha256: str) -> str:
         check_address(sha256)
         return self.location.key(f"objects/{sha256[:2]}/{sha256[2:]}")
+
+    def cold_key(self, sha256: str) -> str:
+        check_address(sha256)
+        return self.location.key(f"cold/objects/{sha256[:2]}/{sha256[2:]}")
+
+    def _located(self, sha256: str) -> tuple[str, Any]:
+        """The key the artifact is at (its usual one, else the cold tier's) and its HEAD
+        answer; the usual key and None when it is in neither."""
+        bucket = self.location.bucket
+        for key in (self.object_key(sha256), self.cold_key(sha256)):
+            with self._guard(key, "checking"):
+                head = head_or_none(self.client, bucket, key)
+            if head is not None:
+                return key, head
+        return self.object_key(sha256), None
 
     def signature_key(self, sha256: str) -> str:
         check_address(sha256)
@@ -442,18 +471,23 @@ class S3ArtifactStore(ArtifactStore):
         if self.signer is None:
             return
         signature = stored_signature(self.signer, sha256)
-        stored, size = self._signature_and_size(sha256)
-        if stored == signature or size is None:  # signed, or gone (deleted or not yet there)
+        key, head = self._located(sha256)
+        if head is None:  # gone (deleted or not yet there)
             return
-        bucket, key = self.location.bucket, self.object_key(sha256)
-        if size is not None and size <= _COPY_LIMIT:
+        stored, size = self._signature_in(sha256, head), int(head["ContentLength"])
+        if stored == signature:
+            return
+        bucket = self.location.bucket
+        if size <= _COPY_LIMIT:
+            kept = {k: v for k, v in head.get("Metadata", {}).items() if k == _WRITTEN}
             with self._guard(key, "signing"):
                 self.client.copy_object(
                     Bucket=bucket,
                     Key=key,
                     CopySource={"Bucket": bucket, "Key": key},
-                    Metadata={_SIGNATURE: signature},
+                    Metadata={**kept, _SIGNATURE: signature},
                     MetadataDirective="REPLACE",
+                    **_class_of(head),
                 )
             return
         key = self.signature_key(sha256)
@@ -467,15 +501,15 @@ class S3ArtifactStore(ArtifactStore):
     def _signature_and_size(self, sha256: str) -> tuple[str | None, int | None]:
         """The signature of ``sha256`` (its object's metadata, else the signature object a
         store written before kept) and the stored object's size (None when it is missing)."""
-        key = self.object_key(sha256)
-        with self._guard(key, "checking"):
-            head = head_or_none(self.client, self.location.bucket, key)
+        _, head = self._located(sha256)
         if head is None:
             return self._signature_object(sha256), None
+        return self._signature_in(sha256, head), int(head["ContentLength"])
+
+    def _signature_in(self, sha256: str, head: Any) -> str | None:
+        """The signature in the metadata of a HEAD answer, else the signature object's."""
         signature = _metadata_signature(head.get("Metadata", {}))
-        if signature is None:
-            signature = self._signature_object(sha256)
-        return signature, int(head["ContentLength"])
+        return signature if signature is not None else self._signature_object(sha256)
 
     def _signature_object(self, sha256: str) -> str | None:
         """The signature in the separate object that stores written before kept."""
@@ -492,7 +526,7 @@ class S3ArtifactStore(ArtifactStore):
         if self.signer is None:
             raise ValueError("checking signatures needs a signer")
         signature = self.signature_of(sha256)
-        where = f"signature in the metadata of {self.url(self.object_key(sha256))}"
+        where = f"signature in the metadata of {self.url(self._located(sha256)[0])}"
         verify_stored(self.signer, sha256, signature, where)
 
     def sign_existing(self, sha256: str) -> bool:
@@ -502,7 +536,7 @@ class S3ArtifactStore(ArtifactStore):
         if self.signature_of(sha256) is not None:
             self.check_signature(sha256)
             return False
-        key = self.object_key(sha256)
+        key = self._located(sha256)[0]
         digest = hashlib.sha256()
         with self._guard(key, "reading"):
             for chunk in self._plaintext(key, sha256):
@@ -512,9 +546,7 @@ class S3ArtifactStore(ArtifactStore):
         return True
 
     def exists(self, sha256: str) -> bool:
-        key = self.object_key(sha256)
-        with self._guard(key, "checking"):
-            return head_or_none(self.client, self.location.bucket, key) is not None
+        return self._located(sha256)[1] is not None
 
     # Reading: parts fetched in parallel, decrypted and hashed in order as they land.
 
@@ -523,7 +555,13 @@ class S3ArtifactStore(ArtifactStore):
         for attempt in range(2):
             try:
                 with self._guard(key, "reading"):
-                    return self._get(sha256, key)
+                    try:
+                        return self._get(sha256, key)
+                    except NotFoundError as missing:  # tiered: under cold/
+                        try:
+                            return self._get(sha256, self.cold_key(sha256))
+                        except NotFoundError:
+                            raise missing from None
             except _Replaced:
                 if attempt:
                     raise StorageError(
@@ -639,8 +677,10 @@ class S3ArtifactStore(ArtifactStore):
     # Key maintenance: what a rotation, an encrypt-all and a status walk over.
 
     def addresses(self) -> Iterator[str]:
-        """The address of every stored artifact."""
-        yield from self._listed("objects/")
+        """The address of every stored artifact, in either tier, once."""
+        hot = set(self._listed("objects/"))
+        yield from sorted(hot)
+        yield from (sha256 for sha256 in self._listed("cold/objects/") if sha256 not in hot)
 
     def signed_addresses(self) -> set[str]:
         """The addresses that carry a signature: a listing can show no metadata, so each
@@ -648,12 +688,9 @@ class S3ArtifactStore(ArtifactStore):
         (a HEAD each, several at a time)."""
         signed = set(self._listed("signatures/"))
         rest = [sha256 for sha256 in self.addresses() if sha256 not in signed]
-        bucket = self.location.bucket
 
         def has_signature(sha256: str) -> bool:
-            key = self.object_key(sha256)
-            with self._guard(key, "checking"):
-                head = head_or_none(self.client, bucket, key)
+            head = self._located(sha256)[1]
             # None: deleted since the listing
             return head is not None and _metadata_signature(head.get("Metadata", {})) is not None
 
@@ -675,7 +712,7 @@ class S3ArtifactStore(ArtifactStore):
     def key_id(self, sha256: str) -> str | None:
         """The id of the key the artifact is encrypted under; None when it is plaintext (its
         header alone is fetched)."""
-        key = self.object_key(sha256)
+        key = self._located(sha256)[0]
         with self._guard(key, "reading"):
             try:
                 answer = self.client.get_object(
@@ -697,10 +734,12 @@ class S3ArtifactStore(ArtifactStore):
         the checksum matched. An object that fails any check is left as it was."""
         if self.cipher is None:
             raise ValueError("re-encrypting needs a cipher")
-        key = self.object_key(sha256)
+        key, head = self._located(sha256)
         digest = hashlib.sha256()
         signature = self.signature_of(sha256)  # carried over (from a signature object too)
         metadata = {_SIGNATURE: signature} if signature is not None else {}
+        if head is not None and _WRITTEN in head.get("Metadata", {}):
+            metadata[_WRITTEN] = head["Metadata"][_WRITTEN]
 
         def checked() -> Iterator[bytes]:
             for chunk in self._plaintext(key, sha256):
@@ -724,21 +763,96 @@ class S3ArtifactStore(ArtifactStore):
                 digest = hashlib.sha256()
 
     def stored(self, sha256: str) -> Stored:
-        """How many bytes the object takes in the bucket and when it was written."""
-        key = self.object_key(sha256)
-        with self._guard(key, "checking"):
-            try:
-                head = self.client.head_object(Bucket=self.location.bucket, Key=key)
-            except Exception as exc:
-                self._missing(exc, key)
-                raise
-        return Stored(int(head["ContentLength"]), head["LastModified"])
+        """How many bytes the object takes in the bucket, when it was first written, and
+        whether it is in the cold tier (under ``cold/`` or in a storage class of its own)."""
+        key, head = self._located(sha256)
+        if head is None:
+            raise NotFoundError(f"artifact {self.url(key)} is missing from {self.location}")
+        written = head["LastModified"]
+        with suppress(KeyError, ValueError):
+            written = datetime.fromisoformat(head["Metadata"][_WRITTEN])
+        cold = key != self.object_key(sha256) or head.get("StorageClass", "") not in _HOT_CLASSES
+        return Stored(int(head["ContentLength"]), written, cold=cold)
 
     def delete(self, sha256: str) -> None:
-        """Remove an artifact and its signature (a missing one is not an error)."""
-        for key in (self.object_key(sha256), self.signature_key(sha256)):
+        """Remove an artifact (from both tiers) and its signature (a missing one is not an
+        error)."""
+        for key in (self.object_key(sha256), self.cold_key(sha256), self.signature_key(sha256)):
             with self._guard(key, "deleting"):
                 self.client.delete_object(Bucket=self.location.bucket, Key=key)
+
+    def tier(self, sha256: str) -> bool:
+        """Move the artifact into the cold tier; False when it is not in its usual place (cold
+        already, or gone). With :attr:`storage_class`, a copy onto itself in that class; else a
+        server-side copy under ``cold/`` (signature and first write time kept in its metadata),
+        checked byte for byte against the original, which is deleted only then. A crash
+        leaves the original readable, and a second move finishes the first."""
+        bucket, key = self.location.bucket, self.object_key(sha256)
+        with self._guard(key, "checking"):
+            head = head_or_none(self.client, bucket, key)
+        if head is None:
+            return False
+        size = int(head["ContentLength"])
+        if size > _COPY_LIMIT:
+            raise StorageError(
+                f"artifact {self.url(key)} has {size} bytes, more than one copy moves "
+                f"({_COPY_LIMIT}); it stays where it is"
+            )
+        if self.storage_class is not None:
+            if head.get("StorageClass", "STANDARD") == self.storage_class:
+                return False
+            self._reclassed(key)
+            return True
+        metadata = dict(head.get("Metadata", {}))
+        metadata.setdefault(_WRITTEN, head["LastModified"].isoformat())
+        cold = self.cold_key(sha256)
+        with self._guard(cold, "tiering"):
+            self.client.copy_object(
+                Bucket=bucket,
+                Key=cold,
+                CopySource={"Bucket": bucket, "Key": key},
+                Metadata=metadata,
+                MetadataDirective="REPLACE",
+            )
+            original = _raw_digest(self._stream(key))
+            copy = _raw_digest(self._stream(cold))
+            if copy != original:
+                self.client.delete_object(Bucket=bucket, Key=cold)
+                raise IntegrityError(
+                    f"the cold copy {self.url(cold)} of artifact {sha256} differs from the "
+                    f"original; it was removed and {self.url(key)} kept"
+                )
+            self.client.delete_object(Bucket=bucket, Key=key)
+        return True
+
+    def _reclassed(self, key: str) -> None:
+        """Copy the object at ``key`` onto itself in :attr:`storage_class`, metadata kept."""
+        bucket = self.location.bucket
+        try:
+            self.client.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": key},
+                StorageClass=self.storage_class,  # type: ignore[arg-type]
+                MetadataDirective="COPY",
+            )
+        except Exception as exc:
+            if _status(exc) in (400, 501):
+                raise StorageError(
+                    f"the artifact store {self.location} refused to move {self.url(key)} to "
+                    f"storage class {self.storage_class} ({_code(exc)}); this service may have "
+                    "no storage classes: unset gc.storage_class to tier into the cold/ prefix"
+                ) from None
+            raise
+        with self._guard(key, "checking"):
+            after = head_or_none(self.client, bucket, key)
+        if after is None or after.get("StorageClass") != self.storage_class:
+            raise StorageError(
+                f"the artifact store {self.location} accepted moving {self.url(key)} to storage "
+                f"class {self.storage_class} but reports "
+                f"{(after or {}).get('StorageClass', 'STANDARD')}; unset gc.storage_class to "
+                "tier into the cold/ prefix"
+            )
 
     def _guard(self, key: str, doing: str) -> AbstractContextManager[None]:
         return guarded(self.location, key, doing)
@@ -768,6 +882,20 @@ def guarded(location: S3Location, key: str, doing: str) -> Iterator[None]:
         if error is None:
             raise
         raise error from None
+
+
+def _raw_digest(pieces: Iterator[bytes]) -> str:
+    """The sha256 of an object's bytes as stored (sealed or not)."""
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def _class_of(head: Any) -> dict[str, Any]:
+    """The StorageClass argument that keeps an object's class through a copy onto itself."""
+    found = head.get("StorageClass", "")
+    return {} if found in _HOT_CLASSES else {"StorageClass": found}
 
 
 def _metadata_signature(metadata: dict[str, str]) -> str | None:

@@ -8,7 +8,7 @@ inside each training fold and never touches validation or test rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlship.spec.data import Column, TargetTransform
@@ -41,9 +41,15 @@ class Recipe:
     target_transform: TargetTransform | None = None
     """What a regressor learns of the target instead of the target itself (see
     :mod:`mlship.train.weighting`); predictions are in the target's units either way."""
+    teacher: Recipe | None = None
+    """For a distilled candidate, the teacher whose predictions it learns (its fixed params)."""
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec, model: ModelSpec) -> Recipe:
+        teacher = None
+        if model.distilled_from is not None:
+            declared = next(m for m in spec.models if m.label == model.distilled_from)
+            teacher = cls.from_spec(spec, declared)
         return cls(
             name=model.label,
             estimator=model.estimator,
@@ -54,10 +60,17 @@ class Recipe:
             seed=spec.split.seed,
             positive=spec.target.positive,
             target_transform=spec.target.target_transform,
+            teacher=teacher,
         )
 
     def build(self, tuned: dict[str, Any] | None = None) -> Any:
-        """A fresh, unfitted pipeline with the fixed params and ``tuned`` applied."""
+        """A fresh, unfitted pipeline with the fixed params and ``tuned`` applied; for a
+        distilled candidate, that pipeline as the student of its teacher's."""
+        if self.teacher is not None:
+            from mlship.train.distill import distilled
+
+            student = replace(self, teacher=None).build(tuned)
+            return distilled(self.task, self.teacher.build(), student)
         from mlship.features.preprocess import build_pipeline
 
         params = {**self.params, **(tuned or {})}

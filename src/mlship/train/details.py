@@ -163,13 +163,57 @@ class SelectionRecord(_Record):
 
     rule: str
     tolerance: float
+    cost: str | None = None
+    """Which cost made a candidate the cheapest (None for runs from before it was recorded,
+    which all compared training costs)."""
+    reason: str | None = None
+    """The sentence that says why the selected candidate was picked."""
 
     def to_json(self) -> JSON:
-        return {"rule": self.rule, "tolerance": self.tolerance}
+        return {
+            "rule": self.rule,
+            "tolerance": self.tolerance,
+            **_some(cost=self.cost, reason=self.reason),
+        }
 
     @classmethod
     def read(cls, fields: _Fields) -> SelectionRecord:
-        return cls(fields.required_text("rule"), fields.number("tolerance") or 0.0)
+        return cls(
+            fields.required_text("rule"),
+            fields.number("tolerance") or 0.0,
+            fields.text("cost"),
+            fields.text("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class CostsRecord(_Record):
+    """One candidate's cost against quality: what serving it costs, its size, the Pareto fronts
+    it is on (training, serving, latency) and the teacher it was distilled from."""
+
+    serving_per_1k: float | None = None
+    model_bytes: int | None = None
+    fronts: tuple[str, ...] = ()
+    distilled_from: str | None = None
+
+    def to_json(self) -> JSON:
+        return {
+            **_some(
+                serving_per_1k=self.serving_per_1k,
+                model_bytes=self.model_bytes,
+                distilled_from=self.distilled_from,
+            ),
+            "fronts": list(self.fronts),
+        }
+
+    @classmethod
+    def read(cls, fields: _Fields) -> CostsRecord:
+        return cls(
+            fields.number("serving_per_1k"),
+            fields.integer("model_bytes"),
+            fields.texts("fronts"),
+            fields.text("distilled_from"),
+        )
 
 
 @dataclass(frozen=True)
@@ -642,6 +686,8 @@ class RunDetails:
     backtest: BacktestRecord | None = None
     report: str | None = None
     """The path of the run's HTML evaluation report."""
+    costs: dict[str, CostsRecord] | None = None
+    """Per candidate, its cost against quality (None for runs from before it was recorded)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> RunDetails:
@@ -652,6 +698,7 @@ class RunDetails:
         selection, split, warnings = part("selection"), part("split"), part("warnings")
         undeclared, nested, threshold = part("undeclared"), part("nested"), part("threshold")
         leakage, refit, backtest = part("leakage"), part("refit"), part("backtest")
+        costs = part("costs")
         return cls(
             selection=SelectionRecord.read(selection) if selection else None,
             split=SplitRecord.read(split) if split else None,
@@ -672,6 +719,11 @@ class RunDetails:
             refit=RefitRecord.read(refit) if refit else None,
             backtest=BacktestRecord.read(backtest) if backtest else None,
             report=fields.text("report"),
+            costs=(
+                {str(n): CostsRecord.read(_Fields(v, f"costs.{n}")) for n, v in costs.data.items()}
+                if costs
+                else None
+            ),
         )
 
     def to_json(self) -> JSON:
@@ -699,6 +751,8 @@ class RunDetails:
                 report=self.report,
             )
         )
+        if self.costs is not None:
+            found["costs"] = {name: c.to_json() for name, c in self.costs.items()}
         return found
 
     @property
@@ -734,6 +788,7 @@ def _read_or_empty(
 __all__ = [
     "BacktestRecord",
     "BacktestRowRecord",
+    "CostsRecord",
     "DetailsError",
     "ErrorsRecord",
     "InferredRecord",

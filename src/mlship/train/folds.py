@@ -8,6 +8,7 @@ fails alone instead of cancelling its neighbours.
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,8 @@ class Fitted:
     predict_p50_seconds: float
     predict_p95_seconds: float
     warnings: Caught = ()
+    model_bytes: int | None = None
+    """The fitted model pickled as the registry stores it: the memory serving it holds."""
 
 
 def fit_full(job: FitJob, shared: dict[str, Any]) -> Fitted:
@@ -165,4 +168,5 @@ def fit_full(job: FitJob, shared: dict[str, Any]) -> Fitted:
         predict_p50_seconds=latency["p50_seconds"],
         predict_p95_seconds=latency["p95_seconds"],
         warnings=caught.caught,
+        model_bytes=len(pickle.dumps(model, protocol=5)),
     )

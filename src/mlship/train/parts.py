@@ -120,6 +120,30 @@ def holdout_part(spec: PipelineSpec, frame: pd.DataFrame) -> Holdout:
     )
 
 
+@dataclass(frozen=True)
+class TrainingPart:
+    """A run's training rows (features only), their target, CV folds and sample weights."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    folds: list[Fold]
+    weights: np.ndarray[Any, Any] | None
+
+
+def training_part(spec: PipelineSpec, frame: pd.DataFrame) -> TrainingPart:
+    """The training part and folds a run of ``spec`` on the dataset ``frame`` cross-validated
+    its candidates on: the same rows and folds, for work done on a run after the fact."""
+    frame, y, train_rows, _ = _divide(spec, frame)
+    train_frame = frame.iloc[train_rows].reset_index(drop=True)
+    y_train = y.iloc[train_rows].reset_index(drop=True)
+    weights = None
+    if spec.weight is not None:
+        weights = rows(frame[spec.weight.name].to_numpy(dtype=float), train_rows)
+    features = [c.name for c in spec.features]
+    folds = cv_folds(train_frame, y_train, spec.split, spec.task)
+    return TrainingPart(train_frame[features], y_train, folds, weights)
+
+
 def split_parts(loaded: LoadedSpec, frame: pd.DataFrame, observer: RunObserver) -> Parts:
     """Training features and target, test features and target, the CV folds, and the leakage
     screen of the training part on them (which stops the run here with ``leakage: fail``)."""
@@ -167,4 +191,12 @@ def split_parts(loaded: LoadedSpec, frame: pd.DataFrame, observer: RunObserver) 
     )
 
 
-__all__ = ["Holdout", "Parts", "holdout_part", "split_parts", "target_of"]
+__all__ = [
+    "Holdout",
+    "Parts",
+    "TrainingPart",
+    "holdout_part",
+    "split_parts",
+    "target_of",
+    "training_part",
+]

@@ -51,7 +51,7 @@ def report_facts(
         "estimator": row.estimator,
         "dataset_hash": dataset_hash,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "selection": details.selection.rule if details.selection else None,
+        "selection": _selection(details),
         "test set": test_set,
     }
     if split.strategy is not None:
@@ -72,6 +72,16 @@ def report_facts(
     if nested is not None:
         facts["nested CV"] = nested
     return facts
+
+
+def _selection(details: RunDetails) -> str | None:
+    """The rule, and for ``cheapest_within`` the cost that made a candidate the cheapest."""
+    selection = details.selection
+    if selection is None:
+        return None
+    if selection.rule != "cheapest_within":
+        return selection.rule
+    return f"cheapest_within {selection.tolerance:g} by {selection.cost or 'training'} cost"
 
 
 def write_report(

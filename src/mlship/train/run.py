@@ -28,6 +28,7 @@ from mlship.data.undeclared import with_columns
 from mlship.environment import describe_environment, git_commit
 from mlship.evaluation import evaluate
 from mlship.json_values import plain
+from mlship.prices import Prices
 from mlship.spec.loader import LoadedSpec
 from mlship.spec.models import PipelineSpec
 from mlship.store.context import (
@@ -48,6 +49,7 @@ from mlship.train.cost import Usage, measure
 from mlship.train.cross_validation import Scored, train_candidates
 from mlship.train.details import (
     BacktestRecord,
+    CostsRecord,
     LeakageRecord,
     NestedRecord,
     RefitRecord,
@@ -67,11 +69,19 @@ from mlship.train.metrics import greater_is_better
 from mlship.train.model_io import save_model
 from mlship.train.nested import NestedScore
 from mlship.train.observer import RunObserver
+from mlship.train.pareto import fronts
 from mlship.train.parts import Holdout, Parts, holdout_part, split_parts
 from mlship.train.refit import ship
 from mlship.train.report_facts import report_facts, write_report
 from mlship.train.scoring import score
-from mlship.train.selection import LeaderboardRow, leaderboard_row, rank, select
+from mlship.train.selection import (
+    LeaderboardRow,
+    Selected,
+    choose,
+    leaderboard_row,
+    rank,
+    select,
+)
 from mlship.train.signature import Signature
 from mlship.train.split_strategy import SplitStrategy
 from mlship.train.threshold import tune_threshold
@@ -201,6 +211,71 @@ def _details(
     )
 
 
+def cost_quality(
+    leaderboard: list[LeaderboardRow],
+    chosen: str,
+    details: RunDetails,
+    prices: Prices,
+    spec: PipelineSpec,
+) -> dict[str, Any]:
+    """The leaderboard as the report's cost-against-quality charts read it: plain values."""
+    costs = details.costs or {}
+    selection = details.selection
+    return {
+        "metric": spec.metric,
+        "bigger": greater_is_better(spec.task, spec.metric),
+        "currency": prices.currency,
+        "selected": chosen,
+        "selection": selection.reason if selection is not None else None,
+        "candidates": [
+            {
+                "name": row.name,
+                "score": row.cv_mean,
+                "training": row.fit_cost,
+                "serving": row.serve_cost,
+                "latency": row.predict_ms,
+                "model_bytes": row.model_bytes,
+                "distilled_from": row.distilled_from,
+                "fronts": list(costs[row.name].fronts) if row.name in costs else [],
+            }
+            for row in leaderboard
+        ],
+    }
+
+
+def _leaderboard(
+    spec: PipelineSpec,
+    scored: dict[str, Scored],
+    fitted: dict[str, Fitted],
+    prices: Prices,
+    bigger: bool,
+) -> tuple[list[LeaderboardRow], Selected]:
+    """The candidates ranked by CV score, and the one the selection rule keeps."""
+    spent = {name: prices.cost(s.usage) for name, s in scored.items()}
+    rows = [
+        leaderboard_row(scored[m.label], fitted[m.label], spec.metric, prices, spent[m.label])
+        for m in spec.models
+    ]
+    teachers = {m.label: m.distilled_from for m in spec.models}
+    ranked = rank([replace(r, distilled_from=teachers[r.name]) for r in rows], bigger)
+    rule = spec.selection
+    return ranked, choose(ranked, rule.rule, rule.tolerance, bigger, rule.cost, prices.currency)
+
+
+def _costs(leaderboard: list[LeaderboardRow], bigger: bool) -> dict[str, CostsRecord]:
+    """Each candidate's serving cost, size, teacher and the Pareto fronts it is on."""
+    on = fronts([row.costs() for row in leaderboard], bigger)
+    return {
+        row.name: CostsRecord(
+            serving_per_1k=row.serve_cost,
+            model_bytes=row.model_bytes,
+            fronts=tuple(on[row.name]),
+            distilled_from=row.distilled_from,
+        )
+        for row in leaderboard
+    }
+
+
 def _execute(
     loaded: LoadedSpec,
     workspace: RunStores,
@@ -227,16 +302,16 @@ def _execute(
     scored, fitted, nested = train_candidates(
         loaded, workspace, run_id, recipes, shared, len(folds), observer, parts.outer
     )
-    order = [m.label for m in spec.models]
-    spent = {name: prices.cost(s.usage) for name, s in scored.items()}
-    leaderboard = rank(
-        [leaderboard_row(scored[n], fitted[n], spec.metric, prices, spent[n]) for n in order],
-        bigger,
-    )
-    chosen = select(leaderboard, spec.selection.rule, spec.selection.tolerance, bigger)
+    leaderboard, selected = _leaderboard(spec, scored, fitted, prices, bigger)
+    chosen = selected.name
     best = next(r for r in leaderboard if r.name == chosen)
     model = fitted[chosen].model
-    details = _details(spec, parts, scored, fitted, nested, ingested.validation)
+    rule = spec.selection
+    details = replace(
+        _details(spec, parts, scored, fitted, nested, ingested.validation),
+        selection=SelectionRecord(rule.rule, rule.tolerance, rule.cost, selected.reason),
+        costs=_costs(leaderboard, bigger),
+    )
     threshold = spec.imbalance.threshold
     with measure() as finishing, silenced():
         if threshold is not None and spec.task == "classification" and y_train.nunique() == 2:
@@ -295,7 +370,10 @@ def _execute(
             else None
         ),
     )
-    report = write_report(workspace, loaded, run_id, best, ingested, evaluation, details)
+    facts = cost_quality(leaderboard, chosen, details, prices, spec)
+    report = write_report(
+        workspace, loaded, run_id, best, ingested, {**evaluation, "cost_quality": facts}, details
+    )
     details = replace(details, report=str(report.html_path))
     classes = getattr(model, "classes_", None)
 
@@ -339,7 +417,7 @@ def _execute(
             name=spec.name,
             dataset_hash=ingested.dataset.data_hash,
             estimator=best.estimator,
-            params=best.params,
+            params=_registered_params(best),
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size,
             artifact_signature=workspace.artifact_signature(artifact.sha256),
@@ -364,6 +442,13 @@ def _execute(
         details=details,
         attempt=attempt,
     )
+
+
+def _registered_params(row: LeaderboardRow) -> dict[str, Any]:
+    """The version's params; a distilled student's also say whose predictions it learnt."""
+    if row.distilled_from is None:
+        return row.params
+    return {**row.params, "distilled_from": row.distilled_from}
 
 
 def _candidate(row: LeaderboardRow, place: int, selected: bool) -> NewCandidate:

@@ -18,6 +18,7 @@ from mlship.train.catalog import qualified_name
 from mlship.train.cost import Usage
 from mlship.train.cross_validation import Scored
 from mlship.train.folds import Fitted
+from mlship.train.pareto import CostKind, Costs, serving_cost
 from mlship.train.weighting import final_estimator
 
 
@@ -40,6 +41,16 @@ class LeaderboardRow:
     predict_ms: float | None = None
     trials: int = 0
     tuning: dict[str, Any] | None = None
+    model_bytes: int | None = None
+    """The fitted model's size, pickled: what serving it holds in memory."""
+    serve_cost: float | None = None
+    """What 1,000 single-row predictions cost (:func:`mlship.train.pareto.serving_cost`)."""
+    distilled_from: str | None = None
+    """The teacher whose predictions this candidate learnt from, if it is a distilled student."""
+
+    def costs(self) -> Costs:
+        """Its score and its three costs, for the fronts and the selection rule."""
+        return Costs(self.name, self.cv_mean, self.fit_cost, self.serve_cost, self.predict_ms)
 
 
 def jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +67,11 @@ def jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def leaderboard_row(
-    scored: Scored, fitted: Fitted, metric: str, prices: Prices, spent: float
+    scored: Scored,
+    fitted: Fitted,
+    metric: str,
+    prices: Prices,
+    spent: float,
 ) -> LeaderboardRow:
     """The line of a candidate cross-validated (or tuned) as ``scored`` and fitted as ``fitted``;
     ``spent`` is what scoring it cost, to which the fit's cost is added."""
@@ -64,6 +79,7 @@ def leaderboard_row(
     names = sorted({k for f in folds for k in f.validation})
     means = {k: float(np.mean([f.validation.get(k, np.nan) for f in folds])) for k in names}
     values = [f.validation.get(metric, np.nan) for f in folds]
+    predict_ms = fitted.predict_p50_seconds * 1000
     return LeaderboardRow(
         name=scored.recipe.name,
         estimator=qualified_name(final_estimator(fitted.model)),
@@ -76,9 +92,11 @@ def leaderboard_row(
         usage=scored.usage + fitted.usage,
         cost=spent + prices.cost(fitted.usage),
         fit_cost=prices.cost(fitted.usage),
-        predict_ms=fitted.predict_p50_seconds * 1000,
+        predict_ms=predict_ms,
         trials=scored.trials,
         tuning=scored.tuning,
+        model_bytes=fitted.model_bytes,
+        serve_cost=serving_cost(predict_ms, fitted.model_bytes, prices),
     )
 
 
@@ -93,13 +111,70 @@ def rank(rows: list[LeaderboardRow], bigger: bool) -> list[LeaderboardRow]:
     return sorted(rows, key=key)
 
 
-def select(rows: list[LeaderboardRow], rule: str, tolerance: float, bigger: bool) -> str:
-    """The selected candidate: the best, or the cheapest to fit within ``tolerance`` of it."""
+@dataclass(frozen=True)
+class Selected:
+    """The selected candidate and the sentence that says why it, by which cost."""
+
+    name: str
+    cost: CostKind
+    reason: str
+
+
+UNITS: dict[CostKind, str] = {
+    "training": "to fit",
+    "serving": "per 1,000 predictions",
+    "latency": "ms per prediction",
+}
+
+
+def choose(
+    rows: list[LeaderboardRow],
+    rule: str,
+    tolerance: float,
+    bigger: bool,
+    cost: CostKind = "training",
+    currency: str = "",
+) -> Selected:
+    """The best candidate, or (``cheapest_within``) the cheapest by ``cost`` among those whose
+    CV score is within ``tolerance`` of the best; ties go to the better-ranked. A candidate
+    whose ``cost`` was not measured is never the cheapest."""
     best = rows[0]
     if rule != "cheapest_within":
-        return best.name
+        return Selected(best.name, cost, f"best: {best.name} has the best CV score")
     close = [r for r in rows if abs(best.cv_mean - r.cv_mean) <= tolerance + 1e-12]
-    return min(close, key=lambda r: (r.fit_cost, rows.index(r))).name
+
+    def key(row: LeaderboardRow) -> tuple[float, int]:
+        value = row.costs().of(cost)
+        return (np.inf if value is None else value, rows.index(row))
+
+    chosen = min(close, key=key)
+    value = chosen.costs().of(cost)
+    money = f" {currency}" if currency and cost != "latency" else ""
+    shown = "not measured" if value is None else f"{value:.6g}{money} {UNITS[cost]}"
+    if chosen is best:
+        reason = (
+            f"cheapest_within {tolerance:g} by {cost} cost: {best.name} has the best CV score "
+            f"and no candidate within {tolerance:g} of it is cheaper ({shown})"
+        )
+    else:
+        reason = (
+            f"cheapest_within {tolerance:g} by {cost} cost: {chosen.name} scores "
+            f"{chosen.cv_mean:.4g}, within {tolerance:g} of the best ({best.name}, "
+            f"{best.cv_mean:.4g}), and is the cheapest of {len(close)} such candidates "
+            f"({shown})"
+        )
+    return Selected(chosen.name, cost, reason)
 
 
-__all__ = ["LeaderboardRow", "jsonable", "leaderboard_row", "rank", "select"]
+def select(
+    rows: list[LeaderboardRow],
+    rule: str,
+    tolerance: float,
+    bigger: bool,
+    cost: CostKind = "training",
+) -> str:
+    """The selected candidate's name (see :func:`choose`)."""
+    return choose(rows, rule, tolerance, bigger, cost).name
+
+
+__all__ = ["LeaderboardRow", "Selected", "choose", "jsonable", "leaderboard_row", "rank", "select"]

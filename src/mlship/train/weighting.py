@@ -99,7 +99,10 @@ def with_target_transform(pipeline: Any, transform: TargetTransform | None) -> A
 
 def final_estimator(model: Any) -> Any:
     """The estimator that does the learning: the ``model`` step of a pipeline, unwrapped from a
-    target transform."""
+    target transform; the student's, for a distilled candidate."""
+    learner = getattr(model, "learner", None)
+    if callable(learner):
+        model = learner()
     inner = getattr(model, "named_steps", {}).get("model", model)
     return getattr(inner, "regressor", inner) if _is_transformed(inner) else inner
 
