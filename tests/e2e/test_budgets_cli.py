@@ -86,6 +86,8 @@ def test_an_overspent_team_is_shown_over_and_alerted_once(
     url, bodies = received
     home, project = tmp_path / "ws", tmp_path / "project"
     shutil.copytree(trained.settings.home, home)
+    # Servers of the trained workspace in other tests recorded their usage there: start clean.
+    shutil.rmtree(home / "usage", ignore_errors=True)
     project.mkdir()
     (project / "mlship.toml").write_text(SETTINGS)
     invoke_cli("models", "tag", "churn", "team=growth", home=home, cwd=project)

@@ -35,6 +35,8 @@ def home(trained: Workspace, tmp_path: Path) -> Path:
     hours of a server's work for it, a batch scoring of no model, and a prediction log."""
     copy = tmp_path / "ws"
     shutil.copytree(trained.settings.home, copy)
+    # Servers of the trained workspace in other tests recorded their usage there: start clean.
+    shutil.rmtree(copy / "usage", ignore_errors=True)
     invoke_cli("models", "owner", "churn", "alice", home=copy)
     invoke_cli("models", "tag", "churn", "team=fraud", home=copy)
     now = utcnow()
