@@ -40,8 +40,16 @@ def _cipher(key: bytes | None = None, segment_size: int = SMALL) -> ArtifactCiph
     return ArtifactCipher(Keyring(key or new_key()), segment_size=segment_size)
 
 
-def _store(root: Path, cipher: ArtifactCipher | None, **options: bool) -> LocalArtifactStore:
-    return LocalArtifactStore(root, cipher, signer=Signer(hmac_key=b"k" * 32), **options)
+def _store(
+    root: Path, cipher: ArtifactCipher | None, *, encrypt: bool = True, allow_plaintext: bool = True
+) -> LocalArtifactStore:
+    return LocalArtifactStore(
+        root,
+        cipher,
+        signer=Signer(hmac_key=b"k" * 32),
+        encrypt=encrypt,
+        allow_plaintext=allow_plaintext,
+    )
 
 
 @pytest.mark.parametrize(
