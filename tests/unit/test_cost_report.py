@@ -150,3 +150,25 @@ def test_whatever_the_items_the_parts_add_up_to_the_total(
         assert sum(s or 0.0 for s in shares) == pytest.approx(1.0)
     assert re.search(r"by \d{4}-\d{2}-\d{2}\.$", forecast_text(report))
     json.dumps(report.as_json(), allow_nan=False)
+
+
+def test_amounts_below_a_cent_keep_three_significant_digits() -> None:
+    from mlship.costs.report_page import amount
+
+    assert amount(0.0000533) == "0.0000533"
+    assert amount(0.00123456) == "0.00123"
+    assert amount(0.0) == "0.0000"
+    assert amount(12345.678) == "12,345.6780"
+    assert amount(-0.0042) == "-0.00420"
+
+
+def test_the_forecast_says_which_days_its_rate_is_taken_over() -> None:
+    week = [item("training", 1.0, NOW - timedelta(days=d + 1), 24) for d in range(7)]
+    settled = build_report(week, by="kind", start=NOW - timedelta(days=7), end=NOW, currency="USD")
+    assert "at the last 7 days' rate (1.0000 USD a day)" in forecast_text(settled)
+    # A workspace two hours old: its rate is over those two hours, and the sentence says so.
+    young = [item("serving", 0.5, NOW - timedelta(hours=2), 2)]
+    fresh = build_report(young, by="kind", start=NOW - timedelta(days=1), end=NOW, currency="USD")
+    text = forecast_text(fresh)
+    assert "at the rate since the first cost (2026-06-20 22:00 UTC)" in text, text
+    assert "(6.0000 USD a day)" in text, text

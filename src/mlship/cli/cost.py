@@ -169,7 +169,7 @@ def _cost_report(workspace: Workspace, by: str, start: datetime, now: datetime) 
 
 def _print_report(report: CostReport) -> None:
     from mlship.cli.render import byte_size
-    from mlship.costs.report_page import forecast_text, money
+    from mlship.costs.report_page import amount, forecast_text, money
     from mlship.html.page import fmt_share
 
     table = Table(
@@ -193,12 +193,12 @@ def _print_report(report: CostReport) -> None:
         per_thousand = group.per_thousand_predictions
         return [
             escape(group.group),
-            f"{group.cost:,.4f}",
+            amount(group.cost),
             fmt_share(share),
             fmt(group.cpu_seconds / 3600),
             fmt(group.memory_gb_hours),
             f"{group.predictions:,}",
-            fmt(per_thousand),
+            "-" if per_thousand is None else amount(per_thousand),
             byte_size(group.stored_bytes),
         ]
 
@@ -286,7 +286,8 @@ def budgets(
 ) -> None:
     """Each budget this month: spent so far, forecast at the current rate, share, status."""
     from mlship.cli.cost_items import workspace_costs
-    from mlship.costs.budgets import RATE_DAYS, budget_statuses, horizon
+    from mlship.costs.budgets import budget_statuses, horizon
+    from mlship.costs.items import RATE_DAYS
     from mlship.store.clock import utcnow
     from mlship.workspace import Workspace
 

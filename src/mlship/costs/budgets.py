@@ -19,6 +19,7 @@ from typing import Literal
 
 from mlship.budget_settings import Budget
 from mlship.costs.items import (
+    RATE_DAYS,
     CostItem,
     forecast_month,
     month_start,
@@ -27,9 +28,6 @@ from mlship.costs.items import (
 from mlship.store.clock import as_utc
 
 BudgetState = Literal["ok", "warning", "over"]
-
-RATE_DAYS = 7.0
-"""Days of recent spending the month's forecast extrapolates (:func:`forecast_month`)."""
 
 COST_METRICS = (
     "cost.forecast",

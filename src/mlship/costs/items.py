@@ -249,7 +249,13 @@ class Forecast:
     rate_since: datetime
 
 
-def forecast_month(items: Sequence[CostItem], now: datetime, rate_days: float = 7.0) -> Forecast:
+RATE_DAYS = 7.0
+"""Days of recent spending the month's forecast extrapolates."""
+
+
+def forecast_month(
+    items: Sequence[CostItem], now: datetime, rate_days: float = RATE_DAYS
+) -> Forecast:
     """Month to date plus the rest of the month at the rate of the last ``rate_days`` days.
 
     The rate window is the last ``rate_days`` days, or since the first item when that is later,

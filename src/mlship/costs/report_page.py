@@ -8,10 +8,11 @@ the table the terminal shows.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, timedelta
 from pathlib import Path
 
-from mlship.costs.items import month_end
+from mlship.costs.items import RATE_DAYS, month_end
 from mlship.costs.report import CostReport
 from mlship.html.page import document, esc, fmt_number, fmt_share, fmt_time, table, tag
 from mlship.html.svg import PALETTE, Axis, Bar, Series, bar_chart, line_chart, placeholder
@@ -19,19 +20,31 @@ from mlship.prices import GB
 from mlship.store.artifacts import atomic_write
 
 
-def money(value: float, currency: str) -> str:
+def amount(value: float) -> str:
     """An amount as the report prints it: four decimals, since a small workspace's costs are
-    fractions of a cent a day."""
-    return f"{value:,.4f} {currency}"
+    fractions of a cent a day; below a cent, three significant digits, so the cost of 1,000
+    predictions (often a few thousandths of a cent) does not print as zero."""
+    if value == 0 or abs(value) >= 0.01 or not math.isfinite(value):
+        return f"{value:,.4f}"
+    return f"{value:.{2 - math.floor(math.log10(abs(value)))}f}"
+
+
+def money(value: float, currency: str) -> str:
+    return f"{amount(value)} {currency}"
 
 
 def forecast_text(report: CostReport) -> str:
     """The forecast sentence the terminal and the page share."""
     forecast = report.forecast
     ends = (month_end(report.end) - timedelta(seconds=1)).date().isoformat()
+    days = (report.end - forecast.rate_since).total_seconds() / 86400
+    if days >= RATE_DAYS - 1e-6:
+        rate = f"at the last {RATE_DAYS:g} days' rate"
+    else:  # the workspace's costs began less than a week ago
+        rate = f"at the rate since the first cost ({forecast.rate_since:%Y-%m-%d %H:%M} UTC)"
     return (
         f"This month so far {money(forecast.month_to_date, report.currency)}; "
-        f"at the last 7 days' rate ({money(forecast.rate_per_day, report.currency)} a day) "
+        f"{rate} ({money(forecast.rate_per_day, report.currency)} a day) "
         f"{money(forecast.forecast, report.currency)} by {ends}."
     )
 
