@@ -160,6 +160,7 @@ def test_amounts_below_a_cent_keep_three_significant_digits() -> None:
     assert amount(0.0) == "0.0000"
     assert amount(12345.678) == "12,345.6780"
     assert amount(-0.0042) == "-0.00420"
+    assert amount(0.00000000427) == "4.27e-09"
 
 
 def test_the_forecast_says_which_days_its_rate_is_taken_over() -> None:
@@ -170,5 +171,5 @@ def test_the_forecast_says_which_days_its_rate_is_taken_over() -> None:
     young = [item("serving", 0.5, NOW - timedelta(hours=2), 2)]
     fresh = build_report(young, by="kind", start=NOW - timedelta(days=1), end=NOW, currency="USD")
     text = forecast_text(fresh)
-    assert "at the rate since the first cost (2026-06-20 22:00 UTC)" in text, text
+    assert "at the rate since the first cost at 2026-06-20 22:00 UTC" in text, text
     assert "(6.0000 USD a day)" in text, text

@@ -26,6 +26,8 @@ def amount(value: float) -> str:
     predictions (often a few thousandths of a cent) does not print as zero."""
     if value == 0 or abs(value) >= 0.01 or not math.isfinite(value):
         return f"{value:,.4f}"
+    if abs(value) < 1e-6:  # a few bytes kept for an hour: no row of zeros
+        return f"{value:.2e}"
     return f"{value:.{2 - math.floor(math.log10(abs(value)))}f}"
 
 
@@ -41,7 +43,7 @@ def forecast_text(report: CostReport) -> str:
     if days >= RATE_DAYS - 1e-6:
         rate = f"at the last {RATE_DAYS:g} days' rate"
     else:  # the workspace's costs began less than a week ago
-        rate = f"at the rate since the first cost ({forecast.rate_since:%Y-%m-%d %H:%M} UTC)"
+        rate = f"at the rate since the first cost at {forecast.rate_since:%Y-%m-%d %H:%M} UTC"
     return (
         f"This month so far {money(forecast.month_to_date, report.currency)}; "
         f"{rate} ({money(forecast.rate_per_day, report.currency)} a day) "
