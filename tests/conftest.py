@@ -54,6 +54,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     ws.close()
 
 
+def two_churn_versions(root: Path) -> Path:
+    """A workspace home under ``root`` with churn:1 and churn:2, the second trained with a
+    narrower search (strong regularisation only), so the two versions answer differently."""
+    spec = write_project(root / "churn", n=SMALL_ROWS)
+    home = root / "home"
+    run_cli("run", str(spec), home=home, cwd=root)
+    spec.write_text(spec.read_text().replace("[0.001, 100.0]", "[0.001, 0.01]"))
+    run_cli("run", str(spec), home=home, cwd=root)
+    return home
+
+
 def mlship_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment without any ``MLSHIP_*`` setting, pointed at ``home``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}

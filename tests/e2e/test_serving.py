@@ -14,22 +14,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from mlship.examples.churn import write_project
 from mlship.monitor.predlog import read_log
-from tests.conftest import SMALL_ROWS, run_cli
+from tests.conftest import run_cli, two_churn_versions
 from tests.serving import RECORD, serving
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with churn:1 and churn:2 (trained with different regularisation)."""
-    root = tmp_path_factory.mktemp("serving")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
-    home = root / "home"
-    run_cli("run", str(spec), home=home, cwd=root)
-    spec.write_text(spec.read_text().replace("[0.001, 100.0]", "[0.001, 0.01]"))
-    run_cli("run", str(spec), home=home, cwd=root)
-    return home
+    return two_churn_versions(tmp_path_factory.mktemp("serving"))
 
 
 def _deployment(path: Path, body: str) -> Path:

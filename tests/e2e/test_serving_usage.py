@@ -18,10 +18,9 @@ import pytest
 from mlship.config import Settings
 from mlship.costs.items import Owners, allocate, usage_items
 from mlship.costs.ledger import UsageRecord, read_usage
-from mlship.examples.churn import write_project
 from mlship.prices import Prices
 from mlship.workspace import Workspace
-from tests.conftest import SMALL_ROWS, run_cli
+from tests.conftest import run_cli, two_churn_versions
 from tests.serving import RECORD, serving
 
 REQUESTS = 500
@@ -31,13 +30,7 @@ RECORDS_PER_REQUEST = 4
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with churn:1 and churn:2."""
-    root = tmp_path_factory.mktemp("usage")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
-    home = root / "home"
-    run_cli("run", str(spec), home=home, cwd=root)
-    spec.write_text(spec.read_text().replace("[0.001, 100.0]", "[0.001, 0.01]"))
-    run_cli("run", str(spec), home=home, cwd=root)
-    return home
+    return two_churn_versions(tmp_path_factory.mktemp("usage"))
 
 
 def _ledger(home: Path) -> tuple[list[UsageRecord], Owners]:

@@ -73,7 +73,7 @@ def loadtest(
         raise MlshipError(f"URL {url!r}: expected http://host:port/path or https://...")
     body = None
     if payload is not None:
-        body = _payload(payload)
+        body = read_payload(payload)
     from mlship.config import load_settings
 
     settings = load_settings()
@@ -97,7 +97,8 @@ def loadtest(
         out.print(f"Requests: {requests_out}")
 
 
-def _payload(path: Path) -> bytes:
+def read_payload(path: Path) -> bytes:
+    """The bytes of a request body file, checked to be JSON before any request is sent."""
     try:
         body = path.read_bytes()
     except OSError as exc:

@@ -20,7 +20,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlship.cli.console import err, out
-from mlship.costs.measured import measured_record, record_usage
 from mlship.errors import MlshipError
 from mlship.registry.refs import resolve_version
 from mlship.train.cost import measure
@@ -167,6 +166,7 @@ def predict(
     ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
+    from mlship.costs.measured import measured_record, record_usage
     from mlship.data.sources import read_rows
     from mlship.monitor.predlog import PredictionLog
     from mlship.store.logstore import PREDICTIONS, LogTarget

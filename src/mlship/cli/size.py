@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.console import err, out
+from mlship.cli.loadtest import read_payload
 from mlship.cli.render import name_column, number_column
 from mlship.errors import MlshipError
 
@@ -111,7 +112,7 @@ def size(
         raise typer.BadParameter(
             f"{utilisation:g}; expected a share above 0 and at most 1", param_hint="--utilisation"
         )
-    body = _payload(payload) if payload is not None else None
+    body = read_payload(payload) if payload is not None else None
     sizing, saved = _measure(ref, target_ms, rps, step_s, steps, start_rps, cpu, utilisation,
                              availability, body)  # fmt: skip
     _print(sizing)
@@ -119,18 +120,6 @@ def size(
     out.print(
         f"Package it: mlship package {sizing.model}:{sizing.version} -o DIR --size recommended"
     )
-
-
-def _payload(path: Path) -> bytes:
-    try:
-        body = path.read_bytes()
-    except OSError as exc:
-        raise MlshipError(f"payload {path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MlshipError(f"payload {path}: not valid JSON ({exc})") from None
-    return body
 
 
 def _measure(
