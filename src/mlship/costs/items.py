@@ -112,6 +112,31 @@ class Owners:
         return owners
 
 
+@dataclass(frozen=True, kw_only=True)
+class Payer:
+    """Who a run's costs go to: its registered model's owner and team, else its own."""
+
+    model: str | None
+    version: int | None
+    stage: str | None
+    owner: str | None
+    team: str | None
+
+    @classmethod
+    def of_run(cls, run: Run, owners: Owners) -> Payer:
+        model, version = owners.registered.get(run.id, (None, None))
+        team = owners.team.get(model) if model else None
+        if team is None and run.tags.get(TEAM_TAG) is not None:
+            team = str(run.tags[TEAM_TAG])
+        return cls(
+            model=model,
+            version=version,
+            stage=owners.stage.get((model, version)) if model and version else None,
+            owner=owners.owner.get(model, run.owner) if model else run.owner,
+            team=team,
+        )
+
+
 def _utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
@@ -133,10 +158,7 @@ def training_items(runs: Iterable[Run], prices: Prices, owners: Owners) -> list[
             if run.finished_at
             else started + timedelta(seconds=usage.wall_seconds)
         )
-        model, version = owners.registered.get(run.id, (None, None))
-        team = owners.team.get(model) if model else None
-        if team is None and run.tags.get(TEAM_TAG) is not None:
-            team = str(run.tags[TEAM_TAG])
+        payer = Payer.of_run(run, owners)
         items.append(
             CostItem(
                 kind="training",
@@ -144,11 +166,11 @@ def training_items(runs: Iterable[Run], prices: Prices, owners: Owners) -> list[
                 ended_at=max(ended, started),
                 cost=prices.cost(usage),
                 source=run.id,
-                model=model,
-                version=version,
-                stage=owners.stage.get((model, version)) if model and version else None,
-                owner=owners.owner.get(model, run.owner) if model else run.owner,
-                team=team,
+                model=payer.model,
+                version=payer.version,
+                stage=payer.stage,
+                owner=payer.owner,
+                team=payer.team,
                 cpu_seconds=usage.cpu_seconds,
                 memory_gb_hours=usage.peak_memory_bytes / 2**30 * usage.wall_seconds / 3600,
             )

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from mlship.costs.items import TEAM_TAG, CostItem, Owners
+from mlship.costs.items import CostItem, Owners, Payer
 from mlship.costs.ledger import USAGE, UsageRecord
 from mlship.price_catalog import StorageClass
 from mlship.prices import GB
@@ -60,31 +60,6 @@ class Kept:
     stage: str | None = None
     owner: str | None = None
     team: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Payer:
-    """Who a run's costs go to: its registered model's owner and team, else its own."""
-
-    model: str | None
-    version: int | None
-    stage: str | None
-    owner: str | None
-    team: str | None
-
-    @classmethod
-    def of_run(cls, run: Run, owners: Owners) -> Payer:
-        model, version = owners.registered.get(run.id, (None, None))
-        team = owners.team.get(model) if model else None
-        if team is None and run.tags.get(TEAM_TAG) is not None:
-            team = str(run.tags[TEAM_TAG])
-        return cls(
-            model=model,
-            version=version,
-            stage=owners.stage.get((model, version)) if model and version else None,
-            owner=owners.owner.get(model, run.owner) if model else run.owner,
-            team=team,
-        )
 
 
 NOBODY = Payer(model=None, version=None, stage=None, owner=None, team=None)
