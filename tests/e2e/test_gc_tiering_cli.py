@@ -273,18 +273,19 @@ def test_old_log_parts_go_unless_a_monitoring_window_reads_them(tmp_path: Path) 
         usage = workspace.logs.parts(USAGE)
     finally:
         workspace.close()
-    assert len(batch) == 3 and len(usage) == 1
+    # Each mlship predict also recorded its usage: three parts of the ledger, and the one above.
+    assert len(batch) == 3 and len(usage) == 4
     project = tmp_path / "project"
     project.mkdir()
     (project / "mlship.toml").write_text(LOG_RULES)
     (project / "alerts.yaml").write_text(ALERTS)
 
     dry = " ".join(invoke_cli("gc", home=home, cwd=project).stdout.split())
-    assert "Log parts to delete" in dry and "To delete: 2 log part(s)" in dry, dry
+    assert "Log parts to delete" in dry and "To delete: 5 log part(s)" in dry, dry
     assert "Dry run: nothing was deleted or moved" in dry
 
     applied = " ".join(invoke_cli("gc", "--apply", home=home, cwd=project).stdout.split())
-    assert "Deleted 2 log part(s)." in applied, applied
+    assert "Deleted 5 log part(s)." in applied, applied
     workspace = Workspace.open(Settings(home=home, user="tester"))
     try:
         left = workspace.logs.parts(f"{PREDICTIONS}/batch")
@@ -313,9 +314,11 @@ def test_old_log_parts_go_from_a_bucket_too(object_store: ObjectStore, tmp_path:
     (project / "alerts.yaml").write_text(ALERTS.replace("300 rows", "100 rows"))
 
     dry = " ".join(run_cli("gc", home=home, env=env, cwd=project).stdout.split())
-    assert "To delete: 1 log part(s)" in dry and f"{PREDICTIONS}/batch" in dry, dry
+    # One part of the batch log (the other holds the rows the 100-row window needs) and the
+    # usage ledger's two parts, one per mlship predict.
+    assert "To delete: 3 log part(s)" in dry and f"{PREDICTIONS}/batch" in dry, dry
     applied = " ".join(run_cli("gc", "--apply", home=home, env=env, cwd=project).stdout.split())
-    assert "Deleted 1 log part(s)." in applied, applied
+    assert "Deleted 3 log part(s)." in applied, applied
     client = make_client(object_store.settings())
     listed = client.list_objects_v2(
         Bucket=object_store.bucket, Prefix=f"{prefix}/{PREDICTIONS}/batch/"
