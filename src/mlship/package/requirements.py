@@ -46,6 +46,7 @@ SERVING = (
     "prometheus-client",
     "packaging",
     "cryptography",  # checking the model's signature (HMAC or Ed25519) before unpickling
+    "psutil",  # the server measures its own CPU and memory for the usage ledger
 )
 
 
