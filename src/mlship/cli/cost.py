@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.console import out
+from mlship.cli.cost_items import RUNS_READ
 from mlship.cli.render import fmt, name_column, number_column
 from mlship.errors import MlshipError
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from mlship.workspace import Workspace
 
 app = typer.Typer(help="What work costs, and what it would cost elsewhere.", no_args_is_help=True)
-
-RUNS_READ = 1000
-"""The most runs ``what-if`` reads, newest first: the most a tracking server lists at once."""
 
 Provider = Annotated[
     str | None,
