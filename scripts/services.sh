@@ -6,7 +6,8 @@
 # when the tests run as root, the `postgres` system user, because PostgreSQL refuses to run as
 # root. The browser tests open the HTML reports in Debian's headless Chromium (/usr/bin/chromium),
 # driven by Playwright; Playwright's own browser downloads are not used. The replica tests put
-# HAProxy (Debian's `haproxy`, /usr/sbin/haproxy) in front of the servers they start. Safe to run
+# HAProxy (Debian's `haproxy`, /usr/sbin/haproxy) in front of the servers they start. The stream
+# tests run Redis and NATS JetStream (Debian's `redis-server` and `nats-server`). Safe to run
 # any number of times: it installs nothing when everything is already there.
 set -euo pipefail
 
@@ -42,10 +43,21 @@ haproxy_ready() {
     command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]]
 }
 
+# The stream tests run throwaway brokers (tests/brokers.py): Redis Streams and NATS JetStream.
+redis_ready() {
+    command -v redis-server >/dev/null 2>&1
+}
+
+nats_ready() {
+    command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]]
+}
+
 missing=()
 postgres_ready || missing+=(postgresql)
 chromium_ready || missing+=(chromium)
 haproxy_ready || missing+=(haproxy)
+redis_ready || missing+=(redis-server)
+nats_ready || missing+=(nats-server)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -67,6 +79,11 @@ if [[ "$(id -u)" -ne 0 ]]; then
         echo "installing it needs root. Run as root, or install it yourself:" >&2
         echo "    sudo apt-get install -y haproxy" >&2
     fi
+    if ! redis_ready || ! nats_ready; then
+        echo "services.sh: the stream tests need redis-server and nats-server, and installing" >&2
+        echo "them needs root. Run as root, or install them yourself:" >&2
+        echo "    sudo apt-get install -y redis-server nats-server" >&2
+    fi
     exit 1
 fi
 
@@ -82,6 +99,10 @@ if ! command -v apt-get >/dev/null 2>&1; then
     if ! haproxy_ready; then
         echo "services.sh: HAProxy is missing and this machine has no apt-get;" \
             "install haproxy with the system's package manager." >&2
+    fi
+    if ! redis_ready || ! nats_ready; then
+        echo "services.sh: redis-server or nats-server is missing and this machine has no" \
+            "apt-get; install them with the system's package manager." >&2
     fi
     exit 1
 fi
@@ -104,5 +125,10 @@ fi
 
 if ! haproxy_ready; then
     echo "services.sh: haproxy was installed but is still not on PATH nor in /usr/sbin" >&2
+    exit 1
+fi
+
+if ! redis_ready || ! nats_ready; then
+    echo "services.sh: redis-server and nats-server were installed but are still not on PATH" >&2
     exit 1
 fi

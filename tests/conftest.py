@@ -201,6 +201,48 @@ def object_store() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of a throwaway Redis server (``tests.brokers``), shared by a session's tests.
+
+    A server that cannot start fails the tests that need it, with its log, never a skip.
+    """
+    from contextlib import ExitStack
+
+    from tests.brokers import BrokerError, redis_server
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(redis_server())
+        except BrokerError as exc:
+            failure = f"the test Redis server could not be started:\n{exc}"
+        else:
+            failure = ""
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """The URL of a throwaway NATS server with JetStream (``tests.brokers``), shared by a
+    session's tests. A server that cannot start fails the tests that need it, never a skip."""
+    from contextlib import ExitStack
+
+    from tests.brokers import BrokerError, nats_server
+
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(nats_server())
+        except BrokerError as exc:
+            failure = f"the test NATS server could not be started:\n{exc}"
+        else:
+            failure = ""
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        yield url
+
+
+@pytest.fixture(scope="session")
 def team(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real ``mlship server`` on its own PostgreSQL database, with the users of
     ``tests.tracking.TEAM`` and a token each (shared by the tests of a session)."""

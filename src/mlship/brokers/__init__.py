@@ -1,0 +1,1 @@
+"""Message brokers mlship consumes events from and writes to, behind one interface (``base.py``)."""
