@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -30,6 +31,8 @@ class Event:
     position: int
     """Where the message was appended, increasing in append order within one stream (the
     arrival order that point-in-time features replay)."""
+    appended_at: datetime
+    """When the broker took it (UTC): where end-to-end latency starts."""
     fields: Mapping[str, Any]
     """The event's payload: a JSON object's members, or a Redis entry's fields (text values)."""
     deliveries: int = 1
@@ -37,6 +40,9 @@ class Event:
     text_values: bool = False
     """True when every value came as text (a Redis entry's flat fields), to be typed by the
     reader's schema as a CSV's values are."""
+    problem: str | None = None
+    """Why the payload could not be read (not JSON, not an object); ``fields`` is then empty
+    and the event belongs in a dead-letter stream with this reason."""
 
 
 @dataclass(frozen=True)
