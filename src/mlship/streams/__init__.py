@@ -1,0 +1,1 @@
+"""Streams in the domain: windowed features (online and offline) and the landed event history."""
