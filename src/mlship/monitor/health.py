@@ -5,7 +5,8 @@ The prediction log (:mod:`mlship.monitor.predlog`) holds one row per scored reco
 counted in **requests**, not records: rows are reduced to one per request (request id, role and
 append time: a caller may reuse an ``X-Request-Id``, the rows of one request share their time).
 
-Only what callers got counts: roles ``route`` (answers) and ``error``. Shadows are left out: their
+Only what callers got counts: roles ``route`` (answers), ``stream`` (events a stream runner
+scored, each a request) and ``error`` (a stream's dead letters among them). Shadows are left out: their
 latency is measured off the request path, in a thread pool, and their failures are not logged, so
 a shadow's "error rate" would always read 0. ``batch`` rows (``mlship predict``) are left out too.
 
@@ -43,8 +44,8 @@ from mlship.errors import DataError
 
 Direction = Literal["up", "down"]
 
-REQUEST_ROLES = ("route", "error")
-"""Roles that are requests a caller sent: answers and errors."""
+REQUEST_ROLES = ("route", "stream", "error")
+"""Roles that are requests a caller sent: answers, scored stream events and errors."""
 
 OK = 200
 KEYS = ("model", "version")

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -53,6 +54,9 @@ from mlship.store.failures import Place, is_storage_failure
 from mlship.store.logread import load_parts
 from mlship.store.logstore import FolderLogStore, LogStore, LogTarget, part_name
 from mlship.store.parts import PLAIN, Sealing, sealed_part
+
+if TYPE_CHECKING:
+    import polars as pl
 
 logger = logging.getLogger("mlship.monitor.predlog")
 
@@ -74,6 +78,9 @@ SCHEMA = pa.schema(
 
 OK = 200
 ERROR_ROLE = "error"
+STREAM_ROLE = "stream"
+"""Rows of events a stream runner scored (``mlship stream run``), one per event, whose
+``request_id`` is the event's id in its stream."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,19 @@ class Entry:
     latency_ms: float
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One ``error`` row: a request (or a streamed event) routed to ``model`` ``version`` and
+    then refused (4xx) or failed (5xx)."""
+
+    request_id: str
+    model: str
+    version: int
+    latency_ms: float
+    status: int
+    error: str
 
 
 class PredictionLog:
@@ -125,8 +145,40 @@ class PredictionLog:
     def append(self, entry: Entry) -> Future[None] | None:
         """Add one request's rows (one per record); may write a part. With a write-ahead log,
         the future is done once the rows are on disk: answer the request after it."""
+        return self._add(self._rows_of(entry, datetime.now(UTC)))
+
+    def append_error(
+        self, request_id: str, model: str, version: int, latency_ms: float, status: int, error: str
+    ) -> None:
+        """Add one row for a request routed to ``model`` ``version`` and then refused (4xx) or
+        failed (5xx), so error rates can be read from the log; may write a part."""
+        failure = Failure(request_id, model, version, latency_ms, status, error)
+        self._add([self._error_row(failure, datetime.now(UTC))])
+
+    def write(self, logged: Sequence[Entry | Failure]) -> int:
+        """Write ``logged`` as one part now, in this thread, and return its rows once the store
+        holds it; a store that refuses it raises (OSError, or an mlship error naming it).
+
+        For a caller that must not go on before its rows are durable: a stream consumer
+        acknowledges events only after their rows are written, so a crash before that
+        redelivers them instead of losing their record. Nothing is kept to retry: the caller
+        retries by working on the events again."""
         at = datetime.now(UTC)
-        rows = [
+        rows: list[tuple[Any, ...]] = []
+        for item in logged:
+            if isinstance(item, Failure):
+                rows.append(self._error_row(item, at))
+            else:
+                rows.extend(self._rows_of(item, at))
+        if not rows:
+            return 0
+        with self._write_lock:
+            self.target.store.put(self.target.log, part_name(), _part(rows, self.sealing))
+            self.written += len(rows)
+        return len(rows)
+
+    def _rows_of(self, entry: Entry, at: datetime) -> list[tuple[Any, ...]]:
+        return [
             (
                 entry.request_id,
                 at,
@@ -142,17 +194,10 @@ class PredictionLog:
             )
             for record, output in zip(entry.inputs, entry.outputs, strict=True)
         ]
-        return self._add(rows)
 
-    def append_error(
-        self, request_id: str, model: str, version: int, latency_ms: float, status: int, error: str
-    ) -> None:
-        """Add one row for a request routed to ``model`` ``version`` and then refused (4xx) or
-        failed (5xx), so error rates can be read from the log; may write a part."""
-        at = datetime.now(UTC)
-        row = (request_id, at, self.deployment, model, version, ERROR_ROLE, latency_ms, "", "",
-               status, error)  # fmt: skip
-        self._add([row])
+    def _error_row(self, failure: Failure, at: datetime) -> tuple[Any, ...]:
+        return (failure.request_id, at, self.deployment, failure.model, failure.version,
+                ERROR_ROLE, failure.latency_ms, "", "", failure.status, failure.error)  # fmt: skip
 
     def _add(self, rows: list[tuple[Any, ...]]) -> Future[None] | None:
         durable = None
@@ -354,25 +399,45 @@ def replay_write_ahead(root: Path, store: LogStore, sealing: Sealing = PLAIN) ->
     return rows
 
 
-RETRY_KEYS = ("request_id", "role", "version")
+RETRY_KEYS = ("deployment", "request_id", "role", "version")
 """What names one logging of a request by a server: a request id logged again under the same
 keys (a load balancer retried it on another replica after the first one logged it and died
 before its answer got out) is read from its last logging only."""
 SERVED_ROLES = ("route", "shadow", ERROR_ROLE)
 """Roles a server logs once per request (``batch`` logs one id for every chunk of a file)."""
+STREAM_KEYS = ("deployment", "request_id", "role")
+"""What names one streamed event's row: an event delivered again (its consumer died after
+writing its row and before acknowledging it) is read from its first logging only, the one whose
+prediction went out (publishing skips an event already published), whichever version scored it
+the second time."""
+
+
+def counted_once() -> pl.Expr:
+    """True for the rows a reader keeps: every row, less the earlier loggings of a request a
+    server logged more than once (:data:`RETRY_KEYS`: every row of one logging has the same
+    ``at``, so its latest ``at``) and the later loggings of a redelivered streamed event
+    (:data:`STREAM_KEYS`: its earliest ``at``)."""
+    import polars as pl
+
+    role = pl.col("role")
+    latest = pl.col("at") == pl.col("at").max().over(RETRY_KEYS)
+    first = pl.col("at") == pl.col("at").min().over(STREAM_KEYS)
+    return (
+        pl.when(role == STREAM_ROLE)
+        .then(first)
+        .when(role.is_in(SERVED_ROLES))
+        .then(latest)
+        .otherwise(pl.lit(True))
+    )
 
 
 def without_retried(table: pa.Table) -> pa.Table:
-    """``table`` less the earlier loggings of requests logged more than once (see
-    :data:`RETRY_KEYS`): every row of one logging has the same ``at``, so the rows kept for a
-    request are those of its latest ``at``."""
+    """``table`` with each request and each streamed event counted once (:func:`counted_once`)."""
     import polars as pl
 
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    served = pl.col("role").is_in(SERVED_ROLES)
-    latest = pl.col("at") == pl.col("at").max().over(RETRY_KEYS)
-    kept = frame.filter(~served | latest)
+    kept = frame.filter(counted_once())
     if kept.height == frame.height:
         return table
     return kept.to_arrow().cast(SCHEMA)

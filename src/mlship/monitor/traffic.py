@@ -8,8 +8,8 @@ the wanted model and window leave the Parquet reader), decodes the
 records with the types of the model's signature, and numbers each record within its request, so
 that a label sent later for ``(request id, row)`` finds its prediction.
 
-Which rows count as traffic: ``route`` (answers a server gave) and ``batch`` (``mlship
-predict``). ``shadow`` rows are the same inputs scored again by another version, so they are kept
+Which rows count as traffic: ``route`` (answers a server gave), ``stream`` (events ``mlship
+stream run`` scored) and ``batch`` (``mlship predict``). ``shadow`` rows are the same inputs scored again by another version, so they are kept
 for the per-version figures but left out of the inputs whose drift is measured.
 """
 
@@ -30,7 +30,7 @@ from mlship.store.logstore import LocalLogStore, LogStore, prediction_logs
 from mlship.store.parts import PART_GLOB, PLAIN, Sealing, part_sources
 from mlship.train.signature import Signature
 
-ANSWERED = ("route", "batch")
+ANSWERED = ("route", "batch", predlog.STREAM_ROLE)
 """Roles of rows that are answers someone received."""
 
 SCORED = (*ANSWERED, "shadow")
@@ -38,7 +38,9 @@ SCORED = (*ANSWERED, "shadow")
 PREDICTION = "prediction"
 """Name of the column holding the model's answer in traffic and reference frames."""
 
-_LOG_COLUMNS = ["request_id", "at", "model", "version", "role", "latency_ms", "input", "output"]
+_LOG_COLUMNS = [
+    "request_id", "at", "deployment", "model", "version", "role", "latency_ms", "input", "output",
+]  # fmt: skip
 
 _DTYPES: dict[str, pl.DataType] = {
     "integer": pl.Int64(),
@@ -151,10 +153,9 @@ def _windowed(lazy: pl.LazyFrame, window: Window | None, now: datetime) -> pl.Da
     if window is not None and window.seconds is not None:
         since = now - timedelta(seconds=window.seconds)
         lazy = lazy.filter(pl.col("at") >= since)
-    # A request logged twice (retried on another replica) counts once: its last logging.
-    served = pl.col("role").is_in(predlog.SERVED_ROLES)
-    latest = pl.col("at") == pl.col("at").max().over(predlog.RETRY_KEYS)
-    frame = lazy.filter(~served | latest).collect()
+    # A request logged twice (retried on another replica) counts once: its last logging; a
+    # streamed event delivered twice, its first.
+    frame = lazy.filter(predlog.counted_once()).collect()
     # Number each record within its request (and role: a shadow repeats the request's records).
     # Parts are named by time and rows keep their order inside a part, so ``at`` then file order
     # is the order records were logged in.
@@ -272,9 +273,10 @@ def read_request_log(
     columns = ["request_id", "at", "model", "version", "role", "latency_ms", "status"]
     if not found:
         return pl.DataFrame(schema=_log_schema()).select(columns)
-    lazy = scan_log(found, sealing).select(columns)
+    lazy = scan_log(found, sealing).select(["deployment", *columns])
     lazy = lazy.filter(pl.col("model") == model)
     if since is not None:
         lazy = lazy.filter(pl.col("at") >= since)
+    lazy = lazy.filter(predlog.counted_once()).select(columns)
     # Parts written before the status column existed hold answers only.
     return lazy.with_columns(pl.col("status").fill_null(200).cast(pl.Int16)).collect()

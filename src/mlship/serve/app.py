@@ -33,7 +33,6 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -48,18 +47,25 @@ from pydantic import ValidationError
 
 from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
-from mlship.features.transformers import parse_datetimes
 from mlship.monitor.feedback import FeedbackStore
 from mlship.monitor.predlog import Entry, PredictionLog
 from mlship.serve import protocols
 from mlship.serve.auth import Authenticating, Guard
 from mlship.serve.batching import Batcher
-from mlship.serve.bodies import check_content_type, decode_json, path_text
+from mlship.serve.bodies import check_content_type, decode_json
 from mlship.serve.drain import CloseWhileDraining, Drain
 from mlship.serve.errors import ScoringError
 from mlship.serve.feedback import add_feedback
 from mlship.serve.live import LiveModels, Served, Table, settle_memory
 from mlship.serve.novelty import Flag
+from mlship.serve.records import (
+    MAX_ERRORS,
+    frame_of,
+    outputs_of,
+    plain_list,
+    probability_dicts,
+    readable_errors,
+)
 from mlship.serve.schemas import Health, PredictResponse, body_schema, request_model
 from mlship.serve.usage import UsageMeter
 from mlship.spec.deployment import Batching, Limits
@@ -70,29 +76,6 @@ access = logging.getLogger("mlship.serve.access")
 
 MAX_ERROR_CHARS = 2000
 """Longest error text kept in the prediction log (a large batch can fail on every record)."""
-
-
-MAX_ERRORS = 20
-"""Most problems listed in one answer (a large batch can have one in every record)."""
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    return path_text(tuple(p for p in loc if p != "body"))
-
-
-def readable_errors(errors: list[Any], prefix: tuple[Any, ...] = ()) -> list[str]:
-    """One line per problem: ``records[0].age: Input should be a valid integer``. The value
-    sent is never repeated (it may be large, or personal): the path names it."""
-    lines = []
-    for err in errors[:MAX_ERRORS]:
-        path = _field_path((*prefix, *tuple(err["loc"])))
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field, not an input of this model"
-        lines.append(f"{path}: {message}")
-    if len(errors) > MAX_ERRORS:
-        lines.append(f"... and {len(errors) - MAX_ERRORS} more problems")
-    return lines
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
@@ -215,7 +198,7 @@ class Scorer:
 
             batcher = Batcher(
                 served.model,
-                lambda typed: _frame(served, typed),
+                lambda typed: frame_of(served, typed),
                 self.batching.max_rows,
                 self.batching.max_wait_ms,
                 observe,
@@ -317,7 +300,7 @@ class Scorer:
         started = time.perf_counter()
         try:
             typed = shadow.records.validate_python(records)
-            predictions, proba = shadow.model.predict(_frame(shadow, typed))
+            predictions, proba = shadow.model.predict(frame_of(shadow, typed))
         except Exception as exc:  # a shadow never affects the answer; it is counted
             self.metrics.errors.labels("shadow", type(exc).__name__).inc()
             if self.usage is not None:
@@ -345,7 +328,7 @@ class Scorer:
     ) -> Future[None] | None:
         if self.prediction_log is None:
             return None
-        outputs = _outputs(served, predictions, proba)
+        outputs = outputs_of(served, predictions, proba)
         for output, row in zip(outputs, flags, strict=True):
             if row:
                 output["warnings"] = [flag.as_dict() for flag in row]
@@ -591,8 +574,8 @@ def _add_native(app: FastAPI, scorer: Scorer, record: Any) -> None:
                 "model": served.model.name,
                 "version": served.model.version,
                 "request_id": request.state.request_id,
-                "predictions": _plain_list(scored.predictions),
-                "probabilities": _probability_dicts(served, scored.proba),
+                "predictions": plain_list(scored.predictions),
+                "probabilities": probability_dicts(served, scored.proba),
                 "ids": scored.ids,
                 "warnings": scored.warnings(),
             }
@@ -652,7 +635,7 @@ def _add_mlflow(app: FastAPI, scorer: Scorer) -> None:
         columns = [c.name for c in signature.inputs]
         records = protocols.mlflow_records(payload, columns, signature.id_columns)
         scored = await scorer.run("/invocations", request, served, records)
-        answer: dict[str, Any] = {"predictions": _plain_list(scored.predictions)}
+        answer: dict[str, Any] = {"predictions": plain_list(scored.predictions)}
         if scored.ids is not None:
             answer["ids"] = scored.ids
         if scored.flagged:
@@ -728,39 +711,3 @@ def _ids(
     if not names:
         return None
     return [{name: getattr(record, name, None) for name in names} for record in typed]
-
-
-def _frame(served: Served, typed: Sequence[Any]) -> pd.DataFrame:
-    names = [c.name for c in served.model.signature.inputs]
-    frame = pd.DataFrame({name: [getattr(r, name) for r in typed] for name in names})
-    for column in served.model.signature.inputs:
-        if column.type == "datetime":  # any offset in, UTC timestamps as in training
-            frame[column.name] = parse_datetimes(frame[column.name])
-    return frame
-
-
-def _plain_list(values: Any) -> list[Any]:
-    return [v.item() if hasattr(v, "item") else v for v in values]
-
-
-def _probability_dicts(
-    served: Served, proba: np.ndarray[Any, Any] | None
-) -> list[dict[str, float]] | None:
-    classes = served.model.signature.classes
-    if proba is None or not classes:
-        return None
-    labels = [str(c) for c in classes]
-    return [dict(zip(labels, map(float, row), strict=True)) for row in proba]
-
-
-def _outputs(
-    served: Served, predictions: np.ndarray[Any, Any], proba: np.ndarray[Any, Any] | None
-) -> list[dict[str, Any]]:
-    values = _plain_list(predictions)
-    probabilities = _probability_dicts(served, proba)
-    if probabilities is None:
-        return [{"prediction": value} for value in values]
-    return [
-        {"prediction": value, "probabilities": p}
-        for value, p in zip(values, probabilities, strict=True)
-    ]

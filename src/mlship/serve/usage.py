@@ -5,7 +5,8 @@ its resident memory read every ``sample_seconds`` and integrated over time), so 
 up to everything the process used, start-up included (an interval of its own). At least every
 ``flush_seconds`` and on a graceful shutdown it appends one ``serving`` record per version to the
 ledger (``costs/ledger.py``) of the log store its prediction log uses. Every worker process
-measures and writes for itself; host and process id tell them apart.
+measures and writes for itself; host and process id tell them apart. A stream runner (``mlship
+stream run``) measures itself the same way and writes ``stream`` records.
 
 A process serves several versions at once (a canary, an A/B split, shadows) and the operating
 system cannot say which of them a CPU-second went to. The server times each ``predict`` call of
@@ -104,8 +105,11 @@ class UsageMeter:
         sealing: Sealing = PLAIN,
         flush_seconds: float = 5.0,
         sample_seconds: float = 1.0,
+        kind: str = "serving",
     ) -> None:
         self.store = store
+        self.kind = kind
+        """The records' kind: ``serving`` for a model server, ``stream`` for a stream runner."""
         self.deployment = deployment
         self.loaded = loaded
         """The versions served right now (for an interval in which nothing was predicted)."""
@@ -208,7 +212,7 @@ class UsageMeter:
         versions = list(dict.fromkeys([*fractions, *requests]))
         return [
             UsageRecord(
-                kind="serving",
+                kind=self.kind,
                 started_at=begin.at,
                 ended_at=max(end.at, begin.at),
                 model=version.model,
