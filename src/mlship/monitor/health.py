@@ -6,9 +6,10 @@ counted in **requests**, not records: rows are reduced to one per request (reque
 append time: a caller may reuse an ``X-Request-Id``, the rows of one request share their time).
 
 Only what callers got counts: roles ``route`` (answers), ``stream`` (events a stream runner
-scored, each a request) and ``error`` (a stream's dead letters among them). Shadows are left out: their
-latency is measured off the request path, in a thread pool, and their failures are not logged, so
-a shadow's "error rate" would always read 0. ``batch`` rows (``mlship predict``) are left out too.
+scored, each a request) and ``error`` (a stream's dead letters among them). Shadows are left
+out: their latency is measured off the request path, in a thread pool, and their failures are
+not logged, so a shadow's "error rate" would always read 0. ``batch`` rows (``mlship
+predict``) are left out too.
 
 Figures, per (model, version) and time bucket (:func:`health_series`) or over the latest window
 (:func:`health_summary`):

@@ -9,8 +9,9 @@ records with the types of the model's signature, and numbers each record within 
 that a label sent later for ``(request id, row)`` finds its prediction.
 
 Which rows count as traffic: ``route`` (answers a server gave), ``stream`` (events ``mlship
-stream run`` scored) and ``batch`` (``mlship predict``). ``shadow`` rows are the same inputs scored again by another version, so they are kept
-for the per-version figures but left out of the inputs whose drift is measured.
+stream run`` scored) and ``batch`` (``mlship predict``). ``shadow`` rows are the same inputs
+scored again by another version, so they are kept for the per-version figures but left out of
+the inputs whose drift is measured.
 """
 
 from __future__ import annotations
