@@ -138,10 +138,11 @@ class UsageMeter:
         with self._lock:
             self._busy[version] = self._busy.get(version, 0.0) + seconds
 
-    def answered(self, version: ServedVersion, rows: int) -> None:
-        """One request of ``rows`` records answered by ``version``."""
+    def answered(self, version: ServedVersion, rows: int, requests: int = 1) -> None:
+        """``requests`` requests (one by default; a stream's batch, one per event) of ``rows``
+        records in all answered by ``version``."""
         with self._lock:
-            self._requests[version] = self._requests.get(version, 0) + 1
+            self._requests[version] = self._requests.get(version, 0) + requests
             self._predictions[version] = self._predictions.get(version, 0) + rows
 
     def start(self) -> None:
