@@ -347,8 +347,9 @@ class NatsConsumer:
         return events
 
     def ack(self, events: Sequence[Event]) -> None:
-        """Acknowledge ``events`` and wait for the server to confirm each; an event this
-        consumer does not hold (acknowledged already) is skipped."""
+        """Acknowledge ``events`` and wait for the server to confirm each. An ack answers the
+        delivery it acknowledges, so an event is acknowledged by the consumer that fetched it;
+        one this consumer does not hold (acknowledged already) is skipped."""
         msgs = [self._unacked[event.id] for event in events if event.id in self._unacked]
         if not msgs:
             return

@@ -95,7 +95,10 @@ def event_of(entry_id: bytes, fields: dict[bytes, bytes] | None, deliveries: int
             except UnicodeDecodeError as exc:
                 name = key.decode("utf-8", errors="replace")
                 values, text_values = {}, False
-                problem = f"field {name!r}: not UTF-8 text (byte at offset {exc.start})"
+                problem = (
+                    f"field {name!r}: not UTF-8 text "
+                    f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+                )
                 break
     else:
         problem = "the entry has no fields"
