@@ -167,6 +167,29 @@ def test_two_consumers_of_a_group_never_get_the_same_event(broker: Broker) -> No
     _nothing_more(second)
 
 
+def test_a_waiting_fetch_gets_an_event_appended_while_it_waits(broker: Broker) -> None:
+    stream = _name()
+    consumer = broker.consumer(stream, "scorers", "one", claim_idle_ms=LONG_CLAIM_MS)
+    assert consumer.fetch(10, block_ms=0) == []
+    appended: list[str] = []
+    waiting = threading.Event()
+
+    def append_later() -> None:
+        waiting.wait(DEADLINE_S)
+        time.sleep(0.3)  # so that the fetch is waiting, most likely; either way it must get it
+        appended.append(broker.append(stream, {"n": 1}))
+
+    producer = threading.Thread(target=append_later)
+    producer.start()
+    waiting.set()
+    got = consumer.fetch(10, block_ms=int(DEADLINE_S * 1000))
+    producer.join(DEADLINE_S)
+
+    assert [e.id for e in got] == appended
+    consumer.ack(got)
+    assert consumer.fetch(10, block_ms=0) == []
+
+
 def test_another_group_gets_every_event_again(broker: Broker) -> None:
     stream = _name()
     ids = [broker.append(stream, {"n": n}) for n in range(5)]
