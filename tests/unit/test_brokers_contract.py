@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 import mlship
 from mlship.brokers.base import Broker, Consumer, Event, Message
+from mlship.brokers.redis_streams import id_of, position_of
 from mlship.brokers.url import open_broker
 from mlship.errors import BrokerError
 from tests.brokers import nats_server, redis_server
@@ -422,6 +423,21 @@ def test_a_redis_entry_of_flat_fields_is_read_as_text(redis_url: str) -> None:
     assert bad.problem == "field 'customer_id': not UTF-8 text (byte 0xff at offset 2)"
     assert bad.fields == {}
     assert mixed.text_values and mixed.fields == {"data": '{"a": 1}', "extra": "x"}
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    first=st.tuples(st.integers(0, 2**45), st.integers(0, 2**20 - 1)),
+    second=st.tuples(st.integers(0, 2**45), st.integers(0, 2**20 - 1)),
+)
+def test_redis_positions_keep_the_order_of_entry_ids(
+    first: tuple[int, int], second: tuple[int, int]
+) -> None:
+    ids = [f"{ms}-{seq}" for ms, seq in (first, second)]
+    positions = [position_of(entry_id) for entry_id in ids]
+
+    assert [id_of(position) for position in positions] == ids
+    assert (positions[0] < positions[1]) == (first < second)
 
 
 JSON_VALUES = st.recursive(

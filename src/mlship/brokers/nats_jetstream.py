@@ -163,11 +163,20 @@ class NatsBroker:
             ) from None
         broker = cls(loop, client, shown, duplicate_window_s=duplicate_window_s)
         try:
-            broker.call(broker._js.account_info())
-        except BrokerError:
+            loop.run(broker._js.account_info(), timeout_s)
+        except (
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.js.errors.ServiceUnavailableError,
+        ):
             broker.close()
             raise BrokerError(
                 f"{shown}: JetStream is not enabled on this server; start it with -js"
+            ) from None
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            broker.close()
+            raise BrokerError(
+                f"the NATS server at {shown} did not give its JetStream account: {_describe(exc)}"
             ) from None
         return broker
 
