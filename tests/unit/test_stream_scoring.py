@@ -169,9 +169,7 @@ def test_shadows_are_scored_and_logged_but_never_published(trained: Workspace) -
     assert [(w.role, w.rows) for w in batch.work] == [("stream", 5), ("shadow", 5)]
     stream = {e.request_id: e.outputs for e in batch.logged if isinstance(e, Entry)}
     shadow = {
-        e.request_id: e.outputs
-        for e in batch.logged
-        if isinstance(e, Entry) and e.role == "shadow"
+        e.request_id: e.outputs for e in batch.logged if isinstance(e, Entry) and e.role == "shadow"
     }
     assert set(shadow) == {e.id for e in events[:5]}
     assert shadow == {key: stream[key] for key in shadow}  # the same version, the same answers

@@ -114,15 +114,32 @@ class StreamRunner:
         try:
             while not self.stopping.is_set():
                 self._refresh_lag()
-                events = self.consumer.fetch(self.max_events, self.block_ms)
+                try:
+                    events = self.consumer.fetch(self.max_events, self.block_ms)
+                except (OSError, MlshipError) as exc:  # the broker away: try again shortly
+                    log.error("fetching events failed: %s", exc, extra={"event": "fetch_failed"})
+                    self.stopping.wait(RETRY_SECONDS)
+                    continue
                 if events and not self.handle(events):
                     self.stopping.wait(RETRY_SECONDS)
         finally:
             self.close()
 
     def handle(self, events: Sequence[Event]) -> bool:
-        """Work on one batch (see the module docstring); False when it was left unacknowledged
-        because its record or its outputs could not be written."""
+        """Work on one batch and acknowledge it (see the module docstring); False when it was
+        left unacknowledged because its record or its outputs could not be written."""
+        batch = self.write(events)
+        if batch is None:
+            return False
+        published = datetime.now(UTC)
+        self.consumer.ack(events)
+        self.handled += len(events)
+        self._count(batch, events, published)
+        return True
+
+    def write(self, events: Sequence[Event]) -> ScoredBatch | None:
+        """Steps 2 to 5 of the module docstring: everything but the acknowledgement. The batch,
+        or None when its record or its outputs could not be written (nothing to acknowledge)."""
         stream = self.spec.source.stream
         self.metrics.batch_events.labels(stream).observe(len(events))
         again = sum(1 for event in events if event.deliveries > 1)
@@ -134,18 +151,14 @@ class StreamRunner:
             self.prediction_log.write(batch.logged)
         except (OSError, MlshipError) as exc:
             self._failed("prediction log", events, exc)
-            return False
+            return None
         try:
             self.broker.publish(self.spec.output.stream, batch.outputs)
             self.broker.publish(self.spec.dead_letter.stream, batch.dead_letters)
         except (OSError, MlshipError) as exc:
             self._failed("publish", events, exc)
-            return False
-        published = datetime.now(UTC)
-        self.consumer.ack(events)
-        self.handled += len(events)
-        self._count(batch, events, published)
-        return True
+            return None
+        return batch
 
     def _failed(self, stage: str, events: Sequence[Event], exc: Exception) -> None:
         self.metrics.failures.labels(self.spec.source.stream, stage).inc()
@@ -201,7 +214,9 @@ class StreamRunner:
         try:
             self._refresh_lag()
         finally:
-            self.consumer.close()
-            self.broker.close()
-            self.metrics.close()
+            for close in (self.consumer.close, self.broker.close, self.metrics.close):
+                try:
+                    close()
+                except (OSError, MlshipError) as exc:  # a broker gone: nothing left to let go
+                    log.warning("closing: %s", exc)
         log.info("stopped; %d events handled", self.handled, extra={"event": "shutdown"})
