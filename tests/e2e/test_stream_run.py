@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -140,7 +141,7 @@ def test_events_are_scored_dead_lettered_logged_and_monitored(
         events = churn_events(30, bad=2)  # two JSON events with a charge of "abc"
         for event in events:
             broker.append(names["stream"], event)
-        flat = {k: str(v) for k, v in events[0].items() if v is not None}
+        flat: dict[Any, Any] = {k: str(v) for k, v in events[0].items() if v is not None}
         flat["paperless_billing"] = "yes"
         for i in range(3):  # a Redis entry's own fields: text, typed as the signature says
             client.xadd(names["stream"], {**flat, "customer_id": f"T{i}", "tenure_months": str(i)})

@@ -275,14 +275,14 @@ def test_a_redelivered_event_is_counted_once_by_the_readers(tmp_path: Path) -> N
     the second delivery (after a promotion: another version) writes them again."""
     log = PredictionLog(tmp_path, "churn-stream")
     record = [{"age": 40}]
-    first = [
+    first: list[Entry | Failure] = [
         Entry("1-0", "churn", 1, "stream", 2.0, record, [{"prediction": "no"}]),
         Entry("1-0", "churn", 1, "shadow", 2.0, record, [{"prediction": "no"}]),
         Entry("2-0", "churn", 1, "stream", 2.0, record, [{"prediction": "no"}]),
         Failure("3-0", "churn", 1, 0.0, 422, "age: 'x' is not an integer"),
     ]
     assert log.write(first) == 4
-    again = [
+    again: list[Entry | Failure] = [
         Entry("1-0", "churn", 2, "stream", 2.0, record, [{"prediction": "yes"}]),
         Entry("1-0", "churn", 1, "shadow", 2.0, record, [{"prediction": "no"}]),
         Failure("3-0", "churn", 1, 0.0, 422, "age: 'x' is not an integer"),
