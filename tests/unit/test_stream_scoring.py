@@ -66,6 +66,7 @@ class Found:
     values: dict[str, Any] = field(default_factory=dict)
     late: bool = False
     problem: str | None = None
+    replayed: bool = False
 
 
 def test_good_events_are_scored_in_one_batch_and_logged_as_stream_rows(
@@ -178,16 +179,17 @@ def test_shadows_are_scored_and_logged_but_never_published(trained: Workspace) -
 def test_features_are_added_before_the_record_is_checked(trained: Workspace) -> None:
     table = _table(trained, [{"model": "churn:1"}], [])
     without = {k: v for k, v in RECORD.items() if k != "tenure_months"}
-    events = [_event(i, without) for i in range(4)]
+    events = [_event(i, without) for i in range(5)]
     found = [
         Found({"tenure_months": 3}),
         Found({"tenure_months": 0}, late=True),
         Found(problem="ts: 'yesterday' is not a time; expected ISO 8601 or epoch seconds"),
         Found({}),
+        Found({"tenure_months": 1}, late=True, replayed=True),  # its lateness counted before
     ]
     batch = score_batch(table, events, entity=None, features=found)
-    assert [m.key for m in batch.outputs] == [events[0].id, events[1].id]
-    assert [m.fields["late"] for m in batch.outputs] == [False, True]
+    assert [m.key for m in batch.outputs] == [events[0].id, events[1].id, events[4].id]
+    assert [m.fields["late"] for m in batch.outputs] == [False, True, True]
     assert batch.late == 1
     reasons = {m.key: m.fields["reason"] for m in batch.dead_letters}
     assert reasons == {
@@ -196,7 +198,7 @@ def test_features_are_added_before_the_record_is_checked(trained: Workspace) -> 
     }
     logged = {e.request_id: e.inputs[0] for e in batch.logged if isinstance(e, Entry)}
     assert logged[events[0].id]["tenure_months"] == 3
-    with pytest.raises(ValueError, match="3 feature results for 4 events"):
+    with pytest.raises(ValueError, match="3 feature results for 5 events"):
         score_batch(table, events, entity=None, features=found[:3])
 
 

@@ -61,6 +61,11 @@ class FeatureValues(Protocol):
     @property
     def problem(self) -> str | None: ...
 
+    @property
+    def replayed(self) -> bool:
+        """Applied to the features before (a redelivery): its lateness was counted then."""
+        ...
+
 
 @dataclass(frozen=True)
 class Work:
@@ -85,7 +90,8 @@ class ScoredBatch:
     dead_letters: list[Message]
     logged: list[Entry | Failure]
     late: int
-    """Events scored that came too late for their window (counted, never added to one)."""
+    """Events scored that came too late for their window (never added to one), less those
+    whose lateness was counted at an earlier delivery."""
     work: list[Work]
 
 
@@ -122,6 +128,8 @@ def score_batch(
             continue
         if found is not None and found.late:
             batch.late.add(event.id)
+            if found.replayed:
+                batch.replayed.add(event.id)
         extra = found.values if found is not None else {}
         index = next(i for i, route in enumerate(table.routes) if route is served)
         groups.setdefault(index, []).append((event, extra))
@@ -130,7 +138,11 @@ def score_batch(
     for shadow in table.shadows:
         if batch.scored:
             batch.shadow(shadow)
-    scored_late = sum(1 for message in batch.outputs if message.fields["late"])
+    scored_late = sum(
+        1
+        for message in batch.outputs
+        if message.fields["late"] and message.key not in batch.replayed
+    )
     return ScoredBatch(batch.outputs, batch.dead, batch.logged, scored_late, batch.work)
 
 
@@ -140,6 +152,7 @@ class _Batch:
     def __init__(self, entity: str | None) -> None:
         self.entity = entity
         self.late: set[str] = set()
+        self.replayed: set[str] = set()
         self.outputs: list[Message] = []
         self.dead: list[Message] = []
         self.logged: list[Entry | Failure] = []
