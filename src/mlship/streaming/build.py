@@ -69,7 +69,11 @@ def build_runner(
     spec = load_stream_spec(spec_path)
     features = features_for(spec)
     deployment = deployment_of(spec)
-    live = LiveModels(deployment, RegistrySource(workspace))  # loads and verifies the versions
+    try:
+        live = LiveModels(deployment, RegistrySource(workspace))  # loads and verifies them
+    except MlshipError as exc:
+        key = "model" if spec.model is not None else f"deployment ({spec.deployment})"
+        raise MlshipError(f"{spec_path}: {key}: {exc}") from None
     target = (
         LogTarget.of(deployment.log.directory)
         if deployment.log.directory is not None
