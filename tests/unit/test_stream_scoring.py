@@ -23,7 +23,7 @@ from mlship.serve.live import LiveModels, RegistrySource, Table
 from mlship.spec.deployment import Deployment
 from mlship.streaming.scoring import score_batch
 from mlship.workspace import Workspace
-from tests.conftest import two_churn_versions
+from tests.conftest import run_cli, two_churn_versions
 from tests.serving import RECORD
 
 APPENDED = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -307,3 +307,24 @@ def test_a_redelivered_event_is_counted_once_by_the_readers(tmp_path: Path) -> N
     assert health.height == 5
     summary = health_summary(health, "churn", timedelta(hours=1))
     assert summary["health.requests"] == 4 and summary["health.errors"] == 1
+
+
+def test_a_promotion_reaches_the_next_batch(two_versions: Workspace) -> None:
+    """A runner's table is its live models': a refresh after a promotion swaps it, and the next
+    batch is scored by the promoted version (the runner refreshes every ``refresh_seconds``)."""
+    home = two_versions.settings.home_resolved
+    promote = ("models", "promote", "churn:1", "--to", "production")
+    run_cli(*promote, home=home, env={"MLSHIP_USER": "a"})
+    run_cli("models", "approve", "churn:1", home=home, env={"MLSHIP_USER": "b"})
+    deployment = Deployment.model_validate({"name": "s", "routes": [{"model": "churn@production"}]})
+    live = LiveModels(deployment, RegistrySource(two_versions))
+    events = [_event(i, RECORD) for i in range(3)]
+    before = score_batch(live.table, events, entity=None)
+    assert {m.fields["version"] for m in before.outputs} == {1}
+    run_cli(
+        "models", "promote", "churn:2", "--to", "production", home=home, env={"MLSHIP_USER": "a"}
+    )
+    run_cli("models", "approve", "churn:2", home=home, env={"MLSHIP_USER": "b"})
+    assert live.refresh() == ["churn:1 -> churn:2"]
+    after = score_batch(live.table, events, entity=None)
+    assert {m.fields["version"] for m in after.outputs} == {2}
