@@ -1,0 +1,147 @@
+"""A pipeline trained on a landed stream: ``mlship data validate`` and ``mlship run`` read a
+``stream:`` source's range from the workspace's history, join labels onto it, quarantine a bad
+event by its id, count an event landed twice once, and make a new dataset version exactly when
+the landed events in the range change."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from mlship.brokers.base import Event
+from mlship.config import Settings
+from mlship.streams.history import write_part
+from mlship.workspace import Workspace
+from tests.conftest import invoke_cli
+
+CUSTOMERS = 40
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
+
+PIPELINE = """\
+name: streamchurn
+task: classification
+sources:
+  - name: events
+    stream: {spec: stream.yaml, since: 2026-11-01, until: 2026-12-01}
+  - name: labels
+    path: labels.csv
+combine:
+  method: join
+  base: events
+  joins:
+    - {source: labels, on: [customer_id], how: inner}
+columns:
+  - {name: customer_id, type: string, role: id, nullable: false}
+  - {name: age, type: integer}
+  - {name: plan, type: category}
+  - {name: churned, type: category, role: target, nullable: false}
+checks:
+  max_quarantine: 0.2
+models:
+  - {estimator: logistic_regression}
+metric: accuracy
+"""
+
+STREAM = """\
+name: {name}
+source: {{url: "redis://127.0.0.1:1/0", stream: churn-events, group: scorers}}
+model: streamchurn@production
+output: {{stream: churn-predictions}}
+dead_letter: {{stream: churn-dead}}
+"""
+
+
+def _event(i: int, at: datetime, *, age: object = None) -> Event:
+    """Customer ``K<i>``'s event, as a Redis entry gives it (every value text)."""
+    fields = {"customer_id": f"K{i:03d}", "age": str(20 + i if age is None else age)}
+    fields["plan"] = "basic" if i % 2 else "pro"
+    return Event(f"{1793500000000 + i}-0", i, at, fields, text_values=True)
+
+
+def _project(root: Path, name: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "stream.yaml").write_text(STREAM.format(name=name), encoding="utf-8")
+    labels = ["customer_id,churned"] + [
+        f"K{i:03d},{'yes' if i % 3 == 0 else 'no'}" for i in range(CUSTOMERS + 10)
+    ]
+    (root / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (root / "pipeline.yaml").write_text(PIPELINE, encoding="utf-8")
+    return root / "pipeline.yaml"
+
+
+def _land(home: Path, name: str, events: list[Event]) -> None:
+    """Store ``events`` as one part of the history, as ``mlship stream land`` does."""
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        write_part(workspace.logs, name, events, workspace.sealing)
+    finally:
+        workspace.close()
+
+
+def _dataset(stdout: str) -> str:
+    match = re.search(r"^Dataset ([0-9a-f]{12}): ", stdout, re.M)
+    assert match, stdout
+    return match.group(1)
+
+
+def test_a_landed_range_becomes_a_versioned_dataset(tmp_path: Path) -> None:
+    home, name = tmp_path / "home", "churn-stream"
+    spec = _project(tmp_path / "project", name)
+    events = [
+        _event(i, NOV + timedelta(hours=i), age="forty" if i == 5 else None)
+        for i in range(CUSTOMERS)
+    ]
+    _land(home, name, events[:25])
+    _land(home, name, events[20:])  # 20..24 redelivered after a lander died: landed twice
+
+    first = invoke_cli("data", "validate", str(spec), home=home)
+    assert f"Validation: {CUSTOMERS} rows in, {CUSTOMERS - 1} kept, 1 quarantined" in first.stdout
+    assert (
+        f"events event {events[5].id}: age: 'forty' is not an integer (customer_id=K005)"
+        in " ".join(first.stdout.split())
+    )
+    version = _dataset(first.stdout)
+
+    again = invoke_cli("data", "validate", str(spec), home=home)
+    assert f"Dataset {version}: {CUSTOMERS - 1} rows (inputs unchanged" in again.stdout
+
+    # Events appended after the range change nothing; one in the range makes a new version.
+    _land(home, name, [_event(CUSTOMERS, datetime(2026, 12, 2, tzinfo=UTC))])
+    outside = invoke_cli("data", "validate", str(spec), home=home)
+    assert _dataset(outside.stdout) == version
+    _land(home, name, [_event(CUSTOMERS + 1, datetime(2026, 11, 30, tzinfo=UTC))])
+    inside = invoke_cli("data", "validate", str(spec), home=home)
+    assert f"Validation: {CUSTOMERS + 1} rows in" in inside.stdout
+    newer = _dataset(inside.stdout)
+    assert newer != version
+
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        dataset = workspace.datasets.get_dataset(newer)
+        stored = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
+        lineage = dataset.sources[0]
+    finally:
+        workspace.close()
+    assert sorted(stored["customer_id"]) == sorted(
+        f"K{i:03d}" for i in [*range(CUSTOMERS), CUSTOMERS + 1] if i != 5
+    )
+    assert lineage["kind"] == "stream" and lineage["stream"] == name
+    assert lineage["since"] == "2026-11-01T00:00:00+00:00"
+
+    shown = invoke_cli("data", "show", newer, home=home).stdout
+    assert f"stream {name}" in shown and "stream" in shown
+
+
+def test_a_stream_never_landed_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    spec = _project(tmp_path / "project", "never-landed")
+    result = invoke_cli("data", "validate", str(spec), home=tmp_path / "home", check=False)
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "events (stream spec" in message
+    assert "stream 'never-landed' has never been landed" in message
+    assert "land its events first with `mlship stream land" in message
+    assert "Traceback" not in result.stderr
