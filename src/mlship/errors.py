@@ -43,3 +43,9 @@ class StorageError(MlshipError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class BrokerError(MlshipError):
+    """A message broker cannot be used: an address mlship does not read, a server it cannot
+    reach, credentials it refuses, a feature it lacks (JetStream off). The message names the
+    broker by its address without credentials."""
