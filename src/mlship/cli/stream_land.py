@@ -41,26 +41,24 @@ def land(
     ] = 10_000,
     every: Annotated[
         str,
-        typer.Option(help="Write a part at least this often while events come (45s, 5m)."),
+        typer.Option(
+            help="Write a part at least this often while events come (45s, 5m); at most half "
+            "the stream's claim_idle, after which the broker would hand the events out again."
+        ),
     ] = "10s",
 ) -> None:
     """Land a stream's events as Parquet parts of the workspace's logs (streams/<name>), for
     pipelines to train on with a `stream:` source. A batch is acknowledged once its part is
     stored; Ctrl-C or SIGTERM finish the batch in hand."""
     from mlship.brokers.url import open_broker
-    from mlship.spec.stream import duration_seconds, load_stream_spec
+    from mlship.spec.stream import load_stream_spec
     from mlship.streams.history import history_log
     from mlship.streams.landing import land as land_events
     from mlship.workspace import Workspace
 
-    try:
-        part_seconds = duration_seconds(every)
-    except ValueError as exc:
-        raise MlshipError(f"--every {every!r}: {exc}") from None
-    if part_seconds <= 0:
-        raise MlshipError(f"--every {every!r}: must be longer than 0")
     stream_spec = load_stream_spec(spec)
     source = stream_spec.source
+    part_seconds, often = _part_seconds(every, source.claim_idle_ms)
     group = f"{source.group}{LAND_SUFFIX}"
     name = consumer or f"land-{socket.gethostname()}-{os.getpid()}"
     stop = threading.Event()
@@ -70,8 +68,12 @@ def land(
             err.print(f"{signal.Signals(signum).name}: landing the batch in hand, then stopping")
         stop.set()
 
-    workspace = Workspace.open()
     broker = open_broker(source.url)
+    try:
+        workspace = Workspace.open()
+    except BaseException:
+        broker.close()
+        raise
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         logs = workspace.logs
@@ -80,20 +82,8 @@ def land(
         out.print(
             f"Landing {escape(source.stream)} from {escape(broker.url)} (group {escape(group)}, "
             f"consumer {escape(name)}) into {escape(where)}: a part every {max_events} events "
-            f"or {every}"
+            f"or {often}"
         )
-        totals = {"events": 0, "parts": 0}
-
-        def report(batch: LandedBatch) -> None:
-            totals["events"] += batch.events
-            totals["parts"] += batch.part is not None
-            skipped = f"; {batch.unreadable} unreadable, not landed" if batch.unreadable else ""
-            part = batch.part.name if batch.part is not None else "no part"
-            out.print(
-                f"Landed {batch.events} events in {part}{skipped} "
-                f"({totals['events']} events, {totals['parts']} parts so far)"
-            )
-
         try:
             landed = land_events(
                 reader,
@@ -103,7 +93,7 @@ def land(
                 part_events=max_events,
                 part_seconds=part_seconds,
                 stop=stop,
-                on_batch=report,
+                on_batch=_Progress().report,
             )
         finally:
             reader.close()
@@ -117,3 +107,39 @@ def land(
         f"Stopped: landed {landed.events} events in {landed.parts} parts into "
         f"{escape(where)}{unreadable}"
     )
+
+
+def _part_seconds(every: str, claim_idle_ms: int) -> tuple[float, str]:
+    """How often a part is written, and how to say it: ``--every``, but at most half the
+    stream's ``claim_idle``, since a batch held longer would be handed out again by the broker
+    (and landed twice)."""
+    from mlship.spec.stream import duration_seconds
+
+    try:
+        seconds = duration_seconds(every)
+    except ValueError as exc:
+        raise MlshipError(f"--every {every!r}: {exc}") from None
+    if seconds <= 0:
+        raise MlshipError(f"--every {every!r}: must be longer than 0")
+    half_idle = claim_idle_ms / 2000
+    if 0 < half_idle < seconds:
+        return half_idle, f"{half_idle:g}s (half the stream's claim_idle)"
+    return seconds, every
+
+
+class _Progress:
+    """Prints each landed batch with the totals so far."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.parts = 0
+
+    def report(self, batch: LandedBatch) -> None:
+        self.events += batch.events
+        self.parts += batch.part is not None
+        skipped = f"; {batch.unreadable} unreadable, not landed" if batch.unreadable else ""
+        part = batch.part.name if batch.part is not None else "no part"
+        out.print(
+            f"Landed {batch.events} events in {part}{skipped} "
+            f"({self.events} events, {self.parts} parts so far)"
+        )
