@@ -68,6 +68,8 @@ class OnlineFeatures:
         self.plan = FeaturePlan.from_spec(spec)
         self.margin = max((f.size for f in self.plan.features), default=0.0)
         if margin is not None:
+            if margin < 0:
+                raise ValueError(f"margin: {margin} is below 0; trimming needs it at 0 or above")
             self.margin = margin
         prefix = spec.online_store.prefix if spec.online_store is not None else DEFAULT_PREFIX
         self._keys = f"{prefix}:{spec.name}:{self.plan.fingerprint()}:"
