@@ -123,9 +123,9 @@ class OnlineFeatures:
                 results[index] = FeatureResult(values=values, late=entry.late, replayed=replayed)
             newest = max((e.time for e in known.values()), default=None)
             keep_after = self.plan.keeps_after(newest, self.margin)
-            trimmed = [e.id for e in known.values() if e.time < keep_after]
+            trimmed = {e.id for e in known.values() if e.time < keep_after}
             writes[entity] = {i: text for i, text in fresh.items() if i not in trimmed}
-            trims[entity] = [i for i in trimmed if i in before]
+            trims[entity] = sorted(trimmed & before)
         self._write(writes, trims)
         return [result if result is not None else FeatureResult() for result in results]
 
