@@ -101,11 +101,11 @@ def _entity_text(entity: object) -> str | None:
 
 
 @st.composite
-def one_event(draw: st.DrawFn, step: int) -> Generated:
-    """An event about ``step`` minutes into the stream: usually on time, sometimes out of order
-    within ``max_delay`` (2m), sometimes far behind (late), rarely unreadable."""
+def one_event(draw: st.DrawFn, step: int, spacing: int) -> Generated:
+    """An event ``step * spacing`` seconds into the stream: usually on time, sometimes out of
+    order within ``max_delay`` (2m), sometimes far behind (late), rarely unreadable."""
     drift = draw(st.sampled_from([0, 0, 0, -30, -90, -110, -600, -2400, 45]))
-    seconds = float(BASE + step * 60 + drift + draw(st.sampled_from([0, 0, 0.5, 0.25])))
+    seconds = float(BASE + step * spacing + drift + draw(st.sampled_from([0, 0, 0.5, 0.25])))
     shape = draw(st.sampled_from(["ok"] * 12 + ["no entity", "bad time", "bad amount"]))
     online_ts, offline_ts = draw(_time_forms(seconds))
     entity = draw(ENTITIES)
@@ -134,21 +134,29 @@ def one_event(draw: st.DrawFn, step: int) -> Generated:
     return Generated(fields=fields, row=row)
 
 
+Delivered = tuple[list[Event], list[list[Event]], list[dict[str, Any]]]
+"""Events in position order, the batches they are delivered in (redeliveries of earlier ones
+included), and the offline table's rows."""
+
+
 @st.composite
-def deliveries(draw: st.DrawFn) -> tuple[list[Event], list[list[Event]], list[dict[str, Any]]]:
-    """Events in position order, the batches they are delivered in (redeliveries of earlier ones
-    included), and the offline table's rows."""
-    count = draw(st.integers(1, 40))
-    generated = [draw(one_event(step)) for step in range(count)]
+def deliveries(
+    draw: st.DrawFn, spacing: int = 60, most: int = 40, largest_batch: int = 8, back: int = 0
+) -> Delivered:
+    """Up to ``most`` events ``spacing`` seconds apart (before drift) in batches of up to
+    ``largest_batch``; redeliveries from any earlier batch, or from the ``back`` last ones."""
+    count = draw(st.integers(1, most))
+    generated = [draw(one_event(step, spacing)) for step in range(count)]
     positions = sorted(draw(st.sets(st.integers(1, 10_000), min_size=count, max_size=count)))
     events = [event(p, g.fields) for p, g in zip(positions, generated, strict=True)]
     batches: list[list[Event]] = []
     at = 0
     while at < count:
-        size = draw(st.integers(1, 8))
+        size = draw(st.integers(1, largest_batch))
         batch = list(events[at : at + size])
-        if at and draw(st.booleans()):
-            again = draw(st.lists(st.sampled_from(events[:at]), max_size=3))
+        earlier = [e for b in batches[-back:] for e in b] if back else events[:at]
+        if earlier and draw(st.booleans()):
+            again = draw(st.lists(st.sampled_from(earlier), max_size=3))
             batch.extend(again)  # claimed after another consumer died, or acked too late
         if draw(st.booleans()):
             batch.append(batch[0])  # one id twice in a batch
@@ -189,11 +197,9 @@ def _offline_row(row: dict[str, Any], names: list[str]) -> dict[str, Any]:
     }
 
 
-@settings(derandomize=True, max_examples=60, deadline=None)
-@given(deliveries())
-def test_online_equals_offline_for_every_event(
-    redis_url: str, generated: tuple[list[Event], list[list[Event]], list[dict[str, Any]]]
-) -> None:
+def _compare(redis_url: str, generated: Delivered) -> int:
+    """Apply the batches online, compare every result with the offline row of its id; how many
+    entries trimming removed from the online state."""
     events, batches, rows = generated
     spec = feature_spec(FEATURES, max_delay="2m", allowed_lateness="1m", redis_url=redis_url)
     names = [f.name for f in spec.features]
@@ -210,8 +216,33 @@ def test_online_equals_offline_for_every_event(
                 if result.problem is None:
                     assert result.replayed == (delivered.id in seen)
                     seen.add(delivered.id)
+        entities = {online.plan.read(e.fields).entity for e in events if e.id in seen}
+        kept = sum(len(online.entries(entity)) for entity in entities)
     finally:
         online.close()
+    return len(seen) - kept
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(deliveries())
+def test_online_equals_offline_for_every_event(redis_url: str, generated: Delivered) -> None:
+    _compare(redis_url, generated)
+
+
+def test_online_equals_offline_while_the_state_is_trimmed(redis_url: str) -> None:
+    """Events over hours, five minutes apart: the online state is trimmed as it goes (the
+    horizon is 2h1m, the margin 1h), redeliveries come from the batch before, as a consumer
+    that claims a dead one's events gets them."""
+    trimmed = 0
+
+    @settings(derandomize=True, max_examples=30, deadline=None)
+    @given(deliveries(spacing=300, most=80, largest_batch=5, back=1))
+    def compare(generated: Delivered) -> None:
+        nonlocal trimmed
+        trimmed += _compare(redis_url, generated)
+
+    compare()
+    assert trimmed > 50
 
 
 def test_the_generated_sequences_cover_what_they_claim() -> None:
@@ -221,7 +252,7 @@ def test_the_generated_sequences_cover_what_they_claim() -> None:
 
     @settings(derandomize=True, max_examples=60, deadline=None)
     @given(deliveries())
-    def count(generated: tuple[list[Event], list[list[Event]], list[dict[str, Any]]]) -> None:
+    def count(generated: Delivered) -> None:
         nonlocal late, problems, replays
         events, batches, rows = generated
         spec = feature_spec(FEATURES, max_delay="2m", allowed_lateness="1m")
