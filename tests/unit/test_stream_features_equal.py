@@ -155,7 +155,7 @@ def deliveries(
         size = draw(st.integers(1, largest_batch))
         batch = list(events[at : at + size])
         earlier = [e for b in batches[-back:] for e in b] if back else events[:at]
-        if earlier and draw(st.booleans()):
+        if len(earlier) > 0 and draw(st.booleans()):
             again = draw(st.lists(st.sampled_from(earlier), max_size=3))
             batch.extend(again)  # claimed after another consumer died, or acked too late
         if draw(st.booleans()):
