@@ -249,3 +249,52 @@ def test_range_bounds_that_are_neither_dates_nor_ages_are_refused_in_the_spec() 
         _source(since="last week")
     with pytest.raises(ValueError, match="exactly one of `path`"):
         Source.model_validate({"path": "a.csv", "stream": {"spec": "s.yaml"}})
+
+
+FEATURES_SPEC = """\
+name: {name}
+source: {{url: "redis://127.0.0.1:1/0", stream: clicks}}
+entity: customer_id
+event_time: {{field: ts, max_delay: 0s}}
+features:
+  - {{name: clicks_1h, agg: count, window: {{size: 1h}}}}
+  - {{name: spent_1h, agg: sum, column: amount, window: {{size: 1h}}}}
+model: churn@production
+output: {{stream: out}}
+dead_letter: {{stream: dead}}
+"""
+
+
+def test_features_reach_back_before_since_and_unreadable_values_are_quarantined(
+    tmp_path: Path,
+) -> None:
+    store = LocalLogStore(tmp_path / "home")
+    stream = _stream()
+    (tmp_path / "stream.yaml").write_text(FEATURES_SPEC.format(name=stream))
+    hour = datetime(2026, 11, 3, 10, tzinfo=UTC)
+    rows = [  # (customer, minutes into the hour, amount)
+        ("A", 0, 1.5),
+        ("B", 5, 10),
+        ("A", 20, 2),
+        ("A", 40, "abc"),
+        ("A", 50, 4),
+        ("A", 70, 8),  # the next hour's window
+    ]
+    events = [
+        _event(i, {"customer_id": c, "ts": (hour + timedelta(minutes=m)).isoformat(), "amount": a})
+        for i, (c, m, a) in enumerate(rows)
+    ]
+    write_part(store, stream, events, PLAIN)
+    source = _source(since="2026-11-03T10:15:00Z", until="2026-11-03T12:00:00Z")
+    data = reader_for(source, tmp_path, stores=_Stores(store)).read()
+    assert data.places().to_list() == [e.id for e in events[2:]]
+    # A's events before `since` still count in the windows of the ones after it; the one
+    # whose amount is unreadable (a dead letter online) has no features and counts for none.
+    assert data.frame["clicks_1h"].to_list() == [2, None, 3, 1]
+    assert data.frame["spent_1h"].to_list() == [3.5, None, 7.5, 8.0]
+    reasons = data.frame["_reasons"].to_list()
+    assert reasons[0] is None and reasons[2] is None
+    assert reasons[1] is not None
+    assert (
+        reasons[1] == f"events event {events[3].id}: amount: 'abc' is not a number, spent_1h (sum)"
+    )

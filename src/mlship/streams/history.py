@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from mlship.brokers.base import Event
 from mlship.store.logread import load_parts
 from mlship.store.logstore import LogStore, PartRef, check_log, part_name
 from mlship.store.parts import PLAIN, Sealing, sealed_part
+from mlship.streams.event_time import EventTimeError, read_event_time
 
 STREAMS = "streams"
 """The folder of the landed histories: one log ``streams/<stream spec name>`` per stream."""
@@ -201,36 +201,9 @@ def events_of(history: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _event_time(payload: str, field: str) -> datetime | None:
-    value = json.loads(payload).get(field)
-    return event_time_of(value)
-
-
-def event_time_of(value: Any) -> datetime | None:
-    """An event's time: ISO 8601 text (``Z``, an offset, or naive and then UTC) or epoch
-    seconds (a number, or a number written as text, as a Redis entry has it), in UTC; None
-    when ``value`` is none of these."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return _epoch(float(value))
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
+    """The event's time as the features read it; None when it cannot be read."""
     try:
-        return _epoch(float(text))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        seconds = read_event_time(field, json.loads(payload).get(field))
+    except EventTimeError:
         return None
-    return _utc(moment)
-
-
-def _epoch(seconds: float) -> datetime | None:
-    if not math.isfinite(seconds):
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+    return datetime.fromtimestamp(seconds, UTC)

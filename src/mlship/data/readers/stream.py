@@ -90,11 +90,11 @@ class StreamReader(SourceReader):
         records = [json.loads(payload) for payload in events["payload"].to_list()]
         frame = records_frame(records)
         if spec.features:
-            frame = _with_offline_features(frame, events, spec)
+            frame = _with_offline_features(frame, events, spec, self.label)
             in_range = _between(events, spec, since, until)
             frame, events = frame.filter(in_range), events.filter(in_range)
         if on_progress:
-            on_progress(events.height, events.height)
+            on_progress(events.height, None)
         lineage = StreamLineage(
             name=self.label,
             stream=spec.name,
@@ -192,13 +192,41 @@ def _between(
 
 
 def _with_offline_features(
-    frame: pl.DataFrame, events: pl.DataFrame, spec: StreamSpec
+    frame: pl.DataFrame, events: pl.DataFrame, spec: StreamSpec, label: str
 ) -> pl.DataFrame:
     """``frame`` (one row per landed event, in position order) with the stream spec's features
-    as columns, computed point in time from the events, as ``mlship stream run`` does online."""
+    as columns, computed point in time from the events by the same plan ``mlship stream run``
+    asks online. An event whose features cannot be computed (its time or a value unreadable,
+    a dead letter online) gets a reason, so ingest quarantines it."""
+    from mlship.data.typing import REASONS
     from mlship.streams.offline import offline_features
 
-    return offline_features(frame, events, spec)
+    clashing = [feature.name for feature in spec.features if feature.name in frame.columns]
+    if clashing:
+        raise DataError(
+            f"{label}: the events already have field(s) {', '.join(clashing)}, named like "
+            "features of the stream spec; rename the features"
+        )
+    assert spec.entity is not None and spec.event_time is not None  # the spec's rule
+    needed = [spec.entity, spec.event_time.field]
+    needed += [feature.column for feature in spec.features if feature.column is not None]
+    needed = list(dict.fromkeys(name for name in needed if name in frame.columns))
+    if {"id", "position"} & set(needed):
+        raise DataError(
+            f"{label}: the stream spec's features read an event field called `id` or "
+            "`position`, names the event history keeps for the event's own id and position; "
+            "rename that field in the events"
+        )
+    replayed = pl.concat([events.select("id", "position"), frame.select(needed)], how="horizontal")
+    computed = offline_features(replayed, spec)
+    names = [feature.name for feature in spec.features]
+    # Reasons are kept joined by "; ": a problem's own "; " would split it in two.
+    problems = computed["problem"].str.replace_all("; ", ", ", literal=True)
+    reasons = pl.format(f"{label} event {{}}: {{}}", computed["id"], problems)
+    extra = [computed[name] for name in names]
+    if computed["problem"].null_count() < computed.height:
+        extra.append(computed.select(reasons.alias(REASONS)).to_series())
+    return frame.with_columns(extra)
 
 
 def _bound(text: str | None, now: datetime) -> datetime | None:
