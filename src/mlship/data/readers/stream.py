@@ -121,8 +121,8 @@ class StreamReader(SourceReader):
         until = _bound(self.range.until, now) or now
         if since is not None and since >= until:
             raise DataError(
-                f"{self.describe()}: the range is empty: since {since.isoformat()} is not before "
-                f"until {until.isoformat()}; set `since` earlier than `until`"
+                f"{self.describe()}: the range is empty: since {_shown(since)} is not before "
+                f"until {_shown(until)}; set `since` earlier than `until`"
             )
         return since, until
 
@@ -157,13 +157,13 @@ class StreamReader(SourceReader):
         if in_range.is_empty():
             by = f"timed by {field!r}" if field else "appended"
             span = (
-                f"from {history.first.isoformat()} to {history.last.isoformat()}"
+                f"from {_shown(history.first)} to {_shown(history.last)}"
                 if history.first is not None and history.last is not None
                 else "none with a readable time"
             )
-            start = since.isoformat() if since is not None else "the start"
+            start = _shown(since) if since is not None else "the start"
             raise DataError(
-                f"{self.describe()}: no landed event {by} in [{start}, {until.isoformat()}) "
+                f"{self.describe()}: no landed event {by} in [{start}, {_shown(until)}) "
                 f"({history.landed} landed in {history.parts} part(s), {span}); widen `since` "
                 "and `until`, or land more events"
             )
@@ -227,6 +227,10 @@ def _with_offline_features(
     if computed["problem"].null_count() < computed.height:
         extra.append(computed.select(reasons.alias(REASONS)).to_series())
     return frame.with_columns(extra)
+
+
+def _shown(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 def _bound(text: str | None, now: datetime) -> datetime | None:
