@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from mlship.brokers.base import Event
 from mlship.config import Settings
 from mlship.crypto.encryption import MAGIC
 from mlship.data.readers import reader_for
+from mlship.data.readers.values import as_text
 from mlship.errors import DataError
 from mlship.security.keyring import sealing as sealing_of
 from mlship.spec.data import Source
@@ -298,3 +300,35 @@ def test_features_reach_back_before_since_and_unreadable_values_are_quarantined(
     assert (
         reasons[1] == f"events event {events[3].id}: amount: 'abc' is not a number, spent_1h (sum)"
     )
+
+
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(
+    payloads=st.lists(
+        st.dictionaries(st.sampled_from(["a", "b", "c"]), json_values, max_size=3),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_stream_source_reads_any_payloads_one_row_per_event(
+    payloads: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("anypayload")
+    _project(root, "anything")
+    store = LocalLogStore(root / "home")
+    events = [_event(i, payload) for i, payload in enumerate(payloads)]
+    write_part(store, "anything", events, PLAIN)
+    reader = reader_for(_source(), root, stores=_Stores(store))
+    if not any(payloads):
+        with pytest.raises(DataError, match="landed events read have no fields"):
+            reader.read()
+        return
+    data = reader.read()
+    assert data.frame.height == len(payloads)
+    assert data.places().to_list() == [e.id for e in events]
+    for name in data.frame.columns:
+        values = [payload.get(name) for payload in payloads]
+        read = data.frame[name].to_list()
+        assert [v is None for v in read] == [v is None for v in values]
+        if data.frame[name].dtype == pl.String:  # mixed: each value as written
+            assert read == [None if v is None else as_text(v) for v in values]

@@ -89,6 +89,11 @@ class StreamReader(SourceReader):
         events = history.events
         records = [json.loads(payload) for payload in events["payload"].to_list()]
         frame = records_frame(records)
+        if not frame.width:
+            raise DataError(
+                f"{self.describe()}: the {events.height} landed events read have no fields; "
+                "expected events carrying the dataset's columns"
+            )
         if spec.features:
             frame = _with_offline_features(frame, events, spec, self.label)
             in_range = _between(events, spec, since, until)
