@@ -6,10 +6,13 @@ the landed events in the range change."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import polars as pl
 
@@ -18,6 +21,7 @@ from mlship.config import Settings
 from mlship.streams.history import write_part
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
+from tests.objectstore import ObjectStore
 
 CUSTOMERS = 40
 BAD = 5
@@ -195,3 +199,25 @@ def test_stream_features_become_columns_and_a_dead_letter_is_quarantined(tmp_pat
     # Each event's window is the two days up to the end of its own: the visit on the day
     # before `since` counts.
     assert stored["visits_2d"].to_list() == [2] * (CUSTOMERS - 2)
+
+
+def test_a_history_in_object_storage_trains_like_one_at_home(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    """With the artifacts in a bucket, the history is there too, and the pipeline reads it."""
+    home, name = tmp_path / "home", "in-a-bucket"
+    root = f"s3://{object_store.bucket}/streamland/{secrets.token_hex(6)}"
+    env = {**object_store.env(), "MLSHIP_ARTIFACT_ROOT": root}
+    spec = _project(tmp_path / "project", name)
+    events = [_event(i, NOV + timedelta(hours=i)) for i in range(CUSTOMERS)]
+    with mock.patch.dict(os.environ, env):
+        workspace = Workspace.open(Settings(home=home, artifact_root=root))
+        try:
+            write_part(workspace.logs, name, events, workspace.sealing)
+            where = workspace.logs.location(f"streams/{name}")
+        finally:
+            workspace.close()
+    assert where.startswith(root)
+    assert not (home / "streams").exists()
+    result = invoke_cli("data", "validate", str(spec), home=home, env=env)
+    assert f"Validation: {CUSTOMERS} rows in, {CUSTOMERS} kept" in result.stdout
