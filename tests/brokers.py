@@ -83,9 +83,10 @@ def _running(command: list[str], port: int, greeting: bytes, base: Path) -> Iter
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server(password: str | None = None) -> Iterator[str]:
     """Start a Redis server (append-only file on, fsync every write, as a stream's durable
-    writes need) and yield its URL, ``redis://127.0.0.1:PORT/0``."""
+    writes need) and yield its URL, ``redis://127.0.0.1:PORT/0`` (without the password the
+    server may require)."""
     base = Path(tempfile.mkdtemp(prefix="mlship-redis-"))
     port = _free_port()
     command = [
@@ -98,22 +99,29 @@ def redis_server() -> Iterator[str]:
         "--appendfsync", "always",
         "--protected-mode", "no",
     ]  # fmt: skip
-    with _running(command, port, b"+PONG", base):
+    if password is not None:
+        command += ["--requirepass", password]
+    with _running(command, port, b"-NOAUTH" if password else b"+PONG", base):
         yield f"redis://127.0.0.1:{port}/0"
 
 
 @contextmanager
-def nats_server() -> Iterator[str]:
-    """Start a NATS server with JetStream (file storage in a temporary directory) and yield its
-    URL, ``nats://127.0.0.1:PORT``."""
+def nats_server(
+    *, jetstream: bool = True, user: str | None = None, password: str | None = None
+) -> Iterator[str]:
+    """Start a NATS server with JetStream (file storage in a temporary directory; or without
+    it) and yield its URL, ``nats://127.0.0.1:PORT`` (without the credentials the server may
+    require)."""
     base = Path(tempfile.mkdtemp(prefix="mlship-nats-"))
     port = _free_port()
     command = [
         _binary("nats-server"),
-        "--jetstream",
-        "--store_dir", str(base / "jetstream"),
         "--addr", "127.0.0.1",
         "--port", str(port),
     ]  # fmt: skip
+    if jetstream:
+        command += ["--jetstream", "--store_dir", str(base / "jetstream")]
+    if user is not None and password is not None:
+        command += ["--user", user, "--pass", password]
     with _running(command, port, b"INFO", base):
         yield f"nats://127.0.0.1:{port}"

@@ -1,4 +1,5 @@
-"""A real ``mlship run`` subprocess to kill: its output read live, its process tree watched."""
+"""A real ``mlship run`` (or other) subprocess to kill: its output read live, its process tree
+watched."""
 
 from __future__ import annotations
 
@@ -42,13 +43,17 @@ class Running:
     def start(
         cls, spec: Path, home: Path, *args: str, env: dict[str, str] | None = None
     ) -> Running:
-        process = subprocess.Popen(
+        return cls.command(
             [sys.executable, "-m", "mlship", "run", str(spec), *args],
             cwd=spec.parent,
             env=mlship_env(home, {"MLSHIP_N_JOBS": "2", **(env or {})}),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        )
+
+    @classmethod
+    def command(cls, args: list[str], *, cwd: Path, env: dict[str, str]) -> Running:
+        """Any command, its output read live as an ``mlship run``'s is."""
+        process = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         running = cls(process)
         threading.Thread(target=running._read, daemon=True).start()

@@ -31,10 +31,11 @@ coroutine on it (``asyncio.run_coroutine_threadsafe``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import os
 import re
 import threading
+import time
 from collections.abc import Coroutine, Mapping, Sequence
 from datetime import UTC
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -161,11 +163,20 @@ class NatsBroker:
             ) from None
         broker = cls(loop, client, shown, duplicate_window_s=duplicate_window_s)
         try:
-            broker.call(broker._js.account_info())
-        except BrokerError:
+            loop.run(broker._js.account_info(), timeout_s)
+        except (
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.js.errors.ServiceUnavailableError,
+        ):
             broker.close()
             raise BrokerError(
                 f"{shown}: JetStream is not enabled on this server; start it with -js"
+            ) from None
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            broker.close()
+            raise BrokerError(
+                f"the NATS server at {shown} did not give its JetStream account: {_describe(exc)}"
             ) from None
         return broker
 
@@ -212,7 +223,7 @@ class NatsBroker:
     def consumer(self, stream: str, group: str, name: str, *, claim_idle_ms: int) -> NatsConsumer:
         durable = stream_name(group)
 
-        async def bind() -> tuple[str, JetStreamContext.PullSubscription]:
+        async def create() -> str:
             jetstream = await self._stream(stream)
             config = ConsumerConfig(
                 durable_name=durable,
@@ -224,11 +235,9 @@ class NatsBroker:
             )
             # Creates the group, or updates its ack_wait to this consumer's claim_idle_ms.
             await self._js.add_consumer(jetstream, config)
-            subscription = await self._js.pull_subscribe_bind(durable=durable, stream=jetstream)
-            return jetstream, subscription
+            return jetstream
 
-        jetstream, subscription = self.call(bind())
-        return NatsConsumer(self, jetstream, durable, name, subscription)
+        return NatsConsumer(self, self.call(create()), durable, name)
 
     def append(self, stream: str, fields: Mapping[str, Any]) -> str:
         data = write_object(fields, stream)
@@ -296,6 +305,14 @@ class NatsBroker:
 
         return self.call(read(), self.timeout_s * 4)
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        return self._js
+
     def close(self) -> None:
         try:
             self._loop.run(self._client.close(), self.timeout_s)
@@ -306,39 +323,28 @@ class NatsBroker:
 
 
 class NatsConsumer:
-    """One member of a group: a pull subscription on the group's durable consumer.
+    """One member of a group: pull requests on the group's durable consumer.
 
-    It keeps the messages it fetched until they are acknowledged, since an ack is sent to the
-    subject the message came with.
+    Each fetch asks on an inbox of its own, and gives it up only once the server has answered
+    the request in full (messages up to the batch, or a status that ends it): a message can
+    never reach a fetch that stopped waiting for it and be handed out by the next one, long
+    after JetStream redelivered it to another consumer. It keeps the messages it fetched until
+    they are acknowledged, since an ack answers the delivery it acknowledges.
     """
 
-    def __init__(
-        self,
-        broker: NatsBroker,
-        jetstream: str,
-        durable: str,
-        name: str,
-        subscription: JetStreamContext.PullSubscription,
-    ) -> None:
+    def __init__(self, broker: NatsBroker, jetstream: str, durable: str, name: str) -> None:
         self._broker = broker
         self.jetstream = jetstream
         self.durable = durable
         self.name = name
-        self._subscription = subscription
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{jetstream}.{durable}"
         self._unacked: dict[str, Msg] = {}
 
     def fetch(self, count: int, block_ms: int) -> list[Event]:
-        """Up to ``count`` events, waiting up to ``block_ms`` (at least 50 ms: a pull request
-        needs a deadline) when there are none."""
-        timeout_s = max(block_ms, 50) / 1000
-
-        async def fetch() -> list[Msg]:
-            try:
-                return await self._subscription.fetch(count, timeout=timeout_s)
-            except nats.errors.TimeoutError:
-                return []
-
-        msgs = self._broker.call(fetch(), self._broker.timeout_s + timeout_s)
+        """Those available, up to ``count``; when there are none, waits up to ``block_ms`` for
+        one and takes what came with it. ``block_ms`` 0 does not wait."""
+        wait_s = block_ms / 1000
+        msgs = self._broker.call(self._pull(count, wait_s), wait_s + 3 * self._broker.timeout_s)
         events = []
         for msg in msgs:
             event = event_of(msg)
@@ -346,9 +352,57 @@ class NatsConsumer:
             events.append(event)
         return events
 
+    async def _pull(self, count: int, wait_s: float) -> list[Msg]:
+        client = self._broker.client
+        inbox = client.new_inbox()
+        subscription = await client.subscribe(inbox)
+        try:
+            msgs = await self._request(subscription, inbox, {"batch": count, "no_wait": True})
+            if not msgs and wait_s > 0:
+                # One message, waited for: a lingering request for more would keep taking
+                # messages after this fetch has returned.
+                expires = int(wait_s * 1e9)
+                msgs = await self._request(
+                    subscription, inbox, {"batch": 1, "expires": expires}, wait_s
+                )
+                if msgs and count > 1:
+                    more = {"batch": count - 1, "no_wait": True}
+                    msgs += await self._request(subscription, inbox, more)
+        finally:
+            await subscription.unsubscribe()
+        return msgs
+
+    async def _request(
+        self, subscription: Subscription, inbox: str, request: dict[str, Any], wait_s: float = 0
+    ) -> list[Msg]:
+        """Send one pull request; its messages, until the batch is full or a status ends it
+        (no messages, request expired, a conflict). A request the server never ends (a broken
+        connection) is given up after the broker's timeout: what it delivers later goes to no
+        one and is redelivered after ``ack_wait``."""
+        client = self._broker.client
+        await client.publish(self._next, json.dumps(request).encode(), reply=inbox)
+        msgs: list[Msg] = []
+        deadline = time.monotonic() + wait_s + self._broker.timeout_s
+        while len(msgs) < request["batch"]:
+            try:
+                msg = await subscription.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
+            except nats.errors.TimeoutError:
+                break
+            status = JetStreamContext.is_status_msg(msg)
+            if status is None:
+                msgs.append(msg)
+            elif status != "100":  # 100: a heartbeat; anything else ends the request
+                break
+        return msgs
+
+    def backlog(self) -> Backlog:
+        info = self._broker.call(self._broker.jetstream.consumer_info(self.jetstream, self.durable))
+        return Backlog(undelivered=info.num_pending or 0, pending=info.num_ack_pending or 0)
+
     def ack(self, events: Sequence[Event]) -> None:
-        """Acknowledge ``events`` and wait for the server to confirm each; an event this
-        consumer does not hold (acknowledged already) is skipped."""
+        """Acknowledge ``events`` and wait for the server to confirm each. An ack answers the
+        delivery it acknowledges, so an event is acknowledged by the consumer that fetched it;
+        one this consumer does not hold (acknowledged already) is skipped."""
         msgs = [self._unacked[event.id] for event in events if event.id in self._unacked]
         if not msgs:
             return
@@ -360,16 +414,10 @@ class NatsConsumer:
         for event in events:
             self._unacked.pop(event.id, None)
 
-    def backlog(self) -> Backlog:
-        info = self._broker.call(self._subscription.consumer_info())
-        return Backlog(undelivered=info.num_pending or 0, pending=info.num_ack_pending or 0)
-
     def close(self) -> None:
-        """Stop pulling; the durable stays (it is the group's), and what this consumer left
-        unacknowledged is redelivered after ``ack_wait``."""
+        """Forget the unacknowledged messages: JetStream redelivers them after ``ack_wait``.
+        The durable stays; it is the group's."""
         self._unacked.clear()
-        with contextlib.suppress(BrokerError):
-            self._broker.call(self._subscription.unsubscribe())
 
 
 async def _connect(url: str, timeout_s: float) -> Client:

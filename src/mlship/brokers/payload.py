@@ -45,9 +45,30 @@ def read_object(data: bytes, where: str) -> tuple[dict[str, Any], str | None]:
 
 def write_object(fields: Mapping[str, Any], stream: str) -> bytes:
     """``fields`` as one compact JSON object; a value JSON cannot carry is a ``DataError``
-    naming the stream."""
+    naming the stream and the field."""
     try:
-        text = json.dumps(dict(fields), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        return _dumps(dict(fields))
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError too: a lone surrogate
-        raise DataError(f"stream {stream!r}: a message that is not JSON: {exc}") from None
+        where = next((f"field {key!r}" for key in fields if not _encodes(key, fields[key])), "")
+        raise DataError(
+            f"stream {stream!r}: a message that is not JSON: {where or 'a key'}: {_why(exc)}"
+        ) from None
+
+
+def _dumps(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def _encodes(key: Any, value: Any) -> bool:
+    try:
+        _dumps({key: value})
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _why(exc: Exception) -> str:
+    if "Out of range float" in str(exc):
+        return "NaN and infinities are not JSON numbers"
+    return str(exc)

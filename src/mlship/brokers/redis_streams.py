@@ -49,6 +49,10 @@ from mlship.errors import BrokerError
 
 SEQ_BITS = 20
 """Bits of a position that hold the sequence part of an entry id."""
+READ_TIMEOUT_S = 30.0
+"""How long an answer may take before the server is taken for gone (a broken connection is not
+always noticed); a fetch waits at most ``MAX_BLOCK_MS`` so that it stays under it."""
+MAX_BLOCK_MS = 20_000
 PUBLISH_TTL_S = 7 * 24 * 3600
 """How long a published key is remembered by default: redeliveries come within minutes."""
 
@@ -95,7 +99,10 @@ def event_of(entry_id: bytes, fields: dict[bytes, bytes] | None, deliveries: int
             except UnicodeDecodeError as exc:
                 name = key.decode("utf-8", errors="replace")
                 values, text_values = {}, False
-                problem = f"field {name!r}: not UTF-8 text (byte at offset {exc.start})"
+                problem = (
+                    f"field {name!r}: not UTF-8 text "
+                    f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+                )
                 break
     else:
         problem = "the entry has no fields"
@@ -128,7 +135,8 @@ class RedisBroker:
         client = redis.Redis.from_url(
             url,
             socket_connect_timeout=timeout_s,
-            socket_timeout=None,
+            socket_timeout=READ_TIMEOUT_S,
+            socket_keepalive=True,
             health_check_interval=30,
         )
         broker = cls(client, shown)
@@ -222,7 +230,8 @@ class RedisConsumer:
         """Where the next ``XAUTOCLAIM`` resumes its scan of the group's pending entries."""
 
     def fetch(self, count: int, block_ms: int) -> list[Event]:
-        """Claimed entries first, then new ones; ``block_ms`` 0 does not wait."""
+        """Claimed entries first, then new ones; ``block_ms`` 0 does not wait, and no fetch
+        waits longer than ``MAX_BLOCK_MS``."""
         client = self._broker.client
         with self._broker.talking():
             events = self._claim(count)
@@ -232,7 +241,7 @@ class RedisConsumer:
                     self.name,
                     {self.stream: ">"},
                     count=count - len(events),
-                    block=block_ms if block_ms > 0 and not events else None,
+                    block=min(block_ms, MAX_BLOCK_MS) if block_ms > 0 and not events else None,
                 )
                 for _stream, entries in read or []:
                     events.extend(event_of(i, fields) for i, fields in _entries(entries))

@@ -21,16 +21,19 @@ CONNECT_TIMEOUT_S = 3.0
 
 def shown(url: str) -> str:
     """``url`` without its user name, password and query (which may hold a token)."""
+    scheme, found, _ = url.partition("://")
+    if not found:
+        return shown(f"none://{url}").removeprefix("none://")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError:
-        return url.split("://", 1)[0] + "://(an address that cannot be read)"
+        return f"{scheme}://(an address that cannot be read)"
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
-    return f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{scheme}://{netloc}{parts.path}"
 
 
 def open_broker(url: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Broker:
