@@ -117,7 +117,8 @@ class History:
     """The events in the range: :data:`SCHEMA`'s columns, and :data:`EVENT_TIME` when read by
     event time."""
     landed: int
-    """How many distinct events the parts read hold, in the range or not."""
+    """How many distinct events the parts read hold, in the range or not (every part, except
+    for a range by appended time: those written since its start)."""
     first: datetime | None
     """The earliest time (appended, or event time) of the events read, in the range or not."""
     last: datetime | None
@@ -193,11 +194,6 @@ _POLARS_SCHEMA: dict[str, pl.DataType] = {
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(name).cast(dtype) for name, dtype in _POLARS_SCHEMA.items())
-
-
-def events_of(history: pl.DataFrame) -> list[dict[str, Any]]:
-    """The payloads of landed events as objects, in the frame's order."""
-    return [json.loads(payload) for payload in history["payload"].to_list()]
 
 
 def _event_time(payload: str, field: str) -> datetime | None:
