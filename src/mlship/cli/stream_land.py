@@ -102,9 +102,11 @@ def land(
             signal.signal(sig, handler)
         broker.close()
         workspace.close()
-    unreadable = f" ({landed.unreadable} unreadable events not landed)" if landed.unreadable else ""
+    unreadable = (
+        f" ({_many(landed.unreadable, 'unreadable event')} not landed)" if landed.unreadable else ""
+    )
     out.print(
-        f"Stopped: landed {landed.events} events in {landed.parts} parts into "
+        f"Stopped: landed {_many(landed.events, 'event')} in {_many(landed.parts, 'part')} into "
         f"{escape(where)}{unreadable}"
     )
 
@@ -140,6 +142,10 @@ class _Progress:
         skipped = f"; {batch.unreadable} unreadable, not landed" if batch.unreadable else ""
         part = batch.part.name if batch.part is not None else "no part"
         out.print(
-            f"Landed {batch.events} events in {part}{skipped} "
-            f"({self.events} events, {self.parts} parts so far)"
+            f"Landed {_many(batch.events, 'event')} in {part}{skipped} "
+            f"({_many(self.events, 'event')}, {_many(self.parts, 'part')} so far)"
         )
+
+
+def _many(count: int, thing: str) -> str:
+    return f"{count} {thing}{'' if count == 1 else 's'}"
