@@ -155,3 +155,21 @@ def test_trimming_bounds_the_state_and_changes_no_value(redis_url: str) -> None:
     # horizon 2h (twice the largest window) + 1m lateness + 2m delay, an event every 7 minutes
     assert largest <= 25 + 9
     assert largest < len(events) / 10
+
+
+def test_a_foreign_value_under_the_prefix_is_named(redis_url: str) -> None:
+    spec = feature_spec(FEATURES, redis_url=redis_url)
+    online = OnlineFeatures(spec, redis_url)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        client.hset(online.key("c1"), "9-0", "hello")
+        with pytest.raises(StorageError) as caught:
+            online.apply([event(10, {"customer_id": "c1", "ts": BASE})])
+        assert str(caught.value) == (
+            f"online features at {redis_url}: {online.key('c1')} field 9-0: 'hello' is not an "
+            "entry [position, time, late, watermark, values]; another program writes under this "
+            "prefix"
+        )
+    finally:
+        client.close()
+        online.close()

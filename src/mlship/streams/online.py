@@ -148,9 +148,22 @@ class OnlineFeatures:
         except redis.RedisError as exc:
             raise StorageError(f"online features at {self.url}: cannot read: {exc}") from None
         return [
-            {event_id: _decode(event_id, text) for event_id, text in answer.items()}
-            for answer in answers
+            {event_id: self._decode(entity, event_id, text) for event_id, text in answer.items()}
+            for entity, answer in zip(entities, answers, strict=True)
         ]
+
+    def _decode(self, entity: str, event_id: str, text: str) -> Entry:
+        try:
+            position, time, late, mark, values = json.loads(text)
+            return Entry(
+                event_id, int(position), float(time), bool(late), _float(mark), tuple(values)
+            )
+        except (ValueError, TypeError):
+            raise StorageError(
+                f"online features at {self.url}: {self.key(entity)} field {event_id}: "
+                f"{text[:60]!r} is not an entry [position, time, late, watermark, values]; "
+                "another program writes under this prefix"
+            ) from None
 
     def _write(self, writes: dict[str, dict[str, str]], trims: dict[str, list[str]]) -> None:
         if not any(writes.values()) and not any(trims.values()):
@@ -171,11 +184,6 @@ class OnlineFeatures:
 def _encode(entry: Entry) -> str:
     row = [entry.position, entry.time, entry.late, entry.watermark, list(entry.values)]
     return json.dumps(row, separators=(",", ":"), allow_nan=False)
-
-
-def _decode(event_id: str, text: str) -> Entry:
-    position, time, late, mark, values = json.loads(text)
-    return Entry(event_id, int(position), float(time), bool(late), _float(mark), tuple(values))
 
 
 def _float(value: Any) -> float | None:
