@@ -24,6 +24,8 @@ from mlship.config import Settings
 from mlship.data.ingest import ingest
 from mlship.spec import load_spec
 from mlship.store.artifacts import ArtifactStore
+from mlship.store.logstore import LogStore
+from mlship.store.parts import Sealing
 from mlship.store.repositories import Datasets
 from mlship.workspace import Workspace
 
@@ -212,6 +214,8 @@ class _IngestStores:
     settings: Settings
     datasets: Datasets
     artifacts: ArtifactStore
+    logs: LogStore
+    sealing: Sealing
 
 
 def _ingest(case: Case, root: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
@@ -220,8 +224,14 @@ def _ingest(case: Case, root: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[st
     (root / "pipeline.yaml").write_text(_spec(case), encoding="utf-8")
     workspace = Workspace.open(Settings(home=root / "home", n_jobs=1, user="tester"))
     try:
-        # Only the three stores an ingest names, so it cannot lean on the rest of a workspace.
-        stores = _IngestStores(workspace.settings, workspace.datasets, workspace.artifacts)
+        # Only the stores an ingest names, so it cannot lean on the rest of a workspace.
+        stores = _IngestStores(
+            workspace.settings,
+            workspace.datasets,
+            workspace.artifacts,
+            workspace.logs,
+            workspace.sealing,
+        )
         result = ingest(load_spec(root / "pipeline.yaml"), stores)
         quarantine_path = result.validation.get("quarantine_path")
         quarantine = pl.read_parquet(quarantine_path) if quarantine_path else pl.DataFrame()

@@ -154,7 +154,7 @@ def show_command(
     ],
 ) -> None:
     """A dataset's lineage, schema, validation and statistics."""
-    from mlship.data.lineage import FileLineage, lineage_from_json
+    from mlship.data.lineage import FileLineage, QueryLineage, lineage_from_json
 
     workspace = Workspace.open()
     try:
@@ -182,8 +182,12 @@ def show_command(
     for source in map(lineage_from_json, dataset.sources):
         if isinstance(source, FileLineage):
             location, sha256 = source.path, source.sha256[:12]
-        else:
+        elif isinstance(source, QueryLineage):
             location, sha256 = f"{source.url} {source.query}", "-"
+        else:
+            since = source.since or "the first event"
+            location = f"{source.location}, {since} to {source.until}"
+            sha256 = source.fingerprint[:12]
         sources.add_row(source.name, source.kind, location, str(source.rows), sha256)
     out.print(sources)
     columns = Table(title="Columns")

@@ -22,6 +22,7 @@ from mlship.cli.run import run
 from mlship.cli.serve import serve
 from mlship.cli.server import server
 from mlship.cli.size import size
+from mlship.cli.stream_land import land as stream_land
 from mlship.errors import MlshipError
 from mlship.store.failures import anywhere, is_storage_failure
 
@@ -56,6 +57,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(cost.app, name="cost")
+stream.app.command("land")(stream_land)
 app.add_typer(stream.app, name="stream")
 
 

@@ -13,7 +13,8 @@ from mlship.cli.console import err, out
 from mlship.errors import MlshipError
 
 app = typer.Typer(
-    help="Score events from a message broker (Redis Streams, NATS JetStream) as they come.",
+    help="Streams from a message broker (Redis Streams, NATS JetStream): score their events as "
+    "they come, land them for training.",
     no_args_is_help=True,
 )
 

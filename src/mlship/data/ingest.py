@@ -27,7 +27,7 @@ from mlship.data.mapping import convert_units, derive_columns, rename_columns
 from mlship.data.privacy import pseudonym, pseudonymize
 from mlship.data.profile import profile_of
 from mlship.data.report import write_report
-from mlship.data.sources import SourceData, read_source, source_sha256
+from mlship.data.sources import SourceData, read_source, source_fingerprint
 from mlship.data.tracking import ROW, SOURCE, is_provenance, provenance_column
 from mlship.data.typing import REASONS, WARNINGS, Location, TypedColumn, type_columns
 from mlship.data.undeclared import (
@@ -41,12 +41,13 @@ from mlship.security.keys import load_or_create_key
 from mlship.spec.data import Column, Source, ValueFormats
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write
-from mlship.store.context import HasArtifacts, HasDatasets, HasSettings
+from mlship.store.context import HasArtifacts, HasDatasets, HasLogs, HasSealing, HasSettings
 from mlship.store.entities import Dataset
 
 
-class IngestStores(HasSettings, HasDatasets, HasArtifacts, Protocol):
-    """Where an ingest reads its settings and cached datasets and keeps the dataset it makes."""
+class IngestStores(HasSettings, HasDatasets, HasArtifacts, HasLogs, HasSealing, Protocol):
+    """Where an ingest reads its settings, cached datasets and landed streams, and keeps the
+    dataset it makes."""
 
 
 ProgressHook = Callable[[int, int | None], None]
@@ -242,6 +243,8 @@ def _nothing_to_ingest(raw: dict[str, SourceData], method: str) -> DataError:
         for data in empty:
             if data.origin.kind == "query":
                 reason = "the query returned no rows"
+            elif data.origin.kind == "stream":
+                reason = "no landed events in the range"
             elif data.origin.format == "csv":
                 reason = "the file has a header but no data rows"
             else:
@@ -255,7 +258,9 @@ def _nothing_to_ingest(raw: dict[str, SourceData], method: str) -> DataError:
     )
 
 
-def _read_all(loaded: LoadedSpec, observer: IngestObserver) -> dict[str, SourceData]:
+def _read_all(
+    loaded: LoadedSpec, workspace: IngestStores, observer: IngestObserver
+) -> dict[str, SourceData]:
     found: dict[str, SourceData] = {}
     for source in loaded.spec.sources:
         label = source.label
@@ -264,17 +269,20 @@ def _read_all(loaded: LoadedSpec, observer: IngestObserver) -> dict[str, SourceD
             source,
             loaded.base_dir,
             lambda done, total, label=label: observer.source_progress(label, done, total),  # type: ignore[misc]
+            workspace,
         )
     return found
 
 
-def _source_hashes(loaded: LoadedSpec) -> list[str] | None:
-    """Content hashes of every file source; None when a query makes reading necessary."""
+def _source_hashes(loaded: LoadedSpec, workspace: IngestStores) -> list[str] | None:
+    """Content hashes of every file source and fingerprints of every landed stream's range;
+    None when a query makes reading necessary."""
     hashes = []
     for source in loaded.spec.sources:
-        if source.path is None:
+        found = source_fingerprint(source, loaded.base_dir, workspace)
+        if found is None:
             return None
-        hashes.append(source_sha256(source, loaded.base_dir))
+        hashes.append(found)
     return hashes
 
 
@@ -297,9 +305,9 @@ def ingest(
     marker = pseudonym(key, "mlship ingest cache")
 
     raw: dict[str, SourceData] | None = None
-    hashes = _source_hashes(loaded)
+    hashes = _source_hashes(loaded, workspace)
     if hashes is None:
-        raw = _read_all(loaded, observer)
+        raw = _read_all(loaded, workspace, observer)
         hashes = [frame_hash(d.frame.to_pandas()) for d in raw.values()]
     cache_key = ingest_key(spec, hashes, marker)
     cached = workspace.datasets.cached_dataset(cache_key)
@@ -315,7 +323,7 @@ def ingest(
             columns=[Column.model_validate(c) for c in cached.columns or []],
         )
 
-    raw = raw if raw is not None else _read_all(loaded, observer)
+    raw = raw if raw is not None else _read_all(loaded, workspace, observer)
     spec_hash = loaded.spec_hash  # of the spec as written, as its runs record it
     inferred = _inferred(loaded, raw)
     if inferred:

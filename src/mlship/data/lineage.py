@@ -69,13 +69,60 @@ class QueryLineage:
         }
 
 
-SourceLineage = FileLineage | QueryLineage
+@dataclass(frozen=True)
+class StreamLineage:
+    """A landed stream as read: the stream spec, where its history is, the range and the
+    events in it, and the fingerprint of those events (what makes the dataset's version)."""
+
+    name: str
+    stream: str
+    spec: str
+    where: str
+    since: str | None
+    until: str
+    rows: int
+    fingerprint: str
+    format: str = "stream"
+    kind: Literal["stream"] = "stream"
+
+    @property
+    def location(self) -> str:
+        """How messages name where the source is."""
+        return f"stream {self.stream} at {self.where}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "stream": self.stream,
+            "spec": self.spec,
+            "where": self.where,
+            "since": self.since,
+            "until": self.until,
+            "format": self.format,
+            "rows": self.rows,
+            "fingerprint": self.fingerprint,
+        }
+
+
+SourceLineage = FileLineage | QueryLineage | StreamLineage
 
 
 def lineage_from_json(record: dict[str, Any]) -> SourceLineage:
     """A stored source record as its typed lineage; a record that is not one is refused with the
     key that is missing or wrong."""
     try:
+        if record.get("kind") == "stream":
+            return StreamLineage(
+                name=str(record["name"]),
+                stream=str(record["stream"]),
+                spec=str(record["spec"]),
+                where=str(record["where"]),
+                since=None if record.get("since") is None else str(record["since"]),
+                until=str(record["until"]),
+                rows=int(record["rows"]),
+                fingerprint=str(record["fingerprint"]),
+            )
         if record.get("kind", "file") == "query":
             return QueryLineage(
                 name=str(record["name"]),

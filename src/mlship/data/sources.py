@@ -1,4 +1,5 @@
-"""Read one source (a file or a SQL query) into a Polars DataFrame, with its lineage.
+"""Read one source (a file, a SQL query or a landed stream) into a Polars DataFrame, with its
+lineage.
 
 The entry points the rest of mlship calls; the reading itself is done by the format's class in
 :mod:`mlship.data.readers` (one per format, behind one protocol).
@@ -11,8 +12,8 @@ is read as text, each value as written, and typing decides value by value. One o
 quarantines one row instead of failing the whole source.
 
 Every row knows its physical place: its line in a CSV (a quoted value may span lines), JSON lines
-or JSON array file (the line where its object starts), or its row number in a query's result or a
-Parquet file.
+or JSON array file (the line where its object starts), its row number in a query's result or a
+Parquet file, or its event's id in a landed stream.
 
 Every failure is a :class:`DataError` whose message starts with the source's label and location
 (``customers (/data/customers.csv): line 7 has 2 field(s) ...``), so a spec with many sources
@@ -27,6 +28,7 @@ from mlship.data.readers import (
     BATCH_ROWS,
     BLOCK_BYTES,
     FORMATS,
+    HistoryStores,
     ProgressHook,
     SourceData,
     file_reader_for,
@@ -34,6 +36,7 @@ from mlship.data.readers import (
 )
 from mlship.data.readers.location import resolve, sha256_of
 from mlship.data.readers.masking import mask_text
+from mlship.data.readers.stream import StreamReader
 from mlship.errors import DataError
 from mlship.spec.data import Source
 
@@ -41,23 +44,44 @@ __all__ = [
     "BATCH_ROWS",
     "BLOCK_BYTES",
     "FORMATS",
+    "HistoryStores",
     "ProgressHook",
     "SourceData",
     "read_rows",
     "read_source",
+    "source_fingerprint",
     "source_sha256",
 ]
 
 
 def read_source(
-    source: Source, base_dir: Path, on_progress: ProgressHook | None = None
+    source: Source,
+    base_dir: Path,
+    on_progress: ProgressHook | None = None,
+    stores: HistoryStores | None = None,
 ) -> SourceData:
-    """Read ``source`` (paths relative to ``base_dir``, the spec's folder) into a DataFrame.
+    """Read ``source`` (paths relative to ``base_dir``, the spec's folder; a landed stream from
+    ``stores``, the workspace's logs) into a DataFrame.
 
     Files are read in blocks of ``BLOCK_BYTES`` and queries fetched in batches of ``BATCH_ROWS``
     (both looked up here at each call)."""
-    reader = reader_for(source, base_dir, block_bytes=BLOCK_BYTES, batch_rows=BATCH_ROWS)
+    reader = reader_for(
+        source, base_dir, block_bytes=BLOCK_BYTES, batch_rows=BATCH_ROWS, stores=stores
+    )
     return reader.read(on_progress)
+
+
+def source_fingerprint(
+    source: Source, base_dir: Path, stores: HistoryStores | None = None
+) -> str | None:
+    """What a source's rows depend on, known without reading them all: a file's sha256, the
+    fingerprint of a landed stream's events in its range; None for a query (only running it
+    tells)."""
+    if source.stream is not None:
+        return StreamReader(source, base_dir, stores=stores).fingerprint()
+    if source.path is not None:
+        return source_sha256(source, base_dir)
+    return None
 
 
 def source_sha256(source: Source, base_dir: Path) -> str:

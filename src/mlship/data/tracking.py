@@ -15,9 +15,10 @@ SOURCE = "_source"
 ROW = "_row"
 PROVENANCE = "_row:"
 FROM = "_from:"
-PLACED = r"^[^:]+ (?:line|row) \d+: "
-"""How a reason that names its row's place starts: ``<source> line N: `` (files) or ``<source>
-row N: `` (queries, Parquet), from the ``_source`` and ``_row`` values."""
+PLACED = r"^[^:]+ (?:(?:line|row) \d+|event [^\s:]+): "
+"""How a reason that names its row's place starts: ``<source> line N: `` (files), ``<source>
+row N: `` (queries, Parquet) or ``<source> event ID: `` (landed streams), from the ``_source``
+and ``_row`` values."""
 DUPLICATE_KEY = "duplicate key"
 """How every reason about a duplicate key starts, so that counts can tell them from others."""
 

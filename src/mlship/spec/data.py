@@ -6,6 +6,8 @@ lives elsewhere (``mlship.data.*`` and ``mlship.features.*``); these classes onl
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -172,8 +174,46 @@ class ValueFormats(Strict):
         return ValueFormats.model_validate({**inherited, **own})
 
 
+_RELATIVE = re.compile(r"^(\d+)(s|m|h|d)$")
+
+
+def _a_bound(value: Any) -> Any:
+    """A range bound as text: a date or date/time YAML read as one is written back in ISO 8601
+    (so the spec's hash is stable); text must be ISO 8601 or an age such as ``30d``."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, str) and not _RELATIVE.match(value.strip()):
+        try:
+            datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither a date/time (2026-11-01, 2026-11-01T12:00:00Z) nor an "
+                "age (30d, 12h, 45m)"
+            ) from None
+    return value
+
+
+class StreamRange(Strict):
+    """The landed events of a stream (``mlship stream land``) appended, or timed when the stream
+    spec has ``event_time``, in ``[since, until)``."""
+
+    spec: str = Field(min_length=1, description="The stream spec, relative to this file.")
+    since: str | None = Field(
+        None,
+        description="First instant in the range: a date (2026-11-01, midnight UTC), a "
+        "date/time (naive ones are UTC) or an age back from now (30d, 12h); the first landed "
+        "event when not given.",
+    )
+    until: str | None = Field(
+        None,
+        description="The instant the range stops before, written as `since`; now when not given.",
+    )
+
+    _bounds = field_validator("since", "until", mode="before")(_a_bound)
+
+
 class Source(Strict):
-    """A file (local path or any fsspec URL) or a SQL query to ingest.
+    """A file (local path or any fsspec URL), a SQL query or a landed stream to ingest.
 
     Relative paths are relative to the spec file. ``${VAR}`` in ``url`` is replaced by the
     environment variable VAR, so credentials stay out of the spec.
@@ -189,6 +229,9 @@ class Source(Strict):
     )
     query: str | None = Field(None, min_length=1, description="SQL query (needs `url`).")
     url: str | None = Field(None, min_length=1, description="SQLAlchemy URL for `query`.")
+    stream: StreamRange | None = Field(
+        None, description="The events of a stream landed by `mlship stream land`, in a range."
+    )
     mapping: Mapping = Field(default_factory=Mapping)
     # -- duplicate keys within the source
     key: list[str] | None = Field(
@@ -206,8 +249,12 @@ class Source(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
-        if (self.path is None) == (self.query is None):
-            raise ValueError("a source needs exactly one of `path` (a file) or `query` (SQL)")
+        kinds = [kind for kind in (self.path, self.query, self.stream) if kind is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a source needs exactly one of `path` (a file), `query` (SQL) or `stream` "
+                "(landed events)"
+            )
         if self.query is not None and self.url is None:
             raise ValueError("a `query` source needs `url`, the SQLAlchemy URL of the database")
         return self
@@ -218,6 +265,9 @@ class Source(Strict):
             return self.name
         if self.path:
             stem = self.path.rstrip("/").rsplit("/", 1)[-1]
+            return stem.split(".", 1)[0] or stem
+        if self.stream is not None:
+            stem = self.stream.spec.rstrip("/").rsplit("/", 1)[-1]
             return stem.split(".", 1)[0] or stem
         return "query"
 

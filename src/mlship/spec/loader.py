@@ -35,7 +35,7 @@ class LoadedSpec:
     def source_path(self, source: Source) -> Path:
         """The local path of a file source (relative paths are relative to the spec file)."""
         if source.path is None:
-            raise ValueError(f"source {source.label!r} is a query, not a file")
+            raise ValueError(f"source {source.label!r} is not a file")
         path = Path(source.path).expanduser()
         return path if path.is_absolute() else (self.base_dir / path)
 

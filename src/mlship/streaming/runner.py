@@ -5,7 +5,7 @@ The order is what makes consumption at least once and outputs once per event:
 
 1. fetch up to ``batch.max_events`` events (waiting up to ``batch.max_wait`` when there are
    none); events another consumer left pending past the group's ``claim_idle`` come first;
-2. the features of the stream spec (the one place they are computed, :func:`features_for`);
+2. the features of the stream spec (``streams/online.py``, set up by :func:`features_for`);
 3. score (``streaming/scoring.py``);
 4. write the batch's prediction-log rows as one part, synchronously: on disk (or in the object
    storage, or on the tracking server) before anything else happens;
@@ -31,8 +31,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from mlship.brokers.base import Broker, Consumer, Event
+from mlship.brokers.url import shown
 from mlship.errors import MlshipError, SpecError
 from mlship.monitor.predlog import PredictionLog
 from mlship.spec.stream import StreamSpec, duration_seconds
@@ -56,19 +58,27 @@ class Features(Protocol):
 
     def apply(self, events: Sequence[Event]) -> Sequence[FeatureValues]: ...
 
+    def close(self) -> None: ...
+
 
 def features_for(spec: StreamSpec) -> Features | None:
-    """The online features of ``spec`` (None when it declares none).
+    """The online features of ``spec`` (None when it declares none), kept in its online store's
+    Redis (the source's when it names none).
 
     Events go through them before they are scored: an event whose features cannot be computed
     (its time unreadable) becomes a dead letter; a feature's value is added to the event's
     record before it is checked against the model's signature."""
     if not spec.features:
         return None
-    raise SpecError(
-        f"{spec.name}: features: computing stream features online is not available in this "
-        "version of mlship; remove `features` to score the events as they come"
-    )
+    from mlship.streams.online import OnlineFeatures
+
+    url = spec.online_store.url if spec.online_store is not None else spec.source.url
+    if urlsplit(url).scheme not in ("redis", "rediss"):
+        raise SpecError(
+            f"{spec.name}: online_store: features keep their state in Redis, and the source "
+            f"{shown(url)} is not one; give online_store: {{url: redis://HOST:PORT/DB}}"
+        )
+    return OnlineFeatures(spec, url)
 
 
 class StreamRunner:
@@ -145,7 +155,11 @@ class StreamRunner:
         again = sum(1 for event in events if event.deliveries > 1)
         if again:
             self.metrics.redeliveries.labels(stream).inc(again)
-        found = self.features.apply(events) if self.features is not None else None
+        try:
+            found = self.features.apply(events) if self.features is not None else None
+        except (OSError, MlshipError) as exc:  # the online store away: worked on again later
+            self._failed("features", events, exc)
+            return None
         batch = score_batch(self.live.table, events, entity=self.spec.entity, features=found)
         try:
             self.prediction_log.write(batch.logged)
@@ -214,7 +228,10 @@ class StreamRunner:
         try:
             self._refresh_lag()
         finally:
-            for close in (self.consumer.close, self.broker.close, self.metrics.close):
+            closing = [self.consumer.close, self.broker.close, self.metrics.close]
+            if self.features is not None:
+                closing.append(self.features.close)
+            for close in closing:
                 try:
                     close()
                 except (OSError, MlshipError) as exc:  # a broker gone: nothing left to let go

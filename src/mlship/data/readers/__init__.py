@@ -16,6 +16,7 @@ from mlship.data.readers.location import BLOCK_BYTES, ProgressHook, resolve
 from mlship.data.readers.masking import mask_text
 from mlship.data.readers.parquetfile import ParquetReader
 from mlship.data.readers.query import QueryReader
+from mlship.data.readers.stream import HistoryStores, StreamReader
 from mlship.errors import DataError
 from mlship.spec.data import Source
 
@@ -27,6 +28,7 @@ __all__ = [
     "Batch",
     "CsvReader",
     "FileReader",
+    "HistoryStores",
     "JsonLinesReader",
     "JsonReader",
     "ParquetReader",
@@ -34,6 +36,7 @@ __all__ = [
     "QueryReader",
     "SourceData",
     "SourceReader",
+    "StreamReader",
     "file_reader_for",
     "reader_for",
 ]
@@ -51,9 +54,15 @@ def reader_for(
     *,
     block_bytes: int = BLOCK_BYTES,
     batch_rows: int = BATCH_ROWS,
+    stores: HistoryStores | None = None,
 ) -> SourceReader:
     """The reader of ``source`` (paths relative to ``base_dir``, the spec's folder): a query's,
-    or its file format's, which is refused when it cannot be told or is unknown."""
+    a landed stream's (read from ``stores``, the workspace's logs), or its file format's, which
+    is refused when it cannot be told or is unknown."""
+    if source.stream is not None:
+        return StreamReader(
+            source, base_dir, stores=stores, block_bytes=block_bytes, batch_rows=batch_rows
+        )
     if source.query is not None:
         return QueryReader(source, base_dir, block_bytes=block_bytes, batch_rows=batch_rows)
     return file_reader_for(source, base_dir, block_bytes=block_bytes, batch_rows=batch_rows)

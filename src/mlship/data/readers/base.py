@@ -32,7 +32,7 @@ from mlship.spec.data import Source
 BATCH_ROWS = 10_000
 """Rows are handed out (and, for queries, fetched and reported) in batches of this many."""
 
-Unit = Literal["line", "row"]
+Unit = Literal["line", "row", "event"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class SourceData:
     lines: pl.Series | None = None
     """The file line of each row when ``line_offset`` cannot say it (JSON, JSON lines, a CSV
     whose quoted values span lines); None for Parquet and queries, whose rows are numbered."""
+    events: pl.Series | None = None
+    """The broker's id of each row's event, for a landed stream: its place."""
 
     @property
     def lineage(self) -> dict[str, object]:
@@ -56,11 +58,16 @@ class SourceData:
 
     @property
     def unit(self) -> Unit:
-        """What a row's place is counted in: ``line`` of the file, or ``row`` of the result."""
+        """What a row's place is counted in: ``line`` of the file, ``row`` of the result, or the
+        ``event`` of a stream."""
+        if self.events is not None:
+            return "event"
         return "line" if self.line_offset is not None or self.lines is not None else "row"
 
     def places(self) -> pl.Series:
-        """Each row's line (or row number, from 1)."""
+        """Each row's line (or row number, from 1, or event id)."""
+        if self.events is not None:
+            return self.events
         if self.lines is not None:
             return self.lines
         start = self.line_offset if self.line_offset is not None else 1
@@ -69,7 +76,8 @@ class SourceData:
 
 @dataclass(frozen=True)
 class Batch:
-    """Consecutive rows of a source, each with its place (line or row number, see ``unit``)."""
+    """Consecutive rows of a source, each with its place (line, row number or event id, see
+    ``unit``)."""
 
     frame: pl.DataFrame
     places: pl.Series
