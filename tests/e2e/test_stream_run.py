@@ -29,7 +29,7 @@ from mlship.brokers.url import open_broker
 from mlship.config import Settings
 from mlship.costs.ledger import read_usage
 from mlship.examples.churn.events import churn_events
-from mlship.monitor.predlog import read_log
+from mlship.monitor.predlog import PredictionLog, read_log
 from mlship.streaming.build import build_runner
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli, mlship_env, run_cli
@@ -339,3 +339,95 @@ def test_a_nats_jetstream_stream_is_scored_the_same_way(
         broker.close()
     log = read_log(home / "predictions" / names["name"])
     assert log.column("role").to_pylist().count("stream") == 15
+
+
+def test_online_features_are_added_before_scoring(
+    home: Path, redis_url: str, tmp_path: Path
+) -> None:
+    """A feature named like a model input gives that input: ``support_calls`` is the count of
+    the customer's events in the hour so far. An event whose time cannot be read is a dead
+    letter with the features' reason."""
+    spec, names = _spec(tmp_path, redis_url)
+    text = spec.read_text().replace(
+        "entity: customer_id\n",
+        "entity: customer_id\nevent_time: {field: ts, max_delay: 5s}\n"
+        "features:\n  - {name: support_calls, agg: count, window: {size: 1h}}\n",
+    )
+    spec.write_text(text)
+    broker = open_broker(redis_url)
+    try:
+        record = {k: v for k, v in churn_events(1)[0].items() if k != "support_calls"}
+        for i in range(4):
+            customer = "A" if i != 2 else "B"
+            at = f"2026-12-01T09:0{i}:00Z"
+            broker.append(names["stream"], {**record, "customer_id": customer, "ts": at})
+        broker.append(names["stream"], {**record, "customer_id": "A", "ts": "yesterday"})
+        port = free_port()
+        with _running(spec, home, "--metrics-port", str(port)) as process:
+
+            def all_handled() -> bool:
+                found = _metrics(port)
+                stream = names["stream"]
+                return (
+                    _metric(found, "mlship_stream_events_total", stream=stream, outcome="scored")
+                    == 4
+                    and _metric(
+                        found, "mlship_stream_events_total", stream=stream, outcome="dead_letter"
+                    )
+                    == 1
+                )
+
+            _wait(all_handled, "every event handled", process)
+            _stop(process)
+        (dead,) = _read_all(broker, names["dead"])
+        assert dead.fields["reason"].startswith("ts: 'yesterday' is not a time"), dead.fields
+    finally:
+        broker.close()
+    log = read_log(home / "predictions" / names["name"])
+    scored = [
+        json.loads(row["input"])
+        for row in log.to_pylist()
+        if row["role"] == "stream"
+    ]  # fmt: skip
+    assert [r["support_calls"] for r in scored] == [1, 2, 1, 3]
+
+
+def test_a_batch_whose_record_cannot_be_written_is_neither_published_nor_acknowledged(
+    home: Path, redis_url: str, tmp_path: Path
+) -> None:
+    spec, names = _spec(tmp_path, redis_url)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the log's folder should be")
+    broker = open_broker(redis_url)
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        for event in churn_events(5):
+            broker.append(names["stream"], event)
+        runner = build_runner(spec, workspace, consumer="blocked").runner
+        good_log = runner.prediction_log
+        runner.prediction_log = PredictionLog(blocked / "log", names["name"])
+        fetched: list[Event] = []
+        while len(fetched) < 5:
+            fetched += runner.consumer.fetch(5 - len(fetched), 1000)
+        assert runner.handle(fetched) is False
+        assert _read_all(broker, names["output"]) == []
+        assert runner.consumer.backlog() == Backlog(undelivered=0, pending=5)
+        failures = runner.metrics.registry.get_sample_value(
+            "mlship_stream_batch_failures_total",
+            {"stream": names["stream"], "stage": "prediction log"},
+        )
+        assert failures == 1
+        runner.prediction_log = good_log  # the store takes writes again
+        again: list[Event] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(again) < 5 and time.monotonic() < deadline:  # after claim_idle (1 s)
+            again += runner.consumer.fetch(5 - len(again), 500)
+        assert sorted(e.id for e in again) == sorted(e.id for e in fetched)
+        assert all(e.deliveries == 2 for e in again)
+        assert runner.handle(again) is True
+        assert len(_read_all(broker, names["output"])) == 5
+        assert runner.consumer.backlog() == Backlog(undelivered=0, pending=0)
+        runner.close()
+    finally:
+        workspace.close()
+        broker.close()

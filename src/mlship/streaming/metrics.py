@@ -62,8 +62,8 @@ class StreamMetrics:
         )
         self.failures = Counter(
             "mlship_stream_batch_failures",
-            "Batches left unacknowledged because their record or their outputs could not be "
-            "written (they are delivered again)",
+            "Batches left unacknowledged because their features could not be computed or their "
+            "record or outputs could not be written (they are delivered again)",
             ("stream", "stage"),
             registry=self.registry,
         )
