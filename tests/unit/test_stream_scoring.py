@@ -77,7 +77,7 @@ def test_good_events_are_scored_in_one_batch_and_logged_as_stream_rows(
         _event(i, {**RECORD, "customer_id": f"C{i}", "tenure_months": i, "ts": "2026-12-01"})
         for i in range(12)
     ]
-    batch = score_batch(table, events, entity="customer_id")
+    batch = score_batch(table, [*events, events[3]], entity="customer_id")  # one came twice
     assert batch.dead_letters == []
     assert [m.key for m in batch.outputs] == [e.id for e in events]
     first = batch.outputs[0].fields

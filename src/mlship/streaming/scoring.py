@@ -119,7 +119,11 @@ def score_batch(
         raise ValueError(f"{len(features)} feature results for {len(events)} events")
     batch = _Batch(entity)
     groups: dict[int, list[tuple[Event, Mapping[str, Any]]]] = {}
+    seen: set[str] = set()
     for i, event in enumerate(events):
+        if event.id in seen:  # delivered twice into one batch: worked on once
+            continue
+        seen.add(event.id)
         found = features[i] if features is not None else None
         served = table.choose(route_key(event, entity))
         problem = event.problem or (found.problem if found is not None else None)
