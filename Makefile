@@ -25,9 +25,11 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
 quickstart: $(VENV)/.runtime
 	$(BIN)/mlship quickstart
 
+# Two workers, each taking whole test files (module fixtures stay in one process): most tests
+# wait on servers and subprocesses, so two share the two cores of CI well.
 test: $(VENV)/.dev
 	bash scripts/services.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(VENV)/.bench
 	$(BIN)/ruff check src tests benchmarks
