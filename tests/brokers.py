@@ -17,18 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.ports import free_port
+
 _TIMEOUT = 30.0
 
 
 class BrokerError(RuntimeError):
     """A throwaway broker could not be started; the message carries its command and its log."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _binary(name: str) -> str:
@@ -87,7 +82,7 @@ def redis_server() -> Iterator[str]:
     """Start a Redis server (append-only file on, fsync every write, as a stream's durable
     writes need) and yield its URL, ``redis://127.0.0.1:PORT/0``."""
     base = Path(tempfile.mkdtemp(prefix="mlship-redis-"))
-    port = _free_port()
+    port = free_port()
     command = [
         _binary("redis-server"),
         "--bind", "127.0.0.1",
@@ -107,7 +102,7 @@ def nats_server() -> Iterator[str]:
     """Start a NATS server with JetStream (file storage in a temporary directory) and yield its
     URL, ``nats://127.0.0.1:PORT``."""
     base = Path(tempfile.mkdtemp(prefix="mlship-nats-"))
-    port = _free_port()
+    port = free_port()
     command = [
         _binary("nats-server"),
         "--jetstream",
