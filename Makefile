@@ -25,8 +25,8 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
 quickstart: $(VENV)/.runtime
 	$(BIN)/mlship quickstart
 
-# Two workers, each taking whole test files (module fixtures stay in one process): most tests
-# wait on servers and subprocesses, so two share the two cores of CI well.
+# Two workers, each taking whole test files (module fixtures stay in one process): one process
+# keeps about one core busy, so the second worker uses CI's second core (decision record 052).
 test: $(VENV)/.dev
 	bash scripts/services.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile
