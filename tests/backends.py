@@ -113,7 +113,9 @@ def open_backend(name: str, root: Path, postgres_url: str | None) -> Iterator[Ba
         from tests.services import create_database
 
         assert postgres_url is not None
-        database_url = create_database(postgres_url, "mlship_" + name.replace("-", "_"))
+        # A database per start, named after ``root`` (``postgresql0``, ``postgresql1``...): a test
+        # worker of ``pytest -n`` that gets the files of a backend in turns starts it again.
+        database_url = create_database(postgres_url, "mlship_" + root.name.replace("-", "_"))
     if not name.startswith("http-"):
         backend = Backend(name, root, database_url)
         try:

@@ -17,18 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.ports import free_port
+
 _TIMEOUT = 30.0
 
 
 class BrokerError(RuntimeError):
     """A throwaway broker could not be started; the message carries its command and its log."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _binary(name: str) -> str:
@@ -88,7 +83,7 @@ def redis_server(password: str | None = None) -> Iterator[str]:
     writes need) and yield its URL, ``redis://127.0.0.1:PORT/0`` (without the password the
     server may require)."""
     base = Path(tempfile.mkdtemp(prefix="mlship-redis-"))
-    port = _free_port()
+    port = free_port()
     command = [
         _binary("redis-server"),
         "--bind", "127.0.0.1",
@@ -113,7 +108,7 @@ def nats_server(
     it) and yield its URL, ``nats://127.0.0.1:PORT`` (without the credentials the server may
     require)."""
     base = Path(tempfile.mkdtemp(prefix="mlship-nats-"))
-    port = _free_port()
+    port = free_port()
     command = [
         _binary("nats-server"),
         "--addr", "127.0.0.1",

@@ -22,6 +22,15 @@ from mlship.workspace import Workspace
 
 SMALL_ROWS = 1500
 
+# The command line's consoles are made once per process and keep the width COLUMNS gives when
+# they are made; without it, they read COLUMNS at every write, which is how :func:`invoke_cli`
+# gives each command the 200 columns a subprocess gets. A COLUMNS inherited from the parent would
+# pin them instead: pytest-xdist's workers inherit COLUMNS=80 from a controller that imported
+# readline (which exports the terminal's size, 80 without a terminal, to its children), so long
+# lines (paths under a worker's longer temporary directory) would wrap where the tests read them.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

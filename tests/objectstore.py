@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlship.store.s3 import S3Settings, make_client
+from tests.ports import free_ports
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -76,27 +77,6 @@ def find_weed() -> Path:
     )
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 whose +10000 neighbour (SeaweedFS's gRPC port) is free too."""
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port + 10000 < 65536 and port not in ports and _is_free(port + 10000):
-            ports.append(port)
-    return ports
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _answers(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -117,12 +97,17 @@ def seaweedfs_server() -> Iterator[ObjectStore]:
     }
     config.write_text(json.dumps({"identities": [identity]}))
     (base / "data").mkdir()
-    master, volume, filer, s3, iceberg, lance = _free_ports(6)
+    # Every port it listens on is named: left to itself, each server takes its HTTP port + 10000
+    # for gRPC, a port nobody reserved.
+    ports = free_ports(10)
+    master, volume, filer, s3, iceberg, lance = ports[:6]
+    grpc = dict(zip(("master", "volume", "filer", "s3"), ports[6:], strict=True))
     command = [
         str(weed), "server", "-s3", f"-dir={base / 'data'}", "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
         f"-filer.port={filer}", f"-s3.port={s3}", f"-s3.port.iceberg={iceberg}",
-        f"-s3.port.lance={lance}", f"-s3.config={config}", "-master.telemetry=false",
+        f"-s3.port.lance={lance}", *(f"-{kind}.port.grpc={port}" for kind, port in grpc.items()),
+        f"-s3.config={config}", "-master.telemetry=false",
         "-volume.max=0", "-master.volumeSizeLimitMB=256",
         f"-s3.localSocket={base / 's3.sock'}", f"-filer.localSocket={base / 'filer.sock'}",
     ]  # fmt: skip
@@ -142,9 +127,9 @@ def seaweedfs_server() -> Iterator[ObjectStore]:
             process.kill()
             process.wait()
         shutil.rmtree(base, ignore_errors=True)
-        for kind, port in (("master", master), ("volume", volume), ("s3", s3)):
+        for kind in ("master", "volume", "s3"):
             # gRPC sockets weed puts in /tmp whatever TMPDIR says; named by gRPC port
-            Path(f"/tmp/seaweedfs-{kind}-grpc-{port + 10000}.sock").unlink(missing_ok=True)
+            Path(f"/tmp/seaweedfs-{kind}-grpc-{grpc[kind]}.sock").unlink(missing_ok=True)
 
 
 def _wait_and_create_bucket(

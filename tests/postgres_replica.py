@@ -25,12 +25,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.ports import free_port
 from tests.services import (
     DB_NAME,
     DB_USER,
     PostgresError,
     _Cluster,
-    _free_port,
     _init_and_start,
     create_database,
     find_bindir,
@@ -110,7 +110,7 @@ def replicated_postgres() -> Iterator[ReplicatedPostgres]:
             "-o",
             f"-p {primary_port}",
         )
-        pair = ReplicatedPostgres(primary, standby, primary_port, _free_port(), password)
+        pair = ReplicatedPostgres(primary, standby, primary_port, free_port(), password)
         create_database(pair.url(primary_port, "postgres"), DB_NAME)
         _start_standby(pair)
         _require_sync_standby(pair)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from mlship.train.executors import RayExecutor, available_cores
+from tests.ports import free_ports
 
 
 @pytest.fixture(scope="session", name="ray_executor")
@@ -33,13 +34,6 @@ def ray_fixture() -> Iterator[RayExecutor]:
         yield executor
     finally:
         executor.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_until_ready(gcs_port: int, deadline: float) -> None:
@@ -69,7 +63,7 @@ def ray_cluster(workdir: Path, cpus: int = 2) -> Iterator[str]:
     It does not touch the session's local instance: its own ports, stopped by signalling its
     own process group rather than with ``ray stop`` (which stops every Ray on the machine).
     """
-    client_port, gcs_port = _free_port(), _free_port()
+    client_port, gcs_port = free_ports(2)
     log = (workdir / "ray-head.log").open("w")
     head = subprocess.Popen(
         [

@@ -13,7 +13,6 @@ import pwd
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from tests.ports import free_port
 
 SERVER_USER = "postgres"
 DB_USER = "mlship"
@@ -73,13 +74,6 @@ def _bindir_candidates() -> list[Path]:
 def _major_version(bindir: Path) -> int:
     name = bindir.parent.name
     return int(name) if name.isdigit() else 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Cluster:
@@ -182,7 +176,7 @@ def _init_and_start(cluster: _Cluster, password: str) -> int:
     password_file.unlink()
     with (cluster.data / "postgresql.conf").open("a") as conf:
         conf.write(_SETTINGS.format(sockets=cluster.base))
-    port = _free_port()
+    port = free_port()
     cluster.run(
         "pg_ctl",
         "start",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,6 +17,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import mlship_env
+from tests.ports import free_port
+
+__all__ = ["RECORD", "Server", "bearer", "free_port", "serving", "start_server", "terminate"]
 
 RECORD: dict[str, Any] = {
     "age": 45,
@@ -36,12 +38,6 @@ RECORD: dict[str, Any] = {
 def bearer(token: str) -> dict[str, str]:
     """The ``Authorization`` header that carries ``token`` (a deployment key or an API token)."""
     return {"Authorization": f"Bearer {token}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def terminate(process: subprocess.Popen[Any], what: str, detail: str = "") -> None:
