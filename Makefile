@@ -26,7 +26,7 @@ quickstart: $(VENV)/.runtime
 	$(BIN)/mlship quickstart
 
 # Two workers, each taking whole test files (module fixtures stay in one process): one process
-# keeps about one core busy, so the second worker uses CI's second core (decision record 052).
+# keeps about one core busy, so the second worker uses CI's second core (decision record 056).
 test: $(VENV)/.dev
 	bash scripts/services.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile
