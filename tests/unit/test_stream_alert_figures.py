@@ -5,6 +5,7 @@ and their rate, redeliveries, late events and end-to-end latency; and the rules 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlship.brokers.base import Event
 from mlship.monitor.predlog import PredictionLog, read_log
@@ -182,3 +185,69 @@ def test_stream_rules_that_cannot_work_are_refused_naming_the_rule_and_field(
     message = str(caught.value)
     assert message.startswith(f"{path}, line "), message
     assert expected in message, message
+
+
+LOGGED = st.lists(
+    st.tuples(
+        st.integers(0, 7),  # the event
+        st.sampled_from(["stream", "error", "shadow"]),
+        st.integers(0, 600),  # seconds after T0 it was logged
+        st.booleans(),  # late
+        st.integers(-5, 120),  # seconds it waited since its append (negative: clocks apart)
+    ),
+    max_size=30,
+)
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _frame(rows: list[tuple[int, str, int, bool, int]]) -> pl.DataFrame:
+    outputs = []
+    for _event_no, role, logged, late, waited in rows:
+        appended = T0 + timedelta(seconds=logged - waited)
+        output = {"prediction": "no", "late": late, "appended_at": appended.isoformat()}
+        outputs.append("" if role == "error" else json.dumps(output))
+    return pl.DataFrame(
+        {
+            "request_id": [f"e{row[0]}" for row in rows],
+            "at": [T0 + timedelta(seconds=row[2]) for row in rows],
+            "role": [row[1] for row in rows],
+            "output": outputs,
+        },
+        schema={
+            "request_id": pl.String(),
+            "at": pl.Datetime("us", "UTC"),
+            "role": pl.String(),
+            "output": pl.String(),
+        },
+    )
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(rows=LOGGED, seconds=st.integers(1, 700))
+def test_the_figures_agree_with_counting_by_hand(
+    rows: list[tuple[int, str, int, bool, int]], seconds: int
+) -> None:
+    now = T0 + timedelta(seconds=600)
+    figures = stream_figures(_frame(rows), Window(seconds=seconds), now)
+    start = now - timedelta(seconds=seconds)
+    kept = [
+        (i, row)
+        for i, row in enumerate(rows)
+        if row[1] != "shadow" and start <= T0 + timedelta(seconds=row[2]) <= now
+    ]
+    first: dict[int, tuple[int, str, int, bool, int]] = {}
+    for _i, row in sorted(kept, key=lambda item: (item[1][2], item[0])):
+        first.setdefault(row[0], row)
+    scored = [row for row in first.values() if row[1] == "stream"]
+    assert figures.events == len(first)
+    assert figures.dead_letters == sum(row[1] == "error" for row in first.values())
+    assert figures.redeliveries == len(kept) - len(first)
+    assert figures.late == sum(row[3] for row in scored)
+    waited = [max(row[4], 0) * 1000.0 for row in scored]
+    if waited:
+        assert figures.latency_p50_ms == pytest.approx(np.percentile(waited, 50))
+        assert figures.latency_p99_ms == pytest.approx(np.percentile(waited, 99))
+    else:
+        assert figures.latency_p50_ms is None and figures.latency_p99_ms is None
+    rate = figures.metrics()["stream.dead_letter_rate"]
+    assert rate is None if not first else rate == figures.dead_letters / figures.events
