@@ -243,7 +243,8 @@ def test_webhook_action_needs_the_webhook_section() -> None:
 def test_unknown_fields_list_the_known_ones() -> None:
     message = _error(_with_slow("treshold: 3"))
     assert message.startswith("/project/rules.yaml, line 18, field rules[1].treshold: ")
-    assert "unknown field; expected one of: name, model, team, metric, window, condition" in message
+    expected = "unknown field; expected one of: name, model, team, stream, metric, window"
+    assert expected in message
     top = _error("alerts: []\n" + FULL)
     assert "line 1, field alerts: unknown field; expected one of: webhook, drift, rules" in top
     hook = _error(FULL.replace("timeout_seconds: 2.5", "timeout: 2.5"))

@@ -297,9 +297,9 @@ def _with_rules(rules: RuleSet, path: Path | None, workspace: Workspace) -> Rule
 def _models(workspace: Workspace, rules: RuleSet, given: list[str] | None) -> list[str]:
     if given:
         return list(dict.fromkeys(given))
-    named = [rule.model for rule in rules.rules if rule.model is not None]
-    teams = [rule for rule in rules.rules if rule.team is not None]
-    if len(named) + len(teams) == len(rules.rules):
+    named = [r.model for r in rules.rules if r.model is not None and r.stream is None]
+    others = [r for r in rules.rules if r.team is not None or r.stream is not None]
+    if len(named) + len(others) == len(rules.rules):
         return list(dict.fromkeys(named))
     return [model.name for model in workspace.catalogue.list_models()]
 
@@ -308,7 +308,8 @@ def _outcome_table(outcomes: list[Outcome], title: str) -> Table:
     table = Table(title=title)
     for name in ("model", "rule", "metric", "value", "condition", "severity", "status", "detail"):
         table.add_column(name)
-    styles = {"fired": "bold red", "suppressed": "yellow", "ok": "green", "no data": "dim"}
+    styles = {"fired": "bold red", "suppressed": "yellow", "ok": "green", "no data": "dim",
+              "not evaluated": "magenta"}  # fmt: skip
     for outcome in outcomes:
         detail = "; ".join(str(d) for d in outcome.deliveries) or outcome.note
         table.add_row(
@@ -333,6 +334,7 @@ def _one_pass(
     from mlship.monitor.alerts import evaluate
     from mlship.monitor.cost_rules import cost_measure
     from mlship.monitor.retrain import retrainer
+    from mlship.monitor.stream_rules import StreamMeasure
     from mlship.store.clock import utcnow
 
     now = utcnow()
@@ -352,6 +354,7 @@ def _one_pass(
         now=now,
         retrain=retrainer(workspace, spec=spec),
         measure_cost=cost_measure(costs, workspace.settings.budgets, now),
+        measure_stream=StreamMeasure(workspace.logs, now, workspace.sealing),
     )
 
 
@@ -377,7 +380,9 @@ def run_rules(
     title = "Budget alerts" if rules_path is None else f"Alert rules of {rules_path.name}"
     out.print(_outcome_table(outcomes, title))
     fired = sum(o.status == "fired" for o in outcomes)
-    out.print(f"{fired} fired, {sum(o.status == 'suppressed' for o in outcomes)} suppressed")
+    summary = f"{fired} fired, {sum(o.status == 'suppressed' for o in outcomes)} suppressed"
+    unmeasured = sum(o.status == "not evaluated" for o in outcomes)
+    out.print(summary + (f", {unmeasured} not evaluated" if unmeasured else ""))
 
 
 @app.command("watch")

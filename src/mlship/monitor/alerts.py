@@ -11,6 +11,13 @@ Rules on ``cost.*`` metrics are measured from the costs (``measure_cost``), not 
 and go through the same conditions, cool-downs, history and actions. A cost rule that names a
 team is evaluated once for the team; its alerts are about ``team:NAME`` (the history's model).
 
+Rules on ``stream.*`` metrics name a stream spec and are measured by ``measure_stream``: the
+group's backlog from the broker (``stream.lag``, ``stream.pending``, whatever the window) and the
+events' figures from the stream's prediction log over the window. Their alerts are about the
+model the rule names, else ``stream:NAME`` (the spec's name). A stream that cannot be measured
+(its broker out of reach, its spec gone) leaves its rules ``not evaluated``, with the reason; the
+pass goes on with the other rules.
+
 Actions:
 
 - ``log``: one line on the ``mlship.monitor.alerts`` logger, at INFO, WARNING or ERROR by
@@ -38,11 +45,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from http.client import HTTPException
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mlship.errors import MlshipError
 from mlship.monitor.history import delivery_line
 from mlship.monitor.rules import Action, Rule, RuleSet, Webhook
+from mlship.monitor.stream_figures import BROKER_METRICS
 from mlship.monitor.window import Window
 from mlship.store.alert_history import AlertHistory
 from mlship.store.clock import as_utc
@@ -56,7 +64,19 @@ CostMeasure = Callable[[str | None, str | None, Window], Mapping[str, float | No
 """The cost metrics of a model or a team over a window: ``measure_cost("churn", None, window)``
 or ``measure_cost(None, "growth", window)``."""
 
-Status = Literal["fired", "suppressed", "ok", "no data"]
+
+class StreamMeasure(Protocol):
+    """The ``stream.*`` metrics of a stream spec (its path, as the rules hold it): the broker's
+    when the window is None, else the prediction log's over the window."""
+
+    def __call__(self, stream: str, window: Window | None) -> Mapping[str, float | None]: ...
+
+    def subject(self, stream: str) -> str:
+        """What the stream's alerts are about when its rule names no model: ``stream:NAME``."""
+        ...
+
+
+Status = Literal["fired", "suppressed", "ok", "no data", "not evaluated"]
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
 
@@ -135,15 +155,17 @@ def evaluate(
     now: datetime | None = None,
     retrain: Retrain | None = None,
     measure_cost: CostMeasure | None = None,
+    measure_stream: StreamMeasure | None = None,
 ) -> list[Outcome]:
-    """Check every rule that applies to each of ``models``, and every team's cost rules;
-    deliver and record those that hold.
+    """Check every rule that applies to each of ``models``, every team's cost rules and every
+    stream's rules; deliver and record those that hold.
 
     ``measure`` (``measure_cost`` for ``cost.*`` rules) is called once per model and distinct
     window. A metric that is None (no labels yet, no traffic in the window) or that the monitor
     does not produce is ``no data``, never an alert; so is a model the monitor cannot measure (its
-    :class:`~mlship.errors.MlshipError` is the note). Outcomes come in the order of ``models``,
-    then of the rules in the file; the teams' outcomes come last.
+    :class:`~mlship.errors.MlshipError` is the note). A stream that cannot be measured is
+    ``not evaluated``, with the reason. Outcomes come in the order of ``models``, then of the
+    rules in the file; the teams' outcomes come next, the streams' last.
     """
     moment = as_utc(now or datetime.now(UTC))
     outcomes: list[Outcome] = []
@@ -159,7 +181,45 @@ def evaluate(
                 measured[key] = _measure(measure, measure_cost, model, team, key)
             about = model if model is not None else rule.subject
             outcomes.append(_check(rule, about, measured[key], rules, history, moment, retrain))
+    for stream in rules.streams:
+        outcomes.extend(_check_stream(stream, rules, measure_stream, history, moment, retrain))
     return outcomes
+
+
+def _check_stream(
+    stream: str,
+    rules: RuleSet,
+    measure_stream: StreamMeasure | None,
+    history: AlertHistory,
+    now: datetime,
+    retrain: Retrain | None,
+) -> list[Outcome]:
+    """The outcomes of the rules on ``stream``: its broker read once, its log once per window."""
+    subject = measure_stream.subject(stream) if measure_stream is not None else f"stream:{stream}"
+    measured: dict[Window | None, Mapping[str, float | None] | str] = {}
+    outcomes = []
+    for rule in rules.for_stream(stream):
+        about = rule.model or subject
+        key = None if rule.metric in BROKER_METRICS else rule.window
+        if key not in measured:
+            measured[key] = _measure_stream(measure_stream, stream, key)
+        found = measured[key]
+        if isinstance(found, str):
+            outcomes.append(Outcome(rule, about, "not evaluated", note=found))
+            continue
+        outcomes.append(_check(rule, about, found, rules, history, now, retrain))
+    return outcomes
+
+
+def _measure_stream(
+    measure_stream: StreamMeasure | None, stream: str, window: Window | None
+) -> Mapping[str, float | None] | str:
+    if measure_stream is None:
+        return "stream metrics are not measured here"
+    try:
+        return measure_stream(stream, window)
+    except MlshipError as exc:
+        return str(exc)
 
 
 def _measure(

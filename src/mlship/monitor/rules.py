@@ -24,6 +24,10 @@ A rules file is YAML::
         team: growth
         metric: cost.forecast         # the month's forecast spend of the team's models
         condition: "> 250"
+      - name: stream-behind           # stream.* rules name a stream spec instead of a model
+        stream: churn-stream.yaml     # relative to this file
+        metric: stream.lag            # undelivered + pending events of the spec's group
+        condition: "> 1000"
 
 Mistakes are reported the way spec mistakes are (:mod:`mlship.yamlfile`): file, line and field.
 Durations are strict (a whole number and one of s, m, h, d) because a cool-down of "5" could mean
@@ -55,12 +59,14 @@ from pydantic_core import PydanticCustomError
 
 from mlship.budget_settings import TEAM_LENGTH
 from mlship.costs.budgets import COST_METRICS
-from mlship.errors import MlshipError
+from mlship.errors import MlshipError, SpecError
 from mlship.monitor.drift import Method as DriftMethod
+from mlship.monitor.stream_figures import STREAM_METRICS
 from mlship.monitor.window import DEFAULT_WINDOW, Window, format_duration, parse_duration
+from mlship.spec.stream import load_stream_spec
 from mlship.yamlfile import Problem, describe, field_name, parse, read_text
 
-METRIC_GROUPS = ("drift", "quality", "performance", "health", "cost")
+METRIC_GROUPS = ("drift", "quality", "performance", "health", "cost", "stream")
 """The groups every metric name starts with: ``drift.share``, ``health.anomalies``."""
 
 Severity = Literal["info", "warning", "critical"]
@@ -185,6 +191,9 @@ class Rule(_Strict):
     model: str | None = Field(None, min_length=1, max_length=200)
     team: str | None = Field(None, min_length=1, max_length=TEAM_LENGTH)
     """The team whose models' costs a ``cost.*`` rule watches, instead of one model's."""
+    stream: str | None = Field(None, min_length=1, max_length=1000)
+    """The stream spec (a file, relative to the rules file) whose group and prediction log a
+    ``stream.*`` rule reads; absolute once the file is loaded."""
     metric: str = Field(max_length=200)
     window: WindowField = DEFAULT_WINDOW
     condition: ConditionField
@@ -221,6 +230,12 @@ class Rule(_Strict):
                 "unknown cost metric '{name}': expected one of {known}",
                 {"name": metric, "known": ", ".join(COST_METRICS)},
             )
+        if group == "stream" and metric not in STREAM_METRICS:
+            raise PydanticCustomError(
+                "metric",
+                "unknown stream metric '{name}': expected one of {known}",
+                {"name": metric, "known": ", ".join(STREAM_METRICS)},
+            )
         return metric
 
     @property
@@ -229,12 +244,22 @@ class Rule(_Strict):
         return self.metric.startswith("cost.")
 
     @property
+    def is_stream(self) -> bool:
+        """Whether this rule watches a stream (read from its broker and its prediction log)."""
+        return self.metric.startswith("stream.")
+
+    @property
     def subject(self) -> str:
         """What an alert of this rule is about when it names a team: ``team:growth``."""
         return f"team:{self.team}" if self.team is not None else (self.model or "")
 
     def applies_to(self, model: str) -> bool:
-        return self.team is None and (self.model is None or self.model == model)
+        return (
+            self.team is None
+            and self.stream is None
+            and not self.is_stream
+            and (self.model is None or self.model == model)
+        )
 
 
 class ColumnDriftSetting(_Strict):
@@ -287,6 +312,7 @@ class RuleSet(_Strict):
                 problems.append((("rules", index, "name"), message))
             seen.setdefault(rule.name, index)
             problems.extend(_cost_problems(index, rule))
+            problems.extend(_stream_problems(index, rule))
             for position, action in enumerate(rule.actions):
                 if action == "webhook" and self.webhook is None:
                     message = "action webhook needs a top-level `webhook:` section with its url"
@@ -300,6 +326,15 @@ class RuleSet(_Strict):
         """The rules that watch ``model``: those naming it and those naming no model (nor a
         team)."""
         return [rule for rule in self.rules if rule.applies_to(model)]
+
+    def for_stream(self, stream: str) -> list[Rule]:
+        """The rules that watch the stream spec ``stream`` (a path, as the rules give it)."""
+        return [rule for rule in self.rules if rule.stream == stream]
+
+    @property
+    def streams(self) -> list[str]:
+        """The stream specs the rules name, in the order of the file."""
+        return list(dict.fromkeys(rule.stream for rule in self.rules if rule.stream is not None))
 
     def for_team(self, team: str) -> list[Rule]:
         """The rules that watch the costs of ``team``."""
@@ -329,6 +364,31 @@ def _cost_problems(index: int, rule: Rule) -> list[Problem]:
     return problems
 
 
+def _stream_problems(index: int, rule: Rule) -> list[Problem]:
+    """A stream's figures are read from its spec's broker and log: the rule must name the spec,
+    and nothing else is read from a stream."""
+    problems: list[Problem] = []
+    if rule.is_stream and rule.stream is None:
+        message = (
+            f"rule {rule.name!r} watches {rule.metric}, which is read from a stream: name its "
+            "stream spec with `stream: FILE` (relative to the rules file)"
+        )
+        problems.append((("rules", index, "stream"), message))
+    if rule.stream is not None and not rule.is_stream:
+        message = (
+            f"rule {rule.name!r}: only stream.* metrics are read from a stream; "
+            f"{rule.metric} needs a model"
+        )
+        problems.append((("rules", index, "stream"), message))
+    if rule.stream is not None and rule.team is not None:
+        message = f"rule {rule.name!r} names a stream or a team, not both"
+        problems.append((("rules", index, "stream"), message))
+    if rule.is_stream and rule.model is None and "retrain" in rule.actions:
+        message = f"rule {rule.name!r}: action retrain needs a model to train; name it with model:"
+        problems.append((("rules", index, "actions", rule.actions.index("retrain")), message))
+    return problems
+
+
 # -- loading --------------------------------------------------------------------------------------
 
 
@@ -341,7 +401,7 @@ def parse_rules(text: str, path: Path) -> RuleSet:
     if not isinstance(data, dict):
         raise RulesError(f"{path}, line 1: expected a mapping with `rules` (and maybe `webhook`)")
     try:
-        return RuleSet.model_validate(data)
+        rules = RuleSet.model_validate(data)
     except ValidationError as exc:
         problems: list[Problem] = []
         for error in exc.errors():
@@ -350,6 +410,35 @@ def parse_rules(text: str, path: Path) -> RuleSet:
             else:
                 problems.append((tuple(error["loc"]), describe(error, RuleSet)))
         raise RulesError(locator.errors(problems)) from None
+    rules, problems = _with_stream_specs(rules, path.parent)
+    if problems:
+        raise RulesError(locator.errors(problems))
+    return rules
+
+
+def _with_stream_specs(rules: RuleSet, base: Path) -> tuple[RuleSet, list[Problem]]:
+    """``rules`` with each ``stream:`` made absolute (relative to ``base``, the rules file's
+    folder), and the specs that do not read, so a typo in a spec is found when the rules are
+    loaded rather than at the first pass."""
+    problems: list[Problem] = []
+    resolved: list[Rule] = []
+    read: dict[Path, str | None] = {}
+    for index, rule in enumerate(rules.rules):
+        if rule.stream is None:
+            resolved.append(rule)
+            continue
+        where = Path(rule.stream).expanduser()
+        where = where if where.is_absolute() else (base / where).resolve()
+        if where not in read:
+            try:
+                load_stream_spec(where)
+                read[where] = None
+            except SpecError as exc:
+                read[where] = str(exc)
+        if read[where] is not None:
+            problems.append((("rules", index, "stream"), f"rule {rule.name!r}: {read[where]}"))
+        resolved.append(rule.model_copy(update={"stream": str(where)}))
+    return rules.model_copy(update={"rules": tuple(resolved)}), problems
 
 
 _BARE_CONDITION = re.compile(r"^\s*(?:-\s+)?condition:\s*[>!]")

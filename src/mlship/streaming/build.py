@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 from mlship.brokers.url import open_broker
 from mlship.errors import MlshipError
 from mlship.monitor.predlog import PredictionLog
+from mlship.monitor.stream_rules import stream_log
 from mlship.serve.live import LiveModels, RegistrySource
 from mlship.serve.usage import UsageMeter
 from mlship.spec.deployment import Deployment, load_deployment
 from mlship.spec.stream import StreamSpec, load_stream_spec
-from mlship.store.logstore import PREDICTIONS, USAGE, LogTarget
+from mlship.store.logstore import USAGE
 from mlship.streaming.metrics import StreamMetrics
 from mlship.streaming.runner import StreamRunner, features_for
 
@@ -74,11 +75,7 @@ def build_runner(
     except MlshipError as exc:
         key = "model" if spec.model is not None else f"deployment ({spec.deployment})"
         raise MlshipError(f"{spec_path}: {key}: {exc}") from None
-    target = (
-        LogTarget.of(deployment.log.directory)
-        if deployment.log.directory is not None
-        else LogTarget(workspace.logs, f"{PREDICTIONS}/{spec.name}")
-    )
+    target = stream_log(spec, deployment.log.directory, workspace.logs)
     prediction_log = PredictionLog(target, spec.name, sealing=workspace.sealing)
     name = consumer or default_consumer()
     broker = open_broker(spec.source.url)

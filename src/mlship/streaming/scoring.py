@@ -12,9 +12,10 @@ output and dead-letter streams, then the acknowledgement):
 - one output message per scored event, keyed by the event's id (publishing is idempotent by it);
 - one dead letter per event that cannot be scored, keyed the same, with the original payload and
   the reason, naming the field (``monthly_charges: 'abc' is not a number``);
-- the prediction-log rows: role ``stream`` for a route's answer, ``shadow`` for a shadow's, and
-  an ``error`` row (status 422 with the reason) for a dead letter, so ``health.error_rate``
-  counts them.
+- the prediction-log rows: role ``stream`` for a route's answer (its output also says whether the
+  event was late and when the broker took it: ``late``, ``appended_at``), ``shadow`` for a
+  shadow's, and an ``error`` row (status 422 with the reason) for a dead letter, so
+  ``health.error_rate`` counts them.
 
 A Redis entry's flat fields are all text: they are typed as the signature says, as the values
 of a CSV file are (``data/typing.py``: ``"12.5"`` for a float is 12.5, ``"yes"`` for a boolean is
@@ -190,7 +191,10 @@ class _Batch:
                 output = {**answer, "warnings": [*answer.get("warnings", []), *item.notes]}
                 late = item.event.id in self.late
                 self.outputs.append(_output(item.event, served, self.entity, output, late))
-                self.logged.append(_entry(served, STREAM_ROLE, latency_ms, item, output))
+                # Lateness and the broker's time go to the record too: the stream's alert rules
+                # read late events and end-to-end latency from the prediction log.
+                logged = {**output, "late": late, "appended_at": item.event.appended_at.isoformat()}
+                self.logged.append(_entry(served, STREAM_ROLE, latency_ms, item, logged))
                 self.scored.append((item.event, extras[item.event.id]))
         rows = sum(1 for item in pending if item.record is not None)
         self.work.append(Work(served.usage_key, STREAM_ROLE, rows, seconds, failed))
