@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from unittest import mock
 
 import pytest
@@ -162,93 +166,57 @@ def invoke_cli(
     return result
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A SQLAlchemy URL (with a password) of an empty database on a throwaway PostgreSQL server.
+T = TypeVar("T")
 
-    A server that cannot start fails the tests that need it, with the server log: a silent skip
-    would let SQL sources go untested.
-    """
-    from contextlib import ExitStack
 
-    from tests.services import PostgresError, postgres_server
-
+def _server(start: AbstractContextManager[T], error: type[Exception], what: str) -> Iterator[T]:
+    """Yield what ``start`` gives for the session; a server that cannot start fails the tests
+    that need it, with its log, never a silent skip."""
     with ExitStack() as stack:
         try:
-            url = stack.enter_context(postgres_server())
-        except PostgresError as exc:
-            failure = f"the test PostgreSQL server could not be started:\n{exc}"
+            value = stack.enter_context(start)
+        except error as exc:
+            failure = f"the test {what} could not be started:\n{exc}"
         else:
             failure = ""
         if failure:  # outside the handler, so the log is printed once, not twice
             pytest.fail(failure, pytrace=False)
-        yield url
+        yield value
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL (with a password) of an empty database on a throwaway PostgreSQL server;
+    SQL sources are never left untested by a silent skip."""
+    from tests.services import PostgresError, postgres_server
+
+    yield from _server(postgres_server(), PostgresError, "PostgreSQL server")
 
 
 @pytest.fixture(scope="session")
 def object_store() -> Iterator[Any]:
     """A real S3-compatible store (SeaweedFS on 127.0.0.1) with an empty bucket and a key that
-    may use it, shared by the tests of a session (``tests.objectstore.ObjectStore``).
-
-    A server that cannot start fails the tests that need it, with its log: object storage is
-    never left untested by a silent skip.
-    """
-    from contextlib import ExitStack
-
+    may use it, shared by the tests of a session (``tests.objectstore.ObjectStore``)."""
     from tests.objectstore import ObjectStoreError, seaweedfs_server
 
-    with ExitStack() as stack:
-        try:
-            store = stack.enter_context(seaweedfs_server())
-        except ObjectStoreError as exc:
-            failure = f"the test object store (SeaweedFS) could not be started:\n{exc}"
-        else:
-            failure = ""
-        if failure:
-            pytest.fail(failure, pytrace=False)
-        yield store
+    yield from _server(seaweedfs_server(), ObjectStoreError, "object store (SeaweedFS)")
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """The URL of a throwaway Redis server (``tests.brokers``), shared by a session's tests.
-
-    A server that cannot start fails the tests that need it, with its log, never a skip.
-    """
-    from contextlib import ExitStack
-
+    """The URL of a throwaway Redis server (``tests.brokers``), shared by a session's tests."""
     from tests.brokers import BrokerError, redis_server
 
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(redis_server())
-        except BrokerError as exc:
-            failure = f"the test Redis server could not be started:\n{exc}"
-        else:
-            failure = ""
-        if failure:
-            pytest.fail(failure, pytrace=False)
-        yield url
+    yield from _server(redis_server(), BrokerError, "Redis server")
 
 
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
     """The URL of a throwaway NATS server with JetStream (``tests.brokers``), shared by a
-    session's tests. A server that cannot start fails the tests that need it, never a skip."""
-    from contextlib import ExitStack
-
+    session's tests."""
     from tests.brokers import BrokerError, nats_server
 
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(nats_server())
-        except BrokerError as exc:
-            failure = f"the test NATS server could not be started:\n{exc}"
-        else:
-            failure = ""
-        if failure:
-            pytest.fail(failure, pytrace=False)
-        yield url
+    yield from _server(nats_server(), BrokerError, "NATS server")
 
 
 @pytest.fixture(scope="session")
@@ -275,3 +243,32 @@ def backend(
     postgres = request.getfixturevalue("postgres_url") if name.endswith("postgresql") else None
     with open_backend(name, tmp_path_factory.mktemp(name), postgres) as found:
         yield found
+
+
+PROXIES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook endpoint on 127.0.0.1: its URL and the JSON bodies it was sent."""
+    for name in PROXIES:  # the POST must reach 127.0.0.1 itself, whatever proxy is set
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    bodies: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies
+    server.shutdown()
+    server.server_close()
+    thread.join()

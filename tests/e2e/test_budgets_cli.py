@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,35 +18,6 @@ from mlship.config import Settings
 from mlship.costs.ledger import UsageRecord, write_usage
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
-
-PROXIES = ("http_proxy", "https_proxy", "all_proxy")
-
-
-@pytest.fixture
-def received(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A webhook endpoint on 127.0.0.1: its URL and the JSON bodies it was sent."""
-    for name in PROXIES:  # the POST must reach 127.0.0.1 itself, whatever proxy is set
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    bodies: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
 
 SETTINGS = """\
 [prices]
