@@ -248,12 +248,9 @@ def backend(
 PROXIES = ("http_proxy", "https_proxy", "all_proxy")
 
 
-@pytest.fixture
-def received(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A webhook endpoint on 127.0.0.1: its URL and the JSON bodies it was sent."""
-    for name in PROXIES:  # the POST must reach 127.0.0.1 itself, whatever proxy is set
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
     bodies: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -268,7 +265,19 @@ def received(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[s
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook endpoint on 127.0.0.1 that proxies set in the environment do not divert."""
+    for name in PROXIES:  # the POST must reach 127.0.0.1 itself, whatever proxy is set
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    with webhook_receiver() as endpoint:
+        yield endpoint

@@ -6,10 +6,8 @@ registers a retrained candidate in staging, and writes a report that renders in 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from mlship.data.versioning import load_frame
 from mlship.examples.churn import write_project
 from mlship.workspace import Workspace
 from tests.browser import charts_have_size, chromium, open_report, screenshot
-from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
+from tests.conftest import SMALL_ROWS, invoke_cli, run_cli, webhook_receiver
 from tests.serving import serving
 
 FEATURES = [
@@ -51,24 +49,8 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    bodies: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            bodies.append(json.loads(self.rfile.read(length)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies)
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as (url, bodies):
+        yield Receiver(url, bodies)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
