@@ -40,13 +40,15 @@ from tests.serving import free_port
 
 PRODUCED = 3000
 """Events the producer appends, ``CHUNK`` at a time every ``PACE_S``: about ten seconds."""
-CHUNK = 30
-PACE_S = 0.1
+CHUNK = 150
+PACE_S = 0.5
 CLAIM_IDLE_MS = 2000
 """The group's claim timeout: a dead consumer's batch goes to another one after two seconds."""
 DEADLINE_S = 180.0
 """How long the test waits for what must come; never reached when the runner works."""
 GROUP = "scorers"
+TRIES = 15
+"""Parts after which a Redis consumer is killed with any batch in hand, not only a logged one."""
 UNREADABLE = b"{not json"
 
 
@@ -254,31 +256,34 @@ def _kill_with_a_batch_in_hand(chaos: Chaos, victim: Scorer) -> list[str]:
     not acknowledged; the ids of the events it held.
 
     Right after a new part of its log appears it is stopped (SIGSTOP), given time for what it
-    already sent to reach the broker, and checked: on Redis, the group's pending list under its
-    name; on JetStream (which does not say which member of a group holds what), the part's
-    events must not be published yet, so not acknowledged either. Killed when they are held, let
-    go (SIGCONT) to try the next part otherwise."""
+    already sent to reach the broker, and checked: on Redis, the part's events must still be
+    pending under its name; on JetStream (which does not say which member of a group holds
+    what), they must not be published yet, so not acknowledged either. Killed when they are
+    held, let go (SIGCONT) to try the next part otherwise. A Redis consumer that keeps
+    acknowledging before it is stopped is killed, after ``TRIES`` parts, with whatever batch
+    it holds (fetched, not logged yet)."""
     folder = chaos.home / "predictions" / chaos.names["name"]
     client = redis.Redis.from_url(chaos.url) if chaos.kind == "redis" else None
     published: set[str] = set()
     after: dict[str, int | None] = {chaos.names["output"]: None, chaos.names["dead"]: None}
 
-    def held(part: Path) -> list[str]:
+    def held(part: Path, tries: int) -> list[str]:
+        ids = set(pq.read_table(part, columns=["request_id"])["request_id"].to_pylist())
         if client is not None:
             found: Any = client.xpending_range(
                 chaos.names["stream"], GROUP, "-", "+", 10_000, consumername=victim.name
             )
-            return sorted(p["message_id"].decode() for p in found)
+            pending = sorted(p["message_id"].decode() for p in found)
+            return pending if ids & set(pending) or tries >= TRIES else []
         for stream in list(after):
             read = after[stream]
             while batch := chaos.broker.read(stream, read, 1000):
                 published.update(e.fields["event_id"] for e in batch)
                 read = after[stream] = batch[-1].position
-        ids = set(pq.read_table(part, columns=["request_id"])["request_id"].to_pylist())
         return [] if ids & published else sorted(ids)
 
     try:
-        seen = len(_parts_of(folder, victim.pid))
+        seen, tries = len(_parts_of(folder, victim.pid)), 0
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             assert victim.running.process.poll() is None, chaos.outputs()
@@ -286,8 +291,8 @@ def _kill_with_a_batch_in_hand(chaos: Chaos, victim: Scorer) -> list[str]:
             if len(parts) > seen:
                 os.kill(victim.pid, signal.SIGSTOP)
                 time.sleep(0.2)  # what it sent before it stopped reaches the broker
-                seen = len(parts)
-                holding = held(parts[-1])
+                seen, tries = len(parts), tries + 1
+                holding = held(parts[-1], tries)
                 if holding:
                     victim.running.process.kill()
                     victim.running.process.wait(30)
