@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -233,7 +234,7 @@ class Chaos:
         scorer.running.process.send_signal(signal.SIGTERM)
         try:
             code = scorer.running.process.wait(timeout=DEADLINE_S)
-        except TimeoutError:
+        except subprocess.TimeoutExpired:
             raise AssertionError(f"{scorer.name} ignored SIGTERM:\n{self.outputs()}") from None
         scorer.running.eof.wait(10)
         return code
