@@ -161,7 +161,9 @@ def _redis(root: Path) -> tuple[subprocess.Popen[bytes], str]:
             break
         except redis.exceptions.ConnectionError:
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start; see {data / 'redis.log'}")
+                raise RuntimeError(
+                    f"redis-server did not start; see {data / 'redis.log'}"
+                ) from None
             time.sleep(0.1)
     client.close()
     return process, url
@@ -208,6 +210,13 @@ def _wait_consumers(
     raise RuntimeError(f"{count} consumers did not start reading within 180 s")
 
 
+def _launch(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def _spec(root: Path, url: str, names: dict[str, str]) -> Path:
     path = root / f"{names['name']}.yaml"
     path.write_text(
@@ -252,26 +261,14 @@ def _cell(
             for i in range(processes):
                 command = [str(VENV_BIN / "mlship"), "stream", "run", str(spec),
                            "--consumer", f"c{i}", "--log-level", "warning"]  # fmt: skip
-                handle = (logs / f"{tag}-{i}.log").open("wb")
-                consumers.append(
-                    subprocess.Popen(
-                        command, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )  # fmt: skip
-                )
+                consumers.append(_launch(command, env, logs / f"{tag}-{i}.log"))
         else:
             client.xgroup_create(names["stream"], GROUP, id="0", mkstream=True)
             for i in range(processes):
                 command = [sys.executable, script, "--role", "naive", "--url", url,
                            "--stream", names["stream"], "--output", names["output"],
                            "--name", f"c{i}", "--home", env["MLSHIP_HOME"]]  # fmt: skip
-                handle = (logs / f"{tag}-{i}.log").open("wb")
-                consumers.append(
-                    subprocess.Popen(
-                        command, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )  # fmt: skip
-                )
+                consumers.append(_launch(command, env, logs / f"{tag}-{i}.log"))
         _wait_consumers(client, processes, consumers)
         producer = subprocess.run(
             [sys.executable, script, "--role", "produce", "--url", url, "--stream",
