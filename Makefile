@@ -51,7 +51,8 @@ $(VENV)/.bench: $(VENV)/.dev
 # Timing tables: model serving latency, data validation against pandera on 1,000,000 rows, data
 # drift against Evidently on 200,000 rows (Evidently in a virtualenv of its own, made on first use
 # from benchmarks/evidently-requirements.txt: it does not run with our pandas), and the artifact
-# store against MLflow's local artifact repository.
+# store against MLflow's local artifact repository, and stream scoring against a naive
+# one-event-at-a-time loop (needs redis-server on the PATH).
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
 	$(BIN)/python benchmarks/bench_data.py
@@ -59,6 +60,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_drift.py
 	$(BIN)/python benchmarks/bench_artifacts.py
+	$(BIN)/python benchmarks/bench_stream.py
 
 # Re-resolve the newest versions allowed by pyproject.toml and record them exactly.
 lock:

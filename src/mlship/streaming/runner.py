@@ -191,9 +191,10 @@ class StreamRunner:
         metrics.events.labels(stream, "scored").inc(len(batch.outputs))
         metrics.events.labels(stream, "dead_letter").inc(len(batch.dead_letters))
         metrics.events.labels(stream, "late").inc(batch.late)
+        end_to_end = metrics.end_to_end.labels(stream)  # looked up once, not per event
         for event in events:
             seconds = (published - event.appended_at).total_seconds()
-            metrics.end_to_end.labels(stream).observe(max(0.0, seconds))
+            end_to_end.observe(max(0.0, seconds))
         for work in batch.work:
             version = work.version
             labels = (stream, version.model, str(version.version), work.role)
