@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mlship.durations import seconds_in
+
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"^(\d+)([smhd])$")
 _ROWS = re.compile(r"^(\d+)\s*rows?$")
 _DURATION_HINT = "a whole number and a unit: 45s, 30m, 1h or 2d"
 
@@ -26,13 +27,10 @@ def parse_duration(text: str | int) -> float:
         return 0.0
     if not isinstance(text, str):
         raise ValueError(f"expected a duration: {_DURATION_HINT}")
-    cleaned = text.strip()
-    if cleaned == "0":
-        return 0.0
-    match = _DURATION.match(cleaned)
-    if match is None:
+    seconds = seconds_in(text, _UNITS)
+    if seconds is None:
         raise ValueError(f"expected a duration: {_DURATION_HINT}")
-    return float(int(match.group(1)) * _UNITS[match.group(2)])
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -80,8 +78,9 @@ class Window:
             rows = _ROWS.match(text.strip())
             if rows is not None:
                 return cls(rows=int(rows.group(1)))
-            if _DURATION.match(text.strip()):
-                return cls(seconds=parse_duration(text))
+            seconds = seconds_in(text, _UNITS)
+            if seconds is not None and text.strip() != "0":  # "0" is a cool-down, not a window
+                return cls(seconds=seconds)
         raise ValueError(f"expected a number of rows such as '500 rows' or {_DURATION_HINT}")
 
     @property

@@ -13,17 +13,16 @@ Durations are written as ``45s``, ``30m``, ``1h``, ``2d`` (or ``500ms`` where a 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlship.durations import seconds_in
 from mlship.errors import SpecError
 from mlship.yamlfile import parse, read_text, validation_problems
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNITS = ("ms", "s", "m", "h", "d")
 _HINT = "a whole number and a unit: 500ms, 45s, 30m, 1h or 2d"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
@@ -32,13 +31,10 @@ Aggregation = Literal["count", "sum", "mean", "min", "max", "last", "distinct_co
 
 def duration_seconds(text: str) -> float:
     """Seconds in ``"500ms"``, ``"45s"``, ``"30m"``, ``"1h"`` or ``"2d"``; ``"0"`` is zero."""
-    cleaned = text.strip()
-    if cleaned == "0":
-        return 0.0
-    match = _DURATION.match(cleaned)
-    if match is None:
+    seconds = seconds_in(text, _UNITS)
+    if seconds is None:
         raise ValueError(f"expected a duration: {_HINT}")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 class _Strict(BaseModel):
