@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from mlship.workspace import Workspace
 from tests.conftest import mlship_env
 from tests.killing import Running
 from tests.serving import free_port
+from tests.streams import write_stream_spec
 
 PRODUCED = 3000
 """Events the producer appends, ``CHUNK`` at a time every ``PACE_S``: about ten seconds."""
@@ -307,26 +307,9 @@ def _kill_with_a_batch_in_hand(chaos: Chaos, victim: Scorer) -> list[str]:
 
 
 def _spec(folder: Path, url: str) -> tuple[Path, dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    names = {
-        "name": f"chaos-{tag}",
-        "stream": f"chaos-events-{tag}",
-        "output": f"chaos-predictions-{tag}",
-        "dead": f"chaos-dead-{tag}",
-    }
-    path = folder / f"{names['name']}.yaml"
-    path.write_text(
-        f"""name: {names["name"]}
-source: {{url: "{url}", stream: {names["stream"]}, group: {GROUP}, claim_idle: 2s}}
-entity: customer_id
-model: "churn:1"
-batch: {{max_events: 10, max_wait: 20ms}}
-output: {{stream: {names["output"]}}}
-dead_letter: {{stream: {names["dead"]}}}
-""",
-        encoding="utf-8",
+    return write_stream_spec(
+        folder, url, "chaos", group=GROUP, claim_idle="2s", max_events=10, max_wait="20ms"
     )
-    return path, names
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from mlship.streaming.build import build_runner
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli, mlship_env, run_cli
 from tests.serving import free_port
+from tests.streams import write_stream_spec
 
 DEADLINE_S = 180.0
 """How long a test waits for what must come (a slow machine loads the model in seconds)."""
@@ -48,26 +48,7 @@ def home(trained: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _spec(folder: Path, url: str, claim_idle: str = "1s") -> tuple[Path, dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    names = {
-        "name": f"churn-stream-{tag}",
-        "stream": f"churn-events-{tag}",
-        "output": f"churn-predictions-{tag}",
-        "dead": f"churn-dead-{tag}",
-    }
-    path = folder / f"{names['name']}.yaml"
-    path.write_text(
-        f"""name: {names["name"]}
-source: {{url: "{url}", stream: {names["stream"]}, group: scorers, claim_idle: {claim_idle}}}
-entity: customer_id
-model: "churn:1"
-batch: {{max_events: 20, max_wait: 50ms}}
-output: {{stream: {names["output"]}}}
-dead_letter: {{stream: {names["dead"]}}}
-""",
-        encoding="utf-8",
-    )
-    return path, names
+    return write_stream_spec(folder, url, "churn", claim_idle=claim_idle)
 
 
 def _read_all(broker: Broker, stream: str) -> list[Event]:
