@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import threading
 import time
@@ -57,6 +56,7 @@ from nats.js.api import (
 
 from mlship.brokers.base import Backlog, Event, Message
 from mlship.brokers.payload import read_object, write_object
+from mlship.brokers.reasons import system_reason
 from mlship.errors import BrokerError
 
 DUPLICATE_WINDOW_S = 2 * 3600.0
@@ -458,10 +458,5 @@ def _connect_failure(exc: Exception, shown: str) -> str:
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, in words: nats-py's exceptions often carry none."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
     text = str(exc).removeprefix("nats: ").strip("'")
-    return text or type(exc).__name__
+    return system_reason(exc) or text or type(exc).__name__

@@ -35,7 +35,6 @@ The client is redis-py's synchronous one; its pool makes a broker usable from se
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -45,6 +44,7 @@ import redis.exceptions
 
 from mlship.brokers.base import Backlog, Event, Message
 from mlship.brokers.payload import read_object, write_object
+from mlship.brokers.reasons import system_reason
 from mlship.errors import BrokerError
 
 SEQ_BITS = 20
@@ -319,9 +319,4 @@ def _text(value: bytes | str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """What the operating system said (``Connection refused``), else redis-py's message."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
-    return str(exc).rstrip(".")
+    return system_reason(exc) or str(exc).rstrip(".")
