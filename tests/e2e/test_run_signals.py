@@ -10,6 +10,7 @@ Only the killed process is signalled, never its group: its workers must go on th
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from pathlib import Path
@@ -123,6 +124,9 @@ def test_a_live_run_cannot_be_abandoned_or_resumed_by_another(
     running = Running.start(spec, home)
     _reach(running, "ingest")
     run_id = running.run_id()
+    # Held still, so that the light run cannot finish while the other commands look at it; a
+    # stopped process is alive and its heartbeat stays fresh for LEASE_SECONDS.
+    os.kill(running.process.pid, signal.SIGSTOP)
     try:
         refused = run_cli("runs", "abandon", run_id, home=home, check=False)
         assert refused.returncode == 1
@@ -135,6 +139,7 @@ def test_a_live_run_cannot_be_abandoned_or_resumed_by_another(
         assert f"run {run_id} of churn is still running (pid {running.process.pid}" in message
         assert _status(home, run_id)[0] == "running"
     finally:
+        os.kill(running.process.pid, signal.SIGCONT)
         kill_and_check_nothing_survives(running, signal.SIGTERM)
     assert _status(home, run_id) == ("failed", "terminated by SIGTERM")
 
