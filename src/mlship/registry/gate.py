@@ -1,0 +1,142 @@
+"""Gating a candidate version against another (usually the one in production) on the same rows.
+
+The rows are the candidate's own test rows, split off its stored dataset again
+(:mod:`mlship.registry.held_out`): rows the candidate has not learnt from. Each version is scored
+by the model its run tested (the scored model a refit version keeps), for the same reason. The
+baseline may have been trained on another dataset, which may hold some of these rows; that can
+only flatter the baseline, so the gate errs towards keeping what is in production, and says so
+in its notes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlship.errors import MlshipError
+from mlship.evaluation.gate import GateVerdict, Scored, budget_checks, gate_metric, judge_metric
+from mlship.registry.held_out import HeldOutStores, held_out, scored_model
+from mlship.spec.gate import GateSpec
+from mlship.store.entities import ModelVersion, model_of
+from mlship.train.model_io import LoadedModel
+
+
+class GateStores(HeldOutStores, Protocol):
+    """Where the gate finds the rows and the models."""
+
+
+def _ref(version: ModelVersion) -> str:
+    return f"{model_of(version).name}:{version.version}"
+
+
+def run_gate(
+    workspace: GateStores,
+    candidate: ModelVersion,
+    baseline: ModelVersion,
+    declared: GateSpec | None = None,
+) -> GateVerdict:
+    """Score both versions on the candidate's test rows and judge them by ``declared`` (a gate
+    file), else the candidate's spec's ``gate:`` block, else the defaults."""
+    if candidate.id == baseline.id:
+        raise MlshipError(f"{_ref(candidate)} is the baseline itself; gate a newer version")
+    held = held_out(workspace, candidate)
+    spec = declared or held.spec.gate
+    notes: list[str] = []
+    if spec is None:
+        spec = GateSpec()
+        notes.append(
+            "No gate is declared (a `gate:` block in the spec or --gate FILE): the defaults "
+            "apply, the run's metric with require: significant."
+        )
+    task = held.spec.task
+    baseline_run = workspace.runs.get_run(baseline.run_id)
+    if baseline_run.task != task:
+        raise MlshipError(
+            f"{_ref(candidate)} is a {task} model and {_ref(baseline)} a {baseline_run.task} "
+            "model; the gate compares models of one task"
+        )
+    target = held.spec.target.name
+    if baseline.signature["target"]["name"] != target:
+        raise MlshipError(
+            f"{_ref(candidate)} predicts {target!r} and {_ref(baseline)} predicts "
+            f"{baseline.signature['target']['name']!r}; the gate compares models of one target"
+        )
+    metric = gate_metric(spec, task, held.run.metric)
+    models = (
+        scored_model(workspace, candidate, held.run),
+        scored_model(workspace, baseline, baseline_run),
+    )
+    frame = held.rows.frame
+    outputs = [
+        _scored(model, frame, ref) for model, ref in zip(models, (candidate, baseline), strict=True)
+    ]
+    difference, test, checks = judge_metric(
+        spec,
+        task,
+        metric,
+        held.rows.y,
+        outputs[0],
+        outputs[1],
+        positive_label=held.spec.target.positive,
+    )
+    budgets = spec.budgets
+    latency = None
+    if budgets.max_latency_ms is not None:
+        latency = _one_row_p95_ms(models[0], frame, budgets.latency_rows)
+    checks += budget_checks(budgets, size_bytes=candidate.artifact_size, latency_p95_ms=latency)
+    if baseline.dataset_hash != candidate.dataset_hash:
+        notes.append(
+            f"{_ref(baseline)} was trained on dataset {baseline.dataset_hash[:12]}, not on "
+            f"{candidate.dataset_hash[:12]}; rows of it among these test rows can only flatter "
+            f"{_ref(baseline)}."
+        )
+    return GateVerdict(
+        candidate=_ref(candidate),
+        baseline=_ref(baseline),
+        task=task,
+        rows=len(held.rows.y),
+        rows_from=(
+            f"the {len(held.rows.y)} test rows of run {held.run.id[:8]} "
+            f"(dataset {held.dataset.data_hash[:12]})"
+        ),
+        require=spec.require,
+        difference=difference,
+        test=test,
+        checks=tuple(checks),
+        notes=tuple(notes),
+    )
+
+
+def _scored(model: LoadedModel, frame: Any, version: ModelVersion) -> Scored:
+    inputs = [column.name for column in model.signature.inputs]
+    missing = [name for name in inputs if name not in frame.columns]
+    if missing:
+        raise MlshipError(
+            f"{_ref(version)} needs column(s) {', '.join(missing)}, which the candidate's test "
+            "rows do not have"
+        )
+    predictions, proba = model.predict(frame[inputs])
+    classes = getattr(model.pipeline, "classes_", None)
+    return Scored(
+        _ref(version),
+        np.asarray(predictions),
+        proba,
+        None if classes is None else list(classes),
+    )
+
+
+def _one_row_p95_ms(model: LoadedModel, frame: Any, rows: int) -> float:
+    """The 95th percentile of predicting one row at a time, as a model server does, over the
+    first ``rows`` test rows (after one untimed warm-up prediction)."""
+    inputs = frame[[column.name for column in model.signature.inputs]]
+    count = min(rows, len(inputs))
+    model.predict(inputs.iloc[:1])
+    spent = []
+    for index in range(count):
+        row = inputs.iloc[index : index + 1]
+        started = time.perf_counter()
+        model.predict(row)
+        spent.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(spent, 95))
