@@ -24,11 +24,15 @@ class GateBudgets(Strict):
     """Limits the candidate must keep whatever its metric says."""
 
     max_size_mb: float | None = Field(
-        None, gt=0, description="The candidate's model artifact, in MiB, at most this."
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="The candidate's model artifact, in MiB, at most this.",
     )
     max_latency_ms: float | None = Field(
         None,
         gt=0,
+        allow_inf_nan=False,
         description="The 95th percentile of one-row predictions of the candidate, in ms.",
     )
     latency_rows: int = Field(
@@ -49,12 +53,14 @@ class GateSpec(Strict):
     )
     min_improvement: float = Field(
         0.0,
+        allow_inf_nan=False,
         description="The point estimate of the improvement must reach this (in the metric's "
         "units, positive is better; negative allows a small loss).",
     )
     max_loss: float | None = Field(
         None,
         ge=0,
+        allow_inf_nan=False,
         description="require: not_worse only: how far below zero the interval's low end may go.",
     )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="The interval's confidence.")
