@@ -190,3 +190,30 @@ def test_bad_references_are_refused(project: tuple[Path, Path]) -> None:
     assert code == 1 and "churn:2 is the baseline itself" in said
     code, said, _ = _gate(project, "churn:2", "--against", "churn@staging")
     assert code == 1 and "staging" in said
+
+
+def test_fairness_slices_are_judged_group_by_group(project: tuple[Path, Path]) -> None:
+    _, root = project
+    gate = _file(
+        root,
+        "slices.yaml",
+        "gate:\n  metric: accuracy\n  budgets:\n"
+        "    slices: {columns: [contract], max_loss: 0.02}\n",
+    )
+    code, said, verdict = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(gate))
+    assert code == 0, said
+    checks = {c["name"]: c for c in verdict["checks"]}
+    assert checks["slices: contract"]["passed"]
+    assert checks["slices: contract"]["measured"].startswith("3 groups of contract judged")
+    code, said, verdict = _gate(project, "churn:1", "--against", "churn:2", "--gate", str(gate))
+    assert code == 1
+    reason = next(r for r in verdict["reasons"] if r.startswith("groups of contract"))
+    assert "lose more than 0.02 of accuracy against churn:2: contract=month-to-month (" in reason
+    unnamed = _file(root, "unnamed.yaml", "gate:\n  budgets:\n    slices: {max_loss: 0.1}\n")
+    code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(unnamed))
+    assert code == 1 and "gate.budgets.slices names no columns" in said
+    unknown = _file(
+        root, "unknown.yaml", "gate:\n  budgets:\n    slices: {columns: [planet], max_loss: 0.1}\n"
+    )
+    code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(unknown))
+    assert code == 1 and "column(s) planet are not in the test rows of churn:2" in said

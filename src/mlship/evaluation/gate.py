@@ -15,10 +15,12 @@ spec's (:class:`mlship.spec.gate.GateSpec`):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mlship.errors import SpecError
 from mlship.evaluation.gate_stats import (
@@ -29,8 +31,9 @@ from mlship.evaluation.gate_stats import (
     paired_bootstrap,
 )
 from mlship.evaluation.metrics import resampled_metrics
+from mlship.evaluation.slices import SMALL_SLICE, slice_metrics
 from mlship.json_values import plain
-from mlship.spec.gate import GateBudgets, GateSpec
+from mlship.spec.gate import GateBudgets, GateSpec, SliceBudget
 from mlship.spec.models import Task
 from mlship.train.metrics import METRICS, metric_label, positive_index
 
@@ -249,6 +252,72 @@ def budget_checks(
                 f"p95 {latency_p95_ms:.2f} ms a row (budget {budgets.max_latency_ms:g} ms)",
                 f"one-row predictions take {latency_p95_ms:.2f} ms at the 95th percentile, over "
                 f"the budget of {budgets.max_latency_ms:g} ms",
+            )
+        )
+    return checks
+
+
+def slice_checks(
+    budget: SliceBudget,
+    task: Task,
+    metric: str,
+    y_true: pd.Series,
+    groups: Mapping[str, pd.Series],
+    candidate: Scored,
+    baseline: Scored,
+    *,
+    positive_label: Any = None,
+) -> list[Check]:
+    """One check per column: no group of at least :data:`SMALL_SLICE` rows loses more than
+    ``budget.max_loss`` of ``metric`` (in its own direction) against the baseline. Smaller groups
+    are too noisy to judge and are named in the measurement instead."""
+    label = metric_label(metric)
+    bigger = METRICS[task][metric]
+
+    def report(model: Scored) -> dict[tuple[str, str], tuple[int, float | None]]:
+        found = slice_metrics(
+            task,
+            metric,
+            (),
+            y_true,
+            model.predictions,
+            model.proba,
+            model.classes,
+            groups,
+            positive=positive_label,
+        )
+        return {(s.column, s.value): (s.rows, s.metrics.get(metric)) for s in found.slices}
+
+    ours, theirs = report(candidate), report(baseline)
+    checks = []
+    for column in groups:
+        losses, small, judged = [], [], 0
+        for (where, value), (rows, score) in ours.items():
+            if where != column:
+                continue
+            if rows < SMALL_SLICE:
+                small.append(value)
+                continue
+            before = theirs.get((where, value), (rows, None))[1]
+            if score is None or before is None:
+                continue
+            judged += 1
+            loss = (before - score) if bigger else (score - before)
+            if loss > budget.max_loss:
+                losses.append(
+                    f"{column}={value} ({rows} rows): {label} {score:.4f} against {before:.4f}, "
+                    f"a loss of {loss:.4f}"
+                )
+        measured = f"{judged} groups of {column} judged"
+        if small:
+            measured += f"; too few rows to judge: {', '.join(small)}"
+        checks.append(
+            Check(
+                f"slices: {column}",
+                not losses,
+                measured,
+                f"groups of {column} lose more than {budget.max_loss:g} of {label} against "
+                f"{baseline.ref}: " + "; ".join(losses),
             )
         )
     return checks

@@ -16,7 +16,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlship.errors import MlshipError
-from mlship.evaluation.gate import GateVerdict, Scored, budget_checks, gate_metric, judge_metric
+from mlship.evaluation.gate import (
+    GateVerdict,
+    Scored,
+    budget_checks,
+    gate_metric,
+    judge_metric,
+    slice_checks,
+)
 from mlship.registry.held_out import HeldOutStores, held_out, scored_model
 from mlship.spec.gate import GateSpec
 from mlship.store.entities import ModelVersion, model_of
@@ -86,6 +93,29 @@ def run_gate(
     if budgets.max_latency_ms is not None:
         latency = _one_row_p95_ms(models[0], frame, budgets.latency_rows)
     checks += budget_checks(budgets, size_bytes=candidate.artifact_size, latency_p95_ms=latency)
+    if budgets.slices is not None:
+        columns = budgets.slices.columns or (held.spec.card.sensitive if held.spec.card else [])
+        if not columns:
+            raise MlshipError(
+                "gate.budgets.slices names no columns and the spec's card declares no sensitive "
+                "ones; list the columns whose groups are compared"
+            )
+        missing = [name for name in columns if name not in frame.columns]
+        if missing:
+            raise MlshipError(
+                f"gate.budgets.slices: column(s) {', '.join(missing)} are not in the test rows "
+                f"of {_ref(candidate)}; they have: {', '.join(map(str, frame.columns))}"
+            )
+        checks += slice_checks(
+            budgets.slices,
+            task,
+            metric,
+            held.rows.y,
+            {name: frame[name] for name in columns},
+            outputs[0],
+            outputs[1],
+            positive_label=held.spec.target.positive,
+        )
     if baseline.dataset_hash != candidate.dataset_hash:
         notes.append(
             f"{_ref(baseline)} was trained on dataset {baseline.dataset_hash[:12]}, not on "

@@ -20,6 +20,21 @@ from mlship.yamlfile import parse, read_text, validation_problems
 Require = Literal["significant", "not_worse"]
 
 
+class SliceBudget(Strict):
+    """No group of test rows may lose more than ``max_loss`` of the metric against the baseline."""
+
+    columns: list[str] = Field(
+        default_factory=list,
+        description="The columns whose values are the groups; by default the card's sensitive "
+        "columns.",
+    )
+    max_loss: float = Field(
+        ge=0,
+        allow_inf_nan=False,
+        description="The largest loss of the metric any group of enough rows may show.",
+    )
+
+
 class GateBudgets(Strict):
     """Limits the candidate must keep whatever its metric says."""
 
@@ -34,6 +49,9 @@ class GateBudgets(Strict):
         gt=0,
         allow_inf_nan=False,
         description="The 95th percentile of one-row predictions of the candidate, in ms.",
+    )
+    slices: SliceBudget | None = Field(
+        None, description="Fairness: the metric of each group, candidate against baseline."
     )
     latency_rows: int = Field(
         200, ge=10, le=100_000, description="How many test rows are timed one by one."
