@@ -217,3 +217,37 @@ def test_fairness_slices_are_judged_group_by_group(project: tuple[Path, Path]) -
     )
     code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(unknown))
     assert code == 1 and "column(s) planet are not in the test rows of churn:2" in said
+
+
+def test_training_data_drift_is_a_budget(tmp_path: Path) -> None:
+    """churn:2 learnt from billing figures two and a half times churn:1's: a drifted column."""
+    import pandas as pd
+
+    spec = fast_churn(tmp_path / "churn")
+    home = tmp_path / "home"
+    invoke_cli("run", str(spec), home=home, cwd=tmp_path)
+    billing = spec.parent / "data" / "billing.parquet"
+    frame = pd.read_parquet(billing)
+    frame["monthly_charges_cents"] = (frame["monthly_charges_cents"] * 2.5).round()
+    frame.to_parquet(billing)
+    invoke_cli("run", str(spec), home=home, cwd=tmp_path)
+    gate = _file(tmp_path, "drift.yaml", "gate:\n  require: not_worse\n  max_loss: 1.0\n"
+                 "  min_improvement: -1.0\n  budgets: {drift: {max_share: 0.05}}\n")  # fmt: skip
+    verdict_file = tmp_path / "drift.json"
+    result = invoke_cli(
+        "gate", "churn:2", "--against", "churn:1", "--gate", str(gate), "--json", str(verdict_file),
+        home=home, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    verdict = json.loads(verdict_file.read_text())
+    assert len(verdict["reasons"]) == 1
+    reason = verdict["reasons"][0]
+    assert "of the input columns drifted from churn:1's training data (" in reason
+    assert "monthly_charges" in reason and "over the budget of 5%" in reason
+    same = _file(tmp_path, "same.yaml", "gate:\n  require: not_worse\n  max_loss: 1.0\n"
+                 "  min_improvement: -1.0\n  budgets: {drift: {max_share: 0.5}}\n")  # fmt: skip
+    result = invoke_cli(
+        "gate", "churn:2", "--against", "churn:1", "--gate", str(same),
+        home=home, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout

@@ -7,6 +7,7 @@ which another person still approves.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -74,6 +75,11 @@ def gate(
         version = resolve_version(workspace, candidate)
         baseline = resolve_version(workspace, against)
         verdict = run_gate(workspace, version, baseline, declared)
+        if verdict.gate is not None and verdict.gate.budgets.drift is not None:
+            from mlship.monitor.gate_drift import training_drift_check
+
+            drift = training_drift_check(workspace, verdict.gate.budgets.drift, version, baseline)
+            verdict = dataclasses.replace(verdict, checks=(*verdict.checks, drift))
         for path, text in (
             (json_out, json.dumps(verdict_dict(verdict), indent=2) + "\n" if json_out else ""),
             (junit_out, verdict_junit(verdict) if junit_out else ""),

@@ -72,6 +72,8 @@ class GateVerdict:
     test: PairedTest | None
     checks: tuple[Check, ...]
     notes: tuple[str, ...] = ()
+    gate: GateSpec | None = None
+    """The gate judged by (the declared one, or the defaults)."""
 
     @property
     def passed(self) -> bool:

@@ -136,6 +136,7 @@ def run_gate(
         test=test,
         checks=tuple(checks),
         notes=tuple(notes),
+        gate=spec,
     )
 
 

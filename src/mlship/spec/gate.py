@@ -35,6 +35,17 @@ class SliceBudget(Strict):
     )
 
 
+class DriftBudget(Strict):
+    """How much the candidate's training data may differ from the baseline's."""
+
+    max_share: float = Field(
+        gt=0,
+        le=1,
+        description="The largest share of the candidate's input columns that may have drifted "
+        "from the baseline's dataset (each column by the monitor's default method).",
+    )
+
+
 class GateBudgets(Strict):
     """Limits the candidate must keep whatever its metric says."""
 
@@ -52,6 +63,9 @@ class GateBudgets(Strict):
     )
     slices: SliceBudget | None = Field(
         None, description="Fairness: the metric of each group, candidate against baseline."
+    )
+    drift: DriftBudget | None = Field(
+        None, description="Training-data drift: the candidate's dataset against the baseline's."
     )
     latency_rows: int = Field(
         200, ge=10, le=100_000, description="How many test rows are timed one by one."
