@@ -251,3 +251,32 @@ def test_training_data_drift_is_a_budget(tmp_path: Path) -> None:
         home=home, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
+
+
+def test_declared_evaluation_rows_replace_the_test_rows(project: tuple[Path, Path]) -> None:
+    from mlship.config import Settings
+    from mlship.data.ingest import dataset_frame
+    from mlship.workspace import Workspace
+
+    home, root = project
+    workspace = Workspace.open(Settings(home=home, user="tester"))
+    try:
+        version = workspace.catalogue.get_version("churn", 2)
+        frame = dataset_frame(workspace.datasets.get_dataset(version.dataset_hash), workspace)
+    finally:
+        workspace.close()
+    rows = root / "evaluation.csv"
+    frame.tail(400).to_csv(rows, index=False)
+    code, said, verdict = _gate(project, "churn:2", "--against", "churn:1", "--data", str(rows))
+    assert code == 0, said
+    assert verdict["rows"] == 400 and verdict["rows_from"] == f"the 400 rows of {rows}"
+    assert any("each version is scored as it serves" in note for note in verdict["notes"])
+    text = rows.read_text().splitlines()
+    text[3] = text[3].rsplit(",", 1)[0] + ",perhaps"
+    bad = _file(root, "bad.csv", "\n".join(text) + "\n")
+    code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--data", str(bad))
+    assert code == 1
+    assert f"{bad}: row 3 (line 4), column 'churned': 'perhaps' is not one of no, yes" in said
+    no_target = _file(root, "unlabelled.csv", frame.drop(columns="churned").head(50).to_csv())
+    code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--data", str(no_target))
+    assert code == 1 and "the target column 'churned' is missing" in said

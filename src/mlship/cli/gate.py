@@ -17,9 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.console import out
+from mlship.errors import MlshipError
 
 if TYPE_CHECKING:
     from mlship.evaluation.gate import GateVerdict
+    from mlship.registry.gate import EvaluationRows
 
 
 def gate(
@@ -38,6 +40,14 @@ def gate(
         Path | None,
         typer.Option(
             "--gate", help="A gate file (`gate:` block); by default the candidate's spec's."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Declared evaluation rows (.csv, .parquet, .json, .jsonl) with the inputs and "
+            "the target, instead of the candidate's test rows.",
         ),
     ] = None,
     json_out: Annotated[
@@ -70,11 +80,12 @@ def gate(
     from mlship.workspace import Workspace
 
     declared = load_gate_file(gate_file) if gate_file is not None else None
+    rows = _read_rows(data) if data is not None else None
     workspace = Workspace.open()
     try:
         version = resolve_version(workspace, candidate)
         baseline = resolve_version(workspace, against)
-        verdict = run_gate(workspace, version, baseline, declared)
+        verdict = run_gate(workspace, version, baseline, declared, rows)
         if verdict.gate is not None and verdict.gate.budgets.drift is not None:
             from mlship.monitor.gate_drift import training_drift_check
 
@@ -106,6 +117,19 @@ def gate(
             )
     finally:
         workspace.close()
+
+
+def _read_rows(path: Path) -> EvaluationRows:
+    """A file of rows read exactly as ``mlship predict`` reads one."""
+    from mlship.cli.predict import _format_of
+    from mlship.data.sources import read_rows
+    from mlship.registry.gate import EvaluationRows
+
+    fmt = _format_of(path, inputs=True)
+    frame = read_rows(path, fmt).frame.to_pandas()
+    if frame.empty:
+        raise MlshipError(f"{path}: no rows to evaluate on")
+    return EvaluationRows(frame, str(path), csv_lines=fmt == "csv")
 
 
 def _print(verdict: GateVerdict) -> None:

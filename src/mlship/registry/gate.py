@@ -11,9 +11,11 @@ in its notes.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from mlship.errors import MlshipError
 from mlship.evaluation.gate import (
@@ -24,7 +26,7 @@ from mlship.evaluation.gate import (
     judge_metric,
     slice_checks,
 )
-from mlship.registry.held_out import HeldOutStores, held_out, scored_model
+from mlship.registry.held_out import HeldOutStores, held_out, run_spec, scored_model
 from mlship.spec.gate import GateSpec
 from mlship.store.entities import ModelVersion, model_of
 from mlship.train.model_io import LoadedModel
@@ -38,18 +40,36 @@ def _ref(version: ModelVersion) -> str:
     return f"{model_of(version).name}:{version.version}"
 
 
+@dataclass(frozen=True)
+class EvaluationRows:
+    """Declared evaluation rows (a file with the inputs and the target), read as scored files
+    are; ``origin`` names them in messages."""
+
+    frame: pd.DataFrame
+    origin: str
+    csv_lines: bool = False
+
+
 def run_gate(
     workspace: GateStores,
     candidate: ModelVersion,
     baseline: ModelVersion,
     declared: GateSpec | None = None,
+    rows: EvaluationRows | None = None,
 ) -> GateVerdict:
-    """Score both versions on the candidate's test rows and judge them by ``declared`` (a gate
-    file), else the candidate's spec's ``gate:`` block, else the defaults."""
+    """Score both versions on the candidate's test rows (or on declared ``rows``, by the versions
+    as they serve) and judge them by ``declared`` (a gate file), else the candidate's spec's
+    ``gate:`` block, else the defaults."""
     if candidate.id == baseline.id:
         raise MlshipError(f"{_ref(candidate)} is the baseline itself; gate a newer version")
-    held = held_out(workspace, candidate)
-    spec = declared or held.spec.gate
+    held = held_out(workspace, candidate) if rows is None else None
+    run = held.run if held is not None else workspace.runs.get_run(candidate.run_id)
+    pipeline = (
+        held.spec
+        if held is not None
+        else run_spec(run, workspace.datasets.get_dataset(candidate.dataset_hash))
+    )
+    spec = declared or pipeline.gate
     notes: list[str] = []
     if spec is None:
         spec = GateSpec()
@@ -57,36 +77,50 @@ def run_gate(
             "No gate is declared (a `gate:` block in the spec or --gate FILE): the defaults "
             "apply, the run's metric with require: significant."
         )
-    task = held.spec.task
+    task = pipeline.task
     baseline_run = workspace.runs.get_run(baseline.run_id)
     if baseline_run.task != task:
         raise MlshipError(
             f"{_ref(candidate)} is a {task} model and {_ref(baseline)} a {baseline_run.task} "
             "model; the gate compares models of one task"
         )
-    target = held.spec.target.name
+    target = pipeline.target.name
     if baseline.signature["target"]["name"] != target:
         raise MlshipError(
             f"{_ref(candidate)} predicts {target!r} and {_ref(baseline)} predicts "
             f"{baseline.signature['target']['name']!r}; the gate compares models of one target"
         )
-    metric = gate_metric(spec, task, held.run.metric)
-    models = (
-        scored_model(workspace, candidate, held.run),
-        scored_model(workspace, baseline, baseline_run),
-    )
-    frame = held.rows.frame
-    outputs = [
-        _scored(model, frame, ref) for model, ref in zip(models, (candidate, baseline), strict=True)
-    ]
+    metric = gate_metric(spec, task, run.metric)
+    if held is not None:
+        models = (
+            scored_model(workspace, candidate, held.run),
+            scored_model(workspace, baseline, baseline_run),
+        )
+        frame, y = held.rows.frame, held.rows.y
+        rows_from = (
+            f"the {len(y)} test rows of run {held.run.id[:8]} "
+            f"(dataset {held.dataset.data_hash[:12]})"
+        )
+    else:
+        assert rows is not None
+        models = (workspace.load_model(candidate), workspace.load_model(baseline))
+        frame = rows.frame
+        y = _target(rows, target, task, models[0])
+        rows_from = f"the {len(y)} rows of {rows.origin}"
+        notes.append(
+            f"Declared evaluation rows: each version is scored as it serves; rows it was trained "
+            f"on among {rows.origin} would flatter it."
+        )
+    pairs = zip(models, (candidate, baseline), strict=True)
+    outputs = [_scored(model, frame, version, rows) for model, version in pairs]
     difference, test, checks = judge_metric(
         spec,
         task,
         metric,
-        held.rows.y,
+        y,
         outputs[0],
         outputs[1],
-        positive_label=held.spec.target.positive,
+        positive_label=pipeline.target.positive,
     )
     budgets = spec.budgets
     latency = None
@@ -94,7 +128,7 @@ def run_gate(
         latency = _one_row_p95_ms(models[0], frame, budgets.latency_rows)
     checks += budget_checks(budgets, size_bytes=candidate.artifact_size, latency_p95_ms=latency)
     if budgets.slices is not None:
-        columns = budgets.slices.columns or (held.spec.card.sensitive if held.spec.card else [])
+        columns = budgets.slices.columns or (pipeline.card.sensitive if pipeline.card else [])
         if not columns:
             raise MlshipError(
                 "gate.budgets.slices names no columns and the spec's card declares no sensitive "
@@ -103,20 +137,20 @@ def run_gate(
         missing = [name for name in columns if name not in frame.columns]
         if missing:
             raise MlshipError(
-                f"gate.budgets.slices: column(s) {', '.join(missing)} are not in the test rows "
-                f"of {_ref(candidate)}; they have: {', '.join(map(str, frame.columns))}"
+                f"gate.budgets.slices: column(s) {', '.join(missing)} are not in {rows_from}; "
+                f"they have: {', '.join(map(str, frame.columns))}"
             )
         checks += slice_checks(
             budgets.slices,
             task,
             metric,
-            held.rows.y,
+            y,
             {name: frame[name] for name in columns},
             outputs[0],
             outputs[1],
-            positive_label=held.spec.target.positive,
+            positive_label=pipeline.target.positive,
         )
-    if baseline.dataset_hash != candidate.dataset_hash:
+    if held is not None and baseline.dataset_hash != candidate.dataset_hash:
         notes.append(
             f"{_ref(baseline)} was trained on dataset {baseline.dataset_hash[:12]}, not on "
             f"{candidate.dataset_hash[:12]}; rows of it among these test rows can only flatter "
@@ -126,11 +160,8 @@ def run_gate(
         candidate=_ref(candidate),
         baseline=_ref(baseline),
         task=task,
-        rows=len(held.rows.y),
-        rows_from=(
-            f"the {len(held.rows.y)} test rows of run {held.run.id[:8]} "
-            f"(dataset {held.dataset.data_hash[:12]})"
-        ),
+        rows=len(y),
+        rows_from=rows_from,
         require=spec.require,
         difference=difference,
         test=test,
@@ -140,15 +171,20 @@ def run_gate(
     )
 
 
-def _scored(model: LoadedModel, frame: Any, version: ModelVersion) -> Scored:
+def _scored(
+    model: LoadedModel, frame: Any, version: ModelVersion, rows: EvaluationRows | None
+) -> Scored:
     inputs = [column.name for column in model.signature.inputs]
     missing = [name for name in inputs if name not in frame.columns]
     if missing:
+        where = rows.origin if rows is not None else "the candidate's test rows"
         raise MlshipError(
-            f"{_ref(version)} needs column(s) {', '.join(missing)}, which the candidate's test "
-            "rows do not have"
+            f"{_ref(version)} needs column(s) {', '.join(missing)}, which {where} does not have"
         )
-    predictions, proba = model.predict(frame[inputs])
+    typed = frame[inputs]
+    if rows is not None:  # a file: checked against the version's signature, as predict does
+        typed = model.prepare(frame, rows.origin, csv_lines=rows.csv_lines)
+    predictions, proba = model.predict(typed)
     classes = getattr(model.pipeline, "classes_", None)
     return Scored(
         _ref(version),
@@ -156,6 +192,37 @@ def _scored(model: LoadedModel, frame: Any, version: ModelVersion) -> Scored:
         proba,
         None if classes is None else list(classes),
     )
+
+
+def _target(rows: EvaluationRows, target: str, task: str, model: LoadedModel) -> pd.Series:
+    """The declared rows' target, as the candidate's classes (matched by their text) or as
+    numbers; a value that is neither stops the gate naming its row."""
+    if target not in rows.frame.columns:
+        raise MlshipError(
+            f"{rows.origin}: the target column {target!r} is missing; the gate scores rows "
+            "whose outcome is known"
+        )
+    values = rows.frame[target].reset_index(drop=True)
+    if task == "regression":
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna()
+    else:
+        classes = {str(c).lower(): c for c in getattr(model.pipeline, "classes_", [])}
+        numbers = values.map(lambda v: classes.get(str(v).lower()))
+        bad = numbers.isna() & values.notna() | values.isna()
+    if bad.any():
+        first = int(bad.to_numpy().argmax())
+        expected = (
+            "a number"
+            if task == "regression"
+            else "one of " + ", ".join(map(str, getattr(model.pipeline, "classes_", [])))
+        )
+        where = f"row {first + 1}" + (f" (line {first + 2})" if rows.csv_lines else "")
+        raise MlshipError(
+            f"{rows.origin}: {where}, column {target!r}: {values.iloc[first]!r} is not "
+            f"{expected} ({int(bad.sum())} such rows)"
+        )
+    return numbers
 
 
 def _one_row_p95_ms(model: LoadedModel, frame: Any, rows: int) -> float:
