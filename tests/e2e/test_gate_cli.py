@@ -148,7 +148,7 @@ def test_roc_auc_is_judged_with_delong_and_budgets_are_checks(project: tuple[Pat
         root,
         "budgets.yaml",
         "gate:\n  metric: roc_auc\n  budgets: {max_size_mb: 0.001, max_latency_ms: 60000, "
-        "latency_rows: 20}\n",
+        "max_cost_per_1000: 0.000000001, latency_rows: 20}\n",
     )
     code, _, verdict = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(gate))
     assert code == 1
@@ -158,7 +158,10 @@ def test_roc_auc_is_judged_with_delong_and_budgets_are_checks(project: tuple[Pat
     assert not checks["size"]["passed"]
     assert "over its budget of 0.001 MiB" in checks["size"]["reason"]
     assert "latency" in checks and "ms a row" in checks["latency"]["measured"]
-    assert verdict["reasons"] == [checks["size"]["reason"]]
+    assert not checks["cost"]["passed"]
+    assert re.fullmatch(r"1,000 predictions cost 0\.\d{6} USD, over the budget of 1e-09 USD",
+                        checks["cost"]["reason"])  # fmt: skip
+    assert verdict["reasons"] == [checks["size"]["reason"], checks["cost"]["reason"]]
 
 
 @pytest.mark.parametrize(

@@ -232,7 +232,12 @@ def _column(classes: list[Any], positive: Any) -> int:
 
 
 def budget_checks(
-    budgets: GateBudgets, *, size_bytes: int | None, latency_p95_ms: float | None
+    budgets: GateBudgets,
+    *,
+    size_bytes: int | None,
+    latency_p95_ms: float | None,
+    cost_per_1000: float | None = None,
+    currency: str = "",
 ) -> list[Check]:
     """The candidate's declared limits, each a check (only those the gate declares)."""
     checks = []
@@ -254,6 +259,17 @@ def budget_checks(
                 f"p95 {latency_p95_ms:.2f} ms a row (budget {budgets.max_latency_ms:g} ms)",
                 f"one-row predictions take {latency_p95_ms:.2f} ms at the 95th percentile, over "
                 f"the budget of {budgets.max_latency_ms:g} ms",
+            )
+        )
+    if budgets.max_cost_per_1000 is not None and cost_per_1000 is not None:
+        limit = f"{budgets.max_cost_per_1000:g} {currency}".strip()
+        checks.append(
+            Check(
+                "cost",
+                cost_per_1000 <= budgets.max_cost_per_1000,
+                f"{cost_per_1000:.6f} {currency} per 1,000 predictions (budget {limit})",
+                f"1,000 predictions cost {cost_per_1000:.6f} {currency}, over the budget of "
+                f"{limit}",
             )
         )
     return checks

@@ -19,6 +19,7 @@ import pandas as pd
 
 from mlship.errors import MlshipError
 from mlship.evaluation.gate import (
+    Check,
     GateVerdict,
     Scored,
     budget_checks,
@@ -27,9 +28,11 @@ from mlship.evaluation.gate import (
     slice_checks,
 )
 from mlship.registry.held_out import HeldOutStores, held_out, run_spec, scored_model
-from mlship.spec.gate import GateSpec
+from mlship.spec.gate import GateSpec, SliceBudget
+from mlship.spec.models import PipelineSpec
 from mlship.store.entities import ModelVersion, model_of
 from mlship.train.model_io import LoadedModel
+from mlship.train.pareto import serving_cost
 
 
 class GateStores(HeldOutStores, Protocol):
@@ -123,33 +126,21 @@ def run_gate(
         positive_label=pipeline.target.positive,
     )
     budgets = spec.budgets
-    latency = None
-    if budgets.max_latency_ms is not None:
-        latency = _one_row_p95_ms(models[0], frame, budgets.latency_rows)
-    checks += budget_checks(budgets, size_bytes=candidate.artifact_size, latency_p95_ms=latency)
+    latency = cost = None
+    if budgets.max_latency_ms is not None or budgets.max_cost_per_1000 is not None:
+        spent = _one_row_ms(models[0], frame, budgets.latency_rows)
+        latency = float(np.percentile(spent, 95))
+        prices = workspace.settings.prices
+        cost = serving_cost(float(np.median(spent)), candidate.artifact_size, prices)
+    checks += budget_checks(
+        budgets,
+        size_bytes=candidate.artifact_size,
+        latency_p95_ms=latency,
+        cost_per_1000=cost,
+        currency=workspace.settings.prices.currency,
+    )
     if budgets.slices is not None:
-        columns = budgets.slices.columns or (pipeline.card.sensitive if pipeline.card else [])
-        if not columns:
-            raise MlshipError(
-                "gate.budgets.slices names no columns and the spec's card declares no sensitive "
-                "ones; list the columns whose groups are compared"
-            )
-        missing = [name for name in columns if name not in frame.columns]
-        if missing:
-            raise MlshipError(
-                f"gate.budgets.slices: column(s) {', '.join(missing)} are not in {rows_from}; "
-                f"they have: {', '.join(map(str, frame.columns))}"
-            )
-        checks += slice_checks(
-            budgets.slices,
-            task,
-            metric,
-            y,
-            {name: frame[name] for name in columns},
-            outputs[0],
-            outputs[1],
-            positive_label=pipeline.target.positive,
-        )
+        checks += _slices(budgets.slices, pipeline, metric, frame, y, outputs, rows_from)
     if held is not None and baseline.dataset_hash != candidate.dataset_hash:
         notes.append(
             f"{_ref(baseline)} was trained on dataset {baseline.dataset_hash[:12]}, not on "
@@ -168,6 +159,40 @@ def run_gate(
         checks=tuple(checks),
         notes=tuple(notes),
         gate=spec,
+    )
+
+
+def _slices(
+    budget: SliceBudget,
+    pipeline: PipelineSpec,
+    metric: str,
+    frame: pd.DataFrame,
+    y: pd.Series,
+    outputs: list[Scored],
+    rows_from: str,
+) -> list[Check]:
+    """The slice budget's checks, on the declared columns or the card's sensitive ones."""
+    columns = budget.columns or (pipeline.card.sensitive if pipeline.card else [])
+    if not columns:
+        raise MlshipError(
+            "gate.budgets.slices names no columns and the spec's card declares no sensitive "
+            "ones; list the columns whose groups are compared"
+        )
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise MlshipError(
+            f"gate.budgets.slices: column(s) {', '.join(missing)} are not in {rows_from}; "
+            f"they have: {', '.join(map(str, frame.columns))}"
+        )
+    return slice_checks(
+        budget,
+        pipeline.task,
+        metric,
+        y,
+        {name: frame[name] for name in columns},
+        outputs[0],
+        outputs[1],
+        positive_label=pipeline.target.positive,
     )
 
 
@@ -225,9 +250,9 @@ def _target(rows: EvaluationRows, target: str, task: str, model: LoadedModel) ->
     return numbers
 
 
-def _one_row_p95_ms(model: LoadedModel, frame: Any, rows: int) -> float:
-    """The 95th percentile of predicting one row at a time, as a model server does, over the
-    first ``rows`` test rows (after one untimed warm-up prediction)."""
+def _one_row_ms(model: LoadedModel, frame: Any, rows: int) -> list[float]:
+    """Milliseconds of predicting one row at a time, as a model server does, for each of the
+    first ``rows`` rows (after one untimed warm-up prediction)."""
     inputs = frame[[column.name for column in model.signature.inputs]]
     count = min(rows, len(inputs))
     model.predict(inputs.iloc[:1])
@@ -237,4 +262,4 @@ def _one_row_p95_ms(model: LoadedModel, frame: Any, rows: int) -> float:
         started = time.perf_counter()
         model.predict(row)
         spent.append((time.perf_counter() - started) * 1000)
-    return float(np.percentile(spent, 95))
+    return spent

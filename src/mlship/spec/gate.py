@@ -61,6 +61,13 @@ class GateBudgets(Strict):
         allow_inf_nan=False,
         description="The 95th percentile of one-row predictions of the candidate, in ms.",
     )
+    max_cost_per_1000: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="What 1,000 one-row predictions of the candidate cost at the settings' "
+        "prices (one CPU for the median latency, and the model's memory), at most this.",
+    )
     slices: SliceBudget | None = Field(
         None, description="Fairness: the metric of each group, candidate against baseline."
     )
