@@ -270,8 +270,14 @@ def test_declared_evaluation_rows_replace_the_test_rows(project: tuple[Path, Pat
         workspace.close()
     rows = root / "evaluation.csv"
     frame.tail(400).to_csv(rows, index=False)
-    code, said, verdict = _gate(project, "churn:2", "--against", "churn:1", "--data", str(rows))
+    timed = _file(
+        root, "timed.yaml", "gate:\n  budgets: {max_latency_ms: 60000, latency_rows: 10}\n"
+    )
+    code, said, verdict = _gate(
+        project, "churn:2", "--against", "churn:1", "--data", str(rows), "--gate", str(timed)
+    )
     assert code == 0, said
+    assert [c["name"] for c in verdict["checks"]][-1] == "latency"
     assert verdict["rows"] == 400 and verdict["rows_from"] == f"the 400 rows of {rows}"
     assert any("each version is scored as it serves" in note for note in verdict["notes"])
     text = rows.read_text().splitlines()

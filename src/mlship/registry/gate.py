@@ -128,7 +128,10 @@ def run_gate(
     budgets = spec.budgets
     latency = cost = None
     if budgets.max_latency_ms is not None or budgets.max_cost_per_1000 is not None:
-        spent = _one_row_ms(models[0], frame, budgets.latency_rows)
+        timed = frame
+        if rows is not None:  # typed as the candidate takes them, as in _scored
+            timed = models[0].prepare(frame, rows.origin, csv_lines=rows.csv_lines)
+        spent = _one_row_ms(models[0], timed, budgets.latency_rows)
         latency = float(np.percentile(spent, 95))
         prices = workspace.settings.prices
         cost = serving_cost(float(np.median(spent)), candidate.artifact_size, prices)
