@@ -418,3 +418,29 @@ def test_card_mistakes_name_the_field() -> None:
     assert "intended_use, limitations, sensitive" in misspelt
     not_a_list = _error(GOOD + CARD.replace("[Trained on one country only]", "one country"))
     assert "line 21, field card.limitations" in not_a_list
+
+
+GATE = """\
+gate:
+  metric: roc_auc
+  require: not_worse
+  max_loss: 0.01
+  budgets: {max_size_mb: 20}
+"""
+
+
+def test_a_gate_section_loads() -> None:
+    gate = parse_spec(GOOD + GATE, Path("/project/pipeline.yaml")).spec.gate
+    assert gate is not None
+    assert (gate.metric, gate.require, gate.max_loss) == ("roc_auc", "not_worse", 0.01)
+    assert gate.budgets.max_size_mb == 20 and gate.budgets.max_latency_ms is None
+    assert parse_spec(GOOD, Path("/project/pipeline.yaml")).spec.gate is None
+
+
+def test_gate_mistakes_name_the_field() -> None:
+    metric = _error(GOOD + GATE.replace("roc_auc", "rmse"))
+    assert "line 20, field gate.metric: classification has no metric 'rmse'" in metric
+    no_margin = _error(GOOD + GATE.replace("  max_loss: 0.01\n", ""))
+    assert "field gate: Value error, require: not_worse needs max_loss" in no_margin
+    budget = _error(GOOD + GATE.replace("max_size_mb: 20", "max_size_mb: -1"))
+    assert "line 23, field gate.budgets.max_size_mb: Input should be greater than 0" in budget

@@ -12,6 +12,7 @@ from mlship.cli import backup, cost, data, db, deploy, keys, models, monitor, ru
 from mlship.cli.audit import audit
 from mlship.cli.compress import compress
 from mlship.cli.console import err, out
+from mlship.cli.gate import gate
 from mlship.cli.gc import gc
 from mlship.cli.init import init
 from mlship.cli.loadtest import loadtest
@@ -44,6 +45,7 @@ app.command()(audit)
 app.command()(backup.restore)
 app.command()(loadtest)
 app.command()(gc)
+app.command()(gate)
 app.command()(size)
 app.command()(compress)
 app.add_typer(runs.app, name="runs")

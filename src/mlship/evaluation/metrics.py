@@ -244,34 +244,20 @@ def _summary(
     }
 
 
-def classification_metrics(
+def _classification_data(
     y_true: Any,
     y_pred: Any,
     proba: np.ndarray[Any, Any] | None,
-    classes: Sequence[Any] | np.ndarray[Any, Any],
-    *,
-    positive_label: Any = None,
-    resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = 0,
-    weights: Any = None,
-) -> dict[str, Any]:
-    """Every classification metric with its interval, and F1 per class (weighted by the rows'
-    sample ``weights`` when given; ``support`` stays a count of rows).
-
-    ``proba`` has one column per entry of ``classes`` (the model's ``classes_``), or is ``None``
-    for a model without probabilities, which leaves the probability metrics undefined (``None``).
-    With two classes, precision, recall, F1 and average precision are those of ``positive_label``
-    (by default the last class, as scikit-learn and :mod:`mlship.train.metrics` choose);
-    otherwise they are macro averages.
-    """
-    class_list = [plain(c) for c in classes]
+    class_list: list[Any],
+    positive_label: Any,
+) -> tuple[_Classification, np.ndarray[Any, Any], list[str]]:
+    """The rows of one set of predictions as the resampled sums need them, the true class codes
+    and what cannot be computed from them."""
     truth = _codes(np.asarray(y_true, dtype=object), class_list, "true values")
     predicted = _codes(np.asarray(y_pred, dtype=object), class_list, "predictions")
     k = len(class_list)
     binary = k == 2
     index = positive_index(class_list, positive_label)
-    positive_label = class_list[index]
     positive = index if binary else None
     notes: list[str] = []
     row_log_loss = row_brier = None
@@ -301,6 +287,35 @@ def classification_metrics(
         row_brier=row_brier,
         rankings=rankings,
     )
+    return data, truth, notes
+
+
+def classification_metrics(
+    y_true: Any,
+    y_pred: Any,
+    proba: np.ndarray[Any, Any] | None,
+    classes: Sequence[Any] | np.ndarray[Any, Any],
+    *,
+    positive_label: Any = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+    weights: Any = None,
+) -> dict[str, Any]:
+    """Every classification metric with its interval, and F1 per class (weighted by the rows'
+    sample ``weights`` when given; ``support`` stays a count of rows).
+
+    ``proba`` has one column per entry of ``classes`` (the model's ``classes_``), or is ``None``
+    for a model without probabilities, which leaves the probability metrics undefined (``None``).
+    With two classes, precision, recall, F1 and average precision are those of ``positive_label``
+    (by default the last class, as scikit-learn and :mod:`mlship.train.metrics` choose);
+    otherwise they are macro averages.
+    """
+    class_list = [plain(c) for c in classes]
+    data, truth, notes = _classification_data(y_true, y_pred, proba, class_list, positive_label)
+    k = len(class_list)
+    binary = k == 2
+    positive_label = class_list[positive_index(class_list, positive_label)]
     point, distribution = _bootstrap(
         data.values,
         len(truth),
@@ -337,25 +352,14 @@ def classification_metrics(
     return result
 
 
-def regression_metrics(
-    y_true: Any,
-    y_pred: Any,
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = 0,
-    weights: Any = None,
-) -> dict[str, Any]:
-    """Every regression metric with its interval (weighted by the rows' sample ``weights`` when
-    given).
-
-    MAPE leaves out the rows whose true value is zero (they have no percentage error) and says how
-    many it left out; with every true value zero it is undefined.
-    """
-    truth = np.asarray(y_true, dtype=float)
-    error = truth - np.asarray(y_pred, dtype=float)
+def _regression_values(
+    truth: np.ndarray[Any, Any],
+    predicted: np.ndarray[Any, Any],
+    row_weights: np.ndarray[Any, Any] | None,
+) -> Callable[[np.ndarray[Any, Any]], Values]:
+    """Every regression metric of one set of predictions, for each resample's row counts."""
+    error = truth - predicted
     absolute, squared = np.abs(error), error**2
-    row_weights = _row_weights(weights, len(truth))
     centred = truth - np.average(truth, weights=row_weights)
     nonzero = truth != 0
     percentage = absolute[nonzero] / np.abs(truth[nonzero])
@@ -384,6 +388,29 @@ def regression_metrics(
                 values["mape"] = kept @ percentage / kept.sum(axis=1)
         return values
 
+    return values_of
+
+
+def regression_metrics(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+    weights: Any = None,
+) -> dict[str, Any]:
+    """Every regression metric with its interval (weighted by the rows' sample ``weights`` when
+    given).
+
+    MAPE leaves out the rows whose true value is zero (they have no percentage error) and says how
+    many it left out; with every true value zero it is undefined.
+    """
+    truth = np.asarray(y_true, dtype=float)
+    error = truth - np.asarray(y_pred, dtype=float)
+    nonzero = truth != 0
+    row_weights = _row_weights(weights, len(truth))
+    values_of = _regression_values(truth, np.asarray(y_pred, dtype=float), row_weights)
     point, distribution = _bootstrap(
         values_of, len(truth), resamples=resamples, seed=seed, strata=None, row_weights=row_weights
     )
@@ -418,3 +445,35 @@ def _row_weights(weights: Any, n_rows: int) -> np.ndarray[Any, Any] | None:
     if values.shape != (n_rows,):
         raise ValueError(f"{values.size} sample weights for {n_rows} rows")
     return values
+
+
+@dataclass(frozen=True)
+class ResampledMetrics:
+    """Every metric of one set of predictions, computable for any row counts: what compares two
+    models on the *same* resamples of the same rows (:mod:`mlship.evaluation.gate_stats`)."""
+
+    values: Callable[[np.ndarray[Any, Any]], Values]
+    n_rows: int
+    strata: np.ndarray[Any, Any] | None
+    """The true class codes, which classification resamples keep the counts of."""
+
+
+def resampled_metrics(
+    task: Task,
+    y_true: Any,
+    y_pred: Any,
+    proba: np.ndarray[Any, Any] | None = None,
+    classes: Sequence[Any] | np.ndarray[Any, Any] | None = None,
+    *,
+    positive_label: Any = None,
+) -> ResampledMetrics:
+    """The metrics of ``task`` on these predictions as a function of the rows' counts."""
+    if task == "regression":
+        truth = np.asarray(y_true, dtype=float)
+        values = _regression_values(truth, np.asarray(y_pred, dtype=float), None)
+        return ResampledMetrics(values, len(truth), None)
+    if classes is None:
+        raise ValueError("classification metrics need the model's classes")
+    class_list = [plain(c) for c in classes]
+    data, codes, _ = _classification_data(y_true, y_pred, proba, class_list, positive_label)
+    return ResampledMetrics(data.values, len(codes), codes)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mlship.errors import IntegrityError, MlshipError
+from mlship.errors import MlshipError
 from mlship.evaluation.slices import SMALL_SLICE, SliceReport, slice_metrics
-from mlship.spec.models import CardSpec, Column, PipelineSpec
+from mlship.registry.held_out import held_out, recorded_test_rows, run_spec, scored_model
+from mlship.spec.models import CardSpec
 from mlship.store.context import (
     HasArtifacts,
     HasDatasets,
@@ -34,7 +35,7 @@ from mlship.store.context import (
 from mlship.store.entities import Dataset, ModelVersion, Run, model_of
 from mlship.train.details import RunDetails, SplitRecord
 from mlship.train.metrics import KEY_METRICS, metric_label
-from mlship.train.model_io import LoadedModel, LoadsModels, load_scored
+from mlship.train.model_io import LoadsModels
 
 
 class CardStores(
@@ -155,37 +156,17 @@ def _fairness(
     workspace: CardStores, version: ModelVersion, run: Run, dataset: Dataset
 ) -> SliceReport:
     """Score the version on its run's test rows, per value of each sensitive column."""
-    from mlship.data.ingest import dataset_frame
-    from mlship.data.versioning import frame_hash
-    from mlship.train.parts import holdout_part
-
     ref = f"{model_of(version).name}:{version.version}"
-    spec = PipelineSpec.model_validate(run.spec)
-    if spec.infer_columns:  # the columns the run inferred are the dataset's
-        spec = spec.model_copy(
-            update={"columns": [Column.model_validate(c) for c in dataset.columns]}
-        )
+    spec = run_spec(run, dataset)
     assert spec.card is not None
-    frame = dataset_frame(dataset, workspace)
-    if frame_hash(frame) != dataset.data_hash:
-        raise IntegrityError(
-            f"dataset {dataset.data_hash[:12]} of {ref} does not hash to its recorded content "
-            "hash; its test rows cannot be trusted for the card's slices"
-        )
-    missing = [column for column in spec.card.sensitive if column not in frame.columns]
+    holdout = held_out(workspace, version, run).rows
+    missing = [column for column in spec.card.sensitive if column not in holdout.frame.columns]
     if missing:
         raise MlshipError(
             f"sensitive column(s) {', '.join(missing)} of {ref} are not in its dataset "
             f"{dataset.data_hash[:12]}"
         )
-    holdout = holdout_part(spec, frame)
-    expected = _test_rows(run)
-    if expected is not None and expected != len(holdout.y):
-        raise IntegrityError(
-            f"splitting dataset {dataset.data_hash[:12]} again gives {len(holdout.y)} test rows; "
-            f"run {run.id[:8]} tested {ref} on {expected}"
-        )
-    loaded = _scored_model(workspace, version, run)
+    loaded = scored_model(workspace, version, run)
     inputs = [column.name for column in loaded.signature.inputs]
     predictions, proba = loaded.predict(holdout.frame[inputs])
     return slice_metrics(
@@ -199,24 +180,6 @@ def _fairness(
         {column: holdout.frame[column] for column in spec.card.sensitive},
         positive=spec.target.positive,
     )
-
-
-def _scored_model(workspace: CardStores, version: ModelVersion, run: Run) -> LoadedModel:
-    """The model the run scored on its test rows: the version itself, or, when the version was
-    refitted on every labelled row (the test rows among them), the scored model the run kept, so
-    the slices are measured on rows the model has not learnt from."""
-    refit = RunDetails.from_json(run.details).refit
-    kept = refit.scored_model if refit is not None else None
-    if kept is None:
-        return workspace.load_model(version)
-    signer = None if workspace.settings.url else workspace.signer  # a server verifies its own
-    return load_scored(version, kept, workspace.artifacts, signer)
-
-
-def _test_rows(run: Run) -> int | None:
-    """How many rows the run scored its model on, when it recorded that."""
-    split = RunDetails.from_json(run.details).split
-    return split.test_rows if split is not None else None
 
 
 def _shown(value: float | None) -> str:
@@ -235,7 +198,7 @@ def measured_limitations(
     fit = (evaluation.get("diagnosis") or {}).get("fit") or {}
     if fit.get("verdict") and fit["verdict"] != "a good fit":
         found.append(f"Fit diagnosis: {fit['verdict']}. {fit.get('reason', '')}".strip())
-    test_rows = _test_rows(run)
+    test_rows = recorded_test_rows(run)
     if test_rows is not None and test_rows < SMALL_TEST_SET:
         found.append(
             f"The test set has only {test_rows} rows: the test metrics could move a lot on "

@@ -168,6 +168,7 @@ def check_consistency(spec: PipelineSpec) -> list[Problem]:
         *_check_models(spec),
         *_check_training(spec),
         *_check_card(spec),
+        *_check_gate(spec),
         *_check_weight_and_target_transform(spec),
         *_check_leakage(spec),
     ]
@@ -502,6 +503,18 @@ def _check_card(spec: PipelineSpec) -> list[Problem]:
             continue
         problems.append((("card", "sensitive", index), reason))
     return problems
+
+
+def _check_gate(spec: PipelineSpec) -> list[Problem]:
+    """The gate compares a metric of the spec's task (checked here, not first in the pipeline
+    that runs `mlship gate` after the run)."""
+    from mlship.train.metrics import METRICS
+
+    if spec.gate is None or spec.gate.metric is None or spec.gate.metric in METRICS[spec.task]:
+        return []
+    expected = ", ".join(METRICS[spec.task])
+    message = f"{spec.task} has no metric {spec.gate.metric!r}; expected one of: {expected}"
+    return [(("gate", "metric"), message)]
 
 
 def _check_weight_and_target_transform(spec: PipelineSpec) -> list[Problem]:

@@ -21,6 +21,7 @@ from mlship.spec.data import (
     Strict,
     TableChecks,
 )
+from mlship.spec.gate import GateSpec
 from mlship.spec.training import Imbalance, Leakage, Selection, Space, Split, Tuning
 
 Task = Literal["classification", "regression"]
@@ -114,6 +115,11 @@ class PipelineSpec(Strict):
         description="Screen features for target leakage: warn (default), fail or off.",
     )
     card: CardSpec | None = Field(None, description="The model card's own words (optional).")
+    gate: GateSpec | None = Field(
+        None,
+        description="What a new version must show against the one in production before its "
+        "promotion is requested (`mlship gate`).",
+    )
     executor: str = Field(
         "process",
         description="Where folds and trials run: inline, process (a local pool of all cores), "
