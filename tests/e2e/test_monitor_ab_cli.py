@@ -53,8 +53,8 @@ def canary(tmp_path_factory: pytest.TempPathFactory) -> Canary:
     home = two_churn_versions(root)
     workspace = Workspace.open(Settings(home=home))
     try:
-        version = workspace.tracking.get_version("churn", 1)
-        dataset = workspace.tracking.get_dataset(version.dataset_hash)
+        first = workspace.tracking.get_version("churn", 1)
+        dataset = workspace.tracking.get_dataset(first.dataset_hash)
         data = load_frame(dataset.artifact_sha256, workspace.artifacts)
     finally:
         workspace.close()

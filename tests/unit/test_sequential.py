@@ -96,9 +96,7 @@ def test_the_p_value_never_rises_and_ignores_which_arm_is_called_b(
     assert swapped.p_value == pytest.approx(previous, rel=1e-9)
 
 
-def _simulate(
-    runs: int, n: int, rate_a: float, rate_b: float, seed: int
-) -> tuple[float, float]:
+def _simulate(runs: int, n: int, rate_a: float, rate_b: float, seed: int) -> tuple[float, float]:
     """Share of ``runs`` simulated splits of ``n`` 0/1 outcomes (each record a look) where the
     always-valid test, and a one-look z-test checked at every look, ever reject at ALPHA."""
     rng = np.random.default_rng(seed)

@@ -75,14 +75,20 @@ def ab(
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
     effect: Annotated[
         float | None,
-        typer.Option("--effect", help="Difference worth finding, in the metric's units "
-                     "(default: 0.05 of accuracy; 10% of the control's test-set MAE)."),
-    ] = None,  # fmt: skip
+        typer.Option(
+            "--effect",
+            help="Difference worth finding, in the metric's units "
+            "(default: 0.05 of accuracy; 10% of the control's test-set MAE).",
+        ),
+    ] = None,
     control: Annotated[
         int | None,
-        typer.Option("--control", help="Version to compare the others with (default: the "
-                     "production one, else the one that answered most)."),
-    ] = None,  # fmt: skip
+        typer.Option(
+            "--control",
+            help="Version to compare the others with (default: the "
+            "production one, else the one that answered most).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Compare the versions a deployment routes to: metric, always-valid test, latency, errors."""
@@ -108,7 +114,9 @@ def ab(
         return
     out.print(_variants_table(result))
     if not result.comparisons:
-        out.print(f"Only {model}:{result.control} answered in the {parsed.label}: nothing to compare.")
+        out.print(
+            f"Only {model}:{result.control} answered in the {parsed.label}: nothing to compare."
+        )
         return
     for comparison in result.comparisons:
         out.print(_sentence(result, comparison))

@@ -1,10 +1,10 @@
 """The variants of a canary or A/B deployment compared on their labelled traffic.
 
 A deployment that routes a model's requests to several versions logs which version answered each
-one (:mod:`mlship.monitor.traffic`); the true labels sent back later (:mod:`mlship.monitor.feedback`)
-say which answers were right. This module joins the two and compares each other version (a
-*treatment*) with the *control*: the version in production when it answered in the window,
-else the one that answered most.
+one (:mod:`mlship.monitor.traffic`); the true labels sent back later
+(:mod:`mlship.monitor.feedback`) say which answers were right. This module joins the two and
+compares each other version (a *treatment*) with the *control*: the version in production when
+it answered in the window, else the one that answered most.
 
 The metric is per record, so that every labelled record is one more observation of its variant:
 accuracy (an answer is right or wrong) for classifiers, mean absolute error for regressors. Each
@@ -31,8 +31,13 @@ from mlship.monitor import predlog
 from mlship.monitor.feedback import feedback_log, read_labels
 from mlship.monitor.health import health_summary
 from mlship.monitor.sequential import SequentialTest, sequential_test
-from mlship.monitor.traffic import PREDICTION, Traffic, prediction_dtype, read_request_log
-from mlship.monitor.traffic import read_traffic
+from mlship.monitor.traffic import (
+    PREDICTION,
+    Traffic,
+    prediction_dtype,
+    read_request_log,
+    read_traffic,
+)
 from mlship.monitor.window import Window
 from mlship.store.context import HasCatalogue, HasLogs, HasSealing
 from mlship.train.signature import Signature
@@ -186,8 +191,9 @@ def compare_variants(
     at = now or datetime.now(UTC)
     newest = workspace.catalogue.get_version(model)
     signature = Signature.from_dict(newest.signature)
-    read = dict(window=window, now=at, sealing=workspace.sealing)
-    traffic = read_traffic(workspace.logs, model, signature, **read)  # type: ignore[arg-type]
+    traffic = read_traffic(
+        workspace.logs, model, signature, window=window, now=at, sealing=workspace.sealing
+    )
     answered = traffic.frame.filter(pl.col("role").is_in(VARIANT_ROLES))
     versions = sorted(int(v) for v in answered.get_column("version").unique())
     metric = "mae" if signature.task == "regression" else "accuracy"
@@ -206,7 +212,9 @@ def compare_variants(
     )  # fmt: skip
     if records[chosen].signature != newest.signature:
         signature = Signature.from_dict(records[chosen].signature)
-        traffic = read_traffic(workspace.logs, model, signature, **read)  # type: ignore[arg-type]
+        traffic = read_traffic(
+            workspace.logs, model, signature, window=window, now=at, sealing=workspace.sealing
+        )
     labels = read_labels(feedback_log(workspace.logs), workspace.sealing)
     outcomes = _outcomes(traffic, labels)
     health = _health(workspace, model, window, traffic, at, versions)
@@ -235,9 +243,7 @@ def compare_variants(
         values = pair.get_column("outcome").to_numpy().astype(np.float64)
         test = sequential_test(arms, values, tau=tau, alpha=alpha)
         comparisons.append(Comparison(chosen, version, test, greater))
-    return AbResult(
-        model, window, at, metric, greater, chosen, tuple(variants), tuple(comparisons)
-    )
+    return AbResult(model, window, at, metric, greater, chosen, tuple(variants), tuple(comparisons))
 
 
 def _health(
