@@ -21,6 +21,10 @@ def _interval(bounds: tuple[float, float] | None) -> str:
     return "-" if bounds is None else f"[{bounds[0]:+.4f}, {bounds[1]:+.4f}]"
 
 
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
 def _variants_table(result: AbResult) -> Table:
     table = Table(title=f"Variants of {result.model} ({result.window.label})")
     names = ("version", "stage", "answered", "labelled", result.metric, "requests", "error rate",
@@ -49,15 +53,17 @@ def _sentence(result: AbResult, comparison: Comparison) -> str:
     test = comparison.test
     pair = f"{result.model}:{comparison.treatment} against {result.model}:{comparison.control}"
     if test.looks == 0:
+        from mlship.monitor.sequential import MIN_PER_ARM
+
         return (
             f"{pair}: too few labelled records to compare ({test.n_b} and {test.n_a}; each "
-            f"side needs 30)"
+            f"version needs {MIN_PER_ARM})"
         )
     level = f"{1 - test.alpha:.0%}"
     figures = (
         f"{result.metric} {test.difference:+.4f}, {level} always-valid interval "
         f"{_interval(test.interval)}, sequential p = {test.p_value:.4g} "
-        f"(one-look z-test: p = {fmt(test.fixed_p_value)}, {_interval(test.fixed_interval)})"
+        f"(one-look z-test: p = {_p(test.fixed_p_value)}, {_interval(test.fixed_interval)})"
     )
     verdicts = {
         "better": "significantly better",
