@@ -22,8 +22,8 @@ intersecting them over the looks keeps the coverage and only narrows.
 
 Here every labelled record is a look, in the order the records were answered: the guarantee holds
 for any stopping rule, so the finest one costs nothing and makes the answer independent of when
-the command was run. For proportions (accuracy) each arm's variance is ``p (1 - p) / n``; for
-means (absolute errors) the sample variance over ``n``. Before each arm has
+the command was run. Each arm's variance of its mean is its outcomes' sample variance over ``n``
+(for 0/1 outcomes such as a right or wrong answer, ``p (1 - p) / (n - 1)``). Before each arm has
 :data:`MIN_PER_ARM` outcomes, or while the variance estimate is zero, a look carries no
 evidence (``L = 1``): a plug-in variance from three records would make the ratio meaningless.
 
