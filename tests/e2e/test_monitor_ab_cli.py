@@ -155,3 +155,61 @@ def test_too_few_labels_and_bad_options_are_said_plainly(canary: Canary) -> None
     assert effect.returncode == 1 and "--effect: expected a positive difference" in effect.stderr
     nothing = run_cli("monitor", "ab", "churn", "--window", "1s", home=canary.home)
     assert "No traffic for churn in the last 1s." in nothing.stdout
+
+
+REGRESSION_SPEC = """name: lift
+task: regression
+sources: [{path: rows.csv}]
+columns:
+  - {name: a, type: float}
+  - {name: y, type: float, role: target}
+models: [{estimator: ridge}]
+metric: mae
+"""
+
+
+def test_a_regressor_is_judged_on_absolute_error_sized_by_its_test_mae(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """lift:1 and lift:2 (the same pipeline run twice) split traffic; the labels of lift:2's
+    answers are 4 units off them: its absolute error is larger, and lower is better."""
+    root = tmp_path_factory.mktemp("abtest-regression")
+    rng = np.random.default_rng(2)
+    a = rng.uniform(0, 10, 300)
+    pd.DataFrame({"a": a, "y": 3 * a + rng.normal(0, 6, 300)}).to_csv(
+        root / "rows.csv", index=False
+    )
+    (root / "pipeline.yaml").write_text(REGRESSION_SPEC, encoding="utf-8")
+    home = root / "home"
+    for _ in range(2):
+        run_cli("run", str(root / "pipeline.yaml"), home=home, cwd=root)
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        test_mae = float(workspace.tracking.get_version("lift", 1).metrics["holdout"]["mae"])
+    finally:
+        workspace.close()
+    deployment = root / "ab.yaml"
+    deployment.write_text('name: lift-ab\nroutes: [{model: "lift:1"}, {model: "lift:2"}]\n')
+    errors: dict[int, list[float]] = {1: [], 2: []}
+    labels: list[dict[str, Any]] = []
+    with serving(str(deployment), home) as server, httpx.Client(base_url=server.base) as client:
+        for value in rng.uniform(0, 10, 400):
+            body = client.post("/predict", json={"records": [{"a": float(value)}]}).json()
+            version, (predicted,) = int(body["version"]), body["predictions"]
+            label = 3 * float(value) + float(rng.normal(0, 1)) + (4.0 if version == 2 else 0.0)
+            errors[version].append(abs(label - predicted))
+            labels.append({"request_id": body["request_id"], "label": label})
+        assert client.post("/feedback", json={"feedback": labels}).json() == {"stored": 400}
+    server.stop()
+    report = json.loads(run_cli("monitor", "ab", "lift", "--json", "--control", "1",
+                                home=home).stdout)  # fmt: skip
+    assert report["metric"] == "mae" and report["greater_is_better"] is False
+    variants = {v["version"]: v for v in report["variants"]}
+    for version in (1, 2):
+        assert variants[version]["labelled"] == len(errors[version])
+        assert variants[version]["metric"] == pytest.approx(np.mean(errors[version]))
+    (comparison,) = report["comparisons"]
+    assert comparison["tau"] == pytest.approx(0.1 * test_mae)
+    assert comparison["difference"] > 0 and comparison["verdict"] == "worse"
+    table = run_cli("monitor", "ab", "lift", "--control", "1", home=home).stdout
+    assert "lift:2 against lift:1: mae +" in table and "significantly worse" in table
