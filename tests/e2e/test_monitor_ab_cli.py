@@ -153,6 +153,10 @@ def test_too_few_labels_and_bad_options_are_said_plainly(canary: Canary) -> None
     assert window.returncode == 1 and "--window: expected" in window.stderr
     effect = run_cli("monitor", "ab", "churn", "--effect", "-1", home=canary.home, check=False)
     assert effect.returncode == 1 and "--effect: expected a positive difference" in effect.stderr
+    alpha = run_cli("monitor", "ab", "churn", "--alpha", "1.5", home=canary.home, check=False)
+    assert alpha.returncode == 1 and "--alpha: expected a level between 0 and 1" in alpha.stderr
+    one = run_cli("monitor", "ab", "churn", "--window", "1 rows", home=canary.home)
+    assert "answered in the last 1 row: nothing to compare." in one.stdout
     nothing = run_cli("monitor", "ab", "churn", "--window", "1s", home=canary.home)
     assert "No traffic for churn in the last 1s." in nothing.stdout
 
