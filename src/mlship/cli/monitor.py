@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mlship.cli import monitor_ab
 from mlship.cli.console import err, out
 from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt
@@ -205,6 +206,9 @@ def feedback(
         workspace.close()
     per_model = ", ".join(f"{name} {len(items)}" for name, items in sorted(grouped.items()))
     out.print(f"Stored {stored} labels from {path} ({per_model}) in {store.where}")
+
+
+app.command("ab")(monitor_ab.ab)
 
 
 @app.command("compact")
