@@ -111,7 +111,7 @@ def make_base(
         mmdebstrap = _tool("mmdebstrap")
         cache.mkdir(parents=True, exist_ok=True)
         step(f"making a Debian {suite} root filesystem with mmdebstrap (cached in {cache})")
-        partial = Path(tempfile.mkstemp(prefix=f".{tarball.name}.", dir=cache)[1])
+        partial = Path(tempfile.mkstemp(prefix=f".{tarball.stem}.", suffix=".tar", dir=cache)[1])
         try:
             _run(
                 [
