@@ -83,6 +83,10 @@ def test_the_image_runs_as_an_unprivileged_user_from_its_own_wheels(container: s
     assert _in(container, "sh", "-c", f"test -w {STATE} && ! test -w {WORKDIR} && echo ok") == (
         "ok\n"
     )
+    # What serving reads is there, the Kubernetes manifests are not.
+    listed = _in(container, "ls", WORKDIR).split()
+    assert {"model.pkl", "mlship-bundle.json", "deployment.yaml", SBOM_FILE} <= set(listed)
+    assert "kubernetes.yaml" not in listed
     frozen = _in(container, "pip", "list", "--format=json")
     installed = {p["name"].lower() for p in json.loads(frozen)}
     assert {"mlship", "scikit-learn", "fastapi"} <= installed

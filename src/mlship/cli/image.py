@@ -59,5 +59,6 @@ def build(
     )
     out.print(
         f"Run it: buildah from --name {opened.name} {built.tag} && buildah run "
-        f"--isolation chroot -e MLSHIP_SIGNING_KEY {opened.name} -- mlship serve /srv/bundle"
+        f"--isolation chroot -e MLSHIP_SIGNING_KEY=$MLSHIP_SIGNING_KEY {opened.name} -- "
+        "mlship serve /srv/bundle --host 0.0.0.0"
     )

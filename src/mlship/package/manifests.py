@@ -28,6 +28,9 @@ from typing import Any
 
 import yaml
 
+from mlship.package.bundle import DEPLOYMENT_FILE, MANIFEST, MODEL_FILE
+from mlship.package.sbom import SBOM_FILE
+
 PORT = 8080
 UID = 10001
 STATE = "/var/lib/mlship"
@@ -79,6 +82,9 @@ image with a Python of this minor version (``python3``, with its ``venv`` module
 
 VENV = "/opt/mlship"
 
+SERVED = (MODEL_FILE, MANIFEST, DEPLOYMENT_FILE, SBOM_FILE, "README.md")
+"""The bundle's files the image holds besides requirements.txt and wheels/."""
+
 
 def dockerfile(ref: str, shape: Shape, *, has_wheels: bool, offline: bool = False) -> str:
     """``offline``: the bundle carries a wheel of every pinned requirement, so pip installs
@@ -113,7 +119,8 @@ WORKDIR {WORKDIR}
 # Exactly the pinned packages, nothing resolved at build time (see requirements.txt).
 COPY requirements.txt ./
 {copy_wheels}RUN pip install --no-cache-dir --no-deps{index} -r requirements.txt
-COPY . .
+# What serving reads, without the wheels again (the layer above holds them).
+COPY {" ".join(SERVED)} ./
 RUN useradd --system --uid {UID} --no-create-home mlship \\
     && mkdir -p {STATE} && chown {UID} {STATE}
 USER {UID}
