@@ -145,3 +145,14 @@ def test_a_bundle_without_its_wheels_is_refused_before_any_build(
     assert "does not carry the wheels" in refused.stderr
     assert "mlship package churn:1 -o NEW_DIR --wheels" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_without_buildah_the_command_says_what_to_install(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path)}  # the interpreter is run by its full path; no buildah on PATH
+    refused = run_cli(
+        "image", "base", "--cache", str(tmp_path), home=tmp_path, env=env, check=False
+    )
+    assert refused.returncode == 1
+    assert "buildah is not installed" in refused.stderr
+    assert "apt-get install -y buildah mmdebstrap" in refused.stderr
+    assert "Traceback" not in refused.stderr
