@@ -7,7 +7,8 @@
 # root. The browser tests open the HTML reports in Debian's headless Chromium (/usr/bin/chromium),
 # driven by Playwright; Playwright's own browser downloads are not used. The replica tests put
 # HAProxy (Debian's `haproxy`, /usr/sbin/haproxy) in front of the servers they start. The stream
-# tests run Redis and NATS JetStream (Debian's `redis-server` and `nats-server`). Safe to run
+# tests run Redis and NATS JetStream (Debian's `redis-server` and `nats-server`). The image
+# tests make a Debian base with `mmdebstrap` and build and run images with `buildah`. Safe to run
 # any number of times: it installs nothing when everything is already there.
 set -euo pipefail
 
@@ -52,12 +53,18 @@ nats_ready() {
     command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]]
 }
 
+# The image tests (tests/e2e/test_image_cli.py): a base made with mmdebstrap, built with buildah.
+images_ready() {
+    command -v buildah >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1
+}
+
 missing=()
 postgres_ready || missing+=(postgresql)
 chromium_ready || missing+=(chromium)
 haproxy_ready || missing+=(haproxy)
 redis_ready || missing+=(redis-server)
 nats_ready || missing+=(nats-server)
+images_ready || missing+=(buildah mmdebstrap)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -84,6 +91,11 @@ if [[ "$(id -u)" -ne 0 ]]; then
         echo "them needs root. Run as root, or install them yourself:" >&2
         echo "    sudo apt-get install -y redis-server nats-server" >&2
     fi
+    if ! images_ready; then
+        echo "services.sh: the image tests need buildah and mmdebstrap, and installing them" >&2
+        echo "needs root. Run as root, or install them yourself:" >&2
+        echo "    sudo apt-get install -y buildah mmdebstrap" >&2
+    fi
     exit 1
 fi
 
@@ -103,6 +115,10 @@ if ! command -v apt-get >/dev/null 2>&1; then
     if ! redis_ready || ! nats_ready; then
         echo "services.sh: redis-server or nats-server is missing and this machine has no" \
             "apt-get; install them with the system's package manager." >&2
+    fi
+    if ! images_ready; then
+        echo "services.sh: buildah or mmdebstrap is missing and this machine has no apt-get;" \
+            "install them with the system's package manager." >&2
     fi
     exit 1
 fi
@@ -130,5 +146,10 @@ fi
 
 if ! redis_ready || ! nats_ready; then
     echo "services.sh: redis-server and nats-server were installed but are still not on PATH" >&2
+    exit 1
+fi
+
+if ! images_ready; then
+    echo "services.sh: buildah and mmdebstrap were installed but are still not on PATH" >&2
     exit 1
 fi

@@ -8,7 +8,20 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import backup, cost, data, db, deploy, keys, models, monitor, runs, stream, users
+from mlship.cli import (
+    backup,
+    cost,
+    data,
+    db,
+    deploy,
+    image,
+    keys,
+    models,
+    monitor,
+    runs,
+    stream,
+    users,
+)
 from mlship.cli.audit import audit
 from mlship.cli.compress import compress
 from mlship.cli.console import err, out
@@ -59,6 +72,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(cost.app, name="cost")
+app.add_typer(image.app, name="image")
 stream.app.command("land")(stream_land)
 app.add_typer(stream.app, name="stream")
 

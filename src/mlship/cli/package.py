@@ -64,6 +64,14 @@ def package(
     prometheus: Annotated[
         str, typer.Option(help="The Prometheus KEDA reads the request rate from.")
     ] = "http://prometheus-server.monitoring.svc:9090",
+    wheels: Annotated[
+        bool,
+        typer.Option(
+            "--wheels",
+            help="Carry the wheel of every pinned requirement in the bundle, so that it (and "
+            "its image) installs with no package index: `mlship image build` needs it.",
+        ),
+    ] = False,
     size: Annotated[
         str | None,
         typer.Option(
@@ -122,7 +130,9 @@ def package(
         if size is not None:
             shape = _sized(shape, workspace.settings.home_resolved, version)
         with out.status("packaging") as status:
-            written = write_bundle(workspace, version, output, shape, step=status.update)
+            written = write_bundle(
+                workspace, version, output, shape, wheels=wheels, step=status.update
+            )
     finally:
         workspace.close()
 
@@ -137,7 +147,9 @@ def package(
         err.print(f"[yellow]warning:[/] {warning}")
     out.print(
         f"Serve it: mlship serve {written.root}\n"
-        f"Container: docker build -t {shape.image} {written.root}\n"
+        f"Container: docker build -t {shape.image} {written.root}"
+        + (f" (or mlship image build {written.root})" if wheels else "")
+        + "\n"
         f"Kubernetes: kubectl apply -f {written.root / 'kubernetes.yaml'}"
     )
 

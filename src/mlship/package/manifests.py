@@ -28,6 +28,9 @@ from typing import Any
 
 import yaml
 
+from mlship.package.bundle import DEPLOYMENT_FILE, MANIFEST, MODEL_FILE
+from mlship.package.sbom import SBOM_FILE
+
 PORT = 8080
 UID = 10001
 STATE = "/var/lib/mlship"
@@ -72,33 +75,52 @@ REQUEST_RATE_METRIC = "mlship_requests_per_second"
 """The per-pod metric the autoscaler reads, from the Prometheus adapter."""
 
 
-def dockerfile(ref: str, shape: Shape, *, has_wheels: bool) -> str:
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+BASE_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+"""The image a bundle's Dockerfile builds on unless ``--build-arg BASE=...`` names another: any
+image with a Python of this minor version (``python3``, with its ``venv`` module) and
+``useradd``, such as the Debian image ``mlship image base`` makes without a registry."""
+
+VENV = "/opt/mlship"
+
+SERVED = (MODEL_FILE, MANIFEST, DEPLOYMENT_FILE, SBOM_FILE, "README.md")
+"""The bundle's files the image holds besides requirements.txt and wheels/."""
+
+
+def dockerfile(ref: str, shape: Shape, *, has_wheels: bool, offline: bool = False) -> str:
+    """``offline``: the bundle carries a wheel of every pinned requirement, so pip installs
+    from ``wheels/`` alone and the build needs no package index."""
     ready = f"http://127.0.0.1:{PORT}/v2/health/ready"
     probe = json.dumps(
         ["python", "-c", f"import urllib.request; urllib.request.urlopen({ready!r})"]
     )
     listen = ["--host", "0.0.0.0", "--port", str(PORT)]  # noqa: S104 - inside the container
     command = json.dumps(["mlship", "serve", WORKDIR, *listen, "--workers", str(shape.workers)])
-    copy_wheels = "COPY wheels/ ./wheels/\n" if has_wheels else ""
+    copy_wheels = "COPY wheels/ ./wheels/\n" if has_wheels or offline else ""
+    index = " --no-index --find-links ./wheels" if offline else ""
     return f"""\
 # The model server of {ref}.
 #   docker build -t {shape.image} .
 #   docker run --rm -e MLSHIP_SIGNING_KEY -p {PORT}:{PORT} {shape.image}
 # The model is loaded only if its signature verifies under MLSHIP_SIGNING_KEY, the signing key of
 # the workspace that registered it (a secret: pass it at run time, never bake it into the image).
-FROM python:{python}-slim
+# BASE: any image with this Python (python3 and its venv module) and useradd.
+ARG BASE={BASE_IMAGE}
+FROM ${{BASE}}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1 \\
     PIP_DISABLE_PIP_VERSION_CHECK=1 \\
-    MLSHIP_HOME={STATE}
+    MLSHIP_HOME={STATE} \\
+    VIRTUAL_ENV={VENV} \\
+    PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+RUN python3 -m venv {VENV}
 WORKDIR {WORKDIR}
 # Exactly the pinned packages, nothing resolved at build time (see requirements.txt).
 COPY requirements.txt ./
-{copy_wheels}RUN pip install --no-cache-dir --no-deps -r requirements.txt
-COPY . .
+{copy_wheels}RUN pip install --no-cache-dir --no-deps{index} -r requirements.txt
+# What serving reads, without the wheels again (the layer above holds them).
+COPY {" ".join(SERVED)} ./
 RUN useradd --system --uid {UID} --no-create-home mlship \\
     && mkdir -p {STATE} && chown {UID} {STATE}
 USER {UID}

@@ -80,3 +80,40 @@ def build_wheel(source: Path, into: Path) -> Path:
     if not wheels:
         raise MlshipError(f"building mlship's wheel from {source} produced no wheel")
     return wheels[-1]
+
+
+def download_wheels(requirements: list[str], into: Path) -> list[Path]:
+    """Download the wheel of every pinned requirement (``NAME==VERSION``) into ``into``, so
+    the bundle installs with no package index (``pip install --no-index --find-links``).
+
+    The wheels are this machine's (its platform and Python), which is what the pins were taken
+    from; pip's own cache saves the downloads on the next bundle."""
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="mlship-pins-") as listing:
+        listing.write("\n".join(requirements) + "\n")
+        listing.flush()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(into),
+                "-r",
+                listing.name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise MlshipError(
+            "downloading the wheels of the bundle's pinned requirements failed (--wheels needs "
+            f"the package index, or pip's cache, to hold them):\n{done.stderr.strip()[-2000:]}"
+        )
+    return sorted(into.glob("*.whl"))

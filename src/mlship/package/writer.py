@@ -27,7 +27,8 @@ from mlship.errors import MlshipError
 from mlship.package import manifests, scaling
 from mlship.package.bundle import DEPLOYMENT_FILE, FORMAT, KIND, MANIFEST, MODEL_FILE
 from mlship.package.requirements import bundle_requirements
-from mlship.package.wheel import build_wheel, source_tree
+from mlship.package.sbom import SBOM_FILE, sbom, wheels_by_name
+from mlship.package.wheel import build_wheel, download_wheels, source_tree
 from mlship.spec.deployment import Batching, PredictionLogSpec
 from mlship.store.artifacts import fsync_directory
 from mlship.store.context import HasArtifacts, HasRuns, HasSettings, HasSigner
@@ -55,9 +56,13 @@ def write_bundle(
     out: Path,
     shape: manifests.Shape,
     *,
+    wheels: bool = False,
     step: Step = lambda _message: None,
 ) -> Written:
-    """Write the bundle of ``version`` to the new directory ``out``."""
+    """Write the bundle of ``version`` to the new directory ``out``.
+
+    ``wheels``: carry the wheel of every pinned requirement too, so that the bundle (and the
+    image built from it) installs with no package index."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MlshipError(f"{out} already exists and is not an empty directory; choose a new one")
     name, number = model_of(version).name, version.version
@@ -79,16 +84,13 @@ def write_bundle(
     try:
         files: dict[str, bytes] = {MODEL_FILE: model_bytes}
         source = source_tree()
-        if source is not None:
-            step(f"building mlship's wheel from {source}")
-            wheel = build_wheel(source, scratch / "wheels")
-            mlship_line = f"./wheels/{wheel.name}"
-        else:
-            mlship_line = f"mlship=={__version__}"
+        mlship_line = _wheels(scratch / "wheels", source, pins.lines() if wheels else [], step)
+        carried = wheels_by_name(scratch / "wheels")
+        files[SBOM_FILE] = sbom(name, number, pins.lines(), carried).encode()
         files["requirements.txt"] = _requirements(ref, mlship_line, pins.lines()).encode()
         files[DEPLOYMENT_FILE] = _deployment(name, number, shape.auth).encode()
         files["Dockerfile"] = manifests.dockerfile(
-            ref, shape, has_wheels=source is not None
+            ref, shape, has_wheels=source is not None, offline=wheels
         ).encode()
         files[".dockerignore"] = manifests.dockerignore().encode()
         files["kubernetes.yaml"] = scaling.kubernetes(name, number, shape).encode()
@@ -113,6 +115,20 @@ def write_bundle(
         str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()
     }
     return Written(out, sizes, pins.lines(), warnings)
+
+
+def _wheels(into: Path, source: Path | None, download: list[str], step: Step) -> str:
+    """Put mlship's wheel (built from ``source``, a development tree) and the wheels of
+    ``download`` in ``into``; the requirement line that installs mlship."""
+    if source is not None:
+        step(f"building mlship's wheel from {source}")
+        mlship_line = f"./wheels/{build_wheel(source, into).name}"
+    else:
+        mlship_line = f"mlship=={__version__}"
+    if download:
+        step(f"downloading the wheels of {len(download)} pinned requirements")
+        download_wheels(download if source else [*download, mlship_line], into)
+    return mlship_line
 
 
 def _write(path: Path, data: bytes) -> None:
