@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import backup, cost, data, db, deploy, keys, models, monitor, runs, stream, users
+from mlship.cli import backup, ci, cost, data, db, deploy, keys, models, monitor, runs, stream, users
 from mlship.cli.audit import audit
 from mlship.cli.compress import compress
 from mlship.cli.console import err, out
@@ -57,6 +57,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(backup.app, name="backup")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(cost.app, name="cost")
+app.add_typer(ci.app, name="ci")
 stream.app.command("land")(stream_land)
 app.add_typer(stream.app, name="stream")
 
