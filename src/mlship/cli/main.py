@@ -8,7 +8,20 @@ import typer
 from rich.markup import escape
 
 from mlship import __version__
-from mlship.cli import backup, ci, cost, data, db, deploy, keys, models, monitor, runs, stream, users
+from mlship.cli import (
+    backup,
+    ci,
+    cost,
+    data,
+    db,
+    deploy,
+    keys,
+    models,
+    monitor,
+    runs,
+    stream,
+    users,
+)
 from mlship.cli.audit import audit
 from mlship.cli.compress import compress
 from mlship.cli.console import err, out
