@@ -53,9 +53,10 @@ def init(
     ] = f"{sys.version_info.major}.{sys.version_info.minor}",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
-    """Write the pipeline file for SYSTEM: validate data -> run -> gate -> package -> build
-    image -> request promotion, with the secrets MLSHIP_URL, MLSHIP_TOKEN and
-    MLSHIP_SIGNING_KEY read by name."""
+    """Write SYSTEM's pipeline: validate data, run, gate, package, build image, request promotion.
+
+    The secrets MLSHIP_URL, MLSHIP_TOKEN and MLSHIP_SIGNING_KEY are read by name, never written.
+    """
     from mlship.spec import load_spec
 
     target(system, out_dir)  # an unknown system is refused before the spec is read
