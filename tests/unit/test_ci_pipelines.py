@@ -160,3 +160,23 @@ def test_an_existing_file_is_kept_without_force(tmp_path: Path) -> None:
 def test_an_unknown_system_is_refused_with_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(CiError, match="unknown CI system 'circle'; expected one of github, gitlab"):
         write_pipeline("circle", PLAN, tmp_path)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(install=st.text(alphabet=st.sampled_from("mlship=1.0[s3] -r$`'\"\\;|&\n{}"), max_size=20))
+def test_an_install_line_is_written_as_pip_arguments_or_refused(install: str) -> None:
+    try:
+        plan = Plan(spec="pipeline.yaml", model="churn", python="3.12", install=install)
+    except CiError as refused:
+        assert f"--install {install!r}: expected pip arguments" in str(refused)  # noqa: PT017
+        assert any(c in install for c in "$`'\"\\;|&\n{}") or not install.strip()
+        return
+    document = yaml.safe_load(gitlab.render(plan))
+    assert (
+        f".venv/bin/python -m pip install --quiet {install}" in document[".mlship"]["before_script"]
+    )
+
+
+def test_a_python_that_is_not_a_version_is_refused() -> None:
+    with pytest.raises(CiError, match=r"--python '3.12-slim; rm': expected a Python version"):
+        Plan(spec="pipeline.yaml", model="churn", python="3.12-slim; rm", install="mlship")

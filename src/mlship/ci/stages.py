@@ -25,6 +25,10 @@ SECRETS = ("MLSHIP_URL", "MLSHIP_TOKEN", "MLSHIP_SIGNING_KEY")
 # What a path may hold to be written into YAML, a shell line and a Groovy string alike without
 # quoting surprises (GitHub would even evaluate a ``${{`` in a run line).
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
+# The install line is pip's arguments, written unquoted so it can be several (``-r
+# requirements.txt``, ``'mlship[s3]==1.4'`` unquoted): no shell or expression syntax in it.
+_SAFE_INSTALL = re.compile(r"^[A-Za-z0-9._/=<>~!,:@#%+\[\] -]+$")
+_PYTHON = re.compile(r"^3\.[0-9]{1,2}$")
 
 
 class CiError(MlshipError):
@@ -47,6 +51,13 @@ class Plan:
                 f"spec path {self.spec!r} has characters a pipeline file cannot carry safely; "
                 "expected letters, digits, '.', '_', '-' and '/' only: rename the file"
             )
+        if not _SAFE_INSTALL.fullmatch(self.install) or not self.install.strip():
+            raise CiError(
+                f"--install {self.install!r}: expected pip arguments (package names, versions, "
+                "extras, -r FILE, URLs) without quotes, $, backslashes, backticks, ;, | or &"
+            )
+        if not _PYTHON.fullmatch(self.python):
+            raise CiError(f"--python {self.python!r}: expected a Python version such as 3.12")
 
     @property
     def cache_key(self) -> str:
