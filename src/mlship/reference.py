@@ -242,7 +242,7 @@ def ci_section() -> str:
     from mlship.ci.files import SYSTEMS
     from mlship.ci.stages import SECRETS, Plan, stages
 
-    plan = Plan(spec="SPEC", model="MODEL", python="3.X", install="mlship")
+    plan = Plan(spec="SPEC", model="MODEL", python="3.12", install="mlship")
     lines = [
         "## CI pipeline stages",
         "",
