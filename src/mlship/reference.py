@@ -37,7 +37,8 @@ _HEADER = f"""# mlship reference
 
 Generated from the code by `{REGENERATE}`; do not edit by hand. Every spec key with its
 type, default and meaning; every metric; every model of the catalog with the parameters its
-default search space tunes; column types and roles; and the checks a spec can declare.
+default search space tunes; column types and roles; the stages of a CI pipeline; and the checks
+a spec can declare.
 """
 
 
@@ -236,6 +237,36 @@ def columns_section() -> str:
     )
 
 
+def ci_section() -> str:
+    """The stages ``mlship ci init`` writes, from the one list every CI system's file uses."""
+    from mlship.ci.files import SYSTEMS
+    from mlship.ci.stages import SECRETS, Plan, stages
+
+    plan = Plan(spec="SPEC", model="MODEL", python="3.12", install="mlship")
+    lines = [
+        "## CI pipeline stages",
+        "",
+        "`mlship ci init SYSTEM` writes these stages, in this order, for "
+        + ", ".join(f"`{name}` (`{where}`)" for name, (where, _) in SYSTEMS.items())
+        + "; secrets by name: "
+        + ", ".join(f"`{name}`" for name in SECRETS)
+        + ".",
+        "",
+        "| stage | commands | keeps | runs |",
+        "|---|---|---|---|",
+    ]
+    for index, stage in enumerate(stages(plan)):
+        commands = "<br>".join(f"`{_cell(line)}`" for line in stage.script)
+        keeps = ", ".join(f"`{path}`" for path in stage.keeps) or "-"
+        if stage.keep_on_failure:
+            keeps += " (also when it fails)"
+        when = ("first" if index == 0 else "after the stage before passed") + (
+            ", on the default branch" if stage.default_branch_only else ""
+        )
+        lines.append(f"| {stage.title} | {commands} | {keeps} | {when} |")
+    return "\n".join(lines) + "\n"
+
+
 def reference() -> str:
     """The whole reference, as markdown."""
     spec = _anchor_fix(spec_sections(PipelineSpec), PipelineSpec)
@@ -246,6 +277,7 @@ def reference() -> str:
                 metrics_section(),
                 catalog_section(),
                 columns_section(),
+                ci_section(),
                 "## Spec keys",
                 "",
                 "Each table is one part of a spec, from the top (`Pipeline spec`) down: its keys, "

@@ -10,6 +10,7 @@ from rich.markup import escape
 from mlship import __version__
 from mlship.cli import (
     backup,
+    ci,
     cost,
     data,
     db,
@@ -73,6 +74,7 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(cost.app, name="cost")
 app.add_typer(image.app, name="image")
+app.add_typer(ci.app, name="ci")
 stream.app.command("land")(stream_land)
 app.add_typer(stream.app, name="stream")
 

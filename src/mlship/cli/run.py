@@ -31,6 +31,7 @@ from mlship.cli.render import (
     print_validation,
 )
 from mlship.spec import load_spec
+from mlship.store.entities import model_of
 from mlship.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -137,6 +138,14 @@ def run(
             "spec, or RUN_ID (its finished trials and folds are kept, not run again).",
         ),
     ] = False,
+    version_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the registered MODEL:VERSION to this file, for the commands that come "
+            "next in a script or CI pipeline.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Ingest, check, cross-validate or tune the candidates, evaluate the best and register it."""
     if run_id is not None and not resume:
@@ -146,6 +155,26 @@ def run(
         )
     workspace = Workspace.open()
     try:
-        run_spec(spec, workspace, resume=resume, resume_run=run_id)
+        result = run_spec(spec, workspace, resume=resume, resume_run=run_id)
     finally:
         workspace.close()
+    if version_file is not None:
+        _write_version(version_file, f"{model_of(result.version).name}:{result.version.version}")
+
+
+def _write_version(path: Path, ref: str) -> None:
+    """``ref`` and a newline to ``path``, whole or not at all (temp file, fsync, rename)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(ref + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

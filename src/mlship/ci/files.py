@@ -1,0 +1,51 @@
+"""Which file each CI system reads, and writing it without clobbering or half-writing.
+
+A pipeline file is usually edited by hand after it is written, so an existing one is replaced
+only when asked (``force``), and the new text goes to a temporary file that is renamed over the
+old one: a crash leaves the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from mlship.ci import github, gitlab, jenkins
+from mlship.ci.stages import CiError, Plan
+
+SYSTEMS: dict[str, tuple[str, Callable[[Plan], str]]] = {
+    "github": (github.PATH, github.render),
+    "gitlab": (gitlab.PATH, gitlab.render),
+    "jenkins": (jenkins.PATH, jenkins.render),
+}
+
+
+def target(system: str, root: Path) -> Path:
+    """Where ``system`` reads its pipeline under the repository ``root``."""
+    if system not in SYSTEMS:
+        raise CiError(f"unknown CI system {system!r}; expected one of {', '.join(SYSTEMS)}")
+    return root / SYSTEMS[system][0]
+
+
+def write_pipeline(system: str, plan: Plan, root: Path, *, force: bool = False) -> Path:
+    """Write ``system``'s file for ``plan`` under ``root`` and return its path."""
+    path = target(system, root)
+    if path.is_dir():
+        raise CiError(f"{path} is a directory; the {system} pipeline is a file there")
+    if path.exists() and not force:
+        raise CiError(f"{path} exists; pass --force to replace it")
+    text = SYSTEMS[system][1](plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
