@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mlship.store.parts import Sealing
     from mlship.store.registry import Registry
     from mlship.store.repositories import Catalogue, Datasets, Journals, Runs, Tracking
+    from mlship.store.rollouts import Rollouts
     from mlship.train.model_io import LoadedModel
 
 
@@ -140,6 +141,14 @@ class Workspace:
         from mlship.registry.lifecycle import SqlRegistry
 
         return SqlRegistry(self.metadata, self.settings.user)
+
+    @cached_property
+    def rollouts(self) -> Rollouts:
+        """Progressive rollouts, in the metadata store (this workspace's, or the server's when
+        run on its host)."""
+        from mlship.registry.rollouts import SqlRollouts
+
+        return SqlRollouts(self.metadata, self.settings.user)
 
     @cached_property
     def users(self) -> Users:

@@ -19,6 +19,7 @@ from mlship.cli import (
     keys,
     models,
     monitor,
+    rollout,
     runs,
     stream,
     users,
@@ -66,6 +67,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(keys.app, name="keys")

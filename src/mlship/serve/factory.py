@@ -12,12 +12,14 @@ set of metrics.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from mlship.errors import SpecError
 from mlship.spec.deployment import Auth, Deployment, Limits, load_deployment
 
 if TYPE_CHECKING:
@@ -180,7 +182,7 @@ def build(
         settings = workspace.settings
     deployment = with_auth(with_limits(deployment, max_body_mib, max_records), *auth)
     guard = guard_of(deployment, settings, workspace)  # before any model loads
-    live = LiveModels(deployment, source)
+    live = LiveModels(deployment, source, _share_of(deployment, target, workspace))
     log = None
     if prediction_log and deployment.log.enabled:
         log_target = (
@@ -235,6 +237,23 @@ def build(
         log.write_ahead.where if log is not None and log.write_ahead is not None else None,
         logs.location(USAGE),
     )
+
+
+def _share_of(
+    deployment: Deployment, target: str, workspace: Workspace | None
+) -> Callable[[], float] | None:
+    """What gives the candidate's share of a deployment with a rollout, read at every refresh."""
+    spec = deployment.rollout
+    if spec is None:
+        return None
+    if workspace is None or is_bundle_target(target):
+        raise SpecError(
+            f"{target}: a rollout routes between versions of a registry; a bundle holds one"
+        )
+    from mlship.serve.live import rollout_share
+
+    rollouts = workspace.rollouts
+    return lambda: rollout_share(rollouts, spec)
 
 
 def wal_folder(deployment: Deployment, home: Path, wal_dir: Path | None) -> Path:

@@ -8,6 +8,11 @@ unpickling), and then replaces the whole routing table in one assignment. A requ
 table once, at its start, and finishes on the models it took, so a swap never fails or drops a
 request; the next request sees the new table. A refresh that fails (the registry unreachable, a
 tampered artifact) keeps the current table and is reported, so serving goes on.
+
+A deployment with a rollout has two routes, the model's production version and the candidate,
+and the candidate's share is read from the rollout's state in the metadata store at every
+refresh (:func:`rollout_share`), so ``mlship rollout step`` moving it reaches every worker of
+every replica within ``refresh_seconds``; a changed share swaps the table like a changed version.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from mlship.errors import NotFoundError
 from mlship.serve.novelty import TrainingSupport
 from mlship.serve.schemas import record_model
 from mlship.serve.usage import ServedVersion
-from mlship.spec.deployment import Deployment
+from mlship.spec.deployment import Deployment, Rollout
 from mlship.store.entities import model_of
 from mlship.train.model_io import LoadedModel
 
 if TYPE_CHECKING:
     from mlship.package.bundle import Bundle
     from mlship.security.signing import Signer
+    from mlship.store.rollouts import Rollouts
     from mlship.workspace import Workspace
 
 log = logging.getLogger("mlship.serve")
@@ -163,13 +169,33 @@ class Table:
     def versions(self) -> list[str]:
         return [served.label for served in (*self.routes, *self.shadows)]
 
+    def shares(self) -> list[tuple[str, float]]:
+        """Each route's version and weight, then each shadow's: what a swap compares."""
+        return [(served.label, served.weight) for served in (*self.routes, *self.shadows)]
+
+
+def rollout_share(rollouts: Rollouts, spec: Rollout) -> float:
+    """The percentage of traffic ``spec``'s candidate gets now: its rollout's current weight,
+    0 before the rollout starts, after a rollback, or while another candidate's runs."""
+    current = rollouts.current(spec.model)
+    if current is None or current.candidate != spec.candidate:
+        return 0.0
+    return current.weight
+
 
 class LiveModels:
     """The deployment's routing table, refreshed from the registry in the background."""
 
-    def __init__(self, deployment: Deployment, source: ModelSource) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        source: ModelSource,
+        share: Callable[[], float] | None = None,
+    ) -> None:
+        """``share`` gives the candidate's percentage of a deployment with a rollout."""
         self.deployment = deployment
         self.source = source
+        self.share = share
         self._loaded: dict[VersionKey, Served] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -187,7 +213,10 @@ class LiveModels:
         return cached
 
     def _build(self) -> Table:
-        routes = tuple(self._served(r.model, r.weight) for r in self.deployment.routes)
+        spec = self.deployment.routes
+        if self.deployment.rollout is not None and self.share is not None:
+            spec = self.deployment.rollout.routes(self.share())
+        routes = tuple(self._served(r.model, r.weight) for r in spec)
         shadows = tuple(self._served(ref, 0.0) for ref in self.deployment.shadows)
         return Table(routes, shadows)
 
@@ -196,7 +225,8 @@ class LiveModels:
         with self._lock:
             new = self._build()
             before, after = self.table.versions(), new.versions()
-            if before == after:
+            old_shares, new_shares = self.table.shares(), new.shares()
+            if old_shares == new_shares:
                 return []
             self.table = new
             live = set(after)
@@ -204,6 +234,11 @@ class LiveModels:
                 del self._loaded[key]  # a version no longer served is let go
         settle_memory()
         changes = [f"{a} -> {b}" for a, b in zip(before, after, strict=True) if a != b]
+        changes += [
+            f"{a[0]} weight {a[1]:g} -> {b[1]:g}"
+            for a, b in zip(old_shares, new_shares, strict=True)
+            if a[0] == b[0] and a[1] != b[1]
+        ]
         for change in changes:
             log.info("swapped %s", change, extra={"event": "swap", "change": change})
         return changes

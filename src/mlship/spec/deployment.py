@@ -6,6 +6,10 @@ which receive a copy of every request and whose answers are logged, never return
 that carries a key (the ``X-Request-Key`` header, or ``key`` in a native request) always lands
 on the same route while the weights stay the same; other requests are spread at random.
 
+A deployment may instead carry a *rollout* (:class:`Rollout`): the routes are then the model's
+production version and one candidate, and the candidate's share is the rollout's current step,
+kept in the metadata store and moved by ``mlship rollout step`` (see :mod:`mlship.monitor.rollout`).
+
 ``mlship serve MODEL`` is the one-route deployment of that model.
 """
 
@@ -17,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlship.durations import seconds_in
 from mlship.errors import SpecError
 from mlship.store.accounts import Role
 
@@ -111,9 +116,107 @@ class Auth(_Strict):
         return "off" if value is False else value
 
 
+class RolloutChecks(_Strict):
+    """Health the candidate must keep at every step, or the rollout is rolled back."""
+
+    max_error_rate: float | None = Field(
+        None, ge=0, le=1, description="Most refused or failed requests, as a share (0.02: 2 %)."
+    )
+    max_p99_ms: float | None = Field(
+        None, gt=0, description="Slowest 99th percentile latency allowed, in milliseconds."
+    )
+    min_requests: int = Field(
+        20,
+        ge=1,
+        description="Requests the candidate must have answered in a step before its error rate "
+        "and latency are judged (one failure in three requests is no rate).",
+    )
+
+
+class Rollout(_Strict):
+    """A progressive rollout of ``candidate`` against the model's production version."""
+
+    model: str = Field(min_length=1, description="Registered model name (no version).")
+    candidate: int = Field(ge=1, description="The version rolled out.")
+    steps: list[float] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        min_length=1,
+        description="Percentages of traffic sent to the candidate, rising, the last one 100.",
+    )
+    hold: str = Field(
+        "30m", description="How long the checks must hold at a step before the next one."
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="Level of the always-valid test.")
+    effect: float | None = Field(
+        None,
+        gt=0,
+        description="Difference worth finding, in the metric's units (default as monitor ab).",
+    )
+    checks: RolloutChecks = Field(default_factory=RolloutChecks)
+
+    @field_validator("model")
+    @classmethod
+    def _name_only(cls, model: str) -> str:
+        if any(mark in model for mark in ":@") or model.strip() != model:
+            raise ValueError(
+                f"{model!r}: expected the model's name alone (such as churn); the version rolled "
+                "out is `candidate`, the one it replaces is the model's production version"
+            )
+        return model
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_to_100(cls, steps: list[float]) -> list[float]:
+        for index, step in enumerate(steps):
+            if not 0 < step <= 100:
+                raise ValueError(f"step {index + 1} is {step:g}: a percentage above 0, at most 100")
+            if index and step <= steps[index - 1]:
+                raise ValueError(
+                    f"step {index + 1} ({step:g}) does not rise above step {index} "
+                    f"({steps[index - 1]:g}): steps must rise"
+                )
+        if steps[-1] != 100:
+            raise ValueError(
+                f"the last step is {steps[-1]:g}: it must be 100, so the candidate takes all the "
+                "traffic before it is approved for production"
+            )
+        return steps
+
+    @field_validator("hold", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        seconds = seconds_in(value, ("s", "m", "h", "d")) if isinstance(value, str) else None
+        if seconds is None or seconds <= 0:
+            raise ValueError(
+                f"{value!r} is not a duration: expected a whole number and a unit above 0, "
+                "such as 45s, 30m, 1h or 2d"
+            )
+        return value.strip()
+
+    @property
+    def hold_seconds(self) -> float:
+        return seconds_in(self.hold, ("s", "m", "h", "d")) or 0.0
+
+    @property
+    def candidate_ref(self) -> str:
+        return f"{self.model}:{self.candidate}"
+
+    def routes(self, weight: float) -> list[Route]:
+        """The production version and the candidate, ``weight`` percent to the candidate."""
+        return [
+            Route(model=f"{self.model}@production", weight=100.0 - weight),
+            Route(model=self.candidate_ref, weight=weight),
+        ]
+
+
 class Deployment(_Strict):
     name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    routes: list[Route] = Field(min_length=1)
+    routes: list[Route] = Field(default_factory=list)
+    rollout: Rollout | None = Field(
+        None,
+        description="Route between production and a candidate by the steps of a progressive "
+        "rollout instead of fixed routes.",
+    )
     shadows: list[str] = Field(default_factory=list)
     sticky_header: str = Field("X-Request-Key", description="Header whose value pins a route.")
     refresh_seconds: float = Field(
@@ -131,6 +234,16 @@ class Deployment(_Strict):
 
     @model_validator(mode="after")
     def _some_weight(self) -> Deployment:
+        if self.rollout is not None:
+            if self.routes:
+                raise ValueError(
+                    "routes: leave them out with rollout:, which routes between "
+                    f"{self.rollout.model}@production and {self.rollout.candidate_ref} itself"
+                )
+            # Before the rollout starts (and after it is rolled back) production takes it all.
+            return self.model_copy(update={"routes": self.rollout.routes(0.0)})
+        if not self.routes:
+            raise ValueError("routes: expected at least one route (or a rollout: block)")
         if sum(route.weight for route in self.routes) <= 0:
             raise ValueError("at least one route needs a weight above 0")
         return self
@@ -161,5 +274,7 @@ def load_deployment(path: Path) -> Deployment:
             message = error["msg"]
             if error["type"] == "extra_forbidden":
                 message = "unknown field"
+            elif error["type"] == "value_error":
+                message = message.removeprefix("Value error, ")
             lines.append(f"{path}, field {where}: {message}")
         raise SpecError("\n".join(lines)) from None

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlship.store.parts import Sealing
     from mlship.store.registry import Registry
     from mlship.store.repositories import Catalogue, Datasets, Runs
+    from mlship.store.rollouts import Rollouts
 
 
 class HasSettings(Protocol):
@@ -51,6 +52,11 @@ class HasCatalogue(Protocol):
 class HasRegistry(Protocol):
     @property
     def registry(self) -> Registry: ...
+
+
+class HasRollouts(Protocol):
+    @property
+    def rollouts(self) -> Rollouts: ...
 
 
 class HasLogs(Protocol):

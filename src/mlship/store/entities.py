@@ -206,6 +206,39 @@ class PromotionRequest:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Rollout:
+    """A progressive rollout of ``model:candidate`` against ``model:control`` and where it
+    stands: ``status`` ``running``, ``holding`` (at 100 %, ready for a human approval),
+    ``rolled back`` or ``done`` (the candidate is in production)."""
+
+    id: int
+    model: str
+    candidate: int
+    control: int
+    deployment: str
+    steps: list[float]
+    hold_seconds: float
+    alpha: float
+    checks: dict[str, Any]
+    step: int
+    """Index in ``steps`` of the current step."""
+    weight: float
+    """Percentage of the traffic routed to the candidate now."""
+    since: datetime
+    status: str
+    started_by: str
+    started_at: datetime
+    updated_at: datetime
+    effect: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """Whether steps still judge it (running, or holding at 100 until approved)."""
+        return self.status in ("running", "holding")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """An alert rule that held for a model, delivered (``fired``) or held back (``suppressed``)."""
 

@@ -375,3 +375,36 @@ class RateBucket(Base):
     """When ``level`` was computed, in epoch seconds (the newest of the servers' clocks)."""
     granted: Mapped[bool] = mapped_column(Boolean)
     """Whether the last request was let through."""
+
+
+class Rollout(Base):
+    """A progressive rollout of a candidate version against the model's production version: its
+    plan (from the deployment file) and where it stands. Rows are kept after the rollout ends;
+    the model's newest row is its current rollout. Every move also appends a
+    :class:`ModelEvent`, in the same transaction."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index("ix_rollouts_model_id", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
+    candidate: Mapped[int] = mapped_column(Integer)
+    control: Mapped[int] = mapped_column(Integer)
+    """The version in production when the rollout started, which the candidate is judged against."""
+    deployment: Mapped[str] = mapped_column(String(200))
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    hold_seconds: Mapped[float] = mapped_column(Float)
+    alpha: Mapped[float] = mapped_column(Float)
+    effect: Mapped[float | None] = mapped_column(Float)
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    step: Mapped[int] = mapped_column(Integer)
+    """Index in ``steps`` of the current step."""
+    weight: Mapped[float] = mapped_column(Float)
+    """Percentage of the traffic routed to the candidate now."""
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the current step began: its traffic is what judges it."""
+    status: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list[Any]] = mapped_column(JSON)
+    started_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
