@@ -84,7 +84,8 @@ class Project:
         ``start``, right in exactly ``accuracy`` of them (in a shuffled order); and ``errors``
         refused requests per version."""
         rng = np.random.default_rng(seed)
-        rows, labels = [], []
+        rows: list[tuple[object, ...]] = []
+        labels: list[Label] = []
         for version, share in accuracy.items():
             right = np.zeros(records, dtype=bool)
             right[: round(share * records)] = True
