@@ -144,8 +144,11 @@ class Workspace:
 
     @cached_property
     def rollouts(self) -> Rollouts:
-        """Progressive rollouts, in the metadata store (this workspace's, or the server's when
-        run on its host)."""
+        """Progressive rollouts: the tracking server's over HTTP, or the local metadata store's."""
+        if self.remote is not None:
+            from mlship.remote.rollouts import HttpRollouts
+
+            return HttpRollouts(self.remote)
         from mlship.registry.rollouts import SqlRollouts
 
         return SqlRollouts(self.metadata, self.settings.user)

@@ -27,7 +27,7 @@ from mlship import __version__
 from mlship.bodylimit import BodyLimit, MiB
 from mlship.errors import IntegrityError, MlshipError, NotFoundError, StorageError
 from mlship.security.users import SqlUsers
-from mlship.server import admin, alerts, artifacts, logparts, registry, tracking
+from mlship.server import admin, alerts, artifacts, logparts, registry, rollouts, tracking
 from mlship.server.access import RateLimiter, role_route
 from mlship.store.audit_log import SqlAuditLog
 from mlship.store.failures import anywhere, is_full, is_storage_failure
@@ -35,6 +35,7 @@ from mlship.store.idempotency import SqlIdempotencyKeys
 from mlship.store.liveness import RunStateError
 from mlship.store.rate_limits import SqlRateLimits
 from mlship.store.registry import ReviewError
+from mlship.store.rollouts import RolloutConflict
 from mlship.workspace import Workspace
 
 __all__ = ["MiB", "create_app"]
@@ -43,6 +44,7 @@ logger = logging.getLogger("mlship.server")
 _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
     (NotFoundError, 404),
     (ReviewError, 409),
+    (RolloutConflict, 409),
     (RunStateError, 409),
     (IntegrityError, 409),
     (MlshipError, 400),
@@ -83,7 +85,7 @@ def create_app(
     app.state.limiter = RateLimiter(requests_per_minute, SqlRateLimits(workspace.metadata.engine))
     app.state.idempotency_keys = SqlIdempotencyKeys(workspace.metadata.engine)
     app.state.max_artifact_bytes = max_artifact_bytes
-    for module in (tracking, registry, artifacts, logparts, admin, alerts):
+    for module in (tracking, registry, artifacts, logparts, admin, alerts, rollouts):
         app.include_router(module.router)
 
     @app.get("/api/v1/openapi.json", include_in_schema=False, **role_route("viewer"))
