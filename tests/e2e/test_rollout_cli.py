@@ -355,3 +355,29 @@ def test_a_served_deployment_follows_the_rollout(project: Project) -> None:
         _swapped(server, "churn:2 weight 10 -> 0")
         assert _answers(client, 100) == Counter({1: 100})
     server.stop()
+
+
+def test_watch_and_status_say_where_the_rollout_stands(project: Project) -> None:
+    assert project.cli("rollout", "start", str(project.deployment), at=T0).returncode == 0
+    shown = said(project.cli("rollout", "status", "churn", at=T0 + timedelta(minutes=10)))
+    assert (
+        "Rollout of churn:2 against churn:1 (deployment churn-rollout): running, step 1 of 3 "
+        "(10% to the candidate)" in shown
+    )
+    assert "Next: checks hold; 50m more at 10% before moving on" in shown
+    # Hours later, with no traffic at all in the step: watching waits, it does not move on.
+    watched = project.cli("rollout", "watch", "churn", "--every", "1s", "--looks", "2")
+    assert watched.returncode == 0, said(watched)
+    assert watched.stdout.count("running, step 1 of 3 (10% to the candidate)") == 2
+    assert "No move: churn:2 answered 0 requests in this step; its checks need 20" in said(watched)
+    project.traffic(T0, 20, {1: 0.8, 2: 0.8}, records=100, errors={2: 40}, seed=8)
+    ended = project.cli("rollout", "watch", "churn", "--every", "1m")  # ends at the first look
+    assert ended.returncode == 1 and "Rolled back churn:2 to 0%: churn:2's error rate" in said(
+        ended
+    )
+    bad = project.cli("rollout", "watch", "churn", "--every", "soon")
+    assert bad.returncode == 1 and "--every: expected a duration" in said(bad)
+    when = project.cli("rollout", "step", "churn", "--now", "yesterday")
+    assert when.returncode == 1 and "--now: expected an ISO 8601 time, got 'yesterday'" in said(
+        when
+    )
