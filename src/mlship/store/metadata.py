@@ -61,7 +61,7 @@ from mlship.store.tables import (
 
 __all__ = ["NOTE_KINDS", "MetadataStore", "NewVersion", "note_text"]
 
-NOTE_KINDS = ("run", "version")
+NOTE_KINDS = ("run", "version", "request")
 """What a note can be written on."""
 
 P = ParamSpec("P")
