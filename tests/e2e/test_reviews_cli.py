@@ -20,34 +20,36 @@ from tests.tracking import Team
 Cli = Callable[..., CliResult]
 
 
-def _embedded(tmp_path: Path) -> tuple[Cli, str]:
+def _embedded(tmp_path: Path) -> tuple[Cli, str, str]:
     home = tmp_path / "home"
     ws = Workspace.open(Settings(home=home, user="alice", n_jobs=1))
     try:
         name = register_model(ws, versions=3, prefix="churn")
+        run = ws.catalogue.get_version(name, 1).run_id
     finally:
         ws.close()
 
     def cli(user: str, *args: str, check: bool = True) -> CliResult:
         return invoke_cli(*args, home=home, env={"MLSHIP_USER": user}, check=check)
 
-    return cli, name
+    return cli, name, run
 
 
-def _on_server(tmp_path: Path, team: Team) -> tuple[Cli, str]:
+def _on_server(tmp_path: Path, team: Team) -> tuple[Cli, str, str]:
     settings = Settings(
         home=tmp_path / "alice", url=team.url, token=team.tokens["alice"], user="alice", n_jobs=1
     )
     ws = Workspace.open(settings)
     try:
         name = register_model(ws, versions=3, prefix="churn")
+        run = ws.catalogue.get_version(name, 1).run_id
     finally:
         ws.close()
 
     def cli(user: str, *args: str, check: bool = True) -> CliResult:
         return invoke_cli(*args, home=tmp_path / user, env=team.env(user), check=check)
 
-    return cli, name
+    return cli, name, run
 
 
 def _flat(result: CliResult) -> str:
@@ -60,9 +62,9 @@ def test_three_people_review_a_promotion_and_roll_it_back(
     where: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if where == "server":
-        cli, name = _on_server(tmp_path, request.getfixturevalue("team"))
+        cli, name, _ = _on_server(tmp_path, request.getfixturevalue("team"))
     else:
-        cli, name = _embedded(tmp_path)
+        cli, name, _ = _embedded(tmp_path)
     v1, v2, v3 = (f"{name}:{n}" for n in (1, 2, 3))
     cli("alice", "models", "promote", v1, "--to", "production")
     cli("bob", "models", "review", v1, "--approve", "--reason", "baseline")
@@ -148,3 +150,22 @@ def _json_objects(text: str) -> list[dict[str, object]]:
         while at < len(text) and text[at].isspace():
             at += 1
     return found
+
+
+@pytest.mark.parametrize("where", ["embedded", "server"])
+def test_notes_on_a_run_answer_one_another(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if where == "server":
+        cli, _, run = _on_server(tmp_path, request.getfixturevalue("team"))
+    else:
+        cli, _, run = _embedded(tmp_path)
+    first = cli("alice", "runs", "note", run, "Why this seed?")
+    note_id = first.stdout.split("#", 1)[1].split()[0]
+    reply = cli("bob", "runs", "note", run, "It is the team's default.", "--reply-to", note_id)
+    assert f"by bob, in reply to #{note_id}" in reply.stdout
+    stray = cli("bob", "runs", "note", run, "answer", "--reply-to", "999999", check=False)
+    assert stray.returncode == 1
+    assert f"run {run[:8]} has no note #999999 to reply to" in _flat(stray)
+    thread = _flat(cli("bob", "runs", "show", run))
+    assert "bob, " in thread and f"UTC, in reply to #{note_id}" in thread
