@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,7 +140,7 @@ def test_three_people_review_a_promotion_and_roll_it_back(
     assert all("model_events" in entry["changes"] for entry in entries)
 
 
-def _json_objects(text: str) -> list[dict[str, object]]:
+def _json_objects(text: str) -> list[dict[str, Any]]:
     """The JSON objects printed one after another (each may span several lines)."""
     decoder, found, at = json.JSONDecoder(), [], 0
     text = text.strip()
