@@ -1,7 +1,8 @@
 """A review between people through the command line, on the embedded store and on a real
 ``mlship server`` with tokens: a request, an objection that blocks the approval, comments in a
 thread, a request for changes and its answer, a withdrawal, an admin's overrule, the approvals,
-a rollback; all of it in the model's history and the audit log."""
+a rollback; all of it in the model's history and the audit log. And the review endpoints answer
+any body with a 4xx that says what is wrong, never a 500."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlship.config import Settings
 from mlship.workspace import Workspace
@@ -170,3 +174,58 @@ def test_notes_on_a_run_answer_one_another(
     assert f"run {run[:8]} has no note #999999 to reply to" in _flat(stray)
     thread = _flat(cli("bob", "runs", "show", run))
     assert "bob, " in thread and f"UTC, in reply to #{note_id}" in thread
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=6,
+)
+_FIELDS = {
+    "body": st.text(max_size=30) | _JSON,
+    "reason": st.text(max_size=30) | _JSON,
+    "note": st.none() | st.text(max_size=30) | _JSON,
+    "reply_to": st.none() | st.integers(-5, 10**12) | _JSON,
+    "on_request": st.booleans() | _JSON,
+}
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(
+    path=st.sampled_from(
+        [
+            "comments",
+            "changes",
+            "objections",
+            "objections/withdraw",
+            "objections/overrule",
+            "rerequest",
+        ]
+    ),
+    body=st.fixed_dictionaries({}, optional=_FIELDS) | _JSON,
+    version=st.sampled_from(["1", "2", "0", "-1", "x", "99999999999999999999"]),
+)
+def test_review_endpoints_answer_any_body_with_a_clear_4xx_or_success(
+    reviewed_model: tuple[Team, str], path: str, body: Any, version: str
+) -> None:
+    team, name = reviewed_model
+    answer = httpx.post(
+        f"{team.url}/api/v1/models/{name}/versions/{version}/{path}",
+        json=body,
+        headers=team.headers("admin"),
+        timeout=30,
+    )
+    assert answer.status_code < 500, answer.text
+    if answer.status_code >= 400:
+        assert answer.json()["detail"], answer.text
+
+
+@pytest.fixture(scope="module")
+def reviewed_model(team: Team, tmp_path_factory: pytest.TempPathFactory) -> tuple[Team, str]:
+    """A model on the team's server whose version 1 waits for a review (alice asked)."""
+    _, name, _ = _on_server(tmp_path_factory.mktemp("fuzz"), team)
+    invoke_cli(
+        "models", "promote", f"{name}:1", "--to", "production",
+        home=tmp_path_factory.mktemp("alice"), env=team.env("alice"),
+    )  # fmt: skip
+    return team, name
