@@ -10,6 +10,9 @@ has no roles, while a server refuses a viewer's comment and a reviewer's overrul
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -82,6 +85,9 @@ def test_comments_make_threads_on_a_version_and_its_request(people: People) -> N
     assert people.vera.registry.version_notes(name, 1) == [first, answer]
     [*_, event] = people.vera.registry.history(name)
     assert (event.action, event.user, event.version) == ("commented", "bob", 2)
+    people.bob.registry.approve(name, 1)  # decided: a comment on the request goes to the newest
+    late = people.bob.registry.comment(name, 1, "Approved, thanks.", on_request=True)
+    assert (late.target_kind, late.target_id) == ("request", str(asked.request_id))
     commented = [e for e in people.vera.registry.history(name) if e.action == "commented"]
     assert commented[2].details == {
         "comment": reply.id,
@@ -340,3 +346,47 @@ def _shared_request(people: People) -> str:
         people.alice.registry.request_promotion(name=found, version=1)
         people.fuzzed_request = found  # type: ignore[attr-defined]
     return found
+
+
+def test_an_objection_and_an_approval_at_once_never_both_land(
+    people: People, carol: Workspace, backend: Backend
+) -> None:
+    """Each review step locks the model: the objection sees the approval (nothing pending any
+    more) or the approval sees the objection, never neither."""
+    if backend.remote:
+        pytest.skip("the server runs the same code on the same store: the local backends tell")
+    for _ in range(4):
+        name = register_model(people.alice, versions=1)
+        people.alice.registry.request_promotion(name, 1)
+        outcomes = _at_once(
+            objection=partial(carol.registry.raise_objection, name, 1, "no"),
+            approval=partial(people.bob.registry.approve, name, 1),
+        )
+        assert list(outcomes.values()).count("done") == 1, outcomes
+        if outcomes["approval"] == "done":
+            assert outcomes["objection"] == f"{name}:1 has no pending promotion request to review"
+            assert _stage(people, name, 1) == "production"
+        else:
+            assert "cannot be approved while an objection is open" in outcomes["approval"]
+            assert _stage(people, name, 1) == "none"
+
+
+def _at_once(**steps: Callable[[], object]) -> dict[str, str]:
+    """Run ``steps`` in threads released together: each one's ``done`` or refusal."""
+    barrier = threading.Barrier(len(steps))
+    outcomes: dict[str, str] = {}
+
+    def act(who: str, step: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            step()
+            outcomes[who] = "done"
+        except ReviewError as refused:
+            outcomes[who] = str(refused)
+
+    threads = [threading.Thread(target=act, args=item) for item in steps.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
