@@ -6,7 +6,9 @@ immediate. Production takes two people: one *requests* the promotion, another *a
 (four eyes); the approval moves the version to production and archives the one it replaces.
 ``rollback`` puts back the version that was in production before the current one, in one
 command and without review, because it is what someone does while production is failing; it is
-recorded like everything else.
+recorded like everything else. Before an approval, people talk: comments, requests for changes
+and objections (:mod:`mlship.registry.reviews`); an open objection or an unanswered request for
+changes holds the approval.
 
 Every change (registration, stage moves, requests and decisions, tags, descriptions) appends a
 :class:`~mlship.store.tables.ModelEvent` with who and when, in the same transaction as the change
