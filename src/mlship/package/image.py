@@ -27,6 +27,9 @@ from mlship.errors import MlshipError
 from mlship.package.bundle import Bundle, open_bundle
 
 SUITE = "bookworm"
+SUITE_PYTHON = "3.11"
+"""The Python of the suite's python3: a bundle builds into the base only when it was packaged
+with this Python, since its wheels are the packaging machine's."""
 PACKAGES = ("python3", "python3-venv")
 """What the base holds besides Debian's minimal system (which has ``useradd``)."""
 
