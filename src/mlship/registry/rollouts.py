@@ -18,7 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlship.errors import MlshipError
-from mlship.registry.lifecycle import _decide, _model, _pending, _record, _version
+from mlship.registry.lifecycle import _decide
+from mlship.registry.rows import model_row as _model
+from mlship.registry.rows import pending_request as _pending
+from mlship.registry.rows import record as _record
+from mlship.registry.rows import version_row as _version
 from mlship.store import tables
 from mlship.store.audit import acting_user
 from mlship.store.entities import Rollout
