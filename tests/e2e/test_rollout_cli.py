@@ -370,6 +370,12 @@ def test_watch_and_status_say_where_the_rollout_stands(project: Project) -> None
     assert watched.returncode == 0, said(watched)
     assert watched.stdout.count("running, step 1 of 3 (10% to the candidate)") == 2
     assert "No move: churn:2 answered 0 requests in this step; its checks need 20" in said(watched)
+    looked = project.cli("rollout", "step", "churn", "--json")
+    assert looked.returncode == 0, said(looked)
+    look = json.loads(looked.stdout)
+    assert look["moved"] is None and look["candidate"] is None and look["comparison"] is None
+    assert look["waiting"].startswith("churn:2 answered 0 requests in this step")
+    assert look["rollout"]["step"] == 1 and look["rollout"]["hold"] == "1h"
     project.traffic(T0, 20, {1: 0.8, 2: 0.8}, records=100, errors={2: 40}, seed=8)
     ended = project.cli("rollout", "watch", "churn", "--every", "1m")  # ends at the first look
     assert ended.returncode == 1 and "Rolled back churn:2 to 0%: churn:2's error rate" in said(
