@@ -27,8 +27,7 @@ SERIOUS = ("serious", "critical")
 def axe_script() -> Path:
     if not AXE.is_file():
         pytest.fail(
-            f"axe-core is missing at {AXE}; install it with `make axe` "
-            "(npm ci --prefix tools/axe)",
+            f"axe-core is missing at {AXE}; install it with `make axe` (npm ci --prefix tools/axe)",
             pytrace=False,
         )
     return AXE
@@ -58,7 +57,8 @@ def watch(page: Page) -> Visit:
     page.on("pageerror", lambda error: visit.errors.append(str(error)))
     page.on("requestfailed", lambda r: visit.failed.append(f"{r.url} {r.failure}"))
     page.on(
-        "response", lambda r: visit.failed.append(f"{r.url} {r.status}") if r.status >= 400 else None
+        "response",
+        lambda r: visit.failed.append(f"{r.url} {r.status}") if r.status >= 400 else None,
     )
     return visit
 

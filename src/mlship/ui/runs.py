@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from mlship.errors import MlshipError
 from mlship.store.entities import Candidate, Note, Run
+from mlship.store.liveness import FINISHED
 from mlship.workspace import Workspace
 
 PAGE_SIZE = 50
@@ -28,7 +29,7 @@ SORTS: dict[str, str] = {
     "-score": "best score first",
     "score": "worst score first",
 }
-STATUSES = ("running", "finished", "failed", "abandoned")
+STATUSES = ("running", *FINISHED)
 
 
 @dataclass(frozen=True)
