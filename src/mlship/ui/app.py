@@ -72,7 +72,12 @@ def _seconds(value: float | None) -> str:
 
 
 _templates.filters.update(number=_number, when=_when, seconds=_seconds)
-_templates.globals.update(prefix=PREFIX, version=__version__, urlencode=urlencode)
+SECTIONS: tuple[tuple[str, str], ...] = (("runs", "Runs"),)
+"""The navigation's entries: each page's path under the prefix, and its label."""
+
+_templates.globals.update(
+    prefix=PREFIX, version=__version__, urlencode=urlencode, sections=SECTIONS
+)
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):

@@ -118,7 +118,8 @@ def _haystack(run: Run, best: Candidate | None) -> str:
     parts = [run.id, run.pipeline, run.owner, run.user, run.status, run.metric, run.task]
     parts += [f"{key}={value}" for key, value in run.tags.items()]
     for candidate in run.candidates:
-        parts += [candidate.name, candidate.estimator, json.dumps(candidate.params, default=str)]
+        parts += [candidate.name, candidate.estimator]
+        parts += [f"{key}={value}" for key, value in candidate.params.items()]
     if best is not None:
         parts.append(f"{run.metric}={best.cv_mean}")
     return "\n".join(parts).lower()
