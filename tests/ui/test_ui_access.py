@@ -103,13 +103,35 @@ def test_sign_in_sets_a_hardened_session_cookie_and_never_shows_the_token(
     assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
-def test_a_wrong_token_is_refused_without_saying_why(server: Served) -> None:
+def test_a_wrong_token_is_refused_without_saying_why_and_audited(
+    server: Served, workspace: Workspace
+) -> None:
     client, _tokens, _run_id = server
     form = client.get("/ui/signin")
     answer = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": "mls_nope"})
     assert answer.status_code == 401
     assert "that token is not valid" in answer.text
     assert "mlship_session" not in client.cookies
+    denied = workspace.audit.list(user="anonymous")
+    assert [(e.outcome, e.action) for e in denied] == [("denied", "POST /ui/signin")]
+    assert "mls_nope" not in str(denied[0].changes)
+
+
+def test_the_session_cookie_is_secure_under_https(workspace: Workspace) -> None:
+    workspace.users.add("ada", "admin")
+    token = workspace.users.create_token("ada", "browser").secret
+    with TestClient(create_app(workspace), base_url="https://mlship.test") as client:
+        form = client.get("/ui/signin")
+        assert "Secure" in form.headers["set-cookie"]  # the sign-in form's own cookie too
+        answer = client.post(
+            "/ui/signin",
+            data={"csrf": _csrf(form.text), "token": token},
+            follow_redirects=False,
+        )
+        cookie = next(
+            v for k, v in answer.headers.multi_items() if k == "set-cookie" and "session=" in v
+        )
+        assert "Secure" in cookie and "HttpOnly" in cookie
 
 
 def test_sign_in_itself_needs_its_form_token(server: Served) -> None:

@@ -93,12 +93,21 @@ class Gate:
             who = viewer.identity
             self._deny(request, viewer, f"{who.user} is a {who.role}; this needs the {role} role")
 
-    def actor(self, request: Request, viewer: Viewer) -> Actor:
-        """Who the store records as acting for this request."""
+    def actor(self, request: Request, viewer: Viewer | None) -> Actor:
+        """Who the store records as acting for this request (``anonymous`` before sign-in)."""
         origin = f"ui {request.client.host}" if request.client else "ui unknown"
         action = f"{request.method} {request.url.path}"
         request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:64]
+        if viewer is None:
+            return Actor("anonymous", origin, action, None, request_id)
         return Actor(viewer.identity.user, origin, action, viewer.identity.role, request_id)
+
+    def failed_sign_in(self, request: Request) -> None:
+        """Record a sign-in with a token that is not valid, as the API records a bad token."""
+        if self.audit is not None:
+            self.audit.denied(
+                self.actor(request, None), "401: sign-in with a token that is not valid"
+            )
 
     def _deny(self, request: Request, viewer: Viewer, detail: str) -> None:
         if self.audit is not None:

@@ -183,6 +183,7 @@ def _session_routes(ui: FastAPI, gate: Gate, home: Home, sessions: SqlSessions |
         opened = await run_in_threadpool(sessions.open, fields.get("token", ""))
         target = _safe_next(fields.get("next", ""))
         if opened is None:
+            await run_in_threadpool(gate.failed_sign_in, request)
             detail = "that token is not valid (unknown, revoked or expired, or its user disabled)"
             context = {"next": target, "csrf": nonce, "error": detail, "status": 401}
             return render(request, None, "signin.html", **context)
