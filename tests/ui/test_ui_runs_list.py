@@ -160,3 +160,23 @@ def test_mlship_ui_refuses_to_listen_beyond_this_machine(workspace: Workspace) -
     )
     assert result.returncode != 0
     assert "mlship ui serves without a sign-in, so only on this machine" in result.stderr
+
+
+def test_a_database_password_in_a_spec_or_an_error_is_never_shown(workspace: Workspace) -> None:
+    url = "postgresql+psycopg://etl:hunter2@db.internal/crm"
+    run_id = workspace.metadata.start_run(
+        pipeline="leaky",
+        task="classification",
+        metric="accuracy",
+        spec_path="/x.yaml",
+        spec_hash="0" * 64,
+        spec={"sources": [{"query": "SELECT 1", "url": url}]},
+        git_commit=None,
+        environment={},
+    )
+    workspace.metadata.fail_run(run_id, f"could not connect to {url}", datetime.now(UTC))
+    with TestClient(local_app(workspace), base_url="http://localhost:8765") as client:
+        page = client.get(f"/ui/runs/{run_id}")
+    assert page.status_code == 200
+    assert "hunter2" not in page.text
+    assert "etl:***@db.internal" in page.text

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from mlship import __version__
+from mlship.data.readers.masking import mask_text
 from mlship.errors import MlshipError, NotFoundError
 from mlship.html.page import BASE_CSS
 from mlship.security.ui_sessions import SESSION_LIFETIME, SqlSessions
@@ -32,6 +33,7 @@ from mlship.store.audit_log import SqlAuditLog
 from mlship.ui import runs as run_pages
 from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded, Viewer
 from mlship.ui.charts import compare_charts
+from mlship.ui.runs import source_label
 from mlship.workspace import Workspace
 
 PREFIX = "/ui"
@@ -71,7 +73,9 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
-_templates.filters.update(number=_number, when=_when, seconds=_seconds)
+_templates.filters.update(
+    number=_number, when=_when, seconds=_seconds, source=source_label, masked=mask_text
+)
 SECTIONS: tuple[tuple[str, str], ...] = (("runs", "Runs"),)
 """The navigation's entries: each page's path under the prefix, and its label."""
 

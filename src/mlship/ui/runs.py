@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlship.data.readers.masking import mask_text
 from mlship.errors import MlshipError
 from mlship.store.entities import Candidate, Note, Run
 from mlship.store.liveness import FINISHED
@@ -147,6 +148,19 @@ def find_runs(workspace: Workspace, query: RunQuery) -> RunPage:
     page = min(query.page, pages)
     start = (page - 1) * PAGE_SIZE
     return RunPage(rows[start : start + PAGE_SIZE], len(rows), page, pages, owners)
+
+
+def source_label(source: Any) -> str:
+    """How the run page names one of a dataset's sources: its kind, name and where it is (a
+    database URL's password hidden, should one have been stored)."""
+    if not isinstance(source, dict):
+        return mask_text(str(source))
+    where = source.get("path") or source.get("url") or source.get("where") or ""
+    parts = [str(source.get(key)) for key in ("kind", "name") if source.get(key)]
+    label = " ".join([*parts, str(where)]).strip() or json.dumps(source, default=str)
+    if source.get("query"):
+        label += f": {source['query']}"
+    return mask_text(label)
 
 
 @dataclass(frozen=True)
