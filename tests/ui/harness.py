@@ -1,7 +1,8 @@
 """The web UI in a real browser: Debian's headless Chromium opens a page of a running
 ``mlship ui`` or ``mlship server``, and every page must load with no console error and no failed
 request, and pass an axe-core scan with no serious or critical violation. A full-page screenshot
-of each is kept under ``tests/ui/artifacts/`` (not committed).
+of each is kept under ``tests/ui/artifacts/`` (not committed); those of the README are copied to
+``docs/screenshots/`` with ``MLSHIP_KEEP_SCREENSHOTS=1``.
 
 axe-core comes from the npm registry, pinned in ``tools/axe`` (``make axe`` installs it, and
 ``make test`` runs that): a missing copy fails the test, never skips it.
@@ -9,7 +10,9 @@ axe-core comes from the npm registry, pinned in ``tools/axe`` (``make axe`` inst
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,10 @@ from tests.browser import REPOSITORY, VIEWPORT
 AXE = REPOSITORY / "tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SERIOUS = ("serious", "critical")
+README_IMAGES = REPOSITORY / "docs" / "screenshots"
+README_SHOTS = frozenset({"runs", "run", "compare"})
+"""The screenshots the README shows, copied to :data:`README_IMAGES` when
+``MLSHIP_KEEP_SCREENSHOTS=1`` (then committed)."""
 
 
 def axe_script() -> Path:
@@ -83,6 +90,9 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 1000
+    if name in README_SHOTS and os.environ.get("MLSHIP_KEEP_SCREENSHOTS") == "1":
+        README_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_IMAGES / f"ui-{name}.png")
     return path
 
 
