@@ -137,24 +137,28 @@ def render(request: Request, viewer: Viewer | None, name: str, **context: Any) -
 
 
 def _handlers(ui: FastAPI) -> None:
+    def error(request: Request, status: int, detail: str) -> Response:
+        htmx = request.headers.get("hx-request") == "true"  # the message alone, swapped in
+        return page("error.html", status, viewer=None, htmx=htmx, status=status, detail=detail)
+
     @ui.exception_handler(SignInNeeded)
     async def sign_in_first(request: Request, _exc: SignInNeeded) -> Response:
         if request.method != "GET":
-            return page("error.html", 403, viewer=None, status=403, detail="sign in first")
+            return error(request, 403, "sign in first")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"{PREFIX}/signin?{urlencode({'next': target})}", 303)
 
     @ui.exception_handler(Refused)
-    async def refused(_request: Request, exc: Refused) -> Response:
-        return page("error.html", exc.status, viewer=None, status=exc.status, detail=exc.detail)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return error(request, exc.status, exc.detail)
 
     @ui.exception_handler(NotFoundError)
-    async def missing(_request: Request, exc: NotFoundError) -> Response:
-        return page("error.html", 404, viewer=None, status=404, detail=str(exc))
+    async def missing(request: Request, exc: NotFoundError) -> Response:
+        return error(request, 404, str(exc))
 
     @ui.exception_handler(MlshipError)
-    async def bad(_request: Request, exc: MlshipError) -> Response:
-        return page("error.html", 400, viewer=None, status=400, detail=str(exc))
+    async def bad(request: Request, exc: MlshipError) -> Response:
+        return error(request, 400, str(exc))
 
 
 def _session_routes(ui: FastAPI, gate: Gate, home: Home, sessions: SqlSessions | None) -> None:
