@@ -180,3 +180,62 @@ def test_a_database_password_in_a_spec_or_an_error_is_never_shown(workspace: Wor
     assert page.status_code == 200
     assert "hunter2" not in page.text
     assert "etl:***@db.internal" in page.text
+
+
+def test_trials_a_client_of_the_server_journaled_are_charted(workspace: Workspace) -> None:
+    """A run tuned through the tracking server keeps its trials in the run's journal in the
+    metadata store (not in Optuna's tables): the compare page reads them there."""
+    import optuna
+    from optuna.storages import JournalStorage
+
+    from mlship.remote.metadata import RemoteJournal
+    from mlship.ui.runs import tuning_trials
+
+    store = workspace.metadata
+    run_id = store.start_run(
+        pipeline="tuned",
+        task="classification",
+        metric="accuracy",
+        spec_path="/x.yaml",
+        spec_hash="0" * 64,
+        spec={},
+        git_commit=None,
+        environment={},
+    )
+    journal = JournalStorage(RemoteJournal(workspace.journals, run_id))
+    study = optuna.create_study(study_name=f"{run_id}:logistic", storage=journal)
+    scores = {0.1: 0.7, 1.0: 0.8, 10.0: 0.75}
+
+    def objective(trial: optuna.Trial) -> float:
+        return scores[trial.suggest_float("C", 0.01, 100, log=True)]
+
+    for c in scores:
+        study.enqueue_trial({"C": c})
+        study.optimize(objective, n_trials=1)
+    candidate = NewCandidate(
+        name="logistic",
+        estimator="sklearn.linear_model.LogisticRegression",
+        params={"C": 1.0},
+        cv_mean=0.8,
+        cv_std=0.01,
+        fit_seconds=1.0,
+        rank=1,
+        selected=True,
+        trials=3,
+        tuning={"study": f"{run_id}:logistic", "trials": 3},
+    )
+    store.finish_run(
+        run_id,
+        dataset_id=_dataset(workspace),
+        candidates=[candidate],
+        metrics=[],
+        best_candidate="logistic",
+        wall_seconds=1.0,
+    )
+    run = workspace.tracking.get_run(run_id)
+    [found] = tuning_trials(workspace, run)
+    assert (found.candidate, found.params) == ("logistic", ["C"])
+    assert found.values == [[0.1, 0.7], [1.0, 0.8], [10.0, 0.75]]
+    with TestClient(local_app(workspace), base_url="http://localhost:8765") as client:
+        page = client.get("/ui/compare", params={"run": run_id})
+    assert page.status_code == 200 and "Tuning trials of logistic" in page.text

@@ -201,20 +201,26 @@ class Trials:
 
 
 def tuning_trials(workspace: Workspace, run: Run) -> list[Trials]:
-    """The trials of every tuned candidate of ``run`` (none when it tuned nothing)."""
-    found = []
-    for candidate in run.candidates:
-        study_name = (candidate.tuning or {}).get("study")
-        if not isinstance(study_name, str):
-            continue
-        import optuna
+    """The completed trials of every tuning search of ``run`` (none when it tuned nothing).
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=study_name, storage=workspace.tuning_storage(run.id))
-        done = [t for t in study.trials if t.value is not None]
+    A run tuned on this machine keeps its studies in Optuna's tables; one tuned by a client of
+    the tracking server, in the run's journal in the metadata store: both are read."""
+    from optuna.storages import JournalStorage
+
+    from mlship.remote.metadata import RemoteJournal
+    from mlship.train.tuning import trials_of
+
+    if not any((candidate.tuning or {}).get("study") for candidate in run.candidates):
+        return []
+    searches = trials_of(workspace.tuning_storage(run.id), run.id)
+    if not searches and workspace.journals.read_journal(run.id):
+        searches = trials_of(JournalStorage(RemoteJournal(workspace.journals, run.id)), run.id)
+    found = []
+    for study, records in searches.items():
+        done = [t for t in records if t.state == "COMPLETE" and t.value is not None]
         names = sorted({name for trial in done for name in trial.params})
         rows = [[_plain(t.params.get(name)) for name in names] + [t.value] for t in done]
-        found.append(Trials(run.id, candidate.name, names, rows))
+        found.append(Trials(run.id, study, names, rows))
     return found
 
 
