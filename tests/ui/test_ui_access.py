@@ -101,6 +101,8 @@ def test_sign_in_sets_a_hardened_session_cookie_and_never_shows_the_token(
     for secret in (tokens["sci"], session_id):
         assert secret not in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"  # nothing of a signed-in page is kept
+    assert page.headers["x-content-type-options"] == "nosniff"
 
 
 def test_a_wrong_token_is_refused_without_saying_why_and_audited(

@@ -91,7 +91,9 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         if "Cache-Control" not in response.headers:
-            response.headers["Cache-Control"] = "no-store"
+            # The package's own files may be kept a while; pages (user data) are never stored.
+            static = request.url.path.startswith(f"{PREFIX}/static/")
+            response.headers["Cache-Control"] = "max-age=3600" if static else "no-store"
         return response
 
 
