@@ -173,7 +173,7 @@ def test_a_viewer_sees_no_note_form_and_a_forged_one_is_refused_and_audited(
     assert answer.status_code == 403
     assert "vic is a viewer; this needs the scientist role" in answer.text
     assert workspace.tracking.notes("run", run_id) == []
-    denied = workspace.audit.list(user="vic")
+    denied = workspace.audit.list(user="vic", outcome="denied")
     assert [(e.outcome, e.action) for e in denied] == [("denied", f"POST /ui/runs/{run_id}/notes")]
 
 
@@ -184,6 +184,9 @@ def test_sign_out_deletes_the_session(server: Served, workspace: Workspace) -> N
     assert client.post("/ui/signout", data={"csrf": "wrong"}).status_code == 403
     answer = client.post("/ui/signout", data={"csrf": csrf})
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/signin"
+    entries = workspace.audit.list(user="ada", table="ui_sessions")
+    assert sorted(e.action for e in entries) == ["POST /ui/signin", "POST /ui/signout"]
+    assert all(e.role == "admin" and e.origin.startswith("ui ") for e in entries)
     with workspace.metadata.transaction() as session:
         assert session.scalars(select(UiSession)).all() == []
     client.cookies.set("mlship_session", session_id, path="/ui")  # a copy of the old cookie

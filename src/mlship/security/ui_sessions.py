@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +26,7 @@ from sqlalchemy.orm import selectinload
 
 from mlship.security.users import SqlUsers, token_digest
 from mlship.store.accounts import ROLES, Identity
+from mlship.store.audit import Actor, acting
 from mlship.store.metadata import MetadataStore
 from mlship.store.tables import Token, UiSession, as_utc, utcnow
 
@@ -51,16 +54,27 @@ class SqlSessions:
         self.metadata = metadata
         self.users = users
 
-    def open(self, api_token: str, *, now: datetime | None = None) -> NewSession | None:
+    def open(
+        self,
+        api_token: str,
+        *,
+        actor: Callable[[Identity], Actor] | None = None,
+        now: datetime | None = None,
+    ) -> NewSession | None:
         """A new session for a valid ``api_token``; None when the token is not valid (the caller
-        says so without saying why). Expired sessions are swept on the way."""
+        says so without saying why). Expired sessions are swept on the way. The audit log
+        records the new session as the act of ``actor(identity)`` when given (the token's user,
+        from where they signed in)."""
         identity = self.users.authenticate(api_token.strip(), now=now)
         if identity is None:
             return None
         moment = as_utc(now or utcnow())
         session_id = secrets.token_urlsafe(32)
         expires = moment + SESSION_LIFETIME
-        with self.metadata.transaction() as session:
+        with (
+            acting(actor(identity)) if actor is not None else nullcontext(),
+            self.metadata.transaction() as session,
+        ):
             session.execute(delete(UiSession).where(UiSession.expires_at <= moment))
             session.add(
                 UiSession(

@@ -93,14 +93,15 @@ class Gate:
             who = viewer.identity
             self._deny(request, viewer, f"{who.user} is a {who.role}; this needs the {role} role")
 
-    def actor(self, request: Request, viewer: Viewer | None) -> Actor:
+    def actor(self, request: Request, who: Viewer | Identity | None) -> Actor:
         """Who the store records as acting for this request (``anonymous`` before sign-in)."""
         origin = f"ui {request.client.host}" if request.client else "ui unknown"
         action = f"{request.method} {request.url.path}"
         request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:64]
-        if viewer is None:
+        identity = who.identity if isinstance(who, Viewer) else who
+        if identity is None:
             return Actor("anonymous", origin, action, None, request_id)
-        return Actor(viewer.identity.user, origin, action, viewer.identity.role, request_id)
+        return Actor(identity.user, origin, action, identity.role, request_id)
 
     def failed_sign_in(self, request: Request) -> None:
         """Record a sign-in with a token that is not valid, as the API records a bad token."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
@@ -190,7 +191,10 @@ def _session_routes(ui: FastAPI, gate: Gate, home: Home, sessions: SqlSessions |
         nonce = request.cookies.get(SIGNIN_COOKIE, "")
         if not nonce or not hmac.compare_digest(fields.get("csrf", ""), nonce):
             raise Refused(403, "the form's CSRF token is missing or wrong; reload the page")
-        opened = await run_in_threadpool(sessions.open, fields.get("token", ""))
+        token = fields.get("token", "")
+        opened = await run_in_threadpool(
+            partial(sessions.open, token, actor=lambda identity: gate.actor(request, identity))
+        )
         target = _safe_next(fields.get("next", ""))
         if opened is None:
             await run_in_threadpool(gate.failed_sign_in, request)
@@ -209,7 +213,12 @@ def _session_routes(ui: FastAPI, gate: Gate, home: Home, sessions: SqlSessions |
         viewer = await run_in_threadpool(gate.viewer, request)
         await run_in_threadpool(gate.check_form, request, viewer, fields.get("csrf", ""), "viewer")
         if sessions is not None:
-            await run_in_threadpool(sessions.close, request.cookies.get(COOKIE, ""))
+
+            def close() -> None:
+                with acting(gate.actor(request, viewer)):
+                    sessions.close(request.cookies.get(COOKIE, ""))
+
+            await run_in_threadpool(close)
         response = RedirectResponse(f"{PREFIX}/signin", 303)
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
