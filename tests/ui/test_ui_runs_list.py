@@ -239,3 +239,35 @@ def test_trials_a_client_of_the_server_journaled_are_charted(workspace: Workspac
     with TestClient(local_app(workspace), base_url="http://localhost:8765") as client:
         page = client.get("/ui/compare", params={"run": run_id})
     assert page.status_code == 200 and "Tuning trials of logistic" in page.text
+
+
+def test_local_forms_need_the_pages_csrf_token_too(workspace: Workspace) -> None:
+    """No sign-in on localhost, but any web site the user visits can post to it: a note needs
+    the token of the page it was written on."""
+    run_id = workspace.metadata.start_run(
+        pipeline="p",
+        task="classification",
+        metric="accuracy",
+        spec_path="/x.yaml",
+        spec_hash="0" * 64,
+        spec={},
+        git_commit=None,
+        environment={},
+    )
+    with TestClient(local_app(workspace), base_url="http://127.0.0.1:8765") as client:
+        page = client.get(f"/ui/runs/{run_id}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        for forged in ({"body": "x"}, {"body": "x", "csrf": "0" * 64}):
+            answer = client.post(f"/ui/runs/{run_id}/notes", data=forged, follow_redirects=False)
+            assert answer.status_code == 403
+        assert workspace.tracking.notes("run", run_id) == []
+        answer = client.post(
+            f"/ui/runs/{run_id}/notes",
+            data={"body": "from the page", "csrf": csrf.group(1)},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303
+    assert [(n.author, n.body) for n in workspace.tracking.notes("run", run_id)] == [
+        (workspace.settings.user, "from the page")
+    ]
