@@ -250,3 +250,34 @@ def test_odd_query_parameters_get_a_page_or_a_4xx_never_a_500(
     for path in ("/ui/runs", "/ui/compare"):
         answer = client.get(path, params=params)
         assert answer.status_code in (200, 400, 404), (path, params, answer.text[:300])
+
+
+@settings(
+    derandomize=True,
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+def test_odd_note_forms_get_a_redirect_or_a_4xx_never_a_500(
+    server: Served, body: str | bytes
+) -> None:
+    client, tokens, run_id = server
+    csrf = _sign_in(client, tokens["sci"])
+    if isinstance(body, bytes):  # a raw body: maybe not UTF-8, maybe not a form at all
+        content = b"csrf=" + csrf.encode() + b"&body=" + body
+        answer = client.post(
+            f"/ui/runs/{run_id}/notes",
+            content=content,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    else:
+        answer = client.post(f"/ui/runs/{run_id}/notes", data={"body": body, "csrf": csrf})
+    assert answer.status_code in (303, 400, 413), (body, answer.status_code, answer.text[:300])
+
+
+def test_a_form_larger_than_the_limit_is_refused(server: Served) -> None:
+    client, tokens, run_id = server
+    csrf = _sign_in(client, tokens["sci"])
+    answer = client.post(f"/ui/runs/{run_id}/notes", data={"body": "x" * 70_000, "csrf": csrf})
+    assert answer.status_code == 413
