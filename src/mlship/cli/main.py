@@ -39,6 +39,7 @@ from mlship.cli.serve import serve
 from mlship.cli.server import server
 from mlship.cli.size import size
 from mlship.cli.stream_land import land as stream_land
+from mlship.cli.ui import ui
 from mlship.errors import MlshipError
 from mlship.store.failures import anywhere, is_storage_failure
 
@@ -56,6 +57,7 @@ app.command()(serve)
 app.command()(package)
 app.command()(quickstart)
 app.command()(server)
+app.command()(ui)
 app.command()(audit)
 app.command()(backup.restore)
 app.command()(loadtest)

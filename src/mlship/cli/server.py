@@ -59,6 +59,7 @@ def server(
                 "(`mlship users add NAME --role admin`, then `mlship tokens create NAME`)"
             )
         err.print(f"mlship server on {scheme}://{host}:{port} (database {_safe_url(workspace)})")
+        err.print(f"web UI at {scheme}://{host}:{port}/ui (sign in with an API token)")
         uvicorn.run(app, host=host, port=port, log_level=log_level, **tls)
     finally:
         workspace.close()

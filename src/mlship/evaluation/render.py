@@ -81,7 +81,7 @@ table.heat th.row { text-align: right; text-transform: none; letter-spacing: 0; 
 table.heat td {
   font-variant-numeric: tabular-nums; min-width: 96px; padding: 12px 10px; font-size: 15px;
 }
-table.heat td .share { display: block; font-size: 11px; opacity: .8; }
+table.heat td .share { display: block; font-size: 11px; }
 table.heat td.diag { font-weight: 650; }
 #backtest .grid { margin-top: 16px; }
 """
@@ -712,9 +712,10 @@ def _calibration_card(calibration: dict[str, Any] | None) -> str:
 
 
 def _heat_cell(count: int, share: float | None, diagonal: bool) -> str:
+    # At most half-strength blue, so the page's own ink stays readable on every cell (WCAG AA
+    # contrast, light and dark schemes alike).
     alpha = min(max(share or 0.0, 0.0), 1.0)
-    ink = "color: #ffffff; " if alpha > 0.55 else ""
-    style = f"{ink}background: rgba(76, 120, 168, {alpha * 0.9:.3f})"
+    style = f"background: rgba(76, 120, 168, {alpha * 0.45:.3f})"
     content = esc(fmt_number(count)) + tag("span", esc(fmt_share(share)), "share")
     css = "diag" if diagonal else None
     attrs = f' class="{css}"' if css else ""

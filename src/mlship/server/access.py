@@ -23,12 +23,15 @@ from starlette.concurrency import run_in_threadpool
 
 from mlship.security.users import SqlUsers
 from mlship.server.idempotency import recorded
-from mlship.store.accounts import ROLES, Identity, Role
+
+# Re-exported: the routes and the role matrix test rank roles from here, as the UI does from
+# mlship.store.accounts.
+from mlship.store.accounts import RANK as RANK  # noqa: PLC0414
+from mlship.store.accounts import Identity, Role
 from mlship.store.audit import ACTOR, Actor
 from mlship.store.audit_log import SqlAuditLog
 from mlship.store.rate_limits import SqlRateLimits
 
-RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 ROLE_KEY = "x-mlship-role"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -36,6 +36,7 @@ from mlship.store.liveness import RunStateError
 from mlship.store.rate_limits import SqlRateLimits
 from mlship.store.registry import ReviewError
 from mlship.store.rollouts import RolloutConflict
+from mlship.ui import create_ui
 from mlship.workspace import Workspace
 
 __all__ = ["MiB", "create_app"]
@@ -132,5 +133,6 @@ def create_app(
         detail = f"conflicts with stored rows: {_first_line(exc)}"
         return JSONResponse({"error": "ConflictError", "detail": detail}, status_code=409)
 
+    app.mount("/ui", create_ui(workspace, "server"))
     app.add_middleware(BodyLimit, limit=max_body_bytes, exempt_prefix="/api/v1/artifacts/")
     return app

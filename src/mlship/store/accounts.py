@@ -18,6 +18,8 @@ from mlship.store.entities import Token, User
 
 Role = Literal["viewer", "scientist", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
+RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
+"""Each role's rank: a role may do what every role of a lower rank may."""
 
 
 @dataclass(frozen=True)

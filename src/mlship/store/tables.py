@@ -393,6 +393,21 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class UiSession(Base):
+    """A signed-in browser of the web UI: a random id whose SHA-256 is kept, never the id itself,
+    bound to the API token it was exchanged for (revoking the token ends the session)."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    token: Mapped[Token] = relationship()
+
+
 class RateBucket(Base):
     """The token bucket of one API token, shared by every server process on the database."""
 
