@@ -39,6 +39,7 @@ from mlship.errors import (
 )
 from mlship.store.liveness import RunStateError
 from mlship.store.registry import ReviewError
+from mlship.store.run_search import FilterError
 
 _KINDS: dict[str, type[MlshipError]] = {
     "NotFoundError": NotFoundError,
@@ -47,6 +48,7 @@ _KINDS: dict[str, type[MlshipError]] = {
     "ConfigError": ConfigError,
     "RunStateError": RunStateError,
     "ReviewError": ReviewError,
+    "FilterError": FilterError,
 }
 
 
