@@ -44,7 +44,7 @@ from mlship.store.retry import (
     run_retrying,
 )
 from mlship.store.run_queries import search
-from mlship.store.run_search import RunPage, RunQuery, run_values
+from mlship.store.run_search import NamedValue, RunPage, RunQuery, run_values
 from mlship.store.shared_transaction import SHARED, SharedTransaction
 from mlship.store.tables import (
     Candidate,
@@ -490,7 +490,10 @@ class MetadataStore:
             run.best_candidate = best_candidate
             run.candidates.extend(Candidate(**asdict(c)) for c in candidates)
             run.metrics.extend(Metric(**asdict(m)) for m in metrics)
-            run.values.extend(_searched(candidates, metrics, best_candidate))
+            run.values.extend(
+                RunValue(kind=v.kind, key=v.key, number=v.number, text=v.text)
+                for v in searched(candidates, metrics, best_candidate)
+            )
             run.status = "succeeded"
             run.finished_at = utcnow()
             run.wall_seconds = wall_seconds
@@ -706,16 +709,16 @@ class MetadataStore:
 _JOURNAL_RETRIES = 20
 
 
-def _searched(
+def searched(
     candidates: Sequence[NewCandidate], metrics: Sequence[NewMetric], best: str
-) -> list[RunValue]:
-    """The rows a run is searched by: the selected candidate's params and its scores."""
+) -> list[NamedValue]:
+    """What a finished run is searched by: its selected candidate's params and the scores of
+    that candidate (:func:`~mlship.store.run_search.run_values`)."""
     chosen = next((c for c in candidates if c.selected), None) or next(
         (c for c in candidates if c.name == best), None
     )
     scores = [(m.split, m.name, m.value) for m in metrics if m.candidate in (None, best)]
-    found = run_values(chosen.params if chosen else {}, scores)
-    return [RunValue(kind=v.kind, key=v.key, number=v.number, text=v.text) for v in found]
+    return run_values(chosen.params if chosen else {}, scores)
 
 
 def _locked_model(session: Session, name: str, *, owner: str) -> RegisteredModel:

@@ -1,11 +1,11 @@
 """A :class:`~mlship.store.run_search.RunQuery` in SQL: filtered, sorted and cut into a page by
 the database, so a page of 50 out of 10,000 runs reads 50 rows, not 10,000.
 
-Conditions on params and metrics are ``EXISTS`` lookups into ``run_values`` by its primary key
-(run, kind, key); a sort by one of them is an outer join on the same key, ordered and limited in
-the same statement. Tags stay in the run's JSON (they change after the run; see
-:meth:`~mlship.store.metadata.MetadataStore.tag_run`) and are matched as ``list_runs`` matches
-them. The count of all matches is a second statement with the same conditions.
+A condition on a param or a metric is the set of runs one range of an index of ``run_values``
+holds (``run_id IN (SELECT ...)``); a sort by one of them is an outer join on the same key,
+ordered and limited in the same statement. Tags stay in the run's JSON (they change after the
+run; see :meth:`~mlship.store.metadata.MetadataStore.tag_run`) and are matched as ``list_runs``
+matches them. The count of all matches is a second statement with the same conditions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from mlship.store.liveness import judge
@@ -74,11 +74,10 @@ def _where(condition: Condition, tagged: Tagged) -> ColumnElement[bool]:
         compared = _compare(RunValue.number, condition.op, value)
     else:
         compared = _compare(RunValue.text, condition.op, str(value)[:TEXT_CHARS])
-    return exists(
-        select(1).where(
-            RunValue.run_id == Run.id, RunValue.kind == prefix, RunValue.key == key, compared
-        )
-    )
+    # A set of run ids read from one range of an index on (kind, key, value), not a lookup per
+    # run: the database reads only the runs that have the value.
+    matching = select(RunValue.run_id).where(RunValue.kind == prefix, RunValue.key == key, compared)
+    return Run.id.in_(matching)
 
 
 def _filtered(query: RunQuery, tagged: Tagged, statement: Select[Any]) -> Select[Any]:
