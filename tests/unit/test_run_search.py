@@ -115,9 +115,7 @@ def _conditions(draw: st.DrawFn) -> Condition:
     text = name.startswith("tag.") or ATTRIBUTES.get(name) == "text"
     op = draw(st.sampled_from(("=", "!=") if text else OPERATORS))
     finite = st.floats(allow_nan=False, allow_infinity=False)
-    value = draw(
-        finite if number else _KEYS if text else st.one_of(finite, _KEYS)  # type: ignore[arg-type]
-    )
+    value = draw(finite if number else _KEYS if text else st.one_of(finite, _KEYS))
     return Condition(field=name, op=op, value=value)
 
 

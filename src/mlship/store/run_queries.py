@@ -140,8 +140,13 @@ def search(session: Session, query: RunQuery, tagged: Tagged) -> RunPage:
     else:
         keys = [_COLUMNS[sort.field]]
     for column in keys:
-        order.append((column.desc() if sort.descending else column.asc()).nulls_last())
-    order += [Run.started_at.desc(), Run.id.desc()]
+        ordered = column.desc() if sort.descending else column.asc()
+        # NULLS LAST only where there can be NULLs: on PostgreSQL a DESC NULLS LAST order
+        # cannot read a plain index backwards, and the newest-first page must.
+        order.append(ordered.nulls_last() if _nullable(column) else ordered)
+    if sort.field != "started":
+        order.append(Run.started_at.desc())
+    order.append(Run.id.desc())
     statement = statement.order_by(*order)
     statement = statement.offset((query.page - 1) * query.page_size).limit(query.page_size)
     found = session.execute(statement).all()
@@ -167,6 +172,10 @@ def search(session: Session, query: RunQuery, tagged: Tagged) -> RunPage:
         for row in found
     )
     return RunPage(rows=rows, total=total, page=query.page, page_size=query.page_size)
+
+
+def _nullable(column: Any) -> bool:
+    return bool(getattr(column.expression, "nullable", True))
 
 
 def _status(row: Any) -> str:
