@@ -170,3 +170,9 @@ def test_a_run_is_searched_by_its_selected_params_and_its_scores() -> None:
     }
     long = run_values({"k" * 300: "v" * 900}, [])
     assert [(v.key, v.text) for v in long] == [("k" * 200, "v" * 500)]
+    nul = run_values({"a\x00b": "c\x00d", "e": ["\x00"]}, [("holdout", "f\x00", 1.0)])
+    assert set(nul) == {
+        NamedValue("param", "ab", None, "cd"),
+        NamedValue("param", "e", None, '["\\u0000"]'),
+        NamedValue("metric", "f", 1.0, None),
+    }

@@ -459,7 +459,7 @@ def run_values(
     (holdout scores win over cross-validated ones of the same name)."""
     found: dict[tuple[str, str], NamedValue] = {}
     for key, value in _flat(params):
-        named = _param(key[:KEY_CHARS], value)
+        named = _param(_storable(key)[:KEY_CHARS], value)
         found[("param", named.key)] = named
     chosen: dict[str, tuple[str, float]] = {}
     for split, name, value in metrics:
@@ -469,10 +469,15 @@ def run_values(
             chosen[name] = (split, value)
     for name, (_, value) in chosen.items():
         if isinstance(value, int | float) and math.isfinite(value):
-            found[("metric", name[:KEY_CHARS])] = NamedValue(
-                "metric", name[:KEY_CHARS], float(value), None
-            )
+            key = _storable(name)[:KEY_CHARS]
+            found[("metric", key)] = NamedValue("metric", key, float(value), None)
     return list(found.values())
+
+
+def _storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL cannot store in text columns (a name
+    with one could not be typed in a filter anyway)."""
+    return str(text).replace("\x00", "")
 
 
 def _flat(params: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
@@ -496,6 +501,6 @@ def _param(key: str, value: Any) -> NamedValue:
     if value is None:
         return NamedValue("param", key, None, "null")
     if isinstance(value, str):
-        return NamedValue("param", key, None, value.replace("\x00", "")[:TEXT_CHARS])
-    text = json.dumps(value, sort_keys=True, default=str).replace("\x00", "")
+        return NamedValue("param", key, None, _storable(value)[:TEXT_CHARS])
+    text = json.dumps(value, sort_keys=True, default=str)  # JSON escapes a NUL as \u0000
     return NamedValue("param", key, None, text[:TEXT_CHARS])
