@@ -92,6 +92,15 @@ def test_owner_tags_and_sorting_by_a_param(server: tuple[Backend, list[Run]]) ->
     ).stdout  # fmt: skip
     assert _ids(shown) == [r.id[:8] for r in deepest]
     assert "page " not in shown  # everything fits on one page: no pager line
+    one = runs[7]
+    found = invoke_cli(
+        "runs", "list", "--search", one.id[:10].upper(), "--column", "metric.f1",
+        "--column", "param.model", home=home,
+    ).stdout  # fmt: skip
+    assert _ids(found) == [one.id[:8]]
+    f1 = next(m.value for m in one.metrics if m.split == "holdout" and m.name == "f1")
+    line = next(line for line in found.splitlines() if one.id[:8] in line)
+    assert re.search(rf"│ +{f1:.6g} │ {_param(one, 'model')} +│$", line), line
 
 
 def test_a_bad_filter_or_sort_is_an_error_that_says_where(

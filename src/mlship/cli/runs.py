@@ -79,9 +79,23 @@ def list_runs(
         ),
     ] = None,
     page: Annotated[int, typer.Option("--page", help="Which page of --limit runs.", min=1)] = 1,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Only runs whose id starts with TEXT, or whose pipeline, owner or selected "
+            "candidate contains it (any case).",
+        ),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", help="Also show metric.NAME or param.NAME (repeat for several)."),
+    ] = None,
 ) -> None:
     """List runs, newest first: filtered, sorted and paginated by the store."""
-    query = RunQuery.of(filter or "", sort=sort, page=page, page_size=limit)
+    query = RunQuery.of(
+        filter or "", sort=sort, text=search, page=page, page_size=limit, columns=column or ()
+    )
     extra = [Condition(field="owner", op="=", value=owner)] if owner is not None else []
     extra += [
         Condition(field=f"tag.{key}", op="=", value=value)
@@ -102,8 +116,8 @@ def list_runs(
     name_column(table, "best")
     table.add_column("metric", overflow="fold")
     number_column(table, "cv")
-    for name in query.shown:
-        number_column(table, name)
+    for name in query.shown:  # params may be text: their column reads left to right
+        (number_column if name.startswith("metric.") else name_column)(table, name)
     for run in found.rows:
         table.add_row(
             run.id[:8],
