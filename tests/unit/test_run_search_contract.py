@@ -10,9 +10,11 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlship.store.repositories import NewCandidate, NewMetric, Runs
-from mlship.store.run_search import FilterError, RunPage, RunQuery, RunRow, SortKey
+from mlship.store.run_search import Condition, FilterError, RunPage, RunQuery, RunRow, SortKey
 from mlship.workspace import Workspace
 from tests.backends import Backend, unique
 
@@ -188,3 +190,36 @@ def test_a_viewer_searches_on_a_server(backend: Backend, five: tuple[str, list[s
     pipeline, _ = five
     vera = backend.workspace_as("vera", "viewer")
     assert _search(vera.runs, pipeline).total == 6
+
+
+_ODD = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+
+
+@settings(
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(key=_ODD, value=_ODD, text=_ODD, number=st.floats(allow_nan=False, allow_infinity=False))
+def test_odd_names_and_values_find_nothing_or_are_refused(
+    alice: Workspace, key: str, value: str, text: str, number: float
+) -> None:
+    """Whatever names and values a person types, a backend answers with a page or a
+    FilterError, never a database's error."""
+    conditions = [
+        ("tag", key, "=", value), ("param", key, "!=", value), ("param", key, "<", number),
+        ("metric", key, ">=", number),
+    ]  # fmt: skip
+    for prefix, name, op, wanted in conditions:
+        try:
+            query = RunQuery(
+                conditions=(Condition(field=f"{prefix}.{name}", op=op, value=wanted),),  # type: ignore[arg-type]
+                text=text or None,
+                sort=SortKey(field=f"{'metric' if prefix == 'tag' else prefix}.{name or 'x'}"),
+                page_size=5,
+            )
+        except FilterError:
+            continue
+        page = alice.runs.search_runs(query)
+        assert page.total >= len(page.rows)
