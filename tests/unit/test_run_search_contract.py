@@ -172,6 +172,9 @@ def test_tags_owner_status_and_text(
     assert [r.id for r in found.rows] == [ids[2]]
     by_name = alice.runs.search_runs(RunQuery(text=pipeline.upper(), page_size=1000))
     assert by_name.total == 6
+    alice.runs.add_run_note(ids[3], f"Retrained after the {pipeline} LEAK-42 fix")
+    noted = alice.runs.search_runs(RunQuery(text=f"{pipeline} leak-42"))
+    assert [r.id for r in noted.rows] == [ids[3]]
     odd_text = alice.runs.search_runs(RunQuery(text="%_\\'\"; drop"))
     assert odd_text.total == 0
 

@@ -83,8 +83,8 @@ def list_runs(
         str | None,
         typer.Option(
             "--search",
-            help="Only runs whose id starts with TEXT, or whose pipeline, owner or selected "
-            "candidate contains it (any case).",
+            help="Only runs whose id starts with TEXT, or whose pipeline, owner, selected "
+            "candidate or notes contain it (any case).",
         ),
     ] = None,
     column: Annotated[

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from mlship.store.liveness import judge
@@ -25,7 +25,7 @@ from mlship.store.run_search import (
     RunQuery,
     RunRow,
 )
-from mlship.store.tables import Candidate, Run, RunValue, as_utc
+from mlship.store.tables import Candidate, Note, Run, RunValue, as_utc
 
 Tagged = Callable[[Any, str, str], ColumnElement[bool]]
 """How the store matches a tag (``MetadataStore._tagged``): per dialect."""
@@ -91,6 +91,13 @@ def _filtered(query: RunQuery, tagged: Tagged, statement: Select[Any]) -> Select
                 Run.pipeline.icontains(text, autoescape=True),
                 Run.owner.icontains(text, autoescape=True),
                 Run.best_candidate.icontains(text, autoescape=True),
+                exists(
+                    select(1).where(
+                        Note.target_kind == "run",
+                        Note.target_id == Run.id,
+                        Note.body.icontains(text, autoescape=True),
+                    )
+                ),
             )
         )
     return statement

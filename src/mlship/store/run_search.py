@@ -154,9 +154,10 @@ class SortKey:
 class RunQuery:
     """Which runs, in which order, which page of them, and which named values to show.
 
-    ``text`` finds runs whose id starts with it, or whose pipeline, owner or selected candidate
-    contains it (any case). ``columns`` names the ``metric.NAME``/``param.NAME`` values each row
-    carries (besides those the conditions and the sort name, which are always shown)."""
+    ``text`` finds runs whose id starts with it, or whose pipeline, owner, selected candidate
+    or one of whose notes contains it (any case). ``columns`` names the ``metric.NAME`` and
+    ``param.NAME`` values each row carries (besides those the conditions and the sort name,
+    which are always shown)."""
 
     conditions: tuple[Condition, ...] = ()
     text: str | None = None
