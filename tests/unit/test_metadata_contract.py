@@ -247,7 +247,21 @@ def test_notes_are_the_acting_users_and_kept_in_order(alice: Workspace) -> None:
         alice.runs.add_run_note(run_id, " \n ")
     with pytest.raises(MlshipError) as raised:
         alice.runs.notes("dataset", run_id)
-    assert str(raised.value) == "unknown note target 'dataset'; expected one of run, version"
+    assert str(raised.value) == (
+        "unknown note target 'dataset'; expected one of run, version, request"
+    )
+
+
+def test_a_note_on_a_run_answers_a_note_of_the_same_run(alice: Workspace) -> None:
+    run_id = _start(alice.runs, unique("thread"))
+    other = _start(alice.runs, unique("thread"))
+    first = alice.runs.add_run_note(run_id, "Why this seed?")
+    reply = alice.runs.add_run_note(run_id, "The team's default.", reply_to=first.id)
+    assert (reply.reply_to, reply.target_id) == (first.id, run_id)
+    assert alice.runs.notes("run", run_id) == [first, reply]
+    with pytest.raises(NotFoundError, match=rf"^run {other[:8]} has no note #{first.id} to reply"):
+        alice.runs.add_run_note(other, "elsewhere", reply_to=first.id)
+    assert alice.runs.notes("run", other) == []
 
 
 def test_a_heartbeat_stops_when_the_run_failed(alice: Workspace) -> None:

@@ -39,7 +39,7 @@ def test_the_migration_fills_the_values_of_runs_recorded_before_it(engine: Engin
     config = _alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0011")
+        command.upgrade(config, "0012")
     run = (
         'INSERT INTO runs (id, pipeline, status, "user", owner, tags, task, metric, spec_path,'
         " spec_hash, spec, environment, started_at, attempts, best_candidate) VALUES"

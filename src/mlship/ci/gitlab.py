@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlship.ci.stages import GATE_REPORT, VENV_DIR, Plan, Stage, providers, stages
+from mlship.ci.stages import (
+    GATE_REPORT,
+    IMAGE_CACHE,
+    VENV_DIR,
+    Plan,
+    Stage,
+    providers,
+    stages,
+)
 from mlship.ci.yamltext import dump
 
 PATH = ".gitlab-ci.yml"
@@ -17,19 +25,29 @@ PATH = ".gitlab-ci.yml"
 _HEADER = """Written by `mlship ci init gitlab`: validate data -> run -> gate -> package -> build
 image -> request promotion. Define the CI/CD variables MLSHIP_URL (the tracking server),
 MLSHIP_TOKEN and MLSHIP_SIGNING_KEY (masked) in the project's settings; no value belongs in this
-file. The promotion is a request: someone else approves it with `mlship models approve`."""
+file. The promotion is a request: someone else approves it with `mlship models approve`.
+The image job installs buildah and mmdebstrap and builds as root, which needs a runner that
+allows mounts (a privileged Docker executor, or a shell executor running as root)."""
 
-_DOCKER = "docker:27"
+_IMAGE_TOOLS = (
+    "apt-get update -qq",
+    "apt-get install -y -qq buildah mmdebstrap",
+)
+"""The image job installs its builders into the job's own (Debian) Python image: it runs as
+root there, and `mlship image build` needs mlship, buildah and mmdebstrap in one place."""
 
 
-def _job(stage: Stage, earlier: tuple[Stage, ...]) -> dict[str, Any]:
-    job: dict[str, Any] = {"stage": stage.key}
-    if stage.python:
-        job["extends"] = ".mlship"
-    else:
-        job["image"] = _DOCKER
-        job["services"] = [f"{_DOCKER}-dind"]
-        job["variables"] = {"DOCKER_TLS_CERTDIR": "/certs"}
+def _job(stage: Stage, earlier: tuple[Stage, ...], plan: Plan) -> dict[str, Any]:
+    job: dict[str, Any] = {"stage": stage.key, "extends": ".mlship"}
+    script = list(stage.script)
+    if stage.builds_image:
+        # buildah's overlay driver cannot stack on the container's own overlay filesystem.
+        job["variables"] = {"STORAGE_DRIVER": "vfs", "DEBIAN_FRONTEND": "noninteractive"}
+        job["cache"] = [
+            {"key": plan.cache_key, "paths": [f"{VENV_DIR}/"]},
+            {"key": plan.image_cache_key, "paths": [f"{IMAGE_CACHE}/"]},
+        ]
+        script = [*_IMAGE_TOOLS, *script]
     # ``needs`` starts a job as soon as the jobs it names finish, whatever its stage: the one
     # just before is always named, so no job overtakes the gate.
     sources = providers(stage, earlier)
@@ -38,7 +56,7 @@ def _job(stage: Stage, earlier: tuple[Stage, ...]) -> dict[str, Any]:
         needs.append({"job": earlier[-1].key, "artifacts": False})
     needs += [{"job": source.key, "artifacts": True} for source in sources]
     job["needs"] = needs
-    job["script"] = list(stage.script)
+    job["script"] = script
     if stage.keeps:
         artifacts: dict[str, Any] = {"paths": list(stage.keeps), "expire_in": "30 days"}
         if stage.keep_on_failure:
@@ -64,5 +82,5 @@ def render(plan: Plan) -> str:
         },
     }
     for index, stage in enumerate(ordered):
-        document[stage.key] = _job(stage, ordered[:index])
+        document[stage.key] = _job(stage, ordered[:index], plan)
     return dump(_HEADER, document)

@@ -14,7 +14,9 @@ PATH = "Jenkinsfile"
 _HEADER = """Written by `mlship ci init jenkins`: validate data -> run -> gate -> package -> build
 image -> request promotion. Add the secret-text credentials MLSHIP_URL (the tracking server),
 MLSHIP_TOKEN and MLSHIP_SIGNING_KEY; no value belongs in this file. The promotion runs on the
-main branch only and is a request: someone else approves it with `mlship models approve`."""
+main branch only and is a request: someone else approves it with `mlship models approve`.
+The image stage needs buildah and mmdebstrap on the agent (Debian: apt-get install buildah
+mmdebstrap) and an agent running as root, as buildah's chroot isolation mounts."""
 
 
 def _groovy(text: str) -> str:
@@ -27,8 +29,7 @@ def _stage(stage: Stage, venv: str) -> str:
     if stage.default_branch_only:
         lines.append("            when { branch 'main' }")
     script = list(stage.script)
-    if stage.python:
-        script = [f'export PATH="$WORKSPACE/{venv}/bin:$PATH"', *script]
+    script = [f'export PATH="$WORKSPACE/{venv}/bin:$PATH"', *script]
     body = "\n".join(_groovy(line) for line in script)
     lines += ["            steps {", f"                sh '''\n{body}\n'''", "            }"]
     if stage.keeps:

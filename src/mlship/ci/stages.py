@@ -15,11 +15,16 @@ import shlex
 from dataclasses import dataclass
 
 from mlship.errors import MlshipError
+from mlship.package.image import base_key
 
 CANDIDATE_FILE = "candidate.txt"
 GATE_REPORT = "gate.xml"
+GATE_SUMMARY = "gate.md"
 BUNDLE_DIR = "bundle"
 VENV_DIR = ".venv"
+BUILD_IMAGE = "mlship image build"
+IMAGE_CACHE = ".mlship-images"
+"""Where the image stage keeps the Debian base's root filesystem (cached by each system)."""
 SECRETS = ("MLSHIP_URL", "MLSHIP_TOKEN", "MLSHIP_SIGNING_KEY")
 
 # What a path may hold to be written into YAML, a shell line and a Groovy string alike without
@@ -66,6 +71,11 @@ class Plan:
         return f"mlship-venv-{digest}"
 
     @property
+    def image_cache_key(self) -> str:
+        """The key of the cached Debian base: it changes when the base's contents would."""
+        return f"mlship-base-{base_key()}"
+
+    @property
     def venv_setup(self) -> tuple[str, ...]:
         """Create the virtualenv unless the cache brought it back, then install into it."""
         return (
@@ -79,9 +89,11 @@ class Stage:
     """One step of the pipeline.
 
     ``key`` names it in the files (job ids), ``title`` for people; ``script`` runs with the
-    virtualenv's ``bin`` first on the PATH unless ``python`` is False (the image build needs
-    only a container builder). ``takes`` are files the stages before it kept; ``keeps`` are the
-    files it hands on or reports, kept even when the stage fails when ``keep_on_failure``.
+    virtualenv's ``bin`` first on the PATH. ``builds_image`` stages run ``mlship image build``,
+    which needs buildah and mmdebstrap and root (buildah's chroot isolation mounts): each
+    system's file gets them its own way. ``takes`` are files the stages before it kept;
+    ``keeps`` are the files it hands on or reports, kept even when the stage fails when
+    ``keep_on_failure``.
     ``default_branch_only`` stages run on the default branch only.
     """
 
@@ -91,7 +103,7 @@ class Stage:
     takes: tuple[str, ...] = ()
     keeps: tuple[str, ...] = ()
     keep_on_failure: bool = False
-    python: bool = True
+    builds_image: bool = False
     default_branch_only: bool = False
 
 
@@ -110,15 +122,18 @@ def stages(plan: Plan) -> tuple[Stage, ...]:
         Stage(
             "gate",
             "Gate",
-            (f"mlship gate {candidate} --against {plan.model}@production --junit {GATE_REPORT}",),
+            (
+                f"mlship gate {candidate} --against {plan.model}@production "
+                f"--junit {GATE_REPORT} --markdown {GATE_SUMMARY}",
+            ),
             takes=(CANDIDATE_FILE,),
-            keeps=(GATE_REPORT,),
+            keeps=(GATE_REPORT, GATE_SUMMARY),
             keep_on_failure=True,
         ),
         Stage(
             "package",
             "Package",
-            (f"mlship package {candidate} --output {BUNDLE_DIR}",),
+            (f"mlship package {candidate} --output {BUNDLE_DIR} --wheels",),
             takes=(CANDIDATE_FILE,),
             keeps=(f"{BUNDLE_DIR}/", CANDIDATE_FILE),
         ),
@@ -126,11 +141,11 @@ def stages(plan: Plan) -> tuple[Stage, ...]:
             "build-image",
             "Build image",
             (
-                f"image=\"mlship-$(tr '[:upper:]' '[:lower:]' < {CANDIDATE_FILE})\"",
-                f'docker build --tag "$image" {BUNDLE_DIR}',
+                f"image=\"localhost/mlship-$(tr '[:upper:]' '[:lower:]' < {CANDIDATE_FILE})\"",
+                f'{BUILD_IMAGE} {BUNDLE_DIR} --tag "$image" --cache {IMAGE_CACHE}',
             ),
             takes=(f"{BUNDLE_DIR}/", CANDIDATE_FILE),
-            python=False,
+            builds_image=True,
         ),
         Stage(
             "promote",

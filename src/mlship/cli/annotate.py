@@ -63,6 +63,6 @@ def print_notes(notes: Sequence[Note]) -> None:
     out.print(f"Notes ({len(notes)})")
     for note in notes:
         when = note.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        out.print(
-            Panel(Markdown(note.body), title=f"{note.author}, {when} UTC", title_align="left")
-        )
+        answer = f", in reply to #{note.reply_to}" if note.reply_to else ""
+        title = f"#{note.id} {note.author}, {when} UTC{answer}"
+        out.print(Panel(Markdown(note.body), title=title, title_align="left"))

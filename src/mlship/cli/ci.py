@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from mlship import __version__
 from mlship.ci.files import SYSTEMS, target, write_pipeline
 from mlship.ci.stages import CiError, Plan
 from mlship.cli.console import out
+from mlship.package.image import SUITE, SUITE_PYTHON
 
 app = typer.Typer(help="CI pipelines: validate, run, gate, package, build and request promotion.")
 
@@ -49,8 +49,12 @@ def init(
         ),
     ] = None,
     python: Annotated[
-        str, typer.Option(help="Python version of the pipeline's jobs (GitHub, GitLab).")
-    ] = f"{sys.version_info.major}.{sys.version_info.minor}",
+        str,
+        typer.Option(
+            help="Python version of the pipeline's jobs (GitHub, GitLab): the image's base's, "
+            "since the bundle's wheels must match it."
+        ),
+    ] = SUITE_PYTHON,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Write SYSTEM's pipeline: validate data, run, gate, package, build image, request promotion.
@@ -60,6 +64,12 @@ def init(
     from mlship.spec import load_spec
 
     target(system, out_dir)  # an unknown system is refused before the spec is read
+    if python != SUITE_PYTHON:
+        raise CiError(
+            f"--python {python}: the image stage builds from Debian {SUITE}, whose Python is "
+            f"{SUITE_PYTHON}, and the bundle's wheels must be for the image's Python; "
+            f"pass --python {SUITE_PYTHON}"
+        )
     where = _spec_in(out_dir, spec)
     name = load_spec(spec).spec.name
     plan = Plan(

@@ -1,8 +1,12 @@
-"""``mlship gate``: may a candidate version replace the one in production? Exit 0 yes, 1 no.
+"""``mlship gate``: may a candidate version replace the one in production? Exit 0 yes, 1 no,
+2 when the gate could not judge.
 
 Made for a CI pipeline: the verdict and every reason on the console, and on request as JSON,
 a JUnit report and a Markdown summary for the pull request; a pass can file the promotion request,
-which another person still approves.
+which another person still approves. "Could not judge" (a bad gate file or evaluation file, an
+unknown version, no version in production yet, rows the versions cannot be scored on) has its
+own exit code so that a pipeline, or a person reading its log, can tell a candidate found worse
+from a gate that never ran.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlship.cli.console import out
+from mlship.cli.console import err, out
 from mlship.errors import MlshipError
+
+PASS, FAIL, NO_VERDICT = 0, 1, 2
 
 if TYPE_CHECKING:
     from mlship.evaluation.gate import GateVerdict
@@ -70,7 +76,30 @@ def gate(
         ),
     ] = False,
 ) -> None:
-    """Score CANDIDATE and the baseline on the same held-out rows and decide with statistics."""
+    """Score CANDIDATE and the baseline on the same held-out rows and decide with statistics.
+
+    Exit 0 when the candidate passes, 1 when it fails (every reason is printed), 2 when the gate
+    could not judge (bad input, an unknown version, no rows).
+    """
+    try:
+        _gate(candidate, against, gate_file, data, json_out, junit_out, markdown_out,
+              request_promotion)  # fmt: skip
+    except MlshipError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err.print(f"No verdict: the gate could not judge (exit {NO_VERDICT}).")
+        raise typer.Exit(NO_VERDICT) from None
+
+
+def _gate(
+    candidate: str,
+    against: str,
+    gate_file: Path | None,
+    data: Path | None,
+    json_out: Path | None,
+    junit_out: Path | None,
+    markdown_out: Path | None,
+    request_promotion: bool,
+) -> None:
     from mlship.evaluation.gate_report import verdict_dict, verdict_junit, verdict_markdown
     from mlship.registry.gate import run_gate
     from mlship.registry.refs import resolve_version
@@ -100,16 +129,21 @@ def gate(
                 atomic_write(path, [text.encode()])
         _print(verdict)
         if not verdict.passed:
-            raise typer.Exit(1)
+            raise typer.Exit(FAIL)
         if request_promotion:
             reason = (
                 f"gate passed against {verdict.baseline}: {verdict.difference.metric} "
                 f"{verdict.difference.improvement:+.4f} "
                 f"[{verdict.difference.low:+.4f}, {verdict.difference.high:+.4f}]"
             )
-            change = workspace.registry.request_promotion(
-                model_of(version).name, version.version, reason
-            )
+            try:
+                change = workspace.registry.request_promotion(
+                    model_of(version).name, version.version, reason
+                )
+            except MlshipError as exc:  # judged, but not filed: not a "could not judge"
+                err.print(f"[bold red]error:[/] {escape(str(exc))}")
+                err.print("The gate passed; the promotion request was not filed.")
+                raise typer.Exit(1) from None
             out.print(
                 f"Promotion of {verdict.candidate} to production requested "
                 f"(#{change.request_id}); another user approves it with "

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mlship.cli import model_reviews
 from mlship.cli.annotate import (
     NoteFile,
     OwnerFilter,
@@ -20,6 +21,7 @@ from mlship.cli.annotate import (
     show_tags,
 )
 from mlship.cli.console import out
+from mlship.cli.model_reviews import objections, report_change
 from mlship.cli.options import OutputDir
 from mlship.cli.render import fmt, metrics_table, name_column, number_column
 from mlship.errors import MlshipError
@@ -153,20 +155,7 @@ def _change(act: Callable[[Registry], Change]) -> None:
         change = act(workspace.registry)
     finally:
         workspace.close()
-    _report(change)
-
-
-def _report(change: Change) -> None:
-    where = f"{change.model}:{change.version}" if change.version else change.model
-    if change.action == "promotion requested":
-        out.print(
-            f"Promotion of {where} to production requested (#{change.request_id}); another "
-            f"user approves it with `mlship models approve {where}`"
-        )
-        return
-    moved = f" ({change.from_stage} -> {change.to_stage})" if change.to_stage else ""
-    replaced = f"; {change.model}:{change.replaced} archived" if change.replaced else ""
-    out.print(f"{where}: {change.action}{moved}{replaced}")
+    report_change(change)
 
 
 @app.command("promote")
@@ -278,6 +267,13 @@ def note(
     finally:
         workspace.close()
     out.print(f"Note #{added.id} added to {name}:{version} by {added.author}")
+
+
+app.command("comment")(model_reviews.comment)
+app.command("review")(model_reviews.review)
+app.command("rerequest")(model_reviews.rerequest)
+app.command("requests")(model_reviews.requests)
+app.add_typer(objections, name="objection")
 
 
 @app.command("card")
@@ -412,6 +408,6 @@ def sign_versions(
                 model_of(version).name, version.version,
                 workspace.artifact_signature(version.artifact_sha256),
             )  # fmt: skip
-            _report(change)
+            report_change(change)
     finally:
         workspace.close()

@@ -460,15 +460,19 @@ def note(
     run_id: RunRef,
     text: Annotated[str | None, typer.Argument(help="The note, in markdown.")] = None,
     file: NoteFile = None,
+    reply_to: Annotated[
+        int | None, typer.Option("--reply-to", help="The note of this run it answers (#id).")
+    ] = None,
 ) -> None:
-    """Add a markdown note to a run (notes are kept in order and never edited)."""
+    """Add a markdown note to a run, or answer one (notes are kept in order, never edited)."""
     body = note_text(text, file)
     workspace = Workspace.open()
     try:
-        added = workspace.runs.add_run_note(run_id, body)
+        added = workspace.runs.add_run_note(run_id, body, reply_to)
     finally:
         workspace.close()
-    out.print(f"Note #{added.id} added to run {added.target_id[:8]} by {added.author}")
+    answer = f", in reply to #{added.reply_to}" if added.reply_to else ""
+    out.print(f"Note #{added.id} added to run {added.target_id[:8]} by {added.author}{answer}")
 
 
 @app.command("compare")

@@ -6,10 +6,12 @@ thing. The statistics are :mod:`mlship.evaluation.gate_stats`'; what they must s
 spec's (:class:`mlship.spec.gate.GateSpec`):
 
 * the point estimate of the improvement reaches ``min_improvement``;
-* ``require: significant``: the interval of the improvement lies above zero, and where a
-  classical paired test applies (McNemar for accuracy, DeLong for binary ROC-AUC) it rejects
-  equal performance at the same level, in the candidate's favour. A better point estimate whose
-  interval includes zero fails: it could be noise.
+* ``require: significant``: the interval of the improvement lies above zero, and above
+  ``min_improvement`` when that is positive (significantly better by at least that much: a
+  margin asked of the point estimate alone would pass a gain the rows cannot tell from less),
+  and where a classical paired test applies (McNemar for accuracy, DeLong for binary ROC-AUC)
+  it rejects equal performance at the same level, in the candidate's favour. A better point
+  estimate whose interval includes zero fails: it could be noise.
 * ``require: not_worse``: the interval's low end is no lower than ``-max_loss``.
 """
 
@@ -141,14 +143,22 @@ def judge_metric(
     interval = f"[{difference.low:+.4f}, {difference.high:+.4f}]"
     level = f"{difference.confidence:.0%}"
     if spec.require == "significant":
+        margin = max(0.0, spec.min_improvement)
+        if difference.low > 0:  # above zero, not above the margin
+            why = (
+                f"does not lie above the min_improvement of {margin:+.4f}: the candidate is not "
+                f"significantly better by {margin:+.4f}"
+            )
+        else:
+            why = (
+                "includes zero" if difference.includes_zero else "lies below zero"
+            ) + ": the candidate is not significantly better"
         checks.append(
             Check(
                 "significant",
-                difference.low > 0,
+                difference.low > margin,
                 f"{level} interval of the improvement {interval}",
-                f"the {level} interval of the {label} improvement, {interval}, "
-                + ("includes zero" if difference.includes_zero else "lies below zero")
-                + ": the candidate is not significantly better",
+                f"the {level} interval of the {label} improvement, {interval}, {why}",
             )
         )
         if test is not None:

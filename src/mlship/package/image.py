@@ -25,8 +25,13 @@ from pathlib import Path
 
 from mlship.errors import MlshipError
 from mlship.package.bundle import Bundle, open_bundle
+from mlship.store.failures import Place
+from mlship.store.locks import file_lock
 
 SUITE = "bookworm"
+SUITE_PYTHON = "3.11"
+"""The Python of the suite's python3: a bundle builds into the base only when it was packaged
+with this Python, since its wheels are the packaging machine's."""
 PACKAGES = ("python3", "python3-venv")
 """What the base holds besides Debian's minimal system (which has ``useradd``)."""
 
@@ -106,43 +111,49 @@ def make_base(
     key = base_key(suite, packages)
     tag = f"{REPOSITORY}:{suite}-{key}"
     tarball = cache / f"{suite}-{key}.tar"
-    made = False
-    if not tarball.is_file():
-        mmdebstrap = _tool("mmdebstrap")
-        cache.mkdir(parents=True, exist_ok=True)
-        step(f"making a Debian {suite} root filesystem with mmdebstrap (cached in {cache})")
-        partial = Path(tempfile.mkstemp(prefix=f".{tarball.stem}.", suffix=".tar", dir=cache)[1])
-        try:
-            _run(
-                [
-                    mmdebstrap,
-                    "--quiet",
-                    "--variant=minbase",
-                    f"--include={','.join(packages)}",
-                    *(f"--dpkgopt=path-exclude={path}" for path in _EXCLUDED),
-                    # apt's lists are 50 MB the image never uses.
-                    "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/*",
-                    suite,
-                    str(partial),
-                ],
-                "mmdebstrap",
-            )
-            with partial.open("rb") as handle:
-                os.fsync(handle.fileno())
-            partial.chmod(0o644)
-            os.replace(partial, tarball)
-        finally:
-            partial.unlink(missing_ok=True)
-        made = True
-    if made or not _image_exists(buildah, tag):
-        step(f"importing the base into buildah as {tag}")
-        container = _run([buildah, "from", "scratch"], "buildah from scratch").strip()
-        try:
-            _run([buildah, "add", container, str(tarball), "/"], f"buildah add {tarball}")
-            _run([buildah, "config", "--cmd", '["python3"]', container], "buildah config")
-            _run([buildah, "commit", "--quiet", container, tag], f"buildah commit {tag}")
-        finally:
-            subprocess.run([buildah, "rm", container], capture_output=True, check=False)
+    # Two builds on one machine (CI jobs, test workers) must not both make or import the base:
+    # the second waits and finds it made (the lock is released when its holder dies).
+    lock = Place("the image cache", cache)
+    with file_lock(cache / f"{suite}-{key}.lock", lock):
+        made = False
+        if not tarball.is_file():
+            mmdebstrap = _tool("mmdebstrap")
+            cache.mkdir(parents=True, exist_ok=True)
+            step(f"making a Debian {suite} root filesystem with mmdebstrap (cached in {cache})")
+            made_at = tempfile.mkstemp(prefix=f".{tarball.stem}.", suffix=".tar", dir=cache)
+            os.close(made_at[0])  # mmdebstrap writes the file by its name
+            partial = Path(made_at[1])
+            try:
+                _run(
+                    [
+                        mmdebstrap,
+                        "--quiet",
+                        "--variant=minbase",
+                        f"--include={','.join(packages)}",
+                        *(f"--dpkgopt=path-exclude={path}" for path in _EXCLUDED),
+                        # apt's lists are 50 MB the image never uses.
+                        "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/*",
+                        suite,
+                        str(partial),
+                    ],
+                    "mmdebstrap",
+                )
+                with partial.open("rb") as handle:
+                    os.fsync(handle.fileno())
+                partial.chmod(0o644)
+                os.replace(partial, tarball)
+            finally:
+                partial.unlink(missing_ok=True)
+            made = True
+        if made or not _image_exists(buildah, tag):
+            step(f"importing the base into buildah as {tag}")
+            container = _run([buildah, "from", "scratch"], "buildah from scratch").strip()
+            try:
+                _run([buildah, "add", container, str(tarball), "/"], f"buildah add {tarball}")
+                _run([buildah, "config", "--cmd", '["python3"]', container], "buildah config")
+                _run([buildah, "commit", "--quiet", container, tag], f"buildah commit {tag}")
+            finally:
+                subprocess.run([buildah, "rm", container], capture_output=True, check=False)
     python = _python_of(buildah, tag)
     return Base(tag=tag, tarball=tarball, python=python, made=made)
 

@@ -6,7 +6,9 @@ immediate. Production takes two people: one *requests* the promotion, another *a
 (four eyes); the approval moves the version to production and archives the one it replaces.
 ``rollback`` puts back the version that was in production before the current one, in one
 command and without review, because it is what someone does while production is failing; it is
-recorded like everything else.
+recorded like everything else. Before an approval, people talk: comments, requests for changes
+and objections (:mod:`mlship.registry.reviews`); an open objection or an unanswered request for
+changes holds the approval.
 
 Every change (registration, stage moves, requests and decisions, tags, descriptions) appends a
 :class:`~mlship.store.tables.ModelEvent` with who and when, in the same transaction as the change
@@ -18,12 +20,16 @@ where the store is, and a client of the server cannot claim to be someone else.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mlship.errors import MlshipError, NotFoundError
+from mlship.registry.reviews import SqlReviews, approval_block
+from mlship.registry.rows import model_row as _model
+from mlship.registry.rows import pending_request as _pending
+from mlship.registry.rows import record as _record
+from mlship.registry.rows import storable_texts as _storable
+from mlship.registry.rows import version_row as _version
 from mlship.store import entities
 from mlship.store.audit import acting_user
 from mlship.store.metadata import MetadataStore, note_text
@@ -38,9 +44,10 @@ from mlship.store.tables import (
 )
 
 
-class SqlRegistry:
+class SqlRegistry(SqlReviews):
     """The :class:`~mlship.store.registry.Registry` over the metadata store's database;
-    each command is a single transaction."""
+    each command is a single transaction. The review steps (comments, requests for changes,
+    objections) are :class:`~mlship.registry.reviews.SqlReviews`'."""
 
     def __init__(self, metadata: MetadataStore, user: str) -> None:
         """``user`` acts when no request of the tracking server names someone else."""
@@ -132,6 +139,9 @@ class SqlRegistry:
                     f"{user} requested the promotion of {name}:{version} and cannot also approve "
                     "it: production needs a second person"
                 )
+            blocked = approval_block(session, model, version, request)
+            if blocked is not None:
+                raise ReviewError(blocked)
             request.status, request.decided_by = "approved", user
             request.decided_at, request.note = utcnow(), note
             _record(session, model, version, "approved", user, note=note, request=request.id)
@@ -325,49 +335,9 @@ class SqlRegistry:
             return entities.from_row(entities.ModelVersion, found)
 
 
-def _storable(**texts: str | None) -> None:
-    """Refuse text no database stores alike: PostgreSQL refuses a NUL character that SQLite
-    keeps, so it is refused here, before either sees it, with the same message on every store."""
-    for what, text in texts.items():
-        if text is not None and "\x00" in text:
-            raise MlshipError(f"the {what} contains a NUL character, which cannot be stored")
-
-
 def _check_stage(stage: str) -> None:
     if stage not in STAGES:
         raise MlshipError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
-
-
-def _model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:
-    query = select(RegisteredModel).where(RegisteredModel.name == name)
-    if lock:  # one registry change of a model at a time (PostgreSQL; SQLite serialises writes)
-        query = query.with_for_update()
-    model = session.scalar(query)
-    if model is None:
-        known = ", ".join(session.scalars(select(RegisteredModel.name))) or "none yet"
-        raise NotFoundError(f"no model named {name!r} (registered models: {known})")
-    return model
-
-
-def _version(session: Session, model: RegisteredModel, version: int) -> ModelVersion:
-    found = session.scalar(
-        select(ModelVersion).where(
-            ModelVersion.model_id == model.id, ModelVersion.version == version
-        )
-    )
-    if found is None:
-        raise NotFoundError(f"model {model.name!r} has no version {version}")
-    return found
-
-
-def _pending(session: Session, model: RegisteredModel, version: int) -> PromotionRequest | None:
-    return session.scalar(
-        select(PromotionRequest).where(
-            PromotionRequest.model_id == model.id,
-            PromotionRequest.version == version,
-            PromotionRequest.status == "pending",
-        )
-    )
 
 
 def _decide(
@@ -439,26 +409,3 @@ def _previous_production(session: Session, model: RegisteredModel, current: int)
         if seen_current and event.version != current:
             return event.version
     return None
-
-
-def _record(
-    session: Session,
-    model: RegisteredModel,
-    version: int | None,
-    action: str,
-    user: str,
-    from_stage: str | None = None,
-    to_stage: str | None = None,
-    **details: Any,
-) -> None:
-    session.add(
-        ModelEvent(
-            model_id=model.id,
-            version=version,
-            action=action,
-            from_stage=from_stage,
-            to_stage=to_stage,
-            user=user,
-            details={k: v for k, v in details.items() if v is not None},
-        )
-    )

@@ -195,8 +195,8 @@ class RemoteMetadata:
         body = api.Owner(owner=owner)
         return parse(Run, self.client.post(f"/runs/{part(run_id)}/owner", _json(body)))
 
-    def add_run_note(self, run_id: str, body: str) -> Note:
-        note = api.NoteBody(body=body)
+    def add_run_note(self, run_id: str, body: str, reply_to: int | None = None) -> Note:
+        note = api.NoteBody(body=body, reply_to=reply_to)
         return parse(Note, self.client.post(f"/runs/{part(run_id)}/notes", _json(note)))
 
     def notes(self, target_kind: str, target_id: str) -> list[Note]:

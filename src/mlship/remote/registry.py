@@ -16,7 +16,7 @@ from mlship.remote import registry_api as api
 from mlship.remote.client import Client
 from mlship.remote.metadata import part
 from mlship.store import entities
-from mlship.store.entities import ModelEvent, ModelVersion, Note, PromotionRequest
+from mlship.store.entities import ModelEvent, ModelVersion, Note, PromotionRequest, Review
 from mlship.store.registry import Change, Stage
 
 
@@ -90,3 +90,40 @@ class HttpRegistry:
     def in_stage(self, name: str, stage: Stage) -> ModelVersion:
         found = self.client.get(f"{self._model(name)}/stages/{stage}")
         return entities.parse(ModelVersion, found)
+
+    def comment(
+        self,
+        name: str,
+        version: int,
+        body: str,
+        reply_to: int | None = None,
+        on_request: bool = False,
+    ) -> Note:
+        sent = api.CommentBody(body=body, reply_to=reply_to, on_request=on_request)
+        return entities.parse(Note, self._post(f"{self._version(name, version)}/comments", sent))
+
+    def comments(self, name: str, version: int) -> list[Note]:
+        found = self.client.get(f"{self._version(name, version)}/comments")
+        return entities.parse_list(Note, found)
+
+    def request_changes(self, name: str, version: int, reason: str) -> Review:
+        body = api.ReviewReason(reason=reason)
+        return entities.parse(Review, self._post(f"{self._version(name, version)}/changes", body))
+
+    def raise_objection(self, name: str, version: int, reason: str) -> Review:
+        path = f"{self._version(name, version)}/objections"
+        return entities.parse(Review, self._post(path, api.ReviewReason(reason=reason)))
+
+    def request_review_again(self, name: str, version: int, note: str | None = None) -> Change:
+        return self._change(f"{self._version(name, version)}/rerequest", api.Decision(note=note))
+
+    def withdraw_objection(self, name: str, version: int, note: str | None = None) -> list[Review]:
+        path = f"{self._version(name, version)}/objections/withdraw"
+        return entities.parse_list(Review, self._post(path, api.Decision(note=note)))
+
+    def overrule_objections(self, name: str, version: int, reason: str) -> list[Review]:
+        path = f"{self._version(name, version)}/objections/overrule"
+        return entities.parse_list(Review, self._post(path, api.ReviewReason(reason=reason)))
+
+    def reviews(self, name: str) -> list[Review]:
+        return entities.parse_list(Review, self.client.get(f"{self._model(name)}/reviews"))

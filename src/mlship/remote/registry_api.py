@@ -48,3 +48,17 @@ class Owner(_Body):
 class NoteBody(_Body):
     body: str = Field(max_length=100_000)
     """An empty one is refused by the registry, with the message every backend gives."""
+
+
+class CommentBody(_Body):
+    body: str = Field(max_length=100_000)
+    """Bounded and checked by the registry, with the message every backend gives."""
+    reply_to: int | None = Field(None, ge=1)
+    on_request: bool = False
+
+
+class ReviewReason(_Body):
+    """A request for changes, an objection or an overrule: the registry refuses one without a
+    reason, with the message every backend gives."""
+
+    reason: str = Field(max_length=100_000)

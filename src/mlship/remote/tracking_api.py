@@ -145,6 +145,8 @@ class Owner(Body):
 
 class NoteBody(Body):
     body: str = Field(max_length=100_000)
+    reply_to: int | None = Field(None, ge=1)
+    """The note of the same run this one answers."""
 
 
 class Journal(Body):

@@ -4,7 +4,8 @@ The acting user of every change is the caller's token (the registry reads it fro
 audit actor), never a name the client sends, which is what makes the four-eyes rule of production
 promotions mean something: the requester and the approver are two different tokens' users. The
 rules between people are the registry's own; the routes add the roles: deciding a promotion or
-rolling back takes a reviewer, a requester (a scientist) may withdraw their own request. Request
+rolling back takes a reviewer, a requester (a scientist) may withdraw their own request; any
+scientist comments, asks for changes or objects, and overruling an objection takes an admin. Request
 bodies are declared in :mod:`mlship.remote.registry_api`, answers are the registry's entities.
 """
 
@@ -94,6 +95,58 @@ def version_notes(name: str, version: int, workspace: WorkspaceDep) -> Any:
 @router.post("/{name}/versions/{version}/notes", **role_route("scientist"))
 def add_note(name: str, version: int, body: api.NoteBody, workspace: WorkspaceDep) -> Any:
     return to_json(workspace.registry.add_note(name, version, body.body))
+
+
+# -- reviews between people: scientists comment and review, reviewers decide, admins overrule --
+
+
+@router.get("/{name}/reviews", **role_route("viewer"))
+def reviews(name: str, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.reviews(name))
+
+
+@router.get("/{name}/versions/{version}/comments", **role_route("viewer"))
+def comments(name: str, version: int, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.comments(name, version))
+
+
+@router.post("/{name}/versions/{version}/comments", **role_route("scientist"))
+def comment(name: str, version: int, body: api.CommentBody, workspace: WorkspaceDep) -> Any:
+    found = workspace.registry.comment(name, version, body.body, body.reply_to, body.on_request)
+    return to_json(found)
+
+
+@router.post("/{name}/versions/{version}/changes", **role_route("scientist"))
+def request_changes(
+    name: str, version: int, body: api.ReviewReason, workspace: WorkspaceDep
+) -> Any:
+    return to_json(workspace.registry.request_changes(name, version, body.reason))
+
+
+@router.post("/{name}/versions/{version}/objections", **role_route("scientist"))
+def raise_objection(
+    name: str, version: int, body: api.ReviewReason, workspace: WorkspaceDep
+) -> Any:
+    return to_json(workspace.registry.raise_objection(name, version, body.reason))
+
+
+@router.post("/{name}/versions/{version}/objections/withdraw", **role_route("scientist"))
+def withdraw_objection(name: str, version: int, body: api.Decision, workspace: WorkspaceDep) -> Any:
+    return to_json(workspace.registry.withdraw_objection(name, version, body.note))
+
+
+@router.post("/{name}/versions/{version}/objections/overrule", **role_route("admin"))
+def overrule_objections(
+    name: str, version: int, body: api.ReviewReason, workspace: WorkspaceDep
+) -> Any:
+    return to_json(workspace.registry.overrule_objections(name, version, body.reason))
+
+
+@router.post("/{name}/versions/{version}/rerequest", **role_route("scientist"))
+def request_review_again(
+    name: str, version: int, body: api.Decision, workspace: WorkspaceDep
+) -> Any:
+    return to_json(workspace.registry.request_review_again(name, version, body.note))
 
 
 @router.post("/{name}/owner", **role_route("scientist"))

@@ -226,7 +226,7 @@ def set_run_owner(ref: str, body: Owner, workspace: WorkspaceDep, caller: Caller
 
 @router.post("/runs/{ref}/notes", **role_route("scientist"))
 def add_run_note(ref: str, body: NoteBody, workspace: WorkspaceDep) -> Any:
-    return to_json(workspace.metadata.add_run_note(ref, body.body))
+    return to_json(workspace.metadata.add_run_note(ref, body.body, body.reply_to))
 
 
 @router.get("/notes", **role_route("viewer"))

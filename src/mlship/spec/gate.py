@@ -87,14 +87,16 @@ class GateSpec(Strict):
     )
     require: Require = Field(
         "significant",
-        description="significant: the improvement's interval lies above zero (and McNemar's or "
-        "DeLong's test agrees where one applies); not_worse: its low end stays above -max_loss.",
+        description="significant: the improvement's interval lies above zero, and above "
+        "min_improvement when that is positive (and McNemar's or DeLong's test agrees where one "
+        "applies); not_worse: its low end stays above -max_loss.",
     )
     min_improvement: float = Field(
         0.0,
         allow_inf_nan=False,
         description="The point estimate of the improvement must reach this (in the metric's "
-        "units, positive is better; negative allows a small loss).",
+        "units, positive is better; negative allows a small loss); with require: significant "
+        "a positive one is asked of the interval's low end too.",
     )
     max_loss: float | None = Field(
         None,

@@ -179,7 +179,8 @@ class ModelEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class Note:
-    """A remark someone wrote on a run or a model version."""
+    """A remark someone wrote on a run, a model version or a promotion request; ``reply_to``
+    is the note it answers, on the same target."""
 
     id: int
     target_kind: str
@@ -187,6 +188,7 @@ class Note:
     author: str
     created_at: datetime
     body: str
+    reply_to: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,6 +205,25 @@ class PromotionRequest:
     decided_by: str | None = None
     decided_at: datetime | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Review:
+    """A verdict on a promotion request short of deciding it (``changes requested`` or
+    ``objection``) and how it ended (``open``, ``answered``, ``withdrawn``, ``overruled``)."""
+
+    id: int
+    model_id: int
+    version: int
+    request_id: int
+    verdict: str
+    author: str
+    reason: str
+    created_at: datetime
+    status: str
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+    closing_note: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

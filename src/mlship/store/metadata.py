@@ -64,7 +64,7 @@ from mlship.store.tables import (
 
 __all__ = ["NOTE_KINDS", "MetadataStore", "NewVersion", "note_text"]
 
-NOTE_KINDS = ("run", "version")
+NOTE_KINDS = ("run", "version", "request")
 """What a note can be written on."""
 
 P = ParamSpec("P")
@@ -642,13 +642,29 @@ class MetadataStore:
             return from_row(entities.Run, run, depth=0)
 
     @_retried_before_commit
-    def add_run_note(self, run_id: str, body: str) -> entities.Note:
+    def add_run_note(self, run_id: str, body: str, reply_to: int | None = None) -> entities.Note:
         """Append a markdown note of the acting user to a run (``run_id`` as for
-        :meth:`get_run`)."""
+        :meth:`get_run`), in answer to the run's note ``reply_to`` when given."""
         text = note_text(body)
         with self.transaction() as session:
             run = _find_run(session, run_id)
-            note = Note(target_kind="run", target_id=run.id, author=self.acting_user, body=text)
+            if (
+                reply_to is not None
+                and session.scalar(
+                    select(Note.id).where(
+                        Note.id == reply_to, Note.target_kind == "run", Note.target_id == run.id
+                    )
+                )
+                is None
+            ):
+                raise NotFoundError(f"run {run.id[:8]} has no note #{reply_to} to reply to")
+            note = Note(
+                target_kind="run",
+                target_id=run.id,
+                author=self.acting_user,
+                body=text,
+                reply_to=reply_to,
+            )
             session.add(note)
             session.flush()
             return from_row(entities.Note, note)

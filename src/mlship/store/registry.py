@@ -6,7 +6,8 @@ runs the SQL one. Both hand out the frozen entities of :mod:`mlship.store.entiti
 rows, and neither takes a user: the SQL registry acts as the workspace's user (or, inside the
 server, as the request's token's user), the HTTP one as its token's user. So who did something is
 never a claim the caller makes, and the rules between people (the requester of a promotion may not
-approve it, only the requester withdraws, a reviewer rejects) are decided where the store is.
+approve it, only the requester withdraws, a reviewer rejects, an open objection blocks approval
+until its author withdraws it or an admin overrules it) are decided where the store is.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from mlship.errors import MlshipError
-from mlship.store.entities import ModelEvent, ModelVersion, Note, PromotionRequest
+from mlship.store.entities import ModelEvent, ModelVersion, Note, PromotionRequest, Review
 
 Stage = Literal["none", "staging", "production", "archived"]
 STAGES: tuple[Stage, ...] = ("none", "staging", "production", "archived")
 
 
 class ReviewError(MlshipError):
-    """A promotion that the review rules do not allow (self-approval, nothing pending)."""
+    """A step that the review rules do not allow (self-approval, nothing pending, an open
+    objection)."""
 
 
 @dataclass(frozen=True)
@@ -105,4 +107,47 @@ class Registry(Protocol):
 
     def in_stage(self, name: str, stage: Stage) -> ModelVersion:
         """The version of ``name`` in ``stage`` (the newest, for stages that hold several)."""
+        ...
+
+    # -- reviews between people (see mlship.registry.reviews) ---------------------------------
+
+    def comment(
+        self,
+        name: str,
+        version: int,
+        body: str,
+        reply_to: int | None = None,
+        on_request: bool = False,
+    ) -> Note:
+        """Comment on ``name:version`` (on its promotion request with ``on_request``); a reply
+        (``reply_to``) is on the target of the comment it answers."""
+        ...
+
+    def comments(self, name: str, version: int) -> list[Note]:
+        """The comments on ``name:version`` and on its promotion requests, oldest first."""
+        ...
+
+    def request_changes(self, name: str, version: int, reason: str) -> Review:
+        """Ask for changes on someone else's pending request; approval waits for the answer."""
+        ...
+
+    def raise_objection(self, name: str, version: int, reason: str) -> Review:
+        """Object to someone else's pending request; approval waits until the objection is
+        withdrawn or overruled."""
+        ...
+
+    def request_review_again(self, name: str, version: int, note: str | None = None) -> Change:
+        """The requester answers the requests for changes on their pending request."""
+        ...
+
+    def withdraw_objection(self, name: str, version: int, note: str | None = None) -> list[Review]:
+        """Take back one's own open objection."""
+        ...
+
+    def overrule_objections(self, name: str, version: int, reason: str) -> list[Review]:
+        """Overrule the open objections of others, with a reason (an admin's step)."""
+        ...
+
+    def reviews(self, name: str) -> list[Review]:
+        """The requests for changes and objections of a model, oldest first."""
         ...

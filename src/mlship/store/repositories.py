@@ -194,8 +194,9 @@ class Runs(Protocol):
         """Hand a run over to ``owner``."""
         ...
 
-    def add_run_note(self, run_id: str, body: str) -> Note:
-        """Append a markdown note of the acting user to a run."""
+    def add_run_note(self, run_id: str, body: str, reply_to: int | None = None) -> Note:
+        """Append a markdown note of the acting user to a run, in answer to the run's note
+        ``reply_to`` when given (threads)."""
         ...
 
     def notes(self, target_kind: str, target_id: str) -> list[Note]:

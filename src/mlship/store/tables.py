@@ -240,10 +240,13 @@ class ModelEvent(Base):
 
 
 class Note(Base):
-    """A markdown note on a run or a model version, appended and never edited.
+    """A markdown note (a comment) on a run, a model version or a promotion request, appended
+    and never edited.
 
-    ``target_kind`` is ``run`` (``target_id`` is the run id) or ``version`` (``target_id`` is the
-    version's row id, which stays the same whatever happens to the version's stage or tags).
+    ``target_kind`` is ``run`` (``target_id`` is the run id), ``version`` (``target_id`` is the
+    version's row id, which stays the same whatever happens to the version's stage or tags) or
+    ``request`` (the promotion request's id). ``reply_to`` makes threads: the note it answers,
+    always on the same target.
     """
 
     __tablename__ = "notes"
@@ -255,6 +258,7 @@ class Note(Base):
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     body: Mapped[str] = mapped_column(Text)
+    reply_to: Mapped[int | None] = mapped_column(Integer)
 
 
 class PromotionRequest(Base):
@@ -272,6 +276,32 @@ class PromotionRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class Review(Base):
+    """A reviewer's verdict short of a decision on a promotion request: ``changes requested``
+    or ``objection``, with its reason, and how it ended.
+
+    A request for changes is answered when the requester asks for a review again; an objection
+    holds against the version (whatever request comes next) until its author withdraws it or an
+    admin overrules it. ``status`` is ``open``, ``answered``, ``withdrawn`` or ``overruled``.
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_model_version", "model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[int] = mapped_column(ForeignKey("promotion_requests.id"))
+    verdict: Mapped[str] = mapped_column(String(20))
+    author: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closing_note: Mapped[str | None] = mapped_column(Text)
 
 
 class Alert(Base):

@@ -1,7 +1,7 @@
 """params and metrics of finished runs one row each (run_values), and runs indexed by start
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 07:00:00
 
 Runs finished before this revision get their rows here, from the selected candidate's params
@@ -19,8 +19,8 @@ from alembic import op
 # The rule finish_run writes by; a later change to it must ship its own migration to refill.
 from mlship.store.run_search import run_values
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
