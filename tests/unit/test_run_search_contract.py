@@ -130,6 +130,13 @@ def test_metrics_filter_and_sort_in_the_database(
     last = _search(alice.runs, pipeline, sort="metric.roc_auc:asc", page=2, page_size=5)
     assert [r.status for r in last.rows] == ["running"]
     assert last.rows[0].values == {"metric.roc_auc": None}
+    spanning = _search(alice.runs, pipeline, sort="metric.roc_auc", page=2, page_size=4)
+    assert [r.values["metric.roc_auc"] for r in spanning.rows] == [0.6, None]
+    assert (spanning.total, spanning.next_page) == (6, None)
+    beyond = _search(alice.runs, pipeline, sort="metric.roc_auc", page=3, page_size=4)
+    assert beyond.rows == () and beyond.total == 6
+    nobody = _search(alice.runs, pipeline, sort="metric.unknown:asc", page_size=4)
+    assert [r.id for r in nobody.rows] == [r.id for r in _search(alice.runs, pipeline).rows][:4]
     # A cross-validated score counts when there is no holdout score of that name.
     losses = _search(alice.runs, pipeline, "metric.log_loss = 0.5")
     assert losses.total == 5

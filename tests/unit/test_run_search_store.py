@@ -140,14 +140,19 @@ def test_searches_read_indexes_not_every_value(engine: Engine) -> None:
     selective = _plans(store, RunQuery.of("metric.roc_auc > 0.995"))
     by_metric = _plans(store, RunQuery.of("param.model = svm", sort="metric.f1"))
     newest = _plans(store, RunQuery())
-    everything = "\n".join(selective + by_metric + newest)
+    ranked = _plans(store, RunQuery.of(sort="metric.f1"))
+    everything = "\n".join(selective + by_metric + newest + ranked)
     if engine.dialect.name == "sqlite":
         assert "SCAN run_values" not in everything
         assert "USING INDEX ix_run_values_number (kind=? AND key=? AND number>?)" in selective[0]
         assert "USING INDEX ix_run_values_text (kind=? AND key=? AND text=?)" in by_metric[0]
         assert "SCAN runs USING INDEX ix_runs_started_at" in newest[1]
+        # The metric's index in order: the first 50 runs are read, not all of them sorted.
+        assert "USING INDEX ix_run_values_number (kind=? AND key=?)" in ranked[1]
+        assert "USE TEMP B-TREE FOR ORDER BY" not in ranked[1]
     else:
         assert "Seq Scan on run_values" not in everything
         assert "ix_run_values_number" in selective[0]
         assert "ix_run_values_text" in by_metric[0]
         assert "ix_runs_started_at" in newest[1]
+        assert "Index Scan Backward using ix_run_values_number" in ranked[1]

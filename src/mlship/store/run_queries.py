@@ -2,8 +2,9 @@
 the database, so a page of 50 out of 10,000 runs reads 50 rows, not 10,000.
 
 A condition on a param or a metric is the set of runs one range of an index of ``run_values``
-holds (``run_id IN (SELECT ...)``); a sort by one of them is an outer join on the same key,
-ordered and limited in the same statement. Tags stay in the run's JSON (they change after the
+holds (``run_id IN (SELECT ...)``). A sort by a metric reads that metric's index in order
+(:func:`_by_metric`); a sort by a param is an outer join on the same key, ordered and limited in
+the same statement. Tags stay in the run's JSON (they change after the
 run; see :meth:`~mlship.store.metadata.MetadataStore.tag_run`) and are matched as ``list_runs``
 matches them. The count of all matches is a second statement with the same conditions.
 """
@@ -135,28 +136,13 @@ def search(session: Session, query: RunQuery, tagged: Tagged) -> RunPage:
             best_cv.label("best_cv"),
         ),
     )
-    sort = query.sort
-    order: list[Any] = []
-    head, dot, key = sort.field.partition(".")
-    if dot:
-        value = aliased(RunValue)
-        statement = statement.outerjoin(
-            value, and_(value.run_id == Run.id, value.kind == head, value.key == key[:KEY_CHARS])
-        )
-        keys: list[Any] = [value.number] + ([value.text] if head == "param" else [])
+    head, dot, key = query.sort.field.partition(".")
+    if head == "metric" and dot:
+        found = _by_metric(session, query, tagged, statement, key[:KEY_CHARS])
     else:
-        keys = [_COLUMNS[sort.field]]
-    for column in keys:
-        ordered = column.desc() if sort.descending else column.asc()
-        # NULLS LAST only where there can be NULLs: on PostgreSQL a DESC NULLS LAST order
-        # cannot read a plain index backwards, and the newest-first page must.
-        order.append(ordered.nulls_last() if _nullable(column) else ordered)
-    if sort.field != "started":
-        order.append(Run.started_at.desc())
-    order.append(Run.id.desc())
-    statement = statement.order_by(*order)
-    statement = statement.offset((query.page - 1) * query.page_size).limit(query.page_size)
-    found = session.execute(statement).all()
+        statement = _ordered(statement, query)
+        offset = (query.page - 1) * query.page_size
+        found = list(session.execute(statement.offset(offset).limit(query.page_size)))
     shown = _values(session, [row.id for row in found], query.shown)
     rows = tuple(
         RunRow(
@@ -183,6 +169,64 @@ def search(session: Session, query: RunQuery, tagged: Tagged) -> RunPage:
 
 def _nullable(column: Any) -> bool:
     return bool(getattr(column.expression, "nullable", True))
+
+
+def _ordered(statement: Select[Any], query: RunQuery) -> Select[Any]:
+    """``statement`` sorted as ``query`` says: a column, or a param's number then its text
+    (a left join on the primary key of ``run_values``), runs without the value last."""
+    sort = query.sort
+    head, dot, key = sort.field.partition(".")
+    if dot:
+        value = aliased(RunValue)
+        statement = statement.outerjoin(
+            value, and_(value.run_id == Run.id, value.kind == head, value.key == key[:KEY_CHARS])
+        )
+        keys: list[Any] = [value.number, value.text]
+    else:
+        keys = [_COLUMNS[sort.field]]
+    order: list[Any] = []
+    for column in keys:
+        ordered = column.desc() if sort.descending else column.asc()
+        # NULLS LAST only where there can be NULLs: on PostgreSQL a DESC NULLS LAST order
+        # cannot read a plain index backwards, and the newest-first page must.
+        order.append(ordered.nulls_last() if _nullable(column) else ordered)
+    return statement.order_by(*order, *_ties(sort.field))
+
+
+def _ties(field: str) -> list[Any]:
+    """What orders runs with the same sort value: newest first, then by id."""
+    return [Run.id.desc()] if field == "started" else [Run.started_at.desc(), Run.id.desc()]
+
+
+def _by_metric(
+    session: Session, query: RunQuery, tagged: Tagged, statement: Select[Any], key: str
+) -> list[Any]:
+    """A page sorted by a metric, read in the order of ``ix_run_values_number``.
+
+    A metric is never NULL in ``run_values`` (only finite scores are kept), so the runs that
+    have it come first, read from the index in order and stopped at the page's end, and the runs
+    without it after them, newest first. A left join sorted ``NULLS LAST`` would give the same
+    rows but sort every run that matches first."""
+    sort, size = query.sort, query.page_size
+    offset = (query.page - 1) * size
+    value = aliased(RunValue)
+    has = and_(value.run_id == Run.id, value.kind == "metric", value.key == key)
+    number = value.number.desc() if sort.descending else value.number.asc()
+    rows: list[Any] = []
+    scored = 0
+    if offset > 0:  # where the runs without the metric start
+        counted = select(func.count()).select_from(Run).join(value, has)
+        scored = session.scalar(_filtered(query, tagged, counted)) or 0
+    if offset == 0 or offset < scored:
+        ranked = statement.join(value, has).order_by(number, *_ties(sort.field))
+        rows = list(session.execute(ranked.offset(offset).limit(size)))
+        scored = max(scored, len(rows))
+    if len(rows) < size:
+        metric = select(RunValue.run_id).where(RunValue.kind == "metric", RunValue.key == key)
+        rest = statement.where(Run.id.not_in(metric)).order_by(*_ties(sort.field))
+        skip = max(0, offset - scored)
+        rows += session.execute(rest.offset(skip).limit(size - len(rows)))
+    return rows
 
 
 def _status(row: Any) -> str:
