@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +36,7 @@ from mlship.cli.render import (
     trials_table,
 )
 from mlship.errors import MlshipError
+from mlship.store.run_search import Condition, RunQuery
 from mlship.train.details import LeakageRecord, RunDetails, UndeclaredRecord
 from mlship.workspace import Workspace
 
@@ -54,14 +56,55 @@ RunRef = Annotated[
 
 @app.command("list")
 def list_runs(
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Runs per page (at most 1000).", min=1)
+    ] = 50,
     owner: OwnerFilter = None,
     tag: TagFilter = None,
+    filter: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help='Only runs where every condition holds, e.g. "metric.roc_auc > 0.8 and '
+            'param.model = gbm and tag.team = growth" (also status, owner, user, pipeline, '
+            "duration, cost).",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            help="KEY[:asc|desc]: started (the default), duration, cost, pipeline, status, "
+            "owner, metric.NAME or param.NAME; descending unless :asc.",
+        ),
+    ] = None,
+    page: Annotated[int, typer.Option("--page", help="Which page of --limit runs.", min=1)] = 1,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Only runs whose id starts with TEXT, or whose pipeline, owner, selected "
+            "candidate or notes contain it (any case).",
+        ),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", help="Also show metric.NAME or param.NAME (repeat for several)."),
+    ] = None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first: filtered, sorted and paginated by the store."""
+    query = RunQuery.of(
+        filter or "", sort=sort, text=search, page=page, page_size=limit, columns=column or ()
+    )
+    extra = [Condition(field="owner", op="=", value=owner)] if owner is not None else []
+    extra += [
+        Condition(field=f"tag.{key}", op="=", value=value)
+        for key, value in parse_pairs(tag or []).items()
+    ]
+    query = replace(query, conditions=(*query.conditions, *extra))
     workspace = Workspace.open()
     try:
-        runs = workspace.runs.list_runs(limit, owner=owner, tags=parse_pairs(tag or []))
+        found = workspace.runs.search_runs(query)
     finally:
         workspace.close()
     table = Table(title="Runs")
@@ -73,8 +116,9 @@ def list_runs(
     name_column(table, "best")
     table.add_column("metric", overflow="fold")
     number_column(table, "cv")
-    for run in runs:
-        best = next((c for c in run.candidates if c.selected), None)
+    for name in query.shown:  # params may be text: their column reads left to right
+        (number_column if name.startswith("metric.") else name_column)(table, name)
+    for run in found.rows:
         table.add_row(
             run.id[:8],
             run.pipeline,
@@ -85,9 +129,25 @@ def list_runs(
             fmt(run.wall_seconds, 1),
             run.best_candidate or "-",
             run.metric,
-            fmt(best.cv_mean) if best else "-",
+            fmt(run.best_cv),
+            *(_value(run.values.get(name)) for name in query.shown),
         )
     out.print(table)
+    if found.total > len(found.rows) or found.page > 1:
+        more = f"; the next: --page {found.next_page}" if found.next_page else ""
+        out.print(
+            f"page {found.page} of {found.pages} ({found.total} runs, {found.page_size} a page)"
+            f"{more}"
+        )
+
+
+def _value(value: float | str | None) -> str:
+    """A named value in a list: numbers as given (no trailing .0 on whole ones)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
+    return escape(value)
 
 
 @app.command("show")

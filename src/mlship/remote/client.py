@@ -40,6 +40,7 @@ from mlship.errors import (
 from mlship.store.liveness import RunStateError
 from mlship.store.registry import ReviewError
 from mlship.store.rollouts import RolloutConflict
+from mlship.store.run_search import FilterError
 
 _KINDS: dict[str, type[MlshipError]] = {
     "NotFoundError": NotFoundError,
@@ -49,6 +50,7 @@ _KINDS: dict[str, type[MlshipError]] = {
     "RunStateError": RunStateError,
     "ReviewError": ReviewError,
     "RolloutConflict": RolloutConflict,
+    "FilterError": FilterError,
 }
 
 

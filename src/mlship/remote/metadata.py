@@ -31,6 +31,7 @@ from mlship.store.entities import (
 )
 from mlship.store.liveness import Worker
 from mlship.store.repositories import Journals, NewCandidate, NewMetric, NewVersion
+from mlship.store.run_search import RunPage, RunQuery
 
 
 def part(value: str) -> str:
@@ -170,6 +171,18 @@ class RemoteMetadata:
     ) -> list[Run]:
         found = self.client.get("/runs", limit=limit, owner=owner, tag=_tag_query(tags))
         return parse_list(Run, found)
+
+    def search_runs(self, query: RunQuery) -> RunPage:
+        found = self.client.get(
+            "/search/runs",
+            filter=query.filter,
+            text=query.text,
+            sort=str(query.sort),
+            page=query.page,
+            page_size=query.page_size,
+            column=list(query.columns) or None,
+        )
+        return parse(RunPage, found)
 
     def get_run(self, run_id: str) -> Run:
         return parse(Run, self.client.get(f"/runs/{part(run_id)}"))

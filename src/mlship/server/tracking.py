@@ -46,11 +46,13 @@ from mlship.server.idempotency import RecordedRoute
 from mlship.store.entities import to_json
 from mlship.store.liveness import Worker
 from mlship.store.repositories import NewVersion
+from mlship.store.run_search import MAX_COLUMNS, MAX_PAGE_SIZE, RunQuery
 
 router = APIRouter(prefix="/api/v1", tags=["tracking"], route_class=RecordedRoute)
 
 Limit = Query(50, ge=1, le=1000)
 TagQuery = Query([], description="key=value; several must all match")
+ColumnQuery = Query([], max_length=MAX_COLUMNS, description="metric.NAME or param.NAME")
 
 
 def _worker(process: Process) -> Worker | None:
@@ -191,6 +193,23 @@ def list_runs(
     tag: list[str] = TagQuery,
 ) -> list[Any]:
     return list(to_json(workspace.metadata.list_runs(limit, owner=owner, tags=tag_filter(tag))))
+
+
+@router.get("/search/runs", **role_route("viewer"))
+def search_runs(
+    workspace: WorkspaceDep,
+    filter: str = Query("", max_length=20_000, description="e.g. metric.auc > 0.8 and tag.a = b"),
+    text: str | None = Query(None, max_length=200),
+    sort: str | None = Query(None, max_length=300, description="KEY[:asc|desc]"),
+    page: int = Query(1, ge=1, le=2**31 - 1),
+    page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    column: list[str] = ColumnQuery,
+) -> Any:
+    """A page of runs (a bad filter or sort key is a 400 naming the character and token)."""
+    query = RunQuery.of(
+        filter, sort=sort, text=text, page=page, page_size=page_size, columns=column
+    )
+    return to_json(workspace.metadata.search_runs(query))
 
 
 @router.post("/runs/{ref}/tags", **role_route("scientist"))

@@ -43,6 +43,8 @@ from mlship.store.retry import (
     lost_before_commit,
     run_retrying,
 )
+from mlship.store.run_queries import search
+from mlship.store.run_search import NamedValue, RunPage, RunQuery, run_values
 from mlship.store.shared_transaction import SHARED, SharedTransaction
 from mlship.store.tables import (
     Candidate,
@@ -55,6 +57,7 @@ from mlship.store.tables import (
     Note,
     RegisteredModel,
     Run,
+    RunValue,
     as_utc,
     utcnow,
 )
@@ -487,6 +490,10 @@ class MetadataStore:
             run.best_candidate = best_candidate
             run.candidates.extend(Candidate(**asdict(c)) for c in candidates)
             run.metrics.extend(Metric(**asdict(m)) for m in metrics)
+            run.values.extend(
+                RunValue(kind=v.kind, key=v.key, number=v.number, text=v.text)
+                for v in searched(candidates, metrics, best_candidate)
+            )
             run.status = "succeeded"
             run.finished_at = utcnow()
             run.wall_seconds = wall_seconds
@@ -586,6 +593,13 @@ class MetadataStore:
             query = query.order_by(Run.started_at.desc()).limit(limit)
             found = session.scalars(query.options(selectinload(Run.candidates)))
             return [shown(from_row(entities.Run, run)) for run in found]
+
+    @_retried
+    def search_runs(self, query: RunQuery) -> RunPage:
+        """One page of the runs ``query`` finds, filtered, sorted and cut by the database
+        (:mod:`mlship.store.run_queries`), with how many it finds in all."""
+        with self.transaction() as session:
+            return search(session, query, self._tagged)
 
     @_retried
     def get_run(self, run_id: str) -> entities.Run:
@@ -709,6 +723,18 @@ class MetadataStore:
 
 
 _JOURNAL_RETRIES = 20
+
+
+def searched(
+    candidates: Sequence[NewCandidate], metrics: Sequence[NewMetric], best: str
+) -> list[NamedValue]:
+    """What a finished run is searched by: its selected candidate's params and the scores of
+    that candidate (:func:`~mlship.store.run_search.run_values`)."""
+    chosen = next((c for c in candidates if c.selected), None) or next(
+        (c for c in candidates if c.name == best), None
+    )
+    scores = [(m.split, m.name, m.value) for m in metrics if m.candidate in (None, best)]
+    return run_values(chosen.params if chosen else {}, scores)
 
 
 def _locked_model(session: Session, name: str, *, owner: str) -> RegisteredModel:

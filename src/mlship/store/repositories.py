@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from mlship.store.entities import Dataset, ModelVersion, Note, RegisteredModel, Run
 from mlship.store.liveness import Worker
+from mlship.store.run_search import RunPage, RunQuery
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +174,12 @@ class Runs(Protocol):
         self, limit: int = 50, owner: str | None = None, tags: dict[str, str] | None = None
     ) -> list[Run]:
         """Runs newest first, filtered by owner and tags when given."""
+        ...
+
+    def search_runs(self, query: RunQuery) -> RunPage:
+        """One page of the runs ``query`` finds (filtered, sorted and paginated by the store),
+        with how many it finds in all; a filter the store cannot apply raises
+        :class:`~mlship.store.run_search.FilterError`."""
         ...
 
     def get_run(self, run_id: str) -> Run:

@@ -69,6 +69,7 @@ class Run(Base):
     """One execution of a pipeline spec."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_started_at", "started_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     pipeline: Mapped[str] = mapped_column(String(200), index=True)
@@ -110,6 +111,29 @@ class Run(Base):
         back_populates="run", order_by="Candidate.rank", cascade="all, delete-orphan"
     )
     metrics: Mapped[list[Metric]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    values: Mapped[list[RunValue]] = relationship(cascade="all, delete-orphan")
+
+
+class RunValue(Base):
+    """A param or metric of a finished run, one row each, for searching and sorting runs by it.
+
+    What :func:`mlship.store.run_search.run_values` makes of the selected candidate's params and
+    the selected model's scores, written with the run's results. A number is in ``number`` (and,
+    for a param, its spelling in ``text``); anything else in ``text``. The indexes lead with the
+    kind and key, so ``metric.auc > 0.8`` and a sort by it read one range of one index.
+    """
+
+    __tablename__ = "run_values"
+    __table_args__ = (
+        Index("ix_run_values_number", "kind", "key", "number"),
+        Index("ix_run_values_text", "kind", "key", "text"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    number: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(String(500))
 
 
 class Candidate(Base):
