@@ -7,8 +7,6 @@ old one: a crash leaves the old file or the new one, never a torn one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,15 +35,7 @@ def write_pipeline(system: str, plan: Plan, root: Path, *, force: bool = False) 
     if path.exists() and not force:
         raise CiError(f"{path} exists; pass --force to replace it")
     text = SYSTEMS[system][1](plan)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from mlship.store.artifacts import atomic_write
+
+    atomic_write(path, [text.encode("utf-8")])
     return path

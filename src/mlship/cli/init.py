@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -104,17 +103,9 @@ def init(
     command = " ".join(["mlship init", *data])
     text = render(draft, command)
     parse_spec(text, output.resolve())  # what is written is what `mlship run` accepts
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=spec_dir, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, output)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from mlship.store.artifacts import atomic_write
+
+    atomic_write(output, [text.encode("utf-8")])
     columns = draft.columns
     roles = {role: [c.name for c in columns if c.role == role] for role in ("id", "pii")}
     target_name = next(c.name for c in columns if c.role == "target")

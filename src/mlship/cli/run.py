@@ -164,17 +164,6 @@ def run(
 
 def _write_version(path: Path, ref: str) -> None:
     """``ref`` and a newline to ``path``, whole or not at all (temp file, fsync, rename)."""
-    import os
-    import tempfile
+    from mlship.store.artifacts import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(ref + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, [(ref + "\n").encode("utf-8")])
