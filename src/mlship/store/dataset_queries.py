@@ -86,8 +86,14 @@ def runs_of_dataset(store: MetadataStore, dataset_id: int, limit: int = 20) -> D
     with store.transaction() as session:
         total = int(session.scalar(count) or 0)
         runs = [
-            DatasetUse(row.id, row.pipeline, row.status, row.owner, as_utc(row.started_at),
-                       row.best_candidate)  # fmt: skip
+            DatasetUse(
+                row.id,
+                row.pipeline,
+                row.status,
+                row.owner,
+                as_utc(row.started_at),
+                row.best_candidate,
+            )
             for row in session.execute(query)
         ]
     return DatasetUses(runs, total)

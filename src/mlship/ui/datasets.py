@@ -238,7 +238,9 @@ def sources_of(dataset: Dataset) -> list[SourceLine]:
         try:
             source: SourceLineage = lineage_from_json(record)
         except DataError:
-            found.append(SourceLine(str(record.get("name", "?")), "?", mask_text(str(record)), 0, ""))
+            found.append(
+                SourceLine(str(record.get("name", "?")), "?", mask_text(str(record)), 0, "")
+            )
             continue
         if source.kind == "file":
             location, print_ = source.location, getattr(source, "sha256", "")
@@ -357,7 +359,7 @@ class Change:
 
     @property
     def changed(self) -> bool:
-        return self.a != self.b
+        return bool(self.a != self.b)
 
 
 @dataclass(frozen=True)

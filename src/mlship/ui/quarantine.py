@@ -23,8 +23,8 @@ from typing import Any
 
 import polars as pl
 
-from mlship.data.tracking import DUPLICATE_KEY, PLACED, PROVENANCE, ROW, SOURCE
 from mlship.data.checks import is_tracking
+from mlship.data.tracking import DUPLICATE_KEY, PLACED, PROVENANCE, ROW, SOURCE
 from mlship.data.typing import REASONS
 from mlship.errors import MlshipError
 from mlship.store.entities import Dataset
@@ -54,7 +54,9 @@ class QuarantineQuery:
         for key in ("check", "column"):
             text = (values.get(key) or "").strip()
             if len(text) > 300:
-                raise MlshipError(f"{key}: expected one of the listed values, got {len(text)} chars")
+                raise MlshipError(
+                    f"{key}: expected one of the listed values, got {len(text)} chars"
+                )
             found[key] = text or None
         return cls(found["check"], found["column"], page_number(values))
 
@@ -144,14 +146,8 @@ def reasons_table(frame: pl.DataFrame, known: list[str]) -> pl.DataFrame:
         ).fill_null("")
         # The checks' messages close the reasons ("; " before each): what is before is typing's.
         lengths = [text.str.len_chars().cast(pl.Int64) for text in (reasons, joined)]
-        before = lengths[0] - lengths[1] - 2
-        typing = (
-            pl.when(joined == "")
-            .then(reasons)
-            .when(before > 0)
-            .then(reasons.str.slice(0, before))
-            .otherwise(pl.lit(""))
-        )
+        before = (lengths[0] - lengths[1] - 2).clip(lower_bound=0)
+        typing = pl.when(joined == "").then(reasons).otherwise(reasons.str.slice(0, before))
         found = (
             indexed.select("row", typing.alias("message"))
             .with_columns(pl.col("message").str.split("; "))
@@ -241,9 +237,7 @@ def quarantine_page(
     page = min(query.page, pages)
     chosen = positions.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
     rows = _rows(loaded, chosen, private_columns(dataset))
-    return QuarantinePage(
-        rows, len(positions), loaded.frame.height, page, pages, checks, columns
-    )
+    return QuarantinePage(rows, len(positions), loaded.frame.height, page, pages, checks, columns)
 
 
 def _counts(reasons: pl.DataFrame, by: str) -> list[tuple[str, int]]:
@@ -257,12 +251,11 @@ def _rows(loaded: _Loaded, chosen: pl.Series, private: frozenset[str]) -> list[Q
     frame = loaded.frame
     wanted = set(chosen.to_list())
     by_row: dict[int, list[Reason]] = {}
-    for row, check, column, message in loaded.reasons.filter(
-        pl.col("row").is_in(list(wanted))
-    ).iter_rows():
-        if column in private and check in ("type", "nullable"):
-            # Typing quotes the value it could not read; a private column's is not shown.
-            message = f"{column}: {PRIVATE} does not fit the column's type"
+    chosen_reasons = loaded.reasons.filter(pl.col("row").is_in(list(wanted)))
+    for row, check, column, said in chosen_reasons.iter_rows():
+        # Typing quotes the value it could not read; a private column's is not shown.
+        hidden = column in private and check in ("type", "nullable")
+        message = f"{column}: {PRIVATE} does not fit the column's type" if hidden else said
         by_row.setdefault(int(row), []).append(Reason(check, column, message))
     data = [c for c in frame.columns if not is_tracking(c) and not c.startswith(CHECK)]
     joined = [c for c in frame.columns if c.startswith(PROVENANCE)]
@@ -283,4 +276,3 @@ def _rows(loaded: _Loaded, chosen: pl.Series, private: frozenset[str]) -> list[Q
             )
         )
     return found
-
