@@ -37,6 +37,7 @@ class Dataset(Base):
     """A validated table, stored once as Parquet and named by the hash of its content."""
 
     __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     data_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -69,7 +70,10 @@ class Run(Base):
     """One execution of a pipeline spec."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_started_at", "started_at"),)
+    __table_args__ = (
+        Index("ix_runs_started_at", "started_at"),
+        Index("ix_runs_dataset_id", "dataset_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     pipeline: Mapped[str] = mapped_column(String(200), index=True)
