@@ -240,17 +240,26 @@ def _free_port() -> int:
         return port
 
 
+class ServerError(Exception):
+    """A tool's store could not be seeded or its server did not come up; the message says why."""
+
+
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+    """Poll ``url`` until it answers; one request at a time, each given long enough to finish
+    (a slow answer must not pile up more requests on a busy machine)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            tail = log.read_text()[-3000:]
+            raise ServerError(f"the server exited with {process.returncode}:\n{tail}")
         try:
-            with urllib.request.urlopen(url, timeout=5):
+            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())):
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.25)
-    sys.exit(f"the server did not answer {url} within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+    raise ServerError(
+        f"the server did not answer {url} in {seconds:.0f} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @contextmanager
@@ -317,7 +326,7 @@ def serve_mlflow(runs: Sequence[SyntheticRun], python: Path, tmp: Path) -> Itera
         check=False,
     )
     if seeded.returncode != 0:
-        sys.exit(f"seeding MLflow's store failed:\n{seeded.stderr[-3000:]}")
+        raise ServerError(f"seeding MLflow's store failed:\n{seeded.stderr[-3000:]}")
     experiment = seeded.stdout.strip().splitlines()[-1]
     version = subprocess.run(
         [str(python), "-c", "import mlflow; print(mlflow.__version__)"],
@@ -355,7 +364,7 @@ def serve_mlship(runs: Sequence[SyntheticRun], tmp: Path) -> Iterator[Tool]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
     env["MLSHIP_HOME"] = str(home)
     command = [sys.executable, "-m", "mlship", "ui", "--port", str(port)]
-    with _serving(command, env, f"{base}/ui/runs", tmp / "mlship-ui.log", tmp):
+    with _serving(command, env, f"{base}/ui/style.css", tmp / "mlship-ui.log", tmp):
         yield Tool(
             "mlship",
             __version__,
@@ -550,18 +559,23 @@ def main() -> None:
     ):
         browser = playwright.chromium.launch(executable_path=str(args.chromium))
         try:
-            servers: list[Callable[[], Any]] = []
+            servers: list[tuple[str, Callable[[], Any]]] = []
             if python is not None:
                 mlflow_dir = Path(tmp)
-                servers.append(lambda: serve_mlflow(runs, python, mlflow_dir))
-            servers.append(lambda: serve_mlship(runs, Path(tmp)))
-            for serve in servers:
+                servers.append(("MLflow", lambda: serve_mlflow(runs, python, mlflow_dir)))
+            servers.append(("mlship", lambda: serve_mlship(runs, Path(tmp))))
+            for name, serve in servers:
                 started = time.perf_counter()
-                with serve() as tool:
-                    took = time.perf_counter() - started
-                    console.print(f"{tool.name}: seeded and serving after {took:.1f} s")
-                    results[tool.name] = measure(browser, tool, runs, args.repeat, console)
-                    versions[tool.name] = tool.version
+                try:
+                    with serve() as tool:
+                        took = time.perf_counter() - started
+                        console.print(f"{tool.name}: seeded and serving after {took:.1f} s")
+                        results[tool.name] = measure(browser, tool, runs, args.repeat, console)
+                        versions[tool.name] = tool.version
+                except ServerError as failure:  # the other tool's figures are still worth showing
+                    console.print(f"[red]{name}: {failure}[/red]")
+                    failed = Cell(error="server failed")
+                    results[name] = {question.name: failed for question in QUESTIONS}
         finally:
             browser.close()
     table, met = render(results, args.runs, args.repeat, versions)
