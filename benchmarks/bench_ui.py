@@ -409,7 +409,11 @@ def load(browser: Any, tool: Tool, question: Question, expected: SyntheticRun) -
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     try:
         page = context.new_page()
-        response = page.goto(tool.url(question), wait_until="commit", timeout=LOAD_TIMEOUT_MS)
+        try:
+            response = page.goto(tool.url(question), wait_until="commit", timeout=LOAD_TIMEOUT_MS)
+        except PlaywrightError as failure:
+            cell.error = f"no answer: {str(failure).splitlines()[0]}"
+            return cell
         if response is not None and response.status >= 400:
             cell.error = f"HTTP {response.status}"
             return cell
@@ -420,7 +424,10 @@ def load(browser: Any, tool: Tool, question: Question, expected: SyntheticRun) -
             )
         except PlaywrightError:
             shown_first = page.evaluate(_FIRST_ROW_TEXT)
-            cell.error = f"wrong first row: not run {expected.name} but {shown_first}"
+            cell.error = (
+                f"wrong first row: after {LOAD_TIMEOUT_MS / 1000:.0f} s, not run {expected.name} "
+                f"but {shown_first.strip()}"
+            )
             return cell
         cell.first_row.append(float(shown.json_value()))
         cell.first_byte.append(float(page.evaluate(_FIRST_BYTE)))
