@@ -33,7 +33,9 @@ from mlship.store.audit import acting
 from mlship.store.audit_log import SqlAuditLog
 from mlship.ui import runs as run_pages
 from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded, Viewer
+from mlship.ui.admin_routes import add_admin_routes
 from mlship.ui.charts import compare_charts
+from mlship.ui.monitoring_routes import add_monitoring_routes
 from mlship.ui.runs import source_label
 from mlship.workspace import Workspace
 
@@ -77,7 +79,11 @@ def _seconds(value: float | None) -> str:
 _templates.filters.update(
     number=_number, when=_when, seconds=_seconds, source=source_label, masked=mask_text
 )
-SECTIONS: tuple[tuple[str, str], ...] = (("runs", "Runs"),)
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("runs", "Runs"),
+    ("monitoring", "Monitoring"),
+    ("admin/users", "Admin"),
+)
 """The navigation's entries: each page's path under the prefix, and its label."""
 
 _templates.globals.update(
@@ -129,6 +135,8 @@ def create_ui(workspace: Workspace, home: Home) -> FastAPI:
     _handlers(ui)
     _session_routes(ui, gate, home, sessions)
     _run_routes(ui, gate, workspace)
+    add_monitoring_routes(ui, gate, workspace)
+    add_admin_routes(ui, gate, workspace)
     ui.add_middleware(_SecurityHeaders)
     return ui
 
