@@ -1,11 +1,13 @@
-"""The monitoring and admin pages under ``/ui`` of the tracking server's real app, over a
-workspace with served traffic, labels and alerts (:mod:`tests.ui.monitored`): what they show,
-who may see them, their forms, and odd parameters answered with a page or a 4xx."""
+"""The monitoring and admin pages over a workspace with served traffic, labels and alerts
+(:mod:`tests.ui.monitored`): under ``/ui`` of the tracking server's real app through Starlette's
+test client (what they show, who may see them, their forms, odd parameters answered with a page or
+a 4xx), then in headless Chromium on ``mlship ui`` and on a real ``mlship server``."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -14,10 +16,15 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import Browser, Page
 
 from mlship.config import Settings
 from mlship.server.app import create_app
 from mlship.workspace import Workspace
+from tests.browser import chromium
+from tests.conftest import invoke_cli, mlship_env
+from tests.serving import Server, free_port, start_server
+from tests.ui.harness import check_page, new_context, shot, watch
 from tests.ui.monitored import DRIFTED, NORMAL, REFUSED, Monitored, serve_traffic
 
 ROLES = {"ada": "admin", "sci": "scientist", "vic": "viewer"}
@@ -95,7 +102,8 @@ def test_a_model_page_shows_drift_quality_performance_health_and_alerts(
     assert page.status_code == 200, page.text
     text = _text(page.text)
     assert "Monitoring: churn:1" in text
-    assert f"judged on {NORMAL + DRIFTED} rows ({monitored.requests} requests) of the last 7 days"
+    judged = f"judged on {NORMAL + DRIFTED} rows ({monitored.requests} requests) of the last 7 days"
+    assert judged in text
     drift = page.text[page.text.index('id="drift"') : page.text.index('id="quality"')]
     for column in ("age", "monthly_charges"):
         line = re.search(rf"<td>{column}</td>.*?</tr>", drift, re.S)
@@ -146,8 +154,8 @@ def test_admin_pages_are_refused_to_a_scientist_and_a_viewer(team: Team) -> None
         token_id = workspace.users.tokens("ada")[0].id
         forged = client.post(f"/ui/admin/tokens/{token_id}/revoke", data={"csrf": csrf})
         assert forged.status_code == 403 and "needs the admin role" in forged.text
-        forged = client.post("/ui/admin/users/ada/disabled", data={"csrf": csrf, "disabled": "true"})
-        assert forged.status_code == 403
+        disable = {"csrf": csrf, "disabled": "true"}
+        assert client.post("/ui/admin/users/ada/disabled", data=disable).status_code == 403
     assert all(t.revoked_at is None for t in workspace.users.tokens("ada"))
     assert not next(u for u in workspace.users.all() if u.name == "ada").disabled
     denied = workspace.audit.list(user="sci", outcome="denied")
@@ -197,7 +205,7 @@ def test_an_admin_revokes_a_token_and_disables_a_user_through_the_pages(team: Te
 
 
 def test_the_audit_log_is_filtered_and_paged_on_the_server(team: Team) -> None:
-    client, workspace, tokens = team
+    client, _workspace, tokens = team
     csrf = _sign_in(client, tokens["ada"])
     for _ in range(3):  # 3 x (enable + disable) = 6 entries on the users table, by ada
         for state in ("true", "false"):
@@ -241,8 +249,9 @@ def test_the_audit_log_is_filtered_and_paged_on_the_server(team: Team) -> None:
 )
 @given(
     params=st.dictionaries(
-        st.sampled_from(["window", "page", "user", "action", "table", "outcome", "since",
-                         "until", "before"]),  # fmt: skip
+        st.sampled_from(
+            ["window", "page", "user", "action", "table", "outcome", "since", "until", "before"]
+        ),
         st.one_of(st.sampled_from(["1h", "1d", "7d", "2", "0", "ok"]), st.text(max_size=30)),
         max_size=4,
     ),
@@ -261,3 +270,149 @@ def test_odd_query_parameters_get_a_page_or_a_4xx_never_a_500(
     for path in paths:
         answer = client.get(path, params=params)
         assert answer.status_code in (200, 400, 404), (path, params, answer.text[:300])
+
+
+# -- in the browser --------------------------------------------------------------------------
+
+
+def _secret(output: str) -> str:
+    return next(line.strip() for line in output.splitlines() if line.strip().startswith("mls_"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def local_monitoring(monitored: Monitored) -> Iterator[Server]:
+    """``mlship ui`` on the monitored workspace."""
+    port = free_port()
+    server = start_server(
+        [sys.executable, "-m", "mlship", "ui", "--port", str(port)],
+        mlship_env(monitored.home),
+        f"http://127.0.0.1:{port}",
+        ready="/ui/monitoring",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_monitoring_and_admin_pages_render_cleanly_with_their_charts(
+    browser: Browser, local_monitoring: Server
+) -> None:
+    base = local_monitoring.base
+    context = new_context(browser)
+    try:
+        listing = check_page(context, f"{base}/ui/monitoring", "monitoring")
+        listing.click("a:has-text('churn')")
+        listing.wait_for_url("**/ui/monitoring/churn?window=1d")
+        page = check_page(context, f"{base}/ui/monitoring/churn?window=7d", "monitoring-model")
+        charts = page.locator("[data-chart]")
+        assert charts.count() == 4  # drift, performance, latency, requests and errors
+        for index in range(charts.count()):
+            assert charts.nth(index).locator("svg").count() == 1  # drawn by ECharts
+        assert page.locator("header nav a[aria-current=page]").inner_text() == "Monitoring"
+        audit = check_page(context, f"{base}/ui/audit?outcome=ok", "audit")
+        assert audit.locator("tbody tr").count() >= 1
+        users = check_page(context, f"{base}/ui/admin/users", "admin-users")
+        assert "No user yet" in users.inner_text("main")  # the local workspace has none
+        check_page(context, f"{base}/ui/monitoring?window=1h", "monitoring-hour")
+    finally:
+        context.close()
+
+
+def test_the_window_is_chosen_with_scripts_off(browser: Browser, local_monitoring: Server) -> None:
+    context = new_context(browser, javascript=False)
+    try:
+        page = context.new_page()
+        visit = watch(page)
+        page.goto(f"{local_monitoring.base}/ui/monitoring/churn")
+        page.select_option("select[name=window]", "1h")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url("**/ui/monitoring/churn?window=1h")
+        assert "of the last hour" in page.inner_text("main")
+        assert visit.failed == []
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def team_server(
+    monitored: Monitored, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, dict[str, str]]]:
+    """``mlship server`` on a copy of the monitored workspace, with an admin and a scientist."""
+    home = tmp_path_factory.mktemp("team-monitoring") / "ws"
+    shutil.copytree(monitored.home, home)
+    tokens = {}
+    for user, role in (("ada", "admin"), ("sci", "scientist")):
+        invoke_cli("users", "add", user, "--role", role, home=home)
+        tokens[user] = _secret(invoke_cli("tokens", "create", user, home=home).stdout)
+    port = free_port()
+    server = start_server(
+        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
+        mlship_env(home),
+        f"http://127.0.0.1:{port}",
+        ready="/api/v1/health",
+        ready_status=401,
+    )
+    try:
+        yield server, tokens
+    finally:
+        server.stop()
+
+
+def _browser_sign_in(page: Page, base: str, token: str, then: str) -> None:
+    page.goto(f"{base}{then}")
+    page.wait_for_url("**/ui/signin?next=*")
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"**{then}")
+
+
+def test_on_a_server_a_scientist_is_refused_the_admin_pages_and_an_admin_revokes_a_token(
+    browser: Browser, team_server: tuple[Server, dict[str, str]]
+) -> None:
+    server, tokens = team_server
+    scientist = new_context(browser)
+    admin = new_context(browser)
+    try:
+        page = scientist.new_page()
+        _browser_sign_in(page, server.base, tokens["sci"], "/ui/monitoring")
+        assert "churn" in page.inner_text("main")
+        assert page.locator("header nav a:has-text('Admin')").count() == 0
+        for path in ("/ui/audit", "/ui/admin/users"):
+            answer = page.goto(f"{server.base}{path}")
+            assert answer is not None and answer.status == 403, path
+            assert "sci is a scientist; this page is for admins only" in page.inner_text("main")
+        shot(page, "admin-refused")
+        with server.client(tokens["sci"]) as client:
+            assert client.get("/api/v1/whoami").status_code == 200
+
+        page = admin.new_page()
+        visit = watch(page)
+        _browser_sign_in(page, server.base, tokens["ada"], "/ui/admin/users")
+        seen = [page.content()]
+        row = page.locator("section#user-sci tbody tr").first
+        assert "live" in row.inner_text()
+        row.locator("button:has-text('Revoke')").click()
+        page.wait_for_url("**/ui/admin/users#user-sci")
+        assert "revoked" in page.locator("section#user-sci tbody tr").first.inner_text()
+        seen.append(page.content())
+        shot(page, "admin-users-revoked")
+        with server.client(tokens["sci"]) as client:
+            assert client.get("/api/v1/whoami").status_code == 401  # the token no longer works
+        for path in ("/ui/audit", "/ui/monitoring", "/ui/monitoring/churn?window=7d"):
+            page.goto(f"{server.base}{path}")
+            seen.append(page.content())
+        assert "POST /ui/admin/tokens/" in seen[-3]  # the revocation is in the audit log
+        for html in seen:
+            for secret in tokens.values():
+                assert secret not in html and secret[12:20] not in html
+        assert visit.errors == [] and visit.failed == []
+    finally:
+        scientist.close()
+        admin.close()

@@ -124,9 +124,7 @@ def _open_alerts(alerts: list[Alert]) -> dict[str, tuple[Alert, ...]]:
     return {model: tuple(found) for model, found in by_model.items()}
 
 
-def overview(
-    workspace: Workspace, window: str, page: int, now: datetime | None = None
-) -> Overview:
+def overview(workspace: Workspace, window: str, page: int, now: datetime | None = None) -> Overview:
     """The models that served requests in ``window`` (a key of :data:`WINDOWS`), one page."""
     at = now or datetime.now(UTC)
     span = timedelta(seconds=Window.parse(window).seconds or 0)
@@ -245,9 +243,7 @@ def _comparison(
         return None, f"The versions cannot be compared: {exc}"
 
 
-def _rollout(
-    workspace: Workspace, model: str, at: datetime
-) -> tuple[Judgement | None, str | None]:
+def _rollout(workspace: Workspace, model: str, at: datetime) -> tuple[Judgement | None, str | None]:
     found = workspace.rollouts.current(model)
     if found is None:
         return None, None
@@ -342,7 +338,7 @@ def performance_chart(result: MonitorResult, metric: str | None) -> Chart | None
             "label": {"formatter": f"test set {baseline:.4g}"},
             "data": [{"yAxis": baseline}],
         }
-    y = [
+    y: list[dict[str, Any]] = [
         {"type": "value", "name": metric, "scale": True},
         {"type": "value", "name": "labels", "splitLine": {"show": False}},
     ]
