@@ -236,7 +236,8 @@ def _comparison(
     answered = result.traffic.frame.filter(pl.col("role").is_in(VARIANT_ROLES))
     versions = answered.get_column("version").unique().to_list()
     if len(versions) < 2:
-        return None, "Only one version answered in this window: there is no canary to compare."
+        answered_by = "No version" if not versions else "Only one version"
+        return None, f"{answered_by} answered in this window: there is no canary to compare."
     try:
         return compare_variants(workspace, result.model, window, now=at), None
     except MlshipError as exc:
