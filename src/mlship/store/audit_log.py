@@ -40,10 +40,17 @@ class SqlAuditLog:
         since: datetime | None = None,
         outcome: str | None = None,
         limit: int = 100,
+        until: datetime | None = None,
+        before: int | None = None,
     ) -> list[entities.AuditEntry]:
         """The newest entries first, filtered: ``action`` is a substring of the action, ``table``
-        keeps entries that touched that table."""
+        keeps entries that touched that table, ``until`` those before that time and ``before``
+        those with a smaller id (the next page after an entry, read from the primary key)."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc())
+        if before is not None:
+            query = query.where(AuditEntry.id < before)
+        if until is not None:
+            query = query.where(AuditEntry.at < as_utc(until))
         if user is not None:
             query = query.where(AuditEntry.user == user)
         if action is not None:

@@ -33,8 +33,10 @@ from mlship.store.audit import acting
 from mlship.store.audit_log import SqlAuditLog
 from mlship.ui import runs as run_pages
 from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded, Viewer
+from mlship.ui.admin_routes import add_admin_routes
 from mlship.ui.charts import compare_charts
 from mlship.ui.datasets_routes import add_datasets_routes
+from mlship.ui.monitoring_routes import add_monitoring_routes
 from mlship.ui.runs import source_label
 from mlship.workspace import Workspace
 
@@ -78,7 +80,12 @@ def _seconds(value: float | None) -> str:
 _templates.filters.update(
     number=_number, when=_when, seconds=_seconds, source=source_label, masked=mask_text
 )
-SECTIONS: tuple[tuple[str, str], ...] = (("runs", "Runs"), ("datasets", "Datasets"))
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("runs", "Runs"),
+    ("datasets", "Datasets"),
+    ("monitoring", "Monitoring"),
+    ("admin/users", "Admin"),
+)
 """The navigation's entries: each page's path under the prefix, and its label."""
 
 _templates.globals.update(
@@ -131,6 +138,8 @@ def create_ui(workspace: Workspace, home: Home) -> FastAPI:
     _session_routes(ui, gate, home, sessions)
     _run_routes(ui, gate, workspace)
     add_datasets_routes(ui, gate, workspace)
+    add_monitoring_routes(ui, gate, workspace)
+    add_admin_routes(ui, gate, workspace)
     ui.add_middleware(_SecurityHeaders)
     return ui
 
