@@ -93,6 +93,37 @@ class RunsRequest:
     def query(self, default_columns: Sequence[str] = ()) -> RunQuery:
         """The store's query of this request; a :class:`FilterError` naming the parameter
         (and, for the filter, the character) when one cannot be read."""
+        sent = {"filter": self.filter, "q": self.text, "status": self.status}
+        sent |= {"owner": self.owner, "tag": self.tag, "sort": self.sort}
+        sent["columns"] = ",".join(self.columns or ())
+        for name, value in sent.items():  # no database stores it; PostgreSQL refuses it
+            if "\x00" in value:
+                raise FilterError(f"{name}: cannot contain the NUL character (\\x00)")
+        try:
+            sort = parse_sort(self.sort)
+        except FilterError as exc:
+            raise FilterError(f"sort: {exc}") from None
+        page = self.page
+        if not (page.isascii() and page.isdigit()) or int(page) < 1 or len(page) > 9:
+            raise FilterError(f"page: expected a page number from 1, got {page!r}")
+        columns = default_columns if self.columns is None else self.columns
+        for name in columns:
+            head, dot, key = name.partition(".")
+            if not (dot and head in ("metric", "param") and key):
+                raise FilterError(f"columns: expected metric.NAME or param.NAME, got {name!r}")
+        if len(columns) > MAX_COLUMNS:
+            raise FilterError(f"columns: at most {MAX_COLUMNS}, got {len(columns)}")
+        return RunQuery(
+            conditions=self._conditions(),
+            text=self.text or None,
+            sort=sort,
+            page=int(page),
+            page_size=PAGE_SIZE,
+            columns=tuple(columns),
+        )
+
+    def _conditions(self) -> tuple[Condition, ...]:
+        """The filter's conditions, and those of the status, owner and tag parameters."""
         if len(self.filter) > MAX_FILTER_CHARS:
             raise FilterError(
                 f"filter: at most {MAX_FILTER_CHARS} characters, got {len(self.filter)}"
@@ -111,30 +142,7 @@ class RunsRequest:
             if not sep or not key.strip():
                 raise FilterError(f"tag: expected KEY=VALUE, got {self.tag!r}")
             conditions.append(_checked("tag", f"tag.{key.strip()}", value.strip()))
-        if "\x00" in self.text:
-            raise FilterError("q: a search text cannot contain the NUL character (\\x00)")
-        try:
-            sort = parse_sort(self.sort)
-        except FilterError as exc:
-            raise FilterError(f"sort: {exc}") from None
-        page = self.page
-        if not page.isdigit() or int(page) < 1 or len(page) > 9:
-            raise FilterError(f"page: expected a page number from 1, got {page!r}")
-        columns = default_columns if self.columns is None else self.columns
-        for name in columns:
-            head, dot, key = name.partition(".")
-            if not (dot and head in ("metric", "param") and key) or "\x00" in name:
-                raise FilterError(f"columns: expected metric.NAME or param.NAME, got {name!r}")
-        if len(columns) > MAX_COLUMNS:
-            raise FilterError(f"columns: at most {MAX_COLUMNS}, got {len(columns)}")
-        return RunQuery(
-            conditions=tuple(conditions),
-            text=self.text or None,
-            sort=sort,
-            page=int(page),
-            page_size=PAGE_SIZE,
-            columns=tuple(columns),
-        )
+        return tuple(conditions)
 
     @property
     def sort_key(self) -> SortKey | None:
