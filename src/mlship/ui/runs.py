@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import exists, select, text
+from sqlalchemy.orm import Session
 
 from mlship.data.readers.masking import mask_text
 from mlship.errors import MlshipError
@@ -230,8 +231,9 @@ class RunList:
 def find_runs(workspace: Workspace, request: RunsRequest) -> RunList:
     """The page of runs ``request`` asks for (the last one when it asks for a page beyond),
     or the reason it cannot be read."""
-    metrics, params = value_names(workspace, "metric"), value_names(workspace, "param")
-    defaults = default_columns(workspace) if request.columns is None else ()
+    with workspace.metadata.transaction() as session:
+        metrics, params = _names(session, "metric"), _names(session, "param")
+        defaults = _defaults(session) if request.columns is None else ()
     try:
         query = request.query(defaults)
         found = workspace.runs.search_runs(query)
@@ -266,24 +268,32 @@ columns lead with kind and key) from the last: as many index probes as there are
 def value_names(workspace: Workspace, kind: str, most: int = OFFERED) -> tuple[str, ...]:
     """The first ``most`` names of the ``kind`` values (``metric`` or ``param``) of any run."""
     with workspace.metadata.transaction() as session:
-        found = session.execute(_NAMES, {"kind": kind, "most": most}).scalars()
-        return tuple(str(name) for name in found)
+        return _names(session, kind, most)
+
+
+def _names(session: Session, kind: str, most: int = OFFERED) -> tuple[str, ...]:
+    found = session.execute(_NAMES, {"kind": kind, "most": most}).scalars()
+    return tuple(str(name) for name in found)
 
 
 def default_columns(workspace: Workspace) -> tuple[str, ...]:
     """The metrics the newest run that has any recorded (its selection metric first), at most
     :data:`DEFAULT_METRICS`: what a list shows before anyone chooses."""
+    with workspace.metadata.transaction() as session:
+        return _defaults(session)
+
+
+def _defaults(session: Session) -> tuple[str, ...]:
     scored = exists().where(RunValue.run_id == RunTable.id)
     newest = select(RunTable.id, RunTable.metric).where(scored)
-    with workspace.metadata.transaction() as session:
-        row = session.execute(newest.order_by(RunTable.started_at.desc()).limit(1)).first()
-        if row is None:
-            return ()
-        keys = session.scalars(
-            select(RunValue.key)
-            .where(RunValue.run_id == row.id, RunValue.kind == "metric")
-            .order_by(RunValue.key)
-        ).all()
+    row = session.execute(newest.order_by(RunTable.started_at.desc()).limit(1)).first()
+    if row is None:
+        return ()
+    keys = session.scalars(
+        select(RunValue.key)
+        .where(RunValue.run_id == row.id, RunValue.kind == "metric")
+        .order_by(RunValue.key)
+    ).all()
     ordered = sorted(keys, key=lambda key: key != row.metric)
     return tuple(f"metric.{key}" for key in ordered[:DEFAULT_METRICS])
 
