@@ -234,3 +234,55 @@ def test_the_list_sorts_filters_and_compares_in_the_browser(
         assert compare.locator("[data-chart] svg").count() == 1  # the metrics of both
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def on_postgres(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """300 synthetic runs in a workspace whose metadata is on PostgreSQL (a team's server)."""
+    from tests.services import create_database
+
+    url = create_database(postgres_url, "ui_runs_search")
+    home = tmp_path_factory.mktemp("on_postgres") / "ws"
+    workspace = Workspace.open(Settings(home=home, database_url=url, n_jobs=1, user="tester"))
+    seed_runs(workspace.metadata, 300, params=12, metrics=12, newest=NEWEST)
+    yield workspace
+    workspace.close()
+
+
+def test_the_list_reads_postgresql_the_same_way(on_postgres: Workspace) -> None:
+    with on_postgres.metadata.transaction() as session:
+        names = {
+            kind: [
+                str(key)
+                for key in session.scalars(
+                    select(RunValue.key).where(RunValue.kind == kind).distinct().order_by("key")
+                )
+            ]
+            for kind in ("metric", "param")
+        }
+    with TestClient(local_app(on_postgres), base_url="http://127.0.0.1:8765") as client:
+        for params, filter_, sort in (
+            ({"sort": "metric.m0:desc"}, "", "metric.m0:desc"),
+            ({"filter": 'param.p0 = "5"'}, 'param.p0 = "5"', None),
+            ({"sort": "metric.f1:asc", "page": "3"}, "", "metric.f1:asc"),
+            (
+                {"filter": "param.max_depth > 5 and tag.team = risk", "sort": "param.model:asc"},
+                "param.max_depth > 5 and tag.team = risk",
+                "param.model:asc",
+            ),
+        ):
+            answer = client.get("/ui/runs", params=params)
+            assert answer.status_code == 200, (params, answer.text[:300])
+            query = RunQuery.of(
+                filter_,
+                sort=sort,
+                page=int(params.get("page", "1")),
+                columns=default_columns(on_postgres),
+            )
+            assert _listed(answer.text) == [r.id for r in on_postgres.runs.search_runs(query).rows]
+        page = client.get("/ui/runs").text
+        offered = re.findall(r'name="columns" value="(metric|param)\.([^"]+)"', page)
+        assert [key for kind, key in offered if kind == "metric"] == names["metric"]
+        assert [key for kind, key in offered if kind == "param"] == names["param"]
+        for params in ({"q": "a\x00"}, {"sort": "metric.\x00"}, {"tag": "\x00=x"}):
+            assert client.get("/ui/runs", params=params).status_code == 400, params
