@@ -38,8 +38,8 @@ def _dataset(workspace: Workspace) -> int:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, list[str]]]:
     """120 runs: every third failed, the others finished with score i/1000 (run i), owners ann
-    and bob in turn, the even ones tagged team=red; their ids in the order they started.
-    Read only, so made once for the module."""
+    and bob in turn, the even ones tagged team=red, run 118 also a metric "f1, macro"; their ids
+    in the order they started. Read only, so made once for the module."""
     workspace = Workspace.open(
         Settings(home=tmp_path_factory.mktemp("many") / "ws", n_jobs=1, user="tester")
     )
@@ -77,11 +77,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace
         metric = NewMetric(
             candidate=candidate.name, split="holdout", name="accuracy", value=i / 100
         )
+        odd = NewMetric(candidate=candidate.name, split="holdout", name="f1, macro", value=0.5)
         store.finish_run(
             run_id,
             dataset_id=dataset,
             candidates=[candidate],
-            metrics=[metric],
+            metrics=[metric, *([odd] if i == 118 else [])],
             best_candidate=candidate.name,
             wall_seconds=1.0,
         )
@@ -175,6 +176,11 @@ def test_the_chosen_columns_show_each_runs_values(many: tuple[TestClient, list[s
     assert 'title="param.C"' in by_c and _listed(by_c)[0] == ids[119]
     both = client.get("/ui/runs", params={"columns": "metric.accuracy,param.C"}).text
     assert both.index('title="metric.accuracy"') < both.index('title="param.C"')
+    # A name with a comma in it, as its box in the chooser sends it.
+    assert 'name="columns" value="metric.f1, macro"' in default
+    odd = client.get("/ui/runs", params={"columns": "metric.f1, macro", "page": 1}).text
+    row = re.search(rf'value="{ids[118]}".*?</tr>', odd, re.S)
+    assert 'title="metric.f1, macro"' in odd and row is not None and ">0.5</td>" in row.group()
 
 
 def test_a_heading_sorts_by_its_column_and_clicked_again_the_other_way(

@@ -11,7 +11,7 @@ comes back in its box, with the parser's message (and the character it stopped a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,9 +77,8 @@ class RunsRequest:
             return found[-1].strip()
 
         columns = None
-        if "columns" in values:  # repeated, and each one may list several, comma-separated
-            named = [n.strip() for v in values["columns"] for n in v.split(",")]
-            columns = tuple(dict.fromkeys(n for n in named if n))
+        if "columns" in values:  # repeated, and each one may list several (see chosen)
+            columns = tuple(dict.fromkeys(v.strip() for v in values["columns"] if v.strip()))
         return cls(
             filter=last("filter"),
             text=last("q"),
@@ -91,9 +90,20 @@ class RunsRequest:
             columns=columns,
         )
 
-    def query(self, default_columns: Sequence[str] = ()) -> RunQuery:
-        """The store's query of this request; a :class:`FilterError` naming the parameter
-        (and, for the filter, the character) when one cannot be read."""
+    def chosen(self, offered: Collection[str]) -> tuple[str, ...] | None:
+        """The columns asked for (None when none are): each ``columns`` value that is the name
+        of one of the ``offered`` columns whole (a name may hold a comma), and the
+        comma-separated names of any other."""
+        if self.columns is None:
+            return None
+        named: list[str] = []
+        for value in self.columns:
+            named += [value] if value in offered else [n.strip() for n in value.split(",")]
+        return tuple(dict.fromkeys(name for name in named if name))
+
+    def query(self, columns: Sequence[str] = ()) -> RunQuery:
+        """The store's query of this request, showing ``columns``; a :class:`FilterError`
+        naming the parameter (and, for the filter, the character) when one cannot be read."""
         sent = {"filter": self.filter, "q": self.text, "status": self.status}
         sent |= {"owner": self.owner, "tag": self.tag, "sort": self.sort}
         sent["columns"] = ",".join(self.columns or ())
@@ -107,7 +117,6 @@ class RunsRequest:
         page = self.page
         if not (page.isascii() and page.isdigit()) or int(page) < 1 or len(page) > 9:
             raise FilterError(f"page: expected a page number from 1, got {page!r}")
-        columns = default_columns if self.columns is None else self.columns
         for name in columns:
             head, dot, key = name.partition(".")
             if not (dot and head in ("metric", "param") and key):
@@ -209,6 +218,13 @@ class RunList:
     error: str | None = None
 
     @property
+    def offered(self) -> frozenset[str]:
+        """The columns the chooser has a box for."""
+        return frozenset(
+            [*(f"metric.{n}" for n in self.metrics), *(f"param.{n}" for n in self.params)]
+        )
+
+    @property
     def sort(self) -> SortKey | None:
         return self.request.sort_key
 
@@ -219,8 +235,9 @@ class RunList:
     @property
     def others(self) -> str:
         """The columns asked for that the chooser has no box for, as its text field shows them."""
-        offered = {f"metric.{n}" for n in self.metrics} | {f"param.{n}" for n in self.params}
-        return ", ".join(n for n in self.request.columns or () if n not in offered)
+        return ", ".join(
+            n for n in self.request.chosen(self.offered) or () if n not in self.offered
+        )
 
     @property
     def sort_value(self) -> str:
@@ -234,8 +251,9 @@ def find_runs(workspace: Workspace, request: RunsRequest) -> RunList:
     with workspace.metadata.transaction() as session:
         metrics, params = _names(session, "metric"), _names(session, "param")
         defaults = _defaults(session) if request.columns is None else ()
+    offered = RunList(request, None, (), metrics, params).offered
     try:
-        query = request.query(defaults)
+        query = request.query(request.chosen(offered) or defaults)
         found = workspace.runs.search_runs(query)
         if found.total and found.page > found.pages:
             query = replace(query, page=found.pages)
@@ -263,12 +281,6 @@ _NAMES = text(
 """The distinct keys of one kind, each read by one step along ``ix_run_values_number`` (whose
 columns lead with kind and key) from the last: as many index probes as there are names, where a
 ``SELECT DISTINCT`` would read every value of every run."""
-
-
-def value_names(workspace: Workspace, kind: str, most: int = OFFERED) -> tuple[str, ...]:
-    """The first ``most`` names of the ``kind`` values (``metric`` or ``param``) of any run."""
-    with workspace.metadata.transaction() as session:
-        return _names(session, kind, most)
 
 
 def _names(session: Session, kind: str, most: int = OFFERED) -> tuple[str, ...]:
