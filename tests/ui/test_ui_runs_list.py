@@ -404,3 +404,13 @@ def test_local_forms_need_the_pages_csrf_token_too(workspace: Workspace) -> None
     assert [(n.author, n.body) for n in workspace.tracking.notes("run", run_id)] == [
         (workspace.settings.user, "from the page")
     ]
+
+
+def test_a_refused_sort_is_not_sent_again_by_the_form(many: tuple[TestClient, list[str]]) -> None:
+    client, _ids = many
+    refused = client.get("/ui/runs", params={"sort": "colour", "tag": "team"}).text
+    assert '<input type="hidden" name="sort" id="runs-sort" value="" disabled>' in refused
+    assert 'name="tag"' not in refused
+    kept = client.get("/ui/runs", params={"sort": "owner:asc", "tag": "team=red"}).text
+    assert 'id="runs-sort" value="owner:asc">' in kept
+    assert '<input type="hidden" name="tag" value="team=red">' in kept

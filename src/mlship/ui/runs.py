@@ -241,8 +241,10 @@ class RunList:
 
     @property
     def sort_value(self) -> str:
-        """The ``sort`` parameter of the list's links; empty for the default order."""
-        return dict(self.request.params()).get("sort", "")
+        """The sort the filter form sends again: empty for the default order, and for a sort
+        that cannot be read (the form then sends none, and the next filter is not refused)."""
+        key = self.request.sort_key
+        return "" if key is None or str(key) == DEFAULT_SORT else str(key)
 
 
 def find_runs(workspace: Workspace, request: RunsRequest) -> RunList:
