@@ -81,10 +81,11 @@ def test_a_filter_swaps_the_table_in_place_with_htmx(
         assert page.evaluate("window.__kept") is True
         assert page.locator("h1").count() == 1  # the table, not a whole page inside the page
         assert visit.errors == [] and visit.failed == []
-        page.fill("input[name=tag]", "team")  # no =: the server's message takes the table's place
-        page.press("input[name=tag]", "Enter")
+        page.fill("input[name=filter]", "tag.team")  # the server's message takes the table's place
+        page.press("input[name=filter]", "Enter")
         page.wait_for_selector("#runs [role=alert]")
-        assert "tag: expected KEY=VALUE, got 'team'" in page.inner_text("#runs")
+        assert "filter: expected a comparison" in page.inner_text("#runs")
+        assert "after 'tag.team' at character 9" in page.inner_text("#runs")
         assert page.locator("header").count() == 1 and page.evaluate("window.__kept") is True
     finally:
         context.close()

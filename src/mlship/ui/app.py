@@ -239,11 +239,13 @@ def _run_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
     @ui.get("/runs")
     def runs(request: Request) -> Response:
         viewer = gate.viewer(request)
-        query = run_pages.RunQuery.parse(dict(request.query_params))
-        found = run_pages.find_runs(workspace, query)
+        params = request.query_params
+        wanted = run_pages.RunsRequest.of({name: params.getlist(name) for name in params})
+        found = run_pages.find_runs(workspace, wanted)
         name = "runs_table.html" if request.headers.get("hx-request") == "true" else "runs.html"
-        context = {"query": query, "found": found, "sorts": run_pages.SORTS}
-        return render(request, viewer, name, statuses=run_pages.STATUSES, **context)
+        context = {"listed": found, "query": found.request, "found": found.found}
+        code = 200 if found.error is None else 400
+        return render(request, viewer, name, statuses=run_pages.STATUSES, status=code, **context)
 
     @ui.get("/runs/{ref}")
     def run(request: Request, ref: str) -> Response:

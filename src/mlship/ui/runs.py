@@ -1,153 +1,315 @@
-"""What the runs pages read: one query of runs (filter, search, sort, one page), a run's detail,
+"""What the runs pages read: one page of runs (filter, search, sort, columns), a run's detail,
 and the trials of its tuning searches.
 
-The list is read by :func:`find_runs` alone, so the store's indexed search can replace its body
-without touching a page. For now it reads the store's newest runs (filtered by owner and tag in
-SQL) and filters, searches, sorts and cuts the page here.
+The list asks the store's indexed search (:meth:`~mlship.store.repositories.Runs.search_runs`)
+the same :class:`~mlship.store.run_search.RunQuery` that ``mlship runs list --filter`` asks, so
+the page's filter box takes the same language and a page of 50 out of 10,000 runs reads 50 rows.
+The request's parameters are kept as typed (:class:`RunsRequest`), so a filter the parser refuses
+comes back in its box, with the parser's message (and the character it stopped at) beside it.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import exists, select, text
+from sqlalchemy.orm import Session
 
 from mlship.data.readers.masking import mask_text
 from mlship.errors import MlshipError
-from mlship.store.entities import Candidate, Note, Run
+from mlship.store.entities import Note, Run
 from mlship.store.liveness import FINISHED
+from mlship.store.run_search import (
+    MAX_COLUMNS,
+    Condition,
+    FilterError,
+    RunPage,
+    RunQuery,
+    SortKey,
+    parse_filter,
+    parse_sort,
+)
+from mlship.store.tables import Run as RunTable
+from mlship.store.tables import RunValue
 from mlship.workspace import Workspace
 
 PAGE_SIZE = 50
-SCANNED = 100_000
-"""The most runs the list reads from the store at once."""
-
-Sort = Literal["started", "-started", "score", "-score"]
-SORTS: dict[str, str] = {
-    "-started": "newest first",
-    "started": "oldest first",
-    "-score": "best score first",
-    "score": "worst score first",
-}
 STATUSES = ("running", *FINISHED)
+DEFAULT_SORT = "started:desc"
+DEFAULT_METRICS = 3
+"""How many metrics the list shows when no columns are chosen: the newest scored run's."""
+OFFERED = 200
+"""The most metric (and param) names the column chooser offers, alphabetically."""
+MAX_FILTER_CHARS = 4000
+TEXT_SORTS = ("pipeline", "status", "owner")
+"""Columns whose first click sorts A to Z; every other column's sorts the largest first."""
+PARAMETERS = ("filter", "q", "status", "owner", "tag", "sort", "page", "columns")
 
 
 @dataclass(frozen=True)
-class RunQuery:
-    """The runs list's filters, as the page's form sends them."""
+class RunsRequest:
+    """The runs page's parameters as they were sent (so a bad one can be shown back as typed).
 
-    owner: str | None = None
-    status: str | None = None
-    tag: tuple[str, str] | None = None
-    text: str | None = None
-    sort: Sort = "-started"
-    page: int = 1
+    ``owner`` and ``tag`` (``KEY=VALUE``) are the list's older filters, still read so that old
+    links work; the filter box says the same with ``owner = ann and tag.team = red``.
+    ``columns`` is None when the request names none (the defaults are shown) and empty when it
+    names none on purpose."""
+
+    filter: str = ""
+    text: str = ""
+    status: str = ""
+    owner: str = ""
+    tag: str = ""
+    sort: str = DEFAULT_SORT
+    page: str = "1"
+    columns: tuple[str, ...] | None = None
 
     @classmethod
-    def parse(cls, values: dict[str, str]) -> RunQuery:
-        """The query of a request's parameters; a bad value is a clear error naming it."""
-        sort = values.get("sort") or "-started"
-        if sort not in SORTS:
-            raise MlshipError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
-        status = values.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise MlshipError(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
-        tag = None
-        if raw := (values.get("tag") or "").strip():
-            key, sep, value = raw.partition("=")
-            if not sep or not key.strip():
-                raise MlshipError(f"tag: expected KEY=VALUE, got {raw!r}")
-            tag = (key.strip(), value.strip())
-        page_text = values.get("page") or "1"
-        if not page_text.isdigit() or int(page_text) < 1 or len(page_text) > 9:
-            raise MlshipError(f"page: expected a page number from 1, got {page_text!r}")
+    def of(cls, values: Mapping[str, Sequence[str]]) -> RunsRequest:
+        """The request of ``values`` (each parameter's values, as a query string has them):
+        never refused here; :meth:`query` says what is wrong."""
+
+        def last(name: str) -> str:
+            found = values.get(name) or [""]
+            return found[-1].strip()
+
+        columns = None
+        if "columns" in values:  # repeated, and each one may list several (see chosen)
+            columns = tuple(dict.fromkeys(v.strip() for v in values["columns"] if v.strip()))
         return cls(
-            owner=(values.get("owner") or "").strip() or None,
-            status=status,
-            tag=tag,
-            text=(values.get("q") or "").strip() or None,
-            sort=sort,  # type: ignore[arg-type]
-            page=int(page_text),
+            filter=last("filter"),
+            text=last("q"),
+            status=last("status"),
+            owner=last("owner"),
+            tag=last("tag"),
+            sort=last("sort") or DEFAULT_SORT,
+            page=last("page") or "1",
+            columns=columns,
         )
 
-    def params(self, **changes: Any) -> dict[str, str]:
-        """The query as request parameters (for links to other pages or sorts)."""
-        values = {
-            "owner": self.owner or "",
-            "status": self.status or "",
-            "tag": f"{self.tag[0]}={self.tag[1]}" if self.tag else "",
-            "q": self.text or "",
-            "sort": self.sort,
-            "page": str(self.page),
-        }
-        values.update({key: str(value) for key, value in changes.items()})
-        return {key: value for key, value in values.items() if value and value != "-started"}
+    def chosen(self, offered: Collection[str]) -> tuple[str, ...] | None:
+        """The columns asked for (None when none are): each ``columns`` value that is the name
+        of one of the ``offered`` columns whole (a name may hold a comma), and the
+        comma-separated names of any other."""
+        if self.columns is None:
+            return None
+        named: list[str] = []
+        for value in self.columns:
+            named += [value] if value in offered else [n.strip() for n in value.split(",")]
+        return tuple(dict.fromkeys(name for name in named if name))
 
+    def query(self, columns: Sequence[str] = ()) -> RunQuery:
+        """The store's query of this request, showing ``columns``; a :class:`FilterError`
+        naming the parameter (and, for the filter, the character) when one cannot be read."""
+        sent = {"filter": self.filter, "q": self.text, "status": self.status}
+        sent |= {"owner": self.owner, "tag": self.tag, "sort": self.sort}
+        sent["columns"] = ",".join(self.columns or ())
+        for name, value in sent.items():  # no database stores it; PostgreSQL refuses it
+            if "\x00" in value:
+                raise FilterError(f"{name}: cannot contain the NUL character (\\x00)")
+        try:
+            sort = parse_sort(self.sort)
+        except FilterError as exc:
+            raise FilterError(f"sort: {exc}") from None
+        page = self.page
+        if not (page.isascii() and page.isdigit()) or int(page) < 1 or len(page) > 9:
+            raise FilterError(f"page: expected a page number from 1, got {page!r}")
+        for name in columns:
+            head, dot, key = name.partition(".")
+            if not (dot and head in ("metric", "param") and key):
+                raise FilterError(f"columns: expected metric.NAME or param.NAME, got {name!r}")
+        if len(columns) > MAX_COLUMNS:
+            raise FilterError(f"columns: at most {MAX_COLUMNS}, got {len(columns)}")
+        return RunQuery(
+            conditions=self._conditions(),
+            text=self.text or None,
+            sort=sort,
+            page=int(page),
+            page_size=PAGE_SIZE,
+            columns=tuple(columns),
+        )
 
-@dataclass(frozen=True)
-class RunRow:
-    """One line of the runs list."""
-
-    run: Run
-    best: Candidate | None
+    def _conditions(self) -> tuple[Condition, ...]:
+        """The filter's conditions, and those of the status, owner and tag parameters."""
+        if len(self.filter) > MAX_FILTER_CHARS:
+            raise FilterError(
+                f"filter: at most {MAX_FILTER_CHARS} characters, got {len(self.filter)}"
+            )
+        conditions = list(parse_filter(self.filter))
+        if self.status:
+            if self.status not in STATUSES:
+                raise FilterError(
+                    f"status: expected one of {', '.join(STATUSES)}, got {self.status!r}"
+                )
+            conditions.append(Condition(field="status", op="=", value=self.status))
+        if self.owner:
+            conditions.append(_checked("owner", "owner", self.owner))
+        if self.tag:
+            key, sep, value = self.tag.partition("=")
+            if not sep or not key.strip():
+                raise FilterError(f"tag: expected KEY=VALUE, got {self.tag!r}")
+            conditions.append(_checked("tag", f"tag.{key.strip()}", value.strip()))
+        return tuple(conditions)
 
     @property
-    def score(self) -> float | None:
-        return None if self.best is None else self.best.cv_mean
+    def sort_key(self) -> SortKey | None:
+        """The sort asked for, when it can be read."""
+        try:
+            return parse_sort(self.sort)
+        except FilterError:
+            return None
+
+    def params(self, **changes: Any) -> list[tuple[str, str]]:
+        """The request as query parameters, for links to other pages and sorts: the defaults
+        left out, so the links stay short."""
+        values: dict[str, Any] = {
+            "filter": self.filter,
+            "q": self.text,
+            "status": self.status,
+            "owner": self.owner,
+            "tag": self.tag,
+            "sort": str(self.sort_key or self.sort),
+            "page": self.page,
+            "columns": self.columns,
+        }
+        values.update(changes)
+        found: list[tuple[str, str]] = []
+        for name in PARAMETERS:
+            value = values[name]
+            if name == "columns":
+                if value is not None:
+                    found += [("columns", n) for n in value] or [("columns", "")]
+            elif value and (name, str(value)) not in (("sort", DEFAULT_SORT), ("page", "1")):
+                found.append((name, str(value)))
+        return found
+
+    def sorted_by(self, field: str) -> list[tuple[str, str]]:
+        """The parameters of the first page sorted by ``field``: the other way round when the
+        list is sorted by it already; else the largest (or, for text, A) first."""
+        current = self.sort_key
+        if current is not None and current.field == field:
+            descending = not current.descending
+        else:
+            descending = field not in TEXT_SORTS and not field.startswith("param.")
+        return self.params(sort=str(SortKey(field=field, descending=descending)), page="1")
+
+
+def _checked(name: str, field: str, value: str) -> Condition:
+    try:
+        return Condition(field=field, op="=", value=value)
+    except FilterError as exc:
+        raise FilterError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True)
-class RunPage:
-    """One page of runs and where it sits in all that match."""
+class RunList:
+    """What the runs page shows: the request as typed, the page found (None when the request
+    was refused, with ``error`` saying why), the named columns of its rows, and the names of
+    the metrics and params the runs have, for choosing columns."""
 
-    rows: list[RunRow]
-    total: int
-    page: int
-    pages: int
-    owners: list[str] = field(default_factory=list)
+    request: RunsRequest
+    found: RunPage | None
+    shown: tuple[str, ...]
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]
+    error: str | None = None
+
+    @property
+    def offered(self) -> frozenset[str]:
+        """The columns the chooser has a box for."""
+        return frozenset(
+            [*(f"metric.{n}" for n in self.metrics), *(f"param.{n}" for n in self.params)]
+        )
+
+    @property
+    def sort(self) -> SortKey | None:
+        return self.request.sort_key
+
+    def chosen(self, name: str) -> bool:
+        """Whether the column chooser ticks ``name``."""
+        return name in self.shown
+
+    @property
+    def others(self) -> str:
+        """The columns asked for that the chooser has no box for, as its text field shows them."""
+        return ", ".join(
+            n for n in self.request.chosen(self.offered) or () if n not in self.offered
+        )
+
+    @property
+    def sort_value(self) -> str:
+        """The sort the filter form sends again: empty for the default order, and for a sort
+        that cannot be read (the form then sends none, and the next filter is not refused)."""
+        key = self.request.sort_key
+        return "" if key is None or str(key) == DEFAULT_SORT else str(key)
 
 
-def _best(run: Run) -> Candidate | None:
-    chosen = [c for c in run.candidates if c.selected] or [
-        c for c in run.candidates if c.name == run.best_candidate
-    ]
-    return chosen[0] if chosen else None
+def find_runs(workspace: Workspace, request: RunsRequest) -> RunList:
+    """The page of runs ``request`` asks for (the last one when it asks for a page beyond),
+    or the reason it cannot be read."""
+    with workspace.metadata.transaction() as session:
+        metrics, params = _names(session, "metric"), _names(session, "param")
+        defaults = _defaults(session) if request.columns is None else ()
+    offered = RunList(request, None, (), metrics, params).offered
+    try:
+        query = request.query(request.chosen(offered) or defaults)
+        found = workspace.runs.search_runs(query)
+        if found.total and found.page > found.pages:
+            query = replace(query, page=found.pages)
+            found = workspace.runs.search_runs(query)
+    except FilterError as exc:
+        return RunList(request, None, (), metrics, params, str(exc))
+    shown = query.shown
+    if query.page != int(request.page):
+        request = replace(request, page=str(query.page))
+    return RunList(request, found, shown, metrics, params)
 
 
-def _haystack(run: Run, best: Candidate | None) -> str:
-    parts = [run.id, run.pipeline, run.owner, run.user, run.status, run.metric, run.task]
-    parts += [f"{key}={value}" for key, value in run.tags.items()]
-    for candidate in run.candidates:
-        parts += [candidate.name, candidate.estimator]
-        parts += [f"{key}={value}" for key, value in candidate.params.items()]
-    if best is not None:
-        parts.append(f"{run.metric}={best.cv_mean}")
-    return "\n".join(parts).lower()
+_NAMES = text(
+    """
+    WITH RECURSIVE names(key, n) AS (
+        SELECT (SELECT key FROM run_values WHERE kind = :kind ORDER BY key LIMIT 1), 1
+        UNION ALL
+        SELECT (SELECT v.key FROM run_values v WHERE v.kind = :kind AND v.key > names.key
+                ORDER BY v.key LIMIT 1), names.n + 1
+        FROM names WHERE names.key IS NOT NULL AND names.n < :most
+    )
+    SELECT key FROM names WHERE key IS NOT NULL
+    """
+)
+"""The distinct keys of one kind, each read by one step along ``ix_run_values_number`` (whose
+columns lead with kind and key) from the last: as many index probes as there are names, where a
+``SELECT DISTINCT`` would read every value of every run."""
 
 
-def find_runs(workspace: Workspace, query: RunQuery) -> RunPage:
-    """The page of runs ``query`` asks for, and how many match in all."""
-    tags = {query.tag[0]: query.tag[1]} if query.tag else None
-    runs = workspace.tracking.list_runs(limit=SCANNED, owner=query.owner, tags=tags)
-    owners = sorted({run.owner for run in runs})
-    rows = [RunRow(run, _best(run)) for run in runs]
-    if query.status:
-        rows = [row for row in rows if row.run.status == query.status]
-    if query.text:
-        words = query.text.lower().split()
-        rows = [row for row in rows if all(w in _haystack(row.run, row.best) for w in words)]
-    if query.sort in ("score", "-score"):
-        scored = [row for row in rows if row.score is not None and math.isfinite(row.score)]
-        unscored = [row for row in rows if row not in scored]
-        scored.sort(key=lambda row: row.score or 0.0, reverse=query.sort == "-score")
-        rows = scored + unscored
-    else:
-        rows.sort(key=lambda row: row.run.started_at, reverse=query.sort == "-started")
-    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
-    page = min(query.page, pages)
-    start = (page - 1) * PAGE_SIZE
-    return RunPage(rows[start : start + PAGE_SIZE], len(rows), page, pages, owners)
+def _names(session: Session, kind: str, most: int = OFFERED) -> tuple[str, ...]:
+    found = session.execute(_NAMES, {"kind": kind, "most": most}).scalars()
+    return tuple(str(name) for name in found)
+
+
+def default_columns(workspace: Workspace) -> tuple[str, ...]:
+    """The metrics the newest run that has any recorded (its selection metric first), at most
+    :data:`DEFAULT_METRICS`: what a list shows before anyone chooses."""
+    with workspace.metadata.transaction() as session:
+        return _defaults(session)
+
+
+def _defaults(session: Session) -> tuple[str, ...]:
+    scored = exists().where(RunValue.run_id == RunTable.id)
+    newest = select(RunTable.id, RunTable.metric).where(scored)
+    row = session.execute(newest.order_by(RunTable.started_at.desc()).limit(1)).first()
+    if row is None:
+        return ()
+    keys = session.scalars(
+        select(RunValue.key)
+        .where(RunValue.run_id == row.id, RunValue.kind == "metric")
+        .order_by(RunValue.key)
+    ).all()
+    ordered = sorted(keys, key=lambda key: key != row.metric)
+    return tuple(f"metric.{key}" for key in ordered[:DEFAULT_METRICS])
 
 
 def source_label(source: Any) -> str:
