@@ -34,6 +34,7 @@ from mlship.store.audit_log import SqlAuditLog
 from mlship.ui import runs as run_pages
 from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded, Viewer
 from mlship.ui.charts import compare_charts
+from mlship.ui.reviews_routes import add_reviews_routes
 from mlship.ui.runs import source_label
 from mlship.workspace import Workspace
 
@@ -77,7 +78,7 @@ def _seconds(value: float | None) -> str:
 _templates.filters.update(
     number=_number, when=_when, seconds=_seconds, source=source_label, masked=mask_text
 )
-SECTIONS: tuple[tuple[str, str], ...] = (("runs", "Runs"),)
+SECTIONS: tuple[tuple[str, str], ...] = (("runs", "Runs"), ("reviews", "Reviews"))
 """The navigation's entries: each page's path under the prefix, and its label."""
 
 _templates.globals.update(
@@ -129,6 +130,7 @@ def create_ui(workspace: Workspace, home: Home) -> FastAPI:
     _handlers(ui)
     _session_routes(ui, gate, home, sessions)
     _run_routes(ui, gate, workspace)
+    add_reviews_routes(ui, gate, workspace)
     ui.add_middleware(_SecurityHeaders)
     return ui
 

@@ -1,0 +1,309 @@
+"""The review pages on the tracking server's app, through Starlette's test client: which forms
+each person is shown, every step a form takes (in the history and the audit log, by the
+signed-in user), the registry's refusals as 4xx pages, CSRF, and generated input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlship.server.app import create_app
+from mlship.store.audit import Actor, acting
+from mlship.ui import reviews as review_pages
+from mlship.workspace import Workspace
+from tests.ui.reviews_setup import PEOPLE, register_versions
+
+Served = tuple[TestClient, dict[str, str]]
+PAGE = "/ui/models/churn/requests/{}"
+FORMS = ("comment", "approve", "reject", "changes", "object", "withdraw-objection", "overrule",
+         "rerequest", "withdraw")  # fmt: skip
+
+
+@pytest.fixture
+def server(workspace: Workspace) -> Iterator[Served]:
+    """The server's app over a workspace with churn:1 in production and churn:2 requested by
+    alice (request #2), and a token for each of :data:`PEOPLE`."""
+    tokens = {}
+    for name, role in PEOPLE.items():
+        workspace.users.add(name, role)
+        tokens[name] = workspace.users.create_token(name, "browser").secret
+    register_versions(workspace, "churn", [0.81, 0.86, 0.84])
+    as_user(workspace, "alice", "request_promotion", 1)
+    as_user(workspace, "bob", "approve", 1)
+    as_user(workspace, "alice", "request_promotion", 2, "better recall")
+    with TestClient(create_app(workspace), follow_redirects=False) as client:
+        yield client, tokens
+
+
+def as_user(workspace: Workspace, user: str, step: str, *args: object) -> object:
+    """A registry step by ``user`` (as the API would run it for their token)."""
+    with acting(Actor(user, "test", step, PEOPLE[user])):
+        return getattr(workspace.registry, step)("churn", *args)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, token: str) -> str:
+    """Sign in with ``token`` (ending any earlier session); the CSRF token of the pages."""
+    client.cookies.clear()
+    form = client.get("/ui/signin")
+    answer = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": token})
+    assert answer.status_code == 303, answer.text
+    return _csrf(client.get("/ui/reviews").text)
+
+
+def forms(html: str) -> set[str]:
+    """The review steps the page offers (the actions of its forms)."""
+    return set(re.findall(r'action="/ui/models/churn/requests/\d+/([a-z-]+)"', html))
+
+
+def test_each_person_is_shown_the_forms_they_may_use(server: Served, workspace: Workspace) -> None:
+    client, tokens = server
+    seen = {}
+    for user in PEOPLE:
+        sign_in(client, tokens[user])
+        page = client.get(PAGE.format(2))
+        assert page.status_code == 200
+        seen[user] = forms(page.text)
+    assert seen["alice"] == {"comment", "withdraw"}  # the requester neither reviews nor decides
+    assert seen["bob"] == {"comment", "approve", "reject", "changes", "object"}
+    assert seen["carol"] == {"comment", "changes", "object"}  # a scientist does not decide
+    assert seen["dan"] == {"comment", "approve", "reject", "changes", "object"}
+    assert seen["vic"] == set()
+
+    as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
+    as_user(workspace, "bob", "request_changes", 2, "add the weekly slices")
+    for user in PEOPLE:
+        sign_in(client, tokens[user])
+        seen[user] = forms(client.get(PAGE.format(2)).text)
+    assert seen["alice"] == {"comment", "withdraw", "rerequest"}
+    assert seen["bob"] == {"comment", "approve", "reject", "object"}
+    assert seen["carol"] == {"comment", "changes", "withdraw-objection"}
+    assert seen["dan"] == {"comment", "approve", "reject", "changes", "object", "overrule"}
+    assert seen["vic"] == set()
+    page = client.get(PAGE.format(2)).text
+    assert "pending, blocked" in page
+    assert "carol</strong> objects" in page and "the holdout overlaps May" in page
+    assert "bob</strong> asked for changes" in page
+
+    # The closed request of churn:1 offers no verdict, and comments go to the newest request.
+    sign_in(client, tokens["bob"])
+    assert forms(client.get(PAGE.format(1)).text) == {"comment"}
+
+
+def test_the_page_shows_the_request_its_metrics_against_production_and_the_thread(
+    server: Served, workspace: Workspace
+) -> None:
+    client, tokens = server
+    csrf = sign_in(client, tokens["bob"])
+    posted = client.post(
+        PAGE.format(2) + "/comment", data={"csrf": csrf, "text": "Did you re-split by week?"}
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == PAGE.format(2) + "#comments"
+    asked = workspace.registry.comments("churn", 2)[0]
+    csrf = sign_in(client, tokens["alice"])
+    client.post(
+        PAGE.format(2) + "/comment",
+        data={"csrf": csrf, "text": "Yes, see the card.", "reply_to": str(asked.id)},
+    )
+    page = client.get(PAGE.format(2)).text
+    assert "Promotion of churn:2 to production" in page and "better recall" in page
+    assert "Requested by</dt><dd>alice" in page
+    # accuracy 0.86 against production's (churn:1) 0.81
+    row = r"accuracy</td>\s*<td[^>]*>0.86</td>\s*<td[^>]*>0.81</td>\s*<td[^>]*>\+0.05</td>"
+    assert re.search(row, page)
+    # the reply is nested under the question
+    question = page.index("Did you re-split by week?")
+    replies = page.index('<ul class="replies">', question)
+    assert question < replies < page.index("Yes, see the card.")
+    comments = workspace.registry.comments("churn", 2)
+    assert [(c.author, c.reply_to, c.target_kind) for c in comments] == [
+        ("bob", None, "request"),
+        ("alice", asked.id, "request"),
+    ]
+
+
+def test_every_step_of_the_forms_reaches_the_history_and_the_audit_log(
+    server: Served, workspace: Workspace
+) -> None:
+    client, tokens = server
+
+    def post(user: str, step: str, text: str = "", request: int = 2) -> int:
+        csrf = sign_in(client, tokens[user])
+        answer = client.post(PAGE.format(request) + f"/{step}", data={"csrf": csrf, "text": text})
+        return answer.status_code
+
+    assert post("carol", "object", "the holdout overlaps May") == 303
+    assert post("bob", "changes", "add the weekly slices") == 303
+    assert post("alice", "rerequest", "slices added") == 303
+    assert post("carol", "withdraw-objection", "split checked") == 303
+    assert post("carol", "object", "latency doubles") == 303
+    assert post("dan", "overrule", "p99 within SLO") == 303
+    assert post("bob", "approve", "all answered") == 303
+    history = [(e.action, e.user) for e in workspace.registry.history("churn") if e.version == 2]
+    assert history == [
+        ("registered", "tester"),
+        ("promotion requested", "alice"),
+        ("objected", "carol"),
+        ("changes requested", "bob"),
+        ("review requested again", "alice"),
+        ("objection withdrawn", "carol"),
+        ("objected", "carol"),
+        ("objection overruled", "dan"),
+        ("approved", "bob"),
+        ("promoted", "bob"),
+    ]
+    overruled = workspace.audit.list(user="dan", table="reviews")
+    assert overruled and all(e.origin.startswith("ui ") and e.role == "admin" for e in overruled)
+    assert overruled[0].action == "POST " + PAGE.format(2) + "/overrule"
+    page = client.get(PAGE.format(2)).text
+    assert "approved" in page and "overruled by dan" in page and "p99 within SLO" in page
+    # a new request of churn:3, withdrawn by its requester
+    as_user(workspace, "alice", "request_promotion", 3)
+    assert post("alice", "withdraw", "not yet", request=3) == 303
+    assert workspace.registry.requests("churn")[-1].status == "withdrawn"
+    assert post("bob", "reject", request=3) == 409  # nothing left to decide on it
+
+
+def test_what_the_registry_refuses_comes_back_as_a_4xx_page_with_its_reason(
+    server: Served, workspace: Workspace
+) -> None:
+    client, tokens = server
+    as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
+    csrf = sign_in(client, tokens["bob"])
+    refused = client.post(PAGE.format(2) + "/approve", data={"csrf": csrf, "text": "ok"})
+    assert refused.status_code == 409
+    assert "churn:2 cannot be approved while an objection is open: carol objects" in refused.text
+    assert 'role="alert"' in refused.text and "Promotion of churn:2" in refused.text
+    no_reason = client.post(PAGE.format(2) + "/changes", data={"csrf": csrf, "text": "  "})
+    assert no_reason.status_code == 400 and "a request needs a reason" in no_reason.text
+    stray = client.post(
+        PAGE.format(2) + "/comment", data={"csrf": csrf, "text": "x", "reply_to": "999"}
+    )
+    assert stray.status_code == 404 and "has no comment #999 to reply to" in stray.text
+    not_admin = client.post(PAGE.format(2) + "/overrule", data={"csrf": csrf, "text": "x"})
+    assert not_admin.status_code == 403
+    assert "bob is a reviewer; this needs the admin role" in not_admin.text
+
+    csrf = sign_in(client, tokens["alice"])  # the requester, forging the reviewers' forms
+    own = client.post(PAGE.format(2) + "/object", data={"csrf": csrf, "text": "mine"})
+    assert own.status_code == 409 and "alice requested the promotion of churn:2" in own.text
+    approve = client.post(PAGE.format(2) + "/approve", data={"csrf": csrf})
+    assert approve.status_code == 403 and "needs the reviewer role" in approve.text
+    csrf = sign_in(client, tokens["vic"])
+    viewer = client.post(PAGE.format(2) + "/comment", data={"csrf": csrf, "text": "me too"})
+    assert viewer.status_code == 403 and "vic is a viewer" in viewer.text
+    denied = workspace.audit.list(user="vic", outcome="denied")
+    assert [e.action for e in denied] == ["POST " + PAGE.format(2) + "/comment"]
+    for path, code in (
+        ("/ui/models/churn/requests/99", 404),
+        ("/ui/models/nope/requests/2", 404),
+        ("/ui/models/churn/requests/x", 404),
+        ("/ui/reviews?page=0", 400),
+        ("/ui/reviews?model=nope", 404),
+    ):
+        answer = client.get(path)
+        assert answer.status_code == code, (path, answer.text[:200])
+        assert 'class="error-box"' in answer.text
+    assert client.post(PAGE.format(2) + "/launch", data={"csrf": csrf}).status_code == 404
+    history = [e.action for e in workspace.registry.history("churn") if e.version == 2]
+    assert history == ["registered", "promotion requested", "objected"]  # nothing refused
+
+
+def test_a_form_without_the_pages_csrf_token_is_refused(
+    server: Served, workspace: Workspace
+) -> None:
+    client, tokens = server
+    csrf = sign_in(client, tokens["bob"])
+    for sent in ({"text": "ok"}, {"text": "ok", "csrf": csrf[:-2] + "xx"}):
+        answer = client.post(PAGE.format(2) + "/approve", data=sent)
+        assert answer.status_code == 403 and "CSRF token is missing or wrong" in answer.text
+    client.cookies.clear()
+    anonymous = client.post(PAGE.format(2) + "/approve", data={"csrf": csrf})
+    assert anonymous.status_code == 403 and "sign in first" in anonymous.text
+    assert workspace.registry.requests("churn")[-1].status == "pending"
+
+
+def test_the_list_shows_open_requests_with_what_holds_each_a_page_at_a_time(
+    server: Served, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, tokens = server
+    as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
+    as_user(workspace, "carol", "request_promotion", 3, "cheaper")
+    sign_in(client, tokens["vic"])
+    page = client.get("/ui/reviews").text
+    assert "2 open requests" in page
+    assert 'href="/ui/models/churn/requests/2"' in page
+    assert "carol: the holdout overlaps May" in page
+    assert "nothing: ready for approval" in page
+    assert '<a href="/ui/reviews" aria-current="page">Reviews</a>' in page
+    monkeypatch.setattr(review_pages, "PAGE_SIZE", 1)
+    first = client.get("/ui/reviews?model=churn").text
+    assert "page 1 of 2" in first and "requests/2" in first and "requests/3" not in first
+    assert 'href="/ui/reviews?model=churn&amp;page=2"' in first
+    second = client.get("/ui/reviews?model=churn&page=2").text
+    assert "requests/3" in second and 'requests/2"' not in second
+    assert "No request waits" in client.get("/ui/reviews?page=3").text
+
+
+@settings(
+    derandomize=True,
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    params=st.dictionaries(st.sampled_from(["model", "page"]), st.text(max_size=30), max_size=2),
+    ref=st.text(max_size=14),
+)
+def test_odd_query_parameters_and_paths_get_a_page_or_a_4xx(
+    server: Served, params: dict[str, str], ref: str
+) -> None:
+    client, tokens = server
+    if "mlship_session" not in client.cookies:
+        sign_in(client, tokens["vic"])
+    answer = client.get("/ui/reviews", params=params)
+    assert answer.status_code in (200, 400, 404), (params, answer.text[:300])
+    page = client.get("/ui/models/churn/requests/" + quote(ref, safe=""))
+    assert page.status_code in (200, 303, 307, 404, 405), (ref, page.text[:300])
+
+
+@settings(
+    derandomize=True,
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    step=st.sampled_from(FORMS),
+    text=st.one_of(st.text(max_size=60), st.binary(max_size=60)),
+    reply=st.one_of(st.none(), st.text(max_size=14)),
+)
+def test_odd_forms_get_a_redirect_or_a_4xx_never_a_500(
+    server: Served, step: str, text: str | bytes, reply: str | None
+) -> None:
+    client, tokens = server
+    if "mlship_session" not in client.cookies:
+        sign_in(client, tokens["dan"])
+    csrf = _csrf(client.get("/ui/reviews").text)
+    if isinstance(text, bytes):
+        answer = client.post(
+            PAGE.format(2) + f"/{step}",
+            content=b"csrf=" + csrf.encode() + b"&text=" + text,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    else:
+        data = {"csrf": csrf, "text": text} | ({} if reply is None else {"reply_to": reply})
+        answer = client.post(PAGE.format(2) + f"/{step}", data=data)
+    assert answer.status_code in (303, 400, 404, 409, 413), (step, answer.text[:300])
