@@ -1,22 +1,32 @@
 """The review pages on the tracking server's app, through Starlette's test client: which forms
 each person is shown, every step a form takes (in the history and the audit log, by the
-signed-in user), the registry's refusals as 4xx pages, CSRF, and generated input."""
+signed-in user), the registry's refusals as 4xx pages, CSRF, and generated input. Then in
+headless Chromium on a real ``mlship server``: a promotion reviewed by four people from an
+objection to a rollback, each page checked (no console error, no failed request, axe)."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import Browser, BrowserContext, Page
 
+from mlship.config import Settings
 from mlship.server.app import create_app
 from mlship.store.audit import Actor, acting
 from mlship.ui import reviews as review_pages
 from mlship.workspace import Workspace
+from tests.conftest import CliResult, invoke_cli, mlship_env
+from tests.serving import Server, free_port, start_server
+from tests.ui.harness import check_page, new_context, shot
 from tests.ui.reviews_setup import PEOPLE, register_versions
 
 Served = tuple[TestClient, dict[str, str]]
@@ -142,7 +152,8 @@ def test_every_step_of_the_forms_reaches_the_history_and_the_audit_log(
     def post(user: str, step: str, text: str = "", request: int = 2) -> int:
         csrf = sign_in(client, tokens[user])
         answer = client.post(PAGE.format(request) + f"/{step}", data={"csrf": csrf, "text": text})
-        return answer.status_code
+        status: int = answer.status_code
+        return status
 
     assert post("carol", "object", "the holdout overlaps May") == 303
     assert post("bob", "changes", "add the weekly slices") == 303
@@ -169,6 +180,8 @@ def test_every_step_of_the_forms_reaches_the_history_and_the_audit_log(
     assert overruled[0].action == "POST " + PAGE.format(2) + "/overrule"
     page = client.get(PAGE.format(2)).text
     assert "approved" in page and "overruled by dan" in page and "p99 within SLO" in page
+    assert "against the version it replaced" in page and ">churn:1</th>" in page
+    assert "Your part" not in page and forms(page) == {"comment"}
     # a new request of churn:3, withdrawn by its requester
     as_user(workspace, "alice", "request_promotion", 3)
     assert post("alice", "withdraw", "not yet", request=3) == 303
@@ -307,3 +320,224 @@ def test_odd_forms_get_a_redirect_or_a_4xx_never_a_500(
         data = {"csrf": csrf, "text": text} | ({} if reply is None else {"reply_to": reply})
         answer = client.post(PAGE.format(2) + f"/{step}", data=data)
     assert answer.status_code in (303, 400, 404, 409, 413), (step, answer.text[:300])
+
+
+# -- in a browser, on a real ``mlship server``, the CLI of each person beside it ----------------
+
+Cli = Callable[..., CliResult]
+Team = tuple[Server, dict[str, str], Cli]
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    """``mlship server`` on a workspace with churn:1..3 and fraud:1..2, a token for each of
+    :data:`PEOPLE`, and their command line against it."""
+    root = tmp_path_factory.mktemp("reviews")
+    home = root / "server"
+    workspace = Workspace.open(Settings(home=home, user="ops", n_jobs=1))
+    try:
+        register_versions(workspace, "churn", [0.81, 0.86, 0.84])
+        register_versions(workspace, "fraud", [0.7, 0.72])
+        tokens = {}
+        for name, role in PEOPLE.items():
+            workspace.users.add(name, role)
+            tokens[name] = workspace.users.create_token(name, "browser").secret
+    finally:
+        workspace.close()
+    port = free_port()
+    server = start_server(
+        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
+        mlship_env(home),
+        f"http://127.0.0.1:{port}",
+        ready="/api/v1/health",
+        ready_status=401,
+    )
+
+    def cli(user: str, *args: str, check: bool = True) -> CliResult:
+        env = {"MLSHIP_URL": server.base, "MLSHIP_TOKEN": tokens[user]}
+        return invoke_cli(*args, home=root / user, env=env, check=check)
+
+    try:
+        yield server, tokens, cli
+    finally:
+        server.stop()
+
+
+def signed_in(browser: Browser, server: Server, token: str) -> tuple[BrowserContext, Page]:
+    """A browser context signed in with ``token``, and a page of it."""
+    context = new_context(browser)
+    page = context.new_page()
+    page.goto(f"{server.base}/ui/reviews")
+    page.wait_for_url("**/ui/signin?next=*")
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/ui/reviews")
+    return context, page
+
+
+def _flat(result: CliResult) -> str:
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def _json_objects(text: str) -> list[dict[str, object]]:
+    """The JSON objects printed one after another, each over several lines."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return found
+
+
+def test_a_promotion_is_reviewed_in_the_browser_from_objection_to_rollback(
+    browser: Browser, team: Team
+) -> None:
+    server, tokens, cli = team
+    url = f"{server.base}{PAGE}"
+    cli("alice", "models", "promote", "churn:1", "--to", "production")
+    cli("bob", "models", "review", "churn:1", "--approve", "--reason", "baseline")
+    cli("alice", "models", "promote", "churn:2", "--to", "production", "--reason", "better recall")
+    people = {
+        user: signed_in(browser, server, tokens[user]) for user in ("alice", "bob", "carol", "dan")
+    }
+    try:
+        # carol finds the request in the list of open ones, and objects.
+        _, carol = people["carol"]
+        check_page(people["carol"][0], f"{server.base}/ui/reviews", "reviews")
+        carol.goto(f"{server.base}/ui/reviews")
+        carol.click("a:has-text('#2')")
+        carol.wait_for_url(url.format(2))
+        carol.fill("#object-text", "the holdout overlaps May")
+        carol.click("button:has-text('Object')")
+        carol.wait_for_url(url.format(2) + "#reviews")
+        assert "carol objects (#" in carol.inner_text("#main")
+
+        # bob's approval is refused, with the reason shown on the page.
+        bob_context, bob = people["bob"]
+        check_page(bob_context, url.format(2), "review-request-blocked")
+        bob.goto(url.format(2))
+        bob.fill("#approve-text", "looks good")
+        with bob.expect_response(lambda r: r.request.method == "POST") as posted:
+            bob.click("button:has-text('Approve')")
+        assert posted.value.status == 409
+        refusal = bob.inner_text("#refusal")
+        assert "churn:2 cannot be approved while an objection is open: carol objects" in refusal
+        assert "the holdout overlaps May" in refusal
+        shot(bob, "review-approval-refused")
+
+        # A thread: bob asks, alice answers under his comment.
+        bob.goto(url.format(2))
+        bob.fill("#comment-text", "Did you re-split by week?")
+        bob.click("button:has-text('Comment')")
+        bob.wait_for_url(url.format(2) + "#comments")
+        _, alice = people["alice"]
+        alice.goto(url.format(2))
+        assert alice.locator("button:has-text('Approve')").count() == 0
+        alice.click("details.reply summary")
+        alice.locator("details.reply textarea").fill("Yes, see the card.")
+        alice.click("details.reply button:has-text('Reply')")
+        alice.wait_for_url(url.format(2) + "#comments")
+        nested = alice.locator("ul.thread > li.comment > ul.replies article")
+        assert "Yes, see the card." in nested.inner_text()
+
+        # carol withdraws her objection; bob approves.
+        carol.goto(url.format(2))
+        carol.fill("#withdraw-objection-text", "split checked")
+        carol.click("button:has-text('Withdraw my objection')")
+        carol.wait_for_url(url.format(2) + "#reviews")
+        bob.goto(url.format(2))
+        bob.fill("#approve-text", "all answered")
+        bob.click("button:has-text('Approve')")
+        bob.wait_for_url(url.format(2) + "#status")
+        assert "approved" in bob.inner_text(".title-row").lower()
+        shot(bob, "review-request")
+
+        # churn:3: carol objects again, dan overrules her with a reason, bob approves.
+        cli("alice", "models", "promote", "churn:3", "--to", "production", "--reason", "cheaper")
+        carol.goto(url.format(3))
+        carol.fill("#object-text", "latency doubles")
+        carol.click("button:has-text('Object')")
+        carol.wait_for_url(url.format(3) + "#reviews")
+        dan_context, dan = people["dan"]
+        check_page(dan_context, url.format(3), "review-request-as-admin")
+        dan.goto(url.format(3))
+        dan.fill("#overrule-text", "p99 within SLO")
+        dan.click("button:has-text('Overrule')")
+        dan.wait_for_url(url.format(3) + "#reviews")
+        assert "overruled by dan" in dan.inner_text("#reviews ~ table")
+        bob.goto(url.format(3))
+        bob.click("button:has-text('Approve')")
+        bob.wait_for_url(url.format(3) + "#status")
+    finally:
+        for context, _page in people.values():
+            context.close()
+    cli("bob", "models", "rollback", "churn", "--reason", "v3 pages at night")
+
+    history = _flat(cli("vic", "models", "history", "churn"))
+    for action in ("promotion requested", "objected", "commented", "objection withdrawn",
+                   "approved", "promoted", "objection overruled", "rollback"):  # fmt: skip
+        assert f" {action} " in history, action
+    shown = _flat(cli("vic", "models", "requests", "churn"))
+    for said in (
+        "objection by carol: the holdout overlaps May [withdrawn by carol: split checked]",
+        "objection by carol: latency doubles [overruled by dan: p99 within SLO]",
+        "Did you re-split by week?",
+        "Yes, see the card.",
+    ):
+        assert said in shown, said
+    audit = cli("dan", "audit", "--table", "reviews", "--json", "--limit", "50")
+    entries = _json_objects(audit.stdout)
+    by_ui = {e["user"] for e in entries if str(e.get("origin", "")).startswith("ui ")}
+    assert by_ui >= {"carol", "dan"}, entries
+
+
+def test_who_sees_which_form_and_forged_forms_are_refused(
+    browser: Browser, team: Team, tmp_path: Path
+) -> None:
+    server, tokens, cli = team
+    url = f"{server.base}/ui/models/fraud/requests/{{}}"
+    cli("alice", "models", "promote", "fraud:2", "--to", "production", "--reason", "new rules")
+    with server.client(tokens["vic"]) as client:
+        request_id = client.get("/api/v1/models/fraud/requests").json()[-1]["id"]
+    target = url.format(request_id)
+    contexts = []
+    try:
+        vic_context, vic = signed_in(browser, server, tokens["vic"])
+        contexts.append(vic_context)
+        check_page(vic_context, target, "review-request-as-viewer")
+        vic.goto(target)
+        assert vic.locator("main form[method=post]").count() == 0
+        alice_context, alice = signed_in(browser, server, tokens["alice"])
+        contexts.append(alice_context)
+        alice.goto(target)
+        buttons = set(alice.locator("main form button").all_inner_texts())
+        assert buttons == {"Comment", "Withdraw the request"}, buttons
+        # alice forges bob's form: the role check answers 403.
+        csrf = alice.get_attribute("form[action$='/withdraw'] input[name=csrf]", "value")
+        assert csrf
+        forged = alice_context.request.post(target + "/approve", form={"csrf": csrf})
+        assert forged.status == 403 and "needs the reviewer role" in forged.text()
+        bob_context, bob = signed_in(browser, server, tokens["bob"])
+        contexts.append(bob_context)
+        bob.goto(target)
+        assert "Approve" in bob.locator("main form button").all_inner_texts()
+        wrong = bob_context.request.post(target + "/approve", form={"csrf": "forged"})
+        assert wrong.status == 403 and "CSRF token is missing or wrong" in wrong.text()
+        # a form on another site posting with bob's cookie but without the page's token
+        attack = tmp_path / "attack.html"
+        attack.write_text(
+            f'<form method="post" action="{target}/approve">'
+            '<input name="text" value="forged"><button>go</button></form>'
+        )
+        evil = bob_context.new_page()
+        evil.goto(attack.as_uri())
+        with evil.expect_navigation():
+            evil.click("button")
+        assert "Not allowed" in evil.inner_text("main")
+    finally:
+        for context in contexts:
+            context.close()
+    requests = _flat(cli("vic", "models", "requests", "fraud"))
+    assert "pending" in requests and "approved" not in requests

@@ -26,6 +26,7 @@ from mlship.registry.reviews import CHANGES, OBJECTION
 from mlship.store import entities
 from mlship.store.accounts import Role
 from mlship.store.entities import ModelVersion, Note, PromotionRequest, Review
+from mlship.store.tables import ModelEvent as EventRow
 from mlship.store.tables import ModelVersion as VersionRow
 from mlship.store.tables import Note as NoteRow
 from mlship.store.tables import PromotionRequest as RequestRow
@@ -83,7 +84,9 @@ class RequestView:
     request: PromotionRequest
     version: ModelVersion
     production: ModelVersion | None
-    """The version in production now, when it is another one."""
+    """What the version is weighed against: the one in production now when it is another, or
+    for an approved request the version its approval replaced."""
+    replaced: bool
     metrics: list[MetricRow]
     split: str | None
     reviews: list[Review]
@@ -217,6 +220,16 @@ def request_view(workspace: Workspace, name: str, request_id: int) -> RequestVie
                 VersionRow.model_id == model.id, VersionRow.stage == "production"
             )
         )
+        replaced = None
+        if request.status == "approved":
+            serving = None
+            replaced = _replaced(session, model.id, request)
+            if replaced is not None:
+                serving = session.scalar(
+                    select(VersionRow).where(
+                        VersionRow.model_id == model.id, VersionRow.version == replaced
+                    )
+                )
         version = entities.from_row(ModelVersion, version_row, depth=0)
         production = (
             None
@@ -245,6 +258,7 @@ def request_view(workspace: Workspace, name: str, request_id: int) -> RequestVie
         request=request,
         version=version,
         production=production,
+        replaced=replaced is not None and production is not None,
         metrics=metrics,
         split=split,
         reviews=reviews,
@@ -343,6 +357,21 @@ def _version(session: Session, model_id: int, number: int) -> VersionRow:
     if found is None:
         raise NotFoundError(f"version {number} of the request is not registered")
     return found
+
+
+def _replaced(session: Session, model_id: int, request: PromotionRequest) -> int | None:
+    """The version the approval of ``request`` archived, as the history recorded it."""
+    promoted = session.scalars(
+        select(EventRow)
+        .where(EventRow.model_id == model_id, EventRow.version == request.version)
+        .where(EventRow.action == "promoted")
+        .order_by(EventRow.id.desc())
+    )
+    for event in promoted:
+        if (event.details or {}).get("request") == request.id:
+            replaced = (event.details or {}).get("replaced")
+            return replaced if isinstance(replaced, int) else None
+    return None
 
 
 def _notes(session: Session, kind: str, target: str) -> list[Note]:

@@ -26,7 +26,7 @@ from mlship.ui import reviews as review_pages
 from mlship.ui.access import Gate, Refused, Viewer
 from mlship.workspace import Workspace
 
-ANCHORS = {"comment": "comments", "withdraw": "decision", "approve": "decision"}
+ANCHORS = {"comment": "comments", "approve": "status", "reject": "status", "withdraw": "status"}
 
 
 def add_reviews_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
