@@ -11,6 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import Browser, BrowserContext, Page
+from sqlalchemy import event
 
 from mlship.config import Settings
 from mlship.server.app import create_app
@@ -541,3 +543,33 @@ def test_who_sees_which_form_and_forged_forms_are_refused(
             context.close()
     requests = _flat(cli("vic", "models", "requests", "fraud"))
     assert "pending" in requests and "approved" not in requests
+
+
+def test_the_review_pages_read_indexes_not_whole_tables(
+    server: Served, workspace: Workspace
+) -> None:
+    as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
+    engine = workspace.metadata.engine
+    sent: list[tuple[str, Any]] = []
+
+    def record(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        review_pages.open_requests(workspace, review_pages.ReviewQuery())
+        review_pages.request_view(workspace, "churn", 2)
+        review_pages.request_view(workspace, "churn", 1)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    plans = []
+    with engine.connect() as connection:
+        for statement, parameters in sent:
+            if statement.lstrip().upper().startswith("SELECT"):
+                rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+                plans.append("\n".join(str(row[-1]) for row in rows))
+    everything = "\n".join(plans)
+    assert "ix_promotion_requests_status_id (status=?)" in everything
+    assert "ix_reviews_model_version (model_id=? AND version=?)" in everything
+    assert "ix_notes_target (target_kind=? AND target_id=?)" in everything
+    assert "SCAN" not in everything, everything  # every table is searched by an index
