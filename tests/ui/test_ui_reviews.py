@@ -25,6 +25,7 @@ from mlship.config import Settings
 from mlship.server.app import create_app
 from mlship.store.audit import Actor, acting
 from mlship.ui import reviews as review_pages
+from mlship.ui.app import local_app
 from mlship.workspace import Workspace
 from tests.conftest import CliResult, invoke_cli, mlship_env
 from tests.serving import Server, free_port, start_server
@@ -573,3 +574,29 @@ def test_the_review_pages_read_indexes_not_whole_tables(
     assert "ix_reviews_model_version (model_id=? AND version=?)" in everything
     assert "ix_notes_target (target_kind=? AND target_id=?)" in everything
     assert "SCAN" not in everything, everything  # every table is searched by an index
+
+
+def test_on_mlship_ui_the_local_user_reviews_by_name_with_no_sign_in(workspace: Workspace) -> None:
+    register_versions(workspace, "churn", [0.81, 0.86])
+    as_user(workspace, "alice", "request_promotion", 1, "first one")
+    app = local_app(workspace)
+    with TestClient(app, base_url="http://127.0.0.1:8765", follow_redirects=False) as client:
+        page = client.get(PAGE.format(1))
+        assert page.status_code == 200 and "tester · local workspace" in page.text
+        assert forms(page.text) == {"comment", "approve", "reject", "changes", "object"}
+        csrf = _csrf(page.text)
+        answer = client.post(PAGE.format(1) + "/approve", data={"csrf": csrf, "text": "fine"})
+        assert answer.status_code == 303, answer.text
+        as_user(workspace, "alice", "request_promotion", 2)
+        tester_objects = client.post(PAGE.format(2) + "/object", data={"csrf": csrf, "text": "no"})
+        assert tester_objects.status_code == 303
+        forged = client.post(PAGE.format(2) + "/withdraw-objection", data={"text": "x"})
+        assert forged.status_code == 403
+        assert forms(client.get(PAGE.format(2)).text) >= {"withdraw-objection"}
+    events = [(e.version, e.action, e.user) for e in workspace.registry.history("churn")][-4:]
+    assert events == [
+        (1, "approved", "tester"),
+        (1, "promoted", "tester"),
+        (2, "promotion requested", "alice"),
+        (2, "objected", "tester"),
+    ]
