@@ -6,6 +6,7 @@ objection to a rollback, each page checked (no console error, no failed request,
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -33,15 +34,39 @@ from tests.ui.harness import check_page, new_context, shot
 from tests.ui.reviews_setup import PEOPLE, register_versions
 
 Served = tuple[TestClient, dict[str, str]]
+_names = itertools.count(1)
 PAGE = "/ui/models/churn/requests/{}"
 FORMS = ("comment", "approve", "reject", "changes", "object", "withdraw-objection", "overrule",
          "rerequest", "withdraw")  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace on SQLite, and one on PostgreSQL (which refuses what SQLite keeps, NUL)."""
+    url = None
+    if request.param == "postgresql":
+        from tests.services import create_database
+
+        url = create_database(request.getfixturevalue("postgres_url"), f"ui_reviews_{next(_names)}")
+    ws = Workspace.open(Settings(home=tmp_path / "ws", n_jobs=1, user="tester", database_url=url))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def any_server(any_workspace: Workspace) -> Iterator[Served]:
+    """:func:`server` on each kind of database."""
+    yield from _serve(any_workspace)
 
 
 @pytest.fixture
 def server(workspace: Workspace) -> Iterator[Served]:
     """The server's app over a workspace with churn:1 in production and churn:2 requested by
     alice (request #2), and a token for each of :data:`PEOPLE`."""
+    yield from _serve(workspace)
+
+
+def _serve(workspace: Workspace) -> Iterator[Served]:
     tokens = {}
     for name, role in PEOPLE.items():
         workspace.users.add(name, role)
@@ -228,6 +253,8 @@ def test_what_the_registry_refuses_comes_back_as_a_4xx_page_with_its_reason(
         ("/ui/models/churn/requests/x", 404),
         ("/ui/reviews?page=0", 400),
         ("/ui/reviews?model=nope", 404),
+        ("/ui/reviews?model=a%00b", 400),
+        ("/ui/models/a%00b/requests/2", 404),
     ):
         answer = client.get(path)
         assert answer.status_code == code, (path, answer.text[:200])
@@ -284,13 +311,15 @@ def test_the_list_shows_open_requests_with_what_holds_each_a_page_at_a_time(
     ref=st.text(max_size=14),
 )
 def test_odd_query_parameters_and_paths_get_a_page_or_a_4xx(
-    server: Served, params: dict[str, str], ref: str
+    any_server: Served, params: dict[str, str], ref: str
 ) -> None:
-    client, tokens = server
+    client, tokens = any_server
     if "mlship_session" not in client.cookies:
         sign_in(client, tokens["vic"])
     answer = client.get("/ui/reviews", params=params)
     assert answer.status_code in (200, 400, 404), (params, answer.text[:300])
+    assert client.get("/ui/reviews", params={"model": "a\x00"}).status_code == 400
+    assert client.get("/ui/models/a%00/requests/2").status_code == 404
     page = client.get("/ui/models/churn/requests/" + quote(ref, safe=""))
     assert page.status_code in (200, 303, 307, 404, 405), (ref, page.text[:300])
 
@@ -307,9 +336,9 @@ def test_odd_query_parameters_and_paths_get_a_page_or_a_4xx(
     reply=st.one_of(st.none(), st.text(max_size=14)),
 )
 def test_odd_forms_get_a_redirect_or_a_4xx_never_a_500(
-    server: Served, step: str, text: str | bytes, reply: str | None
+    any_server: Served, step: str, text: str | bytes, reply: str | None
 ) -> None:
-    client, tokens = server
+    client, tokens = any_server
     if "mlship_session" not in client.cookies:
         sign_in(client, tokens["dan"])
     csrf = _csrf(client.get("/ui/reviews").text)

@@ -176,8 +176,8 @@ class ReviewQuery:
         if not page_text.isdigit() or int(page_text) < 1 or len(page_text) > 9:
             raise MlshipError(f"page: expected a page number from 1, got {page_text!r}")
         model = (values.get("model") or "").strip() or None
-        if model is not None and len(model) > 200:
-            raise MlshipError(f"model: at most 200 characters, got {len(model)}")
+        if model is not None and (len(model) > 200 or "\x00" in model):
+            raise MlshipError("model: expected a model's name (at most 200 characters, no NUL)")
         return cls(model=model, page=int(page_text))
 
     def params(self, **changes: str | int) -> dict[str, str]:
@@ -206,6 +206,8 @@ def parse_id(text: str) -> int:
 
 def request_view(workspace: Workspace, name: str, request_id: int) -> RequestView:
     """Promotion request ``request_id`` of model ``name``; 404 if the model has no such one."""
+    if len(name) > 200 or "\x00" in name:  # no model has such a name; PostgreSQL refuses NUL
+        raise NotFoundError(f"no model named {name[:200]!r}")
     with workspace.metadata.transaction() as session:
         model = session.scalar(select(ModelRow).where(ModelRow.name == name))
         if model is None:
