@@ -629,3 +629,34 @@ def test_on_mlship_ui_the_local_user_reviews_by_name_with_no_sign_in(workspace: 
         (2, "promotion requested", "alice"),
         (2, "objected", "tester"),
     ]
+
+
+def test_the_forms_work_with_scripts_off(browser: Browser, team: Team) -> None:
+    server, tokens, cli = team
+    cli("alice", "models", "promote", "fraud:1", "--to", "production", "--reason", "baseline")
+    with server.client(tokens["vic"]) as client:
+        request_id = client.get("/api/v1/models/fraud/requests").json()[-1]["id"]
+    target = f"{server.base}/ui/models/fraud/requests/{request_id}"
+    context = new_context(browser, javascript=False)
+    try:
+        page = context.new_page()
+        page.goto(target)
+        page.wait_for_url("**/ui/signin?next=*")
+        page.fill("#token", tokens["carol"])
+        page.click("button:has-text('Sign in')")
+        page.wait_for_url(target)
+        page.fill("#comment-text", "Which weeks are in the holdout?")
+        page.click("button:has-text('Comment')")
+        page.wait_for_url(target + "#comments")
+        page.click("details.reply summary")
+        page.locator("details.reply textarea").fill("Answering myself: weeks 20 to 23.")
+        page.click("details.reply button:has-text('Reply')")
+        page.wait_for_url(target + "#comments")
+        page.fill("#changes-text", "add the weekly slices")
+        page.click("button:has-text('Request changes')")
+        page.wait_for_url(target + "#reviews")
+        text = page.inner_text("#main")
+        assert "carol asked for changes" in text and "weeks 20 to 23" in text
+        assert "weeks 20 to 23" in page.locator("ul.thread ul.replies").inner_text()
+    finally:
+        context.close()
