@@ -24,6 +24,8 @@ from mlship.store.audit import acting
 from mlship.store.registry import ReviewError
 from mlship.ui import reviews as review_pages
 from mlship.ui.access import Gate, Refused, Viewer
+from mlship.ui.pages import PREFIX, render
+from mlship.ui.pages import read_form as _form
 from mlship.workspace import Workspace
 
 ANCHORS = {"comment": "comments", "approve": "status", "reject": "status", "withdraw": "status"}
@@ -31,7 +33,6 @@ ANCHORS = {"comment": "comments", "approve": "status", "reject": "status", "with
 
 def add_reviews_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
     """The review pages and their forms on ``ui``."""
-    from mlship.ui.app import PREFIX, _form, render
 
     def show(
         request: Request, viewer: Viewer, view: review_pages.RequestView, **context: object
