@@ -26,7 +26,9 @@ AXE = REPOSITORY / "tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SERIOUS = ("serious", "critical")
 README_IMAGES = REPOSITORY / "docs" / "screenshots"
-README_SHOTS = frozenset({"runs", "run", "compare", "monitoring-model", "admin-users-revoked"})
+README_SHOTS = frozenset(
+    {"runs", "run", "compare", "monitoring-model", "admin-users-revoked", "review-request"}
+)
 """The screenshots the README shows, copied to :data:`README_IMAGES` when
 ``MLSHIP_KEEP_SCREENSHOTS=1`` (then committed)."""
 

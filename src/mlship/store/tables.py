@@ -269,6 +269,8 @@ class PromotionRequest(Base):
     """A request to put a version in production, waiting for someone else's approval."""
 
     __tablename__ = "promotion_requests"
+    # The open requests of every model, oldest first, a page at a time (the review list).
+    __table_args__ = (Index("ix_promotion_requests_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), index=True)

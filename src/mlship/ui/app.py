@@ -14,12 +14,11 @@ import secrets
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -37,26 +36,21 @@ from mlship.ui.admin_routes import add_admin_routes
 from mlship.ui.charts import compare_charts
 from mlship.ui.datasets_routes import add_datasets_routes
 from mlship.ui.monitoring_routes import add_monitoring_routes
+from mlship.ui.pages import PREFIX, page, render
+from mlship.ui.pages import read_form as _form
+from mlship.ui.pages import templates as _templates
+from mlship.ui.reviews_routes import add_reviews_routes
 from mlship.ui.runs import source_label
 from mlship.workspace import Workspace
 
-PREFIX = "/ui"
 STATIC = Path(__file__).parent / "static"
 SIGNIN_COOKIE = "mlship_signin"
-MAX_FORM_BYTES = 64 * 1024
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
-
-_templates = Environment(
-    loader=PackageLoader("mlship.ui", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -83,6 +77,7 @@ _templates.filters.update(
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("runs", "Runs"),
     ("datasets", "Datasets"),
+    ("reviews", "Reviews"),
     ("monitoring", "Monitoring"),
     ("admin/users", "Admin"),
 )
@@ -106,23 +101,6 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         return response
 
 
-def page(name: str, code: int = 200, **context: Any) -> HTMLResponse:
-    """The template ``name`` rendered with ``context``, answered with status ``code``."""
-    return HTMLResponse(_templates.get_template(name).render(**context), status_code=code)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A urlencoded form's fields (the last value of each); a larger body is refused."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise Refused(413, f"a form of more than {MAX_FORM_BYTES} bytes")
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise Refused(400, "the form is not UTF-8 text") from None
-    return {key: values[-1] for key, values in fields.items()}
-
-
 def create_ui(workspace: Workspace, home: Home) -> FastAPI:
     """The UI's pages over ``workspace`` (a local one), for mounting under ``/ui``."""
     if workspace.remote is not None:
@@ -140,14 +118,9 @@ def create_ui(workspace: Workspace, home: Home) -> FastAPI:
     add_datasets_routes(ui, gate, workspace)
     add_monitoring_routes(ui, gate, workspace)
     add_admin_routes(ui, gate, workspace)
+    add_reviews_routes(ui, gate, workspace)
     ui.add_middleware(_SecurityHeaders)
     return ui
-
-
-def render(request: Request, viewer: Viewer | None, name: str, **context: Any) -> Response:
-    code = context.pop("status", 200)
-    htmx = request.headers.get("hx-request") == "true"
-    return page(name, code, viewer=viewer, htmx=htmx, request=request, **context)
 
 
 def _handlers(ui: FastAPI) -> None:
