@@ -29,7 +29,8 @@ def _admin(gate: Gate, request: Request) -> Viewer:
 
 
 def add_admin_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
-    from mlship.ui.app import PREFIX, _form, render
+    from mlship.ui.pages import PREFIX, render
+    from mlship.ui.pages import read_form as _form
 
     @ui.get("/audit")
     def audit(request: Request) -> Response:

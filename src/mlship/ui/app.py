@@ -31,7 +31,7 @@ from mlship.security.users import SqlUsers
 from mlship.store.audit import acting
 from mlship.store.audit_log import SqlAuditLog
 from mlship.ui import runs as run_pages
-from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded, Viewer
+from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded
 from mlship.ui.admin_routes import add_admin_routes
 from mlship.ui.charts import compare_charts
 from mlship.ui.datasets_routes import add_datasets_routes

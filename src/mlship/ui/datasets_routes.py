@@ -16,7 +16,7 @@ from mlship.workspace import Workspace
 
 
 def add_datasets_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
-    from mlship.ui.app import render
+    from mlship.ui.pages import render
 
     @ui.get("/datasets")
     def datasets(request: Request) -> Response:

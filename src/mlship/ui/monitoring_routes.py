@@ -14,7 +14,7 @@ from mlship.workspace import Workspace
 
 
 def add_monitoring_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
-    from mlship.ui.app import render
+    from mlship.ui.pages import render
 
     @ui.get("/monitoring")
     def models(request: Request) -> Response:
