@@ -35,6 +35,7 @@ from mlship.ui.access import COOKIE, Gate, Home, Refused, SignInNeeded
 from mlship.ui.admin_routes import add_admin_routes
 from mlship.ui.charts import compare_charts
 from mlship.ui.datasets_routes import add_datasets_routes
+from mlship.ui.models_routes import add_models_routes
 from mlship.ui.monitoring_routes import add_monitoring_routes
 from mlship.ui.pages import PREFIX, page, render
 from mlship.ui.pages import read_form as _form
@@ -76,6 +77,7 @@ _templates.filters.update(
 )
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("runs", "Runs"),
+    ("models", "Models"),
     ("datasets", "Datasets"),
     ("reviews", "Reviews"),
     ("monitoring", "Monitoring"),
@@ -119,6 +121,7 @@ def create_ui(workspace: Workspace, home: Home) -> FastAPI:
     add_monitoring_routes(ui, gate, workspace)
     add_admin_routes(ui, gate, workspace)
     add_reviews_routes(ui, gate, workspace)
+    add_models_routes(ui, gate, workspace)
     ui.add_middleware(_SecurityHeaders)
     return ui
 
