@@ -48,9 +48,9 @@ def test_the_model_pages_render_cleanly_and_pass_axe(browser: Browser, local_ui:
         row = listed.locator("tbody tr").first
         assert "churn" in row.inner_text() and "tester" in row.inner_text()
         model = check_page(context, f"{base}/models/churn", "model")
-        assert model.locator("#versions ~ div tbody tr").count() == 1
-        assert "verified" in model.inner_text("#versions ~ div tbody")
-        history = model.inner_text("#history ~ div tbody")
+        assert model.locator("#versions-table tbody tr").count() == 1
+        assert "verified" in model.inner_text("#versions-table tbody")
+        history = model.inner_text("#history-table tbody")
         assert "registered" in history and "tester" in history
         version = check_page(context, f"{base}/models/churn/versions/1", "model-version")
         assert "stored bytes match" in version.inner_text("dl.facts")
@@ -67,7 +67,7 @@ def test_the_model_pages_render_cleanly_and_pass_axe(browser: Browser, local_ui:
             context, f"{base}/models/churn/versions/1?against=1&all=1#diff", "model-diff"
         )
         assert "churn:1 → churn:1: 0 of" in diff.inner_text("main")
-        assert diff.locator("#diff ~ div tbody tr").count() > 5  # every field, all the same
+        assert diff.locator("#diff-table tbody tr").count() > 5  # every field, all the same
         card = check_page(context, f"{base}/models/churn/versions/1/card", "model-card")
         assert "Model card: churn:1" in card.inner_text("h1")
     finally:
@@ -82,11 +82,11 @@ def test_the_lineage_and_the_diff_work_with_scripts_off(browser: Browser, local_
         page.goto(f"{local_ui.base}/ui/models/churn/versions/1")
         assert page.locator("ol.lineage li").count() >= 4  # a source, the dataset, run, version
         page.fill("input[name=against]", "1")
-        page.click("#diff ~ form button[type=submit]")
+        page.click("#diff-form button[type=submit]")
         page.wait_for_url("**against=1*")
         assert "The two versions are the same in every compared field." in page.inner_text("main")
         page.fill("input[name=against]", "x")
-        page.click("#diff ~ form button[type=submit]")
+        page.click("#diff-form button[type=submit]")
         page.wait_for_url("**against=x*")
         assert "against: expected a version number from 1, got 'x'" in page.inner_text("main")
         shot(page, "model-version-no-script")
@@ -183,7 +183,7 @@ def test_a_stage_move_and_a_request_through_the_forms_land_in_the_history(
         page.fill("#reason-staging", "ready for shadow traffic")
         page.click("button:has-text('Move to staging')")
         page.wait_for_url("**/ui/models/churn#history")
-        first = page.locator("#history ~ div tbody tr").first.inner_text()
+        first = page.locator("#history-table tbody tr").first.inner_text()
         assert "stage" in first and "none → staging" in first and "sci" in first
         assert "ready for shadow traffic" in first
         assert "v1" in page.inner_text("dl.facts")  # staging: 1
@@ -200,7 +200,7 @@ def test_a_stage_move_and_a_request_through_the_forms_land_in_the_history(
         page.fill("#reason-promotion", "better recall")
         page.click("button:has-text('Request promotion to production')")
         page.wait_for_url("**/ui/models/churn/versions/1#promotion")
-        link = page.locator("#promotion ~ p a", has_text="request #")
+        link = page.locator("#pending a")
         href = link.get_attribute("href")
         assert href is not None and re.fullmatch(r"/ui/models/churn/requests/\d+", href)
         page.goto(f"{server.base}/ui/models/churn")
@@ -310,3 +310,70 @@ def test_odd_query_parameters_and_paths_get_a_page_or_a_4xx(
     ):
         answer = app_client.get(path, params=params)
         assert answer.status_code in (200, 400, 404), (path, params, answer.text[:300])
+
+
+# -- many models and versions: cut into pages by the database --------------------------------------
+
+
+def _many(workspace: Workspace, versions: int, models: int) -> None:
+    """``versions`` versions of churn in all, and ``models`` more models of one version each,
+    written as registration writes them (a version row and its history entry)."""
+    from sqlalchemy import select
+
+    from mlship.store.tables import ModelEvent, ModelVersion, RegisteredModel
+
+    columns = [c.key for c in ModelVersion.__table__.columns if c.key not in ("id", "model_id")]
+    with workspace.metadata.transaction() as session:
+        first = session.scalars(select(ModelVersion)).one()
+        copied = {key: getattr(first, key) for key in columns if key != "version"}
+
+        def add(model_id: int, number: int) -> None:
+            session.add(ModelVersion(model_id=model_id, version=number, **copied))
+            session.add(
+                ModelEvent(
+                    model_id=model_id,
+                    version=number,
+                    action="registered",
+                    to_stage="none",
+                    user="bulk",
+                    details={},
+                )
+            )
+
+        for number in range(2, versions + 1):
+            add(first.model_id, number)
+        for index in range(models):
+            model = RegisteredModel(name=f"m{index:03d}", owner="bulk", tags={})
+            session.add(model)
+            session.flush()
+            add(model.id, 1)
+
+
+def test_long_lists_are_cut_into_pages(
+    trained: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = _copy(trained, tmp_path_factory.mktemp("models-many"))
+    workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
+    try:
+        _many(workspace, versions=130, models=60)
+        with TestClient(create_app(workspace), follow_redirects=False) as client:
+            workspace.users.add("vic", "viewer")
+            token = workspace.users.create_token("vic", "browser").secret
+            form = client.get("/ui/signin")
+            found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert found
+            client.post("/ui/signin", data={"csrf": found.group(1), "token": token})
+            first = client.get("/ui/models").text
+            assert "61 models, page 1 of 2." in first and 'rel="next"' in first
+            second = client.get("/ui/models?page=2").text
+            assert second.count("<tr>") == 1 + 11  # the header and the 11 models left
+            only = client.get("/ui/models?owner=bulk&q=M05").text
+            assert "10 models." in only and ">m059<" in only and ">churn<" not in only
+            model = client.get("/ui/models/churn").text
+            assert "130 versions, newest first; page 1 of 3." in model
+            assert ">v130<" in model and ">v81<" in model and ">v80<" not in model
+            assert "page 1 of 3" in model  # the history: 130 registrations
+            last = client.get("/ui/models/churn?page=3&history=3").text
+            assert ">v1<" in last and ">v31<" in last and ">v30<" not in last.split("History")[0]
+    finally:
+        workspace.close()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import ColumnElement, func, select
 
@@ -48,6 +49,14 @@ def version_number(text: str, what: str = "version") -> int:
     if not text.isdigit() or int(text) < 1 or len(text) > 9:
         raise MlshipError(f"{what}: expected a version number from 1, got {text!r}")
     return int(text)
+
+
+def model_name(text: str) -> str:
+    """A model name from a path; one no store could hold (a NUL character) is a clear error
+    before any query sees it (PostgreSQL would refuse the query itself)."""
+    if "\x00" in text:
+        raise MlshipError(f"model name {text!r}: a name cannot contain the NUL character")
+    return text
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,9 @@ class ModelQuery:
         if text is not None and len(text) > 200:
             raise MlshipError(f"q: at most 200 characters, got {len(text)}")
         owner = (values.get("owner") or "").strip() or None
+        for key, value in (("q", text), ("owner", owner)):
+            if value is not None and "\x00" in value:
+                raise MlshipError(f"{key}: cannot contain the NUL character")
         return cls(text, owner, page_number(values, "page"))
 
     def params(self, **changes: Any) -> dict[str, str]:
@@ -383,7 +395,7 @@ def lineage(prefix: str, version: ModelVersion, name: str, run: Run) -> Lineage:
     nodes.append(LineageNode("run", f"run {run.id[:8]}", run_detail, f"{prefix}/runs/{run.id}"))
     edges.append((dataset_at, len(nodes) - 1))
     detail = f"{version.estimator.rsplit('.', 1)[-1]}, {version.stage}"
-    href = f"{prefix}/models/{name}/versions/{version.version}"
+    href = f"{prefix}/models/{quote(name, safe='')}/versions/{version.version}"
     nodes.append(LineageNode("version", f"{name}:{version.version}", detail, href))
     edges.append((len(nodes) - 2, len(nodes) - 1))
     return Lineage(nodes, edges)

@@ -54,7 +54,7 @@ def add_models_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
         values = dict(request.query_params)
         shown = pages.model_page(
             workspace,
-            name,
+            pages.model_name(name),
             pages.page_number(values, "page"),
             pages.page_number(values, "history"),
         )
@@ -68,7 +68,8 @@ def add_models_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
         against_text = values.get("against", "").strip()
         against = pages.version_number(against_text, "against") if against_text else None
         everything = values.get("all", "") in ("1", "yes", "true")
-        shown = pages.version_page(workspace, PREFIX, name, pages.version_number(number), against)
+        number_ = pages.version_number(number)
+        shown = pages.version_page(workspace, PREFIX, pages.model_name(name), number_, against)
         chart = pages.lineage_chart(shown.lineage)
         rows = pages.changed_rows(shown.diff, everything) if shown.diff else []
         context: dict[str, Any] = {"shown": shown, "chart": chart, "diff_rows": rows}
@@ -84,7 +85,8 @@ def add_models_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
         from mlship.ui.app import REPORT_CSP  # at request time: the app imports this module
 
         gate.viewer(request)
-        found = workspace.catalogue.get_version(name, pages.version_number(number))
+        number_ = pages.version_number(number)
+        found = workspace.catalogue.get_version(pages.model_name(name), number_)
         response = HTMLResponse(render_card_html(build_card(workspace, found)))
         response.headers["Content-Security-Policy"] = REPORT_CSP
         return response
@@ -96,7 +98,7 @@ def _form_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
     @ui.post("/models/{name}/versions/{number}/stage")
     async def move(request: Request, name: str, number: str) -> Response:
         fields, viewer = await _checked(request, gate, "scientist")
-        version = pages.version_number(number)
+        name, version = pages.model_name(name), pages.version_number(number)
         stage = fields.get("stage", "")
         if stage not in MOVES:
             raise Refused(400, f"stage: expected one of {', '.join(MOVES)}, got {stage!r}")
@@ -109,7 +111,7 @@ def _form_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
     @ui.post("/models/{name}/versions/{number}/promotion")
     async def promote(request: Request, name: str, number: str) -> Response:
         fields, viewer = await _checked(request, gate, "scientist")
-        version = pages.version_number(number)
+        name, version = pages.model_name(name), pages.version_number(number)
         reason = fields.get("reason", "").strip() or None
         change = partial(workspace.registry.request_promotion, name, version, reason)
         await _act(request, gate, viewer, change)
@@ -118,6 +120,7 @@ def _form_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
     @ui.post("/models/{name}/rollback")
     async def rollback(request: Request, name: str) -> Response:
         fields, viewer = await _checked(request, gate, "reviewer")
+        name = pages.model_name(name)
         reason = fields.get("reason", "").strip() or None
         await _act(request, gate, viewer, partial(workspace.registry.rollback, name, reason))
         return RedirectResponse(model_href(name) + "#history", 303)
@@ -125,7 +128,7 @@ def _form_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
     @ui.post("/models/{name}/versions/{number}/notes")
     async def note(request: Request, name: str, number: str) -> Response:
         fields, viewer = await _checked(request, gate, "scientist")
-        version = pages.version_number(number)
+        name, version = pages.model_name(name), pages.version_number(number)
         body = fields.get("body", "")
         await _act(request, gate, viewer, partial(workspace.registry.add_note, name, version, body))
         return RedirectResponse(model_href(name, "versions", version) + "#notes", 303)
