@@ -329,8 +329,8 @@ def event_why(event: ModelEvent) -> str:
 
 
 def event_details(event: ModelEvent) -> str:
-    """The rest of an event's details, as ``key=value`` pairs."""
-    shown = {k: v for k, v in event.details.items() if k not in ("reason", "note")}
+    """The rest of an event's details, as ``key=value`` pairs (the page links the request)."""
+    shown = {k: v for k, v in event.details.items() if k not in ("reason", "note", "request")}
     return ", ".join(f"{key}={value}" for key, value in shown.items())
 
 
