@@ -36,6 +36,11 @@ def test_sigterm_drains_without_a_reset_and_logs_every_answer(
     spec, log = _deployment(tmp_path)
     args = ("--drain-seconds", str(DRAIN), "--workers", str(workers))
     with serving(str(spec), trained.settings.home, *args) as server:
+        # Every worker must have started before the signal: one that has not has nothing to drain.
+        deadline = time.monotonic() + 60
+        while server.output_text().count('"event": "ready"') < workers:
+            assert time.monotonic() < deadline, f"not every worker started:\n{server.output_text()}"
+            time.sleep(0.05)
         probe = ReadinessProbe(server.base).start()
         clients = [Client(server.base).start() for _ in range(CLIENTS)]
         time.sleep(1.0)  # load before the signal: connections open and reused

@@ -388,6 +388,11 @@ def create_app(
         if usage is not None:
             usage.start()
         drain.start()
+        # One line per worker process, so an operator (or a test) can tell when all of them
+        # take requests: a worker signalled before this line stops at once, with nothing to drain.
+        logging.getLogger("mlship.serve").info(
+            "worker %d ready", os.getpid(), extra={"event": "ready"}
+        )
         try:
             yield
         finally:
