@@ -1,8 +1,9 @@
 """The review pages on the tracking server's app, through Starlette's test client: which forms
 each person is shown, every step a form takes (in the history and the audit log, by the
 signed-in user), the registry's refusals as 4xx pages, CSRF, and generated input. Then in
-headless Chromium on a real ``mlship server``: a promotion reviewed by four people from an
-objection to a rollback, each page checked (no console error, no failed request, axe)."""
+headless Chromium on a real ``mlship server``: a promotion requested, reviewed by four people from
+an objection to an approval, and rolled back, all through the pages, each page checked (no
+console error, no failed request, axe)."""
 
 from __future__ import annotations
 
@@ -407,6 +408,15 @@ def signed_in(browser: Browser, server: Server, token: str) -> tuple[BrowserCont
     return context, page
 
 
+def _request(page: Page, base: str, version: int, reason: str) -> None:
+    """The requester asks for ``churn:version`` in production with the version page's form."""
+    page.goto(f"{base}/ui/models/churn/versions/{version}")
+    page.fill("#reason-promotion", reason)
+    page.click("button:has-text('Request promotion to production')")
+    page.wait_for_url(f"{base}/ui/models/churn/versions/{version}#promotion")
+    assert f"request #{version}" in page.inner_text("#pending")
+
+
 def _flat(result: CliResult) -> str:
     return " ".join((result.stdout + result.stderr).split())
 
@@ -430,11 +440,12 @@ def test_a_promotion_is_reviewed_in_the_browser_from_objection_to_rollback(
     url = f"{server.base}{PAGE}"
     cli("alice", "models", "promote", "churn:1", "--to", "production")
     cli("bob", "models", "review", "churn:1", "--approve", "--reason", "baseline")
-    cli("alice", "models", "promote", "churn:2", "--to", "production", "--reason", "better recall")
     people = {
         user: signed_in(browser, server, tokens[user]) for user in ("alice", "bob", "carol", "dan")
     }
     try:
+        # alice asks for churn:2 in production from its version page.
+        _request(people["alice"][1], server.base, 2, "better recall")
         # carol finds the request in the list of open ones, and objects.
         _, carol = people["carol"]
         check_page(people["carol"][0], f"{server.base}/ui/reviews", "reviews")
@@ -487,7 +498,7 @@ def test_a_promotion_is_reviewed_in_the_browser_from_objection_to_rollback(
         shot(bob, "review-request")
 
         # churn:3: carol objects again, dan overrules her with a reason, bob approves.
-        cli("alice", "models", "promote", "churn:3", "--to", "production", "--reason", "cheaper")
+        _request(alice, server.base, 3, "cheaper")
         carol.goto(url.format(3))
         carol.fill("#object-text", "latency doubles")
         carol.click("button:has-text('Object')")
@@ -502,10 +513,16 @@ def test_a_promotion_is_reviewed_in_the_browser_from_objection_to_rollback(
         bob.goto(url.format(3))
         bob.click("button:has-text('Approve')")
         bob.wait_for_url(url.format(3) + "#status")
+
+        # churn:3 misbehaves at night: bob rolls back to churn:2 from the model's page.
+        bob.goto(f"{server.base}/ui/models/churn")
+        bob.fill("#rollback-reason", "v3 pages at night")
+        bob.click("button:has-text('Roll back')")
+        bob.wait_for_url(f"{server.base}/ui/models/churn#history")
+        assert "rollback" in bob.inner_text("#main").lower()
     finally:
         for context, _page in people.values():
             context.close()
-    cli("bob", "models", "rollback", "churn", "--reason", "v3 pages at night")
 
     history = _flat(cli("vic", "models", "history", "churn"))
     for action in ("promotion requested", "objected", "commented", "objection withdrawn",
