@@ -7,10 +7,12 @@ written in bulk into the tables its store reads: runs, params, metrics, latest_m
 ``mlflow.runName`` tag. Each run keeps the id it has in mlship, so a row links to the same id in
 both tools.
 
-    python _mlflow_ui_seed.py RUNS.json DB
+    python _mlflow_ui_seed.py RUNS.json DB [VERSIONS.json]
 
 ``RUNS.json`` is what ``bench_ui.py`` wrote: a list of runs, each with ``id``, ``name``,
-``started_ms``, ``params`` (name to text) and ``metrics`` (name to number). Prints the
+``started_ms``, ``params`` (name to text) and ``metrics`` (name to number); ``VERSIONS.json``,
+``{"model": NAME, "runs": [run ids]}``: the registered model whose versions 1, 2, ... those runs
+made (rows of registered_models and model_versions, as the registry writes them). Prints the
 experiment's id. :func:`mlflow_rows` imports nothing of MLflow, so the project's tests can check
 it without MLflow installed.
 """
@@ -58,8 +60,31 @@ def mlflow_rows(runs: list[dict[str, Any]], experiment_id: int) -> dict[str, lis
     return rows
 
 
-def seed(runs: list[dict[str, Any]], database: Path) -> int:
-    """Create the experiment in a new store at ``database`` and write ``runs``; its id."""
+def version_rows(
+    model: str, made_by: list[str], runs: list[dict[str, Any]]
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The registered model's row and its versions' rows (columns as :data:`VERSION_COLUMNS`):
+    version N made by run ``made_by[N - 1]``, registered when that run ended."""
+    ended = {run["id"]: int(run["started_ms"]) + RUN_SECONDS * 1000 for run in runs}
+    last = max((ended[run_id] for run_id in made_by), default=0)
+    versions = [
+        (model, number, ended[run_id], ended[run_id], "", "bench", "None",
+         f"runs:/{run_id}/model", run_id, "READY", "", "", f"mlflow-artifacts:/{run_id}/model")
+        for number, run_id in enumerate(made_by, start=1)
+    ]  # fmt: skip
+    return (model, last, last, ""), versions
+
+
+VERSION_COLUMNS = (
+    "name", "version", "creation_time", "last_updated_time", "description", "user_id",
+    "current_stage", "source", "run_id", "status", "status_message", "run_link",
+    "storage_location",
+)  # fmt: skip
+
+
+def seed(runs: list[dict[str, Any]], database: Path, versions: dict[str, Any] | None = None) -> int:
+    """Create the experiment in a new store at ``database`` and write ``runs`` (and the
+    versions of ``versions``); the experiment's id."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{database}")
@@ -72,16 +97,29 @@ def seed(runs: list[dict[str, Any]], database: Path) -> int:
                 quoted = ", ".join(f'"{name}"' for name in names)
                 marks = ", ".join("?" for _ in names)
                 connection.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", values)
+            if versions is not None:
+                model, rows = version_rows(versions["model"], versions["runs"], runs)
+                connection.execute(
+                    "INSERT INTO registered_models (name, creation_time, last_updated_time,"
+                    " description) VALUES (?, ?, ?, ?)",
+                    model,
+                )
+                quoted = ", ".join(VERSION_COLUMNS)
+                marks = ", ".join("?" for _ in VERSION_COLUMNS)
+                connection.executemany(
+                    f"INSERT INTO model_versions ({quoted}) VALUES ({marks})", rows
+                )
     finally:
         connection.close()
     return experiment_id
 
 
 def main() -> None:
-    if len(sys.argv) != 3:
-        sys.exit("usage: _mlflow_ui_seed.py RUNS.json DB")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: _mlflow_ui_seed.py RUNS.json DB [VERSIONS.json]")
     runs = json.loads(Path(sys.argv[1]).read_text())
-    print(seed(runs, Path(sys.argv[2])))
+    versions = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) == 4 else None
+    print(seed(runs, Path(sys.argv[2]), versions))
 
 
 if __name__ == "__main__":
