@@ -79,7 +79,9 @@ routes:
     labels: list[dict[str, Any]] = []
     with serving(str(deployment), home) as server, httpx.Client(base_url=server.base) as client:
         for start in range(0, RECORDS, PER_REQUEST):
-            answer = client.post("/predict", json={"records": records[start : start + PER_REQUEST]})
+            # A key per request pins its route by a hash: the same split on every run.
+            sent = {"records": records[start : start + PER_REQUEST], "key": f"request-{start}"}
+            answer = client.post("/predict", json=sent)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             version = int(body["version"])

@@ -37,7 +37,7 @@ from mlship.ui.charts import compare_charts
 from mlship.ui.datasets_routes import add_datasets_routes
 from mlship.ui.models_routes import add_models_routes
 from mlship.ui.monitoring_routes import add_monitoring_routes
-from mlship.ui.pages import PREFIX, page, render
+from mlship.ui.pages import PREFIX, REPORT_CSP, page, render
 from mlship.ui.pages import read_form as _form
 from mlship.ui.pages import templates as _templates
 from mlship.ui.reviews_routes import add_reviews_routes
@@ -51,7 +51,6 @@ CSP = (
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
 def _number(value: Any, digits: int = 4) -> str:

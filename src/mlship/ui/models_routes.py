@@ -23,7 +23,7 @@ from mlship.store.audit import acting
 from mlship.store.registry import ReviewError, Stage
 from mlship.ui import models as pages
 from mlship.ui.access import Gate, Refused, Viewer
-from mlship.ui.pages import PREFIX, render
+from mlship.ui.pages import PREFIX, REPORT_CSP, render
 from mlship.ui.pages import read_form as _form
 from mlship.workspace import Workspace
 
@@ -82,7 +82,6 @@ def add_models_routes(ui: FastAPI, gate: Gate, workspace: Workspace) -> None:
         """The version's model card, the self-contained page ``mlship models card`` writes."""
         from mlship.registry.card import build_card
         from mlship.registry.card_page import render_card_html
-        from mlship.ui.app import REPORT_CSP  # at request time: the app imports this module
 
         gate.viewer(request)
         number_ = pages.version_number(number)

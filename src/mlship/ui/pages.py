@@ -50,3 +50,8 @@ async def read_form(request: Request) -> dict[str, str]:
     except UnicodeDecodeError:
         raise Refused(400, "the form is not UTF-8 text") from None
     return {key: values[-1] for key, values in fields.items()}
+
+
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+"""The Content-Security-Policy of a report page served inline (styles and images of its own,
+no script), framed only by the UI itself."""
