@@ -18,24 +18,13 @@ import pytest
 from playwright.sync_api import Browser
 
 from mlship.config import Settings
-from mlship.data.versioning import load_frame
 from mlship.examples.churn import write_project
 from mlship.workspace import Workspace
 from tests.browser import charts_have_size, chromium, open_report, screenshot
 from tests.conftest import SMALL_ROWS, invoke_cli, run_cli, webhook_receiver
 from tests.serving import serving
+from tests.traffic import FEATURES, churn_traffic
 
-FEATURES = [
-    "age",
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "contract",
-    "internet_service",
-    "payment_method",
-    "support_calls",
-    "paperless_billing",
-]
 NORMAL, DRIFTED, PER_REQUEST = 300, 1000, 10
 
 
@@ -51,14 +40,6 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as (url, bodies):
         yield Receiver(url, bodies)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None)
-    return [
-        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        for row in rows.to_dict("records")
-    ]
 
 
 @dataclass(frozen=True)
@@ -78,19 +59,8 @@ def monitored(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> M
     spec = write_project(root / "churn", n=SMALL_ROWS)
     home = root / "home"
     run_cli("run", str(spec), home=home, cwd=root)
-    workspace = Workspace.open(Settings(home=home))
-    try:
-        version = workspace.tracking.get_version("churn", 1)
-        dataset = workspace.tracking.get_dataset(version.dataset_hash)
-        data = load_frame(dataset.artifact_sha256, workspace.artifacts)
-    finally:
-        workspace.close()
-    sample = data.sample(n=NORMAL + DRIFTED, random_state=3).reset_index(drop=True)
-    normal, drifted = sample.iloc[:NORMAL], sample.iloc[NORMAL:].copy()
-    drifted["age"] = drifted["age"] + 20
-    drifted["monthly_charges"] = drifted["monthly_charges"] * 1.8 + 30
-    records = _records(normal) + _records(drifted)
-    truth = sample["churned"].astype(str).tolist()
+    traffic = churn_traffic(home, NORMAL, DRIFTED, seed=3)
+    records, truth = traffic.records, list(traffic.truth)
     rng = np.random.default_rng(0)
     for index in range(NORMAL, NORMAL + DRIFTED):
         if rng.random() < 0.6:

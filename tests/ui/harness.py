@@ -13,14 +13,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from mlship.config import Settings
+from mlship.workspace import Workspace
 from tests.browser import REPOSITORY, VIEWPORT
+from tests.conftest import mlship_env
+from tests.serving import Server, free_port, start_server
 
 AXE = REPOSITORY / "tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -110,3 +118,92 @@ def check_page(context: BrowserContext, url: str, name: str) -> Page:
     assert violations(page) == [], url
     shot(page, name)
     return page
+
+
+# -- servers and signing in ------------------------------------------------------------------------
+
+
+def copy_workspace(workspace: Workspace, root: Path) -> Path:
+    """A copy of ``workspace``'s home under ``root``, for a test that changes it."""
+    home = root / "ws"
+    shutil.copytree(workspace.settings.home_resolved, home)
+    return home
+
+
+def add_team(home: Path, users: Mapping[str, str]) -> dict[str, str]:
+    """Each user of ``users`` (name to role) added to the workspace at ``home``, with a token;
+    the tokens' secrets by user."""
+    workspace = Workspace.open(Settings(home=home, user="ops", n_jobs=1))
+    try:
+        tokens = {}
+        for name, role in users.items():
+            workspace.users.add(name, role)
+            tokens[name] = workspace.users.create_token(name, "browser").secret
+        return tokens
+    finally:
+        workspace.close()
+
+
+@contextmanager
+def mlship_ui(home: Path, ready: str = "/ui/runs") -> Iterator[Server]:
+    """``mlship ui`` on the workspace at ``home``, on a free port of 127.0.0.1."""
+    port = free_port()
+    server = start_server(
+        [sys.executable, "-m", "mlship", "ui", "--port", str(port)],
+        mlship_env(home),
+        f"http://127.0.0.1:{port}",
+        ready=ready,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def team_server(home: Path, users: Mapping[str, str]) -> Iterator[tuple[Server, dict[str, str]]]:
+    """``mlship server`` on the workspace at ``home`` once ``users`` (name to role) are added to
+    it; the server and each user's token."""
+    tokens = add_team(home, users)
+    port = free_port()
+    server = start_server(
+        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
+        mlship_env(home),
+        f"http://127.0.0.1:{port}",
+        ready="/api/v1/health",
+        ready_status=401,
+    )
+    try:
+        yield server, tokens
+    finally:
+        server.stop()
+
+
+def sign_in(page: Page, base: str, token: str, target: str) -> None:
+    """Open ``target`` signed out, be sent to the sign-in form, sign in with ``token`` and land
+    back on ``target``."""
+    page.goto(f"{base}{target}")
+    page.wait_for_url("**/ui/signin?next=*")
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"**{target}")
+
+
+def form_token(html: str) -> str:
+    """The CSRF token of the first form of a page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def client_sign_in(client: TestClient, token: str, landing: str = "/ui/runs") -> str:
+    """Sign ``client`` in with ``token``, ending any earlier session; the CSRF token of the
+    page at ``landing``."""
+    client.cookies.clear()
+    form = client.get("/ui/signin")
+    assert form.status_code == 200
+    answer = client.post("/ui/signin", data={"csrf": form_token(form.text), "token": token})
+    assert answer.status_code == 303, answer.text
+    page = client.get(landing)
+    assert page.status_code == 200
+    return form_token(page.text)

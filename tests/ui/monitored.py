@@ -15,18 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 
-from mlship.config import Settings
-from mlship.data.versioning import load_frame
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli
 from tests.serving import serving
+from tests.traffic import churn_traffic
 
-FEATURES = [
-    "age", "tenure_months", "monthly_charges", "total_charges", "contract", "internet_service",
-    "payment_method", "support_calls", "paperless_billing",
-]  # fmt: skip
 NORMAL, DRIFTED, PER_REQUEST, REFUSED, UNLABELLED_EVERY = 200, 200, 10, 3, 5
 
 RULES = """\
@@ -57,30 +51,11 @@ class Monitored:
     """Records whose label came back."""
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None)
-    return [
-        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        for row in rows.to_dict("records")
-    ]
-
-
 def serve_traffic(trained: Workspace, root: Path) -> Monitored:
     home = root / "ws"
     shutil.copytree(trained.settings.home_resolved, home)
-    workspace = Workspace.open(Settings(home=home))
-    try:
-        version = workspace.tracking.get_version("churn", 1)
-        dataset = workspace.tracking.get_dataset(version.dataset_hash)
-        data = load_frame(dataset.artifact_sha256, workspace.artifacts)
-    finally:
-        workspace.close()
-    sample = data.sample(n=NORMAL + DRIFTED, random_state=7).reset_index(drop=True)
-    normal, drifted = sample.iloc[:NORMAL], sample.iloc[NORMAL:].copy()
-    drifted["age"] = drifted["age"] + 20
-    drifted["monthly_charges"] = drifted["monthly_charges"] * 1.8 + 30
-    records = _records(normal) + _records(drifted)
-    truth = sample["churned"].astype(str).tolist()
+    traffic = churn_traffic(home, NORMAL, DRIFTED, seed=7)
+    records, truth = traffic.records, traffic.truth
     labels: list[dict[str, Any]] = []
     requests = 0
     with serving("churn:1", home) as server, httpx.Client(base_url=server.base) as client:

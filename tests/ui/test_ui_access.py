@@ -5,7 +5,6 @@ kept as a browser keeps them)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from mlship.server.app import create_app
 from mlship.store.tables import UiSession
 from mlship.workspace import Workspace
+from tests.ui.harness import client_sign_in, form_token
 
 ROLES = {"ada": "admin", "sci": "scientist", "vic": "viewer"}
 Served = tuple[TestClient, dict[str, str], str]
@@ -49,24 +49,7 @@ def server(workspace: Workspace) -> Iterator[Served]:
         yield client, tokens, run_id
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def _sign_in(client: TestClient, token: str) -> str:
-    """Sign in with ``token``; the CSRF token of the signed-in pages."""
-    form = client.get("/ui/signin")
-    assert form.status_code == 200
-    answer = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": token})
-    assert answer.status_code == 303, answer.text
-    runs = client.get("/ui/runs")
-    assert runs.status_code == 200
-    return _csrf(runs.text)
-
-
-def test_pages_need_a_session_and_send_the_browser_to_sign_in(server: Served) -> None:
+def test_pages_need_a_session_and_send_the_browser_toclient_sign_in(server: Served) -> None:
     client, _tokens, run_id = server
     answer = client.get(f"/ui/runs/{run_id}")
     assert answer.status_code == 303
@@ -83,7 +66,7 @@ def test_sign_in_sets_a_hardened_session_cookie_and_never_shows_the_token(
     form = client.get("/ui/signin?next=/ui/runs/" + run_id)
     answer = client.post(
         "/ui/signin",
-        data={"csrf": _csrf(form.text), "token": tokens["sci"], "next": f"/ui/runs/{run_id}"},
+        data={"csrf": form_token(form.text), "token": tokens["sci"], "next": f"/ui/runs/{run_id}"},
     )
     assert answer.status_code == 303 and answer.headers["location"] == f"/ui/runs/{run_id}"
     cookie = next(
@@ -110,7 +93,7 @@ def test_a_wrong_token_is_refused_without_saying_why_and_audited(
 ) -> None:
     client, _tokens, _run_id = server
     form = client.get("/ui/signin")
-    answer = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": "mls_nope"})
+    answer = client.post("/ui/signin", data={"csrf": form_token(form.text), "token": "mls_nope"})
     assert answer.status_code == 401
     assert "that token is not valid" in answer.text
     assert "mlship_session" not in client.cookies
@@ -127,7 +110,7 @@ def test_the_session_cookie_is_secure_under_https(workspace: Workspace) -> None:
         assert "Secure" in form.headers["set-cookie"]  # the sign-in form's own cookie too
         answer = client.post(
             "/ui/signin",
-            data={"csrf": _csrf(form.text), "token": token},
+            data={"csrf": form_token(form.text), "token": token},
             follow_redirects=False,
         )
         cookie = next(
@@ -149,7 +132,7 @@ def test_a_form_without_or_with_a_wrong_csrf_token_is_refused(
     workspace: Workspace,
 ) -> None:
     client, tokens, run_id = server
-    csrf = _sign_in(client, tokens["sci"])
+    csrf = client_sign_in(client, tokens["sci"])
     for sent in ({"body": "no token"}, {"body": "wrong", "csrf": csrf[:-2] + "xx"}):
         answer = client.post(f"/ui/runs/{run_id}/notes", data=sent)
         assert answer.status_code == 403 and "CSRF token is missing or wrong" in answer.text
@@ -166,7 +149,7 @@ def test_a_viewer_sees_no_note_form_and_a_forged_one_is_refused_and_audited(
     workspace: Workspace,
 ) -> None:
     client, tokens, run_id = server
-    csrf = _sign_in(client, tokens["vic"])
+    csrf = client_sign_in(client, tokens["vic"])
     page = client.get(f"/ui/runs/{run_id}").text
     assert '/notes"' not in page and "Add note" not in page
     answer = client.post(f"/ui/runs/{run_id}/notes", data={"body": "sneaky", "csrf": csrf})
@@ -179,7 +162,7 @@ def test_a_viewer_sees_no_note_form_and_a_forged_one_is_refused_and_audited(
 
 def test_sign_out_deletes_the_session(server: Served, workspace: Workspace) -> None:
     client, tokens, _run_id = server
-    csrf = _sign_in(client, tokens["ada"])
+    csrf = client_sign_in(client, tokens["ada"])
     session_id = client.cookies["mlship_session"]
     assert client.post("/ui/signout", data={"csrf": "wrong"}).status_code == 403
     answer = client.post("/ui/signout", data={"csrf": csrf})
@@ -195,7 +178,7 @@ def test_sign_out_deletes_the_session(server: Served, workspace: Workspace) -> N
 
 def test_revoking_the_token_ends_its_sessions(server: Served, workspace: Workspace) -> None:
     client, tokens, _run_id = server
-    _sign_in(client, tokens["sci"])
+    client_sign_in(client, tokens["sci"])
     token = next(t for t in workspace.users.tokens("sci"))
     workspace.users.revoke(token.id)
     assert client.get("/ui/runs").status_code == 303
@@ -222,7 +205,8 @@ def test_sign_in_sends_nobody_to_another_site(server: Served) -> None:
     for target in ("https://evil.example/", "//evil.example/ui/", "/ui\\@evil", "/elsewhere"):
         form = client.get("/ui/signin")
         answer = client.post(
-            "/ui/signin", data={"csrf": _csrf(form.text), "token": tokens["vic"], "next": target}
+            "/ui/signin",
+            data={"csrf": form_token(form.text), "token": tokens["vic"], "next": target},
         )
         assert answer.headers["location"] == "/ui/runs", target
 
@@ -246,7 +230,7 @@ def test_odd_query_parameters_get_a_page_or_a_4xx_never_a_500(
 ) -> None:
     client, tokens, _run_id = server
     if "mlship_session" not in client.cookies:
-        _sign_in(client, tokens["vic"])
+        client_sign_in(client, tokens["vic"])
     for path in ("/ui/runs", "/ui/compare"):
         answer = client.get(path, params=params)
         assert answer.status_code in (200, 400, 404), (path, params, answer.text[:300])
@@ -263,7 +247,7 @@ def test_odd_note_forms_get_a_redirect_or_a_4xx_never_a_500(
     server: Served, body: str | bytes
 ) -> None:
     client, tokens, run_id = server
-    csrf = _sign_in(client, tokens["sci"])
+    csrf = client_sign_in(client, tokens["sci"])
     if isinstance(body, bytes):  # a raw body: maybe not UTF-8, maybe not a form at all
         content = b"csrf=" + csrf.encode() + b"&body=" + body
         answer = client.post(
@@ -278,6 +262,6 @@ def test_odd_note_forms_get_a_redirect_or_a_4xx_never_a_500(
 
 def test_a_form_larger_than_the_limit_is_refused(server: Served) -> None:
     client, tokens, run_id = server
-    csrf = _sign_in(client, tokens["sci"])
+    csrf = client_sign_in(client, tokens["sci"])
     answer = client.post(f"/ui/runs/{run_id}/notes", data={"body": "x" * 70_000, "csrf": csrf})
     assert answer.status_code == 413

@@ -4,36 +4,30 @@ move versions, on ``mlship ui`` and on a real ``mlship server`` with users of se
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from mlship.config import Settings
 from mlship.server.app import create_app
 from mlship.workspace import Workspace
-from tests.conftest import invoke_cli, mlship_env
-from tests.serving import Server, free_port, start_server
-from tests.ui.harness import check_page, new_context, shot, watch
+from tests.serving import Server
+from tests.ui.harness import (
+    check_page,
+    copy_workspace,
+    new_context,
+    shot,
+    sign_in,
+    team_server,
+    watch,
+)
 
 USERS = {"vic": "viewer", "sci": "scientist", "rev": "reviewer"}
-
-
-def _copy(trained: Workspace, root: Path) -> Path:
-    home = root / "ws"
-    shutil.copytree(trained.settings.home_resolved, home)
-    return home
-
-
-def _secret(output: str) -> str:
-    return next(line.strip() for line in output.splitlines() if line.strip().startswith("mls_"))
 
 
 # -- mlship ui: every page renders, in the browser -------------------------------------------------
@@ -105,31 +99,9 @@ def team(
 ) -> Iterator[tuple[Server, dict[str, str]]]:
     """``mlship server`` on a copy of the trained workspace, with a viewer, a scientist and a
     reviewer."""
-    home = _copy(trained, tmp_path_factory.mktemp("models-team"))
-    tokens = {}
-    for user, role in USERS.items():
-        invoke_cli("users", "add", user, "--role", role, home=home)
-        tokens[user] = _secret(invoke_cli("tokens", "create", user, home=home).stdout)
-    port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
-        mlship_env(home),
-        f"http://127.0.0.1:{port}",
-        ready="/api/v1/health",
-        ready_status=401,
-    )
-    try:
-        yield server, tokens
-    finally:
-        server.stop()
-
-
-def _sign_in(page: Page, base: str, token: str, target: str) -> None:
-    page.goto(f"{base}{target}")
-    page.wait_for_url("**/ui/signin?next=*")
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"**{target}")
+    home = copy_workspace(trained, tmp_path_factory.mktemp("models-team"))
+    with team_server(home, USERS) as started:
+        yield started
 
 
 def _stage(server: Server, token: str) -> str:
@@ -146,7 +118,7 @@ def test_a_viewer_sees_no_action_and_a_forged_move_is_refused(
     context = new_context(browser)
     try:
         page = context.new_page()
-        _sign_in(page, server.base, tokens["vic"], "/ui/models/churn/versions/1")
+        sign_in(page, server.base, tokens["vic"], "/ui/models/churn/versions/1")
         check_page(context, f"{server.base}/ui/models/churn/versions/1", "model-version-viewer")
         page.reload()
         assert page.locator("main form[method=post]").count() == 0  # no move, request, note
@@ -179,7 +151,7 @@ def test_a_stage_move_and_a_request_through_the_forms_land_in_the_history(
     try:
         page = context.new_page()
         visit = watch(page)
-        _sign_in(page, server.base, tokens["sci"], "/ui/models/churn/versions/1")
+        sign_in(page, server.base, tokens["sci"], "/ui/models/churn/versions/1")
         page.fill("#reason-staging", "ready for shadow traffic")
         page.click("button:has-text('Move to staging')")
         page.wait_for_url("**/ui/models/churn#history")
@@ -234,7 +206,7 @@ def test_a_stage_move_and_a_request_through_the_forms_land_in_the_history(
     context = new_context(browser)
     try:
         page = context.new_page()
-        _sign_in(page, server.base, tokens["rev"], "/ui/models/churn")
+        sign_in(page, server.base, tokens["rev"], "/ui/models/churn")
         assert "v1 in production" in page.inner_text("main").lower()  # the badge is in capitals
         page.fill("#rollback-reason", "latency doubled")
         page.click("button:has-text('Roll back')")
@@ -253,7 +225,7 @@ def app_client(
     trained: Workspace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     """The server's app over a copy of the trained workspace, signed in as a viewer."""
-    home = _copy(trained, tmp_path_factory.mktemp("models-app"))
+    home = copy_workspace(trained, tmp_path_factory.mktemp("models-app"))
     workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
     workspace.users.add("vic", "viewer")
     token = workspace.users.create_token("vic", "browser").secret
@@ -356,7 +328,7 @@ def _many(workspace: Workspace, versions: int, models: int) -> None:
 def test_long_lists_are_cut_into_pages(
     trained: Workspace, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    home = _copy(trained, tmp_path_factory.mktemp("models-many"))
+    home = copy_workspace(trained, tmp_path_factory.mktemp("models-many"))
     workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
     try:
         _many(workspace, versions=130, models=60)

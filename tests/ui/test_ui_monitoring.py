@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -16,15 +15,24 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from mlship.config import Settings
 from mlship.server.app import create_app
 from mlship.workspace import Workspace
 from tests.browser import chromium
-from tests.conftest import invoke_cli, mlship_env
-from tests.serving import Server, free_port, start_server
-from tests.ui.harness import check_page, new_context, shot, watch
+from tests.serving import Server
+from tests.ui.harness import (
+    check_page,
+    client_sign_in,
+    form_token,
+    mlship_ui,
+    new_context,
+    shot,
+    sign_in,
+    watch,
+)
+from tests.ui.harness import team_server as team_server_at
 from tests.ui.monitored import DRIFTED, NORMAL, REFUSED, Monitored, serve_traffic
 
 ROLES = {"ada": "admin", "sci": "scientist", "vic": "viewer"}
@@ -53,20 +61,6 @@ def team(monitored: Monitored, tmp_path: Path) -> Iterator[Team]:
         workspace.close()
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def _sign_in(client: TestClient, token: str) -> str:
-    client.cookies.clear()
-    form = client.get("/ui/signin")
-    answer = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": token})
-    assert answer.status_code == 303, answer.text
-    return _csrf(client.get("/ui/runs").text)
-
-
 def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
@@ -75,7 +69,7 @@ def test_the_overview_lists_the_served_model_with_its_health_and_open_alerts(
     team: Team, monitored: Monitored
 ) -> None:
     client, _workspace, tokens = team
-    _sign_in(client, tokens["vic"])
+    client_sign_in(client, tokens["vic"])
     page = client.get("/ui/monitoring")
     assert page.status_code == 200
     text = _text(page.text)
@@ -97,7 +91,7 @@ def test_a_model_page_shows_drift_quality_performance_health_and_alerts(
     team: Team, monitored: Monitored
 ) -> None:
     client, _workspace, tokens = team
-    _sign_in(client, tokens["vic"])
+    client_sign_in(client, tokens["vic"])
     page = client.get("/ui/monitoring/churn?window=7d")
     assert page.status_code == 200, page.text
     text = _text(page.text)
@@ -134,7 +128,7 @@ def test_a_model_page_shows_drift_quality_performance_health_and_alerts(
 
 def test_bad_windows_and_unknown_models_get_a_clear_4xx(team: Team) -> None:
     client, _workspace, tokens = team
-    _sign_in(client, tokens["vic"])
+    client_sign_in(client, tokens["vic"])
     answer = client.get("/ui/monitoring/churn?window=2y")
     assert answer.status_code == 400
     assert "window: expected one of 1h, 1d, 7d, got &#39;2y&#39;" in answer.text
@@ -146,7 +140,7 @@ def test_bad_windows_and_unknown_models_get_a_clear_4xx(team: Team) -> None:
 def test_admin_pages_are_refused_to_a_scientist_and_a_viewer(team: Team) -> None:
     client, workspace, tokens = team
     for user in ("sci", "vic"):
-        csrf = _sign_in(client, tokens[user])
+        csrf = client_sign_in(client, tokens[user])
         for path in ("/ui/audit", "/ui/admin/users"):
             answer = client.get(path)
             assert answer.status_code == 403, (user, path)
@@ -164,7 +158,7 @@ def test_admin_pages_are_refused_to_a_scientist_and_a_viewer(team: Team) -> None
 
 def test_an_admin_revokes_a_token_and_disables_a_user_through_the_pages(team: Team) -> None:
     client, workspace, tokens = team
-    csrf = _sign_in(client, tokens["ada"])
+    csrf = client_sign_in(client, tokens["ada"])
     page = client.get("/ui/admin/users")
     assert page.status_code == 200
     for secret in tokens.values():
@@ -200,13 +194,15 @@ def test_an_admin_revokes_a_token_and_disables_a_user_through_the_pages(team: Te
     for user in ("sci", "vic"):
         client.cookies.clear()
         form = client.get("/ui/signin")
-        refused = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": tokens[user]})
+        refused = client.post(
+            "/ui/signin", data={"csrf": form_token(form.text), "token": tokens[user]}
+        )
         assert refused.status_code == 401
 
 
 def test_the_audit_log_is_filtered_and_paged_on_the_server(team: Team) -> None:
     client, _workspace, tokens = team
-    csrf = _sign_in(client, tokens["ada"])
+    csrf = client_sign_in(client, tokens["ada"])
     for _ in range(3):  # 3 x (enable + disable) = 6 entries on the users table, by ada
         for state in ("true", "false"):
             client.post("/ui/admin/users/vic/disabled", data={"csrf": csrf, "disabled": state})
@@ -262,7 +258,7 @@ def test_odd_query_parameters_get_a_page_or_a_4xx_never_a_500(
 ) -> None:
     client, _workspace, tokens = team
     if "mlship_session" not in client.cookies:
-        _sign_in(client, tokens["ada"])
+        client_sign_in(client, tokens["ada"])
     paths = ["/ui/monitoring", "/ui/audit", "/ui/admin/users"]
     named = quote(model, safe="")
     if named.strip(".") and (model != "churn" or params.get("window") in ("1h", None)):
@@ -275,10 +271,6 @@ def test_odd_query_parameters_get_a_page_or_a_4xx_never_a_500(
 # -- in the browser --------------------------------------------------------------------------
 
 
-def _secret(output: str) -> str:
-    return next(line.strip() for line in output.splitlines() if line.strip().startswith("mls_"))
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as launched:
@@ -288,17 +280,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def local_monitoring(monitored: Monitored) -> Iterator[Server]:
     """``mlship ui`` on the monitored workspace."""
-    port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "mlship", "ui", "--port", str(port)],
-        mlship_env(monitored.home),
-        f"http://127.0.0.1:{port}",
-        ready="/ui/monitoring",
-    )
-    try:
+    with mlship_ui(monitored.home, ready="/ui/monitoring") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_monitoring_and_admin_pages_render_cleanly_with_their_charts(
@@ -347,30 +330,8 @@ def team_server(
     """``mlship server`` on a copy of the monitored workspace, with an admin and a scientist."""
     home = tmp_path_factory.mktemp("team-monitoring") / "ws"
     shutil.copytree(monitored.home, home)
-    tokens = {}
-    for user, role in (("ada", "admin"), ("sci", "scientist")):
-        invoke_cli("users", "add", user, "--role", role, home=home)
-        tokens[user] = _secret(invoke_cli("tokens", "create", user, home=home).stdout)
-    port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
-        mlship_env(home),
-        f"http://127.0.0.1:{port}",
-        ready="/api/v1/health",
-        ready_status=401,
-    )
-    try:
-        yield server, tokens
-    finally:
-        server.stop()
-
-
-def _browser_sign_in(page: Page, base: str, token: str, then: str) -> None:
-    page.goto(f"{base}{then}")
-    page.wait_for_url("**/ui/signin?next=*")
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"**{then}")
+    with team_server_at(home, {"ada": "admin", "sci": "scientist"}) as started:
+        yield started
 
 
 def test_on_a_server_a_scientist_is_refused_the_admin_pages_and_an_admin_revokes_a_token(
@@ -381,7 +342,7 @@ def test_on_a_server_a_scientist_is_refused_the_admin_pages_and_an_admin_revokes
     admin = new_context(browser)
     try:
         page = scientist.new_page()
-        _browser_sign_in(page, server.base, tokens["sci"], "/ui/monitoring")
+        sign_in(page, server.base, tokens["sci"], "/ui/monitoring")
         assert "churn" in page.inner_text("main")
         assert page.locator("header nav a:has-text('Admin')").count() == 0
         for path in ("/ui/audit", "/ui/admin/users"):
@@ -394,7 +355,7 @@ def test_on_a_server_a_scientist_is_refused_the_admin_pages_and_an_admin_revokes
 
         page = admin.new_page()
         visit = watch(page)
-        _browser_sign_in(page, server.base, tokens["ada"], "/ui/admin/users")
+        sign_in(page, server.base, tokens["ada"], "/ui/admin/users")
         seen = [page.content()]
         row = page.locator("section#user-sci tbody tr").first
         assert "live" in row.inner_text()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,17 @@ from mlship.store.audit import Actor, acting
 from mlship.ui import reviews as review_pages
 from mlship.ui.app import local_app
 from mlship.workspace import Workspace
-from tests.conftest import CliResult, invoke_cli, mlship_env
-from tests.serving import Server, free_port, start_server
-from tests.ui.harness import check_page, new_context, shot
+from tests.conftest import CliResult, invoke_cli
+from tests.serving import Server
+from tests.ui.harness import (
+    check_page,
+    client_sign_in,
+    form_token,
+    new_context,
+    shot,
+    sign_in,
+    team_server,
+)
 from tests.ui.reviews_setup import PEOPLE, register_versions
 
 Served = tuple[TestClient, dict[str, str]]
@@ -86,21 +93,6 @@ def as_user(workspace: Workspace, user: str, step: str, *args: object) -> object
         return getattr(workspace.registry, step)("churn", *args)
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, token: str) -> str:
-    """Sign in with ``token`` (ending any earlier session); the CSRF token of the pages."""
-    client.cookies.clear()
-    form = client.get("/ui/signin")
-    answer = client.post("/ui/signin", data={"csrf": _csrf(form.text), "token": token})
-    assert answer.status_code == 303, answer.text
-    return _csrf(client.get("/ui/reviews").text)
-
-
 def forms(html: str) -> set[str]:
     """The review steps the page offers (the actions of its forms)."""
     return set(re.findall(r'action="/ui/models/churn/requests/\d+/([a-z-]+)"', html))
@@ -110,7 +102,7 @@ def test_each_person_is_shown_the_forms_they_may_use(server: Served, workspace: 
     client, tokens = server
     seen = {}
     for user in PEOPLE:
-        sign_in(client, tokens[user])
+        client_sign_in(client, tokens[user])
         page = client.get(PAGE.format(2))
         assert page.status_code == 200
         seen[user] = forms(page.text)
@@ -123,7 +115,7 @@ def test_each_person_is_shown_the_forms_they_may_use(server: Served, workspace: 
     as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
     as_user(workspace, "bob", "request_changes", 2, "add the weekly slices")
     for user in PEOPLE:
-        sign_in(client, tokens[user])
+        client_sign_in(client, tokens[user])
         seen[user] = forms(client.get(PAGE.format(2)).text)
     assert seen["alice"] == {"comment", "withdraw", "rerequest"}
     assert seen["bob"] == {"comment", "approve", "reject", "object"}
@@ -136,7 +128,7 @@ def test_each_person_is_shown_the_forms_they_may_use(server: Served, workspace: 
     assert "bob</strong> asked for changes" in page
 
     # The closed request of churn:1 offers no verdict, and comments go to the newest request.
-    sign_in(client, tokens["bob"])
+    client_sign_in(client, tokens["bob"])
     assert forms(client.get(PAGE.format(1)).text) == {"comment"}
 
 
@@ -144,14 +136,14 @@ def test_the_page_shows_the_request_its_metrics_against_production_and_the_threa
     server: Served, workspace: Workspace
 ) -> None:
     client, tokens = server
-    csrf = sign_in(client, tokens["bob"])
+    csrf = client_sign_in(client, tokens["bob"])
     posted = client.post(
         PAGE.format(2) + "/comment", data={"csrf": csrf, "text": "Did you re-split by week?"}
     )
     assert posted.status_code == 303
     assert posted.headers["location"] == PAGE.format(2) + "#comments"
     asked = workspace.registry.comments("churn", 2)[0]
-    csrf = sign_in(client, tokens["alice"])
+    csrf = client_sign_in(client, tokens["alice"])
     client.post(
         PAGE.format(2) + "/comment",
         data={"csrf": csrf, "text": "Yes, see the card.", "reply_to": str(asked.id)},
@@ -179,7 +171,7 @@ def test_every_step_of_the_forms_reaches_the_history_and_the_audit_log(
     client, tokens = server
 
     def post(user: str, step: str, text: str = "", request: int = 2) -> int:
-        csrf = sign_in(client, tokens[user])
+        csrf = client_sign_in(client, tokens[user])
         answer = client.post(PAGE.format(request) + f"/{step}", data={"csrf": csrf, "text": text})
         status: int = answer.status_code
         return status
@@ -223,7 +215,7 @@ def test_what_the_registry_refuses_comes_back_as_a_4xx_page_with_its_reason(
 ) -> None:
     client, tokens = server
     as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
-    csrf = sign_in(client, tokens["bob"])
+    csrf = client_sign_in(client, tokens["bob"])
     refused = client.post(PAGE.format(2) + "/approve", data={"csrf": csrf, "text": "ok"})
     assert refused.status_code == 409
     assert "churn:2 cannot be approved while an objection is open: carol objects" in refused.text
@@ -238,12 +230,12 @@ def test_what_the_registry_refuses_comes_back_as_a_4xx_page_with_its_reason(
     assert not_admin.status_code == 403
     assert "bob is a reviewer; this needs the admin role" in not_admin.text
 
-    csrf = sign_in(client, tokens["alice"])  # the requester, forging the reviewers' forms
+    csrf = client_sign_in(client, tokens["alice"])  # the requester, forging the reviewers' forms
     own = client.post(PAGE.format(2) + "/object", data={"csrf": csrf, "text": "mine"})
     assert own.status_code == 409 and "alice requested the promotion of churn:2" in own.text
     approve = client.post(PAGE.format(2) + "/approve", data={"csrf": csrf})
     assert approve.status_code == 403 and "needs the reviewer role" in approve.text
-    csrf = sign_in(client, tokens["vic"])
+    csrf = client_sign_in(client, tokens["vic"])
     viewer = client.post(PAGE.format(2) + "/comment", data={"csrf": csrf, "text": "me too"})
     assert viewer.status_code == 403 and "vic is a viewer" in viewer.text
     denied = workspace.audit.list(user="vic", outcome="denied")
@@ -269,7 +261,7 @@ def test_a_form_without_the_pages_csrf_token_is_refused(
     server: Served, workspace: Workspace
 ) -> None:
     client, tokens = server
-    csrf = sign_in(client, tokens["bob"])
+    csrf = client_sign_in(client, tokens["bob"])
     for sent in ({"text": "ok"}, {"text": "ok", "csrf": csrf[:-2] + "xx"}):
         answer = client.post(PAGE.format(2) + "/approve", data=sent)
         assert answer.status_code == 403 and "CSRF token is missing or wrong" in answer.text
@@ -285,7 +277,7 @@ def test_the_list_shows_open_requests_with_what_holds_each_a_page_at_a_time(
     client, tokens = server
     as_user(workspace, "carol", "raise_objection", 2, "the holdout overlaps May")
     as_user(workspace, "carol", "request_promotion", 3, "cheaper")
-    sign_in(client, tokens["vic"])
+    client_sign_in(client, tokens["vic"])
     page = client.get("/ui/reviews").text
     assert "2 open requests" in page
     assert 'href="/ui/models/churn/requests/2"' in page
@@ -316,7 +308,7 @@ def test_odd_query_parameters_and_paths_get_a_page_or_a_4xx(
 ) -> None:
     client, tokens = any_server
     if "mlship_session" not in client.cookies:
-        sign_in(client, tokens["vic"])
+        client_sign_in(client, tokens["vic"])
     answer = client.get("/ui/reviews", params=params)
     assert answer.status_code in (200, 400, 404), (params, answer.text[:300])
     assert client.get("/ui/reviews", params={"model": "a\x00"}).status_code == 400
@@ -341,8 +333,8 @@ def test_odd_forms_get_a_redirect_or_a_4xx_never_a_500(
 ) -> None:
     client, tokens = any_server
     if "mlship_session" not in client.cookies:
-        sign_in(client, tokens["dan"])
-    csrf = _csrf(client.get("/ui/reviews").text)
+        client_sign_in(client, tokens["dan"])
+    csrf = form_token(client.get("/ui/reviews").text)
     if isinstance(text, bytes):
         answer = client.post(
             PAGE.format(2) + f"/{step}",
@@ -371,40 +363,22 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     try:
         register_versions(workspace, "churn", [0.81, 0.86, 0.84])
         register_versions(workspace, "fraud", [0.7, 0.72])
-        tokens = {}
-        for name, role in PEOPLE.items():
-            workspace.users.add(name, role)
-            tokens[name] = workspace.users.create_token(name, "browser").secret
     finally:
         workspace.close()
-    port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
-        mlship_env(home),
-        f"http://127.0.0.1:{port}",
-        ready="/api/v1/health",
-        ready_status=401,
-    )
+    with team_server(home, PEOPLE) as (server, tokens):
 
-    def cli(user: str, *args: str, check: bool = True) -> CliResult:
-        env = {"MLSHIP_URL": server.base, "MLSHIP_TOKEN": tokens[user]}
-        return invoke_cli(*args, home=root / user, env=env, check=check)
+        def cli(user: str, *args: str, check: bool = True) -> CliResult:
+            env = {"MLSHIP_URL": server.base, "MLSHIP_TOKEN": tokens[user]}
+            return invoke_cli(*args, home=root / user, env=env, check=check)
 
-    try:
         yield server, tokens, cli
-    finally:
-        server.stop()
 
 
 def signed_in(browser: Browser, server: Server, token: str) -> tuple[BrowserContext, Page]:
     """A browser context signed in with ``token``, and a page of it."""
     context = new_context(browser)
     page = context.new_page()
-    page.goto(f"{server.base}/ui/reviews")
-    page.wait_for_url("**/ui/signin?next=*")
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url("**/ui/reviews")
+    sign_in(page, server.base, token, "/ui/reviews")
     return context, page
 
 
@@ -630,7 +604,7 @@ def test_on_mlship_ui_the_local_user_reviews_by_name_with_no_sign_in(workspace: 
         page = client.get(PAGE.format(1))
         assert page.status_code == 200 and "tester · local workspace" in page.text
         assert forms(page.text) == {"comment", "approve", "reject", "changes", "object"}
-        csrf = _csrf(page.text)
+        csrf = form_token(page.text)
         answer = client.post(PAGE.format(1) + "/approve", data={"csrf": csrf, "text": "fine"})
         assert answer.status_code == 303, answer.text
         as_user(workspace, "alice", "request_promotion", 2)

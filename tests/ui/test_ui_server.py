@@ -3,24 +3,25 @@ token, what a viewer is and is not shown, a forged form refused, signing out."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from mlship.workspace import Workspace
-from tests.conftest import invoke_cli, mlship_env
-from tests.serving import Server, free_port, start_server
-from tests.ui.harness import check_page, new_context, shot, watch
+from tests.serving import Server
+from tests.ui.harness import (
+    check_page,
+    copy_workspace,
+    new_context,
+    shot,
+    sign_in,
+    team_server,
+    watch,
+)
 
 USERS = {"vic": "viewer", "sci": "scientist"}
-
-
-def _secret(output: str) -> str:
-    return next(line.strip() for line in output.splitlines() if line.strip().startswith("mls_"))
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +29,9 @@ def team_ui(
     trained: Workspace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, dict[str, str]]]:
     """``mlship server`` on a copy of the trained workspace, with a viewer and a scientist."""
-    home = tmp_path_factory.mktemp("team") / "ws"
-    shutil.copytree(trained.settings.home_resolved, home)
-    tokens = {}
-    for user, role in USERS.items():
-        invoke_cli("users", "add", user, "--role", role, home=home)
-        tokens[user] = _secret(invoke_cli("tokens", "create", user, home=home).stdout)
-    port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "mlship", "server", "--port", str(port)],
-        mlship_env(home),
-        f"http://127.0.0.1:{port}",
-        ready="/api/v1/health",
-        ready_status=401,
-    )
-    try:
-        yield server, tokens
-    finally:
-        server.stop()
-
-
-def _sign_in(page: Page, base: str, token: str) -> None:
-    page.goto(f"{base}/ui/runs")
-    page.wait_for_url("**/ui/signin?next=*")
-    page.fill("#token", token)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url("**/ui/runs")
+    home = copy_workspace(trained, tmp_path_factory.mktemp("team"))
+    with team_server(home, USERS) as started:
+        yield started
 
 
 def test_a_viewer_signs_in_sees_no_form_for_writers_and_signs_out(
@@ -66,7 +44,7 @@ def test_a_viewer_signs_in_sees_no_form_for_writers_and_signs_out(
         check_page(context, f"{server.base}/ui/signin", "signin")
         page = context.new_page()
         visit = watch(page)
-        _sign_in(page, server.base, tokens["vic"])
+        sign_in(page, server.base, tokens["vic"], "/ui/runs")
         header = page.inner_text("header")
         assert "Signed in as vic" in header and "viewer" in header
         assert tokens["vic"] not in page.content()
@@ -100,7 +78,7 @@ def test_a_scientist_adds_a_note_and_a_cross_site_form_is_refused(
     context = new_context(browser)
     try:
         page = context.new_page()
-        _sign_in(page, server.base, tokens["sci"])
+        sign_in(page, server.base, tokens["sci"], "/ui/runs")
         page.goto(f"{server.base}/ui/runs/{run_id}")
         page.fill("textarea[name=body]", "Holdout looks **fine**; ship it to staging.")
         page.click("button:has-text('Add note')")

@@ -7,6 +7,7 @@ by the session), so the pages and counts it sees are its runs only.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlship.store.repositories import NewCandidate, NewMetric, Runs
-from mlship.store.run_search import Condition, FilterError, RunPage, RunQuery, RunRow, SortKey
+from mlship.store.run_search import (
+    Condition,
+    FilterError,
+    RunFields,
+    RunPage,
+    RunQuery,
+    RunRow,
+    SortKey,
+)
 from mlship.workspace import Workspace
 from tests.backends import Backend, unique
 
@@ -194,6 +203,33 @@ def test_a_bad_filter_says_where_on_every_backend(alice: Workspace) -> None:
     )
     with pytest.raises(FilterError, match=r"^cannot sort by 'colour'; expected one of started"):
         alice.runs.search_runs(RunQuery(sort=SortKey(field="colour")))
+
+
+def test_the_fields_a_list_offers_are_the_recorded_names(
+    alice: Workspace, five: tuple[str, list[str]]
+) -> None:
+    fields = alice.runs.run_fields()
+    assert isinstance(fields, RunFields)
+    assert {"roc_auc", "log_loss"} <= set(fields.metrics)
+    assert {"model", "depth", "bootstrap", "opt.c"} <= set(fields.params)
+    assert list(fields.metrics) == sorted(fields.metrics)
+    # the newest scored run is the last of ``five``: its selection metric first
+    assert fields.newest == ("roc_auc", "log_loss")
+    few = alice.runs.run_fields(most=1)
+    assert (len(few.metrics), len(few.params), few.newest) == (1, 1, ("roc_auc",))
+
+
+def test_a_name_with_a_nul_is_refused_before_any_backend_sees_it(alice: Workspace) -> None:
+    builders: list[Callable[[], RunQuery]] = [
+        lambda: RunQuery(conditions=(Condition(field="param.a\x00", op="=", value="x"),)),
+        lambda: RunQuery(sort=SortKey(field="metric.a\x00")),
+        lambda: RunQuery(columns=("param.a\x00",)),
+    ]
+    for build in builders:
+        with pytest.raises(FilterError, match="NUL"):
+            alice.runs.search_runs(build())
+    with pytest.raises(FilterError, match=r"unexpected character '\\x00' at character 9"):
+        alice.runs.search_runs(RunQuery.of("metric.a\x00b > 1"))
 
 
 def test_a_viewer_searches_on_a_server(backend: Backend, five: tuple[str, list[str]]) -> None:

@@ -31,7 +31,7 @@ from mlship.store.entities import (
 )
 from mlship.store.liveness import Worker
 from mlship.store.repositories import Journals, NewCandidate, NewMetric, NewVersion
-from mlship.store.run_search import RunPage, RunQuery
+from mlship.store.run_search import RunFields, RunPage, RunQuery
 
 
 def part(value: str) -> str:
@@ -183,6 +183,9 @@ class RemoteMetadata:
             column=list(query.columns) or None,
         )
         return parse(RunPage, found)
+
+    def run_fields(self, most: int = 200) -> RunFields:
+        return parse(RunFields, self.client.get("/search/runs/fields", most=most))
 
     def get_run(self, run_id: str) -> Run:
         return parse(Run, self.client.get(f"/runs/{part(run_id)}"))

@@ -212,6 +212,12 @@ def search_runs(
     return to_json(workspace.metadata.search_runs(query))
 
 
+@router.get("/search/runs/fields", **role_route("viewer"))
+def run_fields(workspace: WorkspaceDep, most: int = Query(200, ge=1, le=10_000)) -> Any:
+    """The metric and param names runs recorded, and the newest scored run's metrics."""
+    return to_json(workspace.metadata.run_fields(most))
+
+
 @router.post("/runs/{ref}/tags", **role_route("scientist"))
 def tag_run(ref: str, body: RunTags, workspace: WorkspaceDep) -> Any:
     return to_json(workspace.metadata.tag_run(ref, body.tags))

@@ -43,8 +43,8 @@ from mlship.store.retry import (
     lost_before_commit,
     run_retrying,
 )
-from mlship.store.run_queries import search
-from mlship.store.run_search import NamedValue, RunPage, RunQuery, run_values
+from mlship.store.run_queries import run_fields, search
+from mlship.store.run_search import NamedValue, RunFields, RunPage, RunQuery, run_values
 from mlship.store.shared_transaction import SHARED, SharedTransaction
 from mlship.store.tables import (
     Candidate,
@@ -600,6 +600,12 @@ class MetadataStore:
         (:mod:`mlship.store.run_queries`), with how many it finds in all."""
         with self.transaction() as session:
             return search(session, query, self._tagged)
+
+    @_retried
+    def run_fields(self, most: int = 200) -> RunFields:
+        """The names runs recorded, each kind read along its index (:func:`run_fields`)."""
+        with self.transaction() as session:
+            return run_fields(session, most)
 
     @_retried
     def get_run(self, run_id: str) -> entities.Run:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from mlship.store.entities import Dataset, ModelVersion, Note, RegisteredModel, Run
 from mlship.store.liveness import Worker
-from mlship.store.run_search import RunPage, RunQuery
+from mlship.store.run_search import RunFields, RunPage, RunQuery
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +180,12 @@ class Runs(Protocol):
         """One page of the runs ``query`` finds (filtered, sorted and paginated by the store),
         with how many it finds in all; a filter the store cannot apply raises
         :class:`~mlship.store.run_search.FilterError`."""
+        ...
+
+    def run_fields(self, most: int = 200) -> RunFields:
+        """The metric and param names runs recorded (at most ``most`` of each, sorted), and the
+        metrics of the newest run that recorded any: what a list of runs offers to filter, sort
+        and show by."""
         ...
 
     def get_run(self, run_id: str) -> Run:

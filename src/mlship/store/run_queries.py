@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, text, true
 from sqlalchemy.orm import Session, aliased
 
 from mlship.store.liveness import judge
@@ -22,6 +22,7 @@ from mlship.store.run_search import (
     KEY_CHARS,
     TEXT_CHARS,
     Condition,
+    RunFields,
     RunPage,
     RunQuery,
     RunRow,
@@ -259,3 +260,43 @@ def _param(number: float | None, text: str | None) -> float | str | None:
     if number is not None and text not in ("true", "false"):
         return number
     return text
+
+
+_NAMES = text(
+    """
+    WITH RECURSIVE names(key, n) AS (
+        SELECT (SELECT key FROM run_values WHERE kind = :kind ORDER BY key LIMIT 1), 1
+        UNION ALL
+        SELECT (SELECT v.key FROM run_values v WHERE v.kind = :kind AND v.key > names.key
+                ORDER BY v.key LIMIT 1), names.n + 1
+        FROM names WHERE names.key IS NOT NULL AND names.n < :most
+    )
+    SELECT key FROM names WHERE key IS NOT NULL
+    """
+)
+"""The distinct keys of one kind, each read by one step along ``ix_run_values_number`` (whose
+columns lead with kind and key) from the last: as many index probes as there are names, where a
+``SELECT DISTINCT`` would read every value of every run."""
+
+
+def run_fields(session: Session, most: int) -> RunFields:
+    """At most ``most`` metric and param names, and the newest scored run's metrics."""
+    metrics, params = (
+        tuple(str(key) for key in session.execute(_NAMES, {"kind": kind, "most": most}).scalars())
+        for kind in ("metric", "param")
+    )
+    return RunFields(metrics=metrics, params=params, newest=_newest_metrics(session, most))
+
+
+def _newest_metrics(session: Session, most: int) -> tuple[str, ...]:
+    scored = exists().where(RunValue.run_id == Run.id)
+    newest = select(Run.id, Run.metric).where(scored).order_by(Run.started_at.desc()).limit(1)
+    row = session.execute(newest).first()
+    if row is None:
+        return ()
+    keys = session.scalars(
+        select(RunValue.key)
+        .where(RunValue.run_id == row.id, RunValue.kind == "metric")
+        .order_by(RunValue.key)
+    ).all()
+    return tuple(sorted(keys, key=lambda key: key != row.metric)[:most])

@@ -111,6 +111,8 @@ class Condition:
             raise FilterError(f"{self.field} is compared with = or != only, not {self.op}")
         if isinstance(self.value, str) and "\x00" in self.value:
             raise FilterError(f"{self.field}: a value cannot contain the NUL character (\\x00)")
+        if "\x00" in self.field:
+            raise FilterError(f"{self.field!r}: a name cannot contain the NUL character (\\x00)")
 
     @property
     def numeric(self) -> bool:
@@ -139,6 +141,8 @@ class SortKey:
 
     def __post_init__(self) -> None:
         head, dot, key = self.field.partition(".")
+        if "\x00" in self.field:
+            raise FilterError(f"{self.field!r}: a name cannot contain the NUL character (\\x00)")
         if self.field in SORTS or (dot and head in ("metric", "param") and key):
             return
         raise FilterError(
@@ -177,6 +181,10 @@ class RunQuery:
             head, dot, key = name.partition(".")
             if not (dot and head in ("metric", "param") and key):
                 raise FilterError(f"column {name!r}: expected metric.NAME or param.NAME")
+            if "\x00" in name:
+                raise FilterError(
+                    f"column {name!r}: a name cannot contain the NUL character (\\x00)"
+                )
         if self.text is not None and "\x00" in self.text:
             raise FilterError("a search text cannot contain the NUL character (\\x00)")
 
@@ -255,6 +263,17 @@ class RunPage:
     @property
     def next_page(self) -> int | None:
         return self.page + 1 if self.page < self.pages else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFields:
+    """The names a list of runs can filter, sort and show by: every metric and param name some
+    run recorded (sorted, at most the number asked for), and the metrics of the newest run that
+    recorded any, its selection metric first (what a list shows before anyone chooses)."""
+
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]
+    newest: tuple[str, ...]
 
 
 # -- parsing ------------------------------------------------------------------------------------

@@ -231,9 +231,10 @@ class ModelEvent(Base):
     """One change to a model or a version, appended and never edited: the registry's history."""
 
     __tablename__ = "model_events"
+    __table_args__ = (Index("ix_model_events_model_id_id", "model_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
     version: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))
     from_stage: Mapped[str | None] = mapped_column(String(20))

@@ -15,9 +15,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import exists, select, text
-from sqlalchemy.orm import Session
-
 from mlship.data.readers.masking import mask_text
 from mlship.errors import MlshipError
 from mlship.store.entities import Note, Run
@@ -26,14 +23,13 @@ from mlship.store.run_search import (
     MAX_COLUMNS,
     Condition,
     FilterError,
+    RunFields,
     RunPage,
     RunQuery,
     SortKey,
     parse_filter,
     parse_sort,
 )
-from mlship.store.tables import Run as RunTable
-from mlship.store.tables import RunValue
 from mlship.workspace import Workspace
 
 PAGE_SIZE = 50
@@ -250,9 +246,9 @@ class RunList:
 def find_runs(workspace: Workspace, request: RunsRequest) -> RunList:
     """The page of runs ``request`` asks for (the last one when it asks for a page beyond),
     or the reason it cannot be read."""
-    with workspace.metadata.transaction() as session:
-        metrics, params = _names(session, "metric"), _names(session, "param")
-        defaults = _defaults(session) if request.columns is None else ()
+    fields = workspace.runs.run_fields(OFFERED)
+    metrics, params = fields.metrics, fields.params
+    defaults = _defaults(fields) if request.columns is None else ()
     offered = RunList(request, None, (), metrics, params).offered
     try:
         query = request.query(request.chosen(offered) or defaults)
@@ -268,48 +264,14 @@ def find_runs(workspace: Workspace, request: RunsRequest) -> RunList:
     return RunList(request, found, shown, metrics, params)
 
 
-_NAMES = text(
-    """
-    WITH RECURSIVE names(key, n) AS (
-        SELECT (SELECT key FROM run_values WHERE kind = :kind ORDER BY key LIMIT 1), 1
-        UNION ALL
-        SELECT (SELECT v.key FROM run_values v WHERE v.kind = :kind AND v.key > names.key
-                ORDER BY v.key LIMIT 1), names.n + 1
-        FROM names WHERE names.key IS NOT NULL AND names.n < :most
-    )
-    SELECT key FROM names WHERE key IS NOT NULL
-    """
-)
-"""The distinct keys of one kind, each read by one step along ``ix_run_values_number`` (whose
-columns lead with kind and key) from the last: as many index probes as there are names, where a
-``SELECT DISTINCT`` would read every value of every run."""
-
-
-def _names(session: Session, kind: str, most: int = OFFERED) -> tuple[str, ...]:
-    found = session.execute(_NAMES, {"kind": kind, "most": most}).scalars()
-    return tuple(str(name) for name in found)
-
-
 def default_columns(workspace: Workspace) -> tuple[str, ...]:
     """The metrics the newest run that has any recorded (its selection metric first), at most
     :data:`DEFAULT_METRICS`: what a list shows before anyone chooses."""
-    with workspace.metadata.transaction() as session:
-        return _defaults(session)
+    return _defaults(workspace.runs.run_fields(OFFERED))
 
 
-def _defaults(session: Session) -> tuple[str, ...]:
-    scored = exists().where(RunValue.run_id == RunTable.id)
-    newest = select(RunTable.id, RunTable.metric).where(scored)
-    row = session.execute(newest.order_by(RunTable.started_at.desc()).limit(1)).first()
-    if row is None:
-        return ()
-    keys = session.scalars(
-        select(RunValue.key)
-        .where(RunValue.run_id == row.id, RunValue.kind == "metric")
-        .order_by(RunValue.key)
-    ).all()
-    ordered = sorted(keys, key=lambda key: key != row.metric)
-    return tuple(f"metric.{key}" for key in ordered[:DEFAULT_METRICS])
+def _defaults(fields: RunFields) -> tuple[str, ...]:
+    return tuple(f"metric.{key}" for key in fields.newest[:DEFAULT_METRICS])
 
 
 def source_label(source: Any) -> str:
