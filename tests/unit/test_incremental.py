@@ -1,0 +1,190 @@
+"""The mark logic of incremental ingest: what a growing file or table adds since its mark, a
+rewritten file noticed, the overlap of change times, rows replaced by key, and specs refused."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mlship.config import Settings
+from mlship.data.growing import Rewritten, read_increment
+from mlship.data.incremental import Growth, is_incremental, merge
+from mlship.errors import DataError
+from mlship.spec.data import Source
+from mlship.spec.models import PipelineSpec
+from mlship.store.entities import Dataset
+from mlship.workspace import Workspace
+
+HEADER = "id,amount\n"
+
+
+def _csv(tmp_path: Path, text: str) -> Source:
+    (tmp_path / "rows.csv").write_text(text)
+    return Source(path="rows.csv", incremental={"mode": "append"})  # type: ignore[arg-type]
+
+
+def test_a_growing_csv_gives_only_its_new_whole_lines_with_their_own_line_numbers(
+    tmp_path: Path,
+) -> None:
+    source = _csv(tmp_path, HEADER + "1,10\n2,20\n")
+    first = read_increment(source, tmp_path, None)
+    assert first.data.frame["id"].to_list() == ["1", "2"]
+    assert first.mark["bytes"] == len(HEADER + "1,10\n2,20\n") and first.mark["lines"] == 3
+    with (tmp_path / "rows.csv").open("a") as handle:
+        handle.write("3,30\n4,40\n5,5")  # the last line is still being written
+    second = read_increment(source, tmp_path, first.mark)
+    assert second.data.frame["id"].to_list() == ["3", "4"]
+    assert second.data.places().to_list() == [4, 5]  # the lines of the file, not of the part
+    assert second.read["waiting_bytes"] == len("5,5")
+    nothing = read_increment(source, tmp_path, second.mark)
+    assert nothing.data.frame.is_empty() and nothing.mark == second.mark
+
+
+def test_a_rewritten_file_is_told_apart_from_a_grown_one(tmp_path: Path) -> None:
+    source = _csv(tmp_path, HEADER + "1,10\n2,20\n")
+    mark = read_increment(source, tmp_path, None).mark
+    (tmp_path / "rows.csv").write_text(HEADER + "1,11\n2,20\n3,30\n")
+    with pytest.raises(Rewritten, match=r"no longer starts with the 20 bytes read up to the last"):
+        read_increment(source, tmp_path, mark)
+    (tmp_path / "rows.csv").write_text(HEADER + "1,10\n")
+    with pytest.raises(Rewritten, match=r"is shorter than the 20 bytes read"):
+        read_increment(source, tmp_path, mark)
+
+
+def test_json_lines_grow_and_keep_their_columns_when_nothing_is_new(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": 1, "kind": "a"}\n')
+    source = Source(path="events.jsonl", incremental={"mode": "append"})  # type: ignore[arg-type]
+    first = read_increment(source, tmp_path, None)
+    with path.open("a") as handle:
+        handle.write('\n{"id": 2, "kind": "b"}\n')
+    second = read_increment(source, tmp_path, first.mark)
+    assert second.data.frame["id"].to_list() == [2] and second.data.places().to_list() == [3]
+    empty = read_increment(source, tmp_path, second.mark)
+    assert empty.data.frame.columns == ["id", "kind"] and empty.data.frame.is_empty()
+
+
+def _table(tmp_path: Path, rows: list[tuple[int, str]]) -> None:
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, changed TEXT)")
+        conn.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", rows)
+
+
+def test_change_times_are_read_again_over_the_overlap_written_as_the_database_writes_them(
+    tmp_path: Path,
+) -> None:
+    _table(tmp_path, [(1, "2026-01-01 10:00:00"), (2, "2026-01-01 10:10:00")])
+    source = Source(
+        url="sqlite:///db.sqlite",
+        query="SELECT id, changed FROM t;",
+        key=["id"],
+        incremental={"updated_at": "changed", "overlap": "5m"},  # type: ignore[arg-type]
+    )
+    first = read_increment(source, tmp_path, None)
+    assert first.mark["shown"] == "2026-01-01 10:10:00"
+    _table(tmp_path, [(3, "2026-01-01 10:07:00")])  # committed late, with an earlier time
+    second = read_increment(source, tmp_path, first.mark)
+    assert second.read["read_from"] == "'2026-01-01 10:05:00'"
+    assert second.data.frame["id"].to_list() == [3, 2]  # ordered by change time
+    assert second.mark == first.mark  # nothing newer than the mark: it stays
+
+
+def test_an_increasing_key_reads_past_its_mark_only(tmp_path: Path) -> None:
+    _table(tmp_path, [(1, "x"), (2, "y")])
+    source = Source(
+        url="sqlite:///db.sqlite",
+        query="SELECT id, changed FROM t",
+        incremental={"key": "id"},  # type: ignore[arg-type]
+    )
+    first = read_increment(source, tmp_path, None)
+    _table(tmp_path, [(3, "z"), (1, "changed below the mark")])
+    second = read_increment(source, tmp_path, first.mark)
+    assert second.data.frame["id"].to_list() == [3]
+    assert (second.read["from"], second.read["to"]) == ("2", "3")
+    gone = Source(
+        url="sqlite:///db.sqlite",
+        query="SELECT changed FROM t",
+        incremental={"key": "id"},  # type: ignore[arg-type]
+    )
+    with pytest.raises(DataError, match=r"no such column: id"):
+        read_increment(gone, tmp_path, None)
+
+
+def _stored(workspace: Workspace, frame: pl.DataFrame) -> Dataset:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    sha = workspace.artifacts.put_bytes(buffer.getvalue()).sha256
+    return Dataset(
+        id=1,
+        data_hash="f" * 64,
+        artifact_sha256=sha,
+        n_rows=frame.height,
+        n_columns=frame.width,
+        columns=[],
+        sources=[],
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_rows_changed_again_replace_their_older_copy_and_are_counted(tmp_path: Path) -> None:
+    workspace = Workspace.open(Settings(home=tmp_path / "ws", user="tester"))
+    try:
+        before = pl.DataFrame({"id": [1, 2, 3], "amount": [1.0, 2.0, 3.0]})
+        previous = _stored(workspace, before)
+        growth = Growth("p", 1, previous, {}, "d", replaced_by=("id",))
+        new = pl.DataFrame({"id": [2, 3, 4], "amount": [2.0, 30.0, 4.0]})
+        merged, record = merge(growth, new, workspace)
+        assert merged.to_dicts() == [
+            {"id": 1, "amount": 1.0},
+            {"id": 2, "amount": 2.0},
+            {"id": 3, "amount": 30.0},
+            {"id": 4, "amount": 4.0},
+        ]
+        assert (record["rows_added"], record["rows_replaced"], record["rows_unchanged"]) == (
+            1,
+            1,
+            1,
+        )
+        assert record["previous"] == "f" * 64 and record["deletions"] == "unsupported"
+        appended, _ = merge(Growth("p", 1, previous, {}, "d"), new, workspace)
+        assert appended.height == 6
+        with pytest.raises(DataError, match=r"the new rows' columns \(id Int64\) differ"):
+            merge(growth, new.select("id"), workspace)
+    finally:
+        workspace.close()
+
+
+def _spec(sources: list[dict[str, object]], **extra: object) -> PipelineSpec:
+    return PipelineSpec.model_validate(
+        {
+            "name": "p",
+            "task": "classification",
+            "sources": sources,
+            "columns": [
+                {"name": "id", "type": "integer"},
+                {"name": "y", "type": "category", "role": "target"},
+            ],
+            "models": [{"estimator": "logistic_regression"}],
+            "metric": "accuracy",
+            **extra,
+        }
+    )
+
+
+def test_specs_that_cannot_simply_add_rows_are_refused() -> None:
+    growing = {"name": "a", "path": "a.csv", "incremental": {"mode": "append"}}
+    assert not is_incremental(_spec([{"path": "a.csv"}]))
+    assert is_incremental(_spec([growing]))
+    with pytest.raises(DataError, match=r"source\(s\) b have no `incremental`, but a do"):
+        is_incremental(_spec([growing, {"name": "b", "path": "b.csv"}]))
+    with pytest.raises(ValueError, match=r"needs the source's `key`"):
+        Source(url="sqlite://", query="SELECT 1", incremental={"updated_at": "t"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"reads the new lines of a growing CSV or JSON-lines"):
+        Source(path="a.parquet", incremental={"mode": "append"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"needs exactly one of `mode: append`"):
+        Source(path="a.csv", incremental={"mode": "append", "key": "id"})  # type: ignore[arg-type]
