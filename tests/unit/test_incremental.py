@@ -25,7 +25,7 @@ HEADER = "id,amount\n"
 
 def _csv(tmp_path: Path, text: str) -> Source:
     (tmp_path / "rows.csv").write_text(text)
-    return Source(path="rows.csv", incremental={"mode": "append"})  # type: ignore[arg-type]
+    return Source(path="rows.csv", incremental={"mode": "append"})
 
 
 def test_a_growing_csv_gives_only_its_new_whole_lines_with_their_own_line_numbers(
@@ -59,7 +59,7 @@ def test_a_rewritten_file_is_told_apart_from_a_grown_one(tmp_path: Path) -> None
 def test_json_lines_grow_and_keep_their_columns_when_nothing_is_new(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text('{"id": 1, "kind": "a"}\n')
-    source = Source(path="events.jsonl", incremental={"mode": "append"})  # type: ignore[arg-type]
+    source = Source(path="events.jsonl", incremental={"mode": "append"})
     first = read_increment(source, tmp_path, None)
     with path.open("a") as handle:
         handle.write('\n{"id": 2, "kind": "b"}\n')
@@ -83,7 +83,7 @@ def test_change_times_are_read_again_over_the_overlap_written_as_the_database_wr
         url="sqlite:///db.sqlite",
         query="SELECT id, changed FROM t;",
         key=["id"],
-        incremental={"updated_at": "changed", "overlap": "5m"},  # type: ignore[arg-type]
+        incremental={"updated_at": "changed", "overlap": "5m"},
     )
     first = read_increment(source, tmp_path, None)
     assert first.mark["shown"] == "2026-01-01 10:10:00"
@@ -99,7 +99,7 @@ def test_an_increasing_key_reads_past_its_mark_only(tmp_path: Path) -> None:
     source = Source(
         url="sqlite:///db.sqlite",
         query="SELECT id, changed FROM t",
-        incremental={"key": "id"},  # type: ignore[arg-type]
+        incremental={"key": "id"},
     )
     first = read_increment(source, tmp_path, None)
     _table(tmp_path, [(3, "z"), (1, "changed below the mark")])
@@ -109,7 +109,7 @@ def test_an_increasing_key_reads_past_its_mark_only(tmp_path: Path) -> None:
     gone = Source(
         url="sqlite:///db.sqlite",
         query="SELECT changed FROM t",
-        incremental={"key": "id"},  # type: ignore[arg-type]
+        incremental={"key": "id"},
     )
     with pytest.raises(DataError, match=r"no such column: id"):
         read_increment(gone, tmp_path, None)
@@ -177,14 +177,14 @@ def _spec(sources: list[dict[str, object]], **extra: object) -> PipelineSpec:
 
 
 def test_specs_that_cannot_simply_add_rows_are_refused() -> None:
-    growing = {"name": "a", "path": "a.csv", "incremental": {"mode": "append"}}
+    growing: dict[str, object] = {"name": "a", "path": "a.csv", "incremental": {"mode": "append"}}
     assert not is_incremental(_spec([{"path": "a.csv"}]))
     assert is_incremental(_spec([growing]))
     with pytest.raises(DataError, match=r"source\(s\) b have no `incremental`, but a do"):
         is_incremental(_spec([growing, {"name": "b", "path": "b.csv"}]))
     with pytest.raises(ValueError, match=r"needs the source's `key`"):
-        Source(url="sqlite://", query="SELECT 1", incremental={"updated_at": "t"})  # type: ignore[arg-type]
+        Source(url="sqlite://", query="SELECT 1", incremental={"updated_at": "t"})
     with pytest.raises(ValueError, match=r"reads the new lines of a growing CSV or JSON-lines"):
-        Source(path="a.parquet", incremental={"mode": "append"})  # type: ignore[arg-type]
+        Source(path="a.parquet", incremental={"mode": "append"})
     with pytest.raises(ValueError, match=r"needs exactly one of `mode: append`"):
-        Source(path="a.csv", incremental={"mode": "append", "key": "id"})  # type: ignore[arg-type]
+        Source(path="a.csv", incremental={"mode": "append", "key": "id"})
