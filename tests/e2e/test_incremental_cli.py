@@ -229,3 +229,28 @@ def test_a_table_with_change_times_replaces_changed_rows_on_postgresql(
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS orders"))
         engine.dispose()
+
+
+def test_a_folder_where_files_appear_adds_the_new_files_rows(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "day1.csv").write_text(
+        "visit_id,minutes,plan,churned\n" + _visits(0, 30)
+    )
+    spec = tmp_path / "days.yaml"
+    spec.write_text(
+        CSV_SPEC.replace("NAME", "days")
+        .replace("path: visits.csv", "path: exports/*.csv")
+        .replace("INCREMENTAL", "    incremental: {mode: append}")
+    )
+    invoke_cli("data", "validate", str(spec), home=home)
+    (tmp_path / "exports" / "day2.csv").write_text(
+        "visit_id,minutes,plan,churned\n" + _visits(30, 42)
+    )
+    invoke_cli("data", "validate", str(spec), home=home)
+    days = _shown(home, "days")
+    increment = days["validation"]["increment"]
+    assert days["n_rows"] == 42 and increment["rows_read"] == 12
+    assert [Path(name).name for name in increment["sources"]["visits"]["files"]] == ["day2.csv"]
+    shown = invoke_cli("data", "show", "days", home=home).stdout
+    assert "1 file(s)" in shown and "2 file(s)" in shown

@@ -70,9 +70,9 @@ def test_a_crash_between_storing_and_moving_the_marks_rereads_the_same_rows(
     base = f"http://127.0.0.1:{port}"
     marker = tmp_path / "died"
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "tests.server_dies_after_commit", str(port), "/datasets"]
     dying = start_server(
-        [sys.executable, "-m", "tests.server_dies_after_commit", str(port), "/datasets"]
-        + [str(marker)],
+        [*command, str(marker)],
         mlship_env(home, {"PYTHONPATH": path, **PII_KEY}),
         base,
         ready="/api/v1/health",

@@ -188,3 +188,26 @@ def test_specs_that_cannot_simply_add_rows_are_refused() -> None:
         Source(path="a.parquet", incremental={"mode": "append"})
     with pytest.raises(ValueError, match=r"needs exactly one of `mode: append`"):
         Source(path="a.csv", incremental={"mode": "append", "key": "id"})
+
+
+def test_a_folder_gives_the_rows_of_its_new_files_and_notices_a_changed_one(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "2026-01-01.csv").write_text(HEADER + "1,10\n2,20\n")
+    source = Source(path="exports/*.csv", incremental={"mode": "append"})
+    first = read_increment(source, tmp_path, None)
+    assert first.data.frame["id"].to_list() == ["1", "2"]
+    (folder / "2026-01-02.csv").write_text(HEADER + "3,30\n")
+    (folder / "notes.txt").write_text("not matched")
+    second = read_increment(source, tmp_path, first.mark)
+    assert second.data.frame["id"].to_list() == ["3"] and second.data.places().to_list() == [2]
+    assert second.read["files"] == [str(folder / "2026-01-02.csv")]
+    assert (second.read["from"], second.read["to"]) == ("1 file(s)", "2 file(s)")
+    (folder / "2026-01-01.csv").unlink()
+    gone = read_increment(source, tmp_path, second.mark)
+    assert gone.data.frame.is_empty() and gone.read["missing"] == [str(folder / "2026-01-01.csv")]
+    (folder / "2026-01-02.csv").write_text(HEADER + "3,31\n")
+    with pytest.raises(Rewritten, match=r"2026-01-02.csv was read by an earlier ingest and has"):
+        read_increment(source, tmp_path, gone.mark)

@@ -8,6 +8,9 @@ Two kinds of source only grow:
   rather than appended to, and is reported as such (:class:`Rewritten`); otherwise only the bytes
   after the mark are parsed, a CSV with its header line in front. Only whole lines are read: a
   last line without its newline may still be being written, and waits for the next ingest.
+- a folder (a path ending in ``/``) or a glob (``exports/*.csv``) where new files appear, with
+  ``mode: append`` too. Its mark is the sha256 of every file read; new files are read whole, in
+  name order, and a file read before that changed was rewritten (:class:`Rewritten`).
 - a query whose rows have an increasing ``key`` (``WHERE key > mark ORDER BY key``) or a change
   time ``updated_at`` (``WHERE updated_at >= mark - overlap ORDER BY updated_at``). The mark is
   the largest value read, kept as the SQL literal the next query compares with; the overlap
@@ -20,19 +23,28 @@ and never stores anything itself.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fsspec  # type: ignore[import-untyped, unused-ignore]
 import polars as pl
 import sqlalchemy as sa
 
 from mlship.data.lineage import FileLineage
-from mlship.data.readers import CsvReader, FileReader, JsonLinesReader, QueryReader, SourceData
+from mlship.data.readers import (
+    CsvReader,
+    FileReader,
+    JsonLinesReader,
+    QueryReader,
+    SourceData,
+    file_reader_for,
+)
 from mlship.data.readers.database import database_url
-from mlship.data.readers.location import BLOCK_BYTES, blocks, open_file, resolve
+from mlship.data.readers.location import BLOCK_BYTES, blocks, open_file, resolve, sha256_of
 from mlship.data.readers.masking import mask_text
 from mlship.errors import DataError
 from mlship.spec.data import Source
@@ -58,6 +70,8 @@ def read_increment(source: Source, base_dir: Path, mark: Mark | None) -> Increme
     """What ``source`` added since ``mark`` (everything when None)."""
     growing = source.incremental
     assert growing is not None, "only incremental sources grow"
+    if growing.mode == "append" and is_folder(source.path or ""):
+        return _new_files(source, base_dir, mark)
     if growing.mode == "append":
         return _appended(source, base_dir, mark)
     return _queried(source, base_dir, mark)
@@ -167,6 +181,74 @@ def _split(location: str, prefix: str, start: int) -> _Split:
                 tail.append(block[before:])
             seen += len(block)
     return _Split(read_part, seen, head, whole.hexdigest(), b"".join(tail))
+
+
+# -- folders that gain files --------------------------------------------------------------------
+
+
+def is_folder(path: str) -> bool:
+    """Whether a source's path names many files: a folder (ending in ``/``) or a glob."""
+    return path.endswith("/") or any(char in path for char in "*?[")
+
+
+def _new_files(source: Source, base_dir: Path, mark: Mark | None) -> Increment:
+    """The rows of the files that appeared since the mark, each file read whole, in name order.
+
+    A file read before is not read again; one whose sha256 changed since was rewritten
+    (:class:`Rewritten`); one that is gone is listed (its rows stay: deletions are not seen)."""
+    pattern = resolve(source.path or "", base_dir)
+    shown = f"{source.label} ({mask_text(pattern)})"
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(pattern)
+        names = fs.ls(fs_path, detail=False) if pattern.endswith("/") else fs.glob(fs_path)
+        files = sorted(str(name) for name in names if fs.isfile(name))
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"{shown}: cannot list the files: {mask_text(str(exc))}") from None
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    known: dict[str, Any] = dict((mark or {}).get("files", {}))
+    found: list[SourceData] = []
+    added: dict[str, Any] = {}
+    for name in files:
+        location = name if local else fs.unstrip_protocol(name)
+        if name in known:
+            if sha256_of(location, shown, BLOCK_BYTES) != known[name]["sha256"]:
+                raise Rewritten(
+                    f"{shown}: file {mask_text(name)} was read by an earlier ingest and has "
+                    "changed since: a folder of growing data only gains files"
+                )
+            continue
+        one = source.model_copy(update={"path": location, "incremental": None})
+        data = file_reader_for(one, base_dir).read()
+        assert isinstance(data.origin, FileLineage)
+        found.append(data)
+        added[name] = {"sha256": data.origin.sha256, "bytes": data.origin.bytes}
+    columns = (mark or {}).get("columns", [])
+    if found:
+        frame = pl.concat([data.frame for data in found], how="diagonal_relaxed")
+        lines = pl.concat([data.places() for data in found])
+    else:
+        frame = pl.DataFrame({name: pl.Series(name, [], pl.String) for name in columns})
+        lines = pl.Series("line", [], pl.Int64)
+    every = {**known, **added}
+    digest = hashlib.sha256(json.dumps(every, sort_keys=True).encode()).hexdigest()
+    lineage = FileLineage(
+        name=source.label,
+        path=mask_text(pattern),
+        format=source.resolved_format or "",
+        rows=frame.height,
+        sha256=digest,
+        bytes=sum(int(entry["bytes"]) for entry in added.values()),
+    )
+    after: Mark = {"kind": "files", "files": every, "columns": list(frame.columns) or columns}
+    read = {
+        "mode": "append",
+        "from": f"{len(known)} file(s)",
+        "to": f"{len(every)} file(s)",
+        "files": [mask_text(name) for name in added],
+        "missing": [mask_text(name) for name in known if name not in files],
+        "rows": frame.height,
+    }
+    return Increment(SourceData(source.label, frame, lineage, None, lines), after, read)
 
 
 # -- growing tables -----------------------------------------------------------------------------

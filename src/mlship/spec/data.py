@@ -221,7 +221,10 @@ class Incremental(Strict):
     """
 
     mode: Literal["append"] | None = Field(
-        None, description="`append`: a file that only grows at its end; its new lines are read."
+        None,
+        description="`append`: a file that only grows at its end (its new lines are read), or "
+        "a folder (`path` ending in /) or glob (`exports/*.csv`) gaining files (new ones are "
+        "read).",
     )
     key: str | None = Field(
         None,
