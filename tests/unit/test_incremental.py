@@ -211,3 +211,63 @@ def test_a_folder_gives_the_rows_of_its_new_files_and_notices_a_changed_one(
     (folder / "2026-01-02.csv").write_text(HEADER + "3,31\n")
     with pytest.raises(Rewritten, match=r"2026-01-02.csv was read by an earlier ingest and has"):
         read_increment(source, tmp_path, gone.mark)
+
+
+SPEC = """\
+name: grow
+task: classification
+sources:
+  - {name: rows, path: rows.csv, incremental: {mode: append}}
+columns:
+  - {name: id, type: integer, role: id}
+  - {name: amount, type: float, checks: [{min: MIN}]}
+  - {name: y, type: category, role: target}
+models:
+  - {estimator: logistic_regression}
+metric: accuracy
+"""
+
+
+def _rows(first: int, last: int) -> str:
+    return "".join(f"{i},{i * 1.5},{'a' if i % 2 else 'b'}\n" for i in range(first, last))
+
+
+def test_a_changed_data_spec_starts_over_and_a_stale_read_cannot_move_the_marks(
+    tmp_path: Path,
+) -> None:
+    from mlship.data.incremental import commit, read_growth
+    from mlship.data.ingest import ingest
+    from mlship.spec import load_spec
+    from mlship.store.repositories import MarksMoved
+
+    (tmp_path / "rows.csv").write_text("id,amount,y\n" + _rows(0, 20))
+    spec = tmp_path / "grow.yaml"
+    spec.write_text(SPEC.replace("MIN", "0"))
+    workspace = Workspace.open(Settings(home=tmp_path / "ws", user="tester", n_jobs=1))
+    try:
+        first = ingest(load_spec(spec), workspace)
+        stale = read_growth(load_spec(spec), workspace, lambda _: None)
+        with (tmp_path / "rows.csv").open("a") as handle:
+            handle.write(_rows(20, 30))
+        second = ingest(load_spec(spec), workspace)
+        assert second.validation["increment"]["previous"] == first.dataset.data_hash
+        assert second.dataset.n_rows == 30
+        with pytest.raises(MarksMoved, match=r"^the marks of grow moved while this ingest ran"):
+            commit(stale, first.dataset, workspace)
+
+        told: list[str] = []
+        spec.write_text(SPEC.replace("MIN", "-1"))
+        growth = read_growth(load_spec(spec), workspace, told.append)
+        assert growth.previous is None and growth.restarted
+        assert told == [
+            "Reading every source from its start: the data spec changed since the last ingest"
+        ]
+        third = ingest(load_spec(spec), workspace)
+        increment = third.validation["increment"]
+        assert (increment["restarted"], increment["rows_read"], third.dataset.n_rows) == (
+            "the data spec changed since the last ingest",
+            30,
+            30,
+        )
+    finally:
+        workspace.close()
