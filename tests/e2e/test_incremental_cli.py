@@ -93,7 +93,8 @@ def test_a_growing_csv_is_read_from_its_mark_and_equals_a_full_ingest(tmp_path: 
     # 25 rows appended, then half a line still being written: it waits for the next ingest.
     with csv.open("a") as handle:
         handle.write(_visits(40, 65) + "65,1.0,pro")
-    invoke_cli("data", "validate", str(spec), home=home)
+    grown = invoke_cli("data", "validate", str(spec), home=home)
+    assert "visits: its last line has no newline yet (10 bytes)" in grown.stdout
     two = _shown(home, "visits")
     increment = two["validation"]["increment"]
     assert two["n_rows"] == 65 and increment["previous"] == one["data_hash"]

@@ -271,3 +271,16 @@ def test_a_changed_data_spec_starts_over_and_a_stale_read_cannot_move_the_marks(
         )
     finally:
         workspace.close()
+
+
+def test_a_table_that_gave_no_row_yet_is_read_from_its_start(tmp_path: Path) -> None:
+    _table(tmp_path, [])
+    source = Source(
+        url="sqlite:///db.sqlite",
+        query="SELECT id, changed FROM t",
+        incremental={"key": "id"},
+    )
+    empty = read_increment(source, tmp_path, None)
+    assert empty.data.frame.is_empty() and "literal" not in empty.mark
+    _table(tmp_path, [(1, "x")])
+    assert read_increment(source, tmp_path, empty.mark).data.frame["id"].to_list() == [1]

@@ -260,6 +260,8 @@ def _queried(source: Source, base_dir: Path, mark: Mark | None) -> Increment:
     by_time = growing.updated_at is not None
     column = growing.updated_at if by_time else growing.key
     assert column is not None
+    if mark is not None and "literal" not in mark:
+        mark = None  # no row was read yet: read from the start
     base = QueryReader(source, base_dir)
     prefix = base.describe()
     url = database_url(source.url or "", source.label, base_dir)

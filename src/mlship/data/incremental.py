@@ -126,6 +126,12 @@ def read_growth(
         increments = _read(loaded, {})
     if restarted:
         tell(f"Reading every source from its start: {restarted}")
+    for label, found in increments.items():
+        if found.read.get("waiting_bytes"):
+            tell(
+                f"{label}: its last line has no newline yet ({found.read['waiting_bytes']} "
+                "bytes); it is read once it is complete"
+            )
     keys = {
         name
         for source in spec.sources
