@@ -284,3 +284,25 @@ def test_a_table_that_gave_no_row_yet_is_read_from_its_start(tmp_path: Path) -> 
     assert empty.data.frame.is_empty() and "literal" not in empty.mark
     _table(tmp_path, [(1, "x")])
     assert read_increment(source, tmp_path, empty.mark).data.frame["id"].to_list() == [1]
+
+
+def test_retention_keeps_the_dataset_the_marks_point_at(tmp_path: Path) -> None:
+    from mlship.data.ingest import ingest
+    from mlship.spec import load_spec
+    from mlship.store.references import unused_datasets
+
+    (tmp_path / "rows.csv").write_text("id,amount,y\n" + _rows(0, 10))
+    spec = tmp_path / "grow.yaml"
+    spec.write_text(SPEC.replace("MIN", "0"))
+    workspace = Workspace.open(Settings(home=tmp_path / "ws", user="tester", n_jobs=1))
+    try:
+        first = ingest(load_spec(spec), workspace).dataset
+        with (tmp_path / "rows.csv").open("a") as handle:
+            handle.write(_rows(10, 12))
+        second = ingest(load_spec(spec), workspace).dataset
+        with workspace.metadata.transaction() as session:
+            later = datetime(2100, 1, 1, tzinfo=UTC)
+            dropped = {d.id for d in unused_datasets(session, keep=0, before=later)}
+        assert first.id in dropped and second.id not in dropped
+    finally:
+        workspace.close()
