@@ -111,7 +111,8 @@ def test_an_increasing_key_reads_past_its_mark_only(tmp_path: Path) -> None:
         query="SELECT changed FROM t",
         incremental={"key": "id"},
     )
-    with pytest.raises(DataError, match=r"no such column: id"):
+    no_id = r"returns no column 'id', which `incremental` reads the source by; it returns: changed$"
+    with pytest.raises(DataError, match=no_id):
         read_increment(gone, tmp_path, None)
 
 

@@ -280,7 +280,26 @@ def _queried(source: Source, base_dir: Path, mark: Mark | None) -> Increment:
         wrapped += f" WHERE {quoted} {'>=' if by_time else '>'} {since}"
     wrapped += f" ORDER BY {quoted}"
     reader = QueryReader(source.model_copy(update={"query": wrapped}), base_dir)
-    return _queried_with(reader, source, column, since, mark, by_time)
+    try:
+        return _queried_with(reader, source, column, since, mark, by_time)
+    except DataError:
+        _has_column(source, base_dir, query, column)  # the likely reason, said plainly
+        raise
+
+
+def _has_column(source: Source, base_dir: Path, query: str, column: str) -> None:
+    """Refuse, naming what the query returns, when it has no column ``column``."""
+    probe = f"SELECT * FROM ({query}) AS mlship_columns WHERE 1 = 0"  # noqa: S608
+    try:
+        returned = QueryReader(source.model_copy(update={"query": probe}), base_dir).read()
+    except DataError:
+        return  # the query itself fails: the first message says why
+    if column not in returned.frame.columns:
+        raise DataError(
+            f"{QueryReader(source, base_dir).describe()}: the query returns no column {column!r}, "
+            f"which `incremental` reads the source by; it returns: "
+            f"{', '.join(returned.frame.columns)}"
+        )
 
 
 def _queried_with(

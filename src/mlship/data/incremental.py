@@ -132,6 +132,8 @@ def read_growth(
                 f"{label}: its last line has no newline yet ({found.read['waiting_bytes']} "
                 "bytes); it is read once it is complete"
             )
+    if previous is not None and all(found.data.frame.is_empty() for found in increments.values()):
+        tell("No new rows in any source since the last ingest")
     keys = {
         name
         for source in spec.sources
