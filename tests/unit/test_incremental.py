@@ -307,3 +307,16 @@ def test_retention_keeps_the_dataset_the_marks_point_at(tmp_path: Path) -> None:
         assert first.id in dropped and second.id not in dropped
     finally:
         workspace.close()
+
+
+def test_a_key_mixing_numbers_and_text_is_refused_rather_than_skipping_rows(
+    tmp_path: Path,
+) -> None:
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(1, "a"), (99, "b"), ("n/a", "c")])
+    source = Source(
+        url="sqlite:///db.sqlite", query="SELECT id, v FROM t", incremental={"key": "id"}
+    )
+    with pytest.raises(DataError, match=r"column 'id' mixes numbers and text \(e.g. 'n/a'\)"):
+        read_increment(source, tmp_path, None)

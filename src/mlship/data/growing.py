@@ -324,9 +324,11 @@ def _queried_with(
             f"{prefix}: column {column!r} is empty in {frame[column].null_count()} row(s); "
             "a row without it cannot be placed after the mark, so every row needs one"
         )
+    if frame[column].dtype == pl.String:
+        _one_kind(frame[column], prefix, column)
     after = mark
     if frame.height:
-        newest = frame[column].max()
+        newest = frame[column][-1]  # the largest in the database's own order (ORDER BY it)
         literal, shown = _literal(newest, prefix, column)
         after = {"kind": "updated_at" if by_time else "key", "literal": literal, "shown": shown}
         if mark is not None and by_time and _older(after, mark):
@@ -344,6 +346,19 @@ def _queried_with(
             "rows": frame.height,
         },
     )
+
+
+def _one_kind(values: pl.Series, prefix: str, column: str) -> None:
+    """Refuse a column read as text because its values mix numbers and text (SQLite allows it):
+    its largest value could not be compared with the database's own order, and rows would be
+    skipped."""
+    numeric = values.str.contains(r"^\s*[-+]?\d+(\.\d*)?([eE][-+]?\d+)?\s*$")
+    if numeric.any() and not numeric.all():
+        example = values.filter(~numeric)[0]
+        raise DataError(
+            f"{prefix}: column {column!r} mixes numbers and text (e.g. {example!r}); the column "
+            "`incremental` reads the source by must hold one kind of value"
+        )
 
 
 def _older(new: Mark, old: Mark) -> bool:
