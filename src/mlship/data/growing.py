@@ -13,7 +13,8 @@ Two kinds of source only grow:
   name order, and a file read before that changed was rewritten (:class:`Rewritten`).
 - a query whose rows have an increasing ``key`` (``WHERE key > mark ORDER BY key``) or a change
   time ``updated_at`` (``WHERE updated_at >= mark - overlap ORDER BY updated_at``). The mark is
-  the largest value read, kept as the SQL literal the next query compares with; the overlap
+  the last row's value (the largest in the database's own order, whatever its collation), kept
+  as the SQL literal the next query compares with; the overlap
   reads again rows committed late with an earlier time, and the caller keeps one copy per key.
 
 A mark is a JSON object (it is stored in the metadata store); this module makes and reads them,
