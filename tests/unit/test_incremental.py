@@ -187,6 +187,8 @@ def test_specs_that_cannot_simply_add_rows_are_refused() -> None:
         Source(url="sqlite://", query="SELECT 1", incremental={"updated_at": "t"})
     with pytest.raises(ValueError, match=r"reads the new lines of a growing CSV or JSON-lines"):
         Source(path="a.parquet", incremental={"mode": "append"})
+    with pytest.raises(ValueError, match=r"which utf-16 does not write alone; convert the file"):
+        Source(path="a.csv", encoding="utf-16", incremental={"mode": "append"})
     with pytest.raises(ValueError, match=r"needs exactly one of `mode: append`"):
         Source(path="a.csv", incremental={"mode": "append", "key": "id"})
 

@@ -334,6 +334,13 @@ class Source(Strict):
                 "`incremental: {mode: append}` reads the new lines of a growing CSV or JSON-lines "
                 "file; this source is not one (a query takes `key` or `updated_at`)"
             )
+        if growing.mode == "append" and self.encoding.lower().replace("_", "-").startswith(
+            ("utf-16", "utf-32", "utf16", "utf32")
+        ):
+            raise ValueError(
+                f"`incremental: {{mode: append}}` finds new lines by their newline byte, which "
+                f"{self.encoding} does not write alone; convert the file to UTF-8"
+            )
         if growing.mode is None and self.query is None:
             raise ValueError(
                 "`incremental` `key` and `updated_at` are columns of a `query`; a growing file "
