@@ -45,7 +45,7 @@ gate:
 """
 
 DAGBAG = """
-import json, sys
+import importlib.util, json, os, sys
 from airflow.dag_processing.dagbag import DagBag
 
 bag = DagBag(dag_folder=sys.argv[1])
@@ -69,7 +69,29 @@ for dag_id, dag in bag.dags.items():
             for task in dag.tasks
         },
     }
-print(json.dumps({"errors": bag.import_errors, "dags": found}))
+
+# Where the tasks' workspace comes from: the export, else MLSHIP_HOME, else the Airflow Variable.
+loader = importlib.util.spec_from_file_location("exported", sys.argv[1] + "/mlship_churn.py")
+module = importlib.util.module_from_spec(loader)
+loader.loader.exec_module(module)
+homes = [module._setting("mlship_home", "MLSHIP_HOME", module.PIPELINE["home"])]
+os.environ["MLSHIP_HOME"] = "/from/environment"
+homes.append(module._setting("mlship_home", "MLSHIP_HOME", module.PIPELINE["home"]))
+os.environ["AIRFLOW_VAR_MLSHIP_HOME"] = "/from/variable"
+homes.append(module._setting("mlship_home", "MLSHIP_HOME", module.PIPELINE["home"]))
+print(json.dumps({"errors": bag.import_errors, "dags": found, "homes": homes}))
+"""
+# The gate and package steps called as the tasks call them, after the run registered churn:1.
+STEPS = """
+import sys
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder=sys.argv[1])
+try:
+    bag.dags["mlship_churn-gated"].get_task("gate").python_callable("churn:1")
+except Exception as exc:
+    print(f"gate: {type(exc).__name__}: {exc}")
+print("package:", bag.dags["mlship_churn"].get_task("package").python_callable("churn:1"))
 """
 
 
@@ -81,6 +103,7 @@ class Exported:
     bag: dict[str, Any]
     run: subprocess.CompletedProcess[str]
     seconds: dict[str, float]
+    environment: dict[str, str]
 
 
 def _airflow(name: str) -> str:
@@ -160,7 +183,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     )
     seconds["dags test"] = time.monotonic() - started
     _checked(run, "airflow dags test mlship_churn")
-    return Exported(root, home, dags, bag, run, seconds)
+    return Exported(root, home, dags, bag, run, seconds, environment)
 
 
 def test_the_dag_loads_in_airflow_with_the_specs_settings(exported: Exported) -> None:
@@ -217,3 +240,26 @@ def test_dags_test_runs_every_step_against_the_workspace(exported: Exported) -> 
     bundle = exported.root / "churn" / "bundles" / "churn-1"
     assert (bundle / "mlship-bundle.json").is_file() and (bundle / "model.pkl").is_file()
     print(f"Airflow timings (s): {exported.seconds}")
+
+
+def test_the_tasks_workspace_can_be_moved_without_a_new_export(exported: Exported) -> None:
+    recorded = str(exported.home)
+    assert exported.bag["homes"] == [recorded, "/from/environment", "/from/variable"]
+
+
+def test_a_gate_without_a_verdict_fails_to_be_retried_and_a_bundle_is_written_once(
+    exported: Exported,
+) -> None:
+    done = subprocess.run(
+        [_airflow("python"), "-c", STEPS, str(exported.dags)],
+        env=exported.environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    _checked(done, "calling the gate and package steps")
+    # churn-gated has no version in production: `mlship gate` exits 2, an ordinary failure
+    # (retried), not AirflowFailException, which is kept for a candidate found worse
+    assert "gate: RuntimeError: mlship gate could not judge churn:1 (exit 2)" in done.stdout
+    assert f"package: {exported.root / 'churn' / 'bundles' / 'churn-1'}" in done.stdout
+    assert "packaged already" in done.stdout + done.stderr
