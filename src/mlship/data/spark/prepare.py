@@ -98,7 +98,9 @@ def spark_prepare(
         values[column.name] = parsed.value
         lost.extend([parsed.lost, parsed.empty])
         warned.append(parsed.warned)
-    frame = frame.withColumns({LOST: _any(lost), WARNED: _any(warned)})  # flags read the raw values, before they are typed
+    frame = frame.withColumns(
+        {LOST: _any(lost), WARNED: _any(warned)}
+    )  # flags read the raw values, before they are typed
     frame = frame.withColumns(values)
     for name, units in source.mapping.units.items():
         multiply, add, divide = conversion(units.from_unit, units.to_unit).integers()
