@@ -21,6 +21,7 @@ from mlship.data.checks import (
     Validation,
     _declared,
     _examples,
+    _flags,
     _quarantine,
     _table_errors,
     _typing_results,
@@ -255,6 +256,7 @@ def spark_ingest(loaded: LoadedSpec, key: bytes) -> SparkIngest:
     local = _local_rows(loaded, read.sources, read.empties, marks[ORDER], key)
     _same_verdicts(local, marks)
     flags = pl.DataFrame({c.key: marks[flagged.names[c.key]] for c in checks})
+    _same_flags(local, flags, checks)
     kept = flagged.table.where(~F.col(BAD)).orderBy(ORDER)
     clean_spark = kept.select(*(F.col(f"`{n}`") for n in data_columns))
     clean = pl.from_arrow(_checked("collecting the clean rows", clean_spark.toArrow))
@@ -339,6 +341,24 @@ def _same_verdicts(local: pl.DataFrame, marks: pl.DataFrame) -> None:
             f"(typing failed: spark {marks[LOST][at]}, local {lost[at]}; warned: spark "
             f"{marks[WARNED][at]}, local {warned[at]}); use engine: local for this data"
         )
+
+
+def _same_flags(local: pl.DataFrame, flags: pl.DataFrame, checks: list[RowCheck]) -> None:
+    """Stop unless the local engine judges these rows as Spark did, check by check (all but
+    ``duplicates``, which depends on rows that did not come back)."""
+    own = [c for c in checks if c.key != "duplicates"]
+    if not own or local.is_empty():
+        return
+    judged = _flags(local, own)
+    for check in own:
+        differ = judged[check.key] != flags[check.key]
+        if differ.any():
+            at = differ.arg_true()[0]
+            raise DataError(
+                f"engine: spark judged {local[SOURCE][at]} {local[ROW][at]} differently from "
+                f"the local engine on check {check.check!r}"
+                f"{f' of {check.column}' if check.column else ''}; use engine: local for this data"
+            )
 
 
 def _validation(
