@@ -75,7 +75,7 @@ BROKEN: list[dict[str, str]] = [
     {"monthly_charges_cents": "-500"},  # below the minimum once in units
     {"monthly_charges_cents": "1.5d"},  # a Java double, not a number to mlship
     {"total_charges": "1e3"},
-    {"total_charges": "inf"},
+    {"age": "inf"},  # infinite: not an integer
     {"total_charges": "1"},  # breaks the warn rule
     {"contract": "??"},  # not an allowed category
     {"contract": ""},  # required

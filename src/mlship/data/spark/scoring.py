@@ -94,7 +94,7 @@ def score_with_spark(
     """Predictions for every row of ``input_path``, scored by Spark executors, in file order:
     the id columns, ``prediction``, then ``proba_<class>`` for classifiers."""
     spark = spark_session(settings)
-    source = Source(path=str(input_path), format=fmt, delimiter=delimiter)  # type: ignore[arg-type]
+    source = Source(path=str(input_path), format=fmt, delimiter=delimiter)
     found = read_spark_source(spark, source, Path.cwd())
     if found.rows == 0:
         what = "a header but no data rows" if fmt == "csv" else "no data rows"
