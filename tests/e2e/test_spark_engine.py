@@ -97,9 +97,10 @@ def test_spark_scoring_answers_as_mlship_predict(
     )
     here, there = tmp_path / "local.csv", tmp_path / "spark.csv"
     invoke_cli("predict", "churn-flat", str(inputs), "-o", str(here), home=spark.home, env=ENV)
+    on_spark = {**ENV, "MLSHIP_SPARK_MASTER": "local[2]"}  # the module's running session
     result = invoke_cli(
         "predict", "churn-flat", str(inputs), "-o", str(there), "--executor", "spark",
-        home=spark.home, env=ENV,
+        home=spark.home, env=on_spark,
     )  # fmt: skip
     assert "on Spark" in result.stdout
     expected, got = pd.read_csv(here), pd.read_csv(there)

@@ -22,6 +22,7 @@ from mlship.data.tracking import ROW, SOURCE
 from mlship.data.typing import TypedColumn, type_columns
 from mlship.data.units import conversion
 from mlship.spec.data import Column, Source
+from mlship.spec.loader import LoadedSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -34,13 +35,11 @@ WARNED = "_warned"
 
 
 def local_prepare(
-    frame: pl.DataFrame, source: Source, columns: list[Column], key: bytes, loaded: object
+    frame: pl.DataFrame, source: Source, columns: list[Column], key: bytes, loaded: LoadedSpec
 ) -> pl.DataFrame:
     """The local engine's steps on ``frame`` (raw values with ``_source`` and ``_row``)."""
     from mlship.data.ingest import _key_names, _location, _types_for
-    from mlship.spec.loader import LoadedSpec
 
-    assert isinstance(loaded, LoadedSpec)
     frame = rename_columns(frame, source.mapping, source.label)
     frame = pseudonymize(frame, columns, key)
     location = _location(frame, _key_names(frame, source, loaded))
