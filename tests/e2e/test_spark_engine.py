@@ -92,9 +92,7 @@ def test_spark_scoring_answers_as_mlship_predict(
     spark = engines["spark"]
     invoke_cli("run", str(spark.spec), home=spark.home, env=ENV)  # trains through engine: spark
     inputs = tmp_path / "score.csv"
-    pd.read_csv(spark.spec.parent / "customers.csv", dtype=str).head(150).to_csv(
-        inputs, index=False
-    )
+    spark.frame.head(150).drop(columns=["churned"]).to_csv(inputs, index=False)  # clean rows
     here, there = tmp_path / "local.csv", tmp_path / "spark.csv"
     invoke_cli("predict", "churn-flat", str(inputs), "-o", str(here), home=spark.home, env=ENV)
     on_spark = {**ENV, "MLSHIP_SPARK_MASTER": "local[2]"}  # the module's running session
