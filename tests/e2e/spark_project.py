@@ -1,4 +1,5 @@
-"""The churn example as one CSV file with broken rows, for the Spark engine's tests.
+"""The churn example as a CSV file with broken rows (and a Parquet file), for the Spark engine's
+tests.
 
 The example's customers (``mlship.examples.churn.make_customers``) in one flat file, with charges
 in cents and an e-mail address (PII), plus rows that break in every way typing and checks know:
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlship.examples.churn import make_customers
@@ -27,6 +29,11 @@ spark:
 sources:
   - name: customers
     path: customers.csv
+    mapping:
+      rename: {{monthly_charges_cents: monthly_charges}}
+      units: {{monthly_charges: {{from: cents, to: units}}}}
+  - name: more
+    path: more.parquet
     mapping:
       rename: {{monthly_charges_cents: monthly_charges}}
       units: {{monthly_charges: {{from: cents, to: units}}}}
@@ -124,10 +131,34 @@ def customers_frame(n: int) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame(broken), copies], ignore_index=True)
 
 
+def more_customers(n: int = 30) -> pd.DataFrame:
+    """Customers of a second system, in Parquet: values typed by the file (integers with
+    missing ones, a whole and a fractional float in an integer column, booleans, timestamps)."""
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C8{i:05d}" for i in range(n)],
+            "email": [f"more{i}@example.org" for i in range(n)],
+            "age": pd.array([None if i % 7 == 0 else 20 + i for i in range(n)], dtype="Int64"),
+            "tenure_months": [12.5 if i == 3 else float(i) for i in range(n)],  # 12.5: not whole
+            "monthly_charges_cents": [1000 + 37 * i for i in range(n)],
+            "total_charges": [np.nan if i == 4 else 500.0 + i for i in range(n)],
+            "contract": ["one-year"] * n,
+            "internet_service": ["dsl"] * n,
+            "payment_method": ["card"] * n,
+            "support_calls": [i % 3 for i in range(n)],
+            "paperless_billing": [i % 2 == 0 for i in range(n)],
+            "signed_up": pd.Timestamp("2025-01-01", tz="UTC"),
+            "churned": ["yes" if i % 4 == 0 else "no" for i in range(n)],
+        }
+    )
+
+
 def write_spark_project(directory: Path, engine: str, n: int = 400) -> Path:
-    """Write the CSV and a spec that ingests it with ``engine``; returns the spec's path."""
+    """Write the CSV, a Parquet file, and a spec that ingests both (stacked) with ``engine``;
+    returns the spec's path."""
     directory.mkdir(parents=True, exist_ok=True)
     customers_frame(n).to_csv(directory / "customers.csv", index=False)
+    more_customers().to_parquet(directory / "more.parquet", index=False)
     spec = directory / "pipeline.yaml"
     spec.write_text(SPEC.format(engine=engine))
     return spec
