@@ -164,6 +164,13 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where rows are scored: local (this process) or spark (Spark executors; "
+            "MLSHIP_SPARK_MASTER names the cluster, local[*] by default)."
+        ),
+    ] = "local",
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.costs.measured import measured_record, record_usage
@@ -178,6 +185,11 @@ def predict(
         return
     if token is not None:
         raise typer.BadParameter("only with --url (the model is loaded here otherwise)")
+    if executor == "spark":
+        _predict_spark(ref, input_path, in_format, output, out_format, delimiter)
+        return
+    if executor != "local":
+        raise typer.BadParameter(f"{executor!r}: use local or spark", param_hint="--executor")
     chunk_rows = chunk_rows or 50_000
     workspace = Workspace.open()  # open while the log is written: it may be the server's
     try:
@@ -223,6 +235,29 @@ def predict(
         )
     elif log is not None:
         out.print(f"Prediction log: {log.where} ({batch_id})")
+
+
+def _predict_spark(
+    ref: str, input_path: Path, in_format: str, output: Path, out_format: str, delimiter: str
+) -> None:
+    """Score ``input_path`` on Spark executors with the verified bytes of the model version."""
+    from mlship.data.spark.scoring import payload_of, score_with_spark
+
+    if in_format not in ("csv", "parquet"):
+        raise typer.BadParameter("--executor spark scores CSV or Parquet files")
+    workspace = Workspace.open()
+    try:
+        version = resolve_version(workspace, ref)
+        model = workspace.load_model(version)  # signature and checksum verified here
+        data = workspace.artifacts.get_bytes(version.artifact_sha256)
+        payload = payload_of(model, version.artifact_sha256, version.signature, data)
+    finally:
+        workspace.close()
+    started = time.perf_counter()
+    result = score_with_spark(model, payload, input_path, in_format, delimiter)
+    _write_result(result, output, out_format)
+    elapsed = time.perf_counter() - started
+    out.print(f"Scored {len(result)} rows with {model.ref} on Spark in {elapsed:.2f} s -> {output}")
 
 
 def _write_result(result: pd.DataFrame, output: Path, out_format: str) -> None:

@@ -336,8 +336,16 @@ def ingest(
             columns=[Column.model_validate(c) for c in cached.columns or []],
         )
 
-    raw = raw if raw is not None else _read_all(loaded, workspace, observer)
     spec_hash = loaded.spec_hash  # of the spec as written, as its runs record it
+    if spec.engine == "spark":  # the same steps compiled to Spark (mlship.data.spark)
+        from mlship.data.spark.ingest import spark_ingest
+
+        done = spark_ingest(loaded, key)
+        return _record(
+            loaded, workspace, done.raw, done.validation, done.combine, cache_key, observer,
+            done.undeclared, spec_hash,
+        )  # fmt: skip
+    raw = raw if raw is not None else _read_all(loaded, workspace, observer)
     inferred = _inferred(loaded, raw)
     if inferred:
         spec = spec.model_copy(update={"columns": [*spec.columns, *inferred]})

@@ -21,6 +21,7 @@ from mlship.spec.data import (
     Strict,
     TableChecks,
 )
+from mlship.spec.engine import Engine, SparkSettings
 from mlship.spec.gate import GateSpec
 from mlship.spec.orchestration import Orchestration
 from mlship.spec.training import Imbalance, Leakage, Selection, Space, Split, Tuning
@@ -98,6 +99,14 @@ class PipelineSpec(Strict):
         "declared are inferred (type, role, nullability) when the data is read, and recorded.",
     )
     checks: TableChecks = Field(default_factory=TableChecks)
+    engine: Engine = Field(
+        "local",
+        description="What runs ingest (reading, typing, checks, quarantine): local (Polars on "
+        "this machine) or spark (the same steps compiled to Spark; see `spark`).",
+    )
+    spark: SparkSettings | None = Field(
+        None, description="The Spark master and configuration for `engine: spark`."
+    )
     models: list[ModelSpec] = Field(min_length=1)
     split: Split = Field(default_factory=Split)
     metric: str = Field(description="The CV metric that picks the best candidate.")
