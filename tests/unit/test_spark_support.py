@@ -44,6 +44,7 @@ def test_a_spec_of_files_mapping_and_row_checks_compiles() -> None:
         ("  - path: a.csv\n", "  - {path: a.csv, mapping: {derive: {z: x * 2}}}\n"),
         ("  - path: a.csv\n", "  - {path: a.csv, key: [id]}\n"),
         ("  - path: a.csv\n", "  - {path: a.csv, values: {decimal: ','}}\n"),
+        ("  - path: a.csv\n", "  - {path: a.csv, incremental: {mode: append}}\n"),
         ("{min: 0, max: 9}", "{outliers: {method: iqr}}"),
         ("{min: 0, max: 9}", "{unique: true}"),
         ("{min: 0, max: 9}", "{distribution: {reference: ref.csv}}"),

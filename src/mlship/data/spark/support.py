@@ -52,6 +52,8 @@ def unsupported(spec: PipelineSpec) -> list[str]:
         if source.key is not None:
             found.append(f"{where}: key / on_duplicate")
         found.extend(_values(where, source.values))
+        if source.incremental is not None:
+            found.append(f"{where}: incremental (reads from the last mark locally only)")
     if spec.combine.method == "join":
         found.append("combine: method join")
     if spec.combine.conflicts is not None:
