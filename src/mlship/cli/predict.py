@@ -164,6 +164,21 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where to score: `local` (this process) or `ray` (Ray Data actors; the input "
+            "may also be a directory of Parquet files)."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: a cluster (ray://host:port); RAY_ADDRESS or a "
+            "local Ray otherwise.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.costs.measured import measured_record, record_usage
@@ -171,6 +186,10 @@ def predict(
     from mlship.monitor.predlog import PredictionLog
     from mlship.store.logstore import PREDICTIONS, LogTarget
 
+    if executor != "local" or ray_address is not None:  # distributed: mlship.serve.batch_ray
+        _predict_on_ray(executor, ref, input_path, output, url, token, delimiter, encoding,
+                        chunk_rows, prediction_log, ray_address)  # fmt: skip
+        return
     in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)
     if url is not None:
         options = (delimiter, encoding, chunk_rows or 1000)
@@ -223,6 +242,44 @@ def predict(
         )
     elif log is not None:
         out.print(f"Prediction log: {log.where} ({batch_id})")
+
+
+def _predict_on_ray(
+    executor: str,
+    ref: str, input_path: Path, output: Path, url: str | None, token: str | None,
+    delimiter: str, encoding: str, chunk_rows: int | None, prediction_log: bool,
+    address: str | None,
+) -> None:  # fmt: skip
+    from mlship.serve.batch_ray import predict_on_ray
+
+    if executor != "ray":
+        hint = "--executor" if executor != "local" else "--ray-address"
+        problem = f"{executor!r}: use local or ray" if executor != "local" else "only with ray"
+        raise typer.BadParameter(problem, param_hint=hint)
+    if url is not None or token is not None:
+        raise typer.BadParameter("not with --executor ray", param_hint="--url/--token")
+    in_format = "parquet" if input_path.is_dir() else _format_of(input_path, inputs=True)
+    scored = predict_on_ray(
+        ref, input_path, in_format, output, _format_of(output), address=address,
+        delimiter=delimiter, encoding=encoding, chunk_rows=chunk_rows or 50_000,
+        prediction_log=prediction_log,
+    )  # fmt: skip
+    out.print(
+        f"Scored {scored.rows} rows with {scored.ref} on Ray ({scored.actors} actor(s)) in "
+        f"{scored.seconds:.2f} s -> {output}"
+    )
+    if scored.unrecorded is not None:
+        err.print(
+            f"[yellow]warning:[/] {escape(scored.unrecorded)}; this run's usage is not recorded"
+        )
+    log = scored.log
+    if log is not None and log.failure is not None:
+        err.print(
+            f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "
+            f"{scored.rows} rows scored are not in the prediction log"
+        )
+    elif log is not None:
+        out.print(f"Prediction log: {log.where} ({scored.batch_id})")
 
 
 def _write_result(result: pd.DataFrame, output: Path, out_format: str) -> None:
