@@ -134,10 +134,12 @@ def test_a_bad_row_is_named_by_its_file_and_row_as_locally(
     with the same message, and no output is written."""
     folder = tmp_path / "bad"
     folder.mkdir()
-    broken = inputs.iloc[:1500].astype({"tenure_months": "object"}).reset_index(drop=True)
+    text = inputs.assign(tenure_months=inputs["tenure_months"].astype(str))  # as some exports do
+    broken = text.iloc[:1500].reset_index(drop=True)
     broken.loc[1233, "tenure_months"] = "forty"
-    good = inputs.iloc[:800].astype({"tenure_months": "object"})
-    pq.write_table(pa.Table.from_pandas(good, preserve_index=False), folder / "a.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(text.iloc[:800], preserve_index=False), folder / "a.parquet"
+    )
     bad_file = folder / "b.parquet"
     pq.write_table(pa.Table.from_pandas(broken, preserve_index=False), bad_file, row_group_size=300)
     home = trained.settings.home

@@ -185,12 +185,9 @@ class Scorer:
 
         cpu, began = time.process_time(), time.perf_counter()
         if "start" in batch.columns and PART not in batch.columns:  # pieces to read here
-            frames = [
-                read_piece(
-                    Path(self.files[int(r.part)]), Piece(int(r.part), int(r.start), int(r.rows))
-                )
-                for r in batch.itertuples()
-            ]
+            columns = (batch[name].tolist() for name in ("part", "start", "rows"))
+            pieces = [Piece(int(p), int(s), int(r)) for p, s, r in zip(*columns, strict=True)]
+            frames = [read_piece(Path(self.files[p.part]), p) for p in pieces]
             batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         answers = [self._score(part) for part in _by_file(batch)]
         result = pd.concat(answers, ignore_index=True) if len(answers) > 1 else answers[0]
