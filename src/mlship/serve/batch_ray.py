@@ -40,6 +40,7 @@ from mlship.errors import DataError, MlshipError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from mlship.monitor.predlog import PredictionLog
     from mlship.prices import Usage
@@ -180,16 +181,19 @@ class Scorer:
         self.files = files
         self.logging = logging
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, batch: pa.Table) -> pd.DataFrame:
         import pandas as pd
+        import polars as pl
 
         cpu, began = time.process_time(), time.perf_counter()
-        if "start" in batch.columns and PART not in batch.columns:  # pieces to read here
-            columns = (batch[name].tolist() for name in ("part", "start", "rows"))
+        if PART not in batch.column_names:  # pieces of Parquet files, to read here
+            columns = (batch.column(name).to_pylist() for name in ("part", "start", "rows"))
             pieces = [Piece(int(p), int(s), int(r)) for p, s, r in zip(*columns, strict=True)]
             frames = [read_piece(Path(self.files[p.part]), p) for p in pieces]
-            batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        answers = [self._score(part) for part in _by_file(batch)]
+            raw = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        else:  # rows the driver read, converted as the local command converts them
+            raw = pl.DataFrame(batch).to_pandas()
+        answers = [self._score(part) for part in _by_file(raw)]
         result = pd.concat(answers, ignore_index=True) if len(answers) > 1 else answers[0]
         result[CPU] = 0.0
         result.loc[0, CPU] = time.process_time() - cpu
@@ -247,19 +251,26 @@ def _logged_inputs(frame: pd.DataFrame) -> list[str]:
 
 
 def _text_chunks(path: Path, fmt: str, delimiter: str, encoding: str, chunk_rows: int) -> list[Any]:
-    """A CSV or JSON file read by ingest's readers, in chunks carrying each row's number and
-    line, for ``ray.data.from_pandas``."""
+    """A CSV or JSON file read by ingest's readers, in Arrow chunks carrying each row's number and
+    line, for ``ray.data.from_arrow``."""
+    import polars as pl
+
     from mlship.data.sources import read_rows
 
     data = read_rows(path, fmt, delimiter, encoding, "--encoding")
-    raw = data.frame.to_pandas()
-    raw[PART] = 0
-    raw[ROW] = range(1, len(raw) + 1)
-    if fmt == "csv" and data.unit != "line":
-        raw[LINE] = range(2, len(raw) + 2)  # one line a row after the header
+    rows = data.frame.height
+    if data.unit == "line":
+        lines = data.places().cast(pl.Int64)
+    elif fmt == "csv":
+        lines = pl.int_range(2, rows + 2, eager=True, dtype=pl.Int64)  # a row a line
     else:
-        raw[LINE] = data.places().to_list() if data.unit == "line" else -1
-    return [raw.iloc[start : start + chunk_rows] for start in range(0, len(raw), chunk_rows)]
+        lines = pl.repeat(-1, rows, eager=True, dtype=pl.Int64)
+    frame = data.frame.with_columns(
+        pl.lit(0, dtype=pl.Int64).alias(PART),
+        pl.int_range(1, rows + 1, dtype=pl.Int64).alias(ROW),
+        lines.alias(LINE),
+    )
+    return [frame.slice(start, chunk_rows).to_arrow() for start in range(0, rows, chunk_rows)]
 
 
 def _unwrap(exc: BaseException) -> MlshipError | None:
@@ -292,7 +303,7 @@ def score_on_ray(
     """Score ``input_path`` (a Parquet file or a directory of them, or a CSV/JSON file) with
     ``version`` on Ray; returns the answers in the file's order, the CPU seconds the actors spent
     and how many actors scored."""
-    import pandas as pd
+    import pyarrow as pa
     import ray
     import ray.data
 
@@ -314,29 +325,35 @@ def score_on_ray(
         )
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
+        # A worker's DataError reaches this driver as itself, not as "UDF failed".
+        raise_original = context.raise_original_map_exception
+        context.raise_original_map_exception = True
         if parquet:
             items = [{"part": p.part, "start": p.start, "rows": p.rows} for p in pieces]
             dataset = ray.data.from_items(items, override_num_blocks=len(items))
             batch_size = 1
         else:
-            dataset = ray.data.from_pandas(chunks)
+            dataset = ray.data.from_arrow(chunks)
             batch_size = chunk_rows
         actors = max(1, min(executor.workers, len(pieces) or len(chunks)))
         scored = dataset.map_batches(
             Scorer,
             fn_constructor_args=(shipped, [str(f) for f in files], log is not None),
             batch_size=batch_size,
-            batch_format="pandas",
+            batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
         )
         try:
-            result = pd.concat(list(scored.iter_batches(batch_format="pandas", batch_size=None)))
+            answers = scored.iter_batches(batch_format="pyarrow", batch_size=None)
+            result = pa.concat_tables(list(answers), promote_options="default").to_pandas()
         except Exception as exc:
             error = _unwrap(exc)
             if error is not None:
                 raise error from None
             raise
+        finally:
+            context.raise_original_map_exception = raise_original
     result = result.sort_values([PART, ROW], kind="stable").reset_index(drop=True)
     cpu = float(result[CPU].sum())
     if log is not None:
