@@ -280,10 +280,13 @@ def _unwrap(exc: BaseException) -> MlshipError | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, MlshipError):
+        cause = getattr(current, "cause", None)  # a RayTaskError's original exception
+        if isinstance(cause, BaseException):
+            current = cause
+        elif isinstance(current, MlshipError):
             return current
-        cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else current.__cause__
+        else:
+            current = current.__cause__
     return None
 
 
