@@ -60,6 +60,8 @@ MS = "__mlship_ms"
 LOGGED = "__mlship_logged"
 """The row's typed inputs as the prediction log stores them (JSON), when logging."""
 _CARRIED = (PART, ROW, LINE)
+MESSAGE = "mlship_message"
+"""Where an error raised in an actor keeps its message as written (see :meth:`Scorer.__call__`)."""
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -182,6 +184,15 @@ class Scorer:
         self.logging = logging
 
     def __call__(self, batch: pa.Table) -> pd.DataFrame:
+        try:
+            return self._answer(batch)
+        except MlshipError as exc:
+            # Ray Data appends its retry advice to the message on the way to the driver; the
+            # message as written travels beside it, for the command to show.
+            exc.__dict__[MESSAGE] = exc.args
+            raise
+
+    def _answer(self, batch: pa.Table) -> pd.DataFrame:
         import pandas as pd
         import polars as pl
 
@@ -284,6 +295,7 @@ def _unwrap(exc: BaseException) -> MlshipError | None:
         if isinstance(cause, BaseException):
             current = cause
         elif isinstance(current, MlshipError):
+            current.args = current.__dict__.pop(MESSAGE, current.args)
             return current
         else:
             current = current.__cause__
