@@ -293,10 +293,28 @@ class Workspace:
         From a server, the server checks the signature with its key before it sends the file,
         and the client checks the bytes against the version's checksum before unpickling.
         """
-        from mlship.train.model_io import load_model, load_model_bytes
+        from mlship.train.model_io import load_model_bytes
+
+        return load_model_bytes(version, self._signed_artifact(version))
+
+    def model_bytes(self, version: ModelVersion) -> bytes:
+        """A registered version's artifact, checked as :meth:`load_model` checks it (signature,
+        then checksum) but not unpickled: for scoring elsewhere (on Ray) with bytes verified
+        here."""
+        from mlship.store.entities import model_of
+        from mlship.train.model_io import check_checksum
+
+        data = self._signed_artifact(version)
+        what = f"model {model_of(version).name}:{version.version}"
+        check_checksum(data, version.artifact_sha256, what, "the registry's")
+        return data
+
+    def _signed_artifact(self, version: ModelVersion) -> bytes:
+        """A version's artifact once its signature verifies (the caller checks the checksum)."""
+        from mlship.train.model_io import signed_model_bytes
 
         if self.remote is None:
-            return load_model(version, self.artifacts, self.signer)
+            return signed_model_bytes(version, self.artifacts, self.signer)
         from mlship.remote.metadata import part
         from mlship.store.entities import model_of
 
@@ -305,7 +323,7 @@ class Workspace:
             what = f"model {name}:{version.version}"
             self.signer.verify(version.artifact_sha256, version.artifact_signature or "", what)
         path = f"/models/{part(name)}/versions/{version.version}/artifact"
-        return load_model_bytes(version, self.remote.get_bytes(path))
+        return self.remote.get_bytes(path)
 
     def close(self) -> None:
         if self.remote is not None:

@@ -167,10 +167,19 @@ def predict(
     executor: Annotated[
         str,
         typer.Option(
-            help="Where rows are scored: local (this process) or spark (Spark executors; "
+            help="Where to score: `local` (this process), `ray` (Ray Data actors; the input "
+            "may also be a directory of Parquet files) or `spark` (Spark executors; "
             "MLSHIP_SPARK_MASTER names the cluster, local[*] by default)."
         ),
     ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: a cluster (ray://host:port); RAY_ADDRESS or a "
+            "local Ray otherwise.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
     from mlship.costs.measured import measured_record, record_usage
@@ -178,6 +187,12 @@ def predict(
     from mlship.monitor.predlog import PredictionLog
     from mlship.store.logstore import PREDICTIONS, LogTarget
 
+    if executor not in ("local", "ray", "spark"):
+        raise typer.BadParameter(f"{executor!r}: use local, ray or spark", param_hint="--executor")
+    if executor == "ray" or ray_address is not None:  # distributed: mlship.serve.batch_ray
+        _predict_on_ray(executor, ref, input_path, output, url, token, delimiter, encoding,
+                        chunk_rows, prediction_log, ray_address)  # fmt: skip
+        return
     in_format, out_format = _format_of(input_path, inputs=True), _format_of(output)
     if url is not None:
         options = (delimiter, encoding, chunk_rows or 1000)
@@ -188,8 +203,6 @@ def predict(
     if executor == "spark":
         _predict_spark(ref, input_path, in_format, output, out_format, delimiter)
         return
-    if executor != "local":
-        raise typer.BadParameter(f"{executor!r}: use local or spark", param_hint="--executor")
     chunk_rows = chunk_rows or 50_000
     workspace = Workspace.open()  # open while the log is written: it may be the server's
     try:
@@ -258,6 +271,42 @@ def _predict_spark(
     _write_result(result, output, out_format)
     elapsed = time.perf_counter() - started
     out.print(f"Scored {len(result)} rows with {model.ref} on Spark in {elapsed:.2f} s -> {output}")
+
+
+def _predict_on_ray(
+    executor: str,
+    ref: str, input_path: Path, output: Path, url: str | None, token: str | None,
+    delimiter: str, encoding: str, chunk_rows: int | None, prediction_log: bool,
+    address: str | None,
+) -> None:  # fmt: skip
+    from mlship.serve.batch_ray import predict_on_ray
+
+    if executor != "ray":
+        raise typer.BadParameter("only with --executor ray", param_hint="--ray-address")
+    if url is not None or token is not None:
+        raise typer.BadParameter("not with --executor ray", param_hint="--url/--token")
+    in_format = "parquet" if input_path.is_dir() else _format_of(input_path, inputs=True)
+    scored = predict_on_ray(
+        ref, input_path, in_format, output, _format_of(output), address=address,
+        delimiter=delimiter, encoding=encoding, chunk_rows=chunk_rows or 50_000,
+        prediction_log=prediction_log,
+    )  # fmt: skip
+    out.print(
+        f"Scored {scored.rows} rows with {scored.ref} on Ray ({scored.actors} actor(s)) in "
+        f"{scored.seconds:.2f} s -> {output}"
+    )
+    if scored.unrecorded is not None:
+        err.print(
+            f"[yellow]warning:[/] {escape(scored.unrecorded)}; this run's usage is not recorded"
+        )
+    log = scored.log
+    if log is not None and log.failure is not None:
+        err.print(
+            f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "
+            f"{scored.rows} rows scored are not in the prediction log"
+        )
+    elif log is not None:
+        out.print(f"Prediction log: {log.where} ({scored.batch_id})")
 
 
 def _write_result(result: pd.DataFrame, output: Path, out_format: str) -> None:

@@ -49,9 +49,11 @@ class Problems:
     count: int = 0
     lines: Sequence[int] | None = None
     """Each row's line in the file, when known row by row (JSON, multi-line CSV values)."""
+    rows: Sequence[int] | None = None
+    """Each row's number in the file, when the table is a part of it (a batch of a larger job)."""
 
     def where(self, row: int) -> str:
-        text = f"row {row + self.row_offset}"
+        text = f"row {self.rows[row] if self.rows is not None else row + self.row_offset}"
         if self.lines is not None:
             text += f" (line {self.lines[row]})"
         elif self.line_offset is not None:
@@ -178,13 +180,15 @@ def coerce_frame(
     *,
     csv_lines: bool = False,
     lines: Sequence[int] | None = None,
+    rows: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Return the declared ``columns`` of ``raw`` with their declared types.
 
     Columns that are not declared are left out. Raises :class:`DataError` listing every missing
     column and every value that cannot be read as its column's type; ``origin`` (a file name)
     starts the message, and with ``csv_lines`` rows are also given as line numbers of the file
-    (or with ``lines``, each row's line as the reader found it).
+    (or with ``lines``, each row's line as the reader found it); ``rows`` numbers the rows of a
+    part of a file as the whole file does.
     """
     missing = [c.name for c in columns if c.name not in raw.columns]
     if missing:
@@ -194,7 +198,7 @@ def coerce_frame(
             f"the file has: {available}"
         )
     problems = Problems(
-        origin=origin, row_offset=1, line_offset=2 if csv_lines else None, lines=lines
+        origin=origin, row_offset=1, line_offset=2 if csv_lines else None, lines=lines, rows=rows
     )
     typed = {
         column.name: _coerce_column(raw[column.name].reset_index(drop=True), column, problems)

@@ -67,6 +67,12 @@ class LoadedModel:
 
 def load_model(version: ModelVersion, store: ArtifactStore, signer: Signer) -> LoadedModel:
     """Fetch, verify (signature by ``signer``'s keys, then checksum) and unpickle a version."""
+    return load_model_bytes(version, signed_model_bytes(version, store, signer))
+
+
+def signed_model_bytes(version: ModelVersion, store: ArtifactStore, signer: Signer) -> bytes:
+    """A version's artifact once its signature (by ``signer``'s keys) verifies; the caller
+    checks its checksum (:func:`load_model_bytes`, :func:`check_checksum`)."""
     name = model_of(version).name
     what = f"model {name}:{version.version}"
     signer.verify(version.artifact_sha256, version.artifact_signature, what)
@@ -74,7 +80,7 @@ def load_model(version: ModelVersion, store: ArtifactStore, signer: Signer) -> L
         data = store.get_bytes(version.artifact_sha256)
     except IntegrityError as exc:
         raise IntegrityError(f"refusing to load model {name}:{version.version}: {exc}") from None
-    return load_model_bytes(version, data)
+    return data
 
 
 def load_model_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
@@ -120,12 +126,17 @@ def load_scored(
 
 def unpickle_verified(data: bytes, sha256: str, what: str, whose: str) -> Any:
     """Unpickle ``data`` only if it hashes to ``sha256`` (``whose`` checksum, for the message)."""
+    check_checksum(data, sha256, what, whose)
+    return pickle.loads(data)  # noqa: S301 - the bytes are the ones whose checksum was recorded
+
+
+def check_checksum(data: bytes, sha256: str, what: str, whose: str) -> None:
+    """Refuse ``data`` unless it hashes to ``sha256`` (``whose`` checksum, for the message)."""
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise IntegrityError(
             f"refusing to load {what}: artifact checksum {actual} does not match {whose} {sha256}"
         )
-    return pickle.loads(data)  # noqa: S301 - the bytes are the ones whose checksum was recorded
 
 
 class LoadsModels(Protocol):
