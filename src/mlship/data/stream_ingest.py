@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from mlship.spec.loader import LoadedSpec
 
 _INDEX = "__index"
-PROFILE_SAMPLE_ROWS = 200_000
+PROFILE_SAMPLE_ROWS = 100_000
 """The data report's profile of a streamed dataset is computed on about this many clean rows."""
-_PARTITION_ROWS = 2_000_000
+_PARTITION_ROWS = 1_000_000
 """Rows of hashes held at once while looking for repeats."""
 
 
@@ -275,19 +275,23 @@ def _add_report(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
 
 def _repeated(hashed: Path, index: int, rows: int) -> pl.Series:
     """The row indices (sorted) whose hashed values occurred in an earlier row, found one hash
-    partition at a time."""
+    partition at a time: each pass reads the three columns of every row group and keeps the
+    rows of its partition."""
+    import pyarrow.parquet as pq
+
     a, b = f"h{index}a", f"h{index}b"
     partitions = max(1, -(-rows // _PARTITION_ROWS))
+    parquet = pq.ParquetFile(hashed)
     found: list[pl.Series] = []
     for part in range(partitions):
-        chunk = (
-            pl.scan_parquet(hashed)
-            .select(_INDEX, a, b)
-            .filter(pl.col(a) % partitions == part)
-            .collect(engine="streaming")
-            .sort(_INDEX)
-        )
-        found.append(chunk.filter(~pl.struct(a, b).is_first_distinct())[_INDEX])
+        pieces = []
+        for group in range(parquet.num_row_groups):
+            piece = pl.from_arrow(parquet.read_row_group(group, columns=[_INDEX, a, b]))
+            assert isinstance(piece, pl.DataFrame)
+            pieces.append(piece.filter(pl.col(a) % partitions == part) if partitions > 1 else piece)
+        if pieces:
+            chunk = pl.concat(pieces)  # in index order: the row groups are
+            found.append(chunk.filter(~pl.struct(a, b).is_first_distinct())[_INDEX])
     if not found:
         return pl.Series(_INDEX, [], dtype=pl.Int64)
     return pl.concat(found).sort()
