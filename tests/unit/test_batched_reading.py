@@ -92,7 +92,12 @@ def test_a_dataset_written_in_parts_has_the_in_memory_hash(
 
 def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     path = tmp_path / "never.parquet"
-    with pytest.raises(RuntimeError), PartWriter(path) as writer:
-        writer.write(pl.DataFrame({"a": [1]}))
-        raise RuntimeError("interrupted")
+
+    def interrupted() -> None:
+        with PartWriter(path) as writer:
+            writer.write(pl.DataFrame({"a": [1]}))
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted()
     assert list(tmp_path.iterdir()) == []

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 _INDEX = "__index"
 PROFILE_SAMPLE_ROWS = 100_000
 """The data report's profile of a streamed dataset is computed on about this many clean rows."""
-_PARTITION_ROWS = 1_000_000
+_PARTITION_ROWS = 500_000
 """Rows of hashes held at once while looking for repeats."""
 
 
@@ -290,8 +290,12 @@ def _repeated(hashed: Path, index: int, rows: int) -> pl.Series:
             assert isinstance(piece, pl.DataFrame)
             pieces.append(piece.filter(pl.col(a) % partitions == part) if partitions > 1 else piece)
         if pieces:
-            chunk = pl.concat(pieces)  # in index order: the row groups are
-            found.append(chunk.filter(~pl.struct(a, b).is_first_distinct())[_INDEX])
+            # Sorted by both hashes, then by row: a row whose hashes equal the previous row's
+            # repeats an earlier one (a sort holds far less than a hash table of structs).
+            chunk = pl.concat(pieces).sort(a, b, _INDEX)
+            same = (pl.col(a) == pl.col(a).shift(1)) & (pl.col(b) == pl.col(b).shift(1))
+            found.append(chunk.filter(same.fill_null(False))[_INDEX])
+            del chunk, pieces
     if not found:
         return pl.Series(_INDEX, [], dtype=pl.Int64)
     return pl.concat(found).sort()

@@ -31,8 +31,8 @@ from mlship.data.readers.location import blocks, open_file
 from mlship.data.readers.masking import mask_text
 from mlship.errors import DataError
 
-STREAM_BLOCK_BYTES = 8 * 2**20
-"""A CSV batch is about this many bytes of the file (some 100,000 rows of a typical table)."""
+STREAM_BLOCK_BYTES = 4 * 2**20
+"""A CSV batch is about this many bytes of the file (some 50,000 rows of a typical table)."""
 
 STREAM_BATCH_ROWS = 131_072
 """A Parquet batch has at most this many rows."""
