@@ -40,34 +40,49 @@ class PartWriter:
     null has no type of its own); a frame whose columns differ is refused.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, group_rows: int | None = None) -> None:
+        """``group_rows``: rows per row group (``ROW_GROUP_ROWS`` by default); small frames are
+        held until they make one."""
         self.path = path
         self.temp = path.with_name(f".{path.name}.{os.getpid()}.part")
         self.rows = 0
+        self.group_rows = group_rows or ROW_GROUP_ROWS
         self._writer: pq.ParquetWriter | None = None
         self._schema: pl.Schema | None = None
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
 
     def write(self, frame: pl.DataFrame) -> None:
         import pyarrow.parquet as pq
 
         if self._schema is None:
             self._schema = frame.schema
-            table = frame.to_arrow()
-            self._writer = pq.ParquetWriter(self.temp, table.schema)
+            self._writer = pq.ParquetWriter(self.temp, frame.to_arrow().schema)
+        elif frame.columns != list(self._schema):
+            raise ValueError(f"columns {frame.columns} differ from {list(self._schema)}")
         else:
-            if frame.columns != list(self._schema):
-                raise ValueError(f"columns {frame.columns} differ from {list(self._schema)}")
-            table = frame.cast(self._schema).to_arrow()
-        assert self._writer is not None
+            frame = frame.cast(self._schema)
         if frame.height:
-            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            self._pending.append(frame)
+            self._pending_rows += frame.height
         self.rows += frame.height
+        if self._pending_rows >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        assert self._writer is not None
+        table = pl.concat(self._pending).to_arrow()
+        self._pending, self._pending_rows = [], 0
+        self._writer.write_table(table, row_group_size=self.group_rows)
 
     def close(self) -> None:
         """Finish the file and move it into place (an empty file when nothing was written)."""
         if self._writer is None:
             pl.DataFrame().write_parquet(self.temp)
         else:
+            self._flush()
             self._writer.close()
         with self.temp.open("rb+") as handle:
             os.fsync(handle.fileno())

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 _INDEX = "__index"
 PROFILE_SAMPLE_ROWS = 100_000
 """The data report's profile of a streamed dataset is computed on about this many clean rows."""
+_STAGED_ROWS = 32_768
+"""Rows validated at once in the third pass (a row group of the staged table)."""
 _PARTITION_ROWS = 500_000
 """Rows of hashes held at once while looking for repeats."""
 
@@ -233,7 +235,7 @@ def run_passes(
     combined_columns: list[str] = []
     total = _size(reader)
     observer.source_started(label)
-    with PartWriter(staged) as staging, PartWriter(hashed) as hashes:
+    with PartWriter(staged, _STAGED_ROWS) as staging, PartWriter(hashed) as hashes:
         for data in file_batches(reader, sha256, tally):
             observer.source_progress(label, tally.bytes, total)
             found = resolve_duplicates(
