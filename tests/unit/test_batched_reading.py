@@ -101,3 +101,35 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         interrupted()
     assert list(tmp_path.iterdir()) == []
+
+
+def _plan(tmp_path: Path, extra: str, sources: str = "") -> tuple[object, str | None]:
+    from mlship.data.stream_ingest import stream_plan
+    from mlship.spec.loader import load_spec
+
+    (tmp_path / "a.csv").write_text("id,x,y\n1,2,yes\n2,3,no\n")
+    (tmp_path / "b.csv").write_text("id,z\n1,2\n")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(
+        "name: p\ntask: classification\nsources:\n  - {name: a, path: a.csv}\n" + sources
+        + "columns:\n  - {name: id, type: string, role: id}\n"
+        + f"  - {{name: x, type: float{extra}}}\n"
+        + "  - {name: y, type: category, role: target}\n"
+        + "models: [{name: m, estimator: logistic_regression}]\nmetric: accuracy\n"
+    )  # fmt: skip
+    return stream_plan(load_spec(spec), 0)
+
+
+def test_what_needs_every_row_is_read_whole_with_a_reason(tmp_path: Path) -> None:
+    reader, why = _plan(tmp_path, "")
+    assert reader is not None and why is None
+    reader, why = _plan(tmp_path, ", checks: [{outliers: {method: iqr, threshold: 3}}]")
+    assert reader is None
+    assert why is not None and "is read whole: the outliers check of 'x'" in why
+    joined = (
+        "  - {name: b, path: b.csv}\n"
+        "combine: {method: join, base: a, joins: [{source: b, on: [id]}]}\n"
+    )
+    reader, why = _plan(tmp_path, "", joined)
+    assert reader is None
+    assert why is not None and "combines several sources" in why

@@ -61,17 +61,28 @@ def stream_plan(loaded: LoadedSpec, threshold: int) -> tuple[FileReader | None, 
     """The reader to stream the spec's source with, or None; and, when the source is large
     enough to stream but cannot be, why (a message for the user)."""
     spec = loaded.spec
-    if len(spec.sources) != 1 or spec.sources[0].path is None:
+    large: list[tuple[FileReader, int]] = []
+    for source in spec.sources:
+        if source.path is None:
+            continue
+        try:
+            reader = file_reader_for(source, loaded.base_dir)
+        except DataError:
+            return None, None  # reading it whole says what is wrong
+        size = _size(reader)
+        if size is not None and size > threshold:
+            large.append((reader, size))
+    if not large:
         return None, None
-    source = spec.sources[0]
-    try:
-        reader = file_reader_for(source, loaded.base_dir)
-    except DataError:
-        return None, None  # reading it whole says what is wrong
-    size = _size(reader)
-    if size is None or size <= threshold:
-        return None, None
-    why = can_batch(reader) or _unstreamable(loaded)
+    reader, size = large[0]
+    source = reader.source
+    if len(spec.sources) > 1:
+        why: str | None = (
+            "the spec combines several sources, and a join or union needs the other sources "
+            "whole"
+        )
+    else:
+        why = can_batch(reader) or _unstreamable(loaded)
     if why is None:
         return reader, None
     shown = f"{size / 2**20:.0f} MiB"
