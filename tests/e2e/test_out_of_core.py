@@ -174,6 +174,26 @@ def test_batches_give_the_in_memory_dataset_and_quarantine(
         return found.select("_row", "_reasons").sort("_row")
 
     assert quarantined(tmp_path / "batches").equals(quarantined(tmp_path / "memory"))
+
+    # The stored dataset: row groups for streaming, read lazily with the query pushed down, and
+    # whole by the existing readers.
+    import pyarrow.parquet as pq
+
+    from mlship.data.dataset_files import scan_dataset
+    from mlship.data.versioning import load_frame
+
+    workspace = Workspace.open(Settings(home=tmp_path / "batches"))
+    try:
+        dataset = workspace.datasets.list_datasets(limit=1)[0]
+        path = workspace.artifacts.located(dataset.artifact_sha256)  # type: ignore[attr-defined]
+        assert pq.ParquetFile(path).metadata.row_group(0).num_rows == dataset.n_rows
+        old = scan_dataset(dataset, workspace.artifacts).filter(pl.col("age") > 80)
+        found = old.select("customer_id", "age").collect()
+        whole = load_frame(dataset.artifact_sha256, workspace.artifacts)
+        assert len(whole) == dataset.n_rows
+        assert found["customer_id"].to_list() == whole[whole["age"] > 80]["customer_id"].tolist()
+    finally:
+        workspace.close()
     assert quarantined(tmp_path / "batches").filter(pl.col("_row") == "line 30014").height == 1
 
 
