@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: quickstart test lint format reference lock bench clean actionlint axe
+.PHONY: quickstart test lint format reference lock bench clean actionlint axe airflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ quickstart: $(VENV)/.runtime
 
 # Two workers, each taking whole test files (module fixtures stay in one process): one process
 # keeps about one core busy, so the second worker uses CI's second core (decision record 056).
-test: $(VENV)/.dev actionlint axe
+test: $(VENV)/.dev actionlint axe airflow
 	bash scripts/services.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
@@ -47,6 +47,17 @@ actionlint:
 axe:
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm to get axe-core for the web UI tests (tools/axe)" >&2; exit 1; }
 	npm ci --prefix tools/axe --no-audit --no-fund --silent
+
+# Apache Airflow, for the test that loads and runs the DAG of `mlship airflow export`, in a
+# virtualenv of its own (its pins clash with ours), made once and again when its pins change.
+AIRFLOW_VENV := tools/airflow/.venv
+airflow: $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_VENV)/.installed: tools/airflow/requirements.txt tools/airflow/constraints.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tools/airflow/requirements.txt -c tools/airflow/constraints.txt
+	touch $@
 
 reference: $(VENV)/.runtime
 	$(BIN)/python -m mlship.reference

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mlship.store.metadata import MetadataStore
     from mlship.store.parts import Sealing
     from mlship.store.registry import Registry
-    from mlship.store.repositories import Catalogue, Datasets, Journals, Runs, Tracking
+    from mlship.store.repositories import Catalogue, Datasets, Journals, Marks, Runs, Tracking
     from mlship.store.rollouts import Rollouts
     from mlship.train.model_io import LoadedModel
 
@@ -101,6 +101,10 @@ class Workspace:
 
     @property
     def catalogue(self) -> Catalogue:
+        return self.tracking
+
+    @property
+    def marks(self) -> Marks:
         return self.tracking
 
     @property

@@ -18,15 +18,11 @@ import pandas as pd
 import pytest
 
 from mlship.config import Settings
-from mlship.data.versioning import load_frame
 from mlship.workspace import Workspace
 from tests.conftest import run_cli, two_churn_versions
 from tests.serving import serving
+from tests.traffic import churn_traffic
 
-FEATURES = [
-    "age", "tenure_months", "monthly_charges", "total_charges", "contract", "internet_service",
-    "payment_method", "support_calls", "paperless_billing",
-]  # fmt: skip
 RECORDS, PER_REQUEST, REFUSED, UNLABELLED_EVERY = 800, 10, 4, 8
 
 
@@ -42,27 +38,12 @@ class Canary:
     refused: int
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None)
-    return [
-        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        for row in rows.to_dict("records")
-    ]
-
-
 @pytest.fixture(scope="module")
 def canary(tmp_path_factory: pytest.TempPathFactory) -> Canary:
     root = tmp_path_factory.mktemp("abtest")
     home = two_churn_versions(root)
-    workspace = Workspace.open(Settings(home=home))
-    try:
-        first = workspace.tracking.get_version("churn", 1)
-        dataset = workspace.tracking.get_dataset(first.dataset_hash)
-        data = load_frame(dataset.artifact_sha256, workspace.artifacts)
-    finally:
-        workspace.close()
-    sample = data.sample(n=RECORDS, random_state=5).reset_index(drop=True)
-    records, truth = _records(sample), sample["churned"].astype(str).tolist()
+    traffic = churn_traffic(home, RECORDS, 0, seed=5)
+    records, truth = traffic.records, traffic.truth
     deployment = root / "canary.yaml"
     deployment.write_text(
         """name: churn-ab

@@ -26,7 +26,7 @@ from mlship.spec import load_spec
 from mlship.store.artifacts import ArtifactStore
 from mlship.store.logstore import LogStore
 from mlship.store.parts import Sealing
-from mlship.store.repositories import Datasets
+from mlship.store.repositories import Datasets, Marks
 from mlship.workspace import Workspace
 
 POLICIES = ["quarantine", "keep_first", "keep_last", "newest"]
@@ -213,6 +213,7 @@ def _expected(case: Case) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str
 class _IngestStores:
     settings: Settings
     datasets: Datasets
+    marks: Marks
     artifacts: ArtifactStore
     logs: LogStore
     sealing: Sealing
@@ -228,6 +229,7 @@ def _ingest(case: Case, root: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[st
         stores = _IngestStores(
             workspace.settings,
             workspace.datasets,
+            workspace.marks,
             workspace.artifacts,
             workspace.logs,
             workspace.sealing,

@@ -152,6 +152,9 @@ def show_command(
             help="Dataset hash (or prefix), or PIPELINE[~N]: its newest dataset, or N before."
         ),
     ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the dataset's record as one JSON object.")
+    ] = False,
 ) -> None:
     """A dataset's lineage, schema, validation and statistics."""
     from mlship.data.lineage import FileLineage, QueryLineage, lineage_from_json
@@ -159,6 +162,11 @@ def show_command(
     workspace = Workspace.open()
     try:
         dataset = workspace.datasets.get_dataset(ref)
+        if as_json:
+            from mlship.store.entities import to_json
+
+            typer.echo(json.dumps(to_json(dataset), sort_keys=True))
+            return
         profile = _profile_of(workspace, dataset)
     finally:
         workspace.close()
@@ -190,6 +198,11 @@ def show_command(
             sha256 = source.fingerprint[:12]
         sources.add_row(source.name, source.kind, location, str(source.rows), sha256)
     out.print(sources)
+    increment = (dataset.validation or {}).get("increment")
+    if increment:
+        from mlship.cli.increments import print_increment
+
+        print_increment(increment)
     columns = Table(title="Columns")
     for name in ("column", "type", "missing", "distinct", "mean", "min", "max"):
         columns.add_column(name)

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from mlship import __version__
 from mlship.cli import (
+    airflow,
     backup,
     ci,
     cost,
@@ -79,6 +80,7 @@ app.add_typer(deploy.app, name="deploy")
 app.add_typer(cost.app, name="cost")
 app.add_typer(image.app, name="image")
 app.add_typer(ci.app, name="ci")
+app.add_typer(airflow.app, name="airflow")
 stream.app.command("land")(stream_land)
 app.add_typer(stream.app, name="stream")
 

@@ -24,6 +24,7 @@ from mlship.data.checks import Validation, validate
 from mlship.data.combine import combine_sources
 from mlship.data.duplicates import Deduplicated, resolve_duplicates
 from mlship.data.fingerprint import ingest_key, location_of
+from mlship.data.incremental import Growth, commit, is_incremental, merge, read_growth
 from mlship.data.mapping import convert_units, derive_columns, rename_columns
 from mlship.data.privacy import pseudonym, pseudonymize
 from mlship.data.profile import profile_of
@@ -42,11 +43,18 @@ from mlship.security.keys import load_or_create_key
 from mlship.spec.data import Column, Source, ValueFormats
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write
-from mlship.store.context import HasArtifacts, HasDatasets, HasLogs, HasSealing, HasSettings
+from mlship.store.context import (
+    HasArtifacts,
+    HasDatasets,
+    HasLogs,
+    HasMarks,
+    HasSealing,
+    HasSettings,
+)
 from mlship.store.entities import Dataset
 
 
-class IngestStores(HasSettings, HasDatasets, HasArtifacts, HasLogs, HasSealing, Protocol):
+class IngestStores(HasSettings, HasDatasets, HasMarks, HasArtifacts, HasLogs, HasSealing, Protocol):
     """Where an ingest reads its settings, cached datasets and landed streams, and keeps the
     dataset it makes."""
 
@@ -312,12 +320,17 @@ def ingest(
     marker = pseudonym(key, "mlship ingest cache")
 
     raw: dict[str, SourceData] | None = None
-    hashes = _source_hashes(loaded, workspace)
+    # Growing sources are read from their marks (mlship.data.incremental), never whole.
+    growth = read_growth(loaded, workspace, observer.message) if is_incremental(spec) else None
+    hashes = None if growth is not None else _source_hashes(loaded, workspace)
     if hashes is None:
-        raw = _read_all(loaded, workspace, observer)
+        raw = growth.raw if growth is not None else _read_all(loaded, workspace, observer)
         hashes = [frame_hash(d.frame.to_pandas()) for d in raw.values()]
     cache_key = ingest_key(spec, hashes, marker)
-    cached = workspace.datasets.cached_dataset(cache_key)
+    if growth is None:
+        cached = workspace.datasets.cached_dataset(cache_key)
+    else:
+        cached = growth.previous if growth.nothing_new else None
     if cached is not None:
         observer.message(
             f"Inputs unchanged: reusing dataset {cached.data_hash[:12]} ({cached.n_rows} rows)"
@@ -382,6 +395,7 @@ def ingest(
         observer,
         undeclared,
         spec_hash,
+        growth,
     )
 
 
@@ -443,6 +457,7 @@ def _record(
     observer: IngestObserver,
     undeclared: UndeclaredColumns,
     spec_hash: str,
+    growth: Growth | None = None,
 ) -> Ingested:
     spec = loaded.spec
     summary = validation.summary()
@@ -486,6 +501,9 @@ def _record(
     if quarantine:
         workspace.artifacts.put_bytes(quarantine)
     clean = validation.clean
+    if growth is not None:  # the new rows, added to the previous version's
+        clean, summary["increment"] = merge(growth, clean, workspace)
+        profile = profile_of(clean)
     pandas_frame = clean.to_pandas()
     data_hash = frame_hash(pandas_frame)
     profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile.to_json())).sha256
@@ -503,6 +521,8 @@ def _record(
         profile_sha256=profile_sha,
         validation=summary,
     )
+    if growth is not None:
+        commit(growth, dataset, workspace)
     workspace.datasets.remember_ingest(cache_key, dataset.id)
     write_reports()
     if len(validation.quarantine):

@@ -78,8 +78,7 @@ def stream_plan(loaded: LoadedSpec, threshold: int) -> tuple[FileReader | None, 
     source = reader.source
     if len(spec.sources) > 1:
         why: str | None = (
-            "the spec combines several sources, and a join or union needs the other sources "
-            "whole"
+            "the spec combines several sources, and a join or union needs the other sources whole"
         )
     else:
         why = can_batch(reader) or _unstreamable(loaded)

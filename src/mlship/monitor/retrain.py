@@ -22,6 +22,7 @@ from mlship.store.context import (
     HasCatalogue,
     HasDatasets,
     HasLogs,
+    HasMarks,
     HasRegistry,
     HasRuns,
     HasSealing,
@@ -34,6 +35,7 @@ from mlship.store.context import (
 class RetrainStores(
     HasSettings,
     HasDatasets,
+    HasMarks,
     HasRuns,
     HasArtifacts,
     HasLogs,

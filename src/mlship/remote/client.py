@@ -39,6 +39,7 @@ from mlship.errors import (
 )
 from mlship.store.liveness import RunStateError
 from mlship.store.registry import ReviewError
+from mlship.store.repositories import MarksMoved
 from mlship.store.rollouts import RolloutConflict
 from mlship.store.run_search import FilterError
 
@@ -50,6 +51,7 @@ _KINDS: dict[str, type[MlshipError]] = {
     "RunStateError": RunStateError,
     "ReviewError": ReviewError,
     "RolloutConflict": RolloutConflict,
+    "MarksMoved": MarksMoved,
     "FilterError": FilterError,
 }
 

@@ -22,6 +22,7 @@ from mlship.remote import tracking_api as api
 from mlship.remote.client import Client
 from mlship.store.entities import (
     Dataset,
+    IngestMarks,
     ModelVersion,
     Note,
     RegisteredModel,
@@ -84,6 +85,18 @@ class RemoteMetadata:
 
     def get_dataset(self, ref: str) -> Dataset:
         return parse(Dataset, self.client.get(f"/datasets/{part(ref)}"))
+
+    # -- ingest marks ---------------------------------------------------------------------------
+
+    def ingest_marks(self, pipeline: str) -> IngestMarks | None:
+        found = self.client.get(f"/ingest-marks/{part(pipeline)}")
+        return api.FoundMarks.model_validate(found).marks
+
+    def advance_marks(
+        self, pipeline: str, *, serial: int, dataset_id: int, marks: dict[str, Any]
+    ) -> IngestMarks:
+        body = api.MarksMove(serial=serial, dataset_id=dataset_id, marks=marks)
+        return parse(IngestMarks, self.client.post(f"/ingest-marks/{part(pipeline)}", _json(body)))
 
     # -- runs -----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlship.store.entities import Dataset, ModelVersion
+from mlship.store.entities import Dataset, IngestMarks, ModelVersion
 from mlship.store.repositories import NewCandidate, NewMetric
 
 SHA256 = r"^[0-9a-f]{64}$"
@@ -49,6 +49,18 @@ class CachedDataset(BaseModel):
 
 class IngestEntry(Body):
     dataset_id: int = Field(ge=1)
+
+
+class FoundMarks(BaseModel):
+    marks: IngestMarks | None
+
+
+class MarksMove(Body):
+    """Move a pipeline's marks from ``serial`` (see ``Marks.advance_marks``)."""
+
+    serial: int = Field(ge=0)
+    dataset_id: int = Field(ge=1)
+    marks: dict[str, Any]
 
 
 class Process(Body):

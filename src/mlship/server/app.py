@@ -35,6 +35,7 @@ from mlship.store.idempotency import SqlIdempotencyKeys
 from mlship.store.liveness import RunStateError
 from mlship.store.rate_limits import SqlRateLimits
 from mlship.store.registry import ReviewError
+from mlship.store.repositories import MarksMoved
 from mlship.store.rollouts import RolloutConflict
 from mlship.ui import create_ui
 from mlship.workspace import Workspace
@@ -46,6 +47,7 @@ _STATUS: tuple[tuple[type[MlshipError], int], ...] = (
     (NotFoundError, 404),
     (ReviewError, 409),
     (RolloutConflict, 409),
+    (MarksMoved, 409),
     (RunStateError, 409),
     (IntegrityError, 409),
     (MlshipError, 400),

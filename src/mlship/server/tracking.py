@@ -24,8 +24,10 @@ from mlship.remote.tracking_api import (
     CachedDataset,
     Failure,
     Finished,
+    FoundMarks,
     IngestEntry,
     Journal,
+    MarksMove,
     NewDatasetBody,
     NewRun,
     NoteBody,
@@ -98,6 +100,20 @@ def cached_dataset(key: str, workspace: WorkspaceDep) -> dict[str, Any]:
 def remember_ingest(key: str, body: IngestEntry, workspace: WorkspaceDep) -> dict[str, Any]:
     workspace.metadata.remember_ingest(key, body.dataset_id)
     return body.model_dump(mode="json")
+
+
+@router.get("/ingest-marks/{pipeline}", **role_route("viewer"))
+def ingest_marks(pipeline: str, workspace: WorkspaceDep) -> dict[str, Any]:
+    found = workspace.metadata.ingest_marks(pipeline)
+    return FoundMarks(marks=found).model_dump(mode="json")
+
+
+@router.post("/ingest-marks/{pipeline}", **role_route("scientist"))
+def advance_marks(pipeline: str, body: MarksMove, workspace: WorkspaceDep) -> Any:
+    moved = workspace.metadata.advance_marks(
+        pipeline, serial=body.serial, dataset_id=body.dataset_id, marks=body.marks
+    )
+    return to_json(moved)
 
 
 # -- runs ---------------------------------------------------------------------------------------

@@ -212,6 +212,64 @@ class StreamRange(Strict):
     _bounds = field_validator("since", "until", mode="before")(_a_bound)
 
 
+class Incremental(Strict):
+    """A source that only grows, read from where the last ingest stopped (its high-water mark).
+
+    Exactly one of: ``mode: append`` (a CSV or JSON-lines file written to at its end), ``key``
+    (a query whose rows have an increasing key) or ``updated_at`` (a query whose rows carry the
+    time they were last changed). Deleted rows are never seen: they stay in the dataset.
+    """
+
+    mode: Literal["append"] | None = Field(
+        None,
+        description="`append`: a file that only grows at its end (its new lines are read), or "
+        "a folder (`path` ending in /) or glob (`exports/*.csv`) gaining files (new ones are "
+        "read).",
+    )
+    key: str | None = Field(
+        None,
+        min_length=1,
+        description="A column of the query (as it returns it) that only increases: rows with a "
+        "larger value than the last ingest's largest are read.",
+    )
+    updated_at: str | None = Field(
+        None,
+        min_length=1,
+        description="A column of the query (as it returns it) holding when the row last "
+        "changed: rows changed since the last ingest (minus `overlap`) are read, and replace "
+        "the rows with the same source `key`.",
+    )
+    overlap: str = Field(
+        "5m",
+        description="How far before the last ingest's newest `updated_at` to read again (rows "
+        "committed late with an earlier time), e.g. 30s, 5m, 1h. Rows read twice are kept once.",
+    )
+
+    @field_validator("overlap")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _RELATIVE.match(value.strip()):
+            raise ValueError(f"{value!r} is not a duration; expected e.g. 30s, 5m, 1h or 1d")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Incremental:
+        given = [self.mode, self.key, self.updated_at]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError(
+                "`incremental` needs exactly one of `mode: append` (a growing file), `key` (an "
+                "increasing column of a query) or `updated_at` (a query's change time column)"
+            )
+        return self
+
+    @property
+    def overlap_seconds(self) -> int:
+        """``overlap`` in seconds."""
+        found = _RELATIVE.match(self.overlap)
+        assert found is not None
+        return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
+
+
 class Source(Strict):
     """A file (local path or any fsspec URL), a SQL query or a landed stream to ingest.
 
@@ -240,6 +298,11 @@ class Source(Strict):
         description="Columns (after mapping) that identify a record of this source. Rows "
         "sharing a key are resolved by `on_duplicate`; no key, no such step.",
     )
+    incremental: Incremental | None = Field(
+        None,
+        description="Read only what the source added since the last ingest: `mode: append`, "
+        "`key: COLUMN` or `updated_at: COLUMN` (see Incremental).",
+    )
     on_duplicate: DuplicatePolicy = Field(
         "quarantine",
         description="Rows sharing a key whose values differ: `quarantine` every copy, "
@@ -257,6 +320,37 @@ class Source(Strict):
             )
         if self.query is not None and self.url is None:
             raise ValueError("a `query` source needs `url`, the SQLAlchemy URL of the database")
+        return self
+
+    @model_validator(mode="after")
+    def _incremental_fits(self) -> Source:
+        growing = self.incremental
+        if growing is None:
+            return self
+        if growing.mode == "append" and (
+            self.path is None or self.resolved_format not in ("csv", "jsonl")
+        ):
+            raise ValueError(
+                "`incremental: {mode: append}` reads the new lines of a growing CSV or JSON-lines "
+                "file; this source is not one (a query takes `key` or `updated_at`)"
+            )
+        if growing.mode == "append" and self.encoding.lower().replace("_", "-").startswith(
+            ("utf-16", "utf-32", "utf16", "utf32")
+        ):
+            raise ValueError(
+                f"`incremental: {{mode: append}}` finds new lines by their newline byte, which "
+                f"{self.encoding} does not write alone; convert the file to UTF-8"
+            )
+        if growing.mode is None and self.query is None:
+            raise ValueError(
+                "`incremental` `key` and `updated_at` are columns of a `query`; a growing file "
+                "takes `mode: append`"
+            )
+        if growing.updated_at is not None and not self.key:
+            raise ValueError(
+                "`incremental: {updated_at: ...}` needs the source's `key`: a row changed again "
+                "replaces the earlier copy with the same key"
+            )
         return self
 
     @property

@@ -41,8 +41,11 @@ class LoadedSpec:
 
     @property
     def spec_hash(self) -> str:
-        """Hash of the spec's content (not its formatting or comments)."""
-        canonical = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        """Hash of the spec's content (not its formatting or comments). The orchestration block
+        says when a scheduler starts runs, not what a run does, so it is left out: a new
+        schedule does not make the runs' specs differ."""
+        content = self.spec.model_dump(mode="json", exclude={"orchestration"})
+        canonical = json.dumps(content, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

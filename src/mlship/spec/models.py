@@ -22,6 +22,7 @@ from mlship.spec.data import (
     TableChecks,
 )
 from mlship.spec.gate import GateSpec
+from mlship.spec.orchestration import Orchestration
 from mlship.spec.training import Imbalance, Leakage, Selection, Space, Split, Tuning
 
 Task = Literal["classification", "regression"]
@@ -119,6 +120,11 @@ class PipelineSpec(Strict):
         None,
         description="What a new version must show against the one in production before its "
         "promotion is requested (`mlship gate`).",
+    )
+    orchestration: Orchestration = Field(
+        default_factory=Orchestration,
+        description="How a scheduler runs the pipeline: schedule, retries, timeouts, owner and "
+        "tags of the DAG `mlship airflow export` writes.",
     )
     executor: str = Field(
         "process",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mlship.store.logstore import LogStore
     from mlship.store.parts import Sealing
     from mlship.store.registry import Registry
-    from mlship.store.repositories import Catalogue, Datasets, Runs
+    from mlship.store.repositories import Catalogue, Datasets, Marks, Runs
     from mlship.store.rollouts import Rollouts
 
 
@@ -37,6 +37,11 @@ class HasArtifacts(Protocol):
 class HasDatasets(Protocol):
     @property
     def datasets(self) -> Datasets: ...
+
+
+class HasMarks(Protocol):
+    @property
+    def marks(self) -> Marks: ...
 
 
 class HasRuns(Protocol):

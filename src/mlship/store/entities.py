@@ -44,6 +44,20 @@ class Dataset:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IngestMarks:
+    """Where the growing sources of a pipeline were read up to, each source's mark as its kind
+    records it (a byte offset and prefix hash, a largest key, a newest change time), and the
+    dataset holding every row read so far; ``serial`` counts how often the marks moved."""
+
+    pipeline: str
+    serial: int
+    dataset_id: int
+    marks: dict[str, Any]
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class Candidate:
     """One estimator a run tried, with its cross-validated score and what it cost."""
 
@@ -326,6 +340,7 @@ ENTITIES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         Dataset,
+        IngestMarks,
         Candidate,
         Metric,
         Run,

@@ -35,7 +35,14 @@ from mlship.store.audit import ACTOR, Actor, local_actor
 from mlship.store.audit import install as install_audit
 from mlship.store.entities import from_row
 from mlship.store.liveness import ABANDONED, FINISHED, RunStateError, Worker, judge, shown
-from mlship.store.repositories import RUN_OUTCOME, NewCandidate, NewMetric, NewVersion
+from mlship.store.marks import move_marks, read_marks
+from mlship.store.repositories import (
+    RUN_OUTCOME,
+    MarksMoved,
+    NewCandidate,
+    NewMetric,
+    NewVersion,
+)
 from mlship.store.retry import (
     NO_RETRY,
     RetryPolicy,
@@ -299,6 +306,36 @@ class MetadataStore:
         if len(found) > 1:
             raise MlshipError(f"dataset hash prefix {ref!r} is ambiguous; give more characters")
         return found[0]
+
+    # -- ingest marks ---------------------------------------------------------------------
+
+    @_retried
+    def ingest_marks(self, pipeline: str) -> entities.IngestMarks | None:
+        """The pipeline's high-water marks, or None before its first incremental ingest."""
+        with self.transaction() as session:
+            return read_marks(session, pipeline)
+
+    @_retried
+    def advance_marks(
+        self, pipeline: str, *, serial: int, dataset_id: int, marks: dict[str, Any]
+    ) -> entities.IngestMarks:
+        """Move the pipeline's marks if they are still at ``serial`` (see
+        :mod:`mlship.store.marks`); running it again after a lost commit answers the same."""
+        try:
+            with self.transaction() as session:
+                return move_marks(
+                    session,
+                    storable(pipeline, "a pipeline's name"),
+                    serial=serial,
+                    dataset_id=dataset_id,
+                    marks=marks,
+                    user=self.acting_user,
+                )
+        except DBIntegrityError:  # another ingest recorded the first marks at the same time
+            raise MarksMoved(
+                f"the marks of {pipeline} were recorded by another ingest while this one ran; "
+                "run this one again to read what is new since"
+            ) from None
 
     # -- runs -----------------------------------------------------------------------------
 

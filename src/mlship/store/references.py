@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mlship.store.tables import Dataset, IngestCache, ModelVersion, Run, as_utc
+from mlship.store.tables import Dataset, IngestCache, IngestMark, ModelVersion, Run, as_utc
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -112,9 +112,11 @@ def holders(session: Session) -> list[Holder]:
 
 
 def unused_datasets(session: Session, keep: int, before: datetime) -> list[Dataset]:
-    """Dataset versions no run and no model version uses, beyond the ``keep`` newest of their
-    pipeline and created before ``before``: the ones retention may drop."""
+    """Dataset versions no run, no model version and no incremental pipeline's marks use,
+    beyond the ``keep`` newest of their pipeline and created before ``before``: the ones
+    retention may drop."""
     used_ids = {i for i in session.scalars(select(Run.dataset_id)) if i is not None}
+    used_ids.update(session.scalars(select(IngestMark.dataset_id)))  # the next increment's base
     used_hashes = set(session.scalars(select(ModelVersion.dataset_hash)))
     by_pipeline: dict[str | None, list[Dataset]] = {}
     for dataset in session.scalars(select(Dataset).order_by(Dataset.created_at.desc())):

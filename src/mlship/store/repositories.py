@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from mlship.store.entities import Dataset, ModelVersion, Note, RegisteredModel, Run
+from mlship.errors import MlshipError
+from mlship.store.entities import Dataset, IngestMarks, ModelVersion, Note, RegisteredModel, Run
 from mlship.store.liveness import Worker
 from mlship.store.run_search import RunFields, RunPage, RunQuery
 
@@ -107,6 +108,31 @@ class Datasets(Protocol):
 
     def get_dataset(self, ref: str) -> Dataset:
         """A dataset by its content hash, an unambiguous prefix of it, or ``PIPELINE[~N]``."""
+        ...
+
+
+class MarksMoved(MlshipError):
+    """The marks of a pipeline moved between reading them and moving them: another ingest of it
+    committed first."""
+
+
+class Marks(Protocol):
+    """The high-water marks of incremental pipelines: where their growing sources were read up
+    to, and the dataset that holds what was read. The marks of a pipeline move only once its new
+    dataset is stored, so a crash in between reads the same rows again, never skips them."""
+
+    def ingest_marks(self, pipeline: str) -> IngestMarks | None:
+        """The pipeline's marks, or None before its first incremental ingest."""
+        ...
+
+    def advance_marks(
+        self, pipeline: str, *, serial: int, dataset_id: int, marks: dict[str, Any]
+    ) -> IngestMarks:
+        """Move the pipeline's marks to ``marks``, held by ``dataset_id``, if they are still at
+        ``serial`` (0: none yet); the new marks have ``serial + 1``. Asked again with the same
+        values after they moved (a retry of a move whose answer was lost), it answers the same;
+        moved by anyone else, :class:`MarksMoved`. An unknown dataset is
+        :class:`~mlship.errors.NotFoundError`."""
         ...
 
 
@@ -237,5 +263,5 @@ class Journals(Protocol):
         ...
 
 
-class Tracking(Datasets, Runs, Catalogue, Journals, Protocol):
+class Tracking(Datasets, Marks, Runs, Catalogue, Journals, Protocol):
     """All of the above: what one backend (SQL or a tracking server) provides."""

@@ -108,42 +108,17 @@ def _filtered(query: RunQuery, tagged: Tagged, statement: Select[Any]) -> Select
 def search(session: Session, query: RunQuery, tagged: Tagged) -> RunPage:
     """One page of the runs ``query`` finds, and how many it finds in all."""
     total = session.scalar(_filtered(query, tagged, select(func.count()).select_from(Run))) or 0
-    best_cv = (
-        select(Candidate.cv_mean)
-        .where(Candidate.run_id == Run.id, Candidate.selected.is_(True))
-        .limit(1)
-        .scalar_subquery()
-    )
-    statement = _filtered(
-        query,
-        tagged,
-        select(
-            Run.id,
-            Run.pipeline,
-            Run.status,
-            Run.owner,
-            Run.user,
-            Run.tags,
-            Run.task,
-            Run.metric,
-            Run.started_at,
-            Run.finished_at,
-            Run.wall_seconds,
-            Run.cost,
-            Run.best_candidate,
-            Run.heartbeat_at,
-            Run.host,
-            Run.pid,
-            best_cv.label("best_cv"),
-        ),
-    )
+    # The order and the page are found on run ids alone, so skipping to a deep page carries
+    # no more than an id per skipped run; the page's own rows are then read by primary key.
+    statement = _filtered(query, tagged, select(Run.id))
     head, dot, key = query.sort.field.partition(".")
     if head == "metric" and dot:
-        found = _by_metric(session, query, tagged, statement, key[:KEY_CHARS])
+        ids = _by_metric(session, query, tagged, statement, key[:KEY_CHARS])
     else:
         statement = _ordered(statement, query)
         offset = (query.page - 1) * query.page_size
-        found = list(session.execute(statement.offset(offset).limit(query.page_size)))
+        ids = list(session.scalars(statement.offset(offset).limit(query.page_size)))
+    found = _rows(session, ids)
     shown = _values(session, [row.id for row in found], query.shown)
     rows = tuple(
         RunRow(
@@ -166,6 +141,25 @@ def search(session: Session, query: RunQuery, tagged: Tagged) -> RunPage:
         for row in found
     )
     return RunPage(rows=rows, total=total, page=query.page, page_size=query.page_size)
+
+
+def _rows(session: Session, ids: list[str]) -> list[Any]:
+    """The listed columns of the runs ``ids``, in that order: one statement by primary key."""
+    if not ids:
+        return []
+    best_cv = (
+        select(Candidate.cv_mean)
+        .where(Candidate.run_id == Run.id, Candidate.selected.is_(True))
+        .limit(1)
+        .scalar_subquery()
+    )
+    statement = select(
+        Run.id, Run.pipeline, Run.status, Run.owner, Run.user, Run.tags, Run.task, Run.metric,
+        Run.started_at, Run.finished_at, Run.wall_seconds, Run.cost, Run.best_candidate,
+        Run.heartbeat_at, Run.host, Run.pid, best_cv.label("best_cv"),
+    ).where(Run.id.in_(ids))  # fmt: skip
+    by_id = {row.id: row for row in session.execute(statement)}
+    return [by_id[run_id] for run_id in ids if run_id in by_id]
 
 
 def _nullable(column: Any) -> bool:
@@ -220,13 +214,13 @@ def _by_metric(
         scored = session.scalar(_filtered(query, tagged, counted)) or 0
     if offset == 0 or offset < scored:
         ranked = statement.join(value, has).order_by(number, *_ties(sort.field))
-        rows = list(session.execute(ranked.offset(offset).limit(size)))
+        rows = list(session.scalars(ranked.offset(offset).limit(size)))
         scored = max(scored, len(rows))
     if len(rows) < size:
         metric = select(RunValue.run_id).where(RunValue.kind == "metric", RunValue.key == key)
         rest = statement.where(Run.id.not_in(metric)).order_by(*_ties(sort.field))
         skip = max(0, offset - scored)
-        rows += session.execute(rest.offset(skip).limit(size - len(rows)))
+        rows += session.scalars(rest.offset(skip).limit(size - len(rows)))
     return rows
 
 

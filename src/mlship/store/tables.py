@@ -66,6 +66,21 @@ class IngestCache(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class IngestMark(Base):
+    """Where an incremental pipeline's sources were read up to (their high-water marks), and the
+    dataset that holds everything read so far. One row per pipeline, moved only together with a
+    committed dataset; ``serial`` counts the moves, so two ingests cannot both move it."""
+
+    __tablename__ = "ingest_marks"
+
+    pipeline: Mapped[str] = mapped_column(String(200), primary_key=True)
+    serial: Mapped[int] = mapped_column(Integer)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    marks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Run(Base):
     """One execution of a pipeline spec."""
 

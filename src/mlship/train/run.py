@@ -36,6 +36,7 @@ from mlship.store.context import (
     HasArtifacts,
     HasDatasets,
     HasLogs,
+    HasMarks,
     HasRuns,
     HasSealing,
     HasSettings,
@@ -92,6 +93,7 @@ from mlship.train.threshold import tune_threshold
 class RunStores(
     HasSettings,
     HasDatasets,
+    HasMarks,
     HasRuns,
     HasArtifacts,
     HasLogs,
