@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 _INDEX = "__index"
 PROFILE_SAMPLE_ROWS = 100_000
 """The data report's profile of a streamed dataset is computed on about this many clean rows."""
-_STAGED_ROWS = 32_768
+_STAGED_ROWS = 4_096
 """Rows validated at once in the third pass (a row group of the staged table)."""
 _PARTITION_ROWS = 500_000
 """Rows of hashes held at once while looking for repeats."""
