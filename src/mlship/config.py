@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     user: str = Field(default_factory=_default_user, description="Who is acting, for the record.")
     n_jobs: int = Field(
         -1, description="Worker processes for cross-validation; -1 means all cores."
+    )
+    stream_above: ByteSize = Field(
+        ByteSize(512 * 2**20),
+        description="A single-file CSV or Parquet source (or a file to score) larger than this "
+        "is read in bounded batches, so its size is not limited by memory; e.g. 512MiB, 2GB, "
+        "0 for always.",
     )
     pii_key: SecretStr | None = Field(
         None, description="Key of the HMAC that pseudonymizes PII columns (32+ characters)."

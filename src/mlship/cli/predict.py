@@ -182,6 +182,7 @@ def predict(
     ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
+    from mlship.cli.scoring_stream import score_file, streams
     from mlship.costs.measured import measured_record, record_usage
     from mlship.data.sources import read_rows
     from mlship.monitor.predlog import PredictionLog
@@ -211,9 +212,6 @@ def predict(
             version = resolve_version(workspace, ref)
             model = workspace.load_model(version)
             started = time.perf_counter()
-            data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
-            raw = data.frame.to_pandas()
-            lines = data.places().to_list() if data.unit == "line" else None
             target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
             log = (
                 PredictionLog(target, "batch", sealing=workspace.sealing)
@@ -222,29 +220,39 @@ def predict(
             )
             batch_id = f"batch-{uuid.uuid4().hex}"
             try:
-                result = score_frame(
-                    model, raw, str(input_path), in_format == "csv", lines=lines,
-                    chunk_rows=chunk_rows, log=log, batch_id=batch_id,
-                )  # fmt: skip
+                if streams(input_path, in_format, int(workspace.settings.stream_above)):
+                    scored = score_file(
+                        model, input_path, in_format, (delimiter, encoding), output, out_format,
+                        chunk_rows=chunk_rows, log=log, batch_id=batch_id,
+                    )  # fmt: skip
+                else:
+                    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
+                    raw = data.frame.to_pandas()
+                    lines = data.places().to_list() if data.unit == "line" else None
+                    result = score_frame(
+                        model, raw, str(input_path), in_format == "csv", lines=lines,
+                        chunk_rows=chunk_rows, log=log, batch_id=batch_id,
+                    )  # fmt: skip
+                    _write_result(result, output, out_format)
+                    scored = len(result)
             finally:
                 if log is not None:
                     log.close()  # what was scored is logged even when a later step fails
-            _write_result(result, output, out_format)
         record = measured_record(
             "batch", used.usage, began, datetime.now(UTC), model=model.name,
-            version=model.version, stage=version.stage, requests=1, predictions=len(result),
+            version=model.version, stage=version.stage, requests=1, predictions=scored,
         )  # fmt: skip
         unrecorded = record_usage(workspace.logs, [record], workspace.sealing)
     finally:
         workspace.close()
     elapsed = time.perf_counter() - started
-    out.print(f"Scored {len(result)} rows with {model.ref} in {elapsed:.2f} s -> {output}")
+    out.print(f"Scored {scored} rows with {model.ref} in {elapsed:.2f} s -> {output}")
     if unrecorded is not None:
         err.print(f"[yellow]warning:[/] {escape(unrecorded)}; this run's usage is not recorded")
     if log is not None and log.failure is not None:
         err.print(
             f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "
-            f"{len(result)} rows scored are not in the prediction log"
+            f"{scored} rows scored are not in the prediction log"
         )
     elif log is not None:
         out.print(f"Prediction log: {log.where} ({batch_id})")

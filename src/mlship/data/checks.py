@@ -38,6 +38,20 @@ __all__ = ["ROW", "SOURCE", "TRACKING", "Validation", "compile_row_checks", "val
 TRACKING = (SOURCE, ROW, REASONS, WARNINGS)
 _EXAMPLES = 3
 
+FirstSeen = Callable[[Sequence[str]], pl.Expr]
+"""Which rows hold the first occurrence of their values in the named columns. By default it is
+computed over the frame at hand; a table validated in batches passes one that knows the rows of
+the earlier batches (see :mod:`mlship.data.stream_ingest`)."""
+
+
+def first_distinct(names: Sequence[str]) -> pl.Expr:
+    """The rows of the frame whose values in ``names`` occur there for the first time."""
+    return (
+        pl.col(names[0]).is_first_distinct()
+        if len(names) == 1
+        else pl.struct(names).is_first_distinct()
+    )
+
 
 def is_tracking(name: str) -> bool:
     """Bookkeeping, not data: where a row and its joined values came from, and its reasons."""
@@ -216,6 +230,7 @@ def _column_checks(
     index: int,
     exact: pl.Expr,
     locate: Callable[[pl.Expr, Collection[str]], pl.Expr],
+    first_seen: FirstSeen = first_distinct,
 ) -> list[RowCheck]:
     col = pl.col(column.name)
     present = col.is_not_null()
@@ -249,7 +264,7 @@ def _column_checks(
             f" does not match {check.regex}",
         )
     if check.unique:
-        repeats = ~col.is_first_distinct()
+        repeats = ~first_seen([column.name])
         add("unique", repeats & ~exact, f" repeats an earlier row's value{_CONFLICTING}")
         add("unique (exact copy)", repeats & exact, f" repeats an earlier row's value{_EXACT}")
     if check.outliers is not None:
@@ -299,11 +314,12 @@ def compile_row_checks(
     table: TableChecks,
     schema: dict[str, pl.DataType],
     origins: Mapping[str, str] | None = None,
+    first_seen: FirstSeen = first_distinct,
 ) -> list[RowCheck]:
     """Every row-level check of the spec as Polars expressions.
 
     ``origins`` maps the columns a join brought in to their source, so that a failure on such a
-    column names the line of that source.
+    column names the line of that source. ``first_seen`` tells duplicates and repeated values.
     """
     known = origins or {}
 
@@ -311,13 +327,15 @@ def compile_row_checks(
         return _located(message, columns, known, schema)
 
     data_columns = [c for c in schema if not is_tracking(c)]
-    exact = ~pl.struct(data_columns).is_first_distinct()
+    exact = ~first_seen(data_columns)
     checks: list[RowCheck] = []
     for column in columns:
         if column.name not in schema:
             continue
         for index, check in enumerate(column.checks):
-            checks.extend(_column_checks(column, check, schema[column.name], index, exact, locate))
+            checks.extend(
+                _column_checks(column, check, schema[column.name], index, exact, locate, first_seen)
+            )
         if column.role == "weight":
             checks.append(_weight_check(column, schema[column.name], locate))
     for rule in table.rules:
@@ -337,7 +355,7 @@ def compile_row_checks(
         )
     for index, names in enumerate(table.unique):
         listed = ", ".join(names)
-        repeats = ~pl.struct(names).is_first_distinct()
+        repeats = ~first_seen(names)
         for suffix, failed, text in (
             ("", repeats & ~exact, f"repeats an earlier row's values{_CONFLICTING}"),
             (" (exact copy)", repeats & exact, f"repeats an earlier row's values{_EXACT}"),
@@ -533,6 +551,7 @@ def validate(
     origins: Mapping[str, str] | None = None,
     duplicates: Sequence[DuplicateCounts] = (),
     set_aside: Sequence[pl.DataFrame] = (),
+    first_seen: FirstSeen = first_distinct,
 ) -> Validation:
     """Run every check on ``frame`` (typed; may carry ``_source``/``_row``/``_reasons``).
 
@@ -544,8 +563,9 @@ def validate(
     ``_row:<source>``); ``duplicates`` is what each source's duplicate keys came to, and
     ``set_aside`` the rows that were quarantined before combining (conflicting copies of a key,
     each with its reason): they count as rows in and quarantined, and no check runs on them.
+    ``first_seen`` tells which rows are first copies, for duplicates and ``unique``.
     """
-    checks = compile_row_checks(columns, table, dict(frame.schema), origins)
+    checks = compile_row_checks(columns, table, dict(frame.schema), origins, first_seen)
     if REASONS not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(REASONS))
     flags = _flags(frame, checks)

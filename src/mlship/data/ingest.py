@@ -13,6 +13,7 @@ import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,10 +82,16 @@ class Ingested:
     dataset: Dataset
     reused: bool
     validation: dict[str, Any]
-    frame: pd.DataFrame
+    table: pd.DataFrame | Callable[[], pd.DataFrame]
+    """The clean table, or how to load it: a reused or streamed dataset is only read from the
+    store when a caller asks for :attr:`frame`."""
     combine: dict[str, Any] = field(default_factory=dict)
     columns: list[Column] = field(default_factory=list)
     """The dataset's columns: the spec's declared ones, then any inferred (``infer: true``)."""
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        return self.table if isinstance(self.table, pd.DataFrame) else self.table()
 
 
 def _with_tracking(data: SourceData) -> pl.DataFrame:
@@ -332,7 +339,7 @@ def ingest(
             dataset=cached,
             reused=True,
             validation=cached.validation or {},
-            frame=dataset_frame(cached, workspace),
+            table=lambda: dataset_frame(cached, workspace),
             columns=[Column.model_validate(c) for c in cached.columns or []],
         )
 
@@ -345,6 +352,14 @@ def ingest(
             loaded, workspace, done.raw, done.validation, done.combine, cache_key, observer,
             done.undeclared, spec_hash,
         )  # fmt: skip
+    if raw is None:  # one file larger than `stream_above` is read in batches
+        from mlship.data.stream_record import ingest_streamed, stream_plan
+
+        reader, why = stream_plan(loaded, int(settings.stream_above))
+        if why:
+            observer.message(why)
+        if reader is not None:
+            return ingest_streamed(loaded, workspace, observer, reader, hashes[0], key, cache_key)
     raw = raw if raw is not None else _read_all(loaded, workspace, observer)
     inferred = _inferred(loaded, raw)
     if inferred:
@@ -524,7 +539,7 @@ def _record(
         dataset=dataset,
         reused=not created,
         validation=summary,
-        frame=pandas_frame,
+        table=pandas_frame,
         combine=combine_report,
         columns=list(spec.columns),
     )

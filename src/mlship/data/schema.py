@@ -181,14 +181,16 @@ def coerce_frame(
     csv_lines: bool = False,
     lines: Sequence[int] | None = None,
     rows: Sequence[int] | None = None,
+    first_row: int = 1,
 ) -> pd.DataFrame:
     """Return the declared ``columns`` of ``raw`` with their declared types.
 
     Columns that are not declared are left out. Raises :class:`DataError` listing every missing
     column and every value that cannot be read as its column's type; ``origin`` (a file name)
     starts the message, and with ``csv_lines`` rows are also given as line numbers of the file
-    (or with ``lines``, each row's line as the reader found it); ``rows`` numbers the rows of a
-    part of a file as the whole file does.
+    (or with ``lines``, each row's line as the reader found it). ``raw`` is numbered from
+    ``first_row`` (a batch of a larger file), or row by row with ``rows`` (the rows of a part of
+    a file, numbered as the whole file numbers them).
     """
     missing = [c.name for c in columns if c.name not in raw.columns]
     if missing:
@@ -198,7 +200,11 @@ def coerce_frame(
             f"the file has: {available}"
         )
     problems = Problems(
-        origin=origin, row_offset=1, line_offset=2 if csv_lines else None, lines=lines, rows=rows
+        origin=origin,
+        row_offset=first_row,
+        line_offset=first_row + 1 if csv_lines else None,
+        lines=lines,
+        rows=rows,
     )
     typed = {
         column.name: _coerce_column(raw[column.name].reset_index(drop=True), column, problems)

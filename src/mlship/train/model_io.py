@@ -53,10 +53,18 @@ class LoadedModel:
         *,
         csv_lines: bool = False,
         lines: Sequence[int] | None = None,
+        first_row: int = 1,
     ) -> pd.DataFrame:
         """Check raw input against the signature and type it (raises DataError naming rows, and
-        their lines when ``csv_lines`` or ``lines`` say them)."""
-        return coerce_frame(raw, self.signature.inputs, origin, csv_lines=csv_lines, lines=lines)
+        their lines when ``csv_lines`` or ``lines`` say them; rows count from ``first_row``)."""
+        return coerce_frame(
+            raw,
+            self.signature.inputs,
+            origin,
+            csv_lines=csv_lines,
+            lines=lines,
+            first_row=first_row,
+        )
 
     def predict(
         self, frame: pd.DataFrame

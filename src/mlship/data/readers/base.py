@@ -50,6 +50,9 @@ class SourceData:
     whose quoted values span lines); None for Parquet and queries, whose rows are numbered."""
     events: pl.Series | None = None
     """The broker's id of each row's event, for a landed stream: its place."""
+    first_row: int = 1
+    """The number of the first row, when rows are numbered: a batch of a file read in parts
+    starts where the previous one ended."""
 
     @property
     def lineage(self) -> dict[str, object]:
@@ -70,7 +73,7 @@ class SourceData:
             return self.events
         if self.lines is not None:
             return self.lines
-        start = self.line_offset if self.line_offset is not None else 1
+        start = self.line_offset if self.line_offset is not None else self.first_row
         return pl.int_range(start, start + self.frame.height, eager=True, dtype=pl.Int64)
 
 
