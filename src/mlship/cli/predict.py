@@ -182,9 +182,7 @@ def predict(
     ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
-    from mlship.cli.scoring_stream import score_file, streams
     from mlship.costs.measured import measured_record, record_usage
-    from mlship.data.sources import read_rows
     from mlship.monitor.predlog import PredictionLog
     from mlship.store.logstore import PREDICTIONS, LogTarget
 
@@ -220,21 +218,10 @@ def predict(
             )
             batch_id = f"batch-{uuid.uuid4().hex}"
             try:
-                if streams(input_path, in_format, int(workspace.settings.stream_above)):
-                    scored = score_file(
-                        model, input_path, in_format, (delimiter, encoding), output, out_format,
-                        chunk_rows=chunk_rows, log=log, batch_id=batch_id,
-                    )  # fmt: skip
-                else:
-                    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
-                    raw = data.frame.to_pandas()
-                    lines = data.places().to_list() if data.unit == "line" else None
-                    result = score_frame(
-                        model, raw, str(input_path), in_format == "csv", lines=lines,
-                        chunk_rows=chunk_rows, log=log, batch_id=batch_id,
-                    )  # fmt: skip
-                    _write_result(result, output, out_format)
-                    scored = len(result)
+                scored = _score_here(
+                    model, (input_path, in_format, delimiter, encoding), (output, out_format),
+                    chunk_rows, log, batch_id, int(workspace.settings.stream_above),
+                )  # fmt: skip
             finally:
                 if log is not None:
                     log.close()  # what was scored is logged even when a later step fails
@@ -247,12 +234,50 @@ def predict(
         workspace.close()
     elapsed = time.perf_counter() - started
     out.print(f"Scored {scored} rows with {model.ref} in {elapsed:.2f} s -> {output}")
+    _report(unrecorded, log, scored, batch_id)
+
+
+def _score_here(
+    model: LoadedModel,
+    source: tuple[Path, str, str, str],
+    target: tuple[Path, str],
+    chunk_rows: int,
+    log: PredictionLog | None,
+    batch_id: str,
+    stream_above: int,
+) -> int:
+    """Score the file ``source`` (path, format, delimiter, encoding) in this process into
+    ``target`` (path, format): in batches when it is larger than ``stream_above`` bytes, else
+    read whole; the number of rows scored."""
+    from mlship.cli.scoring_stream import score_file, streams
+    from mlship.data.sources import read_rows
+
+    input_path, in_format, delimiter, encoding = source
+    output, out_format = target
+    if streams(input_path, in_format, stream_above):
+        return score_file(
+            model, input_path, in_format, (delimiter, encoding), output, out_format,
+            chunk_rows=chunk_rows, log=log, batch_id=batch_id,
+        )  # fmt: skip
+    data = read_rows(input_path, in_format, delimiter, encoding, "--encoding")
+    raw = data.frame.to_pandas()
+    lines = data.places().to_list() if data.unit == "line" else None
+    result = score_frame(
+        model, raw, str(input_path), in_format == "csv", lines=lines,
+        chunk_rows=chunk_rows, log=log, batch_id=batch_id,
+    )  # fmt: skip
+    _write_result(result, output, out_format)
+    return len(result)
+
+
+def _report(unrecorded: str | None, log: PredictionLog | None, rows: int, batch_id: str) -> None:
+    """Warn of usage that was not recorded and of answers the prediction log lost."""
     if unrecorded is not None:
         err.print(f"[yellow]warning:[/] {escape(unrecorded)}; this run's usage is not recorded")
     if log is not None and log.failure is not None:
         err.print(
             f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "
-            f"{scored} rows scored are not in the prediction log"
+            f"{rows} rows scored are not in the prediction log"
         )
     elif log is not None:
         out.print(f"Prediction log: {log.where} ({batch_id})")
@@ -303,18 +328,7 @@ def _predict_on_ray(
         f"Scored {scored.rows} rows with {scored.ref} on Ray ({scored.actors} actor(s)) in "
         f"{scored.seconds:.2f} s -> {output}"
     )
-    if scored.unrecorded is not None:
-        err.print(
-            f"[yellow]warning:[/] {escape(scored.unrecorded)}; this run's usage is not recorded"
-        )
-    log = scored.log
-    if log is not None and log.failure is not None:
-        err.print(
-            f"[yellow]warning:[/] {escape(log.failure)}; {log.waiting + log.dropped} of the "
-            f"{scored.rows} rows scored are not in the prediction log"
-        )
-    elif log is not None:
-        out.print(f"Prediction log: {log.where} ({scored.batch_id})")
+    _report(scored.unrecorded, scored.log, scored.rows, scored.batch_id)
 
 
 def _write_result(result: pd.DataFrame, output: Path, out_format: str) -> None:
