@@ -7,10 +7,9 @@ formats are part of the model's signature).
 
 from __future__ import annotations
 
-import io
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mlship.cli.console import err, out
 from mlship.errors import MlshipError
 from mlship.registry.refs import resolve_version
+from mlship.serve.batch_ray import write_answers
 from mlship.train.cost import measure
 from mlship.workspace import Workspace
 
@@ -69,12 +69,7 @@ def score_frame(
     answers go to the prediction ``log`` when one is given, with the inputs as the model took them
     (typed by its signature), as a server logs them.
     """
-    import numpy as np
-    import pandas as pd
-
     frame = model.prepare(raw, origin, csv_lines=csv and lines is None, lines=lines)
-    predictions: list[Any] = []
-    probabilities: list[Any] = []
     with Progress(
         TextColumn("Scoring {task.fields[ref]}"),
         BarColumn(),
@@ -84,16 +79,40 @@ def score_frame(
         transient=True,
     ) as progress:
         task = progress.add_task("score", total=len(frame), ref=model.ref)
-        for start in range(0, len(frame), chunk_rows):
-            chunk = frame.iloc[start : start + chunk_rows]
-            began = time.perf_counter()
-            labels, proba = model.predict(chunk)
-            predictions.extend(labels)
-            if proba is not None:
-                probabilities.append(proba)
-            if log is not None:
-                _log_chunk(log, model, batch_id, chunk, labels, proba, began)
-            progress.advance(task, len(chunk))
+        return score_prepared(
+            model, raw, frame, chunk_rows, log, batch_id,
+            advance=lambda rows: progress.advance(task, rows),
+        )  # fmt: skip
+
+
+def score_prepared(
+    model: LoadedModel,
+    raw: pd.DataFrame,
+    frame: pd.DataFrame,
+    chunk_rows: int,
+    log: PredictionLog | None,
+    batch_id: str,
+    advance: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """The answers to ``frame`` (``raw`` as the model prepared it), ``chunk_rows`` at a time:
+    ``raw``'s id columns, the prediction and one probability column per class; each chunk goes
+    to the prediction ``log`` and to ``advance`` as it is scored."""
+    import numpy as np
+    import pandas as pd
+
+    predictions: list[Any] = []
+    probabilities: list[Any] = []
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
+        began = time.perf_counter()
+        labels, proba = model.predict(chunk)
+        predictions.extend(labels)
+        if proba is not None:
+            probabilities.append(proba)
+        if log is not None:
+            _log_chunk(log, model, batch_id, chunk, labels, proba, began)
+        if advance is not None:
+            advance(len(chunk))
     result = pd.DataFrame(
         {name: raw[name].to_numpy() for name in model.signature.id_columns if name in raw}
     )
@@ -266,7 +285,7 @@ def _score_here(
         model, raw, str(input_path), in_format == "csv", lines=lines,
         chunk_rows=chunk_rows, log=log, batch_id=batch_id,
     )  # fmt: skip
-    _write_result(result, output, out_format)
+    write_answers(result, output, out_format)
     return len(result)
 
 
@@ -301,7 +320,7 @@ def _predict_spark(
         workspace.close()
     started = time.perf_counter()
     result = score_with_spark(model, payload, input_path, in_format, delimiter)
-    _write_result(result, output, out_format)
+    write_answers(result, output, out_format)
     elapsed = time.perf_counter() - started
     out.print(f"Scored {len(result)} rows with {model.ref} on Spark in {elapsed:.2f} s -> {output}")
 
@@ -329,17 +348,6 @@ def _predict_on_ray(
         f"{scored.seconds:.2f} s -> {output}"
     )
     _report(scored.unrecorded, scored.log, scored.rows, scored.batch_id)
-
-
-def _write_result(result: pd.DataFrame, output: Path, out_format: str) -> None:
-    from mlship.store.artifacts import atomic_write
-
-    buffer = io.BytesIO()
-    if out_format == "csv":
-        result.to_csv(buffer, index=False)
-    else:
-        result.to_parquet(buffer, index=False)
-    atomic_write(output, [buffer.getvalue()])
 
 
 def _predict_at(
@@ -391,7 +399,7 @@ def _predict_at(
                 )
             answers.append(answer)
     result = pd.DataFrame(answer_columns(answers))
-    _write_result(result, output, out_format)
+    write_answers(result, output, out_format)
     elapsed = time.perf_counter() - started
     served = sorted({f"{a['model']}:{a['version']}" for a in answers})
     out.print(

@@ -15,12 +15,11 @@ and the output file is not written.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mlship.cli.predict import _log_chunk
+from mlship.cli.predict import score_prepared
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,27 +147,5 @@ def score_batch(
 ) -> pd.DataFrame:
     """One batch's answers: its id columns, the prediction and class probabilities, as
     :func:`mlship.cli.predict.score_frame` gives them (and logged the same way)."""
-    import numpy as np
-    import pandas as pd
-
     frame = model.prepare(raw, origin, lines=lines, first_row=first_row)
-    predictions: list[Any] = []
-    probabilities: list[Any] = []
-    for start in range(0, len(frame), chunk_rows):
-        chunk = frame.iloc[start : start + chunk_rows]
-        began = time.perf_counter()
-        labels, proba = model.predict(chunk)
-        predictions.extend(labels)
-        if proba is not None:
-            probabilities.append(proba)
-        if log is not None:
-            _log_chunk(log, model, batch_id, chunk, labels, proba, began)
-    result = pd.DataFrame(
-        {name: raw[name].to_numpy() for name in model.signature.id_columns if name in raw}
-    )
-    result["prediction"] = predictions
-    if probabilities and model.signature.classes:
-        stacked = np.vstack(probabilities)
-        for index, label in enumerate(model.signature.classes):
-            result[f"proba_{label}"] = stacked[:, index]
-    return result
+    return score_prepared(model, raw, frame, chunk_rows, log, batch_id)
