@@ -214,6 +214,12 @@ def test_batches_score_as_in_memory_and_name_a_bad_line(
     assert "Scored 20000 rows" in streamed.stdout
     assert "Prediction log:" in streamed.stdout
     assert (tmp_path / "batches.csv").read_bytes() == (tmp_path / "memory.csv").read_bytes()
+    invoke_cli(
+        *args, "-o", str(tmp_path / "batches.parquet"), home=home,
+        env={"MLSHIP_STREAM_ABOVE": "0"},
+    )  # fmt: skip
+    in_parquet = pl.read_parquet(tmp_path / "batches.parquet")
+    assert in_parquet.equals(pl.read_csv(tmp_path / "memory.csv"))
 
     lines = clean.read_bytes().split(b"\n")
     fields = lines[15_000].split(b",")

@@ -8,7 +8,6 @@ formats are part of the model's signature).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mlship.cli.console import err, out
 from mlship.errors import MlshipError
 from mlship.registry.refs import resolve_version
-from mlship.serve.batch_ray import write_answers
+from mlship.serve.batch_job import batch_log, record_batch, write_answers
 from mlship.train.cost import measure
 from mlship.workspace import Workspace
 
@@ -201,10 +200,6 @@ def predict(
     ] = None,
 ) -> None:
     """Score a file; rows that do not match the model's signature stop it with their row numbers."""
-    from mlship.costs.measured import measured_record, record_usage
-    from mlship.monitor.predlog import PredictionLog
-    from mlship.store.logstore import PREDICTIONS, LogTarget
-
     if executor not in ("local", "ray", "spark"):
         raise typer.BadParameter(f"{executor!r}: use local, ray or spark", param_hint="--executor")
     if executor == "ray" or ray_address is not None:  # distributed: mlship.serve.batch_ray
@@ -229,26 +224,12 @@ def predict(
             version = resolve_version(workspace, ref)
             model = workspace.load_model(version)
             started = time.perf_counter()
-            target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
-            log = (
-                PredictionLog(target, "batch", sealing=workspace.sealing)
-                if prediction_log
-                else None
-            )
-            batch_id = f"batch-{uuid.uuid4().hex}"
-            try:
+            with batch_log(workspace, prediction_log) as (log, batch_id):
                 scored = _score_here(
                     model, (input_path, in_format, delimiter, encoding), (output, out_format),
                     chunk_rows, log, batch_id, int(workspace.settings.stream_above),
                 )  # fmt: skip
-            finally:
-                if log is not None:
-                    log.close()  # what was scored is logged even when a later step fails
-        record = measured_record(
-            "batch", used.usage, began, datetime.now(UTC), model=model.name,
-            version=model.version, stage=version.stage, requests=1, predictions=scored,
-        )  # fmt: skip
-        unrecorded = record_usage(workspace.logs, [record], workspace.sealing)
+        unrecorded = record_batch(workspace, used.usage, began, version, scored)
     finally:
         workspace.close()
     elapsed = time.perf_counter() - started

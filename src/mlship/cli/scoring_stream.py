@@ -14,12 +14,11 @@ and the output file is not written.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mlship.cli.predict import score_prepared
+from mlship.store.staged_file import StagedFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,15 +34,13 @@ def streams(path: Path, fmt: str, threshold: int) -> bool:
     return fmt in ("csv", "parquet") and path.is_file() and path.stat().st_size > threshold
 
 
-class AnswerWriter:
+class AnswerWriter(StagedFile):
     """Appends answer frames to ``output`` (CSV with one header, or Parquet row groups) through a
     temporary file beside it, renamed into place by :meth:`close`; removed on an error."""
 
     def __init__(self, output: Path, out_format: str) -> None:
-        self.output = output
+        super().__init__(output)
         self.format = out_format
-        self.temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-        output.parent.mkdir(parents=True, exist_ok=True)
         self._handle: Any = self.temp.open("wb") if out_format == "csv" else None
         self._parquet: pq.ParquetWriter | None = None
         self.rows = 0
@@ -58,38 +55,20 @@ class AnswerWriter:
             table = pa.Table.from_pandas(answers, preserve_index=False)
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.temp, table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema_arrow))
+            self._parquet.write_table(table.cast(self._parquet.schema))
         self.rows += len(answers)
 
-    def close(self) -> None:
+    def _finish(self) -> None:
         if self.format == "csv":
             self._handle.close()
         elif self._parquet is not None:
             self._parquet.close()
-        with self.temp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.temp, self.output)
 
-    def abort(self) -> None:
+    def _discard(self) -> None:
         if self._handle is not None:
             self._handle.close()
         if self._parquet is not None:
             self._parquet.close()
-        self.temp.unlink(missing_ok=True)
-
-    def __enter__(self) -> AnswerWriter:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def score_file(
@@ -147,5 +126,5 @@ def score_batch(
 ) -> pd.DataFrame:
     """One batch's answers: its id columns, the prediction and class probabilities, as
     :func:`mlship.cli.predict.score_frame` gives them (and logged the same way)."""
-    frame = model.prepare(raw, origin, lines=lines, first_row=first_row)
+    frame = model.prepare(raw, origin, lines=lines, rows=first_row)
     return score_prepared(model, raw, frame, chunk_rows, log, batch_id)

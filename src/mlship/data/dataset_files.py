@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import polars as pl
+
+from mlship.store.staged_file import StagedFile
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -32,7 +32,7 @@ ROW_GROUP_ROWS = 131_072
 """The largest row group written: small enough to stream, large enough to compress well."""
 
 
-class PartWriter:
+class PartWriter(StagedFile):
     """Appends frames of one schema to a Parquet file that appears at ``path`` only once
     :meth:`close` succeeds (temp file, fsync, rename); on an error it is removed.
 
@@ -43,8 +43,7 @@ class PartWriter:
     def __init__(self, path: Path, group_rows: int | None = None) -> None:
         """``group_rows``: rows per row group (``ROW_GROUP_ROWS`` by default); small frames are
         held until they make one."""
-        self.path = path
-        self.temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        super().__init__(path, "part")
         self.rows = 0
         self.group_rows = group_rows or ROW_GROUP_ROWS
         self._writer: pq.ParquetWriter | None = None
@@ -77,35 +76,17 @@ class PartWriter:
         self._pending, self._pending_rows = [], 0
         self._writer.write_table(table, row_group_size=self.group_rows)
 
-    def close(self) -> None:
-        """Finish the file and move it into place (an empty file when nothing was written)."""
+    def _finish(self) -> None:
+        """An empty file when nothing was written."""
         if self._writer is None:
             pl.DataFrame().write_parquet(self.temp)
         else:
             self._flush()
             self._writer.close()
-        with self.temp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.temp, self.path)
 
-    def abort(self) -> None:
+    def _discard(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        self.temp.unlink(missing_ok=True)
-
-    def __enter__(self) -> PartWriter:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _as_pandas(column: pl.Series, nulls_anywhere: bool) -> pd.Series:

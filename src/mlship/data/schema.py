@@ -43,17 +43,18 @@ class Problems:
     """Collected problems of one table, rendered as one readable error."""
 
     origin: str
-    row_offset: int
+    rows: Sequence[int] | int
+    """Each row's number in the file, or the first row's number when they follow one another
+    (a batch of a larger file, a part of it)."""
     line_offset: int | None
     items: list[str] = field(default_factory=list)
     count: int = 0
     lines: Sequence[int] | None = None
     """Each row's line in the file, when known row by row (JSON, multi-line CSV values)."""
-    rows: Sequence[int] | None = None
-    """Each row's number in the file, when the table is a part of it (a batch of a larger job)."""
 
     def where(self, row: int) -> str:
-        text = f"row {self.rows[row] if self.rows is not None else row + self.row_offset}"
+        number = row + self.rows if isinstance(self.rows, int) else self.rows[row]
+        text = f"row {number}"
         if self.lines is not None:
             text += f" (line {self.lines[row]})"
         elif self.line_offset is not None:
@@ -180,17 +181,16 @@ def coerce_frame(
     *,
     csv_lines: bool = False,
     lines: Sequence[int] | None = None,
-    rows: Sequence[int] | None = None,
-    first_row: int = 1,
+    rows: Sequence[int] | int = 1,
 ) -> pd.DataFrame:
     """Return the declared ``columns`` of ``raw`` with their declared types.
 
     Columns that are not declared are left out. Raises :class:`DataError` listing every missing
     column and every value that cannot be read as its column's type; ``origin`` (a file name)
     starts the message, and with ``csv_lines`` rows are also given as line numbers of the file
-    (or with ``lines``, each row's line as the reader found it). ``raw`` is numbered from
-    ``first_row`` (a batch of a larger file), or row by row with ``rows`` (the rows of a part of
-    a file, numbered as the whole file numbers them).
+    (or with ``lines``, each row's line as the reader found it). ``rows`` numbers the rows as
+    the whole file does: the first row's number when they follow one another (1 for a whole file,
+    more for a batch of a larger one), or each row's number (the rows of a part of a file).
     """
     missing = [c.name for c in columns if c.name not in raw.columns]
     if missing:
@@ -201,10 +201,9 @@ def coerce_frame(
         )
     problems = Problems(
         origin=origin,
-        row_offset=first_row,
-        line_offset=first_row + 1 if csv_lines else None,
-        lines=lines,
         rows=rows,
+        line_offset=rows + 1 if csv_lines and isinstance(rows, int) else None,
+        lines=lines,
     )
     typed = {
         column.name: _coerce_column(raw[column.name].reset_index(drop=True), column, problems)

@@ -28,7 +28,6 @@ driver's measurement plus the CPU time the actors spent scoring.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -408,18 +407,6 @@ def with_actor_cpu(usage: Usage, cpu_seconds: float) -> Usage:
     return replace(usage, cpu_seconds=usage.cpu_seconds + cpu_seconds)
 
 
-def write_answers(result: pd.DataFrame, output: Path, out_format: str) -> None:
-    """Write the answers as the local command does: one file, temp file + fsync + rename."""
-    from mlship.store.artifacts import atomic_write
-
-    buffer = io.BytesIO()
-    if out_format == "csv":
-        result.to_csv(buffer, index=False)
-    else:
-        result.to_parquet(buffer, index=False)
-    atomic_write(output, [buffer.getvalue()])
-
-
 def predict_on_ray(
     ref: str,
     input_path: Path,
@@ -435,13 +422,9 @@ def predict_on_ray(
 ) -> RayScored:
     """``mlship predict --executor ray``: score, write the answers, log them and record the
     job's usage, as the local command does."""
-    import uuid
-
-    from mlship.costs.measured import measured_record, record_usage
-    from mlship.monitor.predlog import PredictionLog
     from mlship.registry.refs import resolve_version
+    from mlship.serve.batch_job import batch_log, record_batch, write_answers
     from mlship.store.entities import model_of
-    from mlship.store.logstore import PREDICTIONS, LogTarget
     from mlship.train.cost import measure
     from mlship.workspace import Workspace
 
@@ -451,31 +434,17 @@ def predict_on_ray(
         with measure() as used:
             version = resolve_version(workspace, ref)
             started = time.perf_counter()
-            target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
-            log = (
-                PredictionLog(target, "batch", sealing=workspace.sealing)
-                if prediction_log
-                else None
-            )
-            batch_id = f"batch-{uuid.uuid4().hex}"
-            try:
+            with batch_log(workspace, prediction_log) as (log, batch_id):
                 result, actor_cpu, actors = score_on_ray(
                     workspace, version, input_path, in_format, address=address,
                     delimiter=delimiter, encoding=encoding, chunk_rows=chunk_rows, log=log,
                     batch_id=batch_id,
                 )  # fmt: skip
-            finally:
-                if log is not None:
-                    log.close()
             write_answers(result, output, out_format)
-        name = model_of(version).name
-        record = measured_record(
-            "batch", with_actor_cpu(used.usage, actor_cpu), began, datetime.now(UTC), model=name,
-            version=version.version, stage=version.stage, requests=1, predictions=len(result),
-        )  # fmt: skip
-        unrecorded = record_usage(workspace.logs, [record], workspace.sealing)
+        usage = with_actor_cpu(used.usage, actor_cpu)
+        unrecorded = record_batch(workspace, usage, began, version, len(result))
     finally:
         workspace.close()
     seconds = time.perf_counter() - started
-    ref_text = f"{name}:{version.version}"
+    ref_text = f"{model_of(version).name}:{version.version}"
     return RayScored(len(result), ref_text, seconds, actors, log, batch_id, unrecorded)

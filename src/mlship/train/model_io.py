@@ -53,17 +53,18 @@ class LoadedModel:
         *,
         csv_lines: bool = False,
         lines: Sequence[int] | None = None,
-        first_row: int = 1,
+        rows: Sequence[int] | int = 1,
     ) -> pd.DataFrame:
         """Check raw input against the signature and type it (raises DataError naming rows, and
-        their lines when ``csv_lines`` or ``lines`` say them; rows count from ``first_row``)."""
+        their lines when ``csv_lines`` or ``lines`` say them; ``rows`` numbers the rows as in
+        :func:`~mlship.data.schema.coerce_frame`)."""
         return coerce_frame(
             raw,
             self.signature.inputs,
             origin,
             csv_lines=csv_lines,
             lines=lines,
-            first_row=first_row,
+            rows=rows,
         )
 
     def predict(
