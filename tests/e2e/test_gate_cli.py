@@ -292,7 +292,7 @@ def test_training_data_drift_is_a_budget(tmp_path: Path) -> None:
 
 def test_declared_evaluation_rows_replace_the_test_rows(project: tuple[Path, Path]) -> None:
     from mlship.config import Settings
-    from mlship.data.ingest import dataset_frame
+    from mlship.data.ingested import dataset_frame
     from mlship.workspace import Workspace
 
     home, root = project

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 
 from mlship.config import Settings
-from mlship.data.ingest import dataset_frame
+from mlship.data.ingested import dataset_frame
 from mlship.examples.messy import write_project
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli, run_cli

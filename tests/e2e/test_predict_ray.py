@@ -7,6 +7,7 @@ The session's local Ray (``tests.ray_fixture``) is joined, never a second one st
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlship.config import Settings
 from mlship.examples.churn import make_customers
 from mlship.train.executors import RayExecutor
 from mlship.workspace import Workspace
@@ -23,6 +25,15 @@ from tests.ray_fixture import ray_fixture  # noqa: F401 - provides the session's
 ROWS = 3000
 FILE_ROWS = (1100, 700, 900, 300)
 """Four files of uneven sizes: pieces never line up with file boundaries by accident."""
+
+
+@pytest.fixture(scope="module")
+def home(trained: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's trained workspace: scoring here writes to its prediction log,
+    which the session's workspace must not get."""
+    copy = tmp_path_factory.mktemp("ray-scoring") / "ws"
+    shutil.copytree(trained.settings.home, copy)
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +63,7 @@ def _ordered_files(dataset: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def local_answers(
-    trained: Workspace, dataset: Path, tmp_path_factory: pytest.TempPathFactory
+    home: Path, dataset: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[pd.DataFrame, str]:
     """The local command's answers for the dataset's rows, in the directory's file order, and
     the id of its entries in the prediction log."""
@@ -61,7 +72,7 @@ def local_answers(
     frames = [pd.read_parquet(f) for f in _ordered_files(dataset)]
     pd.concat(frames, ignore_index=True).to_parquet(whole, index=False)
     out = root / "local.csv"
-    done = invoke_cli("predict", "churn:1", str(whole), "-o", str(out), home=trained.settings.home)
+    done = invoke_cli("predict", "churn:1", str(whole), "-o", str(out), home=home)
     return pd.read_csv(out), _batch_id(done.stdout)
 
 
@@ -71,7 +82,7 @@ def _batch_id(stdout: str) -> str:
 
 def test_a_partitioned_dataset_scores_as_it_does_locally(
     ray_executor: RayExecutor,
-    trained: Workspace,
+    home: Path,
     dataset: Path,
     local_answers: tuple[pd.DataFrame, str],
     tmp_path: Path,
@@ -80,7 +91,7 @@ def test_a_partitioned_dataset_scores_as_it_does_locally(
     out = tmp_path / "ray.csv"
     result = invoke_cli(
         "predict", "churn:1", str(dataset), "-o", str(out), "--executor", "ray",
-        "--chunk-rows", "400", home=trained.settings.home,
+        "--chunk-rows", "400", home=home,
     )  # fmt: skip
     on_ray = pd.read_csv(out)
     assert len(on_ray) == ROWS
@@ -91,9 +102,9 @@ def test_a_partitioned_dataset_scores_as_it_does_locally(
     assert "Scored 3000 rows with churn:1 on Ray" in result.stdout
     assert not list(tmp_path.glob(".ray.csv.*")), "the temporary file is gone"
 
-    logged = _logged(trained, _batch_id(result.stdout))
+    logged = _logged(home, _batch_id(result.stdout))
     assert len(logged) == ROWS, "every scored row is in the prediction log"
-    expected = _logged(trained, local_batch)
+    expected = _logged(home, local_batch)
     assert [i for i, _ in logged] == [i for i, _ in expected], "the inputs as typed locally"
     for (_, ray_output), (_, local_output) in zip(logged, expected, strict=True):
         got, want = json.loads(ray_output), json.loads(local_output)
@@ -101,23 +112,27 @@ def test_a_partitioned_dataset_scores_as_it_does_locally(
         assert got["probabilities"] == pytest.approx(want["probabilities"], rel=1e-9, abs=0)
 
 
-def _logged(workspace: Workspace, batch_id: str) -> list[tuple[str, str]]:
+def _logged(home: Path, batch_id: str) -> list[tuple[str, str]]:
     """The (input, output) of each row the prediction log holds for ``batch_id``, in order."""
     from mlship.monitor.predlog import read_log
     from mlship.store.logstore import PREDICTIONS, LogTarget
 
-    table = read_log(LogTarget(workspace.logs, f"{PREDICTIONS}/batch"), workspace.sealing)
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        target = LogTarget(workspace.logs, f"{PREDICTIONS}/batch")
+        table = read_log(target, workspace.sealing)
+    finally:
+        workspace.close()
     rows = table.to_pandas()
     rows = rows[rows["request_id"] == batch_id]
     return list(zip(rows["input"], rows["output"], strict=True))
 
 
 def test_a_single_csv_file_scores_as_it_does_locally(
-    ray_executor: RayExecutor, trained: Workspace, inputs: pd.DataFrame, tmp_path: Path
+    ray_executor: RayExecutor, home: Path, inputs: pd.DataFrame, tmp_path: Path
 ) -> None:
     rows = tmp_path / "rows.csv"
     inputs.iloc[:500].to_csv(rows, index=False)
-    home = trained.settings.home
     invoke_cli("predict", "churn:1", str(rows), "-o", str(tmp_path / "local.parquet"), home=home)
     invoke_cli(
         "predict", "churn:1", str(rows), "-o", str(tmp_path / "ray.parquet"),
@@ -128,7 +143,7 @@ def test_a_single_csv_file_scores_as_it_does_locally(
 
 
 def test_a_bad_row_is_named_by_its_file_and_row_as_locally(
-    ray_executor: RayExecutor, trained: Workspace, inputs: pd.DataFrame, tmp_path: Path
+    ray_executor: RayExecutor, home: Path, inputs: pd.DataFrame, tmp_path: Path
 ) -> None:
     """Row 1,234 of the second file says ``tenure_months`` is ``forty``: both commands stop
     with the same message, and no output is written."""
@@ -142,7 +157,6 @@ def test_a_bad_row_is_named_by_its_file_and_row_as_locally(
     )
     bad_file = folder / "b.parquet"
     pq.write_table(pa.Table.from_pandas(broken, preserve_index=False), bad_file, row_group_size=300)
-    home = trained.settings.home
 
     local = invoke_cli("predict", "churn:1", str(bad_file), "-o", str(tmp_path / "l.csv"),
                        home=home, check=False)  # fmt: skip
@@ -160,7 +174,8 @@ def test_a_bad_row_is_named_by_its_file_and_row_as_locally(
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.split())
+    """The text on one line, without the frame rich draws around an error."""
+    return " ".join(text.replace("│", " ").split())
 
 
 def _error(stderr: str) -> str:
@@ -168,8 +183,7 @@ def _error(stderr: str) -> str:
     return flat[flat.index("error:") :] if "error:" in flat else flat
 
 
-def test_bad_options_are_refused(trained: Workspace, tmp_path: Path) -> None:
-    home = trained.settings.home
+def test_bad_options_are_refused(home: Path, tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("a\n1\n")
     spark = invoke_cli("predict", "churn:1", str(rows), "-o", str(tmp_path / "o.csv"),
@@ -179,4 +193,4 @@ def test_bad_options_are_refused(trained: Workspace, tmp_path: Path) -> None:
     address = invoke_cli("predict", "churn:1", str(rows), "-o", str(tmp_path / "o.csv"),
                          "--ray-address", "ray://127.0.0.1:1", home=home, check=False)  # fmt: skip
     assert address.returncode == 2
-    assert "only with ray" in _flat(address.stderr)
+    assert "only with --executor ray" in _flat(address.stderr)

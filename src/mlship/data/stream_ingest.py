@@ -45,7 +45,7 @@ from mlship.errors import DataError
 from mlship.spec.data import Column, TableChecks
 
 if TYPE_CHECKING:
-    from mlship.data.ingest import IngestObserver
+    from mlship.data.ingest_observer import IngestObserver
     from mlship.spec.loader import LoadedSpec
 
 _INDEX = "__index"
@@ -231,7 +231,7 @@ def run_passes(
 ) -> Streamed:
     """Read, type and validate the spec's one source a batch at a time into ``workdir``."""
     from mlship.data.duplicates import resolve_duplicates
-    from mlship.data.ingest import _combine, _prepare_source, _select_schema
+    from mlship.data.source_prep import combine_prepared, prepare_source, select_schema
 
     spec = loaded.spec
     source = spec.sources[0]
@@ -249,11 +249,11 @@ def run_passes(
         for data in file_batches(reader, sha256, tally):
             observer.source_progress(label, tally.bytes, total)
             found = resolve_duplicates(
-                _prepare_source(loaded, source, data, key), source, spec.columns
+                prepare_source(loaded, source, data, key), source, spec.columns
             )
-            combined, part, origins = _combine(loaded, {label: found.frame}, {label: found})
+            combined, part, origins = combine_prepared(loaded, {label: found.frame}, {label: found})
             report = _add_report(report, part)
-            frame = _select_schema(combined, spec.columns)
+            frame = select_schema(combined, spec.columns)
             if sets is None:
                 combined_columns = combined.columns
                 data_columns = [c for c in frame.columns if not is_tracking(c)]

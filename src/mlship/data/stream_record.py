@@ -30,7 +30,8 @@ from mlship.errors import DataError
 from mlship.store.artifacts import atomic_write
 
 if TYPE_CHECKING:
-    from mlship.data.ingest import Ingested, IngestObserver, IngestStores
+    from mlship.data.ingest_observer import IngestObserver
+    from mlship.data.ingested import Ingested, IngestStores
     from mlship.spec.loader import LoadedSpec
 
 __all__ = ["ingest_streamed", "stream_plan"]
@@ -78,7 +79,7 @@ def _record(
     streamed: Streamed,
     cache_key: str,
 ) -> Ingested:
-    from mlship.data.ingest import Ingested, _code_version, _json_bytes, dataset_frame
+    from mlship.data.ingested import Ingested, code_version, dataset_frame, json_bytes
 
     spec = loaded.spec
     shown = f"{reader.label} ({streamed.lineage.location})"
@@ -119,7 +120,7 @@ def _record(
         raise DataError("data validation failed:\n  " + "\n  ".join(lines))
     if quarantine:
         workspace.artifacts.put_file(quarantine)
-    profile_sha = workspace.artifacts.put_bytes(_json_bytes(profile.to_json())).sha256
+    profile_sha = workspace.artifacts.put_bytes(json_bytes(profile.to_json())).sha256
     dataset, created = workspace.datasets.get_or_add_dataset(
         data_hash=file_frame_hash(streamed.clean),
         artifact_sha256=workspace.artifacts.put_file(streamed.clean).sha256,
@@ -128,7 +129,7 @@ def _record(
         sources=summary["sources"],
         pipeline=spec.name,
         spec_hash=loaded.spec_hash,
-        code_version=_code_version(loaded.base_dir),
+        code_version=code_version(loaded.base_dir),
         n_quarantined=streamed.quarantined,
         quarantine_sha256=quarantine_sha,
         profile_sha256=profile_sha,

@@ -27,7 +27,7 @@ def training_drift_check(
     workspace: DriftStores, budget: DriftBudget, candidate: ModelVersion, baseline: ModelVersion
 ) -> Check:
     """One check: the share of the candidate's input columns that drifted, against the budget."""
-    from mlship.data.ingest import dataset_frame
+    from mlship.data.ingested import dataset_frame
 
     ref = f"{model_of(baseline).name}:{baseline.version}"
     inputs = [column["name"] for column in candidate.signature["inputs"]]

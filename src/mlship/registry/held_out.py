@@ -49,7 +49,7 @@ def run_spec(run: Run, dataset: Dataset) -> PipelineSpec:
 
 def held_out(workspace: HeldOutStores, version: ModelVersion, run: Run | None = None) -> HeldOut:
     """The test rows of ``version``'s run, checked against what the run recorded."""
-    from mlship.data.ingest import dataset_frame
+    from mlship.data.ingested import dataset_frame
     from mlship.data.versioning import frame_hash
     from mlship.train.parts import holdout_part
 

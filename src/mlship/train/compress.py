@@ -167,7 +167,7 @@ def _spec(run: Run) -> PipelineSpec:
 
 
 def _frame(workspace: CompressStores, run: Run) -> Any:
-    from mlship.data.ingest import dataset_frame
+    from mlship.data.ingested import dataset_frame
     from mlship.data.versioning import frame_hash
 
     dataset = run.dataset

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlship.data.ingest import IngestObserver
+from mlship.data.ingest_observer import IngestObserver
 
 if TYPE_CHECKING:
     from mlship.train.folds import FoldResult

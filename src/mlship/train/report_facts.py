@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlship.data.ingest import Ingested
+from mlship.data.ingested import Ingested
 from mlship.evaluation.report import write_evaluation_report
 from mlship.spec.loader import LoadedSpec
 from mlship.store.context import HasArtifacts, HasSettings

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mlship.data.ingest import Ingested, ingest
+from mlship.data.ingest import ingest
+from mlship.data.ingested import Ingested
 from mlship.data.undeclared import with_columns
 from mlship.environment import describe_environment, git_commit
 from mlship.evaluation import evaluate

@@ -84,7 +84,7 @@ def _local_table(
 ) -> tuple[pl.DataFrame, list[str]]:
     """The local engine's table of ``raws`` (raw rows per source): typed, combined, with its
     reasons; and the combined table's columns before the schema's selection."""
-    from mlship.data.ingest import _select_schema
+    from mlship.data.source_prep import select_schema
 
     spec = loaded.spec
     frames = {
@@ -92,7 +92,7 @@ def _local_table(
         for source in spec.sources
     }
     combined = combine_sources(frames, spec.combine, spec.source_names).frame
-    return _select_schema(combined, spec.columns), combined.columns
+    return select_schema(combined, spec.columns), combined.columns
 
 
 def _checked(action: str, run: Any) -> Any:

@@ -38,12 +38,12 @@ def local_prepare(
     frame: pl.DataFrame, source: Source, columns: list[Column], key: bytes, loaded: LoadedSpec
 ) -> pl.DataFrame:
     """The local engine's steps on ``frame`` (raw values with ``_source`` and ``_row``)."""
-    from mlship.data.ingest import _key_names, _location, _types_for
+    from mlship.data.source_prep import key_names, row_location, types_for
 
     frame = rename_columns(frame, source.mapping, source.label)
     frame = pseudonymize(frame, columns, key)
-    location = _location(frame, _key_names(frame, source, loaded))
-    frame = type_columns(frame, _types_for(frame, source, columns), location)
+    location = row_location(frame, key_names(frame, source, loaded))
+    frame = type_columns(frame, types_for(frame, source, columns), location)
     return convert_units(frame, source.mapping, source.label)
 
 
@@ -51,9 +51,9 @@ def typed_columns(
     renamed: pl.DataFrame, source: Source, columns: list[Column]
 ) -> list[TypedColumn]:
     """The columns typing reads, as the local engine lists them."""
-    from mlship.data.ingest import _types_for
+    from mlship.data.source_prep import types_for
 
-    return [c for c in _types_for(renamed, source, columns) if c.name in renamed.columns]
+    return [c for c in types_for(renamed, source, columns) if c.name in renamed.columns]
 
 
 def _hashed(frame: DataFrame, names: Sequence[str], key: bytes) -> DataFrame:
