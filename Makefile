@@ -25,11 +25,11 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
 quickstart: $(VENV)/.runtime
 	$(BIN)/mlship quickstart
 
-# Two workers, each taking whole test files (module fixtures stay in one process): one process
-# keeps about one core busy, so the second worker uses CI's second core (decision record 056).
+# Three workers on CI's two cores, each taking whole test files (module fixtures stay in one
+# process): a worker waits on servers and subprocesses much of the time (decision record 056).
 test: $(VENV)/.dev actionlint axe airflow
 	bash scripts/services.sh
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 lint: $(VENV)/.bench
 	$(BIN)/ruff check src tests benchmarks

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import mlship_env
+from tests.conftest import lighten, mlship_env
 
 GRACE_SECONDS = 10.0
 STAGE_TIMEOUT = 120.0
@@ -24,11 +24,7 @@ STAGE_TIMEOUT = 120.0
 
 def light(spec: Path) -> Path:
     """The churn example with a shorter search, so that a kill and a resume stay quick."""
-    text = spec.read_text()
-    lighter = text.replace("trials: 12, batch: 4", "trials: 4, batch: 2")
-    assert lighter != text
-    spec.write_text(lighter.replace("n_estimators: 200", "n_estimators: 40"))
-    return spec
+    return lighten(spec)
 
 
 @dataclass

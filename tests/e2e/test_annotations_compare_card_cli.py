@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlship.examples.churn import write_project
-from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
+from tests.conftest import invoke_cli, run_cli, small_churn
 
 CARD = """
 card:
@@ -27,7 +26,7 @@ def _flat(text: str) -> str:
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two runs of the churn example by alice (churn:1 and churn:2, with a narrower search)."""
     root = tmp_path_factory.mktemp("annotated")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
+    spec = small_churn(root / "churn")
     spec.write_text(spec.read_text() + CARD)
     home = root / "home"
     alice = {"MLSHIP_USER": "alice"}

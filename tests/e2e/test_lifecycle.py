@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 
 from mlship.config import Settings
-from mlship.examples.churn import write_project
 from mlship.monitor.predlog import read_log
 from mlship.workspace import Workspace
-from tests.conftest import SMALL_ROWS, run_cli
+from tests.conftest import run_cli, small_churn
 from tests.serving import Server, free_port, serving
 
 
@@ -27,7 +26,7 @@ from tests.serving import Server, free_port, serving
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(spec path, workspace home) after one real ``mlship run``."""
     root = tmp_path_factory.mktemp("lifecycle")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
+    spec = small_churn(root / "churn")
     home = root / "home"
     result = run_cli("run", str(spec), home=home, cwd=root)
     assert "Registered churn:1" in result.stdout
@@ -160,7 +159,7 @@ def test_server_shuts_down_cleanly(server: Server) -> None:
 
 
 def test_a_tampered_artifact_is_refused_by_predict_and_serve(tmp_path: Path) -> None:
-    spec = write_project(tmp_path / "churn", n=SMALL_ROWS)
+    spec = small_churn(tmp_path / "churn")
     home = tmp_path / "home"
     run_cli("run", str(spec), home=home)
     workspace = Workspace.open(Settings(home=home))

@@ -18,10 +18,9 @@ import pytest
 from playwright.sync_api import Browser
 
 from mlship.config import Settings
-from mlship.examples.churn import write_project
 from mlship.workspace import Workspace
 from tests.browser import charts_have_size, chromium, open_report, screenshot
-from tests.conftest import SMALL_ROWS, invoke_cli, run_cli, webhook_receiver
+from tests.conftest import invoke_cli, run_cli, small_churn, webhook_receiver
 from tests.serving import serving
 from tests.traffic import FEATURES, churn_traffic
 
@@ -56,7 +55,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> M
     monthly charges x1.8 + 30) in requests of 10, 5 refused requests; every record's label sent
     back, the drifted ones 60% wrong (the world changed: the model's answers no longer hold)."""
     root = tmp_path_factory.mktemp("monitoring")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
+    spec = small_churn(root / "churn")
     home = root / "home"
     run_cli("run", str(spec), home=home, cwd=root)
     traffic = churn_traffic(home, NORMAL, DRIFTED, seed=3)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlship.examples.churn import write_project
-from tests.conftest import SMALL_ROWS, run_cli
+from tests.conftest import run_cli, small_churn
 
 
 def _as(user: str) -> dict[str, str]:
@@ -17,7 +16,7 @@ def _as(user: str) -> dict[str, str]:
 
 
 def test_promotion_review_rollback_and_history(tmp_path: Path) -> None:
-    spec = write_project(tmp_path / "churn", n=SMALL_ROWS)
+    spec = small_churn(tmp_path / "churn")
     home = tmp_path / "home"
     run_cli("run", str(spec), home=home, cwd=tmp_path)
     # The second version: C searched among strong regularisations only, so the diff shows it.

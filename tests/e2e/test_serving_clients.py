@@ -14,8 +14,7 @@ import tritonclient.http as triton
 from mlflow.models import convert_input_example_to_serving_input
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-from mlship.examples.churn import write_project
-from tests.conftest import SMALL_ROWS, run_cli
+from tests.conftest import run_cli, small_churn
 from tests.serving import Server, serving
 
 ROWS = pd.DataFrame(
@@ -36,7 +35,7 @@ ROWS = pd.DataFrame(
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("clients")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
+    spec = small_churn(root / "churn")
     home = root / "home"
     run_cli("run", str(spec), home=home, cwd=root)
     with serving("churn:1", home, "--no-prediction-log") as server:

@@ -14,11 +14,10 @@ import sqlalchemy as sa
 
 from mlship.config import Settings
 from mlship.crypto.encryption import MAGIC
-from mlship.examples.churn import write_project
 from mlship.security.signing import sign
 from mlship.store.repositories import NewCandidate, NewMetric, NewVersion
 from mlship.workspace import Workspace
-from tests.conftest import SMALL_ROWS, invoke_cli, run_cli
+from tests.conftest import invoke_cli, run_cli, small_churn
 from tests.serving import RECORD, serving
 from tests.tracking import Team
 
@@ -30,7 +29,7 @@ def _text(result: Any) -> str:
 def test_the_command_line_works_against_the_server_as_it_does_locally(
     team: Team, trained: Workspace, tmp_path: Path
 ) -> None:
-    spec = write_project(tmp_path / "churn", n=SMALL_ROWS)
+    spec = small_churn(tmp_path / "churn")
     homes = {user: tmp_path / f"{user}-home" for user in team.tokens}
 
     def cli(user: str | None, *args: str, check: bool = True) -> Any:

@@ -16,13 +16,12 @@ from mlship.config import Settings
 from mlship.data.ingested import dataset_frame
 from mlship.data.versioning import frame_hash
 from mlship.evaluation.slices import MOST_VALUES, is_worse, slice_metrics
-from mlship.examples.churn import write_project
 from mlship.registry.card import CardNote, build_card
 from mlship.registry.card_page import render_card_html, render_card_markdown, write_card
 from mlship.spec import load_spec
 from mlship.train.run import execute, holdout_part
 from mlship.workspace import Workspace
-from tests.conftest import SMALL_ROWS
+from tests.conftest import small_churn
 
 CARD = """
 card:
@@ -36,7 +35,7 @@ card:
 def carded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     """The small churn example trained once with a ``card:`` section (churn:1); read-only."""
     root = tmp_path_factory.mktemp("carded")
-    spec = write_project(root / "churn", n=SMALL_ROWS)
+    spec = small_churn(root / "churn")
     spec.write_text(spec.read_text() + CARD)
     ws = Workspace.open(Settings(home=root / "ws", n_jobs=1, user="tester"))
     execute(load_spec(spec), ws)

@@ -27,6 +27,7 @@ def test_answers_appear_only_when_complete(tmp_path: Path) -> None:
 def test_an_error_keeps_what_was_there(tmp_path: Path, out_format: str) -> None:
     output = tmp_path / f"answers.{out_format}"
     output.write_text("before")
+
     def scoring_fails() -> None:
         with AnswerWriter(output, out_format) as writer:
             writer.write(pd.DataFrame({"prediction": [1, 0]}))
