@@ -59,10 +59,7 @@ class AnswerWriter(StagedFile):
         self.rows += len(answers)
 
     def _finish(self) -> None:
-        if self.format == "csv":
-            self._handle.close()
-        elif self._parquet is not None:
-            self._parquet.close()
+        self._discard()  # every answer is already written: closing the handles finishes the file
 
     def _discard(self) -> None:
         if self._handle is not None:
