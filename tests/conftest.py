@@ -104,9 +104,16 @@ def two_churn_versions(root: Path) -> Path:
 
 
 def mlship_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any ``MLSHIP_*`` setting, pointed at ``home``."""
+    """This process's environment without any ``MLSHIP_*`` setting, pointed at ``home``, with
+    one worker process per command unless ``extra`` says otherwise.
+
+    The suite runs several test files at once on CI's two cores; a command that also starts a
+    pool of all cores (the default) oversubscribes them and pays for starting the pool's workers,
+    about a quarter of a small run's CPU. The tests that are about several workers ask for them.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSHIP_")}
     env["MLSHIP_HOME"] = str(home)
+    env["MLSHIP_N_JOBS"] = "1"
     env["COLUMNS"] = "200"
     env.update(extra or {})
     return env
@@ -306,3 +313,37 @@ def received(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[s
         monkeypatch.delenv(name.upper(), raising=False)
     with webhook_receiver() as endpoint:
         yield endpoint
+
+
+HEAVY_FIRST = (
+    "tests/e2e/test_run_signals.py",
+    "tests/unit/test_training_run.py",
+    "tests/e2e/test_training_cli.py",
+    "tests/e2e/test_serving.py",
+    "tests/e2e/test_gc_tiering_cli.py",
+    "tests/e2e/test_readme_tour.py",
+    "tests/e2e/test_object_storage_home.py",
+    "tests/e2e/test_monitor_ab_cli.py",
+    "tests/e2e/test_package.py",
+    "tests/e2e/test_out_of_core.py",
+    "tests/e2e/test_ci_init_cli.py",
+    "tests/e2e/test_registry_cli.py",
+    "tests/e2e/test_lifecycle.py",
+    "tests/e2e/test_serving_usage.py",
+    "tests/e2e/test_run_resume.py",
+    "tests/e2e/test_image_cli.py",
+    "tests/unit/test_serve_bad_input.py",
+    "tests/e2e/test_monitoring.py",
+    "tests/e2e/test_annotations_compare_card_cli.py",
+    "tests/e2e/test_object_storage_keys.py",
+)
+"""The files that took longest in a measured full run, longest first (decision record 056)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the longest files first. With ``--dist loadfile`` pytest-xdist hands files to its
+    workers in collection order, so a long file collected last would run alone at the end while
+    the other workers sit idle; started first, it overlaps with the many short ones."""
+    rank = {path: place for place, path in enumerate(HEAVY_FIRST)}
+    order = {id(item): place for place, item in enumerate(items)}
+    items.sort(key=lambda item: (rank.get(item.nodeid.split("::")[0], len(rank)), order[id(item)]))

@@ -17,16 +17,9 @@ import pandas as pd
 from mlship.train.estimators import DecisionThreshold
 from mlship.train.folds import Folds
 from mlship.train.metrics import positive_index
+from mlship.train.threshold_scores import SCORES
 
-_FUNCTIONS = {
-    "accuracy": "accuracy_score",
-    "balanced_accuracy": "balanced_accuracy_score",
-    "f1": "f1_score",
-    "precision": "precision_score",
-    "recall": "recall_score",
-    "mcc": "matthews_corrcoef",
-}
-THRESHOLD_METRICS = tuple(_FUNCTIONS)
+THRESHOLD_METRICS = tuple(SCORES)
 
 
 @dataclass(frozen=True)
@@ -49,12 +42,13 @@ class TunedThreshold:
 
 
 def _scorer(metric: str, positive: Any) -> Any:
-    from sklearn import metrics
+    """The tuner's scorer: scikit-learn's, scoring with the counting functions of
+    :mod:`mlship.train.threshold_scores`, which the tuner calls for every candidate cut-off."""
+    from sklearn.metrics import make_scorer
 
-    function = getattr(metrics, _FUNCTIONS[metric])
     if metric in ("f1", "precision", "recall"):
-        return metrics.make_scorer(function, pos_label=positive, zero_division=0)
-    return metrics.make_scorer(function)
+        return make_scorer(SCORES[metric], pos_label=positive, zero_division=0)
+    return make_scorer(SCORES[metric])
 
 
 def tune_threshold(
