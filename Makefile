@@ -29,7 +29,7 @@ quickstart: $(VENV)/.runtime
 # process): a worker waits on servers and subprocesses much of the time (decision record 056).
 test: $(VENV)/.dev actionlint axe airflow
 	bash scripts/services.sh
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 lint: $(VENV)/.bench
 	$(BIN)/ruff check src tests benchmarks
