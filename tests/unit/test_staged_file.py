@@ -9,8 +9,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from mlship.cli.scoring_stream import AnswerWriter
 from mlship.data.dataset_files import PartWriter
+from mlship.serve.batch_stream import AnswerWriter
 
 
 def test_answers_appear_only_when_complete(tmp_path: Path) -> None:

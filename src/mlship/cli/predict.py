@@ -184,8 +184,8 @@ def _score_here(
     """Score the file ``source`` (path, format, delimiter, encoding) in this process into
     ``target`` (path, format): in batches when it is larger than ``stream_above`` bytes, else
     read whole; the number of rows scored."""
-    from mlship.cli.scoring_stream import score_file, streams
     from mlship.data.sources import read_rows
+    from mlship.serve.batch_stream import score_file, streams
 
     input_path, in_format, delimiter, encoding = source
     output, out_format = target

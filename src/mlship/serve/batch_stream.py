@@ -122,6 +122,8 @@ def score_batch(
     batch_id: str,
 ) -> pd.DataFrame:
     """One batch's answers: its id columns, the prediction and class probabilities, as
-    :func:`mlship.cli.predict.score_frame` gives them (and logged the same way)."""
+    ``mlship predict`` gives them for a file read whole (and logged the same way): both check
+    the rows with :meth:`LoadedModel.prepare` and score them with
+    :func:`mlship.serve.batch_job.score_prepared`."""
     frame = model.prepare(raw, origin, lines=lines, rows=first_row)
     return score_prepared(model, raw, frame, chunk_rows, log, batch_id)
