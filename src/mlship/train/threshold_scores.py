@@ -40,28 +40,25 @@ def _ratio(numerator: float, denominator: float, zero_division: float) -> float:
     return numerator / denominator if denominator > 0 else float(zero_division)
 
 
-def precision(
-    y_true: Any, y_pred: Any, *, pos_label: Any = 1, zero_division: float = 0.0,
-    sample_weight: Any = None,
-) -> float:  # fmt: skip
-    tp, fp, _, _ = _counts(y_true, y_pred, pos_label, sample_weight)
-    return _ratio(tp, tp + fp, zero_division)
+def _of_positive(
+    formula: Callable[[float, float, float], tuple[float, float]],
+) -> Callable[..., float]:
+    """A metric of the ``pos_label`` class: ``formula(tp, fp, fn)`` gives its numerator and
+    denominator, and ``zero_division`` stands in when the denominator is zero."""
+
+    def score(
+        y_true: Any, y_pred: Any, *, pos_label: Any = 1, zero_division: float = 0.0,
+        sample_weight: Any = None,
+    ) -> float:  # fmt: skip
+        tp, fp, fn, _ = _counts(y_true, y_pred, pos_label, sample_weight)
+        return _ratio(*formula(tp, fp, fn), zero_division)
+
+    return score
 
 
-def recall(
-    y_true: Any, y_pred: Any, *, pos_label: Any = 1, zero_division: float = 0.0,
-    sample_weight: Any = None,
-) -> float:  # fmt: skip
-    tp, _, fn, _ = _counts(y_true, y_pred, pos_label, sample_weight)
-    return _ratio(tp, tp + fn, zero_division)
-
-
-def f1(
-    y_true: Any, y_pred: Any, *, pos_label: Any = 1, zero_division: float = 0.0,
-    sample_weight: Any = None,
-) -> float:  # fmt: skip
-    tp, fp, fn, _ = _counts(y_true, y_pred, pos_label, sample_weight)
-    return _ratio(2 * tp, 2 * tp + fp + fn, zero_division)
+precision = _of_positive(lambda tp, fp, fn: (tp, tp + fp))
+recall = _of_positive(lambda tp, fp, fn: (tp, tp + fn))
+f1 = _of_positive(lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn))
 
 
 def accuracy(y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> float:
