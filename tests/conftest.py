@@ -345,5 +345,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     workers in collection order, so a long file collected last would run alone at the end while
     the other workers sit idle; started first, it overlaps with the many short ones."""
     rank = {path: place for place, path in enumerate(HEAVY_FIRST)}
-    order = {id(item): place for place, item in enumerate(items)}
-    items.sort(key=lambda item: (rank.get(item.nodeid.split("::")[0], len(rank)), order[id(item)]))
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics
 
-from mlship.train.threshold_scores import SCORES
+from mlship.train.threshold_scores import POSITIVE_METRICS, SCORES
 
 SKLEARN = {
     "accuracy": metrics.accuracy_score,
@@ -21,7 +21,6 @@ SKLEARN = {
     "recall": metrics.recall_score,
     "mcc": metrics.matthews_corrcoef,
 }
-NAMES_POSITIVE = ("f1", "precision", "recall")
 LABELS = st.sampled_from([("no", "yes"), (0, 1), (False, True), ("stay", "churn")])
 
 
@@ -43,7 +42,7 @@ def test_each_score_equals_scikit_learns(
 ) -> None:
     truth, said, weights, labels = case
     kwargs: dict[str, Any] = {"sample_weight": weights if weighted else None}
-    if name in NAMES_POSITIVE:
+    if name in POSITIVE_METRICS:
         kwargs |= {"pos_label": labels[0] if positive_first else labels[1], "zero_division": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns of a class never true; so be it

@@ -17,7 +17,7 @@ import pandas as pd
 from mlship.train.estimators import DecisionThreshold
 from mlship.train.folds import Folds
 from mlship.train.metrics import positive_index
-from mlship.train.threshold_scores import SCORES
+from mlship.train.threshold_scores import POSITIVE_METRICS, SCORES
 
 THRESHOLD_METRICS = tuple(SCORES)
 
@@ -46,7 +46,7 @@ def _scorer(metric: str, positive: Any) -> Any:
     :mod:`mlship.train.threshold_scores`, which the tuner calls for every candidate cut-off."""
     from sklearn.metrics import make_scorer
 
-    if metric in ("f1", "precision", "recall"):
+    if metric in POSITIVE_METRICS:
         return make_scorer(SCORES[metric], pos_label=positive, zero_division=0)
     return make_scorer(SCORES[metric])
 
@@ -92,7 +92,7 @@ def tune_threshold(
     at_default = float(scores[int(np.argmin(np.abs(thresholds - 0.5)))])
     # scikit-learn thresholds the scorer's positive class, or the last class for metrics that
     # have none; the served model decides the same way without carrying the tuner.
-    decided = label if metric in ("f1", "precision", "recall") else classes[-1]
+    decided = label if metric in POSITIVE_METRICS else classes[-1]
     return TunedThreshold(
         model=DecisionThreshold(fitted, float(tuner.best_threshold_), decided),
         threshold=float(tuner.best_threshold_),

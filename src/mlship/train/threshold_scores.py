@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-Array = np.ndarray[Any, Any]
-
 
 def _counts(y_true: Any, y_pred: Any, pos_label: Any, sample_weight: Any) -> tuple[float, ...]:
     """True positives, false positives, false negatives and true negatives, weighted."""
@@ -91,3 +89,6 @@ SCORES: dict[str, Callable[..., float]] = {
     "mcc": mcc,
 }
 """Each metric threshold tuning can maximise, by the name a spec gives it."""
+
+POSITIVE_METRICS = ("f1", "precision", "recall")
+"""The metrics of one class, the ``pos_label`` they are given; the others treat both alike."""
