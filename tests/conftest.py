@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from unittest import mock
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from mlship.config import Settings
 from mlship.examples.churn import write_project
@@ -34,6 +35,15 @@ SMALL_ROWS = 1500
 # lines (paths under a worker's longer temporary directory) would wrap where the tests read them.
 os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
+
+# One BLAS and OpenMP thread per process. The suite runs several test files at once on CI's two
+# cores, each starting commands, servers and Ray workers that would otherwise start a thread per
+# core apiece: on the tests' small data those threads mostly spin, about a fifth of a small run's
+# CPU. Set here, every process the tests start inherits it; threadpoolctl covers libraries this
+# process loaded before the variables were read.
+for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+threadpool_limits(limits=1)
 
 
 @pytest.fixture

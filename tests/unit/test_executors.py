@@ -235,6 +235,8 @@ def test_make_executor_knows_the_spec_values(ray_executor: RayExecutor) -> None:
         assert pool.workers == 3
     with make_executor("process") as pool:
         assert pool.workers >= 1
+    # One worker gains nothing from a pool, so it runs inline.
+    assert isinstance(make_executor("process", 1), InlineExecutor)
     with make_executor("ray") as joined:
         assert isinstance(joined, RayExecutor)
         assert joined.map(add_offset, [4]) == [40]

@@ -484,10 +484,18 @@ def _present_token() -> None:
 
 
 def make_executor(kind: str, workers: int | None = None) -> Executor:
-    """The executor a spec's ``executor`` value names; ``workers`` None or -1 means all cores."""
+    """The executor a spec's ``executor`` value names; ``workers`` None or -1 means all cores.
+
+    A process pool of one worker runs nothing in parallel but still pays for a second interpreter
+    that imports the libraries again and receives a copy of the data (about a third of a small
+    run's CPU on two cores), so one worker, asked for or all a one-core machine has, runs inline,
+    as joblib does with ``n_jobs=1``.
+    """
     if kind == "inline":
         return InlineExecutor()
     if kind == "process":
+        if _resolve_workers(workers) == 1:
+            return InlineExecutor()
         return ProcessExecutor(workers)
     if kind == "ray":
         return RayExecutor(None, workers)
