@@ -73,12 +73,14 @@ $(VENV)/.bench: $(VENV)/.dev
 # Timing tables: model serving latency, data validation against pandera on 1,000,000 rows, data
 # drift against Evidently on 200,000 rows (Evidently in a virtualenv of its own, made on first use
 # from benchmarks/evidently-requirements.txt: it does not run with our pandas), and the artifact
-# store against MLflow's local artifact repository, and stream scoring against a naive
+# store against MLflow's local artifact repository, threshold tuning against scikit-learn's metric
+# functions on the same folds, and stream scoring against a naive
 # one-event-at-a-time loop (needs redis-server on the PATH).
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_tuning.py
+	$(BIN)/python benchmarks/bench_threshold.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_drift.py
 	$(BIN)/python benchmarks/bench_artifacts.py

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pytest
+from sklearn import metrics
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from mlship.spec.data import Column
 from mlship.train.candidates import Recipe
@@ -65,3 +76,28 @@ def test_a_declared_positive_class_that_sorts_first_is_the_one_tuned_for() -> No
     # The default (last class, "stay") describes the majority: a very different F1.
     assert score("classification", plain, X_test, y_test)["f1"] > 0.9 > before["f1"]
     assert after["recall"] > before["recall"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "theirs"),
+    [("f1", metrics.f1_score), ("balanced_accuracy", metrics.balanced_accuracy_score)],
+)
+def test_the_threshold_is_the_one_scikit_learns_own_metric_chooses(
+    metric: str, theirs: Any
+) -> None:
+    """On real measurements (scikit-learn's breast-cancer set) with the class of interest first
+    in order ("benign"), the counting scorer chooses scikit-learn's threshold for the same class:
+    F1 thresholds the named class, a metric of both classes the last one."""
+    bunch = load_breast_cancer(as_frame=True)
+    y = bunch.target.map(dict(enumerate(bunch.target_names)))
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(bunch.data, y))
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    kwargs = {"pos_label": "benign", "zero_division": 0} if metric == "f1" else {}
+    reference = TunedThresholdClassifierCV(
+        clone(pipeline), scoring=make_scorer(theirs, **kwargs), cv=folds, thresholds=200
+    ).fit(bunch.data, y)
+    tuned = tune_threshold(pipeline, bunch.data, y, folds, metric, "benign")
+    assert tuned.threshold == pytest.approx(reference.best_threshold_)
+    assert tuned.cv_score_tuned == pytest.approx(reference.best_score_)
+    decided = tuned.model.predict(bunch.data)
+    assert (decided == reference.predict(bunch.data)).all()

@@ -41,14 +41,18 @@ class TunedThreshold:
         }
 
 
-def _scorer(metric: str, positive: Any) -> Any:
+def _scorer(metric: str, thresholded: Any) -> Any:
     """The tuner's scorer: scikit-learn's, scoring with the counting functions of
-    :mod:`mlship.train.threshold_scores`, which the tuner calls for every candidate cut-off."""
+    :mod:`mlship.train.threshold_scores`, which the tuner calls for every candidate cut-off.
+
+    The scorer's ``pos_label`` is also the class whose probability the tuner thresholds. The
+    metrics that treat both classes alike take it too, only to spare sorting the labels at every
+    call, so it must be the class scikit-learn thresholds for them anyway: the last.
+    """
     from sklearn.metrics import make_scorer
 
-    if metric in POSITIVE_METRICS:
-        return make_scorer(SCORES[metric], pos_label=positive, zero_division=0)
-    return make_scorer(SCORES[metric])
+    extra = {"zero_division": 0} if metric in POSITIVE_METRICS else {}
+    return make_scorer(SCORES[metric], pos_label=thresholded, **extra)
 
 
 def tune_threshold(
@@ -74,10 +78,13 @@ def tune_threshold(
     if len(classes) != 2:
         raise ValueError(f"threshold tuning needs two classes, found {len(classes)}")
     label = classes[positive_index(classes, positive)]
+    # scikit-learn thresholds the scorer's positive class, or the last class for metrics that
+    # have none; the served model decides the same way without carrying the tuner.
+    decided = label if metric in POSITIVE_METRICS else classes[-1]
     if weights is None:
         tuner = TunedThresholdClassifierCV(
             pipeline,
-            scoring=_scorer(metric, label),  # the scorer's pos_label is the class thresholded
+            scoring=_scorer(metric, decided),
             cv=list(folds),
             thresholds=200,
             store_cv_results=True,
@@ -85,14 +92,11 @@ def tune_threshold(
         tuner.fit(X, y)
         fitted = tuner.estimator_
     else:
-        tuner = _weighted_fit(pipeline, X, y, folds, _scorer(metric, label), weights)
+        tuner = _weighted_fit(pipeline, X, y, folds, _scorer(metric, decided), weights)
         fitted = tuner.estimator_.pipeline
     results = tuner.cv_results_
     thresholds, scores = np.asarray(results["thresholds"]), np.asarray(results["scores"])
     at_default = float(scores[int(np.argmin(np.abs(thresholds - 0.5)))])
-    # scikit-learn thresholds the scorer's positive class, or the last class for metrics that
-    # have none; the served model decides the same way without carrying the tuner.
-    decided = label if metric in POSITIVE_METRICS else classes[-1]
     return TunedThreshold(
         model=DecisionThreshold(fitted, float(tuner.best_threshold_), decided),
         threshold=float(tuner.best_threshold_),

@@ -24,6 +24,7 @@ def _counts(y_true: Any, y_pred: Any, pos_label: Any, sample_weight: Any) -> tup
     if pos_label is None:
         # The metrics that do not name a positive class treat both classes alike, so any
         # class may play it; the larger label is scikit-learn's positive class by default.
+        # Callers that score often pass one: sorting the labels costs more than the counting.
         pos_label = np.union1d(truth, predicted)[-1]
     actual, said = truth == pos_label, predicted == pos_label
     weight = np.ones(len(truth)) if sample_weight is None else np.asarray(sample_weight, float)
@@ -59,23 +60,27 @@ recall = _of_positive(lambda tp, fp, fn: (tp, tp + fn))
 f1 = _of_positive(lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn))
 
 
-def accuracy(y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> float:
-    tp, fp, fn, tn = _counts(y_true, y_pred, None, sample_weight)
+def accuracy(
+    y_true: Any, y_pred: Any, *, pos_label: Any = None, sample_weight: Any = None
+) -> float:
+    tp, fp, fn, tn = _counts(y_true, y_pred, pos_label, sample_weight)
     return _ratio(tp + tn, tp + fp + fn + tn, 0.0)
 
 
-def balanced_accuracy(y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> float:
+def balanced_accuracy(
+    y_true: Any, y_pred: Any, *, pos_label: Any = None, sample_weight: Any = None
+) -> float:
     """The mean recall of the classes present in ``y_true`` (a class never true is left out,
     as scikit-learn leaves it out with a warning)."""
-    tp, fp, fn, tn = _counts(y_true, y_pred, None, sample_weight)
+    tp, fp, fn, tn = _counts(y_true, y_pred, pos_label, sample_weight)
     recalls = [tp / (tp + fn)] if tp + fn > 0 else []
     recalls += [tn / (tn + fp)] if tn + fp > 0 else []
     return float(np.mean(recalls)) if recalls else 0.0
 
 
-def mcc(y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> float:
+def mcc(y_true: Any, y_pred: Any, *, pos_label: Any = None, sample_weight: Any = None) -> float:
     """Matthews' correlation; 0 when a row or column of the counts is empty."""
-    tp, fp, fn, tn = _counts(y_true, y_pred, None, sample_weight)
+    tp, fp, fn, tn = _counts(y_true, y_pred, pos_label, sample_weight)
     denominator = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
     return (tp * tn - fp * fn) / float(np.sqrt(denominator)) if denominator > 0 else 0.0
 
