@@ -107,9 +107,9 @@ def two_churn_versions(root: Path) -> Path:
     narrower search (strong regularisation only), so the two versions answer differently."""
     spec = small_churn(root / "churn")
     home = root / "home"
-    run_cli("run", str(spec), home=home, cwd=root)
+    invoke_cli("run", str(spec), home=home, cwd=root)
     spec.write_text(spec.read_text().replace("[0.001, 100.0]", "[0.001, 0.01]"))
-    run_cli("run", str(spec), home=home, cwd=root)
+    invoke_cli("run", str(spec), home=home, cwd=root)
     return home
 
 

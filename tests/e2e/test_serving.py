@@ -43,10 +43,11 @@ log: {enabled: false}
     with serving(str(spec), home) as server, httpx.Client(base_url=server.base) as client:
         versions = Counter(
             client.post("/predict", json={"records": [RECORD]}).json()["version"]
-            for _ in range(2000)
+            for _ in range(800)
         )
-        assert versions[1] + versions[2] == 2000
-        assert abs(versions[2] / 2000 - 0.1) <= 0.05, versions
+        assert versions[1] + versions[2] == 800
+        # 0.05 is 4.7 standard deviations of the canary's share of 800 requests
+        assert abs(versions[2] / 800 - 0.1) <= 0.05, versions
         # The same key lands on the same version every time; different keys spread.
         for key in ("customer-1", "customer-2", "customer-3"):
             pinned = {
@@ -58,9 +59,9 @@ log: {enabled: false}
             assert len(pinned) == 1
         keyed = Counter(
             client.post("/predict", json={"records": [RECORD], "key": f"k{i}"}).json()["version"]
-            for i in range(1000)
+            for i in range(500)
         )
-        assert abs(keyed[2] / 1000 - 0.1) <= 0.05, keyed
+        assert abs(keyed[2] / 500 - 0.1) <= 0.05, keyed
 
 
 def test_shadows_answer_into_the_log_only_and_shutdown_loses_nothing(
