@@ -70,7 +70,7 @@ $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) -e '.[dev,bench]'
 	touch $@
 
-# Timing tables: model serving latency, data validation against pandera on 1,000,000 rows, data
+# Timing tables: model serving latency, data validation against pandera on 1M and 20M rows, data
 # drift against Evidently on 200,000 rows (Evidently in a virtualenv of its own, made on first use
 # from benchmarks/evidently-requirements.txt: it does not run with our pandas), and the artifact
 # store against MLflow's local artifact repository, threshold tuning against scikit-learn's metric
@@ -78,7 +78,7 @@ $(VENV)/.bench: $(VENV)/.dev
 # one-event-at-a-time loop (needs redis-server on the PATH).
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_predict_latency.py
-	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_data.py --rows 1000000 20000000
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_threshold.py
 	$(BIN)/python benchmarks/bench_serving.py
