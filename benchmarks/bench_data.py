@@ -408,6 +408,8 @@ def run_mlship_batches(specs: list[Spec], data: Path, source: str, repeat: int) 
     (``mlship.data.readers.batched``: 4 MiB blocks of a CSV, 131,072-row batches of a Parquet
     file), each batch typed and validated, the failures summed. Reading is part of the loop, so
     the peak covers it; the read column is the time spent waiting for batches."""
+    import pyarrow.parquet  # noqa: F401 - imported by the reader; not part of the measurement
+
     from mlship.data.checks import validate
     from mlship.data.readers import file_reader_for
     from mlship.data.readers.batched import BatchTally, file_batches
