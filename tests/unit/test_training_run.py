@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from mlship.config import Settings
 from mlship.errors import DataError, IntegrityError
 from mlship.spec import load_spec
-from mlship.train.run import execute
+from mlship.train.run import RunResult, execute
 from mlship.workspace import Workspace
+from tests.conftest import small_churn
 
 
-def test_run_records_everything_and_registers_the_best(
-    churn_spec: Path, workspace: Workspace
-) -> None:
-    result = execute(load_spec(churn_spec), workspace)
+@dataclass(frozen=True)
+class TwoRuns:
+    """The small churn example run twice, unchanged, in one workspace."""
+
+    spec: Path
+    workspace: Workspace
+    first: RunResult
+    second: RunResult
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRuns]:
+    root = tmp_path_factory.mktemp("two-runs")
+    spec = small_churn(root / "churn")
+    workspace = Workspace.open(Settings(home=root / "ws", n_jobs=1, user="tester"))
+    first = execute(load_spec(spec), workspace)
+    second = execute(load_spec(spec), workspace)
+    yield TwoRuns(spec, workspace, first, second)
+    workspace.close()
+
+
+def test_run_records_everything_and_registers_the_best(two_runs: TwoRuns) -> None:
+    churn_spec, workspace, result = two_runs.spec, two_runs.workspace, two_runs.first
     run = workspace.tracking.get_run(result.run_id)
     assert run.status == "succeeded"
     assert run.spec_hash == load_spec(churn_spec).spec_hash
@@ -54,9 +78,8 @@ def test_run_records_everything_and_registers_the_best(
     assert version.metrics["holdout"] == pytest.approx(holdout)
 
 
-def test_unchanged_data_is_stored_once(churn_spec: Path, workspace: Workspace) -> None:
-    first = execute(load_spec(churn_spec), workspace)
-    second = execute(load_spec(churn_spec), workspace)
+def test_unchanged_data_is_stored_once(two_runs: TwoRuns) -> None:
+    first, second = two_runs.first, two_runs.second
     assert not first.dataset_reused and second.dataset_reused
     assert first.dataset_hash == second.dataset_hash
     assert second.version.version == 2
@@ -89,8 +112,8 @@ def test_a_missing_column_stops_the_run(churn_spec: Path, workspace: Workspace) 
         execute(load_spec(churn_spec), workspace)
 
 
-def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace: Workspace) -> None:
-    result = execute(load_spec(churn_spec), workspace)
+def test_loaded_model_predicts_like_the_trained_one(two_runs: TwoRuns) -> None:
+    churn_spec, workspace, result = two_runs.spec, two_runs.workspace, two_runs.second
     model = workspace.load_model(workspace.tracking.get_version("churn"))
     raw = pd.read_csv(churn_spec.parent / "data" / "new_customers.csv", dtype=str)
     predictions, proba = model.predict(model.prepare(raw, "new_customers.csv"))
@@ -100,9 +123,11 @@ def test_loaded_model_predicts_like_the_trained_one(churn_spec: Path, workspace:
     assert model.ref == f"churn:{result.version.version}"
 
 
-def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Workspace) -> None:
-    execute(load_spec(churn_spec), workspace)
-    version = workspace.tracking.get_version("churn")
+def test_a_tampered_model_is_never_unpickled(two_runs: TwoRuns, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    shutil.copytree(two_runs.workspace.settings.home_resolved, home)
+    workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
+    version = workspace.tracking.get_version("churn", 1)
     path = (
         workspace.settings.artifact_root_resolved
         / "objects"
@@ -114,6 +139,7 @@ def test_a_tampered_model_is_never_unpickled(churn_spec: Path, workspace: Worksp
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match=r"refusing to load model churn:1: .*is corrupt"):
         workspace.load_model(version)
+    workspace.close()
 
 
 def test_the_declared_positive_class_is_what_binary_metrics_describe(
