@@ -1,8 +1,10 @@
-"""The README's tour, run exactly as written, after what ``make quickstart`` does."""
+"""The README's tour, run exactly as written, after what ``make quickstart`` does; and what the
+quickstart itself, the main job a newcomer runs first, wrote and printed."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +39,7 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     )
     assert quickstart.returncode == 0, quickstart.stderr
     assert (tmp_path / ".mlship" / "mlship.db").is_file()
+    _check_quickstart(quickstart.stdout, tmp_path, env)
 
     port = str(free_port())
     # Stop a server the tour left running if a step fails before its `kill %1`.
@@ -60,3 +63,34 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert "Registered churn:2" in out
     assert "Model churn:2" in out
     assert "Fit: " in out  # the evaluation report of the last run
+
+
+def _check_quickstart(out: str, root: Path, env: dict[str, str]) -> None:
+    """What ``mlship quickstart`` (the main job a newcomer runs first) wrote and printed, and
+    that the predict command it prints works pasted as it is."""
+    project, home = root / "mlship-quickstart", root / ".mlship"
+    assert (project / "pipeline.yaml").is_file()
+    for name in ("crm.sqlite", "billing.parquet", "support_events.jsonl", "new_customers.csv"):
+        assert (project / "data" / name).is_file()
+    # The deliberately broken rows are quarantined, with reasons, and the report says where.
+    assert "quarantined" in out
+    assert "'forty' is not an integer" in out.replace("\n", " ")
+    assert (home / "reports" / "churn-quarantine.parquet").is_file()
+    assert (home / "reports" / "churn-data.html").is_file()
+    assert "Leaderboard of run" in out
+    for candidate in ("logistic", "forest", "boosting"):
+        assert candidate in out
+    assert "Registered churn:1" in out
+    assert "Quickstart finished in" in out
+
+    lines = [line.strip() for line in out.splitlines()]
+    predict = next(line for line in lines if " predict churn:1 " in line)
+    serve = next(line for line in lines if " serve churn:1 --port " in line)
+    assert next(line for line in lines if line.startswith("curl -s -X POST"))
+    assert "mlship-quickstart/data/new_customers.csv" in predict
+    assert serve.endswith("--port 8000")
+    done = subprocess.run(
+        shlex.split(predict), cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert (root / "predictions.csv").is_file()
