@@ -236,6 +236,57 @@ def test_batches_score_as_in_memory_and_name_a_bad_line(
     assert not (tmp_path / "bad-out.csv").exists()
 
 
+def test_real_measurements_give_the_same_dataset_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data nobody here wrote: scikit-learn's breast-cancer measurements (569 patients, column
+    names with spaces), the spec drafted from them by ``mlship init``, one range tightened so that
+    real rows fail it, and some patients sent twice. In batches of about 4 KiB (dozens of them)
+    the dataset, its counts and its quarantine are those of the file read whole."""
+    from sklearn.datasets import load_breast_cancer
+
+    import mlship.data.readers.batched as batched
+
+    bunch = load_breast_cancer(as_frame=True)
+    cells = bunch.data.assign(diagnosis=bunch.target.map(dict(enumerate(bunch.target_names))))
+    cells = pl.from_pandas(cells)
+    pl.concat([cells, cells[::97]]).write_csv(tmp_path / "cells.csv")
+    invoke_cli("init", "cells.csv", "--target", "diagnosis", home=tmp_path / "init", cwd=tmp_path)
+    spec = tmp_path / "pipeline.yaml"
+    drafted = spec.read_text()
+    radius = "{name: mean radius, type: float, nullable: false, checks: [{min: 4.86, max: 30.3}]}"
+    assert radius in drafted, drafted
+    spec.write_text(
+        drafted.replace(radius, radius.replace("max: 30.3", "max: 22.0"))
+        + "checks: {duplicates: quarantine, max_quarantine: 0.2}\n"
+    )
+    monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 4 * 1024)
+
+    invoke_cli("data", "validate", str(spec), home=tmp_path / "memory")
+    streamed = invoke_cli(
+        "data", "validate", str(spec), home=tmp_path / "batches", env={"MLSHIP_STREAM_ABOVE": "0"}
+    )
+    assert "read in batches" in streamed.stdout
+
+    memory_hash, memory = _dataset(tmp_path / "memory")
+    batch_hash, batches = _dataset(tmp_path / "batches")
+    assert batch_hash == memory_hash
+    assert batches["rows"] == memory["rows"]
+    counts = _check_counts(batches)
+    assert counts == _check_counts(memory)
+    assert counts[(None, "duplicate row", "error")] == len(cells[::97])
+    too_big = int((cells["mean radius"] > 22.0).sum())
+    assert too_big > 0 and counts[("mean radius", "max", "error")] == too_big + int(
+        (cells[::97]["mean radius"] > 22.0).sum()
+    )
+
+    def quarantined(home: Path) -> pl.DataFrame:
+        found = pl.read_parquet(home / "reports" / "cells-quarantine.parquet")
+        return found.select("_row", "_reasons").sort("_row")
+
+    assert quarantined(tmp_path / "batches").equals(quarantined(tmp_path / "memory"))
+
+
 class _Watchdog:
     """Samples a process's resident memory every 20 ms; kills it when it passes ``cap``."""
 
