@@ -133,3 +133,28 @@ def test_what_needs_every_row_is_read_whole_with_a_reason(tmp_path: Path) -> Non
     reader, why = _plan(tmp_path, "", joined)
     assert reader is None
     assert why is not None and "combines several sources" in why
+
+
+@pytest.mark.parametrize("rows", [10, 1_000, 1_001])
+def test_a_dataset_sample_is_every_kth_row_of_the_columns_asked_for(
+    tmp_path: Path, rows: int
+) -> None:
+
+    from mlship.store.artifacts import LocalArtifactStore
+    from mlship.store.entities import Dataset
+
+    frame = pl.DataFrame({"i": range(rows), "x": [i * 0.5 for i in range(rows)], "s": "a"})
+    path = tmp_path / "table.parquet"
+    frame.write_parquet(path, row_group_size=128)
+    store = LocalArtifactStore(tmp_path / "artifacts", signer=None)
+    ref = store.put_file(path)
+    dataset = Dataset(
+        id=1, data_hash="h", artifact_sha256=ref.sha256, n_rows=rows, n_columns=3,
+        columns=[], sources=[], created_at=dt.datetime.now(dt.UTC),
+    )  # fmt: skip
+    sample = dataset_files.sample_dataset(dataset, store, ["x", "absent", "i"], max_rows=100)
+    assert list(sample.columns) == ["x", "i"]  # the order asked for; an absent column left out
+    step = -(-rows // 100)
+    assert sample["i"].tolist() == list(range(0, rows, step))
+    assert len(sample) <= 100
+    assert sample["x"].tolist() == [i * 0.5 for i in range(0, rows, step)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,27 @@ def scan_dataset(dataset: Dataset, store: ArtifactStore) -> pl.LazyFrame:
         if path.is_file() and _sha256_of(path) == sha256:
             return pl.scan_parquet(path)
     return pl.read_parquet(io.BytesIO(store.get_bytes(sha256))).lazy()
+
+
+def sample_dataset(
+    dataset: Dataset, store: ArtifactStore, columns: Sequence[str], max_rows: int
+) -> pd.DataFrame:
+    """Of ``columns`` (those the dataset has, in that order), every k-th row, k chosen so that
+    at most ``max_rows`` rows come back; every row when there are no more.
+
+    Drift and monitoring references need a column's distribution, not every row of a table that
+    may not fit in memory. The rows are read through :func:`scan_dataset` with the streaming
+    engine, so only the selected columns are read and the table is never held whole (in a local
+    plaintext store). An even spacing, rather than a random draw, keeps a table ordered in time
+    represented from its first rows to its last.
+    """
+    lazy = scan_dataset(dataset, store)
+    present = set(lazy.collect_schema().names())
+    lazy = lazy.select([name for name in columns if name in present])
+    step = -(-dataset.n_rows // max_rows) if max_rows > 0 else 1
+    if step > 1:
+        lazy = lazy.gather_every(step)
+    return lazy.collect(engine="streaming").to_pandas()
 
 
 def _sha256_of(path: Path) -> str:

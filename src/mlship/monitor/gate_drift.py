@@ -18,6 +18,10 @@ from mlship.spec.gate import DriftBudget
 from mlship.store.context import HasArtifacts, HasDatasets
 from mlship.store.entities import ModelVersion, model_of
 
+SAMPLE_ROWS = 200_000
+"""Rows of each dataset compared at most (evenly spaced): enough for the drift tests to see a
+shift that matters, and a bound on memory however large the datasets are."""
+
 
 class DriftStores(HasDatasets, HasArtifacts, Protocol):
     """Where the two datasets are read from."""
@@ -27,14 +31,21 @@ def training_drift_check(
     workspace: DriftStores, budget: DriftBudget, candidate: ModelVersion, baseline: ModelVersion
 ) -> Check:
     """One check: the share of the candidate's input columns that drifted, against the budget."""
-    from mlship.data.ingested import dataset_frame
+    from mlship.data.dataset_files import sample_dataset
 
     ref = f"{model_of(baseline).name}:{baseline.version}"
     inputs = [column["name"] for column in candidate.signature["inputs"]]
     if candidate.dataset_hash == baseline.dataset_hash:
         return Check("drift", True, f"the same dataset as {ref} ({candidate.dataset_hash[:12]})")
-    reference = dataset_frame(workspace.datasets.get_dataset(baseline.dataset_hash), workspace)
-    current = dataset_frame(workspace.datasets.get_dataset(candidate.dataset_hash), workspace)
+    reference, current = (
+        sample_dataset(
+            workspace.datasets.get_dataset(version.dataset_hash),
+            workspace.artifacts,
+            inputs,
+            SAMPLE_ROWS,
+        )
+        for version in (baseline, candidate)
+    )
     shared = [name for name in inputs if name in reference.columns and name in current.columns]
     if not shared:
         return Check(

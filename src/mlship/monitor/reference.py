@@ -6,7 +6,8 @@ predictions on those rows (so that the drift of the predictions is measured like
 plus the dataset's stored profile (for the quality checks: training ranges and missing shares)
 and the version's test-set metrics (the baseline that live performance is held against).
 
-Very large training sets are sampled (``max_rows``, a fixed seed): drift statistics on 200,000
+Very large training sets are sampled (``max_rows`` evenly spaced rows, read through the stored
+dataset's lazy scan so that it is never loaded whole): drift statistics on 200,000
 rows are as decisive as on millions, and predicting the reference costs time on every pass.
 """
 
@@ -79,21 +80,19 @@ def load_reference(
     """The reference of a registered version (see the module docstring); ``dataset`` (a hash
     prefix or ``PIPELINE~N``) compares with another dataset version instead, such as last
     month's data."""
-    from mlship.data.versioning import load_frame
+    from mlship.data.dataset_files import sample_dataset
 
     name = model_of(version).name
     stored = workspace.datasets.get_dataset(dataset or version.dataset_hash)
-    data = load_frame(stored.artifact_sha256, workspace.artifacts)
     signature = Signature.from_dict(version.signature)
+    data = sample_dataset(stored, workspace.artifacts, [c.name for c in signature.inputs], max_rows)
     missing = [c.name for c in signature.inputs if c.name not in data.columns]
     if missing:
         raise DataError(
             f"dataset {stored.data_hash[:12]} cannot be the reference of {name}:"
             f"{version.version}: it lacks the input column(s) {', '.join(missing)}"
         )
-    rows = len(data)
-    if rows > max_rows:
-        data = data.sample(n=max_rows, random_state=0).sort_index()
+    rows = stored.n_rows
     loaded = workspace.load_model(version)
     signature = loaded.signature
     names = [column.name for column in signature.inputs]
