@@ -148,10 +148,10 @@ def test_batches_give_the_in_memory_dataset_and_quarantine(
     folder.mkdir()
     (folder / "pipeline.yaml").write_text(SPEC)
     # Three copies, and copies of rows of the first one at the very end: dozens of batches
-    # apart once the batches are 64 KiB.
+    # apart once the batches are 1 MiB.
     first = _chunk().replace(MARK, b"00000").split(b"\n")
     _write(folder / "customers.csv", _chunk(), 3, b"\n".join(first[100:103]) + b"\n")
-    monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 1024 * 1024)
     spec = str(folder / "pipeline.yaml")
 
     invoke_cli("data", "validate", spec, home=tmp_path / "memory")
@@ -202,7 +202,7 @@ def test_batches_score_as_in_memory_and_name_a_bad_line(
 ) -> None:
     import mlship.data.readers.batched as batched
 
-    monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 64 * 1024)
+    monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 1024 * 1024)
     clean = tmp_path / "clean.csv"
     _write(clean, _chunk(seed=4, broken=False), 2)
     home = project.home

@@ -27,7 +27,9 @@ from mlship.workspace import Workspace
 from tests.conftest import run_cli
 from tests.killing import Running, kill_and_check_nothing_survives, light
 
-TRIALS = 8
+TRIALS = 20
+"""Long enough that the kill lands mid-search however late a loaded machine lets the test see the
+second finished trial: with eight, all of them had finished once by the time it was seen."""
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 

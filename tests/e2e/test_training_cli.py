@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+import pytest
 
 from tests.conftest import mlship_env, run_cli
 from tests.ray_fixture import ray_cluster
@@ -169,15 +170,24 @@ def _trials_run_on(root: Path, executor: str, label: str) -> list[Any]:
     return [(t.params, t.value, t.state) for t in trials]
 
 
-def test_a_search_on_ray_gives_the_same_choices_as_in_process(tmp_path: Path) -> None:
-    inline = _trials_run_on(tmp_path, "inline", "inline")
-    assert _trials_run_on(tmp_path, "ray", "ray") == inline
+@pytest.fixture(scope="module")
+def inline_trials(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    """The search's trials run in-process: what Ray, local or a cluster, must reproduce."""
+    return _trials_run_on(tmp_path_factory.mktemp("inline"), "inline", "inline")
 
 
-def test_a_search_on_a_ray_cluster_through_the_ray_client(tmp_path: Path) -> None:
+def test_a_search_on_ray_gives_the_same_choices_as_in_process(
+    tmp_path: Path, inline_trials: list[Any]
+) -> None:
+    assert _trials_run_on(tmp_path, "ray", "ray") == inline_trials
+
+
+def test_a_search_on_a_ray_cluster_through_the_ray_client(
+    tmp_path: Path, inline_trials: list[Any]
+) -> None:
     with ray_cluster(tmp_path) as address:
         on_cluster = _trials_run_on(tmp_path, address, "cluster")
-    assert on_cluster == _trials_run_on(tmp_path, "inline", "inline")
+    assert on_cluster == inline_trials
 
 
 def test_an_unreachable_ray_cluster_is_a_clear_error(tmp_path: Path) -> None:
