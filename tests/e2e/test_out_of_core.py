@@ -139,6 +139,31 @@ def _check_counts(validation: dict[str, object]) -> dict[tuple[object, ...], int
     return {(c["column"], c["check"], c["severity"]): c["failed"] for c in checks}
 
 
+def _validated_both_ways(spec: Path, root: Path, pipeline: str) -> dict[tuple[object, ...], int]:
+    """``mlship data validate`` of ``spec`` read whole (home ``root/memory``) and in batches
+    (``root/batches``): the same dataset, rows, counts, declared checks and quarantine. The
+    counts by check."""
+    invoke_cli("data", "validate", str(spec), home=root / "memory")
+    streamed = invoke_cli(
+        "data", "validate", str(spec), home=root / "batches", env={"MLSHIP_STREAM_ABOVE": "0"}
+    )
+    assert "read in batches" in streamed.stdout
+    memory_hash, memory = _dataset(root / "memory")
+    batch_hash, batches = _dataset(root / "batches")
+    assert batch_hash == memory_hash
+    assert batches["rows"] == memory["rows"]
+    counts = _check_counts(batches)
+    assert counts == _check_counts(memory)
+    assert batches["declared"] == memory["declared"]
+
+    def quarantined(home: Path) -> pl.DataFrame:
+        found = pl.read_parquet(home / "reports" / f"{pipeline}-quarantine.parquet")
+        return found.select("_row", "_reasons").sort("_row")
+
+    assert quarantined(root / "batches").equals(quarantined(root / "memory"))
+    return counts
+
+
 def test_batches_give_the_in_memory_dataset_and_quarantine(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,28 +177,8 @@ def test_batches_give_the_in_memory_dataset_and_quarantine(
     first = _chunk().replace(MARK, b"00000").split(b"\n")
     _write(folder / "customers.csv", _chunk(), 3, b"\n".join(first[100:103]) + b"\n")
     monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 1024 * 1024)
-    spec = str(folder / "pipeline.yaml")
-
-    invoke_cli("data", "validate", spec, home=tmp_path / "memory")
-    streamed = invoke_cli(
-        "data", "validate", spec, home=tmp_path / "batches", env={"MLSHIP_STREAM_ABOVE": "0"}
-    )
-    assert "read in batches" in streamed.stdout
-
-    memory_hash, memory = _dataset(tmp_path / "memory")
-    batch_hash, batches = _dataset(tmp_path / "batches")
-    assert batch_hash == memory_hash
-    assert batches["rows"] == memory["rows"]
-    counts = _check_counts(batches)
-    assert counts == _check_counts(memory)
+    counts = _validated_both_ways(folder / "pipeline.yaml", tmp_path, "bigchurn")
     assert counts[(None, "duplicate row", "error")] == 3 * 4 + 3
-    assert batches["declared"] == memory["declared"]
-
-    def quarantined(home: Path) -> pl.DataFrame:
-        found = pl.read_parquet(home / "reports" / "bigchurn-quarantine.parquet")
-        return found.select("_row", "_reasons").sort("_row")
-
-    assert quarantined(tmp_path / "batches").equals(quarantined(tmp_path / "memory"))
 
     # The stored dataset: row groups for streaming, read lazily with the query pushed down, and
     # whole by the existing readers.
@@ -194,7 +199,8 @@ def test_batches_give_the_in_memory_dataset_and_quarantine(
         assert found["customer_id"].to_list() == whole[whole["age"] > 80]["customer_id"].tolist()
     finally:
         workspace.close()
-    assert quarantined(tmp_path / "batches").filter(pl.col("_row") == "line 30014").height == 1
+    quarantine = pl.read_parquet(tmp_path / "batches" / "reports" / "bigchurn-quarantine.parquet")
+    assert quarantine.filter(pl.col("_row") == "line 30014").height == 1
 
 
 def test_batches_score_as_in_memory_and_name_a_bad_line(
@@ -262,29 +268,12 @@ def test_real_measurements_give_the_same_dataset_in_batches(
     )
     monkeypatch.setattr(batched, "STREAM_BLOCK_BYTES", 4 * 1024)
 
-    invoke_cli("data", "validate", str(spec), home=tmp_path / "memory")
-    streamed = invoke_cli(
-        "data", "validate", str(spec), home=tmp_path / "batches", env={"MLSHIP_STREAM_ABOVE": "0"}
-    )
-    assert "read in batches" in streamed.stdout
-
-    memory_hash, memory = _dataset(tmp_path / "memory")
-    batch_hash, batches = _dataset(tmp_path / "batches")
-    assert batch_hash == memory_hash
-    assert batches["rows"] == memory["rows"]
-    counts = _check_counts(batches)
-    assert counts == _check_counts(memory)
+    counts = _validated_both_ways(spec, tmp_path, "cells")
     assert counts[(None, "duplicate row", "error")] == len(cells[::97])
     too_big = int((cells["mean radius"] > 22.0).sum())
     assert too_big > 0 and counts[("mean radius", "max", "error")] == too_big + int(
         (cells[::97]["mean radius"] > 22.0).sum()
     )
-
-    def quarantined(home: Path) -> pl.DataFrame:
-        found = pl.read_parquet(home / "reports" / "cells-quarantine.parquet")
-        return found.select("_row", "_reasons").sort("_row")
-
-    assert quarantined(tmp_path / "batches").equals(quarantined(tmp_path / "memory"))
 
 
 class _Watchdog:
