@@ -19,7 +19,10 @@ import psutil
 from tests.conftest import lighten, mlship_env
 
 GRACE_SECONDS = 10.0
-STAGE_TIMEOUT = 120.0
+STAGE_TIMEOUT = 300.0
+"""How long a stage may take to show before the test fails: hang protection only (a command that
+starts its own Ray instance on a loaded two-core machine took over two minutes to start its
+search)."""
 
 
 def light(spec: Path) -> Path:

@@ -60,7 +60,8 @@ def test_the_lease_is_renewed_over_http_and_runs_out(team: Team, alice: Workspac
     _age(team, run_id, LEASE_SECONDS + 10)
     run = alice.tracking.get_run(run_id)
     assert run.status == "abandoned"
-    assert "no heartbeat from pid 4242 on laptop-9 for 40 s" in (run.error or "")
+    # 40 s old when aged; a second or two more by the time a loaded machine reads it
+    assert re.search(r"no heartbeat from pid 4242 on laptop-9 for 4\d s", run.error or "")
     assert alice.tracking.heartbeat(run_id) is True  # renewed: running again, for everyone
     assert alice.tracking.get_run(run_id).status == "running"
 

@@ -33,10 +33,11 @@ second finished trial: with eight, all of them had finished once by the time it 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _searching(spec: Path) -> Path:
-    """The light churn example with a search long enough to be cut in the middle."""
+def _searching(spec: Path, trials: int = TRIALS) -> Path:
+    """The light churn example with a search of ``trials``, long enough to be cut in the
+    middle."""
     text = spec.read_text()
-    longer = text.replace("trials: 4, batch: 2", f"trials: {TRIALS}, batch: 2")
+    longer = text.replace("trials: 4, batch: 2", f"trials: {trials}, batch: 2")
     assert longer != text
     spec.write_text(longer)
     return spec

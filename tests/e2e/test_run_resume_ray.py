@@ -19,9 +19,12 @@ import psutil
 from optuna.trial import TrialState
 
 from tests.conftest import run_cli
-from tests.e2e.test_run_resume import FINISHED, TRIALS, _finished_trials, _searching, _trials
+from tests.e2e.test_run_resume import FINISHED, _finished_trials, _searching, _trials
 from tests.killing import Running, light
 
+TRIALS = 8
+"""The search's budget: the kill waits for a worker busy with a trial, not for a moment between
+two trials, so a short search is cut in the middle however loaded the machine is."""
 BUSY_TIMEOUT = 60.0
 TASK = "_call_with_shared"
 """The function every task of the Ray executor runs (``mlship.train.executors``)."""
@@ -53,7 +56,7 @@ def _busy_worker(running: Running) -> psutil.Process:
 def test_a_ray_worker_killed_mid_trial_loses_and_repeats_no_trial(
     churn_spec: Path, tmp_path: Path
 ) -> None:
-    spec, home = _on_ray(_searching(light(churn_spec))), tmp_path / "home"
+    spec, home = _on_ray(_searching(light(churn_spec), TRIALS)), tmp_path / "home"
     running = Running.start(spec, home)
     running.wait_for("two finished trials", lambda: _finished_trials(home) >= 2)
     short = running.run_id()
