@@ -256,8 +256,13 @@ def read_plan(path: Path) -> list[Spec]:
 # -- measuring inside a worker -----------------------------------------------------------------
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _status(field: str, pid: int | str = "self") -> int:
+    """A size field (VmRSS, VmHWM) of a process's status, in bytes; 0 once it has exited."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
@@ -747,15 +752,7 @@ def run_capped(command: list[str], cap_bytes: int) -> Finished:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
         stopped = None
         while process.poll() is None:
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-            except OSError:
-                status = ""
-            rss = next(
-                (int(line.split()[1]) * 1024 for line in status.splitlines()
-                 if line.startswith("VmRSS:")),
-                0,
-            )  # fmt: skip
+            rss = _status("VmRSS", process.pid)
             if rss > cap_bytes:
                 process.kill()
                 process.wait()
@@ -901,9 +898,9 @@ REPEAT_ABOVE = 2_000_000
 
 def run_size(
     rows: int, cols: int, repeat: int, with_ge: bool, console: Console, cap: int
-) -> tuple[list[Outcome], int, bool]:
-    """Every tool on one generated table; the outcomes, the table's Arrow size and whether a
-    pair of tools disagreed on what fails."""
+) -> tuple[list[Outcome], bool]:
+    """Every tool on one generated table; the outcomes and whether a pair of tools disagreed on
+    what fails."""
     if rows > REPEAT_ABOVE:
         repeat = 1
     with tempfile.TemporaryDirectory(prefix="mlship-bench-data-") as tmp:
@@ -935,7 +932,7 @@ def run_size(
             console.print(f"{o.tool} ({o.source}) not run: {o.error}")
         if o.note:
             console.print(f"note: {o.note}")
-    return outcomes, arrow_bytes, not _agree(outcomes, console)
+    return outcomes, not _agree(outcomes, console)
 
 
 def _agree(outcomes: list[Outcome], console: Console) -> bool:
@@ -1065,7 +1062,7 @@ def main() -> None:
     results: dict[int, list[Outcome]] = {}
     failed = False
     for rows in sorted(set(args.rows)):
-        outcomes, _, disagreed = run_size(rows, args.cols, args.repeat, args.with_ge, console, cap)
+        outcomes, disagreed = run_size(rows, args.cols, args.repeat, args.with_ge, console, cap)
         results[rows] = outcomes
         failed |= disagreed
         if not {"mlship", "mlship-batches"} & {o.tool for o in outcomes if not o.error}:

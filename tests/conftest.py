@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -100,6 +101,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     execute(load_spec(small_churn(root / "churn")), ws)
     yield ws
     ws.close()
+
+
+def copy_workspace(workspace: Workspace, root: Path) -> Path:
+    """A copy of ``workspace``'s home under ``root``, for a test that changes it."""
+    home = root / "ws"
+    shutil.copytree(workspace.settings.home_resolved, home)
+    return home
 
 
 def two_churn_versions(root: Path) -> Path:

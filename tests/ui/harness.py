@@ -123,13 +123,6 @@ def check_page(context: BrowserContext, url: str, name: str) -> Page:
 # -- servers and signing in ------------------------------------------------------------------------
 
 
-def copy_workspace(workspace: Workspace, root: Path) -> Path:
-    """A copy of ``workspace``'s home under ``root``, for a test that changes it."""
-    home = root / "ws"
-    shutil.copytree(workspace.settings.home_resolved, home)
-    return home
-
-
 def add_team(home: Path, users: Mapping[str, str]) -> dict[str, str]:
     """Each user of ``users`` (name to role) added to the workspace at ``home``, with a token;
     the tokens' secrets by user."""

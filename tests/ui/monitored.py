@@ -9,7 +9,6 @@ holds a second one back in its cool-down).
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 
 from mlship.workspace import Workspace
-from tests.conftest import invoke_cli
+from tests.conftest import copy_workspace, invoke_cli
 from tests.serving import serving
 from tests.traffic import churn_traffic
 
@@ -52,8 +51,7 @@ class Monitored:
 
 
 def serve_traffic(trained: Workspace, root: Path) -> Monitored:
-    home = root / "ws"
-    shutil.copytree(trained.settings.home_resolved, home)
+    home = copy_workspace(trained, root)
     traffic = churn_traffic(home, NORMAL, DRIFTED, seed=7)
     records, truth = traffic.records, traffic.truth
     labels: list[dict[str, Any]] = []

@@ -16,10 +16,10 @@ from playwright.sync_api import Browser
 from mlship.config import Settings
 from mlship.server.app import create_app
 from mlship.workspace import Workspace
+from tests.conftest import copy_workspace
 from tests.serving import Server
 from tests.ui.harness import (
     check_page,
-    copy_workspace,
     new_context,
     shot,
     sign_in,

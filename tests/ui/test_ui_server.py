@@ -10,10 +10,10 @@ import pytest
 from playwright.sync_api import Browser
 
 from mlship.workspace import Workspace
+from tests.conftest import copy_workspace
 from tests.serving import Server
 from tests.ui.harness import (
     check_page,
-    copy_workspace,
     new_context,
     shot,
     sign_in,

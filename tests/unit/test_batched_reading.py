@@ -139,7 +139,6 @@ def test_what_needs_every_row_is_read_whole_with_a_reason(tmp_path: Path) -> Non
 def test_a_dataset_sample_is_every_kth_row_of_the_columns_asked_for(
     tmp_path: Path, rows: int
 ) -> None:
-
     from mlship.store.artifacts import LocalArtifactStore
     from mlship.store.entities import Dataset
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from mlship.errors import DataError, IntegrityError
 from mlship.spec import load_spec
 from mlship.train.run import RunResult, execute
 from mlship.workspace import Workspace
-from tests.conftest import small_churn
+from tests.conftest import copy_workspace, small_churn
 
 
 @dataclass(frozen=True)
@@ -124,22 +123,23 @@ def test_loaded_model_predicts_like_the_trained_one(two_runs: TwoRuns) -> None:
 
 
 def test_a_tampered_model_is_never_unpickled(two_runs: TwoRuns, tmp_path: Path) -> None:
-    home = tmp_path / "ws"
-    shutil.copytree(two_runs.workspace.settings.home_resolved, home)
+    home = copy_workspace(two_runs.workspace, tmp_path)
     workspace = Workspace.open(Settings(home=home, n_jobs=1, user="tester"))
-    version = workspace.tracking.get_version("churn", 1)
-    path = (
-        workspace.settings.artifact_root_resolved
-        / "objects"
-        / version.artifact_sha256[:2]
-        / version.artifact_sha256[2:]
-    )
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match=r"refusing to load model churn:1: .*is corrupt"):
-        workspace.load_model(version)
-    workspace.close()
+    try:
+        version = workspace.tracking.get_version("churn", 1)
+        path = (
+            workspace.settings.artifact_root_resolved
+            / "objects"
+            / version.artifact_sha256[:2]
+            / version.artifact_sha256[2:]
+        )
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(IntegrityError, match=r"refusing to load model churn:1: .*is corrupt"):
+            workspace.load_model(version)
+    finally:
+        workspace.close()
 
 
 def test_the_declared_positive_class_is_what_binary_metrics_describe(
